@@ -1,0 +1,61 @@
+"""zerotrust: an embeddable Zero Trust policy decision point."""
+
+from __future__ import annotations
+
+from zerotrust.audit import DecisionLog, JsonLinesLog, LoggingLog, NullLog, audit_record
+from zerotrust.behavior import BehaviorSource
+from zerotrust.decision import (
+    Decision,
+    Effect,
+    EvaluationError,
+    Obligation,
+    Reason,
+    ReportOnlyResult,
+    Risk,
+    StepUp,
+    TraceEntry,
+)
+from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.errors import (
+    BehaviorStoreError,
+    Diagnostic,
+    IdentityError,
+    PolicyError,
+    RequestError,
+    ZeroTrustError,
+)
+from zerotrust.policy.compile import PolicySet
+from zerotrust.request import AccessRequest, Action, Resource, Subject
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessRequest",
+    "Action",
+    "BehaviorSource",
+    "BehaviorStoreError",
+    "Decision",
+    "DecisionLog",
+    "Diagnostic",
+    "Effect",
+    "EvaluationError",
+    "IdentityError",
+    "JsonLinesLog",
+    "LoggingLog",
+    "NullLog",
+    "Obligation",
+    "PolicyDecisionPoint",
+    "PolicyError",
+    "PolicySet",
+    "Reason",
+    "ReportOnlyResult",
+    "RequestError",
+    "Resource",
+    "Risk",
+    "StepUp",
+    "Subject",
+    "TraceEntry",
+    "ZeroTrustError",
+    "__version__",
+    "audit_record",
+]

@@ -1,0 +1,36 @@
+"""The condition language: CEL, behind one small interface.
+
+The rest of zerotrust sees only :class:`Backend` and :class:`Condition`. A backend
+compiles CEL source once at policy load, and per decision turns the request's plain
+JSON values into whatever its conditions read (``bind``). This package is the only
+place that imports ``celpy``; its process-wide side effects (the recursion limit,
+the shared parser) are avoided here, so the host application never notices them.
+"""
+
+from __future__ import annotations
+
+from zerotrust.cel._backend import (
+    VARIABLES,
+    Backend,
+    CelCompileError,
+    Condition,
+    ConditionError,
+)
+from zerotrust.cel._interpreter import InterpreterBackend
+from zerotrust.cel.functions import EXTRA_FUNCTIONS
+
+__all__ = [
+    "EXTRA_FUNCTIONS",
+    "VARIABLES",
+    "Backend",
+    "CelCompileError",
+    "Condition",
+    "ConditionError",
+    "InterpreterBackend",
+    "default_backend",
+]
+
+
+def default_backend() -> Backend:
+    """The backend the engine uses when none is given."""
+    return InterpreterBackend()

@@ -1,0 +1,91 @@
+"""The one exception root and the diagnostics that policy errors carry.
+
+Every error the library raises on purpose is a ``ZeroTrustError``; each subclass
+also inherits the builtin that fits, so callers that already catch ``ValueError``
+keep working.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = [
+    "BehaviorStoreError",
+    "Diagnostic",
+    "IdentityError",
+    "PolicyError",
+    "RequestError",
+    "ZeroTrustError",
+]
+
+
+@attrs.frozen
+class Diagnostic:
+    """One problem found in a policy set, with where it is.
+
+    ``line`` and ``column`` are 1-based; 0 means "the whole file". For CEL errors
+    they point at the offending character inside the file, not inside the string.
+    """
+
+    file: str
+    line: int
+    column: int
+    message: str
+    policy: str | None = None
+    rule: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        subject = ""
+        if self.policy is not None:
+            subject = self.policy if self.rule is None else f"{self.policy}/{self.rule}"
+            subject = f" [{subject}]"
+        return f"{where}:{subject} {self.message}"
+
+
+class ZeroTrustError(Exception):
+    """Root of every error this library raises deliberately."""
+
+
+class PolicyError(ZeroTrustError, ValueError):
+    """A policy set could not be loaded; ``diagnostics`` lists every problem found.
+
+    Raised by loading and reloading. A set with any diagnostic is never partly used.
+    """
+
+    def __init__(self, diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]) -> None:
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
+        count = len(self.diagnostics)
+        head = f"{count} problem{'s' if count != 1 else ''} in policy set"
+        body = "\n".join(f"  {d}" for d in self.diagnostics)
+        super().__init__(f"{head}:\n{body}" if body else head)
+
+
+class RequestError(ZeroTrustError, ValueError):
+    """A request given to the PDP is malformed; ``field`` names the offending path.
+
+    Raised before any policy runs, so nothing is half-evaluated.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.reason = message
+        super().__init__(f"{field}: {message}")
+
+
+class IdentityError(ZeroTrustError, ValueError):
+    """A token or attestation could not be verified.
+
+    ``code`` is stable and machine-readable; the message never contains the token.
+    """
+
+    code: str = "invalid_token"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        if code is not None:
+            self.code = code
+        super().__init__(message)
+
+
+class BehaviorStoreError(ZeroTrustError, RuntimeError):
+    """The recent-behaviour store failed; the PDP then sets ``behavior.available`` false."""

@@ -1,0 +1,261 @@
+"""Validated policies to a compiled, indexed set: CEL compiled once, targets indexed.
+
+Evaluation only ever touches the policies whose target matches the request, so
+decision time does not grow with unrelated policies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from itertools import chain
+from typing import Any
+
+import attrs
+
+from zerotrust.cel import Backend, CelCompileError, Condition
+from zerotrust.decision import Effect, Obligation, StepUp
+from zerotrust.errors import Diagnostic
+from zerotrust.policy.model import CelSource, PolicySpec
+
+__all__ = [
+    "CompiledPolicy",
+    "CompiledRule",
+    "CompiledSignal",
+    "PolicySet",
+    "compile_policies",
+    "revision_of",
+]
+
+
+@attrs.frozen
+class CompiledSignal:
+    ref: str
+    name: str
+    score: int
+    condition: Condition | None
+
+
+@attrs.frozen
+class CompiledRule:
+    ref: str
+    effect: Effect
+    condition: Condition | None
+    reason: str | None
+    report_only: bool
+    step_up: StepUp | None
+    obligations: tuple[Obligation, ...]
+
+
+@attrs.frozen
+class CompiledPolicy:
+    ordinal: int
+    name: str
+    description: str | None
+    signals: tuple[CompiledSignal, ...]
+    rules: tuple[CompiledRule, ...]
+
+
+_Bucket = tuple[CompiledPolicy, ...]
+
+
+@attrs.frozen
+class PolicySet:
+    """An immutable compiled policy set; ``revision`` is a stable hash of its content."""
+
+    policies: tuple[CompiledPolicy, ...]
+    data: Mapping[str, Any] = attrs.field(hash=False)
+    revision: str
+    sources: tuple[str, ...]
+    _exact: Mapping[tuple[str, str], _Bucket] = attrs.field(hash=False, repr=False)
+    _by_resource: Mapping[str, _Bucket] = attrs.field(hash=False, repr=False)
+    _by_action: Mapping[str, _Bucket] = attrs.field(hash=False, repr=False)
+    _anywhere: _Bucket = attrs.field(repr=False)
+
+    def applicable(self, resource_type: str, action: str) -> _Bucket:
+        """The policies whose target matches, in load order."""
+        buckets = [
+            b
+            for b in (
+                self._exact.get((resource_type, action)),
+                self._by_resource.get(resource_type),
+                self._by_action.get(action),
+                self._anywhere,
+            )
+            if b
+        ]
+        if len(buckets) == 1:
+            return buckets[0]
+        if not buckets:
+            return ()
+        return tuple(sorted(chain.from_iterable(buckets), key=lambda p: p.ordinal))
+
+    @property
+    def rule_count(self) -> int:
+        return sum(len(p.rules) for p in self.policies)
+
+
+def _file_position(source: CelSource, line: int, column: int, lines: list[str]) -> tuple[int, int]:
+    """Map a 1-based position inside a CEL string to its position in the YAML file."""
+    if source.style in ("|", ">"):
+        # Block scalars: content starts on the line after the indicator.
+        file_line = source.line + line
+        if source.style == ">":
+            file_line, column = _folded(source, column, lines)
+        text = lines[file_line - 1] if 0 < file_line <= len(lines) else ""
+        indent = len(text) - len(text.lstrip(" "))
+        return file_line, indent + column
+    if line == 1:
+        quote = 1 if source.style in ("'", '"') else 0
+        return source.line, source.column + quote + column - 1
+    return source.line + line - 1, column
+
+
+def _folded(source: CelSource, column: int, lines: list[str]) -> tuple[int, int]:
+    """Folded (``>``) scalars join their lines with spaces; walk them to find the column."""
+    offset = column
+    file_line = source.line + 1
+    while file_line <= len(lines):
+        width = len(lines[file_line - 1].strip()) + 1
+        if offset <= width or file_line == len(lines):
+            return file_line, offset
+        offset -= width
+        file_line += 1
+    return source.line + 1, column
+
+
+def compile_policies(
+    specs: Iterable[PolicySpec],
+    data: Mapping[str, Any],
+    backend: Backend,
+    file_lines: Mapping[str, list[str]],
+) -> tuple[PolicySet | None, list[Diagnostic]]:
+    """Compile every condition; report every CEL problem with its file position."""
+    diagnostics: list[Diagnostic] = []
+    compiled: list[CompiledPolicy] = []
+    seen: dict[str, PolicySpec] = {}
+    ordered = list(specs)
+    for ordinal, spec in enumerate(ordered):
+        if spec.name in seen:
+            first = seen[spec.name]
+            diagnostics.append(
+                Diagnostic(
+                    spec.file,
+                    spec.line,
+                    1,
+                    f"duplicate policy name {spec.name!r} (first in {first.file}:{first.line})",
+                    spec.name,
+                )
+            )
+            continue
+        seen[spec.name] = spec
+        lines = file_lines.get(spec.file, [])
+
+        signals = tuple(
+            CompiledSignal(
+                ref=f"{spec.name}/{s.name}",
+                name=s.name,
+                score=s.score,
+                condition=_compile_condition(
+                    backend, s.when, spec.name, s.name, lines, diagnostics, forbid_risk=True
+                ),
+            )
+            for s in spec.signals
+        )
+        rules = tuple(
+            CompiledRule(
+                ref=f"{spec.name}/{r.id}",
+                effect=r.effect,
+                condition=_compile_condition(backend, r.when, spec.name, r.id, lines, diagnostics),
+                reason=r.reason,
+                report_only=r.report_only,
+                step_up=r.step_up,
+                obligations=tuple(
+                    attrs.evolve(o, rule=f"{spec.name}/{r.id}") for o in r.obligations
+                ),
+            )
+            for r in spec.rules
+        )
+        compiled.append(CompiledPolicy(ordinal, spec.name, spec.description, signals, rules))
+    if diagnostics:
+        return None, diagnostics
+    return _index(compiled, data, ordered), []
+
+
+def _compile_condition(
+    backend: Backend,
+    source: CelSource | None,
+    policy: str,
+    rule: str,
+    lines: list[str],
+    diagnostics: list[Diagnostic],
+    *,
+    forbid_risk: bool = False,
+) -> Condition | None:
+    if source is None:
+        return None
+    try:
+        cond = backend.compile(source.text)
+    except CelCompileError as exc:
+        line, column = _file_position(source, exc.line, exc.column, lines)
+        diagnostics.append(
+            Diagnostic(source.file, line, column, f"CEL: {exc.message}", policy, rule)
+        )
+        return None
+    if forbid_risk and "risk" in cond.variables:
+        diagnostics.append(
+            Diagnostic(
+                source.file,
+                source.line,
+                source.column,
+                "a signal cannot read risk: the score is computed from the signals",
+                policy,
+                rule,
+            )
+        )
+    return cond
+
+
+def revision_of(specs: Iterable[PolicySpec], data: Mapping[str, Any]) -> str:
+    """A hash of what the set means: the documents and data, not comments or file order."""
+    docs = sorted((s.raw for s in specs), key=lambda raw: str(raw.get("policy")))
+    canonical = json.dumps(
+        {"policies": docs, "data": data}, sort_keys=True, separators=(",", ":"), default=str
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def _index(
+    policies: list[CompiledPolicy], data: Mapping[str, Any], specs: list[PolicySpec]
+) -> PolicySet:
+    exact: dict[tuple[str, str], list[CompiledPolicy]] = {}
+    by_resource: dict[str, list[CompiledPolicy]] = {}
+    by_action: dict[str, list[CompiledPolicy]] = {}
+    anywhere: list[CompiledPolicy] = []
+    targets = {s.name: s.target for s in specs}
+    for policy in policies:
+        target = targets[policy.name]
+        resources, actions = target.resources, target.actions
+        if resources is None and actions is None:
+            anywhere.append(policy)
+        elif resources is None:
+            for action in sorted(actions or ()):
+                by_action.setdefault(action, []).append(policy)
+        elif actions is None:
+            for resource in sorted(resources):
+                by_resource.setdefault(resource, []).append(policy)
+        else:
+            for resource in sorted(resources):
+                for action in sorted(actions):
+                    exact.setdefault((resource, action), []).append(policy)
+    return PolicySet(
+        policies=tuple(policies),
+        data=data,
+        revision=revision_of(specs, data),
+        sources=tuple(sorted({s.file for s in specs})),
+        exact={k: tuple(v) for k, v in exact.items()},
+        by_resource={k: tuple(v) for k, v in by_resource.items()},
+        by_action={k: tuple(v) for k, v in by_action.items()},
+        anywhere=tuple(anywhere),
+    )

@@ -1,0 +1,127 @@
+"""YAML to plain values that remember where each came from.
+
+Policy diagnostics must say file, line and column, so we compose YAML node trees
+(safe tags only) and convert them ourselves instead of using ``safe_load``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from typing import Any
+
+import yaml
+
+__all__ = ["LNode", "YamlProblem", "load_documents"]
+
+MAX_NODES = 200_000
+MAX_DEPTH = 64
+
+
+class YamlProblem(Exception):
+    """Internal: a YAML file that cannot be read; carries a position (1-based)."""
+
+    def __init__(self, message: str, line: int, column: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+class LNode:
+    """A YAML value with its position. ``value`` holds plain data for scalars,
+    ``dict[str, LNode]`` for mappings (with ``keys`` positions) and ``list[LNode]``."""
+
+    __slots__ = ("column", "keys", "line", "style", "value")
+
+    def __init__(
+        self,
+        value: Any,
+        line: int,
+        column: int,
+        style: str | None = None,
+        keys: dict[str, LNode] | None = None,
+    ) -> None:
+        self.value = value
+        self.line = line
+        self.column = column
+        self.style = style
+        self.keys = keys
+
+    def plain(self) -> Any:
+        """The value without positions (JSON-shaped; YAML timestamps become ISO strings)."""
+        if isinstance(self.value, dict):
+            return {k: v.plain() for k, v in self.value.items()}
+        if isinstance(self.value, list):
+            return [v.plain() for v in self.value]
+        return self.value
+
+
+def load_documents(text: str) -> list[LNode | None]:
+    """Every YAML document in ``text``; ``None`` for empty documents."""
+    counter = [0]
+    constructor = yaml.SafeLoader("")
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        column = mark.column + 1 if mark else 1
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise YamlProblem(f"invalid YAML: {problem}", line, column) from exc
+    except yaml.YAMLError as exc:
+        raise YamlProblem(f"invalid YAML: {exc}", 1, 1) from exc
+    except RecursionError as exc:
+        raise YamlProblem("invalid YAML: nested too deeply", 1, 1) from exc
+    out: list[LNode | None] = []
+    for node in nodes:
+        if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
+            out.append(None)
+            continue
+        out.append(_convert(node, constructor, counter, 0))
+    return out
+
+
+def _convert(node: yaml.Node, constructor: Any, counter: list[int], depth: int) -> LNode:
+    counter[0] += 1
+    line, column = node.start_mark.line + 1, node.start_mark.column + 1
+    if counter[0] > MAX_NODES:
+        raise YamlProblem(f"document has more than {MAX_NODES} values (alias bomb?)", line, column)
+    if depth > MAX_DEPTH:
+        raise YamlProblem(f"nested deeper than {MAX_DEPTH} levels", line, column)
+    if isinstance(node, yaml.ScalarNode):
+        try:
+            value = constructor.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as exc:
+            raise YamlProblem(f"invalid YAML value: {exc.problem}", line, column) from exc
+        except (yaml.YAMLError, ValueError) as exc:
+            raise YamlProblem(f"invalid YAML value: {exc}", line, column) from exc
+        if isinstance(value, float) and not math.isfinite(value):
+            raise YamlProblem("NaN and infinity are not allowed", line, column)
+        if isinstance(value, datetime.datetime | datetime.date):
+            value = value.isoformat()
+        elif isinstance(value, bytes):
+            raise YamlProblem("binary values are not allowed", line, column)
+        return LNode(value, line, column, style=node.style)
+    if isinstance(node, yaml.SequenceNode):
+        items = [_convert(item, constructor, counter, depth + 1) for item in node.value]
+        return LNode(items, line, column)
+    if isinstance(node, yaml.MappingNode):
+        values: dict[str, LNode] = {}
+        keys: dict[str, LNode] = {}
+        for key_node, value_node in node.value:
+            key = _convert(key_node, constructor, counter, depth + 1)
+            if key.value == "<<" and key_node.tag.endswith(":merge"):
+                raise YamlProblem("YAML merge keys (<<) are not supported", key.line, key.column)
+            if not isinstance(key.value, str):
+                raise YamlProblem(
+                    f"keys must be strings, found {type(key.value).__name__} {key.value!r}",
+                    key.line,
+                    key.column,
+                )
+            if key.value in values:
+                raise YamlProblem(f"duplicate key {key.value!r}", key.line, key.column)
+            values[key.value] = _convert(value_node, constructor, counter, depth + 1)
+            keys[key.value] = key
+        return LNode(values, line, column, keys=keys)
+    raise YamlProblem(f"unsupported YAML node {type(node).__name__}", line, column)
