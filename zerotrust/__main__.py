@@ -1,0 +1,5 @@
+"""``python -m zerotrust``."""
+
+from zerotrust.cli import main
+
+raise SystemExit(main())
