@@ -84,9 +84,13 @@ def parse(source: str, functions: frozenset[str]) -> Parsed:
             exc.column,
         ) from exc
     except UnexpectedToken as exc:
-        found = "end of expression" if exc.token.type == "$END" else repr(str(exc.token))
+        if exc.token.type == "$END":
+            lines = source.split("\n")
+            raise CelCompileError(
+                "syntax error: unexpected end of expression", len(lines), len(lines[-1]) + 1
+            ) from exc
         raise CelCompileError(
-            f"syntax error: unexpected {found}", _pos(exc.line, 1), _pos(exc.column, 1)
+            f"syntax error: unexpected {str(exc.token)!r}", _pos(exc.line, 1), _pos(exc.column, 1)
         ) from exc
     except UnexpectedEOF as exc:
         raise CelCompileError("syntax error: unexpected end of expression") from exc
