@@ -85,18 +85,12 @@ class PolicyDecisionPoint:
         backend: Backend | None = None,
     ) -> PolicyDecisionPoint:
         """Load a policy file or directory; raise :class:`PolicyError` listing every problem."""
-        backend = backend or default_backend()
-
-        def loader(b: Backend) -> PolicySet:
-            return load_path(path, b)
-
-        return cls(
-            loader(backend),
+        return cls._loaded(
+            lambda b: load_path(path, b),
             clock=clock,
             decision_log=decision_log,
             behavior=behavior,
             backend=backend,
-            loader=loader,
         )
 
     @classmethod
@@ -110,15 +104,33 @@ class PolicyDecisionPoint:
         backend: Backend | None = None,
     ) -> PolicyDecisionPoint:
         """Load policies from ``{file name: YAML text}`` (names ending ``.data.yaml`` are data)."""
-        backend = backend or default_backend()
         frozen = dict(texts)
-        return cls(
-            load_texts(frozen, backend),
+        return cls._loaded(
+            lambda b: load_texts(frozen, b),
             clock=clock,
             decision_log=decision_log,
             behavior=behavior,
             backend=backend,
-            loader=lambda b: load_texts(frozen, b),
+        )
+
+    @classmethod
+    def _loaded(
+        cls,
+        loader: Callable[[Backend], PolicySet],
+        *,
+        clock: Clock | None,
+        decision_log: DecisionLog | None,
+        behavior: BehaviorSource | None,
+        backend: Backend | None,
+    ) -> PolicyDecisionPoint:
+        backend = backend or default_backend()
+        return cls(
+            loader(backend),
+            clock=clock,
+            decision_log=decision_log,
+            behavior=behavior,
+            backend=backend,
+            loader=loader,
         )
 
     @property

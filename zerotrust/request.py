@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from zerotrust._describe import describe
 from zerotrust.errors import RequestError
 
 __all__ = ["AccessRequest", "Action", "Resource", "Subject"]
@@ -213,20 +214,7 @@ def _free_map(data: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return f"a Python {type(value).__name__}"
+_kind = describe
 
 
 def _names(keys: frozenset[str]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from zerotrust._describe import describe
 from zerotrust.decision import Effect, Obligation, StepUp
 from zerotrust.errors import Diagnostic
 from zerotrust.policy.located import LNode
@@ -72,19 +73,7 @@ def validate_policy(doc: LNode, file: str) -> tuple[PolicySpec | None, list[Diag
 
 
 def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
+    return describe(value, mapping="a mapping", sequence="a list")
 
 
 def _unknown_keys(node: LNode, allowed: tuple[str, ...], what: str, out: _Collector) -> None:
