@@ -66,7 +66,7 @@ def policies(tmp_path: Path) -> Path:
 
 def test_validate_ok(policies: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(policies)]) == 0
-    assert "ok: 1 policies, 3 rules" in capsys.readouterr().out
+    assert "ok: 1 policy, 3 rules" in capsys.readouterr().out
 
 
 def test_validate_reports_file_line_col(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

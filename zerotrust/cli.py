@@ -73,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Output piped into e.g. `head`: stop quietly, as Unix tools do.
+        sys.stderr.close()
+        return EXIT_OK
 
 
 def _print_diagnostics(exc: PolicyError, out: TextIO) -> None:
@@ -85,12 +89,18 @@ def _print_diagnostics(exc: PolicyError, out: TextIO) -> None:
 def _validate(path: str, out: TextIO) -> int:
     pdp = PolicyDecisionPoint.from_path(path)
     policies = pdp.policies
+    files = len(policies.sources)
     print(
-        f"ok: {len(policies.policies)} policies, {policies.rule_count} rules "
-        f"in {len(policies.sources)} files (revision {policies.revision})",
+        f"ok: {_plural(len(policies.policies), 'policy', 'policies')}, "
+        f"{_plural(policies.rule_count, 'rule')} in {_plural(files, 'file')} "
+        f"(revision {policies.revision})",
         file=out,
     )
     return EXIT_OK
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else plural or word + 's'}"
 
 
 def _test(path: str, verbose: bool, out: TextIO) -> int:

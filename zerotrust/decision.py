@@ -114,7 +114,7 @@ class EvaluationError:
     """A condition that failed at evaluation time, and how it was counted."""
 
     rule: str
-    kind: str  # "rule" or "signal"
+    kind: str  # "rule", "signal" or "report-only"
     message: str
 
     def to_dict(self) -> dict[str, Any]:

@@ -146,6 +146,11 @@ class PolicyDecisionPoint:
         """How many decisions the decision log failed to record."""
         return self._log_failures
 
+    @property
+    def behavior_failures(self) -> int:
+        """How many calls to the behaviour source failed (features then read as unavailable)."""
+        return self._behavior_failures
+
     def reload(self) -> str:
         """Reload from the original source and swap atomically; return the new revision.
 
@@ -167,7 +172,12 @@ class PolicyDecisionPoint:
         explain: bool = False,
         extra: Mapping[str, Any] | None = None,
     ) -> Decision:
-        """Decide one request. Raises only :class:`RequestError` for malformed input."""
+        """Decide one request.
+
+        Raises :class:`RequestError` for malformed input (nothing is evaluated then), and
+        :class:`ZeroTrustError` if the configured clock returns a naive datetime. Errors
+        inside policies never raise: they are recorded in the decision and fail closed.
+        """
         req = AccessRequest.from_mapping(request)
         now = self._now()
         features = self._features(req, now)
@@ -313,8 +323,9 @@ def decide(
     for policy in applicable:
         for rule in policy.rules:
             matched, error = _match(rule, bindings)
-            if error is not None and not rule.report_only:
-                errors.append(EvaluationError(rule.ref, "rule", error))
+            if error is not None:
+                kind = "report-only" if rule.report_only else "rule"
+                errors.append(EvaluationError(rule.ref, kind, error))
             if rule.report_only:
                 report_rules.append((rule, matched, error))
             elif matched:

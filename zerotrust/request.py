@@ -193,6 +193,8 @@ def _optional_id(section: dict[str, Any]) -> str | None:
         return None
     if not isinstance(value, str):
         raise RequestError("resource.id", f"must be a string, not {_kind(value)}")
+    if not value:
+        raise RequestError("resource.id", "must not be empty (leave it out instead)")
     return value
 
 

@@ -7,6 +7,7 @@ one parser through a class attribute, both visible to the host application.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from pathlib import Path
@@ -186,18 +187,24 @@ def _check_names(tree: lark.Tree[Any], functions: frozenset[str]) -> frozenset[s
             if name in _TYPE_NAMES:
                 continue
             line, column = _where(node.children[0])
-            raise CelCompileError(f"unknown variable {name!r}{_suggest(name)}", line, column)
+            raise CelCompileError(
+                f"unknown variable {name!r}{_suggest(name, VARIABLES, listing=True)}", line, column
+            )
         if data in ("ident_arg", "dot_ident_arg"):
             name = str(node.children[0])
             if name not in known_calls:
                 line, column = _where(node.children[0])
-                raise CelCompileError(f"unknown function {name!r}", line, column)
+                raise CelCompileError(
+                    f"unknown function {name!r}{_suggest(name, known_calls)}", line, column
+                )
         if data == "member_dot_arg":
             method = node.children[1]
             name = str(method)
             if name not in known_calls:
                 line, column = _where(method)
-                raise CelCompileError(f"unknown function {name!r}", line, column)
+                raise CelCompileError(
+                    f"unknown function {name!r}{_suggest(name, known_calls)}", line, column
+                )
             if name in _MACROS:
                 args = node.children[2] if len(node.children) > 2 else None
                 exprs = args.children if isinstance(args, lark.Tree) else []
@@ -215,12 +222,8 @@ def _check_names(tree: lark.Tree[Any], functions: frozenset[str]) -> frozenset[s
     return frozenset(used)
 
 
-def _suggest(name: str) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, sorted(VARIABLES), n=1)
-    return (
-        f" (did you mean {close[0]!r}?)"
-        if close
-        else f" (variables: {', '.join(sorted(VARIABLES))})"
-    )
+def _suggest(name: str, known: frozenset[str], *, listing: bool = False) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (variables: {', '.join(sorted(known))})" if listing else ""

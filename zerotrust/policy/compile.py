@@ -18,12 +18,14 @@ from zerotrust.cel import Backend, CelCompileError, Condition
 from zerotrust.decision import Effect, Obligation, StepUp
 from zerotrust.errors import Diagnostic
 from zerotrust.policy.model import CelSource, PolicySpec
+from zerotrust.policy.validate import Condition as FoundCondition
 
 __all__ = [
     "CompiledPolicy",
     "CompiledRule",
     "CompiledSignal",
     "PolicySet",
+    "check_conditions",
     "compile_policies",
     "revision_of",
 ]
@@ -90,6 +92,12 @@ class PolicySet:
         if not buckets:
             return ()
         return tuple(sorted(chain.from_iterable(buckets), key=lambda p: p.ordinal))
+
+    def action_names(self, resource_type: str) -> tuple[str, ...]:
+        """The action names targets name for ``resource_type``, sorted (for action search)."""
+        names = {action for (resource, action) in self._exact if resource == resource_type}
+        names.update(self._by_action)
+        return tuple(sorted(names))
 
     @property
     def rule_count(self) -> int:
@@ -215,6 +223,20 @@ def _compile_condition(
             )
         )
     return cond
+
+
+def check_conditions(
+    conditions: Iterable[FoundCondition], backend: Backend, lines: list[str]
+) -> list[Diagnostic]:
+    """CEL diagnostics for the conditions of a document that failed validation."""
+    diagnostics: list[Diagnostic] = []
+    for c in conditions:
+        found: list[Diagnostic] = []
+        _compile_condition(
+            backend, c.source, c.policy or "", c.owner or "", lines, found, forbid_risk=c.is_signal
+        )
+        diagnostics.extend(attrs.evolve(d, policy=c.policy, rule=c.owner) for d in found)
+    return diagnostics
 
 
 def revision_of(specs: Iterable[PolicySpec], data: Mapping[str, Any]) -> str:

@@ -103,6 +103,8 @@ def _convert(node: yaml.Node, constructor: Any, counter: list[int], depth: int) 
         elif isinstance(value, bytes):
             raise YamlProblem("binary values are not allowed", line, column)
         return LNode(value, line, column, style=node.style)
+    if not node.tag.startswith("tag:yaml.org,2002:"):
+        raise YamlProblem(f"unsupported YAML tag {node.tag!r}", line, column)
     if isinstance(node, yaml.SequenceNode):
         items = [_convert(item, constructor, counter, depth + 1) for item in node.value]
         return LNode(items, line, column)

@@ -9,13 +9,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import attrs
+
 from zerotrust._describe import describe
 from zerotrust.decision import Effect, Obligation, StepUp
 from zerotrust.errors import Diagnostic
 from zerotrust.policy.located import LNode
 from zerotrust.policy.model import CelSource, PolicySpec, RuleSpec, SignalSpec, Target
 
-__all__ = ["NAME_PATTERN", "validate_policy"]
+__all__ = ["NAME_PATTERN", "Condition", "Validated", "validate_policy"]
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 _POLICY_KEYS = ("policy", "description", "target", "signals", "rules")
@@ -35,6 +37,8 @@ class _Collector:
         self.policy: str | None = None
         self.rule: str | None = None
         self.items: list[Diagnostic] = []
+        # Every condition seen, so CEL is checked even when the document has other errors.
+        self.conditions: list[Condition] = []
 
     def add(self, node: LNode | None, message: str, *, line: int = 0, column: int = 0) -> None:
         if node is not None:
@@ -42,12 +46,31 @@ class _Collector:
         self.items.append(Diagnostic(self.file, line, column, message, self.policy, self.rule))
 
 
-def validate_policy(doc: LNode, file: str) -> tuple[PolicySpec | None, list[Diagnostic]]:
-    """Validate one document; the spec is None whenever any diagnostic was found."""
+@attrs.frozen
+class Condition:
+    """A condition found in a document, and whose it is (for diagnostics)."""
+
+    source: CelSource
+    policy: str | None
+    owner: str | None
+    is_signal: bool
+
+
+@attrs.frozen
+class Validated:
+    """One document's outcome: a spec only when no diagnostic was found."""
+
+    spec: PolicySpec | None
+    diagnostics: tuple[Diagnostic, ...]
+    conditions: tuple[Condition, ...]
+
+
+def validate_policy(doc: LNode, file: str) -> Validated:
+    """Validate one document, collecting every structural problem."""
     out = _Collector(file)
     if not isinstance(doc.value, dict):
         out.add(doc, f"a policy document must be a mapping, not {_kind(doc.value)}")
-        return None, out.items
+        return Validated(None, tuple(out.items), ())
     fields: dict[str, LNode] = doc.value
     _unknown_keys(doc, _POLICY_KEYS, "policy", out)
 
@@ -58,7 +81,7 @@ def validate_policy(doc: LNode, file: str) -> tuple[PolicySpec | None, list[Diag
     signals = _signals(fields.get("signals"), out)
     rules = _rules(fields.get("rules"), doc, out)
     if out.items or name is None or target is None:
-        return None, out.items
+        return Validated(None, tuple(out.items), tuple(out.conditions))
     spec = PolicySpec(
         name=name,
         description=description,
@@ -69,7 +92,7 @@ def validate_policy(doc: LNode, file: str) -> tuple[PolicySpec | None, list[Diag
         line=doc.line,
         raw=doc.plain(),
     )
-    return spec, out.items
+    return Validated(spec, (), tuple(out.conditions))
 
 
 def _kind(value: Any) -> str:
@@ -115,7 +138,8 @@ def _str_list(node: LNode, what: str, out: _Collector) -> list[str] | None:
     """A string or a list of non-empty strings."""
     items = node.value if isinstance(node.value, list) else [node]
     if not items:
-        out.add(node, f'{what} must not be empty (use "*" for any)')
+        hint = ' (use "*" for any)' if what.startswith("target") else ""
+        out.add(node, f"{what} must not be empty{hint}")
         return None
     result: list[str] = []
     for item in items:
@@ -150,14 +174,18 @@ def _target(node: LNode | None, out: _Collector) -> Target | None:
     return Target(resources=parts["resources"], actions=parts["actions"])
 
 
-def _cel(node: LNode | None, what: str, out: _Collector) -> CelSource | None:
+def _cel(
+    node: LNode | None, what: str, out: _Collector, owner: str | None, *, is_signal: bool = False
+) -> CelSource | None:
     if node is None:
         return None
     if not isinstance(node.value, str):
         hint = ' (quote it: "true")' if isinstance(node.value, bool) else ""
         out.add(node, f"{what} must be a CEL expression string, not {_kind(node.value)}{hint}")
         return None
-    return CelSource(node.value, out.file, node.line, node.column, node.style)
+    source = CelSource(node.value, out.file, node.line, node.column, node.style)
+    out.conditions.append(Condition(source, out.policy, owner, is_signal))
+    return source
 
 
 def _list_of_mappings(node: LNode | None, what: str, out: _Collector) -> list[LNode]:
@@ -193,7 +221,7 @@ def _signals(node: LNode | None, out: _Collector) -> tuple[SignalSpec, ...]:
         else:
             score = score_node.value
         _optional_str(fields.get("description"), "signal description", out)
-        when = _cel(fields.get("when"), "signal when", out)
+        when = _cel(fields.get("when"), "signal when", out, name, is_signal=True)
         if name is not None and name in seen:
             out.add(
                 fields["name"], f"duplicate signal name {name!r} (first at line {seen[name].line})"
@@ -253,7 +281,7 @@ def _rule(item: LNode, seen: dict[str, LNode], out: _Collector) -> RuleSpec | No
         else:
             report_only = _MODES[mode_node.value]
 
-    when = _cel(fields.get("when"), "rule when", out)
+    when = _cel(fields.get("when"), "rule when", out, rule_id)
     reason = _optional_str(fields.get("reason"), "rule reason", out)
     _optional_str(fields.get("description"), "rule description", out)
     step_up = _step_up(fields.get("step_up"), effect, out)
