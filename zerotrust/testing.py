@@ -22,7 +22,7 @@ from zerotrust.policy.loader import is_test_file, load_path
 from zerotrust.policy.located import LNode, YamlProblem, load_documents
 from zerotrust.request import AccessRequest
 
-__all__ = ["CaseResult", "SuiteReport", "run_suite_file", "run_tests"]
+__all__ = ["CaseResult", "StaticBehavior", "SuiteReport", "run_suite_file", "run_tests"]
 
 _SUITE_KEYS = ("suite", "defaults", "cases")
 _DEFAULT_KEYS = ("now", "request", "behavior")
@@ -66,8 +66,11 @@ class SuiteReport:
         return f"{self.passed} passed, {self.failed} failed"
 
 
-class _FixedBehavior:
-    """Behaviour features given by the test case; records nothing."""
+class StaticBehavior:
+    """Fixed behaviour features (a test case's ``behavior:``); records nothing.
+
+    Use it to test policies on given features without a real store.
+    """
 
     def __init__(self, features: Mapping[str, Any]) -> None:
         self._features = dict(features)
@@ -220,7 +223,7 @@ def _run_case(case: _Case, file: str, policies: PolicySet, backend: Backend) -> 
     pdp = PolicyDecisionPoint(
         policies,
         clock=(lambda: now) if now is not None else None,
-        behavior=_FixedBehavior(case.behavior),
+        behavior=StaticBehavior(case.behavior),
         backend=backend,
     )
     try:
