@@ -16,6 +16,7 @@ from zerotrust.cel._backend import (
     Condition,
     ConditionError,
 )
+from zerotrust.cel._compiler import CompiledBackend
 from zerotrust.cel._interpreter import InterpreterBackend
 from zerotrust.cel.functions import EXTRA_FUNCTIONS
 
@@ -24,6 +25,7 @@ __all__ = [
     "VARIABLES",
     "Backend",
     "CelCompileError",
+    "CompiledBackend",
     "Condition",
     "ConditionError",
     "InterpreterBackend",
@@ -32,5 +34,9 @@ __all__ = [
 
 
 def default_backend() -> Backend:
-    """The backend the engine uses when none is given."""
-    return InterpreterBackend()
+    """The backend the engine uses when none is given: CEL compiled to Python.
+
+    ``InterpreterBackend`` (cel-python's evaluator) stays available as the slow
+    reference the compiler is tested against.
+    """
+    return CompiledBackend()

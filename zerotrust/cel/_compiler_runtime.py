@@ -47,7 +47,7 @@ INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
 UINT_MAX = 2**64 - 1
 _DURATION_MAX_SECONDS = 315_576_000_000
-_DURATION_MAX = datetime.timedelta(seconds=_DURATION_MAX_SECONDS)
+_ARITH_DURATION_MAX = datetime.timedelta(microseconds=INT_MAX // 1000)
 _UTC = datetime.UTC
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
 _ONE_SECOND = datetime.timedelta(seconds=1)
@@ -90,34 +90,38 @@ TIMESTAMP = CelType("google.protobuf.Timestamp")
 DURATION = CelType("google.protobuf.Duration")
 
 #: Identifiers that denote a type value when used bare (``type(x) == int``).
-TYPE_IDENTS: Mapping[str, CelType] = MappingProxyType({
-    "int": INT,
-    "uint": UINT,
-    "double": DOUBLE,
-    "bool": BOOL,
-    "string": STRING,
-    "bytes": BYTES,
-    "list": LIST,
-    "map": MAP,
-    "null_type": NULL_TYPE,
-    "type": TYPE,
-})
+TYPE_IDENTS: Mapping[str, CelType] = MappingProxyType(
+    {
+        "int": INT,
+        "uint": UINT,
+        "double": DOUBLE,
+        "bool": BOOL,
+        "string": STRING,
+        "bytes": BYTES,
+        "list": LIST,
+        "map": MAP,
+        "null_type": NULL_TYPE,
+        "type": TYPE,
+    }
+)
 
-_KINDS: Mapping[type, CelType] = MappingProxyType({
-    bool: BOOL,
-    int: INT,
-    CelUint: UINT,
-    float: DOUBLE,
-    str: STRING,
-    bytes: BYTES,
-    type(None): NULL_TYPE,
-    list: LIST,
-    tuple: LIST,
-    dict: MAP,
-    datetime.datetime: TIMESTAMP,
-    datetime.timedelta: DURATION,
-    CelType: TYPE,
-})
+_KINDS: Mapping[type, CelType] = MappingProxyType(
+    {
+        bool: BOOL,
+        int: INT,
+        CelUint: UINT,
+        float: DOUBLE,
+        str: STRING,
+        bytes: BYTES,
+        type(None): NULL_TYPE,
+        list: LIST,
+        tuple: LIST,
+        dict: MAP,
+        datetime.datetime: TIMESTAMP,
+        datetime.timedelta: DURATION,
+        CelType: TYPE,
+    }
+)
 _NUMERIC = frozenset({INT, UINT, DOUBLE})
 _NUMBER_TYPES = frozenset({int, CelUint, float})
 # Same-type values whose Python == and < are CEL's.
@@ -181,7 +185,9 @@ def _eq_slow(a: Any, b: Any) -> bool:
     ka = kind_of(a)
     kb = kind_of(b)
     if ka in _NUMERIC and kb in _NUMERIC:
-        return bool(a == b)  # Python compares int and float exactly; NaN is unequal
+        if ka is DOUBLE or kb is DOUBLE:
+            return float(a) == float(b)  # as doubles, like cel-go and cel-cpp; NaN unequal
+        return bool(a == b)
     if ka is not kb:
         return False
     if ka is LIST:
@@ -200,7 +206,7 @@ def _eq_slow(a: Any, b: Any) -> bool:
 def lt(a: Any, b: Any) -> bool:
     ta = type(a)
     tb = type(b)
-    if (ta is tb and ta in _PLAIN) or (ta in _NUMBER_TYPES and tb in _NUMBER_TYPES):
+    if ta is tb and ta in _PLAIN:
         return bool(a < b)
     return _order(a, b, "_<_") < 0
 
@@ -208,7 +214,7 @@ def lt(a: Any, b: Any) -> bool:
 def le(a: Any, b: Any) -> bool:
     ta = type(a)
     tb = type(b)
-    if (ta is tb and ta in _PLAIN) or (ta in _NUMBER_TYPES and tb in _NUMBER_TYPES):
+    if ta is tb and ta in _PLAIN:
         return bool(a <= b)
     return _order(a, b, "_<=_") <= 0
 
@@ -216,7 +222,7 @@ def le(a: Any, b: Any) -> bool:
 def gt(a: Any, b: Any) -> bool:
     ta = type(a)
     tb = type(b)
-    if (ta is tb and ta in _PLAIN) or (ta in _NUMBER_TYPES and tb in _NUMBER_TYPES):
+    if ta is tb and ta in _PLAIN:
         return bool(a > b)
     return _order(a, b, "_>_") > 0
 
@@ -224,7 +230,7 @@ def gt(a: Any, b: Any) -> bool:
 def ge(a: Any, b: Any) -> bool:
     ta = type(a)
     tb = type(b)
-    if (ta is tb and ta in _PLAIN) or (ta in _NUMBER_TYPES and tb in _NUMBER_TYPES):
+    if ta is tb and ta in _PLAIN:
         return bool(a >= b)
     return _order(a, b, "_>=_") >= 0
 
@@ -233,9 +239,11 @@ def _order(a: Any, b: Any, op: str) -> int:
     """-1/0/1, or 2 for "unordered" (NaN), for values of subclassed Python types."""
     ka = kind_of(a)
     kb = kind_of(b)
-    ordered = ka in _NUMERIC and kb in _NUMERIC
-    if not ordered and (ka is not kb or ka not in {STRING, BYTES, BOOL, TIMESTAMP, DURATION}):
+    numeric = ka in _NUMERIC and kb in _NUMERIC
+    if not numeric and (ka is not kb or ka not in {STRING, BYTES, BOOL, TIMESTAMP, DURATION}):
         no_overload(op, a, b)
+    if numeric and (ka is DOUBLE or kb is DOUBLE):
+        a, b = float(a), float(b)  # CEL compares int with double as doubles
     if a < b:
         return -1
     if a > b:
@@ -319,13 +327,16 @@ def has(container: Any, field: str) -> bool:
 
 def contained(item: Any, container: Any) -> bool:
     """CEL ``item in container``."""
+    if type(item) is str and type(container) in (list, dict):
+        return item in container  # str == anything else is False, as in CEL
     kind = kind_of(container)
     if kind is LIST:
         ti = type(item)
         if ti is str or ti is float or ti is bytes:
             # Python's == on these agrees with CEL's, for any other element type
             return any(type(e) is ti and e == item for e in container) or (
-                ti is float and any(type(e) in _NUMBER_TYPES and e == item for e in container)
+                ti is float
+                and any(type(e) in _NUMBER_TYPES and float(e) == item for e in container)
             )
         return any(eq(item, e) for e in container)
     if kind is MAP:
@@ -370,7 +381,8 @@ def _uint(r: int) -> CelUint:
 
 
 def _duration(d: datetime.timedelta) -> datetime.timedelta:
-    if -_DURATION_MAX <= d <= _DURATION_MAX:
+    """Durations computed by arithmetic fit int64 nanoseconds (about 292 years), as in cel-go."""
+    if -_ARITH_DURATION_MAX <= d <= _ARITH_DURATION_MAX:
         return d
     raise CelError("duration out of range")
 
@@ -403,7 +415,7 @@ def add(a: Any, b: Any) -> Any:
                 return [*a, *b]
             if ka is DURATION:
                 return _duration(a + b)
-        elif ka is TIMESTAMP and kb is DURATION or ka is DURATION and kb is TIMESTAMP:
+        elif (ka is TIMESTAMP and kb is DURATION) or (ka is DURATION and kb is TIMESTAMP):
             return _timestamp(a + b)
     except OverflowError:
         raise CelError("timestamp out of range") from None
@@ -498,10 +510,15 @@ def not_(a: Any) -> bool:
     no_overload("!_", a)
 
 
+def not_bool(a: Any) -> CelError:
+    """The error for a non-bool operand of ``&&``, ``||``, ``?:`` or a macro predicate."""
+    return CelError(f"no such overload: expected bool, got {_kind_name(a)}")
+
+
 def truth(a: Any) -> bool:
     """A condition or operand of ``&&``/``||``/``!`` must be a bool."""
     if a is True or a is False:
-        return a  # type: ignore[no-any-return]
+        return a
     no_overload("bool", a)
 
 
@@ -636,11 +653,12 @@ def format_double(value: float) -> str:
         return "-0" if math.copysign(1.0, value) < 0 else "0"
     sign, digits, exponent = Decimal(repr(value)).as_tuple()
     text = "".join(map(str, digits)).rstrip("0") or "0"
-    assert isinstance(exponent, int)  # finite  # noqa: S101 - Decimal of a finite float
+    if not isinstance(exponent, int):  # only NaN and infinities, handled above
+        return repr(value)
     point = len(digits) + exponent  # position of the decimal point in ``text``
     exp = point - 1
     lead = "-" if sign else ""
-    if exp < -4 or exp >= max(len(text), 21 if len(text) > 6 else 6):
+    if exp < -4 or exp >= 6:
         mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
         return f"{lead}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
     if point <= 0:
@@ -754,15 +772,17 @@ def to_timestamp(a: Any) -> datetime.datetime:
 
 
 _DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNIT_NS = MappingProxyType({
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-})
+_DURATION_UNIT_NS = MappingProxyType(
+    {
+        "ns": 1,
+        "us": 1_000,
+        "µs": 1_000,
+        "ms": 1_000_000,
+        "s": 1_000_000_000,
+        "m": 60_000_000_000,
+        "h": 3_600_000_000_000,
+    }
+)
 
 
 def parse_duration(text: str) -> datetime.timedelta:
@@ -834,7 +854,7 @@ def _local(ts: Any, tz: Any, name: str) -> datetime.datetime:
 def _duration_part(d: Any, name: str, tz: Any, unit_micros: int, modulo: int | None) -> int:
     if tz is not None:
         no_overload(name, d, tz)
-    micros = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+    micros: int = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
     whole = abs(micros) // unit_micros
     if modulo is not None:
         whole %= modulo
@@ -890,28 +910,32 @@ def get_milliseconds(ts: Any, tz: Any = None) -> int:
 
 
 #: Timestamp/duration accessor methods: CEL name -> implementation.
-ACCESSORS: Mapping[str, Callable[..., int]] = MappingProxyType({
-    "getFullYear": get_full_year,
-    "getMonth": get_month,
-    "getDate": get_date,
-    "getDayOfMonth": get_day_of_month,
-    "getDayOfWeek": get_day_of_week,
-    "getDayOfYear": get_day_of_year,
-    "getHours": get_hours,
-    "getMinutes": get_minutes,
-    "getSeconds": get_seconds,
-    "getMilliseconds": get_milliseconds,
-})
+ACCESSORS: Mapping[str, Callable[..., int]] = MappingProxyType(
+    {
+        "getFullYear": get_full_year,
+        "getMonth": get_month,
+        "getDate": get_date,
+        "getDayOfMonth": get_day_of_month,
+        "getDayOfWeek": get_day_of_week,
+        "getDayOfYear": get_day_of_year,
+        "getHours": get_hours,
+        "getMinutes": get_minutes,
+        "getSeconds": get_seconds,
+        "getMilliseconds": get_milliseconds,
+    }
+)
 
 #: Conversion functions: CEL name -> implementation.
-CONVERSIONS: Mapping[str, Callable[[Any], Any]] = MappingProxyType({
-    "int": to_int,
-    "uint": to_uint,
-    "double": to_double,
-    "string": to_string,
-    "bytes": to_bytes,
-    "bool": to_bool,
-    "timestamp": to_timestamp,
-    "duration": to_duration,
-    "type": type_of,
-})
+CONVERSIONS: Mapping[str, Callable[[Any], Any]] = MappingProxyType(
+    {
+        "int": to_int,
+        "uint": to_uint,
+        "double": to_double,
+        "string": to_string,
+        "bytes": to_bytes,
+        "bool": to_bool,
+        "timestamp": to_timestamp,
+        "duration": to_duration,
+        "type": type_of,
+    }
+)

@@ -6,6 +6,7 @@ rule using it on garbage fails closed instead of silently not matching.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -26,6 +27,12 @@ def _address(ip: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 def _network(cidr: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     if not isinstance(cidr, str):
         raise ValueError(f"cidr must be a string, not {type(cidr).__name__}")
+    return _parse_network(cidr)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """Ranges come from policies and data, so they repeat: parse each once (pure, bounded)."""
     try:
         return ipaddress.ip_network(cidr.strip(), strict=False)
     except ValueError as exc:

@@ -1,0 +1,191 @@
+"""CEL compiled to Python functions: the fast backend.
+
+Each condition becomes one Python function, generated at policy load, that reads the
+request's plain dicts and lists directly: ``bind`` returns the mapping it is given,
+and an evaluation is a handful of dict lookups and comparisons rather than a walk
+over cel-python's tree with its typed wrappers. Semantics are CEL's, not Python's
+(see ``_compiler_runtime``); ``docs/cel-compiler.md`` lists where the result differs
+from cel-python and why. A construct the generator does not handle is a
+:class:`CelCompileError` at load, never a fallback.
+
+Generated functions hold no state of their own (constants are immutable, results are
+fresh objects), so a condition may be called from any number of threads at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import lark
+from lark.exceptions import LarkError
+
+from zerotrust.cel import _compiler_runtime as rt
+from zerotrust.cel._backend import VARIABLES, CelCompileError, ConditionError
+from zerotrust.cel._compiler_codegen import HELPERS, CelLiteralError, Program, generate
+from zerotrust.cel._syntax import MAX_TREE_DEPTH, _parser, parse
+from zerotrust.cel.functions import EXTRA_FUNCTIONS
+
+__all__ = ["CelLiteralError", "CompiledBackend", "compile_expression"]
+
+#: Every function name a condition may call (checked by ``_syntax.parse`` at load).
+FUNCTIONS = frozenset(
+    {"dyn", "size", "contains", "startsWith", "endsWith", "matches"}
+    | set(rt.CONVERSIONS)
+    | set(rt.ACCESSORS)
+    | set(EXTRA_FUNCTIONS)
+)
+
+
+def _error_message(exc: BaseException) -> str:
+    if isinstance(exc, rt.CelError):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return f"no such key: {exc.args[0]!r}" if exc.args else "no such key"
+    if isinstance(exc, RecursionError):
+        return "value nested too deeply to evaluate"
+    if isinstance(exc, TypeError):
+        return f"no such overload ({exc})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _fail(exc: BaseException) -> ConditionError:
+    return ConditionError(_error_message(exc))
+
+
+def _not_boolean(value: Any) -> ConditionError:
+    try:
+        name = rt.kind_of(value).name
+    except rt.CelError:
+        name = type(value).__name__
+    return ConditionError(f"condition gave {name}, not a boolean")
+
+
+_NAMESPACE_BASE: Mapping[str, Any] = {
+    **HELPERS,
+    "__builtins__": {
+        "len": len,
+        "bool": bool,
+        "dict": dict,
+        "str": str,
+        "int": int,
+        "float": float,
+    },
+    "_fail": _fail,
+    "_not_boolean": _not_boolean,
+}
+
+
+def _build(program: Program, source: str, *, condition: bool) -> Callable[[Any], Any]:
+    """Compile the generated source and close it over the program's constants."""
+    params = ", ".join(f"k{i}" for i in range(len(program.constants)))
+    lines = [f"def _make({params}):", "  def cel(b):"]
+    if condition:
+        lines.append("    try:")
+        lines.extend("    " + line for line in program.body)
+        lines.append(f"        r0 = {program.result}")
+        lines.append("    except _Exception as x:")
+        lines.append("        raise _fail(x) from None")
+        lines.append("    if r0 is True or r0 is False:")
+        lines.append("        return r0")
+        lines.append("    raise _not_boolean(r0)")
+    else:
+        lines.extend(program.body)
+        lines.append(f"    return {program.result}")
+    lines.append("  return cel")
+    text = "\n".join(lines) + "\n"
+    namespace = dict(_NAMESPACE_BASE)
+    try:
+        code = compile(text, "<cel>", "exec")
+        exec(code, namespace)
+    except (SyntaxError, RecursionError, MemoryError, ValueError) as exc:
+        raise CelCompileError(f"expression too complex to compile: {exc}") from None
+    maker: Callable[..., Callable[[Any], Any]] = namespace["_make"]
+    fn = maker(*program.constants)
+    fn.__qualname__ = fn.__name__ = "cel_condition" if condition else "cel_expression"
+    fn.__doc__ = source
+    return fn
+
+
+def _generate(tree: lark.Tree[Any], variables: frozenset[str]) -> Program:
+    try:
+        return generate(tree, variables, EXTRA_FUNCTIONS)
+    except RecursionError:
+        raise CelCompileError("expression nested too deeply") from None
+
+
+class _CompiledCondition:
+    """A condition backed by a generated function; ``python_source`` aids debugging."""
+
+    __slots__ = ("_fn", "_source", "_variables", "python_source")
+
+    def __init__(
+        self, source: str, variables: frozenset[str], fn: Callable[[Any], bool], python: str
+    ) -> None:
+        self._source = source
+        self._variables = variables
+        self._fn = fn
+        self.python_source = python
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def variables(self) -> frozenset[str]:
+        return self._variables
+
+    def __call__(self, bindings: Any) -> bool:
+        return self._fn(bindings)
+
+    def __repr__(self) -> str:
+        return f"<compiled CEL condition {self._source!r}>"
+
+
+def _listing(program: Program) -> str:
+    return "\n".join([*program.body, f"    return {program.result}"])
+
+
+class CompiledBackend:
+    """CEL compiled to Python at load; ``bind`` hands the request's values through as-is."""
+
+    name = "compiled"
+
+    def compile(self, source: str) -> _CompiledCondition:
+        parsed = parse(source, FUNCTIONS)
+        program = _generate(parsed.tree, VARIABLES)
+        fn = _build(program, source, condition=True)
+        return _CompiledCondition(source, parsed.variables, fn, _listing(program))
+
+    def bind(self, variables: Mapping[str, Any]) -> Mapping[str, Any]:
+        return variables
+
+    def extend(self, bindings: Any, variables: Mapping[str, Any]) -> dict[str, Any]:
+        return {**bindings, **variables}
+
+
+def compile_expression(source: str, variables: frozenset[str]) -> Callable[[Any], Any]:
+    """Any CEL expression (not only conditions) over ``variables``, for tests and tools.
+
+    The function returns the CEL value, or raises: :class:`rt.CelError` or a builtin
+    lookup/type error for a CEL evaluation error.
+    """
+    if not isinstance(source, str) or not source.strip():
+        raise CelCompileError("empty expression")
+    try:
+        tree = _parser().parse(source)
+    except LarkError as exc:
+        raise CelCompileError(f"syntax error: {exc}") from None
+    except RecursionError:
+        raise CelCompileError("expression nested too deeply") from None
+    _check_depth(tree)
+    return _build(_generate(tree, variables), source, condition=False)
+
+
+def _check_depth(tree: lark.Tree[Any]) -> None:
+    stack: list[tuple[lark.Tree[Any], int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_TREE_DEPTH:
+            raise CelCompileError("expression nested too deeply")
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, lark.Tree))
