@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zerotrust import AccessRequest, RequestError
 
@@ -99,3 +101,37 @@ def test_more_than_10000_values_is_refused() -> None:
 def test_access_request_passes_through() -> None:
     req = AccessRequest.from_mapping(minimal())
     assert AccessRequest.from_mapping(req) is req
+
+
+# The fast copy must never accept what the slow, field-naming walk refuses.
+_JSONISH = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=5)
+    | st.sampled_from([b"x", 1j, object()]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=3) | st.integers(0, 3), inner, max_size=4)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_JSONISH, depth=st.integers(0, 34))
+def test_fast_copy_agrees_with_the_field_naming_walk(value: object, depth: int) -> None:
+    from zerotrust.request import MAX_DEPTH, _copy_fast, _copy_json, _Counter, _NotPlain
+
+    try:
+        slow = _copy_json(value, "x", depth, _Counter())
+    except RequestError:
+        slow = _NotPlain
+    try:
+        fast = _copy_fast(value, depth, [10_000 - 1])
+    except _NotPlain:
+        return  # the slow walk decides; nothing to compare
+    assert depth <= MAX_DEPTH
+    assert fast == slow

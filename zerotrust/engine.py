@@ -322,10 +322,17 @@ def decide(
     report_rules: list[tuple[CompiledRule, bool, str | None]] = []
     for policy in applicable:
         for rule in policy.rules:
-            matched, error = _match(rule, bindings)
-            if error is not None:
-                kind = "report-only" if rule.report_only else "rule"
-                errors.append(EvaluationError(rule.ref, kind, error))
+            condition, error = rule.condition, None
+            if condition is None:
+                matched = True
+            else:
+                try:
+                    matched = condition(bindings)
+                except ConditionError as exc:
+                    # Fail closed: an unknown never allows, and always denies or steps up.
+                    matched, error = rule.effect is not Effect.ALLOW, str(exc)
+                    kind = "report-only" if rule.report_only else "rule"
+                    errors.append(EvaluationError(rule.ref, kind, error))
             if rule.report_only:
                 report_rules.append((rule, matched, error))
             elif matched:
@@ -373,16 +380,6 @@ def decide(
         evaluated_at=now,
         trace=tuple(trace) if trace is not None else None,
     )
-
-
-def _match(rule: CompiledRule, bindings: Any) -> tuple[bool, str | None]:
-    """Whether a rule matches; an erroring condition matches unless it would allow."""
-    if rule.condition is None:
-        return True, None
-    try:
-        return rule.condition(bindings), None
-    except ConditionError as exc:
-        return rule.effect is not Effect.ALLOW, str(exc)
 
 
 def _entry(ref: str, kind: str, effect: str | None, matched: bool, error: str | None) -> TraceEntry:

@@ -15,13 +15,13 @@ fresh objects), so a condition may be called from any number of threads at once.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import lark
 from lark.exceptions import LarkError
 
 from zerotrust.cel import _compiler_runtime as rt
-from zerotrust.cel._backend import VARIABLES, CelCompileError, ConditionError
+from zerotrust.cel._backend import VARIABLES, CelCompileError, Condition, ConditionError
 from zerotrust.cel._compiler_codegen import HELPERS, CelLiteralError, Program, generate
 from zerotrust.cel._syntax import MAX_TREE_DEPTH, _parser, parse
 from zerotrust.cel.functions import EXTRA_FUNCTIONS
@@ -114,34 +114,6 @@ def _generate(tree: lark.Tree[Any], variables: frozenset[str]) -> Program:
         raise CelCompileError("expression nested too deeply") from None
 
 
-class _CompiledCondition:
-    """A condition backed by a generated function; ``python_source`` aids debugging."""
-
-    __slots__ = ("_fn", "_source", "_variables", "python_source")
-
-    def __init__(
-        self, source: str, variables: frozenset[str], fn: Callable[[Any], bool], python: str
-    ) -> None:
-        self._source = source
-        self._variables = variables
-        self._fn = fn
-        self.python_source = python
-
-    @property
-    def source(self) -> str:
-        return self._source
-
-    @property
-    def variables(self) -> frozenset[str]:
-        return self._variables
-
-    def __call__(self, bindings: Any) -> bool:
-        return self._fn(bindings)
-
-    def __repr__(self) -> str:
-        return f"<compiled CEL condition {self._source!r}>"
-
-
 def _listing(program: Program) -> str:
     return "\n".join([*program.body, f"    return {program.result}"])
 
@@ -151,11 +123,18 @@ class CompiledBackend:
 
     name = "compiled"
 
-    def compile(self, source: str) -> _CompiledCondition:
+    def compile(self, source: str) -> Condition:
+        """The generated function itself is the condition: no wrapper call per evaluation.
+
+        It carries ``source``, ``variables`` and, for debugging, ``python_source``.
+        """
         parsed = parse(source, FUNCTIONS)
         program = _generate(parsed.tree, VARIABLES)
-        fn = _build(program, source, condition=True)
-        return _CompiledCondition(source, parsed.variables, fn, _listing(program))
+        fn: Any = _build(program, source, condition=True)
+        fn.source = source
+        fn.variables = parsed.variables
+        fn.python_source = _listing(program)
+        return cast(Condition, fn)
 
     def bind(self, variables: Mapping[str, Any]) -> Mapping[str, Any]:
         return variables

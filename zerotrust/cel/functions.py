@@ -18,6 +18,12 @@ __all__ = ["EXTRA_FUNCTIONS", "ip_in_cidr", "ip_is_private"]
 def _address(ip: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if not isinstance(ip, str):
         raise ValueError(f"ip must be a string, not {type(ip).__name__}")
+    return _parse_address(ip)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """Client addresses repeat from request to request: parse each once (pure, bounded)."""
     try:
         return ipaddress.ip_address(ip.strip())
     except ValueError as exc:
