@@ -1,0 +1,441 @@
+"""Property tests: the combining rules against an oracle, and robustness of the inputs.
+
+Generated policies use constant conditions (``true``, ``false``, one that always
+errors, or none), so a dozen lines of Python (``oracle``) say what the decision must
+be. The CEL interpreter is slow, so sets stay small and example counts modest.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from typing import Any
+
+import attrs
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from strategies import (
+    INT64,
+    REQUEST,
+    PolicyModel,
+    RuleModel,
+    json_ish,
+    mutated_policy_documents,
+    policy_ish_documents,
+    policy_sets,
+    requests,
+    rules,
+    to_texts,
+    yaml_ish_text,
+)
+
+from zerotrust import (
+    AccessRequest,
+    Decision,
+    Effect,
+    PolicyDecisionPoint,
+    PolicyError,
+    RequestError,
+)
+from zerotrust.cel import InterpreterBackend
+from zerotrust.engine import DEFAULT_DENY
+
+NOW = datetime.datetime(2026, 3, 2, 10, 0, tzinfo=datetime.UTC)
+ACCESS = {Effect.DENY: 0, Effect.STEP_UP: 1, Effect.ALLOW: 2}  # how much each lets through
+
+PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+CHEAP = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _clock() -> datetime.datetime:
+    return NOW
+
+
+def decide(policies: tuple[PolicyModel, ...], *, split: bool = False) -> Decision:
+    pdp = PolicyDecisionPoint.from_texts(to_texts(policies, split=split), clock=_clock)
+    return pdp.evaluate(REQUEST)
+
+
+# --- the oracle -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Expected:
+    effect: Effect
+    reasons: tuple[str, ...]
+    risk_score: int
+    risk_signals: tuple[str, ...]
+    step_up: tuple[tuple[str, ...], int | None] | None
+    obligations: tuple[tuple[str, str], ...]
+    report_only: tuple[tuple[str, bool], ...]
+    errors: tuple[str, ...]
+
+
+def _matches(rule: RuleModel) -> bool:
+    if rule.condition == "error":
+        return rule.effect != "allow"  # fail closed: an unknown never allows
+    return rule.condition != "false"
+
+
+def oracle(policies: tuple[PolicyModel, ...]) -> Expected:
+    applicable = [p for p in policies if p.applies]
+    errors: list[str] = []
+    score, names = 0, []
+    for p in applicable:
+        for s in p.signals:
+            if s.condition == "error":
+                errors.append(f"{p.name}/{s.name}")
+            if s.condition != "false":
+                score += s.score
+                names.append(s.name)
+    matched: dict[str, list[tuple[str, RuleModel]]] = {"deny": [], "step_up": [], "allow": []}
+    report_only = []
+    for p in applicable:
+        for r in p.rules:
+            ref = f"{p.name}/{r.id}"
+            if r.condition == "error":
+                errors.append(ref)  # reported, report-only or not
+            if r.report_only:
+                report_only.append((ref, _matches(r)))
+                continue
+            if _matches(r):
+                matched[r.effect].append((ref, r))
+    effect = next((e for e in ("deny", "step_up", "allow") if matched[e]), "deny")
+    reasons = tuple(ref for e in ("deny", "step_up", "allow") for ref, _ in matched[e])
+    step_up = None
+    if effect == "step_up":
+        acr: list[str] = []
+        ages = []
+        for _, r in matched["step_up"]:
+            for value in r.acr_values:
+                if value not in acr:
+                    acr.append(value)
+            if r.max_age is not None:
+                ages.append(r.max_age)
+        step_up = (tuple(acr), min(ages) if ages else None)
+    return Expected(
+        effect=Effect(effect),
+        reasons=reasons or ("default-deny",),
+        risk_score=min(100, score),
+        risk_signals=tuple(names),
+        step_up=step_up,
+        obligations=tuple((t, ref) for ref, r in matched[effect] for t in r.obligations),
+        report_only=tuple(report_only),
+        errors=tuple(errors),
+    )
+
+
+def observed(d: Decision) -> Expected:
+    return Expected(
+        effect=d.effect,
+        reasons=tuple(r.rule for r in d.reasons),
+        risk_score=d.risk.score,
+        risk_signals=d.risk.signals,
+        step_up=(d.step_up.acr_values, d.step_up.max_age) if d.step_up is not None else None,
+        obligations=tuple((o.type, o.rule or "") for o in d.obligations),
+        report_only=tuple((r.rule, r.matched) for r in d.report_only),
+        errors=tuple(e.rule for e in d.errors),
+    )
+
+
+def _outcome(d: Decision) -> tuple[Any, ...]:
+    """What a report-only rule must never change."""
+    return (d.effect, d.reasons, d.risk, d.step_up, d.obligations)
+
+
+# --- combining --------------------------------------------------------------------------
+
+
+@PROPERTY
+@given(policy_sets(report_only=None), st.booleans())
+def test_decision_matches_the_oracle(policies: tuple[PolicyModel, ...], split: bool) -> None:
+    assert observed(decide(policies, split=split)) == oracle(policies)
+
+
+@PROPERTY
+@given(policy_sets(allow_conditions=("false", "error"), report_only=None))
+def test_default_deny_when_no_rule_allows(policies: tuple[PolicyModel, ...]) -> None:
+    d = decide(policies)
+    assert not d.allowed
+    matched = [r for r in d.reasons if r.rule != DEFAULT_DENY]
+    assert all(r.effect is not Effect.ALLOW for r in matched)
+    if not matched:
+        assert d.effect is Effect.DENY
+        assert [(r.rule, r.effect) for r in d.reasons] == [(DEFAULT_DENY, Effect.DENY)]
+        assert d.step_up is None and d.obligations == ()
+
+
+@PROPERTY
+@given(
+    st.lists(st.sampled_from(["allow", "deny", "step_up"]), min_size=1, max_size=5),
+    st.data(),
+)
+def test_deny_overrides_step_up_overrides_allow(effects: list[str], data: st.DataObject) -> None:
+    """Every rule matches; the strongest effect wins, whatever the order and policies."""
+    policies: list[PolicyModel] = []
+    for i, effect in enumerate(effects):
+        rule = RuleModel(
+            id=f"r{i}", effect=effect, condition=data.draw(st.sampled_from(["true", "absent"]))
+        )
+        if policies and data.draw(st.booleans()):
+            policies[-1] = attrs.evolve(policies[-1], rules=(*policies[-1].rules, rule))
+        else:
+            policies.append(PolicyModel(f"p{i}", None, (), (rule,)))
+    strongest = next(e for e in ("deny", "step_up", "allow") if e in effects)
+    d = decide(tuple(policies))
+    assert d.effect is Effect(strongest)
+    assert {r.effect for r in d.reasons} == {Effect(e) for e in effects}
+
+
+def _insert(
+    policies: tuple[PolicyModel, ...], rule: RuleModel, data: st.DataObject
+) -> tuple[PolicyModel, ...]:
+    """``policies`` with ``rule`` added to one of them (or to a new policy)."""
+    index = data.draw(st.integers(min_value=0, max_value=len(policies)), label="policy")
+    if index == len(policies):
+        target = data.draw(st.sampled_from([None, ("doc",), ("*",), ("invoice",)]), label="target")
+        return (*policies, PolicyModel(f"added-{len(policies)}", target, (), (rule,)))
+    policy = policies[index]
+    at = data.draw(st.integers(min_value=0, max_value=len(policy.rules)), label="position")
+    new_rules = (*policy.rules[:at], rule, *policy.rules[at:])
+    return (*policies[:index], attrs.evolve(policy, rules=new_rules), *policies[index + 1 :])
+
+
+@PROPERTY
+@given(policy_sets(report_only=None), st.data())
+def test_adding_a_deny_rule_never_widens_access(
+    policies: tuple[PolicyModel, ...], data: st.DataObject
+) -> None:
+    deny = data.draw(rules(rule_id="added-deny", effects=("deny",), report_only=None))
+    before = decide(policies)
+    after = decide(_insert(policies, deny, data))
+    assert ACCESS[after.effect] <= ACCESS[before.effect]
+    if not before.allowed:
+        assert not after.allowed
+
+
+@PROPERTY
+@given(policy_sets(report_only=None), st.sampled_from(["deny", "step_up"]), st.data())
+def test_an_erroring_deny_or_step_up_rule_never_allows(
+    policies: tuple[PolicyModel, ...], effect: str, data: st.DataObject
+) -> None:
+    failing = RuleModel(id="failing", effect=effect, condition="error")
+    extended = _insert(policies, failing, data)
+    applies = any(p.applies and failing in p.rules for p in extended)
+    d = decide(extended)
+    if applies:
+        assert not d.allowed
+        assert ACCESS[d.effect] <= ACCESS[Effect(effect)]
+        assert any(e.rule.endswith("/failing") for e in d.errors)
+    else:
+        assert not any(e.rule.endswith("/failing") for e in d.errors)
+
+
+@PROPERTY
+@given(
+    policy_sets(report_only=False),
+    st.lists(rules(report_only=True), min_size=1, max_size=3),
+    st.data(),
+)
+def test_report_only_rules_never_change_the_outcome(
+    policies: tuple[PolicyModel, ...], extra: list[RuleModel], data: st.DataObject
+) -> None:
+    extended = policies
+    for i, rule in enumerate(extra):
+        extended = _insert(extended, attrs.evolve(rule, id=f"watch-{i}"), data)
+    before, after = decide(policies), decide(extended)
+    assert _outcome(after) == _outcome(before)
+    added = sum(1 for p in extended if p.applies for r in p.rules if r.report_only)
+    assert len(after.report_only) == added
+
+
+@PROPERTY
+@given(policy_sets(report_only=None))
+def test_evaluation_is_deterministic_for_a_fixed_clock(policies: tuple[PolicyModel, ...]) -> None:
+    pdp = PolicyDecisionPoint.from_texts(to_texts(policies), clock=_clock)
+    first, second = (pdp.evaluate(REQUEST, explain=True) for _ in range(2))
+    assert _outcome(first) == _outcome(second)
+    assert (first.report_only, first.errors, first.trace) == (
+        second.report_only,
+        second.errors,
+        second.trace,
+    )
+    assert first.evaluated_at == second.evaluated_at == NOW
+    assert first.policy_revision == second.policy_revision
+    assert first.decision_id != second.decision_id
+    one, two = first.to_dict(), second.to_dict()
+    del one["decision_id"], two["decision_id"]
+    assert one == two
+
+
+@PROPERTY
+@given(policy_sets(max_policies=3, max_rules=1, max_signals=4, report_only=None))
+def test_risk_is_the_capped_sum_of_matched_signals(policies: tuple[PolicyModel, ...]) -> None:
+    d = decide(policies)
+    expected = oracle(policies)
+    assert (d.risk.score, d.risk.signals) == (expected.risk_score, expected.risk_signals)
+    assert 0 <= d.risk.score <= 100
+
+
+# --- CEL diagnostics point into the file ------------------------------------------------
+
+_PIECES = st.sampled_from(
+    [
+        "subject.id == resource.id",
+        "context.records > 3",
+        "device.managed",
+        "!device.compliant",
+        "size(subject.properties) >= 2",
+        "resource.type in data.types",
+        "(action.name == action.name)",
+    ]
+)
+
+
+@st.composite
+def _cel_error_documents(draw: st.DrawFn) -> str:
+    """A policy whose one condition holds a stray ``@`` (the only one in the file), in
+    any scalar style, with the condition on one line.
+
+    Multi-line flow scalars, escapes, more-indented block lines and blank lines in
+    folded blocks are left out: their positions are known to be wrong (see the
+    xfail cases ``cel-syntax-error-*`` in ``policies/malformed/expected.yaml``).
+    """
+    style = draw(st.sampled_from(["plain", "single", "double", "literal", "folded", "flow"]))
+    pieces = draw(st.lists(_PIECES, min_size=1, max_size=4))
+    if style == "plain":  # a plain scalar cannot start with "@" or "!" (a tag)
+        pieces.insert(0, "device.managed")
+    first = 1 if style == "plain" else 0
+    pieces.insert(draw(st.integers(min_value=first, max_value=len(pieces))), "@oops")
+    expression = draw(st.sampled_from([" && ", " || ", "&&", " ||  "])).join(pieces)
+    indent = " " * draw(st.integers(min_value=0, max_value=4))
+    if style == "flow":
+        quote = draw(st.sampled_from(["'", '"']))
+        rule = f"{indent}- {{id: r, effect: deny, when: {quote}{expression}{quote}}}\n"
+    else:
+        if style in ("literal", "folded"):
+            deeper = indent + " " * draw(st.integers(min_value=3, max_value=6))
+            header = ("|" if style == "literal" else ">") + draw(st.sampled_from(["", "-", "+"]))
+            blank = draw(st.sampled_from(["", "\n"])) if style == "literal" else ""
+            when = f"{header}\n{blank}{deeper}{expression}\n"
+        else:
+            quote = {"plain": "", "single": "'", "double": '"'}[style]
+            when = f"{quote}{expression}{quote}\n"
+        rule = f"{indent}- id: r\n{indent}  effect: deny\n{indent}  when: {when}"
+    return f"policy: p\nrules:\n{rule}"
+
+
+@PROPERTY
+@given(_cel_error_documents())
+def test_cel_errors_point_at_the_offending_character_in_the_file(text: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        PolicyDecisionPoint.from_texts({"p.yaml": text})
+    (d,) = info.value.diagnostics
+    (line,) = [n for n, content in enumerate(text.splitlines(), 1) if "@" in content]
+    assert (d.line, d.column) == (line, text.splitlines()[line - 1].index("@") + 1), d
+    assert (d.policy, d.rule) == ("p", "r")
+    assert "syntax error" in d.message
+
+
+# --- robustness -------------------------------------------------------------------------
+
+
+@CHEAP
+@given(yaml_ish_text())
+def test_loader_raises_only_policy_error_on_arbitrary_yaml(text: str) -> None:
+    _load_or_policy_error({"policy.yaml": text})
+
+
+@PROPERTY
+@given(st.lists(policy_ish_documents() | mutated_policy_documents(), min_size=1, max_size=3))
+def test_loader_raises_only_policy_error_on_arbitrary_documents(documents: list[Any]) -> None:
+    _load_or_policy_error({"policy.yaml": yaml.safe_dump_all(documents, sort_keys=False)})
+
+
+def _load_or_policy_error(texts: dict[str, str]) -> None:
+    try:
+        pdp = PolicyDecisionPoint.from_texts(texts, clock=_clock)
+    except PolicyError as exc:
+        assert exc.diagnostics
+        for d in exc.diagnostics:
+            assert d.line >= 0 and d.column >= 0 and d.message
+        return
+    assert isinstance(pdp.evaluate(REQUEST), Decision)  # a set that loads can decide
+
+
+@CHEAP
+@given(json_ish())
+def test_from_mapping_raises_only_request_error(data: Any) -> None:
+    try:
+        AccessRequest.from_mapping(data)
+    except RequestError as exc:
+        assert isinstance(exc.field, str) and exc.reason
+
+
+@CHEAP
+@given(requests())
+def test_from_mapping_accepts_every_valid_request(data: dict[str, Any]) -> None:
+    req = AccessRequest.from_mapping(data)
+    subject, resource = data["subject"], data["resource"]
+    assert req.subject.id == subject["id"]
+    assert req.subject.type == (subject.get("type") or "user")
+    assert dict(req.subject.properties) == (subject.get("properties") or {})
+    assert req.action.name == data["action"]["name"]
+    assert req.resource.type == resource["type"]
+    assert req.resource.id == resource.get("id")
+    assert dict(req.device) == (data.get("device") or {})
+    assert dict(req.context) == (data.get("context") or {})
+    assert AccessRequest.from_mapping(req.to_dict()) == req
+
+
+READS_EVERYTHING = """
+policy: reads-everything
+signals:
+  - {name: odd-context, when: "context.size > 3", score: 40}
+rules:
+  - id: deny-weird
+    effect: deny
+    when: "subject.properties.level > 3 || resource.properties.tags.exists(t, t == 'x')"
+  - id: step-up-device
+    effect: step_up
+    when: "device.managed == false && action.properties.bulk == true"
+  - id: allow-owner
+    effect: allow
+    when: "resource.id == subject.id && subject.type == 'user'"
+"""
+
+
+@functools.cache
+def _reads_everything() -> PolicyDecisionPoint:
+    return PolicyDecisionPoint.from_texts({"p.yaml": READS_EVERYTHING}, clock=_clock)
+
+
+@CHEAP
+@given(requests())
+def test_evaluate_decides_every_valid_request(data: dict[str, Any]) -> None:
+    """Odd but valid requests make conditions error, never ``evaluate`` raise."""
+    d = _reads_everything().evaluate(data)
+    assert d.effect in set(Effect)
+
+
+# Not a hypothesis test: a failing hypothesis test makes its pytest plugin import libcst,
+# whose DeprecationWarning (filterwarnings=error) turns the expected failure into an
+# INTERNALERROR.
+@pytest.mark.xfail(
+    strict=True,
+    reason="integers beyond 64 bits pass request validation, then InterpreterBackend.bind "
+    "raises ValueError('overflow') out of evaluate()",
+)
+@pytest.mark.parametrize("big", [INT64[1] + 1, INT64[0] - 1, 10**30])
+def test_interpreter_decides_requests_with_integers_beyond_64_bits(big: int) -> None:
+    pdp = PolicyDecisionPoint.from_texts(
+        {"p.yaml": READS_EVERYTHING}, clock=_clock, backend=InterpreterBackend()
+    )
+    request = {**REQUEST, "context": {"records": big}}
+    try:
+        d = pdp.evaluate(request)
+    except RequestError:
+        return  # refusing the request is an acceptable fix
+    assert d.effect in set(Effect)

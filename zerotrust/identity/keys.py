@@ -1,0 +1,468 @@
+"""Where verification keys come from: static keys, JWKS documents, a JWKS URL, an HMAC secret.
+
+Every key is pinned to the algorithms its type allows (an RSA key never verifies an
+HMAC, an EC key only its own curve), so the header ``alg`` can choose among a key's
+algorithms but never change what kind of key is used. Symmetric keys exist only as an
+explicitly configured :class:`HMACKey`: a JWKS (file, URL, static) never yields one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+import cachetools
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+from zerotrust.identity.errors import IdentityConfigError, KeysUnavailableError
+
+__all__ = [
+    "ASYMMETRIC_ALGORITHMS",
+    "DEFAULT_ALGORITHMS",
+    "HMAC_ALGORITHMS",
+    "HMACKey",
+    "KeySource",
+    "RemoteJWKS",
+    "StaticKeys",
+    "VerificationKey",
+    "load_key",
+]
+
+_log = logging.getLogger("zerotrust.identity")
+
+_RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+_EC_ALGORITHM_BY_CURVE = MappingProxyType(
+    {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512", "secp256k1": "ES256K"}
+)
+_JWK_CURVES = frozenset({"P-256", "P-384", "P-521", "secp256k1"})
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+"""The HMAC algorithms; usable only with an :class:`HMACKey`."""
+ASYMMETRIC_ALGORITHMS = _RSA_ALGORITHMS | frozenset(_EC_ALGORITHM_BY_CURVE.values()) | {"EdDSA"}
+"""Every asymmetric algorithm a key may be pinned to."""
+DEFAULT_ALGORITHMS = ASYMMETRIC_ALGORITHMS - {"ES256K"}
+"""The default allow-list: asymmetric JOSE algorithms in common use."""
+# RFC 7518 3.2: an HMAC key must be at least as long as the hash output.
+_HMAC_MIN_BYTES = MappingProxyType({"HS256": 32, "HS384": 48, "HS512": 64})
+_MIN_RSA_BITS = 2048
+_PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+_MAX_KEYS = 100
+_LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+@attrs.frozen
+class VerificationKey:
+    """One key and the algorithms it may verify. ``key`` is never shown in a repr."""
+
+    kid: str | None
+    algorithms: frozenset[str]
+    key: Any = attrs.field(eq=False, repr=False)
+
+
+_Keys = tuple[VerificationKey, ...]
+
+
+@runtime_checkable
+class KeySource(Protocol):
+    """Supplies the keys of one issuer."""
+
+    def lookup(self, kid: str | None) -> tuple[VerificationKey, ...]:
+        """Keys whose ``kid`` is ``kid`` (every key when ``kid`` is None); may refresh."""
+        ...
+
+    def would_block(self, kid: str | None) -> bool:
+        """Whether :meth:`lookup` for this ``kid`` might do network I/O now."""
+        ...
+
+
+def load_key(
+    material: Any, *, kid: str | None = None, algorithm: str | None = None
+) -> VerificationKey:
+    """Build a public key from a JWK mapping, PEM (key or certificate), OpenSSH line or key object.
+
+    Private keys and symmetric JWKs are refused: a verifier needs only public keys, and
+    HMAC secrets must be configured as :class:`HMACKey` so they can never mix with these.
+    """
+    try:
+        if isinstance(material, Mapping):
+            return _from_jwk(material, kid=kid, algorithm=algorithm)
+        if isinstance(material, str):
+            material = material.encode("utf-8")
+        if isinstance(material, bytes):
+            text = material.strip()
+            if text.startswith(b"{"):
+                return _from_jwk(_loads(text), kid=kid, algorithm=algorithm)
+            material = _load_text_key(text)
+        return _from_object(material, kid=kid, algorithm=algorithm)
+    except IdentityConfigError:
+        raise
+    except Exception as exc:
+        raise IdentityConfigError(
+            f"cannot load a public key from the given {type(material).__name__}"
+        ) from exc
+
+
+def _to_keys(items: Any) -> tuple[VerificationKey, ...]:
+    if isinstance(items, Mapping | str | bytes) or not isinstance(items, Iterable):
+        items = (items,)
+    return tuple(i if isinstance(i, VerificationKey) else load_key(i) for i in items)
+
+
+def _select(keys: tuple[VerificationKey, ...], kid: str | None) -> tuple[VerificationKey, ...]:
+    if kid is None:
+        return keys
+    return tuple(k for k in keys if k.kid == kid)
+
+
+@attrs.frozen
+class StaticKeys:
+    """Keys fixed at configuration time (PEM, JWK, OpenSSH, key objects, a JWKS file)."""
+
+    keys: tuple[VerificationKey, ...] = attrs.field(converter=_to_keys)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.keys:
+            raise IdentityConfigError("StaticKeys needs at least one key")
+
+    @classmethod
+    def from_jwks(cls, document: Mapping[str, Any]) -> StaticKeys:
+        """Every usable key of a JWKS document; unusable ones are refused, not skipped."""
+        return cls(_jwks_keys(document, strict=True))
+
+    @classmethod
+    def from_jwks_file(cls, path: str | Path) -> StaticKeys:
+        """Read a JWKS file once. Build a new verifier to pick up a changed file."""
+        try:
+            document = _loads(Path(path).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise IdentityConfigError(f"cannot read JWKS file {str(path)!r}") from exc
+        return cls.from_jwks(document)
+
+    def lookup(self, kid: str | None) -> tuple[VerificationKey, ...]:
+        return _select(self.keys, kid)
+
+    def would_block(self, kid: str | None) -> bool:
+        return False
+
+
+@attrs.frozen
+class HMACKey:
+    """An explicitly configured HMAC secret: the only way HS256/384/512 can be enabled.
+
+    The secret must be at least as long as the hash (RFC 7518 3.2). With a ``kid``, a
+    token naming another ``kid`` is refused.
+    """
+
+    secret: bytes = attrs.field(repr=False)
+    kid: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.secret, bytes):
+            raise IdentityConfigError("HMACKey.secret must be bytes")
+        if len(self.secret) < _HMAC_MIN_BYTES["HS256"]:
+            raise IdentityConfigError("HMACKey.secret must be at least 32 bytes")
+
+    @property
+    def algorithms(self) -> frozenset[str]:
+        """The HMAC algorithms this secret is long enough for."""
+        return frozenset(a for a, n in _HMAC_MIN_BYTES.items() if len(self.secret) >= n)
+
+    def lookup(self, kid: str | None) -> tuple[VerificationKey, ...]:
+        if self.kid is not None and kid is not None and kid != self.kid:
+            return ()
+        return (VerificationKey(self.kid, self.algorithms, self.secret),)
+
+    def would_block(self, kid: str | None) -> bool:
+        return False
+
+
+class RemoteJWKS:
+    """A JWKS URL, fetched with the standard library, cached, refreshed on an unknown ``kid``.
+
+    Fetches happen at most once per ``min_refresh_interval`` seconds whatever the cause
+    (cache expiry, unknown kid, failure), so a flood of random kids cannot hammer the
+    identity provider. When a fetch fails the last good keys stay in use; with none,
+    verification fails with :class:`KeysUnavailableError`. Plain ``http`` is refused
+    except to a loopback host; redirects are refused.
+    """
+
+    __slots__ = (
+        "_cache",
+        "_fetches",
+        "_inflight",
+        "_last_attempt",
+        "_last_good",
+        "_lock",
+        "_opener",
+        "_timer",
+        "max_bytes",
+        "min_refresh_interval",
+        "timeout",
+        "url",
+    )
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        cache_ttl: float = 300.0,
+        min_refresh_interval: float = 30.0,
+        max_bytes: int = 1 << 20,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        loopback = _check_url(url)
+        if not 0 < timeout <= 60:
+            raise IdentityConfigError("RemoteJWKS timeout must be in (0, 60] seconds")
+        if cache_ttl <= 0 or min_refresh_interval < 0 or max_bytes <= 0:
+            raise IdentityConfigError("RemoteJWKS cache_ttl, interval and size must be positive")
+        self.url = url
+        self.timeout = timeout
+        self.min_refresh_interval = min_refresh_interval
+        self.max_bytes = max_bytes
+        self._fetches = 0
+        self._timer = timer
+        self._cache: cachetools.TTLCache[str, tuple[VerificationKey, ...]] = cachetools.TTLCache(
+            maxsize=1, ttl=cache_ttl, timer=timer
+        )
+        self._last_good: _Keys | None = None
+        self._last_attempt: float | None = None
+        self._lock = threading.Lock()
+        self._inflight: threading.Event | None = None
+        handlers: list[urllib.request.BaseHandler] = [_RefuseRedirects()]
+        if loopback:
+            handlers.append(urllib.request.ProxyHandler({}))  # never proxy a loopback address
+        self._opener = urllib.request.build_opener(*handlers)
+
+    def __repr__(self) -> str:
+        return f"RemoteJWKS({self.url!r})"
+
+    @property
+    def fetches(self) -> int:
+        """How many fetches were attempted (for metrics and tests)."""
+        return self._fetches
+
+    def lookup(self, kid: str | None) -> tuple[VerificationKey, ...]:
+        waited = False
+        while True:
+            with self._lock:
+                cached, keys, found = self._known(kid)
+                answered = keys is not None and (bool(found) or kid is None)
+                if cached is not None and answered:
+                    return found
+                inflight, mine = self._inflight, False
+                if inflight is None and self._may_fetch():
+                    inflight = self._inflight = threading.Event()
+                    self._last_attempt = self._timer()
+                    self._fetches += 1
+                    mine = True
+            if mine:
+                self._finish(inflight, self._download())
+                with self._lock:
+                    return self._answer(kid)
+            if inflight is not None and not answered and not waited:
+                # Another thread is fetching and only its result can answer: wait once.
+                inflight.wait(self.timeout + 1)
+                waited = True
+                continue
+            with self._lock:
+                return self._answer(kid)
+
+    def would_block(self, kid: str | None) -> bool:
+        with self._lock:
+            cached, keys, found = self._known(kid)
+            answered = keys is not None and (bool(found) or kid is None)
+            if cached is not None and answered:
+                return False
+            if self._inflight is None:
+                return self._may_fetch()
+            return not answered
+
+    def refresh(self) -> bool:
+        """Fetch now, ignoring the rate limit; return whether it succeeded."""
+        with self._lock:
+            self._last_attempt = self._timer()
+            self._fetches += 1
+        keys = self._download()
+        self._finish(None, keys)
+        return keys is not None
+
+    def _known(self, kid: str | None) -> tuple[_Keys | None, _Keys | None, _Keys]:
+        cached = self._cache.get("keys")
+        keys = cached if cached is not None else self._last_good
+        return cached, keys, (_select(keys, kid) if keys is not None else ())
+
+    def _answer(self, kid: str | None) -> tuple[VerificationKey, ...]:
+        if self._last_good is None:
+            raise KeysUnavailableError("no verification keys could be loaded")
+        return _select(self._last_good, kid)
+
+    def _may_fetch(self) -> bool:
+        last = self._last_attempt
+        return last is None or self._timer() - last >= self.min_refresh_interval
+
+    def _finish(self, inflight: threading.Event | None, keys: _Keys | None) -> None:
+        with self._lock:
+            if keys is not None:
+                self._cache["keys"] = keys
+                self._last_good = keys
+            if inflight is not None:
+                self._inflight = None
+                inflight.set()
+
+    def _download(self) -> _Keys | None:
+        """Fetch and parse the JWKS without holding the lock, so known keys keep working."""
+        try:
+            request = urllib.request.Request(
+                self.url, headers={"Accept": "application/json", "User-Agent": "zerotrust"}
+            )
+            with self._opener.open(request, timeout=self.timeout) as response:
+                if response.status != 200:
+                    raise ValueError(f"HTTP status {response.status}")
+                body = response.read(self.max_bytes + 1)
+            if len(body) > self.max_bytes:
+                raise ValueError(f"JWKS larger than {self.max_bytes} bytes")
+            keys = _jwks_keys(_loads(body), strict=False)
+            if not keys:
+                raise ValueError("JWKS has no usable signing key")
+        except Exception as exc:
+            _log.warning(
+                "JWKS fetch from %s failed (%s); keeping %s",
+                self.url,
+                type(exc).__name__,
+                "the last good keys" if self._last_good else "no keys",
+            )
+            return None
+        return keys
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        raise urllib.error.URLError("JWKS redirects are refused")
+
+
+def _check_url(url: str) -> bool:
+    """Refuse anything but https (or http to a loopback host); return whether it is loopback."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        loopback = host in _LOOPBACK_NAMES or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme == "https" and host:
+        return loopback
+    if parts.scheme == "http" and loopback:
+        return True
+    raise IdentityConfigError("a JWKS URL must be https (plain http only to a loopback host)")
+
+
+def _jwks_keys(document: Any, *, strict: bool) -> tuple[VerificationKey, ...]:
+    if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
+        raise IdentityConfigError('a JWKS must be an object with a "keys" array')
+    entries = document["keys"]
+    if len(entries) > _MAX_KEYS:
+        raise IdentityConfigError(f"a JWKS with more than {_MAX_KEYS} keys is refused")
+    keys: list[VerificationKey] = []
+    for index, entry in enumerate(entries):
+        try:
+            keys.append(load_key(entry) if isinstance(entry, Mapping) else _not_a_jwk(index))
+        except IdentityConfigError as exc:
+            if strict:
+                raise
+            _log.info("JWKS key %d skipped: %s", index, exc)
+    return tuple(keys)
+
+
+def _not_a_jwk(index: int) -> VerificationKey:
+    raise IdentityConfigError(f"JWKS entry {index} is not an object")
+
+
+def _from_jwk(jwk: Mapping[str, Any], *, kid: str | None, algorithm: str | None) -> VerificationKey:
+    kty = jwk.get("kty")
+    if kty == "oct":
+        raise IdentityConfigError("symmetric JWKs are refused; configure an HMACKey")
+    if _PRIVATE_JWK_MEMBERS & set(jwk):
+        raise IdentityConfigError("private JWKs are refused; give the public key")
+    use = jwk.get("use")
+    if use is not None and use != "sig":
+        raise IdentityConfigError('a JWK whose "use" is not "sig" cannot verify signatures')
+    ops = jwk.get("key_ops")
+    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
+        raise IdentityConfigError('a JWK whose "key_ops" lacks "verify" cannot verify')
+    jwk_kid = jwk.get("kid")
+    if jwk_kid is not None and not isinstance(jwk_kid, str):
+        raise IdentityConfigError('a JWK "kid" must be a string')
+    jwk_alg = jwk.get("alg")
+    if jwk_alg is not None and jwk_alg not in ASYMMETRIC_ALGORITHMS:
+        raise IdentityConfigError("a JWK names an algorithm this verifier does not support")
+    if algorithm is not None and jwk_alg is not None and algorithm != jwk_alg:
+        raise IdentityConfigError("the configured algorithm differs from the JWK's")
+    if kty == "RSA":
+        key: Any = RSAAlgorithm.from_jwk(dict(jwk))
+    elif kty == "EC":
+        if jwk.get("crv") not in _JWK_CURVES:
+            raise IdentityConfigError("unsupported EC curve")
+        key = ECAlgorithm.from_jwk(dict(jwk))
+    elif kty == "OKP":
+        if jwk.get("crv") not in ("Ed25519", "Ed448"):
+            raise IdentityConfigError("unsupported OKP curve")
+        key = OKPAlgorithm.from_jwk(dict(jwk))
+    else:
+        raise IdentityConfigError("unsupported JWK key type")
+    return _from_object(
+        key, kid=kid if kid is not None else jwk_kid, algorithm=algorithm or jwk_alg
+    )
+
+
+def _load_text_key(text: bytes) -> Any:
+    if text.startswith(b"-----BEGIN CERTIFICATE"):
+        return x509.load_pem_x509_certificate(text).public_key()
+    if text.startswith(b"-----BEGIN"):
+        if b"PRIVATE" in text.split(b"\n", 1)[0]:
+            raise IdentityConfigError("private keys are refused; give the public key")
+        return serialization.load_pem_public_key(text)
+    if text.startswith((b"ssh-", b"ecdsa-sha2-")):
+        return serialization.load_ssh_public_key(text)
+    raise IdentityConfigError("unrecognised key text (expected PEM, OpenSSH or JWK JSON)")
+
+
+def _from_object(key: Any, *, kid: str | None, algorithm: str | None) -> VerificationKey:
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < _MIN_RSA_BITS:
+            raise IdentityConfigError(f"RSA keys under {_MIN_RSA_BITS} bits are refused")
+        algorithms = _RSA_ALGORITHMS
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        alg = _EC_ALGORITHM_BY_CURVE.get(key.curve.name)
+        if alg is None:
+            raise IdentityConfigError("unsupported EC curve")
+        algorithms = frozenset({alg})
+    elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        algorithms = frozenset({"EdDSA"})
+    else:
+        raise IdentityConfigError("only RSA, EC and EdDSA public keys can verify tokens")
+    if algorithm is not None:
+        if algorithm not in algorithms:
+            raise IdentityConfigError("the algorithm does not fit the key type")
+        algorithms = frozenset({algorithm})
+    return VerificationKey(kid, algorithms, key)
+
+
+def _loads(data: bytes) -> Any:
+    return json.loads(data, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
