@@ -28,7 +28,7 @@ def test_backend_has_no_process_wide_side_effects() -> None:
 @pytest.mark.parametrize(
     ("source", "message", "column"),
     [
-        ("subject.id == ", "syntax error", 15),
+        ("subject.id == ", "syntax error", 14),
         ("subjct.id == 'a'", "did you mean 'subject'", 1),
         ("frobnicate(subject)", "unknown function 'frobnicate'", 1),
         ("subject.id.frob()", "unknown function 'frob'", 12),

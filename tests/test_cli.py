@@ -75,7 +75,7 @@ def test_validate_reports_file_line_col(tmp_path: Path, capsys: pytest.CaptureFi
     )
     assert main(["validate", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert f"{tmp_path / 'bad.yaml'}:10:41: [docs/step-up-secret] CEL: syntax error" in err
+    assert f"{tmp_path / 'bad.yaml'}:10:40: [docs/step-up-secret] CEL: syntax error" in err
     assert "1 problem found" in err
 
 

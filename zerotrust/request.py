@@ -133,7 +133,9 @@ class _NotPlain(Exception):
     """Internal: the fast copy met something it does not vouch for."""
 
 
-_PLAIN = (str, int, bool, type(None))
+_PLAIN = (str, bool, type(None))
+# CEL integers are 64-bit: larger ones would overflow in conditions, so refuse them here.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _copy_fast(value: Any, depth: int, budget: list[int]) -> Any:
@@ -145,6 +147,10 @@ def _copy_fast(value: Any, depth: int, budget: list[int]) -> Any:
     kind = type(value)
     if kind in _PLAIN:
         return value
+    if kind is int:
+        if INT64_MIN <= value <= INT64_MAX:
+            return value
+        raise _NotPlain
     if kind is float:
         if value - value != 0.0:  # NaN or infinity
             raise _NotPlain
@@ -181,6 +187,8 @@ def _copy_json(value: Any, path: str, depth: int, counter: _Counter) -> Any:
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise RequestError(path, "integer outside the 64-bit range")
         return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):

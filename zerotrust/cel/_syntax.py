@@ -3,6 +3,18 @@
 We build our own Lark parser from celpy's ``cel.lark`` rather than using
 ``celpy.Environment``: the environment changes ``sys.setrecursionlimit`` and shares
 one parser through a class attribute, both visible to the host application.
+
+Two parsers are built from the one grammar. :func:`parse` (positions on) is the exact
+path: every node knows its line and column, for diagnostics and for the interpreter.
+:func:`parse_fast` is what the compiler uses at load: no position propagation (about
+half of Lark's time per parse), plain ``str`` node names instead of ``Token`` (whose
+Python-level ``__eq__`` made every ``node.data in (...)`` slow), and the three checks
+folded into one traversal. It only ever *accepts*: on any problem it returns ``None``
+and the caller re-parses with :func:`parse`, which produces the diagnostic with its
+exact position. Errors are rare, so the second parse costs nothing in practice.
+
+Lark's ``cache=True`` is deliberately not used: it unpickles the parser from a file in
+the shared temporary directory, which another local user could replace.
 """
 
 from __future__ import annotations
@@ -19,7 +31,7 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 
 from zerotrust.cel._backend import VARIABLES, CelCompileError
 
-__all__ = ["Parsed", "parse"]
+__all__ = ["Parsed", "parse", "parse_fast"]
 
 MAX_SOURCE_CHARS = 20_000
 MAX_TREE_DEPTH = 400
@@ -29,6 +41,11 @@ _MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 _TYPE_NAMES = frozenset(
     {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"}
 )
+_HAS = frozenset({"has"})
+_NOTHING: frozenset[str] = frozenset()
+_IDENTS = frozenset({"ident", "dot_ident"})
+_CALLS = frozenset({"ident_arg", "dot_ident_arg"})
+_NAMED = _IDENTS | _CALLS | {"member_dot_arg"}
 _NOT_BOOLEAN = {
     "addition_add": "an addition",
     "addition_sub": "a subtraction",
@@ -41,20 +58,55 @@ _NOT_BOOLEAN = {
 }
 
 
-@functools.cache
-def _parser() -> lark.Lark:
-    """One parser per process; Lark's LALR parser keeps no state between parses."""
+def _build_parser(*, positions: bool) -> lark.Lark:
     grammar = (Path(celpy.celparser.__file__).parent / "cel.lark").read_text()
-    return lark.Lark(
+    if positions:
+        return lark.Lark(
+            grammar,
+            parser="lalr",
+            start="expr",
+            g_regex_flags=re.M,
+            lexer_callbacks={"IDENT": celpy.celparser.CELParser.ambiguous_literals},
+            propagate_positions=True,
+            maybe_placeholders=False,
+            priority="invert",
+        )
+    # Rule names arrive as lark Tokens; map each (by identity, filled in below before
+    # any parse) to its plain str so the tree's ``data`` compares at C speed.
+    names: dict[Any, str] = {}
+    tree = lark.Tree
+
+    def make_tree(data: Any, children: list[Any]) -> lark.Tree[Any]:
+        return tree(names.get(data) or str(data), children)
+
+    parser = lark.Lark(
         grammar,
         parser="lalr",
         start="expr",
         g_regex_flags=re.M,
         lexer_callbacks={"IDENT": celpy.celparser.CELParser.ambiguous_literals},
-        propagate_positions=True,
+        propagate_positions=False,
         maybe_placeholders=False,
         priority="invert",
+        tree_class=make_tree,
     )
+    for rule in parser.rules:
+        for name in (rule.alias, rule.options.template_source, rule.origin.name):
+            if name is not None:
+                names[name] = str(name)
+    return parser
+
+
+@functools.cache
+def _parser() -> lark.Lark:
+    """One parser per process; Lark's LALR parser keeps no state between parses."""
+    return _build_parser(positions=True)
+
+
+@functools.cache
+def _fast_parser() -> lark.Lark:
+    """The same grammar without position propagation, for :func:`parse_fast`."""
+    return _build_parser(positions=False)
 
 
 class Parsed:
@@ -68,16 +120,53 @@ class Parsed:
         self.variables = variables
 
 
-def parse(source: str, functions: frozenset[str]) -> Parsed:
-    """Parse and check ``source``; ``functions`` are the callable names the backend knows."""
+def _check_source(source: Any) -> None:
     if not isinstance(source, str):
         raise CelCompileError(f"a condition must be a string, not {type(source).__name__}")
     if not source.strip():
         raise CelCompileError("empty condition")
     if len(source) > MAX_SOURCE_CHARS:
         raise CelCompileError(f"condition longer than {MAX_SOURCE_CHARS} characters")
+
+
+def parse(source: str, functions: frozenset[str]) -> Parsed:
+    """Parse and check ``source``; ``functions`` are the callable names the backend knows.
+
+    The exact path: the tree carries positions and a problem is a
+    :class:`CelCompileError` with its line and column.
+    """
+    _check_source(source)
+    tree = _syntax_tree(_parser(), source)
+    _check_depth(tree)
+    _check_boolean_root(tree)
+    variables = _check_names(tree, functions)
+    return Parsed(source, tree, variables)
+
+
+def parse_fast(source: str, functions: frozenset[str]) -> Parsed | None:
+    """:func:`parse` without positions, or ``None`` if ``source`` has any problem.
+
+    Accepts exactly what :func:`parse` accepts, with the same ``variables``; the tree
+    has the same shape but plain-str node names and no positions. On ``None`` call
+    :func:`parse` for the diagnostic.
+    """
+    if not isinstance(source, str) or len(source) > MAX_SOURCE_CHARS or not source.strip():
+        return None
     try:
-        tree = _parser().parse(source)
+        tree = _fast_parser().parse(source)
+    except (LarkError, RecursionError):
+        return None
+    if _boolean_root_problem(tree) is not None:
+        return None
+    variables = _check_fast(tree, functions)
+    if variables is None:
+        return None
+    return Parsed(source, tree, variables)
+
+
+def _syntax_tree(parser: lark.Lark, source: str) -> lark.Tree[Any]:
+    try:
+        return parser.parse(source)
     except UnexpectedCharacters as exc:
         raise CelCompileError(
             f"syntax error: unexpected character {_char_at(source, exc.pos_in_stream)}",
@@ -86,7 +175,8 @@ def parse(source: str, functions: frozenset[str]) -> Parsed:
         ) from exc
     except UnexpectedToken as exc:
         if exc.token.type == "$END":
-            lines = source.split("\n")
+            # Just after the last non-blank character: trailing newlines are YAML's.
+            lines = source.rstrip().split("\n")
             raise CelCompileError(
                 "syntax error: unexpected end of expression", len(lines), len(lines[-1]) + 1
             ) from exc
@@ -99,10 +189,6 @@ def parse(source: str, functions: frozenset[str]) -> Parsed:
         raise CelCompileError(f"syntax error: {exc}") from exc
     except RecursionError as exc:
         raise CelCompileError("expression nested too deeply") from exc
-    _check_depth(tree)
-    _check_boolean_root(tree)
-    variables = _check_names(tree, functions)
-    return Parsed(source, tree, variables)
 
 
 def _char_at(source: str, index: Any) -> str:
@@ -134,8 +220,8 @@ def _check_depth(tree: lark.Tree[Any]) -> None:
         stack.extend((c, depth + 1) for c in node.children if isinstance(c, lark.Tree))
 
 
-def _check_boolean_root(tree: lark.Tree[Any]) -> None:
-    """Refuse conditions that can never be a boolean: constants, arithmetic, literals."""
+def _boolean_root_problem(tree: lark.Tree[Any]) -> tuple[lark.Tree[Any], str] | None:
+    """The node and message if the condition can never be a boolean (constant, arithmetic)."""
     node = tree
     while node.data not in _NOT_BOOLEAN:
         subtrees = [c for c in node.children if isinstance(c, lark.Tree)]
@@ -145,17 +231,22 @@ def _check_boolean_root(tree: lark.Tree[Any]) -> None:
         if len(node.children) != 1 or not subtrees:
             break
         node = subtrees[0]
-    line, column = _where(node)
     if node.data == "literal":
         token = node.children[0]
         if isinstance(token, lark.Token) and token.type != "BOOL_LIT":
-            raise CelCompileError(
-                f"condition is the constant {token!s}, not a boolean", line, column
-            )
+            return node, f"condition is the constant {token!s}, not a boolean"
     elif node.data in _NOT_BOOLEAN:
-        raise CelCompileError(
-            f"condition is {_NOT_BOOLEAN[node.data]}, never a boolean", line, column
-        )
+        return node, f"condition is {_NOT_BOOLEAN[str(node.data)]}, never a boolean"
+    return None
+
+
+def _check_boolean_root(tree: lark.Tree[Any]) -> None:
+    """Refuse conditions that can never be a boolean: constants, arithmetic, literals."""
+    problem = _boolean_root_problem(tree)
+    if problem is not None:
+        node, message = problem
+        line, column = _where(node)
+        raise CelCompileError(message, line, column)
 
 
 def _ident(expr: lark.Tree[Any]) -> str | None:
@@ -220,6 +311,75 @@ def _check_names(tree: lark.Tree[Any], functions: frozenset[str]) -> frozenset[s
                 continue
         stack.extend((c, bound) for c in node.children if isinstance(c, lark.Tree))
     return frozenset(used)
+
+
+def _check_fast(tree: lark.Tree[Any], functions: frozenset[str]) -> frozenset[str] | None:
+    """:func:`_check_depth` and :func:`_check_names` in one traversal, without messages.
+
+    The variables read, or ``None`` where either check would raise. Depth is checked on
+    every node (as ``_check_depth``); names with the same macro scoping as
+    ``_check_names``.
+    """
+    used: set[str] = set()
+    known_calls = functions | _MACROS | _HAS
+    tree_class = lark.Tree
+    stack: list[tuple[lark.Tree[Any], int, frozenset[str]]] = [(tree, 1, _NOTHING)]
+    pop = stack.pop
+    push = stack.append
+    while stack:
+        node, depth, bound = pop()
+        if depth > MAX_TREE_DEPTH:
+            return None
+        data = node.data
+        children = node.children
+        if data in _NAMED:
+            if data in _IDENTS:
+                name = children[0]
+                if name in bound or name in _TYPE_NAMES:
+                    continue
+                if name not in VARIABLES:
+                    return None
+                used.add(str(name))
+                continue
+            if data in _CALLS:
+                if children[0] not in known_calls:
+                    return None
+            else:  # member_dot_arg
+                name = children[1]
+                if name not in known_calls:
+                    return None
+                if name in _MACROS:
+                    args = children[2] if len(children) > 2 else None
+                    exprs = args.children if isinstance(args, tree_class) else []
+                    var = _ident(exprs[0]) if exprs else None
+                    if len(exprs) not in (2, 3) or var is None:
+                        return None
+                    if not _shallow(exprs[0], depth + 2):
+                        return None
+                    target = children[0]
+                    if isinstance(target, tree_class):
+                        push((target, depth + 1, bound))
+                    inner = bound | {var}
+                    for e in exprs[1:]:
+                        if isinstance(e, tree_class):
+                            push((e, depth + 2, inner))
+                    continue
+        depth += 1
+        for c in children:
+            if isinstance(c, tree_class):
+                push((c, depth, bound))
+    return frozenset(used)
+
+
+def _shallow(node: lark.Tree[Any], depth: int) -> bool:
+    """Whether every node under ``node`` (at ``depth``) is within ``MAX_TREE_DEPTH``."""
+    stack = [(node, depth)]
+    while stack:
+        n, d = stack.pop()
+        if d > MAX_TREE_DEPTH:
+            return False
+        stack.extend((c, d + 1) for c in n.children if isinstance(c, lark.Tree))
+    return True
 
 
 def _suggest(name: str, known: frozenset[str], *, listing: bool = False) -> str:

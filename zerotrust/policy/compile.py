@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from itertools import chain
 from typing import Any
@@ -104,42 +105,87 @@ class PolicySet:
         return sum(len(p.rules) for p in self.policies)
 
 
-def _file_position(source: CelSource, line: int, column: int, lines: list[str]) -> tuple[int, int]:
+def _file_position(source: CelSource, line: int, column: int) -> tuple[int, int]:
     """Map a 1-based position inside a CEL string to its position in the YAML file."""
+    parts = source.text.split("\n")
+    line = min(max(line, 1), len(parts))
+    offset = sum(len(p) + 1 for p in parts[: line - 1]) + max(column, 1) - 1
+    index = _raw_index(source, min(offset, len(source.text)))
+    if index is None:
+        return source.line, source.column
+    before = source.raw[:index] if source.raw else ""
+    newlines = before.count("\n")
+    if not newlines:
+        return source.line, source.column + index
+    return source.line + newlines, index - before.rfind("\n")
+
+
+def _raw_index(source: CelSource, offset: int) -> int | None:
+    """Where character ``offset`` of the value was written in the raw scalar.
+
+    Walks value and raw text together, skipping what YAML removed (quotes, escape
+    backslashes, indentation, folded line breaks); None if they cannot be aligned.
+    """
+    raw, value = source.raw, source.text
+    if raw is None:
+        return None
+    j = 0
     if source.style in ("|", ">"):
-        # Block scalars: content starts on the line after the indicator.
-        file_line = source.line + line
-        if source.style == ">":
-            file_line, column = _folded(source, column, lines)
-        text = lines[file_line - 1] if 0 < file_line <= len(lines) else ""
-        indent = len(text) - len(text.lstrip(" "))
-        return file_line, indent + column
-    if line == 1:
-        quote = 1 if source.style in ("'", '"') else 0
-        return source.line, source.column + quote + column - 1
-    return source.line + line - 1, column
+        j = raw.find("\n") + 1  # skip the header line: indicator, chomping, comment
+    elif source.style in ("'", '"'):
+        j = 1
+    for i, char in enumerate(value):
+        while j < len(raw) and raw[j] != char:
+            j += 1
+        if j >= len(raw):
+            return None
+        if i == offset:
+            return j
+        j += 1
+    return j if offset >= len(value) else None
 
 
-def _folded(source: CelSource, column: int, lines: list[str]) -> tuple[int, int]:
-    """Folded (``>``) scalars join their lines with spaces; walk them to find the column."""
-    offset = column
-    file_line = source.line + 1
-    while file_line <= len(lines):
-        width = len(lines[file_line - 1].strip()) + 1
-        if offset <= width or file_line == len(lines):
-            return file_line, offset
-        offset -= width
-        file_line += 1
-    return source.line + 1, column
+class _Memoised:
+    """One load's view of a backend: each distinct condition text is compiled once.
+
+    Rules with the same text share one condition object. That is safe because a
+    compiled condition is a stateless function of the bindings it is called with;
+    large policy sets repeat conditions across resource types, and this skips
+    parsing and code generation for every repeat. An error is remembered too (each
+    rule still gets its own diagnostic, at its own position).
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._seen: dict[str, Condition | CelCompileError] = {}
+        self.name = backend.name
+
+    def compile(self, source: str) -> Condition:
+        found = self._seen.get(source)
+        if found is None:
+            try:
+                found = self._backend.compile(source)
+            except CelCompileError as exc:
+                found = exc
+            self._seen[source] = found
+        if isinstance(found, CelCompileError):
+            raise found.with_traceback(None)
+        return found
+
+    def bind(self, variables: Mapping[str, Any]) -> Any:
+        return self._backend.bind(variables)
+
+    def extend(self, bindings: Any, variables: Mapping[str, Any]) -> Any:
+        return self._backend.extend(bindings, variables)
 
 
 def compile_policies(
     specs: Iterable[PolicySpec],
     data: Mapping[str, Any],
     backend: Backend,
-    file_lines: Mapping[str, list[str]],
 ) -> tuple[PolicySet | None, list[Diagnostic]]:
     """Compile every condition; report every CEL problem with its file position."""
+    backend = _Memoised(backend)
     diagnostics: list[Diagnostic] = []
     compiled: list[CompiledPolicy] = []
     seen: dict[str, PolicySpec] = {}
@@ -150,15 +196,15 @@ def compile_policies(
             diagnostics.append(
                 Diagnostic(
                     spec.file,
-                    spec.line,
-                    1,
-                    f"duplicate policy name {spec.name!r} (first in {first.file}:{first.line})",
+                    spec.name_line,
+                    spec.name_column,
+                    f"duplicate policy name {spec.name!r} "
+                    f"(first in {first.file}:{first.name_line}:{first.name_column})",
                     spec.name,
                 )
             )
             continue
         seen[spec.name] = spec
-        lines = file_lines.get(spec.file, [])
 
         signals = tuple(
             CompiledSignal(
@@ -166,7 +212,7 @@ def compile_policies(
                 name=s.name,
                 score=s.score,
                 condition=_compile_condition(
-                    backend, s.when, spec.name, s.name, lines, diagnostics, forbid_risk=True
+                    backend, s.when, spec.name, s.name, diagnostics, forbid_risk=True
                 ),
             )
             for s in spec.signals
@@ -175,7 +221,7 @@ def compile_policies(
             CompiledRule(
                 ref=f"{spec.name}/{r.id}",
                 effect=r.effect,
-                condition=_compile_condition(backend, r.when, spec.name, r.id, lines, diagnostics),
+                condition=_compile_condition(backend, r.when, spec.name, r.id, diagnostics),
                 reason=r.reason,
                 report_only=r.report_only,
                 step_up=r.step_up,
@@ -196,7 +242,6 @@ def _compile_condition(
     source: CelSource | None,
     policy: str,
     rule: str,
-    lines: list[str],
     diagnostics: list[Diagnostic],
     *,
     forbid_risk: bool = False,
@@ -206,17 +251,18 @@ def _compile_condition(
     try:
         cond = backend.compile(source.text)
     except CelCompileError as exc:
-        line, column = _file_position(source, exc.line, exc.column, lines)
+        line, column = _file_position(source, exc.line, exc.column)
         diagnostics.append(
             Diagnostic(source.file, line, column, f"CEL: {exc.message}", policy, rule)
         )
         return None
     if forbid_risk and "risk" in cond.variables:
+        line, column = _file_position(source, *_first_use(source.text, "risk"))
         diagnostics.append(
             Diagnostic(
                 source.file,
-                source.line,
-                source.column,
+                line,
+                column,
                 "a signal cannot read risk: the score is computed from the signals",
                 policy,
                 rule,
@@ -225,15 +271,22 @@ def _compile_condition(
     return cond
 
 
-def check_conditions(
-    conditions: Iterable[FoundCondition], backend: Backend, lines: list[str]
-) -> list[Diagnostic]:
+def _first_use(text: str, name: str) -> tuple[int, int]:
+    """Line and column of the first use of a variable, outside string literals."""
+    for match in re.finditer(rf"(?<![\w.]){name}\b", text):
+        before = text[: match.start()]
+        if before.count('"') % 2 == 0 and before.count("'") % 2 == 0:
+            return before.count("\n") + 1, match.start() - before.rfind("\n")
+    return 1, 1
+
+
+def check_conditions(conditions: Iterable[FoundCondition], backend: Backend) -> list[Diagnostic]:
     """CEL diagnostics for the conditions of a document that failed validation."""
     diagnostics: list[Diagnostic] = []
     for c in conditions:
         found: list[Diagnostic] = []
         _compile_condition(
-            backend, c.source, c.policy or "", c.owner or "", lines, found, forbid_risk=c.is_signal
+            backend, c.source, c.policy or "", c.owner or "", found, forbid_risk=c.is_signal
         )
         diagnostics.extend(attrs.evolve(d, policy=c.policy, rule=c.owner) for d in found)
     return diagnostics

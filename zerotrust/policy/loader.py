@@ -21,6 +21,7 @@ from zerotrust.policy.compile import PolicySet, check_conditions, compile_polici
 from zerotrust.policy.located import YamlProblem, load_documents
 from zerotrust.policy.model import PolicySpec
 from zerotrust.policy.validate import validate_policy
+from zerotrust.request import INT64_MAX, INT64_MIN
 
 __all__ = ["is_data_file", "is_policy_file", "is_test_file", "load_path", "load_texts"]
 
@@ -65,7 +66,7 @@ def load_path(path: str | Path, backend: Backend) -> PolicySet:
             problems.append(Diagnostic(name, 0, 0, f"cannot read: {exc.strerror or exc}"))
     if not any(is_policy_file(Path(n)) or root.is_file() for n in texts) and not problems:
         problems.append(Diagnostic(str(root), 0, 0, "no policy files (*.yaml, *.yml) found"))
-    return load_texts(texts, backend, problems=problems)
+    return load_texts(texts, backend, problems=problems, origin=str(root))
 
 
 def _hidden(path: Path, root: Path) -> bool:
@@ -77,15 +78,14 @@ def load_texts(
     backend: Backend,
     *,
     problems: list[Diagnostic] | None = None,
+    origin: str = "<policies>",
 ) -> PolicySet:
     """Load policies from ``{file name: text}``; data files are recognised by name."""
     diagnostics = list(problems or [])
     specs: list[PolicySpec] = []
     data: dict[str, Any] = {}
     data_origin: dict[str, str] = {}
-    lines: dict[str, list[str]] = {}
     for name, text in texts.items():
-        lines[name] = text.splitlines()
         if is_test_file(Path(name)):
             continue
         if is_data_file(Path(name)):
@@ -104,10 +104,10 @@ def load_texts(
             if validated.spec is not None:
                 specs.append(validated.spec)
             else:
-                diagnostics.extend(check_conditions(validated.conditions, backend, lines[name]))
+                diagnostics.extend(check_conditions(validated.conditions, backend))
     if not specs and not diagnostics:
-        diagnostics.append(Diagnostic("<policies>", 0, 0, "the policy set holds no policy"))
-    compiled, found = compile_policies(specs, data, backend, lines)
+        diagnostics.append(Diagnostic(origin, 0, 0, "the policy set holds no policy"))
+    compiled, found = compile_policies(specs, data, backend)
     diagnostics.extend(found)
     if diagnostics or compiled is None:
         raise PolicyError(sorted(diagnostics, key=lambda d: (d.file, d.line, d.column)))
@@ -157,8 +157,18 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     for key, value in pairs:
         if key in out:
             raise ValueError(f"duplicate key {key!r}")
+        _check_int(value)
         out[key] = value
     return out
+
+
+def _check_int(value: Any) -> None:
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX:
+            raise ValueError("integer outside the 64-bit range")
+        if isinstance(item, list):
+            _check_int(item)
 
 
 def _no_constant(token: str) -> Any:

@@ -12,10 +12,15 @@ from typing import Any
 
 import yaml
 
+from zerotrust.request import INT64_MAX, INT64_MIN
+
 __all__ = ["LNode", "YamlProblem", "load_documents"]
 
 MAX_NODES = 200_000
 MAX_DEPTH = 64
+
+_STD = "tag:yaml.org,2002:"
+_COLLECTION_TAGS = frozenset({_STD + "seq", _STD + "map"})
 
 
 class YamlProblem(Exception):
@@ -32,7 +37,7 @@ class LNode:
     """A YAML value with its position. ``value`` holds plain data for scalars,
     ``dict[str, LNode]`` for mappings (with ``keys`` positions) and ``list[LNode]``."""
 
-    __slots__ = ("column", "keys", "line", "style", "value")
+    __slots__ = ("column", "keys", "line", "raw", "style", "value")
 
     def __init__(
         self,
@@ -41,12 +46,16 @@ class LNode:
         column: int,
         style: str | None = None,
         keys: dict[str, LNode] | None = None,
+        raw: str | None = None,
     ) -> None:
         self.value = value
         self.line = line
         self.column = column
         self.style = style
         self.keys = keys
+        #: A scalar's text exactly as written (quotes, escapes, indentation, line breaks),
+        #: so positions inside its value can be mapped back to the file.
+        self.raw = raw
 
     def plain(self) -> Any:
         """The value without positions (JSON-shaped; YAML timestamps become ISO strings)."""
@@ -78,11 +87,11 @@ def load_documents(text: str) -> list[LNode | None]:
         if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
             out.append(None)
             continue
-        out.append(_convert(node, constructor, counter, 0))
+        out.append(_convert(node, constructor, counter, 0, text))
     return out
 
 
-def _convert(node: yaml.Node, constructor: Any, counter: list[int], depth: int) -> LNode:
+def _convert(node: yaml.Node, constructor: Any, counter: list[int], depth: int, text: str) -> LNode:
     counter[0] += 1
     line, column = node.start_mark.line + 1, node.start_mark.column + 1
     if counter[0] > MAX_NODES:
@@ -102,19 +111,25 @@ def _convert(node: yaml.Node, constructor: Any, counter: list[int], depth: int) 
             value = value.isoformat()
         elif isinstance(value, bytes):
             raise YamlProblem("binary values are not allowed", line, column)
-        return LNode(value, line, column, style=node.style)
-    if not node.tag.startswith("tag:yaml.org,2002:"):
+        elif isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+            raise YamlProblem("integer outside the 64-bit range", line, column)
+        raw = text[node.start_mark.index : node.end_mark.index] if isinstance(value, str) else None
+        return LNode(value, line, column, style=node.style, raw=raw)
+    if node.tag not in _COLLECTION_TAGS:
         raise YamlProblem(f"unsupported YAML tag {node.tag!r}", line, column)
     if isinstance(node, yaml.SequenceNode):
-        items = [_convert(item, constructor, counter, depth + 1) for item in node.value]
+        items = [_convert(item, constructor, counter, depth + 1, text) for item in node.value]
         return LNode(items, line, column)
     if isinstance(node, yaml.MappingNode):
         values: dict[str, LNode] = {}
         keys: dict[str, LNode] = {}
         for key_node, value_node in node.value:
-            key = _convert(key_node, constructor, counter, depth + 1)
-            if key.value == "<<" and key_node.tag.endswith(":merge"):
-                raise YamlProblem("YAML merge keys (<<) are not supported", key.line, key.column)
+            if key_node.tag == _STD + "merge":
+                mark = key_node.start_mark
+                raise YamlProblem(
+                    "YAML merge keys (<<) are not supported", mark.line + 1, mark.column + 1
+                )
+            key = _convert(key_node, constructor, counter, depth + 1, text)
             if not isinstance(key.value, str):
                 raise YamlProblem(
                     f"keys must be strings, found {type(key.value).__name__} {key.value!r}",
@@ -123,7 +138,7 @@ def _convert(node: yaml.Node, constructor: Any, counter: list[int], depth: int) 
                 )
             if key.value in values:
                 raise YamlProblem(f"duplicate key {key.value!r}", key.line, key.column)
-            values[key.value] = _convert(value_node, constructor, counter, depth + 1)
+            values[key.value] = _convert(value_node, constructor, counter, depth + 1, text)
             keys[key.value] = key
         return LNode(values, line, column, keys=keys)
     raise YamlProblem(f"unsupported YAML node {type(node).__name__}", line, column)

@@ -14,10 +14,11 @@ __all__ = ["CelSource", "PolicySpec", "RuleSpec", "SignalSpec", "Target"]
 
 @attrs.frozen
 class CelSource:
-    """A CEL expression and where its first character sits in its file.
+    """A CEL expression and where its YAML scalar starts in its file.
 
-    ``style`` is the YAML scalar style (None plain, quotes, ``|`` or ``>``), needed
-    to map a position inside the expression back to the file.
+    ``raw`` is the scalar exactly as written and ``style`` its YAML style (None plain,
+    quotes, ``|`` or ``>``): together they map a position inside the expression back
+    to the file, through escapes, folding and indentation.
     """
 
     text: str
@@ -25,6 +26,7 @@ class CelSource:
     line: int
     column: int
     style: str | None = None
+    raw: str | None = None
 
 
 @attrs.frozen
@@ -65,3 +67,6 @@ class PolicySpec:
     file: str
     line: int
     raw: Mapping[str, Any] = attrs.field(hash=False, eq=False, repr=False)
+    #: Where the ``policy:`` name value is, for diagnostics about the name.
+    name_line: int = 0
+    name_column: int = 0

@@ -72,10 +72,9 @@ def validate_policy(doc: LNode, file: str) -> Validated:
         out.add(doc, f"a policy document must be a mapping, not {_kind(doc.value)}")
         return Validated(None, tuple(out.items), ())
     fields: dict[str, LNode] = doc.value
-    _unknown_keys(doc, _POLICY_KEYS, "policy", out)
-
     name = _name(fields.get("policy"), "policy", out, doc)
     out.policy = name
+    _unknown_keys(doc, _POLICY_KEYS, "policy", out)
     description = _optional_str(fields.get("description"), "description", out)
     target = _target(fields.get("target"), out)
     signals = _signals(fields.get("signals"), out)
@@ -91,6 +90,8 @@ def validate_policy(doc: LNode, file: str) -> Validated:
         file=file,
         line=doc.line,
         raw=doc.plain(),
+        name_line=fields["policy"].line,
+        name_column=fields["policy"].column,
     )
     return Validated(spec, (), tuple(out.conditions))
 
@@ -183,7 +184,7 @@ def _cel(
         hint = ' (quote it: "true")' if isinstance(node.value, bool) else ""
         out.add(node, f"{what} must be a CEL expression string, not {_kind(node.value)}{hint}")
         return None
-    source = CelSource(node.value, out.file, node.line, node.column, node.style)
+    source = CelSource(node.value, out.file, node.line, node.column, node.style, node.raw)
     out.conditions.append(Condition(source, out.policy, owner, is_signal))
     return source
 
