@@ -12,8 +12,25 @@ Measures, on the same machine in the same process, for one request against the s
 * cel-expr-python (Google's C++ CEL runtime), when installed;
 * cedarpy (Cedar's Rust engine, ``is_authorized`` on a pre-parsed policy set), when installed.
 
-Then scale: 10,000 rules over 500 resource types (load time, decision time against
-the 20-rule case) and memory per loaded rule (tracemalloc peak while loading).
+``evaluate()`` is measured twice: as configured by default (an in-memory behaviour
+store that records every decision) and with ``behavior=None``.
+
+Then scale: 10,000 rules over 500 resource types, loaded three ways, because the
+loader compiles each distinct condition text once per load (identical texts share one
+condition) and the compiled backend shares Python code objects between conditions
+whose generated code is the same text (they differ only in string/double constants):
+
+* ``repeated``: the same 20 conditions for every type (20 distinct texts);
+* ``distinct constants``: every type's literals carry the type number (strings get a
+  suffix, integers are offset); the four literal-free rules stay identical;
+* ``distinct shapes``: as above and every field name carries the type number too, so
+  every condition and every generated Python function is distinct: the worst case.
+
+For each: load time (wall and CPU, min and median of repeats), and for the distinct
+cases tracemalloc peak and retained memory per rule (a separate, untimed load:
+tracemalloc slows allocation). Decision time for the 10,000-rule set is measured on
+the ``distinct constants`` load against type 0, whose rules are exactly the 20-rule set.
+The one-time Lark grammar build is timed separately, first thing in the process.
 Prints medians; record results in docs/performance.md.
 """
 
@@ -23,6 +40,7 @@ import argparse
 import datetime
 import gc
 import ipaddress
+import re
 import statistics
 import time
 import timeit
@@ -32,6 +50,7 @@ from typing import Any
 
 from zerotrust import NullLog, PolicyDecisionPoint
 from zerotrust.cel import InterpreterBackend
+from zerotrust.cel import _syntax
 
 NOW = datetime.datetime(2026, 3, 2, 14, 30, tzinfo=datetime.UTC)
 
@@ -139,11 +158,39 @@ RULES: list[tuple[str, str, str, Callable[[dict[str, Any]], bool], str]] = [
 ]  # fmt: skip
 
 
-def policy_yaml(name: str = "bench", resource: str = "customer_record") -> str:
+_LITERAL = re.compile(r'("[^"]*")|(?<![\w.])(\d+)(?![\w.])')
+_FIELD = re.compile(r"\.([a-z_]+)\b(?!\()")
+
+
+def variant(cel: str, n: int, mode: str) -> str:
+    """Rule text for resource type ``n``; type 0 is always the 20-rule set itself."""
+    if n == 0 or mode == "repeated":
+        return cel
+
+    def literal(m: re.Match[str]) -> str:
+        if m.group(1) is not None:
+            text = m.group(1)[1:-1]
+            if "/" in text:  # a CIDR: keep it a valid one
+                return f'"10.{n % 256}.0.0/16"'
+            return f'"{text}~{n}"'
+        return str(int(m.group(2)) + n)
+
+    parts = re.split(r'("[^"]*")', cel)
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2 == 0 and mode == "shapes":
+            part = _FIELD.sub(lambda m: f".{m.group(1)}_{n}", part)
+        out.append(_LITERAL.sub(literal, part))
+    return "".join(out)
+
+
+def policy_yaml(
+    name: str = "bench", resource: str = "customer_record", n: int = 0, mode: str = "repeated"
+) -> str:
     lines = [f"policy: {name}", f"target: {{resources: [{resource}], actions: [read, export]}}"]
     lines.append("rules:")
     for rule_id, effect, cel, _, _ in RULES:
-        escaped = cel.replace("'", "''")
+        escaped = variant(cel, n, mode).replace("'", "''")
         lines.append(f"  - id: {rule_id}\n    effect: {effect}\n    when: '{escaped}'")
     return "\n".join(lines) + "\n"
 
@@ -221,26 +268,75 @@ def bench_cedar(number: int, repeat: int) -> float | None:
     return median_us(lambda: cedarpy.is_authorized(request, policies, entities), number, repeat)
 
 
-def scale(quick: bool) -> dict[str, float]:
+def scale_texts(types: int, mode: str) -> dict[str, str]:
+    return {f"p{i:03d}.yaml": policy_yaml(f"p{i:03d}", f"type{i:03d}", i, mode) for i in range(types)}
+
+
+def load(texts: dict[str, str]) -> PolicyDecisionPoint:
+    return PolicyDecisionPoint.from_texts(
+        texts, clock=lambda: NOW, decision_log=NullLog(), behavior=None
+    )
+
+
+def scale(quick: bool) -> None:
     types = 100 if quick else 500
-    per_type = 20
-    texts = {
-        f"p{i:03d}.yaml": policy_yaml(f"p{i:03d}", f"type{i:03d}") for i in range(types)
-    }
-    gc.collect()
-    tracemalloc.start()
-    started = time.perf_counter()
-    pdp = PolicyDecisionPoint.from_texts(texts, clock=lambda: NOW, decision_log=NullLog())
-    load_s = time.perf_counter() - started
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    request = {**REQUEST, "resource": {**REQUEST["resource"], "type": f"type{types // 2:03d}"}}
-    return {
-        "rules": types * per_type,
-        "load_s": load_s,
-        "bytes_per_rule": peak / (types * per_type),
-        "decision_us": median_us(lambda: pdp.evaluate(request), 2000, 7),
-    }
+    repeats = 2 if quick else 3
+    rules = types * 20
+    print(f"\n{rules:,} rules over {types} resource types (load: {repeats} repeats each)")
+    kept: PolicyDecisionPoint | None = None
+    for mode in ("repeated", "constants", "shapes"):
+        texts = scale_texts(types, mode)
+        walls: list[float] = []
+        cpus: list[float] = []
+        for _ in range(repeats):
+            pdp = None
+            gc.collect()
+            wall, cpu = time.perf_counter(), time.process_time()
+            pdp = load(texts)
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+        conditions = [r.condition for p in pdp.policies.policies for r in p.rules]
+        distinct_text = len({c.source for c in conditions if c is not None})
+        distinct_obj = len({id(c) for c in conditions})
+        distinct_code = len({id(getattr(c, "__code__", c)) for c in conditions})
+        print(
+            f"  {mode:<10} {distinct_text:>6,} distinct texts, {distinct_obj:>6,} condition "
+            f"objects, {distinct_code:>6,} code objects: load wall min {min(walls):.2f} s / "
+            f"median {statistics.median(walls):.2f} s, CPU min {min(cpus):.2f} s"
+        )
+        if mode == "constants":
+            kept = pdp
+        if mode != "repeated":
+            del pdp
+            gc.collect()
+            tracemalloc.start()
+            pdp = load(texts)
+            retained, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            print(
+                f"  {'':<10} memory (tracemalloc, separate load): peak "
+                f"{peak / rules / 1024:.1f} KiB per rule, retained {retained / rules / 1024:.1f} KiB"
+            )
+            del pdp
+    if kept is None:
+        return
+    request = {**REQUEST, "resource": {**REQUEST["resource"], "type": "type000"}}
+    small = load({"bench.yaml": policy_yaml()})
+    def matched(pdp: PolicyDecisionPoint, req: dict[str, Any]) -> list[tuple[str, str]]:
+        return [(r.rule.split("/")[-1], r.effect.value) for r in pdp.evaluate(req).reasons]
+
+    if matched(kept, request) != matched(small, REQUEST):
+        raise SystemExit("the 10,000-rule set and the 20-rule set disagree")
+    # interleave so both see the same machine load; median of 9
+    big_us, small_us = [], []
+    for _ in range(9):
+        big_us.append(median_us(lambda: kept.evaluate(request), 1000, 1))
+        small_us.append(median_us(lambda: small.evaluate(REQUEST), 1000, 1))
+    b, m = statistics.median(big_us), statistics.median(small_us)
+    print(
+        f"  decision (behavior=None), median of 9: {rules:,} rules {b:.2f} µs, "
+        f"20 rules {m:.2f} µs: {b / m:.2f}x"
+    )
 
 
 def main() -> None:
@@ -249,8 +345,20 @@ def main() -> None:
     args = parser.parse_args()
     number, repeat = (500, 5) if args.quick else (3000, 7)
 
+    started = time.perf_counter()
+    _syntax._fast_parser()
+    fast_s = time.perf_counter() - started
+    started = time.perf_counter()
+    _syntax._parser()
+    exact_s = time.perf_counter() - started
+    print(
+        f"one-time Lark grammar build: {fast_s:.2f} s (load parser), "
+        f"{exact_s:.2f} s (positions parser, built on the first error only)\n"
+    )
+
     texts = {"bench.yaml": policy_yaml()}
     pdp = PolicyDecisionPoint.from_texts(texts, clock=lambda: NOW, decision_log=NullLog())
+    bare = load(texts)
     decision = pdp.evaluate(REQUEST)
     if decision.effect.value != hand_written(REQUEST) or decision.errors:
         raise SystemExit(f"engines disagree: {decision.to_dict()}")
@@ -268,6 +376,7 @@ def main() -> None:
     )
     results: dict[str, float | None] = {
         "zerotrust evaluate() (compiled CEL)": median_us(lambda: pdp.evaluate(REQUEST), number, repeat),
+        "zerotrust evaluate(), behavior=None": median_us(lambda: bare.evaluate(REQUEST), number, repeat),
         "20 compiled conditions alone": median_us(rules_only, number, repeat),
         "hand-written Python (20 lambdas + combining)": median_us(
             lambda: hand_written(REQUEST), number, repeat
@@ -285,16 +394,11 @@ def main() -> None:
             print(f"  {name:<48} not installed")
         else:
             print(f"  {name:<48} {value:>10.2f}   {value / base:>7.1f}x hand-written")
-    evaluate_us = results["zerotrust evaluate() (compiled CEL)"] or 0.0
     cedar = results["cedarpy is_authorized, 20 policies"]
     if cedar:
-        print(f"  cedarpy / zerotrust evaluate(): {cedar / evaluate_us:.1f}x")
-    big = scale(args.quick)
-    print(
-        f"\n{big['rules']:,.0f} rules over {big['rules'] / 20:,.0f} resource types: "
-        f"load {big['load_s']:.2f} s, {big['bytes_per_rule'] / 1024:.1f} KiB peak per rule, "
-        f"decision {big['decision_us']:.2f} µs = {big['decision_us'] / evaluate_us:.2f}x the 20-rule case"
-    )
+        for name in ("zerotrust evaluate() (compiled CEL)", "zerotrust evaluate(), behavior=None"):
+            print(f"  cedarpy / {name}: {cedar / (results[name] or 1.0):.1f}x")
+    scale(args.quick)
 
 
 if __name__ == "__main__":

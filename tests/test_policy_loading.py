@@ -453,3 +453,12 @@ def test_loading_does_not_change_the_recursion_limit(
             with pytest.raises(PolicyError):
                 PolicyDecisionPoint.from_path(MALFORMED / name)
     assert sys.getrecursionlimit() == odd_recursion_limit
+
+
+@pytest.mark.parametrize("text", ["!!int ", "!!bool x", "!!float .", "!!timestamp 2020-99-99"])
+def test_yaml_constructor_crashes_become_policy_errors(text: str) -> None:
+    """Found by hypothesis: PyYAML's constructors raise IndexError / KeyError on these."""
+    with pytest.raises(PolicyError, match="invalid YAML value"):
+        PolicyDecisionPoint.from_texts(
+            {"p.yaml": f"policy: p\nrules: [{{id: r, effect: {text}}}]\n"}
+        )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from zerotrust.audit import DecisionLog, JsonLinesLog, LoggingLog, NullLog, audit_record
-from zerotrust.behavior import BehaviorSource
+from zerotrust.behavior import BehaviorSource, BehaviorStore
+from zerotrust.behavior.config import BehaviorConfig, StoreErrorMode
+from zerotrust.behavior.memory import MemoryBehaviorStore
+from zerotrust.behavior.redis import RedisBehaviorStore
 from zerotrust.decision import (
     Decision,
     Effect,
@@ -32,7 +35,9 @@ __version__ = "0.1.0"
 __all__ = [
     "AccessRequest",
     "Action",
+    "BehaviorConfig",
     "BehaviorSource",
+    "BehaviorStore",
     "BehaviorStoreError",
     "Decision",
     "DecisionLog",
@@ -42,17 +47,20 @@ __all__ = [
     "IdentityError",
     "JsonLinesLog",
     "LoggingLog",
+    "MemoryBehaviorStore",
     "NullLog",
     "Obligation",
     "PolicyDecisionPoint",
     "PolicyError",
     "PolicySet",
     "Reason",
+    "RedisBehaviorStore",
     "ReportOnlyResult",
     "RequestError",
     "Resource",
     "Risk",
     "StepUp",
+    "StoreErrorMode",
     "Subject",
     "TraceEntry",
     "ZeroTrustError",

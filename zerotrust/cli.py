@@ -1,4 +1,5 @@
-"""The command line: ``zerotrust validate | test | eval``. The only module that prints.
+"""The command line: ``zerotrust validate | test | eval | demo | serve``; the only module
+that prints.
 
 Exit codes: 0 success (``eval``: allow), 1 invalid policies or failed tests,
 2 usage error or invalid request, 3 ``eval`` denied, 4 ``eval`` step-up required.
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from zerotrust.audit import JsonLinesLog
 from zerotrust.decision import Effect
 from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.errors import PolicyError, RequestError
@@ -57,6 +59,23 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--explain", action="store_true", help="add the trace of every rule")
     ev.add_argument("--now", help="evaluate at this ISO 8601 time (with timezone)")
     ev.add_argument("--compact", action="store_true", help="one-line JSON")
+
+    demo = sub.add_parser(
+        "demo", help="replay the insider scenario (bulk reading at night) and print the timeline"
+    )
+    demo.add_argument("--policies", help="policy directory (default: ./policies)")
+
+    serve = sub.add_parser("serve", help="serve the OpenID AuthZEN Authorization API over HTTP")
+    serve.add_argument("--policies", required=True, help="policy file or directory")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    serve.add_argument("--config", help="server config file (YAML or JSON): secrets, limits")
+    serve.add_argument("--entities", help="entities file for the search APIs")
+    serve.add_argument(
+        "--insecure-local",
+        action="store_true",
+        help="no PEP authentication; loopback only (development)",
+    )
     return parser
 
 
@@ -67,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args.path, sys.stdout)
         if args.command == "test":
             return _test(args.path, args.verbose, sys.stdout)
+        if args.command == "demo":
+            return _demo(args.policies, sys.stdout, sys.stderr)
+        if args.command == "serve":
+            return _serve(args)
         return _eval(args, sys.stdout)
     except PolicyError as exc:
         _print_diagnostics(exc, sys.stderr)
@@ -118,6 +141,93 @@ def _test(path: str, verbose: bool, out: TextIO) -> int:
         print("no test cases found (*_test.yaml)", file=out)
     print(report.summary(), file=out)
     return EXIT_OK if report.ok and report.results else EXIT_INVALID
+
+
+def _demo(policies: str | None, out: TextIO, err: TextIO) -> int:
+    from zerotrust.demo import run_demo
+
+    shown = [-1]
+
+    def progress(done: int, total: int) -> None:
+        percent = done * 100 // max(total, 1)
+        if percent != shown[0]:
+            shown[0] = percent
+            bar = "#" * (percent * 30 // 100)
+            print(f"\rreplaying [{bar:<30}] {percent:3d}%", end="", file=err, flush=True)
+
+    report = run_demo(policies, progress=progress)
+    print(file=err)
+    _render_demo(report, out)
+    return EXIT_OK
+
+
+def _render_demo(report: Any, out: TextIO) -> None:
+    print(f"Insider scenario, policies from {report.policies}", file=out)
+    for phase in report.phases:
+        when = f"{phase.start:%a %d %b %H:%M:%S} - {phase.end:%a %d %b %H:%M:%S} UTC"
+        print(f"\n== {phase.title}\n   {when}", file=out)
+        print(
+            f"   requests {phase.requests}: {phase.allows} allowed, {phase.step_ups} step-up, "
+            f"{phase.denies} denied; records served {phase.records_served}",
+            file=out,
+        )
+        low, high = phase.risk
+        print(f"   risk {low}" + (f"..{high}" if high != low else ""), file=out)
+        if phase.signals:
+            signals = ", ".join(f"{name} x{n}" for name, n in phase.signals)
+            print(f"   signals: {signals}", file=out)
+        if phase.figures:
+            moved = ", ".join(
+                f"{name} {first}" + (f" -> {last}" if last != first else "")
+                for name, first, last in phase.figures
+            )
+            print(f"   behaviour: {moved}", file=out)
+        for rule, n in phase.rules:
+            print(f"   rule {rule} x{n}", file=out)
+    print(file=out)
+    if report.stopped_at is not None:
+        print(
+            f"Stopped at {report.stopped_at:%a %d %b %H:%M:%S} UTC by "
+            f"{', '.join(report.stopped_by)} after {report.attack_records} records "
+            f"({report.attack_requests} requests tried, {report.decisions} decisions in all).",
+            file=out,
+        )
+    else:
+        print(
+            f"Not stopped: the insider got {report.attack_records} records in "
+            f"{report.attack_requests} requests.",
+            file=out,
+        )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:  # imported here: `import zerotrust` must not need the server extra
+        from zerotrust.server import ServerConfigError
+        from zerotrust.server.runner import build_config, serve
+    except ImportError as exc:
+        print(
+            f"zerotrust: serve needs the server extra ({exc}): pip install 'zerotrust[server]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        config = build_config(
+            args.config, host=args.host, entities=args.entities, insecure_local=args.insecure_local
+        )
+        log = JsonLinesLog(config.decision_log) if config.decision_log else None
+        try:
+            pdp = PolicyDecisionPoint.from_path(args.policies, decision_log=log)
+            serve(pdp, config, host=args.host, port=args.port)
+        finally:
+            if log is not None:
+                log.close()
+    except ServerConfigError as exc:
+        print(f"zerotrust: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"zerotrust: cannot serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 def _eval(args: argparse.Namespace, out: TextIO) -> int:

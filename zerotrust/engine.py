@@ -8,42 +8,61 @@ happens around it.
 from __future__ import annotations
 
 import datetime
+import enum
 import logging
 import threading
-import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from zerotrust.audit.record import DecisionLog
 from zerotrust.audit.sinks import NullLog
 from zerotrust.behavior import BehaviorSource
-from zerotrust.cel import Backend, ConditionError, default_backend
-from zerotrust.decision import (
-    Decision,
-    Effect,
-    EvaluationError,
-    Obligation,
-    Reason,
-    ReportOnlyResult,
-    Risk,
-    StepUp,
-    TraceEntry,
-)
-from zerotrust.errors import ZeroTrustError
-from zerotrust.policy.compile import CompiledRule, PolicySet
+from zerotrust.behavior.config import StoreErrorMode
+from zerotrust.behavior.features import counted_records
+from zerotrust.behavior.memory import MemoryBehaviorStore
+from zerotrust.cel import Backend, default_backend
+from zerotrust.decision import Decision, Effect, StepUp
+from zerotrust.errors import RequestError, ZeroTrustError
+from zerotrust.evaluation import DEFAULT_DENY, STORE_UNAVAILABLE, decide
+from zerotrust.policy.compile import PolicySet
 from zerotrust.policy.loader import load_path, load_texts
 from zerotrust.request import AccessRequest
 
-__all__ = ["DEFAULT_DENY", "PolicyDecisionPoint", "decide"]
+__all__ = ["DEFAULT_DENY", "STORE_UNAVAILABLE", "IdentitySource", "PolicyDecisionPoint", "decide"]
 
-DEFAULT_DENY = "default-deny"
+#: Decisions remembered for :meth:`PolicyDecisionPoint.record_access`.
+REMEMBERED_DECISIONS = 10_000
 _log = logging.getLogger("zerotrust")
 Clock = Callable[[], datetime.datetime]
 
 
 def _utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
+
+
+class IdentitySource(Protocol):
+    """Turns a request carrying credentials into one with a verified subject and device.
+
+    ``zerotrust.identity.IdentityResolver`` is the shipped implementation. Either method
+    raises :class:`IdentityError` when the credentials do not verify: such a request
+    never reaches the policies.
+    """
+
+    def resolve(
+        self, request: Mapping[str, Any], *, now: datetime.datetime | None = None
+    ) -> dict[str, Any]: ...
+
+    async def resolve_async(
+        self, request: Mapping[str, Any], *, now: datetime.datetime | None = None
+    ) -> dict[str, Any]: ...
+
+
+class _Default(enum.Enum):
+    """``behavior=`` left out: a fresh :class:`MemoryBehaviorStore` (None means none)."""
+
+    MEMORY = "memory"
 
 
 class PolicyDecisionPoint:
@@ -62,8 +81,10 @@ class PolicyDecisionPoint:
         behavior: BehaviorSource | None = None,
         backend: Backend | None = None,
         loader: Callable[[Backend], PolicySet] | None = None,
+        identity: IdentitySource | None = None,
     ) -> None:
         self._set = policies
+        self._identity = identity
         self._clock = clock or _utc_now
         self._log = decision_log if decision_log is not None else NullLog()
         self._behavior = behavior
@@ -73,6 +94,8 @@ class PolicyDecisionPoint:
         self._failures_lock = threading.Lock()
         self._log_failures = 0
         self._behavior_failures = 0
+        self._recent_lock = threading.Lock()
+        self._recent: OrderedDict[str, tuple[AccessRequest, datetime.datetime, int]] = OrderedDict()
 
     @classmethod
     def from_path(
@@ -81,8 +104,9 @@ class PolicyDecisionPoint:
         *,
         clock: Clock | None = None,
         decision_log: DecisionLog | None = None,
-        behavior: BehaviorSource | None = None,
+        behavior: BehaviorSource | _Default | None = _Default.MEMORY,
         backend: Backend | None = None,
+        identity: IdentitySource | None = None,
     ) -> PolicyDecisionPoint:
         """Load a policy file or directory; raise :class:`PolicyError` listing every problem."""
         return cls._loaded(
@@ -91,6 +115,7 @@ class PolicyDecisionPoint:
             decision_log=decision_log,
             behavior=behavior,
             backend=backend,
+            identity=identity,
         )
 
     @classmethod
@@ -100,8 +125,9 @@ class PolicyDecisionPoint:
         *,
         clock: Clock | None = None,
         decision_log: DecisionLog | None = None,
-        behavior: BehaviorSource | None = None,
+        behavior: BehaviorSource | _Default | None = _Default.MEMORY,
         backend: Backend | None = None,
+        identity: IdentitySource | None = None,
     ) -> PolicyDecisionPoint:
         """Load policies from ``{file name: YAML text}`` (names ending ``.data.yaml`` are data)."""
         frozen = dict(texts)
@@ -111,6 +137,7 @@ class PolicyDecisionPoint:
             decision_log=decision_log,
             behavior=behavior,
             backend=backend,
+            identity=identity,
         )
 
     @classmethod
@@ -120,10 +147,13 @@ class PolicyDecisionPoint:
         *,
         clock: Clock | None,
         decision_log: DecisionLog | None,
-        behavior: BehaviorSource | None,
+        behavior: BehaviorSource | _Default | None,
         backend: Backend | None,
+        identity: IdentitySource | None,
     ) -> PolicyDecisionPoint:
         backend = backend or default_backend()
+        if behavior is _Default.MEMORY:
+            behavior = MemoryBehaviorStore()
         return cls(
             loader(backend),
             clock=clock,
@@ -131,6 +161,7 @@ class PolicyDecisionPoint:
             behavior=behavior,
             backend=backend,
             loader=loader,
+            identity=identity,
         )
 
     @property
@@ -174,16 +205,14 @@ class PolicyDecisionPoint:
     ) -> Decision:
         """Decide one request.
 
-        Raises :class:`RequestError` for malformed input (nothing is evaluated then), and
-        :class:`ZeroTrustError` if the configured clock returns a naive datetime. Errors
-        inside policies never raise: they are recorded in the decision and fail closed.
+        Raises :class:`RequestError` for malformed input and, on a PDP configured with
+        ``identity=``, :class:`IdentityError` when the credentials do not verify (nothing
+        is evaluated then); :class:`ZeroTrustError` if the clock returns a naive datetime.
+        Errors inside policies never raise: they are recorded in the decision and fail
+        closed.
         """
-        req = AccessRequest.from_mapping(request)
         now = self._now()
-        features = self._features(req, now)
-        decision = decide(self._set, req, now, features, self._backend, explain=explain)
-        self._after(req, decision, extra)
-        return decision
+        return self._evaluate_at(self._prepare(request, now), now, explain, extra)
 
     def evaluate_many(
         self,
@@ -191,9 +220,35 @@ class PolicyDecisionPoint:
         *,
         explain: bool = False,
     ) -> list[Decision]:
-        """Decide several requests in order; all are validated before any is decided."""
-        validated = [AccessRequest.from_mapping(r) for r in requests]
-        return [self.evaluate(r, explain=explain) for r in validated]
+        """Decide several requests in order; all are validated (and their credentials
+        verified) before any is decided."""
+        prepared = []
+        for request in requests:
+            now = self._now()
+            prepared.append((self._prepare(request, now), now))
+        return [self._evaluate_at(req, now, explain, None) for req, now in prepared]
+
+    def _prepare(
+        self, request: Mapping[str, Any] | AccessRequest, now: datetime.datetime
+    ) -> AccessRequest:
+        if self._identity is not None:
+            # Only verified credentials name the subject: a pre-built AccessRequest has
+            # none, so the resolver refuses it (fail closed).
+            raw = request.to_dict() if isinstance(request, AccessRequest) else request
+            return AccessRequest.from_mapping(self._identity.resolve(raw, now=now))
+        return AccessRequest.from_mapping(request)
+
+    def _evaluate_at(
+        self,
+        req: AccessRequest,
+        now: datetime.datetime,
+        explain: bool,
+        extra: Mapping[str, Any] | None,
+    ) -> Decision:
+        features = self._features(req, now)
+        decision = self._decide(req, now, features, explain)
+        self._after(req, decision, extra, features.get("available") is not False)
+        return decision
 
     async def evaluate_async(
         self,
@@ -203,9 +258,14 @@ class PolicyDecisionPoint:
         extra: Mapping[str, Any] | None = None,
     ) -> Decision:
         """As :meth:`evaluate`, for event loops: uses the behaviour source's async
-        methods when it has them (``features_async`` / ``record_async``)."""
-        req = AccessRequest.from_mapping(request)
+        methods when it has them (``features_async`` / ``record_async``) and the identity
+        source's ``resolve_async`` (a JWKS refresh never blocks the loop)."""
         now = self._now()
+        if self._identity is not None:
+            raw = request.to_dict() if isinstance(request, AccessRequest) else request
+            req = AccessRequest.from_mapping(await self._identity.resolve_async(raw, now=now))
+        else:
+            req = AccessRequest.from_mapping(request)
         get_async = getattr(self._behavior, "features_async", None)
         if get_async is not None:
             try:
@@ -214,17 +274,86 @@ class PolicyDecisionPoint:
                 features = self._behavior_failed(exc)
         else:
             features = self._features(req, now)
-        decision = decide(self._set, req, now, features, self._backend, explain=explain)
+        decision = self._decide(req, now, features, explain)
+        available = features.get("available") is not False
         record_async = getattr(self._behavior, "record_async", None)
         if record_async is not None:
-            try:
-                await record_async(req, decision)
-            except Exception as exc:
-                self._behavior_failed(exc)
+            if available:
+                try:
+                    await record_async(req, decision)
+                    self._remember(req, decision)
+                except Exception as exc:
+                    self._behavior_failed(exc)
             self._emit(req, decision, extra)
         else:
-            self._after(req, decision, extra)
+            self._after(req, decision, extra, available)
         return decision
+
+    def record_access(
+        self, decision: str | Decision | Mapping[str, Any] | AccessRequest, *, records: int
+    ) -> None:
+        """Report how many records a request actually read (a query may return more rows
+        than it asked for).
+
+        Given a decision (or its id) this PDP made recently, its count becomes
+        ``records``; given a request, ``records`` are added for its subject now.
+        Raises :class:`RequestError` for a negative count or an unknown decision id.
+        """
+        if isinstance(records, bool) or not isinstance(records, int) or records < 0:
+            raise RequestError("records", "must be an integer >= 0")
+        store = getattr(self._behavior, "record_access", None)
+        if isinstance(decision, Decision | str):
+            key = decision if isinstance(decision, str) else decision.decision_id
+            with self._recent_lock:
+                remembered = self._recent.get(key)
+                if remembered is not None:
+                    self._recent[key] = (remembered[0], remembered[1], records)
+            if remembered is None:
+                raise RequestError(
+                    "decision_id",
+                    f"unknown decision (this PDP remembers its last {REMEMBERED_DECISIONS} "
+                    "decisions made with behaviour available)",
+                )
+            req, at, counted = remembered
+            delta = records - counted
+        else:
+            req, at, delta = AccessRequest.from_mapping(decision), self._now(), records
+        if store is None or not delta:
+            return
+        try:
+            store(req, at, delta)
+        except Exception as exc:
+            self._behavior_failed(exc)
+
+    def _decide(
+        self,
+        req: AccessRequest,
+        now: datetime.datetime,
+        features: Mapping[str, Any],
+        explain: bool,
+    ) -> Decision:
+        mode = getattr(self._behavior, "on_store_error", StoreErrorMode.EVALUATE)
+        required = getattr(self._behavior, "store_error_step_up", None)
+        return decide(
+            self._set,
+            req,
+            now,
+            features,
+            self._backend,
+            explain=explain,
+            on_store_error=StoreErrorMode(mode),
+            store_error_step_up=required if isinstance(required, StepUp) else None,
+        )
+
+    def _remember(self, req: AccessRequest, decision: Decision) -> None:
+        """Keep a recorded decision for :meth:`record_access` (bounded, oldest dropped)."""
+        counted = 0
+        if decision.effect is Effect.ALLOW:
+            counted = counted_records(req.context)
+        with self._recent_lock:
+            self._recent[decision.decision_id] = (req, decision.evaluated_at, counted)
+            while len(self._recent) > REMEMBERED_DECISIONS:
+                self._recent.popitem(last=False)
 
     def _now(self) -> datetime.datetime:
         now = self._clock()
@@ -247,11 +376,17 @@ class PolicyDecisionPoint:
         return {"available": False}
 
     def _after(
-        self, req: AccessRequest, decision: Decision, extra: Mapping[str, Any] | None
+        self,
+        req: AccessRequest,
+        decision: Decision,
+        extra: Mapping[str, Any] | None,
+        available: bool = True,
     ) -> None:
-        if self._behavior is not None:
+        # A decision made without behaviour is not recorded: its request was not counted.
+        if self._behavior is not None and available:
             try:
                 self._behavior.record(req, decision)
+                self._remember(req, decision)
             except Exception as exc:
                 self._behavior_failed(exc)
         self._emit(req, decision, extra)
@@ -271,117 +406,3 @@ class PolicyDecisionPoint:
                 type(exc).__name__,
                 exc,
             )
-
-
-def decide(
-    policies: PolicySet,
-    req: AccessRequest,
-    now: datetime.datetime,
-    features: Mapping[str, Any],
-    backend: Backend,
-    *,
-    explain: bool = False,
-) -> Decision:
-    """The pure decision: applicable policies, risk, combining, obligations."""
-    applicable = policies.applicable(req.resource.type, req.action.name)
-    trace: list[TraceEntry] | None = [] if explain else None
-    errors: list[EvaluationError] = []
-    bindings = backend.bind(
-        {
-            "subject": req.subject.to_dict(),
-            "action": req.action.to_dict(),
-            "resource": req.resource.to_dict(),
-            "device": req.device,
-            "context": req.context,
-            "data": policies.data,
-            "behavior": features,
-            "now": now,
-        }
-    )
-
-    score = 0
-    signals: list[str] = []
-    for policy in applicable:
-        for signal in policy.signals:
-            matched, error = True, None
-            if signal.condition is not None:
-                try:
-                    matched = signal.condition(bindings)
-                except ConditionError as exc:
-                    matched, error = True, str(exc)  # fail closed: an unknown counts as risky
-                    errors.append(EvaluationError(signal.ref, "signal", error))
-            if matched:
-                score += signal.score
-                signals.append(signal.name)
-            if trace is not None:
-                trace.append(_entry(signal.ref, "signal", None, matched, error))
-    risk = Risk(score=min(100, score), signals=tuple(signals))
-    bindings = backend.extend(bindings, {"risk": risk.to_dict()})
-
-    matched_rules: dict[Effect, list[CompiledRule]] = {e: [] for e in Effect}
-    report_rules: list[tuple[CompiledRule, bool, str | None]] = []
-    for policy in applicable:
-        for rule in policy.rules:
-            condition, error = rule.condition, None
-            if condition is None:
-                matched = True
-            else:
-                try:
-                    matched = condition(bindings)
-                except ConditionError as exc:
-                    # Fail closed: an unknown never allows, and always denies or steps up.
-                    matched, error = rule.effect is not Effect.ALLOW, str(exc)
-                    kind = "report-only" if rule.report_only else "rule"
-                    errors.append(EvaluationError(rule.ref, kind, error))
-            if rule.report_only:
-                report_rules.append((rule, matched, error))
-            elif matched:
-                matched_rules[rule.effect].append(rule)
-            if trace is not None:
-                kind = "report-only" if rule.report_only else "rule"
-                trace.append(_entry(rule.ref, kind, rule.effect.value, matched, error))
-
-    if matched_rules[Effect.DENY]:
-        effect = Effect.DENY
-    elif matched_rules[Effect.STEP_UP]:
-        effect = Effect.STEP_UP
-    elif matched_rules[Effect.ALLOW]:
-        effect = Effect.ALLOW
-    else:
-        effect = Effect.DENY
-
-    reasons = [
-        Reason(rule.ref, rule.effect, rule.reason)
-        for e in (Effect.DENY, Effect.STEP_UP, Effect.ALLOW)
-        for rule in matched_rules[e]
-    ]
-    if not reasons:
-        reasons.append(Reason(DEFAULT_DENY, Effect.DENY, "no rule allowed the request"))
-    step_up: StepUp | None = None
-    if effect is Effect.STEP_UP:
-        step_up = StepUp()
-        for rule in matched_rules[Effect.STEP_UP]:
-            step_up = step_up.merge(rule.step_up or StepUp())
-    obligations: list[Obligation] = [o for r in matched_rules[effect] for o in r.obligations]
-
-    return Decision(
-        effect=effect,
-        reasons=tuple(reasons),
-        risk=risk,
-        step_up=step_up,
-        obligations=tuple(obligations),
-        report_only=tuple(
-            ReportOnlyResult(rule.ref, rule.effect, matched, error, rule.reason)
-            for rule, matched, error in report_rules
-        ),
-        errors=tuple(errors),
-        policy_revision=policies.revision,
-        decision_id=str(uuid.uuid4()),
-        evaluated_at=now,
-        trace=tuple(trace) if trace is not None else None,
-    )
-
-
-def _entry(ref: str, kind: str, effect: str | None, matched: bool, error: str | None) -> TraceEntry:
-    outcome = "error" if error is not None else ("matched" if matched else "not_matched")
-    return TraceEntry(ref, kind, effect, outcome, error)

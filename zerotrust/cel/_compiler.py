@@ -14,7 +14,9 @@ fresh objects), so a condition may be called from any number of threads at once.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
+from types import CodeType, FunctionType
 from typing import Any, cast
 
 import lark
@@ -23,7 +25,7 @@ from lark.exceptions import LarkError
 from zerotrust.cel import _compiler_runtime as rt
 from zerotrust.cel._backend import VARIABLES, CelCompileError, Condition, ConditionError
 from zerotrust.cel._compiler_codegen import HELPERS, CelLiteralError, Program, generate
-from zerotrust.cel._syntax import MAX_TREE_DEPTH, _parser, parse
+from zerotrust.cel._syntax import MAX_TREE_DEPTH, _parser, parse, parse_fast
 from zerotrust.cel.functions import EXTRA_FUNCTIONS
 
 __all__ = ["CelLiteralError", "CompiledBackend", "compile_expression"]
@@ -61,7 +63,9 @@ def _not_boolean(value: Any) -> ConditionError:
     return ConditionError(f"condition gave {name}, not a boolean")
 
 
-_NAMESPACE_BASE: Mapping[str, Any] = {
+#: The globals of every generated function: the helpers and six builtins, nothing else.
+#: One dict shared by all conditions (generated code only reads globals, never assigns).
+_GLOBALS: dict[str, Any] = {
     **HELPERS,
     "__builtins__": {
         "len": len,
@@ -75,9 +79,13 @@ _NAMESPACE_BASE: Mapping[str, Any] = {
     "_not_boolean": _not_boolean,
 }
 
+#: Distinct generated texts kept per backend (see ``CompiledBackend``); beyond this the
+#: cache starts over, which only costs recompiling.
+CODE_CACHE_SIZE = 1024
 
-def _build(program: Program, source: str, *, condition: bool) -> Callable[[Any], Any]:
-    """Compile the generated source and close it over the program's constants."""
+
+def _text(program: Program, *, condition: bool) -> str:
+    """The generated module: ``_make(k0, k1, ...)`` returning the function ``cel(b)``."""
     params = ", ".join(f"k{i}" for i in range(len(program.constants)))
     lines = [f"def _make({params}):", "  def cel(b):"]
     if condition:
@@ -93,18 +101,36 @@ def _build(program: Program, source: str, *, condition: bool) -> Callable[[Any],
         lines.extend(program.body)
         lines.append(f"    return {program.result}")
     lines.append("  return cel")
-    text = "\n".join(lines) + "\n"
-    namespace = dict(_NAMESPACE_BASE)
+    return "\n".join(lines) + "\n"
+
+
+def _maker_code(text: str) -> CodeType:
+    """Python-compile a generated module; the code object of its ``_make``."""
     try:
-        code = compile(text, "<cel>", "exec")
-        exec(code, namespace)
+        module = compile(text, "<cel>", "exec")
     except (SyntaxError, RecursionError, MemoryError, ValueError) as exc:
         raise CelCompileError(f"expression too complex to compile: {exc}") from None
-    maker: Callable[..., Callable[[Any], Any]] = namespace["_make"]
+    for const in module.co_consts:
+        if isinstance(const, CodeType):
+            return const
+    raise CelCompileError("internal error: generated module has no function")  # unreachable
+
+
+def _instantiate(code: CodeType, program: Program, source: str, name: str) -> Any:
+    """A new function object for ``code``, closed over this program's constants."""
+    maker = FunctionType(code, _GLOBALS)
     fn = maker(*program.constants)
-    fn.__qualname__ = fn.__name__ = "cel_condition" if condition else "cel_expression"
+    fn.__qualname__ = fn.__name__ = name
     fn.__doc__ = source
     return fn
+
+
+def _build(program: Program, source: str, *, condition: bool) -> Callable[[Any], Any]:
+    """Compile the generated source and close it over the program's constants."""
+    code = _maker_code(_text(program, condition=condition))
+    name = "cel_condition" if condition else "cel_expression"
+    result: Callable[[Any], Any] = _instantiate(code, program, source, name)
+    return result
 
 
 def _generate(tree: lark.Tree[Any], variables: frozenset[str]) -> Program:
@@ -119,21 +145,51 @@ def _listing(program: Program) -> str:
 
 
 class CompiledBackend:
-    """CEL compiled to Python at load; ``bind`` hands the request's values through as-is."""
+    """CEL compiled to Python at load; ``bind`` hands the request's values through as-is.
+
+    Load cost is kept low three ways: :func:`parse_fast` (no positions; the exact
+    parser runs only to report a problem), one shared globals dict, and a cache of
+    Python code objects keyed by the generated text. Constants (strings, doubles,
+    regexes, ...) are closure variables, not text, so rules that differ only in such
+    constants share one code object and skip Python's ``compile()``; each still gets
+    its own function object and closure. The cache is per backend instance, bounded
+    (:data:`CODE_CACHE_SIZE`) and holds only immutable code objects, so sharing it
+    between threads or loads cannot change an answer: at worst two threads compile
+    the same text twice.
+    """
 
     name = "compiled"
+
+    def __init__(self) -> None:
+        self._code: dict[str, tuple[CodeType, str]] = {}
 
     def compile(self, source: str) -> Condition:
         """The generated function itself is the condition: no wrapper call per evaluation.
 
         It carries ``source``, ``variables`` and, for debugging, ``python_source``.
         """
-        parsed = parse(source, FUNCTIONS)
-        program = _generate(parsed.tree, VARIABLES)
-        fn: Any = _build(program, source, condition=True)
+        parsed = parse_fast(source, FUNCTIONS)
+        program = None
+        if parsed is not None:
+            with contextlib.suppress(CelCompileError, RecursionError):
+                program = generate(parsed.tree, VARIABLES, EXTRA_FUNCTIONS)
+        if parsed is None or program is None:
+            # A problem (or a refusal by the fast path): the exact path, with positions,
+            # raises the diagnostic, or (never seen) accepts and its result is used.
+            parsed = parse(source, FUNCTIONS)
+            program = _generate(parsed.tree, VARIABLES)
+        text = _text(program, condition=True)
+        cached = self._code.get(text)
+        if cached is None:
+            cached = (_maker_code(text), _listing(program))
+            if len(self._code) >= CODE_CACHE_SIZE:
+                self._code.clear()
+            self._code[text] = cached
+        code, listing = cached
+        fn = _instantiate(code, program, source, "cel_condition")
         fn.source = source
         fn.variables = parsed.variables
-        fn.python_source = _listing(program)
+        fn.python_source = listing
         return cast(Condition, fn)
 
     def bind(self, variables: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -103,7 +103,7 @@ def _convert(node: yaml.Node, constructor: Any, counter: list[int], depth: int, 
             value = constructor.construct_object(node, deep=True)
         except yaml.MarkedYAMLError as exc:
             raise YamlProblem(f"invalid YAML value: {exc.problem}", line, column) from exc
-        except (yaml.YAMLError, ValueError) as exc:
+        except (yaml.YAMLError, ValueError, LookupError, TypeError, ArithmeticError) as exc:
             raise YamlProblem(f"invalid YAML value: {exc}", line, column) from exc
         if isinstance(value, float) and not math.isfinite(value):
             raise YamlProblem("NaN and infinity are not allowed", line, column)

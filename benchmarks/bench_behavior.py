@@ -1,0 +1,205 @@
+"""What recent behaviour costs: memory store time and space, Redis throughput and round trips.
+
+    python benchmarks/bench_behavior.py [--quick] [--redis-url redis://127.0.0.1:6379/0]
+
+* memory store overhead per decision: ``features`` + ``record`` as the PDP calls them
+  (median, microseconds), and the PDP's own median with and without the store;
+* memory per tracked subject with a day of history at 20 requests an hour
+  (tracemalloc, averaged over 300 subjects);
+* Redis on loopback: decisions per second through ``PolicyDecisionPoint.evaluate``,
+  and round trips per decision counted three ways: the store's counter, socket
+  writes by the client (redis-py's ``send_packed_command``), and the server's
+  ``INFO commandstats``. Without ``--redis-url`` a redis-server is started on a free
+  port (needs the binary); without either, the Redis part is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import tracemalloc
+from typing import Any
+
+from zerotrust import (
+    AccessRequest,
+    Decision,
+    Effect,
+    MemoryBehaviorStore,
+    PolicyDecisionPoint,
+    Risk,
+)
+
+START = datetime.datetime(2026, 3, 2, 0, 0, tzinfo=datetime.UTC)
+ALLOW_ALL = "policy: p\nrules:\n  - {id: a, effect: allow}\n"
+
+
+def _request(subject: int, resource: int, records: int = 3) -> AccessRequest:
+    return AccessRequest.from_mapping(
+        {
+            "subject": {"id": f"u-{subject}"},
+            "action": {"name": "read"},
+            "resource": {"type": "customer_record", "id": f"c-{resource}"},
+            "device": {"id": f"d-{subject}", "managed": True},
+            "context": {"ip": "10.1.2.3", "country": "DE", "records": records},
+        }
+    )
+
+
+def memory_overhead(n: int) -> float:
+    """Median microseconds of features + record for one decision."""
+    store = MemoryBehaviorStore()
+    requests = [_request(i % 1_000, i % 97) for i in range(n)]
+    times: list[float] = []
+    t = START
+    step = datetime.timedelta(seconds=0.05)
+    allow = Decision(Effect.ALLOW, (), Risk(), None, (), (), (), "r", "id", START)
+    gc.disable()
+    for req in requests:
+        t += step
+        began = time.perf_counter_ns()
+        store.features(req, t)
+        store.record(req, allow)
+        times.append(time.perf_counter_ns() - began)
+    gc.enable()
+    return statistics.median(times) / 1000
+
+
+def pdp_medians(n: int) -> tuple[float, float]:
+    """Median microseconds of evaluate without and with the memory store."""
+    out = []
+    for behavior in (None, MemoryBehaviorStore()):
+        pdp = PolicyDecisionPoint.from_texts(
+            {"p.yaml": ALLOW_ALL}, clock=lambda: START, behavior=behavior
+        )
+        requests = [_request(i % 1_000, i % 97) for i in range(n)]
+        times = []
+        for req in requests:
+            began = time.perf_counter_ns()
+            pdp.evaluate(req)
+            times.append(time.perf_counter_ns() - began)
+        out.append(statistics.median(times) / 1000)
+    return out[0], out[1]
+
+
+def memory_per_subject(subjects: int) -> float:
+    """Bytes per subject holding a day of history at 20 requests an hour."""
+    store = MemoryBehaviorStore()
+    requests = [[_request(s, r) for r in range(40)] for s in range(subjects)]
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(24 * 20):
+        t = START + datetime.timedelta(seconds=180 * i)
+        for s in range(subjects):
+            store.features(requests[s][i % 40], t)
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return (after - before) / subjects
+
+
+def _start_redis() -> tuple[subprocess.Popen[bytes], str] | None:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    directory = tempfile.mkdtemp()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory, "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.02)
+    return process, f"redis://127.0.0.1:{port}/0"
+
+
+def redis_figures(url: str, n: int) -> dict[str, Any]:
+    import redis
+    from redis.connection import Connection
+
+    from zerotrust import RedisBehaviorStore
+
+    sends = [0]
+    original = Connection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        sends[0] += 1
+        original(self, command, check_health)  # type: ignore[no-untyped-call]
+
+    store = RedisBehaviorStore.from_url(url)
+    pdp = PolicyDecisionPoint.from_texts({"p.yaml": ALLOW_ALL}, clock=lambda: START, behavior=store)
+    requests = [_request(i % 1_000, i % 97) for i in range(n)]
+    pdp.evaluate(requests[0])  # loads the script
+    admin = redis.Redis.from_url(url)
+    admin.config_resetstat()
+    trips = store.stats().round_trips
+    Connection.send_packed_command = counting  # type: ignore[method-assign]
+    try:
+        began = time.perf_counter()
+        for req in requests:
+            pdp.evaluate(req)
+        elapsed = time.perf_counter() - began
+    finally:
+        Connection.send_packed_command = original  # type: ignore[method-assign]
+    stats = admin.info("commandstats")
+    return {
+        "decisions_per_second": n / elapsed,
+        "round_trips_per_decision_store": (store.stats().round_trips - trips) / n,
+        "socket_writes_per_decision": sends[0] / n,
+        "evalsha_per_decision_server": stats["cmdstat_evalsha"]["calls"] / n,
+        "server_usec_per_evalsha": stats["cmdstat_evalsha"]["usec_per_call"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    parser.add_argument("--redis-url", help="use this Redis instead of starting one")
+    args = parser.parse_args()
+    n = 5_000 if args.quick else 50_000
+    print(f"memory store: features + record, median   {memory_overhead(n):8.2f} us")
+    without, with_store = pdp_medians(n // 5)
+    print(f"PDP evaluate (allow-all policy), median    {without:8.2f} us without store")
+    print(f"                                           {with_store:8.2f} us with memory store")
+    subjects = 100 if args.quick else 300
+    print(f"memory per subject (a day at 20 req/h)     {memory_per_subject(subjects):8.0f} bytes")
+    server = None
+    url = args.redis_url
+    if url is None:
+        server = _start_redis()
+        url = server[1] if server is not None else None
+    if url is None:
+        print("redis: skipped (no redis-server binary and no --redis-url)")
+        return
+    try:
+        figures = redis_figures(url, n // 10)
+    finally:
+        if server is not None:
+            server[0].kill()
+            server[0].wait()
+    print(f"redis: decisions per second (loopback)     {figures['decisions_per_second']:8.0f}")
+    for key in (
+        "round_trips_per_decision_store",
+        "socket_writes_per_decision",
+        "evalsha_per_decision_server",
+    ):
+        print(f"redis: {key:<36}{figures[key]:8.3f}")
+    usec = figures["server_usec_per_evalsha"]
+    print(f"redis: server time per script call         {usec:8.1f} us")
+
+
+if __name__ == "__main__":
+    main()

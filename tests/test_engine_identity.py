@@ -1,0 +1,94 @@
+"""PolicyDecisionPoint(identity=...): only verified credentials name the subject."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from typing import Any
+
+import pytest
+from jwt_helpers import NOW, claims, needs_keys, rs256, verifier
+
+from zerotrust import AccessRequest, Effect, IdentityError, PolicyDecisionPoint
+from zerotrust.identity import IdentityResolver
+
+pytestmark = needs_keys
+
+POLICY = """
+policy: p
+rules:
+  - id: allow-purchasers
+    effect: allow
+    when: "'purchase' in subject.properties.scopes && !device.verified"
+"""
+
+
+def pdp() -> PolicyDecisionPoint:
+    return PolicyDecisionPoint.from_texts(
+        {"p.yaml": POLICY},
+        clock=lambda: NOW,
+        identity=IdentityResolver(jwt=verifier()),
+        behavior=None,
+    )
+
+
+def request(subject: dict[str, Any]) -> dict[str, Any]:
+    return {"subject": subject, "action": {"name": "buy"}, "resource": {"type": "cart"}}
+
+
+def test_a_verified_token_becomes_the_subject() -> None:
+    d = pdp().evaluate(request({"token": rs256(claims())}))
+    assert d.effect is Effect.ALLOW
+
+
+def test_a_caller_asserted_subject_is_refused() -> None:
+    with pytest.raises(IdentityError):
+        pdp().evaluate(
+            request({"id": "someone@example.net", "properties": {"scopes": ["purchase"]}})
+        )
+    with pytest.raises(IdentityError):
+        pdp().evaluate(AccessRequest.from_mapping(request({"id": "x"})))
+
+
+@pytest.mark.parametrize(
+    "tok",
+    [
+        rs256(claims(exp=int(NOW.timestamp()) - 3600)),
+        rs256(claims(aud="https://elsewhere.example")),
+        rs256(claims())[:-4] + "AAAA",
+        "not.a.token",
+    ],
+    ids=["expired", "wrong-audience", "bad-signature", "garbage"],
+)
+def test_bad_tokens_never_reach_policies(tok: str) -> None:
+    with pytest.raises(IdentityError) as info:
+        pdp().evaluate(request({"token": tok}))
+    assert tok not in str(info.value)
+
+
+def test_many_verifies_everything_first() -> None:
+    engine = pdp()
+    good = request({"token": rs256(claims())})
+    with pytest.raises(IdentityError):
+        engine.evaluate_many([good, request({"token": "garbage"})])
+    assert [d.effect for d in engine.evaluate_many([good, good])] == [Effect.ALLOW] * 2
+
+
+def test_async_path_verifies_too() -> None:
+    engine = pdp()
+    d = asyncio.run(engine.evaluate_async(request({"token": rs256(claims())})))
+    assert d.allowed
+    with pytest.raises(IdentityError):
+        asyncio.run(engine.evaluate_async(request({"id": "x"})))
+
+
+def test_clock_is_the_pdps() -> None:
+    later = NOW + datetime.timedelta(hours=2)
+    engine = PolicyDecisionPoint.from_texts(
+        {"p.yaml": POLICY},
+        clock=lambda: later,
+        identity=IdentityResolver(jwt=verifier(clock=lambda: later)),
+        behavior=None,
+    )
+    with pytest.raises(IdentityError, match="expired"):
+        engine.evaluate(request({"token": rs256(claims())}))

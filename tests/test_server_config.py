@@ -1,0 +1,176 @@
+"""Server configuration, the ``zerotrust serve`` command and its safety refusals."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zerotrust.cli import main
+from zerotrust.server import ServerConfig, ServerConfigError, load_config
+from zerotrust.server.runner import build_config, is_loopback_host
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "config-secret-0123456789"
+
+
+def test_defaults_are_safe() -> None:
+    config = ServerConfig(bearer_secrets=(SECRET,))
+    assert config.insecure_local is False
+    assert config.include_reasons is True
+    assert config.max_body_bytes == 1024 * 1024
+    assert config.request_timeout == 5.0
+    assert SECRET not in repr(config)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ServerConfigError) as info:
+        ServerConfig(
+            bearer_secrets=("short", "has a space in it!!"),
+            max_body_bytes=0,
+            request_timeout=float("nan"),
+            max_evaluations=True,
+            base_url="https://pdp.example.com/?tenant=1",
+        )
+    problems = info.value.problems
+    assert len(problems) == 6
+    assert any("whitespace" in p for p in problems)
+    assert isinstance(info.value, ValueError)
+
+
+def test_load_config_resolves_paths_and_reads_a_secrets_file(tmp_path: Path) -> None:
+    (tmp_path / "secrets.txt").write_text(f"{SECRET}\n\n{SECRET}-2\n", encoding="utf-8")
+    file = tmp_path / "server.yaml"
+    file.write_text(
+        "bearer_secrets_file: secrets.txt\n"
+        "include_reasons: false\n"
+        "request_timeout_seconds: 2.5\n"
+        "entities: entities.yaml\n"
+        "decision_log: logs/decisions.jsonl\n"
+        "base_url: https://pdp.example.com\n",
+        encoding="utf-8",
+    )
+    config = load_config(file)
+    assert config.bearer_secrets == (SECRET, f"{SECRET}-2")
+    assert config.include_reasons is False
+    assert config.request_timeout == 2.5
+    assert config.entities_file == str(tmp_path / "entities.yaml")
+    assert config.decision_log == str(tmp_path / "logs" / "decisions.jsonl")
+    assert load_config(file, include_reasons=True).include_reasons is True
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("bearer_secrets: [x]\nport: 80\n", "unknown setting 'port'"),
+        ("bearer_secrets: 12\n", "list of strings"),
+        ("- a\n", "mapping of settings"),
+        ("bearer_secrets: [\n", "not valid YAML"),
+        ("bearer_secrets_file: nowhere.txt\n", "cannot read bearer_secrets_file"),
+        (f"bearer_secrets: [{SECRET}]\nentities: 3\n", "entities_file must be a file path"),
+        ("include_reasons: maybe\ninsecure_local: true\n", "include_reasons must be true or false"),
+    ],
+)
+def test_load_config_refuses_bad_files(tmp_path: Path, text: str, message: str) -> None:
+    file = tmp_path / "server.yaml"
+    file.write_text(text, encoding="utf-8")
+    with pytest.raises(ServerConfigError, match=message):
+        load_config(file)
+
+
+def test_a_single_secret_string_and_an_empty_file(tmp_path: Path) -> None:
+    file = tmp_path / "server.json"
+    file.write_text(f'{{"bearer_secrets": "{SECRET}"}}', encoding="utf-8")
+    assert load_config(file).bearer_secrets == (SECRET,)
+    (tmp_path / "empty.yaml").write_text("", encoding="utf-8")
+    with pytest.raises(ServerConfigError, match="no bearer secret"):
+        load_config(tmp_path / "empty.yaml")
+    with pytest.raises(ServerConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.1", False),
+        ("example.com", False),
+    ],
+)
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback
+
+
+def test_insecure_local_refuses_to_bind_a_public_address() -> None:
+    assert build_config(None, host="127.0.0.1", insecure_local=True).insecure_local
+    with pytest.raises(ServerConfigError, match="loopback only"):
+        build_config(None, host="0.0.0.0", insecure_local=True)
+    with pytest.raises(ServerConfigError, match="no bearer secret"):
+        build_config(None, host="127.0.0.1")
+
+
+def serve_args(*extra: str) -> list[str]:
+    return ["serve", "--policies", str(ROOT / "examples" / "authzen-certification"), *extra]
+
+
+def test_serve_without_a_secret_refuses_to_start(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(serve_args()) == 2
+    assert "no bearer secret" in capsys.readouterr().err
+
+
+def test_serve_insecure_local_on_a_public_host_refuses(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(serve_args("--insecure-local", "--host", "0.0.0.0")) == 2
+    assert "loopback only" in capsys.readouterr().err
+
+
+def test_serve_runs_uvicorn_with_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def fake_run(app: Any, **kwargs: Any) -> None:
+        calls.append(kwargs)
+
+    monkeypatch.setattr("uvicorn.run", fake_run)
+    config = tmp_path / "server.yaml"
+    config.write_text(
+        f"bearer_secrets: [{SECRET}]\ndecision_log: decisions.jsonl\n", encoding="utf-8"
+    )
+    assert main(serve_args("--config", str(config), "--port", "9999")) == 0
+    assert calls == [
+        {
+            "host": "127.0.0.1",
+            "port": 9999,
+            "proxy_headers": False,
+            "server_header": False,
+            "log_level": "info",
+            "timeout_graceful_shutdown": 10,
+        }
+    ]
+    assert (tmp_path / "decisions.jsonl").exists()
+
+
+def test_serve_reports_bad_entities_and_policies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: None)
+    entities = tmp_path / "entities.yaml"
+    entities.write_text("subjects: [a]\n", encoding="utf-8")
+    assert main(serve_args("--insecure-local", "--entities", str(entities))) == 2
+    assert "must map a type" in capsys.readouterr().err
+    assert main(["serve", "--insecure-local", "--policies", str(tmp_path / "none")]) == 1
+
+
+def test_import_zerotrust_does_not_import_the_server() -> None:
+    code = "import sys, zerotrust, zerotrust.cli; print('zerotrust.server' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,365 @@
+"""The ASGI middleware through Starlette's TestClient and FastAPI, with real signed JWTs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocket
+from web_helpers import (
+    CUSTOMERS,
+    TOKENIZER,
+    WATERMARK_POLICY,
+    RecordingLog,
+    attestation,
+    bearer,
+    resolve,
+    rogue_key,
+    shipped_pdp,
+    token,
+    web_config,
+)
+
+from zerotrust import PolicyDecisionPoint
+from zerotrust.web import HttpRequest, Target, WebConfig, parse_challenges
+from zerotrust.web.asgi import ZeroTrustMiddleware, access_request_of, decision_of
+from zerotrust.web.errors import NoDecisionError
+
+CALLS: list[str] = []
+
+
+async def read_customer(request: Request) -> Response:
+    CALLS.append(request.url.path)
+    record = CUSTOMERS.get(request.path_params["id"])
+    if record is None:
+        return JSONResponse({"detail": "not found"}, status_code=404)
+    headers = {"x-decision-id": decision_of(request).decision_id}
+    return JSONResponse(record, headers=headers)
+
+
+async def update_customer(request: Request) -> Response:
+    CALLS.append(request.url.path)
+    return JSONResponse(CUSTOMERS[request.path_params["id"]])
+
+
+async def export(request: Request) -> Response:
+    async def chunks() -> AsyncIterator[bytes]:
+        records = [r for r in CUSTOMERS.values() if r["owner_dept"] == "support"]
+        text = json.dumps({"records": records})
+        for i in range(0, len(text), 50):
+            yield text[i : i + 50].encode()
+
+    return StreamingResponse(chunks(), media_type="application/json")
+
+
+async def ws(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text("hello")
+    await websocket.close()
+
+
+def app(config: WebConfig | None = None, pdp: PolicyDecisionPoint | None = None) -> Starlette:
+    inner = Starlette(
+        routes=[
+            Route("/customers/{id}", read_customer),
+            Route("/customers/{id}", update_customer, methods=["PATCH"]),
+            Route("/departments/{dept}/export", export),
+            Route("/health", lambda request: PlainTextResponse("ok")),
+            WebSocketRoute("/ws", ws),
+        ]
+    )
+    inner.add_middleware(
+        ZeroTrustMiddleware,
+        pdp=pdp or shipped_pdp(),
+        resolve=resolve,
+        config=config or web_config(),
+    )
+    return inner
+
+
+@pytest.fixture
+def log() -> RecordingLog:
+    return RecordingLog()
+
+
+@pytest.fixture
+def client(log: RecordingLog) -> TestClient:
+    CALLS.clear()
+    return TestClient(app(pdp=shipped_pdp(log)), client=("10.1.2.3", 50000))
+
+
+def test_allow_masks_fields_and_exposes_the_decision(client: TestClient, log: RecordingLog) -> None:
+    r = client.get("/customers/c-1001", headers=bearer())
+    assert r.status_code == 200
+    body = r.json()
+    assert body["card_number"] == "****" and body["ssn"] == "****"
+    assert body["email"] == "ada@example.com"
+    assert r.headers["content-length"] == str(len(r.content))
+    decision, request, extra = log.last
+    assert r.headers["x-decision-id"] == decision.decision_id
+    assert request.subject.id == "u-anna" and request.context["ip"] == "10.1.2.3"
+    assert extra["http"] == {
+        "method": "GET",
+        "path": "/customers/c-1001",
+        "route": "GET /customers/{id}",
+    }
+
+
+def test_manager_sees_fields_in_full(client: TestClient) -> None:
+    r = client.get("/customers/c-1001", headers=bearer(roles=("manager",)))
+    assert r.status_code == 200 and r.json()["card_number"] == "4111111111111111"
+
+
+def test_step_up_is_an_rfc_9470_challenge(client: TestClient, log: RecordingLog) -> None:
+    r = client.get("/customers/c-1002", headers=bearer(amr=("pwd",)))
+    assert r.status_code == 401
+    [challenge] = parse_challenges(r.headers["www-authenticate"])
+    assert challenge.scheme == "bearer"
+    assert challenge.params["error"] == "insufficient_user_authentication"
+    assert challenge.params["acr_values"] == "urn:example:loa:2"
+    assert challenge.params["max_age"] == "3600"
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["code"] == "step_up_required" and body["max_age"] == 3600
+    assert body["decision_id"] == log.last[0].decision_id
+    assert CALLS == []
+
+
+def test_deny_is_problem_json_without_rule_internals(client: TestClient, log: RecordingLog) -> None:
+    r = client.get("/customers/c-5150", headers=bearer())
+    assert r.status_code == 403
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["status"] == 403 and body["code"] == "access_denied"
+    assert body["decision_id"] == log.last[0].decision_id
+    assert "deny-other-department" not in r.text and "reasons" not in body
+    assert CALLS == []
+
+
+def test_reasons_only_when_configured(log: RecordingLog) -> None:
+    c = TestClient(app(web_config(expose_reasons=True), shipped_pdp(log)))
+    body = c.get("/customers/c-5150", headers=bearer()).json()
+    assert "customer-records/deny-other-department" in [r["rule"] for r in body["reasons"]]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        bearer(token(key=rogue_key())),  # signed by someone else
+        bearer(token(exp=1)),  # expired
+        bearer(token(aud="another-api")),
+        {"authorization": "Bearer not.a.jwt"},
+    ],
+    ids=["forged-signature", "expired", "wrong-audience", "garbage"],
+)
+def test_invalid_token_is_401_invalid_token(
+    client: TestClient, log: RecordingLog, headers: dict[str, str]
+) -> None:
+    r = client.get("/customers/c-1001", headers=headers)
+    assert r.status_code == 401
+    [challenge] = parse_challenges(r.headers["www-authenticate"])
+    assert challenge.params["error"] == "invalid_token"
+    assert r.json()["code"] == "invalid_token"
+    _, request, extra = log.last
+    assert request.subject.type == "anonymous"
+    assert extra["enforcement"] != "allow" and extra["http"]["method"] == "GET"
+    assert CALLS == []
+
+
+def test_missing_token_is_a_bare_bearer_challenge(client: TestClient) -> None:
+    for headers in ({}, {"authorization": "Basic dXNlcjpwdw=="}):
+        r = client.get("/customers/c-1001", headers=headers)
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+
+
+def test_forged_forwarded_for_from_untrusted_peer_is_ignored(log: RecordingLog) -> None:
+    c = TestClient(app(pdp=shipped_pdp(log)), client=("203.0.113.9", 1234))
+    c.get(
+        "/customers/c-1001", headers={**bearer(), "x-forwarded-for": "10.1.2.3", "x-country": "DE"}
+    )
+    _, request, _ = log.last
+    assert request.context["ip"] == "203.0.113.9"
+    assert "country" not in request.context
+    assert "non-corporate-network" in log.last[0].risk.signals
+
+
+def test_forwarded_for_and_country_from_trusted_proxy(log: RecordingLog) -> None:
+    config = web_config(trusted_proxies=["192.0.2.10/32"])
+    c = TestClient(app(config, shipped_pdp(log)), client=("192.0.2.10", 1234))
+    c.get(
+        "/customers/c-1001", headers={**bearer(), "x-forwarded-for": "10.9.8.7", "x-country": "us"}
+    )
+    _, request, _ = log.last
+    assert request.context["ip"] == "10.9.8.7" and request.context["country"] == "US"
+    assert "foreign-country" in log.last[0].risk.signals
+
+
+def test_unmatched_routes_are_denied_by_default_and_logged(
+    client: TestClient, log: RecordingLog
+) -> None:
+    r = client.get("/health", headers=bearer())
+    assert r.status_code == 403 and r.json()["code"] == "unmatched_route"
+    _, request, extra = log.last
+    assert request.resource.type == "zerotrust:unmatched_route"
+    assert extra["enforcement"] == "unmatched_route"
+
+
+def test_unmatched_routes_can_pass() -> None:
+    c = TestClient(app(web_config(unmatched="pass")))
+    assert c.get("/health").text == "ok"
+
+
+def test_websocket_and_lifespan_pass_through(client: TestClient) -> None:
+    with client, client.websocket_connect("/ws") as socket:
+        assert socket.receive_text() == "hello"
+
+
+def test_device_attestation_is_verified(client: TestClient, log: RecordingLog) -> None:
+    client.get(
+        "/customers/c-1001", headers={**bearer(), "x-device-attestation": attestation("u-anna")}
+    )
+    assert log.last[1].device["managed"] is True and log.last[1].device["verified"] is True
+    # an attestation for another user vouches for nothing
+    client.get(
+        "/customers/c-1001", headers={**bearer(), "x-device-attestation": attestation("u-eve")}
+    )
+    assert log.last[1].device["managed"] is False and log.last[1].device["error"]
+
+
+def test_streamed_export_is_tokenized_masked_and_relengthed(client: TestClient) -> None:
+    headers = {
+        **bearer(sub="u-max", roles=("manager",)),
+        "x-device-attestation": attestation("u-max"),
+    }
+    r = client.get("/departments/support/export", headers=headers)
+    assert r.status_code == 200, r.text
+    records = r.json()["records"]
+    assert {x["email"] for x in records} == {
+        TOKENIZER.token("ada@example.com"),
+        TOKENIZER.token("bo@example.com"),
+    }
+    assert all(x["card_number"] == "****" for x in records)
+    assert "4111111111111111" not in r.text
+    assert r.headers["content-length"] == str(len(r.content))
+
+
+def test_unknown_obligation_fails_closed_before_the_app_runs(log: RecordingLog) -> None:
+    CALLS.clear()
+    c = TestClient(app(pdp=shipped_pdp(log, extra=WATERMARK_POLICY)))
+    r = c.patch("/customers/c-1001", headers=bearer(), json={"name": "x"})
+    assert r.status_code == 403 and r.json()["code"] == "obligation_unsupported"
+    assert r.json()["decision_id"] == log.last[0].decision_id
+    assert CALLS == []
+
+
+def test_handled_obligations_are_left_to_the_app() -> None:
+    config = web_config(handled_obligations={"watermark"})
+    c = TestClient(app(config, shipped_pdp(extra=WATERMARK_POLICY)))
+    assert c.patch("/customers/c-1001", headers=bearer(), json={}).status_code == 200
+
+
+def test_tokenize_without_a_tokenizer_fails_closed() -> None:
+    c = TestClient(app(web_config(tokenizer=None)))
+    headers = {
+        **bearer(sub="u-max", roles=("manager",)),
+        "x-device-attestation": attestation("u-max"),
+    }
+    r = c.get("/departments/support/export", headers=headers)
+    assert r.status_code == 403 and r.json()["code"] == "obligation_unsupported"
+
+
+MASK_ALL = """
+policy: p
+target: {resources: [doc], actions: [read]}
+rules:
+  - id: allow
+    effect: allow
+    obligations: [{type: mask, fields: [secret]}, {type: limit, max: 2}]
+"""
+
+
+def doc_app(endpoint: Any, **config: Any) -> TestClient:
+    pdp = PolicyDecisionPoint.from_texts({"p.yaml": MASK_ALL})
+    cfg = WebConfig(identify=lambda http: {"id": "u"}, **config)
+    inner = Starlette(routes=[Route("/doc", endpoint)])
+    inner.add_middleware(
+        ZeroTrustMiddleware, pdp=pdp, resolve={"GET /doc": ("doc", "read")}, config=cfg
+    )
+    return TestClient(inner)
+
+
+def test_non_json_response_with_obligations_is_withheld() -> None:
+    c = doc_app(lambda request: PlainTextResponse("secret=hunter2"))
+    r = c.get("/doc")
+    assert r.status_code == 500 and "hunter2" not in r.text
+    assert r.json()["code"] == "obligation_failed"
+
+
+def test_oversized_and_compressed_responses_are_withheld() -> None:
+    big = doc_app(lambda request: JSONResponse({"secret": "x" * 100}), max_body_bytes=50)
+    assert big.get("/doc").status_code == 500
+    gz = doc_app(
+        lambda request: Response(
+            b"{}", media_type="application/json", headers={"content-encoding": "gzip"}
+        )
+    )
+    assert gz.get("/doc").status_code == 500
+
+
+def test_limit_applies_to_list_responses() -> None:
+    c = doc_app(lambda request: JSONResponse([{"secret": i} for i in range(5)]))
+    assert c.get("/doc").json() == [{"secret": "****"}, {"secret": "****"}]
+
+
+def test_obligations_can_be_left_to_the_handler() -> None:
+    c = doc_app(lambda request: JSONResponse({"secret": "s"}), apply_obligations=False)
+    assert c.get("/doc").json() == {"secret": "s"}
+
+
+def test_async_resolver_and_custom_identify() -> None:
+    async def resolve_async(http: HttpRequest) -> Target | None:
+        return Target("doc", "read") if http.path == "/doc" else None
+
+    async def endpoint(request: Request) -> Response:
+        return JSONResponse({"who": access_request_of(request).subject.id, "secret": 1})
+
+    pdp = PolicyDecisionPoint.from_texts({"p.yaml": MASK_ALL})
+    cfg = WebConfig(identify=lambda http: {"id": http.header("x-user") or "nobody"})
+    inner = Starlette(routes=[Route("/doc", endpoint)])
+    inner.add_middleware(ZeroTrustMiddleware, pdp=pdp, resolve=resolve_async, config=cfg)
+    assert TestClient(inner).get("/doc", headers={"x-user": "ann"}).json() == {
+        "who": "ann",
+        "secret": "****",
+    }
+
+
+def test_decision_helper_without_middleware() -> None:
+    with pytest.raises(NoDecisionError):
+        decision_of({"type": "http", "state": {}})
+    with pytest.raises(NoDecisionError):
+        access_request_of(object())
+
+
+def test_fastapi_integration() -> None:
+    api = FastAPI()
+    api.add_middleware(ZeroTrustMiddleware, pdp=shipped_pdp(), resolve=resolve, config=web_config())
+
+    @api.get("/customers/{id}")
+    def get_customer(id: str, request: Request) -> dict[str, Any]:
+        return {**CUSTOMERS[id], "decision": decision_of(request).effect.value}
+
+    c = TestClient(api, client=("10.1.2.3", 1))
+    r = c.get("/customers/c-1001", headers=bearer())
+    assert r.status_code == 200 and r.json()["ssn"] == "****" and r.json()["decision"] == "allow"
+    assert c.get("/customers/c-1002", headers=bearer(amr=("pwd",))).status_code == 401
+    assert c.get("/customers/c-5150", headers=bearer()).status_code == 403
+    assert c.get("/docs", headers=bearer()).status_code == 403  # unmatched: denied
+    assert c.get("/docs").status_code == 401  # ... after authentication

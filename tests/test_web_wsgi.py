@@ -1,0 +1,236 @@
+"""The WSGI middleware through Flask's test client and a Django WSGI handler."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from flask import Flask, Response, request
+from web_helpers import (
+    CUSTOMERS,
+    WATERMARK_POLICY,
+    RecordingLog,
+    attestation,
+    bearer,
+    customer_properties,
+    resolve,
+    rogue_key,
+    shipped_pdp,
+    token,
+    web_config,
+)
+from werkzeug.test import Client
+
+from zerotrust.web import RouteTable, parse_challenges
+from zerotrust.web.errors import NoDecisionError, WebConfigError
+from zerotrust.web.wsgi import DECISION_KEY, ZeroTrustMiddleware, access_request_of, decision_of
+
+CALLS: list[str] = []
+
+
+def flask_app(log: RecordingLog, *, extra_policy: str | None = None, **config: Any) -> Flask:
+    app = Flask(__name__)
+
+    @app.get("/customers/<id>")
+    def read(id: str) -> Any:
+        CALLS.append(id)
+        return {**CUSTOMERS[id], "decision": decision_of(request).decision_id}
+
+    @app.patch("/customers/<id>")
+    def update(id: str) -> Any:
+        CALLS.append(id)
+        return CUSTOMERS[id]
+
+    @app.get("/departments/<dept>/export")
+    def export(dept: str) -> Any:
+        records = [r for r in CUSTOMERS.values() if r["owner_dept"] == "support"]
+        return Response(
+            (json.dumps(records)[i : i + 40] for i in range(0, 2000, 40)),
+            mimetype="application/json",
+        )
+
+    @app.get("/text/<id>")
+    def text(id: str) -> str:
+        return "card 4111111111111111"
+
+    app.wsgi_app = ZeroTrustMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app,
+        shipped_pdp(log, extra=extra_policy),
+        resolve=resolve,
+        config=web_config(**config),
+    )
+    return app
+
+
+@pytest.fixture
+def log() -> RecordingLog:
+    CALLS.clear()
+    return RecordingLog()
+
+
+@pytest.fixture
+def flask_client(log: RecordingLog) -> Any:
+    return flask_app(log).test_client()
+
+
+def test_flask_allow_masks_and_exposes_the_decision(flask_client: Any, log: RecordingLog) -> None:
+    r = flask_client.get(
+        "/customers/c-1001", headers=bearer(), environ_base={"REMOTE_ADDR": "10.1.2.3"}
+    )
+    assert r.status_code == 200
+    assert r.json["card_number"] == "****" and r.json["ssn"] == "****"
+    decision, req, extra = log.last
+    assert r.json["decision"] == decision.decision_id
+    assert req.context["ip"] == "10.1.2.3"
+    assert extra["http"]["route"] == "GET /customers/{id}"
+    assert int(r.headers["content-length"]) == len(r.data)
+
+
+def test_flask_step_up_deny_and_invalid_token(flask_client: Any) -> None:
+    r = flask_client.get("/customers/c-1002", headers=bearer(amr=("pwd",)))
+    assert r.status_code == 401
+    [c] = parse_challenges(r.headers["www-authenticate"])
+    # from 127.0.0.1 (off the corporate network) the stricter risk step-up (600 s) merges in
+    assert c.params["error"] == "insufficient_user_authentication" and c.params["max_age"] == "600"
+    r = flask_client.get("/customers/c-5150", headers=bearer())
+    assert r.status_code == 403 and r.mimetype == "application/problem+json"
+    assert r.json["code"] == "access_denied" and r.json["decision_id"]
+    r = flask_client.get("/customers/c-1001", headers=bearer(token(key=rogue_key())))
+    assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"]
+    assert CALLS == []
+
+
+def test_flask_forged_forwarded_for_is_ignored(flask_client: Any, log: RecordingLog) -> None:
+    flask_client.get(
+        "/customers/c-1001",
+        headers={**bearer(), "X-Forwarded-For": "10.1.2.3"},
+        environ_base={"REMOTE_ADDR": "203.0.113.5"},
+    )
+    assert log.last[1].context["ip"] == "203.0.113.5"
+
+
+def test_flask_streamed_export_is_rewritten(flask_client: Any) -> None:
+    headers = {
+        **bearer(sub="u-max", roles=("manager",)),
+        "x-device-attestation": attestation("u-max"),
+    }
+    r = flask_client.get("/departments/support/export", headers=headers)
+    assert r.status_code == 200, r.data
+    assert all(x["email"].startswith("tok_k1_") for x in r.json)
+    assert b"4111111111111111" not in r.data
+
+
+def test_flask_non_json_with_obligations_is_withheld(log: RecordingLog) -> None:
+    app = flask_app(log)
+    app.wsgi_app = ZeroTrustMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app.app,  # type: ignore[attr-defined]
+        shipped_pdp(log),
+        resolve=RouteTable(
+            {"GET /text/{id}": ("customer_record", "read")}, properties=customer_properties
+        ),
+        config=web_config(),
+    )
+    r = app.test_client().get("/text/c-1001", headers=bearer())
+    assert r.status_code == 500 and b"4111" not in r.data
+
+
+def test_flask_unknown_obligation_fails_closed(log: RecordingLog) -> None:
+    client = flask_app(log, extra_policy=WATERMARK_POLICY).test_client()
+    r = client.patch("/customers/c-1001", headers=bearer(), json={})
+    assert r.status_code == 403 and r.json["code"] == "obligation_unsupported"
+    assert CALLS == []
+
+
+def test_async_resolver_is_refused_under_wsgi(log: RecordingLog) -> None:
+    async def resolve_async(http: Any) -> None:
+        return None
+
+    app = ZeroTrustMiddleware(
+        lambda e, s: [], shipped_pdp(log), resolve=resolve_async, config=web_config()
+    )
+    with pytest.raises(WebConfigError):
+        Client(app).get("/")
+
+
+def test_decision_helpers_need_the_middleware() -> None:
+    with pytest.raises(NoDecisionError):
+        decision_of({})
+    with pytest.raises(NoDecisionError):
+        access_request_of(SimpleNamespace(META={}))
+
+
+# --- Django -----------------------------------------------------------------------------
+
+
+def _django_views() -> list[Any]:
+    from django.http import HttpRequest, JsonResponse
+    from django.urls import path
+
+    def customer(req: HttpRequest, id: str) -> JsonResponse:
+        CALLS.append(id)
+        body = {**CUSTOMERS[id], "decision": decision_of(req).effect.value}
+        body["subject"] = access_request_of(req).subject.id
+        return JsonResponse(body)
+
+    return [path("customers/<str:id>", customer)]
+
+
+@pytest.fixture(scope="module")
+def django_handler() -> Any:
+    import django
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(
+            DEBUG=False,
+            SECRET_KEY="test-only-not-secret",
+            ALLOWED_HOSTS=["localhost", "testserver"],
+            ROOT_URLCONF=type("URLConf", (), {"urlpatterns": _django_views()}),
+            MIDDLEWARE=[],
+            INSTALLED_APPS=[],
+            USE_TZ=True,
+        )
+        django.setup()
+    from django.core.handlers.wsgi import WSGIHandler
+
+    return WSGIHandler()
+
+
+@pytest.fixture
+def django_client(django_handler: Any, log: RecordingLog) -> Iterator[Client]:
+    # Django's own test Client calls its handler directly, bypassing WSGI, so the
+    # WSGI-wrapped handler is driven through Werkzeug's WSGI client instead.
+    app = ZeroTrustMiddleware(
+        django_handler, shipped_pdp(log), resolve=resolve, config=web_config()
+    )
+    yield Client(app)
+
+
+def test_django_allow_masks_and_exposes_the_decision(django_client: Client) -> None:
+    r = django_client.get("/customers/c-1001", headers=bearer())
+    assert r.status_code == 200
+    body = r.get_json()
+    assert (
+        body["card_number"] == "****"
+        and body["decision"] == "allow"
+        and body["subject"] == "u-anna"
+    )
+
+
+def test_django_refusals(django_client: Client) -> None:
+    r = django_client.get("/customers/c-5150", headers=bearer())
+    assert r.status_code == 403 and r.get_json()["code"] == "access_denied"
+    r = django_client.get("/customers/c-1002", headers=bearer(amr=("pwd",)))
+    assert (
+        r.status_code == 401 and "insufficient_user_authentication" in r.headers["www-authenticate"]
+    )
+    r = django_client.get("/customers/c-1001")
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert CALLS == []
+
+
+def test_environ_key_is_documented_name(django_client: Client) -> None:
+    assert DECISION_KEY == "zerotrust.decision"

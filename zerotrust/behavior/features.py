@@ -1,0 +1,120 @@
+"""What a store takes from a request, and the feature map it gives back.
+
+Both stores compute the same features from the same :class:`Event`, so a policy
+behaves the same on the embedded store and on Redis.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from zerotrust.decision import Decision, Effect
+from zerotrust.request import AccessRequest
+
+__all__ = [
+    "FEATURES",
+    "MAX_RECORDS",
+    "UNAVAILABLE",
+    "Event",
+    "Outcome",
+    "counted_records",
+    "event_of",
+    "outcome_of",
+]
+
+#: Every feature a store returns, in a stable order.
+FEATURES = (
+    "requests_1m",
+    "requests_1h",
+    "requests_24h",
+    "records_1h",
+    "records_24h",
+    "distinct_resources_1h",
+    "denied_1h",
+    "step_ups_1h",
+    "new_device",
+    "new_ip",
+    "new_country",
+    "baseline_records_per_hour",
+    "available",
+)
+
+#: A single request counts at most this many records (keeps counters in 64 bits).
+MAX_RECORDS = 1_000_000_000
+
+#: What policies see when the store cannot answer.
+UNAVAILABLE: Mapping[str, Any] = {"available": False}
+
+
+@attrs.frozen
+class Event:
+    """The parts of one request that behaviour tracks."""
+
+    subject: tuple[str, str]
+    records: int
+    resource: str
+    device: str | None
+    ip: str | None
+    country: str | None
+
+
+@attrs.frozen
+class Outcome:
+    """A decision's effect on the counters, applied after it is made.
+
+    A request that was not allowed touched nothing, so its records are taken back.
+    """
+
+    at: float
+    records: int
+    denied: int
+    step_ups: int
+
+
+def counted_records(context: Mapping[str, Any]) -> int:
+    """``context.records`` as a count: 1 when absent; anything but a whole number
+    >= 0 also counts as 1 (the policies see the raw value and can refuse it)."""
+    value = context.get("records", 1)
+    if isinstance(value, bool):
+        return 1
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or value < 0:
+        return 1
+    return min(value, MAX_RECORDS)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def event_of(request: AccessRequest) -> Event:
+    resource = request.resource
+    return Event(
+        subject=(request.subject.type, request.subject.id),
+        records=counted_records(request.context),
+        resource=json.dumps([resource.type, resource.id], separators=(",", ":")),
+        device=_text(request.device.get("id")),
+        ip=_text(request.context.get("ip")),
+        country=_text(request.context.get("country")),
+    )
+
+
+def outcome_of(request: AccessRequest, decision: Decision) -> Outcome | None:
+    """The correction a decision needs, or None for an allow (already counted)."""
+    if decision.effect is Effect.ALLOW:
+        return None
+    return Outcome(
+        at=decision.evaluated_at.timestamp(),
+        records=-counted_records(request.context),
+        denied=1 if decision.effect is Effect.DENY else 0,
+        step_ups=1 if decision.effect is Effect.STEP_UP else 0,
+    )

@@ -1,0 +1,181 @@
+"""The pure decision: one request against a compiled set, nothing else.
+
+Applicable policies, risk from signals, the combining rule (deny > step_up > allow >
+default deny), fail-closed error handling, obligations and step-up requirements.
+No I/O and no state: the engine wraps it with loading, behaviour and logging.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from zerotrust.behavior.config import StoreErrorMode
+from zerotrust.cel import Backend, ConditionError
+from zerotrust.decision import (
+    Decision,
+    Effect,
+    EvaluationError,
+    Obligation,
+    Reason,
+    ReportOnlyResult,
+    Risk,
+    StepUp,
+    TraceEntry,
+)
+from zerotrust.policy.compile import CompiledRule, PolicySet
+from zerotrust.request import AccessRequest
+
+__all__ = ["DEFAULT_DENY", "STORE_UNAVAILABLE", "decide"]
+
+DEFAULT_DENY = "default-deny"
+#: The reason ref of a decision changed by ``on_store_error`` (deny or step_up).
+STORE_UNAVAILABLE = "behavior/store-unavailable"
+
+
+def decide(
+    policies: PolicySet,
+    req: AccessRequest,
+    now: datetime.datetime,
+    features: Mapping[str, Any],
+    backend: Backend,
+    *,
+    explain: bool = False,
+    on_store_error: StoreErrorMode = StoreErrorMode.EVALUATE,
+    store_error_step_up: StepUp | None = None,
+) -> Decision:
+    """The pure decision: applicable policies, risk, combining, obligations.
+
+    When ``features`` say ``available: false``, ``on_store_error`` ``deny`` or
+    ``step_up`` overrides a weaker outcome (reason :data:`STORE_UNAVAILABLE`).
+    """
+    applicable = policies.applicable(req.resource.type, req.action.name)
+    trace: list[TraceEntry] | None = [] if explain else None
+    errors: list[EvaluationError] = []
+    bindings = backend.bind(
+        {
+            "subject": req.subject.to_dict(),
+            "action": req.action.to_dict(),
+            "resource": req.resource.to_dict(),
+            "device": req.device,
+            "context": req.context,
+            "data": policies.data,
+            "behavior": features,
+            "now": now,
+        }
+    )
+
+    score = 0
+    signals: list[str] = []
+    for policy in applicable:
+        for signal in policy.signals:
+            matched, error = True, None
+            if signal.condition is not None:
+                try:
+                    matched = signal.condition(bindings)
+                except ConditionError as exc:
+                    matched, error = True, str(exc)  # fail closed: an unknown counts as risky
+                    errors.append(EvaluationError(signal.ref, "signal", error))
+            if matched:
+                score += signal.score
+                signals.append(signal.name)
+            if trace is not None:
+                trace.append(_entry(signal.ref, "signal", None, matched, error))
+    risk = Risk(score=min(100, score), signals=tuple(signals))
+    bindings = backend.extend(bindings, {"risk": risk.to_dict()})
+
+    matched_rules: dict[Effect, list[CompiledRule]] = {e: [] for e in Effect}
+    report_rules: list[tuple[CompiledRule, bool, str | None]] = []
+    for policy in applicable:
+        for rule in policy.rules:
+            condition, error = rule.condition, None
+            if condition is None:
+                matched = True
+            else:
+                try:
+                    matched = condition(bindings)
+                except ConditionError as exc:
+                    # Fail closed: an unknown never allows, and always denies or steps up.
+                    matched, error = rule.effect is not Effect.ALLOW, str(exc)
+                    kind = "report-only" if rule.report_only else "rule"
+                    errors.append(EvaluationError(rule.ref, kind, error))
+            if rule.report_only:
+                report_rules.append((rule, matched, error))
+            elif matched:
+                matched_rules[rule.effect].append(rule)
+            if trace is not None:
+                kind = "report-only" if rule.report_only else "rule"
+                trace.append(_entry(rule.ref, kind, rule.effect.value, matched, error))
+
+    if matched_rules[Effect.DENY]:
+        effect = Effect.DENY
+    elif matched_rules[Effect.STEP_UP]:
+        effect = Effect.STEP_UP
+    elif matched_rules[Effect.ALLOW]:
+        effect = Effect.ALLOW
+    else:
+        effect = Effect.DENY
+
+    reasons = [
+        Reason(rule.ref, rule.effect, rule.reason)
+        for e in (Effect.DENY, Effect.STEP_UP, Effect.ALLOW)
+        for rule in matched_rules[e]
+    ]
+    if not reasons:
+        reasons.append(Reason(DEFAULT_DENY, Effect.DENY, "no rule allowed the request"))
+    step_up: StepUp | None = None
+    if effect is Effect.STEP_UP:
+        step_up = StepUp()
+        for rule in matched_rules[Effect.STEP_UP]:
+            step_up = step_up.merge(rule.step_up or StepUp())
+    obligations: list[Obligation] = [o for r in matched_rules[effect] for o in r.obligations]
+    if features.get("available") is False and on_store_error is not StoreErrorMode.EVALUATE:
+        effect, reasons, step_up, obligations = _store_unavailable(
+            on_store_error, effect, reasons, step_up, obligations, store_error_step_up
+        )
+
+    return Decision(
+        effect=effect,
+        reasons=tuple(reasons),
+        risk=risk,
+        step_up=step_up,
+        obligations=tuple(obligations),
+        report_only=tuple(
+            ReportOnlyResult(rule.ref, rule.effect, matched, error, rule.reason)
+            for rule, matched, error in report_rules
+        ),
+        errors=tuple(errors),
+        policy_revision=policies.revision,
+        decision_id=str(uuid.uuid4()),
+        evaluated_at=now,
+        trace=tuple(trace) if trace is not None else None,
+    )
+
+
+def _store_unavailable(
+    mode: StoreErrorMode,
+    effect: Effect,
+    reasons: list[Reason],
+    step_up: StepUp | None,
+    obligations: list[Obligation],
+    required: StepUp | None,
+) -> tuple[Effect, list[Reason], StepUp | None, list[Obligation]]:
+    """Apply ``on_store_error``: it can only make the outcome stricter."""
+    if mode is StoreErrorMode.DENY:
+        reason = Reason(STORE_UNAVAILABLE, Effect.DENY, "recent behaviour is unavailable")
+        return Effect.DENY, [reason, *reasons], None, obligations if effect is Effect.DENY else []
+    if effect is Effect.DENY:
+        return effect, reasons, step_up, obligations
+    reason = Reason(
+        STORE_UNAVAILABLE, Effect.STEP_UP, "recent behaviour is unavailable: authenticate again"
+    )
+    merged = (step_up or StepUp()).merge(required or StepUp())
+    kept = obligations if effect is Effect.STEP_UP else []
+    return Effect.STEP_UP, [reason, *reasons], merged, kept
+
+
+def _entry(ref: str, kind: str, effect: str | None, matched: bool, error: str | None) -> TraceEntry:
+    outcome = "error" if error is not None else ("matched" if matched else "not_matched")
+    return TraceEntry(ref, kind, effect, outcome, error)

@@ -1,0 +1,293 @@
+"""The Starlette application: HTTP in front of :class:`Service`.
+
+Order of checks on an API call, cheapest and least revealing first: authenticate
+the PEP (401), check the media type (400), read at most ``max_body_bytes`` (413),
+decode the JSON (400), then decide in a worker thread under the request timeout
+(503). The event loop never runs a policy, so ``/healthz`` and ``/metrics`` answer
+while decisions are slow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.errors import RequestError
+from zerotrust.server.config import ServerConfig
+from zerotrust.server.entities import Entities, load_entities
+from zerotrust.server.metrics import Metrics
+from zerotrust.server.protocol import SearchKind, parse_json
+from zerotrust.server.search import PageTokens
+from zerotrust.server.service import RequestTimeout, Service
+
+__all__ = ["API_PATHS", "create_app"]
+
+_log = logging.getLogger("zerotrust.server")
+
+API_PATHS = {
+    "access_evaluation_endpoint": "/access/v1/evaluation",
+    "access_evaluations_endpoint": "/access/v1/evaluations",
+    "search_subject_endpoint": "/access/v1/search/subject",
+    "search_resource_endpoint": "/access/v1/search/resource",
+    "search_action_endpoint": "/access/v1/search/action",
+}
+_MAX_ERROR_CHARS = 500
+_Operation = Callable[[Mapping[str, Any], float, Mapping[str, Any]], dict[str, Any]]
+
+
+def create_app(
+    pdp: PolicyDecisionPoint, *, config: ServerConfig, entities: Entities | None = None
+) -> Starlette:
+    """An ASGI app serving AuthZEN 1.0 for ``pdp``.
+
+    ``entities`` (or ``config.entities_file``) lists search candidates; without
+    either they come from the policy data. Raises :class:`ServerConfigError` for an
+    unusable configuration or entities file.
+    """
+    if entities is None and config.entities_file is not None:
+        entities = load_entities(config.entities_file)
+    metrics = Metrics()
+    service = Service(pdp, config, metrics, PageTokens(secrets.token_bytes(32)), entities)
+    api = _Api(service, config, metrics)
+    routes = [
+        Route(API_PATHS["access_evaluation_endpoint"], api.evaluation, methods=["POST"]),
+        Route(API_PATHS["access_evaluations_endpoint"], api.evaluations, methods=["POST"]),
+        Route(API_PATHS["search_subject_endpoint"], api.search_subject, methods=["POST"]),
+        Route(API_PATHS["search_resource_endpoint"], api.search_resource, methods=["POST"]),
+        Route(API_PATHS["search_action_endpoint"], api.search_action, methods=["POST"]),
+        Route("/.well-known/authzen-configuration", api.metadata, methods=["GET"]),
+        Route("/healthz", api.healthz, methods=["GET"]),
+        Route("/metrics", api.metrics, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+class RequestIdMiddleware:
+    """Echo ``X-Request-ID`` (or make one) on every HTTP response, errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = ""
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")
+                break
+        if not request_id:
+            request_id = str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = request_id
+        encoded = request_id.encode("latin-1")
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
+                headers.append((b"x-request-id", encoded))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class _Api:
+    def __init__(self, service: Service, config: ServerConfig, metrics: Metrics) -> None:
+        self._service = service
+        self._config = config
+        self._metrics = metrics
+        # Compare digests, not the secrets, so the comparison time does not reveal length.
+        self._digests = tuple(hashlib.sha256(s.encode()).digest() for s in config.bearer_secrets)
+
+    async def evaluation(self, request: Request) -> Response:
+        return await self._call(request, "evaluation", self._service.evaluation)
+
+    async def evaluations(self, request: Request) -> Response:
+        return await self._call(request, "evaluations", self._service.evaluations)
+
+    async def search_subject(self, request: Request) -> Response:
+        return await self._search(request, SearchKind.SUBJECT)
+
+    async def search_resource(self, request: Request) -> Response:
+        return await self._search(request, SearchKind.RESOURCE)
+
+    async def search_action(self, request: Request) -> Response:
+        return await self._search(request, SearchKind.ACTION)
+
+    async def _search(self, request: Request, kind: SearchKind) -> Response:
+        def operation(
+            body: Mapping[str, Any], deadline: float, meta: Mapping[str, Any]
+        ) -> dict[str, Any]:
+            return self._service.search(kind, body, deadline, meta)
+
+        return await self._call(request, f"search_{kind.value}", operation)
+
+    async def metadata(self, request: Request) -> Response:
+        base = self._config.base_url or str(request.base_url)
+        base = base.rstrip("/")
+        body: dict[str, Any] = {"policy_decision_point": base}
+        body.update({key: base + path for key, path in API_PATHS.items()})
+        response = _json(body)
+        response.headers["cache-control"] = "max-age=300"
+        return response
+
+    async def healthz(self, request: Request) -> Response:
+        return _json({"status": "ok"})
+
+    async def metrics(self, request: Request) -> Response:
+        refusal = self._authenticate(request)
+        if refusal is not None:
+            return refusal
+        pdp = self._service.pdp
+        # Read defensively: a PDP without the ``behavior_failures`` count (older
+        # versions, or a test double) simply omits that metric.
+        behavior = getattr(pdp, "behavior_failures", None)
+        text = self._metrics.render(
+            log_failures=pdp.decision_log_failures,
+            behavior_failures=behavior if isinstance(behavior, int) else None,
+            revision=pdp.revision,
+        )
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def _call(self, request: Request, endpoint: str, operation: _Operation) -> Response:
+        started = time.perf_counter()
+        response = await self._handle(request, endpoint, operation)
+        self._metrics.request(endpoint, response.status_code, time.perf_counter() - started)
+        return response
+
+    async def _handle(self, request: Request, endpoint: str, operation: _Operation) -> Response:
+        refusal = self._authenticate(request)
+        if refusal is not None:
+            return refusal
+        problem = _media_type_problem(request.headers.get("content-type"))
+        if problem is not None:
+            return _error(400, problem)
+        body = await self._read_body(request)
+        if isinstance(body, Response):
+            return body
+        try:
+            document = parse_json(body)
+        except RequestError as exc:
+            return _error(400, str(exc))
+        meta = {"api": "authzen", "endpoint": endpoint, "request_id": request.state.request_id}
+        timeout = self._config.request_timeout
+        deadline = time.monotonic() + timeout
+        try:
+            with anyio.fail_after(timeout):
+                result = await anyio.to_thread.run_sync(
+                    operation, document, deadline, meta, abandon_on_cancel=True
+                )
+        except RequestError as exc:
+            return _error(400, str(exc))
+        except (TimeoutError, RequestTimeout):
+            return _error(503, "the decision took longer than the configured timeout")
+        except Exception:
+            _log.exception("internal error in %s", endpoint)
+            return _error(500, "internal error")
+        return _json(result)
+
+    def _authenticate(self, request: Request) -> Response | None:
+        if not self._digests:
+            # Only reachable with insecure_local: serve loopback callers, nobody else.
+            if _is_loopback(request.client.host if request.client else None):
+                return None
+            return _error(403, "this server accepts only loopback callers (insecure_local)")
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return _error(
+                401, "a bearer token is required", www_authenticate='Bearer realm="zerotrust"'
+            )
+        digest = hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
+        matched = False
+        for expected in self._digests:  # no early exit: every secret is compared
+            matched |= hmac.compare_digest(digest, expected)
+        if not matched:
+            return _error(
+                401,
+                "the bearer token is not valid",
+                www_authenticate='Bearer realm="zerotrust", error="invalid_token"',
+            )
+        return None
+
+    async def _read_body(self, request: Request) -> bytes | Response:
+        limit = self._config.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return _error(400, "invalid Content-Length")
+            if int(declared) > limit:
+                return _error(413, f"the request body is larger than {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return _error(413, f"the request body is larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _media_type_problem(content_type: str | None) -> str | None:
+    if not content_type:
+        return "Content-Type must be application/json"
+    media, _, params = content_type.partition(";")
+    if media.strip().lower() != "application/json":
+        return f"Content-Type must be application/json, not {media.strip()[:100]!r}"
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
+            "utf-8",
+            "utf8",
+        ):
+            return "the only supported charset is utf-8"
+    return None
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    # ensure_ascii: any string the caller sent (even a lone surrogate) encodes safely.
+    content = json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    return Response(content, status_code=status, media_type="application/json")
+
+
+def _error(status: int, message: str, *, www_authenticate: str | None = None) -> Response:
+    """The spec's error body: a message string (plain text)."""
+    text = message if len(message) <= _MAX_ERROR_CHARS else message[:_MAX_ERROR_CHARS] + "..."
+    response = Response(
+        text.encode("utf-8", "backslashreplace"),
+        status_code=status,
+        media_type="text/plain; charset=utf-8",
+    )
+    if www_authenticate is not None:
+        response.headers["www-authenticate"] = www_authenticate
+    return response

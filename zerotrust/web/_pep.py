@@ -1,0 +1,333 @@
+"""The enforcement point both middlewares share: request in, access request, answer out.
+
+Adapters do only I/O (read the scope or environ, await or call the PDP, write the
+answer); every choice about what to believe and how to answer is made here, once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from contextvars import ContextVar
+from typing import Any
+
+import attrs
+
+from zerotrust.decision import Decision, Effect, StepUp
+from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.errors import IdentityError, RequestError
+from zerotrust.request import AccessRequest
+from zerotrust.web.challenges import (
+    PROBLEM_JSON,
+    bearer_challenge,
+    problem_body,
+    step_up_challenge,
+)
+from zerotrust.web.errors import ObligationError, WebConfigError
+from zerotrust.web.http import (
+    HttpRequest,
+    Resolver,
+    Target,
+    WebConfig,
+    as_resolver,
+    client_ip,
+    peer_is_trusted,
+)
+from zerotrust.web.obligations import ObligationPlan
+
+__all__ = ["Gate", "Identity", "Prepared", "Reply", "Verdict", "rewrite_json"]
+
+_log = logging.getLogger("zerotrust.web")
+
+UNMATCHED_RESOURCE = "zerotrust:unmatched_route"
+ANONYMOUS = {"type": "anonymous", "id": "anonymous"}
+STATE_KEY = "zerotrust"
+REQUEST_STATE_KEY = "zerotrust_request"
+_NO_STORE = ("cache-control", "no-store")
+
+# The access request of the HTTP request being handled, for @require deeper in the call
+# stack. A ContextVar, not a global: each task and thread sees only its own request.
+CURRENT_REQUEST: ContextVar[AccessRequest | None] = ContextVar(
+    "zerotrust_current_request", default=None
+)
+
+
+@attrs.frozen
+class Reply:
+    """A complete response the enforcement point sends instead of running the app."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+@attrs.frozen
+class Identity:
+    """Who is calling, or why that could not be established."""
+
+    subject: Mapping[str, Any] | None
+    device: Mapping[str, Any]
+    error: str | None = None  # a stable IdentityError code
+    missing: bool = False
+
+
+@attrs.frozen
+class Prepared:
+    """The access request for the PDP, and what the adapter must remember about it."""
+
+    access: AccessRequest
+    extra: Mapping[str, Any]
+    identity: Identity
+    target: Target | None
+
+
+@attrs.frozen
+class Verdict:
+    """What to do: send ``reply``, or run the app (then ``plan`` rewrites its JSON)."""
+
+    reply: Reply | None
+    decision: Decision
+    plan: ObligationPlan | None = None
+
+
+def _verify_identity(config: WebConfig, http: HttpRequest) -> Identity:
+    """The only place that calls the identity package (its API may still move)."""
+    try:
+        if config.identify is not None:
+            found = config.identify(http)
+            subject = found.to_dict() if hasattr(found, "to_dict") else dict(found)
+        else:
+            scheme, _, token = (http.header("authorization") or "").strip().partition(" ")
+            token = token.strip()
+            if scheme.lower() != "bearer" or not token:
+                return Identity(None, {}, error="missing_token", missing=True)
+            if config.jwt is None:  # WebConfig guarantees one of identify / jwt
+                raise WebConfigError("no JWT verifier configured")
+            subject = config.jwt.verify(token).to_dict()
+    except IdentityError as exc:
+        return Identity(None, {}, error=exc.code)
+    return Identity(subject, _verify_device(config, http, subject.get("id")))
+
+
+def _verify_device(config: WebConfig, http: HttpRequest, subject_id: Any) -> Mapping[str, Any]:
+    attestation = http.header(config.device_header)
+    if config.device is None:
+        return {"verified": False}
+    from zerotrust.identity import unverified_device
+
+    if not attestation:
+        return unverified_device()
+    try:
+        sid = subject_id if isinstance(subject_id, str) else None
+        return config.device.verify(attestation.strip(), subject_id=sid)
+    except IdentityError as exc:
+        # A bad attestation vouches for nothing: the policies see an unverified device.
+        return {**unverified_device(), "error": exc.code}
+
+
+class Gate:
+    """Resolve, authenticate, build the access request, turn the decision into an answer."""
+
+    def __init__(
+        self,
+        pdp: PolicyDecisionPoint,
+        resolve: Mapping[str, Any] | Resolver,
+        config: WebConfig,
+    ) -> None:
+        if not isinstance(config, WebConfig):
+            raise WebConfigError("config must be a zerotrust.web.WebConfig")
+        self.pdp = pdp
+        self.resolve = as_resolver(resolve)
+        self.config = config
+
+    def would_block(self, http: HttpRequest) -> bool:
+        """Whether authenticating may fetch keys over the network (run it in a thread)."""
+        cfg = self.config
+        if cfg.jwt is not None:
+            _, _, token = (http.header("authorization") or "").partition(" ")
+            if token.strip() and cfg.jwt.would_block(token.strip()):
+                return True
+        attestation = http.header(cfg.device_header)
+        return bool(cfg.device is not None and attestation and cfg.device.would_block(attestation))
+
+    def identify(self, http: HttpRequest) -> Identity:
+        return _verify_identity(self.config, http)
+
+    def prepare(
+        self, http: HttpRequest, target: Target | None, identity: Identity
+    ) -> Prepared | Reply:
+        """The access request; an unmatched route or a failed identity is asked about too,
+        so that every outcome is in the decision log."""
+        cfg = self.config
+        peer_trusted = peer_is_trusted(http.peer, cfg.trusted_proxies)
+        context: dict[str, Any] = dict(target.context) if target is not None else {}
+        ip = client_ip(http.peer, http.header("x-forwarded-for"), cfg.trusted_proxies)
+        http_context: dict[str, Any] = {
+            "ip": ip,
+            "country": _country(http, cfg) if peer_trusted else None,
+            "time": cfg.clock().isoformat(),
+            "user_agent": http.header("user-agent"),
+            "method": http.method,
+            "path": http.path,
+            "route": target.route if target is not None else None,
+        }
+        context.update({k: v for k, v in http_context.items() if v is not None})
+        if target is None:
+            resource: dict[str, Any] = {
+                "type": UNMATCHED_RESOURCE,
+                "id": f"{http.method} {http.path}",
+            }
+            action = f"http:{http.method}"
+        else:
+            resource = {
+                "type": target.resource_type,
+                "id": target.resource_id,
+                "properties": dict(target.resource_properties),
+            }
+            action = target.action
+        subject = identity.subject
+        if subject is None:
+            subject = {**ANONYMOUS, "properties": {"identity_error": identity.error}}
+        extra: dict[str, Any] = {
+            "http": {
+                "method": http.method,
+                "path": http.path,
+                "route": target.route if target is not None else None,
+            }
+        }
+        if identity.error is not None:
+            extra["enforcement"] = identity.error
+        elif target is None:
+            extra["enforcement"] = "unmatched_route"
+        try:
+            access = AccessRequest.from_mapping(
+                {
+                    "subject": subject,
+                    "action": {"name": action},
+                    "resource": resource,
+                    "device": dict(identity.device),
+                    "context": context,
+                }
+            )
+        except RequestError as exc:
+            _log.error("cannot build an access request for %s %s: %s", http.method, http.path, exc)
+            return self._reply(403, "unevaluable_request", "The request could not be evaluated")
+        return Prepared(access, extra, identity, target)
+
+    def verdict(self, decision: Decision, prepared: Prepared) -> Verdict:
+        """Enforce the decision; an identity failure or unmatched route refuses regardless."""
+        cfg, identity = self.config, prepared.identity
+        if identity.error is not None:
+            challenge = bearer_challenge(
+                None if identity.missing else "invalid_token",
+                description=None if identity.missing else "The access token is not valid",
+                realm=cfg.realm,
+            )
+            detail = "A bearer token is required" if identity.missing else "The token is invalid"
+            return Verdict(
+                self._reply(401, "invalid_token", detail, decision, challenge=challenge), decision
+            )
+        if prepared.target is None:
+            return Verdict(
+                self._reply(403, "unmatched_route", "No route is configured here", decision),
+                decision,
+            )
+        if decision.effect is Effect.STEP_UP:
+            step_up = decision.step_up or StepUp()
+            description = self._reason(decision) if cfg.expose_reasons else None
+            challenge = step_up_challenge(step_up, description=description, realm=cfg.realm)
+            extra = {"acr_values": list(step_up.acr_values), "max_age": step_up.max_age}
+            return Verdict(
+                self._reply(
+                    401,
+                    "step_up_required",
+                    "Stronger or more recent authentication is required",
+                    decision,
+                    challenge=challenge,
+                    extra=extra,
+                ),
+                decision,
+            )
+        if decision.effect is not Effect.ALLOW:
+            return Verdict(
+                self._reply(403, "access_denied", "Access denied by policy", decision), decision
+            )
+        try:
+            plan = ObligationPlan.compile(
+                decision.obligations,
+                tokenizer=cfg.tokenizer,
+                handled=cfg.handled_obligations,
+            )
+        except ObligationError as exc:
+            # The PDP logged an allow; say loudly that the PEP refused it.
+            _log.warning("decision %s refused: %s", decision.decision_id, exc)
+            return Verdict(
+                self._reply(
+                    403,
+                    "obligation_unsupported",
+                    "Access denied: an obligation cannot be carried out",
+                    decision,
+                ),
+                decision,
+            )
+        return Verdict(None, decision, plan if (cfg.apply_obligations and plan) else None)
+
+    def failed_obligation(self, decision: Decision, why: str) -> Reply:
+        """The answer when a response cannot be rewritten: withheld, never sent unmasked."""
+        _log.error("decision %s: response withheld: %s", decision.decision_id, why)
+        return self._reply(500, "obligation_failed", "The response could not be released", decision)
+
+    def _reason(self, decision: Decision) -> str | None:
+        for reason in decision.reasons:
+            if reason.effect is decision.effect and reason.reason:
+                return reason.reason
+        return None
+
+    def _reply(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        decision: Decision | None = None,
+        *,
+        challenge: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Reply:
+        more: dict[str, Any] = dict(extra or {})
+        if decision is not None and self.config.expose_reasons:
+            more["reasons"] = [r.to_dict() for r in decision.reasons]
+        body = problem_body(
+            status,
+            detail=detail,
+            code=code,
+            decision_id=decision.decision_id if decision is not None else None,
+            type_base=self.config.problem_type_base,
+            extra=more,
+        )
+        headers = [("content-type", PROBLEM_JSON), ("content-length", str(len(body))), _NO_STORE]
+        if challenge is not None:
+            headers.append(("www-authenticate", challenge))
+        return Reply(status, tuple(headers), body)
+
+
+def _country(http: HttpRequest, cfg: WebConfig) -> str | None:
+    if cfg.country_header is None:
+        return None
+    value = (http.header(cfg.country_header) or "").strip().upper()
+    return value if len(value) == 2 and value.isascii() and value.isalnum() else None
+
+
+def rewrite_json(headers: list[tuple[str, str]], body: bytes, plan: ObligationPlan) -> bytes | str:
+    """The response body with obligations applied, or why it cannot be rewritten."""
+    found = {k.lower(): v for k, v in headers}
+    if found.get("content-encoding", "identity").strip().lower() != "identity":
+        return "response is content-encoded"
+    media = found.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        return "response is not JSON"
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return "response is not valid JSON"
+    return json.dumps(plan.apply(payload), separators=(",", ":")).encode()

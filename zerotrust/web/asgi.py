@@ -1,0 +1,235 @@
+"""ASGI middleware (Starlette, FastAPI, any ASGI app): the policy enforcement point.
+
+::
+
+    app.add_middleware(ZeroTrustMiddleware, pdp=pdp, resolve=ROUTES, config=WebConfig(jwt=v))
+
+Async all the way: the PDP is asked with ``evaluate_async`` (so an async behaviour
+store never blocks the loop), and token verification moves to a worker thread only
+when it may fetch keys. The decision is in ``request.state.zerotrust``
+(``scope["state"]["zerotrust"]``); :func:`decision_of` fetches it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+
+import anyio.to_thread
+
+from zerotrust.decision import Decision
+from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.request import AccessRequest
+from zerotrust.web._pep import (
+    CURRENT_REQUEST,
+    REQUEST_STATE_KEY,
+    STATE_KEY,
+    Gate,
+    Reply,
+    rewrite_json,
+)
+from zerotrust.web.errors import NoDecisionError
+from zerotrust.web.http import HttpRequest, Resolver, WebConfig
+from zerotrust.web.obligations import ObligationPlan
+
+__all__ = ["ZeroTrustMiddleware", "access_request_of", "decision_of"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ZeroTrustMiddleware:
+    """Asks the PDP about every HTTP request and enforces the answer.
+
+    ``resolve`` is a route table (``{"GET /customers/{id}": ("customer_record",
+    "read")}``), a :class:`~zerotrust.web.RouteTable`, or a function from
+    :class:`~zerotrust.web.HttpRequest` to :class:`~zerotrust.web.Target` (may be async).
+    Non-HTTP scopes (lifespan, websocket) pass through untouched.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        pdp: PolicyDecisionPoint,
+        *,
+        resolve: Mapping[str, Any] | Resolver,
+        config: WebConfig,
+    ) -> None:
+        self.app = app
+        self._gate = Gate(pdp, resolve, config)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        gate = self._gate
+        http = _http_request(scope)
+        target = gate.resolve(http)
+        if inspect.isawaitable(target):
+            target = await target
+        if target is None and gate.config.unmatched == "pass":
+            await self.app(scope, receive, send)
+            return
+        if gate.would_block(http):
+            identity = await anyio.to_thread.run_sync(gate.identify, http)
+        else:
+            identity = gate.identify(http)
+        prepared = gate.prepare(http, target, identity)
+        if isinstance(prepared, Reply):
+            await _send_reply(send, prepared)
+            return
+        decision = await gate.pdp.evaluate_async(prepared.access, extra=prepared.extra)
+        verdict = gate.verdict(decision, prepared)
+        if verdict.reply is not None:
+            await _send_reply(send, verdict.reply)
+            return
+        state = scope.setdefault("state", {})
+        state[STATE_KEY] = decision
+        state[REQUEST_STATE_KEY] = prepared.access
+        token = CURRENT_REQUEST.set(prepared.access)
+        try:
+            if verdict.plan is None:
+                await self.app(scope, receive, send)
+                return
+            rewriter = _Rewriter(send, verdict.plan, gate, decision)
+            await self.app(_without_pathsend(scope), receive, rewriter)
+            await rewriter.finish()
+        finally:
+            CURRENT_REQUEST.reset(token)
+
+
+def decision_of(request: Any) -> Decision:
+    """The decision for a Starlette/FastAPI ``Request`` (or an ASGI scope).
+
+    Raises :class:`NoDecisionError` if no zerotrust middleware decided this request.
+    """
+    found = _state(request).get(STATE_KEY)
+    if not isinstance(found, Decision):
+        raise NoDecisionError("no zerotrust decision for this request; is the middleware on?")
+    return found
+
+
+def access_request_of(request: Any) -> AccessRequest:
+    """The access request the decision was made on (verified subject, device, context)."""
+    found = _state(request).get(REQUEST_STATE_KEY)
+    if not isinstance(found, AccessRequest):
+        raise NoDecisionError("no zerotrust decision for this request; is the middleware on?")
+    return found
+
+
+def _state(request: Any) -> Mapping[str, Any]:
+    scope = request if isinstance(request, Mapping) else getattr(request, "scope", {})
+    state = scope.get("state") if isinstance(scope, Mapping) else None
+    return state if isinstance(state, Mapping) else {}
+
+
+def _http_request(scope: Scope) -> HttpRequest:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    client = scope.get("client")
+    return HttpRequest(
+        method=scope["method"],
+        path=scope["path"],
+        headers=headers,
+        peer=client[0] if client else None,
+        query_string=scope.get("query_string", b"").decode("latin-1"),
+    )
+
+
+def _without_pathsend(scope: Scope) -> Scope:
+    """A response that is rewritten must pass through ``send``, not the server's file path."""
+    extensions = scope.get("extensions")
+    if not extensions or "http.response.pathsend" not in extensions:
+        return scope
+    return {
+        **scope,
+        "extensions": {k: v for k, v in extensions.items() if k != "http.response.pathsend"},
+    }
+
+
+async def _send_reply(send: Send, reply: Reply) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": reply.status,
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": reply.body})
+
+
+class _Rewriter:
+    """A ``send`` that holds the response back, applies obligations to its JSON, then sends.
+
+    Anything it cannot rewrite (not JSON, compressed, too large) is withheld with a
+    500: releasing the unmasked original is never the fallback.
+    """
+
+    def __init__(self, send: Send, plan: ObligationPlan, gate: Gate, decision: Decision) -> None:
+        self._send = send
+        self._plan = plan
+        self._gate = gate
+        self._decision = decision
+        self._start: Message | None = None
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._done = False
+        self._failed: str | None = None
+
+    async def __call__(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self._start = message
+            return
+        if kind != "http.response.body" or self._done:
+            if self._done and not self._failed:
+                await self._send(message)  # trailers after a released body
+            return
+        body = message.get("body", b"")
+        self._size += len(body)
+        if self._size > self._gate.config.max_body_bytes:
+            self._failed = self._failed or "response larger than max_body_bytes"
+        elif not self._failed:
+            self._chunks.append(body)
+        if message.get("more_body", False):
+            return
+        self._done = True
+        await self._release()
+
+    async def finish(self) -> None:
+        """Called after the app returns; a response never completed is not sent half-done."""
+        if self._start is not None and not self._done:
+            self._done = True
+            self._failed = self._failed or "incomplete response"
+            await self._release()
+
+    async def _release(self) -> None:
+        start = self._start
+        if start is None:
+            return
+        headers = list(start.get("headers", ()))
+        body = b"".join(self._chunks)
+        if not self._failed and body:
+            rewritten = rewrite_json(
+                [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers], body, self._plan
+            )
+            if isinstance(rewritten, str):
+                self._failed = rewritten
+            else:
+                body = rewritten
+        if self._failed:
+            reply = self._gate.failed_obligation(self._decision, self._failed)
+            await _send_reply(self._send, reply)
+            return
+        if body:
+            headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+            headers.append((b"content-length", str(len(body)).encode()))
+        await self._send({**start, "headers": headers})
+        await self._send({"type": "http.response.body", "body": body})

@@ -1,0 +1,160 @@
+"""``@require``: the enforcement point for plain functions and non-HTTP code paths.
+
+::
+
+    @require(pdp, action="export", resource=lambda dept: {
+        "type": "customer_record", "id": dept, "properties": {"owner_dept": dept}})
+    def export_customers(dept: str) -> list[dict[str, Any]]: ...
+
+Raises :class:`AccessDenied` or :class:`StepUpRequired` carrying the decision; on allow
+the function runs and, by default, its JSON-shaped result has the obligations applied.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, ParamSpec, TypeVar, cast
+
+from zerotrust.decision import Decision, Effect
+from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.request import AccessRequest
+from zerotrust.web._pep import CURRENT_REQUEST
+from zerotrust.web.errors import (
+    AccessDenied,
+    NoDecisionError,
+    ObligationError,
+    StepUpRequired,
+    WebConfigError,
+)
+from zerotrust.web.obligations import ObligationPlan, Tokenizer
+
+__all__ = ["current_request", "require"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+Part = Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None
+
+
+def current_request() -> AccessRequest | None:
+    """The access request of the HTTP request a zerotrust middleware is handling, if any."""
+    return CURRENT_REQUEST.get()
+
+
+def require(
+    pdp: PolicyDecisionPoint,
+    *,
+    action: str,
+    resource: Part,
+    subject: Part = None,
+    device: Part = None,
+    context: Part = None,
+    tokenizer: Tokenizer | None = None,
+    apply_obligations: bool = True,
+    handled_obligations: Iterable[str] = (),
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decide before every call; works on sync and async functions.
+
+    ``resource``, ``subject``, ``device`` and ``context`` are mappings or functions
+    called with those of the decorated function's arguments whose names they take
+    (``lambda customer_id: {...}``). Without ``subject``, the subject, device and
+    context of the current request (set by the zerotrust middleware) are used;
+    ``context`` then adds to that request's context. Outside such a request a missing
+    subject raises :class:`NoDecisionError`.
+    """
+    if not action or not isinstance(action, str):
+        raise WebConfigError("require: action must be a non-empty string")
+    if resource is None:
+        raise WebConfigError("require: resource is required")
+    handled = frozenset(handled_obligations)
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        signature = inspect.signature(func)
+        parts = {
+            name: _part(value)
+            for name, value in (
+                ("resource", resource),
+                ("subject", subject),
+                ("device", device),
+                ("context", context),
+            )
+        }
+        where = {"function": f"{func.__module__}.{func.__qualname__}"}
+
+        def build(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            values = {name: part(bound.arguments) for name, part in parts.items()}
+            request: dict[str, Any] = {"action": {"name": action}, "resource": values["resource"]}
+            current = CURRENT_REQUEST.get()
+            if values["subject"] is not None:
+                request["subject"] = values["subject"]
+                request["device"] = values["device"] or {}
+                request["context"] = values["context"] or {}
+            elif current is not None:
+                request["subject"] = current.subject.to_dict()
+                request["device"] = values["device"] or dict(current.device)
+                request["context"] = {**current.context, **(values["context"] or {})}
+            else:
+                raise NoDecisionError(
+                    "require: no subject given and no request authenticated by the middleware"
+                )
+            return request
+
+        def enforce(decision: Decision) -> ObligationPlan:
+            if decision.effect is Effect.STEP_UP:
+                raise StepUpRequired(decision)
+            if decision.effect is not Effect.ALLOW:
+                raise AccessDenied(decision)
+            try:
+                return ObligationPlan.compile(
+                    decision.obligations, tokenizer=tokenizer, handled=handled
+                )
+            except ObligationError as exc:
+                raise AccessDenied(
+                    decision, f"access denied: {exc} (decision {decision.decision_id})"
+                ) from exc
+
+        if inspect.iscoroutinefunction(func):
+            run_async = cast(Callable[..., Awaitable[Any]], func)
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                decision = await pdp.evaluate_async(build(args, kwargs), extra=where)
+                plan = enforce(decision)
+                result = await run_async(*args, **kwargs)
+                return plan.apply(result) if apply_obligations else result
+
+            return cast(Callable[P, R], async_wrapper)
+
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            decision = pdp.evaluate(build(args, kwargs), extra=where)
+            plan = enforce(decision)
+            result = func(*args, **kwargs)
+            return cast(R, plan.apply(result)) if apply_obligations else result
+
+        return wrapper
+
+    return decorate
+
+
+def _part(value: Part) -> Callable[[Mapping[str, Any]], Mapping[str, Any] | None]:
+    """A function from the bound arguments to one part of the request."""
+    if value is None:
+        return lambda arguments: None
+    if isinstance(value, Mapping):
+        fixed = dict(value)
+        return lambda arguments: fixed
+    if not callable(value):
+        raise WebConfigError("require: request parts are mappings or functions")
+    params = inspect.signature(value).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return lambda arguments: value(**arguments)
+    names = [
+        p.name
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    return lambda arguments: value(**{n: arguments[n] for n in names if n in arguments})
