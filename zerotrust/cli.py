@@ -110,7 +110,7 @@ def _print_diagnostics(exc: PolicyError, out: TextIO) -> None:
 
 
 def _validate(path: str, out: TextIO) -> int:
-    pdp = PolicyDecisionPoint.from_path(path)
+    pdp = PolicyDecisionPoint.from_path(path, behavior=None)
     policies = pdp.policies
     files = len(policies.sources)
     print(
@@ -253,7 +253,8 @@ def _eval(args: argparse.Namespace, out: TextIO) -> int:
     except json.JSONDecodeError as exc:
         print(f"zerotrust: request is not valid JSON: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    pdp = PolicyDecisionPoint.from_path(args.policies, clock=clock)
+    # One request has no history: behaviour features stay empty (`has(behavior.x)` is false).
+    pdp = PolicyDecisionPoint.from_path(args.policies, clock=clock, behavior=None)
     try:
         decision = pdp.evaluate(request, explain=args.explain)
     except RequestError as exc:
