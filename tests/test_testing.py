@@ -36,7 +36,8 @@ def test_all_expectation_kinds(tmp_path: Path) -> None:
         BASE
         + """
   - name: plain allow
-    expect: {effect: allow, rules: [p/allow], risk: 0, signals: [], obligations: [mask], report_only: []}
+    expect:
+      {effect: allow, rules: [p/allow], risk: 0, signals: [], obligations: [mask], report_only: []}
   - name: behaviour drives risk
     behavior: {records_1h: 500}
     expect: {effect: deny, risk: 50, signals: [big], rules: [p/deny-bulk, p/allow], obligations: []}
