@@ -69,7 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--policies", required=True, help="policy file or directory")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
-    serve.add_argument("--config", help="server config file (YAML or JSON): secrets, limits")
+    serve.add_argument(
+        "--config", help="server config file (YAML or JSON): secrets, limits, identity"
+    )
     serve.add_argument("--entities", help="entities file for the search APIs")
     serve.add_argument(
         "--insecure-local",
@@ -203,6 +205,7 @@ def _render_demo(report: Any, out: TextIO) -> None:
 def _serve(args: argparse.Namespace) -> int:
     try:  # imported here: `import zerotrust` must not need the server extra
         from zerotrust.server import ServerConfigError
+        from zerotrust.server.identity import build_identity
         from zerotrust.server.runner import build_config, serve
     except ImportError as exc:
         print(
@@ -214,9 +217,10 @@ def _serve(args: argparse.Namespace) -> int:
         config = build_config(
             args.config, host=args.host, entities=args.entities, insecure_local=args.insecure_local
         )
+        identity = build_identity(config.identity) if config.identity is not None else None
         log = JsonLinesLog(config.decision_log) if config.decision_log else None
         try:
-            pdp = PolicyDecisionPoint.from_path(args.policies, decision_log=log)
+            pdp = PolicyDecisionPoint.from_path(args.policies, decision_log=log, identity=identity)
             serve(pdp, config, host=args.host, port=args.port)
         finally:
             if log is not None:

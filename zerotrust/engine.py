@@ -173,6 +173,11 @@ class PolicyDecisionPoint:
         return self._set.revision
 
     @property
+    def verifies_identity(self) -> bool:
+        """Whether ``identity=`` was given: requests must then carry credentials."""
+        return self._identity is not None
+
+    @property
     def decision_log_failures(self) -> int:
         """How many decisions the decision log failed to record."""
         return self._log_failures

@@ -37,7 +37,7 @@ from zerotrust.server.protocol import SearchKind, parse_json
 from zerotrust.server.search import PageTokens
 from zerotrust.server.service import RequestTimeout, Service
 
-__all__ = ["API_PATHS", "create_app"]
+__all__ = ["API_PATHS", "SUBJECT_TOKEN_HEADER", "create_app"]
 
 _log = logging.getLogger("zerotrust.server")
 
@@ -49,7 +49,10 @@ API_PATHS = {
     "search_action_endpoint": "/access/v1/search/action",
 }
 _MAX_ERROR_CHARS = 500
-_Operation = Callable[[Mapping[str, Any], float, Mapping[str, Any]], dict[str, Any]]
+#: Where a PEP forwards the user's token when it is not in ``subject.properties.token``.
+#: Not ``Authorization``: that header carries the PEP's own credential.
+SUBJECT_TOKEN_HEADER = "x-subject-token"
+_Operation = Callable[[Mapping[str, Any], float, Mapping[str, Any], str | None], dict[str, Any]]
 
 
 def create_app(
@@ -59,7 +62,8 @@ def create_app(
 
     ``entities`` (or ``config.entities_file``) lists search candidates; without
     either they come from the policy data. Raises :class:`ServerConfigError` for an
-    unusable configuration or entities file.
+    unusable configuration or entities file, and when ``config.identity`` is set but
+    ``pdp`` was built without ``identity=`` (it would trust caller-asserted subjects).
     """
     if entities is None and config.entities_file is not None:
         entities = load_entities(config.entities_file)
@@ -136,9 +140,12 @@ class _Api:
 
     async def _search(self, request: Request, kind: SearchKind) -> Response:
         def operation(
-            body: Mapping[str, Any], deadline: float, meta: Mapping[str, Any]
+            body: Mapping[str, Any],
+            deadline: float,
+            meta: Mapping[str, Any],
+            header_token: str | None,
         ) -> dict[str, Any]:
-            return self._service.search(kind, body, deadline, meta)
+            return self._service.search(kind, body, deadline, meta, header_token)
 
         return await self._call(request, f"search_{kind.value}", operation)
 
@@ -147,6 +154,8 @@ class _Api:
         base = base.rstrip("/")
         body: dict[str, Any] = {"policy_decision_point": base}
         body.update({key: base + path for key, path in API_PATHS.items()})
+        if self._service.verifies_identity:
+            del body["search_subject_endpoint"]  # candidates have no tokens: see parse_search
         response = _json(body)
         response.headers["cache-control"] = "max-age=300"
         return response
@@ -189,13 +198,17 @@ class _Api:
             document = parse_json(body)
         except RequestError as exc:
             return _error(400, str(exc))
+        # Read only when the PDP verifies identity; otherwise the header means nothing.
+        header_token = _subject_token(request) if self._service.verifies_identity else None
+        if isinstance(header_token, Response):
+            return header_token
         meta = {"api": "authzen", "endpoint": endpoint, "request_id": request.state.request_id}
         timeout = self._config.request_timeout
         deadline = time.monotonic() + timeout
         try:
             with anyio.fail_after(timeout):
                 result = await anyio.to_thread.run_sync(
-                    operation, document, deadline, meta, abandon_on_cancel=True
+                    operation, document, deadline, meta, header_token, abandon_on_cancel=True
                 )
         except RequestError as exc:
             return _error(400, str(exc))
@@ -247,6 +260,21 @@ class _Api:
                 return _error(413, f"the request body is larger than {limit} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _subject_token(request: Request) -> str | Response | None:
+    """The user token forwarded in ``X-Subject-Token`` (a bare JWT, or ``Bearer <JWT>``
+    as copied from the user's own ``Authorization`` header); 400 if sent twice."""
+    values = request.headers.getlist(SUBJECT_TOKEN_HEADER)
+    if not values:
+        return None
+    if len(values) > 1:
+        return _error(400, "X-Subject-Token must be sent at most once")
+    value = values[0].strip()
+    scheme, _, rest = value.partition(" ")
+    if scheme.lower() == "bearer":
+        value = rest.strip()
+    return value or None
 
 
 def _media_type_problem(content_type: str | None) -> str | None:

@@ -19,6 +19,8 @@ from zerotrust.errors import ZeroTrustError
 
 __all__ = [
     "MIN_SECRET_LENGTH",
+    "DeviceConfig",
+    "IdentityConfig",
     "ServerConfig",
     "ServerConfigError",
     "config_from_mapping",
@@ -39,8 +41,25 @@ _KEYS = frozenset(
         "entities",
         "base_url",
         "decision_log",
+        "identity",
     }
 )
+_KEY_SOURCE_KEYS = frozenset({"issuer", "jwks_url", "jwks_file", "algorithms", "leeway_seconds"})
+_IDENTITY_KEYS = _KEY_SOURCE_KEYS | {
+    "audience",
+    "roles_from",
+    "groups_from",
+    "required_claims",
+    "typ",
+    "subject_type",
+    "device",
+}
+_DEVICE_KEYS = _KEY_SOURCE_KEYS | {"audience", "max_age_seconds", "typ", "subject_claim"}
+_IDENTITY_RENAMES = {
+    "audience": "audiences",
+    "leeway_seconds": "leeway",
+    "max_age_seconds": "max_age",
+}
 
 
 class ServerConfigError(ZeroTrustError, ValueError):
@@ -52,6 +71,132 @@ class ServerConfigError(ZeroTrustError, ValueError):
     def __init__(self, problems: list[str] | tuple[str, ...]) -> None:
         self.problems: tuple[str, ...] = tuple(problems)
         super().__init__("invalid server configuration: " + "; ".join(self.problems))
+
+
+def _strings(value: Any) -> Any:
+    """One string or a list of them, as a tuple; anything else is left for the check."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    return value
+
+
+def _optional_strings(value: Any) -> Any:
+    return None if value is None else _strings(value)
+
+
+@attrs.frozen
+class DeviceConfig:
+    """Where device posture attestations come from (``identity.device`` in the file).
+
+    The MDM / EDR service is its own issuer with its own keys, never the identity
+    provider's. ``max_age`` bounds the attestation's age in seconds; ``audiences``, when
+    given, must match its ``aud``; ``subject_claim`` binds it to the verified user.
+    """
+
+    issuer: str
+    jwks_url: str | None = None
+    jwks_file: str | None = None
+    algorithms: tuple[str, ...] | None = attrs.field(default=None, converter=_optional_strings)
+    audiences: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    max_age: float = 3600.0
+    leeway: float = 30.0
+    typ: str | None = None
+    subject_claim: str = "user_sub"
+
+    def __attrs_post_init__(self) -> None:
+        problems = _check_keys(self, "identity.device")
+        problems += _check_strings(self.audiences, "identity.device.audience", allow_empty=True)
+        if not _positive(self.max_age):
+            problems.append("identity.device.max_age_seconds must be a positive number")
+        problems += _check_name(self.subject_claim, "identity.device.subject_claim")
+        if problems:
+            raise ServerConfigError(problems)
+
+
+@attrs.frozen
+class IdentityConfig:
+    """How the server verifies the user token a PEP forwards (``identity`` in the file).
+
+    A description only: :func:`zerotrust.server.identity.build_identity` turns it into
+    the library's ``IdentityResolver``. ``issuer`` is compared exactly with ``iss``;
+    keys come from ``jwks_url`` (fetched and cached) or ``jwks_file`` (read at start),
+    exactly one of them. ``subject_type`` is the ``subject.type`` of verified subjects,
+    which a PEP's ``subject.type``, when sent, must equal.
+    """
+
+    issuer: str
+    audiences: tuple[str, ...] = attrs.field(converter=_strings)
+    jwks_url: str | None = None
+    jwks_file: str | None = None
+    algorithms: tuple[str, ...] | None = attrs.field(default=None, converter=_optional_strings)
+    roles_from: tuple[str, ...] = attrs.field(default=("roles",), converter=_strings)
+    groups_from: tuple[str, ...] = attrs.field(default=("groups",), converter=_strings)
+    required_claims: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    leeway: float = 30.0
+    typ: str | None = None
+    subject_type: str = "user"
+    device: DeviceConfig | None = None
+
+    def __attrs_post_init__(self) -> None:
+        problems = _check_keys(self, "identity")
+        problems += _check_strings(self.audiences, "identity.audience")
+        for name in ("roles_from", "groups_from"):
+            problems += _check_strings(getattr(self, name), f"identity.{name}", allow_empty=True)
+        problems += _check_strings(
+            self.required_claims, "identity.required_claims", allow_empty=True
+        )
+        problems += _check_name(self.subject_type, "identity.subject_type")
+        if self.device is not None and not isinstance(self.device, DeviceConfig):
+            problems.append("identity.device must be a DeviceConfig")
+        if problems:
+            raise ServerConfigError(problems)
+
+
+def _check_keys(config: IdentityConfig | DeviceConfig, where: str) -> list[str]:
+    """What an issuer and its key source need; the library checks the rest when built."""
+    problems = _check_name(config.issuer, f"{where}.issuer")
+    sources = [n for n in ("jwks_url", "jwks_file") if getattr(config, n) is not None]
+    if len(sources) != 1:
+        problems.append(f"{where} needs exactly one of jwks_url and jwks_file")
+    if config.jwks_url is not None and (
+        not isinstance(config.jwks_url, str)
+        or not config.jwks_url.startswith(("https://", "http://"))
+    ):
+        problems.append(f"{where}.jwks_url must be an https URL (http only to loopback)")
+    if config.jwks_file is not None and not isinstance(config.jwks_file, str):
+        problems.append(f"{where}.jwks_file must be a file path")
+    if config.algorithms is not None:
+        problems += _check_strings(config.algorithms, f"{where}.algorithms")
+    leeway = config.leeway
+    if not _number(leeway) or leeway < 0:
+        problems.append(f"{where}.leeway_seconds must be a number >= 0")
+    if config.typ is not None:
+        problems += _check_name(config.typ, f"{where}.typ")
+    return problems
+
+
+def _check_strings(value: Any, name: str, *, allow_empty: bool = False) -> list[str]:
+    if not isinstance(value, tuple) or not all(isinstance(v, str) and v for v in value):
+        return [f"{name} must be a non-empty string or a list of them"]
+    if not value and not allow_empty:
+        return [f"{name} must name at least one value"]
+    return []
+
+
+def _check_name(value: Any, name: str) -> list[str]:
+    if not isinstance(value, str) or not value:
+        return [f"{name} must be a non-empty string"]
+    return []
+
+
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def _positive(value: Any) -> bool:
+    return _number(value) and value > 0
 
 
 @attrs.frozen
@@ -67,6 +212,8 @@ class ServerConfig:
     ``base_url``: the ``policy_decision_point`` identifier published in the metadata;
     without it the URL the caller used is reflected.
     ``decision_log``: a JSON-lines file that ``zerotrust serve`` logs decisions to.
+    ``identity``: verify a user token the PEP forwards (see :class:`IdentityConfig`);
+    the PDP given to :func:`create_app` must then be built with the matching ``identity=``.
     """
 
     bearer_secrets: tuple[str, ...] = attrs.field(default=(), converter=tuple, repr=False)
@@ -79,6 +226,7 @@ class ServerConfig:
     entities_file: str | None = None
     base_url: str | None = None
     decision_log: str | None = None
+    identity: IdentityConfig | None = None
 
     def __attrs_post_init__(self) -> None:
         problems = _check(self)
@@ -122,6 +270,8 @@ def _check(config: ServerConfig) -> list[str]:
         or any(c in config.base_url for c in "?#")
     ):
         problems.append("base_url must be an http(s) URL without query or fragment")
+    if config.identity is not None and not isinstance(config.identity, IdentityConfig):
+        problems.append("identity must be an IdentityConfig")
     return problems
 
 
@@ -166,7 +316,7 @@ def config_from_mapping(
             problems.append(f"cannot read bearer_secrets_file: {exc}")
     fields: dict[str, Any] = {"bearer_secrets": tuple(secrets)}
     renames = {"request_timeout_seconds": "request_timeout", "entities": "entities_file"}
-    for key in _KEYS - {"bearer_secrets", "bearer_secrets_file"}:
+    for key in _KEYS - {"bearer_secrets", "bearer_secrets_file", "identity"}:
         if key in raw and raw[key] is not None:
             fields[renames.get(key, key)] = raw[key]
     for key in ("entities_file", "decision_log"):
@@ -176,6 +326,8 @@ def config_from_mapping(
                 del fields[key]
             else:
                 fields[key] = str(_resolve(fields[key], base))
+    if raw.get("identity") is not None:
+        fields["identity"] = _identity(raw["identity"], base, problems)
     fields.update({k: v for k, v in overrides.items() if v is not None})
     try:
         config = ServerConfig(**fields)
@@ -184,6 +336,52 @@ def config_from_mapping(
     if problems:
         raise ServerConfigError(problems)
     return config
+
+
+def _identity(raw: Any, base: Path | None, problems: list[str]) -> IdentityConfig | None:
+    """The ``identity`` section, or None with its problems appended to ``problems``."""
+    fields = _section(raw, "identity", _IDENTITY_KEYS, base, problems)
+    if fields is None:
+        return None
+    device_raw = fields.pop("device", None)
+    device: DeviceConfig | None = None
+    device_ok = True
+    if device_raw is not None:
+        device_fields = _section(device_raw, "identity.device", _DEVICE_KEYS, base, problems)
+        device_ok = device_fields is not None
+        if device_fields is not None:
+            device = _build(DeviceConfig, device_fields, problems)
+            device_ok = device is not None
+    config = _build(IdentityConfig, {**fields, "device": device}, problems)
+    return config if device_ok else None
+
+
+def _section(
+    raw: Any, where: str, keys: frozenset[str], base: Path | None, problems: list[str]
+) -> dict[str, Any] | None:
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where} must be a mapping of settings")
+        return None
+    problems.extend(f"unknown setting {where}.{key}" for key in sorted(set(map(str, raw)) - keys))
+    fields: dict[str, Any] = {
+        _IDENTITY_RENAMES.get(str(key), str(key)): value
+        for key, value in raw.items()
+        if key in keys and value is not None
+    }
+    path = fields.get("jwks_file")
+    if isinstance(path, str):
+        fields["jwks_file"] = str(_resolve(path, base))
+    return fields
+
+
+def _build(kind: Any, fields: dict[str, Any], problems: list[str]) -> Any:
+    # A missing required setting is passed as None, so its check reports it with the rest.
+    required = {a.name: None for a in attrs.fields(kind) if a.default is attrs.NOTHING}
+    try:
+        return kind(**{**required, **fields})
+    except ServerConfigError as exc:
+        problems.extend(exc.problems)
+    return None
 
 
 def _resolve(value: str, base: Path | None) -> Path:

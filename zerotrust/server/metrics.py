@@ -16,11 +16,13 @@ _EFFECTS = ("allow", "deny", "step_up")
 
 
 class Metrics:
-    """Counts decisions by effect, requests by endpoint and status, and latency."""
+    """Counts decisions by effect, credential refusals by code, requests by endpoint and
+    status, and latency."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._decisions = dict.fromkeys(_EFFECTS, 0)
+        self._identity_failures: dict[str, int] = {}
         self._requests: dict[tuple[str, int], int] = {}
         self._latency: dict[str, list[int]] = {}
         self._latency_sum: dict[str, float] = {}
@@ -29,6 +31,11 @@ class Metrics:
     def decision(self, effect: str) -> None:
         with self._lock:
             self._decisions[effect] = self._decisions.get(effect, 0) + 1
+
+    def identity_failure(self, code: str) -> None:
+        """A request refused because its credentials were missing or did not verify."""
+        with self._lock:
+            self._identity_failures[code] = self._identity_failures.get(code, 0) + 1
 
     def request(self, endpoint: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -49,6 +56,7 @@ class Metrics:
         """The text format (version 0.0.4); gauges owned by the PDP are passed in."""
         with self._lock:
             decisions = dict(self._decisions)
+            refusals = dict(self._identity_failures)
             requests = dict(self._requests)
             latency = {k: list(v) for k, v in self._latency.items()}
             sums = dict(self._latency_sum)
@@ -58,6 +66,16 @@ class Metrics:
         for effect in sorted(decisions):
             lines.append(
                 f'zerotrust_decisions_total{{effect="{_label(effect)}"}} {decisions[effect]}'
+            )
+        _family(
+            lines,
+            "zerotrust_identity_failures_total",
+            "counter",
+            "Requests refused before evaluation: credentials missing or not verified, by code.",
+        )
+        for code in sorted(refusals):
+            lines.append(
+                f'zerotrust_identity_failures_total{{code="{_label(code)}"}} {refusals[code]}'
             )
         _family(
             lines,

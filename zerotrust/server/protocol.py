@@ -5,10 +5,16 @@ to ``user``, ``resource.id`` may be absent); the wire protocol is not, because t
 certification scenario requires 400 for every missing or wrongly typed field. Unknown
 keys are ignored, as the spec's forward-compatibility rule demands, by copying only
 the known ones into the library's request shape. Nothing here does I/O.
+
+With identity verification (``identity=True``) the subject is whoever the forwarded
+token names: ``subject.type`` and ``subject.id`` become optional, and
+:func:`with_credentials` turns the request into the library's ``{"token": ...}`` form.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import json
 from collections.abc import Mapping
@@ -20,8 +26,11 @@ from zerotrust.decision import Decision, Effect
 from zerotrust.errors import RequestError
 
 __all__ = [
+    "MISSING_TOKEN",
+    "SUBJECT_MISMATCH",
     "BatchRequest",
     "Page",
+    "Refusal",
     "SearchKind",
     "SearchRequest",
     "Semantic",
@@ -31,7 +40,13 @@ __all__ = [
     "parse_evaluation",
     "parse_json",
     "parse_search",
+    "refusal_body",
+    "with_credentials",
 ]
+
+#: Refusal codes the server gives itself; the rest are the library's ``IdentityError.code``.
+MISSING_TOKEN = "missing_token"
+SUBJECT_MISMATCH = "subject_mismatch"
 
 
 class Semantic(enum.StrEnum):
@@ -79,6 +94,17 @@ class SearchRequest:
     fingerprint: str
 
 
+@attrs.frozen
+class Refusal:
+    """A request refused before any policy saw it: its credentials did not verify.
+
+    ``code`` is an ``IdentityError.code`` (or :data:`MISSING_TOKEN` /
+    :data:`SUBJECT_MISMATCH`); never the token or why it failed in more detail.
+    """
+
+    code: str
+
+
 def parse_json(body: bytes) -> dict[str, Any]:
     """Decode a request body as I-JSON: UTF-8, one object, no duplicate keys, no NaN."""
     if not body.strip():
@@ -110,14 +136,20 @@ def _no_constant(token: str) -> Any:
     raise ValueError(f"{token} is not a JSON number")
 
 
-def parse_evaluation(body: Mapping[str, Any]) -> dict[str, Any]:
+def parse_evaluation(body: Mapping[str, Any], *, identity: bool = False) -> dict[str, Any]:
     """One Access Evaluation request to the library's request mapping."""
     return _request(
-        body.get("subject"), body.get("action"), body.get("resource"), body.get("context")
+        body.get("subject"),
+        body.get("action"),
+        body.get("resource"),
+        body.get("context"),
+        identity=identity,
     )
 
 
-def parse_batch(body: Mapping[str, Any]) -> BatchRequest | dict[str, Any]:
+def parse_batch(
+    body: Mapping[str, Any], *, identity: bool = False
+) -> BatchRequest | dict[str, Any]:
     """An Access Evaluations request; a plain request when ``evaluations`` is absent or empty.
 
     Top-level ``subject``/``action``/``resource``/``context`` are defaults that an
@@ -127,7 +159,7 @@ def parse_batch(body: Mapping[str, Any]) -> BatchRequest | dict[str, Any]:
     """
     evaluations = body.get("evaluations")
     if evaluations is None or evaluations == []:
-        return parse_evaluation(body)
+        return parse_evaluation(body, identity=identity)
     if not isinstance(evaluations, list):
         raise RequestError("evaluations", f"must be an array, not {_kind(evaluations)}")
     semantic = _semantic(body.get("options"))
@@ -135,7 +167,7 @@ def parse_batch(body: Mapping[str, Any]) -> BatchRequest | dict[str, Any]:
     for key in ("subject", "action", "resource", "context"):
         value = body.get(key)
         if value is not None:
-            _entity_or_context(key, value)  # raises for the whole payload
+            _entity_or_context(key, value, identity)  # raises for the whole payload
             defaults[key] = value
     items: list[dict[str, Any] | RequestError] = []
     for index, item in enumerate(evaluations):
@@ -150,7 +182,7 @@ def parse_batch(body: Mapping[str, Any]) -> BatchRequest | dict[str, Any]:
                     if item.get(k) is not None
                 }
             )
-            items.append(parse_evaluation(merged))
+            items.append(parse_evaluation(merged, identity=identity))
         except RequestError as exc:
             items.append(exc)
     return BatchRequest(items=tuple(items), semantic=semantic)
@@ -170,10 +202,24 @@ def _semantic(options: Any) -> Semantic:
     return Semantic(value)
 
 
-def parse_search(kind: SearchKind, body: Mapping[str, Any]) -> SearchRequest:
+def parse_search(
+    kind: SearchKind, body: Mapping[str, Any], *, identity: bool = False
+) -> SearchRequest:
     """A search request: the searched entity needs only its type (its id is ignored);
-    every other entity must be complete."""
-    subject = _entity("subject", body.get("subject"), need_id=kind is not SearchKind.SUBJECT)
+    every other entity must be complete. With ``identity`` the subject is the caller,
+    named by a token, and the fingerprint leaves the token out (it may be refreshed
+    between pages)."""
+    if identity and kind is SearchKind.SUBJECT:
+        raise RequestError(
+            "subject",
+            "subject search is not available: this server verifies subject tokens, "
+            "and the candidate subjects have none",
+        )
+    subject = (
+        _subject_with_token(body.get("subject"))
+        if identity
+        else _entity("subject", body.get("subject"), need_id=kind is not SearchKind.SUBJECT)
+    )
     resource = _entity("resource", body.get("resource"), need_id=kind is not SearchKind.RESOURCE)
     action = None if kind is SearchKind.ACTION else _action(body.get("action"))
     context = _context(body.get("context"))
@@ -182,7 +228,8 @@ def parse_search(kind: SearchKind, body: Mapping[str, Any]) -> SearchRequest:
         subject.pop("id", None)
     if kind is SearchKind.RESOURCE:
         resource.pop("id", None)
-    canonical: dict[str, Any] = {"k": kind.value, "s": subject, "a": action, "r": resource}
+    bound = _without_token(subject) if identity else subject
+    canonical: dict[str, Any] = {"k": kind.value, "s": bound, "a": action, "r": resource}
     canonical["c"] = context
     canonical["l"] = page.limit if page is not None else None
     fingerprint = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
@@ -206,13 +253,15 @@ def _page(value: Any) -> Page | None:
     return Page(token=token or None, limit=limit or None)
 
 
-def _request(subject: Any, action: Any, resource: Any, context: Any) -> dict[str, Any]:
+def _request(
+    subject: Any, action: Any, resource: Any, context: Any, *, identity: bool = False
+) -> dict[str, Any]:
     ctx = _context(context)
     device = ctx.get("device")
     if device is not None and not isinstance(device, dict):
         raise RequestError("context.device", f"must be an object, not {_kind(device)}")
     return {
-        "subject": _entity("subject", subject),
+        "subject": _subject_with_token(subject) if identity else _entity("subject", subject),
         "action": _action(action),
         "resource": _entity("resource", resource),
         "context": ctx,
@@ -220,13 +269,86 @@ def _request(subject: Any, action: Any, resource: Any, context: Any) -> dict[str
     }
 
 
-def _entity_or_context(key: str, value: Any) -> None:
+def _entity_or_context(key: str, value: Any, identity: bool = False) -> None:
     if key == "context":
         _context(value)
     elif key == "action":
         _action(value)
+    elif key == "subject" and identity:
+        _subject_with_token(value)
     else:
         _entity(key, value)
+
+
+def _subject_with_token(value: Any) -> dict[str, Any]:
+    """The subject when a token names it: ``type`` and ``id`` are optional (they are
+    only compared with the token's), the whole subject may be absent (the token then
+    comes in a header), and ``properties.token``, when sent, is a non-empty string."""
+    if value is None:
+        return {"properties": {}}
+    if not isinstance(value, dict):
+        raise RequestError("subject", f"must be an object, not {_kind(value)}")
+    out: dict[str, Any] = {}
+    for key in ("type", "id"):
+        if value.get(key) is not None:
+            out[key] = _string(value, "subject", key)
+    out["properties"] = _properties(value, "subject")
+    if out["properties"].get("token") is not None:
+        _string(out["properties"], "subject.properties", "token")
+    return out
+
+
+def _without_token(subject: Mapping[str, Any]) -> dict[str, Any]:
+    properties = {k: v for k, v in subject.get("properties", {}).items() if k != "token"}
+    return {**subject, "properties": properties}
+
+
+def with_credentials(
+    request: Mapping[str, Any], header_token: str | None, subject_type: str | None
+) -> dict[str, Any] | Refusal:
+    """The library request for a PDP that verifies identity, or why it is refused now.
+
+    The token is ``subject.properties.token``, else the one forwarded in a header; the
+    device attestation is ``device.attestation`` (from ``context.device``). What the
+    PEP says the subject is (``type``, ``id``) must agree with the token: the id is read
+    from the token's payload before verification, which is safe because it can only
+    refuse, and because the PDP then verifies those same bytes (a payload it accepts
+    parses here to the same ``sub``; one that does not parse here it refuses too).
+    Every other subject property is dropped: the verified claims replace them. The
+    attestation is also removed from ``context.device``, so that no credential
+    reaches the decision log.
+    """
+    subject = request.get("subject") or {}
+    token = subject.get("properties", {}).get("token")
+    if token is None:
+        token = header_token
+    if token is None:
+        return Refusal(MISSING_TOKEN)
+    claimed, named = subject.get("id"), _unverified_subject(token)
+    # An unreadable payload is left to the PDP, which refuses it with the precise code.
+    if claimed is not None and named is not None and claimed != named:
+        return Refusal(SUBJECT_MISMATCH)
+    if subject_type is not None and subject.get("type", subject_type) != subject_type:
+        return Refusal(SUBJECT_MISMATCH)
+    out = {**request, "subject": {"token": token}}
+    context = request.get("context")
+    if isinstance(context, dict) and isinstance(context.get("device"), dict):
+        device = {k: v for k, v in context["device"].items() if k != "attestation"}
+        out["context"] = {**context, "device": device}
+    return out
+
+
+def _unverified_subject(token: str) -> Any:
+    """The ``sub`` claim of a compact JWS, unverified; None when it cannot be read."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = json.loads(payload)
+    except (ValueError, binascii.Error, RecursionError):
+        return None
+    return claims.get("sub") if isinstance(claims, dict) else None
 
 
 def _entity(name: str, value: Any, *, need_id: bool = True) -> dict[str, Any]:
@@ -304,6 +426,11 @@ def decision_body(decision: Decision, *, include_reasons: bool) -> dict[str, Any
             context["errors"] = [e.to_dict() for e in decision.errors]
         context["policy_revision"] = decision.policy_revision
     return {"decision": decision.effect is Effect.ALLOW, "context": context}
+
+
+def refusal_body(refusal: Refusal) -> dict[str, Any]:
+    """A refused request on the wire: ``false``, and the reason's code (never the token)."""
+    return {"decision": False, "context": {"error": {"code": refusal.code}}}
 
 
 def error_item(exc: RequestError) -> dict[str, Any]:

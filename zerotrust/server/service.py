@@ -4,6 +4,12 @@ Each method takes a decoded JSON body and returns the response body, or raises
 :class:`RequestError` (the whole payload is bad: 400) or :class:`RequestTimeout`.
 They run in worker threads, so they check a deadline between decisions: a timed-out
 batch or search stops soon instead of running on after its caller has gone.
+
+When the PDP verifies identity, every request (batch items and search candidates
+included) goes through :func:`with_credentials` and the PDP's verification; a request
+whose credentials fail is answered ``false`` with the failure's code, counted, and
+logged by code only. ``header_token`` is the token a PEP forwarded in a header; it is
+never put in ``meta``, which the decision log records.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ from typing import Any
 
 from zerotrust.decision import Decision
 from zerotrust.engine import PolicyDecisionPoint
-from zerotrust.errors import RequestError, ZeroTrustError
+from zerotrust.errors import IdentityError, RequestError, ZeroTrustError
 from zerotrust.server.config import ServerConfig, ServerConfigError
 from zerotrust.server.entities import DATA_KEY, Entities, entities_from_mapping
 from zerotrust.server.metrics import Metrics
 from zerotrust.server.protocol import (
     BatchRequest,
+    Refusal,
     SearchKind,
     Semantic,
     decision_body,
@@ -29,6 +36,8 @@ from zerotrust.server.protocol import (
     parse_batch,
     parse_evaluation,
     parse_search,
+    refusal_body,
+    with_credentials,
 )
 from zerotrust.server.search import PageTokens, candidates
 
@@ -54,6 +63,16 @@ class Service:
     ) -> None:
         self._pdp = pdp
         self._config = config
+        # Read defensively, as for metrics: a PDP double without the property verifies nothing.
+        self._identity = getattr(pdp, "verifies_identity", False) is True
+        if config.identity is not None and not self._identity:
+            raise ServerConfigError(
+                [
+                    "the configuration has an identity section but the PDP verifies no "
+                    "identity: build it with identity=build_identity(config.identity)"
+                ]
+            )
+        self._subject_type = config.identity.subject_type if config.identity else None
         self._metrics = metrics
         self._tokens = tokens
         self._fixed_entities = entities
@@ -66,21 +85,34 @@ class Service:
     def pdp(self) -> PolicyDecisionPoint:
         return self._pdp
 
+    @property
+    def verifies_identity(self) -> bool:
+        """Whether requests must carry a subject token (the PDP verifies identity)."""
+        return self._identity
+
     def evaluation(
-        self, body: Mapping[str, Any], deadline: float, meta: Mapping[str, Any]
+        self,
+        body: Mapping[str, Any],
+        deadline: float,
+        meta: Mapping[str, Any],
+        header_token: str | None = None,
     ) -> dict[str, Any]:
         """POST /access/v1/evaluation."""
-        request = parse_evaluation(body)
+        request = parse_evaluation(body, identity=self._identity)
         _check(deadline)
-        return self._body(self._decide(request, meta))
+        return self._body(self._decide(request, meta, header_token))
 
     def evaluations(
-        self, body: Mapping[str, Any], deadline: float, meta: Mapping[str, Any]
+        self,
+        body: Mapping[str, Any],
+        deadline: float,
+        meta: Mapping[str, Any],
+        header_token: str | None = None,
     ) -> dict[str, Any]:
         """POST /access/v1/evaluations, with the three evaluation semantics."""
-        parsed = parse_batch(body)
+        parsed = parse_batch(body, identity=self._identity)
         if not isinstance(parsed, BatchRequest):
-            return self._body(self._decide(parsed, meta))
+            return self._body(self._decide(parsed, meta, header_token))
         if len(parsed.items) > self._config.max_evaluations:
             raise RequestError(
                 "evaluations", f"at most {self._config.max_evaluations} evaluations per request"
@@ -93,11 +125,12 @@ class Service:
                 body_, allowed, status = error_item(item), False, 400
             else:
                 try:
-                    decision = self._decide(item, {**meta, "item": index})
+                    decision = self._decide(item, {**meta, "item": index}, header_token)
                 except RequestError as exc:  # the library's own limits (depth, size)
                     body_, allowed, status = error_item(exc), False, 400
                 else:
-                    body_, allowed = self._body(decision), decision.allowed
+                    body_ = self._body(decision)
+                    allowed = isinstance(decision, Decision) and decision.allowed
             if parsed.semantic is Semantic.DENY_ON_FIRST_DENY and not allowed:
                 # The spec's example marks where the batch stopped, and why.
                 context = body_.setdefault("context", {})
@@ -110,10 +143,19 @@ class Service:
         return {"evaluations": results}
 
     def search(
-        self, kind: SearchKind, body: Mapping[str, Any], deadline: float, meta: Mapping[str, Any]
+        self,
+        kind: SearchKind,
+        body: Mapping[str, Any],
+        deadline: float,
+        meta: Mapping[str, Any],
+        header_token: str | None = None,
     ) -> dict[str, Any]:
-        """POST /access/v1/search/{subject,resource,action}: decide every candidate."""
-        query = parse_search(kind, body)
+        """POST /access/v1/search/{subject,resource,action}: decide every candidate.
+
+        A refused caller gets no results and the refusal's code in ``context``: the
+        credentials are the caller's, so the first refusal ends the search.
+        """
+        query = parse_search(kind, body, identity=self._identity)
         policy_actions = (
             self._pdp.policies.action_names(query.resource["type"])
             if kind is SearchKind.ACTION
@@ -130,7 +172,11 @@ class Service:
         next_index: int | None = None
         for index in range(start, len(found)):
             _check(deadline)
-            decision = self._decide(found[index].request, {**meta, "search": kind.value})
+            decision = self._decide(
+                found[index].request, {**meta, "search": kind.value}, header_token
+            )
+            if isinstance(decision, Refusal):
+                return {"context": refusal_body(decision)["context"], "results": []}
             if not decision.allowed:
                 continue
             if len(results) == limit:
@@ -170,12 +216,35 @@ class Service:
             self._cached = (policies.revision, found)
         return found
 
-    def _decide(self, request: Mapping[str, Any], meta: Mapping[str, Any]) -> Decision:
-        decision = self._pdp.evaluate(request, extra=meta)
+    def _decide(
+        self, request: Mapping[str, Any], meta: Mapping[str, Any], header_token: str | None
+    ) -> Decision | Refusal:
+        if self._identity:
+            prepared = with_credentials(request, header_token, self._subject_type)
+            if isinstance(prepared, Refusal):
+                return self._refused(prepared, meta)
+            request = prepared
+        try:
+            decision = self._pdp.evaluate(request, extra=meta)
+        except IdentityError as exc:
+            return self._refused(Refusal(exc.code), meta)
         self._metrics.decision(decision.effect.value)
         return decision
 
-    def _body(self, decision: Decision) -> dict[str, Any]:
+    def _refused(self, refusal: Refusal, meta: Mapping[str, Any]) -> Refusal:
+        self._metrics.identity_failure(refusal.code)
+        # The code and where, never the token or the verifier's message.
+        _log.info(
+            "credentials refused: %s (endpoint %s, request %s)",
+            refusal.code,
+            meta.get("endpoint"),
+            meta.get("request_id"),
+        )
+        return refusal
+
+    def _body(self, decision: Decision | Refusal) -> dict[str, Any]:
+        if isinstance(decision, Refusal):
+            return refusal_body(decision)
         return decision_body(decision, include_reasons=self._config.include_reasons)
 
 
