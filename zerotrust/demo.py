@@ -81,9 +81,14 @@ class DemoReport:
 
 
 def default_policies() -> Path:
-    """``./policies`` if there is one, else the policies shipped beside the package."""
+    """``./policies`` if there is one, else the shipped policies (in a wheel, inside the
+    package; in a source checkout, beside it)."""
     here = Path("policies")
-    return here if here.is_dir() else Path(__file__).resolve().parent.parent / "policies"
+    if here.is_dir():
+        return here
+    package = Path(__file__).resolve().parent
+    inside = package / "_policies"
+    return inside if inside.is_dir() else package.parent / "policies"
 
 
 class _Spy:
