@@ -49,8 +49,7 @@ from collections.abc import Callable
 from typing import Any
 
 from zerotrust import NullLog, PolicyDecisionPoint
-from zerotrust.cel import InterpreterBackend
-from zerotrust.cel import _syntax
+from zerotrust.cel import InterpreterBackend, _syntax
 
 NOW = datetime.datetime(2026, 3, 2, 14, 30, tzinfo=datetime.UTC)
 
@@ -141,7 +140,8 @@ RULES: list[tuple[str, str, str, Callable[[dict[str, Any]], bool], str]] = [
     ("allow-admin", "allow", '"admin" in subject.properties.roles',
      lambda r: "admin" in _p(r, "subject")["roles"],
      'context.subject.roles.contains("admin")'),
-    ("allow-auditor-read", "allow", '"auditor" in subject.properties.roles && action.name == "read"',
+    ("allow-auditor-read", "allow",
+     '"auditor" in subject.properties.roles && action.name == "read"',
      lambda r: "auditor" in _p(r, "subject")["roles"] and r["action"]["name"] == "read",
      'context.subject.roles.contains("auditor") && context.action == "read"'),
     ("allow-public", "allow", "resource.properties.sensitivity == 0",
@@ -152,8 +152,10 @@ RULES: list[tuple[str, str, str, Callable[[dict[str, Any]], bool], str]] = [
      lambda r: "retail" in _p(r, "resource")["tags"]
      and any(x == "agent" for x in _p(r, "subject")["roles"]),
      'context.resource.tags.contains("retail") && context.subject.roles.contains("agent")'),
-    ("allow-eu-staff", "allow", 'subject.properties.email.endsWith("@example.com") && context.country == "DE"',
-     lambda r: _p(r, "subject")["email"].endswith("@example.com") and r["context"]["country"] == "DE",
+    ("allow-eu-staff", "allow",
+     'subject.properties.email.endsWith("@example.com") && context.country == "DE"',
+     lambda r: _p(r, "subject")["email"].endswith("@example.com")
+     and r["context"]["country"] == "DE",
      'context.subject.email like "*@example.com" && context.ctx.country == "DE"'),
 ]  # fmt: skip
 
@@ -178,9 +180,10 @@ def variant(cel: str, n: int, mode: str) -> str:
     parts = re.split(r'("[^"]*")', cel)
     out = []
     for i, part in enumerate(parts):
+        code = part
         if i % 2 == 0 and mode == "shapes":
-            part = _FIELD.sub(lambda m: f".{m.group(1)}_{n}", part)
-        out.append(_LITERAL.sub(literal, part))
+            code = _FIELD.sub(lambda m: f".{m.group(1)}_{n}", part)
+        out.append(_LITERAL.sub(literal, code))
     return "".join(out)
 
 
@@ -218,15 +221,17 @@ def hand_written(request: dict[str, Any]) -> str:
 
 def bench_cel_cpp(number: int, repeat: int) -> float | None:
     try:
-        from cel_expr_python import cel
+        from cel_expr_python import cel  # type: ignore[import-untyped]
     except ImportError:
         return None
     names = ("subject", "action", "resource", "device", "context")
     env = cel.NewEnv(variables=dict.fromkeys(names, cel.Type.DYN))
     # cel-expr-python has no ip_in_cidr: give it a same-cost stand-in on a string prefix.
     programs = [
-        env.compile(c.replace('!ip_in_cidr(context.ip, "10.0.0.0/8")', '!context.ip.startsWith("10.")'),
-                    disable_check=True)
+        env.compile(
+            c.replace('!ip_in_cidr(context.ip, "10.0.0.0/8")', '!context.ip.startsWith("10.")'),
+            disable_check=True,
+        )
         for _, _, c, _, _ in RULES
     ]
     data = {k: REQUEST[k] for k in names}
@@ -269,7 +274,9 @@ def bench_cedar(number: int, repeat: int) -> float | None:
 
 
 def scale_texts(types: int, mode: str) -> dict[str, str]:
-    return {f"p{i:03d}.yaml": policy_yaml(f"p{i:03d}", f"type{i:03d}", i, mode) for i in range(types)}
+    return {
+        f"p{i:03d}.yaml": policy_yaml(f"p{i:03d}", f"type{i:03d}", i, mode) for i in range(types)
+    }
 
 
 def load(texts: dict[str, str]) -> PolicyDecisionPoint:
@@ -288,13 +295,15 @@ def scale(quick: bool) -> None:
         texts = scale_texts(types, mode)
         walls: list[float] = []
         cpus: list[float] = []
+        loaded: list[PolicyDecisionPoint] = []
         for _ in range(repeats):
-            pdp = None
+            loaded.clear()  # the previous load is garbage before the next starts
             gc.collect()
             wall, cpu = time.perf_counter(), time.process_time()
-            pdp = load(texts)
+            loaded.append(load(texts))
             walls.append(time.perf_counter() - wall)
             cpus.append(time.process_time() - cpu)
+        pdp = loaded.pop()
         conditions = [r.condition for p in pdp.policies.policies for r in p.rules]
         distinct_text = len({c.source for c in conditions if c is not None})
         distinct_obj = len({id(c) for c in conditions})
@@ -315,13 +324,15 @@ def scale(quick: bool) -> None:
             tracemalloc.stop()
             print(
                 f"  {'':<10} memory (tracemalloc, separate load): peak "
-                f"{peak / rules / 1024:.1f} KiB per rule, retained {retained / rules / 1024:.1f} KiB"
+                f"{peak / rules / 1024:.1f} KiB per rule, "
+                f"retained {retained / rules / 1024:.1f} KiB"
             )
             del pdp
     if kept is None:
         return
     request = {**REQUEST, "resource": {**REQUEST["resource"], "type": "type000"}}
     small = load({"bench.yaml": policy_yaml()})
+
     def matched(pdp: PolicyDecisionPoint, req: dict[str, Any]) -> list[tuple[str, str]]:
         return [(r.rule.split("/")[-1], r.effect.value) for r in pdp.evaluate(req).reasons]
 
@@ -375,8 +386,12 @@ def main() -> None:
         texts, clock=lambda: NOW, decision_log=NullLog(), backend=InterpreterBackend()
     )
     results: dict[str, float | None] = {
-        "zerotrust evaluate() (compiled CEL)": median_us(lambda: pdp.evaluate(REQUEST), number, repeat),
-        "zerotrust evaluate(), behavior=None": median_us(lambda: bare.evaluate(REQUEST), number, repeat),
+        "zerotrust evaluate() (compiled CEL)": median_us(
+            lambda: pdp.evaluate(REQUEST), number, repeat
+        ),
+        "zerotrust evaluate(), behavior=None": median_us(
+            lambda: bare.evaluate(REQUEST), number, repeat
+        ),
         "20 compiled conditions alone": median_us(rules_only, number, repeat),
         "hand-written Python (20 lambdas + combining)": median_us(
             lambda: hand_written(REQUEST), number, repeat

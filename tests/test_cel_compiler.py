@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import threading
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -277,8 +277,9 @@ def test_injection_attempts_stay_data(source: str, capfd: pytest.CaptureFixture[
         condition = BACKEND.compile(source)
     except CelCompileError:
         return  # refused outright is also safe
-    assert "import" not in condition.python_source
-    assert "os" not in condition.python_source.split()
+    python_source = cast(Any, condition).python_source
+    assert "import" not in python_source
+    assert "os" not in python_source.split()
     with contextlib.suppress(ConditionError):
         condition(REQUEST)
     assert "pwned" not in capfd.readouterr().out
@@ -331,3 +332,146 @@ def test_threads_agree_with_one_thread() -> None:
     for thread in threads:
         thread.join()
     assert not failures
+
+
+# --- the load path: fast parse, exact diagnostics, shared code ------------------------------
+
+
+def _corpus() -> list[str]:
+    """Every CEL source in this module's parametrized tests, and the conformance cases."""
+    sources: list[str] = list(INJECTIONS)
+    for test in (
+        test_true_conditions,
+        test_false_conditions,
+        test_error_conditions,
+        test_values,
+        test_refused_at_load_with_position,
+    ):
+        for mark in getattr(test, "pytestmark", []):
+            if mark.name == "parametrize":
+                for params in mark.args[1]:
+                    sources.append(params if isinstance(params, str) else params[0])
+    with contextlib.suppress(ImportError, OSError):
+        from test_cel_conformance import FILES, _cases, _get
+
+        for file in FILES:
+            sources.extend(_get(test, "expr").decode() for _, test in _cases(file))
+    sources.extend(
+        [
+            "[1].all(x, " * 30 + "true" + ")" * 30,
+            "((((((((((subject.level))))))))))> 1",
+            "subject.id ==",
+            "subject.id == 'unterminated",
+            "subject.roles.exists(1, true)",
+            "42",
+            "1 + 2",
+            "",
+            "   ",
+            "subject.id == 'a' // comment\n && true",
+        ]
+    )
+    return sources
+
+
+CORPUS = _corpus()
+
+
+def _program(tree: Any) -> Any:
+    from zerotrust.cel._backend import VARIABLES
+    from zerotrust.cel._compiler_codegen import generate
+    from zerotrust.cel.functions import EXTRA_FUNCTIONS
+
+    try:
+        program = generate(tree, VARIABLES, EXTRA_FUNCTIONS)
+    except CelCompileError as exc:
+        return ("refused", exc.message)
+    return (program.body, program.result, repr(program.constants))
+
+
+def test_fast_parse_accepts_exactly_what_the_exact_parse_accepts() -> None:
+    from zerotrust.cel._compiler import FUNCTIONS
+    from zerotrust.cel._syntax import parse, parse_fast
+
+    assert len(CORPUS) > 100  # 800+ with the shared conformance data present
+    for source in CORPUS:
+        try:
+            exact = parse(source, FUNCTIONS)
+        except CelCompileError:
+            exact = None
+        fast = parse_fast(source, FUNCTIONS)
+        assert (fast is None) == (exact is None), source
+        if fast is not None and exact is not None:
+            assert fast.variables == exact.variables, source
+            assert _program(fast.tree) == _program(exact.tree), source
+
+
+def test_fast_parser_builds_larks_trees_and_rejects_what_lark_rejects() -> None:
+    import random
+
+    from lark.exceptions import LarkError
+
+    from zerotrust.cel._syntax import _build_parser, _fast_parser
+
+    lark_parser = _build_parser(positions=False)
+    fast = _fast_parser()
+    rng = random.Random(3)
+    pieces = [*"()[]{}.,:?!<>=&|+-*/%'\"\\ \n_xu09", "in", "true", "null", "'''", "0x", "b'"]
+    sources = list(CORPUS)
+    for _ in range(3000):  # mutated sources: mostly invalid, some valid in unusual ways
+        text = rng.choice(CORPUS)
+        at = rng.randrange(len(text) + 1)
+        if rng.random() < 0.5:
+            text = text[:at] + rng.choice(pieces) + text[at:]
+        else:
+            text = text[:at] + text[at + 1 :]
+        sources.append(text)
+    for source in sources:
+        try:
+            expected = lark_parser.parse(source)
+        except LarkError:
+            expected = None
+        assert fast(source) == expected, source
+
+
+def test_diagnostics_keep_exact_positions_through_the_fast_path() -> None:
+    with pytest.raises(CelCompileError) as info:
+        BACKEND.compile("subject.id == 'a' &&\n  subjct.level > 1")
+    assert (info.value.line, info.value.column) == (2, 3)
+    with pytest.raises(CelLiteralError) as literal:
+        BACKEND.compile("true &&\n   subject.name.matches('[')")
+    assert (literal.value.line, literal.value.column) == (2, 17)
+
+
+def test_conditions_differing_in_string_constants_share_code() -> None:
+    backend = CompiledBackend()
+    admin = backend.compile("'admin' in subject.roles && subject.id == 'alice'")
+    dev = backend.compile("'dev' in subject.roles && subject.id == 'bob'")
+    level = backend.compile("subject.level > 2")
+    other_level = backend.compile("subject.level > 3")
+    assert admin.__code__ is dev.__code__  # type: ignore[attr-defined]
+    assert level.__code__ is not other_level.__code__  # type: ignore[attr-defined]
+    assert admin(REQUEST) is True
+    assert dev(REQUEST) is False
+    assert (level(REQUEST), other_level(REQUEST)) == (True, False)
+    assert admin.source != dev.source
+
+
+def test_identical_conditions_in_one_load_share_one_condition() -> None:
+    from zerotrust import PolicyDecisionPoint, PolicyError
+
+    def doc(name: str, when: str, pad: str = "") -> str:
+        return (
+            f"policy: {name}\ntarget: {{resources: [doc]}}\nrules:\n"
+            f"  - id: r\n    effect: allow\n    when: {pad}'{when}'\n"
+        )
+
+    texts = {f"p{i}.yaml": doc(f"p{i}", "subject.level > 2") for i in range(3)}
+    pdp = PolicyDecisionPoint.from_texts(texts, behavior=None)
+    conditions = {id(p.rules[0].condition) for p in pdp.policies.policies}
+    assert len(conditions) == 1
+    # the second copy is remembered from the first, but reported at its own position
+    broken = {"a.yaml": doc("a", "subjct.level > 2"), "b.yaml": doc("b", "subjct.level > 2", "  ")}
+    with pytest.raises(PolicyError) as info:
+        PolicyDecisionPoint.from_texts(broken, behavior=None)
+    found = sorted((d.file, d.line, d.column) for d in info.value.diagnostics)
+    assert found == [("a.yaml", 6, 12), ("b.yaml", 6, 14)]

@@ -66,6 +66,13 @@ _STRING_FUNCTIONS = {
     "startsWith": "_starts_with",
     "endsWith": "_ends_with",
 }
+# The same on a value known to be a str, ``{t}`` the receiver and ``{k}`` the argument.
+_STRING_INLINE = {
+    "contains": "({k} in {t})",
+    "startsWith": "{t}.startswith({k})",
+    "endsWith": "{t}.endswith({k})",
+}
+_CONST = re.compile(r"k[0-9]+")
 # Passthrough names that wrap: single-child nodes the generator walks through.
 _WRAPPERS = frozenset({"member", "primary", "paren_expr"})
 
@@ -73,6 +80,7 @@ _WRAPPERS = frozenset({"member", "primary", "paren_expr"})
 HELPERS: Mapping[str, Any] = {
     "_CelError": rt.CelError,
     "_Exception": Exception,
+    "_list": list,
     "_eq": rt.eq,
     "_ne": rt.ne,
     "_lt": rt.lt,
@@ -314,6 +322,14 @@ class _Generator:
                     f"else {helper}({a}, {b}))",
                     "bool",
                 )
+        if left.kind is None and right.kind is None:
+            # two fields: Python's operator once both are int, or both str (code points)
+            a, b = self.tmp(), self.tmp()
+            return _Code(
+                f"({a} {op} {b} if ({a} := {left.src}).__class__ is ({b} := {right.src}).__class__"
+                f" and ({a}.__class__ is int or {a}.__class__ is str) else {helper}({a}, {b}))",
+                "bool",
+            )
         return _Code(f"{helper}({left.src}, {right.src})", "bool")
 
     def _equal(self, left: _Code, right: _Code) -> str:
@@ -325,6 +341,13 @@ class _Generator:
                 return f"({a.src} == {b.src})"
         if left.kind == right.kind and left.kind in ("int", "uint", "double", "bool"):
             return f"({left.src} == {right.src})"
+        if left.kind is None and right.kind is None:
+            # two fields, typically strings: Python's == once both are known to be str
+            t, u = self.tmp(), self.tmp()
+            return (
+                f"({t} == {u} if ({t} := {left.src}).__class__ is ({u} := {right.src}).__class__"
+                f" and {t}.__class__ is str else _eq({t}, {u}))"
+            )
         return f"_eq({left.src}, {right.src})"
 
     def _in(self, item: _Code, container: _Code, node: lark.Tree[Any]) -> _Code:
@@ -341,6 +364,14 @@ class _Generator:
                     f"else _in({t}, {whole}))",
                     "bool",
                 )
+        if item.kind == "string" and container.kind is None and _CONST.fullmatch(item.src):
+            # `"admin" in subject.roles`: Python's `in` on a list or map is CEL's for a str
+            t = self.tmp()
+            return _Code(
+                f"({item.src} in {t} if ({t} := {container.src}).__class__ is _list "
+                f"or {t}.__class__ is dict else _in({item.src}, {t}))",
+                "bool",
+            )
         return _Code(f"_in({item.src}, {container.src})", "bool")
 
     def _constant_list(self, node: lark.Tree[Any]) -> list[Any] | None:
@@ -395,7 +426,12 @@ class _Generator:
         if op_node.data == "unary_not":
             if operand.kind == "bool":
                 return _Code(f"(not {operand.src})", "bool")
-            return _Code(f"_not({operand.src})", "bool")
+            t = self.tmp()
+            return _Code(
+                f"(False if ({t} := {operand.src}) is True else True if {t} is False "
+                f"else _not({t}))",
+                "bool",
+            )
         kind = operand.kind if operand.kind in ("int", "double") else None
         return _Code(f"_neg({operand.src})", kind)
 
@@ -514,8 +550,30 @@ class _Generator:
         if name == "size" and count == 1:
             if args[0].kind in ("string", "list"):
                 return _Code(f"len({args[0].src})", "int")
+            if args[0].kind is None:
+                t = self.tmp()
+                return _Code(
+                    f"(len({t}) if ({t} := {args[0].src}).__class__ is _list "
+                    f"or {t}.__class__ is str else _size({t}))",
+                    "int",
+                )
             return _Code(f"_size({srcs})", "int")
         if name in _STRING_FUNCTIONS and count == 2:
+            target, arg = args
+            if (
+                arg.kind == "string"
+                and _CONST.fullmatch(arg.src)
+                and target.kind in (None, "string")
+            ):
+                inline = _STRING_INLINE[name].format(t="{t}", k=arg.src)
+                if target.kind == "string":
+                    return _Code(inline.format(t=target.src), "bool")
+                t = self.tmp()
+                return _Code(
+                    f"({inline.format(t=t)} if ({t} := {target.src}).__class__ is str "
+                    f"else {_STRING_FUNCTIONS[name]}({t}, {arg.src}))",
+                    "bool",
+                )
             return _Code(f"{_STRING_FUNCTIONS[name]}({srcs})", "bool")
         if name == "matches" and count == 2:
             pattern = self._pattern(args[1], token)

@@ -120,7 +120,7 @@ def _fast_parser() -> Callable[[str], lark.Tree[Any] | None]:
         driver = _Driver(parser)
         if all(driver.parse(e) == parser.parse(e) for e in _SELF_TEST):
             return driver.parse
-    except Exception:  # noqa: BLE001, S110 - Lark's internals differ: use Lark itself
+    except Exception:  # Lark's internals are not what the driver expects: use Lark
         pass
 
     def lark_parse(source: str) -> lark.Tree[Any] | None:
@@ -145,7 +145,7 @@ class _Driver:
     """Lark's LALR automaton and contextual lexer, run without Lark's per-token overhead."""
 
     def __init__(self, parser: lark.Lark) -> None:
-        from lark.parsers.lalr_analysis import Shift  # noqa: PLC0415 - internal, guarded
+        from lark.parsers.lalr_analysis import Shift  # internal: guarded by the caller
 
         frontend = parser.parser
         lalr = frontend.parser
