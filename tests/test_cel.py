@@ -82,3 +82,25 @@ def test_ip_functions() -> None:
     assert run("ip_in_cidr(context.ip, ['10.0.0.0/8'])", context={"ip": "10.9.9.9"})
     with pytest.raises(ConditionError, match="not an IP address"):
         run("ip_in_cidr(context.ip, '10.0.0.0/8')", context={"ip": "garbage"})
+
+
+def test_redos_unterminated_string_full_of_escapes_is_refused_at_once() -> None:
+    """cel-python's literal regexes backtrack exponentially on this (25 escapes: ~1 min)."""
+    evil = 'subject.id == """x' + "\\242\\006" * 20 + "\\0041234'}}"
+    with pytest.raises(CelCompileError, match="unterminated string literal") as info:
+        default_backend().compile(evil)
+    assert (info.value.line, info.value.column) == (1, 15)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'subject.id == "a\\"b"',
+        'subject.id == """two\nlines"""',
+        "subject.id == r'raw\\d'",
+        'subject.id == "x" // a comment with a \' quote',
+        "subject.id == b'bytes' || true",
+    ],
+)
+def test_terminated_strings_still_parse(source: str) -> None:
+    default_backend().compile(source)

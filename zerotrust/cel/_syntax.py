@@ -255,6 +255,42 @@ def _check_source(source: Any) -> None:
         raise CelCompileError("empty condition")
     if len(source) > MAX_SOURCE_CHARS:
         raise CelCompileError(f"condition longer than {MAX_SOURCE_CHARS} characters")
+    _check_strings(source)
+
+
+def _check_strings(source: str) -> None:
+    """Refuse an unterminated string literal in linear time, before Lark sees it.
+
+    cel-python's string-literal regexes backtrack exponentially when a literal full of
+    escapes never closes (25 escapes: a minute): a policy file must not hang the loader.
+    Mirrors the lexer: a backslash escapes the next character, one-quote strings end at
+    a line break, ``//`` starts a comment.
+    """
+    i, n = 0, len(source)
+    while i < n:
+        char = source[i]
+        if char == "/" and source.startswith("//", i):
+            end = source.find("\n", i)
+            i = n if end < 0 else end + 1
+            continue
+        if char not in "\"'":
+            i += 1
+            continue
+        quote = char * 3 if source.startswith(char * 3, i) else char
+        j = i + len(quote)
+        while True:
+            if j >= n or (len(quote) == 1 and source[j] in "\r\n"):
+                line = source.count("\n", 0, i) + 1
+                column = i - source.rfind("\n", 0, i)
+                raise CelCompileError("syntax error: unterminated string literal", line, column)
+            if source[j] == "\\":
+                j += 2
+            elif source.startswith(quote, j):
+                j += len(quote)
+                break
+            else:
+                j += 1
+        i = j
 
 
 def parse(source: str, functions: frozenset[str]) -> Parsed:
@@ -279,6 +315,10 @@ def parse_fast(source: str, functions: frozenset[str]) -> Parsed | None:
     :func:`parse` for the diagnostic.
     """
     if not isinstance(source, str) or len(source) > MAX_SOURCE_CHARS or not source.strip():
+        return None
+    try:
+        _check_strings(source)
+    except CelCompileError:
         return None
     tree = _fast_parser()(source)
     if tree is None or _boolean_root_problem(tree) is not None:

@@ -20,6 +20,9 @@ MAX_NODES = 200_000
 MAX_DEPTH = 64
 
 _STD = "tag:yaml.org,2002:"
+# libyaml composes ~15x faster than pure Python, with the same marks (character
+# indices, lines, columns); values are still built by the Python SafeConstructor.
+_COMPOSER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _COLLECTION_TAGS = frozenset({_STD + "seq", _STD + "map"})
 
 
@@ -71,7 +74,7 @@ def load_documents(text: str) -> list[LNode | None]:
     counter = [0]
     constructor = yaml.SafeLoader("")
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        nodes = list(yaml.compose_all(text, Loader=_COMPOSER))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
