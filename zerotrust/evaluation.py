@@ -8,7 +8,7 @@ No I/O and no state: the engine wraps it with loading, behaviour and logging.
 from __future__ import annotations
 
 import datetime
-import uuid
+import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,11 +54,17 @@ def decide(
     applicable = policies.applicable(req.resource.type, req.action.name)
     trace: list[TraceEntry] | None = [] if explain else None
     errors: list[EvaluationError] = []
+    subject, action, resource = req.subject, req.action, req.resource
+    # Conditions only read: the request's own (private, copied) property maps are shared.
     bindings = backend.bind(
         {
-            "subject": req.subject.to_dict(),
-            "action": req.action.to_dict(),
-            "resource": req.resource.to_dict(),
+            "subject": {"type": subject.type, "id": subject.id, "properties": subject.properties},
+            "action": {"name": action.name, "properties": action.properties},
+            "resource": {
+                "type": resource.type,
+                "id": resource.id,
+                "properties": resource.properties,
+            },
             "device": req.device,
             "context": req.context,
             "data": policies.data,
@@ -86,7 +92,11 @@ def decide(
     risk = Risk(score=min(100, score), signals=tuple(signals))
     bindings = backend.extend(bindings, {"risk": risk.to_dict()})
 
-    matched_rules: dict[Effect, list[CompiledRule]] = {e: [] for e in Effect}
+    matched_rules: dict[Effect, list[CompiledRule]] = {
+        Effect.DENY: [],
+        Effect.STEP_UP: [],
+        Effect.ALLOW: [],
+    }
     report_rules: list[tuple[CompiledRule, bool, str | None]] = []
     for policy in applicable:
         for rule in policy.rules:
@@ -148,10 +158,18 @@ def decide(
         ),
         errors=tuple(errors),
         policy_revision=policies.revision,
-        decision_id=str(uuid.uuid4()),
+        decision_id=_decision_id(),
         evaluated_at=now,
         trace=tuple(trace) if trace is not None else None,
     )
+
+
+def _decision_id() -> str:
+    """A random (version 4) UUID. Decision ids need uniqueness, not secrecy, so the
+    ``random`` generator does instead of reading the OS entropy source every decision."""
+    bits = random.getrandbits(128) & ~(0xF000 << 64) & ~(0xC << 60) | (0x4000 << 64) | (0x8 << 60)
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _store_unavailable(
