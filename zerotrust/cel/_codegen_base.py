@@ -1,0 +1,263 @@
+"""The code generator's building blocks: emitting lines, dispatching on nodes, literals.
+
+:class:`_Emitter` holds what one generation run accumulates (source lines, constants,
+temporaries, macro variables in scope) and walks the tree by dispatching each node to an
+``n_<rule>`` method, which the subclasses in :mod:`._codegen_calls` and
+:mod:`._compiler_codegen` provide. Literals are decoded here, escapes and all, so a
+policy's strings reach the generated code only as constants.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import lark
+
+from zerotrust.cel import _compiler_runtime as rt
+from zerotrust.cel._backend import CelCompileError
+
+__all__ = ["CelLiteralError", "Program", "decode_string"]
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CONST = re.compile(r"k[0-9]+")
+# Passthrough names that wrap: single-child nodes the generator walks through.
+_WRAPPERS = frozenset({"member", "primary", "paren_expr"})
+
+
+class CelLiteralError(CelCompileError):
+    """A literal argument that would fail on every evaluation (bad regex, timestamp...)."""
+
+
+class Program:
+    """Generated source for one expression and the constants it closes over."""
+
+    __slots__ = ("body", "constants", "result")
+
+    def __init__(self, body: list[str], result: str, constants: list[Any]) -> None:
+        self.body = body
+        self.result = result
+        self.constants = constants
+
+
+class _Code:
+    """A Python expression and the CEL type it is known to have (``None``: any)."""
+
+    __slots__ = ("kind", "src")
+
+    def __init__(self, src: str, kind: str | None) -> None:
+        self.src = src
+        self.kind = kind
+
+
+def _where(node: lark.Tree[Any] | lark.Token) -> tuple[int, int]:
+    if isinstance(node, lark.Token):
+        return (node.line or 1, node.column or 1)
+    meta = node.meta
+    if getattr(meta, "empty", True):
+        return 1, 1
+    return (meta.line or 1, meta.column or 1)
+
+
+def _fail(node: lark.Tree[Any] | lark.Token, message: str) -> CelCompileError:
+    line, column = _where(node)
+    return CelCompileError(message, line, column)
+
+
+class _Emitter:
+    """One generation run: the lines and constants so far, and dispatch to ``n_<rule>``."""
+
+    def __init__(
+        self, variables: frozenset[str], extras: Mapping[str, tuple[Callable[..., bool], int]]
+    ) -> None:
+        self.variables = variables
+        self.extras = extras
+        self.lines: list[str] = []
+        self.depth = 1
+        self.constants: list[Any] = []
+        self.counter = 0
+        self.scope: dict[str, str] = {}
+
+    # --- emission -------------------------------------------------------------------------
+
+    def emit(self, line: str) -> None:
+        self.lines.append("    " * self.depth + line)
+
+    def tmp(self, prefix: str = "t") -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def const(self, value: Any) -> str:
+        self.constants.append(value)
+        return f"k{len(self.constants) - 1}"
+
+    def block(self) -> _Indent:
+        return _Indent(self)
+
+    # --- dispatch -------------------------------------------------------------------------
+
+    def expr(self, node: lark.Tree[Any]) -> _Code:
+        while True:
+            data = node.data
+            children = node.children
+            if data in _WRAPPERS or (
+                data in ("expr", "conditionalor", "conditionaland", "relation", "addition")
+                and len(children) == 1
+            ):
+                child = children[0]
+                if not isinstance(child, lark.Tree):
+                    raise _fail(node, f"unexpected {data} node")
+                node = child
+                continue
+            if data in ("multiplication", "unary") and len(children) == 1:
+                node = children[0]
+                continue
+            break
+        method = getattr(self, f"n_{data}", None)
+        if method is None:
+            raise _fail(node, f"unsupported construct: {data}")
+        result: _Code = method(node)
+        return result
+
+    def subtrees(self, node: lark.Tree[Any]) -> list[lark.Tree[Any]]:
+        return [c for c in node.children if isinstance(c, lark.Tree)]
+
+    # --- guarded evaluation ---------------------------------------------------------------
+
+    def _guarded(self, node: lark.Tree[Any], target: str) -> None:
+        """``target = node`` as a bool, or the error it raised (without traceback)."""
+        self.emit("try:")
+        with self.block():
+            code = self.expr(node)
+            self.emit(f"{target} = {code.src}")
+            if code.kind != "bool":
+                self.emit(f"if {target}.__class__ is not bool:")
+                with self.block():
+                    self.emit(f"raise _not_bool({target})")
+        self.emit("except _Exception as x:")
+        with self.block():
+            self.emit("x.__traceback__ = None")
+            self.emit(f"{target} = x")
+
+    # --- literals -------------------------------------------------------------------------
+
+    def n_literal(self, node: lark.Tree[Any]) -> _Code:
+        token = node.children[0]
+        if not isinstance(token, lark.Token):
+            raise _fail(node, "bad literal")
+        value = self._literal_value(token)
+        kind = token.type
+        if kind == "BOOL_LIT":
+            return _Code(repr(value), "bool")
+        if kind == "NULL_LIT":
+            return _Code("None", "null")
+        if kind == "INT_LIT":
+            return _Code(repr(int(value)), "int")
+        if kind == "UINT_LIT":
+            return _Code(self.const(value), "uint")
+        if kind == "FLOAT_LIT":
+            return _Code(self.const(value), "double")
+        if kind == "BYTES_LIT":
+            return _Code(self.const(value), "bytes")
+        return _Code(self.const(value), "string")
+
+    def _literal_value(self, token: lark.Token) -> Any:
+        text = str(token)
+        kind = token.type
+        if kind == "BOOL_LIT":
+            return text == "true"
+        if kind == "NULL_LIT":
+            return None
+        if kind in ("INT_LIT", "UINT_LIT"):
+            digits = text[:-1] if kind == "UINT_LIT" else text
+            negative = digits.startswith("-")
+            digits = digits.lstrip("-")
+            base = 16 if digits[:2].lower() == "0x" else 10
+            number = int(digits[2:] if base == 16 else digits, base)
+            number = -number if negative else number
+            low, high = (rt.INT_MIN, rt.INT_MAX) if kind == "INT_LIT" else (0, rt.UINT_MAX)
+            if not low <= number <= high:
+                raise _fail(token, f"integer literal {text} out of range")
+            return number if kind == "INT_LIT" else rt.CelUint(number)
+        if kind == "FLOAT_LIT":
+            value = float(text)
+            if math.isinf(value):
+                raise _fail(token, f"double literal {text} out of range")
+            return value
+        if kind in ("STRING_LIT", "MLSTRING_LIT"):
+            return decode_string(text, token, as_bytes=False)
+        if kind == "BYTES_LIT":
+            return decode_string(text[1:], token, as_bytes=True)
+        raise _fail(token, f"unsupported literal {text!r}")
+
+
+class _Indent:
+    __slots__ = ("gen",)
+
+    def __init__(self, gen: _Emitter) -> None:
+        self.gen = gen
+
+    def __enter__(self) -> None:
+        self.gen.depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.gen.depth -= 1
+
+
+_SIMPLE_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "`": "`",
+    "?": "?",
+}
+_ESCAPE = re.compile(
+    r"\\(?:([abfnrtv\\'\"`?])|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})"
+    r"|([0-3][0-7]{2})|(.))",
+    re.DOTALL,
+)
+
+
+def decode_string(text: str, token: Any, *, as_bytes: bool) -> Any:
+    """A CEL string (or bytes, without its ``b``) literal's value, escapes and all."""
+    raw = text[:1] in "rR"
+    if raw:
+        text = text[1:]
+    quote = 3 if text[:3] in ('"""', "'''") else 1
+    body = text[quote:-quote]
+    if raw:
+        return body.encode("utf-8") if as_bytes else body
+    parts: list[bytes] = []
+    pos = 0
+
+    def pieces() -> Iterator[re.Match[str]]:
+        return _ESCAPE.finditer(body)
+
+    for m in pieces():
+        parts.append(body[pos : m.start()].encode("utf-8"))
+        pos = m.end()
+        simple, hex2, uni4, uni8, octal, bad = m.groups()
+        if bad is not None:
+            raise _fail(token, f"invalid escape \\{bad} in string literal")
+        if simple is not None:
+            parts.append(_SIMPLE_ESCAPES[simple].encode("utf-8"))
+        elif hex2 is not None or octal is not None:
+            code = int(hex2, 16) if hex2 is not None else int(octal, 8)
+            parts.append(bytes([code]) if as_bytes else chr(code).encode("utf-8"))
+        else:
+            code = int(uni4 or uni8, 16)
+            if as_bytes or code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+                raise _fail(token, "invalid unicode escape in literal")
+            parts.append(chr(code).encode("utf-8"))
+    parts.append(body[pos:].encode("utf-8"))
+    data = b"".join(parts)
+    return data if as_bytes else data.decode("utf-8")

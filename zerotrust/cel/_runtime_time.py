@@ -1,0 +1,424 @@
+"""CEL conversions and time for the generated code: ``int()``, ``string()``... and accessors.
+
+Parsing and formatting of timestamps (RFC 3339) and durations (Go's syntax), time zones,
+and the ``getHours()``-style accessors, with the tables :data:`CONVERSIONS` and
+:data:`ACCESSORS` the code generator binds by CEL name.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+import zoneinfo
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+from zerotrust.cel._runtime_ops import _int, _timestamp, _uint
+from zerotrust.cel._runtime_values import (
+    _DURATION_MAX_SECONDS,
+    _EPOCH,
+    _NUMERIC,
+    _ONE_SECOND,
+    _UTC,
+    BOOL,
+    BYTES,
+    DOUBLE,
+    DURATION,
+    INT,
+    STRING,
+    TIMESTAMP,
+    UINT,
+    CelError,
+    CelType,
+    CelUint,
+    kind_of,
+    no_overload,
+)
+
+__all__ = [
+    "ACCESSORS",
+    "CONVERSIONS",
+    "format_double",
+    "format_duration",
+    "format_timestamp",
+    "get_date",
+    "get_day_of_month",
+    "get_day_of_week",
+    "get_day_of_year",
+    "get_full_year",
+    "get_hours",
+    "get_milliseconds",
+    "get_minutes",
+    "get_month",
+    "get_seconds",
+    "parse_duration",
+    "parse_timestamp",
+    "time_zone",
+    "to_bool",
+    "to_bytes",
+    "to_double",
+    "to_duration",
+    "to_int",
+    "to_string",
+    "to_timestamp",
+    "to_uint",
+    "type_of",
+]
+
+# --- conversions --------------------------------------------------------------------------
+
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_UINT_TEXT = re.compile(r"\+?[0-9]+")
+_FLOAT_TEXT = re.compile(
+    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE
+)
+_TRUE_TEXT = frozenset({"1", "t", "T", "true", "TRUE", "True"})
+_FALSE_TEXT = frozenset({"0", "f", "F", "false", "FALSE", "False"})
+
+
+def to_int(a: Any) -> int:
+    kind = kind_of(a)
+    if kind is INT:
+        return int(a)
+    if kind is UINT:
+        return _int(int(a))
+    if kind is BOOL:
+        return int(a)
+    if kind is DOUBLE:
+        if math.isfinite(a) and -(2.0**63) < a < 2.0**63:
+            return int(a)
+        raise CelError("double out of int64 range")
+    if kind is STRING:
+        if _INT_TEXT.fullmatch(a.strip()):
+            return _int(int(a))
+        raise CelError(f"cannot convert {a!r} to int")
+    if kind is TIMESTAMP:
+        return _int((a - _EPOCH) // _ONE_SECOND)
+    no_overload("int", a)
+
+
+def to_uint(a: Any) -> CelUint:
+    kind = kind_of(a)
+    if kind is UINT or kind is INT or kind is BOOL:
+        return _uint(int(a))
+    if kind is DOUBLE:
+        if math.isfinite(a) and -1.0 < a < 2.0**64:
+            return CelUint(int(a))
+        raise CelError("double out of uint64 range")
+    if kind is STRING:
+        if _UINT_TEXT.fullmatch(a.strip()):
+            return _uint(int(a))
+        raise CelError(f"cannot convert {a!r} to uint")
+    no_overload("uint", a)
+
+
+def to_double(a: Any) -> float:
+    kind = kind_of(a)
+    if kind in _NUMERIC:
+        return float(a)
+    if kind is STRING:
+        if _FLOAT_TEXT.fullmatch(a):
+            return float(a)
+        raise CelError(f"cannot convert {a!r} to double")
+    no_overload("double", a)
+
+
+def format_double(value: float) -> str:
+    """Go's ``strconv.FormatFloat(v, 'g', -1, 64)``, as cel-go and cel-cpp print doubles."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == 0.0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    sign, digits, exponent = Decimal(repr(value)).as_tuple()
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    if not isinstance(exponent, int):  # only NaN and infinities, handled above
+        return repr(value)
+    point = len(digits) + exponent  # position of the decimal point in ``text``
+    exp = point - 1
+    lead = "-" if sign else ""
+    if exp < -4 or exp >= 6:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{lead}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    if point <= 0:
+        return f"{lead}0.{'0' * -point}{text}"
+    if point >= len(text):
+        return f"{lead}{text}{'0' * (point - len(text))}"
+    return f"{lead}{text[:point]}.{text[point:]}"
+
+
+def _fraction(micros: int) -> str:
+    if micros == 0:
+        return ""
+    if micros % 1000 == 0:
+        return f".{micros // 1000:03d}"
+    return f".{micros:06d}"
+
+
+def format_timestamp(ts: datetime.datetime) -> str:
+    utc = ts.astimezone(_UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S").rjust(19, "0") + _fraction(utc.microsecond) + "Z"
+
+
+def format_duration(d: datetime.timedelta) -> str:
+    micros = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+    sign = "-" if micros < 0 else ""
+    seconds, rest = divmod(abs(micros), 1_000_000)
+    return f"{sign}{seconds}{_fraction(rest)}s"
+
+
+def to_string(a: Any) -> str:
+    kind = kind_of(a)
+    if kind is STRING:
+        return str(a)
+    if kind is INT or kind is UINT:
+        return str(int(a))
+    if kind is DOUBLE:
+        return format_double(a)
+    if kind is BOOL:
+        return "true" if a else "false"
+    if kind is BYTES:
+        try:
+            return bytes(a).decode("utf-8")
+        except UnicodeDecodeError:
+            raise CelError("invalid UTF-8 in bytes") from None
+    if kind is TIMESTAMP:
+        return format_timestamp(a)
+    if kind is DURATION:
+        return format_duration(a)
+    no_overload("string", a)
+
+
+def to_bytes(a: Any) -> bytes:
+    kind = kind_of(a)
+    if kind is BYTES:
+        return bytes(a)
+    if kind is STRING:
+        return str(a).encode("utf-8")
+    no_overload("bytes", a)
+
+
+def to_bool(a: Any) -> bool:
+    kind = kind_of(a)
+    if kind is BOOL:
+        return bool(a)
+    if kind is STRING:
+        if a in _TRUE_TEXT:
+            return True
+        if a in _FALSE_TEXT:
+            return False
+        raise CelError(f"cannot convert {a!r} to bool")
+    no_overload("bool", a)
+
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+)
+
+
+def parse_timestamp(text: str) -> datetime.datetime:
+    """RFC 3339; sub-microsecond digits are truncated (``datetime`` holds microseconds)."""
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        raise CelError(f"cannot parse timestamp {text!r}")
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    micros = int((m.group(7) or "").ljust(6, "0")[:6])
+    offset = datetime.timedelta(0)
+    if m.group(9):
+        offset = datetime.timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
+        if m.group(9) == "-":
+            offset = -offset
+    try:
+        local = datetime.datetime(year, month, day, hour, minute, second, micros, tzinfo=_UTC)
+        return _timestamp(local - offset)
+    except (ValueError, OverflowError):
+        raise CelError(f"timestamp out of range: {text!r}") from None
+
+
+def to_timestamp(a: Any) -> datetime.datetime:
+    kind = kind_of(a)
+    if kind is TIMESTAMP:
+        return a  # type: ignore[no-any-return]
+    if kind is STRING:
+        return parse_timestamp(a)
+    if kind is INT:
+        try:
+            return _EPOCH + datetime.timedelta(seconds=a)
+        except OverflowError:
+            raise CelError("timestamp out of range") from None
+    no_overload("timestamp", a)
+
+
+_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNIT_NS = MappingProxyType(
+    {
+        "ns": 1,
+        "us": 1_000,
+        "µs": 1_000,
+        "ms": 1_000_000,
+        "s": 1_000_000_000,
+        "m": 60_000_000_000,
+        "h": 3_600_000_000_000,
+    }
+)
+
+
+def parse_duration(text: str) -> datetime.timedelta:
+    """Go's ``time.ParseDuration`` syntax, as cel-go: ``"1h30m"``, ``"-1.5s"``, ``"0"``."""
+    body = text[1:] if text[:1] in "+-" else text
+    if body == "0":
+        return datetime.timedelta(0)
+    if not body:
+        raise CelError(f"cannot parse duration {text!r}")
+    nanos = Decimal(0)
+    pos = 0
+    while pos < len(body):
+        m = _DURATION_PART.match(body, pos)
+        if m is None or m.group(1) in ("", "."):
+            raise CelError(f"cannot parse duration {text!r}")
+        nanos += Decimal(m.group(1)) * _DURATION_UNIT_NS[m.group(2)]
+        pos = m.end()
+    if text[:1] == "-":
+        nanos = -nanos
+    if abs(nanos) > _DURATION_MAX_SECONDS * 1_000_000_000:
+        raise CelError(f"duration out of range: {text!r}")
+    return datetime.timedelta(microseconds=int(nanos / 1000))
+
+
+def to_duration(a: Any) -> datetime.timedelta:
+    kind = kind_of(a)
+    if kind is DURATION:
+        return a  # type: ignore[no-any-return]
+    if kind is STRING:
+        return parse_duration(a)
+    no_overload("duration", a)
+
+
+def type_of(a: Any) -> CelType:
+    return kind_of(a)
+
+
+# --- timestamp and duration accessors -----------------------------------------------------
+
+_OFFSET = re.compile(r"([+-]?)(\d{2}):(\d{2})")
+
+
+def time_zone(name: Any) -> datetime.tzinfo:
+    """An IANA zone name or a fixed ``[+-]HH:MM`` offset."""
+    if kind_of(name) is not STRING:
+        no_overload("timezone", name)
+    m = _OFFSET.fullmatch(name)
+    if m is not None:
+        delta = datetime.timedelta(hours=int(m.group(2)), minutes=int(m.group(3)))
+        return datetime.timezone(-delta if m.group(1) == "-" else delta)
+    if name == "UTC":
+        return _UTC
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise CelError(f"unknown time zone {name!r}") from None
+
+
+def _local(ts: Any, tz: Any, name: str) -> datetime.datetime:
+    if kind_of(ts) is not TIMESTAMP:
+        no_overload(name, ts)
+    zone = _UTC if tz is None else tz if isinstance(tz, datetime.tzinfo) else time_zone(tz)
+    try:
+        return ts.astimezone(zone)  # type: ignore[no-any-return]
+    except OverflowError:
+        raise CelError("timestamp out of range") from None
+
+
+def _duration_part(d: Any, name: str, tz: Any, unit_micros: int, modulo: int | None) -> int:
+    if tz is not None:
+        no_overload(name, d, tz)
+    micros: int = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+    whole = abs(micros) // unit_micros
+    if modulo is not None:
+        whole %= modulo
+    return -whole if micros < 0 else whole
+
+
+def get_full_year(ts: Any, tz: Any = None) -> int:
+    return _local(ts, tz, "getFullYear").year
+
+
+def get_month(ts: Any, tz: Any = None) -> int:
+    return _local(ts, tz, "getMonth").month - 1
+
+
+def get_date(ts: Any, tz: Any = None) -> int:
+    return _local(ts, tz, "getDate").day
+
+
+def get_day_of_month(ts: Any, tz: Any = None) -> int:
+    return _local(ts, tz, "getDayOfMonth").day - 1
+
+
+def get_day_of_week(ts: Any, tz: Any = None) -> int:
+    return _local(ts, tz, "getDayOfWeek").isoweekday() % 7
+
+
+def get_day_of_year(ts: Any, tz: Any = None) -> int:
+    return _local(ts, tz, "getDayOfYear").timetuple().tm_yday - 1
+
+
+def get_hours(ts: Any, tz: Any = None) -> int:
+    if kind_of(ts) is DURATION:
+        return _duration_part(ts, "getHours", tz, 3_600_000_000, None)
+    return _local(ts, tz, "getHours").hour
+
+
+def get_minutes(ts: Any, tz: Any = None) -> int:
+    if kind_of(ts) is DURATION:
+        return _duration_part(ts, "getMinutes", tz, 60_000_000, None)
+    return _local(ts, tz, "getMinutes").minute
+
+
+def get_seconds(ts: Any, tz: Any = None) -> int:
+    if kind_of(ts) is DURATION:
+        return _duration_part(ts, "getSeconds", tz, 1_000_000, None)
+    return _local(ts, tz, "getSeconds").second
+
+
+def get_milliseconds(ts: Any, tz: Any = None) -> int:
+    if kind_of(ts) is DURATION:
+        return _duration_part(ts, "getMilliseconds", tz, 1_000, 1000)
+    return _local(ts, tz, "getMilliseconds").microsecond // 1000
+
+
+#: Timestamp/duration accessor methods: CEL name -> implementation.
+ACCESSORS: Mapping[str, Callable[..., int]] = MappingProxyType(
+    {
+        "getFullYear": get_full_year,
+        "getMonth": get_month,
+        "getDate": get_date,
+        "getDayOfMonth": get_day_of_month,
+        "getDayOfWeek": get_day_of_week,
+        "getDayOfYear": get_day_of_year,
+        "getHours": get_hours,
+        "getMinutes": get_minutes,
+        "getSeconds": get_seconds,
+        "getMilliseconds": get_milliseconds,
+    }
+)
+
+#: Conversion functions: CEL name -> implementation.
+CONVERSIONS: Mapping[str, Callable[[Any], Any]] = MappingProxyType(
+    {
+        "int": to_int,
+        "uint": to_uint,
+        "double": to_double,
+        "string": to_string,
+        "bytes": to_bytes,
+        "bool": to_bool,
+        "timestamp": to_timestamp,
+        "duration": to_duration,
+        "type": type_of,
+    }
+)
