@@ -325,3 +325,38 @@ def test_four_threads_times_ten_thousand_give_exact_counts() -> None:
         assert features["requests_24h"] == 20_001
         assert features["denied_1h"] == 2_000
         assert features["records_1h"] == 2 * (20_000 - 2_000)
+
+
+def test_counts_stay_exact_when_buckets_widen_past_every_array_type() -> None:
+    store = MemoryBehaviorStore()
+    big = 1_000_000_000  # MAX_RECORDS: widens the buckets from 'b' up to 'q'
+    for i in range(5):
+        store.features(_request(records=big), START + datetime.timedelta(seconds=i))
+    store.record_access(_request(), START, -(3 * big))  # negative corrections fit too
+    features = store.features(_request(records=0), START + datetime.timedelta(seconds=5))
+    assert features["records_1h"] == features["records_24h"] == 2 * big
+    assert features["requests_1m"] == 6
+
+
+def test_bucket_ids_are_rebased_and_late_or_far_future_buckets_stay_exact() -> None:
+    from array import array
+
+    from zerotrust.behavior._windows import State, Window
+
+    class S(State):
+        __slots__ = ("w",)
+
+    w = Window("w", 0, 1, 60)
+    s = S(array("q", w.initial()))
+    s.w = array("b")
+    for at in range(0, 10_000, 7):  # offsets leave 'b' again and again: rebased
+        w.advance(s, at)
+        assert w.add(s, at, (at,))
+        assert w.add(s, at - 50, (1,))  # a late, earlier bucket inside the window
+        assert s.meta[2] == sum(s.w[i] for i in range(1, len(s.w), 2))
+        assert w.value(s, at, 0) == at
+    assert w.add(s, 10**12, (5,))  # far in the future: ids widen
+    assert w.value(s, 10**12, 0) == 5 and s.meta[2] == sum(s.w[1::2])
+    w.add(s, 10**12, (2**63 - 1,))  # past 64 bits: columns become lists
+    assert w.value(s, 10**12, 0) == 2**63 + 4
+    assert s.meta[2] == sum(s.w[1::2]) and isinstance(s.meta, list)

@@ -1,24 +1,43 @@
 """Bucketed sliding windows for the memory store, compact and O(1) amortised.
 
-Each structure keeps its buckets in flat ``array``s (4 bytes a number rather than a
-Python object each) with running totals, so reading a window never sums it: a
-bucket's values are added once when written and subtracted once when it falls out.
+The structures here are *layouts*, built once per store and shared by every subject:
+the per-subject state is only a few flat ``array``s held by a :class:`State`, so a
+tracked subject costs a handful of allocations and no Python object per number.
+
+* Each window keeps sparse buckets ``[id, v1..vk]`` in one array of the narrowest
+  signed type that holds them (``'b'``, widened to ``'h'``, ``'i'``, ``'q'`` and
+  finally a ``list`` the first time a number does not fit, so counts stay exact).
+  Bucket ids are stored as offsets from a per-window base, rebased when an offset
+  no longer fits.
+* Horizons, bases and running totals of every window of a subject share one
+  ``array('q')`` (``State.meta``; a ``list`` should a total ever leave 64 bits).
+  Reading a window never sums it: a bucket's values are added to the totals once
+  when written and subtracted once when it falls out.
+
 Bucket ``b`` is inside a window of ``span`` buckets at horizon ``h`` (the newest
 bucket seen) when ``h - span < b <= h``. Bucket numbers count from :data:`EPOCH`
-(a midnight UTC), so they fit in 32 bits and hours and days stay aligned to UTC.
+(a midnight UTC), so hours and days stay aligned to UTC.
 """
 
 from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from typing import TypeAlias
 
-__all__ = ["EPOCH", "Hours", "Recent", "Seen", "Window", "bucket"]
+__all__ = ["EPOCH", "Column", "Hours", "Recent", "Seen", "State", "Window", "bucket"]
 
 #: 2023-11-14T00:00:00Z: bucket numbers count from here.
 EPOCH = 1_699_920_000
 _MAX = 2**31 - 1
-_SMALL = 48  # a Recent set larger than this switches from arrays to a dict
+_SMALL = 48  # a Recent set larger than this switches from an array to a dict
+#: Signed array types from narrowest to widest, with the bound of each.
+_CODES = "bhiq"
+_LIMIT = {"b": 2**7, "h": 2**15, "i": 2**31, "q": 2**63}
+
+#: Numbers of one structure: an array widened on demand, or a list past 64 bits.
+Column: TypeAlias = "array[int] | list[int]"
 
 
 def bucket(t: float, granularity: int) -> int:
@@ -26,236 +45,328 @@ def bucket(t: float, granularity: int) -> int:
     return int((t - EPOCH) // granularity)
 
 
+def _fitting(numbers: Iterable[int], at_least: str = "b") -> Column:
+    """An empty column of the narrowest type, no narrower than ``at_least``, that
+    holds all of ``numbers``."""
+    lo = hi = 0
+    for n in numbers:
+        lo, hi = min(lo, n), max(hi, n)
+    for code in _CODES[_CODES.index(at_least) :]:
+        if -_LIMIT[code] <= lo and hi < _LIMIT[code]:
+            return array(code)
+    return []
+
+
+def _like(column: Column, numbers: Sequence[int]) -> Column:
+    """``numbers`` as a column of the same kind as ``column`` (all or nothing)."""
+    return array(column.typecode, numbers) if isinstance(column, array) else list(numbers)
+
+
+def _insert(column: Column, pos: int, numbers: Sequence[int]) -> None:
+    """Insert ``numbers`` at ``pos``, all or nothing (OverflowError if one does not fit)."""
+    if isinstance(column, array):
+        column[pos:pos] = array(column.typecode, numbers)
+    else:
+        column[pos:pos] = numbers
+
+
+def _widen_meta(state: State) -> list[int]:
+    """Turn ``state.meta`` into a list: a total no longer fits in 64 bits."""
+    meta = state.meta = list(state.meta)
+    return meta
+
+
+class State:
+    """Per-subject storage the layouts below work on (subclassed by the store)."""
+
+    __slots__ = ("meta",)
+
+    def __init__(self, meta: Column) -> None:
+        self.meta = meta
+
+
 class Window:
-    """Sparse buckets ``[id, v1..vk]`` with running totals of each column."""
+    """Sparse buckets ``[id - base, v1..vk]`` in ``getattr(state, name)``; horizon,
+    base and totals of each column in ``state.meta[offset:offset + 2 + columns]``."""
 
-    __slots__ = ("data", "horizon", "span", "stride", "totals")
+    __slots__ = ("columns", "name", "offset", "span", "stride")
 
-    def __init__(self, columns: int, span: int) -> None:
-        self.data = array("i")
-        self.totals = [0] * columns
+    def __init__(self, name: str, offset: int, columns: int, span: int) -> None:
+        self.name = name
+        self.offset = offset
+        self.columns = columns
         self.span = span
         self.stride = columns + 1
-        self.horizon = -_MAX
 
-    def advance(self, at: int) -> None:
+    def initial(self) -> list[int]:
+        """This window's part of a new subject's ``meta``."""
+        return [-_MAX, 0, *(0 for _ in range(self.columns))]
+
+    def advance(self, state: State, at: int) -> None:
         """Slide the window so bucket ``at`` is its newest; never slides back."""
-        if at <= self.horizon:
+        meta, o = state.meta, self.offset
+        if at <= meta[o]:
             return
-        self.horizon = at
-        data = self.data
-        if not data or data[0] > at - self.span:
+        meta[o] = at
+        data: Column = getattr(state, self.name)
+        cutoff = at - self.span - meta[o + 1]
+        if not data or data[0] > cutoff:
             return
-        cutoff, stride, totals = at - self.span, self.stride, self.totals
+        stride = self.stride
         end, size = 0, len(data)
-        if data[size - stride] <= cutoff:  # all of it expired
-            data[:] = array("i")
-            for c in range(stride - 1):
-                totals[c] = 0
+        if data[size - stride] <= cutoff:  # all of it expired: back to the narrowest type
+            if isinstance(data, array) and data.typecode == "b":
+                del data[:]
+            else:
+                setattr(state, self.name, array("b"))
+            for c in range(o + 2, o + 1 + stride):
+                meta[c] = 0
             return
         while end < size and data[end] <= cutoff:
             for c in range(1, stride):
-                totals[c - 1] -= data[end + c]
+                try:
+                    meta[o + 1 + c] -= data[end + c]
+                except OverflowError:
+                    meta = _widen_meta(state)
+                    meta[o + 1 + c] -= data[end + c]
             end += stride
         del data[:end]
 
-    def add(self, at: int, values: tuple[int, ...]) -> bool:
+    def _room(self, state: State, at: int, numbers: Sequence[int]) -> Column:
+        """Rebase and/or widen the buckets so bucket ``at`` and ``numbers`` fit."""
+        meta, o, stride = state.meta, self.offset, self.stride
+        old: Column = getattr(state, self.name)
+        base = meta[o + 1]
+        new_base = min(at, old[0] + base) if old else at
+        shift = base - new_base
+        rows = list(old)
+        for i in range(0, len(rows), stride):
+            rows[i] += shift
+        new: Column = (
+            []
+            if isinstance(old, list)
+            else _fitting([*rows, *numbers, at - new_base], old.typecode)
+        )
+        new.extend(rows)
+        meta[o + 1] = new_base
+        setattr(state, self.name, new)
+        return new
+
+    def add(self, state: State, at: int, values: tuple[int, ...]) -> bool:
         """Add to bucket ``at``; False (nothing added) if it already left the window."""
-        if at <= self.horizon - self.span:
+        meta, o = state.meta, self.offset
+        if at <= meta[o] - self.span:
             return False
-        data, stride = self.data, self.stride
+        data: Column = getattr(state, self.name)
+        stride = self.stride
+        if not data:
+            meta[o + 1] = at
+        off = at - meta[o + 1]
         last = len(data) - stride
-        if last < 0 or data[last] < at:
-            data.append(at)
-            data.extend(array("i", [min(v, _MAX) for v in values]))
+        if last < 0 or data[last] < off:
+            try:
+                data.extend(_like(data, (off, *values)))
+            except OverflowError:
+                data = self._room(state, at, values)
+                data.extend((at - meta[o + 1], *values))
         else:
-            if data[last] == at:
+            if data[last] == off:
                 pos = last
             else:  # an earlier bucket: rare (clock skew between threads, late corrections)
                 ids = data[::stride]
-                i = bisect_left(ids, at)
+                i = bisect_left(ids, off)
                 pos = i * stride
-                if ids[i] != at:
-                    data[pos:pos] = array("i", (at, *(0 for _ in values)))
+                if ids[i] != off:
+                    row = (off, *(0 for _ in values))
+                    try:
+                        _insert(data, pos, row)
+                    except OverflowError:
+                        data = self._room(state, at, ())
+                        i = bisect_left(data[::stride], at - meta[o + 1])
+                        pos = i * stride
+                        _insert(data, pos, (at - meta[o + 1], *row[1:]))
             for value in values:
                 pos += 1
                 if value:
+                    new = data[pos] + value
                     try:
-                        data[pos] += value
+                        data[pos] = new
                     except OverflowError:
-                        data[pos] = _MAX
-        totals = self.totals
-        for c, value in enumerate(values):
+                        data = self._room(state, at, (new,))
+                        data[pos] = new
+        for c, value in enumerate(values, o + 2):
             if value:
-                totals[c] += value
+                try:
+                    meta[c] += value
+                except OverflowError:
+                    meta = _widen_meta(state)
+                    meta[c] += value
         return True
 
-    def value(self, at: int, column: int) -> int:
+    def value(self, state: State, at: int, column: int) -> int:
         """Column ``column`` of bucket ``at`` (0 if not stored)."""
-        data, stride = self.data, self.stride
+        data: Column = getattr(state, self.name)
         if not data:
             return 0
+        stride = self.stride
+        off = at - state.meta[self.offset + 1]
         last = len(data) - stride
-        if data[last] == at:
+        if data[last] == off:
             return data[last + 1 + column]
-        if data[last] < at:
+        if data[last] < off:
             return 0
         ids = data[::stride]
-        i = bisect_left(ids, at)
-        return data[i * stride + 1 + column] if i < len(ids) and ids[i] == at else 0
+        i = bisect_left(ids, off)
+        return data[i * stride + 1 + column] if i < len(ids) and ids[i] == off else 0
 
 
 class Hours(Window):
-    """Hourly ``[id, records, requests]`` buckets that also count active hours."""
+    """Hourly ``[id, records, requests]`` buckets that also count active hours (kept
+    in ``meta`` after the totals)."""
 
-    __slots__ = ("active",)
+    __slots__ = ()
 
-    def __init__(self, span: int) -> None:
-        super().__init__(2, span)
-        self.active = 0
+    def __init__(self, name: str, offset: int, span: int) -> None:
+        super().__init__(name, offset, 2, span)
 
-    def advance(self, at: int) -> None:
-        if at <= self.horizon:
+    def initial(self) -> list[int]:
+        return [*super().initial(), 0]
+
+    def advance(self, state: State, at: int) -> None:
+        meta, o = state.meta, self.offset
+        if at <= meta[o]:
             return
-        cutoff = at - self.span
-        data = self.data
+        cutoff = at - self.span - meta[o + 1]
+        data: Column = getattr(state, self.name)
         for pos in range(0, len(data), 3):
             if data[pos] > cutoff:
                 break
             if data[pos + 2] > 0:
-                self.active -= 1
-        super().advance(at)
+                meta[o + 4] -= 1
+        super().advance(state, at)
 
-    def add(self, at: int, values: tuple[int, ...]) -> bool:
-        fresh = values[1] > 0 and self.value(at, 1) == 0
-        added = super().add(at, values)
+    def add(self, state: State, at: int, values: tuple[int, ...]) -> bool:
+        fresh = values[1] > 0 and self.value(state, at, 1) == 0
+        added = super().add(state, at, values)
         if added and fresh:
-            self.active += 1
+            state.meta[self.offset + 4] += 1
         return added
 
-    def baseline(self, current: int) -> float:
+    def baseline(self, state: State, current: int) -> float:
         """Records per active hour over the stored hours before ``current``."""
-        records = self.totals[0] - self.value(current, 0)
-        hours = self.active - (1 if self.value(current, 1) > 0 else 0)
+        meta, o = state.meta, self.offset
+        records = meta[o + 2] - self.value(state, current, 0)
+        hours = meta[o + 4] - (1 if self.value(state, current, 1) > 0 else 0)
         return records / hours if hours > 0 else 0.0
 
 
 class Recent:
-    """Keys (hashes) with the bucket each was last seen in, oldest first, capped.
+    """Keys (hashes) with the bucket each was last seen in, oldest first, capped, in
+    ``getattr(state, name)``.
 
-    Small sets are two arrays scanned in C; larger ones switch to a dict. Either way
-    the oldest key is at the front, so expiry and the cap pop from there.
+    Small sets are one array of ``[key, bucket]`` pairs scanned in C; larger ones
+    switch to a dict. Either way the oldest key is at the front, so expiry and the cap
+    pop from there.
     """
 
-    __slots__ = ("buckets", "cap", "keys", "map", "span")
+    __slots__ = ("cap", "name", "span")
 
-    def __init__(self, span: int, cap: int) -> None:
+    def __init__(self, name: str, span: int, cap: int) -> None:
+        self.name = name
         self.span = span
         self.cap = cap
-        self.keys = array("q")
-        self.buckets = array("i")
-        self.map: dict[int, int] | None = None
 
-    def __len__(self) -> int:
-        return len(self.map) if self.map is not None else len(self.keys)
+    def count(self, state: State) -> int:
+        kept: array[int] | dict[int, int] = getattr(state, self.name)
+        return len(kept) if isinstance(kept, dict) else len(kept) // 2
 
-    def expire(self, horizon: int) -> None:
+    def expire(self, state: State, horizon: int) -> None:
         cutoff = horizon - self.span
-        table = self.map
-        if table is not None:
-            while table:
-                key = next(iter(table))
-                if table[key] > cutoff:
+        kept: array[int] | dict[int, int] = getattr(state, self.name)
+        if isinstance(kept, dict):
+            while kept:
+                key = next(iter(kept))
+                if kept[key] > cutoff:
                     break
-                del table[key]
+                del kept[key]
             return
-        buckets = self.buckets
-        if not buckets or buckets[0] > cutoff:
+        if not kept or kept[1] > cutoff:
             return
-        end = 1
-        while end < len(buckets) and buckets[end] <= cutoff:
-            end += 1
-        del self.keys[:end]
-        del buckets[:end]
+        end, size = 2, len(kept)
+        while end < size and kept[end + 1] <= cutoff:
+            end += 2
+        del kept[:end]
 
-    def touch(self, key: int, at: int) -> None:
+    def touch(self, state: State, key: int, at: int) -> None:
         """Mark ``key`` seen in bucket ``at`` (kept in last-seen order)."""
-        table = self.map
-        if table is not None:
-            old = table.pop(key, None)
-            table[key] = at if old is None or old < at else old
-            while len(table) > self.cap:
-                del table[next(iter(table))]
+        kept: array[int] | dict[int, int] = getattr(state, self.name)
+        if isinstance(kept, dict):
+            old = kept.pop(key, None)
+            kept[key] = at if old is None or old < at else old
+            while len(kept) > self.cap:
+                del kept[next(iter(kept))]
             return
-        keys, buckets = self.keys, self.buckets
-        n = len(keys)
-        if n and keys[n - 1] == key:
-            buckets[n - 1] = max(buckets[n - 1], at)
+        size = len(kept)
+        if size and kept[size - 2] == key:
+            kept[size - 1] = max(kept[size - 1], at)
             return
+        keys = kept[::2]
         if key in keys:
-            i = keys.index(key)
-            at = max(at, buckets[i])
-            del keys[i]
-            del buckets[i]
-            n -= 1
-        i = n
-        while i and buckets[i - 1] > at:  # a late touch keeps the order by bucket
-            i -= 1
-        if i == n:
-            keys.append(key)
-            buckets.append(at)
+            i = 2 * keys.index(key)
+            at = max(at, kept[i + 1])
+            del kept[i : i + 2]
+            size -= 2
+        i = size
+        while i and kept[i - 1] > at:  # a late touch keeps the order by bucket
+            i -= 2
+        if i == size:
+            kept.append(key)
+            kept.append(at)
         else:
-            keys.insert(i, key)
-            buckets.insert(i, at)
-        if n + 1 > self.cap:
-            del keys[0]
-            del buckets[0]
-        elif n + 1 > _SMALL:
-            self.map = dict(zip(keys, buckets, strict=True))
-            self.keys = array("q")
-            self.buckets = array("i")
+            kept[i:i] = array("q", (key, at))
+        n = size // 2 + 1
+        if n > self.cap:
+            del kept[:2]
+        elif n > _SMALL:
+            setattr(state, self.name, dict(zip(kept[::2], kept[1::2], strict=True)))
 
 
 class Seen:
-    """Values of a few kinds (device, IP, country) with the hour each was last seen."""
+    """Values of a few kinds (device, IP, country) with the hour each was last seen:
+    ``[key, hour, kind]`` triples, oldest hour first, in ``getattr(state, name)``."""
 
-    __slots__ = ("cap", "hours", "keys", "kinds", "span")
+    __slots__ = ("cap", "name", "span")
 
-    def __init__(self, span: int, cap: int) -> None:
+    def __init__(self, name: str, span: int, cap: int) -> None:
+        self.name = name
         self.span = span
         self.cap = cap
-        self.keys = array("q")
-        self.hours = array("i")
-        self.kinds = array("b")
 
-    def check(self, kind: int, key: int, hour: int) -> bool:
+    def check(self, state: State, kind: int, key: int, hour: int) -> bool:
         """Whether ``key`` is new for ``kind`` (the kind has history, this key not); then
         remember it as seen in ``hour``."""
-        keys, hours, kinds = self.keys, self.hours, self.kinds
+        kept: array[int] = getattr(state, self.name)
         cutoff = hour - self.span
-        while hours and hours[0] <= cutoff:
-            del keys[0]
-            del hours[0]
-            del kinds[0]
+        end = 0
+        while end < len(kept) and kept[end + 1] <= cutoff:
+            end += 3
+        if end:
+            del kept[:end]
+        keys = kept[::3]
         if key in keys:
-            i = keys.index(key)
-            if hours[i] >= hour:
+            i = 3 * keys.index(key)
+            if kept[i + 1] >= hour:
                 return False
-            del keys[i]
-            del hours[i]
-            del kinds[i]
+            del kept[i : i + 3]
             new = False
         else:
+            kinds = kept[2::3]
             new = kind in kinds
             if kinds.count(kind) >= self.cap:
-                i = kinds.index(kind)
-                del keys[i]
-                del hours[i]
-                del kinds[i]
-        i = len(hours)
-        while i and hours[i - 1] > hour:
-            i -= 1
-        keys.insert(i, key)
-        hours.insert(i, hour)
-        kinds.insert(i, kind)
+                i = 3 * kinds.index(kind)
+                del kept[i : i + 3]
+        i = len(kept)
+        while i and kept[i - 2] > hour:
+            i -= 3
+        kept[i:i] = array("q", (key, hour, kind))
         return new

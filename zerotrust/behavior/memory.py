@@ -11,11 +11,12 @@ from __future__ import annotations
 import datetime
 import json
 import threading
+from array import array
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
-from zerotrust.behavior._windows import Hours, Recent, Seen, Window, bucket
+from zerotrust.behavior._windows import Column, Hours, Recent, Seen, State, Window, bucket
 from zerotrust.behavior.config import BehaviorConfig, StoreErrorMode
 from zerotrust.behavior.features import Outcome, counted_records, outcome_of
 from zerotrust.decision import Decision, StepUp
@@ -23,19 +24,53 @@ from zerotrust.request import AccessRequest
 
 __all__ = ["MemoryBehaviorStore"]
 
+# Where each window's [horizon, base, totals...] start in a subject's ``meta``.
+_MINUTE, _HOUR, _DAY, _HOURS = 0, 3, 9, 13
 
-class _Subject:
-    __slots__ = ("day", "hour", "hours", "last", "minute", "res", "seen")
 
-    def __init__(self, config: BehaviorConfig, now: float) -> None:
-        span = config.buckets
-        self.minute = Window(1, span)  # requests
-        self.hour = Window(4, span)  # requests, records, denied, step-ups
-        self.day = Window(2, span)  # requests, records
-        self.hours = Hours(config.baseline_hours + 1)  # records, requests
-        self.res = Recent(span, config.max_resources)
-        self.seen = Seen(config.seen_hours, config.max_seen)
+class _View(NamedTuple):
+    """A read-only look at one of a subject's structures (tests, debugging)."""
+
+    data: Column
+    keys: Column
+
+
+class _Subject(State):
+    """All of a subject's state: one ``meta`` array (horizons, bases, totals), one
+    array per window and one each for recent resources and seen values."""
+
+    __slots__ = ("d", "h", "hh", "last", "m", "r", "s")
+
+    def __init__(self, meta: Column, now: float) -> None:
+        super().__init__(meta)
+        self.m: Column = array("b")  # minute: [id, requests]
+        self.h: Column = array("b")  # hour: [id, requests, records, denied, step-ups]
+        self.d: Column = array("b")  # day: [id, requests, records]
+        self.hh: Column = array("b")  # hourly baseline: [id, records, requests]
+        self.r: array[int] | dict[int, int] = array("q")  # recent resources
+        self.s: array[int] = array("q")  # seen values
         self.last = now
+
+    @property
+    def minute(self) -> _View:
+        return _View(self.m, self.m[::2])
+
+    @property
+    def hour(self) -> _View:
+        return _View(self.h, self.h[::5])
+
+    @property
+    def day(self) -> _View:
+        return _View(self.d, self.d[::3])
+
+    @property
+    def res(self) -> list[int]:
+        """The resource hashes kept."""
+        return list(self.r) if isinstance(self.r, dict) else list(self.r[::2])
+
+    @property
+    def seen(self) -> _View:
+        return _View(self.s, self.s[::3])
 
 
 def _hash(kind: int, value: Any) -> int:
@@ -62,6 +97,15 @@ class MemoryBehaviorStore:
         self._g_hour = c.granularity(c.hour_window)
         self._g_day = c.granularity(c.day_window)
         self._ttl = c.effective_ttl
+        span = c.buckets
+        self._minute = Window("m", _MINUTE, 1, span)  # requests
+        self._hour = Window("h", _HOUR, 4, span)  # requests, records, denied, step-ups
+        self._day = Window("d", _DAY, 2, span)  # requests, records
+        self._hours = Hours("hh", _HOURS, c.baseline_hours + 1)  # records, requests
+        self._res = Recent("r", span, c.max_resources)
+        self._seen = Seen("s", c.seen_hours, c.max_seen)
+        windows = (self._minute, self._hour, self._day, self._hours)
+        self._meta = array("q", [n for w in windows for n in w.initial()])
         self._lock = threading.Lock()
         self._subjects: OrderedDict[tuple[str, str], _Subject] = OrderedDict()
 
@@ -118,38 +162,39 @@ class MemoryBehaviorStore:
         b_hour = bucket(t, self._g_hour)
         with self._lock:
             s = self._subject(subject, t)
-            minute = s.minute
+            minute = self._minute
             b = bucket(t, self._g_minute)
-            minute.advance(b)
-            minute.add(b, (1,))
-            hour = s.hour
-            hour.advance(b_hour)
-            hour.add(b_hour, (1, records, 0, 0))
-            day = s.day
+            minute.advance(s, b)
+            minute.add(s, b, (1,))
+            hour = self._hour
+            hour.advance(s, b_hour)
+            hour.add(s, b_hour, (1, records, 0, 0))
+            day = self._day
             b = bucket(t, self._g_day)
-            day.advance(b)
-            day.add(b, (1, records))
-            hours = s.hours
-            hours.advance(hour_id)
-            baseline = hours.baseline(hour_id)
-            hours.add(hour_id, (records, 1))
-            res = s.res
-            res.expire(b_hour)
-            res.touch(resource, b_hour)
+            day.advance(s, b)
+            day.add(s, b, (1, records))
+            hours = self._hours
+            hours.advance(s, hour_id)
+            baseline = hours.baseline(s, hour_id)
+            hours.add(s, hour_id, (records, 1))
+            res = self._res
+            res.expire(s, b_hour)
+            res.touch(s, resource, b_hour)
+            seen_ = self._seen
             new = [
-                value is not None and s.seen.check(kind, _hash(kind, value), hour_id)
+                value is not None and seen_.check(s, kind, _hash(kind, value), hour_id)
                 for kind, value in enumerate(seen)
             ]
-            htot, dtot = hour.totals, day.totals
+            meta = s.meta
             return {
-                "requests_1m": minute.totals[0],
-                "requests_1h": htot[0],
-                "requests_24h": dtot[0],
-                "records_1h": htot[1],
-                "records_24h": dtot[1],
-                "distinct_resources_1h": len(res),
-                "denied_1h": htot[2],
-                "step_ups_1h": htot[3],
+                "requests_1m": meta[_MINUTE + 2],
+                "requests_1h": meta[_HOUR + 2],
+                "requests_24h": meta[_DAY + 2],
+                "records_1h": meta[_HOUR + 3],
+                "records_24h": meta[_DAY + 3],
+                "distinct_resources_1h": res.count(s),
+                "denied_1h": meta[_HOUR + 4],
+                "step_ups_1h": meta[_HOUR + 5],
                 "new_device": new[0],
                 "new_ip": new[1],
                 "new_country": new[2],
@@ -166,18 +211,18 @@ class MemoryBehaviorStore:
                 if not create:
                     return
                 s = self._subject(subject, t)
-            s.hour.add(
-                bucket(t, self._g_hour), (0, outcome.records, outcome.denied, outcome.step_ups)
+            self._hour.add(
+                s, bucket(t, self._g_hour), (0, outcome.records, outcome.denied, outcome.step_ups)
             )
             if outcome.records:
-                s.day.add(bucket(t, self._g_day), (0, outcome.records))
-                s.hours.add(bucket(t, 3600), (outcome.records, 0))
+                self._day.add(s, bucket(t, self._g_day), (0, outcome.records))
+                self._hours.add(s, bucket(t, 3600), (outcome.records, 0))
 
     def _subject(self, key: tuple[str, str], t: float) -> _Subject:
         subjects = self._subjects
         s = subjects.get(key)
         if s is None or s.last < t - self._ttl:
-            s = _Subject(self._config, t)
+            s = _Subject(self._meta[:], t)
             subjects[key] = s
         subjects.move_to_end(key)
         s.last = max(s.last, t)
