@@ -14,9 +14,10 @@ from typing import Any
 
 import attrs
 
+from zerotrust.decision import StepUp
 from zerotrust.errors import ZeroTrustError
 
-__all__ = ["BehaviorConfig", "StoreErrorMode"]
+__all__ = ["BehaviorConfig", "ConfiguredStore", "StoreErrorMode"]
 
 MIN_BUCKETS = 60
 
@@ -135,3 +136,21 @@ class BehaviorConfig:
     @property
     def baseline_hours(self) -> int:
         return max(1, -(-self.baseline_lookback // 3600))
+
+
+class ConfiguredStore:
+    """What every store exposes of its configuration, as the engine reads it."""
+
+    _config: BehaviorConfig
+
+    @property
+    def config(self) -> BehaviorConfig:
+        return self._config
+
+    @property
+    def on_store_error(self) -> StoreErrorMode:
+        return self._config.on_store_error
+
+    @property
+    def store_error_step_up(self) -> StepUp:
+        return StepUp(self._config.store_error_acr_values, self._config.store_error_max_age)

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from zerotrust.behavior._windows import Column, Hours, Recent, Seen, State, Window, bucket
-from zerotrust.behavior.config import BehaviorConfig, StoreErrorMode
+from zerotrust.behavior.config import BehaviorConfig, ConfiguredStore
 from zerotrust.behavior.features import Outcome, counted_records, outcome_of
-from zerotrust.decision import Decision, StepUp
+from zerotrust.decision import Decision
 from zerotrust.request import AccessRequest
 
 __all__ = ["MemoryBehaviorStore"]
@@ -83,7 +83,7 @@ def _key(request: AccessRequest) -> tuple[str, str]:
     return (request.subject.type, request.subject.id)
 
 
-class MemoryBehaviorStore:
+class MemoryBehaviorStore(ConfiguredStore):
     """Recent behaviour kept in memory: thread-safe, bounded, O(1) amortised per decision.
 
     History is per process and lost on restart; use :class:`RedisBehaviorStore` to
@@ -108,18 +108,6 @@ class MemoryBehaviorStore:
         self._meta = array("q", [n for w in windows for n in w.initial()])
         self._lock = threading.Lock()
         self._subjects: OrderedDict[tuple[str, str], _Subject] = OrderedDict()
-
-    @property
-    def config(self) -> BehaviorConfig:
-        return self._config
-
-    @property
-    def on_store_error(self) -> StoreErrorMode:
-        return self._config.on_store_error
-
-    @property
-    def store_error_step_up(self) -> StepUp:
-        return StepUp(self._config.store_error_acr_values, self._config.store_error_max_age)
 
     def __len__(self) -> int:
         """Subjects currently tracked."""

@@ -28,9 +28,9 @@ import attrs
 from zerotrust.behavior._lua import SCRIPT
 from zerotrust.behavior._windows import bucket
 from zerotrust.behavior.breaker import BreakerState, CircuitBreaker
-from zerotrust.behavior.config import BehaviorConfig, StoreErrorMode
+from zerotrust.behavior.config import BehaviorConfig, ConfiguredStore
 from zerotrust.behavior.features import UNAVAILABLE, Outcome, counted_records, outcome_of
-from zerotrust.decision import Decision, StepUp
+from zerotrust.decision import Decision
 from zerotrust.request import AccessRequest
 
 __all__ = ["RedisBehaviorStore", "RedisStats"]
@@ -68,7 +68,7 @@ def _text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-class RedisBehaviorStore:
+class RedisBehaviorStore(ConfiguredStore):
     """Recent behaviour in Redis. Build one with :meth:`from_url`.
 
     Thread-safe (redis-py's pool); ``features_async`` / ``record_async`` use
@@ -138,18 +138,6 @@ class RedisBehaviorStore:
             return redis.asyncio.Redis.from_url(url, retry=AsyncRetry(NoBackoff(), 0), **options)
 
         return cls(client, c, async_client=make_async)
-
-    @property
-    def config(self) -> BehaviorConfig:
-        return self._config
-
-    @property
-    def on_store_error(self) -> StoreErrorMode:
-        return self._config.on_store_error
-
-    @property
-    def store_error_step_up(self) -> StepUp:
-        return StepUp(self._config.store_error_acr_values, self._config.store_error_max_age)
 
     def stats(self) -> RedisStats:
         with self._lock:
