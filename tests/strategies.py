@@ -684,10 +684,12 @@ def _hostile_object(draw: st.DrawFn, children: st.SearchStrategy[tuple[Any, Any]
     expected: dict[Any, Any] = {}
     refused = False
     for (key, plain_key), (item, plain_item) in pairs:
+        if key in value or plain_key in expected:
+            # One entry per text, and none a HostileStr key's __eq__ would merge with
+            # an earlier one: two keys equal as text are a test of their own.
+            continue
         if plain_key is REFUSED:
             refused = True
-        elif plain_key in expected:
-            continue  # one entry per text: two keys equal as text are a test of their own
         value[key] = item
         expected[plain_key if plain_key is not REFUSED else object()] = plain_item
     if refused:

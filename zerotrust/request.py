@@ -189,6 +189,8 @@ def _copy_fast(value: Any, depth: int, budget: list[int]) -> Any:
     string that is not valid Unicode) raises :class:`_NotPlain` so the slow walk
     decides. ``isascii`` is O(1), so ASCII strings cost nothing extra.
     """
+    if depth > MAX_DEPTH:
+        raise _NotPlain
     kind = type(value)
     if kind is str:
         if value.isascii() or _utf8(value):
@@ -204,7 +206,7 @@ def _copy_fast(value: Any, depth: int, budget: list[int]) -> Any:
         if value - value != 0.0:  # NaN or infinity
             raise _NotPlain
         return value
-    if depth > MAX_DEPTH:
+    if depth == MAX_DEPTH:  # its items would be deeper than allowed (the slow walk names them)
         raise _NotPlain
     if kind is dict:
         budget[0] -= len(value)
@@ -250,12 +252,14 @@ def _copy_json(value: Any, path: str, depth: int, counter: _Counter) -> Any:
     Types are told by ``type()``, never ``isinstance`` (which believes a faked
     ``__class__``), and subclasses are read through the base type's own slots
     (``str.__str__``, ``int.__int__``, ``float.__float__``, ``dict.items``,
-    ``list.copy``): an override is never called. Containers nested deeper than
+    ``list.copy``): an override is never called. Values nested deeper than
     ``MAX_DEPTH`` are refused.
     """
     counter.n += 1
     if counter.n > MAX_VALUES:
         raise RequestError(path, f"request holds more than {MAX_VALUES} values")
+    if depth > MAX_DEPTH:
+        raise RequestError(path, f"nested deeper than {MAX_DEPTH} levels")
     kind = type(value)
     if value is None or kind is bool:
         return value
@@ -271,8 +275,6 @@ def _copy_json(value: Any, path: str, depth: int, counter: _Counter) -> Any:
         if real - real != 0.0:
             raise RequestError(path, "not a JSON number (NaN or infinity)")
         return real
-    if depth > MAX_DEPTH:
-        raise RequestError(path, f"nested deeper than {MAX_DEPTH} levels")
     if issubclass(kind, dict):
         return _copy_object(dict.items(value), path, depth, counter)
     if issubclass(kind, list):
