@@ -356,6 +356,23 @@ def test_redacted_resource_id_does_not_leak_through_the_logged_http_path(tmp_pat
     assert extra["http"]["path"] == "/customers/c-1001"  # the caller's extra is untouched
 
 
+def test_redacted_value_does_not_leak_through_an_error_message(tmp_path: Path) -> None:
+    policy = """
+policy: p
+rules:
+  - {id: from-office, effect: deny, when: 'ip_in_cidr(context.ip, "10.0.0.0/8")'}
+  - {id: watch, effect: deny, mode: report-only, when: 'int(context.ip) > 0'}
+"""
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path, redact=["context.ip"]) as log:
+        d = _pdp(log, policy).evaluate({**REQUEST, "context": {"ip": "not-an-ip\n'x'"}})
+    assert any("not-an-ip" in e.message for e in d.errors)  # the decision keeps it
+    (only,) = _entries(path)
+    assert "[REDACTED]" in only["errors"][0]["message"]
+    assert only["report_only"][0]["error"] is not None
+    assert "not-an-ip" not in path.read_text("utf-8")
+
+
 def test_redact_paths_may_name_extra_keys(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     extra = {"http": {"method": "GET", "path": "/customers/c-1", "route": "/customers/{id}"}}

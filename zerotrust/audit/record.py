@@ -82,8 +82,9 @@ def entry(
     changed and an entry costs no deep copy. The ``subject``, ``action`` and
     ``resource`` summaries are read from the redacted request, so a path that hides
     ``subject.id`` (or ``subject.*``, or ``*.id``) hides them too. Every non-empty
-    string a path hid is also hidden wherever it occurs inside ``extra``'s strings
-    (``extra.http.path`` holds ``resource.id`` in the web integrations).
+    string a path hid is also hidden wherever it occurs inside the strings of
+    ``extra`` (the web integrations' ``extra.http.path`` holds ``resource.id``),
+    ``errors`` and ``report_only`` (an error message may quote the value).
     """
     req = request.to_dict()
     hidden: list[str] = []
@@ -110,15 +111,33 @@ def entry(
     }
     if extra:
         more: Any = dict(extra)
-        if paths:
-            for parts in paths:
-                if parts[0] in ("extra", "*"):
-                    more = _redact(more, parts[1:], hidden)
-            secrets = sorted({s for s in hidden if s and s != REDACTED}, key=len, reverse=True)
-            if secrets:
-                more = _scrub(more, secrets)
+        for parts in paths:
+            if parts[0] in ("extra", "*"):
+                more = _redact(more, parts[1:], hidden)
         record["extra"] = more
+    if hidden:
+        secrets = _secrets(hidden)
+        for key in _SCRUBBED:
+            if key in record:
+                record[key] = _scrub(record[key], secrets)
     return record
+
+
+# Entry fields whose text may quote request values: error messages ("cannot convert
+# 'x' to int") and the caller's extra.
+_SCRUBBED = ("errors", "report_only", "extra")
+
+
+def _secrets(hidden: list[str]) -> list[str]:
+    """The hidden strings as they may be quoted (raw, and as ``repr`` writes them),
+    longest first so a longer secret is replaced before a shorter one inside it."""
+    found = set()
+    for text in hidden:
+        if text and text != REDACTED:
+            found.add(text)
+            found.add(repr(text)[1:-1])
+    found.discard("")
+    return sorted(found, key=len, reverse=True)
 
 
 def _field(part: Any, key: str) -> Any:
