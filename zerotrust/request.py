@@ -19,7 +19,7 @@ import attrs
 from zerotrust._describe import describe
 from zerotrust.errors import RequestError
 
-__all__ = ["AccessRequest", "Action", "Resource", "Subject"]
+__all__ = ["AccessRequest", "Action", "Resource", "Subject", "plain_mapping"]
 
 MAX_DEPTH = 32
 MAX_VALUES = 10_000
@@ -89,19 +89,11 @@ class AccessRequest:
         a string holding a lone surrogate, a mapping whose own code raises, more than
         ``MAX_VALUES`` values or nesting deeper than ``MAX_DEPTH``.
         """
-        kind = type(data)
-        if kind is AccessRequest:
+        if type(data) is AccessRequest:
             if data._canonical:
-                return data  # type: ignore[no-any-return]
+                return data
             data = _read_fields(data)
-        elif not issubclass(kind, Mapping):
-            raise RequestError("request", f"must be an object, not {_kind(data)}")
-        try:
-            clean = _copy_fast(data, 0, [MAX_VALUES - 1])
-        except Exception:  # _NotPlain, or a dict changed by another thread meanwhile
-            # Something is off (or merely unusual, like a Mapping subclass): take the
-            # slow walk, which names the offending field or copies what is valid.
-            clean = _copy_slow(data)
+        clean = plain_mapping(data)
         unknown = sorted(set(clean) - _TOP_KEYS)
         if unknown:
             raise RequestError(unknown[0], f"unknown top-level key (allowed: {_names(_TOP_KEYS)})")
@@ -139,6 +131,24 @@ class AccessRequest:
             "device": dict(self.device),
             "context": dict(self.context),
         }
+
+
+def plain_mapping(data: Any) -> dict[str, Any]:
+    """A caller's request mapping copied into plain JSON data, with every value check of
+    :meth:`AccessRequest.from_mapping` but none of its shape checks.
+
+    For code that must read a caller's mapping before it becomes a request (identity
+    resolution reads ``subject.token``): it never runs the caller's code twice, and
+    raises only :class:`RequestError`.
+    """
+    if not issubclass(type(data), Mapping):
+        raise RequestError("request", f"must be an object, not {_kind(data)}")
+    try:
+        return _copy_fast(data, 0, [MAX_VALUES - 1])  # type: ignore[no-any-return]
+    except Exception:  # _NotPlain, or a dict changed by another thread meanwhile
+        # Something is off (or merely unusual, like a Mapping subclass): take the
+        # slow walk, which names the offending field or copies what is valid.
+        return _copy_slow(data)  # type: ignore[no-any-return]
 
 
 def _read_fields(request: AccessRequest) -> Any:
