@@ -323,6 +323,48 @@ def test_reopen_moves_to_the_file_now_at_path(tmp_path: Path) -> None:
     assert len(_entries(path)) == 2
 
 
+def test_log_keeps_its_file_when_the_process_changes_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    with JsonLinesLog("d.jsonl") as log:
+        pdp = _pdp(log)
+        pdp.evaluate(REQUEST)
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        pdp.evaluate(REQUEST)
+    assert len(_entries(tmp_path / "d.jsonl")) == 2
+    assert not (tmp_path / "elsewhere" / "d.jsonl").exists()
+
+
+_APPENDER_SCRIPT = """
+import sys
+from zerotrust import JsonLinesLog, PolicyDecisionPoint
+with JsonLinesLog(sys.argv[1]) as log:
+    pdp = PolicyDecisionPoint.from_texts(
+        {"p.yaml": "policy: p\\nrules: [{id: a, effect: allow}]\\n"}, decision_log=log,
+        behavior=None,
+    )
+    req = {"subject": {"id": "u-" + "x" * 3000}, "action": {"name": "read"},
+           "resource": {"type": "doc"}}
+    for _ in range(200):
+        pdp.evaluate(req)
+"""
+
+
+def test_processes_appending_to_one_log_never_mix_lines(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(Path(zerotrust.__file__).parents[1])}
+    children = [
+        subprocess.Popen([sys.executable, "-c", _APPENDER_SCRIPT, str(path)], env=env)
+        for _ in range(3)
+    ]
+    assert [child.wait(timeout=120) for child in children] == [0, 0, 0]
+    entries = _entries(path)
+    assert len(entries) == 600
+    assert len({e["decision_id"] for e in entries}) == 600
+
+
 def test_new_log_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     JsonLinesLog(path).close()

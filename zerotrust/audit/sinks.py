@@ -60,6 +60,7 @@ class JsonLinesLog:
         self.redact = tuple(redact)
         self.fsync = fsync
         self._paths = redaction_paths(self.redact)
+        self._where = os.path.abspath(path)  # the same file if the process changes directory
         self._lock = threading.Lock()
         self._torn = False  # a fragment we could not remove ends the file
         self._file: io.FileIO | None = None
@@ -104,7 +105,7 @@ class JsonLinesLog:
 
     def _open(self) -> tuple[io.FileIO, tuple[int, int]]:
         try:
-            file = io.FileIO(self.path, "ab", opener=_private)
+            file = io.FileIO(self._where, "ab", opener=_private)
         except OSError as exc:
             raise DecisionLogError(f"cannot open decision log {self.path}: {exc.strerror}") from exc
         st = os.fstat(file.fileno())
@@ -115,7 +116,7 @@ class JsonLinesLog:
         if self._file is None:
             raise DecisionLogError(f"decision log {self.path} is closed")
         try:
-            st = os.stat(self.path)
+            st = os.stat(self._where)
         except FileNotFoundError:
             pass  # removed: create it again
         except OSError:
@@ -139,8 +140,7 @@ class JsonLinesLog:
         if self._torn:
             data = b"\n" + data  # end the fragment first: it stays one bad line alone
         fd = file.fileno()
-        if fcntl is not None:
-            fcntl.lockf(fd, fcntl.LOCK_EX)
+        locked = _lock(fd)
         try:
             try:
                 written = file.write(data)
@@ -159,8 +159,25 @@ class JsonLinesLog:
                 f"{'removed' if removed else 'left, and is ended by the next line'})"
             )
         finally:
-            if fcntl is not None:
-                fcntl.lockf(fd, fcntl.LOCK_UN)
+            if locked:
+                _unlock(fd)
+
+
+def _lock(fd: int) -> bool:
+    """Take the file's POSIX write lock; without one (no ``fcntl``, or a file system
+    that refuses locks) a line is still one whole O_APPEND write, so write anyway."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+    except OSError:
+        return False
+    return True
+
+
+def _unlock(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.lockf(fd, fcntl.LOCK_UN)
 
 
 def _private(path: str, flags: int) -> int:
