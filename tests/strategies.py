@@ -482,3 +482,252 @@ def yaml_ish_text() -> st.SearchStrategy[str]:
 
 def _dump(document: Any) -> str:
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+# === request values: hostile subclasses, fakes and invalid Unicode =======================
+# (area: canonical request values; AccessRequest.from_mapping)
+#
+# ``hostile_values()`` draws (value, expected) pairs: ``value`` is what a caller passes,
+# ``expected`` the plain JSON data a condition must see, or ``REFUSED`` somewhere inside
+# when the request must be refused with RequestError.
+
+import enum  # noqa: E402  (kept with the block it serves)
+
+__all__ += ["REFUSED", "hostile_values", "lone_surrogate_texts"]
+
+
+class _Refused:
+    def __repr__(self) -> str:
+        return "REFUSED"
+
+
+#: Marks, inside ``expected``, a value the request validator must refuse.
+REFUSED: Any = _Refused()
+
+
+def _boom(*_: object, **__: object) -> Any:
+    raise RuntimeError("a caller's override ran")
+
+
+class HostileStr(str):
+    """Equal to everything, and every method a condition or copy might call lies or raises."""
+
+    __hash__ = str.__hash__  # stays usable as a dict key
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return "admin"
+
+    __format__ = __iter__ = __len__ = __getitem__ = encode = isascii = _boom
+
+
+class HostileInt(int):
+    __hash__ = int.__hash__
+
+    def __int__(self) -> int:
+        return 2**100
+
+    def __index__(self) -> int:
+        return 2**100
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __le__(self, other: object) -> bool:
+        return True
+
+    def __ge__(self, other: object) -> bool:
+        return True
+
+    __float__ = __format__ = __abs__ = _boom
+
+
+class HostileFloat(float):
+    __hash__ = float.__hash__
+
+    def __float__(self) -> float:
+        return float("nan")
+
+    def __sub__(self, other: object) -> float:
+        return 0.0  # would pass an ``x - x == 0`` finiteness test
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __format__ = __int__ = _boom
+
+
+class HostileDict(dict):  # type: ignore[type-arg]
+    items = keys = values = __iter__ = __len__ = __getitem__ = get = _boom
+
+
+class HostileList(list):  # type: ignore[type-arg]
+    __iter__ = __len__ = __getitem__ = copy = _boom
+
+
+class HostileTuple(tuple):  # type: ignore[type-arg]
+    __iter__ = __len__ = __getitem__ = _boom
+
+
+class PlainMapping(Mapping[str, Any]):
+    """A well-behaved caller Mapping that is not a dict: read through its own methods."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class RaisingMapping(Mapping[str, Any]):
+    """A caller Mapping whose own code raises while being read."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Any:
+        if self.where == "recursion":
+            raise RecursionError("maximum recursion depth exceeded")
+        raise RuntimeError("iteration failed")
+
+    def __len__(self) -> int:
+        return 1
+
+    def items(self) -> Any:  # type: ignore[override]
+        if self.where == "items":
+            raise RuntimeError("items failed")
+        if self.where == "pairs":
+            return [("a", 1, 2)]  # not a (key, value) pair
+        return super().items()
+
+
+class FakeStr:
+    """Claims to be a str through ``__class__``; ``isinstance`` believes it."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return str
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = object.__hash__
+
+
+class Colour(enum.StrEnum):
+    RED = "red"
+    ADMIN = "admin"
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+    TOP = 2**40
+
+
+_SURROGATE = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, categories=["Cs"])
+
+
+def lone_surrogate_texts() -> st.SearchStrategy[str]:
+    """Strings holding at least one lone surrogate (legal as a JSON ``\\ud800`` escape)."""
+    return st.tuples(st.text(max_size=3), _SURROGATE, st.text(max_size=3)).map("".join)
+
+
+_INT64S = st.integers(min_value=INT64[0], max_value=INT64[1])
+_BEYOND_INT64 = st.integers(min_value=INT64[1] + 1) | st.integers(max_value=INT64[0] - 1)
+_HOSTILE_LEAVES: st.SearchStrategy[tuple[Any, Any]] = st.one_of(
+    JSON_SCALARS.map(lambda v: (v, v)),
+    st.text(max_size=6).map(lambda s: (HostileStr(s), s)),
+    _INT64S.map(lambda i: (HostileInt(i), i)),
+    _BEYOND_INT64.map(lambda i: (HostileInt(i), REFUSED)),
+    _BEYOND_INT64.map(lambda i: (i, REFUSED)),
+    _FLOATS.map(lambda f: (HostileFloat(f), f)),
+    st.sampled_from([float("nan"), float("inf"), -float("inf")]).map(
+        lambda f: (HostileFloat(f), REFUSED)
+    ),
+    st.sampled_from(list(Colour)).map(lambda m: (m, m.value)),
+    st.sampled_from(list(Level)).map(lambda m: (m, int(m.value))),
+    lone_surrogate_texts().map(lambda s: (s, REFUSED)),
+    lone_surrogate_texts().map(lambda s: (HostileStr(s), REFUSED)),
+    st.sampled_from(["items", "iter", "pairs", "recursion"]).map(
+        lambda w: (RaisingMapping(w), REFUSED)
+    ),
+    st.builds(FakeStr).map(lambda f: (f, REFUSED)),
+    st.sampled_from([b"x", object(), {1}, 1j]).map(lambda v: (v, REFUSED)),
+)
+_KEYS: st.SearchStrategy[tuple[Any, Any]] = st.one_of(
+    st.text(max_size=4).map(lambda k: (k, k)),
+    st.text(max_size=4).map(lambda k: (HostileStr(k), k)),
+    st.sampled_from(list(Colour)).map(lambda m: (m, m.value)),
+    lone_surrogate_texts().map(lambda k: (k, REFUSED)),
+    st.integers(0, 3).map(lambda k: (k, REFUSED)),
+)
+
+
+@st.composite
+def _hostile_object(draw: st.DrawFn, children: st.SearchStrategy[tuple[Any, Any]]) -> Any:
+    pairs = draw(st.lists(st.tuples(_KEYS, children), max_size=4))
+    value: dict[Any, Any] = {}
+    expected: dict[Any, Any] = {}
+    refused = False
+    for (key, plain_key), (item, plain_item) in pairs:
+        if key in value or plain_key in expected:
+            # One entry per text, and none a HostileStr key's __eq__ would merge with
+            # an earlier one: two keys equal as text are a test of their own.
+            continue
+        if plain_key is REFUSED:
+            refused = True
+        value[key] = item
+        expected[plain_key if plain_key is not REFUSED else object()] = plain_item
+    if refused:
+        expected[object()] = REFUSED
+    shape = draw(st.sampled_from(["dict", "hostile", "mapping"]))
+    if shape == "hostile":
+        value = HostileDict(value)
+    elif shape == "mapping":
+        value = PlainMapping(value)  # type: ignore[assignment]
+    return value, expected
+
+
+def _hostile_array(pairs: list[tuple[Any, Any]], shape: str) -> tuple[Any, Any]:
+    items = [v for v, _ in pairs]
+    expected = [e for _, e in pairs]
+    kinds = {
+        "list": list,
+        "tuple": tuple,
+        "hostile-list": HostileList,
+        "hostile-tuple": HostileTuple,
+    }
+    return kinds[shape](items), expected
+
+
+def hostile_values(max_leaves: int = 12) -> st.SearchStrategy[tuple[Any, Any]]:
+    """(value, expected): JSON data disguised as subclasses with lying dunders, enum
+    members, caller Mappings, and refusable values (fakes, lone surrogates, raising
+    Mappings, out-of-range numbers). ``expected`` holds ``REFUSED`` where the whole
+    request must be refused; otherwise it is the exact plain data."""
+    return st.recursive(
+        _HOSTILE_LEAVES,
+        lambda children: (
+            st.builds(
+                _hostile_array,
+                st.lists(children, max_size=4),
+                st.sampled_from(["list", "tuple", "hostile-list", "hostile-tuple"]),
+            )
+            | _hostile_object(children)
+        ),
+        max_leaves=max_leaves,
+    )

@@ -2,13 +2,32 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import resource
+import stat
+import subprocess
+import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from zerotrust import JsonLinesLog, LoggingLog, NullLog, PolicyDecisionPoint, audit_record
+import zerotrust
+from zerotrust import (
+    AccessRequest,
+    DecisionLogError,
+    JsonLinesLog,
+    LoggingLog,
+    NullLog,
+    PolicyDecisionPoint,
+    RequestError,
+    ZeroTrustError,
+    audit_record,
+)
 
 POLICY = """
 policy: p
@@ -120,3 +139,401 @@ def test_unwritable_log_fails_loud_not_open(tmp_path: Path) -> None:
     )
     assert not pdp.evaluate(REQUEST).allowed
     assert pdp.decision_log_failures == 1
+
+
+# --- every decision is one complete line, or counted as lost -----------------------------
+
+DENY_ALL = "policy: p\nrules: [{id: d, effect: deny}]\n"
+
+
+def _entries(path: Path) -> list[dict[str, Any]]:
+    """Every line of the file, each of which must be a whole JSON object."""
+    text = path.read_bytes().decode("utf-8")  # strict: the file is valid UTF-8
+    assert text == "" or text.endswith("\n")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def _pdp(log: Any, policy: str = POLICY) -> PolicyDecisionPoint:
+    return PolicyDecisionPoint.from_texts({"p.yaml": policy}, decision_log=log, behavior=None)
+
+
+def test_lone_surrogate_in_extra_does_not_lose_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        pdp = _pdp(log)
+        d = pdp.evaluate(REQUEST, extra={"http": {"path": "/customers/c-1\ud800"}})
+        assert pdp.decision_log_failures == 0
+    (only,) = _entries(path)
+    assert only["decision_id"] == d.decision_id
+    assert only["extra"]["http"]["path"] == "/customers/c-1\ud800"  # escaped, not lost
+
+
+def test_lone_surrogate_in_the_request_is_refused_before_any_line(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        pdp = _pdp(log)
+        for _ in range(3):
+            with pytest.raises(RequestError):
+                pdp.evaluate({**REQUEST, "subject": {"id": "u-\ud800"}})
+        assert pdp.decision_log_failures == 0
+    assert path.read_bytes() == b""
+
+
+def test_line_separators_in_request_values_do_not_split_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        _pdp(log).evaluate({**REQUEST, "context": {"note": "a\u2028b\u2029c\x85d\re\nf"}})
+    (only,) = _entries(path)  # str.splitlines() splits at all six
+    assert only["request"]["context"]["note"] == "a\u2028b\u2029c\x85d\re\nf"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"score": float("nan")}, {"score": float("inf")}, {"obj": object()}],
+    ids=["nan", "infinity", "object"],
+)
+def test_extra_that_is_not_strict_json_is_counted_and_writes_nothing(
+    tmp_path: Path, extra: dict[str, Any]
+) -> None:
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        pdp = _pdp(log, DENY_ALL)
+        assert not pdp.evaluate(REQUEST, extra=extra).allowed
+        assert pdp.decision_log_failures == 1
+        pdp.evaluate(REQUEST)
+    assert len(_entries(path)) == 1
+
+
+# A real short write: RLIMIT_FSIZE in a child process (Python ignores SIGXFSZ, so the
+# kernel writes what fits below the limit and reports a short count, or EFBIG).
+_SIZE_LIMIT_SCRIPT = """
+import json, os, resource, sys
+from zerotrust import JsonLinesLog, PolicyDecisionPoint
+path, headroom = sys.argv[1], int(sys.argv[2])
+log = JsonLinesLog(path)
+pdp = PolicyDecisionPoint.from_texts(
+    {"p.yaml": "policy: p\\nrules: [{id: d, effect: deny}]\\n"}, decision_log=log, behavior=None
+)
+req = {"subject": {"id": "u-1"}, "action": {"name": "read"}, "resource": {"type": "doc"}}
+ids = [pdp.evaluate(req).decision_id]
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + headroom, hard))
+failed = pdp.evaluate(req)
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+ids.append(pdp.evaluate(req).decision_id)
+log.close()
+print(json.dumps({"ok": ids, "failed": failed.decision_id, "allowed": failed.allowed,
+                  "failures": pdp.decision_log_failures}))
+"""
+
+
+@pytest.mark.parametrize("headroom", [0, 1, 100], ids=["efbig", "one-byte", "mid-line"])
+def test_write_cut_short_by_a_size_limit_leaves_no_torn_fragment(
+    tmp_path: Path, headroom: int
+) -> None:
+    path = tmp_path / "d.jsonl"
+    run = subprocess.run(
+        [sys.executable, "-c", _SIZE_LIMIT_SCRIPT, str(path), str(headroom)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(zerotrust.__file__).parents[1])},
+    )
+    assert run.returncode == 0, run.stderr  # close() did not raise either
+    out = json.loads(run.stdout)
+    entries = _entries(path)  # every line whole: no fragment written later
+    assert [e["decision_id"] for e in entries] == out["ok"]
+    assert out["failed"] not in path.read_text("utf-8")  # never both counted and written
+    assert out["failures"] == 1
+    assert out["allowed"] is False  # the decision stands
+    assert "DecisionLogError" in run.stderr
+
+
+def test_fragment_that_could_not_be_removed_stays_a_line_of_its_own(tmp_path: Path) -> None:
+    # When a short write cannot be cut back (another program appended meanwhile), the
+    # next line starts on a fresh line: one bad line, and the next one whole.
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        pdp = _pdp(log)
+        with path.open("ab") as other:
+            other.write(b'{"decision_id":"torn')
+        log._torn = True
+        d = pdp.evaluate(REQUEST)
+        e = pdp.evaluate(REQUEST)
+    lines = path.read_text("utf-8").splitlines()
+    assert lines[0] == '{"decision_id":"torn'
+    assert [json.loads(line)["decision_id"] for line in lines[1:]] == [d.decision_id, e.decision_id]
+
+
+def test_closed_log_counts_every_later_decision(tmp_path: Path) -> None:
+    log = JsonLinesLog(tmp_path / "d.jsonl")
+    pdp = _pdp(log, DENY_ALL)
+    log.close()
+    log.close()  # twice is harmless
+    for _ in range(2):
+        assert not pdp.evaluate(REQUEST).allowed
+    assert pdp.decision_log_failures == 2
+
+
+def test_log_rotated_by_rename_gets_the_next_line_in_a_new_file(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        pdp = _pdp(log)
+        first = pdp.evaluate(REQUEST)
+        path.rename(tmp_path / "d.jsonl.1")  # what logrotate does
+        second = pdp.evaluate(REQUEST)
+        assert pdp.decision_log_failures == 0
+    assert [e["decision_id"] for e in _entries(tmp_path / "d.jsonl.1")] == [first.decision_id]
+    assert [e["decision_id"] for e in _entries(path)] == [second.decision_id]
+
+
+def test_log_file_removed_is_created_again(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        pdp = _pdp(log)
+        pdp.evaluate(REQUEST)
+        path.unlink()
+        d = pdp.evaluate(REQUEST)
+        assert pdp.decision_log_failures == 0
+    assert [e["decision_id"] for e in _entries(path)] == [d.decision_id]
+
+
+def test_log_that_cannot_be_reopened_after_rotation_is_counted(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        pdp = _pdp(log, DENY_ALL)
+        path.rename(tmp_path / "d.jsonl.1")
+        path.mkdir()  # the path now names something that cannot be appended to
+        assert not pdp.evaluate(REQUEST).allowed
+        assert pdp.decision_log_failures == 1
+        path.rmdir()
+        d = pdp.evaluate(REQUEST)  # tried again on the next line
+        assert pdp.decision_log_failures == 1
+    assert [e["decision_id"] for e in _entries(path)] == [d.decision_id]
+    assert _entries(tmp_path / "d.jsonl.1") == []
+
+
+def test_reopen_moves_to_the_file_now_at_path(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        pdp = _pdp(log)
+        pdp.evaluate(REQUEST)
+        log.reopen()  # nothing rotated: same file, nothing lost or repeated
+        pdp.evaluate(REQUEST)
+    assert len(_entries(path)) == 2
+
+
+def test_log_keeps_its_file_when_the_process_changes_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    with JsonLinesLog("d.jsonl") as log:
+        pdp = _pdp(log)
+        pdp.evaluate(REQUEST)
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        pdp.evaluate(REQUEST)
+    assert len(_entries(tmp_path / "d.jsonl")) == 2
+    assert not (tmp_path / "elsewhere" / "d.jsonl").exists()
+
+
+_APPENDER_SCRIPT = """
+import sys
+from zerotrust import JsonLinesLog, PolicyDecisionPoint
+with JsonLinesLog(sys.argv[1]) as log:
+    pdp = PolicyDecisionPoint.from_texts(
+        {"p.yaml": "policy: p\\nrules: [{id: a, effect: allow}]\\n"}, decision_log=log,
+        behavior=None,
+    )
+    req = {"subject": {"id": "u-" + "x" * 3000}, "action": {"name": "read"},
+           "resource": {"type": "doc"}}
+    for _ in range(200):
+        pdp.evaluate(req)
+"""
+
+
+def test_processes_appending_to_one_log_never_mix_lines(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(Path(zerotrust.__file__).parents[1])}
+    children = [
+        subprocess.Popen([sys.executable, "-c", _APPENDER_SCRIPT, str(path)], env=env)
+        for _ in range(3)
+    ]
+    assert [child.wait(timeout=120) for child in children] == [0, 0, 0]
+    entries = _entries(path)
+    assert len(entries) == 600
+    assert len({e["decision_id"] for e in entries}) == 600
+
+
+def test_new_log_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    JsonLinesLog(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_log_that_cannot_be_opened_raises_decision_log_error(tmp_path: Path) -> None:
+    with pytest.raises(DecisionLogError, match="cannot open decision log") as info:
+        JsonLinesLog(tmp_path / "missing-dir" / "d.jsonl")
+    assert isinstance(info.value, OSError)
+    assert isinstance(info.value.__cause__, FileNotFoundError)
+
+
+# --- redaction reaches extra -----------------------------------------------------------
+
+
+def test_redacted_resource_id_does_not_leak_through_the_logged_http_path(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    extra = {"http": {"method": "GET", "path": "/customers/c-1001", "route": "/customers/{id}"}}
+    request = {**REQUEST, "resource": {"type": "customer_record", "id": "c-1001"}}
+    with JsonLinesLog(path, redact=["resource.id"]) as log:
+        _pdp(log).evaluate(request, extra=extra)
+    (only,) = _entries(path)
+    assert only["resource"]["id"] == "[REDACTED]"
+    assert only["extra"]["http"] == {
+        "method": "GET",
+        "path": "/customers/[REDACTED]",
+        "route": "/customers/{id}",
+    }
+    assert "c-1001" not in path.read_text("utf-8")
+    assert extra["http"]["path"] == "/customers/c-1001"  # the caller's extra is untouched
+
+
+def test_redacted_value_does_not_leak_through_an_error_message(tmp_path: Path) -> None:
+    policy = """
+policy: p
+rules:
+  - {id: from-office, effect: deny, when: 'ip_in_cidr(context.ip, "10.0.0.0/8")'}
+  - {id: watch, effect: deny, mode: report-only, when: 'int(context.ip) > 0'}
+"""
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path, redact=["context.ip"]) as log:
+        d = _pdp(log, policy).evaluate({**REQUEST, "context": {"ip": "not-an-ip\n'x'"}})
+    assert any("not-an-ip" in e.message for e in d.errors)  # the decision keeps it
+    (only,) = _entries(path)
+    assert "[REDACTED]" in only["errors"][0]["message"]
+    assert only["report_only"][0]["error"] is not None
+    assert "not-an-ip" not in path.read_text("utf-8")
+
+
+def test_redact_paths_may_name_extra_keys(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    extra = {"http": {"method": "GET", "path": "/customers/c-1", "route": "/customers/{id}"}}
+    with JsonLinesLog(path, redact=["extra.http.path"]) as log:
+        _pdp(log).evaluate(REQUEST, extra=extra)
+    (only,) = _entries(path)
+    assert only["extra"]["http"]["path"] == "[REDACTED]"
+    assert only["extra"]["http"]["route"] == "/customers/{id}"
+
+
+@pytest.mark.parametrize("redact", ["subject.*", "*.id", "subject"])
+def test_wildcard_redaction_also_hides_the_entry_summary(tmp_path: Path, redact: str) -> None:
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path, redact=[redact]) as log:
+        _pdp(log).evaluate(REQUEST, extra={"user": "u-1 asked"})
+    (only,) = _entries(path)
+    assert only["subject"]["id"] == "[REDACTED]"
+    assert only["extra"]["user"] == "[REDACTED] asked"
+    assert '"u-1' not in path.read_text("utf-8")
+
+
+@pytest.mark.parametrize(
+    "redact",
+    ["context.ip", ["subjects.properties.email"], ["email"], [""], ["context..ip"], [7]],
+    ids=["one-string", "typo", "no-part", "empty", "empty-segment", "not-a-string"],
+)
+def test_redact_path_that_would_hide_nothing_is_refused(tmp_path: Path, redact: Any) -> None:
+    with pytest.raises(ZeroTrustError, match="redact"):
+        JsonLinesLog(tmp_path / "d.jsonl", redact=redact)
+    with pytest.raises(ZeroTrustError, match="redact"):
+        LoggingLog(redact=redact)
+
+
+def test_audit_record_shares_nothing_with_the_request() -> None:
+    req = AccessRequest.from_mapping(REQUEST)
+    d = _pdp(NullLog()).evaluate(req)
+    record = audit_record(d, req, redact=["context.ip"])
+    record["request"]["subject"]["properties"]["roles"].append("admin")
+    record["request"]["device"]["id"] = "d-2"
+    assert req.subject.properties["roles"] == ["agent"]
+    assert req.device == {"id": "d-1"}
+    assert req.context == {"ip": "10.0.0.1"}  # redaction copied, never changed the request
+
+
+def test_logging_log_writes_ascii_and_counts_what_is_not_json(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pdp = _pdp(LoggingLog())
+    with caplog.at_level(logging.INFO, logger="zerotrust.decisions"):
+        pdp.evaluate(REQUEST, extra={"path": "/x\ud800\u2028"})
+        pdp.evaluate(REQUEST, extra={"score": float("nan")})
+    messages = [r.getMessage() for r in caplog.records if r.name == "zerotrust.decisions"]
+    assert len(messages) == 1
+    assert messages[0].isascii()
+    assert json.loads(messages[0])["extra"]["path"] == "/x\ud800\u2028"
+    assert pdp.decision_log_failures == 1
+
+
+# --- property: whatever happens, the file is whole lines and every emit is accounted ----
+
+_OPS = st.lists(
+    st.sampled_from(
+        ["ok", "surrogate", "not-json", "short", "efbig", "rotate", "remove", "reopen"]
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=_OPS, headroom=st.integers(1, 400))
+def test_decision_log_is_whole_lines_and_every_emit_is_accounted(
+    ops: list[str], headroom: int
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "d.jsonl"
+        decide = _pdp(NullLog())
+        req = AccessRequest.from_mapping(REQUEST)
+        log = JsonLinesLog(path)
+        written: list[str] = []
+        failed: list[str] = []
+        removed: set[str] = set()
+        emits = 0
+        for n, op in enumerate(ops):
+            if op == "rotate":
+                if path.exists():
+                    path.rename(Path(tmp) / f"d.jsonl.{n}")
+                continue
+            if op == "remove":
+                if path.exists():
+                    removed.update(e["decision_id"] for e in _entries(path))
+                    path.unlink()
+                continue
+            if op == "reopen":
+                log.reopen()
+                continue
+            d = decide.evaluate(req)
+            extra: dict[str, Any] = {"n": n}
+            if op == "surrogate":
+                extra["path"] = "/c\udc00"
+            elif op == "not-json":
+                extra["x"] = float("nan")
+            emits += 1
+            soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+            try:
+                if op in ("short", "efbig"):
+                    size = path.stat().st_size if path.exists() else 0
+                    limit = size if op == "efbig" else size + headroom
+                    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+                log.emit(d, req, extra)
+            except Exception:  # what the PDP counts in decision_log_failures
+                failed.append(d.decision_id)
+            else:
+                written.append(d.decision_id)
+            finally:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        log.close()
+        found = [e["decision_id"] for f in sorted(Path(tmp).iterdir()) for e in _entries(f)]
+        assert len(found) == len(set(found))  # no line twice
+        assert set(found) | removed == set(written)  # every written line is whole, somewhere
+        assert not set(found) & set(failed)  # never both counted and written
+        assert len(written) + len(failed) == emits

@@ -1,10 +1,27 @@
 from __future__ import annotations
 
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import (
+    REFUSED,
+    Colour,
+    FakeStr,
+    HostileFloat,
+    HostileInt,
+    HostileStr,
+    Level,
+    RaisingMapping,
+    hostile_values,
+    lone_surrogate_texts,
+)
 
-from zerotrust import AccessRequest, RequestError
+from zerotrust import AccessRequest, Action, PolicyDecisionPoint, RequestError, Resource, Subject
 
 
 def minimal(**extra: object) -> dict[str, object]:
@@ -135,3 +152,283 @@ def test_fast_copy_agrees_with_the_field_naming_walk(value: object, depth: int) 
         return  # the slow walk decides; nothing to compare
     assert depth <= MAX_DEPTH
     assert fast == slow
+
+
+# --- canonical values: a condition sees plain data, whatever the caller passed -----------
+
+ADMIN_ONLY = """
+policy: admins
+rules:
+  - {id: admin-reads, effect: allow, when: "subject.properties.role == 'admin'"}
+  - {id: big-only, effect: allow, when: "context.n > 100"}
+  - {id: high, effect: allow, when: "double(context.score) >= 50.0"}
+"""
+
+
+def _pdp() -> PolicyDecisionPoint:
+    return PolicyDecisionPoint.from_texts({"p.yaml": ADMIN_ONLY}, behavior=None)
+
+
+def _exact(value: Any, expected: Any) -> bool:
+    """Same data and exactly the builtin types JSON has (no subclass anywhere)."""
+    if type(value) is not type(expected):
+        return False
+    if type(value) is dict:
+        return list(value) == list(expected) and all(
+            type(k) is str and _exact(value[k], expected[k]) for k in value
+        )
+    if type(value) is list:
+        return len(value) == len(expected) and all(map(_exact, value, expected))
+    return bool(value == expected)
+
+
+def _refused(expected: Any) -> bool:
+    if expected is REFUSED:
+        return True
+    if type(expected) is dict:
+        return any(_refused(v) for v in expected.values())
+    if type(expected) is list:
+        return any(_refused(v) for v in expected)
+    return False
+
+
+def test_str_subclass_equal_to_everything_does_not_pass_for_admin() -> None:
+    req = minimal(subject={"id": "u-1", "properties": {"role": HostileStr("user")}})
+    assert AccessRequest.from_mapping(req).subject.properties == {"role": "user"}
+    assert type(AccessRequest.from_mapping(req).subject.properties["role"]) is str
+    assert not _pdp().evaluate(req).allowed
+
+
+def test_str_subclass_with_a_lying_str_is_read_as_its_real_text() -> None:
+    # HostileStr.__str__ says "admin"; its data says "user": the data wins.
+    req = AccessRequest.from_mapping(minimal(subject={"id": HostileStr("u-1")}))
+    assert req.subject.id == "u-1"
+    assert type(req.subject.id) is str
+
+
+def test_int_subclass_claiming_a_huge_value_is_read_as_its_real_value() -> None:
+    req = AccessRequest.from_mapping(minimal(context={"n": HostileInt(5)}))
+    assert type(req.context["n"]) is int
+    assert req.context["n"] == 5
+    assert not _pdp().evaluate(minimal(context={"n": HostileInt(5)})).allowed
+
+
+def test_int_subclass_holding_more_than_64_bits_is_refused() -> None:
+    with pytest.raises(RequestError) as info:
+        AccessRequest.from_mapping(minimal(context={"n": HostileInt(2**100)}))
+    assert info.value.field == "context.n"
+
+
+def test_float_subclass_holding_nan_cannot_pass_the_finiteness_check() -> None:
+    with pytest.raises(RequestError, match="NaN") as info:
+        AccessRequest.from_mapping(minimal(context={"score": HostileFloat("nan")}))
+    assert info.value.field == "context.score"
+    # ...and one holding a real number is read as that number, not its __float__ (NaN).
+    req = AccessRequest.from_mapping(minimal(context={"score": HostileFloat(10.5)}))
+    assert type(req.context["score"]) is float
+    assert req.context["score"] == 10.5
+
+
+def test_object_faking_class_str_is_refused() -> None:
+    assert isinstance(FakeStr(), str)  # what the old isinstance check believed
+    with pytest.raises(RequestError, match="not a JSON value") as info:
+        AccessRequest.from_mapping(minimal(subject={"id": "u", "properties": {"r": FakeStr()}}))
+    assert info.value.field == "subject.properties.r"
+
+
+def test_object_faking_class_dict_is_refused_as_the_whole_request() -> None:
+    class FakeDict:
+        @property  # type: ignore[misc]
+        def __class__(self) -> type:
+            return dict
+
+    with pytest.raises(RequestError) as info:
+        AccessRequest.from_mapping(FakeDict())
+    assert info.value.field == "request"
+
+
+def test_object_faking_class_access_request_is_not_passed_through() -> None:
+    real = AccessRequest.from_mapping(minimal())
+
+    class FakeRequest:
+        subject = real.subject
+
+        @property  # type: ignore[misc]
+        def __class__(self) -> type:
+            return AccessRequest
+
+    with pytest.raises(RequestError):
+        AccessRequest.from_mapping(FakeRequest())
+
+
+def test_enum_members_arrive_as_their_plain_values() -> None:
+    req = AccessRequest.from_mapping(
+        minimal(
+            subject={"id": "u", "properties": {"role": Colour.ADMIN, Colour.RED: Level.TOP}},
+        )
+    )
+    assert req.subject.properties == {"role": "admin", "red": 2**40}
+    assert [type(v) for v in req.subject.properties.values()] == [str, int]
+    assert [type(k) for k in req.subject.properties] == [str, str]
+    assert (
+        _pdp().evaluate(minimal(subject={"id": "u", "properties": {"role": Colour.ADMIN}})).allowed
+    )
+
+
+def test_booleans_stay_booleans() -> None:
+    req = AccessRequest.from_mapping(minimal(context={"a": True, "b": [False], "n": Level.LOW}))
+    assert req.context["a"] is True
+    assert req.context["b"][0] is False
+    assert req.context["n"] == 1
+    assert type(req.context["n"]) is int
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        (minimal(subject={"id": "\ud800"}), "subject.id"),
+        (minimal(resource={"type": "doc", "id": "c-\udfff"}), "resource.id"),
+        (minimal(action={"name": "re\udc00ad"}), "action.name"),
+        (minimal(context={"ip": "10.0.0.1\ud800"}), "context.ip"),
+        (minimal(context={"tags": ["ok", "\ud800"]}), "context.tags[1]"),
+        (minimal(device={"os": {"name": "mac\ud800"}}), "device.os.name"),
+        (minimal(subject={"id": "u", "properties": {"r\ud800le": "x"}}), "subject.properties"),
+        (minimal(context={"é\ud800": 1}), "context"),
+    ],
+)
+def test_lone_surrogate_in_any_string_is_refused(data: object, field: str) -> None:
+    with pytest.raises(RequestError, match="lone surrogate") as info:
+        AccessRequest.from_mapping(data)
+    assert info.value.field == field
+    str(info.value).encode("utf-8")  # the message itself can be logged
+
+
+def test_lone_surrogate_in_a_top_level_key_is_refused() -> None:
+    data: dict[str, Any] = minimal()
+    data["\ud800"] = {}
+    with pytest.raises(RequestError, match="lone surrogate") as info:
+        AccessRequest.from_mapping(data)
+    assert info.value.field == "request"
+
+
+def test_valid_non_ascii_text_is_accepted() -> None:
+    req = AccessRequest.from_mapping(minimal(context={"名前": "Zoë 😀", "k": ["ü"]}))
+    assert req.context == {"名前": "Zoë 😀", "k": ["ü"]}
+
+
+@pytest.mark.parametrize("where", ["items", "iter", "pairs", "recursion"])
+def test_mapping_that_raises_while_read_is_a_request_error(where: str) -> None:
+    with pytest.raises(RequestError, match="could not be read") as info:
+        AccessRequest.from_mapping(minimal(context={"x": RaisingMapping(where)}))
+    assert info.value.field == "context.x"
+    assert info.value.__cause__ is not None
+
+
+def test_whole_request_mapping_that_raises_while_read_is_a_request_error() -> None:
+    with pytest.raises(RequestError) as info:
+        AccessRequest.from_mapping(RaisingMapping("items"))
+    assert info.value.field == "request"
+
+
+def test_key_whose_hash_raises_is_never_hashed() -> None:
+    class Armed(str):
+        armed = False
+
+        def __hash__(self) -> int:
+            if Armed.armed:
+                raise RuntimeError("hash called")
+            return str.__hash__(self)
+
+    context = {Armed("role"): "admin"}
+    Armed.armed = True
+    req = AccessRequest.from_mapping(minimal(context=context))
+    assert req.context == {"role": "admin"}
+    assert [type(k) for k in req.context] == [str]
+
+
+def test_two_keys_with_the_same_text_are_refused() -> None:
+    class Twin(str):
+        def __hash__(self) -> int:
+            return id(self)
+
+        def __eq__(self, other: object) -> bool:
+            return self is other
+
+    with pytest.raises(RequestError, match="duplicate key") as info:
+        AccessRequest.from_mapping(minimal(context={Twin("role"): "user", Twin("role"): "admin"}))
+    assert info.value.field == "context.role"
+
+
+def test_hand_built_request_with_hostile_values_is_validated_again() -> None:
+    hand = AccessRequest(
+        subject=Subject(id=HostileStr("u-1"), properties={"role": HostileStr("user")}),
+        action=Action(name="read"),
+        resource=Resource(type="doc"),
+    )
+    req = AccessRequest.from_mapping(hand)
+    assert req is not hand
+    assert type(req.subject.id) is str
+    assert type(req.subject.properties["role"]) is str
+    assert AccessRequest.from_mapping(req) is req
+    assert not _pdp().evaluate(hand).allowed
+    # attrs.evolve makes a new, unvalidated request: validated again too.
+    evolved = attrs.evolve(req, context={"n": HostileInt(2**100)})
+    with pytest.raises(RequestError):
+        AccessRequest.from_mapping(evolved)
+
+
+def test_hand_built_request_with_a_raising_mapping_is_a_request_error() -> None:
+    hand = AccessRequest(
+        subject=Subject(id="u"),
+        action=Action(name="read"),
+        resource=Resource(type="doc", properties=RaisingMapping("items")),
+    )
+    with pytest.raises(RequestError) as info:
+        AccessRequest.from_mapping(hand)
+    assert info.value.field == "resource.properties"
+
+
+@settings(max_examples=400, deadline=None)
+@given(pair=hostile_values())
+def test_conditions_see_exact_builtins_holding_the_real_data(pair: tuple[Any, Any]) -> None:
+    value, expected = pair
+    try:
+        req = AccessRequest.from_mapping(minimal(context={"v": value}))
+    except RequestError as exc:
+        assert _refused(expected), exc
+        str(exc).encode("utf-8")
+        return
+    assert not _refused(expected)
+    assert _exact(req.context, {"v": expected})
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=lone_surrogate_texts(), where=st.sampled_from(["id", "key", "value", "nested"]))
+def test_lone_surrogates_are_refused_wherever_they_stand(text: str, where: str) -> None:
+    data: dict[str, Any] = {
+        "id": minimal(subject={"id": text}),
+        "key": minimal(context={text: 1}),
+        "value": minimal(resource={"type": "doc", "properties": {"v": text}}),
+        "nested": minimal(device={"a": [{"b": [text]}]}),
+    }[where]
+    with pytest.raises(RequestError, match="lone surrogate"):
+        AccessRequest.from_mapping(data)
+
+
+class _Rainbow(enum.Enum):
+    RED = "red"
+
+
+def test_plain_enum_member_is_not_json() -> None:
+    with pytest.raises(RequestError, match="not a JSON value"):
+        AccessRequest.from_mapping(minimal(context={"c": _Rainbow.RED}))
+
+
+def test_mapping_subclass_is_copied_into_a_plain_dict() -> None:
+    class Props(dict):  # type: ignore[type-arg]
+        pass
+
+    req = AccessRequest.from_mapping(minimal(context=Props(a=Props(b=1))))
+    assert type(req.context) is dict
+    assert type(req.context["a"]) is dict
+    assert isinstance(req.context, Mapping)

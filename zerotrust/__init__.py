@@ -21,6 +21,7 @@ from zerotrust.decision import (
 from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.errors import (
     BehaviorStoreError,
+    DecisionLogError,
     Diagnostic,
     IdentityError,
     PolicyError,
@@ -41,6 +42,7 @@ __all__ = [
     "BehaviorStoreError",
     "Decision",
     "DecisionLog",
+    "DecisionLogError",
     "Diagnostic",
     "Effect",
     "EvaluationError",

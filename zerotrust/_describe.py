@@ -9,17 +9,22 @@ __all__ = ["describe"]
 
 
 def describe(value: Any, *, mapping: str = "an object", sequence: str = "an array") -> str:
-    """``"a string"``, ``"null"``...; JSON words by default, YAML words when asked."""
+    """``"a string"``, ``"null"``...; JSON words by default, YAML words when asked.
+
+    Told by ``type()``: ``isinstance`` would believe an object that fakes ``__class__``.
+    """
+    kind = type(value)
     if value is None:
         return "null"
-    if isinstance(value, bool):
+    if kind is bool:
         return "a boolean"
-    if isinstance(value, int | float):
+    if issubclass(kind, int | float):
         return "a number"
-    if isinstance(value, str):
+    if issubclass(kind, str):
         return "a string"
-    if isinstance(value, list | tuple):
+    if issubclass(kind, list | tuple):
         return sequence
-    if isinstance(value, Mapping):
+    if issubclass(kind, Mapping):
         return mapping
-    return f"a Python {type(value).__name__}"
+    # A class name is a str and may be a subclass of it: read its data, not its methods.
+    return f"a Python {str.__str__(kind.__name__)}"

@@ -11,6 +11,7 @@ import attrs
 
 __all__ = [
     "BehaviorStoreError",
+    "DecisionLogError",
     "Diagnostic",
     "IdentityError",
     "PolicyError",
@@ -89,3 +90,12 @@ class IdentityError(ZeroTrustError, ValueError):
 
 class BehaviorStoreError(ZeroTrustError, RuntimeError):
     """The recent-behaviour store failed; the PDP then sets ``behavior.available`` false."""
+
+
+class DecisionLogError(ZeroTrustError, OSError):
+    """A decision-log line was not written whole: the file could not be opened,
+    reopened after a rotation or written (disk full, size limit), or is closed.
+
+    Raised by a sink's ``emit``; the PDP counts it in ``decision_log_failures`` and
+    the decision stands. Nothing of the failed line is left in the file.
+    """

@@ -2,12 +2,15 @@
 
 Subject, action and resource follow the OpenID AuthZEN 1.0 information model;
 ``device`` and ``context`` are free-form JSON objects. Validation copies every
-value, so a caller mutating its dicts later cannot change a request in flight.
+value into exact ``dict``/``list``/``str``/``int``/``float``/``bool``/``None``, so a
+caller mutating its dicts later cannot change a request in flight, and a condition
+never meets a caller's subclass (a ``str`` whose ``__eq__`` always says yes) or a
+string that is not valid Unicode.
 """
 
 from __future__ import annotations
 
-import math
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +19,7 @@ import attrs
 from zerotrust._describe import describe
 from zerotrust.errors import RequestError
 
-__all__ = ["AccessRequest", "Action", "Resource", "Subject"]
+__all__ = ["AccessRequest", "Action", "Resource", "Subject", "plain_mapping"]
 
 MAX_DEPTH = 32
 MAX_VALUES = 10_000
@@ -71,20 +74,26 @@ class AccessRequest:
     resource: Resource
     device: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     context: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    # Set only by from_mapping: a request built by hand (or by attrs.evolve) is
+    # validated again before any policy sees it.
+    _canonical: bool = attrs.field(default=False, init=False, repr=False, eq=False)
 
     @classmethod
     def from_mapping(cls, data: Any) -> AccessRequest:
-        """Validate a JSON-shaped mapping; raise :class:`RequestError` naming the bad field."""
-        if isinstance(data, AccessRequest):
-            return data
-        if not isinstance(data, Mapping):
-            raise RequestError("request", f"must be an object, not {_kind(data)}")
-        try:
-            clean = _copy_fast(data, 0, [MAX_VALUES - 1])
-        except _NotPlain:
-            # Something is off (or merely unusual, like a Mapping subclass): take the
-            # slow walk, which names the offending field or copies what is valid.
-            clean = _copy_json(data, "request", 0, _Counter())
+        """Validate a JSON-shaped mapping into a request of plain JSON values.
+
+        Subclasses of ``str``/``int``/``float``/``dict``/``list`` (an ``enum.StrEnum``
+        member, say) are copied as their underlying data without calling any method
+        they override. Raises :class:`RequestError` naming the bad field for anything
+        else: a value JSON cannot carry, an integer outside 64 bits, NaN or infinity,
+        a string holding a lone surrogate, a mapping whose own code raises, more than
+        ``MAX_VALUES`` values or nesting deeper than ``MAX_DEPTH``.
+        """
+        if type(data) is AccessRequest:
+            if data._canonical:
+                return data
+            data = _read_fields(data)
+        clean = plain_mapping(data)
         unknown = sorted(set(clean) - _TOP_KEYS)
         if unknown:
             raise RequestError(unknown[0], f"unknown top-level key (allowed: {_names(_TOP_KEYS)})")
@@ -92,7 +101,7 @@ class AccessRequest:
         subject = _section(clean, "subject", _SUBJECT_KEYS)
         action = _section(clean, "action", _ACTION_KEYS)
         resource = _section(clean, "resource", _RESOURCE_KEYS)
-        return cls(
+        request = cls(
             subject=Subject(
                 id=_required_str(subject, "subject.id"),
                 type=_optional_str(subject, "subject.type", "user"),
@@ -110,6 +119,8 @@ class AccessRequest:
             device=_free_map(clean, "device"),
             context=_free_map(clean, "context"),
         )
+        object.__setattr__(request, "_canonical", True)  # frozen: set once, here
+        return request
 
     def to_dict(self) -> dict[str, Any]:
         """The request as the JSON the CEL conditions see."""
@@ -120,6 +131,39 @@ class AccessRequest:
             "device": dict(self.device),
             "context": dict(self.context),
         }
+
+
+def plain_mapping(data: Any) -> dict[str, Any]:
+    """A caller's request mapping copied into plain JSON data, with every value check of
+    :meth:`AccessRequest.from_mapping` but none of its shape checks.
+
+    For code that must read a caller's mapping before it becomes a request (identity
+    resolution reads ``subject.token``): it never runs the caller's code twice, and
+    raises only :class:`RequestError`.
+    """
+    if not issubclass(type(data), Mapping):
+        raise RequestError("request", f"must be an object, not {_kind(data)}")
+    try:
+        return _copy_fast(data, 0, [MAX_VALUES - 1])  # type: ignore[no-any-return]
+    except Exception:  # _NotPlain, or a dict changed by another thread meanwhile
+        # Something is off (or merely unusual, like a Mapping subclass): take the
+        # slow walk, which names the offending field or copies what is valid.
+        return _copy_slow(data)  # type: ignore[no-any-return]
+
+
+def _read_fields(request: AccessRequest) -> Any:
+    """The fields of a request built by hand, as a mapping for the slow walk."""
+    try:
+        s, a, r = request.subject, request.action, request.resource
+        return {
+            "subject": {"type": s.type, "id": s.id, "properties": s.properties},
+            "action": {"name": a.name, "properties": a.properties},
+            "resource": {"type": r.type, "id": r.id, "properties": r.properties},
+            "device": request.device,
+            "context": request.context,
+        }
+    except Exception as exc:
+        raise RequestError("request", f"could not be read ({_raised(exc)})") from exc
 
 
 class _Counter:
@@ -133,19 +177,36 @@ class _NotPlain(Exception):
     """Internal: the fast copy met something it does not vouch for."""
 
 
-_PLAIN = (str, bool, type(None))
 # CEL integers are 64-bit: larger ones would overflow in conditions, so refuse them here.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-def _copy_fast(value: Any, depth: int, budget: list[int]) -> Any:
-    """Copy plain dict/list/str/int/float/bool/None data, counting values by container size.
+def _utf8(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (no lone surrogate), so it can be encoded."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
-    It accepts only what :func:`_copy_json` accepts; anything else (including what
-    is merely unusual) raises :class:`_NotPlain` so the slow walk decides.
+
+def _copy_fast(value: Any, depth: int, budget: list[int]) -> Any:
+    """Copy exact dict/list/tuple/str/int/float/bool/None data, counting values by
+    container size.
+
+    It accepts only what :func:`_copy_json` accepts, and returns the same copy;
+    anything else (including what is merely unusual, like a subclass or a non-ASCII
+    string that is not valid Unicode) raises :class:`_NotPlain` so the slow walk
+    decides. ``isascii`` is O(1), so ASCII strings cost nothing extra.
     """
+    if depth > MAX_DEPTH:
+        raise _NotPlain
     kind = type(value)
-    if kind in _PLAIN:
+    if kind is str:
+        if value.isascii() or _utf8(value):
+            return value
+        raise _NotPlain
+    if kind is bool or value is None:
         return value
     if kind is int:
         if INT64_MIN <= value <= INT64_MAX:
@@ -155,7 +216,7 @@ def _copy_fast(value: Any, depth: int, budget: list[int]) -> Any:
         if value - value != 0.0:  # NaN or infinity
             raise _NotPlain
         return value
-    if depth >= MAX_DEPTH:
+    if depth == MAX_DEPTH:  # its items would be deeper than allowed (the slow walk names them)
         raise _NotPlain
     if kind is dict:
         budget[0] -= len(value)
@@ -163,51 +224,122 @@ def _copy_fast(value: Any, depth: int, budget: list[int]) -> Any:
             raise _NotPlain
         out: dict[str, Any] = {}
         for key, item in value.items():
-            if type(key) is not str:
+            if type(key) is not str or not (key.isascii() or _utf8(key)):
                 raise _NotPlain
-            out[key] = item if type(item) in _PLAIN else _copy_fast(item, depth + 1, budget)
+            sort = type(item)
+            if (sort is str and item.isascii()) or sort is bool or item is None:
+                out[key] = item
+            else:
+                out[key] = _copy_fast(item, depth + 1, budget)
         return out
     if kind is list or kind is tuple:
         budget[0] -= len(value)
         if budget[0] < 0:
             raise _NotPlain
         return [
-            item if type(item) in _PLAIN else _copy_fast(item, depth + 1, budget) for item in value
+            item
+            if (type(item) is str and item.isascii()) or type(item) is bool or item is None
+            else _copy_fast(item, depth + 1, budget)
+            for item in value
         ]
     raise _NotPlain
 
 
+def _copy_slow(data: Any) -> Any:
+    """:func:`_copy_json` from the top; whatever the caller's own code raises while
+    being read becomes a :class:`RequestError`, never a bare exception."""
+    try:
+        return _copy_json(data, "request", 0, _Counter())
+    except RequestError:
+        raise
+    except Exception as exc:
+        raise RequestError("request", f"could not be read ({_raised(exc)})") from exc
+
+
 def _copy_json(value: Any, path: str, depth: int, counter: _Counter) -> Any:
-    """Deep-copy a JSON value, refusing anything JSON cannot carry."""
+    """Deep-copy a JSON value into exact builtin types, refusing anything JSON cannot carry.
+
+    Types are told by ``type()``, never ``isinstance`` (which believes a faked
+    ``__class__``), and subclasses are read through the base type's own slots
+    (``str.__str__``, ``int.__int__``, ``float.__float__``, ``dict.items``,
+    ``list.copy``): an override is never called. Values nested deeper than
+    ``MAX_DEPTH`` are refused.
+    """
     counter.n += 1
     if counter.n > MAX_VALUES:
         raise RequestError(path, f"request holds more than {MAX_VALUES} values")
     if depth > MAX_DEPTH:
         raise RequestError(path, f"nested deeper than {MAX_DEPTH} levels")
-    if value is None or isinstance(value, bool | str):
+    kind = type(value)
+    if value is None or kind is bool:
         return value
-    if isinstance(value, int):
-        if not INT64_MIN <= value <= INT64_MAX:
+    if issubclass(kind, str):
+        return _text(str.__str__(value), path)
+    if issubclass(kind, int):  # bool cannot be subclassed, so this is a number
+        number = int.__int__(value)
+        if not INT64_MIN <= number <= INT64_MAX:
             raise RequestError(path, "integer outside the 64-bit range")
-        return int(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
+        return number
+    if issubclass(kind, float):
+        real = float.__float__(value)
+        if real - real != 0.0:
             raise RequestError(path, "not a JSON number (NaN or infinity)")
-        return float(value)
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise RequestError(path, f"object keys must be strings, found {_kind(key)}")
-            out[key] = _copy_json(
-                item, f"{path}.{key}" if path != "request" else key, depth + 1, counter
-            )
-        return out
-    if isinstance(value, list | tuple):
-        return [
-            _copy_json(item, f"{path}[{i}]", depth + 1, counter) for i, item in enumerate(value)
-        ]
+        return real
+    if issubclass(kind, dict):
+        return _copy_object(dict.items(value), path, depth, counter)
+    if issubclass(kind, list):
+        return _copy_array(list.copy(value), path, depth, counter)
+    if issubclass(kind, tuple):
+        return _copy_array(list(tuple.__iter__(value)), path, depth, counter)
+    if issubclass(kind, Mapping):
+        # Someone else's Mapping: its own code runs here, so bound it and name it.
+        try:
+            pairs = [
+                (key, item)
+                for key, item in itertools.islice(value.items(), MAX_VALUES - counter.n + 1)
+            ]
+        except Exception as exc:
+            raise RequestError(path, f"could not be read ({_raised(exc)})") from exc
+        return _copy_object(pairs, path, depth, counter)
     raise RequestError(path, f"not a JSON value ({_kind(value)})")
+
+
+def _copy_object(pairs: Any, path: str, depth: int, counter: _Counter) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for raw, item in pairs:
+        if not issubclass(type(raw), str):
+            raise RequestError(path, f"object keys must be strings, found {_kind(raw)}")
+        key = _text(str.__str__(raw), path, key=True)
+        inner = f"{path}.{key}" if path != "request" else key
+        if key in out:
+            raise RequestError(inner, "duplicate key (two keys with the same text)")
+        out[key] = _copy_json(item, inner, depth + 1, counter)
+    return out
+
+
+def _copy_array(items: list[Any], path: str, depth: int, counter: _Counter) -> list[Any]:
+    return [_copy_json(item, f"{path}[{i}]", depth + 1, counter) for i, item in enumerate(items)]
+
+
+def _text(text: str, path: str, *, key: bool = False) -> str:
+    """``text`` if it is valid Unicode; a string with a lone surrogate (U+D800..U+DFFF)
+    cannot be encoded as UTF-8, so it could not be logged, stored or compared."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        where = f"lone surrogate at index {exc.start}"
+        if key:
+            shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
+            raise RequestError(path, f"key '{shown}' is not valid Unicode: {where}") from exc
+        raise RequestError(path, f"not valid Unicode: {where}") from exc
+    return text
+
+
+def _raised(exc: BaseException) -> str:
+    """``"RuntimeError raised"``: which exception, never its text (the caller's code wrote it)."""
+    return f"{str.__str__(type(exc).__name__)} raised"
 
 
 def _section(data: dict[str, Any], name: str, allowed: frozenset[str]) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -10,11 +12,20 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from zerotrust.audit.record import audit_record
+from zerotrust.audit.record import entry, redaction_paths
 from zerotrust.decision import Decision
+from zerotrust.errors import DecisionLogError
 from zerotrust.request import AccessRequest
 
+try:  # POSIX: whole-line appends from several processes exclude each other
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = ["JsonLinesLog", "LoggingLog", "NullLog"]
+
+# JSON allows these raw inside strings, but str.splitlines() breaks lines at them.
+_LINE_BREAKS = ("\x85", "\u2028", "\u2029")
 
 
 class NullLog:
@@ -25,10 +36,21 @@ class NullLog:
 
 
 class JsonLinesLog:
-    """Appends one JSON object per line; each line is written and flushed before return.
+    """Appends one JSON object per line: each line whole, or not at all and counted.
 
-    ``fsync=True`` also forces it to disk (slower; for audit trails that must survive
-    a power cut). Thread-safe: lines from concurrent decisions never interleave.
+    A line is built and encoded completely first, then handed to the OS in one
+    ``write(2)`` on a file opened with ``O_APPEND``, before ``emit`` (so ``evaluate``)
+    returns; there is no buffer in Python, so nothing of a failed line is written
+    later. A write cut short (disk full, file size limit) is cut back off the file
+    and raises :class:`DecisionLogError`, which the PDP counts in
+    ``decision_log_failures``. Before each line the path is checked: a file renamed
+    or removed (log rotation) is noticed and ``path`` opened again. ``fsync=True``
+    also forces each line to disk (for power loss). Thread-safe, and processes that
+    append to one file through this class never interleave or tear lines (POSIX
+    record lock around each write). A new file is created readable by its owner only.
+
+    Raises :class:`DecisionLogError` (an ``OSError``) if ``path`` cannot be opened,
+    and :class:`~zerotrust.errors.ZeroTrustError` for a bad ``redact`` path.
     """
 
     def __init__(
@@ -37,24 +59,43 @@ class JsonLinesLog:
         self.path = Path(path)
         self.redact = tuple(redact)
         self.fsync = fsync
+        self._paths = redaction_paths(self.redact)
+        self._where = os.path.abspath(path)  # the same file if the process changes directory
         self._lock = threading.Lock()
-        self._file = self.path.open("a", encoding="utf-8")
+        self._torn = False  # a fragment we could not remove ends the file
+        self._file: io.FileIO | None = None
+        self._file, self._identity = self._open()
 
     def emit(self, decision: Decision, request: AccessRequest, extra: Mapping[str, Any]) -> None:
-        line = json.dumps(
-            audit_record(decision, request, redact=self.redact, extra=extra),
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
+        """Write the decision's line; raise if it was not written whole (see the class)."""
+        data = encode_line(entry(decision, request, self._paths, extra))
         with self._lock:
-            self._file.write(line + "\n")
-            self._file.flush()
+            file = self._current()
+            self._append(file, data)
             if self.fsync:
-                os.fsync(self._file.fileno())
+                try:
+                    os.fsync(file.fileno())
+                except OSError as exc:
+                    raise DecisionLogError(
+                        f"decision log {self.path}: a line was written but could not be "
+                        f"forced to disk: {exc.strerror}"
+                    ) from exc
+
+    def reopen(self) -> None:
+        """Open ``path`` again now (say on SIGHUP after a rotation); lines already
+        written stay where they are. Raises :class:`DecisionLogError` if it cannot."""
+        with self._lock:
+            self._reopen()
 
     def close(self) -> None:
+        """Close the file; later ``emit`` calls raise. Closing twice is harmless."""
         with self._lock:
-            self._file.close()
+            file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError as exc:
+                raise DecisionLogError(f"decision log {self.path}: close failed") from exc
 
     def __enter__(self) -> JsonLinesLog:
         return self
@@ -62,9 +103,130 @@ class JsonLinesLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _open(self) -> tuple[io.FileIO, tuple[int, int]]:
+        try:
+            file = io.FileIO(self._where, "ab", opener=_private)
+        except OSError as exc:
+            raise DecisionLogError(f"cannot open decision log {self.path}: {exc.strerror}") from exc
+        st = os.fstat(file.fileno())
+        return file, (st.st_dev, st.st_ino)
+
+    def _current(self) -> io.FileIO:
+        """The open file, opened again first if ``path`` now names another file."""
+        if self._file is None:
+            raise DecisionLogError(f"decision log {self.path} is closed")
+        try:
+            st = os.stat(self._where)
+        except FileNotFoundError:
+            pass  # removed: create it again
+        except OSError:
+            return self._file  # cannot tell: the file we hold still keeps the line
+        else:
+            if (st.st_dev, st.st_ino) == self._identity:
+                return self._file
+        self._reopen()
+        return self._file
+
+    def _reopen(self) -> None:
+        if self._file is None:
+            raise DecisionLogError(f"decision log {self.path} is closed")
+        old = self._file
+        self._file, self._identity = self._open()
+        self._torn = False  # a fragment, if any, was in the old file
+        with contextlib.suppress(OSError):  # its lines were written; nothing is buffered
+            old.close()
+
+    def _append(self, file: io.FileIO, data: bytes) -> None:
+        if self._torn:
+            data = b"\n" + data  # end the fragment first: it stays one bad line alone
+        fd = file.fileno()
+        locked = _lock(fd)
+        try:
+            try:
+                written = file.write(data)
+            except OSError as exc:  # nothing was written (ENOSPC, EFBIG, EIO...)
+                raise DecisionLogError(
+                    f"could not write to decision log {self.path}: {exc.strerror}"
+                ) from exc
+            if written == len(data):
+                self._torn = False
+                return
+            removed = _cut_back(fd, written or 0)
+            self._torn = self._torn or not removed
+            raise DecisionLogError(
+                f"could not write a whole line to decision log {self.path} "
+                f"({written} of {len(data)} bytes; the partial line was "
+                f"{'removed' if removed else 'left, and is ended by the next line'})"
+            )
+        finally:
+            if locked:
+                _unlock(fd)
+
+
+def _lock(fd: int) -> bool:
+    """Take the file's POSIX write lock; without one (no ``fcntl``, or a file system
+    that refuses locks) a line is still one whole O_APPEND write, so write anyway."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+    except OSError:
+        return False
+    return True
+
+
+def _unlock(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+
+
+def _private(path: str, flags: int) -> int:
+    """Open a new log readable by its owner only: it holds whole requests."""
+    return os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o600)
+
+
+def _cut_back(fd: int, written: int) -> bool:
+    """Remove the ``written`` bytes of a short append, if nobody appended after them."""
+    try:
+        end = os.lseek(fd, 0, os.SEEK_CUR)  # with O_APPEND: just after our bytes
+        if os.fstat(fd).st_size != end:
+            return False
+        os.ftruncate(fd, end - written)
+    except OSError:
+        return False
+    return True
+
+
+def encode_line(record: Mapping[str, Any]) -> bytes:
+    """One entry as one line of strict JSON in UTF-8, newline included.
+
+    Raises ``TypeError``/``ValueError`` for what strict JSON cannot hold (an object,
+    NaN): the caller counts that as a failed line. A string that is not valid
+    Unicode (a lone surrogate; requests refuse them, ``extra`` may carry one) is
+    written as a ``\\uXXXX`` escape, so the line is still written.
+    """
+    text = json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if text.isascii():
+        return text.encode("ascii") + b"\n"
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(record, separators=(",", ":"), allow_nan=False)
+        return text.encode("ascii") + b"\n"
+    for char in _LINE_BREAKS:
+        if char in text:
+            text = text.replace(char, f"\\u{ord(char):04x}")
+            data = text.encode("utf-8")
+    return data + b"\n"
+
 
 class LoggingLog:
-    """Sends each decision to a :mod:`logging` logger as one JSON message."""
+    """Sends each decision to a :mod:`logging` logger as one JSON message.
+
+    The message is ASCII (non-ASCII characters as ``\\uXXXX``). What a handler does
+    with it is up to :mod:`logging`: a failing handler reports through
+    ``Handler.handleError`` and is not counted in ``decision_log_failures``.
+    """
 
     def __init__(
         self,
@@ -76,9 +238,11 @@ class LoggingLog:
         self.logger = logging.getLogger(logger) if isinstance(logger, str) else logger
         self.level = level
         self.redact = tuple(redact)
+        self._paths = redaction_paths(self.redact)
 
     def emit(self, decision: Decision, request: AccessRequest, extra: Mapping[str, Any]) -> None:
         if not self.logger.isEnabledFor(self.level):
             return
-        record = audit_record(decision, request, redact=self.redact, extra=extra)
-        self.logger.log(self.level, "%s", json.dumps(record, separators=(",", ":")))
+        record = entry(decision, request, self._paths, extra)
+        message = json.dumps(record, separators=(",", ":"), allow_nan=False)
+        self.logger.log(self.level, "%s", message)
