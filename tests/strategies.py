@@ -482,3 +482,40 @@ def yaml_ish_text() -> st.SearchStrategy[str]:
 
 def _dump(document: Any) -> str:
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Behaviour stores and JWKS key sets: the circuit breaker's call endings, corrupted
+# Redis keys, and key sets mixing usable and unusable keys.
+# ---------------------------------------------------------------------------------------
+
+__all__ += [
+    "BREAKER_ENDINGS",
+    "StoreDown",
+    "breaker_endings",
+]
+
+
+class StoreDown(ConnectionError):
+    """A store failure, as the test breakers classify it."""
+
+
+def _encode_error() -> BaseException:
+    return UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+
+
+#: How a guarded call can end, and what it raises (None: it returns). ``cancelled``
+#: cancels the awaiting task; ``timeout`` also moves the clock by the timeout.
+BREAKER_ENDINGS: Mapping[str, Any] = {
+    "success": lambda: None,
+    "store_error": StoreDown,
+    "timeout": TimeoutError,
+    "unrelated_error": ValueError,
+    "encode_error": _encode_error,
+    "cancelled": lambda: None,
+}
+
+
+def breaker_endings() -> st.SearchStrategy[str]:
+    """Every way a call through the breaker can end."""
+    return st.sampled_from(sorted(BREAKER_ENDINGS))
