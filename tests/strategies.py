@@ -491,8 +491,10 @@ def _dump(document: Any) -> str:
 
 __all__ += [
     "BREAKER_ENDINGS",
+    "REDIS_KEY_PARTS",
     "StoreDown",
     "breaker_endings",
+    "corrupted_subjects",
 ]
 
 
@@ -519,3 +521,24 @@ BREAKER_ENDINGS: Mapping[str, Any] = {
 def breaker_endings() -> st.SearchStrategy[str]:
     """Every way a call through the breaker can end."""
     return st.sampled_from(sorted(BREAKER_ENDINGS))
+
+
+#: A subject's Redis keys (``zt:{user:<id>}:<part>``) and the type each must have.
+REDIS_KEY_PARTS: Mapping[str, str] = {
+    **dict.fromkeys(("m", "h", "d", "H"), "hash"),
+    **dict.fromkeys(("r", "sd", "si", "sc"), "zset"),
+}
+_REDIS_TYPES = ("string", "list", "set", "hash", "zset", "stream")
+
+
+@st.composite
+def corrupted_subjects(draw: st.DrawFn, subjects: int) -> dict[int, tuple[str, str]]:
+    """Some of ``subjects`` subjects (by index), each with one key given a wrong type:
+    ``{subject: (key part, Redis type)}``."""
+    chosen = draw(st.sets(st.integers(0, subjects - 1), max_size=subjects - 1))
+    result = {}
+    for subject in sorted(chosen):
+        part = draw(st.sampled_from(sorted(REDIS_KEY_PARTS)))
+        kind = draw(st.sampled_from([t for t in _REDIS_TYPES if t != REDIS_KEY_PARTS[part]]))
+        result[subject] = (part, kind)
+    return result
