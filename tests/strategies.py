@@ -495,6 +495,7 @@ __all__ += [
     "StoreDown",
     "breaker_endings",
     "corrupted_subjects",
+    "untrackable_values",
 ]
 
 
@@ -542,3 +543,26 @@ def corrupted_subjects(draw: st.DrawFn, subjects: int) -> dict[int, tuple[str, s
         kind = draw(st.sampled_from([t for t in _REDIS_TYPES if t != REDIS_KEY_PARTS[part]]))
         result[subject] = (part, kind)
     return result
+
+
+def _circular() -> list[Any]:
+    loop: list[Any] = []
+    loop.append(loop)
+    return loop
+
+
+def untrackable_values() -> st.SearchStrategy[Any]:
+    """Values no JSON holds, as a request built without validation may carry them:
+    sets, objects, maps with keys of mixed types, self-containing lists, each also
+    nested inside a list or map."""
+    base = st.one_of(
+        st.sets(st.integers(), min_size=1, max_size=3),
+        st.builds(object),
+        st.just({1: "a", "b": 2}),
+        st.builds(_circular),
+    )
+    return (
+        base
+        | st.lists(base, min_size=1, max_size=2)
+        | st.dictionaries(st.just("k"), base, min_size=1)
+    )

@@ -21,7 +21,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis_server import RedisServer, running_redis
-from strategies import REDIS_KEY_PARTS, corrupted_subjects
+from strategies import REDIS_KEY_PARTS, corrupted_subjects, untrackable_values
 
 from zerotrust import (
     AccessRequest,
@@ -33,6 +33,7 @@ from zerotrust import (
 )
 from zerotrust.behavior.breaker import BreakerState
 from zerotrust.engine import STORE_UNAVAILABLE
+from zerotrust.errors import BehaviorStoreError
 from zerotrust.request import Action, Resource, Subject
 
 NOW = datetime.datetime(2026, 3, 2, 10, 0, tzinfo=datetime.UTC)
@@ -347,3 +348,25 @@ def test_a_subject_error_gets_on_store_error_like_an_outage(
         StoreErrorMode.EVALUATE: Effect.ALLOW,
     }[mode]
     assert pdp.evaluate(_request("mallory")).effect is expected
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(bad=untrackable_values())
+def test_an_untrackable_value_fails_its_request_alone_and_loses_nothing_queued(
+    redis_server: RedisServer, bad: Any
+) -> None:
+    _admin(redis_server).flushall()
+    store = _store(redis_server)
+    pdp = PolicyDecisionPoint.from_texts({"p.yaml": POLICY}, clock=lambda: NOW, behavior=store)
+    assert pdp.evaluate(_request("u-1", deny=True)).effect is Effect.DENY  # outcome queued
+    with pytest.raises(BehaviorStoreError, match=r"device\.id"):
+        store.features(_raw("mallory", device=bad), NOW)
+    assert store.stats().pending_outcomes == 1
+    features = store.features(AccessRequest.from_mapping(_request("u-1")), NOW)
+    assert (features["requests_1h"], features["denied_1h"]) == (2, 1)
+    stats = store.stats()
+    assert (stats.failures, stats.lost_outcomes, stats.breaker) == (0, 0, BreakerState.CLOSED)

@@ -82,10 +82,12 @@ def _hash(kind: int, value: Any, field: str) -> int | None:
     ``field`` for a value that cannot be tracked, before the store is touched."""
     if value is None:
         return None
-    try:
-        if isinstance(value, dict | list):
-            value = json.dumps(value, sort_keys=True)
+    if isinstance(value, str | int | float):
         return hash((kind, value))
+    try:
+        if not isinstance(value, dict | list):
+            raise TypeError(type(value).__name__)
+        return hash((kind, json.dumps(value, sort_keys=True)))
     except (TypeError, ValueError, RecursionError) as exc:
         raise BehaviorStoreError(f"{field} cannot be tracked: not JSON data") from exc
 
