@@ -8,6 +8,7 @@ carries can hold the breaker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import socket
 import threading
@@ -370,3 +371,35 @@ def test_an_untrackable_value_fails_its_request_alone_and_loses_nothing_queued(
     assert (features["requests_1h"], features["denied_1h"]) == (2, 1)
     stats = store.stats()
     assert (stats.failures, stats.lost_outcomes, stats.breaker) == (0, 0, BreakerState.CLOSED)
+
+
+def test_a_server_busy_with_a_long_script_is_a_store_failure(redis_server: RedisServer) -> None:
+    """BUSY has no redis-py class: it is known by the code that starts the reply."""
+    admin = _admin(redis_server)
+    admin.config_set("busy-reply-threshold", "10")
+    store = _store(redis_server, breaker_failures=1, timeout=1.0)
+    store.features(_raw("u-1"), NOW)  # connected, script loaded
+    looping = threading.Thread(
+        target=lambda: _swallow(lambda: admin.eval("while true do end", 0)), daemon=True
+    )
+    looping.start()
+    try:
+        deadline = time.monotonic() + 5
+        features = store.features(_raw("u-1"), NOW)
+        while store.stats().failures == 0 and time.monotonic() < deadline:
+            features = store.features(_raw("u-1"), NOW)
+        assert features == {"available": False}
+        stats = store.stats()
+        assert (stats.failures, stats.subject_errors, stats.breaker) == (1, 0, BreakerState.OPEN)
+    finally:
+        killer = _admin(redis_server)
+        while looping.is_alive():
+            _swallow(killer.script_kill)
+            looping.join(0.1)
+        for client in (killer, admin, store):
+            client.close()
+
+
+def _swallow(fn: Any) -> None:
+    with contextlib.suppress(redis.RedisError):
+        fn()

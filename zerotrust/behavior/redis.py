@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 import attrs
 
 from zerotrust.behavior._lua import SCRIPT
+from zerotrust.behavior._redis_faults import Faults
 from zerotrust.behavior._windows import bucket
 from zerotrust.behavior.breaker import BreakerState, CircuitBreaker, CircuitOpenError
 from zerotrust.behavior.config import BehaviorConfig, ConfiguredStore
@@ -55,14 +56,6 @@ __all__ = ["RedisBehaviorStore", "RedisStats"]
 _log = logging.getLogger("zerotrust.behavior")
 MAX_PENDING = 1_000  # deferred outcomes beyond this are sent at once
 _Call = list[bytes | int]
-#: Error codes with which a server refuses every script, whatever the keys (the ones
-#: redis-py has no class for keep the code at the start of the message).
-_SERVER_CODES = frozenset(
-    {
-        *("BUSY", "CLUSTERDOWN", "LOADING", "MASTERDOWN", "MISCONF", "NOAUTH", "NOPERM"),
-        *("NOREPLICAS", "NOSCRIPT", "OOM", "READONLY", "TRYAGAIN", "ASK", "MOVED"),
-    }
-)
 #: The script's reply: the features but ``available``, the baseline as sum and hours.
 _REPLY = len(FEATURES)
 
@@ -87,38 +80,6 @@ class _Batch(NamedTuple):
     tags: list[bytes]
     outcomes: list[int]  # deferred outcomes carried by each call
     request: bool  # whether the last call reads a request's features
-
-
-class _Faults:
-    """How redis-py's exceptions divide into store failures and subject errors."""
-
-    def __init__(self) -> None:
-        import redis.exceptions as e
-
-        self.response: type[Exception] = e.ResponseError
-        self.noscript: type[Exception] = e.NoScriptError
-        self._client_side = (e.DataError,)  # an argument redis-py cannot encode
-        self._unreachable = (e.RedisError, e.RedisClusterException, OSError)
-        self._server_wide = (
-            *(e.ReadOnlyError, e.OutOfMemoryError, e.ClusterError, e.TryAgainError),
-            *(e.NoPermissionError, e.NoScriptError, e.AskError, e.ExecAbortError),
-        )
-
-    def is_failure(self, exc: BaseException) -> bool:
-        """Whether ``exc`` says the server is unusable (so the breaker counts it)."""
-        if isinstance(exc, self.response):
-            return self.server_wide(exc)
-        if isinstance(exc, self._client_side):
-            return False
-        return isinstance(exc, self._unreachable)
-
-    def server_wide(self, exc: BaseException) -> bool:
-        return isinstance(exc, self._server_wide) or str(exc).split(" ", 1)[0] in _SERVER_CODES
-
-    def raise_server_wide(self, replies: list[Any]) -> None:
-        for reply in replies:
-            if isinstance(reply, BaseException) and self.server_wide(reply):
-                raise reply
 
 
 def _tag(request: AccessRequest) -> bytes:
@@ -164,7 +125,7 @@ class RedisBehaviorStore(ConfiguredStore):
         self._client = client
         self._async_factory = async_client
         self._async: tuple[asyncio.AbstractEventLoop, Any] | None = None
-        self._faults = _Faults()
+        self._faults = Faults()
         options: dict[str, Any] = {"is_failure": self._faults.is_failure}
         if monotonic is not None:
             options["monotonic"] = monotonic
