@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
@@ -40,6 +40,7 @@ __all__ = [
     "StaticKeys",
     "VerificationKey",
     "load_key",
+    "parse_jwks",
 ]
 
 _log = logging.getLogger("zerotrust.identity")
@@ -73,6 +74,7 @@ class VerificationKey:
 
 
 _Keys = tuple[VerificationKey, ...]
+_Skipped = tuple[tuple[str, str], ...]  # (kid as shown in logs, why it was skipped)
 
 
 @runtime_checkable
@@ -111,7 +113,8 @@ def load_key(
         raise
     except Exception as exc:
         raise IdentityConfigError(
-            f"cannot load a public key from the given {type(material).__name__}"
+            f"cannot load a public key from the given {type(material).__name__} "
+            f"({type(exc).__name__})"
         ) from exc
 
 
@@ -138,18 +141,27 @@ class StaticKeys:
             raise IdentityConfigError("StaticKeys needs at least one key")
 
     @classmethod
-    def from_jwks(cls, document: Mapping[str, Any]) -> StaticKeys:
-        """Every usable key of a JWKS document; unusable ones are refused, not skipped."""
-        return cls(_jwks_keys(document, strict=True))
+    def from_jwks(cls, document: Mapping[str, Any], *, source: str = "document") -> StaticKeys:
+        """The usable signing keys of a JWKS document (RFC 7517 section 5).
+
+        Keys this verifier cannot use (encryption keys, unknown ``kty`` or curve,
+        ``key_ops`` without ``verify``, unsupported ``alg``, malformed) are skipped,
+        each with a warning on the ``zerotrust.identity`` logger naming its ``kid``
+        and why. Raises :class:`IdentityConfigError` when the document is not a JWKS
+        or no usable key remains."""
+        keys, skipped = parse_jwks(document)
+        _report_skipped(f"JWKS {source}", skipped)
+        return cls(keys)
 
     @classmethod
     def from_jwks_file(cls, path: str | Path) -> StaticKeys:
-        """Read a JWKS file once. Build a new verifier to pick up a changed file."""
+        """Read a JWKS file once (as :meth:`from_jwks`). Build a new verifier to pick
+        up a changed file. Raises :class:`IdentityConfigError`."""
         try:
             document = _loads(Path(path).read_bytes())
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise IdentityConfigError(f"cannot read JWKS file {str(path)!r}") from exc
-        return cls.from_jwks(document)
+        return cls.from_jwks(document, source=f"file {str(path)!r}")
 
     def lookup(self, kid: str | None) -> tuple[VerificationKey, ...]:
         return _select(self.keys, kid)
@@ -207,6 +219,7 @@ class RemoteJWKS:
         "_last_good",
         "_lock",
         "_opener",
+        "_skipped",
         "_timer",
         "max_bytes",
         "min_refresh_interval",
@@ -239,6 +252,7 @@ class RemoteJWKS:
             maxsize=1, ttl=cache_ttl, timer=timer
         )
         self._last_good: _Keys | None = None
+        self._skipped: _Skipped = ()
         self._last_attempt: float | None = None
         self._lock = threading.Lock()
         self._inflight: threading.Event | None = None
@@ -335,17 +349,20 @@ class RemoteJWKS:
                 body = response.read(self.max_bytes + 1)
             if len(body) > self.max_bytes:
                 raise ValueError(f"JWKS larger than {self.max_bytes} bytes")
-            keys = _jwks_keys(_loads(body), strict=False)
-            if not keys:
-                raise ValueError("JWKS has no usable signing key")
+            keys, skipped = parse_jwks(_loads(body))
         except Exception as exc:
             _log.warning(
                 "JWKS fetch from %s failed (%s); keeping %s",
                 self.url,
-                type(exc).__name__,
+                f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, IdentityConfigError)
+                else type(exc).__name__,
                 "the last good keys" if self._last_good else "no keys",
             )
             return None
+        if skipped != self._skipped:  # once per change, not at every refresh
+            self._skipped = skipped
+            _report_skipped(f"JWKS {self.url}", skipped)
         return keys
 
 
@@ -369,25 +386,55 @@ def _check_url(url: str) -> bool:
     raise IdentityConfigError("a JWKS URL must be https (plain http only to a loopback host)")
 
 
-def _jwks_keys(document: Any, *, strict: bool) -> tuple[VerificationKey, ...]:
+def parse_jwks(document: Any) -> tuple[_Keys, _Skipped]:
+    """The usable signing keys of a JWKS, and ``(kid, why)`` for every key skipped.
+
+    RFC 7517 section 5: keys whose type, curve or parameters are not understood are
+    ignored, not fatal. Raises :class:`IdentityConfigError` when ``document`` is not
+    a JWKS, has more than 100 keys, or has no usable signing key."""
     if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
         raise IdentityConfigError('a JWKS must be an object with a "keys" array')
     entries = document["keys"]
     if len(entries) > _MAX_KEYS:
         raise IdentityConfigError(f"a JWKS with more than {_MAX_KEYS} keys is refused")
     keys: list[VerificationKey] = []
+    skipped: list[tuple[str, str]] = []
     for index, entry in enumerate(entries):
         try:
-            keys.append(load_key(entry) if isinstance(entry, Mapping) else _not_a_jwk(index))
+            if not isinstance(entry, Mapping):
+                raise IdentityConfigError("not a JSON object")
+            keys.append(load_key(entry))
         except IdentityConfigError as exc:
-            if strict:
-                raise
-            _log.info("JWKS key %d skipped: %s", index, exc)
-    return tuple(keys)
+            skipped.append((_kid_of(entry, index), str(exc)))
+    if not keys:
+        raise IdentityConfigError(
+            "the JWKS has no usable signing key"
+            + (f" ({len(skipped)} skipped: {_reasons(skipped)})" if skipped else "")
+        )
+    return tuple(keys), tuple(skipped)
 
 
-def _not_a_jwk(index: int) -> VerificationKey:
-    raise IdentityConfigError(f"JWKS entry {index} is not an object")
+def _kid_of(entry: Any, index: int) -> str:
+    """How a log line names a JWKS entry: its ``kid`` (quoted, bounded) or position."""
+    kid = entry.get("kid") if isinstance(entry, Mapping) else None
+    if isinstance(kid, str):
+        return repr(kid[:64] + ("..." if len(kid) > 64 else ""))
+    return f"#{index}"
+
+
+def _reasons(skipped: Sequence[tuple[str, str]]) -> str:
+    return "; ".join(f"{kid}: {why}" for kid, why in skipped[:5])
+
+
+def _shown(value: Any) -> str:
+    """A value from a key set, for a message: quoted and bounded (never key material)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _report_skipped(source: str, skipped: _Skipped) -> None:
+    for kid, why in skipped:
+        _log.warning("%s: key %s skipped: %s", source, kid, why)
 
 
 def _from_jwk(jwk: Mapping[str, Any], *, kid: str | None, algorithm: str | None) -> VerificationKey:
@@ -398,7 +445,9 @@ def _from_jwk(jwk: Mapping[str, Any], *, kid: str | None, algorithm: str | None)
         raise IdentityConfigError("private JWKs are refused; give the public key")
     use = jwk.get("use")
     if use is not None and use != "sig":
-        raise IdentityConfigError('a JWK whose "use" is not "sig" cannot verify signatures')
+        raise IdentityConfigError(
+            f'a JWK whose "use" is {_shown(use)}, not "sig", cannot verify signatures'
+        )
     ops = jwk.get("key_ops")
     if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
         raise IdentityConfigError('a JWK whose "key_ops" lacks "verify" cannot verify')
@@ -407,21 +456,25 @@ def _from_jwk(jwk: Mapping[str, Any], *, kid: str | None, algorithm: str | None)
         raise IdentityConfigError('a JWK "kid" must be a string')
     jwk_alg = jwk.get("alg")
     if jwk_alg is not None and jwk_alg not in ASYMMETRIC_ALGORITHMS:
-        raise IdentityConfigError("a JWK names an algorithm this verifier does not support")
+        raise IdentityConfigError(
+            f'the JWK "alg" {_shown(jwk_alg)} is not a signature algorithm this verifier supports'
+        )
     if algorithm is not None and jwk_alg is not None and algorithm != jwk_alg:
         raise IdentityConfigError("the configured algorithm differs from the JWK's")
     if kty == "RSA":
         key: Any = RSAAlgorithm.from_jwk(dict(jwk))
     elif kty == "EC":
         if jwk.get("crv") not in _JWK_CURVES:
-            raise IdentityConfigError("unsupported EC curve")
+            raise IdentityConfigError(f"unsupported EC curve {_shown(jwk.get('crv'))}")
         key = ECAlgorithm.from_jwk(dict(jwk))
     elif kty == "OKP":
         if jwk.get("crv") not in ("Ed25519", "Ed448"):
-            raise IdentityConfigError("unsupported OKP curve")
+            raise IdentityConfigError(
+                f"unsupported OKP curve {_shown(jwk.get('crv'))} (Ed25519 and Ed448 verify)"
+            )
         key = OKPAlgorithm.from_jwk(dict(jwk))
     else:
-        raise IdentityConfigError("unsupported JWK key type")
+        raise IdentityConfigError(f"unsupported JWK key type {_shown(kty)} (RSA, EC, OKP verify)")
     return _from_object(
         key, kid=kid if kid is not None else jwk_kid, algorithm=algorithm or jwk_alg
     )
