@@ -32,6 +32,7 @@ from zerotrust import (
     RedisBehaviorStore,
     StoreErrorMode,
 )
+from zerotrust.behavior._redis_faults import Faults
 from zerotrust.behavior.breaker import BreakerState
 from zerotrust.engine import STORE_UNAVAILABLE
 from zerotrust.errors import BehaviorStoreError
@@ -403,3 +404,52 @@ def test_a_server_busy_with_a_long_script_is_a_store_failure(redis_server: Redis
 def _swallow(fn: Any) -> None:
     with contextlib.suppress(redis.RedisError):
         fn()
+
+
+def test_a_corrupted_subjects_own_folded_outcome_is_counted_lost(
+    redis_server: RedisServer,
+) -> None:
+    store = _store(redis_server)
+    pdp = PolicyDecisionPoint.from_texts({"p.yaml": POLICY}, clock=lambda: NOW, behavior=store)
+    assert pdp.evaluate(_request("mallory", deny=True)).effect is Effect.DENY  # outcome queued
+    _corrupt(_admin(redis_server), _key("mallory", "d"), "string")
+    assert store.features(_raw("mallory"), NOW) == {"available": False}
+    stats = store.stats()
+    assert (stats.subject_errors, stats.lost_outcomes, stats.pending_outcomes) == (1, 1, 0)
+
+
+_E = redis.exceptions
+
+
+@pytest.mark.parametrize(
+    ("error", "server_fault"),
+    [
+        (_E.ConnectionError("refused"), True),
+        (_E.TimeoutError("read"), True),
+        (_E.BusyLoadingError("loading the dataset"), True),
+        (_E.AuthenticationError("invalid password"), True),
+        (_E.ReadOnlyError("You can't write against a read only replica."), True),
+        (_E.OutOfMemoryError("command not allowed"), True),
+        (_E.ClusterDownError("The cluster is down"), True),
+        (_E.MasterDownError("link with MASTER is down"), True),
+        (_E.TryAgainError("multiple keys during resharding"), True),
+        (_E.NoPermissionError("no permissions to run 'evalsha'"), True),
+        (_E.SlotNotCoveredError("slot not covered"), True),
+        (_E.ResponseError("BUSY Redis is busy running a script."), True),
+        (_E.ResponseError("MISCONF Redis is configured to save RDB snapshots"), True),
+        (_E.ResponseError("NOREPLICAS Not enough good replicas to write."), True),
+        (OSError("network unreachable"), True),
+        (_E.ResponseError("WRONGTYPE behaviour key 2 holds a string, not a hash"), False),
+        (_E.ResponseError("WRONGTYPE Operation against a key holding the wrong kind"), False),
+        (_E.ResponseError("hash value is not an integer script: 1f0e, on @user_script:40."), False),
+        (_E.ResponseError("user_script:9: attempt to compare nil with number"), False),
+        (_E.DataError("Invalid input of type: 'dict'"), False),
+        (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), False),
+        (ValueError("a bug"), False),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
+)
+def test_only_faults_of_the_server_count_for_the_breaker(
+    error: BaseException, server_fault: bool
+) -> None:
+    assert Faults().is_failure(error) is server_fault

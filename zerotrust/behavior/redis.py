@@ -426,14 +426,17 @@ class RedisBehaviorStore(ConfiguredStore):
         """The request's features, or unavailable (a subject error counted and logged)."""
         if replies is None:
             return UNAVAILABLE
-        features = _features(replies[-1])
+        reply = replies[-1]
+        features = _features(reply)
         if features is None:
+            failed = isinstance(reply, BaseException)  # its folded-in outcomes went too
             with self._lock:
                 self._subject_errors += 1
+                self._lost += batch.outcomes[-1] if failed else 0
             _log.warning(
                 "behaviour of subject %s unavailable (this subject only): %s",
                 _shown(batch.tags[-1]),
-                replies[-1] if isinstance(replies[-1], BaseException) else "malformed reply",
+                reply if failed else "malformed reply",
             )
             return UNAVAILABLE
         return features
