@@ -351,12 +351,12 @@ class RemoteJWKS:
                 raise ValueError(f"JWKS larger than {self.max_bytes} bytes")
             keys, skipped = parse_jwks(_loads(body))
         except Exception as exc:
+            # Our own messages name what is wrong; a library's might quote the document.
+            why = str(exc) if isinstance(exc, IdentityConfigError) else type(exc).__name__
             _log.warning(
                 "JWKS fetch from %s failed (%s); keeping %s",
                 self.url,
-                f"{type(exc).__name__}: {exc}"
-                if isinstance(exc, IdentityConfigError)
-                else type(exc).__name__,
+                why,
                 "the last good keys" if self._last_good else "no keys",
             )
             return None
