@@ -40,7 +40,6 @@ __all__ = [
     "StaticKeys",
     "VerificationKey",
     "load_key",
-    "parse_jwks",
 ]
 
 _log = logging.getLogger("zerotrust.identity")
@@ -149,7 +148,7 @@ class StaticKeys:
         each with a warning on the ``zerotrust.identity`` logger naming its ``kid``
         and why. Raises :class:`IdentityConfigError` when the document is not a JWKS
         or no usable key remains."""
-        keys, skipped = parse_jwks(document)
+        keys, skipped = _parse_jwks(document)
         _report_skipped(f"JWKS {source}", skipped)
         return cls(keys)
 
@@ -349,7 +348,7 @@ class RemoteJWKS:
                 body = response.read(self.max_bytes + 1)
             if len(body) > self.max_bytes:
                 raise ValueError(f"JWKS larger than {self.max_bytes} bytes")
-            keys, skipped = parse_jwks(_loads(body))
+            keys, skipped = _parse_jwks(_loads(body))
         except Exception as exc:
             # Our own messages name what is wrong; a library's might quote the document.
             why = str(exc) if isinstance(exc, IdentityConfigError) else type(exc).__name__
@@ -386,7 +385,7 @@ def _check_url(url: str) -> bool:
     raise IdentityConfigError("a JWKS URL must be https (plain http only to a loopback host)")
 
 
-def parse_jwks(document: Any) -> tuple[_Keys, _Skipped]:
+def _parse_jwks(document: Any) -> tuple[_Keys, _Skipped]:
     """The usable signing keys of a JWKS, and ``(kid, why)`` for every key skipped.
 
     RFC 7517 section 5: keys whose type, curve or parameters are not understood are
