@@ -39,9 +39,10 @@ def _free_port() -> int:
 class RedisServer:
     """One redis-server process; can be killed and started again on the same port."""
 
-    def __init__(self, binary: str, directory: Path) -> None:
+    def __init__(self, binary: str, directory: Path, *extra: str) -> None:
         self.binary = binary
         self.directory = directory
+        self.extra = extra  # more redis-server arguments, e.g. "--replicaof", host, port
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -67,6 +68,7 @@ class RedisServer:
                 "no",
                 "--loglevel",
                 "warning",
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -91,9 +93,9 @@ class RedisServer:
             self.process = None
 
 
-def running_redis(tmp_path: Path) -> Iterator[RedisServer]:
+def running_redis(tmp_path: Path, *extra: str) -> Iterator[RedisServer]:
     """Body of a pytest fixture: a started server, stopped afterwards."""
-    server = RedisServer(redis_server_binary(), tmp_path)
+    server = RedisServer(redis_server_binary(), tmp_path, *extra)
     server.start()
     try:
         yield server

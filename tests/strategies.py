@@ -9,6 +9,8 @@ and an expression that always errors at evaluation (a key the request lacks).
 
 from __future__ import annotations
 
+import base64
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -731,3 +733,183 @@ def hostile_values(max_leaves: int = 12) -> st.SearchStrategy[tuple[Any, Any]]:
         ),
         max_leaves=max_leaves,
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Behaviour stores and JWKS key sets: the circuit breaker's call endings, corrupted
+# Redis keys, and key sets mixing usable and unusable keys.
+# ---------------------------------------------------------------------------------------
+
+__all__ += [
+    "BREAKER_ENDINGS",
+    "REDIS_KEY_PARTS",
+    "StoreDown",
+    "breaker_endings",
+    "corrupted_subjects",
+    "jwks_documents",
+    "untrackable_values",
+]
+
+
+class StoreDown(ConnectionError):
+    """A store failure, as the test breakers classify it."""
+
+
+def _encode_error() -> BaseException:
+    return UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+
+
+#: How a guarded call can end, and what it raises (None: it returns). ``cancelled``
+#: cancels the awaiting task; ``timeout`` also moves the clock by the timeout.
+BREAKER_ENDINGS: Mapping[str, Any] = {
+    "success": lambda: None,
+    "store_error": StoreDown,
+    "timeout": TimeoutError,
+    "unrelated_error": ValueError,
+    "encode_error": _encode_error,
+    "cancelled": lambda: None,
+}
+
+
+def breaker_endings() -> st.SearchStrategy[str]:
+    """Every way a call through the breaker can end."""
+    return st.sampled_from(sorted(BREAKER_ENDINGS))
+
+
+#: A subject's Redis keys (``zt:{user:<id>}:<part>``) and the type each must have.
+REDIS_KEY_PARTS: Mapping[str, str] = {
+    **dict.fromkeys(("m", "h", "d", "H"), "hash"),
+    **dict.fromkeys(("r", "sd", "si", "sc"), "zset"),
+}
+_REDIS_TYPES = ("string", "list", "set", "hash", "zset", "stream")
+
+
+@st.composite
+def corrupted_subjects(draw: st.DrawFn, subjects: int) -> dict[int, tuple[str, str]]:
+    """Some of ``subjects`` subjects (by index), each with one key given a wrong type:
+    ``{subject: (key part, Redis type)}``."""
+    chosen = draw(st.sets(st.integers(0, subjects - 1), max_size=subjects - 1))
+    result = {}
+    for subject in sorted(chosen):
+        part = draw(st.sampled_from(sorted(REDIS_KEY_PARTS)))
+        kind = draw(st.sampled_from([t for t in _REDIS_TYPES if t != REDIS_KEY_PARTS[part]]))
+        result[subject] = (part, kind)
+    return result
+
+
+def _circular() -> list[Any]:
+    loop: list[Any] = []
+    loop.append(loop)
+    return loop
+
+
+def untrackable_values() -> st.SearchStrategy[Any]:
+    """Values no JSON holds, as a request built without validation may carry them:
+    sets, objects, maps with keys of mixed types, self-containing lists, each also
+    nested inside a list or map."""
+    base = st.one_of(
+        st.sets(st.integers(), min_size=1, max_size=3),
+        st.builds(object),
+        st.just({1: "a", "b": 2}),
+        st.builds(_circular),
+    )
+    return (
+        base
+        | st.lists(base, min_size=1, max_size=2)
+        | st.dictionaries(st.just("k"), base, min_size=1)
+    )
+
+
+@functools.cache
+def _jwk_pool() -> Mapping[str, Mapping[str, Any]]:
+    """Public JWKs of keys generated once per test run, by kind."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
+    from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+    def rsa_jwk(bits: int) -> dict[str, Any]:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=bits).public_key()
+        return dict(RSAAlgorithm.to_jwk(key, as_dict=True))
+
+    def ec_jwk(curve: ec.EllipticCurve) -> dict[str, Any]:
+        key = ec.generate_private_key(curve).public_key()
+        return dict(ECAlgorithm.to_jwk(key, as_dict=True))
+
+    x = x25519.X25519PrivateKey.generate().public_key().public_bytes_raw()
+    return {
+        "rsa": rsa_jwk(2048),
+        "rsa1024": rsa_jwk(1024),
+        "p256": ec_jwk(ec.SECP256R1()),
+        "p384": ec_jwk(ec.SECP384R1()),
+        "ed25519": dict(
+            OKPAlgorithm.to_jwk(ed25519.Ed25519PrivateKey.generate().public_key(), as_dict=True)
+        ),
+        "x25519": {
+            "kty": "OKP",
+            "crv": "X25519",
+            "x": base64.urlsafe_b64encode(x).rstrip(b"=").decode("ascii"),
+        },
+    }
+
+
+def _usable_jwk(pool: Mapping[str, Mapping[str, Any]], kind: str, extra: str) -> dict[str, Any]:
+    jwk = dict(pool[kind])
+    if extra == "use":
+        jwk["use"] = "sig"
+    elif extra == "ops":
+        jwk["key_ops"] = ["verify"]
+    elif extra == "alg":
+        jwk["alg"] = {"rsa": "PS256", "p256": "ES256", "p384": "ES384", "ed25519": "EdDSA"}[kind]
+    return jwk
+
+
+def _unusable_jwk(pool: Mapping[str, Mapping[str, Any]], kind: str) -> Any:
+    """A key set entry this verifier must skip (RFC 7517 section 5), by kind."""
+    rsa, p256 = dict(pool["rsa"]), dict(pool["p256"])
+    return {
+        "encryption": {**rsa, "use": "enc", "alg": "RSA-OAEP"},
+        "x25519": {**pool["x25519"], "use": "enc", "alg": "ECDH-ES"},
+        "ops_without_verify": {**p256, "key_ops": ["encrypt", "sign"]},
+        "unsupported_alg": {**p256, "alg": "HS256"},
+        "alg_not_a_string": {**rsa, "alg": ["RS256"]},
+        "unknown_kty": {"kty": "PQC", "pub": "AAAA"},
+        "unknown_curve": {**p256, "crv": "P-192"},
+        "symmetric": {"kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"},
+        "private": {**p256, "d": "AAAA"},
+        "short_rsa": dict(pool["rsa1024"]),
+        "broken_ec": {**p256, "x": "AA", "y": "AA"},
+        "missing_members": {"kty": "RSA", "e": "AQAB"},
+        "bad_base64": {**rsa, "n": "!!not base64!!"},
+        "kid_not_a_string": {**p256, "kid": 7},
+        "not_an_object": "RSA",
+        "null": None,
+    }[kind]
+
+
+_USABLE_KINDS = ("rsa", "p256", "p384", "ed25519")
+_UNUSABLE_KINDS = (
+    *("encryption", "x25519", "ops_without_verify", "unsupported_alg", "alg_not_a_string"),
+    *("unknown_kty", "unknown_curve", "symmetric", "private", "short_rsa", "broken_ec"),
+    *("missing_members", "bad_base64", "kid_not_a_string", "not_an_object", "null"),
+)
+
+
+@st.composite
+def jwks_documents(draw: st.DrawFn) -> tuple[dict[str, Any], frozenset[str]]:
+    """A key set mixing usable and unusable keys in any order, and the ``kid`` of each
+    usable one (entry ``i`` has ``kid`` ``k<i>`` where it can carry one)."""
+    pool = _jwk_pool()
+    usable = st.tuples(
+        st.just(True), st.sampled_from(_USABLE_KINDS), st.sampled_from(["", "use", "ops", "alg"])
+    )
+    unusable = st.tuples(st.just(False), st.sampled_from(_UNUSABLE_KINDS), st.just(""))
+    picks = draw(st.lists(usable | unusable, max_size=8))
+    entries: list[Any] = []
+    kids: set[str] = set()
+    for i, (ok, kind, extra) in enumerate(picks):
+        entry = _usable_jwk(pool, kind, extra) if ok else _unusable_jwk(pool, kind)
+        if isinstance(entry, dict) and "kid" not in entry:
+            entry["kid"] = f"k{i}"
+        if ok:
+            kids.add(f"k{i}")
+        entries.append(entry)
+    return {"keys": entries}, frozenset(kids)

@@ -11,11 +11,22 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import untrackable_values
 
-from zerotrust import AccessRequest, BehaviorConfig, Decision, Effect, MemoryBehaviorStore, Risk
+from zerotrust import (
+    AccessRequest,
+    BehaviorConfig,
+    Decision,
+    Effect,
+    MemoryBehaviorStore,
+    PolicyDecisionPoint,
+    Risk,
+)
 from zerotrust.behavior._windows import bucket
 from zerotrust.behavior.features import FEATURES, counted_records
-from zerotrust.errors import ZeroTrustError
+from zerotrust.engine import STORE_UNAVAILABLE
+from zerotrust.errors import BehaviorStoreError, ZeroTrustError
+from zerotrust.request import Action, Resource, Subject
 
 START = datetime.datetime(2026, 3, 2, 9, 0, tzinfo=datetime.UTC)
 
@@ -360,3 +371,53 @@ def test_bucket_ids_are_rebased_and_late_or_far_future_buckets_stay_exact() -> N
     w.add(s, 10**12, (2**63 - 1,))  # past 64 bits: columns become lists
     assert w.value(s, 10**12, 0) == 2**63 + 4
     assert s.meta[2] == sum(s.w[1::2]) and isinstance(s.meta, list)
+
+
+def _raw(subject: str, device: Any) -> AccessRequest:
+    """A request built without validation, as a caller of the store may hand it."""
+    return AccessRequest(
+        Subject(subject), Action("read"), Resource("customer_record", "c-1"), {"id": device}, {}
+    )
+
+
+def test_an_untrackable_value_fails_its_request_alone_and_writes_nothing() -> None:
+    store = MemoryBehaviorStore()
+    store.features(_raw("mallory", "d-1"), START)
+    with pytest.raises(BehaviorStoreError, match=r"device\.id"):
+        store.features(_raw("mallory", {"d-1", "d-2"}), START)
+    again = store.features(_raw("mallory", "d-1"), START)
+    assert again["requests_1h"] == 2  # the refused request counted nowhere
+    assert store.features(_raw("u-1", "d-9"), START)["requests_1h"] == 1
+    pdp = PolicyDecisionPoint.from_texts(
+        {
+            "p.yaml": "policy: p\ntarget: {resources: [customer_record]}\nrules:\n"
+            "  - {id: allow, effect: allow}\n"
+        },
+        clock=lambda: START,
+        behavior=store,
+    )
+    decision = pdp.evaluate(_raw("mallory", [1, {1: "a", "b": 2}]))
+    assert decision.effect is Effect.DENY  # on_store_error=deny, for this request
+    assert decision.reasons[0].rule == STORE_UNAVAILABLE
+    assert pdp.evaluate(_raw("u-1", "d-9")).effect is Effect.ALLOW
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(0, 3), st.one_of(st.none(), untrackable_values())), max_size=40
+    )
+)
+def test_untrackable_requests_never_change_anyones_features(steps: list[tuple[int, Any]]) -> None:
+    """Interleave good requests of four subjects with requests whose device id cannot
+    be tracked: every good request sees exactly what a store that never saw a bad one
+    sees, and every bad one fails with BehaviorStoreError."""
+    store, clean = MemoryBehaviorStore(), MemoryBehaviorStore()
+    for i, (subject, bad) in enumerate(steps):
+        now = START + datetime.timedelta(seconds=7 * i)
+        if bad is not None:
+            with pytest.raises(BehaviorStoreError):
+                store.features(_raw(f"s{subject}", bad), now)
+        else:
+            good = _raw(f"s{subject}", f"d{i % 3}")
+            assert store.features(good, now) == clean.features(good, now)

@@ -125,8 +125,9 @@ def test_load_key(material: str, ok: bool) -> None:
 
 
 def test_jwks_documents() -> None:
-    with pytest.raises(IdentityConfigError):
-        StaticKeys.from_jwks_file(KEYS / "jwk_keyset_with_unknown_alg.json")
+    # A signing key and an encryption key: the encryption key is skipped.
+    keys = StaticKeys.from_jwks_file(KEYS / "jwk_keyset_with_unknown_alg.json")
+    assert [k.kid for k in keys.keys] == ["U1MayerhVuRj8xtFR8hyMH9lCfVMKlb3TG7mbQAS19M"]
     with pytest.raises(IdentityConfigError):
         StaticKeys.from_jwks_file(KEYS / "missing.json")
     with pytest.raises(IdentityConfigError):

@@ -1,20 +1,25 @@
-"""RemoteJWKS against a real HTTP server on 127.0.0.1 serving a JWKS that changes."""
+"""Key sets: RemoteJWKS against a real HTTP server on 127.0.0.1 serving a JWKS that
+changes, and the parsing it shares with StaticKeys (unusable keys skipped)."""
 
 from __future__ import annotations
 
 import asyncio
 import http.server
 import json
+import logging
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
-from jwt.algorithms import ECAlgorithm
-from jwt_helpers import AUDIENCE, ISSUER, NOW, claims, token
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, x25519
+from hypothesis import HealthCheck, given, settings
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from jwt_helpers import AUDIENCE, ISSUER, NOW, b64u, claims, token
+from strategies import jwks_documents
 
 from zerotrust.identity import (
     IdentityConfigError,
@@ -23,6 +28,7 @@ from zerotrust.identity import (
     JWTVerifier,
     KeysUnavailableError,
     RemoteJWKS,
+    StaticKeys,
     UnknownKeyError,
 )
 
@@ -321,3 +327,111 @@ def test_concurrent_first_requests_share_one_fetch(server: _Server, timer: _Cloc
         t.join()
     assert outcomes == ["someone@example.net"] * 6
     assert server.hits == 1
+
+
+# -- key sets: unusable keys are skipped (RFC 7517 section 5), on every path --------------
+
+
+def _keycloak_realm() -> tuple[dict[str, Any], Any]:
+    """A Keycloak-style realm key set (signing key, RSA-OAEP encryption key, X25519
+    key) and the signing key's private half."""
+    signing = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    encryption = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    agreement = x25519.X25519PrivateKey.generate().public_key().public_bytes_raw()
+    keys = [
+        {
+            **RSAAlgorithm.to_jwk(encryption, as_dict=True),
+            "kid": "enc-oaep",
+            "use": "enc",
+            "alg": "RSA-OAEP",
+        },
+        {
+            **RSAAlgorithm.to_jwk(signing.public_key(), as_dict=True),
+            "kid": "sig-rs256",
+            "use": "sig",
+            "alg": "RS256",
+        },
+        {
+            "kty": "OKP",
+            "crv": "X25519",
+            "kid": "enc-x25519",
+            "use": "enc",
+            "alg": "ECDH-ES",
+            "x": b64u(agreement),
+        },
+    ]
+    return {"keys": keys}, signing
+
+
+def _rs256(private: Any, kid: str) -> str:
+    return token({"alg": "RS256", "kid": kid}, claims(), "RS256", private)
+
+
+def _skip_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "zerotrust.identity" and r.levelno == logging.WARNING and "skipped" in r.msg
+    ]
+
+
+def test_keycloak_key_set_file_loads_its_signing_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The reported fault: the whole file was refused because of the encryption keys.
+    document, private = _keycloak_realm()
+    path = tmp_path / "certs.json"
+    path.write_text(json.dumps(document))
+    with caplog.at_level(logging.WARNING, logger="zerotrust.identity"):
+        keys = StaticKeys.from_jwks_file(path)
+    assert [k.kid for k in keys.keys] == ["sig-rs256"]
+    v = JWTVerifier(issuers=Issuer(ISSUER, keys), audiences=AUDIENCE, clock=lambda: NOW)
+    assert v.verify(_rs256(private, "sig-rs256")).id
+    lines = _skip_lines(caplog)
+    assert len(lines) == 2
+    assert "'enc-oaep'" in lines[0] and "\"use\" is 'enc'" in lines[0]
+    assert "'enc-x25519'" in lines[1] and "skipped" in lines[1]
+
+
+def test_keycloak_key_set_url_loads_its_signing_key_and_reports_skips_once(
+    server: _Server, timer: _Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    document, private = _keycloak_realm()
+    server.jwks = document
+    v, source = _verifier(server.url, timer)
+    with caplog.at_level(logging.WARNING, logger="zerotrust.identity"):
+        assert v.verify(_rs256(private, "sig-rs256")).id
+        timer.t += TTL + 1
+        assert v.verify(_rs256(private, "sig-rs256")).id  # refreshed: same skips, no lines
+    assert source.fetches == 2
+    assert len(_skip_lines(caplog)) == 2
+    with pytest.raises(UnknownKeyError):
+        v.verify(_rs256(private, "enc-oaep"))  # an encryption key's kid never verifies
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(case=jwks_documents())
+def test_key_sets_load_exactly_their_usable_keys(
+    server: _Server, timer: _Clock, case: tuple[dict[str, Any], frozenset[str]]
+) -> None:
+    """Both ways in (a document or file, and a URL) share one parser: the keys loaded
+    are exactly the usable ones; with none usable, a typed error (static) or no keys
+    (remote, which then refuses every token)."""
+    document, usable = case
+    if usable:
+        assert {k.kid for k in StaticKeys.from_jwks(document).keys} == usable
+    else:
+        with pytest.raises(IdentityConfigError, match="no usable signing key"):
+            StaticKeys.from_jwks(document)
+    server.jwks = document
+    source = RemoteJWKS(server.url, timer=timer)
+    assert source.refresh() is bool(usable)
+    if usable:
+        assert {k.kid for k in source.lookup(None)} == usable
+    else:
+        with pytest.raises(KeysUnavailableError):
+            source.lookup(None)

@@ -1,7 +1,9 @@
 """The Redis script: apply outcomes, record a request and read its features, atomically.
 
 One script run per subject and call, so a decision costs one round trip. Keys all
-carry the subject's hash tag and live in one Cluster slot. The bucketing is the
+carry the subject's hash tag and live in one Cluster slot. A key of the wrong type
+(written by something else) is refused before anything is written, with an error
+reply about this subject only. The bucketing is the
 memory store's (``_windows``): bucket numbers come from Python, each window keeps
 running totals (fields ``t1``..``tk``), its newest bucket (``hz``) and per-bucket
 fields ``<bucket>:<column>``; a window wholly expired is deleted in one go.
@@ -24,6 +26,17 @@ local hspan = tonumber(ARGV[3])
 local sspan = tonumber(ARGV[4])
 local maxres = tonumber(ARGV[5])
 local maxseen = tonumber(ARGV[6])
+
+-- Keys someone else gave another type fail this subject alone, before anything is
+-- written (the error names the key by position: the subject id may not be UTF-8).
+local want = {'hash', 'hash', 'hash', 'hash', 'zset', 'zset', 'zset', 'zset'}
+for k = 1, 8 do
+  local t = redis.call('TYPE', KEYS[k]).ok
+  if t ~= 'none' and t ~= want[k] then
+    return redis.error_reply('WRONGTYPE behaviour key ' .. k .. ' holds a ' .. t ..
+      ', not a ' .. want[k])
+  end
+end
 
 local function advance(key, cur, width, ncols, active)
   local hz = tonumber(redis.call('HGET', key, 'hz'))

@@ -1,6 +1,6 @@
 """What a store takes from a request, and the feature map it gives back.
 
-Both stores compute the same features from the same :class:`Event`, so a policy
+Both stores compute the same features from the same parts of a request, so a policy
 behaves the same on the embedded store and on Redis.
 """
 
@@ -13,17 +13,17 @@ from typing import Any
 import attrs
 
 from zerotrust.decision import Decision, Effect
+from zerotrust.errors import BehaviorStoreError
 from zerotrust.request import AccessRequest
 
 __all__ = [
     "FEATURES",
     "MAX_RECORDS",
     "UNAVAILABLE",
-    "Event",
     "Outcome",
     "counted_records",
-    "event_of",
     "outcome_of",
+    "tracked_text",
 ]
 
 #: Every feature a store returns, in a stable order.
@@ -48,18 +48,6 @@ MAX_RECORDS = 1_000_000_000
 
 #: What policies see when the store cannot answer.
 UNAVAILABLE: Mapping[str, Any] = {"available": False}
-
-
-@attrs.frozen
-class Event:
-    """The parts of one request that behaviour tracks."""
-
-    subject: tuple[str, str]
-    records: int
-    resource: str
-    device: str | None
-    ip: str | None
-    country: str | None
 
 
 @attrs.frozen
@@ -88,24 +76,20 @@ def counted_records(context: Mapping[str, Any]) -> int:
     return min(value, MAX_RECORDS)
 
 
-def _text(value: Any) -> str | None:
+def tracked_text(value: Any, field: str) -> str | None:
+    """A tracked value (device id, IP, country, resource) as text: a str as it is,
+    anything else as compact JSON, None as None.
+
+    Raises :class:`BehaviorStoreError` naming ``field`` for a value JSON cannot hold
+    (only a request built without :meth:`AccessRequest.from_mapping` has one)."""
     if value is None:
         return None
     if isinstance(value, str):
         return value
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def event_of(request: AccessRequest) -> Event:
-    resource = request.resource
-    return Event(
-        subject=(request.subject.type, request.subject.id),
-        records=counted_records(request.context),
-        resource=json.dumps([resource.type, resource.id], separators=(",", ":")),
-        device=_text(request.device.get("id")),
-        ip=_text(request.context.get("ip")),
-        country=_text(request.context.get("country")),
-    )
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise BehaviorStoreError(f"{field} cannot be tracked: not JSON data") from exc
 
 
 def outcome_of(request: AccessRequest, decision: Decision) -> Outcome | None:

@@ -20,6 +20,7 @@ from zerotrust.behavior._windows import Column, Hours, Recent, Seen, State, Wind
 from zerotrust.behavior.config import BehaviorConfig, ConfiguredStore
 from zerotrust.behavior.features import Outcome, counted_records, outcome_of
 from zerotrust.decision import Decision
+from zerotrust.errors import BehaviorStoreError
 from zerotrust.request import AccessRequest
 
 __all__ = ["MemoryBehaviorStore"]
@@ -73,10 +74,22 @@ class _Subject(State):
         return _View(self.s, self.s[::3])
 
 
-def _hash(kind: int, value: Any) -> int:
-    if isinstance(value, dict | list):
-        value = json.dumps(value, sort_keys=True)
-    return hash((kind, value))
+_SEEN_FIELDS = ("device.id", "context.ip", "context.country")
+
+
+def _hash(kind: int, value: Any, field: str) -> int | None:
+    """A tracked value's hash (None when absent); raises ``BehaviorStoreError`` naming
+    ``field`` for a value that cannot be tracked, before the store is touched."""
+    if value is None:
+        return None
+    if isinstance(value, str | int | float):
+        return hash((kind, value))
+    try:
+        if not isinstance(value, dict | list):
+            raise TypeError(type(value).__name__)
+        return hash((kind, json.dumps(value, sort_keys=True)))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise BehaviorStoreError(f"{field} cannot be tracked: not JSON data") from exc
 
 
 def _key(request: AccessRequest) -> tuple[str, str]:
@@ -145,7 +158,10 @@ class MemoryBehaviorStore(ConfiguredStore):
         """The features of one request at POSIX time ``t``, the request counted.
 
         ``resource`` is a hash of (type, id); ``seen`` the device id, IP and country.
+        Everything that can fail for this request's values fails before the lock is
+        taken, so a bad value never leaves a subject half updated or others waiting.
         """
+        hashes = [_hash(kind, value, _SEEN_FIELDS[kind]) for kind, value in enumerate(seen)]
         hour_id = bucket(t, 3600)
         b_hour = bucket(t, self._g_hour)
         with self._lock:
@@ -170,8 +186,7 @@ class MemoryBehaviorStore(ConfiguredStore):
             res.touch(s, resource, b_hour)
             seen_ = self._seen
             new = [
-                value is not None and seen_.check(s, kind, _hash(kind, value), hour_id)
-                for kind, value in enumerate(seen)
+                h is not None and seen_.check(s, kind, h, hour_id) for kind, h in enumerate(hashes)
             ]
             meta = s.meta
             return {

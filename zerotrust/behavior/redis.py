@@ -9,27 +9,45 @@ Set ``BehaviorConfig(defer_outcomes=False)`` to send it at once instead (two rou
 trips per refused decision). ``redis`` is imported only when a store is built, so
 ``import zerotrust`` never needs it.
 
-Faults never raise and never wait longer than the timeouts: the features come back
-``{"available": False}`` and the PDP applies ``on_store_error``. A circuit breaker
-then answers at once until the server is back.
+Faults never wait longer than the timeouts and come back as ``{"available": False}``,
+to which the PDP applies ``on_store_error``. Two kinds are kept apart:
+
+* a *store failure* (no connection, a timeout, a server refusing every script: OOM,
+  READONLY, LOADING, BUSY, MISCONF, CLUSTERDOWN, ...) feeds the circuit breaker,
+  which then answers at once until the server is back;
+* a *subject error* (the server answered, but this subject's keys hold something
+  the script cannot use) is that subject's alone: its request is unavailable, every
+  other subject goes on and the breaker is not touched.
+
+Any other exception (a bug) is raised to the PDP, which also applies
+``on_store_error``; it never holds the breaker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
 from zerotrust.behavior._lua import SCRIPT
+from zerotrust.behavior._redis_faults import Faults
 from zerotrust.behavior._windows import bucket
-from zerotrust.behavior.breaker import BreakerState, CircuitBreaker
+from zerotrust.behavior.breaker import BreakerState, CircuitBreaker, CircuitOpenError
 from zerotrust.behavior.config import BehaviorConfig, ConfiguredStore
-from zerotrust.behavior.features import UNAVAILABLE, Outcome, counted_records, outcome_of
+from zerotrust.behavior.features import (
+    FEATURES,
+    UNAVAILABLE,
+    Outcome,
+    counted_records,
+    outcome_of,
+    tracked_text,
+)
 from zerotrust.decision import Decision
 from zerotrust.request import AccessRequest
 
@@ -37,7 +55,9 @@ __all__ = ["RedisBehaviorStore", "RedisStats"]
 
 _log = logging.getLogger("zerotrust.behavior")
 MAX_PENDING = 1_000  # deferred outcomes beyond this are sent at once
-_Args = list[str | int]
+_Call = list[bytes | int]
+#: The script's reply: the features but ``available``, the baseline as sum and hours.
+_REPLY = len(FEATURES)
 
 
 @attrs.frozen
@@ -45,27 +65,45 @@ class RedisStats:
     """Counters since the store was made: what it cost and what went wrong."""
 
     round_trips: int
-    failures: int
+    failures: int  # store failures (what the breaker counts)
+    subject_errors: int  # requests whose subject's keys the script could not use
     rejected: int  # calls answered "unavailable" by the open circuit breaker
-    lost_outcomes: int  # deferred outcomes dropped because the store was down
+    lost_outcomes: int  # deferred outcomes dropped: store down, or their subject's keys bad
     pending_outcomes: int
     breaker: BreakerState
 
 
-def _tag(request: AccessRequest) -> str:
-    """The subject's hash tag: braces escaped so Cluster hashes exactly this."""
+class _Batch(NamedTuple):
+    """The script calls of one round trip, one per subject (a request's last)."""
+
+    calls: list[_Call]
+    tags: list[bytes]
+    outcomes: list[int]  # deferred outcomes carried by each call
+    request: bool  # whether the last call reads a request's features
+
+
+def _tag(request: AccessRequest) -> bytes:
+    """The subject's hash tag: braces escaped so Cluster hashes exactly this. Any str
+    encodes (a lone surrogate too, injectively), so no subject id can fail here."""
     raw = f"{request.subject.type}:{request.subject.id}"
-    return raw.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+    return _bytes(raw.replace("%", "%25").replace("{", "%7B").replace("}", "%7D"))
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value or '""'
-    import json
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+def _arg(value: Any, field: str) -> bytes:
+    """A tracked value as a script argument (``b""`` is "absent")."""
+    text = tracked_text(value, field)
+    if text is None:
+        return b""
+    return _bytes(text) or b'""'
+
+
+def _shown(tag: bytes) -> str:
+    """A subject's tag for a log line: printable and bounded."""
+    return repr(tag[:80].decode("utf-8", "backslashreplace"))
 
 
 class RedisBehaviorStore(ConfiguredStore):
@@ -83,21 +121,17 @@ class RedisBehaviorStore(ConfiguredStore):
         async_client: Callable[[], Any] | None = None,
         monotonic: Callable[[], float] | None = None,
     ) -> None:
-        import redis
-
         self._config = c = config or BehaviorConfig()
         self._client = client
         self._async_factory = async_client
         self._async: tuple[asyncio.AbstractEventLoop, Any] | None = None
-        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
-        self._noscript: type[BaseException] = redis.exceptions.NoScriptError
-        self._breaker = (
-            CircuitBreaker(c.breaker_failures, c.breaker_reset, monotonic)
-            if monotonic is not None
-            else CircuitBreaker(c.breaker_failures, c.breaker_reset)
-        )
-        self._sha = _sha1(SCRIPT)
-        self._header: _Args = [
+        self._faults = Faults()
+        options: dict[str, Any] = {"is_failure": self._faults.is_failure}
+        if monotonic is not None:
+            options["monotonic"] = monotonic
+        self._breaker = CircuitBreaker(c.breaker_failures, c.breaker_reset, **options)
+        self._sha = hashlib.sha1(SCRIPT.encode("utf-8")).hexdigest()
+        self._header: _Call = [
             c.effective_ttl,
             c.buckets,
             c.baseline_hours + 1,
@@ -105,11 +139,13 @@ class RedisBehaviorStore(ConfiguredStore):
             c.max_resources,
             c.max_seen,
         ]
+        self._prefix = _bytes(c.key_prefix)
         self._g = (c.granularity(c.minute_window), c.granularity(c.hour_window))
         self._g_day = c.granularity(c.day_window)
         self._lock = threading.Lock()
-        self._pending: list[tuple[str, _Args]] = []
-        self._round_trips = self._failures = self._rejected = self._lost = 0
+        self._pending: list[tuple[bytes, _Call]] = []
+        self._round_trips = self._failures = self._subject_errors = 0
+        self._rejected = self._lost = 0
 
     @classmethod
     def from_url(
@@ -144,6 +180,7 @@ class RedisBehaviorStore(ConfiguredStore):
             return RedisStats(
                 self._round_trips,
                 self._failures,
+                self._subject_errors,
                 self._rejected,
                 self._lost,
                 len(self._pending),
@@ -154,11 +191,8 @@ class RedisBehaviorStore(ConfiguredStore):
 
     def features(self, request: AccessRequest, now: datetime.datetime) -> Mapping[str, Any]:
         """Record the request and read its subject's features: one round trip."""
-        calls = self._calls(request, now)
-        if calls is None:
-            return UNAVAILABLE
-        result = self._run(calls)
-        return UNAVAILABLE if result is None else _features(result)
+        batch = self._batch(request, now)
+        return self._mine(batch, self._run(batch))
 
     def record(self, request: AccessRequest, decision: Decision) -> None:
         """Queue the decision's outcome for the next call (or send it now)."""
@@ -175,9 +209,9 @@ class RedisBehaviorStore(ConfiguredStore):
 
     def flush(self) -> None:
         """Send queued outcomes now (one round trip; nothing if none are queued)."""
-        calls = self._calls(None, None)
-        if calls:
-            self._run(calls)
+        batch = self._batch(None, None)
+        if batch.calls:
+            self._run(batch)
 
     def close(self) -> None:
         """Flush queued outcomes and close the connection pool."""
@@ -187,11 +221,8 @@ class RedisBehaviorStore(ConfiguredStore):
     async def features_async(
         self, request: AccessRequest, now: datetime.datetime
     ) -> Mapping[str, Any]:
-        calls = self._calls(request, now)
-        if calls is None:
-            return UNAVAILABLE
-        result = await self._run_async(calls)
-        return UNAVAILABLE if result is None else _features(result)
+        batch = self._batch(request, now)
+        return self._mine(batch, await self._run_async(batch))
 
     async def record_async(self, request: AccessRequest, decision: Decision) -> None:
         outcome = outcome_of(request, decision)
@@ -201,9 +232,9 @@ class RedisBehaviorStore(ConfiguredStore):
                 await self.flush_async()
 
     async def flush_async(self) -> None:
-        calls = self._calls(None, None)
-        if calls:
-            await self._run_async(calls)
+        batch = self._batch(None, None)
+        if batch.calls:
+            await self._run_async(batch)
 
     async def aclose(self) -> None:
         """Flush and close the async client of the running loop (if one was made)."""
@@ -212,11 +243,11 @@ class RedisBehaviorStore(ConfiguredStore):
             await self._async[1].aclose()
             self._async = None
 
-    # -- internals ----------------------------------------------------------------
+    # -- building a round trip ------------------------------------------------------
 
-    def _queue(self, tag: str, outcome: Outcome, *, create: bool) -> None:
+    def _queue(self, tag: bytes, outcome: Outcome, *, create: bool) -> None:
         t = outcome.at
-        args: _Args = [
+        args: _Call = [
             bucket(t, self._g[1]),
             bucket(t, self._g_day),
             bucket(t, 3600),
@@ -231,121 +262,126 @@ class RedisBehaviorStore(ConfiguredStore):
     def _must_flush(self) -> bool:
         return not self._config.defer_outcomes or len(self._pending) > MAX_PENDING
 
-    def _keys(self, tag: str) -> list[str]:
-        base = f"{self._config.key_prefix}:{{{tag}}}:"
-        return [base + part for part in ("m", "h", "d", "H", "r", "sd", "si", "sc")]
+    def _keys(self, tag: bytes) -> list[bytes]:
+        base = self._prefix + b":{" + tag + b"}:"
+        return [base + part for part in (b"m", b"h", b"d", b"H", b"r", b"sd", b"si", b"sc")]
 
-    def _calls(
-        self, request: AccessRequest | None, now: datetime.datetime | None
-    ) -> list[list[str | int]] | None:
-        """The script calls for this round trip (the request's last), or None when the
-        breaker says not to try (queued outcomes are then dropped and counted)."""
+    def _batch(self, request: AccessRequest | None, now: datetime.datetime | None) -> _Batch:
+        """The queued outcomes, one call per subject, and the request's call last.
+
+        The request's arguments are built before the queue is taken, so a value that
+        cannot be tracked (raising ``BehaviorStoreError``) loses nothing queued."""
+        mine: bytes | None = None
+        request_args: _Call = []
+        if request is not None and now is not None:
+            mine = _tag(request)
+            t = now.timestamp()
+            context = request.context
+            request_args = [
+                b"r",
+                bucket(t, self._g[0]),
+                bucket(t, self._g[1]),
+                bucket(t, self._g_day),
+                bucket(t, 3600),
+                counted_records(context),
+                _arg([request.resource.type, request.resource.id], "resource"),
+                _arg(request.device.get("id"), "device.id"),
+                _arg(context.get("ip"), "context.ip"),
+                _arg(context.get("country"), "context.country"),
+            ]
         with self._lock:
             pending, self._pending = self._pending, []
-        if not pending and request is None:
-            return []
-        if not self._breaker.allow():
-            with self._lock:
-                self._rejected += 1 if request is not None else 0
-                self._lost += len(pending)
-            return None
-        by_tag: dict[str, list[str | int]] = {}
+        by_tag: dict[bytes, _Call] = {}
         for tag, args in pending:
             by_tag.setdefault(tag, []).extend(args)
-        calls: list[list[str | int]] = []
-        mine = _tag(request) if request is not None else None
+        batch = _Batch([], [], [], mine is not None)
         for tag, flat in by_tag.items():
             if tag != mine:
-                calls.append([*self._keys(tag), *self._header, len(flat) // 7, *flat])
-        if request is not None and now is not None and mine is not None:
-            t = now.timestamp()
-            flat = by_tag.get(mine, [])
-            context = request.context
-            calls.append(
-                [
-                    *self._keys(mine),
-                    *self._header,
-                    len(flat) // 7,
-                    *flat,
-                    "r",
-                    bucket(t, self._g[0]),
-                    bucket(t, self._g[1]),
-                    bucket(t, self._g_day),
-                    bucket(t, 3600),
-                    counted_records(context),
-                    _text([request.resource.type, request.resource.id]),
-                    _text(request.device.get("id")),
-                    _text(context.get("ip")),
-                    _text(context.get("country")),
-                ]
-            )
-        return calls
+                self._add(batch, tag, flat, [])
+        if mine is not None:
+            self._add(batch, mine, by_tag.get(mine, []), request_args)
+        return batch
 
-    def _run(self, calls: list[list[str | int]]) -> list[Any] | None:
-        for attempt in (0, 1):
-            try:
-                with self._lock:
-                    self._round_trips += 1
-                if len(calls) == 1:
-                    result: Any = self._client.evalsha(self._sha, 8, *calls[0])
-                else:
-                    pipe = self._client.pipeline(transaction=False)
-                    for call in calls:
-                        pipe.evalsha(self._sha, 8, *call)
-                    result = pipe.execute()[-1]
-            except self._noscript:
-                if attempt == 0 and self._load():
-                    continue
-                self._failed(None)
-                return None
-            except self._errors as exc:
-                self._failed(exc)
-                return None
-            self._succeeded()
-            return list(result)
-        return None  # pragma: no cover
+    def _add(self, batch: _Batch, tag: bytes, outcomes: _Call, request: _Call) -> None:
+        n = len(outcomes) // 7
+        batch.calls.append([*self._keys(tag), *self._header, n, *outcomes, *request])
+        batch.tags.append(tag)
+        batch.outcomes.append(n)
 
-    def _load(self) -> bool:
+    # -- one round trip, through the breaker -------------------------------------------
+
+    def _run(self, batch: _Batch) -> list[Any] | None:
+        """The replies in call order (a subject error as its exception), or None when
+        nothing could be sent."""
         try:
-            with self._lock:
-                self._round_trips += 1
-            self._client.script_load(SCRIPT)
-        except self._errors as exc:
-            self._failed(exc)
-            return False
-        return True
+            replies = self._breaker.call(lambda: self._send(batch.calls))
+        except Exception as exc:
+            self._unsent(batch, exc)
+            return None
+        self._check_outcomes(batch, replies)
+        return replies
 
-    async def _run_async(self, calls: list[list[str | int]]) -> list[Any] | None:
+    async def _run_async(self, batch: _Batch) -> list[Any] | None:
         client = self._async_client()
         if client is None:
-            return self._run(calls)
-        for attempt in (0, 1):
+            return self._run(batch)
+        try:
+            replies = await self._breaker.call_async(lambda: self._send_async(client, batch.calls))
+        except Exception as exc:
+            self._unsent(batch, exc)
+            return None
+        self._check_outcomes(batch, replies)
+        return replies
+
+    def _send(self, calls: list[_Call]) -> list[Any]:
+        """Run the calls; after NOSCRIPT load the script and run those calls again.
+        Raises a store failure; a subject error comes back as its reply."""
+        replies = self._exchange(calls)
+        missing = [i for i, r in enumerate(replies) if isinstance(r, self._faults.noscript)]
+        if missing:
+            self._trip()
+            self._client.script_load(SCRIPT)
+            again = self._exchange([calls[i] for i in missing])
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        self._faults.raise_server_wide(replies)
+        return replies
+
+    def _exchange(self, calls: list[_Call]) -> list[Any]:
+        self._trip()
+        if len(calls) == 1:
             try:
-                with self._lock:
-                    self._round_trips += 1
-                if len(calls) == 1:
-                    result: Any = await client.evalsha(self._sha, 8, *calls[0])
-                else:
-                    pipe = client.pipeline(transaction=False)
-                    for call in calls:
-                        pipe.evalsha(self._sha, 8, *call)
-                    result = (await pipe.execute())[-1]
-            except self._noscript:
-                if attempt == 0:
-                    try:
-                        await client.script_load(SCRIPT)
-                        continue
-                    except self._errors as exc:
-                        self._failed(exc)
-                        return None
-                self._failed(None)
-                return None
-            except self._errors as exc:
-                self._failed(exc)
-                return None
-            self._succeeded()
-            return list(result)
-        return None  # pragma: no cover
+                return [self._client.evalsha(self._sha, 8, *calls[0])]
+            except self._faults.response as exc:
+                return [exc]
+        pipe = self._client.pipeline(transaction=False)
+        for call in calls:
+            pipe.evalsha(self._sha, 8, *call)
+        return list(pipe.execute(raise_on_error=False))
+
+    async def _send_async(self, client: Any, calls: list[_Call]) -> list[Any]:
+        replies = await self._exchange_async(client, calls)
+        missing = [i for i, r in enumerate(replies) if isinstance(r, self._faults.noscript)]
+        if missing:
+            self._trip()
+            await client.script_load(SCRIPT)
+            again = await self._exchange_async(client, [calls[i] for i in missing])
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        self._faults.raise_server_wide(replies)
+        return replies
+
+    async def _exchange_async(self, client: Any, calls: list[_Call]) -> list[Any]:
+        self._trip()
+        if len(calls) == 1:
+            try:
+                return [await client.evalsha(self._sha, 8, *calls[0])]
+            except self._faults.response as exc:
+                return [exc]
+        pipe = client.pipeline(transaction=False)
+        for call in calls:
+            pipe.evalsha(self._sha, 8, *call)
+        return list(await pipe.execute(raise_on_error=False))
 
     def _async_client(self) -> Any:
         if self._async_factory is None:
@@ -356,42 +392,74 @@ class RedisBehaviorStore(ConfiguredStore):
             self._async = (loop, self._async_factory())
         return self._async[1]
 
-    def _failed(self, exc: BaseException | None) -> None:
+    # -- accounting -----------------------------------------------------------------
+
+    def _trip(self) -> None:
         with self._lock:
-            self._failures += 1
-        changed = self._breaker.failure()
-        if changed is BreakerState.OPEN:
+            self._round_trips += 1
+
+    def _unsent(self, batch: _Batch, exc: Exception) -> None:
+        """Count a round trip that did not happen; re-raise what is no store fault."""
+        refused = isinstance(exc, CircuitOpenError)
+        failed = not refused and self._faults.is_failure(exc)
+        with self._lock:
+            self._lost += sum(batch.outcomes)
+            self._rejected += 1 if refused and batch.request else 0
+            self._failures += 1 if failed else 0
+        if not (refused or failed):
+            raise exc
+
+    def _check_outcomes(self, batch: _Batch, replies: list[Any]) -> None:
+        """Count and log the deferred outcomes a subject error dropped."""
+        last = len(replies) - 1 if batch.request else len(replies)
+        for i in range(last):
+            if isinstance(replies[i], BaseException):
+                with self._lock:
+                    self._lost += batch.outcomes[i]
+                _log.warning(
+                    "behaviour of subject %s: outcomes dropped: %s",
+                    _shown(batch.tags[i]),
+                    replies[i],
+                )
+
+    def _mine(self, batch: _Batch, replies: list[Any] | None) -> Mapping[str, Any]:
+        """The request's features, or unavailable (a subject error counted and logged)."""
+        if replies is None:
+            return UNAVAILABLE
+        reply = replies[-1]
+        features = _features(reply)
+        if features is None:
+            failed = isinstance(reply, BaseException)  # its folded-in outcomes went too
+            with self._lock:
+                self._subject_errors += 1
+                self._lost += batch.outcomes[-1] if failed else 0
             _log.warning(
-                "behaviour store unreachable, circuit open for %.1f s: %s",
-                self._config.breaker_reset,
-                f"{type(exc).__name__}: {exc}" if exc is not None else "script missing",
+                "behaviour of subject %s unavailable (this subject only): %s",
+                _shown(batch.tags[-1]),
+                reply if failed else "malformed reply",
             )
-
-    def _succeeded(self) -> None:
-        if self._breaker.success() is BreakerState.CLOSED:
-            _log.warning("behaviour store reachable again, circuit closed")
+            return UNAVAILABLE
+        return features
 
 
-def _features(r: list[Any]) -> dict[str, Any]:
-    hours = int(r[12])
+def _features(r: Any) -> dict[str, Any] | None:
+    """The script's reply as features, or None when it is not the 13 integers it
+    should be (an error reply, or a subject's fields that someone else wrote)."""
+    if type(r) is not list or len(r) != _REPLY or any(type(v) is not int for v in r):
+        return None
+    hours = r[12]
     return {
-        "requests_1m": int(r[0]),
-        "requests_1h": int(r[1]),
-        "requests_24h": int(r[2]),
-        "records_1h": int(r[3]),
-        "records_24h": int(r[4]),
-        "distinct_resources_1h": int(r[5]),
-        "denied_1h": int(r[6]),
-        "step_ups_1h": int(r[7]),
+        "requests_1m": r[0],
+        "requests_1h": r[1],
+        "requests_24h": r[2],
+        "records_1h": r[3],
+        "records_24h": r[4],
+        "distinct_resources_1h": r[5],
+        "denied_1h": r[6],
+        "step_ups_1h": r[7],
         "new_device": bool(r[8]),
         "new_ip": bool(r[9]),
         "new_country": bool(r[10]),
-        "baseline_records_per_hour": int(r[11]) / hours if hours > 0 else 0.0,
+        "baseline_records_per_hour": r[11] / hours if hours > 0 else 0.0,
         "available": True,
     }
-
-
-def _sha1(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()

@@ -35,11 +35,11 @@ from zerotrust.identity.keys import (
     HMAC_ALGORITHMS,
     HMACKey,
     KeySource,
-    RemoteJWKS,
     StaticKeys,
     VerificationKey,
     load_key,
 )
+from zerotrust.identity.remote import RemoteJWKS
 from zerotrust.identity.resolver import IdentityResolver, verify_request
 
 __all__ = [

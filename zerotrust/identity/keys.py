@@ -1,4 +1,7 @@
-"""Where verification keys come from: static keys, JWKS documents, a JWKS URL, an HMAC secret.
+"""Where verification keys come from: static keys, JWKS documents, an HMAC secret.
+
+A JWKS URL (:class:`zerotrust.identity.remote.RemoteJWKS`) shares this module's key
+set parser.
 
 Every key is pinned to the algorithms its type allows (an RSA key never verifies an
 HMAC, an EC key only its own curve), so the header ``alg`` can choose among a key's
@@ -8,27 +11,20 @@ explicitly configured :class:`HMACKey`: a JWKS (file, URL, static) never yields 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
-import threading
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
-import cachetools
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from zerotrust.identity.errors import IdentityConfigError, KeysUnavailableError
+from zerotrust.identity.errors import IdentityConfigError
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
@@ -36,7 +32,6 @@ __all__ = [
     "HMAC_ALGORITHMS",
     "HMACKey",
     "KeySource",
-    "RemoteJWKS",
     "StaticKeys",
     "VerificationKey",
     "load_key",
@@ -60,7 +55,6 @@ _HMAC_MIN_BYTES = MappingProxyType({"HS256": 32, "HS384": 48, "HS512": 64})
 _MIN_RSA_BITS = 2048
 _PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _MAX_KEYS = 100
-_LOOPBACK_NAMES = frozenset({"localhost"})
 
 
 @attrs.frozen
@@ -73,6 +67,7 @@ class VerificationKey:
 
 
 _Keys = tuple[VerificationKey, ...]
+_Skipped = tuple[tuple[str, str], ...]  # (kid as shown in logs, why it was skipped)
 
 
 @runtime_checkable
@@ -111,7 +106,8 @@ def load_key(
         raise
     except Exception as exc:
         raise IdentityConfigError(
-            f"cannot load a public key from the given {type(material).__name__}"
+            f"cannot load a public key from the given {type(material).__name__} "
+            f"({type(exc).__name__})"
         ) from exc
 
 
@@ -138,18 +134,27 @@ class StaticKeys:
             raise IdentityConfigError("StaticKeys needs at least one key")
 
     @classmethod
-    def from_jwks(cls, document: Mapping[str, Any]) -> StaticKeys:
-        """Every usable key of a JWKS document; unusable ones are refused, not skipped."""
-        return cls(_jwks_keys(document, strict=True))
+    def from_jwks(cls, document: Mapping[str, Any], *, source: str = "document") -> StaticKeys:
+        """The usable signing keys of a JWKS document (RFC 7517 section 5).
+
+        Keys this verifier cannot use (encryption keys, unknown ``kty`` or curve,
+        ``key_ops`` without ``verify``, unsupported ``alg``, malformed) are skipped,
+        each with a warning on the ``zerotrust.identity`` logger naming its ``kid``
+        and why. Raises :class:`IdentityConfigError` when the document is not a JWKS
+        or no usable key remains."""
+        keys, skipped = _parse_jwks(document)
+        _report_skipped(f"JWKS {source}", skipped)
+        return cls(keys)
 
     @classmethod
     def from_jwks_file(cls, path: str | Path) -> StaticKeys:
-        """Read a JWKS file once. Build a new verifier to pick up a changed file."""
+        """Read a JWKS file once (as :meth:`from_jwks`). Build a new verifier to pick
+        up a changed file. Raises :class:`IdentityConfigError`."""
         try:
             document = _loads(Path(path).read_bytes())
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise IdentityConfigError(f"cannot read JWKS file {str(path)!r}") from exc
-        return cls.from_jwks(document)
+        return cls.from_jwks(document, source=f"file {str(path)!r}")
 
     def lookup(self, kid: str | None) -> tuple[VerificationKey, ...]:
         return _select(self.keys, kid)
@@ -189,205 +194,55 @@ class HMACKey:
         return False
 
 
-class RemoteJWKS:
-    """A JWKS URL, fetched with the standard library, cached, refreshed on an unknown ``kid``.
+def _parse_jwks(document: Any) -> tuple[_Keys, _Skipped]:
+    """The usable signing keys of a JWKS, and ``(kid, why)`` for every key skipped.
 
-    Fetches happen at most once per ``min_refresh_interval`` seconds whatever the cause
-    (cache expiry, unknown kid, failure), so a flood of random kids cannot hammer the
-    identity provider. When a fetch fails the last good keys stay in use; with none,
-    verification fails with :class:`KeysUnavailableError`. Plain ``http`` is refused
-    except to a loopback host; redirects are refused.
-    """
-
-    __slots__ = (
-        "_cache",
-        "_fetches",
-        "_inflight",
-        "_last_attempt",
-        "_last_good",
-        "_lock",
-        "_opener",
-        "_timer",
-        "max_bytes",
-        "min_refresh_interval",
-        "timeout",
-        "url",
-    )
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        timeout: float = 5.0,
-        cache_ttl: float = 300.0,
-        min_refresh_interval: float = 30.0,
-        max_bytes: int = 1 << 20,
-        timer: Callable[[], float] = time.monotonic,
-    ) -> None:
-        loopback = _check_url(url)
-        if not 0 < timeout <= 60:
-            raise IdentityConfigError("RemoteJWKS timeout must be in (0, 60] seconds")
-        if cache_ttl <= 0 or min_refresh_interval < 0 or max_bytes <= 0:
-            raise IdentityConfigError("RemoteJWKS cache_ttl, interval and size must be positive")
-        self.url = url
-        self.timeout = timeout
-        self.min_refresh_interval = min_refresh_interval
-        self.max_bytes = max_bytes
-        self._fetches = 0
-        self._timer = timer
-        self._cache: cachetools.TTLCache[str, tuple[VerificationKey, ...]] = cachetools.TTLCache(
-            maxsize=1, ttl=cache_ttl, timer=timer
-        )
-        self._last_good: _Keys | None = None
-        self._last_attempt: float | None = None
-        self._lock = threading.Lock()
-        self._inflight: threading.Event | None = None
-        handlers: list[urllib.request.BaseHandler] = [_RefuseRedirects()]
-        if loopback:
-            handlers.append(urllib.request.ProxyHandler({}))  # never proxy a loopback address
-        self._opener = urllib.request.build_opener(*handlers)
-
-    def __repr__(self) -> str:
-        return f"RemoteJWKS({self.url!r})"
-
-    @property
-    def fetches(self) -> int:
-        """How many fetches were attempted (for metrics and tests)."""
-        return self._fetches
-
-    def lookup(self, kid: str | None) -> tuple[VerificationKey, ...]:
-        waited = False
-        while True:
-            with self._lock:
-                cached, keys, found = self._known(kid)
-                answered = keys is not None and (bool(found) or kid is None)
-                if cached is not None and answered:
-                    return found
-                inflight, mine = self._inflight, False
-                if inflight is None and self._may_fetch():
-                    inflight = self._inflight = threading.Event()
-                    self._last_attempt = self._timer()
-                    self._fetches += 1
-                    mine = True
-            if mine:
-                self._finish(inflight, self._download())
-                with self._lock:
-                    return self._answer(kid)
-            if inflight is not None and not answered and not waited:
-                # Another thread is fetching and only its result can answer: wait once.
-                inflight.wait(self.timeout + 1)
-                waited = True
-                continue
-            with self._lock:
-                return self._answer(kid)
-
-    def would_block(self, kid: str | None) -> bool:
-        with self._lock:
-            cached, keys, found = self._known(kid)
-            answered = keys is not None and (bool(found) or kid is None)
-            if cached is not None and answered:
-                return False
-            if self._inflight is None:
-                return self._may_fetch()
-            return not answered
-
-    def refresh(self) -> bool:
-        """Fetch now, ignoring the rate limit; return whether it succeeded."""
-        with self._lock:
-            self._last_attempt = self._timer()
-            self._fetches += 1
-        keys = self._download()
-        self._finish(None, keys)
-        return keys is not None
-
-    def _known(self, kid: str | None) -> tuple[_Keys | None, _Keys | None, _Keys]:
-        cached = self._cache.get("keys")
-        keys = cached if cached is not None else self._last_good
-        return cached, keys, (_select(keys, kid) if keys is not None else ())
-
-    def _answer(self, kid: str | None) -> tuple[VerificationKey, ...]:
-        if self._last_good is None:
-            raise KeysUnavailableError("no verification keys could be loaded")
-        return _select(self._last_good, kid)
-
-    def _may_fetch(self) -> bool:
-        last = self._last_attempt
-        return last is None or self._timer() - last >= self.min_refresh_interval
-
-    def _finish(self, inflight: threading.Event | None, keys: _Keys | None) -> None:
-        with self._lock:
-            if keys is not None:
-                self._cache["keys"] = keys
-                self._last_good = keys
-            if inflight is not None:
-                self._inflight = None
-                inflight.set()
-
-    def _download(self) -> _Keys | None:
-        """Fetch and parse the JWKS without holding the lock, so known keys keep working."""
-        try:
-            request = urllib.request.Request(
-                self.url, headers={"Accept": "application/json", "User-Agent": "zerotrust"}
-            )
-            with self._opener.open(request, timeout=self.timeout) as response:
-                if response.status != 200:
-                    raise ValueError(f"HTTP status {response.status}")
-                body = response.read(self.max_bytes + 1)
-            if len(body) > self.max_bytes:
-                raise ValueError(f"JWKS larger than {self.max_bytes} bytes")
-            keys = _jwks_keys(_loads(body), strict=False)
-            if not keys:
-                raise ValueError("JWKS has no usable signing key")
-        except Exception as exc:
-            _log.warning(
-                "JWKS fetch from %s failed (%s); keeping %s",
-                self.url,
-                type(exc).__name__,
-                "the last good keys" if self._last_good else "no keys",
-            )
-            return None
-        return keys
-
-
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        raise urllib.error.URLError("JWKS redirects are refused")
-
-
-def _check_url(url: str) -> bool:
-    """Refuse anything but https (or http to a loopback host); return whether it is loopback."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    try:
-        loopback = host in _LOOPBACK_NAMES or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if parts.scheme == "https" and host:
-        return loopback
-    if parts.scheme == "http" and loopback:
-        return True
-    raise IdentityConfigError("a JWKS URL must be https (plain http only to a loopback host)")
-
-
-def _jwks_keys(document: Any, *, strict: bool) -> tuple[VerificationKey, ...]:
+    RFC 7517 section 5: keys whose type, curve or parameters are not understood are
+    ignored, not fatal. Raises :class:`IdentityConfigError` when ``document`` is not
+    a JWKS, has more than 100 keys, or has no usable signing key."""
     if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
         raise IdentityConfigError('a JWKS must be an object with a "keys" array')
     entries = document["keys"]
     if len(entries) > _MAX_KEYS:
         raise IdentityConfigError(f"a JWKS with more than {_MAX_KEYS} keys is refused")
     keys: list[VerificationKey] = []
+    skipped: list[tuple[str, str]] = []
     for index, entry in enumerate(entries):
         try:
-            keys.append(load_key(entry) if isinstance(entry, Mapping) else _not_a_jwk(index))
+            if not isinstance(entry, Mapping):
+                raise IdentityConfigError("not a JSON object")
+            keys.append(load_key(entry))
         except IdentityConfigError as exc:
-            if strict:
-                raise
-            _log.info("JWKS key %d skipped: %s", index, exc)
-    return tuple(keys)
+            skipped.append((_kid_of(entry, index), str(exc)))
+    if not keys:
+        raise IdentityConfigError(
+            "the JWKS has no usable signing key"
+            + (f" ({len(skipped)} skipped: {_reasons(skipped)})" if skipped else "")
+        )
+    return tuple(keys), tuple(skipped)
 
 
-def _not_a_jwk(index: int) -> VerificationKey:
-    raise IdentityConfigError(f"JWKS entry {index} is not an object")
+def _kid_of(entry: Any, index: int) -> str:
+    """How a log line names a JWKS entry: its ``kid`` (quoted, bounded) or position."""
+    kid = entry.get("kid") if isinstance(entry, Mapping) else None
+    if isinstance(kid, str):
+        return repr(kid[:64] + ("..." if len(kid) > 64 else ""))
+    return f"#{index}"
+
+
+def _reasons(skipped: Sequence[tuple[str, str]]) -> str:
+    return "; ".join(f"{kid}: {why}" for kid, why in skipped[:5])
+
+
+def _shown(value: Any) -> str:
+    """A value from a key set, for a message: quoted and bounded (never key material)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _report_skipped(source: str, skipped: _Skipped) -> None:
+    for kid, why in skipped:
+        _log.warning("%s: key %s skipped: %s", source, kid, why)
 
 
 def _from_jwk(jwk: Mapping[str, Any], *, kid: str | None, algorithm: str | None) -> VerificationKey:
@@ -398,7 +253,9 @@ def _from_jwk(jwk: Mapping[str, Any], *, kid: str | None, algorithm: str | None)
         raise IdentityConfigError("private JWKs are refused; give the public key")
     use = jwk.get("use")
     if use is not None and use != "sig":
-        raise IdentityConfigError('a JWK whose "use" is not "sig" cannot verify signatures')
+        raise IdentityConfigError(
+            f'a JWK whose "use" is {_shown(use)}, not "sig", cannot verify signatures'
+        )
     ops = jwk.get("key_ops")
     if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
         raise IdentityConfigError('a JWK whose "key_ops" lacks "verify" cannot verify')
@@ -407,21 +264,25 @@ def _from_jwk(jwk: Mapping[str, Any], *, kid: str | None, algorithm: str | None)
         raise IdentityConfigError('a JWK "kid" must be a string')
     jwk_alg = jwk.get("alg")
     if jwk_alg is not None and jwk_alg not in ASYMMETRIC_ALGORITHMS:
-        raise IdentityConfigError("a JWK names an algorithm this verifier does not support")
+        raise IdentityConfigError(
+            f'the JWK "alg" {_shown(jwk_alg)} is not a signature algorithm this verifier supports'
+        )
     if algorithm is not None and jwk_alg is not None and algorithm != jwk_alg:
         raise IdentityConfigError("the configured algorithm differs from the JWK's")
     if kty == "RSA":
         key: Any = RSAAlgorithm.from_jwk(dict(jwk))
     elif kty == "EC":
         if jwk.get("crv") not in _JWK_CURVES:
-            raise IdentityConfigError("unsupported EC curve")
+            raise IdentityConfigError(f"unsupported EC curve {_shown(jwk.get('crv'))}")
         key = ECAlgorithm.from_jwk(dict(jwk))
     elif kty == "OKP":
         if jwk.get("crv") not in ("Ed25519", "Ed448"):
-            raise IdentityConfigError("unsupported OKP curve")
+            raise IdentityConfigError(
+                f"unsupported OKP curve {_shown(jwk.get('crv'))} (Ed25519 and Ed448 verify)"
+            )
         key = OKPAlgorithm.from_jwk(dict(jwk))
     else:
-        raise IdentityConfigError("unsupported JWK key type")
+        raise IdentityConfigError(f"unsupported JWK key type {_shown(kty)} (RSA, EC, OKP verify)")
     return _from_object(
         key, kid=kid if kid is not None else jwk_kid, algorithm=algorithm or jwk_alg
     )
