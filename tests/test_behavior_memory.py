@@ -24,8 +24,7 @@ from zerotrust import (
 )
 from zerotrust.behavior._windows import bucket
 from zerotrust.behavior.features import FEATURES, counted_records
-from zerotrust.engine import STORE_UNAVAILABLE
-from zerotrust.errors import BehaviorStoreError, ZeroTrustError
+from zerotrust.errors import BehaviorStoreError, RequestError, ZeroTrustError
 from zerotrust.request import Action, Resource, Subject
 
 START = datetime.datetime(2026, 3, 2, 9, 0, tzinfo=datetime.UTC)
@@ -396,9 +395,9 @@ def test_an_untrackable_value_fails_its_request_alone_and_writes_nothing() -> No
         clock=lambda: START,
         behavior=store,
     )
-    decision = pdp.evaluate(_raw("mallory", [1, {1: "a", "b": 2}]))
-    assert decision.effect is Effect.DENY  # on_store_error=deny, for this request
-    assert decision.reasons[0].rule == STORE_UNAVAILABLE
+    # Through the PDP the request layer refuses such a value before the store sees it.
+    with pytest.raises(RequestError, match=r"device\.id"):
+        pdp.evaluate(_raw("mallory", [1, {1: "a", "b": 2}]))
     assert pdp.evaluate(_raw("u-1", "d-9")).effect is Effect.ALLOW
 
 
