@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 from web_helpers import (
     CUSTOMERS,
@@ -30,7 +30,7 @@ from web_helpers import (
 from zerotrust import PolicyDecisionPoint
 from zerotrust.web import HttpRequest, Target, WebConfig, parse_challenges
 from zerotrust.web.asgi import ZeroTrustMiddleware, access_request_of, decision_of
-from zerotrust.web.errors import NoDecisionError
+from zerotrust.web.errors import NoDecisionError, WebConfigError
 
 CALLS: list[str] = []
 
@@ -351,3 +351,91 @@ def test_fastapi_integration() -> None:
     assert c.get("/customers/c-5150", headers=bearer()).status_code == 403
     assert c.get("/docs", headers=bearer()).status_code == 403  # unmatched: denied
     assert c.get("/docs").status_code == 401  # ... after authentication
+
+
+PRIVATE_ONLY = """
+policy: private-networks-only
+target: {resources: [doc], actions: [read]}
+rules:
+  - id: deny-public-address
+    effect: deny
+    when: "!ip_is_private(context.ip)"
+  - id: allow
+    effect: allow
+"""
+
+
+def private_only_app(log: RecordingLog, trusted: str) -> Starlette:
+    pdp = PolicyDecisionPoint.from_texts({"p.yaml": PRIVATE_ONLY}, decision_log=log)
+    cfg = WebConfig(identify=lambda http: {"id": "u"}, trusted_proxies=[trusted])
+    inner = Starlette(routes=[Route("/doc", lambda request: PlainTextResponse("ok"))])
+    inner.add_middleware(
+        ZeroTrustMiddleware, pdp=pdp, resolve={"GET /doc": ("doc", "read")}, config=cfg
+    )
+    return inner
+
+
+@pytest.mark.parametrize("trusted", ["10.0.0.0/8", "::ffff:10.0.0.0/104"])
+@pytest.mark.parametrize("peer", ["10.0.0.5", "::ffff:10.0.0.5", "::ffff:a00:5"])
+def test_dual_stack_proxy_cannot_make_a_public_client_private(
+    log: RecordingLog, trusted: str, peer: str
+) -> None:
+    # The reported input: peer ::ffff:10.0.0.5 was not recognised as the 10/8 proxy, so
+    # context.ip became the proxy's private address and the public client was allowed.
+    c = TestClient(private_only_app(log, trusted), client=(peer, 1234))
+    r = c.get("/doc", headers={"x-forwarded-for": "8.8.4.4"})
+    assert r.status_code == 403
+    assert log.last[1].context["ip"] == "8.8.4.4"
+
+
+def test_request_from_the_proxy_itself_has_no_client_address(log: RecordingLog) -> None:
+    c = TestClient(private_only_app(log, "10.0.0.0/8"), client=("::ffff:10.0.0.5", 1234))
+    assert c.get("/doc").status_code == 403  # unknown address: the deny rule errors, denies
+    assert "ip" not in log.last[1].context
+
+
+def test_mounted_app_is_decided_on_the_path_it_routes(log: RecordingLog) -> None:
+    # Under a root_path the app routes on the path below it; so does the route table.
+    inner = app(pdp=shipped_pdp(log))
+    c = TestClient(inner, root_path="/api", client=("10.1.2.3", 1))
+    r = c.get("/api/customers/c-1001", headers=bearer())
+    assert r.status_code == 200 and r.json()["card_number"] == "****"
+    assert (
+        log.last[1].resource.id == "c-1001" and log.last[1].context["path"] == "/customers/c-1001"
+    )
+    assert c.get("/api/customers/c-5150", headers=bearer()).status_code == 403
+    mounted = Starlette(routes=[Mount("/api", app=inner)])
+    c = TestClient(mounted, client=("10.1.2.3", 1))
+    assert c.get("/api/customers/c-1001", headers=bearer()).json()["ssn"] == "****"
+    assert c.get("/api/customers/c-5150", headers=bearer()).status_code == 403
+
+
+def test_resolver_answer_that_is_not_a_target_is_refused() -> None:
+    for odd in ({"resource_type": "doc"}, False, "doc"):
+        inner = Starlette(routes=[Route("/doc", lambda request: PlainTextResponse("secret"))])
+        inner.add_middleware(
+            ZeroTrustMiddleware,
+            pdp=PolicyDecisionPoint.from_texts({"p.yaml": MASK_ALL}),
+            resolve=lambda http, odd=odd: odd,
+            config=WebConfig(identify=lambda http: {"id": "u"}, unmatched="pass"),
+        )
+        with pytest.raises(WebConfigError, match="Target or None"):
+            TestClient(inner).get("/doc")
+
+
+def test_async_resolver_answer_that_is_not_a_target_is_refused() -> None:
+    async def odd(http: HttpRequest) -> Any:
+        async def later() -> Target:
+            return Target("doc", "read")
+
+        return later()  # an awaitable inside an awaitable
+
+    inner = Starlette(routes=[Route("/doc", lambda request: PlainTextResponse("secret"))])
+    inner.add_middleware(
+        ZeroTrustMiddleware,
+        pdp=PolicyDecisionPoint.from_texts({"p.yaml": MASK_ALL}),
+        resolve=odd,
+        config=WebConfig(identify=lambda http: {"id": "u"}),
+    )
+    with pytest.raises(WebConfigError, match="coroutine"):
+        TestClient(inner).get("/doc")

@@ -304,4 +304,6 @@ def checked_target(found: object) -> Target | None:
     """
     if found is None or isinstance(found, Target):
         return found
+    if inspect.iscoroutine(found):
+        found.close()  # never run, and no "was never awaited" warning later
     raise WebConfigError(f"a resolver must return a Target or None, not a {type(found).__name__}")
