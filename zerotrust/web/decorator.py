@@ -87,7 +87,8 @@ def require(
                 ("context", context),
             )
         }
-        where = {"function": f"{func.__module__}.{func.__qualname__}"}
+        name = getattr(func, "__qualname__", type(func).__qualname__)  # callable objects too
+        where = {"function": f"{func.__module__}.{name}"}
 
         def build(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
             bound = signature.bind(*args, **kwargs)
