@@ -28,11 +28,12 @@ from web_helpers import (
 )
 
 from zerotrust import PolicyDecisionPoint
-from zerotrust.web import HttpRequest, Target, WebConfig, parse_challenges
+from zerotrust.web import HttpRequest, RouteTable, Target, WebConfig, parse_challenges
 from zerotrust.web.asgi import ZeroTrustMiddleware, access_request_of, decision_of
 from zerotrust.web.errors import NoDecisionError, WebConfigError
 
 CALLS: list[str] = []
+ROUTE = {"GET /customers/{id}": ("customer_record", "read")}
 
 
 async def read_customer(request: Request) -> Response:
@@ -439,3 +440,48 @@ def test_async_resolver_answer_that_is_not_a_target_is_refused() -> None:
     )
     with pytest.raises(WebConfigError, match="coroutine"):
         TestClient(inner).get("/doc")
+
+
+class LookupDown(RuntimeError):
+    pass
+
+
+def test_resolver_or_lookup_that_raises_never_reaches_the_app() -> None:
+    def down(kind: str, rid: str | None, http: HttpRequest) -> Any:
+        raise LookupDown("database unavailable")
+
+    for resolver in (lambda http: down("", None, http), RouteTable(ROUTE, properties=down)):
+        CALLS.clear()
+        inner = Starlette(routes=[Route("/customers/{id}", read_customer)])
+        inner.add_middleware(
+            ZeroTrustMiddleware, pdp=shipped_pdp(), resolve=resolver, config=web_config()
+        )
+        with pytest.raises(LookupDown):
+            TestClient(inner).get("/customers/c-1001", headers=bearer())
+        assert CALLS == []
+
+
+def test_properties_lookup_answer_that_is_not_a_mapping_is_refused() -> None:
+    async def odd(kind: str, rid: str | None, http: HttpRequest) -> Any:
+        return [("owner_dept", "support")]
+
+    inner = Starlette(routes=[Route("/customers/{id}", read_customer)])
+    inner.add_middleware(
+        ZeroTrustMiddleware,
+        pdp=shipped_pdp(),
+        resolve=RouteTable(ROUTE, properties=odd),
+        config=web_config(),
+    )
+    with pytest.raises(WebConfigError, match="not a mapping"):
+        TestClient(inner).get("/customers/c-1001", headers=bearer())
+
+
+def test_raw_path_is_logged_only_when_asked(log: RecordingLog) -> None:
+    c = TestClient(app(web_config(log_path="raw"), shipped_pdp(log)), client=("10.1.2.3", 1))
+    c.get("/customers/c-1001", headers=bearer())
+    assert log.last[2]["http"]["path"] == "/customers/c-1001"
+    c = TestClient(app(pdp=shipped_pdp(log)), client=("10.1.2.3", 1))
+    c.get("/nowhere/secret-token", headers=bearer())
+    assert "path" not in log.last[2]["http"] and "secret-token" not in str(log.last[2])
+    with pytest.raises(WebConfigError, match="log_path"):
+        web_config(log_path="template")
