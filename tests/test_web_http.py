@@ -188,6 +188,11 @@ def test_forwarded_for_read_is_bounded() -> None:
     assert client_ip("10.0.0.2", f"8.8.4.4, 10.0.0.1, {near}", V4_PROXIES) is None
 
 
+def test_trusted_ranges_accept_network_objects() -> None:
+    net = ipaddress.ip_network("::ffff:10.0.0.0/104")
+    assert trusted_networks(net) == V4_PROXIES == trusted_networks([net])
+
+
 @pytest.mark.parametrize("bad", ["fe80::%eth0/64", "10.0.0.0/33", 167772160, b"10.0.0.0/8"])
 def test_trusted_ranges_must_be_ranges(bad: Any) -> None:
     with pytest.raises(WebConfigError, match="trusted_proxies"):

@@ -79,7 +79,8 @@ def trusted_networks(value: str | Iterable[str | IPNetwork] | None) -> tuple[IPN
     Raises ``ValueError`` naming the entry for anything that is not one range (a
     zone id included: a range is not tied to an interface).
     """
-    items = [value] if isinstance(value, str) else list(value or ())
+    one = isinstance(value, str | ipaddress.IPv4Network | ipaddress.IPv6Network)
+    items = [value] if one else list(value or ())
     out: list[IPNetwork] = []
     for item in items:
         if isinstance(item, str):

@@ -61,7 +61,8 @@ class ZeroTrustMiddleware:
     offers the ASGI ``websocket.http.response`` extension, else a ``websocket.close``
     with code 1008 and the decision id in the reason (sent before accept, which the
     server answers with HTTP 403). An allowed WebSocket whose decision carries
-    obligations is refused unless they are in ``handled_obligations`` (or
+    obligations is refused unless the app declares it carries them out
+    (``websocket_handled_obligations``, ``handled_obligations`` or
     ``apply_obligations=False``): messages on a stream cannot be rewritten here.
     """
 
