@@ -307,3 +307,13 @@ def test_wsgi_resolver_answer_that_is_not_a_target_is_refused(log: RecordingLog)
     )
     with pytest.raises(WebConfigError, match="Target or None"):
         Client(app).get("/")
+
+
+@pytest.mark.parametrize("unmatched", ["deny", "pass"])
+def test_path_that_is_not_utf8_matches_no_route(log: RecordingLog, unmatched: str) -> None:
+    # /customers/%FF: Werkzeug would serve id "\ufffd", Django id "%FF"; neither is decided.
+    client = flask_app(log, unmatched=unmatched).test_client()
+    r = client.get("/", headers=bearer(), environ_overrides={"PATH_INFO": "/customers/c-1001\xff"})
+    assert r.status_code == 403 and r.json["code"] == "unmatched_route"
+    assert log.last[1].resource.type == "zerotrust:unmatched_route"
+    assert CALLS == []
