@@ -913,3 +913,127 @@ def jwks_documents(draw: st.DrawFn) -> tuple[dict[str, Any], frozenset[str]]:
             kids.add(f"k{i}")
         entries.append(entry)
     return {"keys": entries}, frozenset(kids)
+
+
+# --- web enforcement: client addresses and every way into the app -------------------------
+# (strategies for tests/test_web_properties.py; kept in one block to ease merging)
+
+__all__ += [  # extended here, so that this block merges on its own
+    "WEB_METHODS",
+    "address_spellings",
+    "addresses",
+    "asgi_calls",
+    "range_spellings",
+    "trusted_ranges",
+    "web_paths",
+    "wsgi_calls",
+]
+
+import ipaddress as _ipaddress  # noqa: E402
+
+_V4_POOL = ("10.0.0.0/8", "192.168.0.0/16", "192.0.2.0/24", "8.8.4.0/24", "203.0.113.0/24")
+_V6_POOL = ("2001:db8::/32", "fe80::/64", "2606:4700::/32")
+
+
+@st.composite
+def addresses(draw: st.DrawFn) -> _ipaddress.IPv4Address | _ipaddress.IPv6Address:
+    """A canonical address from a few ranges, so that random ones often share a range."""
+    net = _ipaddress.ip_network(draw(st.sampled_from(_V4_POOL + _V6_POOL)))
+    offset = draw(st.integers(0, min(net.num_addresses - 1, 2**16)))
+    return net.network_address + offset
+
+
+@st.composite
+def address_spellings(
+    draw: st.DrawFn, address: _ipaddress.IPv4Address | _ipaddress.IPv6Address
+) -> str:
+    """One of the ways a peer or an X-Forwarded-For hop may write ``address``."""
+    if isinstance(address, _ipaddress.IPv4Address):
+        mapped = _ipaddress.IPv6Address(f"::ffff:{address}")
+        forms = [
+            str(address),
+            f"{address}:{draw(st.integers(0, 65535))}",
+            f"::ffff:{address}",
+            f"::FFFF:{address}",
+            mapped.compressed,
+            mapped.exploded,
+            f"[{mapped.compressed}]:{draw(st.integers(0, 65535))}",
+        ]
+    else:
+        forms = [
+            address.compressed,
+            address.exploded.upper(),
+            f"[{address.compressed}]",
+            f"[{address.compressed}]:{draw(st.integers(0, 65535))}",
+            f"{address.compressed}%eth0",
+        ]
+    pad = st.sampled_from(["", " ", "\t"])
+    return draw(pad) + draw(st.sampled_from(forms)) + draw(pad)
+
+
+@st.composite
+def trusted_ranges(draw: st.DrawFn) -> list[_ipaddress.IPv4Network | _ipaddress.IPv6Network]:
+    """A few canonical ranges, from the same pools as :func:`addresses`."""
+    names = draw(st.lists(st.sampled_from(_V4_POOL + _V6_POOL), max_size=3, unique=True))
+    return [_ipaddress.ip_network(n) for n in names]
+
+
+def range_spellings(net: _ipaddress.IPv4Network | _ipaddress.IPv6Network) -> st.SearchStrategy[str]:
+    """``net`` as written in configuration: IPv4 ranges also in their IPv4-mapped form."""
+    forms = [str(net)]
+    if isinstance(net, _ipaddress.IPv4Network):
+        forms.append(f"::ffff:{net.network_address}/{net.prefixlen + 96}")
+        mapped = _ipaddress.IPv6Address(f"::ffff:{net.network_address}")
+        forms.append(f"{mapped.compressed}/{net.prefixlen + 96}")
+    return st.sampled_from(forms)
+
+
+WEB_METHODS = ("GET", "HEAD", "PATCH", "POST", "DELETE", "OPTIONS", "WEBSOCKET", "get", "*")
+
+_SEGMENTS = st.sampled_from(
+    ["customers", "c-1001", "c-5150", "c-1002", "live", "api", "..", ".", "", "%2F", "é", "a b"]
+)
+
+
+@st.composite
+def web_paths(draw: st.DrawFn) -> str:
+    """Paths near the routes under test: extra, empty and dot segments, encoded slashes,
+    non-ASCII, doubled leading or trailing slashes."""
+    segments = draw(st.lists(_SEGMENTS | st.text(max_size=4), max_size=5))
+    lead = draw(st.sampled_from(["/", "/", "//", ""]))
+    trail = draw(st.sampled_from(["", "", "/"]))
+    return lead + "/".join(segments) + trail
+
+
+@st.composite
+def asgi_calls(draw: st.DrawFn) -> dict[str, Any]:
+    """An ASGI connection: scope type, method, root path, path and which credentials."""
+    root = draw(st.sampled_from(["", "", "/api"]))
+    path = draw(web_paths())
+    return {
+        "type": draw(st.sampled_from(["http", "http", "websocket", "websocket", "lifespan"]))
+        if draw(st.integers(0, 9))
+        else draw(st.text(max_size=10)),
+        "method": draw(st.sampled_from(WEB_METHODS)),
+        "root_path": root,
+        "path": (root + path) if draw(st.booleans()) else path,
+        "who": draw(st.sampled_from(["none", "agent", "manager", "no-mfa", "forged"])),
+    }
+
+
+@st.composite
+def wsgi_calls(draw: st.DrawFn) -> dict[str, Any]:
+    """A WSGI call: method, SCRIPT_NAME, a PATH_INFO as PEP 3333 carries it (latin-1)."""
+    path = draw(web_paths())
+    raw = draw(st.booleans())
+    if raw:  # any bytes, as a server passes them on, including invalid UTF-8
+        path = path.encode("utf-8") + draw(st.binary(max_size=3))
+        text = path.decode("latin-1")
+    else:
+        text = path.encode("utf-8").decode("latin-1")
+    return {
+        "method": draw(st.sampled_from(WEB_METHODS)),
+        "script_name": draw(st.sampled_from(["", "/app"])),
+        "path_info": text,
+        "who": draw(st.sampled_from(["none", "agent", "manager", "no-mfa", "forged"])),
+    }

@@ -13,8 +13,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from web_helpers import TOKENIZER, RecordingLog, bearer, shipped_pdp, web_config
 
-from zerotrust import Effect
-from zerotrust.errors import ZeroTrustError
+from zerotrust import AccessRequest, Effect
+from zerotrust.errors import RequestError, ZeroTrustError
 from zerotrust.web import AccessDenied, StepUpRequired, current_request, require
 from zerotrust.web.errors import NoDecisionError, WebConfigError
 
@@ -174,3 +174,85 @@ def test_configuration_errors() -> None:
         require(shipped_pdp(), action="", resource={"type": "x"})
     with pytest.raises(WebConfigError):
         require(shipped_pdp(), action="read", resource=None)
+
+
+AGENT = {
+    "id": "u-anna",
+    "properties": {"department": "support", "roles": ["agent"], "amr": ["pwd", "mfa"]},
+}
+RECORD = {"id": "c-1001", "card_number": "4111111111111111", "ssn": "123-45-6789"}
+
+
+def read_resource(cid: str) -> dict[str, Any]:
+    return {
+        "type": "customer_record",
+        "id": cid,
+        "properties": {"owner_dept": "support", "sensitivity": 2},
+    }
+
+
+class AsyncLoader:
+    """An async callable that is not a coroutine function: ``iscoroutinefunction`` is False."""
+
+    async def __call__(self, cid: str) -> dict[str, Any]:
+        return dict(RECORD)
+
+
+def test_async_callable_object_gets_its_awaited_result_masked() -> None:
+    guarded = require(shipped_pdp(), action="read", resource=read_resource, subject=AGENT)(
+        AsyncLoader()
+    )
+    out = asyncio.run(guarded("c-1001"))  # type: ignore[arg-type]
+    assert out["card_number"] == "****" and out["ssn"] == "****"
+
+
+def test_generator_result_with_obligations_is_withheld() -> None:
+    @require(shipped_pdp(), action="read", resource=read_resource, subject=AGENT)
+    def stream(cid: str) -> Any:
+        yield dict(RECORD)
+
+    with pytest.raises(AccessDenied, match="withheld") as denied:
+        stream("c-1001")
+    assert denied.value.decision.effect is Effect.ALLOW  # what the PDP said; the PEP refused
+
+
+def test_object_result_with_obligations_is_withheld() -> None:
+    class Customer:
+        card_number = "4111111111111111"
+
+    @require(shipped_pdp(), action="read", resource=read_resource, subject=AGENT)
+    async def load(cid: str) -> Any:
+        return {"customer": Customer()}
+
+    with pytest.raises(AccessDenied, match="Customer"):
+        asyncio.run(load("c-1001"))
+
+
+def test_subject_function_returning_none_is_not_the_current_requests_subject() -> None:
+    # Inside a request decided for u-max, a subject function that finds nobody must not
+    # fall back to u-max: it is a request without a subject, and the function never runs.
+    from zerotrust.web._pep import CURRENT_REQUEST
+
+    pdp = shipped_pdp()
+    ran: list[str] = []
+
+    @require(pdp, action="read", resource=read_resource, subject=lambda user: user)
+    def load(cid: str, user: dict[str, Any] | None = None) -> dict[str, Any]:
+        ran.append(cid)
+        return RECORD
+
+    manager = pdp.evaluate(
+        {"subject": MANAGER, "action": {"name": "read"}, "resource": read_resource("c-1")}
+    )
+    assert manager.effect is Effect.ALLOW
+    token = CURRENT_REQUEST.set(
+        AccessRequest.from_mapping(
+            {"subject": MANAGER, "action": {"name": "read"}, "resource": read_resource("c-1")}
+        )
+    )
+    try:
+        with pytest.raises(RequestError, match="subject"):
+            load("c-1001", user=None)
+    finally:
+        CURRENT_REQUEST.reset(token)
+    assert ran == []

@@ -121,9 +121,10 @@ def test_allow_with_masked_fields(server: dict[str, Any]) -> None:
     assert entry["effect"] == "allow"
     assert entry["extra"]["http"] == {
         "method": "GET",
-        "path": "/customers/c-1001",
+        "path": "/customers/{id}",
         "route": "GET /customers/{id}",
     }
+    assert "c-1001" not in json.dumps(entry["extra"])
 
 
 def test_allow_with_tokenized_fields(server: dict[str, Any]) -> None:

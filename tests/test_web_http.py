@@ -9,6 +9,12 @@ from typing import Any
 import pytest
 
 from zerotrust.web import HttpRequest, RouteTable, Target, WebConfig, client_ip
+from zerotrust.web.addresses import (
+    MAX_FORWARDED_HOPS,
+    canonical_address,
+    peer_is_trusted,
+    trusted_networks,
+)
 from zerotrust.web.errors import WebConfigError
 
 TRUSTED = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("2001:db8::/32"))
@@ -85,7 +91,7 @@ def test_forwarded_for_is_read_right_to_left_through_trusted_proxies() -> None:
     assert client_ip("10.0.0.2", "198.51.100.7, 10.0.0.9", TRUSTED) == "198.51.100.7"
     # a client-forged entry to the left of the real client is not believed
     assert client_ip("10.0.0.2", "10.1.2.3, 198.51.100.7", TRUSTED) == "198.51.100.7"
-    assert client_ip("10.0.0.2", None, TRUSTED) == "10.0.0.2"
+    assert client_ip("10.0.0.2", "198.51.100.7, 10.0.0.9", TRUSTED) != "10.0.0.9"
     assert client_ip("10.0.0.2", "[2001:db8::1]:443, 198.51.100.7", TRUSTED) == "198.51.100.7"
 
 
@@ -106,3 +112,88 @@ def test_config_needs_exactly_one_way_to_authenticate() -> None:
     )
     assert cfg.country_header == "cf-ipcountry"
     assert cfg.trusted_proxies == (ipaddress.ip_network("10.0.0.0/8"),)
+
+
+# --- dual-stack proxies: one canonical form for every address ----------------------------
+
+V4_PROXIES = (ipaddress.ip_network("10.0.0.0/8"),)
+
+
+def test_dual_stack_peer_is_recognised_as_its_ipv4_proxy() -> None:
+    # A dual-stack socket reports the IPv4 proxy 10.0.0.5 as ::ffff:10.0.0.5.
+    assert client_ip("::ffff:10.0.0.5", "8.8.4.4", V4_PROXIES) == "8.8.4.4"
+    assert client_ip("::ffff:a00:5", "8.8.4.4", V4_PROXIES) == "8.8.4.4"
+    assert peer_is_trusted("::FFFF:10.0.0.5", V4_PROXIES)
+
+
+def test_ipv4_mapped_trusted_range_is_the_ipv4_range() -> None:
+    mapped = trusted_networks(["::ffff:10.0.0.0/104"])
+    assert mapped == V4_PROXIES
+    assert client_ip("10.0.0.5", "8.8.4.4", mapped) == "8.8.4.4"
+    assert WebConfig(identify=dict, trusted_proxies="::ffff:10.0.0.0/104").trusted_proxies == (
+        ipaddress.ip_network("10.0.0.0/8"),
+    )
+    # a range wider than the mapped block holds every mapped address, so all of IPv4
+    assert client_ip("192.0.2.1", "8.8.4.4", trusted_networks("::/0")) is None
+
+
+def test_mapped_forwarded_hop_is_its_ipv4_address() -> None:
+    assert client_ip("10.0.0.2", "8.8.4.4, ::ffff:10.0.0.9", V4_PROXIES) == "8.8.4.4"
+    # the client's own address in canonical form (the CEL network extension refuses mapped)
+    assert client_ip("10.0.0.2", "::ffff:8.8.4.4", V4_PROXIES) == "8.8.4.4"
+    assert client_ip("::ffff:203.0.113.9", None, V4_PROXIES) == "203.0.113.9"
+
+
+def test_client_ip_never_returns_a_trusted_hop() -> None:
+    assert client_ip("10.0.0.2", None, V4_PROXIES) is None
+    assert client_ip("10.0.0.2", "", V4_PROXIES) is None
+    assert client_ip("10.0.0.2", "10.0.0.3, ::ffff:10.0.0.4", V4_PROXIES) is None
+
+
+@pytest.mark.parametrize(
+    ("hop", "expected"),
+    [
+        ("8.8.4.4:5678", "8.8.4.4"),
+        ("[2001:db9::1]:443", "2001:db9::1"),
+        ("[2001:db9::1]", "2001:db9::1"),
+        ("  8.8.4.4\t", "8.8.4.4"),
+        ("fe80::1%eth0", "fe80::1"),
+        ("2001:DB9:0::1", "2001:db9::1"),
+        ("[::ffff:8.8.4.4]:80", "8.8.4.4"),
+        ("[8.8.4.4]", None),
+        ("\uff18.8.4.4", None),  # a fullwidth digit
+        ("010.0.0.1", None),
+        ("8.8.4.4:", None),
+        ("8.8.4.4:123456", None),
+        ("unknown", None),
+        ("_hidden", None),
+        ("[2001:db9::1", None),
+    ],
+)
+def test_forwarded_hop_spellings(hop: str, expected: str | None) -> None:
+    assert canonical_address(hop) == (None if expected is None else ipaddress.ip_address(expected))
+    assert client_ip("10.0.0.2", f"1.1.1.1, {hop}", V4_PROXIES) == expected
+
+
+def test_empty_forwarded_elements_are_skipped() -> None:
+    # RFC 9110 section 5.6.1: a recipient accepts and ignores empty list elements.
+    assert client_ip("10.0.0.2", "8.8.4.4, , ,10.0.0.3,", V4_PROXIES) == "8.8.4.4"
+
+
+def test_forwarded_for_read_is_bounded() -> None:
+    many = ", ".join(["10.0.0.1"] * 100_000)
+    assert client_ip("10.0.0.2", f"8.8.4.4, {many}", V4_PROXIES) is None
+    near = ", ".join(["10.0.0.1"] * (MAX_FORWARDED_HOPS - 1))
+    assert client_ip("10.0.0.2", f"8.8.4.4, {near}", V4_PROXIES) == "8.8.4.4"
+    assert client_ip("10.0.0.2", f"8.8.4.4, 10.0.0.1, {near}", V4_PROXIES) is None
+
+
+def test_trusted_ranges_accept_network_objects() -> None:
+    net = ipaddress.ip_network("::ffff:10.0.0.0/104")
+    assert trusted_networks(net) == V4_PROXIES == trusted_networks([net])
+
+
+@pytest.mark.parametrize("bad", ["fe80::%eth0/64", "10.0.0.0/33", 167772160, b"10.0.0.0/8"])
+def test_trusted_ranges_must_be_ranges(bad: Any) -> None:
+    with pytest.raises(WebConfigError, match="trusted_proxies"):
+        WebConfig(identify=dict, trusted_proxies=[bad])

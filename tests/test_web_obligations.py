@@ -217,3 +217,38 @@ def test_property_masked_values_appear_nowhere_in_the_output(
     out = json.dumps(apply_obligations(payload, [Obligation("mask", params)]))
     for secret in secrets:
         assert secret not in out
+
+
+class Card:
+    """Not JSON-shaped: obligations cannot look inside it."""
+
+    def __init__(self) -> None:
+        self.card_number = "4111111111111111"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        Card(),
+        {"customer": Card()},
+        [{"ok": 1}, Card()],
+        (c for c in ["4111111111111111"]),
+        {"records": {"4111111111111111"}},
+    ],
+    ids=["object", "nested-object", "object-in-list", "generator", "set"],
+)
+def test_mask_on_a_value_it_cannot_see_into_is_refused_not_returned(payload: Any) -> None:
+    with pytest.raises(ObligationError, match="cannot be applied"):
+        apply_obligations(payload, [ob("mask", fields=["card_number"])])
+
+
+def test_limit_on_records_it_cannot_count_is_refused_not_returned() -> None:
+    with pytest.raises(ObligationError, match="generator"):
+        apply_obligations((r for r in range(5)), [ob("limit", max=1)])
+    with pytest.raises(ObligationError, match="set"):
+        apply_obligations({"records": {1, 2, 3}}, [ob("limit", max=1, field="records")])
+    # JSON-shaped values keep their meaning: one record, or a list to cut
+    assert apply_obligations({"a": 1}, [ob("limit", max=1)]) == {"a": 1}
+    assert apply_obligations({"records": None}, [ob("limit", max=1, field="records")]) == {
+        "records": None
+    }

@@ -234,3 +234,86 @@ def test_django_refusals(django_client: Client) -> None:
 
 def test_environ_key_is_documented_name(django_client: Client) -> None:
     assert DECISION_KEY == "zerotrust.decision"
+
+
+# --- what Flask serves is what was decided ---------------------------------------------
+
+PAGES_POLICY = """
+policy: public-pages
+target: {resources: [page], actions: [read]}
+rules:
+  - {id: anyone-authenticated, effect: allow}
+"""
+
+CATCH_ALL = RouteTable(
+    {
+        "GET /customers/{id}": ("customer_record", "read"),
+        "GET /{page:path}": ("page", "read"),
+    },
+    properties=customer_properties,
+)
+
+
+def catch_all_app(log: RecordingLog) -> Flask:
+    app = Flask(__name__)
+
+    @app.get("/customers/<id>")
+    def read(id: str) -> Any:
+        CALLS.append(id)
+        return CUSTOMERS[id]
+
+    @app.get("/<path:page>")
+    def page(page: str) -> Any:
+        return {"page": page}
+
+    app.wsgi_app = ZeroTrustMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, shipped_pdp(log, extra=PAGES_POLICY), resolve=CATCH_ALL, config=web_config()
+    )
+    return app
+
+
+@pytest.mark.parametrize("path", ["//customers/c-5150", "///customers/c-5150"])
+def test_double_slash_does_not_turn_a_customer_into_a_public_page(
+    log: RecordingLog, path: str
+) -> None:
+    # Werkzeug routes "//customers/c-5150" to the customer view; deciding on the raw path
+    # matched the catch-all page route instead, and the other department's record leaked.
+    client = catch_all_app(log).test_client()
+    r = client.get("/", headers=bearer(), environ_overrides={"PATH_INFO": path})
+    assert r.status_code == 403 and r.json["code"] == "access_denied"
+    assert log.last[1].resource.type == "customer_record"
+    assert log.last[1].resource.id == "c-5150"
+    assert CALLS == []
+
+
+@pytest.mark.parametrize("peer", ["::ffff:10.0.0.5", "::ffff:a00:5"])
+def test_flask_dual_stack_proxy_is_recognised(log: RecordingLog, peer: str) -> None:
+    client = flask_app(log, trusted_proxies=["10.0.0.0/8"]).test_client()
+    client.get(
+        "/customers/c-1001",
+        headers={**bearer(), "X-Forwarded-For": "8.8.4.4"},
+        environ_base={"REMOTE_ADDR": peer},
+    )
+    assert log.last[1].context["ip"] == "8.8.4.4"
+    assert "non-corporate-network" in log.last[0].risk.signals
+
+
+def test_wsgi_resolver_answer_that_is_not_a_target_is_refused(log: RecordingLog) -> None:
+    app = ZeroTrustMiddleware(
+        lambda e, s: [b"secret"],
+        shipped_pdp(log),
+        resolve=lambda http: {"resource_type": "doc"},
+        config=web_config(unmatched="pass"),
+    )
+    with pytest.raises(WebConfigError, match="Target or None"):
+        Client(app).get("/")
+
+
+@pytest.mark.parametrize("unmatched", ["deny", "pass"])
+def test_path_that_is_not_utf8_matches_no_route(log: RecordingLog, unmatched: str) -> None:
+    # /customers/%FF: Werkzeug would serve id "\ufffd", Django id "%FF"; neither is decided.
+    client = flask_app(log, unmatched=unmatched).test_client()
+    r = client.get("/", headers=bearer(), environ_overrides={"PATH_INFO": "/customers/c-1001\xff"})
+    assert r.status_code == 403 and r.json["code"] == "unmatched_route"
+    assert log.last[1].resource.type == "zerotrust:unmatched_route"
+    assert CALLS == []

@@ -21,6 +21,7 @@ from zerotrust.web.errors import (
     NoDecisionError,
     ObligationError,
     StepUpRequired,
+    UnsupportedScopeError,
     WebConfigError,
 )
 from zerotrust.web.http import HttpRequest, RouteTable, Target, WebConfig, client_ip
@@ -43,6 +44,7 @@ __all__ = [
     "StepUpRequired",
     "Target",
     "Tokenizer",
+    "UnsupportedScopeError",
     "WebConfig",
     "WebConfigError",
     "apply_obligations",

@@ -55,11 +55,17 @@ CURRENT_REQUEST: ContextVar[AccessRequest | None] = ContextVar(
 
 @attrs.frozen
 class Reply:
-    """A complete response the enforcement point sends instead of running the app."""
+    """A complete response the enforcement point sends instead of running the app.
+
+    ``code`` (e.g. ``access_denied``) and ``decision_id`` are also in the body; a
+    WebSocket refusal that cannot send a body puts them in its close reason.
+    """
 
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes
+    code: str = ""
+    decision_id: str | None = None
 
 
 @attrs.frozen
@@ -80,6 +86,7 @@ class Prepared:
     extra: Mapping[str, Any]
     identity: Identity
     target: Target | None
+    websocket: bool = False
 
 
 @attrs.frozen
@@ -171,14 +178,15 @@ class Gate:
             "method": http.method,
             "path": http.path,
             "route": target.route if target is not None else None,
+            "websocket": True if http.websocket else None,
         }
         context.update({k: v for k, v in http_context.items() if v is not None})
         if target is None:
             resource: dict[str, Any] = {
                 "type": UNMATCHED_RESOURCE,
-                "id": f"{http.method} {http.path}",
+                "id": f"{http.route_method} {http.path}",
             }
-            action = f"http:{http.method}"
+            action = f"http:{http.route_method}"
         else:
             resource = {
                 "type": target.resource_type,
@@ -189,13 +197,7 @@ class Gate:
         subject = identity.subject
         if subject is None:
             subject = {**ANONYMOUS, "properties": {"identity_error": identity.error}}
-        extra: dict[str, Any] = {
-            "http": {
-                "method": http.method,
-                "path": http.path,
-                "route": target.route if target is not None else None,
-            }
-        }
+        extra: dict[str, Any] = {"http": _logged_http(http, target, cfg)}
         if identity.error is not None:
             extra["enforcement"] = identity.error
         elif target is None:
@@ -213,7 +215,7 @@ class Gate:
         except RequestError as exc:
             _log.error("cannot build an access request for %s %s: %s", http.method, http.path, exc)
             return self._reply(403, "unevaluable_request", "The request could not be evaluated")
-        return Prepared(access, extra, identity, target)
+        return Prepared(access, extra, identity, target, http.websocket)
 
     def verdict(self, decision: Decision, prepared: Prepared) -> Verdict:
         """Enforce the decision; an identity failure or unmatched route refuses regardless."""
@@ -253,11 +255,12 @@ class Gate:
             return Verdict(
                 self._reply(403, "access_denied", "Access denied by policy", decision), decision
             )
+        handled = cfg.handled_obligations
+        if prepared.websocket:
+            handled |= cfg.websocket_handled_obligations
         try:
             plan = ObligationPlan.compile(
-                decision.obligations,
-                tokenizer=cfg.tokenizer,
-                handled=cfg.handled_obligations,
+                decision.obligations, tokenizer=cfg.tokenizer, handled=handled
             )
         except ObligationError as exc:
             # The PDP logged an allow; say loudly that the PEP refused it.
@@ -271,7 +274,26 @@ class Gate:
                 ),
                 decision,
             )
-        return Verdict(None, decision, plan if (cfg.apply_obligations and plan) else None)
+        if not (cfg.apply_obligations and plan):
+            return Verdict(None, decision, None)
+        if prepared.websocket:
+            # Messages on a stream are not one JSON document the PEP can rewrite: rather
+            # than let unmasked data flow, the app must declare it handles these itself.
+            _log.warning(
+                "decision %s refused: obligations %s on a WebSocket are not handled by the app",
+                decision.decision_id,
+                ", ".join(plan.types),
+            )
+            return Verdict(
+                self._reply(
+                    403,
+                    "obligation_unsupported",
+                    "Access denied: obligations cannot be applied to a WebSocket stream",
+                    decision,
+                ),
+                decision,
+            )
+        return Verdict(None, decision, plan)
 
     def failed_obligation(self, decision: Decision, why: str) -> Reply:
         """The answer when a response cannot be rewritten: withheld, never sent unmasked."""
@@ -308,7 +330,22 @@ class Gate:
         headers = [("content-type", PROBLEM_JSON), ("content-length", str(len(body))), _NO_STORE]
         if challenge is not None:
             headers.append(("www-authenticate", challenge))
-        return Reply(status, tuple(headers), body)
+        decision_id = decision.decision_id if decision is not None else None
+        return Reply(status, tuple(headers), body, code, decision_id)
+
+
+def _logged_http(http: HttpRequest, target: Target | None, cfg: WebConfig) -> dict[str, Any]:
+    """``extra.http`` for the decision log: the raw path only if the operator asked."""
+    route = target.route if target is not None else None
+    logged: dict[str, Any] = {"method": http.method}
+    if cfg.log_path == "raw":
+        logged["path"] = http.path
+    elif route is not None and (template := route.partition(" ")[2]):
+        logged["path"] = template
+    logged["route"] = route
+    if http.websocket:
+        logged["websocket"] = True
+    return logged
 
 
 def _country(http: HttpRequest, cfg: WebConfig) -> str | None:

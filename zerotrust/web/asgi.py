@@ -4,10 +4,14 @@
 
     app.add_middleware(ZeroTrustMiddleware, pdp=pdp, resolve=ROUTES, config=WebConfig(jwt=v))
 
-Async all the way: the PDP is asked with ``evaluate_async`` (so an async behaviour
-store never blocks the loop), and token verification moves to a worker thread only
-when it may fetch keys. The decision is in ``request.state.zerotrust``
-(``scope["state"]["zerotrust"]``); :func:`decision_of` fetches it.
+Every connection is decided: ``http`` and ``websocket`` scopes alike (a WebSocket
+from its handshake, before the app can accept it); only ``lifespan`` passes through,
+and any other scope type raises :class:`~zerotrust.web.UnsupportedScopeError`
+without calling the app. Async all the way: the PDP is asked with
+``evaluate_async`` (so an async behaviour store never blocks the loop), and token
+verification moves to a worker thread only when it may fetch keys. The decision is
+in ``request.state.zerotrust`` (``scope["state"]["zerotrust"]``); :func:`decision_of`
+fetches it from a Starlette ``Request`` or ``WebSocket``.
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ from zerotrust.web._pep import (
     Reply,
     rewrite_json,
 )
-from zerotrust.web.errors import NoDecisionError
-from zerotrust.web.http import HttpRequest, Resolver, WebConfig
+from zerotrust.web.errors import NoDecisionError, UnsupportedScopeError
+from zerotrust.web.http import HttpRequest, Resolver, WebConfig, checked_target
 from zerotrust.web.obligations import ObligationPlan
 
 __all__ = ["ZeroTrustMiddleware", "access_request_of", "decision_of"]
@@ -41,14 +45,25 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+_DECIDED = ("http", "websocket")
+
 
 class ZeroTrustMiddleware:
-    """Asks the PDP about every HTTP request and enforces the answer.
+    """Asks the PDP about every HTTP request and WebSocket handshake, and enforces the answer.
 
     ``resolve`` is a route table (``{"GET /customers/{id}": ("customer_record",
-    "read")}``), a :class:`~zerotrust.web.RouteTable`, or a function from
+    "read"), "WEBSOCKET /customers/{id}/live": ("customer_record", "watch")}``), a
+    :class:`~zerotrust.web.RouteTable`, or a function from
     :class:`~zerotrust.web.HttpRequest` to :class:`~zerotrust.web.Target` (may be async).
-    Non-HTTP scopes (lifespan, websocket) pass through untouched.
+
+    A refused WebSocket never reaches the app: the refusal is the same problem+json
+    response as for HTTP (with its RFC 6750 / RFC 9470 challenge) where the server
+    offers the ASGI ``websocket.http.response`` extension, else a ``websocket.close``
+    with code 1008 and the decision id in the reason (sent before accept, which the
+    server answers with HTTP 403). An allowed WebSocket whose decision carries
+    obligations is refused unless the app declares it carries them out
+    (``websocket_handled_obligations``, ``handled_obligations`` or
+    ``apply_obligations=False``): messages on a stream cannot be rewritten here.
     """
 
     def __init__(
@@ -63,14 +78,21 @@ class ZeroTrustMiddleware:
         self._gate = Gate(pdp, resolve, config)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        kind = scope.get("type")
+        if kind == "lifespan":
             await self.app(scope, receive, send)
             return
+        if kind not in _DECIDED:
+            raise UnsupportedScopeError(
+                f"ASGI scope type {kind!r} is not decided: only 'http' and 'websocket' are, "
+                "and 'lifespan' passes through"
+            )
         gate = self._gate
         http = _http_request(scope)
-        target = gate.resolve(http)
-        if inspect.isawaitable(target):
-            target = await target
+        found = gate.resolve(http)
+        if inspect.isawaitable(found):
+            found = await found
+        target = checked_target(found)
         if target is None and gate.config.unmatched == "pass":
             await self.app(scope, receive, send)
             return
@@ -80,12 +102,12 @@ class ZeroTrustMiddleware:
             identity = gate.identify(http)
         prepared = gate.prepare(http, target, identity)
         if isinstance(prepared, Reply):
-            await _send_reply(send, prepared)
+            await _refuse(scope, send, prepared)
             return
         decision = await gate.pdp.evaluate_async(prepared.access, extra=prepared.extra)
         verdict = gate.verdict(decision, prepared)
         if verdict.reply is not None:
-            await _send_reply(send, verdict.reply)
+            await _refuse(scope, send, verdict.reply)
             return
         state = scope.setdefault("state", {})
         state[STATE_KEY] = decision
@@ -103,7 +125,7 @@ class ZeroTrustMiddleware:
 
 
 def decision_of(request: Any) -> Decision:
-    """The decision for a Starlette/FastAPI ``Request`` (or an ASGI scope).
+    """The decision for a Starlette/FastAPI ``Request`` or ``WebSocket`` (or an ASGI scope).
 
     Raises :class:`NoDecisionError` if no zerotrust middleware decided this request.
     """
@@ -134,13 +156,28 @@ def _http_request(scope: Scope) -> HttpRequest:
         value = raw_value.decode("latin-1")
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     client = scope.get("client")
+    websocket = scope["type"] == "websocket"
     return HttpRequest(
-        method=scope["method"],
-        path=scope["path"],
+        method="GET" if websocket else scope["method"],
+        path=_route_path(scope),
         headers=headers,
         peer=client[0] if client else None,
         query_string=scope.get("query_string", b"").decode("latin-1"),
+        websocket=websocket,
     )
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below ``root_path``: what the app's router matches (as Starlette does).
+
+    ASGI puts the mount point in both ``root_path`` and ``path``; deciding on the full
+    path while the app routes on the rest would make the route table differ by mount.
+    """
+    path: str = scope["path"]
+    root: str = scope.get("root_path") or ""
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("/", ""):
+        return path[len(root) :]
+    return path
 
 
 def _without_pathsend(scope: Scope) -> Scope:
@@ -154,12 +191,38 @@ def _without_pathsend(scope: Scope) -> Scope:
     }
 
 
+async def _refuse(scope: Scope, send: Send, reply: Reply) -> None:
+    """Answer instead of the app: an HTTP response, or a WebSocket handshake refused."""
+    if scope["type"] == "http":
+        await _send_reply(send, reply)
+        return
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": reply.status,
+                "headers": _raw_headers(reply),
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": reply.body})
+        return
+    # RFC 6455 section 7.4.1: 1008 is "policy violation"; a reason is at most 123 bytes.
+    reason = reply.code or "refused"
+    if reply.decision_id is not None:
+        reason = f"{reason} (decision {reply.decision_id})"
+    await send({"type": "websocket.close", "code": 1008, "reason": reason[:123]})
+
+
+def _raw_headers(reply: Reply) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
+
+
 async def _send_reply(send: Send, reply: Reply) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": reply.status,
-            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers],
+            "headers": _raw_headers(reply),
         }
     )
     await send({"type": "http.response.body", "body": reply.body})

@@ -8,6 +8,8 @@
 
 Raises :class:`AccessDenied` or :class:`StepUpRequired` carrying the decision; on allow
 the function runs and, by default, its JSON-shaped result has the obligations applied.
+A result the obligations cannot be applied to (not JSON-shaped) is withheld: the call
+raises :class:`AccessDenied` instead of returning it unmasked.
 """
 
 from __future__ import annotations
@@ -61,7 +63,12 @@ def require(
     (``lambda customer_id: {...}``). Without ``subject``, the subject, device and
     context of the current request (set by the zerotrust middleware) are used;
     ``context`` then adds to that request's context. Outside such a request a missing
-    subject raises :class:`NoDecisionError`.
+    subject raises :class:`NoDecisionError`. A ``subject`` function that returns
+    ``None`` is a request without a subject (a :class:`~zerotrust.errors.RequestError`),
+    never a fall-back to the current request's subject.
+
+    A sync callable that returns an awaitable (an ``async`` callable object, say) is
+    decided when called and has the obligations applied to the awaited result.
     """
     if not action or not isinstance(action, str):
         raise WebConfigError("require: action must be a non-empty string")
@@ -80,7 +87,8 @@ def require(
                 ("context", context),
             )
         }
-        where = {"function": f"{func.__module__}.{func.__qualname__}"}
+        name = getattr(func, "__qualname__", type(func).__qualname__)  # callable objects too
+        where = {"function": f"{func.__module__}.{name}"}
 
         def build(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
             bound = signature.bind(*args, **kwargs)
@@ -88,7 +96,7 @@ def require(
             values = {name: part(bound.arguments) for name, part in parts.items()}
             request: dict[str, Any] = {"action": {"name": action}, "resource": values["resource"]}
             current = CURRENT_REQUEST.get()
-            if values["subject"] is not None:
+            if subject is not None:
                 request["subject"] = values["subject"]
                 request["device"] = values["device"] or {}
                 request["context"] = values["context"] or {}
@@ -101,6 +109,19 @@ def require(
                     "require: no subject given and no request authenticated by the middleware"
                 )
             return request
+
+        def release(decision: Decision, plan: ObligationPlan, result: Any) -> Any:
+            if not apply_obligations:
+                return result
+            try:
+                return plan.apply(result)
+            except ObligationError as exc:
+                raise AccessDenied(
+                    decision, f"result withheld: {exc} (decision {decision.decision_id})"
+                ) from exc
+
+        async def release_later(decision: Decision, plan: ObligationPlan, pending: Any) -> Any:
+            return release(decision, plan, await pending)
 
         def enforce(decision: Decision) -> ObligationPlan:
             if decision.effect is Effect.STEP_UP:
@@ -123,8 +144,7 @@ def require(
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 decision = await pdp.evaluate_async(build(args, kwargs), extra=where)
                 plan = enforce(decision)
-                result = await run_async(*args, **kwargs)
-                return plan.apply(result) if apply_obligations else result
+                return release(decision, plan, await run_async(*args, **kwargs))
 
             return cast(Callable[P, R], async_wrapper)
 
@@ -133,7 +153,9 @@ def require(
             decision = pdp.evaluate(build(args, kwargs), extra=where)
             plan = enforce(decision)
             result = func(*args, **kwargs)
-            return cast(R, plan.apply(result)) if apply_obligations else result
+            if apply_obligations and plan and inspect.isawaitable(result):
+                return cast(R, release_later(decision, plan, result))
+            return cast(R, release(decision, plan, result))
 
         return wrapper
 

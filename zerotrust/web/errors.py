@@ -10,6 +10,7 @@ __all__ = [
     "NoDecisionError",
     "ObligationError",
     "StepUpRequired",
+    "UnsupportedScopeError",
     "WebConfigError",
 ]
 
@@ -50,3 +51,13 @@ class WebConfigError(ZeroTrustError, ValueError):
 
 class NoDecisionError(ZeroTrustError, LookupError):
     """Asked for the decision of a request that no zerotrust middleware has decided."""
+
+
+class UnsupportedScopeError(ZeroTrustError, ValueError):
+    """The ASGI middleware was called with a scope type it cannot decide.
+
+    Only ``http`` and ``websocket`` are decided and only ``lifespan`` passes through;
+    for anything else there is no response to send, so the middleware raises this
+    (as the ASGI spec asks of an app that meets a scope type it does not understand)
+    and never calls the application.
+    """

@@ -3,20 +3,21 @@
 Nothing here imports a web framework: :class:`HttpRequest` is a neutral view that each
 adapter fills from its own scope or environ. Client-supplied headers are believed only
 where configured: ``X-Forwarded-For`` and the country header count only when the
-immediate peer is one of ``trusted_proxies`` (none by default).
+immediate peer is one of ``trusted_proxies`` (none by default; addresses are compared
+in the canonical form of :mod:`zerotrust.web.addresses`).
 """
 
 from __future__ import annotations
 
 import datetime
 import inspect
-import ipaddress
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from zerotrust.web.addresses import IPNetwork, client_ip, peer_is_trusted, trusted_networks
 from zerotrust.web.errors import WebConfigError
 from zerotrust.web.obligations import Tokenizer
 
@@ -24,17 +25,18 @@ if TYPE_CHECKING:
     from zerotrust.identity import DeviceVerifier, JWTVerifier
 
 __all__ = [
+    "WEBSOCKET",
     "HttpRequest",
     "IPNetwork",
     "Resolver",
     "RouteTable",
     "Target",
     "WebConfig",
+    "as_resolver",
+    "checked_target",
     "client_ip",
     "peer_is_trusted",
 ]
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -45,8 +47,12 @@ def _frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
 class HttpRequest:
     """The parts of an HTTP request the enforcement point reads.
 
-    ``headers`` has lower-cased names; a repeated header is joined with ``", "``.
-    ``peer`` is the address of the immediate TCP peer (which may be a proxy).
+    ``path`` is the path the application routes on: below its mount point (the ASGI
+    ``root_path``, the WSGI ``SCRIPT_NAME``). ``headers`` has lower-cased names; a
+    repeated header is joined with ``", "``. ``peer`` is the address of the immediate
+    TCP peer (which may be a proxy). ``websocket`` marks a WebSocket handshake, which
+    is an HTTP ``GET`` (RFC 6455 section 4.1); route tables match it with
+    ``WEBSOCKET`` keys only.
     """
 
     method: str
@@ -55,9 +61,15 @@ class HttpRequest:
     peer: str | None = None
     query_string: str = ""
     path_params: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map, hash=False)
+    websocket: bool = False
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+    @property
+    def route_method(self) -> str:
+        """The method route tables match: ``WEBSOCKET`` for a handshake, else the method."""
+        return WEBSOCKET if self.websocket else self.method
 
 
 @attrs.frozen
@@ -88,6 +100,9 @@ PropertiesLookup = Callable[
 ]
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(:path)?\}")
+# An RFC 9110 method token, or * for any method (WebSocket handshakes included).
+_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+WEBSOCKET = "WEBSOCKET"
 
 
 @attrs.frozen
@@ -103,8 +118,10 @@ class _Route:
 def _compile_route(key: str, value: Any) -> _Route:
     method, sep, path = key.strip().partition(" ")
     path = path.strip()
-    if not sep or not method or not path.startswith("/"):
-        raise WebConfigError(f"route {key!r} must look like 'GET /customers/{{id}}'")
+    if not sep or not _METHOD.fullmatch(method) or not path.startswith("/"):
+        raise WebConfigError(
+            f"route {key!r} must look like 'GET /customers/{{id}}' (or 'WEBSOCKET /path')"
+        )
     if not isinstance(value, tuple | list) or len(value) not in (2, 3):
         raise WebConfigError(f"route {key!r}: value must be (resource_type, action[, id_param])")
     if not all(isinstance(v, str) and v for v in value):
@@ -138,7 +155,9 @@ class RouteTable:
     to ``context.path_params``, never to resource properties, which a URL must not
     choose. ``properties(type, id, request)`` looks the resource's attributes up (sync,
     or async under ASGI); it returns ``None`` for an unknown resource. First match wins;
-    ``HEAD`` matches ``GET`` routes.
+    ``HEAD`` matches ``GET`` routes. A WebSocket handshake matches only ``WEBSOCKET``
+    and ``*`` routes (``"WEBSOCKET /customers/{id}/live"``), never ``GET`` ones: a
+    stream is not one response, so it gets an action of its own.
     """
 
     table: Mapping[str, Any] = attrs.field(converter=_frozen_map)
@@ -150,9 +169,12 @@ class RouteTable:
 
     def match(self, http: HttpRequest) -> Target | None:
         """The target without looking properties up."""
-        method = "GET" if http.method == "HEAD" else http.method
+        method = http.route_method
+        if method == WEBSOCKET and not http.websocket:
+            return None  # an HTTP request whose method is spelt WEBSOCKET is no handshake
+        alias = "GET" if method == "HEAD" else method
         for route in self._routes:
-            if route.method not in (method, http.method, "*"):
+            if route.method not in (method, alias, "*"):
                 continue
             m = route.pattern.fullmatch(http.path)
             if m is None:
@@ -175,61 +197,30 @@ class RouteTable:
         found = self.properties(target.resource_type, target.resource_id, http)
         if inspect.isawaitable(found):
             return _with_properties_async(target, found)
-        return attrs.evolve(target, resource_properties=found or {})
+        return _with_properties(target, found)
 
 
 async def _with_properties_async(
     target: Target, found: Awaitable[Mapping[str, Any] | None]
 ) -> Target:
-    return attrs.evolve(target, resource_properties=(await found) or {})
+    return _with_properties(target, await found)
+
+
+def _with_properties(target: Target, found: object) -> Target:
+    if found is None:
+        return target
+    if not isinstance(found, Mapping):
+        raise WebConfigError(
+            f"the properties lookup returned a {type(found).__name__}, not a mapping or None"
+        )
+    return attrs.evolve(target, resource_properties=found)
 
 
 def _networks(value: Any) -> tuple[IPNetwork, ...]:
-    items = [value] if isinstance(value, str) else list(value or ())
     try:
-        return tuple(ipaddress.ip_network(v, strict=False) for v in items)
+        return trusted_networks(value)
     except ValueError as exc:
         raise WebConfigError(f"trusted_proxies: {exc}") from exc
-
-
-def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    text = text.strip()
-    if text.startswith("[") and "]" in text:  # "[2001:db8::1]:443"
-        text = text[1 : text.index("]")]
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
-
-
-def peer_is_trusted(peer: str | None, trusted: tuple[IPNetwork, ...]) -> bool:
-    """Whether the immediate peer is one of the trusted proxies."""
-    address = _parse_ip(peer) if peer and trusted else None
-    return address is not None and any(address in net for net in trusted)
-
-
-def client_ip(
-    peer: str | None, forwarded_for: str | None, trusted: tuple[IPNetwork, ...]
-) -> str | None:
-    """The client address: the peer, unless the peer is a trusted proxy.
-
-    Behind trusted proxies, ``X-Forwarded-For`` is read right to left and the first
-    address that is not a trusted proxy is the client. A malformed entry gives
-    ``None`` (unknown), never the proxy's own, possibly internal, address.
-    """
-    address = _parse_ip(peer) if peer else None
-    if address is None:
-        return None
-    if not any(address in net for net in trusted):
-        return str(address)
-    hops = [h for h in (forwarded_for or "").split(",") if h.strip()]
-    for hop in reversed(hops):
-        address = _parse_ip(hop)
-        if address is None:
-            return None
-        if not any(address in net for net in trusted):
-            return str(address)
-    return str(address)
 
 
 def _utc_now() -> datetime.datetime:
@@ -254,8 +245,15 @@ class WebConfig:
     ``device`` verifies the attestation in ``device_header``. ``unmatched="pass"`` lets
     requests no route matches through unchecked (default: deny). With
     ``apply_obligations`` the middleware rewrites JSON responses itself; types in
-    ``handled_obligations`` are left to the application. ``expose_reasons`` puts the
+    ``handled_obligations`` are left to the application. A WebSocket's messages cannot
+    be rewritten, so an allowed handshake whose obligations are not all in
+    ``handled_obligations`` or ``websocket_handled_obligations`` (the types your
+    WebSocket handlers apply to what they send) is refused. ``expose_reasons`` puts the
     matched rules into refusals (off: clients learn nothing about the policies).
+    ``log_path`` says what ``extra.http.path`` in the decision log holds: ``"route"``
+    (the default) the matched route's path template (``/customers/{id}``), so no raw
+    path parameter lands in ``extra``, and nothing for an unmatched request;
+    ``"raw"`` the path as requested.
     """
 
     jwt: JWTVerifier | None = None
@@ -268,10 +266,12 @@ class WebConfig:
     apply_obligations: bool = True
     tokenizer: Tokenizer | None = None
     handled_obligations: frozenset[str] = attrs.field(default=(), converter=frozenset)
+    websocket_handled_obligations: frozenset[str] = attrs.field(default=(), converter=frozenset)
     expose_reasons: bool = False
     realm: str | None = None
     problem_type_base: str | None = None
     max_body_bytes: int = 8 * 1024 * 1024
+    log_path: Literal["route", "raw"] = "route"
     clock: Callable[[], datetime.datetime] = attrs.field(default=_utc_now, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -279,6 +279,8 @@ class WebConfig:
             raise WebConfigError("configure exactly one of jwt= (a JWTVerifier) or identify=")
         if self.unmatched not in ("deny", "pass"):
             raise WebConfigError('unmatched must be "deny" or "pass"')
+        if self.log_path not in ("route", "raw"):
+            raise WebConfigError('log_path must be "route" or "raw"')
         if self.max_body_bytes < 0:
             raise WebConfigError("max_body_bytes must not be negative")
         if self.tokenizer is not None and not isinstance(self.tokenizer, Tokenizer):
@@ -292,3 +294,16 @@ def as_resolver(resolve: Mapping[str, Any] | Resolver) -> Resolver:
     if callable(resolve):
         return resolve
     raise WebConfigError("resolve must be a route table mapping or a function")
+
+
+def checked_target(found: object) -> Target | None:
+    """A resolver's answer, or :class:`WebConfigError` if it is neither a Target nor None.
+
+    Anything else (a dict, ``False``, a coroutine still to await) would otherwise be
+    read as a target or as "unmatched": both are guesses about what the resolver meant.
+    """
+    if found is None or isinstance(found, Target):
+        return found
+    if inspect.iscoroutine(found):
+        found.close()  # never run, and no "was never awaited" warning later
+    raise WebConfigError(f"a resolver must return a Target or None, not a {type(found).__name__}")

@@ -17,7 +17,10 @@ Policy syntax::
       - {type: limit, max: 100, field: items}               # ... of payload["items"]
 
 ``fields`` name object keys matched at any depth, so a field cannot escape its mask
-by being nested. A masked or tokenized object or array is replaced as a whole.
+by being nested. A masked or tokenized object or array is replaced as a whole. A value
+that is not JSON-shaped (a generator, a dataclass, a model object) cannot be looked
+into, so applying obligations to it raises :class:`ObligationError` rather than
+return it unmasked.
 """
 
 from __future__ import annotations
@@ -183,7 +186,11 @@ class ObligationPlan:
         return bool(self.steps)
 
     def apply(self, payload: Any) -> Any:
-        """A new value with every obligation applied; the input is left unchanged."""
+        """A new value with every obligation applied; the input is left unchanged.
+
+        Raises :class:`ObligationError` if ``payload`` holds anything that is not
+        JSON-shaped (see the module docstring).
+        """
         for step in self.steps:
             payload = step(payload)
         return payload
@@ -286,10 +293,15 @@ def _limit_step(ob: Obligation) -> Step:
     def limit(payload: Any) -> Any:
         if field is None:
             # A list is a list of records; anything else is one record, within any max >= 1.
-            return list(payload[:most]) if isinstance(payload, list | tuple) else payload
-        if isinstance(payload, Mapping) and isinstance(payload.get(field), list | tuple):
-            return {**payload, field: list(payload[field][:most])}
-        return payload
+            if isinstance(payload, list | tuple):
+                return list(payload[:most])
+            return _json_shaped(payload)
+        if isinstance(payload, Mapping):
+            records = payload.get(field)
+            if isinstance(records, list | tuple):
+                return {**payload, field: list(records[:most])}
+            _json_shaped(records)
+        return _json_shaped(payload)
 
     return limit
 
@@ -302,4 +314,14 @@ def _rewrite(value: Any, fields: frozenset[str], change: Callable[[Any], Any]) -
         }
     if isinstance(value, list | tuple):
         return [_rewrite(v, fields, change) for v in value]
-    return value
+    return _json_shaped(value)
+
+
+def _json_shaped(value: Any) -> Any:
+    """``value`` if it is a JSON object, array or scalar; else :class:`ObligationError`."""
+    if value is None or isinstance(value, str | int | float | Mapping | list | tuple):
+        return value
+    raise ObligationError(
+        f"obligations cannot be applied to a {type(value).__name__}: "
+        "return JSON-shaped data (dict, list, str, numbers, bool, None)"
+    )

@@ -21,7 +21,7 @@ from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.request import AccessRequest
 from zerotrust.web._pep import CURRENT_REQUEST, Gate, Reply, rewrite_json
 from zerotrust.web.errors import NoDecisionError, WebConfigError
-from zerotrust.web.http import HttpRequest, Resolver, Target, WebConfig
+from zerotrust.web.http import HttpRequest, Resolver, WebConfig, checked_target
 from zerotrust.web.obligations import ObligationPlan
 
 __all__ = [
@@ -59,16 +59,17 @@ class ZeroTrustMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         gate = self._gate
-        http = _http_request(environ)
-        target = gate.resolve(http)
-        if inspect.isawaitable(target):
-            close = getattr(target, "close", None)
+        http, readable = _http_request(environ)
+        # A path that is not UTF-8 matches no route: Werkzeug reads its bad bytes as
+        # U+FFFD, Django re-escapes them, so no one id is what every app would serve.
+        found = gate.resolve(http) if readable else None
+        if inspect.isawaitable(found):
+            close = getattr(found, "close", None)
             if close is not None:
                 close()
             raise WebConfigError("an async resolver cannot be used with the WSGI middleware")
-        if not (target is None or isinstance(target, Target)):
-            raise WebConfigError("a resolver must return a Target or None")
-        if target is None and gate.config.unmatched == "pass":
+        target = checked_target(found)
+        if target is None and readable and gate.config.unmatched == "pass":
             return self.app(environ, start_response)
         prepared = gate.prepare(http, target, gate.identify(http))
         if isinstance(prepared, Reply):
@@ -166,24 +167,34 @@ def _environ(request: Any) -> Mapping[str, Any]:
     return {}
 
 
-def _http_request(environ: Mapping[str, Any]) -> HttpRequest:
+def _http_request(environ: Mapping[str, Any]) -> tuple[HttpRequest, bool]:
+    """The request, and whether its path is readable (valid UTF-8)."""
     headers: dict[str, str] = {}
     for key, value in environ.items():
         if key.startswith("HTTP_"):
             headers[key[5:].replace("_", "-").lower()] = value
         elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
             headers[key.replace("_", "-").lower()] = value
-    path = environ.get("PATH_INFO", "") or "/"
+    path = environ.get("PATH_INFO", "")
+    readable = True
     # PEP 3333 carries the raw bytes as latin-1; routers match the UTF-8 text.
     if not path.isascii() and max(map(ord, path)) < 256:
-        path = path.encode("latin-1").decode("utf-8", "replace")
-    return HttpRequest(
+        raw = path.encode("latin-1")
+        try:
+            path = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            path, readable = raw.decode("utf-8", "replace"), False
+    # Werkzeug routes "//customers/1" as "/customers/1": decide on what the app serves
+    # (Django, which does not, answers 404 there, so deciding on more is safe).
+    path = "/" + path.lstrip("/")
+    http = HttpRequest(
         method=environ.get("REQUEST_METHOD", "GET").upper(),
         path=path,
         headers=headers,
         peer=environ.get("REMOTE_ADDR") or None,
         query_string=environ.get("QUERY_STRING", ""),
     )
+    return http, readable
 
 
 def _reply(start_response: StartResponse, reply: Reply) -> Iterator[bytes]:
