@@ -67,7 +67,7 @@ _TOKEN = re.compile(
     |(?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
     |(?P<ext>\[[^\]]*\])
     |(?P<punct>[{}:<>\[\],;])
-    |(?P<word>[-+]?[A-Za-z0-9_.]+)""",
+    |(?P<word>[-+]?(?:[0-9.]+[eE][-+]?[0-9]+|[A-Za-z0-9_.]+))""",
     re.VERBOSE | re.DOTALL,
 )
 _STRING_ESCAPE = re.compile(

@@ -140,7 +140,7 @@ class _CallGenerator(_Emitter):
         if inner.data != "literal":
             return None
         token = inner.children[0]
-        if isinstance(token, lark.Token) and token.type in ("STRING_LIT", "MLSTRING_LIT"):
+        if isinstance(token, lark.Token) and token.type == "STRING_LIT":
             value = self._literal_value(token)
             return value if isinstance(value, str) else None
         return None

@@ -139,6 +139,7 @@ _NUMBER_TYPES = frozenset({int, CelUint, float})
 # Same-type values whose Python == and < are CEL's.
 _PLAIN = frozenset({int, CelUint, float, str, bytes, bool, datetime.datetime, datetime.timedelta})
 _PLAIN_EQ = _PLAIN | {type(None), CelType}
+_ORDERED = frozenset({STRING, BYTES, BOOL, TIMESTAMP, DURATION})
 
 
 def kind_of(value: Any) -> CelType:
@@ -217,50 +218,58 @@ def _eq_slow(a: Any, b: Any) -> bool:
 
 def lt(a: Any, b: Any) -> bool:
     ta = type(a)
-    tb = type(b)
-    if ta is tb and ta in _PLAIN:
+    if ta is type(b) and ta in _PLAIN:
         return bool(a < b)
-    return _order(a, b, "_<_") < 0
+    a, b = _ordered(a, b, "_<_")
+    return bool(a < b)
 
 
 def le(a: Any, b: Any) -> bool:
     ta = type(a)
-    tb = type(b)
-    if ta is tb and ta in _PLAIN:
+    if ta is type(b) and ta in _PLAIN:
         return bool(a <= b)
-    return _order(a, b, "_<=_") <= 0
+    a, b = _ordered(a, b, "_<=_")
+    return bool(a <= b)
 
 
 def gt(a: Any, b: Any) -> bool:
     ta = type(a)
-    tb = type(b)
-    if ta is tb and ta in _PLAIN:
+    if ta is type(b) and ta in _PLAIN:
         return bool(a > b)
-    return _order(a, b, "_>_") > 0
+    a, b = _ordered(a, b, "_>_")
+    return bool(a > b)
 
 
 def ge(a: Any, b: Any) -> bool:
     ta = type(a)
-    tb = type(b)
-    if ta is tb and ta in _PLAIN:
+    if ta is type(b) and ta in _PLAIN:
         return bool(a >= b)
-    return _order(a, b, "_>=_") >= 0
+    a, b = _ordered(a, b, "_>=_")
+    return bool(a >= b)
 
 
-def _order(a: Any, b: Any, op: str) -> int:
-    """-1/0/1, or 2 for "unordered" (NaN), for values of subclassed Python types."""
+def _ordered(a: Any, b: Any, op: str) -> tuple[Any, Any]:
+    """The operands as plain values Python's operator orders the CEL way, or no overload.
+
+    Numbers of different types compare as doubles (as cel-go and cel-cpp do), so every
+    comparison with NaN is false whatever the other operand's type; other kinds only
+    with their own kind.
+    """
     ka = kind_of(a)
     kb = kind_of(b)
-    numeric = ka in _NUMERIC and kb in _NUMERIC
-    if not numeric and (ka is not kb or ka not in {STRING, BYTES, BOOL, TIMESTAMP, DURATION}):
+    if ka in _NUMERIC and kb in _NUMERIC:
+        if ka is DOUBLE or kb is DOUBLE:
+            return float(a), float(b)
+        return int(a), int(b)
+    if ka is not kb or ka not in _ORDERED:
         no_overload(op, a, b)
-    if numeric and (ka is DOUBLE or kb is DOUBLE):
-        a, b = float(a), float(b)  # CEL compares int with double as doubles
-    if a < b:
-        return -1
-    if a > b:
-        return 1
-    return 0 if a == b else 2
+    if ka is STRING:
+        return str(a), str(b)
+    if ka is BYTES:
+        return bytes(a), bytes(b)
+    if ka is BOOL:
+        return bool(a), bool(b)
+    return a, b
 
 
 # --- maps, lists, fields ------------------------------------------------------------------

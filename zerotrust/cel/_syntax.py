@@ -85,12 +85,11 @@ def _check_source(source: Any) -> None:
 
 
 def _check_strings(source: str) -> None:
-    """Refuse an unterminated string literal in linear time, before Lark sees it.
+    """Refuse an unterminated string literal, with its position, before Lark sees it.
 
-    cel-python's string-literal regexes backtrack exponentially when a literal full of
-    escapes never closes (25 escapes: a minute): a policy file must not hang the loader.
-    Mirrors the lexer: a backslash escapes the next character, one-quote strings end at
-    a line break, ``//`` starts a comment.
+    Lark would only say that no token matches at the opening quote. Mirrors the lexer
+    (``_grammar``): outside raw strings a backslash escapes the next character, a
+    one-quote string ends at a line break (escaped or not), ``//`` starts a comment.
     """
     i, n = 0, len(source)
     while i < n:
@@ -102,21 +101,36 @@ def _check_strings(source: str) -> None:
         if char not in "\"'":
             i += 1
             continue
+        # a raw prefix: r'...', R'...', br'...' (an identifier ending in r is not one)
+        raw = i > 0 and source[i - 1] in "rR" and not _ident_before(source, i - 1)
         quote = char * 3 if source.startswith(char * 3, i) else char
+        single = len(quote) == 1
         j = i + len(quote)
         while True:
-            if j >= n or (len(quote) == 1 and source[j] in "\r\n"):
+            if j >= n or (single and source[j] in "\r\n"):
                 line = source.count("\n", 0, i) + 1
                 column = i - source.rfind("\n", 0, i)
                 raise CelCompileError("syntax error: unterminated string literal", line, column)
-            if source[j] == "\\":
-                j += 2
+            if source[j] == "\\" and not raw:
+                j += 1 if single and source[j + 1 : j + 2] in ("\r", "\n") else 2
             elif source.startswith(quote, j):
                 j += len(quote)
                 break
             else:
                 j += 1
         i = j
+
+
+def _ident_before(source: str, at: int) -> bool:
+    """Whether ``source[at]`` (an ``r``/``R``) continues an identifier rather than starting a
+    raw prefix: ``for'x'`` is the identifier ``for`` then a string, ``br'x'`` raw bytes."""
+    start = at
+    while start > 0 and (
+        source[start - 1].isascii() and source[start - 1].isalnum() or source[start - 1] == "_"
+    ):
+        start -= 1
+    word = source[start:at]
+    return word not in ("", "b", "B")
 
 
 def parse(source: str, functions: frozenset[str]) -> Parsed:
