@@ -38,7 +38,8 @@ conditionalor  : [conditionalor "||"] conditionaland
 
 conditionaland : [conditionaland "&&"] relation
 
-relation       : [relation_lt | relation_le | relation_ge | relation_gt | relation_eq | relation_ne | relation_in] addition
+relation       : [relation_lt | relation_le | relation_ge | relation_gt
+                  | relation_eq | relation_ne | relation_in] addition
 relation_lt    : relation "<"
 relation_le    : relation "<="
 relation_gt    : relation ">"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import string
 from typing import Any
 
 import lark
@@ -41,6 +42,7 @@ _TYPE_NAMES = frozenset(
     {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"}
 )
 _HAS = frozenset({"has"})
+_WORD = frozenset(string.ascii_letters + string.digits + "_")
 _NOTHING: frozenset[str] = frozenset()
 _IDENTS = frozenset({"ident", "dot_ident"})
 _CALLS = frozenset({"ident_arg", "dot_ident_arg"})
@@ -122,15 +124,12 @@ def _check_strings(source: str) -> None:
 
 
 def _ident_before(source: str, at: int) -> bool:
-    """Whether ``source[at]`` (an ``r``/``R``) continues an identifier rather than starting a
+    """Whether ``source[at]`` (an ``r``/``R``) ends an identifier rather than starting a
     raw prefix: ``for'x'`` is the identifier ``for`` then a string, ``br'x'`` raw bytes."""
     start = at
-    while start > 0 and (
-        source[start - 1].isascii() and source[start - 1].isalnum() or source[start - 1] == "_"
-    ):
+    while start > 0 and source[start - 1] in _WORD:
         start -= 1
-    word = source[start:at]
-    return word not in ("", "b", "B")
+    return source[start:at] not in ("", "b", "B")
 
 
 def parse(source: str, functions: frozenset[str]) -> Parsed:
