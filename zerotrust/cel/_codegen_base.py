@@ -19,7 +19,14 @@ import lark
 from zerotrust.cel import _compiler_runtime as rt
 from zerotrust.cel._backend import CelCompileError
 
-__all__ = ["CelLiteralError", "Program", "decode_string", "literal_value"]
+__all__ = [
+    "MAX_BLOCKS",
+    "MAX_NESTING",
+    "CelLiteralError",
+    "Program",
+    "decode_string",
+    "literal_value",
+]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONST = re.compile(r"k[0-9]+")
@@ -66,8 +73,24 @@ def _fail(node: lark.Tree[Any] | lark.Token, message: str) -> CelCompileError:
     return CelCompileError(message, line, column)
 
 
+#: How deeply operations may nest inside each other (``f(g(h(x)))``, ``a + b + c``: each
+#: level is one more pair of parentheses in the generated Python, whose parser stops at
+#: 200). cel-spec's conformance tests nest 32 deep; a policy needs far fewer.
+MAX_NESTING = 60
+
+#: How deeply ``&&``/``||`` (one level each), ``exists_one``/``filter``/``map`` (one) and
+#: ``all``/``exists`` (two) may nest inside each other: each level is a ``try`` or ``for``
+#: block in the generated function, and Python allows 20 (one is the function's own).
+MAX_BLOCKS = 17
+
+
 class _Emitter:
-    """One generation run: the lines and constants so far, and dispatch to ``n_<rule>``."""
+    """One generation run: the lines and constants so far, and dispatch to ``n_<rule>``.
+
+    The limits :data:`MAX_NESTING` and :data:`MAX_BLOCKS` are checked here, as the code is
+    generated, so a condition beyond them is a diagnostic at its own position, never a
+    failure of Python's compiler on text the policy author never wrote.
+    """
 
     def __init__(
         self, variables: frozenset[str], extras: Mapping[str, tuple[Callable[..., bool], int]]
@@ -76,6 +99,8 @@ class _Emitter:
         self.extras = extras
         self.lines: list[str] = []
         self.depth = 1
+        self.nesting = 0
+        self.blocks = 0
         self.constants: list[Any] = []
         self.counter = 0
         self.scope: dict[str, str] = {}
@@ -93,8 +118,15 @@ class _Emitter:
         self.constants.append(value)
         return f"k{len(self.constants) - 1}"
 
-    def block(self) -> _Indent:
-        return _Indent(self)
+    def block(self, at: lark.Tree[Any] | None = None) -> _Indent:
+        """An indented block; ``at``: it is a ``try``/``for`` block opened for that node."""
+        if at is not None and self.blocks >= MAX_BLOCKS:
+            raise _fail(
+                at,
+                "condition nested too deeply: &&, || and macros inside each other, all and"
+                f" exists counting twice (limit {MAX_BLOCKS} levels)",
+            )
+        return _Indent(self, counted=at is not None)
 
     # --- dispatch -------------------------------------------------------------------------
 
@@ -118,7 +150,15 @@ class _Emitter:
         method = getattr(self, f"n_{data}", None)
         if method is None:
             raise _fail(node, f"unsupported construct: {data}")
+        if self.nesting >= MAX_NESTING:
+            raise _fail(
+                node,
+                "condition nested too deeply: operations inside each other"
+                f" (limit {MAX_NESTING} levels)",
+            )
+        self.nesting += 1
         result: _Code = method(node)
+        self.nesting -= 1
         return result
 
     def subtrees(self, node: lark.Tree[Any]) -> list[lark.Tree[Any]]:
@@ -129,7 +169,7 @@ class _Emitter:
     def _guarded(self, node: lark.Tree[Any], target: str) -> None:
         """``target = node`` as a bool, or the error it raised (without traceback)."""
         self.emit("try:")
-        with self.block():
+        with self.block(node):
             code = self.expr(node)
             self.emit(f"{target} = {code.src}")
             if code.kind != "bool":
@@ -168,16 +208,19 @@ class _Emitter:
 
 
 class _Indent:
-    __slots__ = ("gen",)
+    __slots__ = ("counted", "gen")
 
-    def __init__(self, gen: _Emitter) -> None:
+    def __init__(self, gen: _Emitter, *, counted: bool) -> None:
         self.gen = gen
+        self.counted = counted
 
     def __enter__(self) -> None:
         self.gen.depth += 1
+        self.gen.blocks += self.counted
 
     def __exit__(self, *exc: object) -> None:
         self.gen.depth -= 1
+        self.gen.blocks -= self.counted
 
 
 # The longest decimal / hexadecimal spelling of a 64-bit integer, leading zeros aside:

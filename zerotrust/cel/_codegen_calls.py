@@ -271,7 +271,7 @@ class _CallGenerator(_Emitter):
             if name == "exists_one":
                 self.emit(f"{result} = 0")
                 self.emit(f"for {local} in {items}:")
-                with self.block():
+                with self.block(node):
                     pred = self.expr(args[1])
                     test = pred.src if pred.kind == "bool" else f"_truth({pred.src})"
                     self.emit(f"if {test}:")
@@ -280,7 +280,7 @@ class _CallGenerator(_Emitter):
                 return _Code(f"({result} == 1)", "bool")
             self.emit(f"{result} = []")
             self.emit(f"for {local} in {items}:")
-            with self.block():
+            with self.block(node):
                 if name == "filter" or len(args) == 3:
                     pred = self.expr(args[1])
                     test = pred.src if pred.kind == "bool" else f"_truth({pred.src})"
@@ -308,7 +308,7 @@ class _CallGenerator(_Emitter):
         value = self.tmp("v")
         self.emit(f"{acc} = {neutral}")
         self.emit(f"for {local} in {items}:")
-        with self.block():
+        with self.block(pred_node):
             self._guarded(pred_node, value)
             self.emit(f"if {value} is {absorb}:")
             with self.block():

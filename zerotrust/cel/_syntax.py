@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 import string
 from typing import Any
 
@@ -31,10 +32,19 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 from zerotrust.cel._backend import VARIABLES, CelCompileError
 from zerotrust.cel._syntax_fast import _build_parser, _fast_parser
 
-__all__ = ["Parsed", "parse", "parse_fast"]
+__all__ = ["MAX_SOURCE_CHARS", "MAX_TREE_DEPTH", "TOO_DEEP", "Parsed", "parse", "parse_fast"]
 
+#: The longest condition accepted, in characters.
 MAX_SOURCE_CHARS = 20_000
+#: How deep the syntax tree may be: each bracket level is about ten levels of it, each
+#: chained operator (``a || b || ...``) one. Parsing is iterative; this bounds what
+#: walks the tree recursively (the code generator, cel-python's evaluator).
 MAX_TREE_DEPTH = 400
+#: The diagnostic for a tree deeper than :data:`MAX_TREE_DEPTH`.
+TOO_DEEP = (
+    f"condition nested too deeply: about 40 levels of brackets or {MAX_TREE_DEPTH} chained"
+    f" operators (limit {MAX_TREE_DEPTH} levels of syntax)"
+)
 
 _MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 # Names CEL resolves as values besides variables: the type identifiers.
@@ -42,6 +52,7 @@ _TYPE_NAMES = frozenset(
     {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"}
 )
 _HAS = frozenset({"has"})
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _WORD = frozenset(string.ascii_letters + string.digits + "_")
 _NOTHING: frozenset[str] = frozenset()
 _IDENTS = frozenset({"ident", "dot_ident"})
@@ -83,6 +94,13 @@ def _check_source(source: Any) -> None:
         raise CelCompileError("empty condition")
     if len(source) > MAX_SOURCE_CHARS:
         raise CelCompileError(f"condition longer than {MAX_SOURCE_CHARS} characters")
+    surrogate = _SURROGATE.search(source)
+    if surrogate is not None:
+        i = surrogate.start()
+        line, column = source.count("\n", 0, i) + 1, i - source.rfind("\n", 0, i)
+        raise CelCompileError(
+            "an unpaired surrogate is not text (not encodable as UTF-8)", line, column
+        )
     _check_strings(source)
 
 
@@ -153,10 +171,8 @@ def parse_fast(source: str, functions: frozenset[str]) -> Parsed | None:
     has the same shape but plain-str node names and no positions. On ``None`` call
     :func:`parse` for the diagnostic.
     """
-    if not isinstance(source, str) or len(source) > MAX_SOURCE_CHARS or not source.strip():
-        return None
     try:
-        _check_strings(source)
+        _check_source(source)
     except CelCompileError:
         return None
     tree = _fast_parser()(source)
@@ -192,7 +208,7 @@ def _syntax_tree(parser: lark.Lark, source: str) -> lark.Tree[Any]:
     except LarkError as exc:
         raise CelCompileError(f"syntax error: {exc}") from exc
     except RecursionError as exc:
-        raise CelCompileError("expression nested too deeply") from exc
+        raise CelCompileError(TOO_DEEP) from exc
 
 
 def _char_at(source: str, index: Any) -> str:
@@ -220,7 +236,7 @@ def _check_depth(tree: lark.Tree[Any]) -> None:
         node, depth = stack.pop()
         if depth > MAX_TREE_DEPTH:
             line, column = _where(node)
-            raise CelCompileError("expression nested too deeply", line, column)
+            raise CelCompileError(TOO_DEEP, line, column)
         stack.extend((c, depth + 1) for c in node.children if isinstance(c, lark.Tree))
 
 
