@@ -16,12 +16,14 @@ from zerotrust.cel import _compiler_runtime as rt
 from zerotrust.cel._codegen_base import (
     _CONST,
     _IDENT,
+    _WRAPPERS,
     CelLiteralError,
     _Code,
     _Emitter,
     _fail,
     _where,
 )
+from zerotrust.cel.functions import LITERAL_CHECKS
 
 __all__: list[str] = []
 
@@ -115,7 +117,23 @@ class _CallGenerator(_Emitter):
         literal = self._fold(token, name, arg_nodes)
         if literal is not None:
             return literal
+        self._check_literal_args(token, name, arg_nodes)
         return self._call(token, name, [self.expr(a) for a in arg_nodes], method=False)
+
+    def _check_literal_args(self, token: Any, name: str, arg_nodes: list[lark.Tree[Any]]) -> None:
+        """An extra function's literal arguments (``ip_in_cidr(x, "10.0.0.0/8")``), at load."""
+        for check, node in zip(LITERAL_CHECKS.get(name, ()), arg_nodes, strict=False):
+            if check is None:
+                continue
+            text = self._string_literal(node)
+            value = text if text is not None else self._constant_list(node)
+            if value is None:
+                continue
+            try:
+                check(value)
+            except ValueError as exc:
+                line, column = _where(token)
+                raise CelLiteralError(f"{name}(): {exc}", line, column) from None
 
     n_dot_ident_arg = n_ident_arg
 
@@ -144,6 +162,36 @@ class _CallGenerator(_Emitter):
             value = self._literal_value(token)
             return value if isinstance(value, str) else None
         return None
+
+    def _constant_list(self, node: lark.Tree[Any]) -> list[Any] | None:
+        """The values of a list literal made only of scalar literals, else None."""
+        while node.data in _WRAPPERS or (
+            (
+                node.data in ("expr", "conditionalor", "conditionaland", "relation", "addition")
+                or node.data in ("multiplication", "unary")
+            )
+            and len(node.children) == 1
+        ):
+            child = node.children[0]
+            if not isinstance(child, lark.Tree):
+                return None
+            node = child
+        if node.data != "list_lit":
+            return None
+        if not node.children:
+            return []
+        values: list[Any] = []
+        for element in self.subtrees(node.children[0]):
+            inner = element
+            while len(inner.children) == 1 and isinstance(inner.children[0], lark.Tree):
+                inner = inner.children[0]
+            if inner.data != "literal":
+                return None
+            token = inner.children[0]
+            if not isinstance(token, lark.Token) or token.type not in ("STRING_LIT", "INT_LIT"):
+                return None
+            values.append(self._literal_value(token))
+        return values
 
     def _has(self, node: lark.Tree[Any], arg_nodes: list[lark.Tree[Any]]) -> _Code:
         inner = arg_nodes[0] if len(arg_nodes) == 1 else None

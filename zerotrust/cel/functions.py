@@ -21,7 +21,14 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["EXTRA_FUNCTIONS", "ip_in_cidr", "ip_is_private", "parse_address", "parse_range"]
+__all__ = [
+    "EXTRA_FUNCTIONS",
+    "LITERAL_CHECKS",
+    "ip_in_cidr",
+    "ip_is_private",
+    "parse_address",
+    "parse_range",
+]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -128,5 +135,21 @@ EXTRA_FUNCTIONS: Mapping[str, tuple[Callable[..., bool], int]] = MappingProxyTyp
     {
         "ip_in_cidr": (ip_in_cidr, 2),
         "ip_is_private": (ip_is_private, 1),
+    }
+)
+
+
+def _ranges(value: Any) -> None:
+    for r in value if isinstance(value, list | tuple) else [value]:
+        parse_range(r)
+
+
+#: name -> a check per argument, run at load on an argument written as a literal (a
+#: string, or a list of them): a bad one would fail on every request, so it is a
+#: diagnostic instead. ``ValueError`` says what is wrong.
+LITERAL_CHECKS: Mapping[str, tuple[Callable[[Any], Any] | None, ...]] = MappingProxyType(
+    {
+        "ip_in_cidr": (parse_address, _ranges),
+        "ip_is_private": (parse_address,),
     }
 )
