@@ -14,7 +14,8 @@ cannot drift apart:
   non-boolean predicate is an error, never Python truthiness (cel-python keeps ``""``
   out of a ``filter`` and counts ``1`` in an ``exists_one``);
 * ``<``, ``<=``, ``>``, ``>=`` order numbers of different types as doubles, so every
-  comparison with NaN is false;
+  comparison with NaN is false; arithmetic on numbers is the runtime's (``0.0 / 0.0``
+  is NaN, not cel-python's infinity; int64/uint64 overflow is an error);
 * ``timestamp()``, ``duration()`` and the accessors parse strings and time zones with
   the runtime's strict parsers (cel-python reads any format pendulum guesses at).
 """
@@ -107,7 +108,7 @@ def _runtime(fn: Callable[..., Any], fallback: Callable[..., Any] | None = None)
     """``fn`` from the compiled runtime as a cel-python function: errors become values.
 
     With ``fallback``, arguments that are not all numbers go to cel-python's own
-    function (used for the orderings, which cel-python already does right on the rest).
+    function (used for the operators, which cel-python does right on other kinds).
     """
 
     def call(*args: Any) -> Any:
@@ -131,7 +132,19 @@ def _functions() -> dict[str, Callable[..., Any]]:
     out: dict[str, Callable[..., Any]] = {
         name: _wrap(fn, arity, name) for name, (fn, arity) in EXTRA_FUNCTIONS.items()
     }
-    for op, fn in (("_<_", rt.lt), ("_<=_", rt.le), ("_>_", rt.gt), ("_>=_", rt.ge)):
+    numeric = (
+        ("_<_", rt.lt),
+        ("_<=_", rt.le),
+        ("_>_", rt.gt),
+        ("_>=_", rt.ge),
+        ("_+_", rt.add),
+        ("_-_", rt.sub),
+        ("_*_", rt.mul),
+        ("_/_", rt.div),
+        ("_%_", rt.mod),
+        ("-_", rt.neg),
+    )
+    for op, fn in numeric:
         out[op] = _runtime(fn, base[op])
     out["timestamp"] = _runtime(rt.to_timestamp)
     out["duration"] = _runtime(rt.to_duration)
