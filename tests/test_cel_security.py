@@ -403,6 +403,8 @@ def test_bad_range_in_data_fails_closed_even_after_a_match(backend: Backend) -> 
 def test_every_ip_function_reads_an_address_the_same_way(
     case: tuple[str, str], prefix: int
 ) -> None:
+    """ip_is_private, ip_in_cidr and the network extension's ip(), isIP(), containsIP()
+    share one parser: a spelling is an address to all of them or an error to all."""
     text, kind = case
     private = outcome(ip_is_private, text)
     inside = outcome(ip_in_cidr, text, ["0.0.0.0/0", "::/0"])
@@ -414,9 +416,15 @@ def test_every_ip_function_reads_an_address_the_same_way(
         network = f"{text}/{prefix}"
         assert ip_in_cidr(text, network) is True
         assert outcome(ip_in_cidr, text, [network, f"::ffff:{text}/{96 + prefix}"]) == ERROR
+    valid = kind in ("v4", "v6")
     for backend in BACKENDS:
-        got = run(backend, "ip_is_private(context.ip)", {"context": {"ip": text}})
-        assert got == private, (backend.name, text)
+        context = {"context": {"ip": text}}
+        assert run(backend, "ip_is_private(context.ip)", context) == private, (backend, text)
+        # the CEL network extension reads the same addresses the same way
+        assert run(backend, "isIP(context.ip)", context) is valid, (backend.name, text)
+        anywhere = "cidr('0.0.0.0/0').containsIP(context.ip) || cidr('::/0').containsIP(context.ip)"
+        assert run(backend, anywhere, context) == (True if valid else ERROR), text
+        assert run(backend, "string(ip(context.ip)) != ''", context) == (True if valid else ERROR)
 
 
 @settings(max_examples=200, deadline=None)

@@ -36,6 +36,10 @@ FUNCTIONS = frozenset(
     | set(rt.CONVERSIONS)
     | set(rt.ACCESSORS)
     | set(EXTRA_FUNCTIONS)
+    | set(rt.NETWORK_FUNCTIONS)
+    | set(rt.NETWORK_METHODS)
+    | set(rt.QUALIFIED_FUNCTIONS)
+    | set(rt.QUALIFIED_TYPES)
 )
 
 

@@ -149,6 +149,11 @@ def _functions() -> dict[str, Callable[..., Any]]:
     out["timestamp"] = _runtime(rt.to_timestamp)
     out["duration"] = _runtime(rt.to_duration)
     out.update((name, _runtime(fn)) for name, fn in rt.ACCESSORS.items())
+    # The network extension: ``ip`` is both ``ip(string)`` and ``cidr.ip()`` (to_ip takes
+    # either); ``ip.isCanonical`` and ``net.IP`` are qualified names cel-python cannot
+    # resolve, so they stay unknown here (a load-time error).
+    for table in (rt.NETWORK_METHODS, rt.NETWORK_FUNCTIONS):
+        out.update((name, _runtime(fn)) for name, (fn, _) in table.items())
     return out
 
 

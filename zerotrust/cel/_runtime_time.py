@@ -25,9 +25,11 @@ from zerotrust.cel._runtime_values import (
     _UTC,
     BOOL,
     BYTES,
+    CIDR,
     DOUBLE,
     DURATION,
     INT,
+    IP,
     STRING,
     TIMESTAMP,
     UINT,
@@ -199,6 +201,10 @@ def to_string(a: Any) -> str:
         return format_timestamp(a)
     if kind is DURATION:
         return format_duration(a)
+    if kind is IP:
+        return str(a)
+    if kind is CIDR:
+        return f"{a.ip}/{a.network.prefixlen}"
     no_overload("string", a)
 
 

@@ -12,6 +12,7 @@ and the macros catch. Python's ``bool`` is an ``int``: every helper dispatches o
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, NoReturn
@@ -21,14 +22,17 @@ import attrs
 __all__ = [
     "BOOL",
     "BYTES",
+    "CIDR",
     "DOUBLE",
     "DURATION",
     "INT",
     "INT_MAX",
     "INT_MIN",
+    "IP",
     "LIST",
     "MAP",
     "NULL_TYPE",
+    "QUALIFIED_TYPES",
     "STRING",
     "TIMESTAMP",
     "TYPE",
@@ -100,6 +104,8 @@ NULL_TYPE = CelType("null_type")
 TYPE = CelType("type")
 TIMESTAMP = CelType("google.protobuf.Timestamp")
 DURATION = CelType("google.protobuf.Duration")
+IP = CelType("net.IP")
+CIDR = CelType("net.CIDR")
 
 #: Identifiers that denote a type value when used bare (``type(x) == int``).
 TYPE_IDENTS: Mapping[str, CelType] = MappingProxyType(
@@ -117,6 +123,9 @@ TYPE_IDENTS: Mapping[str, CelType] = MappingProxyType(
     }
 )
 
+#: Qualified type names (``net.IP``): the network extension's types.
+QUALIFIED_TYPES: Mapping[str, CelType] = MappingProxyType({"net.IP": IP, "net.CIDR": CIDR})
+
 _KINDS: Mapping[type, CelType] = MappingProxyType(
     {
         bool: BOOL,
@@ -132,13 +141,24 @@ _KINDS: Mapping[type, CelType] = MappingProxyType(
         datetime.datetime: TIMESTAMP,
         datetime.timedelta: DURATION,
         CelType: TYPE,
+        ipaddress.IPv4Address: IP,
+        ipaddress.IPv6Address: IP,
+        ipaddress.IPv4Interface: CIDR,
+        ipaddress.IPv6Interface: CIDR,
     }
 )
 _NUMERIC = frozenset({INT, UINT, DOUBLE})
 _NUMBER_TYPES = frozenset({int, CelUint, float})
 # Same-type values whose Python == and < are CEL's.
 _PLAIN = frozenset({int, CelUint, float, str, bytes, bool, datetime.datetime, datetime.timedelta})
-_PLAIN_EQ = _PLAIN | {type(None), CelType}
+_PLAIN_EQ = _PLAIN | {
+    type(None),
+    CelType,
+    ipaddress.IPv4Address,
+    ipaddress.IPv6Address,
+    ipaddress.IPv4Interface,
+    ipaddress.IPv6Interface,
+}
 _ORDERED = frozenset({STRING, BYTES, BOOL, TIMESTAMP, DURATION})
 
 

@@ -58,6 +58,7 @@ _NOTHING: frozenset[str] = frozenset()
 _IDENTS = frozenset({"ident", "dot_ident"})
 _CALLS = frozenset({"ident_arg", "dot_ident_arg"})
 _NAMED = _IDENTS | _CALLS | {"member_dot_arg"}
+_QUALIFIABLE = frozenset({"member_dot", "member_dot_arg"})
 _NOT_BOOLEAN = {
     "addition_add": "an addition",
     "addition_sub": "a subtraction",
@@ -301,6 +302,10 @@ def _check_names(tree: lark.Tree[Any], functions: frozenset[str]) -> frozenset[s
             raise CelCompileError(
                 f"unknown variable {name!r}{_suggest(name, VARIABLES, listing=True)}", line, column
             )
+        if data in _QUALIFIABLE and _qualified(node, bound, functions):
+            # ip.isCanonical(x): check the arguments, not the qualifier
+            stack.extend((c, bound) for c in node.children[2:] if isinstance(c, lark.Tree))
+            continue
         if data in ("ident_arg", "dot_ident_arg"):
             name = str(node.children[0])
             if name not in known_calls:
@@ -333,6 +338,18 @@ def _check_names(tree: lark.Tree[Any], functions: frozenset[str]) -> frozenset[s
     return frozenset(used)
 
 
+def _qualified(node: lark.Tree[Any], bound: frozenset[str], functions: frozenset[str]) -> bool:
+    """Whether ``node`` (``a.b`` or ``a.b(...)``) names a qualified function or type the
+    backend knows (``ip.isCanonical``, ``net.IP``): ``a`` a bare name that is no variable."""
+    qualifier = _ident(node.children[0])
+    return (
+        qualifier is not None
+        and qualifier not in bound
+        and qualifier not in VARIABLES
+        and f"{qualifier}.{node.children[1]}" in functions
+    )
+
+
 def _check_fast(tree: lark.Tree[Any], functions: frozenset[str]) -> frozenset[str] | None:
     """:func:`_check_depth` and :func:`_check_names` in one traversal, without messages.
 
@@ -352,6 +369,12 @@ def _check_fast(tree: lark.Tree[Any], functions: frozenset[str]) -> frozenset[st
             return None
         data = node.data
         children = node.children
+        if data in _QUALIFIABLE and _qualified(node, bound, functions):
+            depth += 1
+            for c in children[2:]:
+                if isinstance(c, tree_class):
+                    push((c, depth, bound))
+            continue
         if data in _NAMED:
             if data in _IDENTS:
                 name = children[0]

@@ -27,11 +27,13 @@ __all__ = [
     "ip_in_cidr",
     "ip_is_private",
     "parse_address",
+    "parse_interface",
     "parse_range",
 ]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 # The longest IPv6 text (with an embedded IPv4 address) and range: longer is not one.
 _MAX_ADDRESS = 45
@@ -75,11 +77,16 @@ def _parse_address(text: str) -> Address:
 
 def parse_range(text: str) -> Network:
     """The range ``text`` spells (host bits may be set: ``10.1.2.3/8`` is ``10.0.0.0/8``)."""
+    return _parse_range(_text(text, "cidr")).network
+
+
+def parse_interface(text: str) -> Interface:
+    """:func:`parse_range`, keeping the address as written (``cidr('10.1.2.3/8').ip()``)."""
     return _parse_range(_text(text, "cidr"))
 
 
 @functools.lru_cache(maxsize=1024)
-def _parse_range(text: str) -> Network:
+def _parse_range(text: str) -> Interface:
     """Ranges come from policies and data, so they repeat: parse each once (pure, bounded)."""
     shown = _shown(text)
     address_text, slash, bits_text = text.partition("/")
@@ -101,7 +108,7 @@ def _parse_range(text: str) -> Network:
     bits = int(bits_text)
     if bits > address.max_prefixlen:
         raise ValueError(f"not a CIDR range: {shown} (prefix longer than {address.max_prefixlen})")
-    return ipaddress.ip_network((address, bits), strict=False)
+    return ipaddress.ip_interface((address, bits))
 
 
 def _shown(text: str) -> str:
