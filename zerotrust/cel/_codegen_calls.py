@@ -44,6 +44,8 @@ def _bare_ident(node: lark.Tree[Any]) -> str | None:
     if node.data == "ident" and len(node.children) == 1:
         return str(node.children[0])
     return None
+
+
 _CONVERSION_KIND = {
     "int": "int",
     "uint": "uint",
