@@ -41,6 +41,11 @@ from zerotrust.cel import (
 from zerotrust.cel import _compiler_runtime as rt
 from zerotrust.cel.functions import ip_in_cidr, ip_is_private
 
+try:  # Google's C++ CEL, a third opinion where installed: pip install cel-expr-python
+    from cel_expr_python import cel as cel_cpp
+except ImportError:  # pragma: no cover - depends on the environment
+    cel_cpp = None
+
 NOW = datetime.datetime(2025, 1, 17, 1, 0, tzinfo=datetime.UTC)
 BACKENDS: list[Backend] = [CompiledBackend(), InterpreterBackend()]
 BOTH = pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
@@ -55,6 +60,15 @@ def run(backend: Backend, source: str, variables: dict[str, Any]) -> Any:
         return condition(backend.bind({"now": NOW, **variables}))
     except ConditionError:
         return ERROR
+
+
+def run_cpp(source: str, variables: dict[str, Any]) -> Any:
+    """cel-expr-python's answer (None when it is not installed)."""
+    if cel_cpp is None:
+        return None
+    env = cel_cpp.NewEnv(variables=dict.fromkeys(variables, cel_cpp.Type.DYN))
+    result = env.compile(source, disable_check=True).eval(data=variables)
+    return bool(result.value()) if str(result.type()) == "BOOL" else ERROR
 
 
 def decide(backend: Backend, effect: str, when: str, context: dict[str, Any]) -> Effect:
@@ -110,6 +124,7 @@ def test_every_ordering_with_nan_is_false_in_both_backends(case: tuple[str, bool
     source, expected = case
     for backend in BACKENDS:
         assert run(backend, source, dict(NAN_CONTEXT)) is expected, (backend.name, source)
+    assert run_cpp(source, dict(NAN_CONTEXT)) in (expected, None), source
 
 
 # --- timestamps and time zones ----------------------------------------------------------------
@@ -492,6 +507,7 @@ def test_macros_agree_with_the_spec_on_non_boolean_predicates(
 ) -> None:
     source, items = case
     expected = _spec_macro(source, items)
+    assert run_cpp(source, {"context": {"items": items}}) in (expected, None), (source, items)
     for backend in BACKENDS:
         assert run(backend, source, {"context": {"items": items}}) == expected, (
             backend.name,
