@@ -122,10 +122,27 @@ def ip_in_cidr(ip: Any, cidr: Any) -> bool:
     Every range is checked before answering, so a bad one is an error wherever it
     stands in the list (not only when the ones before it did not match).
     """
-    address = parse_address(ip)
-    ranges = cidr if isinstance(cidr, list | tuple) else [cidr]
-    networks = [parse_range(r) for r in ranges]
-    return any(address in network for network in networks)
+    version, value = _address_bits(_text(ip, "ip"))
+    found = False
+    for r in cidr if isinstance(cidr, list | tuple) else (cidr,):
+        v, network, mask = _range_bits(_text(r, "cidr"))  # every one, even after a match
+        if v == version and value & mask == network:
+            found = True
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_bits(text: str) -> tuple[int, int]:
+    """(IP version, the address as an int): membership is then two int operations."""
+    address = _parse_address(text)
+    return address.version, int(address)
+
+
+@functools.lru_cache(maxsize=1024)
+def _range_bits(text: str) -> tuple[int, int, int]:
+    """(IP version, network address, netmask) as ints."""
+    network = _parse_range(text).network
+    return network.version, int(network.network_address), int(network.netmask)
 
 
 def ip_is_private(ip: Any) -> bool:
