@@ -307,10 +307,14 @@ class InterpreterBackend:
         self._known = frozenset(celpy.evaluation.base_functions) | frozenset(self._functions)
 
     def compile(self, source: str) -> _InterpretedCondition:
-        parsed = parse(source, self._known)
-        if not parsed.tree:
-            raise CelCompileError("empty condition")
-        _check_literals(parsed)
+        """Parse and check ``source``; raises :class:`CelCompileError` and nothing else."""
+        try:
+            parsed = parse(source, self._known)
+            _check_literals(parsed)
+        except CelCompileError:
+            raise
+        except Exception as exc:  # as CompiledBackend.compile: a bug, still a diagnostic
+            raise CelCompileError("condition could not be compiled") from exc
         return _InterpretedCondition(parsed, self._functions)
 
     def bind(self, variables: Mapping[str, Any]) -> dict[str, Any]:
