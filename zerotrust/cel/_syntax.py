@@ -325,7 +325,7 @@ def _check_names(tree: lark.Tree[Any], functions: frozenset[str]) -> frozenset[s
                 args = node.children[2] if len(node.children) > 2 else None
                 exprs = args.children if isinstance(args, lark.Tree) else []
                 var = _ident(exprs[0]) if exprs else None
-                if len(exprs) not in (2, 3) or var is None:
+                if len(exprs) != _macro_arity(name, len(exprs)) or var is None:
                     line, column = _where(method)
                     raise CelCompileError(
                         f"{name}() takes a variable name and an expression", line, column
@@ -348,6 +348,11 @@ def _qualified(node: lark.Tree[Any], bound: frozenset[str], functions: frozenset
         and qualifier not in VARIABLES
         and f"{qualifier}.{node.children[1]}" in functions
     )
+
+
+def _macro_arity(name: Any, given: int) -> int:
+    """The argument count macro ``name`` takes: 2, or 2 or 3 for ``map`` (with a filter)."""
+    return given if name == "map" and given in (2, 3) else 2
 
 
 def _check_fast(tree: lark.Tree[Any], functions: frozenset[str]) -> frozenset[str] | None:
@@ -395,7 +400,7 @@ def _check_fast(tree: lark.Tree[Any], functions: frozenset[str]) -> frozenset[st
                     args = children[2] if len(children) > 2 else None
                     exprs = args.children if isinstance(args, tree_class) else []
                     var = _ident(exprs[0]) if exprs else None
-                    if len(exprs) not in (2, 3) or var is None:
+                    if len(exprs) != _macro_arity(name, len(exprs)) or var is None:
                         return None
                     if not _shallow(exprs[0], depth + 2):
                         return None
