@@ -279,6 +279,22 @@ def test_backslash_newline_in_a_one_line_literal_loads_in_linear_time() -> None:
     assert "unterminated string literal" in error.message
 
 
+def test_backslash_newline_literal_in_a_policy_file_is_a_diagnostic_at_once() -> None:
+    """The same input through the loader: a block scalar carries the backslash-newline."""
+    when = 'subject.id == "' + "\\a" * 26 + "\\\n      \"\n"
+    text = (
+        "policy: p\ntarget: {resources: [doc]}\nrules:\n"
+        f"  - id: r\n    effect: allow\n    when: |\n      {when}"
+    )
+    started = time.perf_counter()
+    with pytest.raises(PolicyError) as info:
+        PolicyDecisionPoint.from_texts({"p.yaml": text}, behavior=None)
+    assert time.perf_counter() - started < 2.0
+    (diagnostic,) = info.value.diagnostics
+    assert "unterminated string literal" in diagnostic.message
+    assert (diagnostic.line, diagnostic.column) == (7, 21)
+
+
 def _load_seconds(source: str) -> float:
     best = float("inf")
     for _ in range(3):
