@@ -281,7 +281,7 @@ def test_backslash_newline_in_a_one_line_literal_loads_in_linear_time() -> None:
 
 def test_backslash_newline_literal_in_a_policy_file_is_a_diagnostic_at_once() -> None:
     """The same input through the loader: a block scalar carries the backslash-newline."""
-    when = 'subject.id == "' + "\\a" * 26 + "\\\n      \"\n"
+    when = 'subject.id == "' + "\\a" * 26 + '\\\n      "\n'
     text = (
         "policy: p\ntarget: {resources: [doc]}\nrules:\n"
         f"  - id: r\n    effect: allow\n    when: |\n      {when}"
