@@ -1037,3 +1037,390 @@ def wsgi_calls(draw: st.DrawFn) -> dict[str, Any]:
         "path_info": text,
         "who": draw(st.sampled_from(["none", "agent", "manager", "no-mfa", "forged"])),
     }
+
+
+# === CEL: conformance edges (NaN, time, IP addresses, macros, hostile conditions) ========
+# Families for tests/test_cel_security.py. Each strategy yields the input and, where the
+# test needs one, the right answer computed without CEL.
+
+__all__ += [
+    "ESCAPE_UNITS",
+    "LITERAL_FRAMES",
+    "NAN_CONTEXT",
+    "NAN_EXPRESSIONS",
+    "NUMBER_OPERANDS",
+    "PREDICATE_VALUES",
+    "UNICODE_DIGITS",
+    "hostile_conditions",
+    "ip_spellings",
+    "macro_predicates",
+    "nan_comparisons",
+    "offsets",
+    "range_lists_with_a_bad_entry",
+    "rfc3339_timestamps",
+]
+
+#: Digit sets Python's int() and datetime accept besides ASCII: fullwidth, Arabic-Indic,
+#: Devanagari, mathematical bold.
+UNICODE_DIGITS = tuple(
+    "".join(chr(zero + i) for i in range(10)) for zero in (0xFF10, 0x0660, 0x0966, 0x1D7CE)
+)
+_ASCII_DIGITS = "0123456789"
+
+#: CEL expressions that evaluate to NaN, with the bindings they read.
+NAN_EXPRESSIONS = (
+    "double(context.s)",
+    "(0.0 / 0.0)",
+    'double("NaN")',
+    "-double(context.s)",
+    "double(context.s) + 1.0",
+)
+#: Numeric operands of every CEL type: (source, kind).
+NUMBER_OPERANDS = (
+    ("0", "int"),
+    ("50", "int"),
+    ("-7", "int"),
+    ("9223372036854775807", "int"),
+    ("context.i", "int"),
+    ("5u", "uint"),
+    ("0u", "uint"),
+    ("18446744073709551615u", "uint"),
+    ("uint(context.i)", "uint"),
+    ("0.0", "double"),
+    ("50.5", "double"),
+    ("-1e300", "double"),
+    ("context.f", "double"),
+    ("double(context.i)", "double"),
+    ('double("inf")', "double"),
+)
+
+
+@st.composite
+def nan_comparisons(draw: st.DrawFn) -> tuple[str, bool]:
+    """``NaN op x`` or ``x op NaN``, any ordering operator, any numeric type for ``x``;
+    sometimes negated. The right answer: the comparison is false (true when negated)."""
+    nan = draw(st.sampled_from(NAN_EXPRESSIONS))
+    other, _ = draw(st.sampled_from(NUMBER_OPERANDS))
+    op = draw(st.sampled_from(["<", "<=", ">", ">="]))
+    left, right = (nan, other) if draw(st.booleans()) else (other, nan)
+    source = f"{left} {op} {right}"
+    if draw(st.booleans()):
+        return f"!({source})", True
+    return source, False
+
+
+#: The bindings every NaN comparison reads.
+NAN_CONTEXT: Mapping[str, Any] = {"context": {"s": "NaN", "i": 7, "f": 2.5}}
+
+
+def _digits(draw: st.DrawFn, value: int, width: int) -> tuple[str, bool]:
+    """``value`` zero-padded to ``width``, each digit ASCII or (sometimes) not."""
+    out = []
+    ascii_only = True
+    for char in str(value).zfill(width):
+        if draw(st.integers(0, 9)) == 0:
+            digits = draw(st.sampled_from(UNICODE_DIGITS))
+            ascii_only = False
+        else:
+            digits = _ASCII_DIGITS
+        out.append(digits[int(char)])
+    return "".join(out), ascii_only
+
+
+@st.composite
+def offsets(draw: st.DrawFn) -> tuple[str, bool]:
+    """``[+-]HH:MM`` with hours 0..30 and minutes 0..75 and mixed digit sets; valid iff the
+    digits are ASCII and the offset is within ±23:59."""
+    hours = draw(st.integers(0, 30))
+    minutes = draw(st.integers(0, 75))
+    hh, ascii_h = _digits(draw, hours, 2)
+    mm, ascii_m = _digits(draw, minutes, 2)
+    sign = draw(st.sampled_from(["+", "-"]))
+    return f"{sign}{hh}:{mm}", ascii_h and ascii_m and hours <= 23 and minutes <= 59
+
+
+@st.composite
+def rfc3339_timestamps(draw: st.DrawFn) -> tuple[str, bool]:
+    """RFC 3339 date-times with valid fields, mixed digit sets and offsets as ``offsets``;
+    valid iff every digit is ASCII and the offset (if any) is valid."""
+    parts = []
+    valid = True
+    for value, width in (
+        (draw(st.integers(1000, 9998)), 4),
+        (draw(st.integers(1, 12)), 2),
+        (draw(st.integers(1, 28)), 2),
+        (draw(st.integers(0, 23)), 2),
+        (draw(st.integers(0, 59)), 2),
+        (draw(st.integers(0, 59)), 2),
+    ):
+        text, ascii_only = _digits(draw, value, width)
+        parts.append(text)
+        valid = valid and ascii_only
+    date = "-".join(parts[:3]) + "T" + ":".join(parts[3:])
+    if draw(st.booleans()):
+        width = draw(st.integers(1, 9))
+        fraction, ascii_only = _digits(draw, draw(st.integers(0, 10**width - 1)), width)
+        date += "." + fraction
+        valid = valid and ascii_only
+    if draw(st.booleans()):
+        return date + "Z", valid
+    offset, offset_valid = draw(offsets())
+    return date + offset, valid and offset_valid
+
+
+#: How a test may spell an IPv4 address as IPv4-mapped IPv6: all are refused.
+def _mapped_spellings(octets: tuple[int, ...]) -> list[str]:
+    dotted = ".".join(map(str, octets))
+    high, low = (octets[0] << 8) | octets[1], (octets[2] << 8) | octets[3]
+    return [
+        f"::ffff:{dotted}",
+        f"::FFFF:{dotted}",
+        f"0:0:0:0:0:ffff:{dotted}",
+        f"::ffff:{high:x}:{low:x}",
+        f"0000:0000:0000:0000:0000:ffff:{high:04X}:{low:04X}",
+    ]
+
+
+@st.composite
+def ip_spellings(draw: st.DrawFn) -> tuple[str, str]:
+    """(text, kind): kind is ``v4``/``v6`` (a valid address), ``mapped`` (IPv4-mapped IPv6
+    in any spelling), ``zone`` (an IPv6 zone) or ``bad`` (not an address by the CEL network
+    extension's rules: leading zeros, non-ASCII digits, surrounding space, junk)."""
+    octets = tuple(draw(st.lists(st.integers(0, 255), min_size=4, max_size=4)))
+    dotted = ".".join(map(str, octets))
+    groups = draw(st.lists(st.integers(0, 0xFFFF), min_size=8, max_size=8))
+    if groups[:6] == [0, 0, 0, 0, 0, 0xFFFF]:
+        groups[5] = 0xFFFE
+    v6 = ":".join(f"{g:x}" for g in groups)
+    kind = draw(st.sampled_from(["v4", "v6", "mapped", "zone", "bad"]))
+    if kind == "v4":
+        return dotted, kind
+    if kind == "v6":
+        import ipaddress
+
+        return draw(st.sampled_from([v6, v6.upper(), str(ipaddress.IPv6Address(v6))])), kind
+    if kind == "mapped":
+        return draw(st.sampled_from(_mapped_spellings(octets))), kind
+    if kind == "zone":
+        return f"fe80::{groups[0]:x}%{draw(st.sampled_from(['eth0', 'en0', '1']))}", kind
+    fullwidth = dotted.translate(str.maketrans(_ASCII_DIGITS, UNICODE_DIGITS[0]))
+    bad = [
+        f" {dotted}",
+        f"{dotted}\n",
+        "0" + dotted,
+        dotted + ".0",
+        dotted.rsplit(".", 1)[0],
+        f"{v6}:1",
+        v6.replace(":", ":::", 1),
+        "",
+        "localhost",
+        f"{dotted}/32",
+    ]
+    if fullwidth != dotted:
+        bad.append(fullwidth)
+    return draw(st.sampled_from(bad)), "bad"
+
+
+_GOOD_RANGES = ("10.0.0.0/8", "192.168.0.0/16", "0.0.0.0/0", "2001:db8::/32", "::/0", "10.1.2.3/8")
+_BAD_RANGES = (
+    "10.0.0.0",
+    "10.0.0.0/",
+    "10.0.0.0/33",
+    "10.0.0.0/08",
+    "10.0.0.0/255.0.0.0",
+    "::ffff:10.0.0.0/104",
+    "fe80::%eth0/64",
+    "not-a-range",
+    " 10.0.0.0/8",
+    "\uff11\uff10.0.0.0/8",
+)
+
+
+@st.composite
+def range_lists_with_a_bad_entry(draw: st.DrawFn) -> tuple[list[Any], int]:
+    """A list of ranges, all good but one bad entry (a bad string or not a string) at a
+    random position: ``ip_in_cidr`` must error whatever the position."""
+    good = draw(st.lists(st.sampled_from(_GOOD_RANGES), max_size=5))
+    bad = draw(st.sampled_from(_BAD_RANGES) | st.sampled_from([None, 8, ["10.0.0.0/8"]]))
+    at = draw(st.integers(0, len(good)))
+    return [*good[:at], bad, *good[at:]], at
+
+
+#: Predicate values a macro may meet: booleans, and every other JSON kind.
+PREDICATE_VALUES = st.one_of(
+    st.booleans(),
+    st.sampled_from(["", "x", 0, 1, 0.0, None, [], {}, [True], {"a": True}]),
+)
+
+
+@st.composite
+def macro_predicates(draw: st.DrawFn) -> tuple[str, list[Any]]:
+    """``context.items.<macro>(i, i.v)`` over items whose ``v`` is any JSON value."""
+    macro = draw(
+        st.sampled_from(
+            [
+                "size(context.items.filter(i, i.v)) > 0",
+                "context.items.exists_one(i, i.v)",
+                "context.items.all(i, i.v)",
+                "context.items.exists(i, i.v)",
+                "size(context.items.map(i, i.v, 1)) > 0",
+                "context.items.filter(i, i.v) == []",
+            ]
+        )
+    )
+    values = draw(st.lists(PREDICATE_VALUES, max_size=4))
+    return macro, [{"v": v} for v in values]
+
+
+#: Pieces of string-literal bodies that stress a lexer: escapes of every kind, quotes,
+#: backslash-newline, raw-string markers.
+ESCAPE_UNITS = st.lists(
+    st.sampled_from(
+        [
+            "\\a",
+            "\\\\",
+            '\\"',
+            "\\'",
+            "\\x41",
+            "\\X4a",
+            "\\101",
+            "\\u00e9",
+            "\\?",
+            "a",
+            " ",
+            "'",
+            '"',
+        ]
+    ),
+    min_size=1,
+    max_size=4,
+).map("".join)
+#: How a literal is opened and closed, and what follows it: terminated or not, a one-line
+#: literal with a backslash-newline, triple-quoted, raw, bytes.
+LITERAL_FRAMES = st.sampled_from(
+    [
+        ('subject.id == "', '"'),
+        ('subject.id == "', '\\\n"'),
+        ('subject.id == "', ""),
+        ("subject.id == '", "\\\n'"),
+        ('subject.id == """', '"""'),
+        ('subject.id == """', '\\\n"'),
+        ("subject.id == r'", "'"),
+        ("subject.id == b'", "\\\n"),
+        ("subject.id == '", "' + '"),
+    ]
+)
+
+_CEL_TOKENS = st.sampled_from(
+    [
+        "subject",
+        "resource.id",
+        "context",
+        ".",
+        "a",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        ":",
+        "?",
+        "!",
+        "-",
+        "+",
+        "*",
+        "/",
+        "%",
+        "==",
+        "!=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "&&",
+        "||",
+        " in ",
+        "true",
+        "null",
+        "1",
+        "1u",
+        "1.5",
+        "1.",
+        "0x1F",
+        "'s'",
+        '"s"',
+        "'''t'''",
+        "b'x'",
+        "r'\\d'",
+        "'\\",
+        "\\",
+        "'",
+        '"',
+        "\n",
+        " ",
+        "// c\n",
+        ".all(x, ",
+        ".exists_one(x, ",
+        ".map(x, ",
+        ".filter(x, ",
+        "has(",
+        "size(",
+        "int(",
+        "timestamp('",
+        "duration('",
+        "getHours('",
+        "ip_in_cidr(",
+        "matches('",
+        "\ud800",
+        "\x00",
+        "\uff19",
+        "\u0663",
+    ]
+)
+
+
+@st.composite
+def hostile_conditions(draw: st.DrawFn) -> str:
+    """Conditions built to break a compiler: token soup, deep nesting of every construct
+    (past every limit), huge numeric literals, long escape runs, non-text characters."""
+    kind = draw(st.sampled_from(["soup", "deep", "number", "escapes", "mixed"]))
+    if kind == "soup":
+        return "".join(draw(st.lists(_CEL_TOKENS, max_size=60)))
+    if kind == "number":
+        digits = "9" * draw(st.integers(15, 6000))
+        form = draw(
+            st.sampled_from(["{d}", "-{d}", "{d}u", "0x{d}", "0x{d}u", "1e{d}", "{d}.5", "{d}e3"])
+        )
+        return f"subject.n == {form.format(d=digits)}"
+    if kind == "escapes":
+        unit = draw(ESCAPE_UNITS)
+        open_, close = draw(LITERAL_FRAMES)
+        return open_ + unit * draw(st.integers(1, 400)) + close
+    depth = draw(st.integers(1, 220))
+    shapes = [
+        ("(", ")"),
+        ("!", ""),
+        ("-", ""),
+        ("int(", ")"),
+        ("[", "]"),
+        ("{1: ", "}"),
+        ("[1].all(x, ", ")"),
+        ("[1].exists(x, ", ")"),
+        ("[1].filter(x, ", ")"),
+        ("[1].map(x, ", ")"),
+        ("[1].exists_one(x, ", ")"),
+        ("(subject.a || ", ")"),
+        ("(subject.b && ", ")"),
+        ("(true ? ", " : false)"),
+        ("size(", ")"),
+        ("1 + ", ""),
+        ("subject.c[", "]"),
+        ("(subject.d < ", ")"),
+    ]
+    if kind == "deep":
+        pre, post = draw(st.sampled_from(shapes))
+        return pre * depth + "subject.e" + post * depth
+    chosen = draw(st.lists(st.sampled_from(shapes), min_size=1, max_size=depth))
+    return "".join(p for p, _ in chosen) + "subject.e" + "".join(q for _, q in reversed(chosen))

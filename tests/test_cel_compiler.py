@@ -134,7 +134,7 @@ def test_false_conditions(source: str) -> None:
         "int('1_000') == 1000",
         "timestamp(subject.id) == now",
         "now.getHours(subject.id) == 1",
-        "ip_in_cidr('not-an-ip', '10.0.0.0/8')",
+        "ip_in_cidr(subject.id, '10.0.0.0/8')",
         "{1: 1, 1u: 2}.size() == 1",
         "string(b'\\xff') == ''",
     ],
@@ -228,6 +228,7 @@ def test_missing_variable_is_an_error_only_when_read() -> None:
         ("now.getHours('Mars/Olympus') == 1", 5),
         ("duration('1 hour') > duration('1h')", 1),
         ("ip_in_cidr(context.ip) && true", 1),
+        ("ip_in_cidr('not-an-ip', '10.0.0.0/8')", 1),
         ("subject.n == 9223372036854775808", 14),
     ],
 )
@@ -430,7 +431,23 @@ def test_fast_parser_builds_larks_trees_and_rejects_what_lark_rejects() -> None:
             expected = lark_parser.parse(source)
         except LarkError:
             expected = None
-        assert fast(source) == expected, source
+        assert _same_tree(fast(source), expected), source
+
+
+def _same_tree(a: Any, b: Any) -> bool:
+    """Lark's ``Tree.__eq__`` without its recursion (the corpus has trees 300 deep)."""
+    import lark
+
+    stack = [(a, b)]
+    while stack:
+        x, y = stack.pop()
+        if isinstance(x, lark.Tree) and isinstance(y, lark.Tree):
+            if x.data != y.data or len(x.children) != len(y.children):
+                return False
+            stack.extend(zip(x.children, y.children, strict=True))
+        elif isinstance(x, lark.Tree) or isinstance(y, lark.Tree) or x != y:
+            return False
+    return True
 
 
 def test_diagnostics_keep_exact_positions_through_the_fast_path() -> None:

@@ -16,16 +16,36 @@ from zerotrust.cel import _compiler_runtime as rt
 from zerotrust.cel._codegen_base import (
     _CONST,
     _IDENT,
+    _WRAPPERS,
     CelLiteralError,
     _Code,
     _Emitter,
     _fail,
     _where,
 )
+from zerotrust.cel.functions import LITERAL_CHECKS
 
 __all__: list[str] = []
 
 _MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
+#: Conversions of a literal string computed at load.
+_FOLDED: dict[str, Any] = {
+    "timestamp": rt.parse_timestamp,
+    "duration": rt.parse_duration,
+    "ip": rt.to_ip,
+    "cidr": rt.to_cidr,
+}
+
+
+def _bare_ident(node: lark.Tree[Any]) -> str | None:
+    """The name if ``node`` is nothing but an identifier (through single-child wrappers)."""
+    while len(node.children) == 1 and isinstance(node.children[0], lark.Tree):
+        node = node.children[0]
+    if node.data == "ident" and len(node.children) == 1:
+        return str(node.children[0])
+    return None
+
+
 _CONVERSION_KIND = {
     "int": "int",
     "uint": "uint",
@@ -61,8 +81,22 @@ class _CallGenerator(_Emitter):
             raise _fail(token, f"invalid field name {name!r}")
         return repr(name)
 
+    def _qualifier(self, target_node: Any, field: Any, names: Any) -> str | None:
+        """``net.IP``, ``ip.isCanonical``: the qualified name if ``target_node`` is a bare
+        name that is no variable and ``name.field`` is in ``names``, else None."""
+        if not isinstance(target_node, lark.Tree):
+            return None
+        qualifier = _bare_ident(target_node)
+        if qualifier is None or qualifier in self.scope or qualifier in self.variables:
+            return None
+        qualified = f"{qualifier}.{field}"
+        return qualified if qualified in names else None
+
     def n_member_dot(self, node: lark.Tree[Any]) -> _Code:
         target_node, token = node.children
+        qualified = self._qualifier(target_node, token, rt.QUALIFIED_TYPES)
+        if qualified is not None:
+            return _Code(self.const(rt.QUALIFIED_TYPES[qualified]), "type")
         target = self.expr(target_node)
         field = self._field(token)
         if target.kind in (None, "map"):
@@ -96,6 +130,13 @@ class _CallGenerator(_Emitter):
             raise _fail(node, "unexpected method call shape")
         if name in _MACROS:
             return self._macro(node, name, target_node, args)
+        qualified = self._qualifier(target_node, name, rt.QUALIFIED_FUNCTIONS)
+        if qualified is not None:
+            fn, arity = rt.QUALIFIED_FUNCTIONS[qualified]
+            if len(args) != arity:
+                raise _fail(token, f"{qualified}() takes {arity} argument(s), got {len(args)}")
+            srcs = ", ".join(self.expr(a).src for a in args)
+            return _Code(f"{self.const(fn)}({srcs})", None)
         target = self.expr(target_node)
         return self._call(token, name, [target, *(self.expr(a) for a in args)], method=True)
 
@@ -115,23 +156,41 @@ class _CallGenerator(_Emitter):
         literal = self._fold(token, name, arg_nodes)
         if literal is not None:
             return literal
+        self._check_literal_args(token, name, arg_nodes)
         return self._call(token, name, [self.expr(a) for a in arg_nodes], method=False)
+
+    def _check_literal_args(self, token: Any, name: str, arg_nodes: list[lark.Tree[Any]]) -> None:
+        """An extra function's literal arguments (``ip_in_cidr(x, "10.0.0.0/8")``), at load."""
+        for check, node in zip(LITERAL_CHECKS.get(name, ()), arg_nodes, strict=False):
+            if check is None:
+                continue
+            text = self._string_literal(node)
+            value = text if text is not None else self._constant_list(node)
+            if value is None:
+                continue
+            try:
+                check(value)
+            except ValueError as exc:
+                line, column = _where(token)
+                raise CelLiteralError(f"{name}(): {exc}", line, column) from None
 
     n_dot_ident_arg = n_ident_arg
 
     def _fold(self, token: Any, name: str, arg_nodes: list[lark.Tree[Any]]) -> _Code | None:
-        """``timestamp('...')`` and ``duration('...')`` of a literal: computed once."""
-        if name not in ("timestamp", "duration") or len(arg_nodes) != 1:
+        """``timestamp('...')``, ``duration('...')``, ``ip('...')``, ``cidr('...')`` of a
+        literal: computed once, at load, where a bad one is a diagnostic."""
+        convert = _FOLDED.get(name)
+        if convert is None or len(arg_nodes) != 1:
             return None
         text = self._string_literal(arg_nodes[0])
         if text is None:
             return None
         try:
-            value = rt.parse_timestamp(text) if name == "timestamp" else rt.parse_duration(text)
+            value = convert(text)
         except rt.CelError as exc:
             line, column = _where(token)
             raise CelLiteralError(str(exc), line, column) from None
-        return _Code(self.const(value), name)
+        return _Code(self.const(value), name if name in ("timestamp", "duration") else None)
 
     def _string_literal(self, node: lark.Tree[Any]) -> str | None:
         inner = node
@@ -140,10 +199,40 @@ class _CallGenerator(_Emitter):
         if inner.data != "literal":
             return None
         token = inner.children[0]
-        if isinstance(token, lark.Token) and token.type in ("STRING_LIT", "MLSTRING_LIT"):
+        if isinstance(token, lark.Token) and token.type == "STRING_LIT":
             value = self._literal_value(token)
             return value if isinstance(value, str) else None
         return None
+
+    def _constant_list(self, node: lark.Tree[Any]) -> list[Any] | None:
+        """The values of a list literal made only of scalar literals, else None."""
+        while node.data in _WRAPPERS or (
+            (
+                node.data in ("expr", "conditionalor", "conditionaland", "relation", "addition")
+                or node.data in ("multiplication", "unary")
+            )
+            and len(node.children) == 1
+        ):
+            child = node.children[0]
+            if not isinstance(child, lark.Tree):
+                return None
+            node = child
+        if node.data != "list_lit":
+            return None
+        if not node.children:
+            return []
+        values: list[Any] = []
+        for element in self.subtrees(node.children[0]):
+            inner = element
+            while len(inner.children) == 1 and isinstance(inner.children[0], lark.Tree):
+                inner = inner.children[0]
+            if inner.data != "literal":
+                return None
+            token = inner.children[0]
+            if not isinstance(token, lark.Token) or token.type not in ("STRING_LIT", "INT_LIT"):
+                return None
+            values.append(self._literal_value(token))
+        return values
 
     def _has(self, node: lark.Tree[Any], arg_nodes: list[lark.Tree[Any]]) -> _Code:
         inner = arg_nodes[0] if len(arg_nodes) == 1 else None
@@ -203,6 +292,9 @@ class _CallGenerator(_Emitter):
                 zone = self._zone(args[1], token)
                 return _Code(f"_acc_{name}({args[0].src}, {zone})", "int")
             return _Code(f"_acc_{name}({srcs})", "int")
+        network = rt.NETWORK_METHODS if method else rt.NETWORK_FUNCTIONS
+        if name in network and count == network[name][1]:
+            return _Code(f"{self.const(network[name][0])}({srcs})", None)
         if name in self.extras and not method:
             fn, arity = self.extras[name]
             if count != arity:
@@ -271,7 +363,7 @@ class _CallGenerator(_Emitter):
             if name == "exists_one":
                 self.emit(f"{result} = 0")
                 self.emit(f"for {local} in {items}:")
-                with self.block():
+                with self.block(node):
                     pred = self.expr(args[1])
                     test = pred.src if pred.kind == "bool" else f"_truth({pred.src})"
                     self.emit(f"if {test}:")
@@ -280,7 +372,7 @@ class _CallGenerator(_Emitter):
                 return _Code(f"({result} == 1)", "bool")
             self.emit(f"{result} = []")
             self.emit(f"for {local} in {items}:")
-            with self.block():
+            with self.block(node):
                 if name == "filter" or len(args) == 3:
                     pred = self.expr(args[1])
                     test = pred.src if pred.kind == "bool" else f"_truth({pred.src})"
@@ -308,7 +400,7 @@ class _CallGenerator(_Emitter):
         value = self.tmp("v")
         self.emit(f"{acc} = {neutral}")
         self.emit(f"for {local} in {items}:")
-        with self.block():
+        with self.block(pred_node):
             self._guarded(pred_node, value)
             self.emit(f"if {value} is {absorb}:")
             with self.block():

@@ -25,7 +25,7 @@ from lark.exceptions import LarkError
 from zerotrust.cel import _compiler_runtime as rt
 from zerotrust.cel._backend import VARIABLES, CelCompileError, Condition, ConditionError
 from zerotrust.cel._compiler_codegen import HELPERS, CelLiteralError, Program, generate
-from zerotrust.cel._syntax import MAX_TREE_DEPTH, _parser, parse, parse_fast
+from zerotrust.cel._syntax import _SURROGATE, MAX_TREE_DEPTH, TOO_DEEP, _parser, parse, parse_fast
 from zerotrust.cel.functions import EXTRA_FUNCTIONS
 
 __all__ = ["CelLiteralError", "CompiledBackend", "compile_expression"]
@@ -36,6 +36,10 @@ FUNCTIONS = frozenset(
     | set(rt.CONVERSIONS)
     | set(rt.ACCESSORS)
     | set(EXTRA_FUNCTIONS)
+    | set(rt.NETWORK_FUNCTIONS)
+    | set(rt.NETWORK_METHODS)
+    | set(rt.QUALIFIED_FUNCTIONS)
+    | set(rt.QUALIFIED_TYPES)
 )
 
 
@@ -105,11 +109,16 @@ def _text(program: Program, *, condition: bool) -> str:
 
 
 def _maker_code(text: str) -> CodeType:
-    """Python-compile a generated module; the code object of its ``_make``."""
+    """Python-compile a generated module; the code object of its ``_make``.
+
+    The generator's limits (``MAX_NESTING``, ``MAX_BLOCKS``) keep Python's compiler
+    within its own; should it still refuse, the diagnostic is about the condition,
+    never the generated text (which the policy author never wrote).
+    """
     try:
         module = compile(text, "<cel>", "exec")
-    except (SyntaxError, RecursionError, MemoryError, ValueError) as exc:
-        raise CelCompileError(f"expression too complex to compile: {exc}") from None
+    except (SyntaxError, RecursionError, MemoryError, ValueError, OverflowError):
+        raise CelCompileError("condition too complex to compile: split it across rules") from None
     for const in module.co_consts:
         if isinstance(const, CodeType):
             return const
@@ -137,7 +146,7 @@ def _generate(tree: lark.Tree[Any], variables: frozenset[str]) -> Program:
     try:
         return generate(tree, variables, EXTRA_FUNCTIONS)
     except RecursionError:
-        raise CelCompileError("expression nested too deeply") from None
+        raise CelCompileError(TOO_DEEP) from None
 
 
 def _listing(program: Program) -> str:
@@ -167,7 +176,18 @@ class CompiledBackend:
         """The generated function itself is the condition: no wrapper call per evaluation.
 
         It carries ``source``, ``variables`` and, for debugging, ``python_source``.
+        Raises :class:`CelCompileError` and nothing else: a failure the checks above
+        did not foresee is still a diagnostic (and a bug to report), never a crash of
+        the loader.
         """
+        try:
+            return self._compile(source)
+        except CelCompileError:
+            raise
+        except Exception as exc:
+            raise CelCompileError("condition could not be compiled") from exc
+
+    def _compile(self, source: str) -> Condition:
         parsed = parse_fast(source, FUNCTIONS)
         program = None
         if parsed is not None:
@@ -207,12 +227,14 @@ def compile_expression(source: str, variables: frozenset[str]) -> Callable[[Any]
     """
     if not isinstance(source, str) or not source.strip():
         raise CelCompileError("empty expression")
+    if _SURROGATE.search(source):
+        raise CelCompileError("an unpaired surrogate is not text")
     try:
         tree = _parser().parse(source)
     except LarkError as exc:
         raise CelCompileError(f"syntax error: {exc}") from None
     except RecursionError:
-        raise CelCompileError("expression nested too deeply") from None
+        raise CelCompileError(TOO_DEEP) from None
     _check_depth(tree)
     return _build(_generate(tree, variables), source, condition=False)
 
@@ -222,5 +244,5 @@ def _check_depth(tree: lark.Tree[Any]) -> None:
     while stack:
         node, depth = stack.pop()
         if depth > MAX_TREE_DEPTH:
-            raise CelCompileError("expression nested too deeply")
+            raise CelCompileError(TOO_DEEP)
         stack.extend((c, depth + 1) for c in node.children if isinstance(c, lark.Tree))

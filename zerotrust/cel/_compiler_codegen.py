@@ -24,7 +24,6 @@ from zerotrust.cel import _compiler_runtime as rt
 from zerotrust.cel._codegen_base import (
     _CONST,
     _IDENT,
-    _WRAPPERS,
     CelLiteralError,
     Program,
     _Code,
@@ -248,36 +247,6 @@ class _Generator(_CallGenerator):
                 "bool",
             )
         return _Code(f"_in({item.src}, {container.src})", "bool")
-
-    def _constant_list(self, node: lark.Tree[Any]) -> list[Any] | None:
-        """The values of a list literal made only of scalar literals, else None."""
-        while node.data in _WRAPPERS or (
-            (
-                node.data in ("expr", "conditionalor", "conditionaland", "relation", "addition")
-                or node.data in ("multiplication", "unary")
-            )
-            and len(node.children) == 1
-        ):
-            child = node.children[0]
-            if not isinstance(child, lark.Tree):
-                return None
-            node = child
-        if node.data != "list_lit":
-            return None
-        if not node.children:
-            return []
-        values: list[Any] = []
-        for element in self.subtrees(node.children[0]):
-            inner = element
-            while len(inner.children) == 1 and isinstance(inner.children[0], lark.Tree):
-                inner = inner.children[0]
-            if inner.data != "literal":
-                return None
-            token = inner.children[0]
-            if not isinstance(token, lark.Token) or token.type not in ("STRING_LIT", "INT_LIT"):
-                return None
-            values.append(self._literal_value(token))
-        return values
 
     def _arith(self, node: lark.Tree[Any]) -> _Code:
         op_node, right_node = self.subtrees(node)

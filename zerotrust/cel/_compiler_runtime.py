@@ -7,11 +7,19 @@ module gathers the parts under that one name:
   maps, lists and fields;
 * :mod:`._runtime_ops`: arithmetic, ``size``, string and regex functions, extra functions;
 * :mod:`._runtime_time`: conversions, parsing and formatting of timestamps and durations,
-  time zones and accessors.
+  time zones and accessors;
+* :mod:`._runtime_net`: the CEL network extension (``ip()``, ``cidr()`` and methods).
 """
 
 from __future__ import annotations
 
+from zerotrust.cel._runtime_net import (
+    NETWORK_FUNCTIONS,
+    NETWORK_METHODS,
+    QUALIFIED_FUNCTIONS,
+    to_cidr,
+    to_ip,
+)
 from zerotrust.cel._runtime_ops import (
     add,
     call_extra,
@@ -63,14 +71,17 @@ from zerotrust.cel._runtime_time import (
 from zerotrust.cel._runtime_values import (
     BOOL,
     BYTES,
+    CIDR,
     DOUBLE,
     DURATION,
     INT,
     INT_MAX,
     INT_MIN,
+    IP,
     LIST,
     MAP,
     NULL_TYPE,
+    QUALIFIED_TYPES,
     STRING,
     TIMESTAMP,
     TYPE,
@@ -101,15 +112,21 @@ __all__ = [
     "ACCESSORS",
     "BOOL",
     "BYTES",
+    "CIDR",
     "CONVERSIONS",
     "DOUBLE",
     "DURATION",
     "INT",
     "INT_MAX",
     "INT_MIN",
+    "IP",
     "LIST",
     "MAP",
+    "NETWORK_FUNCTIONS",
+    "NETWORK_METHODS",
     "NULL_TYPE",
+    "QUALIFIED_FUNCTIONS",
+    "QUALIFIED_TYPES",
     "STRING",
     "TIMESTAMP",
     "TYPE",
@@ -168,9 +185,11 @@ __all__ = [
     "time_zone",
     "to_bool",
     "to_bytes",
+    "to_cidr",
     "to_double",
     "to_duration",
     "to_int",
+    "to_ip",
     "to_string",
     "to_timestamp",
     "to_uint",

@@ -25,9 +25,11 @@ from zerotrust.cel._runtime_values import (
     _UTC,
     BOOL,
     BYTES,
+    CIDR,
     DOUBLE,
     DURATION,
     INT,
+    IP,
     STRING,
     TIMESTAMP,
     UINT,
@@ -92,9 +94,7 @@ def to_int(a: Any) -> int:
             return int(a)
         raise CelError("double out of int64 range")
     if kind is STRING:
-        if _INT_TEXT.fullmatch(a.strip()):
-            return _int(int(a))
-        raise CelError(f"cannot convert {a!r} to int")
+        return _int(_integer_text(str(a), _INT_TEXT, "int"))
     if kind is TIMESTAMP:
         return _int((a - _EPOCH) // _ONE_SECOND)
     no_overload("int", a)
@@ -109,9 +109,7 @@ def to_uint(a: Any) -> CelUint:
             return CelUint(int(a))
         raise CelError("double out of uint64 range")
     if kind is STRING:
-        if _UINT_TEXT.fullmatch(a.strip()):
-            return _uint(int(a))
-        raise CelError(f"cannot convert {a!r} to uint")
+        return _uint(_integer_text(str(a), _UINT_TEXT, "uint"))
     no_overload("uint", a)
 
 
@@ -122,8 +120,21 @@ def to_double(a: Any) -> float:
     if kind is STRING:
         if _FLOAT_TEXT.fullmatch(a):
             return float(a)
-        raise CelError(f"cannot convert {a!r} to double")
+        raise CelError(f"cannot convert {_quote(a)} to double")
     no_overload("double", a)
+
+
+def _integer_text(text: str, pattern: re.Pattern[str], name: str) -> int:
+    """Decimal digits (ASCII, as cel-go's strconv) with an optional sign, as a Python int.
+
+    More than 20 significant digits is out of range before converting: Python refuses
+    to convert more than 4,300 digits and takes quadratic time below that.
+    """
+    if pattern.fullmatch(text) is None:
+        raise CelError(f"cannot convert {_quote(text)} to {name}")
+    if len(text.lstrip("+-").lstrip("0")) > 20:
+        raise CelError(f"{name} out of range: {_quote(text)}")
+    return int(text)
 
 
 def format_double(value: float) -> str:
@@ -190,6 +201,10 @@ def to_string(a: Any) -> str:
         return format_timestamp(a)
     if kind is DURATION:
         return format_duration(a)
+    if kind is IP:
+        return str(a)
+    if kind is CIDR:
+        return f"{a.ip}/{a.network.prefixlen}"
     no_overload("string", a)
 
 
@@ -211,33 +226,39 @@ def to_bool(a: Any) -> bool:
             return True
         if a in _FALSE_TEXT:
             return False
-        raise CelError(f"cannot convert {a!r} to bool")
+        raise CelError(f"cannot convert {_quote(a)} to bool")
     no_overload("bool", a)
 
 
+# RFC 3339 section 5.6 ``date-time``, ASCII digits only (``\\d`` would take any Unicode
+# digit, and int() would read it), with section 5.6's lower-case ``t`` / ``z``.
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+    r"(?:[Zz]|([+-][0-9]{2}:[0-9]{2}))"
 )
 
 
 def parse_timestamp(text: str) -> datetime.datetime:
-    """RFC 3339; sub-microsecond digits are truncated (``datetime`` holds microseconds)."""
+    """RFC 3339 ``date-time``; sub-microsecond digits are truncated (``datetime`` holds
+    microseconds). The offset is within ``±23:59``, as :func:`fixed_offset` requires."""
     m = _RFC3339.fullmatch(text)
     if m is None:
-        raise CelError(f"cannot parse timestamp {text!r}")
+        raise CelError(f"cannot parse timestamp {_quote(text)}")
     year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
     micros = int((m.group(7) or "").ljust(6, "0")[:6])
-    offset = datetime.timedelta(0)
-    if m.group(9):
-        offset = datetime.timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
-        if m.group(9) == "-":
-            offset = -offset
+    offset = datetime.timedelta(0) if m.group(8) is None else _offset(m.group(8))
+    if offset is None:
+        raise CelError(f"timestamp {_quote(text)} has an offset beyond ±23:59")
     try:
         local = datetime.datetime(year, month, day, hour, minute, second, micros, tzinfo=_UTC)
         return _timestamp(local - offset)
     except (ValueError, OverflowError):
-        raise CelError(f"timestamp out of range: {text!r}") from None
+        raise CelError(f"timestamp out of range: {_quote(text)}") from None
+
+
+def _quote(text: str) -> str:
+    """A caller's string as a message quotes it: long ones cut short."""
+    return repr(text) if len(text) <= 64 else f"{text[:48]!r}... ({len(text)} characters)"
 
 
 def to_timestamp(a: Any) -> datetime.datetime:
@@ -274,19 +295,19 @@ def parse_duration(text: str) -> datetime.timedelta:
     if body == "0":
         return datetime.timedelta(0)
     if not body:
-        raise CelError(f"cannot parse duration {text!r}")
+        raise CelError(f"cannot parse duration {_quote(text)}")
     nanos = Decimal(0)
     pos = 0
     while pos < len(body):
         m = _DURATION_PART.match(body, pos)
         if m is None or m.group(1) in ("", "."):
-            raise CelError(f"cannot parse duration {text!r}")
+            raise CelError(f"cannot parse duration {_quote(text)}")
         nanos += Decimal(m.group(1)) * _DURATION_UNIT_NS[m.group(2)]
         pos = m.end()
     if text[:1] == "-":
         nanos = -nanos
     if abs(nanos) > _DURATION_MAX_SECONDS * 1_000_000_000:
-        raise CelError(f"duration out of range: {text!r}")
+        raise CelError(f"duration out of range: {_quote(text)}")
     return datetime.timedelta(microseconds=int(nanos / 1000))
 
 
@@ -305,23 +326,46 @@ def type_of(a: Any) -> CelType:
 
 # --- timestamp and duration accessors -----------------------------------------------------
 
-_OFFSET = re.compile(r"([+-]?)(\d{2}):(\d{2})")
+_OFFSET = re.compile(r"([+-]?)([0-9]{2}):([0-9]{2})")
+# An IANA name as the tz database spells them: ``UTC``, ``Europe/Paris``, ``Etc/GMT+5``.
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9][A-Za-z0-9_+-]*)*")
+
+
+def _offset(text: str) -> datetime.timedelta | None:
+    """``[+-]HH:MM`` as a timedelta, or None when it is not one within ``±23:59``."""
+    m = _OFFSET.fullmatch(text)
+    if m is None:
+        return None
+    hours, minutes = int(m.group(2)), int(m.group(3))
+    if hours > 23 or minutes > 59:
+        return None
+    delta = datetime.timedelta(hours=hours, minutes=minutes)
+    return -delta if m.group(1) == "-" else delta
 
 
 def time_zone(name: Any) -> datetime.tzinfo:
-    """An IANA zone name or a fixed ``[+-]HH:MM`` offset."""
+    """A time-zone argument: ``UTC``, an IANA name, or a fixed offset ``[+-]HH:MM``.
+
+    cel-spec ``doc/langdef.md`` "Timezones", with ASCII digits only and the offset
+    within ``±23:59`` (as in RFC 3339 timestamps); the sign may be left out, as the
+    spec's conformance tests do (``'02:00'``). Anything else is a :class:`CelError`.
+    """
     if kind_of(name) is not STRING:
         no_overload("timezone", name)
-    m = _OFFSET.fullmatch(name)
-    if m is not None:
-        delta = datetime.timedelta(hours=int(m.group(2)), minutes=int(m.group(3)))
-        return datetime.timezone(-delta if m.group(1) == "-" else delta)
+    name = str(name)
+    if name[:1] in "+-" or name[:1].isdigit():
+        delta = _offset(name)
+        if delta is None:
+            raise CelError(f"invalid time zone offset {_quote(name)}: use [+-]HH:MM up to 23:59")
+        return datetime.timezone(delta)
     if name == "UTC":
         return _UTC
+    if _ZONE_NAME.fullmatch(name) is None:
+        raise CelError(f"unknown time zone {_quote(name)}")
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        raise CelError(f"unknown time zone {name!r}") from None
+        raise CelError(f"unknown time zone {_quote(name)}") from None
 
 
 def _local(ts: Any, tz: Any, name: str) -> datetime.datetime:

@@ -12,6 +12,7 @@ and the macros catch. Python's ``bool`` is an ``int``: every helper dispatches o
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, NoReturn
@@ -21,14 +22,17 @@ import attrs
 __all__ = [
     "BOOL",
     "BYTES",
+    "CIDR",
     "DOUBLE",
     "DURATION",
     "INT",
     "INT_MAX",
     "INT_MIN",
+    "IP",
     "LIST",
     "MAP",
     "NULL_TYPE",
+    "QUALIFIED_TYPES",
     "STRING",
     "TIMESTAMP",
     "TYPE",
@@ -100,6 +104,8 @@ NULL_TYPE = CelType("null_type")
 TYPE = CelType("type")
 TIMESTAMP = CelType("google.protobuf.Timestamp")
 DURATION = CelType("google.protobuf.Duration")
+IP = CelType("net.IP")
+CIDR = CelType("net.CIDR")
 
 #: Identifiers that denote a type value when used bare (``type(x) == int``).
 TYPE_IDENTS: Mapping[str, CelType] = MappingProxyType(
@@ -117,6 +123,9 @@ TYPE_IDENTS: Mapping[str, CelType] = MappingProxyType(
     }
 )
 
+#: Qualified type names (``net.IP``): the network extension's types.
+QUALIFIED_TYPES: Mapping[str, CelType] = MappingProxyType({"net.IP": IP, "net.CIDR": CIDR})
+
 _KINDS: Mapping[type, CelType] = MappingProxyType(
     {
         bool: BOOL,
@@ -132,13 +141,25 @@ _KINDS: Mapping[type, CelType] = MappingProxyType(
         datetime.datetime: TIMESTAMP,
         datetime.timedelta: DURATION,
         CelType: TYPE,
+        ipaddress.IPv4Address: IP,
+        ipaddress.IPv6Address: IP,
+        ipaddress.IPv4Interface: CIDR,
+        ipaddress.IPv6Interface: CIDR,
     }
 )
 _NUMERIC = frozenset({INT, UINT, DOUBLE})
 _NUMBER_TYPES = frozenset({int, CelUint, float})
 # Same-type values whose Python == and < are CEL's.
 _PLAIN = frozenset({int, CelUint, float, str, bytes, bool, datetime.datetime, datetime.timedelta})
-_PLAIN_EQ = _PLAIN | {type(None), CelType}
+_PLAIN_EQ = _PLAIN | {
+    type(None),
+    CelType,
+    ipaddress.IPv4Address,
+    ipaddress.IPv6Address,
+    ipaddress.IPv4Interface,
+    ipaddress.IPv6Interface,
+}
+_ORDERED = frozenset({STRING, BYTES, BOOL, TIMESTAMP, DURATION})
 
 
 def kind_of(value: Any) -> CelType:
@@ -217,50 +238,58 @@ def _eq_slow(a: Any, b: Any) -> bool:
 
 def lt(a: Any, b: Any) -> bool:
     ta = type(a)
-    tb = type(b)
-    if ta is tb and ta in _PLAIN:
+    if ta is type(b) and ta in _PLAIN:
         return bool(a < b)
-    return _order(a, b, "_<_") < 0
+    a, b = _ordered(a, b, "_<_")
+    return bool(a < b)
 
 
 def le(a: Any, b: Any) -> bool:
     ta = type(a)
-    tb = type(b)
-    if ta is tb and ta in _PLAIN:
+    if ta is type(b) and ta in _PLAIN:
         return bool(a <= b)
-    return _order(a, b, "_<=_") <= 0
+    a, b = _ordered(a, b, "_<=_")
+    return bool(a <= b)
 
 
 def gt(a: Any, b: Any) -> bool:
     ta = type(a)
-    tb = type(b)
-    if ta is tb and ta in _PLAIN:
+    if ta is type(b) and ta in _PLAIN:
         return bool(a > b)
-    return _order(a, b, "_>_") > 0
+    a, b = _ordered(a, b, "_>_")
+    return bool(a > b)
 
 
 def ge(a: Any, b: Any) -> bool:
     ta = type(a)
-    tb = type(b)
-    if ta is tb and ta in _PLAIN:
+    if ta is type(b) and ta in _PLAIN:
         return bool(a >= b)
-    return _order(a, b, "_>=_") >= 0
+    a, b = _ordered(a, b, "_>=_")
+    return bool(a >= b)
 
 
-def _order(a: Any, b: Any, op: str) -> int:
-    """-1/0/1, or 2 for "unordered" (NaN), for values of subclassed Python types."""
+def _ordered(a: Any, b: Any, op: str) -> tuple[Any, Any]:
+    """The operands as plain values Python's operator orders the CEL way, or no overload.
+
+    Numbers of different types compare as doubles (as cel-go and cel-cpp do), so every
+    comparison with NaN is false whatever the other operand's type; other kinds only
+    with their own kind.
+    """
     ka = kind_of(a)
     kb = kind_of(b)
-    numeric = ka in _NUMERIC and kb in _NUMERIC
-    if not numeric and (ka is not kb or ka not in {STRING, BYTES, BOOL, TIMESTAMP, DURATION}):
+    if ka in _NUMERIC and kb in _NUMERIC:
+        if ka is DOUBLE or kb is DOUBLE:
+            return float(a), float(b)
+        return int(a), int(b)
+    if ka is not kb or ka not in _ORDERED:
         no_overload(op, a, b)
-    if numeric and (ka is DOUBLE or kb is DOUBLE):
-        a, b = float(a), float(b)  # CEL compares int with double as doubles
-    if a < b:
-        return -1
-    if a > b:
-        return 1
-    return 0 if a == b else 2
+    if ka is STRING:
+        return str(a), str(b)
+    if ka is BYTES:
+        return bytes(a), bytes(b)
+    if ka is BOOL:
+        return bool(a), bool(b)
+    return a, b
 
 
 # --- maps, lists, fields ------------------------------------------------------------------

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
+import string
 from typing import Any
 
 import lark
@@ -30,10 +32,19 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 from zerotrust.cel._backend import VARIABLES, CelCompileError
 from zerotrust.cel._syntax_fast import _build_parser, _fast_parser
 
-__all__ = ["Parsed", "parse", "parse_fast"]
+__all__ = ["MAX_SOURCE_CHARS", "MAX_TREE_DEPTH", "TOO_DEEP", "Parsed", "parse", "parse_fast"]
 
+#: The longest condition accepted, in characters.
 MAX_SOURCE_CHARS = 20_000
+#: How deep the syntax tree may be: each bracket level is about ten levels of it, each
+#: chained operator (``a || b || ...``) one. Parsing is iterative; this bounds what
+#: walks the tree recursively (the code generator, cel-python's evaluator).
 MAX_TREE_DEPTH = 400
+#: The diagnostic for a tree deeper than :data:`MAX_TREE_DEPTH`.
+TOO_DEEP = (
+    f"condition nested too deeply: about 40 levels of brackets or {MAX_TREE_DEPTH} chained"
+    f" operators (limit {MAX_TREE_DEPTH} levels of syntax)"
+)
 
 _MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 # Names CEL resolves as values besides variables: the type identifiers.
@@ -41,10 +52,13 @@ _TYPE_NAMES = frozenset(
     {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"}
 )
 _HAS = frozenset({"has"})
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_WORD = frozenset(string.ascii_letters + string.digits + "_")
 _NOTHING: frozenset[str] = frozenset()
 _IDENTS = frozenset({"ident", "dot_ident"})
 _CALLS = frozenset({"ident_arg", "dot_ident_arg"})
 _NAMED = _IDENTS | _CALLS | {"member_dot_arg"}
+_QUALIFIABLE = frozenset({"member_dot", "member_dot_arg"})
 _NOT_BOOLEAN = {
     "addition_add": "an addition",
     "addition_sub": "a subtraction",
@@ -81,16 +95,22 @@ def _check_source(source: Any) -> None:
         raise CelCompileError("empty condition")
     if len(source) > MAX_SOURCE_CHARS:
         raise CelCompileError(f"condition longer than {MAX_SOURCE_CHARS} characters")
+    surrogate = _SURROGATE.search(source)
+    if surrogate is not None:
+        i = surrogate.start()
+        line, column = source.count("\n", 0, i) + 1, i - source.rfind("\n", 0, i)
+        raise CelCompileError(
+            "an unpaired surrogate is not text (not encodable as UTF-8)", line, column
+        )
     _check_strings(source)
 
 
 def _check_strings(source: str) -> None:
-    """Refuse an unterminated string literal in linear time, before Lark sees it.
+    """Refuse an unterminated string literal, with its position, before Lark sees it.
 
-    cel-python's string-literal regexes backtrack exponentially when a literal full of
-    escapes never closes (25 escapes: a minute): a policy file must not hang the loader.
-    Mirrors the lexer: a backslash escapes the next character, one-quote strings end at
-    a line break, ``//`` starts a comment.
+    Lark would only say that no token matches at the opening quote. Mirrors the lexer
+    (``_grammar``): outside raw strings a backslash escapes the next character, a
+    one-quote string ends at a line break (escaped or not), ``//`` starts a comment.
     """
     i, n = 0, len(source)
     while i < n:
@@ -102,21 +122,33 @@ def _check_strings(source: str) -> None:
         if char not in "\"'":
             i += 1
             continue
+        # a raw prefix: r'...', R'...', br'...' (an identifier ending in r is not one)
+        raw = i > 0 and source[i - 1] in "rR" and not _ident_before(source, i - 1)
         quote = char * 3 if source.startswith(char * 3, i) else char
+        single = len(quote) == 1
         j = i + len(quote)
         while True:
-            if j >= n or (len(quote) == 1 and source[j] in "\r\n"):
+            if j >= n or (single and source[j] in "\r\n"):
                 line = source.count("\n", 0, i) + 1
                 column = i - source.rfind("\n", 0, i)
                 raise CelCompileError("syntax error: unterminated string literal", line, column)
-            if source[j] == "\\":
-                j += 2
+            if source[j] == "\\" and not raw:
+                j += 1 if single and source[j + 1 : j + 2] in ("\r", "\n") else 2
             elif source.startswith(quote, j):
                 j += len(quote)
                 break
             else:
                 j += 1
         i = j
+
+
+def _ident_before(source: str, at: int) -> bool:
+    """Whether ``source[at]`` (an ``r``/``R``) ends an identifier rather than starting a
+    raw prefix: ``for'x'`` is the identifier ``for`` then a string, ``br'x'`` raw bytes."""
+    start = at
+    while start > 0 and source[start - 1] in _WORD:
+        start -= 1
+    return source[start:at] not in ("", "b", "B")
 
 
 def parse(source: str, functions: frozenset[str]) -> Parsed:
@@ -140,10 +172,8 @@ def parse_fast(source: str, functions: frozenset[str]) -> Parsed | None:
     has the same shape but plain-str node names and no positions. On ``None`` call
     :func:`parse` for the diagnostic.
     """
-    if not isinstance(source, str) or len(source) > MAX_SOURCE_CHARS or not source.strip():
-        return None
     try:
-        _check_strings(source)
+        _check_source(source)
     except CelCompileError:
         return None
     tree = _fast_parser()(source)
@@ -179,7 +209,7 @@ def _syntax_tree(parser: lark.Lark, source: str) -> lark.Tree[Any]:
     except LarkError as exc:
         raise CelCompileError(f"syntax error: {exc}") from exc
     except RecursionError as exc:
-        raise CelCompileError("expression nested too deeply") from exc
+        raise CelCompileError(TOO_DEEP) from exc
 
 
 def _char_at(source: str, index: Any) -> str:
@@ -207,7 +237,7 @@ def _check_depth(tree: lark.Tree[Any]) -> None:
         node, depth = stack.pop()
         if depth > MAX_TREE_DEPTH:
             line, column = _where(node)
-            raise CelCompileError("expression nested too deeply", line, column)
+            raise CelCompileError(TOO_DEEP, line, column)
         stack.extend((c, depth + 1) for c in node.children if isinstance(c, lark.Tree))
 
 
@@ -272,6 +302,10 @@ def _check_names(tree: lark.Tree[Any], functions: frozenset[str]) -> frozenset[s
             raise CelCompileError(
                 f"unknown variable {name!r}{_suggest(name, VARIABLES, listing=True)}", line, column
             )
+        if data in _QUALIFIABLE and _qualified(node, bound, functions):
+            # ip.isCanonical(x): check the arguments, not the qualifier
+            stack.extend((c, bound) for c in node.children[2:] if isinstance(c, lark.Tree))
+            continue
         if data in ("ident_arg", "dot_ident_arg"):
             name = str(node.children[0])
             if name not in known_calls:
@@ -291,7 +325,7 @@ def _check_names(tree: lark.Tree[Any], functions: frozenset[str]) -> frozenset[s
                 args = node.children[2] if len(node.children) > 2 else None
                 exprs = args.children if isinstance(args, lark.Tree) else []
                 var = _ident(exprs[0]) if exprs else None
-                if len(exprs) not in (2, 3) or var is None:
+                if len(exprs) != _macro_arity(name, len(exprs)) or var is None:
                     line, column = _where(method)
                     raise CelCompileError(
                         f"{name}() takes a variable name and an expression", line, column
@@ -302,6 +336,23 @@ def _check_names(tree: lark.Tree[Any], functions: frozenset[str]) -> frozenset[s
                 continue
         stack.extend((c, bound) for c in node.children if isinstance(c, lark.Tree))
     return frozenset(used)
+
+
+def _qualified(node: lark.Tree[Any], bound: frozenset[str], functions: frozenset[str]) -> bool:
+    """Whether ``node`` (``a.b`` or ``a.b(...)``) names a qualified function or type the
+    backend knows (``ip.isCanonical``, ``net.IP``): ``a`` a bare name that is no variable."""
+    qualifier = _ident(node.children[0])
+    return (
+        qualifier is not None
+        and qualifier not in bound
+        and qualifier not in VARIABLES
+        and f"{qualifier}.{node.children[1]}" in functions
+    )
+
+
+def _macro_arity(name: Any, given: int) -> int:
+    """The argument count macro ``name`` takes: 2, or 2 or 3 for ``map`` (with a filter)."""
+    return given if name == "map" and given in (2, 3) else 2
 
 
 def _check_fast(tree: lark.Tree[Any], functions: frozenset[str]) -> frozenset[str] | None:
@@ -323,6 +374,12 @@ def _check_fast(tree: lark.Tree[Any], functions: frozenset[str]) -> frozenset[st
             return None
         data = node.data
         children = node.children
+        if data in _QUALIFIABLE and _qualified(node, bound, functions):
+            depth += 1
+            for c in children[2:]:
+                if isinstance(c, tree_class):
+                    push((c, depth, bound))
+            continue
         if data in _NAMED:
             if data in _IDENTS:
                 name = children[0]
@@ -343,7 +400,7 @@ def _check_fast(tree: lark.Tree[Any], functions: frozenset[str]) -> frozenset[st
                     args = children[2] if len(children) > 2 else None
                     exprs = args.children if isinstance(args, tree_class) else []
                     var = _ident(exprs[0]) if exprs else None
-                    if len(exprs) not in (2, 3) or var is None:
+                    if len(exprs) != _macro_arity(name, len(exprs)) or var is None:
                         return None
                     if not _shallow(exprs[0], depth + 2):
                         return None

@@ -11,28 +11,35 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import celpy.celparser
 import lark
 from lark.exceptions import LarkError
 
+from zerotrust.cel._grammar import GRAMMAR
+
 __all__: list[str] = []
+
+_BOOLEANS = frozenset({"true", "false"})
+
+
+def _bool_literal(token: lark.Token) -> lark.Token:
+    """``true``/``false`` lex as identifiers (so ``trueish`` stays one); retype them here."""
+    if token.value in _BOOLEANS:
+        return lark.Token.new_borrow_pos("BOOL_LIT", token.value, token)
+    return token
 
 
 def _build_parser(*, positions: bool) -> lark.Lark:
-    grammar = (Path(celpy.celparser.__file__).parent / "cel.lark").read_text()
     if positions:
         return lark.Lark(
-            grammar,
+            GRAMMAR,
             parser="lalr",
             start="expr",
             g_regex_flags=re.M,
-            lexer_callbacks={"IDENT": celpy.celparser.CELParser.ambiguous_literals},
+            lexer_callbacks={"IDENT": _bool_literal},
             propagate_positions=True,
             maybe_placeholders=False,
-            priority="invert",
         )
     # Rule names arrive as lark Tokens; map each (by identity, filled in below before
     # any parse) to its plain str so the tree's ``data`` compares at C speed.
@@ -43,14 +50,13 @@ def _build_parser(*, positions: bool) -> lark.Lark:
         return tree(names.get(data) or str(data), children)
 
     parser = lark.Lark(
-        grammar,
+        GRAMMAR,
         parser="lalr",
         start="expr",
         g_regex_flags=re.M,
-        lexer_callbacks={"IDENT": celpy.celparser.CELParser.ambiguous_literals},
+        lexer_callbacks={"IDENT": _bool_literal},
         propagate_positions=False,
         maybe_placeholders=False,
-        priority="invert",
         tree_class=make_tree,
     )
     for rule in parser.rules:

@@ -2,6 +2,15 @@
 
 Each raises ``ValueError`` on bad input; backends turn that into a CEL error, so a
 rule using it on garbage fails closed instead of silently not matching.
+
+Every IP function reads addresses and ranges through :func:`parse_address` and
+:func:`parse_range`, which follow the CEL network extension (cel-spec
+``tests/simple/testdata/network_ext.textproto``, cel-go ``ext/network.go``, itself Go's
+``net/netip``): an address is exactly a dotted-quad IPv4 address (no leading zeros) or
+an RFC 4291 IPv6 address, in ASCII, with nothing around it; an IPv6 zone (``%eth0``)
+and an IPv4-mapped IPv6 address (``::ffff:10.0.0.1``, in any spelling) are errors,
+never silently the IPv4 address or a different one. A range is such an address, a
+``/`` and a prefix length (decimal, no leading zeros, within the family's bits).
 """
 
 from __future__ import annotations
@@ -12,52 +21,137 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["EXTRA_FUNCTIONS", "ip_in_cidr", "ip_is_private"]
+__all__ = [
+    "EXTRA_FUNCTIONS",
+    "LITERAL_CHECKS",
+    "ip_in_cidr",
+    "ip_is_private",
+    "parse_address",
+    "parse_interface",
+    "parse_range",
+]
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+# The longest IPv6 text (with an embedded IPv4 address) and range: longer is not one.
+_MAX_ADDRESS = 45
+_MAX_RANGE = _MAX_ADDRESS + 4
+_ADDRESS_CHARS = frozenset("0123456789abcdefABCDEF.:")
 
 
-def _address(ip: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    if not isinstance(ip, str):
-        raise ValueError(f"ip must be a string, not {type(ip).__name__}")
-    return _parse_address(ip)
+def _text(value: Any, what: str) -> str:
+    """``value`` as an exact ``str`` (a subclass's own methods are never called)."""
+    if type(value) is str:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    raise ValueError(f"{what} must be a string, not {type(value).__name__}")
+
+
+def parse_address(text: str) -> Address:
+    """The address ``text`` spells, by the rules above; ``ValueError`` naming what is wrong."""
+    return _parse_address(_text(text, "ip"))
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse_address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+def _parse_address(text: str) -> Address:
     """Client addresses repeat from request to request: parse each once (pure, bounded)."""
+    shown = _shown(text)
+    if "%" in text:
+        raise ValueError(f"{shown}: an IP address with a zone is not allowed")
+    if len(text) > _MAX_ADDRESS or not _ADDRESS_CHARS.issuperset(text):
+        raise ValueError(f"not an IP address: {shown}")
     try:
-        return ipaddress.ip_address(ip.strip())
-    except ValueError as exc:
-        raise ValueError(f"not an IP address: {ip!r}") from exc
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError(f"not an IP address: {shown}") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        raise ValueError(
+            f"{shown}: an IPv4-mapped IPv6 address is not allowed;"
+            f" use the IPv4 address {address.ipv4_mapped}"
+        )
+    return address
 
 
-def _network(cidr: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    if not isinstance(cidr, str):
-        raise ValueError(f"cidr must be a string, not {type(cidr).__name__}")
-    return _parse_network(cidr)
+def parse_range(text: str) -> Network:
+    """The range ``text`` spells (host bits may be set: ``10.1.2.3/8`` is ``10.0.0.0/8``)."""
+    return _parse_range(_text(text, "cidr")).network
+
+
+def parse_interface(text: str) -> Interface:
+    """:func:`parse_range`, keeping the address as written (``cidr('10.1.2.3/8').ip()``)."""
+    return _parse_range(_text(text, "cidr"))
 
 
 @functools.lru_cache(maxsize=1024)
-def _parse_network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+def _parse_range(text: str) -> Interface:
     """Ranges come from policies and data, so they repeat: parse each once (pure, bounded)."""
+    shown = _shown(text)
+    address_text, slash, bits_text = text.partition("/")
+    if not slash:
+        raise ValueError(f"not a CIDR range: {shown} (expected address/prefix-length)")
+    if "%" in address_text:
+        raise ValueError(f"{shown}: a CIDR range with a zone is not allowed")
+    if (
+        len(text) > _MAX_RANGE
+        or not bits_text.isascii()
+        or not bits_text.isdigit()
+        or (bits_text != "0" and bits_text.startswith("0"))
+    ):
+        raise ValueError(f"not a CIDR range: {shown}")
     try:
-        return ipaddress.ip_network(cidr.strip(), strict=False)
+        address = _parse_address(address_text)
     except ValueError as exc:
-        raise ValueError(f"not a CIDR range: {cidr!r}") from exc
+        raise ValueError(f"not a CIDR range: {shown} ({exc})") from None
+    bits = int(bits_text)
+    if bits > address.max_prefixlen:
+        raise ValueError(f"not a CIDR range: {shown} (prefix longer than {address.max_prefixlen})")
+    return ipaddress.ip_interface((address, bits))
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 64 else f"{text[:48]!r}... ({len(text)} characters)"
 
 
 def ip_in_cidr(ip: Any, cidr: Any) -> bool:
     """``ip_in_cidr(context.ip, "10.0.0.0/8")`` or with a list of ranges: in any of them.
 
     IPv4 and IPv6 both work; an address never matches a range of the other family.
+    Every range is checked before answering, so a bad one is an error wherever it
+    stands in the list (not only when the ones before it did not match).
     """
-    address = _address(ip)
-    ranges = cidr if isinstance(cidr, list | tuple) else [cidr]
-    return any(address in _network(r) for r in ranges)
+    version, value = _address_bits(_text(ip, "ip"))
+    found = False
+    for r in cidr if isinstance(cidr, list | tuple) else (cidr,):
+        v, network, mask = _range_bits(_text(r, "cidr"))  # every one, even after a match
+        if v == version and value & mask == network:
+            found = True
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_bits(text: str) -> tuple[int, int]:
+    """(IP version, the address as an int): membership is then two int operations."""
+    address = _parse_address(text)
+    return address.version, int(address)
+
+
+@functools.lru_cache(maxsize=1024)
+def _range_bits(text: str) -> tuple[int, int, int]:
+    """(IP version, network address, netmask) as ints."""
+    network = _parse_range(text).network
+    return network.version, int(network.network_address), int(network.netmask)
 
 
 def ip_is_private(ip: Any) -> bool:
-    """``ip_is_private(context.ip)``: RFC 1918 / RFC 4193 / loopback / link-local."""
-    return _address(ip).is_private
+    """``ip_is_private(context.ip)``: RFC 1918 / RFC 4193 / loopback / link-local.
+
+    Python's ``ipaddress`` ``is_private`` (the IANA special-purpose registries' ranges
+    that are not globally reachable), on the address :func:`parse_address` reads.
+    """
+    return parse_address(ip).is_private
 
 
 #: name -> (implementation, number of arguments)
@@ -65,5 +159,21 @@ EXTRA_FUNCTIONS: Mapping[str, tuple[Callable[..., bool], int]] = MappingProxyTyp
     {
         "ip_in_cidr": (ip_in_cidr, 2),
         "ip_is_private": (ip_is_private, 1),
+    }
+)
+
+
+def _ranges(value: Any) -> None:
+    for r in value if isinstance(value, list | tuple) else [value]:
+        parse_range(r)
+
+
+#: name -> a check per argument, run at load on an argument written as a literal (a
+#: string, or a list of them): a bad one would fail on every request, so it is a
+#: diagnostic instead. ``ValueError`` says what is wrong.
+LITERAL_CHECKS: Mapping[str, tuple[Callable[[Any], Any] | None, ...]] = MappingProxyType(
+    {
+        "ip_in_cidr": (parse_address, _ranges),
+        "ip_is_private": (parse_address,),
     }
 )
