@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 from jwt_helpers import KEYS, NOW, claims, rs256, verifier
 
-from zerotrust import AccessRequest, Effect, IdentityError, PolicyDecisionPoint
+from zerotrust import AccessRequest, Effect, IdentityError, PolicyDecisionPoint, RequestError
 from zerotrust.identity import IdentityResolver
 
 if not KEYS.is_dir():
@@ -93,3 +94,49 @@ def test_clock_is_the_pdps() -> None:
     )
     with pytest.raises(IdentityError, match="expired"):
         engine.evaluate(request({"token": rs256(claims())}))
+
+
+class _RaisingMapping(Mapping[str, Any]):
+    """A caller's own Mapping whose code raises while it is read."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise RuntimeError("boom")
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("boom")
+
+    def __len__(self) -> int:
+        return 1
+
+
+class _TokenThatLies(str):
+    """A str subclass whose overridden methods would change what is verified."""
+
+    def split(self, *args: Any, **kwargs: Any) -> list[str]:  # type: ignore[override]
+        raise RuntimeError("override called")
+
+    def encode(self, *args: Any, **kwargs: Any) -> bytes:  # type: ignore[override]
+        raise RuntimeError("override called")
+
+
+@pytest.mark.parametrize("run", ["sync", "async"])
+def test_caller_mapping_that_raises_during_identity_resolution_is_a_request_error(
+    run: str,
+) -> None:
+    engine = pdp()
+    bad = {"subject": _RaisingMapping(), "action": {"name": "buy"}, "resource": {"type": "cart"}}
+    with pytest.raises(RequestError, match="subject"):
+        if run == "sync":
+            engine.evaluate(bad)
+        else:
+            asyncio.run(engine.evaluate_async(bad))
+
+
+def test_token_str_subclass_is_verified_as_its_plain_text() -> None:
+    d = pdp().evaluate(request({"token": _TokenThatLies(rs256(claims()))}))
+    assert d.effect is Effect.ALLOW
+
+
+def test_lone_surrogate_beside_a_token_is_refused_before_verification() -> None:
+    with pytest.raises(RequestError, match="lone surrogate"):
+        pdp().evaluate({**request({"token": rs256(claims())}), "context": {"note": "\ud800"}})

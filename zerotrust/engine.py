@@ -28,7 +28,7 @@ from zerotrust.errors import RequestError, ZeroTrustError
 from zerotrust.evaluation import DEFAULT_DENY, STORE_UNAVAILABLE, decide
 from zerotrust.policy.compile import PolicySet
 from zerotrust.policy.loader import load_path, load_texts
-from zerotrust.request import AccessRequest
+from zerotrust.request import AccessRequest, plain_mapping
 
 __all__ = ["DEFAULT_DENY", "STORE_UNAVAILABLE", "IdentitySource", "PolicyDecisionPoint", "decide"]
 
@@ -57,6 +57,18 @@ class IdentitySource(Protocol):
     async def resolve_async(
         self, request: Mapping[str, Any], *, now: datetime.datetime | None = None
     ) -> dict[str, Any]: ...
+
+
+def _raw(request: Mapping[str, Any] | AccessRequest) -> dict[str, Any]:
+    """The caller's request as plain JSON data, for the identity source to read.
+
+    Copied (with every value check of :meth:`AccessRequest.from_mapping`) before any
+    credential is read, so a caller's own Mapping or ``str`` subclass never runs inside
+    verification and anything it raises is a :class:`RequestError`. Only verified
+    credentials name the subject: a pre-built AccessRequest has none, so the resolver
+    refuses it (fail closed).
+    """
+    return plain_mapping(request.to_dict() if isinstance(request, AccessRequest) else request)
 
 
 class _Default(enum.Enum):
@@ -237,10 +249,7 @@ class PolicyDecisionPoint:
         self, request: Mapping[str, Any] | AccessRequest, now: datetime.datetime
     ) -> AccessRequest:
         if self._identity is not None:
-            # Only verified credentials name the subject: a pre-built AccessRequest has
-            # none, so the resolver refuses it (fail closed).
-            raw = request.to_dict() if isinstance(request, AccessRequest) else request
-            return AccessRequest.from_mapping(self._identity.resolve(raw, now=now))
+            return AccessRequest.from_mapping(self._identity.resolve(_raw(request), now=now))
         return AccessRequest.from_mapping(request)
 
     def _evaluate_at(
@@ -267,8 +276,8 @@ class PolicyDecisionPoint:
         source's ``resolve_async`` (a JWKS refresh never blocks the loop)."""
         now = self._now()
         if self._identity is not None:
-            raw = request.to_dict() if isinstance(request, AccessRequest) else request
-            req = AccessRequest.from_mapping(await self._identity.resolve_async(raw, now=now))
+            resolved = await self._identity.resolve_async(_raw(request), now=now)
+            req = AccessRequest.from_mapping(resolved)
         else:
             req = AccessRequest.from_mapping(request)
         get_async = getattr(self._behavior, "features_async", None)
