@@ -258,7 +258,7 @@ def test_file_that_is_not_utf8_is_a_policy_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError) as info:
         PolicyDecisionPoint.from_path(tmp_path)
     (d,) = info.value.diagnostics
-    assert (d.file, d.line, d.column) == (str(tmp_path / "latin1.yaml"), 0, 0)
+    assert (d.file, d.line, d.column) == (str(tmp_path / "latin1.yaml"), 1, 12)  # the byte
     assert "UTF-8" in d.message
 
 
