@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from zerotrust import Diagnostic, Effect, PolicyDecisionPoint, PolicyError
+from zerotrust.cel import CompiledBackend, Condition
 
 HERE = Path(__file__).parent
 MALFORMED = HERE / "policies" / "malformed"
@@ -693,3 +694,29 @@ def test_max_age_a_client_cannot_read_is_refused(max_age: str) -> None:
     (d,) = _diagnostics({"q.yaml": text})
     assert (d.line, d.column) == (7, 16)
     assert "from 0 to 2147483647" in d.message and "LNode" not in d.message
+
+
+class _CrashingBackend(CompiledBackend):
+    """A backend (the protocol is public) that fails on one condition the way a bug
+    would: not with CelCompileError."""
+
+    def compile(self, source: str) -> Condition:
+        if "crash" in source:
+            raise RuntimeError("too many statically nested blocks (<cel>, line 43)")
+        return super().compile(source)
+
+
+def test_only_policy_error_leaves_the_loader_when_the_compiler_fails_unexpectedly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    texts = {
+        "q.yaml": 'policy: q\nrules:\n  - {id: r, effect: deny, when: "context.crash == 1"}\n',
+        "z.yaml": "policy: z\nrules: []\n",
+    }
+    with pytest.raises(PolicyError) as info:
+        PolicyDecisionPoint.from_texts(texts, backend=_CrashingBackend())
+    first, second = info.value.diagnostics
+    assert (first.file, first.line, first.column, first.rule) == ("q.yaml", 3, 33, "r")
+    assert first.message == "CEL: this condition could not be compiled (details in the log)"
+    assert second.file == "z.yaml"
+    assert "<cel>" in caplog.text  # for maintainers, in the log

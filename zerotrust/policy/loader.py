@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import PurePath
 from typing import Any
 
@@ -57,13 +57,7 @@ def load_path(path: str | os.PathLike[str], backend: Backend) -> PolicySet:
     entries, broken symlinks and symlink loops included.
     """
     origin = str(PurePath(path))
-    snapshot = read_snapshot(path, _loaded)
-    problems = list(snapshot.problems)
-    texts = snapshot.texts
-    single_file = origin in texts
-    if not problems and not single_file and not any(is_policy_file(n) for n in texts):
-        problems.append(Diagnostic(origin, 0, 0, "no policy files (*.yaml, *.yml) found"))
-    return load_texts(texts, backend, problems=problems, origin=origin)
+    return _only_policy_errors(origin, lambda: _load_path(path, origin, backend))
 
 
 def load_texts(
@@ -74,8 +68,13 @@ def load_texts(
     origin: str = "<policies>",
 ) -> PolicySet:
     """Load policies from ``{file name: text}``; data files are recognised by name."""
+    found = list(problems or [])
+    return _only_policy_errors(origin, lambda: _load_texts(texts, backend, found, origin))
+
+
+def _only_policy_errors(origin: str, load: Callable[[], PolicySet]) -> PolicySet:
     try:
-        return _load_texts(texts, backend, list(problems or []), origin)
+        return load()
     except PolicyError:
         raise
     except Exception as exc:
@@ -84,6 +83,16 @@ def load_texts(
         _log.exception("loading the policy set failed unexpectedly")
         message = f"the policy set could not be loaded (internal error: {type(exc).__name__})"
         raise PolicyError([Diagnostic(origin, 0, 0, message)]) from exc
+
+
+def _load_path(path: str | os.PathLike[str], origin: str, backend: Backend) -> PolicySet:
+    snapshot = read_snapshot(path, _loaded)
+    problems = list(snapshot.problems)
+    texts = snapshot.texts
+    single_file = origin in texts
+    if not problems and not single_file and not any(is_policy_file(n) for n in texts):
+        problems.append(Diagnostic(origin, 0, 0, "no policy files (*.yaml, *.yml) found"))
+    return _load_texts(texts, backend, problems, origin)
 
 
 def _load_texts(
