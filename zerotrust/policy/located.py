@@ -33,7 +33,7 @@ __all__ = ["LNode", "YamlProblem", "load_documents", "load_json"]
 MAX_NODES = 200_000
 MAX_DEPTH = 64
 
-TOO_MANY = f"document has more than {MAX_NODES} values (alias bomb?)"
+TOO_MANY = f"document has more than {MAX_NODES} values"
 TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
 INT_RANGE = "integer outside the 64-bit range"
 NOT_FINITE = "NaN and infinity are not allowed"
@@ -138,7 +138,7 @@ def _convert(node: yaml.Node, constructor: Any, counter: list[int], depth: int, 
     counter[0] += 1
     line, column = node.start_mark.line + 1, node.start_mark.column + 1
     if counter[0] > MAX_NODES:
-        raise YamlProblem(TOO_MANY, line, column)
+        raise YamlProblem(f"{TOO_MANY} (alias bomb?)", line, column)
     if depth > MAX_DEPTH:
         raise YamlProblem(TOO_DEEP, line, column)
     if isinstance(node, yaml.ScalarNode):
