@@ -25,11 +25,16 @@ __all__ = [
     "PolicyModel",
     "RuleModel",
     "SignalModel",
+    "TreeEntry",
+    "acr_values",
+    "hostile_json_texts",
+    "hostile_yaml_data_texts",
     "json_ish",
     "json_values",
     "mutated_policy_documents",
     "policy_ish_documents",
     "policy_sets",
+    "policy_trees",
     "requests",
     "rules",
     "to_texts",
@@ -1424,3 +1429,178 @@ def hostile_conditions(draw: st.DrawFn) -> str:
         return pre * depth + "subject.e" + post * depth
     chosen = draw(st.lists(st.sampled_from(shapes), min_size=1, max_size=depth))
     return "".join(p for p, _ in chosen) + "subject.e" + "".join(q for _, q in reversed(chosen))
+
+
+# === policy loading: hostile data files, acr values, directory trees (loader area) ========
+#
+# Data files that probe the limits YAML and JSON share (depth, integer range, finite
+# numbers, duplicate keys, text), acr values for step_up challenges, and small directory
+# trees with links, loops, hidden and broken entries for the snapshot reader.
+
+#: JSON tokens at and beyond every limit, and some that are not JSON at all.
+_JSON_ATOMS = st.sampled_from(
+    [
+        "0",
+        "-0",
+        "1.5",
+        "-2.5e-3",
+        "1e308",
+        "1e309",
+        "1e400",
+        "-1e400",
+        "1e-400",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "true",
+        "false",
+        "null",
+        '"x"',
+        '"\\ud800"',
+        '"\\udc00x"',
+        '"\\ud83d\\ude00"',
+        '"\\u0000"',
+        '"\\u001b[2J"',
+        '"\\x"',
+        '"caf\\u00e9"',
+        '"tab\\there"',
+        "9223372036854775807",
+        "9223372036854775808",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "01",
+        "+1",
+        "'single'",
+    ]
+) | st.integers(min_value=15, max_value=5000).map(lambda n: "7" * n)
+_JSON_KEYS = st.sampled_from(['"a"', '"b"', '"users"', '"\\ud800"', '""', "a", "1"])
+
+
+def _json_containers(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    arrays = st.lists(inner, max_size=4).map(lambda items: "[" + ", ".join(items) + "]")
+    pairs = st.lists(st.tuples(_JSON_KEYS, inner), max_size=4)
+    objects = pairs.map(lambda kv: "{" + ", ".join(f"{k}: {v}" for k, v in kv) + "}")
+    return arrays | objects
+
+
+@st.composite
+def hostile_json_texts(draw: st.DrawFn) -> str:
+    """``.data.json`` text: a data mapping around junk, nested to around the limit,
+    sometimes cut short or with a stray character."""
+    value = draw(st.recursive(_JSON_ATOMS, _json_containers, max_leaves=16))
+    depth = draw(st.sampled_from([0, 0, 0, 62, 63, 64, 65, 1000]))
+    text = "[" * depth + value + "]" * depth
+    if draw(st.booleans()):
+        text = '{"d": ' + text + "}"
+    mutation = draw(st.sampled_from(["none", "none", "cut", "insert"]))
+    if mutation != "none" and text:
+        at = draw(st.integers(min_value=0, max_value=len(text)))
+        junk = draw(st.sampled_from([",", "]", "}", '"', "\\", "\n", "\x00", "\ud800"]))
+        text = text[:at] if mutation == "cut" else text[:at] + junk + text[at:]
+    return text
+
+
+_YAML_DATA_ATOMS = st.sampled_from(
+    [
+        "0",
+        "1.5",
+        ".inf",
+        "-.inf",
+        ".nan",
+        "1.0e+400",
+        "1e400",
+        "0x7fffffffffffffff",
+        "0x8000000000000000",
+        "0b" + "1" * 64,
+        "0o7777777777777777777777",
+        "1_000_000",
+        "190:20:30",
+        "2026-11-30",
+        "2026-11-30T10:00:00Z",
+        "~",
+        "yes",
+        '"\\ud800"',
+        '"\\x00"',
+        '"\\e[2J"',
+        "!!binary aGk=",
+        "!!python/name:os.system",
+        "!custom x",
+        "&a [1, 2]",
+        "*a",
+        "'quoted'",
+    ]
+) | st.integers(min_value=15, max_value=5000).map(lambda n: "7" * n)
+
+
+@st.composite
+def hostile_yaml_data_texts(draw: st.DrawFn) -> str:
+    """``.data.yaml`` text: the YAML counterpart of :func:`hostile_json_texts`."""
+    value = draw(st.recursive(_YAML_DATA_ATOMS, _json_containers, max_leaves=16))
+    depth = draw(st.sampled_from([0, 0, 0, 62, 63, 64, 65, 1000]))
+    text = "d: " + "[" * depth + value + "]" * depth + "\n"
+    if draw(st.booleans()):
+        text += draw(st.sampled_from(["d: 1\n", "e: 2\n---\nf: 3\n", "? [a]\n: 1\n", "<<: {}\n"]))
+    return text
+
+
+#: One acr value: a token the challenge can carry, or text that may not be one.
+acr_values = (
+    st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1)
+    | st.text(max_size=12)
+    | st.sampled_from(["urn:example:loa 2", "a\tb", 'say "hi"', "back\\slash", "stärker", ""])
+)
+
+
+@attrs.frozen
+class TreeEntry:
+    """One entry of a generated policy directory: a policy file, an other file, a
+    directory, or a symlink to ``target`` (relative to the entry's directory)."""
+
+    path: str
+    kind: str
+    target: str = ""
+
+
+_TREE_NAMES = st.sampled_from(["a", "b", "sub", ".git", "..data", "..2026_11_30"])
+
+
+@st.composite
+def policy_trees(draw: st.DrawFn) -> list[TreeEntry]:
+    """A small directory tree: files, directories (hidden ones too) and symlinks that
+    lead to files, directories, ancestors (loops), themselves or nowhere."""
+    dirs = [""]
+    entries: list[TreeEntry] = []
+    used: set[str] = set()
+    for _ in range(draw(st.integers(min_value=1, max_value=7))):
+        parent = draw(st.sampled_from(dirs))
+        base = draw(_TREE_NAMES)
+        kind = draw(st.sampled_from(["policy", "policy", "other", "dir", "link"]))
+        name = {"policy": f"{base}.yaml", "other": f"{base}.txt"}.get(kind, base)
+        if kind == "link" and draw(st.booleans()):
+            name += ".yaml"
+        path = f"{parent}/{name}".lstrip("/")
+        if path in used:
+            continue
+        used.add(path)
+        if kind == "dir":
+            dirs.append(path)
+            entries.append(TreeEntry(path, "dir"))
+        elif kind == "link":
+            target = draw(
+                st.sampled_from(
+                    [
+                        ".",
+                        "..",
+                        "../..",
+                        "missing",
+                        "a.yaml",
+                        "sub",
+                        "sub/a.yaml",
+                        path.split("/")[-1],
+                    ]
+                )
+            )
+            entries.append(TreeEntry(path, "link", target))
+        else:
+            entries.append(TreeEntry(path, kind))
+    return entries

@@ -8,6 +8,7 @@ whole directories that must fail together.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from zerotrust import Diagnostic, Effect, PolicyDecisionPoint, PolicyError
+from zerotrust.cel import CompiledBackend, Condition
 
 HERE = Path(__file__).parent
 MALFORMED = HERE / "policies" / "malformed"
@@ -258,7 +260,7 @@ def test_file_that_is_not_utf8_is_a_policy_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError) as info:
         PolicyDecisionPoint.from_path(tmp_path)
     (d,) = info.value.diagnostics
-    assert (d.file, d.line, d.column) == (str(tmp_path / "latin1.yaml"), 0, 0)
+    assert (d.file, d.line, d.column) == (str(tmp_path / "latin1.yaml"), 1, 12)  # the byte
     assert "UTF-8" in d.message
 
 
@@ -462,3 +464,259 @@ def test_yaml_constructor_crashes_become_policy_errors(text: str) -> None:
         PolicyDecisionPoint.from_texts(
             {"p.yaml": f"policy: p\nrules: [{{id: r, effect: {text}}}]\n"}
         )
+
+
+# --- one set of limits for YAML and JSON, reported where the value is written -------------
+
+
+def _diagnostics(texts: dict[str, str]) -> list[Diagnostic]:
+    with pytest.raises(PolicyError) as info:
+        PolicyDecisionPoint.from_texts({"p.yaml": MINIMAL, **texts})
+    for d in info.value.diagnostics:
+        assert "<zerotrust." not in d.message and "object at 0x" not in d.message, d
+    return list(info.value.diagnostics)
+
+
+def _one(texts: dict[str, str]) -> tuple[int, int, str]:
+    (d,) = _diagnostics(texts)
+    return d.line, d.column, d.message
+
+
+def test_json_data_nested_1000_deep_is_refused_not_a_recursion_error() -> None:
+    assert _one({"d.data.json": '{"x": ' + "[" * 1000 + "]" * 1000 + "}"}) == (
+        1,
+        71,  # the first value deeper than 64 levels
+        "nested deeper than 64 levels",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line", "column"),
+    [
+        ("d.data.json", '{"x": [' + "[" * 64 + "]" * 64 + "]}", 1, 71),
+        ("d.data.yaml", "x: [" + "[" * 64 + "]" * 64 + "]\n", 1, 68),
+    ],
+)
+def test_json_and_yaml_data_share_the_depth_limit(
+    name: str, text: str, line: int, column: int
+) -> None:
+    assert _one({name: text}) == (line, column, "nested deeper than 64 levels")
+    shallower = text.replace("[", "", 1).replace("]", "", 1)
+    PolicyDecisionPoint.from_texts({"p.yaml": MINIMAL, name: shallower})
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "column"),
+    [
+        ("d.data.json", '{"limit": ' + "1" * 4301 + "}", 11),
+        ("d.data.yaml", "limit: " + "1" * 4301 + "\n", 8),
+        ("d.data.json", '{"limit": 9223372036854775808}', 11),
+        ("d.data.json", '{"limit": -9223372036854775809}', 11),
+    ],
+    ids=["json-4301-digits", "yaml-4301-digits", "json-int64-max-plus-1", "json-int64-min-minus-1"],
+)
+def test_huge_integer_in_data_is_refused_at_the_number(name: str, text: str, column: int) -> None:
+    assert _one({name: text}) == (1, column, "integer outside the 64-bit range")
+
+
+def test_integers_at_the_64_bit_limits_load() -> None:
+    pdp = PolicyDecisionPoint.from_texts(
+        {
+            "p.yaml": MINIMAL,
+            "d.data.json": '{"hi": 9223372036854775807, "lo": -9223372036854775808}',
+        }
+    )
+    assert dict(pdp.policies.data) == {"hi": 2**63 - 1, "lo": -(2**63)}
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "column"),
+    [
+        ("d.data.json", '{"x": 1e400}', 7),
+        ("d.data.json", '{"x": -1e400}', 7),
+        ("d.data.json", '{"x": NaN}', 7),
+        ("d.data.json", '{"x": Infinity}', 7),
+        ("d.data.yaml", "x: .inf\n", 4),
+        ("d.data.yaml", "x: 1.0e+400\n", 4),
+    ],
+)
+def test_json_infinity_is_refused_like_yaml_inf(name: str, text: str, column: int) -> None:
+    line, col, message = _one({name: text})
+    assert (line, col) == (1, column)
+    assert "NaN and infinity are not allowed" in message
+
+
+def test_json_duplicate_key_is_reported_at_the_key_not_at_0_0() -> None:
+    text = '{\n  "users": ["alice"],\n  "limits": {"max": 1, "max": 2}\n}'
+    assert _one({"d.data.json": text}) == (3, 24, "duplicate key 'max'")
+
+
+def test_json_syntax_errors_keep_their_position() -> None:
+    assert _one({"d.data.json": '{"users": ["alice",]}'}) == (
+        1,
+        20,
+        "invalid JSON: Expecting value",
+    )
+
+
+def test_data_key_defined_twice_is_reported_at_the_second_key() -> None:
+    (d,) = _diagnostics(
+        {"a.data.yaml": "users: [alice]\n", "b.data.json": '{\n  "x": 1,\n  "users": []\n}'}
+    )
+    assert (d.file, d.line, d.column) == ("b.data.json", 3, 3)
+    assert d.message == "data key 'users' is also defined in a.data.yaml"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line", "column"),
+    [
+        ("d.data.json", '{"x": "\\ud800"}', 1, 7),
+        ("d.data.json", '{"\\udfff": 1}', 1, 2),
+        ("d.data.yaml", 'x: "\\ud800"\n', 1, 7),
+        ("q.yaml", 'policy: q\nrules: [{id: r, effect: allow, reason: "\\udc80"}]\n', 2, 43),
+        (
+            "q.yaml",
+            'policy: q\nrules: [{id: r, effect: allow, when: "subject.id == \\"\\ud800\\""}]\n',
+            2,
+            57,
+        ),
+    ],
+)
+def test_lone_surrogate_in_a_policy_or_data_is_refused(
+    name: str, text: str, line: int, column: int
+) -> None:
+    """It cannot be written as UTF-8: not to the decision log, not to Redis. JSON
+    escapes are refused by us, YAML escapes already by libyaml."""
+    got_line, got_column, message = _one({name: text})
+    assert (got_line, got_column) == (line, column)
+    assert "lone surrogate" in message or "invalid Unicode character escape" in message
+
+
+@pytest.mark.parametrize("escape", ["\\x00", "\\e", "\\x1b", "\\x7f", "\\x9b"])
+def test_control_character_in_a_policy_string_is_refused(escape: str) -> None:
+    text = f'policy: q\nrules: [{{id: r, effect: allow, reason: "denied{escape}[2J"}}]\n'
+    line, column, message = _one({"q.yaml": text})
+    assert (line, column) == (2, 40) and "control character" in message
+
+
+def test_large_texts_are_refused_like_large_files() -> None:
+    big = "users: [" + ", ".join(["x"] * (6 * 1024 * 1024)) + "]\n"
+    (d,) = _diagnostics({"d.data.yaml": big})
+    assert (d.line, d.column) == (0, 0) and "larger than 10485760 bytes" in d.message
+
+
+def test_a_list_in_a_message_shows_the_policy_not_our_objects() -> None:
+    text = "policy: q\nrules:\n  - {id: r, effect: [allow], mode: {x: 1}, step_up: 3}\n"
+    messages = [d.message for d in _diagnostics({"q.yaml": text})]
+    assert "rule effect must be allow, deny or step_up, not ['allow']" in messages
+    assert "rule mode must be enforce or report-only, not {'x': 1}" in messages
+
+
+def test_a_non_string_key_is_shown_as_written() -> None:
+    line, column, message = _one({"d.data.yaml": "? [a, b]\n: 1\n"})
+    assert (line, column) == (1, 3)
+    assert message == "keys must be strings, found a list ['a', 'b']"
+
+
+def test_condition_the_compiler_cannot_handle_is_a_diagnostic_beside_the_others() -> None:
+    """Before: a ValueError (a time zone offset of 24 hours, an integer literal of 4,301
+    digits) escaped the loader and hid every other problem of the set."""
+    texts = {
+        "q.yaml": (
+            "policy: q\nrules:\n"
+            "  - {id: r1, effect: deny, when: \"now.getHours('+24:00') == 1\"}\n"
+            f'  - {{id: r2, effect: deny, when: "context.n == {"1" * 4301}"}}\n'
+        ),
+        "z.yaml": "policy: z\nrules: []\n",
+    }
+    found = _diagnostics(texts)
+    assert [(d.file, d.line, d.rule) for d in found] == [
+        ("q.yaml", 3, "r1"),
+        ("q.yaml", 4, "r2"),
+        ("z.yaml", 2, None),
+    ]
+    for d in found[:2]:
+        assert d.message.startswith("CEL: ")
+        assert "sys.set_int_max_str_digits" not in d.message and "<cel>" not in d.message
+
+
+# --- what reaches a header is checked when the policy loads ------------------------------
+
+STEP_UP = """\
+policy: q
+rules:
+  - id: need-mfa
+    effect: step_up
+    step_up:
+      acr_values: {acr}
+"""
+
+
+@pytest.mark.parametrize(
+    "acr",
+    [
+        '["urn:example:loa 2"]',
+        '"urn:example:loa 2"',
+        '["urn:example:loa2", "say \\"hi\\""]',
+        '["back\\\\slash"]',
+        '["loa\\t2"]',
+        '["stärker"]',
+        '[""]',
+        '["' + "x" * 256 + '"]',
+    ],
+    ids=["space", "space-single", "quote", "backslash", "tab", "non-ascii", "empty", "long"],
+)
+def test_acr_value_a_challenge_cannot_carry_is_refused_at_load(acr: str) -> None:
+    """Before: ``urn:example:loa 2`` loaded; the RFC 9470 challenge then asked for
+    ``urn:example:loa2`` and an AuthZEN client read two values."""
+    (d,) = _diagnostics({"q.yaml": STEP_UP.format(acr=acr)})
+    assert d.line == 6 and d.rule == "need-mfa"
+    assert "step_up.acr_values" in d.message
+
+
+def test_acr_values_that_are_tokens_load() -> None:
+    tokens = [
+        "urn:example:loa2",
+        "phr",
+        "https://refeds.org/profile/mfa",
+        "~!#$%&()*+,-./:;<=>?@[]^_`{|}",
+    ]
+    acr = json.dumps(tokens)
+    pdp = PolicyDecisionPoint.from_texts({"q.yaml": STEP_UP.format(acr=acr)})
+    decision = pdp.evaluate(REQUEST)
+    assert decision.step_up is not None
+    assert decision.step_up.acr_values == tuple(tokens)
+
+
+@pytest.mark.parametrize("max_age", ["2147483648", "9223372036854775807", "-1", "1.5", "[1]"])
+def test_max_age_a_client_cannot_read_is_refused(max_age: str) -> None:
+    text = STEP_UP.format(acr="[phr]") + f"      max_age: {max_age}\n"
+    (d,) = _diagnostics({"q.yaml": text})
+    assert (d.line, d.column) == (7, 16)
+    assert "from 0 to 2147483647" in d.message and "LNode" not in d.message
+
+
+class _CrashingBackend(CompiledBackend):
+    """A backend (the protocol is public) that fails on one condition the way a bug
+    would: not with CelCompileError."""
+
+    def compile(self, source: str) -> Condition:
+        if "crash" in source:
+            raise RuntimeError("too many statically nested blocks (<cel>, line 43)")
+        return super().compile(source)
+
+
+def test_only_policy_error_leaves_the_loader_when_the_compiler_fails_unexpectedly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    texts = {
+        "q.yaml": 'policy: q\nrules:\n  - {id: r, effect: deny, when: "context.crash == 1"}\n',
+        "z.yaml": "policy: z\nrules: []\n",
+    }
+    with pytest.raises(PolicyError) as info:
+        PolicyDecisionPoint.from_texts(texts, backend=_CrashingBackend())
+    first, second = info.value.diagnostics
+    assert (first.file, first.line, first.column, first.rule) == ("q.yaml", 3, 33, "r")
+    assert first.message == "CEL: this condition could not be compiled (details in the log)"
+    assert second.file == "z.yaml"
+    assert "<cel>" in caplog.text  # for maintainers, in the log

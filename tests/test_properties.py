@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import datetime
 import functools
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -21,10 +27,16 @@ from strategies import (
     REQUEST,
     PolicyModel,
     RuleModel,
+    TreeEntry,
+    acr_values,
+    hostile_json_texts,
+    hostile_yaml_data_texts,
     json_ish,
+    json_values,
     mutated_policy_documents,
     policy_ish_documents,
     policy_sets,
+    policy_trees,
     requests,
     rules,
     to_texts,
@@ -41,6 +53,8 @@ from zerotrust import (
 )
 from zerotrust.cel import InterpreterBackend
 from zerotrust.engine import DEFAULT_DENY
+from zerotrust.policy.located import YamlProblem, load_json
+from zerotrust.web.challenges import parse_challenges, step_up_challenge
 
 NOW = datetime.datetime(2026, 3, 2, 10, 0, tzinfo=datetime.UTC)
 ACCESS = {Effect.DENY: 0, Effect.STEP_UP: 1, Effect.ALLOW: 2}  # how much each lets through
@@ -358,9 +372,7 @@ def _load_or_policy_error(texts: dict[str, str]) -> None:
     try:
         pdp = PolicyDecisionPoint.from_texts(texts, clock=_clock)
     except PolicyError as exc:
-        assert exc.diagnostics
-        for d in exc.diagnostics:
-            assert d.line >= 0 and d.column >= 0 and d.message
+        _assert_clean(exc, texts)
         return
     assert isinstance(pdp.evaluate(REQUEST), Decision)  # a set that loads can decide
 
@@ -431,3 +443,201 @@ def test_interpreter_decides_requests_with_integers_beyond_64_bits(big: int) -> 
     request = {**REQUEST, "context": {"records": big}}
     with pytest.raises(RequestError, match="64-bit"):
         pdp.evaluate(request)
+
+
+# --- policy loading: data files, acr values, directory trees -------------------------------
+
+
+def _assert_clean(exc: PolicyError, texts: dict[str, str]) -> None:
+    """Diagnostics speak about the policy: positioned inside a file that has content,
+    never showing our objects, tracebacks or generated code."""
+    assert exc.diagnostics
+    for d in exc.diagnostics:
+        assert d.message and d.line >= 0 and d.column >= 0
+        for leak in ("<zerotrust.", "object at 0x", "Traceback", "<cel>", "LNode"):
+            assert leak not in d.message, d
+        if texts.get(d.file, "").strip() and "larger than" not in d.message:
+            assert d.line >= 1 and d.column >= 1, d
+
+
+@CHEAP
+@given(hostile_json_texts() | hostile_yaml_data_texts(), st.booleans())
+def test_loader_raises_only_policy_error_on_hostile_data(text: str, as_json: bool) -> None:
+    """Deep, huge, infinite, duplicated, surrogate-laden or broken data, in JSON or YAML:
+    a PolicyError with real positions, or data a condition can read."""
+    name = "d.data.json" if as_json else "d.data.yaml"
+    texts = {"p.yaml": READS_EVERYTHING, name: text}
+    try:
+        pdp = PolicyDecisionPoint.from_texts(texts, clock=_clock)
+    except PolicyError as exc:
+        _assert_clean(exc, texts)
+        return
+    assert isinstance(pdp.evaluate(REQUEST), Decision)
+    json.dumps(dict(pdp.policies.data)).encode("utf-8")  # plain, finite, encodable
+
+
+def _within_limits(value: Any, depth: int = 0) -> bool:
+    """The oracle: what the loader accepts of a value json.loads read."""
+    if depth > 64:
+        return False
+    if isinstance(value, dict):
+        return all(
+            _within_limits(k, depth + 1) and _within_limits(v, depth + 1) for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return all(_within_limits(v, depth + 1) for v in value)
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, int):
+        return INT64[0] <= value <= INT64[1]
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return not re.search(
+        "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]", value
+    )
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len({k for k, _ in pairs}) != len(pairs):
+        raise ValueError("duplicate key")
+    return dict(pairs)
+
+
+@CHEAP
+@given(hostile_json_texts() | json_values().map(json.dumps))
+def test_json_data_reads_as_the_standard_library_does_within_the_limits(text: str) -> None:
+    """Our JSON reader (which reports positions and never recurses) agrees with
+    ``json.loads`` on every text: the same value, or refused where ``json.loads``
+    refuses or the value breaks a limit."""
+    try:
+        expected = json.loads(text, object_pairs_hook=_no_duplicates)
+        valid = _within_limits(expected) and text.count("[") < 1000
+    except (ValueError, RecursionError):
+        valid = False
+    try:
+        value, _ = load_json(text)
+    except YamlProblem as exc:
+        assert not valid, (exc.message, exc.line, exc.column)
+        assert exc.line >= 1 and exc.column >= 1
+        return
+    assert valid and value == expected
+
+
+@CHEAP
+@given(
+    st.lists(acr_values, min_size=1, max_size=4), st.sampled_from([None, 0, 300, 2**31 - 1, 2**31])
+)
+def test_acr_values_load_only_when_the_challenge_carries_them_exactly(
+    values: list[str], max_age: int | None
+) -> None:
+    """Whatever loads reaches the RFC 9470 challenge and AuthZEN's space-separated
+    ``acr_values`` unchanged; the rest is refused at load, at the value."""
+    step_up: dict[str, Any] = {"acr_values": values}
+    if max_age is not None:
+        step_up["max_age"] = max_age
+    document = {"policy": "q", "rules": [{"id": "r", "effect": "step_up", "step_up": step_up}]}
+    text = yaml.safe_dump(document, allow_unicode=True)
+    try:
+        pdp = PolicyDecisionPoint.from_texts({"q.yaml": text}, clock=_clock)
+    except PolicyError as exc:
+        _assert_clean(exc, {"q.yaml": text})
+        tokens = all(re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e]{1,255}", v) for v in values)
+        assert not tokens or (max_age is not None and max_age > 2**31 - 1)
+        return
+    decision = pdp.evaluate(REQUEST)
+    assert decision.step_up is not None
+    wanted = tuple(dict.fromkeys(values))
+    assert decision.step_up.acr_values == wanted
+    (challenge,) = parse_challenges(step_up_challenge(decision.step_up))
+    assert challenge.params["acr_values"].split(" ") == list(wanted)
+    assert challenge.params.get("max_age") == (None if max_age is None else str(max_age))
+
+
+def _make_tree(root: Path, entries: list[TreeEntry]) -> None:
+    root.mkdir(parents=True)
+    for number, entry in enumerate(entries):
+        path = root / entry.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if entry.kind == "dir":
+            path.mkdir(exist_ok=True)
+        elif entry.kind == "link":
+            path.symlink_to(entry.target)
+        elif entry.kind == "policy":
+            path.write_text(f"policy: p{number}\nrules: [{{id: r, effect: allow}}]\n")
+        else:
+            path.write_text("not: [a policy\n")
+
+
+def _expected_tree(root: Path) -> tuple[list[str], set[str]]:
+    """The policies a loader that skips nothing silently loads (names, in load order)
+    and the entries it must name as problems, by an independent walk over paths
+    (``os.path.realpath``, no descriptors): the reference for the snapshot reader."""
+    loaded: list[tuple[tuple[str, ...], str, str]] = []
+    bad: set[str] = set()
+    walked: set[str] = set()
+
+    def descend(
+        real: str, parts: tuple[str, ...], above: frozenset[str], shown: tuple[str, ...]
+    ) -> None:
+        if real in above or real in walked:
+            bad.add(str(root.joinpath(*shown)))
+            return
+        walked.add(real)
+        walk(real, parts, above | {real})
+
+    def walk(real: str, parts: tuple[str, ...], above: frozenset[str]) -> None:
+        names = sorted(os.listdir(real))
+        data = os.path.join(real, "..data")
+        if "..data" in names and os.path.islink(data):
+            if os.path.isdir(data):
+                descend(os.path.realpath(data), parts, above, (*parts, "..data"))
+            else:
+                bad.add(str(root.joinpath(*parts, "..data")))
+            return
+        for name in names:
+            path = os.path.join(real, name)
+            shown = (*parts, name)
+            if name.startswith("."):
+                continue
+            if os.path.islink(path) and not os.path.exists(path):
+                bad.add(str(root.joinpath(*shown)))
+            elif os.path.isdir(path):
+                descend(os.path.realpath(path), shown, above, shown)
+            elif name.endswith(".yaml"):
+                loaded.append((shown, str(root.joinpath(*shown)), os.path.realpath(path)))
+
+    real_root = os.path.realpath(root)
+    walked.add(real_root)
+    walk(real_root, (), frozenset({real_root}))
+    loaded.sort()
+    first: set[str] = set()
+    for _, shown, real in loaded:
+        if real in first:
+            bad.add(shown)  # the same policy twice: a duplicate policy name
+        first.add(real)
+    names = [Path(real).read_text().split()[1] for _, _, real in loaded]
+    return names, bad
+
+
+@PROPERTY
+@given(policy_trees())
+def test_policy_trees_load_every_visible_file_or_name_the_bad_entry(
+    entries: list[TreeEntry],
+) -> None:
+    """Links to files and directories, links into hidden directories, Kubernetes'
+    ``..data``, loops, broken links, the same directory twice: every visible policy is
+    loaded once, or the load fails naming each entry it could not take."""
+    with tempfile.TemporaryDirectory() as base:
+        root = Path(base, "x", "y", "root")  # `../..` stays inside `base`
+        _make_tree(root, entries)
+        loaded, bad = _expected_tree(root)
+        try:
+            pdp = PolicyDecisionPoint.from_path(root, behavior=None)
+        except PolicyError as exc:
+            named = {d.file for d in exc.diagnostics}
+            if bad:
+                assert named == bad, exc
+            else:
+                assert not loaded and named == {str(root)}, exc
+            return
+        assert not bad and [p.name for p in pdp.policies.policies] == loaded

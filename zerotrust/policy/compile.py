@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from itertools import chain
@@ -30,6 +31,8 @@ __all__ = [
     "compile_policies",
     "revision_of",
 ]
+
+_log = logging.getLogger("zerotrust")
 
 
 @attrs.frozen
@@ -157,7 +160,7 @@ class _Memoised:
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
-        self._seen: dict[str, Condition | CelCompileError] = {}
+        self._seen: dict[str, Condition | Exception] = {}
         self.name = backend.name
 
     def compile(self, source: str) -> Condition:
@@ -165,10 +168,10 @@ class _Memoised:
         if found is None:
             try:
                 found = self._backend.compile(source)
-            except CelCompileError as exc:
+            except Exception as exc:
                 found = exc
             self._seen[source] = found
-        if isinstance(found, CelCompileError):
+        if isinstance(found, Exception):
             raise found.with_traceback(None)
         return found
 
@@ -254,6 +257,16 @@ def _compile_condition(
         line, column = _file_position(source, exc.line, exc.column)
         diagnostics.append(
             Diagnostic(source.file, line, column, f"CEL: {exc.message}", policy, rule)
+        )
+        return None
+    except Exception as exc:
+        # Not a diagnosis the compiler made: a bug. The condition is refused (and the set
+        # with it) at its own position, the other problems are still listed, and the
+        # details, which are about our code and not the policy, go to the log.
+        _log.error("compiling %s/%s failed", policy, rule, exc_info=exc)
+        message = "CEL: this condition could not be compiled (details in the log)"
+        diagnostics.append(
+            Diagnostic(source.file, source.line, source.column, message, policy, rule)
         )
         return None
     if forbid_risk and "risk" in cond.variables:

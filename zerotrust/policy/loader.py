@@ -6,71 +6,58 @@ Layout of a policy directory (searched recursively, in sorted path order):
 * ``*_test.yaml`` / ``*_test.yml``: policy test suites, skipped here;
 * ``*.data.yaml`` / ``*.data.yml`` / ``*.data.json``: policy data; each file is a
   mapping whose top-level keys become keys of the ``data`` variable.
+
+Only :class:`PolicyError` leaves this module: a set that cannot be loaded for any
+reason, even one we did not foresee, is refused whole with a diagnostic.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from pathlib import Path
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import PurePath
 from typing import Any
 
 from zerotrust.cel import Backend
 from zerotrust.errors import Diagnostic, PolicyError
 from zerotrust.policy.compile import PolicySet, check_conditions, compile_policies
-from zerotrust.policy.located import YamlProblem, load_documents
+from zerotrust.policy.located import YamlProblem, load_documents, load_json
 from zerotrust.policy.model import PolicySpec
+from zerotrust.policy.snapshot import MAX_FILE_BYTES, read_snapshot
 from zerotrust.policy.validate import validate_policy
-from zerotrust.request import INT64_MAX, INT64_MIN
 
 __all__ = ["is_data_file", "is_policy_file", "is_test_file", "load_path", "load_texts"]
 
 _YAML = (".yaml", ".yml")
-MAX_FILE_BYTES = 10 * 1024 * 1024
+_log = logging.getLogger("zerotrust")
 
 
-def is_test_file(path: Path) -> bool:
-    return path.name.endswith(("_test.yaml", "_test.yml"))
+def is_test_file(path: str | PurePath) -> bool:
+    return PurePath(path).name.endswith(("_test.yaml", "_test.yml"))
 
 
-def is_data_file(path: Path) -> bool:
-    return path.name.endswith((".data.yaml", ".data.yml", ".data.json"))
+def is_data_file(path: str | PurePath) -> bool:
+    return PurePath(path).name.endswith((".data.yaml", ".data.yml", ".data.json"))
 
 
-def is_policy_file(path: Path) -> bool:
-    return path.suffix in _YAML and not is_test_file(path) and not is_data_file(path)
+def is_policy_file(path: str | PurePath) -> bool:
+    return PurePath(path).suffix in _YAML and not is_test_file(path) and not is_data_file(path)
 
 
-def load_path(path: str | Path, backend: Backend) -> PolicySet:
-    """Load a policy file or a directory of them; raise :class:`PolicyError` on any problem."""
-    root = Path(path)
-    if root.is_dir():
-        files = sorted(p for p in root.rglob("*") if p.is_file() and not _hidden(p, root))
-        files = [p for p in files if is_policy_file(p) or is_data_file(p)]
-    elif root.is_file():
-        files = [root]
-    else:
-        raise PolicyError([Diagnostic(str(root), 0, 0, "no such file or directory")])
-    texts: dict[str, str] = {}
-    problems: list[Diagnostic] = []
-    for file in files:
-        name = str(file)
-        try:
-            if file.stat().st_size > MAX_FILE_BYTES:
-                problems.append(Diagnostic(name, 0, 0, f"file larger than {MAX_FILE_BYTES} bytes"))
-                continue
-            texts[name] = file.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            problems.append(Diagnostic(name, 0, 0, f"not UTF-8 text: {exc.reason}"))
-        except OSError as exc:
-            problems.append(Diagnostic(name, 0, 0, f"cannot read: {exc.strerror or exc}"))
-    if not any(is_policy_file(Path(n)) or root.is_file() for n in texts) and not problems:
-        problems.append(Diagnostic(str(root), 0, 0, "no policy files (*.yaml, *.yml) found"))
-    return load_texts(texts, backend, problems=problems, origin=str(root))
+def _loaded(name: str) -> bool:
+    return is_policy_file(name) or is_data_file(name)
 
 
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
+def load_path(path: str | os.PathLike[str], backend: Backend) -> PolicySet:
+    """Load a policy file or a directory of them, read from one consistent state of
+    the file system (see :mod:`zerotrust.policy.snapshot`).
+
+    Raises :class:`PolicyError` listing every problem: unreadable or vanishing
+    entries, broken symlinks and symlink loops included.
+    """
+    origin = str(PurePath(path))
+    return _only_policy_errors(origin, lambda: _load_path(path, origin, backend))
 
 
 def load_texts(
@@ -81,14 +68,48 @@ def load_texts(
     origin: str = "<policies>",
 ) -> PolicySet:
     """Load policies from ``{file name: text}``; data files are recognised by name."""
-    diagnostics = list(problems or [])
+    found = list(problems or [])
+    return _only_policy_errors(origin, lambda: _load_texts(texts, backend, found, origin))
+
+
+def _only_policy_errors(origin: str, load: Callable[[], PolicySet]) -> PolicySet:
+    try:
+        return load()
+    except PolicyError:
+        raise
+    except Exception as exc:
+        # Every failure we know of is a diagnostic; this one is not, so it is a bug.
+        # The set is still refused whole, and the details go to the log, not the user.
+        _log.exception("loading the policy set failed unexpectedly")
+        message = f"the policy set could not be loaded (internal error: {type(exc).__name__})"
+        raise PolicyError([Diagnostic(origin, 0, 0, message)]) from exc
+
+
+def _load_path(path: str | os.PathLike[str], origin: str, backend: Backend) -> PolicySet:
+    snapshot = read_snapshot(path, _loaded)
+    problems = list(snapshot.problems)
+    texts = snapshot.texts
+    single_file = origin in texts
+    if not problems and not single_file and not any(is_policy_file(n) for n in texts):
+        problems.append(Diagnostic(origin, 0, 0, "no policy files (*.yaml, *.yml) found"))
+    return _load_texts(texts, backend, problems, origin)
+
+
+def _load_texts(
+    texts: Mapping[str, str], backend: Backend, diagnostics: list[Diagnostic], origin: str
+) -> PolicySet:
     specs: list[PolicySpec] = []
     data: dict[str, Any] = {}
     data_origin: dict[str, str] = {}
     for name, text in texts.items():
-        if is_test_file(Path(name)):
+        if is_test_file(name):
             continue
-        if is_data_file(Path(name)):
+        if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > (
+            MAX_FILE_BYTES
+        ):
+            diagnostics.append(Diagnostic(name, 0, 0, f"file larger than {MAX_FILE_BYTES} bytes"))
+            continue
+        if is_data_file(name):
             _load_data(name, text, data, data_origin, diagnostics)
             continue
         try:
@@ -121,55 +142,41 @@ def _load_data(
     origin: dict[str, str],
     diagnostics: list[Diagnostic],
 ) -> None:
+    """Merge one data file's top-level keys into ``data``; YAML and JSON obey the same
+    limits (see :mod:`zerotrust.policy.located`)."""
+    positions: dict[str, tuple[int, int]] = {}
     try:
         if name.endswith(".json"):
-            value = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
-            line = 1
+            value, positions = load_json(text)
+            start = len(text) - len(text.lstrip(" \t\r\n"))
+            at = (text.count("\n", 0, start) + 1, start - text.rfind("\n", 0, start))
         else:
             documents = [d for d in load_documents(text) if d is not None]
             if len(documents) > 1:
-                diagnostics.append(Diagnostic(name, 0, 0, "a data file holds one YAML document"))
+                second = documents[1]
+                diagnostics.append(
+                    Diagnostic(name, second.line, second.column, "a data file holds one document")
+                )
                 return
             value = documents[0].plain() if documents else {}
-            line = documents[0].line if documents else 1
+            at = (documents[0].line, documents[0].column) if documents else (1, 1)
+            if documents and documents[0].keys:
+                positions = {k: (n.line, n.column) for k, n in documents[0].keys.items()}
     except YamlProblem as exc:
         diagnostics.append(Diagnostic(name, exc.line, exc.column, exc.message))
         return
-    except ValueError as exc:
-        pos = (exc.lineno, exc.colno) if isinstance(exc, json.JSONDecodeError) else (0, 0)
-        diagnostics.append(Diagnostic(name, pos[0], pos[1], f"invalid JSON: {exc}"))
-        return
     if not isinstance(value, dict):
-        diagnostics.append(Diagnostic(name, line, 1, "a data file must hold a mapping of names"))
+        diagnostics.append(Diagnostic(name, *at, "a data file must hold a mapping of names"))
         return
     for key, item in value.items():
         if key in origin:
             diagnostics.append(
-                Diagnostic(name, line, 1, f"data key {key!r} is also defined in {origin[key]}")
+                Diagnostic(
+                    name,
+                    *positions.get(key, at),
+                    f"data key {key!r} is also defined in {origin[key]}",
+                )
             )
             continue
         origin[key] = name
         data[key] = item
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        _check_int(value)
-        out[key] = value
-    return out
-
-
-def _check_int(value: Any) -> None:
-    items = value if isinstance(value, list) else [value]
-    for item in items:
-        if isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX:
-            raise ValueError("integer outside the 64-bit range")
-        if isinstance(item, list):
-            _check_int(item)
-
-
-def _no_constant(token: str) -> Any:
-    raise ValueError(f"{token} is not valid JSON")

@@ -20,6 +20,13 @@ from zerotrust.policy.model import CelSource, PolicySpec, RuleSpec, SignalSpec, 
 __all__ = ["NAME_PATTERN", "Condition", "Validated", "validate_policy"]
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
+# acr values travel space-separated (OpenID Connect Core 3.1.2.1, RFC 9470 section 3)
+# inside a quoted WWW-Authenticate parameter (RFC 6750 section 3): each one is a run of
+# RFC 6749 NQCHAR (printable ASCII except space, double quote and backslash).
+_ACR_VALUE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,255}\Z")
+#: OpenID Connect max_age is seconds; receivers commonly read it as a signed 32-bit int.
+MAX_AGE_LIMIT = 2**31 - 1
+_SHOWN = 60
 _POLICY_KEYS = ("policy", "description", "target", "signals", "rules")
 _TARGET_KEYS = ("resources", "actions")
 _SIGNAL_KEYS = ("name", "when", "score", "description")
@@ -98,6 +105,12 @@ def validate_policy(doc: LNode, file: str) -> Validated:
 
 def _kind(value: Any) -> str:
     return describe(value, mapping="a mapping", sequence="a list")
+
+
+def _shown(node: LNode) -> str:
+    """A value as the policy wrote it, short enough for a message."""
+    text = repr(node.plain())
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
 def _unknown_keys(node: LNode, allowed: tuple[str, ...], what: str, out: _Collector) -> None:
@@ -269,7 +282,7 @@ def _rule(item: LNode, seen: dict[str, LNode], out: _Collector) -> RuleSpec | No
         out.add(item, "rule effect is required (allow, deny or step_up)")
     elif not isinstance(effect_node.value, str) or effect_node.value not in _EFFECTS:
         out.add(
-            effect_node, f"rule effect must be allow, deny or step_up, not {effect_node.value!r}"
+            effect_node, f"rule effect must be allow, deny or step_up, not {_shown(effect_node)}"
         )
     else:
         effect = _EFFECTS[effect_node.value]
@@ -278,7 +291,7 @@ def _rule(item: LNode, seen: dict[str, LNode], out: _Collector) -> RuleSpec | No
     mode_node = fields.get("mode")
     if mode_node is not None:
         if not isinstance(mode_node.value, str) or mode_node.value not in _MODES:
-            out.add(mode_node, f"rule mode must be enforce or report-only, not {mode_node.value!r}")
+            out.add(mode_node, f"rule mode must be enforce or report-only, not {_shown(mode_node)}")
         else:
             report_only = _MODES[mode_node.value]
 
@@ -313,22 +326,39 @@ def _step_up(node: LNode | None, effect: Effect | None, out: _Collector) -> Step
         out.add(node, f"step_up must be a mapping, not {_kind(node.value)}")
         return None
     _unknown_keys(node, _STEP_UP_KEYS, "step_up", out)
-    acr: tuple[str, ...] = ()
-    acr_node = node.value.get("acr_values")
-    if acr_node is not None:
-        values = _str_list(acr_node, "step_up.acr_values", out)
-        acr = tuple(dict.fromkeys(values)) if values else ()
+    acr = _acr_values(node.value.get("acr_values"), out)
     max_age = None
     age_node = node.value.get("max_age")
     if age_node is not None:
         value = age_node.value
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_AGE_LIMIT:
             out.add(
-                age_node, f"step_up.max_age must be a whole number of seconds >= 0, not {value!r}"
+                age_node,
+                f"step_up.max_age must be a whole number of seconds from 0 to {MAX_AGE_LIMIT}, "
+                f"not {_shown(age_node)}",
             )
         else:
             max_age = value
     return StepUp(acr_values=acr, max_age=max_age)
+
+
+def _acr_values(node: LNode | None, out: _Collector) -> tuple[str, ...]:
+    if node is None:
+        return ()
+    values = _str_list(node, "step_up.acr_values", out)
+    if values is None:
+        return ()
+    items = node.value if isinstance(node.value, list) else [node]
+    for item in items:
+        if not _ACR_VALUE.match(item.value):
+            out.add(
+                item,
+                f"step_up.acr_values entry {_shown(item)} must be one token of printable ASCII "
+                "without spaces, quotes or backslashes (RFC 6749 NQCHAR, at most 255): the "
+                "values are sent space-separated",
+            )
+            return ()
+    return tuple(dict.fromkeys(values))
 
 
 def _obligations(
