@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -132,37 +131,9 @@ def test_serve_insecure_local_on_a_public_host_refuses(capsys: pytest.CaptureFix
     assert "loopback only" in capsys.readouterr().err
 
 
-def test_serve_runs_uvicorn_with_the_config(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[dict[str, Any]] = []
-
-    def fake_run(app: Any, **kwargs: Any) -> None:
-        calls.append(kwargs)
-
-    monkeypatch.setattr("uvicorn.run", fake_run)
-    config = tmp_path / "server.yaml"
-    config.write_text(
-        f"bearer_secrets: [{SECRET}]\ndecision_log: decisions.jsonl\n", encoding="utf-8"
-    )
-    assert main(serve_args("--config", str(config), "--port", "9999")) == 0
-    assert calls == [
-        {
-            "host": "127.0.0.1",
-            "port": 9999,
-            "proxy_headers": False,
-            "server_header": False,
-            "log_level": "info",
-            "timeout_graceful_shutdown": 10,
-        }
-    ]
-    assert (tmp_path / "decisions.jsonl").exists()
-
-
 def test_serve_reports_bad_entities_and_policies(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: None)
     entities = tmp_path / "entities.yaml"
     entities.write_text("subjects: [a]\n", encoding="utf-8")
     assert main(serve_args("--insecure-local", "--entities", str(entities))) == 2
