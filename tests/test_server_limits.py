@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from strategies import UploadPlan, upload_plans
 
 from zerotrust import PolicyDecisionPoint
-from zerotrust.server import ServerConfig, create_app
+from zerotrust.server import ServerConfig, ServerConfigError, create_app
 from zerotrust.server.runner import listen, make_server
 
 SECRET = "limits-secret-0123456789abcdef"
@@ -245,6 +245,13 @@ def test_oversized_request_head_is_refused(size: int) -> None:
         assert answer is None or answer[0] in (400, 431)
         assert closed(sock)
     assert logs.errors() == []
+
+
+def test_make_server_keeps_the_settings_safety_depends_on() -> None:
+    config = ServerConfig(bearer_secrets=(SECRET,))
+    app = create_app(PolicyDecisionPoint.from_texts({"p.yaml": ALLOW_ALL}), config=config)
+    with pytest.raises(ServerConfigError, match="make_server sets proxy_headers itself"):
+        make_server(app, config, proxy_headers=True)
 
 
 # --- overload -------------------------------------------------------------------------

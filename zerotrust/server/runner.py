@@ -198,27 +198,41 @@ class _DeadlineProtocol(H11Protocol):
 
 
 def make_server(
-    app: ASGIApp, config: ServerConfig, *, log_config: dict[str, Any] | None = None
+    app: ASGIApp,
+    config: ServerConfig,
+    *,
+    log_config: dict[str, Any] | None = None,
+    **uvicorn_options: Any,
 ) -> uvicorn.Server:
     """A uvicorn server for ``app`` with the limits of ``config`` (not yet running).
 
-    ``log_config`` is a :func:`logging.config.dictConfig` mapping, or None to leave
-    logging as it is (embedding, tests).
+    ``log_config`` is a :func:`logging.config.dictConfig` mapping (see
+    :func:`logging_config`), or None to leave logging as it is. ``uvicorn_options``
+    go to ``uvicorn.Config`` (``ssl_certfile``, ``ssl_keyfile``, ...), except the
+    ones the server's safety depends on.
     """
+    fixed = {"app", "http", "proxy_headers", "ws", "lifespan", "log_config"}
+    clash = fixed & set(uvicorn_options)
+    if clash:
+        raise ServerConfigError([f"make_server sets {name} itself" for name in sorted(clash)])
 
     class Protocol(_DeadlineProtocol):
         timeout = config.request_timeout
 
+    options: dict[str, Any] = {
+        "server_header": False,
+        "log_level": "info",
+        "timeout_graceful_shutdown": 10,
+        **uvicorn_options,
+    }
     uvicorn_config = uvicorn.Config(
         app,
         http=Protocol,
         ws="none",  # the API has no WebSocket route; an upgrade is a plain request
         lifespan="off",  # nothing to start or stop
         proxy_headers=False,  # X-Forwarded-For must not turn a remote caller into loopback
-        server_header=False,
         log_config=log_config,
-        log_level="info",
-        timeout_graceful_shutdown=10,
+        **options,
     )
     return uvicorn.Server(uvicorn_config)
 
