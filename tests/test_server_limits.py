@@ -225,11 +225,15 @@ def test_upload_after_a_refusal_is_not_read_and_the_connection_closes() -> None:
 
 
 def test_pipelined_requests_are_both_answered() -> None:
+    """Two requests in one write: the second is not cut off by the first one's deadline."""
+    last = request().replace(b"Host: pdp", b"Host: pdp\r\nConnection: close")
     with Live() as live, live.connect() as sock:
-        sock.sendall(request() + request())
-        first, second = response(sock), response(sock)
-        assert first is not None and second is not None
-        assert [first[0], second[0]] == [200, 200]
+        sock.sendall(request() + last)
+        received = b""
+        while chunk := sock.recv(65536):  # to the close the second request asked for
+            received += chunk
+    assert received.count(b"HTTP/1.1 200 OK\r\n") == 2
+    assert received.count(b'"decision":true') == 2
 
 
 @pytest.mark.parametrize("size", [17_000, 100_000, 1_000_000])
@@ -405,8 +409,8 @@ def test_any_upload_pattern_fails_small_and_never_allows_an_incomplete_body(
     assert status in (200, 400, 408, 499, 503), status
     if plan.ending == "stall":
         assert status == 408
-    if plan.ending == "disconnect":
-        assert status == 499
+    if plan.ending == "disconnect":  # 408 if its pauses outlasted the timeout
+        assert status in (408, 499)
     if status == 200:  # only ever for a whole body that is JSON (and then an allow)
         decision = json.loads(b"".join(m.get("body", b"") for m in body))["decision"]
         assert plan.ending == "complete" and decision is True
@@ -447,7 +451,7 @@ def test_any_upload_over_a_socket_is_answered_or_closed_in_time(
     if answer is None:
         return
     status, _, content = answer
-    assert status in (200, 400, 408), status
+    assert status in (200, 400, 408, 503), status
     if status == 200:
         assert plan.ending == "complete" and json.loads(content)["decision"] is True
         json.loads(plan.body)
