@@ -212,8 +212,9 @@ class ServerConfig:
     they come from the ``entities`` key of the policy data.
     ``base_url``: the ``policy_decision_point`` identifier published in the metadata;
     without it the URL the caller used is reflected.
-    ``request_timeout``: seconds a request may take from its first byte to its answer:
-    headers, body and decision (408 while the body is still arriving, 503 after).
+    ``request_timeout``: seconds a request may take once the app has its headers:
+    reading the body (408 past it) and deciding (503); ``zerotrust serve`` also gives
+    the headers this long to arrive.
     ``max_requests_in_flight``: API requests being read or decided at once; beyond it
     the server answers 503 with ``Retry-After`` without reading the body.
     ``decision_log``: a JSON-lines file that ``zerotrust serve`` logs decisions to.
