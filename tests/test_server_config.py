@@ -22,6 +22,7 @@ def test_defaults_are_safe() -> None:
     assert config.include_reasons is True
     assert config.max_body_bytes == 1024 * 1024
     assert config.request_timeout == 5.0
+    assert config.max_requests_in_flight == 256
     assert SECRET not in repr(config)
 
 
@@ -32,10 +33,12 @@ def test_every_problem_is_reported_at_once() -> None:
             max_body_bytes=0,
             request_timeout=float("nan"),
             max_evaluations=True,
+            max_requests_in_flight=0,
             base_url="https://pdp.example.com/?tenant=1",
         )
     problems = info.value.problems
-    assert len(problems) == 6
+    assert len(problems) == 7
+    assert "max_requests_in_flight must be a positive whole number, not 0" in problems
     assert any("whitespace" in p for p in problems)
     assert isinstance(info.value, ValueError)
 
@@ -47,6 +50,7 @@ def test_load_config_resolves_paths_and_reads_a_secrets_file(tmp_path: Path) -> 
         "bearer_secrets_file: secrets.txt\n"
         "include_reasons: false\n"
         "request_timeout_seconds: 2.5\n"
+        "max_requests_in_flight: 64\n"
         "entities: entities.yaml\n"
         "decision_log: logs/decisions.jsonl\n"
         "base_url: https://pdp.example.com\n",
@@ -56,6 +60,7 @@ def test_load_config_resolves_paths_and_reads_a_secrets_file(tmp_path: Path) -> 
     assert config.bearer_secrets == (SECRET, f"{SECRET}-2")
     assert config.include_reasons is False
     assert config.request_timeout == 2.5
+    assert config.max_requests_in_flight == 64
     assert config.entities_file == str(tmp_path / "entities.yaml")
     assert config.decision_log == str(tmp_path / "logs" / "decisions.jsonl")
     assert load_config(file, include_reasons=True).include_reasons is True
