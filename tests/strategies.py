@@ -1604,3 +1604,60 @@ def policy_trees(draw: st.DrawFn) -> list[TreeEntry]:
         else:
             entries.append(TreeEntry(path, kind))
     return entries
+
+
+# --- server: HTTP uploads (slow, cut short, abandoned) ----------------------------------
+# For tests/test_server_limits.py: how a client may deliver (or fail to deliver) a body.
+
+__all__ += ["UPLOAD_ENDINGS", "UploadPlan", "upload_plans"]
+
+#: complete: every byte is sent; disconnect: the client goes away part-way;
+#: stall: the client stops sending part-way and waits for an answer.
+UPLOAD_ENDINGS = ("complete", "disconnect", "stall")
+
+
+@attrs.frozen
+class UploadPlan:
+    """One upload: the body the client means to send and what it actually does.
+
+    ``chunks`` joined is ``body`` when ``ending`` is ``"complete"`` and a strict
+    prefix of it otherwise; ``pauses`` (seconds) come before each chunk.
+    """
+
+    body: bytes
+    chunks: tuple[bytes, ...]
+    pauses: tuple[float, ...]
+    ending: str
+
+
+def _damaged(valid: bytes) -> st.SearchStrategy[bytes]:
+    """The control body cut short, with a byte changed or spliced in, or junk."""
+    cut = st.integers(min_value=0, max_value=max(len(valid) - 1, 0)).map(lambda n: valid[:n])
+    flipped = st.tuples(
+        st.integers(min_value=0, max_value=len(valid) - 1), st.integers(0, 255)
+    ).map(lambda p: valid[: p[0]] + bytes([p[1]]) + valid[p[0] + 1 :])
+    spliced = st.tuples(
+        st.integers(min_value=0, max_value=len(valid)), st.binary(min_size=1, max_size=8)
+    ).map(lambda p: valid[: p[0]] + p[1] + valid[p[0] :])
+    junk = st.binary(max_size=64) | st.sampled_from([b"{", b"[]", b"null", b'{"a":', b"\xff"])
+    return cut | flipped | spliced | junk
+
+
+@st.composite
+def upload_plans(draw: st.DrawFn, valid: bytes, max_pause: float = 0.02) -> UploadPlan:
+    """Uploads of ``valid`` (a well-formed body) or of a damaged copy, in 1-6 chunks."""
+    body = draw(st.just(valid) | _damaged(valid))
+    ending = draw(st.sampled_from(UPLOAD_ENDINGS))
+    if ending != "complete" and not body:
+        ending = "complete"  # nothing to cut short
+    sent = body if ending == "complete" else body[: draw(st.integers(0, len(body) - 1))]
+    pieces: list[bytes] = []
+    rest = sent
+    for size in draw(st.lists(st.integers(0, 64), max_size=5)):
+        pieces.append(rest[:size])
+        rest = rest[size:]
+    chunks = (*pieces, rest)
+    pauses = tuple(
+        draw(st.lists(st.floats(0, max_pause), min_size=len(chunks), max_size=len(chunks)))
+    )
+    return UploadPlan(body, chunks, pauses, ending)

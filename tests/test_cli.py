@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from zerotrust.cli import main
@@ -159,3 +164,172 @@ def test_eval_from_stdin_with_explain_via_python_m(policies: Path) -> None:
         "docs/step-up-secret",
         "docs/allow-owner",
     ]
+
+
+# --- serve: starts, or fails in one line with exit 2 ------------------------------------
+
+SECRET = "cli-serve-secret-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def zerotrust(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m zerotrust ARGS`` to its end: the real entry point."""
+    return subprocess.run(
+        [sys.executable, "-m", "zerotrust", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+@contextlib.contextmanager
+def serve_process(*args: str) -> Iterator[str]:
+    """``zerotrust serve ARGS --port <free>`` running; yields its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "zerotrust", "serve", *args, "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        with httpx.Client(trust_env=False) as client:
+            while True:
+                if process.poll() is not None:
+                    assert process.stderr is not None
+                    pytest.fail(f"serve exited {process.returncode}: {process.stderr.read()!r}")
+                with contextlib.suppress(httpx.TransportError):
+                    if client.get(f"{url}/healthz").status_code == 200:
+                        break
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+@pytest.fixture
+def etc(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory for server files, outside the policy directory (which is tmp_path)."""
+    return tmp_path_factory.mktemp("etc")
+
+
+def one_line(stderr: str) -> str:
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def test_serve_starts_answers_and_logs_decisions(policies: Path, etc: Path) -> None:
+    config = etc / "server.yaml"
+    config.write_text(f"bearer_secrets: [{SECRET}]\ndecision_log: decisions.jsonl\n")
+    with (
+        serve_process("--policies", str(policies), "--config", str(config)) as url,
+        httpx.Client(base_url=url, trust_env=False) as client,
+    ):
+        body = {
+            "subject": {"type": "user", "id": "u-1"},
+            "action": {"name": "read"},
+            "resource": {"type": "doc", "id": "d-1", "properties": {"owner": "u-1", "level": 1}},
+        }
+        answer = client.post(
+            "/access/v1/evaluation", json=body, headers={"authorization": f"Bearer {SECRET}"}
+        )
+        assert answer.status_code == 200
+        assert "server" not in answer.headers  # uvicorn's header is off
+        assert client.post("/access/v1/evaluation", json=body).status_code == 401
+    lines = (etc / "decisions.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+
+
+def test_serve_port_out_of_range_is_a_usage_error(policies: Path) -> None:
+    result = zerotrust("serve", "--policies", str(policies), "--insecure-local", "--port", "99999")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "zerotrust serve: error: argument --port: must be a port number 1..65535, not '99999'"
+    )
+
+
+@pytest.mark.parametrize("port", ["0", "-1", "65536", "http", "8080.0", "\uff18\uff10\uff18\uff10"])
+def test_serve_port_is_checked_at_argument_parsing(
+    policies: Path, port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--policies", str(policies), "--insecure-local", "--port", port])
+    assert info.value.code == 2
+    assert "must be a port number 1..65535" in capsys.readouterr().err
+
+
+def test_serve_on_a_port_in_use_is_one_line_exit_2(policies: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = zerotrust(
+            "serve", "--policies", str(policies), "--insecure-local", "--port", str(port)
+        )
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        f"zerotrust serve: cannot listen on 127.0.0.1:{port}: address already in use"
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("192.0.2.1", "cannot assign requested address"),  # TEST-NET-1: not on this machine
+        ("nohost.invalid", "cannot listen on nohost.invalid:"),
+        ("bad host!", "cannot listen on bad host!:"),
+    ],
+)
+def test_serve_on_an_address_it_cannot_bind_is_one_line_exit_2(
+    policies: Path, etc: Path, host: str, reason: str
+) -> None:
+    config = etc / "server.yaml"
+    config.write_text(f"bearer_secrets: [{SECRET}]\n")
+    result = zerotrust(
+        "serve", "--policies", str(policies), "--config", str(config), "--host", host
+    )
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert line.startswith("zerotrust serve: cannot listen on ") and reason in line
+
+
+@pytest.mark.parametrize(
+    ("config_text", "message"),
+    [
+        (None, "cannot read"),  # no such file
+        ("bearer_secrets: [\n  - x\n", "is not valid YAML or JSON"),  # a multi-line reason
+        ("bearer_secrets: [short]\n", "at least 16 characters"),
+        (f"bearer_secrets: [{SECRET}]\nmax_requests_in_flight: 0\n", "max_requests_in_flight"),
+        (f"bearer_secrets: [{SECRET}]\ndecision_log: .\n", "cannot open the decision log"),
+    ],
+    ids=["missing", "bad-yaml", "short-secret", "in-flight-0", "log-is-a-directory"],
+)
+def test_serve_with_a_bad_config_is_one_line_exit_2(
+    policies: Path, etc: Path, config_text: str | None, message: str
+) -> None:
+    config = etc / "server.yaml"
+    if config_text is not None:
+        config.write_text(config_text)
+    result = zerotrust("serve", "--policies", str(policies), "--config", str(config))
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert line.startswith("zerotrust serve: ") and message in line
+
+
+def test_serve_with_invalid_policies_exits_1_with_diagnostics(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(POLICY.replace("effect: deny", "effect: maybe"))
+    result = zerotrust("serve", "--policies", str(tmp_path), "--insecure-local")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == "1 problem found"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,6 +22,7 @@ def test_defaults_are_safe() -> None:
     assert config.include_reasons is True
     assert config.max_body_bytes == 1024 * 1024
     assert config.request_timeout == 5.0
+    assert config.max_requests_in_flight == 256
     assert SECRET not in repr(config)
 
 
@@ -33,10 +33,12 @@ def test_every_problem_is_reported_at_once() -> None:
             max_body_bytes=0,
             request_timeout=float("nan"),
             max_evaluations=True,
+            max_requests_in_flight=0,
             base_url="https://pdp.example.com/?tenant=1",
         )
     problems = info.value.problems
-    assert len(problems) == 6
+    assert len(problems) == 7
+    assert "max_requests_in_flight must be a positive whole number, not 0" in problems
     assert any("whitespace" in p for p in problems)
     assert isinstance(info.value, ValueError)
 
@@ -48,6 +50,7 @@ def test_load_config_resolves_paths_and_reads_a_secrets_file(tmp_path: Path) -> 
         "bearer_secrets_file: secrets.txt\n"
         "include_reasons: false\n"
         "request_timeout_seconds: 2.5\n"
+        "max_requests_in_flight: 64\n"
         "entities: entities.yaml\n"
         "decision_log: logs/decisions.jsonl\n"
         "base_url: https://pdp.example.com\n",
@@ -57,6 +60,7 @@ def test_load_config_resolves_paths_and_reads_a_secrets_file(tmp_path: Path) -> 
     assert config.bearer_secrets == (SECRET, f"{SECRET}-2")
     assert config.include_reasons is False
     assert config.request_timeout == 2.5
+    assert config.max_requests_in_flight == 64
     assert config.entities_file == str(tmp_path / "entities.yaml")
     assert config.decision_log == str(tmp_path / "logs" / "decisions.jsonl")
     assert load_config(file, include_reasons=True).include_reasons is True
@@ -132,37 +136,9 @@ def test_serve_insecure_local_on_a_public_host_refuses(capsys: pytest.CaptureFix
     assert "loopback only" in capsys.readouterr().err
 
 
-def test_serve_runs_uvicorn_with_the_config(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[dict[str, Any]] = []
-
-    def fake_run(app: Any, **kwargs: Any) -> None:
-        calls.append(kwargs)
-
-    monkeypatch.setattr("uvicorn.run", fake_run)
-    config = tmp_path / "server.yaml"
-    config.write_text(
-        f"bearer_secrets: [{SECRET}]\ndecision_log: decisions.jsonl\n", encoding="utf-8"
-    )
-    assert main(serve_args("--config", str(config), "--port", "9999")) == 0
-    assert calls == [
-        {
-            "host": "127.0.0.1",
-            "port": 9999,
-            "proxy_headers": False,
-            "server_header": False,
-            "log_level": "info",
-            "timeout_graceful_shutdown": 10,
-        }
-    ]
-    assert (tmp_path / "decisions.jsonl").exists()
-
-
 def test_serve_reports_bad_entities_and_policies(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: None)
     entities = tmp_path / "entities.yaml"
     entities.write_text("subjects: [a]\n", encoding="utf-8")
     assert main(serve_args("--insecure-local", "--entities", str(entities))) == 2

@@ -622,13 +622,9 @@ def test_a_pdp_without_identity_is_refused_for_an_identity_config(tmp_path: Path
         create_app(pdp, config=config)
 
 
-def test_serve_builds_the_verifier_from_the_config(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from zerotrust.cli import main
+def test_serve_builds_the_verifier_from_the_config(tmp_path: Path) -> None:
+    from test_cli import serve_process, zerotrust
 
-    apps: list[Any] = []
-    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: apps.append(app))
     policies = tmp_path / "policies"
     policies.mkdir()
     for name, text in POLICIES.items():
@@ -637,13 +633,16 @@ def test_serve_builds_the_verifier_from_the_config(
     path = tmp_path / "server.yaml"
     text = f"bearer_secrets: [{SECRET}]\nidentity: {{issuer: {ISSUER}, audience: zerotrust, "
     path.write_text(text + f"jwks_file: {idp.name}}}\n", encoding="utf-8")
-    assert main(["serve", "--policies", str(policies), "--config", str(path)]) == 0
-    with TestClient(apps[0], headers=AUTH) as client:
+    with (
+        serve_process("--policies", str(policies), "--config", str(path)) as url,
+        httpx.Client(base_url=url, headers=AUTH, trust_env=False) as client,
+    ):
         body = client.post(EVALUATION, json=request(None)).json()
     assert code_of(body) == "missing_token"
     path.write_text(text + "jwks_file: missing.json}\n", encoding="utf-8")
-    assert main(["serve", "--policies", str(policies), "--config", str(path)]) == 2
-    assert "cannot read JWKS file" in capsys.readouterr().err
+    result = zerotrust("serve", "--policies", str(policies), "--config", str(path))
+    assert result.returncode == 2
+    assert "cannot read JWKS file" in result.stderr
 
 
 # --- over real HTTP, keys from a JWKS URL ------------------------------------------------

@@ -2,7 +2,8 @@
 that prints.
 
 Exit codes: 0 success (``eval``: allow), 1 invalid policies or failed tests,
-2 usage error or invalid request, 3 ``eval`` denied, 4 ``eval`` step-up required.
+2 usage error, invalid request or a server that cannot start, 3 ``eval`` denied,
+4 ``eval`` step-up required.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, TextIO
 from zerotrust.audit import JsonLinesLog
 from zerotrust.decision import Effect
 from zerotrust.engine import PolicyDecisionPoint
-from zerotrust.errors import PolicyError, RequestError
+from zerotrust.errors import PolicyError, RequestError, ZeroTrustError
 
 __all__ = ["main"]
 
@@ -35,6 +36,13 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
+
+
+def _port(text: str) -> int:
+    """A TCP port to listen on: 1..65535 (argparse turns the error into a usage error)."""
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 1..65535, not {text!r}")
+    return int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the OpenID AuthZEN Authorization API over HTTP")
     serve.add_argument("--policies", required=True, help="policy file or directory")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    serve.add_argument("--port", type=_port, default=8080, help="port to bind (default 8080)")
     serve.add_argument(
         "--config", help="server config file (YAML or JSON): secrets, limits, identity"
     )
@@ -203,34 +211,53 @@ def _render_demo(report: Any, out: TextIO) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """Every way the server can fail to start is one line and exit 2, except invalid
+    policies (exit 1 with their diagnostics, as ``validate``)."""
     try:  # imported here: `import zerotrust` must not need the server extra
-        from zerotrust.server import ServerConfigError
+        from zerotrust.server import create_app
         from zerotrust.server.identity import build_identity
-        from zerotrust.server.runner import build_config, serve
+        from zerotrust.server.runner import address, build_config, listen, serve
     except ImportError as exc:
         print(
-            f"zerotrust: serve needs the server extra ({exc}): pip install 'zerotrust[server]'",
+            f"zerotrust serve: needs the server extra ({exc}): pip install 'zerotrust[server]'",
             file=sys.stderr,
         )
         return EXIT_USAGE
+    log: JsonLinesLog | None = None
     try:
         config = build_config(
             args.config, host=args.host, entities=args.entities, insecure_local=args.insecure_local
         )
         identity = build_identity(config.identity) if config.identity is not None else None
-        log = JsonLinesLog(config.decision_log) if config.decision_log else None
-        try:
-            pdp = PolicyDecisionPoint.from_path(args.policies, decision_log=log, identity=identity)
-            serve(pdp, config, host=args.host, port=args.port)
-        finally:
-            if log is not None:
-                log.close()
-    except ServerConfigError as exc:
-        print(f"zerotrust: {exc}", file=sys.stderr)
+        if config.decision_log:
+            try:
+                log = JsonLinesLog(config.decision_log)
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                print(
+                    f"zerotrust serve: cannot open the decision log {config.decision_log}: "
+                    f"{reason[:1].lower() + reason[1:]}",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
+        pdp = PolicyDecisionPoint.from_path(args.policies, decision_log=log, identity=identity)
+        app = create_app(pdp, config=config)  # checks the entities: still before binding
+        sockets = listen(args.host, args.port)
+        print(
+            f"zerotrust serve: listening on http://{address(args.host, args.port)}, "
+            f"policy revision {pdp.revision}",
+            file=sys.stderr,
+        )
+        serve(app, config, sockets)
+    except PolicyError:
+        raise  # exit 1 with the diagnostics, as `validate`
+    except (ZeroTrustError, OSError) as exc:
+        # ServerConfigError, ListenError, identity set-up: one line, whatever the cause.
+        print(f"zerotrust serve: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USAGE
-    except OSError as exc:
-        print(f"zerotrust: cannot serve: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    finally:
+        if log is not None:
+            log.close()
     return EXIT_OK
 
 

@@ -1,10 +1,12 @@
 """The Starlette application: HTTP in front of :class:`Service`.
 
-Order of checks on an API call, cheapest and least revealing first: authenticate
-the PEP (401), check the media type (400), read at most ``max_body_bytes`` (413),
-decode the JSON (400), then decide in a worker thread under the request timeout
-(503). The event loop never runs a policy, so ``/healthz`` and ``/metrics`` answer
-while decisions are slow.
+Order of checks on an API call, cheapest and least revealing first: refuse beyond
+``max_requests_in_flight`` (503), authenticate the PEP (401), check the media type
+(400), read at most ``max_body_bytes`` (413), decode the JSON (400), then decide in a
+worker thread. One deadline, ``request_timeout`` from the moment the app gets the
+request, covers reading the body (408 when it is still arriving) and deciding (503).
+The event loop never runs a policy, so ``/healthz`` and ``/metrics`` answer while
+decisions are slow. A client that goes away is one short INFO line, never an error.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,7 +39,13 @@ from zerotrust.server.protocol import SearchKind, parse_json
 from zerotrust.server.search import PageTokens
 from zerotrust.server.service import RequestTimeout, Service
 
-__all__ = ["API_PATHS", "SUBJECT_TOKEN_HEADER", "create_app"]
+__all__ = [
+    "API_PATHS",
+    "MAX_HEAD_BYTES",
+    "MAX_REQUEST_ID_CHARS",
+    "SUBJECT_TOKEN_HEADER",
+    "create_app",
+]
 
 _log = logging.getLogger("zerotrust.server")
 
@@ -49,6 +57,14 @@ API_PATHS = {
     "search_action_endpoint": "/access/v1/search/action",
 }
 _MAX_ERROR_CHARS = 500
+#: A caller's ``X-Request-ID`` longer than this is replaced by a fresh one: it is
+#: echoed, logged and written to the decision log with every decision.
+MAX_REQUEST_ID_CHARS = 200
+#: The most bytes of request line (path and query) and headers a request may have.
+MAX_HEAD_BYTES = 16 * 1024
+#: The status recorded (never sent) for a request whose client went away: nginx's
+#: "client closed request".
+_CLIENT_GONE = 499
 #: Where a PEP forwards the user's token when it is not in ``subject.properties.token``.
 #: Not ``Authorization``: that header carries the PEP's own credential.
 SUBJECT_TOKEN_HEADER = "x-subject-token"
@@ -81,12 +97,20 @@ def create_app(
         Route("/metrics", api.metrics, methods=["GET"]),
     ]
     app = Starlette(routes=routes)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(_Edge)
     return app
 
 
-class RequestIdMiddleware:
-    """Echo ``X-Request-ID`` (or make one) on every HTTP response, errors included."""
+class _Edge:
+    """What every HTTP request meets first: a bound on its head, and its request id.
+
+    The request line and headers are refused (431) beyond ``MAX_HEAD_BYTES``: h11
+    stops at 16 KiB only while a head is incomplete, so a head that arrives in one
+    read could be sixteen times larger. ``X-Request-ID`` is echoed (or made) on every
+    response, errors included. And this is the outermost place a response is sent
+    from: a client gone while it is sent (ASGI 2.4 servers raise ``OSError`` from
+    ``send``) is one INFO line, not an error with a traceback.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -96,22 +120,37 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = ""
+        size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
         for name, value in scope.get("headers", ()):
-            if name == b"x-request-id":
+            size += len(name) + len(value) + 4  # ": " and CRLF, as on the wire
+            if name == b"x-request-id" and not request_id:
                 request_id = value.decode("latin-1")
-                break
-        if not request_id:
+        if not request_id or len(request_id) > MAX_REQUEST_ID_CHARS:
             request_id = str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
         encoded = request_id.encode("latin-1")
+        gone = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal gone
+            if gone:
+                return
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
                 headers.append((b"x-request-id", encoded))
                 message = {**message, "headers": headers}
-            await send(message)
+            try:
+                await send(message)
+            except OSError:
+                gone = True
+                _log.info("client went away during the response (request id %s)", request_id)
 
+        if size > MAX_HEAD_BYTES:
+            refusal = _error(
+                431, f"the request line and headers exceed {MAX_HEAD_BYTES} bytes", close=True
+            )
+            await refusal(scope, receive, send_with_id)
+            return
         await self.app(scope, receive, send_with_id)
 
 
@@ -120,6 +159,7 @@ class _Api:
         self._service = service
         self._config = config
         self._metrics = metrics
+        self._in_flight = 0  # only touched on the event loop: no lock needed
         # Compare digests, not the secrets, so the comparison time does not reveal length.
         self._digests = tuple(hashlib.sha256(s.encode()).digest() for s in config.bearer_secrets)
 
@@ -180,7 +220,16 @@ class _Api:
 
     async def _call(self, request: Request, endpoint: str, operation: _Operation) -> Response:
         started = time.perf_counter()
-        response = await self._handle(request, endpoint, operation)
+        if self._in_flight >= self._config.max_requests_in_flight:
+            # Before anything else, the body above all: refusing must cost nothing.
+            response = _error(503, "too many requests in flight; retry later", close=True)
+            response.headers["retry-after"] = "1"
+        else:
+            self._in_flight += 1
+            try:
+                response = await self._handle(request, endpoint, operation)
+            finally:
+                self._in_flight -= 1
         self._metrics.request(endpoint, response.status_code, time.perf_counter() - started)
         return response
 
@@ -190,8 +239,28 @@ class _Api:
             return refusal
         problem = _media_type_problem(request.headers.get("content-type"))
         if problem is not None:
-            return _error(400, problem)
-        body = await self._read_body(request)
+            return _error(400, problem, close=True)
+        timeout = self._config.request_timeout
+        deadline = time.monotonic() + timeout
+        request_id = request.state.request_id
+        try:
+            with anyio.fail_after(timeout):
+                body = await self._read_body(request)
+        except TimeoutError:
+            _log.info(
+                "request body not received within %s s (%s, request id %s)",
+                timeout,
+                endpoint,
+                request_id,
+            )
+            return _error(408, "the request body did not arrive in time", close=True)
+        except ClientDisconnect:
+            _log.info(
+                "client went away before sending the whole body (%s, request id %s)",
+                endpoint,
+                request_id,
+            )
+            return Response(status_code=_CLIENT_GONE)
         if isinstance(body, Response):
             return body
         try:
@@ -202,18 +271,16 @@ class _Api:
         header_token = _subject_token(request) if self._service.verifies_identity else None
         if isinstance(header_token, Response):
             return header_token
-        meta = {"api": "authzen", "endpoint": endpoint, "request_id": request.state.request_id}
-        timeout = self._config.request_timeout
-        deadline = time.monotonic() + timeout
+        meta = {"api": "authzen", "endpoint": endpoint, "request_id": request_id}
         try:
-            with anyio.fail_after(timeout):
+            with anyio.fail_after(deadline - time.monotonic()):
                 result = await anyio.to_thread.run_sync(
                     operation, document, deadline, meta, header_token, abandon_on_cancel=True
                 )
         except RequestError as exc:
             return _error(400, str(exc))
         except (TimeoutError, RequestTimeout):
-            return _error(503, "the decision took longer than the configured timeout")
+            return _error(503, "the request took longer than the configured timeout")
         except Exception:
             _log.exception("internal error in %s", endpoint)
             return _error(500, "internal error")
@@ -224,13 +291,18 @@ class _Api:
             # Only reachable with insecure_local: serve loopback callers, nobody else.
             if _is_loopback(request.client.host if request.client else None):
                 return None
-            return _error(403, "this server accepts only loopback callers (insecure_local)")
+            return _error(
+                403, "this server accepts only loopback callers (insecure_local)", close=True
+            )
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             return _error(
-                401, "a bearer token is required", www_authenticate='Bearer realm="zerotrust"'
+                401,
+                "a bearer token is required",
+                www_authenticate='Bearer realm="zerotrust"',
+                close=True,
             )
         digest = hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
         matched = False
@@ -241,6 +313,7 @@ class _Api:
                 401,
                 "the bearer token is not valid",
                 www_authenticate='Bearer realm="zerotrust", error="invalid_token"',
+                close=True,
             )
         return None
 
@@ -249,15 +322,15 @@ class _Api:
         declared = request.headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
-                return _error(400, "invalid Content-Length")
+                return _error(400, "invalid Content-Length", close=True)
             if int(declared) > limit:
-                return _error(413, f"the request body is larger than {limit} bytes")
+                return _error(413, f"the request body is larger than {limit} bytes", close=True)
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                return _error(413, f"the request body is larger than {limit} bytes")
+                return _error(413, f"the request body is larger than {limit} bytes", close=True)
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -308,8 +381,14 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(content, status_code=status, media_type="application/json")
 
 
-def _error(status: int, message: str, *, www_authenticate: str | None = None) -> Response:
-    """The spec's error body: a message string (plain text)."""
+def _error(
+    status: int, message: str, *, www_authenticate: str | None = None, close: bool = False
+) -> Response:
+    """The spec's error body: a message string (plain text).
+
+    ``close`` when the request body may be left unread: the connection then cannot
+    carry another request, and the client cannot go on uploading into it.
+    """
     text = message if len(message) <= _MAX_ERROR_CHARS else message[:_MAX_ERROR_CHARS] + "..."
     response = Response(
         text.encode("utf-8", "backslashreplace"),
@@ -318,4 +397,6 @@ def _error(status: int, message: str, *, www_authenticate: str | None = None) ->
     )
     if www_authenticate is not None:
         response.headers["www-authenticate"] = www_authenticate
+    if close:
+        response.headers["connection"] = "close"
     return response

@@ -36,6 +36,7 @@ _KEYS = frozenset(
         "include_reasons",
         "max_body_bytes",
         "request_timeout_seconds",
+        "max_requests_in_flight",
         "max_evaluations",
         "search_max_results",
         "entities",
@@ -211,6 +212,11 @@ class ServerConfig:
     they come from the ``entities`` key of the policy data.
     ``base_url``: the ``policy_decision_point`` identifier published in the metadata;
     without it the URL the caller used is reflected.
+    ``request_timeout``: seconds a request may take once the app has its headers:
+    reading the body (408 past it) and deciding (503); ``zerotrust serve`` also gives
+    the headers this long to arrive.
+    ``max_requests_in_flight``: API requests being read or decided at once; beyond it
+    the server answers 503 with ``Retry-After`` without reading the body.
     ``decision_log``: a JSON-lines file that ``zerotrust serve`` logs decisions to.
     ``identity``: verify a user token the PEP forwards (see :class:`IdentityConfig`);
     the PDP given to :func:`create_app` must then be built with the matching ``identity=``.
@@ -221,6 +227,7 @@ class ServerConfig:
     include_reasons: bool = True
     max_body_bytes: int = 1024 * 1024
     request_timeout: float = 5.0
+    max_requests_in_flight: int = 256
     max_evaluations: int = 1000
     search_max_results: int = 1000
     entities_file: str | None = None
@@ -249,7 +256,12 @@ def _check(config: ServerConfig) -> list[str]:
             "no bearer secret configured: set bearer_secrets (or bearer_secrets_file), "
             "or run with --insecure-local for loopback-only development"
         )
-    for name in ("max_body_bytes", "max_evaluations", "search_max_results"):
+    for name in (
+        "max_body_bytes",
+        "max_requests_in_flight",
+        "max_evaluations",
+        "search_max_results",
+    ):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             problems.append(f"{name} must be a positive whole number, not {value!r}")
