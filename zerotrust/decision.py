@@ -136,6 +136,10 @@ class StepUp:
 
     def merge(self, other: StepUp) -> StepUp:
         """Union of acr values in first-seen order; the stricter (smaller) max_age."""
+        if not other.acr_values and other.max_age is None:
+            return self  # nothing to add (and no need to check the values again)
+        if not self.acr_values and self.max_age is None:
+            return other
         acr = self.acr_values + tuple(v for v in other.acr_values if v not in self.acr_values)
         ages = [a for a in (self.max_age, other.max_age) if a is not None]
         return StepUp(acr_values=acr, max_age=min(ages) if ages else None)
