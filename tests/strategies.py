@@ -1661,3 +1661,189 @@ def upload_plans(draw: st.DrawFn, valid: bytes, max_pause: float = 0.02) -> Uplo
         draw(st.lists(st.floats(0, max_pause), min_size=len(chunks), max_size=len(chunks)))
     )
     return UploadPlan(body, chunks, pauses, ending)
+
+
+# ---------------------------------------------------------------------------------------
+# Behaviour stores, round 2: subject identities for the Redis key encoding, tracked
+# values both stores must tell apart alike, and values for every BehaviorConfig field.
+# (tests/test_behavior_keys.py and tests/test_behavior_config.py)
+# ---------------------------------------------------------------------------------------
+
+import math  # noqa: E402  (kept with the block it serves)
+
+__all__ += [
+    "CONFIG_FIELDS",
+    "config_changes",
+    "subject_pairs",
+    "tracked_value_sequences",
+]
+
+#: Characters that matter to the key encoding: the separator, the escape character and
+#: what it escapes to, braces (Cluster hash tags), lone surrogates, NUL, non-ASCII.
+_KEY_CHARS = st.sampled_from([*":{}%3Aa257BDx\\ ", "\ud800", "\udfff", "\x00", "é", "\U0001f600"])
+_SUBJECT_PARTS = st.text(alphabet=_KEY_CHARS, max_size=8) | st.sampled_from(
+    ["user", "user:alice", "alice:x", "x", "%3A", "%253A", "a%3Ab", "{user}", "%7B", ""]
+)
+
+
+@st.composite
+def subject_pairs(draw: st.DrawFn) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Two different ``(type, id)`` subjects, often ones whose ``type + ":" + id`` (or
+    escaped form) is the same text split at another ``:``."""
+    if draw(st.booleans()):
+        parts = draw(st.lists(_SUBJECT_PARTS, min_size=3, max_size=5))
+        i, j = draw(st.lists(st.integers(1, len(parts) - 1), min_size=2, max_size=2, unique=True))
+        a = (":".join(parts[:i]), ":".join(parts[i:]))
+        b = (":".join(parts[:j]), ":".join(parts[j:]))
+    else:
+        a = (draw(_SUBJECT_PARTS), draw(_SUBJECT_PARTS))
+        b = (draw(_SUBJECT_PARTS), draw(_SUBJECT_PARTS))
+    if a == b:
+        b = (b[0], b[1] + ":")
+    return a, b
+
+
+#: Device ids whose text forms, hashes or JSON spellings are close: the empty string
+#: and ``'""'``, ``1``/``1.0``/``True``/``"1"``, ``-1``/``-2`` (equal hashes in Python),
+#: ints 2**61 - 1 apart (equal hashes too), a list and its JSON text.
+_TRACKED = st.sampled_from(
+    [
+        "",
+        '""',
+        "1",
+        1,
+        1.0,
+        True,
+        "true",
+        -1,
+        -2,
+        2**61,
+        "[1]",
+        [1],
+        {"a": 1},
+        '{"a":1}',
+        None,
+        "d-1",
+        "\x00",
+        "null",
+    ]
+)
+
+
+def tracked_value_sequences() -> st.SearchStrategy[list[Any]]:
+    """Device ids one subject sends in turn (None: no device)."""
+    return st.lists(_TRACKED, min_size=1, max_size=12)
+
+
+#: Every BehaviorConfig field and the kind of value it takes.
+CONFIG_FIELDS: Mapping[str, str] = {
+    **dict.fromkeys(
+        ("minute_window", "hour_window", "day_window", "seen_lookback", "baseline_lookback"),
+        "seconds",
+    ),
+    **dict.fromkeys(
+        ("buckets", "max_subjects", "max_resources", "max_seen", "breaker_failures"), "count"
+    ),
+    "ttl": "ttl",
+    "on_store_error": "mode",
+    "store_error_acr_values": "acr",
+    "store_error_max_age": "max_age",
+    **dict.fromkeys(("connect_timeout", "timeout", "breaker_reset"), "duration"),
+    "key_prefix": "prefix",
+    "defer_outcomes": "flag",
+}
+
+
+class _FakeStr:
+    """An object that claims to be a str."""
+
+    __class__ = str  # type: ignore[assignment]
+
+
+class _LyingStr(str):
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = str.__hash__
+
+
+class _BigInt(int):
+    def __int__(self) -> int:
+        return 2**100
+
+
+_NUMBERS = st.sampled_from(
+    [
+        0,
+        1,
+        59,
+        60,
+        120,
+        3600,
+        86_400,
+        2_592_000,
+        2**31 - 1,
+        2**31,
+        2**63,
+        -1,
+        -60,
+        0.05,
+        60.0,
+        0.0,
+        -0.5,
+        math.nan,
+        math.inf,
+        -math.inf,
+        1e300,
+        2.0**31,
+    ]
+) | st.integers(-(2**40), 2**40)
+_CONFIG_OTHERS = st.sampled_from(
+    [
+        True,
+        False,
+        None,
+        "60",
+        "deny",
+        "step_up",
+        "evaluate",
+        "DENY",
+        "",
+        "zt",
+        "a{b",
+        "p}",
+        "mfa",
+        "urn:example:loa 2",
+        'a"b',
+        "x" * 256,
+        (),
+        [],
+        ("mfa",),
+        ["mfa", "phr"],
+        ["urn:example:loa 2"],
+        ["mfa", ""],
+        ("mfa", 1),
+        [b"mfa"],
+        {"mfa": 1},
+        b"zt",
+    ]
+).map(lambda v: list(v) if isinstance(v, list) else v)
+
+
+@st.composite
+def config_changes(draw: st.DrawFn) -> dict[str, Any]:
+    """One to three BehaviorConfig fields with values of every kind: in and out of
+    range, of the wrong type, bools for numbers, strs for lists, hostile subclasses."""
+    from zerotrust.behavior.config import StoreErrorMode
+
+    values = (
+        _NUMBERS
+        | _CONFIG_OTHERS
+        | st.sampled_from(list(StoreErrorMode))
+        | st.lists(acr_values, max_size=3)
+        | st.lists(acr_values, max_size=3).map(tuple)
+        | st.sampled_from([_FakeStr(), _LyingStr("deny"), _LyingStr("zt"), _BigInt(60)])
+        | st.sampled_from([[_LyingStr("mfa")], (_FakeStr(),)])
+    )
+    names = draw(st.lists(st.sampled_from(sorted(CONFIG_FIELDS)), min_size=1, max_size=3))
+    return {name: draw(values) for name in names}

@@ -8,7 +8,7 @@ import re
 import pytest
 from conftest import SHARED
 
-from zerotrust import StepUp
+from zerotrust import StepUp, StepUpError
 from zerotrust.web import bearer_challenge, parse_challenges, problem_body, step_up_challenge
 
 EXAMPLES = SHARED / "rfc9470" / "rfc9470-examples.txt"
@@ -58,11 +58,11 @@ def test_step_up_with_both_parameters_round_trips() -> None:
 
 
 def test_description_and_values_cannot_break_out_of_quotes() -> None:
-    header = step_up_challenge(
-        StepUp(acr_values=('a"b', "c\\d", "ok")), description='say "hi"\r\nX-Injected: 1'
-    )
+    with pytest.raises(StepUpError):  # acr values are checked where a StepUp is built
+        StepUp(acr_values=('a"b', "c\\d", "ok"))
+    header = step_up_challenge(StepUp(acr_values=("ok",)), description='say "hi"\r\nX-Injected: 1')
     [c] = parse_challenges(header)
-    assert c.params["acr_values"] == "ab cd ok"
+    assert c.params["acr_values"] == "ok"
     assert "\n" not in header and "\r" not in header
     assert c.params["error_description"] == "say  hi   X-Injected: 1"
 

@@ -20,12 +20,14 @@ from zerotrust.decision import (
 )
 from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.errors import (
+    BehaviorConfigError,
     BehaviorStoreError,
     DecisionLogError,
     Diagnostic,
     IdentityError,
     PolicyError,
     RequestError,
+    StepUpError,
     ZeroTrustError,
 )
 from zerotrust.policy.compile import PolicySet
@@ -37,6 +39,7 @@ __all__ = [
     "AccessRequest",
     "Action",
     "BehaviorConfig",
+    "BehaviorConfigError",
     "BehaviorSource",
     "BehaviorStore",
     "BehaviorStoreError",
@@ -62,6 +65,7 @@ __all__ = [
     "Resource",
     "Risk",
     "StepUp",
+    "StepUpError",
     "StoreErrorMode",
     "Subject",
     "TraceEntry",

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import datetime
 import enum
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from zerotrust._describe import describe
+from zerotrust.errors import StepUpError
+
 __all__ = [
+    "ACR_VALUE",
+    "MAX_AGE_LIMIT",
     "Decision",
     "Effect",
     "EvaluationError",
@@ -19,7 +25,17 @@ __all__ = [
     "Risk",
     "StepUp",
     "TraceEntry",
+    "acr_values_problem",
+    "max_age_problem",
 ]
+
+#: One acr value. They travel space-separated (OpenID Connect Core 3.1.2.1, RFC 9470
+#: section 3) inside a quoted WWW-Authenticate parameter (RFC 6750 section 3): each is a
+#: run of RFC 6749 NQCHAR (printable ASCII except space, double quote and backslash).
+ACR_VALUE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,255}\Z")
+#: OpenID Connect ``max_age`` is seconds; receivers commonly read it as a signed 32-bit int.
+MAX_AGE_LIMIT = 2**31 - 1
+_SHOWN = 60
 
 
 class Effect(enum.StrEnum):
@@ -53,15 +69,77 @@ class Risk:
         return {"score": self.score, "signals": list(self.signals)}
 
 
+def _shown(value: Any) -> str:
+    """A value for an error message: a string's text (bounded), else its kind."""
+    if type(value) is not str:
+        return describe(value, mapping="a mapping", sequence="a list")
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+def acr_values_problem(values: Any) -> str | None:
+    """Why ``values`` cannot be sent as ``acr_values``, or None when it can: it must be
+    a list or tuple (a bare string is refused, not split) of :data:`ACR_VALUE` tokens.
+    The text completes a sentence that starts with the field's name."""
+    if type(values) is not list and type(values) is not tuple:
+        return f"must be a list of acr values, not {_shown(values)}"
+    for value in values:
+        if type(value) is not str or not ACR_VALUE.match(value):
+            return (
+                f"entry {_shown(value)} must be one token of printable ASCII without spaces, "
+                "quotes or backslashes (RFC 6749 NQCHAR, 1 to 255 characters): the values "
+                "are sent space-separated"
+            )
+    return None
+
+
+def max_age_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be sent as ``max_age``, or None when it can (None or an
+    exact ``int`` from 0 to :data:`MAX_AGE_LIMIT` seconds; never a bool or float)."""
+    if value is None or (type(value) is int and 0 <= value <= MAX_AGE_LIMIT):
+        return None
+    shown = repr(value) if type(value) in (int, float, bool) else _shown(value)
+    return f"must be a whole number of seconds from 0 to {MAX_AGE_LIMIT} or None, not {shown}"
+
+
+def _acr_tuple(values: Any) -> Any:
+    """A list becomes a tuple; anything else is left for the validator to refuse."""
+    return tuple(values) if type(values) is list else values
+
+
+def _check_acr(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    problem = acr_values_problem(value)
+    if problem is not None:
+        raise StepUpError(f"StepUp.{attribute.name} {problem}")
+
+
+def _check_max_age(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    problem = max_age_problem(value)
+    if problem is not None:
+        raise StepUpError(f"StepUp.{attribute.name} {problem}")
+
+
 @attrs.frozen
 class StepUp:
-    """What the caller must prove again: OpenID ``acr_values`` and a maximum auth age."""
+    """What the caller must prove again: OpenID ``acr_values`` and a maximum auth age.
 
-    acr_values: tuple[str, ...] = ()
-    max_age: int | None = None
+    Both end up in a ``WWW-Authenticate`` challenge (RFC 9470) and in AuthZEN replies,
+    so they are checked here, whoever builds one: ``acr_values`` a list or tuple of
+    :data:`ACR_VALUE` tokens, ``max_age`` None or whole seconds from 0 to
+    :data:`MAX_AGE_LIMIT`. Raises :class:`~zerotrust.errors.StepUpError` otherwise.
+    """
+
+    acr_values: tuple[str, ...] = attrs.field(
+        default=(), converter=_acr_tuple, validator=_check_acr
+    )
+    max_age: int | None = attrs.field(default=None, validator=_check_max_age)
 
     def merge(self, other: StepUp) -> StepUp:
         """Union of acr values in first-seen order; the stricter (smaller) max_age."""
+        if not other.acr_values and other.max_age is None:
+            return self  # nothing to add (and no need to check the values again)
+        if not self.acr_values and self.max_age is None:
+            return other
         acr = self.acr_values + tuple(v for v in other.acr_values if v not in self.acr_values)
         ages = [a for a in (self.max_age, other.max_age) if a is not None]
         return StepUp(acr_values=acr, max_age=min(ages) if ages else None)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import attrs
 
 __all__ = [
+    "BehaviorConfigError",
     "BehaviorStoreError",
     "DecisionLogError",
     "Diagnostic",
     "IdentityError",
     "PolicyError",
     "RequestError",
+    "StepUpError",
     "ZeroTrustError",
 ]
 
@@ -86,6 +88,22 @@ class IdentityError(ZeroTrustError, ValueError):
         if code is not None:
             self.code = code
         super().__init__(message)
+
+
+class StepUpError(ZeroTrustError, ValueError):
+    """A :class:`~zerotrust.decision.StepUp` was given values a challenge cannot carry
+    (an acr value that is not one RFC 6749 NQCHAR token, a ``max_age`` out of range).
+
+    Raised where the step-up is built, so nothing malformed reaches a header.
+    """
+
+
+class BehaviorConfigError(ZeroTrustError, ValueError):
+    """A :class:`~zerotrust.behavior.config.BehaviorConfig` field is out of its range
+    or of the wrong type; the message names the field and what it must be.
+
+    Raised when the configuration is constructed, never later by a store.
+    """
 
 
 class BehaviorStoreError(ZeroTrustError, RuntimeError):

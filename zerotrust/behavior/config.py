@@ -9,17 +9,21 @@ window at 1/60 granularity, the coarsest the features promise.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+import math
 from typing import Any
 
 import attrs
 
-from zerotrust.decision import StepUp
-from zerotrust.errors import ZeroTrustError
+from zerotrust.decision import StepUp, acr_values_problem, max_age_problem
+from zerotrust.errors import BehaviorConfigError
 
 __all__ = ["BehaviorConfig", "ConfiguredStore", "StoreErrorMode"]
 
 MIN_BUCKETS = 60
+#: The largest number any field takes: Redis receives these as script arguments and
+#: EXPIRE times, sockets as timeouts; 2**31 - 1 seconds is about 68 years.
+LIMIT = 2**31 - 1
+_SHOWN = 60
 
 
 class StoreErrorMode(enum.StrEnum):
@@ -34,20 +38,84 @@ class StoreErrorMode(enum.StrEnum):
     EVALUATE = "evaluate"
 
 
-def _positive(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ZeroTrustError(f"BehaviorConfig.{attribute.name} must be positive, not {value!r}")
+def _shown(value: Any) -> str:
+    """A value for a message: told by its exact type, so no caller code runs."""
+    if type(value) in (int, float, bool) or value is None:
+        return repr(value)
+    if type(value) is str:
+        text = repr(value)
+        return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+    # A class name may be a str subclass: read its data, not its methods.
+    return f"a {str.__str__(type(value).__name__)}"
+
+
+def _refuse(attribute: attrs.Attribute[Any], what: str, value: Any) -> BehaviorConfigError:
+    return BehaviorConfigError(
+        f"BehaviorConfig.{attribute.name} must be {what}, not {_shown(value)}"
+    )
+
+
+def _seconds(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """A number of seconds > 0: an exact int or a finite float (timeouts, resets)."""
+    if type(value) not in (int, float) or not (0 < value <= LIMIT and math.isfinite(value)):
+        raise _refuse(attribute, f"a number of seconds above 0 and at most {LIMIT}", value)
 
 
 def _whole_seconds(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ZeroTrustError(
-            f"BehaviorConfig.{attribute.name} must be a whole number of seconds >= 1, not {value!r}"
-        )
+    if type(value) is not int or not 1 <= value <= LIMIT:
+        raise _refuse(attribute, f"a whole number of seconds from 1 to {LIMIT}", value)
 
 
-def _strings(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(values)
+def _count(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if type(value) is not int or not 1 <= value <= LIMIT:
+        raise _refuse(attribute, f"a whole number from 1 to {LIMIT}", value)
+
+
+def _ttl(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        _whole_seconds(instance, attribute, value)
+
+
+def _mode(value: Any) -> StoreErrorMode:
+    """``on_store_error`` from a member or its value; anything else is refused."""
+    if type(value) is StoreErrorMode:
+        return value
+    if type(value) is str and value in StoreErrorMode._value2member_map_:
+        return StoreErrorMode(value)
+    choices = ", ".join(m.value for m in StoreErrorMode)
+    raise BehaviorConfigError(
+        f"BehaviorConfig.on_store_error must be one of {choices}, not {_shown(value)}"
+    )
+
+
+def _acr_values(values: Any) -> Any:
+    """A list or tuple of strings as a tuple, duplicates dropped (first kept); anything
+    else is left for the validator to refuse (a bare string is never split)."""
+    if type(values) in (list, tuple) and all(type(v) is str for v in values):
+        return tuple(dict.fromkeys(values))
+    return values
+
+
+def _check_acr_values(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    problem = acr_values_problem(value)
+    if problem is not None:
+        raise BehaviorConfigError(f"BehaviorConfig.{attribute.name} {problem}")
+
+
+def _check_max_age(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    problem = max_age_problem(value)
+    if problem is not None:
+        raise BehaviorConfigError(f"BehaviorConfig.{attribute.name} {problem}")
+
+
+def _key_prefix(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if type(value) is not str or not value or "{" in value or "}" in value:
+        raise _refuse(attribute, "a non-empty string without braces", value)
+
+
+def _flag(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if type(value) is not bool:
+        raise _refuse(attribute, "True or False", value)
 
 
 @attrs.frozen
@@ -55,64 +123,77 @@ class BehaviorConfig:
     """Window lengths, lookbacks, bounds, timeouts and the fault policy.
 
     Times are in seconds. The feature names keep their default spans (``requests_1h``
-    is the ``hour_window``, whatever its length) so policies need not change.
+    is the ``hour_window``, whatever its length) so policies need not change. Every
+    field is checked here, by exact type (a bool is no number, a str no list) and
+    range; :class:`~zerotrust.errors.BehaviorConfigError` names the first field that
+    is wrong and what it must be.
     """
 
     minute_window: int = attrs.field(default=60, validator=_whole_seconds)
     hour_window: int = attrs.field(default=3600, validator=_whole_seconds)
     day_window: int = attrs.field(default=86_400, validator=_whole_seconds)
     #: Buckets per window (>= 60); each window's length must divide by it.
-    buckets: int = attrs.field(default=60, validator=_whole_seconds)
+    buckets: int = attrs.field(default=60, validator=_count)
     #: How far back a device, IP or country still counts as seen (hourly buckets).
     seen_lookback: int = attrs.field(default=30 * 86_400, validator=_whole_seconds)
     #: How far back the hourly baseline looks, excluding the current hour.
     baseline_lookback: int = attrs.field(default=14 * 86_400, validator=_whole_seconds)
     #: Memory store: subjects kept (least recently used evicted first).
-    max_subjects: int = attrs.field(default=100_000, validator=_whole_seconds)
+    max_subjects: int = attrs.field(default=100_000, validator=_count)
     #: Distinct resources remembered per subject for ``distinct_resources_1h`` (the
     #: feature saturates here; keep it above any threshold your policies use).
-    max_resources: int = attrs.field(default=1_000, validator=_whole_seconds)
+    max_resources: int = attrs.field(default=1_000, validator=_count)
     #: Distinct devices, IPs and countries remembered per subject (each).
-    max_seen: int = attrs.field(default=32, validator=_whole_seconds)
+    max_seen: int = attrs.field(default=32, validator=_count)
     #: A subject idle this long is forgotten (memory) or expires (Redis keys). At least
     #: the longest lookback, so nothing that still counts is dropped.
-    ttl: int | None = attrs.field(default=None)
+    ttl: int | None = attrs.field(default=None, validator=_ttl)
     #: What the PDP does when the store cannot be reached.
-    on_store_error: StoreErrorMode = attrs.field(
-        default=StoreErrorMode.DENY, converter=StoreErrorMode
+    on_store_error: StoreErrorMode = attrs.field(default=StoreErrorMode.DENY, converter=_mode)
+    #: The step-up asked for under ``on_store_error = step_up``: a list of RFC 6749
+    #: NQCHAR tokens (sent space-separated) and a max_age from 0 to 2**31 - 1 seconds.
+    store_error_acr_values: tuple[str, ...] = attrs.field(
+        default=(), converter=_acr_values, validator=_check_acr_values
     )
-    #: The step-up asked for under ``on_store_error = step_up``.
-    store_error_acr_values: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    store_error_max_age: int | None = None
+    store_error_max_age: int | None = attrs.field(default=None, validator=_check_max_age)
     #: Redis: connect and read timeouts (seconds).
-    connect_timeout: float = attrs.field(default=0.05, validator=_positive)
-    timeout: float = attrs.field(default=0.05, validator=_positive)
+    connect_timeout: float = attrs.field(default=0.05, validator=_seconds)
+    timeout: float = attrs.field(default=0.05, validator=_seconds)
     #: Redis: consecutive failures that open the circuit breaker, and how long it
     #: stays open (seconds, real time) before one trial request.
-    breaker_failures: int = attrs.field(default=3, validator=_whole_seconds)
-    breaker_reset: float = attrs.field(default=2.0, validator=_positive)
+    breaker_failures: int = attrs.field(default=3, validator=_count)
+    breaker_reset: float = attrs.field(default=2.0, validator=_seconds)
     #: Redis: key prefix (keys are ``{prefix}:{<subject>}:<part>``).
-    key_prefix: str = "zt"
+    key_prefix: str = attrs.field(default="zt", validator=_key_prefix)
     #: Redis: send a decision's outcome with the next call (one round trip per
     #: decision) instead of on its own round trip.
-    defer_outcomes: bool = True
+    defer_outcomes: bool = attrs.field(default=True, validator=_flag)
+    #: The step-up built from the two fields above (built once, not per decision).
+    store_error_step_up: StepUp = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.buckets < MIN_BUCKETS:
-            raise ZeroTrustError(f"BehaviorConfig.buckets must be >= {MIN_BUCKETS}")
+            raise BehaviorConfigError(
+                f"BehaviorConfig.buckets must be at least {MIN_BUCKETS}, not {self.buckets}"
+            )
         for name in ("minute_window", "hour_window", "day_window"):
             if getattr(self, name) % self.buckets:
-                raise ZeroTrustError(
+                raise BehaviorConfigError(
                     f"BehaviorConfig.{name} ({getattr(self, name)} s) must divide into "
                     f"{self.buckets} whole-second buckets"
                 )
         if self.ttl is not None and self.ttl < self.longest:
-            raise ZeroTrustError(
+            raise BehaviorConfigError(
                 f"BehaviorConfig.ttl ({self.ttl} s) must be at least the longest lookback "
                 f"({self.longest} s)"
             )
-        if "{" in self.key_prefix or "}" in self.key_prefix:
-            raise ZeroTrustError("BehaviorConfig.key_prefix must not contain braces")
+        if self.effective_ttl > LIMIT:
+            raise BehaviorConfigError(
+                f"BehaviorConfig.baseline_lookback ({self.baseline_lookback} s) plus the "
+                f"current hour must be at most {LIMIT} s"
+            )
+        step_up = StepUp(self.store_error_acr_values, self.store_error_max_age)
+        object.__setattr__(self, "store_error_step_up", step_up)
 
     @property
     def longest(self) -> int:
@@ -153,4 +234,4 @@ class ConfiguredStore:
 
     @property
     def store_error_step_up(self) -> StepUp:
-        return StepUp(self._config.store_error_acr_values, self._config.store_error_max_age)
+        return self._config.store_error_step_up

@@ -23,6 +23,7 @@ __all__ = [
     "Outcome",
     "counted_records",
     "outcome_of",
+    "subject_of",
     "tracked_text",
 ]
 
@@ -76,9 +77,22 @@ def counted_records(context: Mapping[str, Any]) -> int:
     return min(value, MAX_RECORDS)
 
 
+def subject_of(request: AccessRequest) -> tuple[str, str]:
+    """The subject a store keeps history for: ``(type, id)``, both exact strings.
+
+    Raises :class:`BehaviorStoreError` otherwise (only a request built without
+    :meth:`AccessRequest.from_mapping` can hold anything else), so no two subjects
+    share a history through a value's text form."""
+    kind, ident = request.subject.type, request.subject.id
+    if type(kind) is not str or type(ident) is not str:
+        raise BehaviorStoreError("subject.type and subject.id must be strings to be tracked")
+    return kind, ident
+
+
 def tracked_text(value: Any, field: str) -> str | None:
     """A tracked value (device id, IP, country, resource) as text: a str as it is,
-    anything else as compact JSON, None as None.
+    anything else as compact JSON, None as None. Both stores identify a value by this
+    text (so the device ``1`` is the device ``"1"``, and ``1.0`` another one).
 
     Raises :class:`BehaviorStoreError` naming ``field`` for a value JSON cannot hold
     (only a request built without :meth:`AccessRequest.from_mapping` has one)."""

@@ -9,7 +9,6 @@ a decision holds it for a few microseconds.
 from __future__ import annotations
 
 import datetime
-import json
 import threading
 from array import array
 from collections import OrderedDict
@@ -18,9 +17,14 @@ from typing import Any, NamedTuple
 
 from zerotrust.behavior._windows import Column, Hours, Recent, Seen, State, Window, bucket
 from zerotrust.behavior.config import BehaviorConfig, ConfiguredStore
-from zerotrust.behavior.features import Outcome, counted_records, outcome_of
+from zerotrust.behavior.features import (
+    Outcome,
+    counted_records,
+    outcome_of,
+    subject_of,
+    tracked_text,
+)
 from zerotrust.decision import Decision
-from zerotrust.errors import BehaviorStoreError
 from zerotrust.request import AccessRequest
 
 __all__ = ["MemoryBehaviorStore"]
@@ -78,22 +82,12 @@ _SEEN_FIELDS = ("device.id", "context.ip", "context.country")
 
 
 def _hash(kind: int, value: Any, field: str) -> int | None:
-    """A tracked value's hash (None when absent); raises ``BehaviorStoreError`` naming
-    ``field`` for a value that cannot be tracked, before the store is touched."""
-    if value is None:
-        return None
-    if isinstance(value, str | int | float):
-        return hash((kind, value))
-    try:
-        if not isinstance(value, dict | list):
-            raise TypeError(type(value).__name__)
-        return hash((kind, json.dumps(value, sort_keys=True)))
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise BehaviorStoreError(f"{field} cannot be tracked: not JSON data") from exc
-
-
-def _key(request: AccessRequest) -> tuple[str, str]:
-    return (request.subject.type, request.subject.id)
+    """A tracked value's hash (None when absent), taken over its text as Redis keeps
+    it, so both stores tell the same values apart (and ``hash(-1) == hash(-2)`` never
+    merges two devices); raises ``BehaviorStoreError`` naming ``field`` for a value
+    that cannot be tracked, before the store is touched."""
+    text = tracked_text(value, field)
+    return None if text is None else hash((kind, text))
 
 
 class MemoryBehaviorStore(ConfiguredStore):
@@ -130,7 +124,7 @@ class MemoryBehaviorStore(ConfiguredStore):
         """Record the request and return its subject's features, counting it."""
         context, device = request.context, request.device
         return self.observe(
-            _key(request),
+            subject_of(request),
             now.timestamp(),
             counted_records(context),
             hash((request.resource.type, request.resource.id)),
@@ -141,11 +135,11 @@ class MemoryBehaviorStore(ConfiguredStore):
         """Apply a decision's outcome (denials, step-ups; records taken back)."""
         outcome = outcome_of(request, decision)
         if outcome is not None:
-            self.apply(_key(request), outcome)
+            self.apply(subject_of(request), outcome)
 
     def record_access(self, request: AccessRequest, at: datetime.datetime, records: int) -> None:
         """Add ``records`` (negative: a correction) to the subject's counts at ``at``."""
-        self.apply(_key(request), Outcome(at.timestamp(), records, 0, 0), create=True)
+        self.apply(subject_of(request), Outcome(at.timestamp(), records, 0, 0), create=True)
 
     def observe(
         self,

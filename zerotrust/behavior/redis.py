@@ -46,6 +46,7 @@ from zerotrust.behavior.features import (
     Outcome,
     counted_records,
     outcome_of,
+    subject_of,
     tracked_text,
 )
 from zerotrust.decision import Decision
@@ -83,10 +84,17 @@ class _Batch(NamedTuple):
 
 
 def _tag(request: AccessRequest) -> bytes:
-    """The subject's hash tag: braces escaped so Cluster hashes exactly this. Any str
-    encodes (a lone surrogate too, injectively), so no subject id can fail here."""
-    raw = f"{request.subject.type}:{request.subject.id}"
-    return _bytes(raw.replace("%", "%25").replace("{", "%7B").replace("}", "%7D"))
+    """The subject's hash tag ``<type>:<id>``, each part percent-escaped (``%``, ``:``,
+    ``{``, ``}``): one ``:`` splits the parts, so two subjects never share a tag (the
+    type ``user:alice`` with id ``x`` is not the type ``user`` with id ``alice:x``),
+    and no brace lets Cluster hash anything else. Any str encodes (a lone surrogate
+    too, injectively), so no subject can fail here."""
+    kind, ident = subject_of(request)
+    return _bytes(f"{_escaped(kind)}:{_escaped(ident)}")
+
+
+def _escaped(text: str) -> str:
+    return text.replace("%", "%25").replace(":", "%3A").replace("{", "%7B").replace("}", "%7D")
 
 
 def _bytes(text: str) -> bytes:
@@ -94,11 +102,12 @@ def _bytes(text: str) -> bytes:
 
 
 def _arg(value: Any, field: str) -> bytes:
-    """A tracked value as a script argument (``b""`` is "absent")."""
+    """A tracked value as a script argument: ``b""`` is "absent", and the empty string
+    is ``b"\xff"``, which no str encodes to (so it is neither absent nor ``'""'``)."""
     text = tracked_text(value, field)
     if text is None:
         return b""
-    return _bytes(text) or b'""'
+    return _bytes(text) or b"\xff"
 
 
 def _shown(tag: bytes) -> str:

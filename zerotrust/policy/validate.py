@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 from zerotrust._describe import describe
-from zerotrust.decision import Effect, Obligation, StepUp
+from zerotrust.decision import ACR_VALUE, MAX_AGE_LIMIT, Effect, Obligation, StepUp
 from zerotrust.errors import Diagnostic
 from zerotrust.policy.located import LNode
 from zerotrust.policy.model import CelSource, PolicySpec, RuleSpec, SignalSpec, Target
@@ -20,12 +20,6 @@ from zerotrust.policy.model import CelSource, PolicySpec, RuleSpec, SignalSpec, 
 __all__ = ["NAME_PATTERN", "Condition", "Validated", "validate_policy"]
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
-# acr values travel space-separated (OpenID Connect Core 3.1.2.1, RFC 9470 section 3)
-# inside a quoted WWW-Authenticate parameter (RFC 6750 section 3): each one is a run of
-# RFC 6749 NQCHAR (printable ASCII except space, double quote and backslash).
-_ACR_VALUE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,255}\Z")
-#: OpenID Connect max_age is seconds; receivers commonly read it as a signed 32-bit int.
-MAX_AGE_LIMIT = 2**31 - 1
 _SHOWN = 60
 _POLICY_KEYS = ("policy", "description", "target", "signals", "rules")
 _TARGET_KEYS = ("resources", "actions")
@@ -350,7 +344,7 @@ def _acr_values(node: LNode | None, out: _Collector) -> tuple[str, ...]:
         return ()
     items = node.value if isinstance(node.value, list) else [node]
     for item in items:
-        if not _ACR_VALUE.match(item.value):
+        if not ACR_VALUE.match(item.value):
             out.add(
                 item,
                 f"step_up.acr_values entry {_shown(item)} must be one token of printable ASCII "
