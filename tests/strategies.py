@@ -1661,3 +1661,140 @@ def upload_plans(draw: st.DrawFn, valid: bytes, max_pause: float = 0.02) -> Uplo
         draw(st.lists(st.floats(0, max_pause), min_size=len(chunks), max_size=len(chunks)))
     )
     return UploadPlan(body, chunks, pauses, ending)
+
+
+# === web and obligations: built-in obligation parameters, @require's arguments ==========
+# (strategies for tests/test_web_obligations.py and tests/test_web_decorator.py; one block
+# to ease merging)
+
+__all__ += [  # extended here, so that this block merges on its own
+    "obligation_payloads",
+    "obligation_specs",
+    "require_parts",
+]
+
+#: Key names for obligations and payloads: some overlap, one is a path, one is empty.
+_OB_KEYS = ("card", "ssn", "items", "name", "email", "customer.card", "")
+_OB_PLAIN = st.text(alphabet="abc._ 1", max_size=5)
+_OB_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 6)
+    | st.sampled_from([0, 2**31 - 1, 2**31, 2**63, -(2**40)])
+    | st.floats(allow_nan=False, allow_infinity=False, width=32)
+    | st.sampled_from(["1e3", "4", "****", "x"])
+    | _OB_PLAIN
+)
+_OB_FIELDS = (
+    st.sampled_from(_OB_KEYS)
+    | st.lists(st.sampled_from(_OB_KEYS), max_size=3)
+    | st.lists(_OB_SCALARS | st.dictionaries(_OB_PLAIN, _OB_SCALARS, max_size=1), max_size=2)
+    | _OB_SCALARS
+)
+_OB_PARAMS: Mapping[str, Any] = {
+    "fields": _OB_FIELDS,
+    "keep_last": _OB_SCALARS,
+    "replacement": _OB_SCALARS,
+    "max": _OB_SCALARS,
+    "field": st.sampled_from(_OB_KEYS) | _OB_SCALARS,
+    "max_rows": st.integers(1, 5),  # a plausible typo of a real parameter
+    "text": _OB_PLAIN,
+}
+
+
+_OB_NAMES = st.sampled_from(["card", "ssn", "items", "name", "email"])
+#: Right values for each parameter; a valid spec uses only these.
+_OB_RIGHT: Mapping[str, Any] = {
+    "fields": _OB_NAMES | st.lists(_OB_NAMES, min_size=1, max_size=3),
+    "keep_last": st.integers(0, 12),
+    "replacement": _OB_PLAIN,
+    "max": st.integers(1, 8),
+    "field": st.sampled_from(["items", "items", "data", "card"]),
+}
+_OB_OWN: Mapping[str, tuple[str, ...]] = {
+    "mask": ("fields", "keep_last", "replacement"),
+    "tokenize": ("fields",),
+    "limit": ("max", "field"),
+}
+_OB_REQUIRED = {"mask": "fields", "tokenize": "fields", "limit": "max"}
+
+
+@st.composite
+def obligation_specs(draw: st.DrawFn) -> dict[str, Any]:
+    """One built-in obligation as a policy writes it: ``{"type": ..., **params}``.
+
+    Half are right (the required key, optional keys with right values); the others
+    have a wrong value (negative, bool, float, a string, a path, a mapping, 2**31),
+    a missing required key or an unknown key (another type's, or ``max_rows``).
+    """
+    kind = draw(st.sampled_from(sorted(_OB_OWN)))
+    own = _OB_OWN[kind]
+    optional = [n for n in own if n != _OB_REQUIRED[kind]]
+    extra = st.lists(st.sampled_from(optional), unique=True) if optional else st.just([])
+    names = [_OB_REQUIRED[kind], *draw(extra)]
+    spec: dict[str, Any] = {"type": kind}
+    for name in names:
+        spec[name] = draw(_OB_RIGHT[name])
+    fault = draw(st.sampled_from(["none", "none", "value", "missing", "unknown"]))
+    if fault == "value":
+        name = draw(st.sampled_from(own))
+        spec[name] = draw(_OB_PARAMS[name])
+    elif fault == "missing":
+        del spec[_OB_REQUIRED[kind]]
+    elif fault == "unknown":
+        name = draw(st.sampled_from(sorted(set(_OB_PARAMS) - set(own))))
+        spec[name] = draw(_OB_PARAMS[name])
+    return spec
+
+
+_OB_VALUES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 10**12)
+    | st.text(alphabet="0123456789ab", max_size=8)
+)
+_OB_RECORDS = st.recursive(
+    _OB_VALUES,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_OB_KEYS), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
+
+
+def obligation_payloads() -> st.SearchStrategy[Any]:
+    """What a protected function returns: lists of records, ``{"items": [...]}``
+    envelopes (also nested deeper or with the list missing), single records, scalars."""
+    record = st.dictionaries(st.sampled_from(_OB_KEYS), _OB_RECORDS, max_size=4)
+    records = st.lists(record, max_size=6)
+    return (
+        records
+        | records
+        | st.fixed_dictionaries({"items": records, "total": st.integers(0, 9)})
+        | st.fixed_dictionaries({"items": records})
+        | st.fixed_dictionaries({"data": st.fixed_dictionaries({"items": records})})
+        | record
+        | _OB_VALUES
+    )
+
+
+def require_parts(reserved: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    """What a decorated function's arguments supply under a middleware-decided request:
+    a ``context`` whose keys are drawn from ``reserved`` (those the middleware sets) and
+    from others, and sometimes a ``device`` (a claimed posture)."""
+    values = (
+        st.none() | st.booleans() | st.integers(-9, 9) | st.text(alphabet="abc.10:", max_size=9)
+    )
+    keys = st.sampled_from([*reserved, "ticket", "filters", "records"]) | st.text(
+        alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8
+    )
+    device = st.none() | st.fixed_dictionaries(
+        {}, optional={"verified": st.booleans(), "managed": st.booleans()}
+    )
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            "context": st.none() | st.dictionaries(keys, values, max_size=4),
+            "device": device,
+        },
+    )
