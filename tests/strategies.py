@@ -1668,6 +1668,8 @@ def upload_plans(draw: st.DrawFn, valid: bytes, max_pause: float = 0.02) -> Uplo
 # to ease merging)
 
 __all__ += [  # extended here, so that this block merges on its own
+    "OBLIGATION_PARAMS",
+    "OBLIGATION_WRONG_VALUES",
     "obligation_payloads",
     "obligation_specs",
     "require_parts",
@@ -1680,26 +1682,24 @@ _OB_SCALARS = (
     st.none()
     | st.booleans()
     | st.integers(-3, 6)
-    | st.sampled_from([0, 2**31 - 1, 2**31, 2**63, -(2**40)])
     | st.floats(allow_nan=False, allow_infinity=False, width=32)
-    | st.sampled_from(["1e3", "4", "****", "x"])
     | _OB_PLAIN
 )
-_OB_FIELDS = (
-    st.sampled_from(_OB_KEYS)
-    | st.lists(st.sampled_from(_OB_KEYS), max_size=3)
-    | st.lists(_OB_SCALARS | st.dictionaries(_OB_PLAIN, _OB_SCALARS, max_size=1), max_size=2)
-    | _OB_SCALARS
-)
-_OB_PARAMS: Mapping[str, Any] = {
-    "fields": _OB_FIELDS,
-    "keep_last": _OB_SCALARS,
-    "replacement": _OB_SCALARS,
-    "max": _OB_SCALARS,
-    "field": st.sampled_from(_OB_KEYS) | _OB_SCALARS,
-    "max_rows": st.integers(1, 5),  # a plausible typo of a real parameter
-    "text": _OB_PLAIN,
+#: Wrong values of each parameter, at and beyond the bounds and of every wrong type
+#: (drawn from the list first, so that each is tried), then arbitrary scalars.
+OBLIGATION_WRONG_VALUES: Mapping[str, list[Any]] = {
+    "fields": ["", "customer.card", [], [""], ["a.b"], [1], [{"a": 1}], 3, None, {"card": 1}],
+    "keep_last": [-1, 2**31, -(2**40), True, 1.5, "4", "1e3", None, [4]],
+    "replacement": [None, 4, ["x"], True, {"a": "b"}],
+    "max": [0, -1, 2**31, True, 2.0, "3", "1e3", None, [2]],
+    "field": ["", "data.items", 1, None, ["items"], True],
+    "max_rows": [50],  # a plausible typo of a real parameter
+    "text": ["confidential"],
 }
+
+
+def _ob_wrong(name: str) -> st.SearchStrategy[Any]:
+    return st.sampled_from(OBLIGATION_WRONG_VALUES[name]) | _OB_SCALARS
 
 
 _OB_NAMES = st.sampled_from(["card", "ssn", "items", "name", "email"])
@@ -1711,7 +1711,8 @@ _OB_RIGHT: Mapping[str, Any] = {
     "max": st.integers(1, 8),
     "field": st.sampled_from(["items", "items", "data", "card"]),
 }
-_OB_OWN: Mapping[str, tuple[str, ...]] = {
+#: Each built-in obligation type's own parameters.
+OBLIGATION_PARAMS: Mapping[str, tuple[str, ...]] = {
     "mask": ("fields", "keep_last", "replacement"),
     "tokenize": ("fields",),
     "limit": ("max", "field"),
@@ -1727,23 +1728,23 @@ def obligation_specs(draw: st.DrawFn) -> dict[str, Any]:
     have a wrong value (negative, bool, float, a string, a path, a mapping, 2**31),
     a missing required key or an unknown key (another type's, or ``max_rows``).
     """
-    kind = draw(st.sampled_from(sorted(_OB_OWN)))
-    own = _OB_OWN[kind]
+    kind = draw(st.sampled_from(sorted(OBLIGATION_PARAMS)))
+    own = OBLIGATION_PARAMS[kind]
     optional = [n for n in own if n != _OB_REQUIRED[kind]]
     extra = st.lists(st.sampled_from(optional), unique=True) if optional else st.just([])
     names = [_OB_REQUIRED[kind], *draw(extra)]
     spec: dict[str, Any] = {"type": kind}
     for name in names:
         spec[name] = draw(_OB_RIGHT[name])
-    fault = draw(st.sampled_from(["none", "none", "value", "missing", "unknown"]))
+    fault = draw(st.sampled_from(["none", "none", "value", "value", "missing", "unknown"]))
     if fault == "value":
         name = draw(st.sampled_from(own))
-        spec[name] = draw(_OB_PARAMS[name])
+        spec[name] = draw(_ob_wrong(name))
     elif fault == "missing":
         del spec[_OB_REQUIRED[kind]]
     elif fault == "unknown":
-        name = draw(st.sampled_from(sorted(set(_OB_PARAMS) - set(own))))
-        spec[name] = draw(_OB_PARAMS[name])
+        name = draw(st.sampled_from(sorted(set(OBLIGATION_WRONG_VALUES) - set(own))))
+        spec[name] = draw(_OB_RIGHT.get(name, st.sampled_from(OBLIGATION_WRONG_VALUES[name])))
     return spec
 
 

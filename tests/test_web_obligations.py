@@ -11,7 +11,13 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import json_values, obligation_payloads, obligation_specs
+from strategies import (
+    OBLIGATION_PARAMS,
+    OBLIGATION_WRONG_VALUES,
+    json_values,
+    obligation_payloads,
+    obligation_specs,
+)
 
 from zerotrust import Obligation, PolicyDecisionPoint, PolicyError
 from zerotrust.web import (
@@ -346,6 +352,34 @@ def test_malformed_builtin_obligation_is_a_policy_error_at_load_not_a_403_later(
     (diagnostic,) = [d for d in caught.value.diagnostics if message in d.message]
     assert diagnostic.file == "p.yaml" and diagnostic.line == 5 and diagnostic.column > 18
     assert diagnostic.message.startswith(f"obligation {obligation.split()[1].rstrip(',')}:")
+
+
+RIGHT = {"mask": {"fields": ["card"]}, "tokenize": {"fields": ["card"]}, "limit": {"max": 2}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "value"),
+    [
+        (kind, name, value)
+        for kind, names in OBLIGATION_PARAMS.items()
+        for name in names
+        for value in OBLIGATION_WRONG_VALUES[name]
+    ],
+)
+def test_every_wrong_builtin_parameter_is_refused_at_load_and_by_the_pep(
+    kind: str, name: str, value: Any
+) -> None:
+    spec = {"type": kind, **RIGHT[kind], name: value}
+    with pytest.raises(PolicyError) as caught:
+        PolicyDecisionPoint.from_texts({"p.yaml": _policy(spec)})
+    assert any(
+        d.message.startswith(f"obligation {kind}: ") and repr(name) in d.message
+        for d in caught.value.diagnostics
+    )
+    with pytest.raises(ObligationError, match=f"^{kind}: "):
+        ObligationPlan.compile(
+            [Obligation(kind, {**RIGHT[kind], name: value})], tokenizer=TOKENIZER
+        )
 
 
 def test_application_obligation_types_still_load_and_are_refused_unless_handled() -> None:
