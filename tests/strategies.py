@@ -229,7 +229,11 @@ class RuleModel:
                 step_up["max_age"] = self.max_age
             out["step_up"] = step_up
         if self.obligations:
-            out["obligations"] = [{"type": t, "by": self.id} for t in self.obligations]
+            # a built-in type carries its required parameter; "log" is the app's own
+            params = {"mask": {"fields": ["card"]}}
+            out["obligations"] = [
+                {"type": t, **params.get(t, {"by": self.id})} for t in self.obligations
+            ]
         return out
 
 
