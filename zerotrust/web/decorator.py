@@ -67,8 +67,10 @@ def require(
     Under a request the zerotrust middleware decided, what it verified or read from
     HTTP decides: the subject, the device and the context of that request are used,
     and ``context`` may only add keys. ``subject=``, a ``device`` that gives a value,
-    or a ``context`` key the middleware sets (``ip``, ``country``, ``path``... see
-    ``HTTP_CONTEXT_KEYS``, and any key of the request's context) raise
+    or a ``context`` key the middleware sets (``ip``, ``country``, ``time``,
+    ``user_agent``, ``method``, ``path``, ``route``, ``websocket``, ``path_params``,
+    whether or not this request gave them a value, and any other key of the request's
+    context) raise
     :class:`~zerotrust.errors.RequestError` naming it, before the function runs: an
     argument never chooses the client address or the device posture.
 
