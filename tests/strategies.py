@@ -229,7 +229,11 @@ class RuleModel:
                 step_up["max_age"] = self.max_age
             out["step_up"] = step_up
         if self.obligations:
-            out["obligations"] = [{"type": t, "by": self.id} for t in self.obligations]
+            # a built-in type carries its required parameter; "log" is the app's own
+            params = {"mask": {"fields": ["card"]}}
+            out["obligations"] = [
+                {"type": t, **params.get(t, {"by": self.id})} for t in self.obligations
+            ]
         return out
 
 
@@ -1847,3 +1851,141 @@ def config_changes(draw: st.DrawFn) -> dict[str, Any]:
     )
     names = draw(st.lists(st.sampled_from(sorted(CONFIG_FIELDS)), min_size=1, max_size=3))
     return {name: draw(values) for name in names}
+
+
+# === web and obligations: built-in obligation parameters, @require's arguments ==========
+# (strategies for tests/test_web_obligations.py and tests/test_web_decorator.py; one block
+# to ease merging)
+
+__all__ += [  # extended here, so that this block merges on its own
+    "OBLIGATION_PARAMS",
+    "OBLIGATION_WRONG_VALUES",
+    "obligation_payloads",
+    "obligation_specs",
+    "require_parts",
+]
+
+#: Key names for obligations and payloads: some overlap, one is a path, one is empty.
+_OB_KEYS = ("card", "ssn", "items", "name", "email", "customer.card", "")
+_OB_PLAIN = st.text(alphabet="abc._ 1", max_size=5)
+_OB_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 6)
+    | st.floats(allow_nan=False, allow_infinity=False, width=32)
+    | _OB_PLAIN
+)
+#: Wrong values of each parameter, at and beyond the bounds and of every wrong type
+#: (drawn from the list first, so that each is tried), then arbitrary scalars.
+OBLIGATION_WRONG_VALUES: Mapping[str, list[Any]] = {
+    "fields": ["", "customer.card", [], [""], ["a.b"], [1], [{"a": 1}], 3, None, {"card": 1}],
+    "keep_last": [-1, 2**31, -(2**40), True, 1.5, "4", "1e3", None, [4]],
+    "replacement": [None, 4, ["x"], True, {"a": "b"}],
+    "max": [0, -1, 2**31, True, 2.0, "3", "1e3", None, [2]],
+    "field": ["", "data.items", 1, None, ["items"], True],
+    "max_rows": [50],  # a plausible typo of a real parameter
+    "text": ["confidential"],
+}
+
+
+def _ob_wrong(name: str) -> st.SearchStrategy[Any]:
+    return st.sampled_from(OBLIGATION_WRONG_VALUES[name]) | _OB_SCALARS
+
+
+_OB_NAMES = st.sampled_from(["card", "ssn", "items", "name", "email"])
+#: Right values for each parameter; a valid spec uses only these.
+_OB_RIGHT: Mapping[str, Any] = {
+    "fields": _OB_NAMES | st.lists(_OB_NAMES, min_size=1, max_size=3),
+    "keep_last": st.integers(0, 12),
+    "replacement": _OB_PLAIN,
+    "max": st.integers(1, 8),
+    "field": st.sampled_from(["items", "items", "data", "card"]),
+}
+#: Each built-in obligation type's own parameters.
+OBLIGATION_PARAMS: Mapping[str, tuple[str, ...]] = {
+    "mask": ("fields", "keep_last", "replacement"),
+    "tokenize": ("fields",),
+    "limit": ("max", "field"),
+}
+_OB_REQUIRED = {"mask": "fields", "tokenize": "fields", "limit": "max"}
+
+
+@st.composite
+def obligation_specs(draw: st.DrawFn) -> dict[str, Any]:
+    """One built-in obligation as a policy writes it: ``{"type": ..., **params}``.
+
+    Half are right (the required key, optional keys with right values); the others
+    have a wrong value (negative, bool, float, a string, a path, a mapping, 2**31),
+    a missing required key or an unknown key (another type's, or ``max_rows``).
+    """
+    kind = draw(st.sampled_from(sorted(OBLIGATION_PARAMS)))
+    own = OBLIGATION_PARAMS[kind]
+    optional = [n for n in own if n != _OB_REQUIRED[kind]]
+    extra = st.lists(st.sampled_from(optional), unique=True) if optional else st.just([])
+    names = [_OB_REQUIRED[kind], *draw(extra)]
+    spec: dict[str, Any] = {"type": kind}
+    for name in names:
+        spec[name] = draw(_OB_RIGHT[name])
+    fault = draw(st.sampled_from(["none", "none", "value", "value", "missing", "unknown"]))
+    if fault == "value":
+        name = draw(st.sampled_from(own))
+        spec[name] = draw(_ob_wrong(name))
+    elif fault == "missing":
+        del spec[_OB_REQUIRED[kind]]
+    elif fault == "unknown":
+        name = draw(st.sampled_from(sorted(set(OBLIGATION_WRONG_VALUES) - set(own))))
+        spec[name] = draw(_OB_RIGHT.get(name, st.sampled_from(OBLIGATION_WRONG_VALUES[name])))
+    return spec
+
+
+_OB_VALUES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 10**12)
+    | st.text(alphabet="0123456789ab", max_size=8)
+)
+_OB_RECORDS = st.recursive(
+    _OB_VALUES,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_OB_KEYS), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
+
+
+def obligation_payloads() -> st.SearchStrategy[Any]:
+    """What a protected function returns: lists of records, ``{"items": [...]}``
+    envelopes (also nested deeper or with the list missing), single records, scalars."""
+    record = st.dictionaries(st.sampled_from(_OB_KEYS), _OB_RECORDS, max_size=4)
+    records = st.lists(record, max_size=6)
+    return (
+        records
+        | records
+        | st.fixed_dictionaries({"items": records, "total": st.integers(0, 9)})
+        | st.fixed_dictionaries({"items": records})
+        | st.fixed_dictionaries({"data": st.fixed_dictionaries({"items": records})})
+        | record
+        | _OB_VALUES
+    )
+
+
+def require_parts(reserved: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    """What a decorated function's arguments supply under a middleware-decided request:
+    a ``context`` whose keys are drawn from ``reserved`` (those the middleware sets) and
+    from others, and sometimes a ``device`` (a claimed posture)."""
+    values = (
+        st.none() | st.booleans() | st.integers(-9, 9) | st.text(alphabet="abc.10:", max_size=9)
+    )
+    keys = st.sampled_from([*reserved, "ticket", "filters", "records"]) | st.text(
+        alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8
+    )
+    device = st.none() | st.fixed_dictionaries(
+        {}, optional={"verified": st.booleans(), "managed": st.booleans()}
+    )
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            "context": st.none() | st.dictionaries(keys, values, max_size=4),
+            "device": device,
+        },
+    )

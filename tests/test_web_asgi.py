@@ -308,6 +308,19 @@ def test_limit_applies_to_list_responses() -> None:
     assert c.get("/doc").json() == [{"secret": "****"}, {"secret": "****"}]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [{"results": list(range(10))}, {"secret": 1}, None, "text"],
+    ids=["list-under-another-key", "one-object", "null", "string"],
+)
+def test_limit_on_a_response_without_a_list_to_cut_is_withheld_not_released_whole(
+    body: Any,
+) -> None:
+    r = doc_app(lambda request: JSONResponse(body)).get("/doc")
+    assert r.status_code == 500 and r.json()["code"] == "obligation_failed"
+    assert "results" not in r.text
+
+
 def test_obligations_can_be_left_to_the_handler() -> None:
     c = doc_app(lambda request: JSONResponse({"secret": "s"}), apply_obligations=False)
     assert c.get("/doc").json() == {"secret": "s"}
@@ -318,16 +331,15 @@ def test_async_resolver_and_custom_identify() -> None:
         return Target("doc", "read") if http.path == "/doc" else None
 
     async def endpoint(request: Request) -> Response:
-        return JSONResponse({"who": access_request_of(request).subject.id, "secret": 1})
+        return JSONResponse([{"who": access_request_of(request).subject.id, "secret": 1}])
 
     pdp = PolicyDecisionPoint.from_texts({"p.yaml": MASK_ALL})
     cfg = WebConfig(identify=lambda http: {"id": http.header("x-user") or "nobody"})
     inner = Starlette(routes=[Route("/doc", endpoint)])
     inner.add_middleware(ZeroTrustMiddleware, pdp=pdp, resolve=resolve_async, config=cfg)
-    assert TestClient(inner).get("/doc", headers={"x-user": "ann"}).json() == {
-        "who": "ann",
-        "secret": "****",
-    }
+    assert TestClient(inner).get("/doc", headers={"x-user": "ann"}).json() == [
+        {"who": "ann", "secret": "****"}
+    ]
 
 
 def test_decision_helper_without_middleware() -> None:

@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import json_values
+from strategies import (
+    OBLIGATION_PARAMS,
+    OBLIGATION_WRONG_VALUES,
+    json_values,
+    obligation_payloads,
+    obligation_specs,
+)
 
-from zerotrust import Obligation, PolicyDecisionPoint
-from zerotrust.web import ObligationError, ObligationPlan, Tokenizer, apply_obligations
+from zerotrust import Obligation, PolicyDecisionPoint, PolicyError
+from zerotrust.web import (
+    AccessDenied,
+    ObligationError,
+    ObligationPlan,
+    Tokenizer,
+    apply_obligations,
+    require,
+)
 from zerotrust.web.errors import WebConfigError
 
 TOKENIZER = Tokenizer({"k2": b"2" * 32, "k1": b"1" * 32}, current="k2")
@@ -100,7 +115,47 @@ def test_limit_truncates_lists_and_enveloped_lists() -> None:
         "items": [1],
         "n": 3,
     }
-    assert apply_obligations({"one": "record"}, [ob("limit", max=1)]) == {"one": "record"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "obligation"),
+    [
+        ({"results": list(range(10))}, ob("limit", max=2)),
+        ({"one": "record"}, ob("limit", max=1)),
+        ({"data": {"items": list(range(10))}}, ob("limit", max=2, field="items")),
+        ({"total": 10}, ob("limit", max=2, field="items")),
+        ({"items": None}, ob("limit", max=2, field="items")),
+        ({"items": {"a": 1}}, ob("limit", max=2, field="items")),
+        ([{"items": list(range(10))}], ob("limit", max=2, field="items")),
+        (None, ob("limit", max=2)),
+        ("10 records", ob("limit", max=2)),
+    ],
+    ids=[
+        "list-under-another-key",
+        "one-object",
+        "list-nested-deeper",
+        "no-items",
+        "items-null",
+        "items-an-object",
+        "list-of-envelopes",
+        "null",
+        "string",
+    ],
+)
+def test_limit_that_finds_no_list_to_cut_is_refused_not_released_unlimited(
+    payload: Any, obligation: Obligation
+) -> None:
+    with pytest.raises(ObligationError, match="limit cannot apply"):
+        apply_obligations(payload, [obligation])
+
+
+def test_mask_of_absent_fields_and_of_lists_of_records() -> None:
+    # nothing to hide where the key is not; records in lists are masked like any object
+    assert apply_obligations({"a": 1}, [ob("mask", fields=["card"])]) == {"a": 1}
+    assert apply_obligations(
+        {"rows": [{"card": "4111"}, {"card": "5500", "x": [{"card": 1}]}]},
+        [ob("mask", fields=["card"])],
+    ) == {"rows": [{"card": "****"}, {"card": "****", "x": [{"card": "****"}]}]}
 
 
 @pytest.mark.parametrize(
@@ -115,6 +170,12 @@ def test_limit_truncates_lists_and_enveloped_lists() -> None:
         ob("limit", max=0),
         ob("limit", max="10"),
         ob("limit", max=1, field=""),
+        ob("limit", max_rows=50),
+        ob("limit", max=2**31),
+        ob("limit", max=2, field="data.items"),
+        ob("mask", fields=[{"a": 1}]),
+        ob("mask", fields=["customer.card"]),
+        ob("mask", fields=["a"], replacement=None),
         ob("tokenize", fields=["a"]),  # no tokenizer given
     ],
 )
@@ -200,9 +261,18 @@ OBLIGATIONS = st.lists(
 
 @settings(max_examples=150, deadline=None)
 @given(payload=json_values(20), obligations=OBLIGATIONS)
-def test_property_never_raises_on_arbitrary_json(payload: Any, obligations: list[Any]) -> None:
+def test_property_arbitrary_json_is_released_as_json_or_withheld_by_limit(
+    payload: Any, obligations: list[Any]
+) -> None:
+    limited = any(o.type == "limit" for o in obligations)
+    if limited and not isinstance(payload, list):
+        with pytest.raises(ObligationError, match="limit cannot apply"):
+            apply_obligations(payload, obligations, tokenizer=TOKENIZER)
+        return
     out = apply_obligations(payload, obligations, tokenizer=TOKENIZER)
     json.dumps(out)  # still JSON
+    if limited:
+        assert out == [] if not payload else len(out) == min(len(payload), 2)
 
 
 @settings(max_examples=100, deadline=None)
@@ -247,8 +317,183 @@ def test_limit_on_records_it_cannot_count_is_refused_not_returned() -> None:
         apply_obligations((r for r in range(5)), [ob("limit", max=1)])
     with pytest.raises(ObligationError, match="set"):
         apply_obligations({"records": {1, 2, 3}}, [ob("limit", max=1, field="records")])
-    # JSON-shaped values keep their meaning: one record, or a list to cut
-    assert apply_obligations({"a": 1}, [ob("limit", max=1)]) == {"a": 1}
-    assert apply_obligations({"records": None}, [ob("limit", max=1, field="records")]) == {
-        "records": None
+
+
+# --- built-in obligations are checked where policies load --------------------------------
+
+
+def _policy(obligation: Mapping[str, Any]) -> str:
+    document = {
+        "policy": "p",
+        "target": {"resources": ["doc"], "actions": ["read"]},
+        "rules": [{"id": "allow", "effect": "allow", "obligations": [dict(obligation)]}],
     }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+@pytest.mark.parametrize(
+    ("obligation", "message"),
+    [
+        ("{type: mask, fields: [{a: 1}]}", "each entry of 'fields' must be a non-empty string"),
+        ("{type: mask, fields: [card], keep_last: -1}", "'keep_last' must be a whole number"),
+        ("{type: limit, max_rows: 50}", "unknown parameter 'max_rows'"),
+        ("{type: limit, max_rows: 50}", "'max' is required"),
+        ("{type: limit, max: 1e3}", "YAML 1.1 reads 1e3 as a string"),
+        ("{type: mask, fields: [customer.card_number]}", "never a path"),
+        ("{type: tokenize, fields: []}", "not an empty list"),
+    ],
+)
+def test_malformed_builtin_obligation_is_a_policy_error_at_load_not_a_403_later(
+    obligation: str, message: str
+) -> None:
+    text = f"policy: p\nrules:\n  - id: a\n    effect: allow\n    obligations: [{obligation}]\n"
+    with pytest.raises(PolicyError) as caught:
+        PolicyDecisionPoint.from_texts({"p.yaml": text})
+    (diagnostic,) = [d for d in caught.value.diagnostics if message in d.message]
+    assert diagnostic.file == "p.yaml" and diagnostic.line == 5 and diagnostic.column > 18
+    assert diagnostic.message.startswith(f"obligation {obligation.split()[1].rstrip(',')}:")
+
+
+RIGHT = {"mask": {"fields": ["card"]}, "tokenize": {"fields": ["card"]}, "limit": {"max": 2}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "value"),
+    [
+        (kind, name, value)
+        for kind, names in OBLIGATION_PARAMS.items()
+        for name in names
+        for value in OBLIGATION_WRONG_VALUES[name]
+    ],
+)
+def test_every_wrong_builtin_parameter_is_refused_at_load_and_by_the_pep(
+    kind: str, name: str, value: Any
+) -> None:
+    spec = {"type": kind, **RIGHT[kind], name: value}
+    with pytest.raises(PolicyError) as caught:
+        PolicyDecisionPoint.from_texts({"p.yaml": _policy(spec)})
+    assert any(
+        d.message.startswith(f"obligation {kind}: ") and repr(name) in d.message
+        for d in caught.value.diagnostics
+    )
+    with pytest.raises(ObligationError, match=f"^{kind}: "):
+        ObligationPlan.compile(
+            [Obligation(kind, {**RIGHT[kind], name: value})], tokenizer=TOKENIZER
+        )
+
+
+def test_application_obligation_types_still_load_and_are_refused_unless_handled() -> None:
+    pdp = PolicyDecisionPoint.from_texts(
+        {"p.yaml": _policy({"type": "watermark", "text": "confidential", "max_rows": 50})}
+    )
+    decision = pdp.evaluate(
+        {"subject": {"id": "u"}, "action": {"name": "read"}, "resource": {"type": "doc"}}
+    )
+    with pytest.raises(ObligationError, match="unsupported obligation type 'watermark'"):
+        ObligationPlan.compile(decision.obligations)
+    assert not ObligationPlan.compile(decision.obligations, handled={"watermark"})
+
+
+def _valid_fields(value: Any) -> bool:
+    names = [value] if type(value) is str else value
+    return (
+        type(names) is list
+        and bool(names)
+        and all(type(n) is str and n and "." not in n for n in names)
+    )
+
+
+def _valid_count(value: Any, minimum: int) -> bool:
+    return type(value) is int and minimum <= value <= 2**31 - 1
+
+
+def _valid(spec: Mapping[str, Any]) -> bool:
+    """The grammar, written out independently of zerotrust.obligations."""
+    params = {k: v for k, v in spec.items() if k != "type"}
+    if spec["type"] == "limit":
+        return (
+            set(params) <= {"max", "field"}
+            and _valid_count(params.get("max"), 1)
+            and ("field" not in params or type(params["field"]) is str)
+            and ("field" not in params or _valid_fields(params["field"]))
+        )
+    allowed = {"fields", "keep_last", "replacement"} if spec["type"] == "mask" else {"fields"}
+    return (
+        set(params) <= allowed
+        and _valid_fields(params.get("fields"))
+        and ("keep_last" not in params or _valid_count(params["keep_last"], 0))
+        and ("replacement" not in params or type(params["replacement"]) is str)
+    )
+
+
+def _rewritten(value: Any, fields: set[str], change: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: change(v) if k in fields else _rewritten(v, fields, change) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_rewritten(v, fields, change) for v in value]
+    return value
+
+
+def _masked(value: Any, keep: int, replacement: str) -> Any:
+    if value is None:
+        return None
+    text = str(value) if type(value) in (int, str) else None
+    if keep and text is not None and len(text) > keep:
+        return "*" * (len(text) - keep) + text[-keep:]
+    return replacement
+
+
+def _expected(spec: Mapping[str, Any], payload: Any) -> Any:
+    """What the PEP must release, or ``WITHHELD``: an oracle over plain data."""
+    kind = spec["type"]
+    if kind == "limit":
+        most, field = spec["max"], spec.get("field")
+        if field is None:
+            return payload[:most] if isinstance(payload, list) else WITHHELD
+        if isinstance(payload, dict) and isinstance(payload.get(field), list):
+            return {**payload, field: payload[field][:most]}
+        return WITHHELD
+    fields = {spec["fields"]} if isinstance(spec["fields"], str) else set(spec["fields"])
+    if kind == "tokenize":
+        return _rewritten(payload, fields, lambda v: None if v is None else TOKENIZER.token(v))
+    keep, replacement = spec.get("keep_last", 0), spec.get("replacement", "****")
+    return _rewritten(payload, fields, lambda v: _masked(v, keep, replacement))
+
+
+WITHHELD = object()
+
+
+@settings(max_examples=250, deadline=None)
+@given(spec=obligation_specs(), payload=obligation_payloads())
+def test_property_builtin_obligation_is_refused_at_load_or_carried_out_exactly(
+    spec: dict[str, Any], payload: Any
+) -> None:
+    try:
+        pdp = PolicyDecisionPoint.from_texts({"p.yaml": _policy(spec)})
+    except PolicyError as exc:
+        assert not _valid(spec), exc
+        ours = f"obligation {spec['type']}:"
+        assert all(
+            d.message.startswith(ours) or "64-bit range" in d.message  # the loader's limit
+            for d in exc.diagnostics
+        )
+        return
+    assert _valid(spec), spec
+
+    @require(pdp, action="read", resource={"type": "doc"}, subject={"id": "u"}, tokenizer=TOKENIZER)
+    def read(data: Any) -> Any:
+        return copy.deepcopy(data)
+
+    shaped = []
+    if spec["type"] == "limit":  # also the shape the limit names, so that it always cuts
+        records = payload if isinstance(payload, list) else [payload] * 9
+        shaped = [records if "field" not in spec else {spec["field"]: records, "n": 1}]
+    for data in [payload, *shaped]:
+        expected = _expected(spec, data)
+        if expected is WITHHELD:  # the data has no list where the limit says: never released
+            with pytest.raises(AccessDenied, match="result withheld: limit cannot apply"):
+                read(data)
+        else:  # never a refusal for an obligation that loaded
+            assert read(data) == expected

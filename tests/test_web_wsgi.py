@@ -317,3 +317,23 @@ def test_path_that_is_not_utf8_matches_no_route(log: RecordingLog, unmatched: st
     assert r.status_code == 403 and r.json["code"] == "unmatched_route"
     assert log.last[1].resource.type == "zerotrust:unmatched_route"
     assert CALLS == []
+
+
+LIMIT_UPDATES = """
+policy: limit-updates
+target: {resources: [customer_record], actions: [update]}
+rules:
+  - id: allow-agent-update-limited
+    effect: allow
+    when: "'agent' in subject.properties.roles"
+    obligations: [{type: limit, max: 1}]
+"""
+
+
+def test_flask_limit_on_a_response_without_a_list_is_withheld_not_released_whole(
+    log: RecordingLog,
+) -> None:
+    client = flask_app(log, extra_policy=LIMIT_UPDATES).test_client()
+    r = client.patch("/customers/c-1001", headers=bearer(), json={})
+    assert r.status_code == 500 and r.json["code"] == "obligation_failed"
+    assert b"Ada Berg" not in r.data

@@ -14,6 +14,7 @@ import attrs
 from zerotrust._describe import describe
 from zerotrust.decision import ACR_VALUE, MAX_AGE_LIMIT, Effect, Obligation, StepUp
 from zerotrust.errors import Diagnostic
+from zerotrust.obligations import read_obligation
 from zerotrust.policy.located import LNode
 from zerotrust.policy.model import CelSource, PolicySpec, RuleSpec, SignalSpec, Target
 
@@ -371,5 +372,9 @@ def _obligations(
             )
             continue
         params = {k: v.plain() for k, v in item.value.items() if k != "type"}
+        # Built-in types are checked here, so what loads is what the PEP can carry out.
+        for problem in read_obligation(type_node.value, params).problems:
+            at = item.value.get(problem.param, item) if problem.param else item
+            out.add(at, f"obligation {type_node.value}: {problem.message}")
         obligations.append(Obligation(type=type_node.value, params=params, rule=rule_id))
     return tuple(obligations)

@@ -36,7 +36,15 @@ from zerotrust.web.http import (
 )
 from zerotrust.web.obligations import ObligationPlan
 
-__all__ = ["Gate", "Identity", "Prepared", "Reply", "Verdict", "rewrite_json"]
+__all__ = [
+    "HTTP_CONTEXT_KEYS",
+    "Gate",
+    "Identity",
+    "Prepared",
+    "Reply",
+    "Verdict",
+    "rewrite_json",
+]
 
 _log = logging.getLogger("zerotrust.web")
 
@@ -45,6 +53,12 @@ ANONYMOUS = {"type": "anonymous", "id": "anonymous"}
 STATE_KEY = "zerotrust"
 REQUEST_STATE_KEY = "zerotrust_request"
 _NO_STORE = ("cache-control", "no-store")
+#: The context keys the enforcement point reads from the HTTP request (``path_params``
+#: from the route table). They win over a resolver's context and @require's arguments,
+#: whether or not this request gave them a value (an unknown ``ip`` stays unknown).
+HTTP_CONTEXT_KEYS = frozenset(
+    {"ip", "country", "time", "user_agent", "method", "path", "route", "websocket", "path_params"}
+)
 
 # The access request of the HTTP request being handled, for @require deeper in the call
 # stack. A ContextVar, not a global: each task and thread sees only its own request.
@@ -367,4 +381,8 @@ def rewrite_json(headers: list[tuple[str, str]], body: bytes, plan: ObligationPl
         payload = json.loads(body)
     except (ValueError, RecursionError):
         return "response is not valid JSON"
-    return json.dumps(plan.apply(payload), separators=(",", ":")).encode()
+    try:
+        released = plan.apply(payload)
+    except ObligationError as exc:  # e.g. a limit with no list of records to cut
+        return str(exc)
+    return json.dumps(released, separators=(",", ":")).encode()

@@ -19,10 +19,12 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, ParamSpec, TypeVar, cast
 
+from zerotrust._describe import describe
 from zerotrust.decision import Decision, Effect
 from zerotrust.engine import PolicyDecisionPoint
-from zerotrust.request import AccessRequest
-from zerotrust.web._pep import CURRENT_REQUEST
+from zerotrust.errors import RequestError
+from zerotrust.request import AccessRequest, plain_mapping
+from zerotrust.web._pep import CURRENT_REQUEST, HTTP_CONTEXT_KEYS
 from zerotrust.web.errors import (
     AccessDenied,
     NoDecisionError,
@@ -60,12 +62,21 @@ def require(
 
     ``resource``, ``subject``, ``device`` and ``context`` are mappings or functions
     called with those of the decorated function's arguments whose names they take
-    (``lambda customer_id: {...}``). Without ``subject``, the subject, device and
-    context of the current request (set by the zerotrust middleware) are used;
-    ``context`` then adds to that request's context. Outside such a request a missing
-    subject raises :class:`NoDecisionError`. A ``subject`` function that returns
-    ``None`` is a request without a subject (a :class:`~zerotrust.errors.RequestError`),
-    never a fall-back to the current request's subject.
+    (``lambda customer_id: {...}``).
+
+    Under a request the zerotrust middleware decided, what it verified or read from
+    HTTP decides: the subject, the device and the context of that request are used,
+    and ``context`` may only add keys. ``subject=``, a ``device`` that gives a value,
+    or a ``context`` key the middleware sets (``ip``, ``country``, ``time``,
+    ``user_agent``, ``method``, ``path``, ``route``, ``websocket``, ``path_params``,
+    whether or not this request gave them a value, and any other key of the request's
+    context) raise
+    :class:`~zerotrust.errors.RequestError` naming it, before the function runs: an
+    argument never chooses the client address or the device posture.
+
+    Outside such a request, ``subject`` is required (else :class:`NoDecisionError`)
+    and the parts are the function's own. A ``subject`` function that returns ``None``
+    is a request without a subject (a :class:`~zerotrust.errors.RequestError`).
 
     A sync callable that returns an awaitable (an ``async`` callable object, say) is
     decided when called and has the obligations applied to the awaited result.
@@ -96,14 +107,17 @@ def require(
             values = {name: part(bound.arguments) for name, part in parts.items()}
             request: dict[str, Any] = {"action": {"name": action}, "resource": values["resource"]}
             current = CURRENT_REQUEST.get()
-            if subject is not None:
+            if current is not None:
+                added = _additions(
+                    current, subject is not None, values["device"], values["context"]
+                )
+                request["subject"] = current.subject.to_dict()
+                request["device"] = dict(current.device)
+                request["context"] = {**added, **current.context}
+            elif subject is not None:
                 request["subject"] = values["subject"]
                 request["device"] = values["device"] or {}
                 request["context"] = values["context"] or {}
-            elif current is not None:
-                request["subject"] = current.subject.to_dict()
-                request["device"] = values["device"] or dict(current.device)
-                request["context"] = {**current.context, **(values["context"] or {})}
             else:
                 raise NoDecisionError(
                     "require: no subject given and no request authenticated by the middleware"
@@ -160,6 +174,44 @@ def require(
         return wrapper
 
     return decorate
+
+
+def _additions(
+    current: AccessRequest, has_subject: bool, device: Any, context: Any
+) -> Mapping[str, Any]:
+    """The context keys a decorated call may add to the current HTTP request's.
+
+    What the middleware verified or read from the request (the subject, the device,
+    ``context.ip``, ``country``, ``path``...) decides; a value from the function's
+    arguments that would replace it raises :class:`RequestError` naming it, before the
+    function runs, rather than be silently dropped or, worse, believed.
+    """
+    if has_subject:
+        raise RequestError(
+            "subject",
+            "@require's subject= cannot replace the subject the middleware verified for "
+            "this request (decorate without subject= for functions called under it)",
+        )
+    if device is not None:
+        raise RequestError(
+            "device", "@require's device= cannot replace the device the middleware verified"
+        )
+    if context is None:
+        return {}
+    if not issubclass(type(context), Mapping):
+        raise RequestError(
+            "context", f"@require's context= gave {describe(context)}, not a mapping"
+        )
+    added = plain_mapping(context)  # plain str keys: a str subclass cannot dodge the check
+    taken = HTTP_CONTEXT_KEYS.union(current.context)
+    for key in added:
+        if key in taken:
+            raise RequestError(
+                f"context.{key}",
+                "set by the middleware from the HTTP request; @require's context= cannot "
+                "replace it",
+            )
+    return added
 
 
 def _part(value: Part) -> Callable[[Mapping[str, Any]], Mapping[str, Any] | None]:

@@ -3,7 +3,8 @@
 A decision can allow access and still say what must not leave the service: an agent
 may see a customer but not the card number. :func:`apply_obligations` does that to
 any JSON value (``dict``/``list``/``str``/numbers/``bool``/``None``), without
-mutating it. Obligations are checked before anything is applied: an unknown type or a
+mutating it. Obligations are checked before anything is applied, by the grammar of
+:mod:`zerotrust.obligations` that policies are loaded with: an unknown type or a
 malformed one raises :class:`ObligationError`, and callers refuse the request (fail
 closed, as AuthZEN advises for obligations a PEP does not understand).
 
@@ -16,10 +17,15 @@ Policy syntax::
       - {type: limit, max: 100}                             # at most 100 records
       - {type: limit, max: 100, field: items}               # ... of payload["items"]
 
-``fields`` name object keys matched at any depth, so a field cannot escape its mask
-by being nested. A masked or tokenized object or array is replaced as a whole. A value
-that is not JSON-shaped (a generator, a dataclass, a model object) cannot be looked
-into, so applying obligations to it raises :class:`ObligationError` rather than
+``fields`` name object keys matched at any depth, inside lists of records too, so a
+field cannot escape its mask by being nested; a key that is not there has nothing to
+hide. A masked or tokenized object or array is replaced as a whole. ``limit`` applies
+to exactly two shapes: without ``field`` the data is a list of records; with it, an
+object whose ``field`` key holds that list. Any other data (an object without ``field``,
+the key missing, ``null`` or not a list, the list nested deeper) raises
+:class:`ObligationError`: released uncut, it would be data the policy did not allow.
+A value that is not JSON-shaped (a generator, a dataclass, a model object) cannot be
+looked into, so applying obligations to it raises :class:`ObligationError` rather than
 return it unmasked.
 """
 
@@ -37,7 +43,16 @@ from typing import Any
 
 import attrs
 
+from zerotrust._describe import describe
 from zerotrust.decision import Decision, Obligation
+from zerotrust.obligations import (
+    BUILTIN_OBLIGATIONS,
+    Builtin,
+    Limit,
+    Mask,
+    Tokenize,
+    read_obligation,
+)
 from zerotrust.web.errors import ObligationError, WebConfigError
 
 __all__ = [
@@ -47,10 +62,9 @@ __all__ = [
     "apply_obligations",
 ]
 
-SUPPORTED_OBLIGATIONS = frozenset({"mask", "tokenize", "limit"})
+SUPPORTED_OBLIGATIONS = BUILTIN_OBLIGATIONS
 """The obligation types this module carries out on data."""
 
-DEFAULT_MASK = "****"
 _KID = re.compile(r"[A-Za-z0-9]{1,16}")
 _MIN_KEY_BYTES = 32
 _TOKEN_HEX = 32  # 128 bits of the HMAC: collision-free for joins, short enough to read
@@ -171,14 +185,15 @@ class ObligationPlan:
         for ob in obligations:
             if ob.type in skip:
                 continue
-            if ob.type == "mask":
-                others.append(_mask_step(ob))
-            elif ob.type == "tokenize":
-                others.append(_tokenize_step(ob, tokenizer))
-            elif ob.type == "limit":
-                limits.append(_limit_step(ob))
-            else:
+            if ob.type not in SUPPORTED_OBLIGATIONS:
                 raise ObligationError(f"unsupported obligation type {ob.type!r}{_from(ob)}")
+            spec = _reading(ob)
+            if isinstance(spec, Mask):
+                others.append(_mask_step(spec))
+            elif isinstance(spec, Tokenize):
+                others.append(_tokenize_step(spec, tokenizer, ob))
+            else:
+                limits.append(_limit_step(spec, ob))
             types.append(ob.type)
         return cls(steps=(*limits, *others), types=tuple(types))
 
@@ -216,39 +231,17 @@ def _from(ob: Obligation) -> str:
     return f" (from rule {ob.rule})" if ob.rule else ""
 
 
-def _check_keys(ob: Obligation, allowed: frozenset[str]) -> None:
-    unknown = sorted(set(ob.params) - allowed)
-    if unknown:
-        raise ObligationError(f"{ob.type}: unknown parameter {unknown[0]!r}{_from(ob)}")
+def _reading(ob: Obligation) -> Builtin:
+    """The obligation's parameters by the grammar policies are loaded with."""
+    reading = read_obligation(ob.type, ob.params)
+    if reading.spec is None:
+        problems = "; ".join(p.message for p in reading.problems)
+        raise ObligationError(f"{ob.type}: {problems or 'not a built-in type'}{_from(ob)}")
+    return reading.spec
 
 
-def _fields(ob: Obligation) -> frozenset[str]:
-    fields = ob.params.get("fields")
-    if isinstance(fields, str):
-        fields = [fields]
-    if (
-        not isinstance(fields, list | tuple)
-        or not fields
-        or not all(isinstance(f, str) and f for f in fields)
-    ):
-        raise ObligationError(f"{ob.type}: 'fields' must be a list of field names{_from(ob)}")
-    return frozenset(fields)
-
-
-def _int(ob: Obligation, name: str, default: int | None, minimum: int) -> int:
-    value = ob.params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ObligationError(f"{ob.type}: {name!r} must be an integer >= {minimum}{_from(ob)}")
-    return value
-
-
-def _mask_step(ob: Obligation) -> Step:
-    _check_keys(ob, frozenset({"fields", "keep_last", "replacement"}))
-    fields = _fields(ob)
-    keep = _int(ob, "keep_last", 0, 0)
-    replacement = ob.params.get("replacement", DEFAULT_MASK)
-    if not isinstance(replacement, str):
-        raise ObligationError(f"mask: 'replacement' must be a string{_from(ob)}")
+def _mask_step(spec: Mask) -> Step:
+    keep, replacement = spec.keep_last, spec.replacement
 
     def mask(value: Any) -> Any:
         if value is None:
@@ -258,7 +251,7 @@ def _mask_step(ob: Obligation) -> Step:
             return "*" * (len(text) - keep) + text[-keep:]
         return replacement
 
-    return lambda payload: _rewrite(payload, fields, mask)
+    return lambda payload: _rewrite(payload, spec.fields, mask)
 
 
 def _scalar_text(value: Any) -> str | None:
@@ -271,37 +264,36 @@ def _scalar_text(value: Any) -> str | None:
     return None
 
 
-def _tokenize_step(ob: Obligation, tokenizer: Tokenizer | None) -> Step:
-    _check_keys(ob, frozenset({"fields"}))
-    fields = _fields(ob)
+def _tokenize_step(spec: Tokenize, tokenizer: Tokenizer | None, ob: Obligation) -> Step:
     if tokenizer is None:
         raise ObligationError(f"tokenize: no tokenizer is configured{_from(ob)}")
 
     def tokenize(value: Any) -> Any:
         return None if value is None else tokenizer.token(value)
 
-    return lambda payload: _rewrite(payload, fields, tokenize)
+    return lambda payload: _rewrite(payload, spec.fields, tokenize)
 
 
-def _limit_step(ob: Obligation) -> Step:
-    _check_keys(ob, frozenset({"max", "field"}))
-    most = _int(ob, "max", None, 1)
-    field = ob.params.get("field")
-    if field is not None and (not isinstance(field, str) or not field):
-        raise ObligationError(f"limit: 'field' must be a field name{_from(ob)}")
+def _limit_step(spec: Limit, ob: Obligation) -> Step:
+    """Cut the list of records; refuse data where that list is not (see the module doc)."""
+    most, field = spec.max, spec.field
 
     def limit(payload: Any) -> Any:
         if field is None:
-            # A list is a list of records; anything else is one record, within any max >= 1.
             if isinstance(payload, list | tuple):
                 return list(payload[:most])
-            return _json_shaped(payload)
-        if isinstance(payload, Mapping):
-            records = payload.get(field)
-            if isinstance(records, list | tuple):
+            found, wanted = f"the data is {_kind(payload)}", "a list of records"
+        else:
+            wanted = f"an object with a list of records under {field!r}"
+            if not isinstance(payload, Mapping):
+                found = f"the data is {_kind(payload)}"
+            elif field not in payload:
+                found = f"the object has no {field!r}"
+            elif isinstance(records := payload[field], list | tuple):
                 return {**payload, field: list(records[:most])}
-            _json_shaped(records)
-        return _json_shaped(payload)
+            else:
+                found = f"its {field!r} is {_kind(records)}"
+        raise ObligationError(f"limit cannot apply: {found} (it needs {wanted}){_from(ob)}")
 
     return limit
 
@@ -315,6 +307,10 @@ def _rewrite(value: Any, fields: frozenset[str], change: Callable[[Any], Any]) -
     if isinstance(value, list | tuple):
         return [_rewrite(v, fields, change) for v in value]
     return _json_shaped(value)
+
+
+def _kind(value: Any) -> str:
+    return describe(value, mapping="an object", sequence="a list")
 
 
 def _json_shaped(value: Any) -> Any:
