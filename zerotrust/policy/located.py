@@ -189,6 +189,7 @@ class _Composer:
     def documents(self) -> list[LNode]:
         parser = _PARSER(self.text)
         out: list[LNode] = []
+        started = (1, 1)
         try:
             while True:
                 event = parser.get_event()
@@ -202,9 +203,12 @@ class _Composer:
                 elif kind is events.AliasEvent:
                     self.alias(event)
                 elif kind is events.DocumentStartEvent:
-                    self.anchors, self.root = {}, None
+                    self.anchors, self.root, started = {}, None, _at(event.start_mark)
                 elif kind is events.DocumentEndEvent:
-                    out.append(self.root or LNode(None, *_at(event.start_mark)))
+                    root = self.root
+                    # An empty document is where it starts (its `---`), not where its
+                    # implied null is (the next line).
+                    out.append(root if root and root.value is not None else LNode(None, *started))
                 elif kind is events.StreamEndEvent:
                     return out
         finally:
