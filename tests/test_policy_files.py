@@ -406,3 +406,20 @@ def test_exponent_without_a_dot_is_explained_as_yaml_1_1_text(field: str, expect
         text += "rules: [{id: r, effect: allow}]\n"
     (d,) = _refused({"q.yaml": text})
     assert d.message == expected
+
+
+def test_lone_surrogate_in_a_text_given_by_the_caller_is_a_positioned_diagnostic() -> None:
+    """Before: libyaml failed to encode the text and the load failed with an internal
+    error (UnicodeEncodeError) and no position."""
+    (d,) = _refused({"p.yaml": "policy: p\nrules: [{id: r, effect: allow, reason: x\ud800}]\n"})
+    assert (d.file, d.line, d.column) == ("p.yaml", 2, 41)
+    assert d.message == "strings must be text: U+D800 is a lone surrogate"
+
+
+def test_control_character_written_raw_is_reported_where_it_is() -> None:
+    (d,) = _refused({"allow.yaml": ALLOW, "x.data.yaml": "a: 1\nb: \x01\n"})
+    assert (d.line, d.column) == (2, 4)
+    assert (
+        d.message
+        == "invalid YAML: unacceptable character #x0001: control characters are not allowed"
+    )

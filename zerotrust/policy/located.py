@@ -44,7 +44,7 @@ MAX_DEPTH = 64
 MAX_ALIAS_VALUES = MAX_NODES
 MAX_ALIAS_CHARS = 10 * 1024 * 1024
 
-TOO_MANY = f"document has more than {MAX_NODES} values"
+TOO_MANY = f"file has more than {MAX_NODES} values"
 TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
 INT_RANGE = "integer outside the 64-bit range"
 NOT_FINITE = "NaN and infinity are not allowed"
@@ -56,6 +56,7 @@ _PARSER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _COLLECTION_TAGS = frozenset({_STD + "seq", _STD + "map"})
 # What YAML refuses in a file, plus lone surrogates: refused in every string value,
 # however it was written (YAML "\x00" / "\ud800" escapes, JSON "\u0000" escapes).
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
 # No 64-bit integer needs more characters than this in any YAML notation (0b + 64
 # digits); longer ones are refused before int() runs (CPython refuses > 4,300 decimal
@@ -135,8 +136,15 @@ def text_problem(value: str) -> str | None:
 def load_documents(text: str, budget: AliasBudget | None = None) -> list[LNode]:
     """Every YAML document in ``text``, in order; an empty document (nothing, ``~``,
     ``null``) is an LNode whose value is None. Raises :class:`YamlProblem`."""
+    surrogate = _SURROGATE.search(text)
+    if surrogate is not None:  # libyaml reads UTF-8: it would fail to encode the text
+        line, column = _position(text, surrogate.start())
+        raise YamlProblem(text_problem(surrogate.group()) or "", line, column)
     try:
         return _Composer(text, budget or AliasBudget()).documents()
+    except yaml.reader.ReaderError as exc:
+        line, column = _position(text, exc.position)
+        raise YamlProblem(f"invalid YAML: {_reader_problem(exc)}", line, column) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -145,6 +153,17 @@ def load_documents(text: str, budget: AliasBudget | None = None) -> list[LNode]:
         raise YamlProblem(f"invalid YAML: {problem}", line, column) from exc
     except yaml.YAMLError as exc:
         raise YamlProblem(f"invalid YAML: {exc}", 1, 1) from exc
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of ``text[index]``."""
+    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _reader_problem(exc: yaml.reader.ReaderError) -> str:
+    if isinstance(exc.character, int):
+        return f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+    return str(exc.reason)
 
 
 def _at(mark: Any) -> tuple[int, int]:
@@ -471,8 +490,7 @@ class _JsonReader:
         return self.skip(i + 1)
 
     def position(self, index: int) -> tuple[int, int]:
-        line = self.text.count("\n", 0, index) + 1
-        return line, index - (self.text.rfind("\n", 0, index) + 1) + 1
+        return _position(self.text, index)
 
     def string(self, i: int) -> tuple[str, int]:
         try:
