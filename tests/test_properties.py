@@ -62,13 +62,8 @@ from zerotrust import (
 )
 from zerotrust.cel import InterpreterBackend
 from zerotrust.engine import DEFAULT_DENY
-from zerotrust.policy.located import (
-    MAX_ALIAS_CHARS,
-    MAX_ALIAS_VALUES,
-    MAX_NODES,
-    YamlProblem,
-    load_json,
-)
+from zerotrust.policy.json_data import load_json
+from zerotrust.policy.located import MAX_ALIAS_CHARS, MAX_ALIAS_VALUES, MAX_NODES, YamlProblem
 from zerotrust.web.challenges import parse_challenges, step_up_challenge
 
 NOW = datetime.datetime(2026, 3, 2, 10, 0, tzinfo=datetime.UTC)

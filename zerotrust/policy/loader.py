@@ -29,7 +29,8 @@ from typing import Any
 from zerotrust.cel import Backend
 from zerotrust.errors import Diagnostic, PolicyError
 from zerotrust.policy.compile import PolicySet, check_conditions, compile_policies
-from zerotrust.policy.located import AliasBudget, LNode, YamlProblem, load_documents, load_json
+from zerotrust.policy.json_data import load_json
+from zerotrust.policy.located import AliasBudget, LNode, YamlProblem, load_documents
 from zerotrust.policy.model import PolicySpec
 from zerotrust.policy.snapshot import MAX_FILE_BYTES, read_snapshot
 from zerotrust.policy.validate import validate_policy

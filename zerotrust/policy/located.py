@@ -1,12 +1,11 @@
 """Policy and data text to plain values that remember where each came from.
 
 Policy diagnostics must say file, line and column, so we build located values from
-libyaml's event stream (safe tags only) instead of using ``safe_load``, and read JSON
-data with a small reader of our own instead of ``json.loads`` (which reports duplicate
-keys, huge integers and infinities without a position, and recurses). Both readers are
-loops over an explicit stack: no input can recurse in C (libyaml's composer does, and
-a few tens of thousands of ``[`` crash the process) or in Python. YAML and JSON obey
-one set of limits, checked where the value is written:
+libyaml's event stream (safe tags only) instead of using ``safe_load``; JSON data has a
+reader of its own (:mod:`zerotrust.policy.json_data`). Both readers are loops over an
+explicit stack: no input can recurse in C (libyaml's composer does, and a few tens of
+thousands of ``[`` crash the process) or in Python. YAML and JSON obey one set of
+limits, checked where the value is written:
 
 * at most ``MAX_NODES`` values per file, nested at most ``MAX_DEPTH`` levels; values an
   alias repeats count as if written out, and what aliases add to one load is bounded
@@ -22,19 +21,16 @@ one set of limits, checked where the value is written:
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import re
-from collections.abc import Callable
-from json import decoder
-from typing import Any, NoReturn
+from typing import Any
 
 import yaml
 from yaml import events
 
 from zerotrust.request import INT64_MAX, INT64_MIN
 
-__all__ = ["AliasBudget", "LNode", "YamlProblem", "load_documents", "load_json"]
+__all__ = ["AliasBudget", "LNode", "YamlProblem", "load_documents", "position", "text_problem"]
 
 MAX_NODES = 200_000
 MAX_DEPTH = 64
@@ -138,12 +134,12 @@ def load_documents(text: str, budget: AliasBudget | None = None) -> list[LNode]:
     ``null``) is an LNode whose value is None. Raises :class:`YamlProblem`."""
     surrogate = _SURROGATE.search(text)
     if surrogate is not None:  # libyaml reads UTF-8: it would fail to encode the text
-        line, column = _position(text, surrogate.start())
+        line, column = position(text, surrogate.start())
         raise YamlProblem(text_problem(surrogate.group()) or "", line, column)
     try:
         return _Composer(text, budget or AliasBudget()).documents()
     except yaml.reader.ReaderError as exc:
-        line, column = _position(text, exc.position)
+        line, column = position(text, exc.position)
         raise YamlProblem(f"invalid YAML: {_reader_problem(exc)}", line, column) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -155,7 +151,7 @@ def load_documents(text: str, budget: AliasBudget | None = None) -> list[LNode]:
         raise YamlProblem(f"invalid YAML: {exc}", 1, 1) from exc
 
 
-def _position(text: str, index: int) -> tuple[int, int]:
+def position(text: str, index: int) -> tuple[int, int]:
     """1-based line and column of ``text[index]``."""
     return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
 
@@ -381,152 +377,3 @@ def _scalar(node: yaml.ScalarNode, constructor: Any, line: int, column: int) -> 
     if isinstance(value, str):
         return _text(value, line, column)
     return value
-
-
-# --- JSON (RFC 8259) ------------------------------------------------------------------
-
-# The C string scanner json.loads uses (not in typeshed): escapes, control characters.
-_scanstring: Callable[[str, int, bool], tuple[str, int]] = decoder.scanstring  # type: ignore[attr-defined]
-_WS = re.compile(r"[ \t\n\r]*")
-_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
-_LITERALS = (("null", None), ("true", True), ("false", False))
-_NOT_JSON_NUMBERS = ("NaN", "Infinity", "-Infinity")
-
-
-def _syntax(message: str) -> str:
-    return f"invalid JSON: {message}"
-
-
-class _JsonReader:
-    """An iterative JSON reader (no recursion, so no depth can crash it)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.count = 0
-        #: Where each top-level key was written, for diagnostics about data keys.
-        self.top_keys: dict[str, tuple[int, int]] = {}
-
-    def fail(self, message: str, index: int) -> NoReturn:
-        raise YamlProblem(message, *self.position(index))
-
-    def skip(self, index: int) -> int:
-        found = _WS.match(self.text, index)
-        return found.end() if found else index
-
-    def read(self) -> Any:
-        text = self.text
-        # The open containers, innermost last, and the pending key of each open mapping.
-        stack: list[dict[str, Any] | list[Any]] = []
-        keys: list[str] = []
-        i = self.skip(0)
-        while True:
-            self.count += 1
-            if self.count > MAX_NODES:
-                self.fail(TOO_MANY, i)
-            if len(stack) > MAX_DEPTH:
-                self.fail(TOO_DEEP, i)
-            char = text[i : i + 1]
-            value: Any
-            if char == "{":
-                mapping: dict[str, Any] = {}
-                stack.append(mapping)
-                i = self.skip(i + 1)
-                if text[i : i + 1] != "}":
-                    i = self.key(i, mapping, keys, len(stack))
-                    continue
-                stack.pop()
-                value, i = mapping, i + 1
-            elif char == "[":
-                stack.append([])
-                i = self.skip(i + 1)
-                if text[i : i + 1] != "]":
-                    continue
-                value, i = stack.pop(), i + 1
-            else:
-                value, i = self.scalar(i)
-            # A value is complete: attach it, closing every container it completes.
-            while stack:
-                container = stack[-1]
-                if isinstance(container, list):
-                    container.append(value)
-                else:
-                    container[keys.pop()] = value
-                i = self.skip(i)
-                closer = "]" if isinstance(container, list) else "}"
-                char = text[i : i + 1]
-                if char == ",":
-                    i = self.skip(i + 1)
-                    if isinstance(container, dict):
-                        i = self.key(i, container, keys, len(stack))
-                    break
-                if char != closer:
-                    self.fail(_syntax(f"Expecting ',' delimiter or '{closer}'"), i)
-                stack.pop()
-                value, i = container, i + 1
-            else:
-                i = self.skip(i)
-                if i < len(text):
-                    self.fail(_syntax("Extra data after the value"), i)
-                return value
-
-    def key(self, i: int, mapping: dict[str, Any], keys: list[str], depth: int) -> int:
-        """Read ``"name" :`` and return where its value starts."""
-        if self.text[i : i + 1] != '"':
-            self.fail(_syntax("Expecting property name enclosed in double quotes"), i)
-        name, end = self.string(i)
-        self.count += 1
-        if self.count > MAX_NODES:
-            self.fail(TOO_MANY, i)
-        if name in mapping:
-            self.fail(f"duplicate key {name!r}", i)
-        # The value is not stored yet: a placeholder makes a repeated key a duplicate.
-        mapping[name] = None
-        keys.append(name)
-        if depth == 1:
-            self.top_keys[name] = self.position(i)
-        i = self.skip(end)
-        if self.text[i : i + 1] != ":":
-            self.fail(_syntax("Expecting ':' delimiter"), i)
-        return self.skip(i + 1)
-
-    def position(self, index: int) -> tuple[int, int]:
-        return _position(self.text, index)
-
-    def string(self, i: int) -> tuple[str, int]:
-        try:
-            value, end = _scanstring(self.text, i + 1, True)
-        except json.JSONDecodeError as exc:
-            self.fail(_syntax(exc.msg.removesuffix(" at").removesuffix(" starting")), exc.pos)
-        problem = text_problem(value)
-        if problem is not None:
-            self.fail(problem, i)
-        return value, end
-
-    def scalar(self, i: int) -> tuple[Any, int]:
-        text = self.text
-        if text[i : i + 1] == '"':
-            return self.string(i)
-        for word, literal in _LITERALS:
-            if text.startswith(word, i):
-                return literal, i + len(word)
-        if text.startswith(_NOT_JSON_NUMBERS, i):
-            self.fail(NOT_FINITE, i)
-        number = _NUMBER.match(text, i)
-        if number is None:
-            self.fail(_syntax("Expecting value"), i)
-        written = number.group()
-        if number.group(1) is None and number.group(2) is None:
-            if len(written) > 20 or not INT64_MIN <= int(written) <= INT64_MAX:
-                self.fail(INT_RANGE, i)
-            return int(written), number.end()
-        value = float(written)
-        if not math.isfinite(value):
-            self.fail(f"{NOT_FINITE}: {written} is beyond the 64-bit float range", i)
-        return value, number.end()
-
-
-def load_json(text: str) -> tuple[Any, dict[str, tuple[int, int]]]:
-    """One JSON value (RFC 8259), under the same limits as YAML, and where each
-    top-level key was written; raises :class:`YamlProblem` with a position."""
-    reader = _JsonReader(text)
-    return reader.read(), reader.top_keys
