@@ -1538,12 +1538,29 @@ _YAML_DATA_ATOMS = st.sampled_from(
 
 @st.composite
 def hostile_yaml_data_texts(draw: st.DrawFn) -> str:
-    """``.data.yaml`` text: the YAML counterpart of :func:`hostile_json_texts`."""
+    """``.data.yaml`` text: the YAML counterpart of :func:`hostile_json_texts`, plus
+    what only YAML can do: nest in block style, expand aliases, hold empty documents.
+    Deep texts go tens of thousands of levels (libyaml's composer would crash)."""
     value = draw(st.recursive(_YAML_DATA_ATOMS, _json_containers, max_leaves=16))
-    depth = draw(st.sampled_from([0, 0, 0, 62, 63, 64, 65, 1000]))
+    depth = draw(st.sampled_from([0, 0, 0, 62, 63, 64, 65, 1000, 30_000]))
     text = "d: " + "[" * depth + value + "]" * depth + "\n"
     if draw(st.booleans()):
-        text += draw(st.sampled_from(["d: 1\n", "e: 2\n---\nf: 3\n", "? [a]\n: 1\n", "<<: {}\n"]))
+        text += draw(
+            st.sampled_from(
+                [
+                    "d: 1\n",
+                    "e: 2\n---\nf: 3\n",
+                    "? [a]\n: 1\n",
+                    "<<: {}\n",
+                    "---\n",
+                    "--- ~\n",
+                    f'big: &big "{"x" * 100_000}"\nmany: [{", ".join(["*big"] * 200)}]\n',
+                    "e:\n  " + "- " * 30_000 + "x\n",
+                ]
+            )
+        )
+    if draw(st.integers(min_value=0, max_value=9)) == 0:
+        return draw(st.sampled_from(["", "# only a comment\n", "~\n", "---\n"]))
     return text
 
 
@@ -1989,3 +2006,140 @@ def require_parts(reserved: list[str]) -> st.SearchStrategy[dict[str, Any]]:
             "device": device,
         },
     )
+
+
+# === policy loading: deep nesting, alias expansion, files that hold nothing (loader) =====
+#
+# YAML nested tens of thousands of levels in every shape libyaml composes (flow and block
+# collections, explicit keys, anchors and tags on the way), alias chains whose expanded
+# size the generator knows exactly, and policy or data files holding empty documents.
+
+#: (opener, closer, levels it adds) inside flow context; ``{i}`` numbers an anchor.
+_FLOW_LEVELS = [
+    ("[", "]", 1),
+    ("{a: ", "}", 1),
+    ("[a: ", "]", 2),
+    ("&n{i} [", "]", 1),
+    ("!!seq [", "]", 1),
+    ("[? ", "]", 2),
+]
+#: Block context openers (only before the first flow opener, all on one line).
+_BLOCK_LEVELS = [("- ", 1), ("? ", 1)]
+
+
+@attrs.frozen
+class DeepYaml:
+    """A YAML text and how deep its innermost value is (the root is level 0)."""
+
+    text: str
+    depth: int
+    is_data: bool
+
+
+@st.composite
+def deep_yaml_texts(draw: st.DrawFn) -> DeepYaml:
+    """A policy or data file nesting collections from a few to 100,000 levels deep,
+    mixing every kind of collection opener; the innermost value is a scalar."""
+    levels = draw(
+        st.integers(min_value=0, max_value=70) | st.sampled_from([1_000, 30_000, 100_000])
+    )
+    kinds = draw(st.lists(st.sampled_from(_FLOW_LEVELS), min_size=1, max_size=4))
+    is_data = draw(st.booleans())
+    block: list[tuple[str, int]] = []
+    if not is_data:
+        block = draw(st.lists(st.sampled_from(_BLOCK_LEVELS), max_size=min(levels, 200)))
+    depth = 1 if is_data else 0
+    depth += sum(added for _, added in block)
+    openers: list[str] = []
+    closers: list[str] = []
+    for i in range(max(levels - len(block), 0)):
+        opener, closer, added = kinds[i % len(kinds)]
+        openers.append(opener.replace("{i}", str(i)))
+        closers.append(closer)
+        depth += added
+    body = "".join(openers) + "x" + "".join(reversed(closers))
+    prefix = "d: " if is_data else "".join(opener for opener, _ in block)
+    return DeepYaml(prefix + body + "\n", depth, is_data)
+
+
+@attrs.frozen
+class AliasSet:
+    """Data files whose anchors and aliases the generator sized: ``values`` and
+    ``chars`` are what the aliases repeat in the whole set (each alias counts as the
+    values and scalar characters, quotes included, of what it names), ``largest`` is
+    the most values one file holds once aliases are expanded."""
+
+    texts: dict[str, str]
+    values: int
+    chars: int
+    largest: int
+
+
+@st.composite
+def alias_sets(draw: st.DrawFn) -> AliasSet:
+    """One to six data files, each a chain of anchors: strings up to 400,000
+    characters, then lists of aliases to earlier anchors (fan-out up to 40, chains up to
+    7 deep: up to 40**7 values), around and far beyond the alias limits."""
+    texts: dict[str, str] = {}
+    values = chars = largest = 0
+    for f in range(draw(st.integers(min_value=1, max_value=6))):
+        chain = draw(st.booleans())  # each list repeats the anchor just before it
+        sizes: dict[str, tuple[int, int]] = {}  # anchor -> (values, chars) it holds
+        lines: list[str] = []
+        held = 1  # the file's mapping
+        for n in range(draw(st.integers(min_value=1, max_value=8))):
+            anchor = f"a{n}"
+            if not sizes or (not chain and draw(st.booleans())):
+                length = draw(st.sampled_from([0, 1, 100, 10_000, 100_000, 400_000]))
+                lines.append(f'k{f}_{n}: &{anchor} "{"x" * length}"')
+                sizes[anchor] = (1, length + 2)
+            else:
+                fan_out = draw(st.sampled_from([1, 3, 10, 40]))
+                names = st.just(f"a{n - 1}") if chain else st.sampled_from(sorted(sizes))
+                refs = draw(st.lists(names, min_size=fan_out, max_size=fan_out))
+                lines.append(f"k{f}_{n}: &{anchor} [{', '.join('*' + r for r in refs)}]")
+                sizes[anchor] = (
+                    1 + sum(sizes[r][0] for r in refs),
+                    sum(sizes[r][1] for r in refs),
+                )
+                values += sum(sizes[r][0] for r in refs)
+                chars += sum(sizes[r][1] for r in refs)
+            held += 1 + sizes[anchor][0]  # the key, and the value
+        largest = max(largest, held)
+        texts[f"f{f}.data.yaml"] = "\n".join(lines) + "\n"
+    return AliasSet(texts, values, chars, largest)
+
+
+#: What an empty document can look like: nothing, a comment, ``~``, ``null``, ``!!null``.
+_EMPTY_DOCUMENTS = ["", "# being edited\n", "~\n", "null\n", "!!null\n", "   \n\n"]
+
+
+@attrs.frozen
+class DocumentFile:
+    """A file of YAML documents: how many, and how many of them hold nothing."""
+
+    text: str
+    documents: int
+    empty: int
+
+
+@st.composite
+def files_with_empty_documents(draw: st.DrawFn, document: str) -> DocumentFile:
+    """Zero to four documents, each ``document`` (``{n}`` numbered apart) or an empty
+    one, each started by ``---`` (the first may go without when it is not empty) and
+    perhaps ended by ``...``, perhaps after a comment."""
+    kinds = draw(st.lists(st.booleans(), max_size=4))  # True: the document, False: empty
+    parts = []
+    for number, full in enumerate(kinds):
+        body = (
+            document.replace("{n}", str(number))
+            if full
+            else draw(st.sampled_from(_EMPTY_DOCUMENTS))
+        )
+        parts.append("---\n" + body + draw(st.sampled_from(["", "", "...\n"])))
+    text = "".join(parts)
+    if kinds and kinds[0] and draw(st.booleans()):
+        text = text.removeprefix("---\n")
+    if draw(st.booleans()):
+        text = "# a comment\n" + text
+    return DocumentFile(text, len(kinds), kinds.count(False))

@@ -180,7 +180,7 @@ def test_every_policy_file_and_document_is_loaded_in_path_order(tmp_path: Path) 
         tmp_path,
         {
             "b.yml": MINIMAL.replace("minimal", "third"),
-            "a/nested/deep.yaml": f"{MINIMAL}---\n---\n{second}",
+            "a/nested/deep.yaml": f"{MINIMAL}---\n{second}",
             "notes.txt": "not: [a policy",
             "README.md": "# not a policy",
             ".hidden/broken.yaml": "policy: [",

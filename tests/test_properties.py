@@ -14,6 +14,7 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,20 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from loader_child import LoaderChild
 from strategies import (
     INT64,
     REQUEST,
+    AliasSet,
+    DeepYaml,
+    DocumentFile,
     PolicyModel,
     RuleModel,
     TreeEntry,
     acr_values,
+    alias_sets,
+    deep_yaml_texts,
+    files_with_empty_documents,
     hostile_json_texts,
     hostile_yaml_data_texts,
     json_ish,
@@ -46,6 +54,7 @@ from strategies import (
 from zerotrust import (
     AccessRequest,
     Decision,
+    Diagnostic,
     Effect,
     PolicyDecisionPoint,
     PolicyError,
@@ -53,7 +62,8 @@ from zerotrust import (
 )
 from zerotrust.cel import InterpreterBackend
 from zerotrust.engine import DEFAULT_DENY
-from zerotrust.policy.located import YamlProblem, load_json
+from zerotrust.policy.json_data import load_json
+from zerotrust.policy.located import MAX_ALIAS_CHARS, MAX_ALIAS_VALUES, MAX_NODES, YamlProblem
 from zerotrust.web.challenges import parse_challenges, step_up_challenge
 
 NOW = datetime.datetime(2026, 3, 2, 10, 0, tzinfo=datetime.UTC)
@@ -460,20 +470,131 @@ def _assert_clean(exc: PolicyError, texts: dict[str, str]) -> None:
             assert d.line >= 1 and d.column >= 1, d
 
 
+@pytest.fixture(scope="module")
+def child() -> Iterator[LoaderChild]:
+    loader = LoaderChild()
+    yield loader
+    loader.close()
+
+
+def _assert_clean_refusal(result: dict[str, Any], texts: dict[str, str]) -> None:
+    """``result`` (from the child) is a PolicyError whose diagnostics are clean."""
+    assert result["outcome"] == "refused", result
+    diagnostics = [Diagnostic(*d) for d in result["diagnostics"]]
+    _assert_clean(PolicyError(diagnostics), texts)
+
+
 @CHEAP
 @given(hostile_json_texts() | hostile_yaml_data_texts(), st.booleans())
-def test_loader_raises_only_policy_error_on_hostile_data(text: str, as_json: bool) -> None:
-    """Deep, huge, infinite, duplicated, surrogate-laden or broken data, in JSON or YAML:
-    a PolicyError with real positions, or data a condition can read."""
+def test_loader_raises_only_policy_error_on_hostile_data(
+    child: LoaderChild, text: str, as_json: bool
+) -> None:
+    """Deep (to 30,000 levels, in a child process with a small stack), huge,
+    infinite, duplicated, surrogate-laden, alias-expanded, empty or broken data, in JSON
+    or YAML: a PolicyError with real positions, or data a condition can read."""
     name = "d.data.json" if as_json else "d.data.yaml"
     texts = {"p.yaml": READS_EVERYTHING, name: text}
-    try:
-        pdp = PolicyDecisionPoint.from_texts(texts, clock=_clock)
-    except PolicyError as exc:
-        _assert_clean(exc, texts)
+    result = child.load(texts, request=REQUEST)
+    if result["outcome"] != "loaded":
+        _assert_clean_refusal(result, texts)
         return
-    assert isinstance(pdp.evaluate(REQUEST), Decision)
-    json.dumps(dict(pdp.policies.data)).encode("utf-8")  # plain, finite, encodable
+    assert result["effect"] in {"allow", "deny", "step_up"}
+    assert result["encodable"]  # plain, finite, encodable
+    assert text.strip() not in ("", "~", "---") and not text.startswith("#"), result
+
+
+MINIMAL_POLICY = "policy: minimal\nrules: [{id: r, effect: allow}]\n"
+_NUMBERED_POLICY = "policy: p{n}\nrules: [{id: r, effect: allow}]\n"
+
+
+@PROPERTY
+@given(deep_yaml_texts())
+def test_no_nesting_crashes_the_loader(child: LoaderChild, deep: DeepYaml) -> None:
+    """Flow and block collections, explicit keys, anchors and tags nested up to
+    100,000 levels, loaded in a child process on a 512 KiB thread stack: refused with
+    "nested deeper than 64 levels" at a position exactly when the innermost value is
+    deeper than 64, in linear time; the process never dies."""
+    name = "d.data.yaml" if deep.is_data else "p.yaml"
+    texts = {"q.yaml": MINIMAL_POLICY, name: deep.text}
+    result = child.load(texts)
+    assert result["outcome"] in {"loaded", "refused"}, result
+    assert result["seconds"] < 2
+    if deep.depth <= 64:
+        assert not any("nested deeper" in d[3] for d in result.get("diagnostics", ()))
+        return
+    _assert_clean_refusal(result, texts)
+    ((file, line, column, message),) = result["diagnostics"]
+    assert (file, line, message) == (name, 1, "nested deeper than 64 levels")
+    assert 1 <= column <= len(deep.text)
+
+
+@PROPERTY
+@given(alias_sets())
+def test_aliases_expand_only_within_the_limits_in_linear_memory(
+    child: LoaderChild, aliases: AliasSet
+) -> None:
+    """Anchors and aliases spread over several files: the set loads exactly when what
+    the aliases repeat stays within the limits (values, characters, per load) and no
+    file expands beyond the value limit; either way in bounded time and memory."""
+    texts = {"p.yaml": MINIMAL_POLICY, **aliases.texts}
+    result = child.load(texts, measure=True)
+    within = (
+        aliases.values <= MAX_ALIAS_VALUES
+        and aliases.chars <= MAX_ALIAS_CHARS
+        and aliases.largest <= MAX_NODES
+    )
+    assert result["outcome"] == ("loaded" if within else "refused"), (aliases, result)
+    written = sum(len(t) for t in aliases.texts.values())
+    # What may be held: the texts, the expanded set's revision (its JSON) and its copies.
+    assert result["peak_bytes"] < 8 * written + 6 * MAX_ALIAS_CHARS + 64 * 2**20, result
+    assert result["seconds"] < 10
+    if not within:
+        _assert_clean_refusal(result, texts)
+        messages = {d[3] for d in result["diagnostics"]}
+        assert all("alias bomb?" in m for m in messages), messages
+
+
+@PROPERTY
+@given(files_with_empty_documents(_NUMBERED_POLICY), st.booleans())
+def test_a_policy_file_loads_only_if_every_document_is_a_policy(
+    file: DocumentFile, on_disk: bool
+) -> None:
+    """An empty file, a comment-only file, an empty document (nothing, ``~``, ``null``)
+    before, between or after policies: refused, naming the file. A file being written
+    in place is empty for a moment; loading it without its policies could drop a deny."""
+    texts = {"a.yaml": MINIMAL_POLICY, "b.yaml": file.text}
+    try:
+        if on_disk:
+            with tempfile.TemporaryDirectory() as base:
+                for name, text in texts.items():
+                    Path(base, name).write_text(text, encoding="utf-8")
+                pdp = PolicyDecisionPoint.from_path(base, behavior=None)
+                texts = {str(Path(base, n)): t for n, t in texts.items()}
+        else:
+            pdp = PolicyDecisionPoint.from_texts(texts, behavior=None)
+    except PolicyError as exc:
+        assert file.empty or not file.documents, exc
+        assert {Path(d.file).name for d in exc.diagnostics} == {"b.yaml"}, exc
+        assert all("empty" in d.message or "no policy" in d.message for d in exc.diagnostics)
+        return
+    assert file.documents and not file.empty
+    assert len(pdp.policies.policies) == 1 + file.documents
+
+
+@PROPERTY
+@given(files_with_empty_documents('{"k{n}": 1}\n'))
+def test_a_data_file_loads_only_if_it_holds_one_mapping(file: DocumentFile) -> None:
+    """An empty data file is refused like an empty policy file: with its data gone, a
+    condition reading it cannot mean what the author wrote."""
+    texts = {"a.yaml": MINIMAL_POLICY, "d.data.yaml": file.text}
+    try:
+        pdp = PolicyDecisionPoint.from_texts(texts, behavior=None)
+    except PolicyError as exc:
+        assert file.documents != 1 or file.empty, exc
+        assert {d.file for d in exc.diagnostics} == {"d.data.yaml"}, exc
+        return
+    assert file.documents == 1 and not file.empty
+    assert list(pdp.policies.data) == ["k0"]
 
 
 def _within_limits(value: Any, depth: int = 0) -> bool:

@@ -115,7 +115,7 @@ def run_suite_file(path: Path, policies: PolicySet, backend: Backend) -> list[Ca
     results: list[CaseResult] = []
     problems: list[Diagnostic] = []
     for doc in documents:
-        if doc is None:
+        if doc.value is None:
             continue
         cases = _parse_suite(doc, name, problems)
         for case in cases:

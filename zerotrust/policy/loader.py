@@ -7,6 +7,13 @@ Layout of a policy directory (searched recursively, in sorted path order):
 * ``*.data.yaml`` / ``*.data.yml`` / ``*.data.json``: policy data; each file is a
   mapping whose top-level keys become keys of the ``data`` variable.
 
+Names are matched with case, and a name that matches only without case (``Deny.YAML``)
+is refused rather than skipped. A file that contributes nothing is refused too: a
+policy file without a policy document, an empty document between policies, an empty
+data file. Files are written in place by truncating them first (``cp``, ``>``, editors
+that do not save by rename), and a reload in that instant must not load the set
+without the policy being written.
+
 Only :class:`PolicyError` leaves this module: a set that cannot be loaded for any
 reason, even one we did not foresee, is refused whole with a diagnostic.
 """
@@ -22,23 +29,35 @@ from typing import Any
 from zerotrust.cel import Backend
 from zerotrust.errors import Diagnostic, PolicyError
 from zerotrust.policy.compile import PolicySet, check_conditions, compile_policies
-from zerotrust.policy.located import YamlProblem, load_documents, load_json
+from zerotrust.policy.json_data import load_json
+from zerotrust.policy.located import AliasBudget, LNode, YamlProblem, load_documents
 from zerotrust.policy.model import PolicySpec
 from zerotrust.policy.snapshot import MAX_FILE_BYTES, read_snapshot
 from zerotrust.policy.validate import validate_policy
 
 __all__ = ["is_data_file", "is_policy_file", "is_test_file", "load_path", "load_texts"]
 
+_TEST = ("_test.yaml", "_test.yml")
+_DATA = (".data.yaml", ".data.yml", ".data.json")
 _YAML = (".yaml", ".yml")
 _log = logging.getLogger("zerotrust")
 
+NO_POLICY = (
+    "holds no policy document: an empty or comment-only policy file is refused (it may "
+    "be one being written); delete the file to remove its policies"
+)
+EMPTY_DOCUMENT = (
+    "empty YAML document: every document of a policy file must be a policy (remove the extra ---)"
+)
+EMPTY_DATA = "a data file must hold a mapping of names (write {} for none)"
+
 
 def is_test_file(path: str | PurePath) -> bool:
-    return PurePath(path).name.endswith(("_test.yaml", "_test.yml"))
+    return PurePath(path).name.endswith(_TEST)
 
 
 def is_data_file(path: str | PurePath) -> bool:
-    return PurePath(path).name.endswith((".data.yaml", ".data.yml", ".data.json"))
+    return PurePath(path).name.endswith(_DATA)
 
 
 def is_policy_file(path: str | PurePath) -> bool:
@@ -47,6 +66,24 @@ def is_policy_file(path: str | PurePath) -> bool:
 
 def _loaded(name: str) -> bool:
     return is_policy_file(name) or is_data_file(name)
+
+
+def _suffix(name: str) -> str | None:
+    """The suffix that decides what a file is (``.data.yaml``...), or None."""
+    return next((s for s in (*_TEST, *_DATA, *_YAML) if name.endswith(s)), None)
+
+
+def _miscased(name: str) -> str | None:
+    """The name ``name`` should have when it differs only by case from a name that is
+    loaded or run (``Deny.YAML``, ``net.Data.json``, ``a_Test.yaml``), else None."""
+    wanted = _suffix(name.lower())
+    if wanted is None or _suffix(name) == wanted:
+        return None
+    return name[: len(name) - len(wanted)] + wanted
+
+
+def _considered(name: str) -> bool:
+    return _loaded(name) or _miscased(name) is not None
 
 
 def load_path(path: str | os.PathLike[str], backend: Backend) -> PolicySet:
@@ -86,10 +123,19 @@ def _only_policy_errors(origin: str, load: Callable[[], PolicySet]) -> PolicySet
 
 
 def _load_path(path: str | os.PathLike[str], origin: str, backend: Backend) -> PolicySet:
-    snapshot = read_snapshot(path, _loaded)
+    snapshot = read_snapshot(path, _considered)
     problems = list(snapshot.problems)
-    texts = snapshot.texts
-    single_file = origin in texts
+    single_file = origin in snapshot.texts
+    texts: dict[str, str] = {}
+    for name, text in snapshot.texts.items():
+        fixed = None if single_file else _miscased(PurePath(name).name)
+        if fixed is None:
+            texts[name] = text
+            continue
+        message = f"file names are matched with case: rename it to {fixed!r} to load it"
+        if fixed.endswith(_TEST):
+            message = f"file names are matched with case: rename it to {fixed!r} to run it"
+        problems.append(Diagnostic(name, 0, 0, message))
     if not problems and not single_file and not any(is_policy_file(n) for n in texts):
         problems.append(Diagnostic(origin, 0, 0, "no policy files (*.yaml, *.yml) found"))
     return _load_texts(texts, backend, problems, origin)
@@ -101,6 +147,7 @@ def _load_texts(
     specs: list[PolicySpec] = []
     data: dict[str, Any] = {}
     data_origin: dict[str, str] = {}
+    budget = AliasBudget()
     for name, text in texts.items():
         if is_test_file(name):
             continue
@@ -110,15 +157,19 @@ def _load_texts(
             diagnostics.append(Diagnostic(name, 0, 0, f"file larger than {MAX_FILE_BYTES} bytes"))
             continue
         if is_data_file(name):
-            _load_data(name, text, data, data_origin, diagnostics)
+            _load_data(name, text, data, data_origin, diagnostics, budget)
             continue
         try:
-            documents = load_documents(text)
+            documents = load_documents(text, budget)
         except YamlProblem as exc:
             diagnostics.append(Diagnostic(name, exc.line, exc.column, exc.message))
             continue
+        if not documents:
+            diagnostics.append(Diagnostic(name, 1, 1, NO_POLICY))
         for doc in documents:
-            if doc is None:
+            if doc.value is None:
+                message = NO_POLICY if len(documents) == 1 else EMPTY_DOCUMENT
+                diagnostics.append(Diagnostic(name, doc.line, doc.column, message))
                 continue
             validated = validate_policy(doc, name)
             diagnostics.extend(validated.diagnostics)
@@ -141,6 +192,7 @@ def _load_data(
     data: dict[str, Any],
     origin: dict[str, str],
     diagnostics: list[Diagnostic],
+    budget: AliasBudget,
 ) -> None:
     """Merge one data file's top-level keys into ``data``; YAML and JSON obey the same
     limits (see :mod:`zerotrust.policy.located`)."""
@@ -151,22 +203,21 @@ def _load_data(
             start = len(text) - len(text.lstrip(" \t\r\n"))
             at = (text.count("\n", 0, start) + 1, start - text.rfind("\n", 0, start))
         else:
-            documents = [d for d in load_documents(text) if d is not None]
+            documents = load_documents(text, budget)
             if len(documents) > 1:
                 second = documents[1]
                 diagnostics.append(
                     Diagnostic(name, second.line, second.column, "a data file holds one document")
                 )
                 return
-            value = documents[0].plain() if documents else {}
-            at = (documents[0].line, documents[0].column) if documents else (1, 1)
-            if documents and documents[0].keys:
-                positions = {k: (n.line, n.column) for k, n in documents[0].keys.items()}
+            document = documents[0] if documents else LNode(None, 1, 1)
+            value, at = document.plain(), (document.line, document.column)
+            positions = {k: (n.line, n.column) for k, n in (document.keys or {}).items()}
     except YamlProblem as exc:
         diagnostics.append(Diagnostic(name, exc.line, exc.column, exc.message))
         return
     if not isinstance(value, dict):
-        diagnostics.append(Diagnostic(name, *at, "a data file must hold a mapping of names"))
+        diagnostics.append(Diagnostic(name, *at, EMPTY_DATA))
         return
     for key, item in value.items():
         if key in origin:

@@ -1,12 +1,16 @@
 """Policy and data text to plain values that remember where each came from.
 
-Policy diagnostics must say file, line and column, so we compose YAML node trees
-(safe tags only) and convert them ourselves instead of using ``safe_load``, and read
-JSON data with a small reader of our own instead of ``json.loads`` (which reports
-duplicate keys, huge integers and infinities without a position, and recurses).
-YAML and JSON obey one set of limits, checked where the value is written:
+Policy diagnostics must say file, line and column, so we build located values from
+libyaml's event stream (safe tags only) instead of using ``safe_load``; JSON data has a
+reader of its own (:mod:`zerotrust.policy.json_data`). Both readers are loops over an
+explicit stack: no input can recurse in C (libyaml's composer does, and a few tens of
+thousands of ``[`` crash the process) or in Python. YAML and JSON obey one set of
+limits, checked where the value is written:
 
-* at most ``MAX_NODES`` values per document, nested at most ``MAX_DEPTH`` levels;
+* at most ``MAX_NODES`` values per file, nested at most ``MAX_DEPTH`` levels; values an
+  alias repeats count as if written out, and what aliases add to one load is bounded
+  (``MAX_ALIAS_VALUES``, ``MAX_ALIAS_CHARS``), so a small file cannot expand into a
+  large one;
 * integers within 64 bits (CEL's ``int``), floats finite;
 * no duplicate keys, keys are strings;
 * strings are text: no control character other than tab and line breaks, no lone
@@ -17,34 +21,38 @@ YAML and JSON obey one set of limits, checked where the value is written:
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import re
-from collections.abc import Callable
-from json import decoder
-from typing import Any, NoReturn
+from typing import Any
 
 import yaml
+from yaml import events
 
 from zerotrust.request import INT64_MAX, INT64_MIN
 
-__all__ = ["LNode", "YamlProblem", "load_documents", "load_json"]
+__all__ = ["AliasBudget", "LNode", "YamlProblem", "load_documents", "position", "text_problem"]
 
 MAX_NODES = 200_000
 MAX_DEPTH = 64
+#: What aliases may add to one load, beyond the text as written: values and characters
+#: (of the repeated text). Without a bound, ``big: &a "...100 KB..."`` repeated by 10,000
+#: aliases is a 170 KB file that expands to a gigabyte.
+MAX_ALIAS_VALUES = MAX_NODES
+MAX_ALIAS_CHARS = 10 * 1024 * 1024
 
-TOO_MANY = f"document has more than {MAX_NODES} values"
+TOO_MANY = f"file has more than {MAX_NODES} values"
 TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
 INT_RANGE = "integer outside the 64-bit range"
 NOT_FINITE = "NaN and infinity are not allowed"
 
 _STD = "tag:yaml.org,2002:"
-# libyaml composes ~15x faster than pure Python, with the same marks (character
-# indices, lines, columns); values are still built by the Python SafeConstructor.
-_COMPOSER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR = _STD + "str"
+# libyaml parses (an iterative state machine in C); the event loop below composes.
+_PARSER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _COLLECTION_TAGS = frozenset({_STD + "seq", _STD + "map"})
 # What YAML refuses in a file, plus lone surrogates: refused in every string value,
 # however it was written (YAML "\x00" / "\ud800" escapes, JSON "\u0000" escapes).
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
 # No 64-bit integer needs more characters than this in any YAML notation (0b + 64
 # digits); longer ones are refused before int() runs (CPython refuses > 4,300 decimal
@@ -63,8 +71,9 @@ class YamlProblem(Exception):
 
 
 class LNode:
-    """A YAML value with its position. ``value`` holds plain data for scalars,
-    ``dict[str, LNode]`` for mappings (with ``keys`` positions) and ``list[LNode]``."""
+    """A YAML value with its position. ``value`` holds plain data for scalars (``None``
+    for an empty document), ``dict[str, LNode]`` for mappings (with ``keys`` positions)
+    and ``list[LNode]``. A value an alias repeats is the same object as its anchor's."""
 
     __slots__ = ("column", "keys", "line", "raw", "style", "value")
 
@@ -99,6 +108,17 @@ class LNode:
         return self.value
 
 
+class AliasBudget:
+    """What aliases have added so far to one load (values, characters); see
+    ``MAX_ALIAS_VALUES`` and ``MAX_ALIAS_CHARS``. One per load, shared by its files."""
+
+    __slots__ = ("chars", "values")
+
+    def __init__(self) -> None:
+        self.values = 0
+        self.chars = 0
+
+
 def text_problem(value: str) -> str | None:
     """Why ``value`` is not acceptable text, or None."""
     found = _NOT_TEXT.search(value)
@@ -109,12 +129,18 @@ def text_problem(value: str) -> str | None:
     return f"strings must be text: U+{char:04X} is {what}"
 
 
-def load_documents(text: str) -> list[LNode | None]:
-    """Every YAML document in ``text``; ``None`` for empty documents."""
-    counter = [0]
-    constructor = yaml.SafeLoader("")
+def load_documents(text: str, budget: AliasBudget | None = None) -> list[LNode]:
+    """Every YAML document in ``text``, in order; an empty document (nothing, ``~``,
+    ``null``) is an LNode whose value is None. Raises :class:`YamlProblem`."""
+    surrogate = _SURROGATE.search(text)
+    if surrogate is not None:  # libyaml reads UTF-8: it would fail to encode the text
+        line, column = position(text, surrogate.start())
+        raise YamlProblem(text_problem(surrogate.group()) or "", line, column)
     try:
-        nodes = list(yaml.compose_all(text, Loader=_COMPOSER))
+        return _Composer(text, budget or AliasBudget()).documents()
+    except yaml.reader.ReaderError as exc:
+        line, column = position(text, exc.position)
+        raise YamlProblem(f"invalid YAML: {_reader_problem(exc)}", line, column) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -123,55 +149,197 @@ def load_documents(text: str) -> list[LNode | None]:
         raise YamlProblem(f"invalid YAML: {problem}", line, column) from exc
     except yaml.YAMLError as exc:
         raise YamlProblem(f"invalid YAML: {exc}", 1, 1) from exc
-    except RecursionError as exc:
-        raise YamlProblem("invalid YAML: nested too deeply", 1, 1) from exc
-    out: list[LNode | None] = []
-    for node in nodes:
-        if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
-            out.append(None)
-            continue
-        out.append(_convert(node, constructor, counter, 0, text))
-    return out
 
 
-def _convert(node: yaml.Node, constructor: Any, counter: list[int], depth: int, text: str) -> LNode:
-    counter[0] += 1
-    line, column = node.start_mark.line + 1, node.start_mark.column + 1
-    if counter[0] > MAX_NODES:
-        raise YamlProblem(f"{TOO_MANY} (alias bomb?)", line, column)
-    if depth > MAX_DEPTH:
-        raise YamlProblem(TOO_DEEP, line, column)
-    if isinstance(node, yaml.ScalarNode):
-        value = _scalar(node, constructor, line, column)
-        raw = text[node.start_mark.index : node.end_mark.index] if isinstance(value, str) else None
-        return LNode(value, line, column, style=node.style, raw=raw)
-    if node.tag not in _COLLECTION_TAGS:
-        raise YamlProblem(f"unsupported YAML tag {node.tag!r}", line, column)
-    if isinstance(node, yaml.SequenceNode):
-        items = [_convert(item, constructor, counter, depth + 1, text) for item in node.value]
-        return LNode(items, line, column)
-    if isinstance(node, yaml.MappingNode):
-        values: dict[str, LNode] = {}
-        keys: dict[str, LNode] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == _STD + "merge":
-                mark = key_node.start_mark
-                raise YamlProblem(
-                    "YAML merge keys (<<) are not supported", mark.line + 1, mark.column + 1
-                )
-            key = _convert(key_node, constructor, counter, depth + 1, text)
-            if not isinstance(key.value, str):
-                raise YamlProblem(
-                    f"keys must be strings, found {_yaml_kind(key.value)} {key!r}",
-                    key.line,
-                    key.column,
-                )
-            if key.value in values:
-                raise YamlProblem(f"duplicate key {key.value!r}", key.line, key.column)
-            values[key.value] = _convert(value_node, constructor, counter, depth + 1, text)
-            keys[key.value] = key
-        return LNode(values, line, column, keys=keys)
-    raise YamlProblem(f"unsupported YAML node {type(node).__name__}", line, column)
+def position(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of ``text[index]``."""
+    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _reader_problem(exc: yaml.reader.ReaderError) -> str:
+    if isinstance(exc.character, int):
+        return f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+    return str(exc.reason)
+
+
+def _at(mark: Any) -> tuple[int, int]:
+    return mark.line + 1, mark.column + 1
+
+
+class _Open:
+    """A collection being read: its items, the key awaiting a value (mappings), and
+    the size of what it holds so far (values, characters, levels below it)."""
+
+    __slots__ = ("anchor", "chars", "height", "items", "key", "keys", "node", "values")
+
+    def __init__(self, node: LNode, anchor: str | None) -> None:
+        self.node = node
+        self.items: list[LNode] | dict[str, LNode] = node.value
+        self.keys: dict[str, LNode] = node.keys if node.keys is not None else {}
+        self.anchor = anchor
+        self.key: LNode | None = None
+        self.values = 1
+        self.chars = 0
+        self.height = 0
+
+
+class _Composer:
+    """Located values from libyaml's events, in one pass over an explicit stack.
+
+    Every value's size is known when it is complete, so an alias is checked in O(1):
+    it counts as the values and characters it repeats, and its nesting as its anchor's
+    depth below the alias.
+    """
+
+    def __init__(self, text: str, budget: AliasBudget) -> None:
+        self.text = text
+        self.budget = budget
+        self.values = 0
+        self.constructor = yaml.SafeLoader("")
+        # anchor -> (node, values, characters, levels below it); None while still open.
+        self.anchors: dict[str, tuple[LNode, int, int, int] | None] = {}
+        self.stack: list[_Open] = []
+        self.root: LNode | None = None
+
+    def documents(self) -> list[LNode]:
+        parser = _PARSER(self.text)
+        out: list[LNode] = []
+        started = (1, 1)
+        try:
+            while True:
+                event = parser.get_event()
+                kind = type(event)
+                if kind is events.ScalarEvent:
+                    self.scalar(event, parser)
+                elif kind is events.SequenceStartEvent or kind is events.MappingStartEvent:
+                    self.start(event, parser, kind is events.SequenceStartEvent)
+                elif kind is events.SequenceEndEvent or kind is events.MappingEndEvent:
+                    self.end()
+                elif kind is events.AliasEvent:
+                    self.alias(event)
+                elif kind is events.DocumentStartEvent:
+                    self.anchors, self.root, started = {}, None, _at(event.start_mark)
+                elif kind is events.DocumentEndEvent:
+                    root = self.root
+                    # An empty document is where it starts (its `---`), not where its
+                    # implied null is (the next line).
+                    out.append(root if root and root.value is not None else LNode(None, *started))
+                elif kind is events.StreamEndEvent:
+                    return out
+        finally:
+            parser.dispose()
+
+    def count(self, values: int, mark: Any) -> None:
+        self.values += values
+        if self.values > MAX_NODES:
+            raise YamlProblem(f"{TOO_MANY} (alias bomb?)", *_at(mark))
+
+    def scalar(self, event: Any, parser: Any) -> None:
+        self.count(1, event.start_mark)
+        line, column = _at(event.start_mark)
+        if len(self.stack) > MAX_DEPTH:
+            raise YamlProblem(TOO_DEEP, line, column)
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = parser.resolve(yaml.ScalarNode, event.value, event.implicit)
+        start, end = event.start_mark.index, event.end_mark.index
+        if tag == _STR:
+            value: Any = _text(event.value, line, column)
+        elif tag == _STD + "merge":
+            raise YamlProblem("YAML merge keys (<<) are not supported", line, column)
+        else:
+            written = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark)
+            value = _scalar(written, self.constructor, line, column)
+        raw = self.text[start:end] if isinstance(value, str) else None
+        node = LNode(value, line, column, style=event.style, raw=raw)
+        if event.anchor is not None:
+            self.anchor(event.anchor, (node, 1, end - start, 0), event.start_mark)
+        self.add(node, 1, end - start, 0, (line, column))
+
+    def start(self, event: Any, parser: Any, sequence: bool) -> None:
+        self.count(1, event.start_mark)
+        line, column = _at(event.start_mark)
+        if len(self.stack) > MAX_DEPTH:
+            raise YamlProblem(TOO_DEEP, line, column)
+        tag = event.tag
+        if tag is None or tag == "!":
+            kind = yaml.SequenceNode if sequence else yaml.MappingNode
+            tag = parser.resolve(kind, None, event.implicit)
+        if tag not in _COLLECTION_TAGS:
+            raise YamlProblem(f"unsupported YAML tag {tag!r}", line, column)
+        if (tag == _STD + "seq") != sequence:
+            what = "a list" if sequence else "a mapping"
+            raise YamlProblem(f"YAML tag {tag!r} does not fit {what}", line, column)
+        if event.anchor is not None:
+            self.anchor(event.anchor, None, event.start_mark)
+        node = LNode([], line, column) if sequence else LNode({}, line, column, keys={})
+        self.stack.append(_Open(node, event.anchor))
+
+    def end(self) -> None:
+        done = self.stack.pop()
+        size = (done.node, done.values, done.chars, done.height)
+        if done.anchor is not None:
+            self.anchors[done.anchor] = size
+        self.add(*size, (done.node.line, done.node.column))
+
+    def anchor(self, name: str, size: tuple[LNode, int, int, int] | None, mark: Any) -> None:
+        if name in self.anchors:
+            raise YamlProblem(f"invalid YAML: anchor &{name} is defined twice", *_at(mark))
+        self.anchors[name] = size
+
+    def alias(self, event: Any) -> None:
+        line, column = _at(event.start_mark)
+        if event.anchor not in self.anchors:
+            raise YamlProblem(f"invalid YAML: alias *{event.anchor} has no anchor", line, column)
+        found = self.anchors[event.anchor]
+        if found is None:
+            message = f"invalid YAML: alias *{event.anchor} is inside the value it repeats"
+            raise YamlProblem(message, line, column)
+        node, values, chars, height = found
+        self.count(values, event.start_mark)
+        if len(self.stack) + height > MAX_DEPTH:
+            raise YamlProblem(TOO_DEEP, line, column)
+        self.budget.values += values
+        self.budget.chars += chars
+        if self.budget.values > MAX_ALIAS_VALUES:
+            what = f"{MAX_ALIAS_VALUES} values"
+        elif self.budget.chars > MAX_ALIAS_CHARS:
+            what = f"{MAX_ALIAS_CHARS} characters"
+        else:
+            self.add(node, values, chars, height, (line, column))
+            return
+        message = f"aliases in this policy set repeat more than {what} (alias bomb?)"
+        raise YamlProblem(message, line, column)
+
+    def add(self, node: LNode, values: int, chars: int, height: int, at: tuple[int, int]) -> None:
+        """Attach a complete value, written at ``at``, to the collection it is in (or
+        make it the root)."""
+        if not self.stack:
+            self.root = node
+            return
+        parent = self.stack[-1]
+        parent.values += values
+        parent.chars += chars
+        parent.height = max(parent.height, height + 1)
+        items = parent.items
+        if isinstance(items, list):
+            items.append(node)
+        elif parent.key is None:
+            if not isinstance(node.value, str):
+                shown = _short(repr(node))
+                kind = _yaml_kind(node.value)
+                raise YamlProblem(f"keys must be strings, found {kind} {shown}", *at)
+            if node.value in items:
+                raise YamlProblem(f"duplicate key {node.value!r}", *at)
+            parent.key = node
+        else:
+            items[parent.key.value] = node
+            parent.keys[parent.key.value] = parent.key
+            parent.key = None
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _yaml_kind(value: Any) -> str:
@@ -180,6 +348,13 @@ def _yaml_kind(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
     return type(value).__name__
+
+
+def _text(value: str, line: int, column: int) -> str:
+    problem = text_problem(value)
+    if problem is not None:
+        raise YamlProblem(problem, line, column)
+    return value
 
 
 def _scalar(node: yaml.ScalarNode, constructor: Any, line: int, column: int) -> Any:
@@ -200,157 +375,5 @@ def _scalar(node: yaml.ScalarNode, constructor: Any, line: int, column: int) -> 
     if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
         raise YamlProblem(INT_RANGE, line, column)
     if isinstance(value, str):
-        problem = text_problem(value)
-        if problem is not None:
-            raise YamlProblem(problem, line, column)
+        return _text(value, line, column)
     return value
-
-
-# --- JSON (RFC 8259) ------------------------------------------------------------------
-
-# The C string scanner json.loads uses (not in typeshed): escapes, control characters.
-_scanstring: Callable[[str, int, bool], tuple[str, int]] = decoder.scanstring  # type: ignore[attr-defined]
-_WS = re.compile(r"[ \t\n\r]*")
-_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
-_LITERALS = (("null", None), ("true", True), ("false", False))
-_NOT_JSON_NUMBERS = ("NaN", "Infinity", "-Infinity")
-
-
-def _syntax(message: str) -> str:
-    return f"invalid JSON: {message}"
-
-
-class _JsonReader:
-    """An iterative JSON reader (no recursion, so no depth can crash it)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.count = 0
-        #: Where each top-level key was written, for diagnostics about data keys.
-        self.top_keys: dict[str, tuple[int, int]] = {}
-
-    def fail(self, message: str, index: int) -> NoReturn:
-        raise YamlProblem(message, *self.position(index))
-
-    def skip(self, index: int) -> int:
-        found = _WS.match(self.text, index)
-        return found.end() if found else index
-
-    def read(self) -> Any:
-        text = self.text
-        # The open containers, innermost last, and the pending key of each open mapping.
-        stack: list[dict[str, Any] | list[Any]] = []
-        keys: list[str] = []
-        i = self.skip(0)
-        while True:
-            self.count += 1
-            if self.count > MAX_NODES:
-                self.fail(TOO_MANY, i)
-            if len(stack) > MAX_DEPTH:
-                self.fail(TOO_DEEP, i)
-            char = text[i : i + 1]
-            value: Any
-            if char == "{":
-                mapping: dict[str, Any] = {}
-                stack.append(mapping)
-                i = self.skip(i + 1)
-                if text[i : i + 1] != "}":
-                    i = self.key(i, mapping, keys, len(stack))
-                    continue
-                stack.pop()
-                value, i = mapping, i + 1
-            elif char == "[":
-                stack.append([])
-                i = self.skip(i + 1)
-                if text[i : i + 1] != "]":
-                    continue
-                value, i = stack.pop(), i + 1
-            else:
-                value, i = self.scalar(i)
-            # A value is complete: attach it, closing every container it completes.
-            while stack:
-                container = stack[-1]
-                if isinstance(container, list):
-                    container.append(value)
-                else:
-                    container[keys.pop()] = value
-                i = self.skip(i)
-                closer = "]" if isinstance(container, list) else "}"
-                char = text[i : i + 1]
-                if char == ",":
-                    i = self.skip(i + 1)
-                    if isinstance(container, dict):
-                        i = self.key(i, container, keys, len(stack))
-                    break
-                if char != closer:
-                    self.fail(_syntax(f"Expecting ',' delimiter or '{closer}'"), i)
-                stack.pop()
-                value, i = container, i + 1
-            else:
-                i = self.skip(i)
-                if i < len(text):
-                    self.fail(_syntax("Extra data after the value"), i)
-                return value
-
-    def key(self, i: int, mapping: dict[str, Any], keys: list[str], depth: int) -> int:
-        """Read ``"name" :`` and return where its value starts."""
-        if self.text[i : i + 1] != '"':
-            self.fail(_syntax("Expecting property name enclosed in double quotes"), i)
-        name, end = self.string(i)
-        self.count += 1
-        if self.count > MAX_NODES:
-            self.fail(TOO_MANY, i)
-        if name in mapping:
-            self.fail(f"duplicate key {name!r}", i)
-        # The value is not stored yet: a placeholder makes a repeated key a duplicate.
-        mapping[name] = None
-        keys.append(name)
-        if depth == 1:
-            self.top_keys[name] = self.position(i)
-        i = self.skip(end)
-        if self.text[i : i + 1] != ":":
-            self.fail(_syntax("Expecting ':' delimiter"), i)
-        return self.skip(i + 1)
-
-    def position(self, index: int) -> tuple[int, int]:
-        line = self.text.count("\n", 0, index) + 1
-        return line, index - (self.text.rfind("\n", 0, index) + 1) + 1
-
-    def string(self, i: int) -> tuple[str, int]:
-        try:
-            value, end = _scanstring(self.text, i + 1, True)
-        except json.JSONDecodeError as exc:
-            self.fail(_syntax(exc.msg.removesuffix(" at").removesuffix(" starting")), exc.pos)
-        problem = text_problem(value)
-        if problem is not None:
-            self.fail(problem, i)
-        return value, end
-
-    def scalar(self, i: int) -> tuple[Any, int]:
-        text = self.text
-        if text[i : i + 1] == '"':
-            return self.string(i)
-        for word, literal in _LITERALS:
-            if text.startswith(word, i):
-                return literal, i + len(word)
-        if text.startswith(_NOT_JSON_NUMBERS, i):
-            self.fail(NOT_FINITE, i)
-        number = _NUMBER.match(text, i)
-        if number is None:
-            self.fail(_syntax("Expecting value"), i)
-        written = number.group()
-        if number.group(1) is None and number.group(2) is None:
-            if len(written) > 20 or not INT64_MIN <= int(written) <= INT64_MAX:
-                self.fail(INT_RANGE, i)
-            return int(written), number.end()
-        value = float(written)
-        if not math.isfinite(value):
-            self.fail(f"{NOT_FINITE}: {written} is beyond the 64-bit float range", i)
-        return value, number.end()
-
-
-def load_json(text: str) -> tuple[Any, dict[str, tuple[int, int]]]:
-    """One JSON value (RFC 8259), under the same limits as YAML, and where each
-    top-level key was written; raises :class:`YamlProblem` with a position."""
-    reader = _JsonReader(text)
-    return reader.read(), reader.top_keys
