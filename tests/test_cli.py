@@ -308,7 +308,7 @@ def test_serve_on_an_address_it_cannot_bind_is_one_line_exit_2(
     ("config_text", "message"),
     [
         (None, "cannot read"),  # no such file
-        ("bearer_secrets: [\n  - x\n", "is not valid YAML or JSON"),  # a multi-line reason
+        ("bearer_secrets: [\n  - x\n", "server.yaml:2:3: invalid YAML"),  # a multi-line reason
         ("bearer_secrets: [short]\n", "at least 16 characters"),
         (f"bearer_secrets: [{SECRET}]\nmax_requests_in_flight: 0\n", "max_requests_in_flight"),
         (f"bearer_secrets: [{SECRET}]\ndecision_log: .\n", "cannot open the decision log"),

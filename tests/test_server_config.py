@@ -10,6 +10,7 @@ import pytest
 
 from zerotrust.cli import main
 from zerotrust.server import ServerConfig, ServerConfigError, load_config
+from zerotrust.server.entities import load_entities
 from zerotrust.server.runner import build_config, is_loopback_host
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def test_load_config_resolves_paths_and_reads_a_secrets_file(tmp_path: Path) -> 
         ("bearer_secrets: [x]\nport: 80\n", "unknown setting 'port'"),
         ("bearer_secrets: 12\n", "list of strings"),
         ("- a\n", "mapping of settings"),
-        ("bearer_secrets: [\n", "not valid YAML"),
+        ("bearer_secrets: [\n", r"server.yaml:2:1: invalid YAML"),
         ("bearer_secrets_file: nowhere.txt\n", "cannot read bearer_secrets_file"),
         (f"bearer_secrets: [{SECRET}]\nentities: 3\n", "entities_file must be a file path"),
         ("include_reasons: maybe\ninsecure_local: true\n", "include_reasons must be true or false"),
@@ -83,6 +84,34 @@ def test_load_config_refuses_bad_files(tmp_path: Path, text: str, message: str) 
     file.write_text(text, encoding="utf-8")
     with pytest.raises(ServerConfigError, match=message):
         load_config(file)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("server.yaml", "a: " + "[" * 30_000 + "]" * 30_000, "nested deeper than 64 levels"),
+        ("server.json", '{"a": ' + "[" * 30_000 + "]" * 30_000 + "}", "nested deeper than 64"),
+        (
+            "server.yaml",
+            'big: &a "' + "x" * 100_000 + '"\nlist: [' + ", ".join(["*a"] * 200) + "]\n",
+            "alias",
+        ),
+        ("server.yaml", "a: 1\n---\nb: 2\n", "one YAML document"),
+    ],
+    ids=["deep-yaml", "deep-json", "alias-bomb", "two-documents"],
+)
+def test_hostile_config_file_is_one_line_error_not_a_crash(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    """A config or entities file is read with the policy loader's limits: deep nesting and
+    alias bombs are refused with a position, never a RecursionError or a memory blow-up."""
+    file = tmp_path / name
+    file.write_text(text, encoding="utf-8")
+    with pytest.raises(ServerConfigError, match=message) as info:
+        load_config(file)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ServerConfigError, match=message):
+        load_entities(file)
 
 
 def test_a_single_secret_string_and_an_empty_file(tmp_path: Path) -> None:

@@ -341,7 +341,7 @@ def test_entities_files_in_yaml_and_json(tmp_path: Path) -> None:
     assert load_entities(tmp_path / "e.yaml").subjects_of("user")[0].properties == {"x": 1}
     assert load_entities(tmp_path / "e.json").resources_of("doc")[0].id == "d"
     assert load_entities(tmp_path / "e.json").subjects_of("user") == ()
-    with pytest.raises(ServerConfigError, match="not valid"):
+    with pytest.raises(ServerConfigError, match=r"bad.json:1:2: invalid JSON"):
         load_entities(tmp_path / "bad.json")
     with pytest.raises(ServerConfigError, match="cannot read"):
         load_entities(tmp_path / "missing.yaml")

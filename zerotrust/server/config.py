@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import yaml
 
 from zerotrust.errors import ZeroTrustError
+from zerotrust.policy.json_data import load_json
+from zerotrust.policy.located import YamlProblem, load_documents
 
 __all__ = [
     "MIN_SECRET_LENGTH",
@@ -25,6 +26,7 @@ __all__ = [
     "ServerConfigError",
     "config_from_mapping",
     "load_config",
+    "read_structured",
 ]
 
 MIN_SECRET_LENGTH = 16
@@ -294,12 +296,7 @@ def load_config(path: str | Path, **overrides: Any) -> ServerConfig:
     command-line flags can refine it.
     """
     file = Path(path)
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ServerConfigError([f"cannot read {file}: {exc}"]) from exc
-    except yaml.YAMLError as exc:
-        raise ServerConfigError([f"{file} is not valid YAML or JSON: {exc}"]) from exc
+    raw = read_structured(file, "config file")
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -399,3 +396,31 @@ def _build(kind: Any, fields: dict[str, Any], problems: list[str]) -> Any:
 def _resolve(value: str, base: Path | None) -> Path:
     path = Path(value)
     return path if path.is_absolute() or base is None else base / path
+
+
+def read_structured(file: Path, what: str) -> Any:
+    """The plain value in ``file`` (JSON when it ends ``.json``, else YAML), ``None`` when
+    it is empty. Raises :class:`ServerConfigError` (one line, with file:line:column).
+
+    The policy loader's readers, not ``yaml.safe_load``: that one recurses once per
+    nesting level and expands aliases without bound, so a small hostile file could
+    exhaust the stack or memory. These hold every file to one set of limits (depth,
+    values, alias expansion) and report positions.
+    """
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ServerConfigError([f"cannot read {what} {file}: {exc}"]) from exc
+    try:
+        if file.suffix == ".json":
+            value, _ = load_json(text)
+            return value
+        documents = load_documents(text)
+    except YamlProblem as exc:
+        raise ServerConfigError([f"{file}:{exc.line}:{exc.column}: {exc.message}"]) from exc
+    if len(documents) > 1:
+        second = documents[1]
+        raise ServerConfigError(
+            [f"{file}:{second.line}:{second.column}: a {what} holds one YAML document, not several"]
+        )
+    return documents[0].plain() if documents else None

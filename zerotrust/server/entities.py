@@ -16,16 +16,14 @@ policy can look up attributes by id (``data.entities.subjects.user[subject.id]``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import attrs
-import yaml
 
-from zerotrust.server.config import ServerConfigError
+from zerotrust.server.config import ServerConfigError, read_structured
 
 __all__ = ["DATA_KEY", "Entities", "Entity", "entities_from_mapping", "load_entities"]
 
@@ -67,13 +65,7 @@ class Entities:
 def load_entities(path: str | Path) -> Entities:
     """Read an entities file (YAML, or JSON when it ends ``.json``)."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-        raw = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ServerConfigError([f"cannot read entities file {file}: {exc}"]) from exc
-    except (ValueError, yaml.YAMLError) as exc:
-        raise ServerConfigError([f"entities file {file} is not valid: {exc}"]) from exc
+    raw = read_structured(file, "entities file")
     return entities_from_mapping(raw if raw is not None else {}, origin=str(file))
 
 
