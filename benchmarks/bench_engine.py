@@ -1,11 +1,13 @@
 """Microseconds per decision: zerotrust against the alternatives, in one run.
 
-    python benchmarks/bench_engine.py [--quick]
+    python benchmarks/bench_engine.py [--quick] [--decisions-only]
 
 Measures, on the same machine in the same process, for one request against the same
 20 rules:
 
-* ``PolicyDecisionPoint.evaluate`` (compiled CEL, decision log to the null sink);
+* ``PolicyDecisionPoint.evaluate`` (compiled CEL, decision log to the null sink), and
+  as people run it: the memory behaviour store and a ``JsonLinesLog`` to a file;
+* ``AccessRequest.from_mapping`` alone (validation and the canonical copy of the request);
 * the 20 compiled conditions alone (rule evaluation, no request validation or Decision);
 * the same rules as hand-written Python lambdas with the same combining;
 * the same PDP on cel-python's interpreter (the reference backend);
@@ -42,13 +44,15 @@ import gc
 import ipaddress
 import re
 import statistics
+import tempfile
 import time
 import timeit
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from zerotrust import NullLog, PolicyDecisionPoint
+from zerotrust import AccessRequest, JsonLinesLog, NullLog, PolicyDecisionPoint
 from zerotrust.cel import InterpreterBackend, _syntax
 
 NOW = datetime.datetime(2026, 3, 2, 14, 30, tzinfo=datetime.UTC)
@@ -353,6 +357,9 @@ def scale(quick: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations, 2,000 rules")
+    parser.add_argument(
+        "--decisions-only", action="store_true", help="skip the 10,000-rule loading runs"
+    )
     args = parser.parse_args()
     number, repeat = (500, 5) if args.quick else (3000, 7)
 
@@ -385,7 +392,19 @@ def main() -> None:
     slow = PolicyDecisionPoint.from_texts(
         texts, clock=lambda: NOW, decision_log=NullLog(), backend=InterpreterBackend()
     )
+    log_dir = tempfile.TemporaryDirectory()
+    logged = PolicyDecisionPoint.from_texts(
+        texts,
+        clock=lambda: NOW,
+        decision_log=JsonLinesLog(Path(log_dir.name) / "decisions.jsonl"),
+    )
     results: dict[str, float | None] = {
+        "AccessRequest.from_mapping (validation, copy)": median_us(
+            lambda: AccessRequest.from_mapping(REQUEST), number, repeat
+        ),
+        "zerotrust evaluate(), memory store, JsonLinesLog": median_us(
+            lambda: logged.evaluate(REQUEST), number, repeat
+        ),
         "zerotrust evaluate() (compiled CEL)": median_us(
             lambda: pdp.evaluate(REQUEST), number, repeat
         ),
@@ -413,7 +432,9 @@ def main() -> None:
     if cedar:
         for name in ("zerotrust evaluate() (compiled CEL)", "zerotrust evaluate(), behavior=None"):
             print(f"  cedarpy / {name}: {cedar / (results[name] or 1.0):.1f}x")
-    scale(args.quick)
+    log_dir.cleanup()
+    if not args.decisions_only:
+        scale(args.quick)
 
 
 if __name__ == "__main__":
