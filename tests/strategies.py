@@ -1661,3 +1661,75 @@ def upload_plans(draw: st.DrawFn, valid: bytes, max_pause: float = 0.02) -> Uplo
         draw(st.lists(st.floats(0, max_pause), min_size=len(chunks), max_size=len(chunks)))
     )
     return UploadPlan(body, chunks, pauses, ending)
+
+
+# === CEL (round 2): the private-address table, backend agreement, time zones ==============
+# Families for tests/test_cel_security.py and tests/test_cel_differential.py.
+
+__all__ += [
+    "SPECIAL_RANGES",
+    "addresses_around_special_ranges",
+]
+
+#: Ranges whose addresses a private-address check or an address class may get wrong: the
+#: private ones and their neighbours, and the special-purpose ranges Python's registry
+#: has counted as private in some release (tunnels, NAT64, documentation, reserved).
+SPECIAL_RANGES = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "100.64.0.0/10",
+    "0.0.0.0/8",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "::/128",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+    "ff02::/16",
+    "ff12::/16",
+    "64:ff9b::/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001::/23",
+    "2001::/32",
+    "2001:db8::/32",
+    "2002::/16",
+)
+
+
+@st.composite
+def addresses_around_special_ranges(draw: st.DrawFn) -> tuple[str, str]:
+    """(text, kind): an address inside, at the edge of or just outside a special range, or
+    anywhere (kind ``v4``/``v6``); or an IPv4-mapped IPv6 spelling (kind ``mapped``, which
+    every IP function refuses)."""
+    import ipaddress
+
+    kind = draw(st.sampled_from(["near", "near", "anywhere", "mapped"]))
+    if kind == "mapped":
+        v4 = ipaddress.IPv4Address(draw(st.integers(0, 2**32 - 1)))
+        text = draw(st.sampled_from([f"::ffff:{v4}", str(ipaddress.IPv6Address(f"::ffff:{v4}"))]))
+        return text, "mapped"
+    if kind == "anywhere":
+        version = draw(st.sampled_from([4, 6]))
+        value = draw(st.integers(0, 2 ** (32 if version == 4 else 128) - 1))
+    else:
+        network = ipaddress.ip_network(draw(st.sampled_from(SPECIAL_RANGES)))
+        version = network.version
+        first, last = int(network.network_address), int(network.broadcast_address)
+        value = draw(st.sampled_from([first, last, first - 1, last + 1]) | st.integers(first, last))
+        value = min(max(value, 0), 2**network.max_prefixlen - 1)
+    address = ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address), "mapped"
+    return str(address), f"v{version}"

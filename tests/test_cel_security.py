@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import ipaddress
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,7 @@ from strategies import (
     ESCAPE_UNITS,
     LITERAL_FRAMES,
     NAN_CONTEXT,
+    addresses_around_special_ranges,
     hostile_conditions,
     ip_spellings,
     macro_predicates,
@@ -39,7 +41,7 @@ from zerotrust.cel import (
     InterpreterBackend,
 )
 from zerotrust.cel import _compiler_runtime as rt
-from zerotrust.cel.functions import ip_in_cidr, ip_is_private
+from zerotrust.cel.functions import PRIVATE_RANGES, ip_in_cidr, ip_is_private
 
 try:  # Google's C++ CEL, a third opinion where installed: pip install cel-expr-python
     from cel_expr_python import cel as cel_cpp
@@ -468,6 +470,120 @@ def test_a_bad_range_is_an_error_at_any_position(case: tuple[list[Any], int], ip
             backend, "ip_in_cidr(context.ip, context.r)", {"context": {"ip": ip, "r": ranges}}
         )
         assert got == ERROR, (backend.name, ranges)
+
+
+#: ``ip_is_private``'s table as docs/policy-language.md documents it, written out again
+#: here so that changing the table means changing this test too.
+DOCUMENTED_PRIVATE = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+)
+
+
+def _documented_private(text: str) -> bool:
+    address = ipaddress.ip_address(text)
+    return any(address in ipaddress.ip_network(r) for r in DOCUMENTED_PRIVATE)
+
+
+def test_ip_is_private_uses_the_documented_table() -> None:
+    assert tuple(PRIVATE_RANGES) == DOCUMENTED_PRIVATE
+
+
+@BOTH
+@pytest.mark.parametrize(
+    "ip",
+    [
+        "2001::1",  # Teredo (2001::/32): Python calls it private, in every release
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # a Teredo client of the whole internet
+        "2002:808:808::1",  # 6to4 for 8.8.8.8: private on some Python builds, not others
+        "64:ff9b::808:808",  # NAT64 (RFC 6052) for 8.8.8.8
+        "64:ff9b:1::1",  # local-use NAT64 (RFC 8215): differs between Python builds
+        "100.64.0.1",  # RFC 6598 shared address space: a carrier's NAT, not our network
+        "203.0.113.5",  # documentation ranges are not a network of ours either
+    ],
+)
+def test_tunnel_and_translation_addresses_do_not_pass_a_private_network_check(
+    backend: Backend, ip: str
+) -> None:
+    assert decide(backend, "deny", "!ip_is_private(context.ip)", {"ip": ip}) is Effect.DENY
+    assert decide(backend, "allow", "ip_is_private(context.ip)", {"ip": ip}) is Effect.DENY
+
+
+@BOTH
+@pytest.mark.parametrize("ip", ["10.0.0.5", "172.31.255.255", "fd12:3456::1", "fe80::1", "::1"])
+def test_private_client_passes_a_private_network_check(backend: Backend, ip: str) -> None:
+    assert decide(backend, "allow", "ip_is_private(context.ip)", {"ip": ip}) is Effect.ALLOW
+
+
+@PROPERTY
+@given(case=addresses_around_special_ranges())
+def test_ip_is_private_is_the_documented_table_on_any_address(case: tuple[str, str]) -> None:
+    """Inside, at the edges of and just outside every special range, or anywhere; IPv4-mapped
+    spellings are errors. The answer never depends on Python's address registry."""
+    text, kind = case
+    expected = ERROR if kind == "mapped" else _documented_private(text)
+    assert outcome(ip_is_private, text) == expected, text
+    for backend in BACKENDS:
+        got = run(backend, "ip_is_private(context.ip)", {"context": {"ip": text}})
+        assert got == expected, (backend.name, text)
+
+
+def _netip_classes(text: str) -> dict[str, bool]:
+    """The address classes as Go's net/netip defines them (the CEL network extension's
+    reference), computed from the address's bits."""
+    address = ipaddress.ip_address(text)
+    value = int(address)
+    if address.version == 4:
+        a, b, c = value >> 24, (value >> 16) & 0xFF, (value >> 8) & 0xFF
+        classes = {
+            "isUnspecified": value == 0,
+            "isLoopback": a == 127,
+            "multicast": a & 0xF0 == 0xE0,
+            "isLinkLocalUnicast": (a, b) == (169, 254),
+            "isLinkLocalMulticast": (a, b, c) == (224, 0, 0),
+            "broadcast": value == 2**32 - 1,
+        }
+    else:
+        top = value >> 112
+        classes = {
+            "isUnspecified": value == 0,
+            "isLoopback": value == 1,
+            "multicast": top >> 8 == 0xFF,
+            "isLinkLocalUnicast": top & 0xFFC0 == 0xFE80,
+            "isLinkLocalMulticast": top & 0xFF0F == 0xFF02,
+            "broadcast": False,
+        }
+    classes["isGlobalUnicast"] = not any(
+        classes[k]
+        for k in ("isUnspecified", "isLoopback", "multicast", "isLinkLocalUnicast", "broadcast")
+    )
+    return classes
+
+
+@PROPERTY
+@given(case=addresses_around_special_ranges())
+def test_network_extension_address_classes_are_go_netip_on_any_address(
+    case: tuple[str, str],
+) -> None:
+    text, kind = case
+    expected = None if kind == "mapped" else _netip_classes(text)
+    for method in (
+        "isUnspecified",
+        "isLoopback",
+        "isLinkLocalUnicast",
+        "isLinkLocalMulticast",
+        "isGlobalUnicast",
+    ):
+        want = ERROR if expected is None else expected[method]
+        for backend in BACKENDS:
+            got = run(backend, f"ip(context.ip).{method}()", {"context": {"ip": text}})
+            assert got == want, (backend.name, method, text)
 
 
 # --- macros: the predicate is a boolean or the macro is an error ---------------------------------
