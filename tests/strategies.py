@@ -1669,6 +1669,9 @@ def upload_plans(draw: st.DrawFn, valid: bytes, max_pause: float = 0.02) -> Uplo
 __all__ += [
     "SPECIAL_RANGES",
     "addresses_around_special_ranges",
+    "conversion_calls",
+    "numeric_texts",
+    "time_zone_names",
 ]
 
 #: Ranges whose addresses a private-address check or an address class may get wrong: the
@@ -1733,3 +1736,187 @@ def addresses_around_special_ranges(draw: st.DrawFn) -> tuple[str, str]:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return str(address), "mapped"
     return str(address), f"v{version}"
+
+
+#: In the zoneinfo directory on many hosts, yet no place's IANA name.
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@st.composite
+def time_zone_names(draw: st.DrawFn) -> tuple[str, bool]:
+    """(name, valid): an IANA name of the host's tz database, as is or bent into something
+    a file system might still open: another case, a ``posix/`` or ``right/`` copy, a
+    relative or absolute path, doubled or trailing slashes, a look-alike letter, spaces; or
+    one of the host's non-zones. Valid iff the result is still an IANA name (not one of
+    ``NOT_ZONES``), spelt exactly."""
+    import zoneinfo
+
+    names = sorted(zoneinfo.available_timezones())
+    accepted = frozenset(names) - NOT_ZONES
+    name = draw(st.sampled_from(names) | st.sampled_from(sorted(NOT_ZONES)))
+    bend = draw(
+        st.sampled_from(
+            [
+                lambda n: n,
+                str.lower,
+                str.upper,
+                str.swapcase,
+                lambda n: "posix/" + n,
+                lambda n: "right/" + n,
+                lambda n: "../" + n,
+                lambda n: "./" + n,
+                lambda n: "/usr/share/zoneinfo/" + n,
+                lambda n: n + "/",
+                lambda n: n.replace("/", "//"),
+                lambda n: n.replace("/", "/../" + n.split("/")[0] + "/"),
+                lambda n: n.replace("a", "\u0430", 1),  # Cyrillic a
+                lambda n: f" {n}",
+                lambda n: f"{n}\n",
+            ]
+        )
+    )
+    bent = bend(name)
+    return bent, bent in accepted or bent == "UTC"
+
+
+_BLANKS = ("", "", "", " ", "\t", "\n", "\u00a0", "\u2003")
+_SIGNS = ("", "", "+", "-", "\u2212", "\uff0b", "--")
+_NUMBER_BODIES = (
+    "0",
+    "00",
+    "007",
+    "1",
+    "3",
+    "10",
+    "1_0",
+    "1__0",
+    "_1",
+    "0x10",
+    "0X1f",
+    "0o17",
+    "0b11",
+    "1u",
+    "1.",
+    ".5",
+    "1.5",
+    "1.5.5",
+    "1e5",
+    "1E+5",
+    "1e-5",
+    "1e400",
+    "1e",
+    "e5",
+    "inf",
+    "Inf",
+    "infinity",
+    "Infinity",
+    "nan",
+    "NaN",
+    "9223372036854775807",
+    "9223372036854775808",
+    "18446744073709551615",
+    "18446744073709551616",
+    "9" * 25,
+    "true",
+    "True",
+    "TRUE",
+    "tRue",
+    "t",
+    "f",
+    "yes",
+    "",
+)
+
+
+@st.composite
+def numeric_texts(draw: st.DrawFn) -> str:
+    """Strings a conversion may or may not read as a number or a bool: signs (also the
+    Unicode minus and fullwidth plus), ASCII and other Unicode digits, underscores, hex,
+    octal and binary prefixes, points, exponents, infinities, NaN, the int64 and uint64
+    limits and one past them, bool spellings; with blanks around them (also no-break and
+    em spaces)."""
+    body = draw(st.sampled_from(_NUMBER_BODIES))
+    if body and draw(st.integers(0, 4)) == 0:  # some digits from another script
+        digits = draw(st.sampled_from(UNICODE_DIGITS))
+        body = "".join(digits[int(c)] if c.isdigit() and draw(st.booleans()) else c for c in body)
+    sign = draw(st.sampled_from(_SIGNS))
+    return draw(st.sampled_from(_BLANKS)) + sign + body + draw(st.sampled_from(_BLANKS))
+
+
+_TIME_TEXTS = (
+    "2025-01-17T00:00:00Z",
+    "2025-01-17T00:00:00.123456789+01:00",
+    "2025-01-17 00:00:00Z",
+    "2025-01-17",
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59.999999999Z",
+    "1h30m",
+    "1.5s",
+    "-1.5s",
+    "+1s",
+    "0",
+    "1us",
+    "1\u00b5s",
+    "1e3s",
+    "1_0s",
+    "\uff11s",
+    "315576000001s",
+    "1d",
+)
+_CONVERSIONS = ("int", "uint", "double", "string", "bool", "bytes", "timestamp", "duration", "type")
+_CONVERSIONS += ("dyn",)
+_FLOAT_EDGES = (
+    0.0,
+    -0.0,
+    0.5,
+    -0.5,
+    -0.9999,
+    1.9,
+    -1.9,
+    2.0**53 + 1,
+    2.0**63,
+    -(2.0**63),
+    2.0**63 - 1024,
+    -(2.0**63) - 2048,
+    2.0**64,
+    2.0**64 - 2048,
+    1e300,
+    5e-324,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+)
+
+
+@st.composite
+def conversion_calls(draw: st.DrawFn) -> tuple[str, Any]:
+    """(function, argument): every CEL conversion (and ``dyn``) on numeric texts, time
+    texts, integers and doubles at and past the 64-bit limits, and every other kind of
+    value a request or the runtime may hold."""
+    import datetime
+
+    from zerotrust.cel._runtime_values import CelUint
+
+    fn = draw(st.sampled_from(_CONVERSIONS))
+    value = draw(
+        numeric_texts()
+        | st.sampled_from(_TIME_TEXTS)
+        | st.text(max_size=6)
+        | st.sampled_from(_FLOAT_EDGES)
+        | st.floats()
+        | st.integers(INT64[0], INT64[1])
+        | st.sampled_from([INT64[0], INT64[1], 0, -1, 1])
+        | st.sampled_from([CelUint(0), CelUint(2**63), CelUint(2**64 - 1)])
+        | st.booleans()
+        | st.none()
+        | st.binary(max_size=4)
+        | st.sampled_from([b"\xff", "é".encode(), [], [1], {}, {"a": 1}])
+        | st.sampled_from(
+            [
+                datetime.datetime(2025, 1, 17, tzinfo=datetime.UTC),
+                datetime.timedelta(seconds=-1.5),
+                datetime.timedelta(days=1),
+            ]
+        )
+    )
+    return fn, value

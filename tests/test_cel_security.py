@@ -30,6 +30,7 @@ from strategies import (
     offsets,
     range_lists_with_a_bad_entry,
     rfc3339_timestamps,
+    time_zone_names,
 )
 
 from zerotrust import Effect, PolicyDecisionPoint, PolicyError
@@ -227,6 +228,56 @@ def test_time_zones_are_accepted_exactly_when_ascii_offsets_within_a_day(
             backend.compile(f'now.getHours("{zone}") >= 0')
         else:
             load_error(f'now.getHours("{zone}") >= 0', backend)
+
+
+@BOTH
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "localtime",  # the host's own setting: a different zone on every machine
+        "posixrules",
+        "Factory",  # IANA's placeholder, abbreviation "-00"
+        "posix/UTC",
+        "right/UTC",  # counts leap seconds: a different clock
+        "utc",  # opens UTC on a case-insensitive file system
+        "europe/paris",
+        "Europe/../UTC",
+        "../zoneinfo/UTC",
+        "/usr/share/zoneinfo/UTC",
+        "Europe//Paris",
+        "Europe/Paris/",
+        "zone.tab",
+        "tzdata.zi",
+        "leapseconds",
+        "SECURITY",
+    ],
+)
+def test_host_dependent_or_made_up_time_zone_is_refused(backend: Backend, zone: str) -> None:
+    error = load_error(f'now.getHours("{zone}") >= 0', backend)
+    assert "unknown time zone" in error.message and error.column == 5
+    assert run(backend, "now.getHours(context.tz) >= 0", {"context": {"tz": zone}}) == ERROR
+    assert decide(backend, "deny", "now.getHours(context.tz) < 8", {"tz": zone}) is Effect.DENY
+
+
+@BOTH
+@pytest.mark.parametrize("zone", ["UTC", "Etc/UTC", "GMT", "Europe/Paris", "America/New_York"])
+def test_iana_time_zone_names_are_accepted(backend: Backend, zone: str) -> None:
+    backend.compile(f'now.getHours("{zone}") >= 0')
+    assert run(backend, "now.getHours(context.tz) >= 0", {"context": {"tz": zone}}) is True
+
+
+@PROPERTY
+@given(case=time_zone_names())
+def test_time_zone_names_are_accepted_exactly_when_iana_names(case: tuple[str, bool]) -> None:
+    zone, valid = case
+    for backend in BACKENDS:
+        got = run(backend, "now.getHours(context.tz) >= 0", {"context": {"tz": zone}})
+        assert got == (True if valid else ERROR), (backend.name, zone)
+        if zone.isascii() and zone.isprintable() and '"' not in zone and "\\" not in zone:
+            if valid:
+                backend.compile(f'now.getHours("{zone}") >= 0')
+            else:
+                load_error(f'now.getHours("{zone}") >= 0', backend)
 
 
 # --- literals and grammar -----------------------------------------------------------------------
@@ -646,3 +697,69 @@ def test_macros_agree_with_the_spec_on_non_boolean_predicates(
             source,
             items,
         )
+
+
+# --- the interpreter backend decides as the compiled one ----------------------------------------
+
+
+@BOTH
+@pytest.mark.parametrize("clearance", ["\uff13", " 3", "3 ", "0x10", "1_0", "+\uff13", "\u0663"])
+def test_number_spelt_with_foreign_digits_blanks_hex_or_underscores_does_not_convert(
+    backend: Backend, clearance: str
+) -> None:
+    """The interpreter read these as Python's int() does and ALLOWED the rule."""
+    when = "int(context.clearance) >= 3"
+    assert decide(backend, "allow", when, {"clearance": clearance}) is Effect.DENY
+    assert decide(backend, "deny", "int(context.clearance) < 3", {"clearance": clearance}) is (
+        Effect.DENY
+    )
+
+
+@BOTH
+@pytest.mark.parametrize(
+    "source",
+    [
+        "int(-9223372036854775808.0) < 0",  # cel-spec conversions/double_int_min_range
+        "int(9223372036854775807.0) > 0",
+        "uint(18446744073709551616.0) > 0u",
+        "uint(-1.0) == 0u",
+        "int(double('nan')) == 0",
+    ],
+)
+def test_double_at_or_past_a_64_bit_limit_is_a_range_error(backend: Backend, source: str) -> None:
+    assert run(backend, source, {}) == ERROR
+
+
+@BOTH
+@pytest.mark.parametrize(
+    ("when", "context"),
+    [
+        ("context.flag == 1", {"flag": True}),  # bool is not int
+        ("size(context.none) == 0", {"none": None}),
+        ("!has(context.n.x)", {"n": 1}),
+        ("context.tags.contains('admin')", {"tags": ["admin"]}),
+        ("'adm' in context.role", {"role": "admin"}),
+        ("context.tags[-1] == 'admin'", {"tags": ["guest", "admin"]}),
+        ("string(context.flag) == 'True'", {"flag": True}),
+        ("double(context.flag) > 0.0", {"flag": True}),
+    ],
+)
+def test_cel_python_leniency_never_allows_on_the_interpreter(
+    backend: Backend, when: str, context: dict[str, Any]
+) -> None:
+    """Each of these ALLOWED through the interpreter (cel-python's own library) and not
+    through the compiled backend; both now follow the spec."""
+    assert decide(backend, "allow", when, context) is Effect.DENY
+
+
+def test_invalid_regular_expression_prints_nothing_to_stderr(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """RE2 logged every bad pattern to stderr (``re2.cc:242] Error parsing ...``), outside
+    logging and redaction, at load and on every request."""
+    for backend in BACKENDS:
+        load_error("subject.id.matches('(x0')", backend)
+        variables = {"subject": {"id": "a", "p": "(?=s3cr)"}}
+        assert run(backend, "subject.id.matches(subject.p)", variables) == ERROR
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
