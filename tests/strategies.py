@@ -1671,6 +1671,7 @@ __all__ += [
     "addresses_around_special_ranges",
     "conversion_calls",
     "numeric_texts",
+    "singleton_list_conditions",
     "time_zone_names",
 ]
 
@@ -1920,3 +1921,42 @@ def conversion_calls(draw: st.DrawFn) -> tuple[str, Any]:
         )
     )
     return fn, value
+
+
+_SCALAR_LITERALS = ("1", "0", "-7", "1u", "2.5", "'a'", '"admin"', "b'x'", "true", "null")
+
+
+def _in_lists(inner: str, depth: int, parens: list[bool]) -> str:
+    for wrap in parens[:depth]:
+        inner = f"[({inner})]" if wrap else f"[{inner}]"
+    return inner
+
+
+@st.composite
+def singleton_list_conditions(draw: st.DrawFn) -> tuple[str, Any]:
+    """(condition, answer): a one-element list literal, nested 1-3 deep with or without
+    parentheses, where a compiler that looks through single-child syntax nodes would see
+    its element. The answer is a bool, ``"error"`` (at evaluation) or ``"load"`` (refused
+    when the set loads)."""
+    depth = draw(st.integers(1, 3))
+    parens = draw(st.lists(st.booleans(), min_size=3, max_size=3))
+    scalar = draw(st.sampled_from(_SCALAR_LITERALS))
+    lists = functools.partial(_in_lists, depth=depth, parens=parens)
+    shallower = _in_lists(scalar, depth - 1, parens)
+    return draw(
+        st.sampled_from(
+            [
+                (f"{scalar} in {lists(scalar)}", depth == 1),
+                (f"{shallower} in {lists(scalar)}", True),
+                (f"size({lists(scalar)}) == 1", True),
+                (f"{lists(scalar)} == {lists(scalar)}", True),
+                (f"{scalar} == {lists(scalar)}", False),
+                (f"timestamp({lists(repr('2025-01-17T00:00:00Z'))}) > now", "error"),
+                (f"duration({lists(repr('1h'))}) > duration('0s')", "error"),
+                (f"ip({lists(repr('10.0.0.1'))}) == ip('10.0.0.1')", "error"),
+                (f"has({lists('subject.id')})", "load"),
+                (f"[1].all({lists('x')}, true)", "load"),
+                (f"[1].exists({lists('x')}, true)", "load"),
+            ]
+        )
+    )

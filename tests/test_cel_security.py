@@ -30,6 +30,7 @@ from strategies import (
     offsets,
     range_lists_with_a_bad_entry,
     rfc3339_timestamps,
+    singleton_list_conditions,
     time_zone_names,
 )
 
@@ -763,3 +764,50 @@ def test_invalid_regular_expression_prints_nothing_to_stderr(
         assert run(backend, "subject.id.matches(subject.p)", variables) == ERROR
     captured = capfd.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+# --- a one-element list literal is a list, not its element --------------------------------------
+
+
+@BOTH
+def test_scalar_is_not_in_a_list_of_lists_holding_it(backend: Backend) -> None:
+    """The compiler read ``[[1]]`` as the constant list ``[1]``: ``1 in [[1]]`` was true and
+    an allow rule ``context.role in [["admin"]]`` let ``"admin"`` through."""
+    assert run(backend, "1 in [[1]]", {}) is False
+    when = "context.role in [['admin']]"
+    assert decide(backend, "allow", when, {"role": "admin"}) is Effect.DENY
+    assert decide(backend, "allow", when, {"role": ["admin"]}) is Effect.ALLOW
+
+
+@BOTH
+@pytest.mark.parametrize(
+    "source",
+    [
+        "now > timestamp(['2025-01-17T00:00:00Z'])",
+        "duration(['1h']) > duration('0s')",
+        "ip(['10.0.0.1']) == ip('10.0.0.1')",
+    ],
+)
+def test_conversion_of_a_one_element_list_is_no_conversion(backend: Backend, source: str) -> None:
+    """The literal inside the list used to be converted at load, as if written bare."""
+    assert run(backend, source, {}) == ERROR
+
+
+@BOTH
+@pytest.mark.parametrize("source", ["has([subject.id])", "[1].all([x], x > 0)", "[net].IP == 1"])
+def test_one_element_list_is_not_a_field_selection_or_a_name(backend: Backend, source: str) -> None:
+    load_error(source, backend)
+
+
+@PROPERTY
+@given(case=singleton_list_conditions())
+def test_one_element_lists_are_lists_in_both_backends(case: tuple[str, Any]) -> None:
+    source, expected = case
+    variables = {"subject": {"id": "x"}}
+    for backend in BACKENDS:
+        if expected == "load":
+            load_error(source, backend)
+        else:
+            assert run(backend, source, variables) == expected, (backend.name, source)
+    if expected != "load":
+        assert run_cpp(source, {"subject": {"id": "x"}, "now": NOW}) in (expected, None), source

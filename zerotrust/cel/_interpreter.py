@@ -34,7 +34,7 @@ from zerotrust.cel._backend import VARIABLES, CelCompileError, ConditionError
 from zerotrust.cel._codegen_base import literal_value
 from zerotrust.cel._compiler import FUNCTIONS, _error_message
 from zerotrust.cel._compiler_codegen import generate
-from zerotrust.cel._syntax import TOO_DEEP, Parsed, parse
+from zerotrust.cel._syntax import TOO_DEEP, Parsed, _ident, parse, unwrap
 from zerotrust.cel.functions import EXTRA_FUNCTIONS
 
 __all__ = ["InterpreterBackend"]
@@ -151,13 +151,6 @@ _METHODS = _table(
 )
 
 
-def _only_child(node: Any) -> Any:
-    """The single subtree of a single-child wrapper node, or None."""
-    if len(node.children) == 1 and isinstance(node.children[0], lark.Tree):
-        return node.children[0]
-    return None
-
-
 class _Evaluator(celpy.evaluation.Evaluator):
     """cel-python's tree walk, with every operation the runtime's (see the module doc)."""
 
@@ -194,7 +187,10 @@ class _Evaluator(celpy.evaluation.Evaluator):
         return super().primary(tree)
 
     def ident_value(self, name: str, root_scope: bool = False) -> Any:
-        value = super().ident_value(name, root_scope)
+        try:
+            value = super().ident_value(name, root_scope)
+        except KeyError:  # cel-python's own message prints every binding, values and all
+            return _error(f"no such variable: {name!r}")
         if name in rt.TYPE_IDENTS and callable(value):  # not a variable: the type
             return rt.TYPE_IDENTS[name]
         return value
@@ -209,10 +205,9 @@ class _Evaluator(celpy.evaluation.Evaluator):
 
     def macro_has_eval(self, exprlist: lark.Tree[Any]) -> Any:
         """``has(a.f)``: presence of a key in a map, an error on anything else."""
-        node = _only_child(exprlist)
-        while node is not None and node.data != "member_dot":
-            node = _only_child(node)
-        if node is None:  # refused at load
+        args = exprlist.children
+        node = unwrap(args[0]) if len(args) == 1 and isinstance(args[0], lark.Tree) else None
+        if node is None or node.data != "member_dot":  # refused at load
             return _error("has() takes a field selection, like has(resource.owner)")
         target = self.visit(node.children[0])
         return _strict(rt.has)(target, str(node.children[1]))
@@ -245,7 +240,9 @@ class _Evaluator(celpy.evaluation.Evaluator):
         if isinstance(items, _EvalError):
             return items
         args = tree.children[2].children
-        var = str(next(args[0].find_data("ident")).children[0])
+        var = _ident(args[0])
+        if var is None:  # refused at load
+            return _error(f"{name}() takes a variable name and an expression")
         if name in ("all", "exists"):
             return self._quantifier(items, var, args[1], absorbing=name == "exists")
         results: list[Any] = []
