@@ -1673,6 +1673,7 @@ __all__ += [
     "numeric_texts",
     "singleton_list_conditions",
     "time_zone_names",
+    "untyped_conditions",
 ]
 
 #: Ranges whose addresses a private-address check or an address class may get wrong: the
@@ -1960,3 +1961,68 @@ def singleton_list_conditions(draw: st.DrawFn) -> tuple[str, Any]:
             ]
         )
     )
+
+
+_UNTYPED_LEAVES = st.sampled_from(
+    [
+        "subject.a",
+        "subject.b",
+        "subject.c",
+        "subject",
+        "1",
+        "-1",
+        "1u",
+        "2.5",
+        "'a'",
+        "b'a'",
+        "true",
+        "false",
+        "null",
+        "[]",
+        "{}",
+        "[1, 'a']",
+        "{'a': 1, 1: 'b'}",
+        "now",
+        "duration('1h')",
+        "timestamp(0)",
+        "double('nan')",
+        "int",
+        "string",
+    ]
+)
+_UNTYPED_OPS = ["==", "!=", "<", "<=", ">", ">=", "in", "+", "-", "*", "/", "%", "&&", "||"]
+_UNTYPED_BINARY = st.sampled_from(_UNTYPED_OPS).map(lambda op: f" {op} ")
+_UNTYPED_CALLS = st.sampled_from(("size", "dyn", *_CONVERSIONS))
+_UNTYPED_METHODS = st.sampled_from(
+    ["contains", "startsWith", "endsWith", "matches", "size", "getHours", "getDayOfWeek"]
+)
+
+
+@st.composite
+def untyped_conditions(draw: st.DrawFn, depth: int = 3) -> str:
+    """Expressions over values of any kind: every operator, conversion, string and time
+    method, indexing, field selection, ``has()``, ``?:`` and macro, on operands of any
+    type (most combinations are no-overload errors: both backends must agree on which)."""
+    if depth == 0 or draw(st.integers(0, 3)) == 0:
+        return draw(_UNTYPED_LEAVES)
+    a = draw(untyped_conditions(depth - 1))
+    b = draw(untyped_conditions(depth - 1))
+    shape = draw(st.integers(0, 8))
+    if shape == 0:
+        return f"({a}{draw(_UNTYPED_BINARY)}{b})"
+    if shape == 1:
+        return f"{draw(st.sampled_from(['!', '-']))}({a})"
+    if shape == 2:
+        return f"{draw(_UNTYPED_CALLS)}({a})"
+    if shape == 3:
+        return f"({a} ? {b} : {draw(untyped_conditions(depth - 1))})"
+    if shape == 4:
+        return f"{a}[{b}]"
+    if shape == 5:
+        macro = draw(st.sampled_from(["all", "exists", "exists_one", "map", "filter"]))
+        return f"[{a}, {b}].{macro}(x, {draw(untyped_conditions(depth - 1))})"
+    if shape == 6:  # a macro over a map's keys
+        return f"{{'a': {a}}}.{draw(st.sampled_from(['all', 'exists', 'map']))}(k, {b})"
+    if shape == 7:
+        return f"has({a}.f)" if draw(st.booleans()) else f"{a}.f"
+    return f"{a}.{draw(_UNTYPED_METHODS)}({b})"

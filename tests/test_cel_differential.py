@@ -14,15 +14,16 @@ the cases where cel-python's own library departs from the spec: neither backend 
 
 from __future__ import annotations
 
+import datetime
 import math
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import conversion_calls
+from strategies import conversion_calls, untyped_conditions
 
-from zerotrust.cel import ConditionError, InterpreterBackend
+from zerotrust.cel import CelCompileError, ConditionError, InterpreterBackend
 from zerotrust.cel import _compiler_runtime as rt
 from zerotrust.cel._compiler import CompiledBackend, compile_expression
 
@@ -31,6 +32,7 @@ try:  # the optional third oracle: pip install cel-expr-python
 except ImportError:  # pragma: no cover - depends on the environment
     cel_cpp = None
 
+NOW = datetime.datetime(2025, 1, 17, tzinfo=datetime.UTC)
 COMPILED = CompiledBackend()
 INTERPRETER = InterpreterBackend()
 ERROR = "error"
@@ -219,6 +221,42 @@ def test_agrees_on_any_requests(source: str, variables: dict[str, Any]) -> None:
 def test_agrees_with_cel_expr_python(source: str, variables: dict[str, Any]) -> None:
     """The spec's own runtime: here no disagreement is acceptable."""
     assert run(COMPILED, source, variables) == run_cpp(source, variables), source
+
+
+#: Values of every kind a request may hold, nested.
+ANY_VALUE = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats()
+    | st.text(max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    source=untyped_conditions(),
+    subject=st.dictionaries(st.sampled_from("abcf"), ANY_VALUE, max_size=4),
+)
+def test_agrees_on_any_construct_over_any_values(source: str, subject: dict[str, Any]) -> None:
+    """Every operator, conversion, method, macro, ``has()`` and index over values of every
+    kind: both backends load the same conditions and give the same value or error."""
+    outcomes = []
+    for backend in (COMPILED, INTERPRETER):
+        try:
+            condition = backend.compile(source)
+        except CelCompileError:
+            outcomes.append("load")
+            continue
+        try:
+            outcomes.append(condition(backend.bind({"subject": subject, "now": NOW})))
+        except ConditionError:
+            outcomes.append(ERROR)
+    assert outcomes[0] == outcomes[1], (source, subject)
 
 
 # --- conversions: both backends, every function, inputs made to be misread --------------------
