@@ -176,7 +176,13 @@ PRIVATE_RANGES: Mapping[str, str] = MappingProxyType(
 def ip_is_private(ip: Any) -> bool:
     """``ip_is_private(context.ip)``: whether the address is in :data:`PRIVATE_RANGES`
     (RFC 1918, RFC 4193, loopback, link-local), read by :func:`parse_address`."""
-    version, value = _address_bits(_text(ip, "ip"))
+    return _is_private(_text(ip, "ip"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_private(text: str) -> bool:
+    """Client addresses repeat from request to request: decide each once (pure, bounded)."""
+    version, value = _address_bits(text)
     return any(v == version and value & mask == net for v, net, mask in _PRIVATE_BITS)
 
 
