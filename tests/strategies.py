@@ -1988,13 +1988,32 @@ _UNTYPED_LEAVES = st.sampled_from(
         "double('nan')",
         "int",
         "string",
+        "net.IP",
+        "ip('10.0.0.1')",
+        "cidr('10.0.0.0/8')",
+        "'10.0.0.1'",
     ]
 )
 _UNTYPED_OPS = ["==", "!=", "<", "<=", ">", ">=", "in", "+", "-", "*", "/", "%", "&&", "||"]
 _UNTYPED_BINARY = st.sampled_from(_UNTYPED_OPS).map(lambda op: f" {op} ")
-_UNTYPED_CALLS = st.sampled_from(("size", "dyn", *_CONVERSIONS))
+_UNTYPED_CALLS = st.sampled_from(
+    ("size", "dyn", *_CONVERSIONS, "ip", "cidr", "isIP", "ip.isCanonical", "ip_is_private")
+)
 _UNTYPED_METHODS = st.sampled_from(
-    ["contains", "startsWith", "endsWith", "matches", "size", "getHours", "getDayOfWeek"]
+    [
+        "contains",
+        "startsWith",
+        "endsWith",
+        "matches",
+        "size",
+        "getHours",
+        "getDayOfWeek",
+        "containsIP",
+        "family",
+        "isLoopback",
+        "ip",
+        "prefixLength",
+    ]
 )
 
 

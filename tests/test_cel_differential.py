@@ -371,3 +371,20 @@ def test_runtime_values_reach_both_backends_unchanged() -> None:
     ):
         assert run(COMPILED, source, variables) is expected, source
         assert run(INTERPRETER, source, variables) is expected, source
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("type(ip(subject.name)) == net.IP", True),
+        ("type(cidr(subject.name + '/8')) == net.CIDR", True),
+        ("ip.isCanonical(subject.name)", True),
+        ("ip.isCanonical('2001:DB8::1')", False),
+        ("[subject].exists(ip, ip.name == '10.0.0.1')", True),  # a variable called ip
+    ],
+)
+def test_qualified_names_resolve_alike_in_both_backends(source: str, expected: bool) -> None:
+    """The interpreter refused the network extension's qualified names at load."""
+    variables = {"subject": {"name": "10.0.0.1"}}
+    assert run(COMPILED, source, variables) is expected
+    assert run(INTERPRETER, source, variables) is expected

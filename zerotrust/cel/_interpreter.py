@@ -12,11 +12,10 @@ library: cel-python departs from the CEL specification in ways that decide acces
 ``string(true)`` is ``"True"``), so two backends over two libraries answered differently on
 the same request. Here cel-python only walks the tree, resolves names and carries errors
 as values; values are the runtime's plain ones (as ``bind`` receives them), and every
-literal, operator, function, method, conversion, ``has()``, field selection, map literal
-and macro goes through :mod:`._compiler_runtime`. A condition is accepted at load exactly
-when the compiled backend accepts it (the same parser, name checks and code generator's
-checks), except the network extension's qualified names (``ip.isCanonical``, ``net.IP``),
-which cel-python cannot resolve: refused at load.
+literal, operator, function, method, conversion, ``has()``, field selection, map literal,
+macro and qualified name (``net.IP``, ``ip.isCanonical``) goes through
+:mod:`._compiler_runtime`. A condition is accepted at load exactly when the compiled
+backend accepts it: the same parser, name checks and code generator's checks.
 """
 
 from __future__ import annotations
@@ -41,8 +40,6 @@ __all__ = ["InterpreterBackend"]
 
 _EvalError = celpy.evaluation.CELEvalError
 _MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
-#: The compiled backend's names, less the qualified ones cel-python cannot resolve.
-_KNOWN = FUNCTIONS - set(rt.QUALIFIED_FUNCTIONS) - set(rt.QUALIFIED_TYPES)
 
 
 def _error(message: str) -> Any:
@@ -197,7 +194,22 @@ class _Evaluator(celpy.evaluation.Evaluator):
 
     # --- selection and calls ------------------------------------------------------------
 
+    def _qualified(self, target: Any, name: Any, table: Mapping[str, Any]) -> Any:
+        """``table[q.name]`` when ``target`` is a bare name ``q`` that is no variable
+        (``net.IP``, ``ip.isCanonical``), else None: the code generator's ``_qualifier``."""
+        qualifier = _ident(target)
+        if qualifier is None or f"{qualifier}.{name}" not in table:
+            return None
+        try:
+            self.activation.identifiers.resolve_name(self.activation.package, qualifier)
+        except KeyError:
+            return table[f"{qualifier}.{name}"]
+        return None
+
     def member_dot(self, tree: lark.Tree[Any]) -> Any:
+        qualified = self._qualified(tree.children[0], tree.children[1], rt.QUALIFIED_TYPES)
+        if qualified is not None:
+            return qualified
         target = self.visit(tree.children[0])
         if isinstance(target, celpy.evaluation.NameContainer):
             return super().member_dot(tree)
@@ -234,7 +246,11 @@ class _Evaluator(celpy.evaluation.Evaluator):
     def member_dot_arg(self, tree: lark.Tree[Any]) -> Any:
         name = str(tree.children[1])
         if name not in _MACROS:
-            return super().member_dot_arg(tree)
+            qualified = self._qualified(tree.children[0], name, rt.QUALIFIED_FUNCTIONS)
+            if qualified is None:
+                return super().member_dot_arg(tree)
+            args = self.visit(tree.children[2]) if len(tree.children) > 2 else []
+            return args if isinstance(args, _EvalError) else _strict(qualified[0])(*args)
         target = self.visit(tree.children[0])
         items = _strict(rt.iterate)(target)
         if isinstance(items, _EvalError):
@@ -341,7 +357,7 @@ class InterpreterBackend:
         """Parse and check ``source`` as the compiled backend does; raises
         :class:`CelCompileError` and nothing else."""
         try:
-            parsed = parse(source, _KNOWN)
+            parsed = parse(source, FUNCTIONS)
             generate(parsed.tree, VARIABLES, EXTRA_FUNCTIONS)  # every load-time check
         except CelCompileError:
             raise
