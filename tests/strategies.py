@@ -2143,3 +2143,387 @@ def files_with_empty_documents(draw: st.DrawFn, document: str) -> DocumentFile:
     if draw(st.booleans()):
         text = "# a comment\n" + text
     return DocumentFile(text, len(kinds), kinds.count(False))
+
+
+# === CEL (round 2): the private-address table, backend agreement, time zones ==============
+# Families for tests/test_cel_security.py and tests/test_cel_differential.py.
+
+__all__ += [
+    "SPECIAL_RANGES",
+    "addresses_around_special_ranges",
+    "conversion_calls",
+    "numeric_texts",
+    "singleton_list_conditions",
+    "time_zone_names",
+    "untyped_conditions",
+]
+
+#: Ranges whose addresses a private-address check or an address class may get wrong: the
+#: private ones and their neighbours, and the special-purpose ranges Python's registry
+#: has counted as private in some release (tunnels, NAT64, documentation, reserved).
+SPECIAL_RANGES = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "100.64.0.0/10",
+    "0.0.0.0/8",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "::/128",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+    "ff02::/16",
+    "ff12::/16",
+    "64:ff9b::/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001::/23",
+    "2001::/32",
+    "2001:db8::/32",
+    "2002::/16",
+)
+
+
+@st.composite
+def addresses_around_special_ranges(draw: st.DrawFn) -> tuple[str, str]:
+    """(text, kind): an address inside, at the edge of or just outside a special range, or
+    anywhere (kind ``v4``/``v6``); or an IPv4-mapped IPv6 spelling (kind ``mapped``, which
+    every IP function refuses)."""
+    import ipaddress
+
+    kind = draw(st.sampled_from(["near", "near", "anywhere", "mapped"]))
+    if kind == "mapped":
+        v4 = ipaddress.IPv4Address(draw(st.integers(0, 2**32 - 1)))
+        text = draw(st.sampled_from([f"::ffff:{v4}", str(ipaddress.IPv6Address(f"::ffff:{v4}"))]))
+        return text, "mapped"
+    if kind == "anywhere":
+        version = draw(st.sampled_from([4, 6]))
+        value = draw(st.integers(0, 2 ** (32 if version == 4 else 128) - 1))
+    else:
+        network = ipaddress.ip_network(draw(st.sampled_from(SPECIAL_RANGES)))
+        version = network.version
+        first, last = int(network.network_address), int(network.broadcast_address)
+        value = draw(st.sampled_from([first, last, first - 1, last + 1]) | st.integers(first, last))
+        value = min(max(value, 0), 2**network.max_prefixlen - 1)
+    address = ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address), "mapped"
+    return str(address), f"v{version}"
+
+
+#: In the zoneinfo directory on many hosts, yet no place's IANA name.
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@st.composite
+def time_zone_names(draw: st.DrawFn) -> tuple[str, bool]:
+    """(name, valid): an IANA name of the host's tz database, as is or bent into something
+    a file system might still open: another case, a ``posix/`` or ``right/`` copy, a
+    relative or absolute path, doubled or trailing slashes, a look-alike letter, spaces; or
+    one of the host's non-zones. Valid iff the result is still an IANA name (not one of
+    ``NOT_ZONES``), spelt exactly."""
+    import zoneinfo
+
+    names = sorted(zoneinfo.available_timezones())
+    accepted = frozenset(names) - NOT_ZONES
+    name = draw(st.sampled_from(names) | st.sampled_from(sorted(NOT_ZONES)))
+    bend = draw(
+        st.sampled_from(
+            [
+                lambda n: n,
+                str.lower,
+                str.upper,
+                str.swapcase,
+                lambda n: "posix/" + n,
+                lambda n: "right/" + n,
+                lambda n: "../" + n,
+                lambda n: "./" + n,
+                lambda n: "/usr/share/zoneinfo/" + n,
+                lambda n: n + "/",
+                lambda n: n.replace("/", "//"),
+                lambda n: n.replace("/", "/../" + n.split("/")[0] + "/"),
+                lambda n: n.replace("a", "\u0430", 1),  # Cyrillic a
+                lambda n: f" {n}",
+                lambda n: f"{n}\n",
+            ]
+        )
+    )
+    bent = bend(name)
+    return bent, bent in accepted or bent == "UTC"
+
+
+_BLANKS = ("", "", "", " ", "\t", "\n", "\u00a0", "\u2003")
+_SIGNS = ("", "", "+", "-", "\u2212", "\uff0b", "--")
+_NUMBER_BODIES = (
+    "0",
+    "00",
+    "007",
+    "1",
+    "3",
+    "10",
+    "1_0",
+    "1__0",
+    "_1",
+    "0x10",
+    "0X1f",
+    "0o17",
+    "0b11",
+    "1u",
+    "1.",
+    ".5",
+    "1.5",
+    "1.5.5",
+    "1e5",
+    "1E+5",
+    "1e-5",
+    "1e400",
+    "1e",
+    "e5",
+    "inf",
+    "Inf",
+    "infinity",
+    "Infinity",
+    "nan",
+    "NaN",
+    "9223372036854775807",
+    "9223372036854775808",
+    "18446744073709551615",
+    "18446744073709551616",
+    "9" * 25,
+    "true",
+    "True",
+    "TRUE",
+    "tRue",
+    "t",
+    "f",
+    "yes",
+    "",
+)
+
+
+@st.composite
+def numeric_texts(draw: st.DrawFn) -> str:
+    """Strings a conversion may or may not read as a number or a bool: signs (also the
+    Unicode minus and fullwidth plus), ASCII and other Unicode digits, underscores, hex,
+    octal and binary prefixes, points, exponents, infinities, NaN, the int64 and uint64
+    limits and one past them, bool spellings; with blanks around them (also no-break and
+    em spaces)."""
+    body = draw(st.sampled_from(_NUMBER_BODIES))
+    if body and draw(st.integers(0, 4)) == 0:  # some digits from another script
+        digits = draw(st.sampled_from(UNICODE_DIGITS))
+        body = "".join(digits[int(c)] if c.isdigit() and draw(st.booleans()) else c for c in body)
+    sign = draw(st.sampled_from(_SIGNS))
+    return draw(st.sampled_from(_BLANKS)) + sign + body + draw(st.sampled_from(_BLANKS))
+
+
+_TIME_TEXTS = (
+    "2025-01-17T00:00:00Z",
+    "2025-01-17T00:00:00.123456789+01:00",
+    "2025-01-17 00:00:00Z",
+    "2025-01-17",
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59.999999999Z",
+    "1h30m",
+    "1.5s",
+    "-1.5s",
+    "+1s",
+    "0",
+    "1us",
+    "1\u00b5s",
+    "1e3s",
+    "1_0s",
+    "\uff11s",
+    "315576000001s",
+    "1d",
+)
+_CONVERSIONS = ("int", "uint", "double", "string", "bool", "bytes", "timestamp", "duration", "type")
+_CONVERSIONS += ("dyn",)
+_FLOAT_EDGES = (
+    0.0,
+    -0.0,
+    0.5,
+    -0.5,
+    -0.9999,
+    1.9,
+    -1.9,
+    2.0**53 + 1,
+    2.0**63,
+    -(2.0**63),
+    2.0**63 - 1024,
+    -(2.0**63) - 2048,
+    2.0**64,
+    2.0**64 - 2048,
+    1e300,
+    5e-324,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+)
+
+
+@st.composite
+def conversion_calls(draw: st.DrawFn) -> tuple[str, Any]:
+    """(function, argument): every CEL conversion (and ``dyn``) on numeric texts, time
+    texts, integers and doubles at and past the 64-bit limits, and every other kind of
+    value a request or the runtime may hold."""
+    import datetime
+
+    from zerotrust.cel._runtime_values import CelUint
+
+    fn = draw(st.sampled_from(_CONVERSIONS))
+    value = draw(
+        numeric_texts()
+        | st.sampled_from(_TIME_TEXTS)
+        | st.text(max_size=6)
+        | st.sampled_from(_FLOAT_EDGES)
+        | st.floats()
+        | st.integers(INT64[0], INT64[1])
+        | st.sampled_from([INT64[0], INT64[1], 0, -1, 1])
+        | st.sampled_from([CelUint(0), CelUint(2**63), CelUint(2**64 - 1)])
+        | st.booleans()
+        | st.none()
+        | st.binary(max_size=4)
+        | st.sampled_from([b"\xff", "é".encode(), [], [1], {}, {"a": 1}])
+        | st.sampled_from(
+            [
+                datetime.datetime(2025, 1, 17, tzinfo=datetime.UTC),
+                datetime.timedelta(seconds=-1.5),
+                datetime.timedelta(days=1),
+            ]
+        )
+    )
+    return fn, value
+
+
+_SCALAR_LITERALS = ("1", "0", "-7", "1u", "2.5", "'a'", '"admin"', "b'x'", "true", "null")
+
+
+def _in_lists(inner: str, depth: int, parens: list[bool]) -> str:
+    for wrap in parens[:depth]:
+        inner = f"[({inner})]" if wrap else f"[{inner}]"
+    return inner
+
+
+@st.composite
+def singleton_list_conditions(draw: st.DrawFn) -> tuple[str, Any]:
+    """(condition, answer): a one-element list literal, nested 1-3 deep with or without
+    parentheses, where a compiler that looks through single-child syntax nodes would see
+    its element. The answer is a bool, ``"error"`` (at evaluation) or ``"load"`` (refused
+    when the set loads)."""
+    depth = draw(st.integers(1, 3))
+    parens = draw(st.lists(st.booleans(), min_size=3, max_size=3))
+    scalar = draw(st.sampled_from(_SCALAR_LITERALS))
+    lists = functools.partial(_in_lists, depth=depth, parens=parens)
+    shallower = _in_lists(scalar, depth - 1, parens)
+    return draw(
+        st.sampled_from(
+            [
+                (f"{scalar} in {lists(scalar)}", depth == 1),
+                (f"{shallower} in {lists(scalar)}", True),
+                (f"size({lists(scalar)}) == 1", True),
+                (f"{lists(scalar)} == {lists(scalar)}", True),
+                (f"{scalar} == {lists(scalar)}", False),
+                (f"timestamp({lists(repr('2025-01-17T00:00:00Z'))}) > now", "error"),
+                (f"duration({lists(repr('1h'))}) > duration('0s')", "error"),
+                (f"ip({lists(repr('10.0.0.1'))}) == ip('10.0.0.1')", "error"),
+                (f"has({lists('subject.id')})", "load"),
+                (f"[1].all({lists('x')}, true)", "load"),
+                (f"[1].exists({lists('x')}, true)", "load"),
+            ]
+        )
+    )
+
+
+_UNTYPED_LEAVES = st.sampled_from(
+    [
+        "subject.a",
+        "subject.b",
+        "subject.c",
+        "subject",
+        "1",
+        "-1",
+        "1u",
+        "2.5",
+        "'a'",
+        "b'a'",
+        "true",
+        "false",
+        "null",
+        "[]",
+        "{}",
+        "[1, 'a']",
+        "{'a': 1, 1: 'b'}",
+        "now",
+        "duration('1h')",
+        "timestamp(0)",
+        "double('nan')",
+        "int",
+        "string",
+        "net.IP",
+        "ip('10.0.0.1')",
+        "cidr('10.0.0.0/8')",
+        "'10.0.0.1'",
+    ]
+)
+_UNTYPED_OPS = ["==", "!=", "<", "<=", ">", ">=", "in", "+", "-", "*", "/", "%", "&&", "||"]
+_UNTYPED_BINARY = st.sampled_from(_UNTYPED_OPS).map(lambda op: f" {op} ")
+_UNTYPED_CALLS = st.sampled_from(
+    ("size", "dyn", *_CONVERSIONS, "ip", "cidr", "isIP", "ip.isCanonical", "ip_is_private")
+)
+_UNTYPED_METHODS = st.sampled_from(
+    [
+        "contains",
+        "startsWith",
+        "endsWith",
+        "matches",
+        "size",
+        "getHours",
+        "getDayOfWeek",
+        "containsIP",
+        "family",
+        "isLoopback",
+        "ip",
+        "prefixLength",
+    ]
+)
+
+
+@st.composite
+def untyped_conditions(draw: st.DrawFn, depth: int = 3) -> str:
+    """Expressions over values of any kind: every operator, conversion, string and time
+    method, indexing, field selection, ``has()``, ``?:`` and macro, on operands of any
+    type (most combinations are no-overload errors: both backends must agree on which)."""
+    if depth == 0 or draw(st.integers(0, 3)) == 0:
+        return draw(_UNTYPED_LEAVES)
+    a = draw(untyped_conditions(depth - 1))
+    b = draw(untyped_conditions(depth - 1))
+    shape = draw(st.integers(0, 8))
+    if shape == 0:
+        return f"({a}{draw(_UNTYPED_BINARY)}{b})"
+    if shape == 1:
+        return f"{draw(st.sampled_from(['!', '-']))}({a})"
+    if shape == 2:
+        return f"{draw(_UNTYPED_CALLS)}({a})"
+    if shape == 3:
+        return f"({a} ? {b} : {draw(untyped_conditions(depth - 1))})"
+    if shape == 4:
+        return f"{a}[{b}]"
+    if shape == 5:
+        macro = draw(st.sampled_from(["all", "exists", "exists_one", "map", "filter"]))
+        return f"[{a}, {b}].{macro}(x, {draw(untyped_conditions(depth - 1))})"
+    if shape == 6:  # a macro over a map's keys
+        return f"{{'a': {a}}}.{draw(st.sampled_from(['all', 'exists', 'map']))}(k, {b})"
+    if shape == 7:
+        return f"has({a}.f)" if draw(st.booleans()) else f"{a}.f"
+    return f"{a}.{draw(_UNTYPED_METHODS)}({b})"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import ipaddress
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,7 @@ from strategies import (
     ESCAPE_UNITS,
     LITERAL_FRAMES,
     NAN_CONTEXT,
+    addresses_around_special_ranges,
     hostile_conditions,
     ip_spellings,
     macro_predicates,
@@ -28,6 +30,8 @@ from strategies import (
     offsets,
     range_lists_with_a_bad_entry,
     rfc3339_timestamps,
+    singleton_list_conditions,
+    time_zone_names,
 )
 
 from zerotrust import Effect, PolicyDecisionPoint, PolicyError
@@ -39,7 +43,7 @@ from zerotrust.cel import (
     InterpreterBackend,
 )
 from zerotrust.cel import _compiler_runtime as rt
-from zerotrust.cel.functions import ip_in_cidr, ip_is_private
+from zerotrust.cel.functions import PRIVATE_RANGES, ip_in_cidr, ip_is_private
 
 try:  # Google's C++ CEL, a third opinion where installed: pip install cel-expr-python
     from cel_expr_python import cel as cel_cpp
@@ -225,6 +229,56 @@ def test_time_zones_are_accepted_exactly_when_ascii_offsets_within_a_day(
             backend.compile(f'now.getHours("{zone}") >= 0')
         else:
             load_error(f'now.getHours("{zone}") >= 0', backend)
+
+
+@BOTH
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "localtime",  # the host's own setting: a different zone on every machine
+        "posixrules",
+        "Factory",  # IANA's placeholder, abbreviation "-00"
+        "posix/UTC",
+        "right/UTC",  # counts leap seconds: a different clock
+        "utc",  # opens UTC on a case-insensitive file system
+        "europe/paris",
+        "Europe/../UTC",
+        "../zoneinfo/UTC",
+        "/usr/share/zoneinfo/UTC",
+        "Europe//Paris",
+        "Europe/Paris/",
+        "zone.tab",
+        "tzdata.zi",
+        "leapseconds",
+        "SECURITY",
+    ],
+)
+def test_host_dependent_or_made_up_time_zone_is_refused(backend: Backend, zone: str) -> None:
+    error = load_error(f'now.getHours("{zone}") >= 0', backend)
+    assert "unknown time zone" in error.message and error.column == 5
+    assert run(backend, "now.getHours(context.tz) >= 0", {"context": {"tz": zone}}) == ERROR
+    assert decide(backend, "deny", "now.getHours(context.tz) < 8", {"tz": zone}) is Effect.DENY
+
+
+@BOTH
+@pytest.mark.parametrize("zone", ["UTC", "Etc/UTC", "GMT", "Europe/Paris", "America/New_York"])
+def test_iana_time_zone_names_are_accepted(backend: Backend, zone: str) -> None:
+    backend.compile(f'now.getHours("{zone}") >= 0')
+    assert run(backend, "now.getHours(context.tz) >= 0", {"context": {"tz": zone}}) is True
+
+
+@PROPERTY
+@given(case=time_zone_names())
+def test_time_zone_names_are_accepted_exactly_when_iana_names(case: tuple[str, bool]) -> None:
+    zone, valid = case
+    for backend in BACKENDS:
+        got = run(backend, "now.getHours(context.tz) >= 0", {"context": {"tz": zone}})
+        assert got == (True if valid else ERROR), (backend.name, zone)
+        if zone.isascii() and zone.isprintable() and '"' not in zone and "\\" not in zone:
+            if valid:
+                backend.compile(f'now.getHours("{zone}") >= 0')
+            else:
+                load_error(f'now.getHours("{zone}") >= 0', backend)
 
 
 # --- literals and grammar -----------------------------------------------------------------------
@@ -470,6 +524,120 @@ def test_a_bad_range_is_an_error_at_any_position(case: tuple[list[Any], int], ip
         assert got == ERROR, (backend.name, ranges)
 
 
+#: ``ip_is_private``'s table as docs/policy-language.md documents it, written out again
+#: here so that changing the table means changing this test too.
+DOCUMENTED_PRIVATE = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+)
+
+
+def _documented_private(text: str) -> bool:
+    address = ipaddress.ip_address(text)
+    return any(address in ipaddress.ip_network(r) for r in DOCUMENTED_PRIVATE)
+
+
+def test_ip_is_private_uses_the_documented_table() -> None:
+    assert tuple(PRIVATE_RANGES) == DOCUMENTED_PRIVATE
+
+
+@BOTH
+@pytest.mark.parametrize(
+    "ip",
+    [
+        "2001::1",  # Teredo (2001::/32): Python calls it private, in every release
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # a Teredo client of the whole internet
+        "2002:808:808::1",  # 6to4 for 8.8.8.8: private on some Python builds, not others
+        "64:ff9b::808:808",  # NAT64 (RFC 6052) for 8.8.8.8
+        "64:ff9b:1::1",  # local-use NAT64 (RFC 8215): differs between Python builds
+        "100.64.0.1",  # RFC 6598 shared address space: a carrier's NAT, not our network
+        "203.0.113.5",  # documentation ranges are not a network of ours either
+    ],
+)
+def test_tunnel_and_translation_addresses_do_not_pass_a_private_network_check(
+    backend: Backend, ip: str
+) -> None:
+    assert decide(backend, "deny", "!ip_is_private(context.ip)", {"ip": ip}) is Effect.DENY
+    assert decide(backend, "allow", "ip_is_private(context.ip)", {"ip": ip}) is Effect.DENY
+
+
+@BOTH
+@pytest.mark.parametrize("ip", ["10.0.0.5", "172.31.255.255", "fd12:3456::1", "fe80::1", "::1"])
+def test_private_client_passes_a_private_network_check(backend: Backend, ip: str) -> None:
+    assert decide(backend, "allow", "ip_is_private(context.ip)", {"ip": ip}) is Effect.ALLOW
+
+
+@PROPERTY
+@given(case=addresses_around_special_ranges())
+def test_ip_is_private_is_the_documented_table_on_any_address(case: tuple[str, str]) -> None:
+    """Inside, at the edges of and just outside every special range, or anywhere; IPv4-mapped
+    spellings are errors. The answer never depends on Python's address registry."""
+    text, kind = case
+    expected = ERROR if kind == "mapped" else _documented_private(text)
+    assert outcome(ip_is_private, text) == expected, text
+    for backend in BACKENDS:
+        got = run(backend, "ip_is_private(context.ip)", {"context": {"ip": text}})
+        assert got == expected, (backend.name, text)
+
+
+def _netip_classes(text: str) -> dict[str, bool]:
+    """The address classes as Go's net/netip defines them (the CEL network extension's
+    reference), computed from the address's bits."""
+    address = ipaddress.ip_address(text)
+    value = int(address)
+    if address.version == 4:
+        a, b, c = value >> 24, (value >> 16) & 0xFF, (value >> 8) & 0xFF
+        classes = {
+            "isUnspecified": value == 0,
+            "isLoopback": a == 127,
+            "multicast": a & 0xF0 == 0xE0,
+            "isLinkLocalUnicast": (a, b) == (169, 254),
+            "isLinkLocalMulticast": (a, b, c) == (224, 0, 0),
+            "broadcast": value == 2**32 - 1,
+        }
+    else:
+        top = value >> 112
+        classes = {
+            "isUnspecified": value == 0,
+            "isLoopback": value == 1,
+            "multicast": top >> 8 == 0xFF,
+            "isLinkLocalUnicast": top & 0xFFC0 == 0xFE80,
+            "isLinkLocalMulticast": top & 0xFF0F == 0xFF02,
+            "broadcast": False,
+        }
+    classes["isGlobalUnicast"] = not any(
+        classes[k]
+        for k in ("isUnspecified", "isLoopback", "multicast", "isLinkLocalUnicast", "broadcast")
+    )
+    return classes
+
+
+@PROPERTY
+@given(case=addresses_around_special_ranges())
+def test_network_extension_address_classes_are_go_netip_on_any_address(
+    case: tuple[str, str],
+) -> None:
+    text, kind = case
+    expected = None if kind == "mapped" else _netip_classes(text)
+    for method in (
+        "isUnspecified",
+        "isLoopback",
+        "isLinkLocalUnicast",
+        "isLinkLocalMulticast",
+        "isGlobalUnicast",
+    ):
+        want = ERROR if expected is None else expected[method]
+        for backend in BACKENDS:
+            got = run(backend, f"ip(context.ip).{method}()", {"context": {"ip": text}})
+            assert got == want, (backend.name, method, text)
+
+
 # --- macros: the predicate is a boolean or the macro is an error ---------------------------------
 
 
@@ -530,3 +698,116 @@ def test_macros_agree_with_the_spec_on_non_boolean_predicates(
             source,
             items,
         )
+
+
+# --- the interpreter backend decides as the compiled one ----------------------------------------
+
+
+@BOTH
+@pytest.mark.parametrize("clearance", ["\uff13", " 3", "3 ", "0x10", "1_0", "+\uff13", "\u0663"])
+def test_number_spelt_with_foreign_digits_blanks_hex_or_underscores_does_not_convert(
+    backend: Backend, clearance: str
+) -> None:
+    """The interpreter read these as Python's int() does and ALLOWED the rule."""
+    when = "int(context.clearance) >= 3"
+    assert decide(backend, "allow", when, {"clearance": clearance}) is Effect.DENY
+    assert decide(backend, "deny", "int(context.clearance) < 3", {"clearance": clearance}) is (
+        Effect.DENY
+    )
+
+
+@BOTH
+@pytest.mark.parametrize(
+    "source",
+    [
+        "int(-9223372036854775808.0) < 0",  # cel-spec conversions/double_int_min_range
+        "int(9223372036854775807.0) > 0",
+        "uint(18446744073709551616.0) > 0u",
+        "uint(-1.0) == 0u",
+        "int(double('nan')) == 0",
+    ],
+)
+def test_double_at_or_past_a_64_bit_limit_is_a_range_error(backend: Backend, source: str) -> None:
+    assert run(backend, source, {}) == ERROR
+
+
+@BOTH
+@pytest.mark.parametrize(
+    ("when", "context"),
+    [
+        ("context.flag == 1", {"flag": True}),  # bool is not int
+        ("size(context.none) == 0", {"none": None}),
+        ("!has(context.n.x)", {"n": 1}),
+        ("context.tags.contains('admin')", {"tags": ["admin"]}),
+        ("'adm' in context.role", {"role": "admin"}),
+        ("context.tags[-1] == 'admin'", {"tags": ["guest", "admin"]}),
+        ("string(context.flag) == 'True'", {"flag": True}),
+        ("double(context.flag) > 0.0", {"flag": True}),
+    ],
+)
+def test_cel_python_leniency_never_allows_on_the_interpreter(
+    backend: Backend, when: str, context: dict[str, Any]
+) -> None:
+    """Each of these ALLOWED through the interpreter (cel-python's own library) and not
+    through the compiled backend; both now follow the spec."""
+    assert decide(backend, "allow", when, context) is Effect.DENY
+
+
+def test_invalid_regular_expression_prints_nothing_to_stderr(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """RE2 logged every bad pattern to stderr (``re2.cc:242] Error parsing ...``), outside
+    logging and redaction, at load and on every request."""
+    for backend in BACKENDS:
+        load_error("subject.id.matches('(x0')", backend)
+        variables = {"subject": {"id": "a", "p": "(?=s3cr)"}}
+        assert run(backend, "subject.id.matches(subject.p)", variables) == ERROR
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+# --- a one-element list literal is a list, not its element --------------------------------------
+
+
+@BOTH
+def test_scalar_is_not_in_a_list_of_lists_holding_it(backend: Backend) -> None:
+    """The compiler read ``[[1]]`` as the constant list ``[1]``: ``1 in [[1]]`` was true and
+    an allow rule ``context.role in [["admin"]]`` let ``"admin"`` through."""
+    assert run(backend, "1 in [[1]]", {}) is False
+    when = "context.role in [['admin']]"
+    assert decide(backend, "allow", when, {"role": "admin"}) is Effect.DENY
+    assert decide(backend, "allow", when, {"role": ["admin"]}) is Effect.ALLOW
+
+
+@BOTH
+@pytest.mark.parametrize(
+    "source",
+    [
+        "now > timestamp(['2025-01-17T00:00:00Z'])",
+        "duration(['1h']) > duration('0s')",
+        "ip(['10.0.0.1']) == ip('10.0.0.1')",
+    ],
+)
+def test_conversion_of_a_one_element_list_is_no_conversion(backend: Backend, source: str) -> None:
+    """The literal inside the list used to be converted at load, as if written bare."""
+    assert run(backend, source, {}) == ERROR
+
+
+@BOTH
+@pytest.mark.parametrize("source", ["has([subject.id])", "[1].all([x], x > 0)", "[net].IP == 1"])
+def test_one_element_list_is_not_a_field_selection_or_a_name(backend: Backend, source: str) -> None:
+    load_error(source, backend)
+
+
+@PROPERTY
+@given(case=singleton_list_conditions())
+def test_one_element_lists_are_lists_in_both_backends(case: tuple[str, Any]) -> None:
+    source, expected = case
+    variables = {"subject": {"id": "x"}}
+    for backend in BACKENDS:
+        if expected == "load":
+            load_error(source, backend)
+        else:
+            assert run(backend, source, variables) == expected, (backend.name, source)
+    if expected != "load":
+        assert run_cpp(source, {"subject": {"id": "x"}, "now": NOW}) in (expected, None), source

@@ -23,6 +23,7 @@ from zerotrust.cel._codegen_base import (
     _fail,
     _where,
 )
+from zerotrust.cel._syntax import _ident, unwrap
 from zerotrust.cel.functions import LITERAL_CHECKS
 
 __all__: list[str] = []
@@ -35,15 +36,6 @@ _FOLDED: dict[str, Any] = {
     "ip": rt.to_ip,
     "cidr": rt.to_cidr,
 }
-
-
-def _bare_ident(node: lark.Tree[Any]) -> str | None:
-    """The name if ``node`` is nothing but an identifier (through single-child wrappers)."""
-    while len(node.children) == 1 and isinstance(node.children[0], lark.Tree):
-        node = node.children[0]
-    if node.data == "ident" and len(node.children) == 1:
-        return str(node.children[0])
-    return None
 
 
 _CONVERSION_KIND = {
@@ -86,7 +78,7 @@ class _CallGenerator(_Emitter):
         name that is no variable and ``name.field`` is in ``names``, else None."""
         if not isinstance(target_node, lark.Tree):
             return None
-        qualifier = _bare_ident(target_node)
+        qualifier = _ident(target_node)
         if qualifier is None or qualifier in self.scope or qualifier in self.variables:
             return None
         qualified = f"{qualifier}.{field}"
@@ -193,9 +185,7 @@ class _CallGenerator(_Emitter):
         return _Code(self.const(value), name if name in ("timestamp", "duration") else None)
 
     def _string_literal(self, node: lark.Tree[Any]) -> str | None:
-        inner = node
-        while len(inner.children) == 1 and isinstance(inner.children[0], lark.Tree):
-            inner = inner.children[0]
+        inner = unwrap(node)
         if inner.data != "literal":
             return None
         token = inner.children[0]
@@ -223,9 +213,7 @@ class _CallGenerator(_Emitter):
             return []
         values: list[Any] = []
         for element in self.subtrees(node.children[0]):
-            inner = element
-            while len(inner.children) == 1 and isinstance(inner.children[0], lark.Tree):
-                inner = inner.children[0]
+            inner = unwrap(element)
             if inner.data != "literal":
                 return None
             token = inner.children[0]
@@ -235,11 +223,8 @@ class _CallGenerator(_Emitter):
         return values
 
     def _has(self, node: lark.Tree[Any], arg_nodes: list[lark.Tree[Any]]) -> _Code:
-        inner = arg_nodes[0] if len(arg_nodes) == 1 else None
-        while inner is not None and inner.data != "member_dot":
-            subs = self.subtrees(inner)
-            inner = subs[0] if len(inner.children) == 1 and len(subs) == 1 else None
-        if inner is None:
+        inner = unwrap(arg_nodes[0]) if len(arg_nodes) == 1 else None
+        if inner is None or inner.data != "member_dot":
             raise _fail(node, "has() takes a field selection, like has(resource.owner)")
         target_node, token = inner.children
         target = self.expr(target_node)
@@ -329,13 +314,9 @@ class _CallGenerator(_Emitter):
     # --- macros ---------------------------------------------------------------------------
 
     def _macro_var(self, node: lark.Tree[Any], args: list[lark.Tree[Any]], name: str) -> str:
-        inner: lark.Tree[Any] | None = args[0] if args else None
-        while inner is not None and inner.data != "ident":
-            subs = self.subtrees(inner)
-            inner = subs[0] if len(inner.children) == 1 and len(subs) == 1 else None
-        if inner is None:
+        var = _ident(args[0]) if args else None
+        if var is None:
             raise _fail(node, f"{name}() takes a variable name and an expression")
-        var = str(inner.children[0])
         if not _IDENT.fullmatch(var):
             raise _fail(node, f"invalid variable name {var!r}")
         return var

@@ -6,7 +6,7 @@ written) are ``net.CIDR``. Strings are read by the parsers every IP function sha
 (:mod:`.functions`), so ``ip('::ffff:10.0.0.1')`` is refused exactly as
 ``ip_in_cidr('::ffff:10.0.0.1', ...)`` is. The address predicates are Go's
 ``net/netip`` ones, which the extension specifies (``isGlobalUnicast`` is true for
-private addresses, as in Go).
+private addresses, as in Go), from fixed tables rather than Python's changing ones.
 """
 
 from __future__ import annotations
@@ -27,9 +27,31 @@ __all__ = [
     "to_ip",
 ]
 
-_V4_LINK_LOCAL_MULTICAST = ipaddress.IPv4Network("224.0.0.0/24")
-_V6_LINK_LOCAL_MULTICAST = ipaddress.IPv6Network("ff02::/16")
-_V4_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+def _bits(*ranges: str) -> tuple[tuple[int, int, int], ...]:
+    """(IP version, network, mask) of each range, so a test is two int operations."""
+    out = []
+    for text in ranges:
+        network = ipaddress.ip_network(text)
+        out.append((network.version, int(network.network_address), int(network.netmask)))
+    return tuple(out)
+
+
+# The address classes of Go's ``net/netip`` (which the extension specifies), as fixed
+# tables: ``ipaddress``'s ``is_*`` properties follow registries that change between
+# Python releases.
+_UNSPECIFIED = _bits("0.0.0.0/32", "::/128")
+_LOOPBACK = _bits("127.0.0.0/8", "::1/128")
+_MULTICAST = _bits("224.0.0.0/4", "ff00::/8")
+_LINK_LOCAL_UNICAST = _bits("169.254.0.0/16", "fe80::/10")
+# netip: IPv4 224.0.0.0/24; IPv6 ``ffX2::/16`` whatever the flags nibble X (mask 0xff0f).
+_LINK_LOCAL_MULTICAST = (*_bits("224.0.0.0/24"), (6, 0xFF02 << 112, 0xFF0F << 112))
+_V4_BROADCAST = _bits("255.255.255.255/32")
+
+
+def _within(address: Any, table: tuple[tuple[int, int, int], ...]) -> bool:
+    version, value = address.version, int(address)
+    return any(v == version and value & mask == net for v, net, mask in table)
 
 
 def _string(name: str, value: Any) -> str:
@@ -101,33 +123,28 @@ def family(ip: Any) -> int:
 
 
 def is_unspecified(ip: Any) -> bool:
-    return bool(_ip("isUnspecified", ip).is_unspecified)
+    return _within(_ip("isUnspecified", ip), _UNSPECIFIED)
 
 
 def is_loopback(ip: Any) -> bool:
-    return bool(_ip("isLoopback", ip).is_loopback)
+    return _within(_ip("isLoopback", ip), _LOOPBACK)
 
 
 def is_link_local_unicast(ip: Any) -> bool:
-    return bool(_ip("isLinkLocalUnicast", ip).is_link_local)
+    return _within(_ip("isLinkLocalUnicast", ip), _LINK_LOCAL_UNICAST)
 
 
 def is_link_local_multicast(ip: Any) -> bool:
-    address = _ip("isLinkLocalMulticast", ip)
-    network = _V4_LINK_LOCAL_MULTICAST if address.version == 4 else _V6_LINK_LOCAL_MULTICAST
-    return address in network
+    return _within(_ip("isLinkLocalMulticast", ip), _LINK_LOCAL_MULTICAST)
 
 
 def is_global_unicast(ip: Any) -> bool:
     """Go's ``netip.Addr.IsGlobalUnicast``: not unspecified, loopback, multicast,
     link-local unicast or the IPv4 broadcast address (private addresses are global)."""
     address = _ip("isGlobalUnicast", ip)
-    return not (
-        address.is_unspecified
-        or address.is_loopback
-        or address.is_multicast
-        or address.is_link_local
-        or address == _V4_BROADCAST
+    return not any(
+        _within(address, table)
+        for table in (_UNSPECIFIED, _LOOPBACK, _MULTICAST, _LINK_LOCAL_UNICAST, _V4_BROADCAST)
     )
 
 

@@ -247,8 +247,10 @@ def ends_with(a: Any, b: Any) -> bool:
 
 def compile_regex(pattern: str) -> Any:
     """RE2, as CEL specifies (no backtracking: a policy cannot hang the PDP)."""
+    options = re2.Options()
+    options.log_errors = False  # else RE2 writes every bad pattern to stderr, unredacted
     try:
-        return re2.compile(pattern)
+        return re2.compile(pattern, options)
     except re2.error as exc:
         raise CelError(f"invalid regular expression {pattern!r}: {exc}") from None
 

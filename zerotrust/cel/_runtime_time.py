@@ -8,6 +8,7 @@ and the ``getHours()``-style accessors, with the tables :data:`CONVERSIONS` and
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 import re
 import zoneinfo
@@ -68,6 +69,7 @@ __all__ = [
     "to_timestamp",
     "to_uint",
     "type_of",
+    "zone_names",
 ]
 
 # --- conversions --------------------------------------------------------------------------
@@ -329,6 +331,23 @@ def type_of(a: Any) -> CelType:
 _OFFSET = re.compile(r"([+-]?)([0-9]{2}):([0-9]{2})")
 # An IANA name as the tz database spells them: ``UTC``, ``Europe/Paris``, ``Etc/GMT+5``.
 _ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9][A-Za-z0-9_+-]*)*")
+# In the zoneinfo directory, but not the name of a place: the host's own setting
+# (``localtime``), the template for POSIX TZ strings (``posixrules``) and IANA's
+# placeholder zone whose abbreviation is ``-00`` (``Factory``).
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@functools.cache
+def zone_names() -> frozenset[str]:
+    """The time-zone names a condition may use: the IANA tz database's, exactly as spelt.
+
+    ``zoneinfo.available_timezones()`` (the host's tz database, or the ``tzdata``
+    package), read once, without :data:`_NOT_ZONES`; it already leaves out the
+    ``posix/`` and ``right/`` copies and files that are not zones. A name must be in
+    this set, so a case-insensitive file system (``utc``) or a path (``../``) cannot
+    make another file a zone.
+    """
+    return frozenset(zoneinfo.available_timezones()) - _NOT_ZONES
 
 
 def _offset(text: str) -> datetime.timedelta | None:
@@ -344,7 +363,8 @@ def _offset(text: str) -> datetime.timedelta | None:
 
 
 def time_zone(name: Any) -> datetime.tzinfo:
-    """A time-zone argument: ``UTC``, an IANA name, or a fixed offset ``[+-]HH:MM``.
+    """A time-zone argument: ``UTC``, an IANA name (one of :func:`zone_names`), or a fixed
+    offset ``[+-]HH:MM``.
 
     cel-spec ``doc/langdef.md`` "Timezones", with ASCII digits only and the offset
     within ``±23:59`` (as in RFC 3339 timestamps); the sign may be left out, as the
@@ -360,7 +380,7 @@ def time_zone(name: Any) -> datetime.tzinfo:
         return datetime.timezone(delta)
     if name == "UTC":
         return _UTC
-    if _ZONE_NAME.fullmatch(name) is None:
+    if _ZONE_NAME.fullmatch(name) is None or name not in zone_names():
         raise CelError(f"unknown time zone {_quote(name)}")
     try:
         return zoneinfo.ZoneInfo(name)

@@ -32,7 +32,15 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 from zerotrust.cel._backend import VARIABLES, CelCompileError
 from zerotrust.cel._syntax_fast import _build_parser, _fast_parser
 
-__all__ = ["MAX_SOURCE_CHARS", "MAX_TREE_DEPTH", "TOO_DEEP", "Parsed", "parse", "parse_fast"]
+__all__ = [
+    "MAX_SOURCE_CHARS",
+    "MAX_TREE_DEPTH",
+    "TOO_DEEP",
+    "Parsed",
+    "parse",
+    "parse_fast",
+    "unwrap",
+]
 
 #: The longest condition accepted, in characters.
 MAX_SOURCE_CHARS = 20_000
@@ -270,14 +278,31 @@ def _check_boolean_root(tree: lark.Tree[Any]) -> None:
         raise CelCompileError(message, line, column)
 
 
-def _ident(expr: lark.Tree[Any]) -> str | None:
+# Nodes with one child that are not a wrapper around it: ``[x]`` is a list, not ``x``.
+_COLLECTIONS = frozenset({"list_lit", "map_lit", "exprlist", "mapinits", "fieldinits"})
+
+
+def unwrap(node: lark.Tree[Any]) -> lark.Tree[Any]:
+    """``node`` without the single-child nodes around what it is (``expr``, ``member``,
+    ``primary``, parentheses...), never descending into a list or map literal: a
+    one-element list is not its element (``1 in [[1]]`` is false, ``has([a.b])`` and
+    ``timestamp(['...'])`` are not ``has(a.b)`` and ``timestamp('...')``)."""
+    while (
+        node.data not in _COLLECTIONS
+        and len(node.children) == 1
+        and isinstance(node.children[0], lark.Tree)
+    ):
+        node = node.children[0]
+    return node
+
+
+def _ident(expr: Any) -> str | None:
     """The bare identifier an ``expr`` consists of, if it is one (macro variables)."""
-    node = expr
-    while isinstance(node, lark.Tree) and len(node.children) == 1:
-        child = node.children[0]
-        if node.data == "ident" and isinstance(child, lark.Token):
-            return str(child)
-        node = child
+    if not isinstance(expr, lark.Tree):
+        return None
+    node = unwrap(expr)
+    if node.data == "ident" and len(node.children) == 1:
+        return str(node.children[0])
     return None
 
 

@@ -24,6 +24,7 @@ from typing import Any
 __all__ = [
     "EXTRA_FUNCTIONS",
     "LITERAL_CHECKS",
+    "PRIVATE_RANGES",
     "ip_in_cidr",
     "ip_is_private",
     "parse_address",
@@ -145,14 +146,47 @@ def _range_bits(text: str) -> tuple[int, int, int]:
     return network.version, int(network.network_address), int(network.netmask)
 
 
+#: What :func:`ip_is_private` calls private: an address of a client on the organisation's
+#: own networks, range -> the standard that reserves it for that use. A fixed table, so
+#: the answer is the same on every Python: ``ipaddress``'s ``is_private`` follows the IANA
+#: special-purpose registries, which change between Python releases (Python 3.11.2 and
+#: 3.11.7 disagree on 6to4 ``2002::/16``) and take in ranges a client anywhere on the
+#: internet can send from (Teredo ``2001::/32``, NAT64 ``64:ff9b::/96``).
+#:
+#: Left out on purpose, so they are *not* private: RFC 6598 shared address space
+#: ``100.64.0.0/10`` (a carrier's NAT, not our network; overlay networks that borrow it
+#: list it with ``ip_in_cidr``), ``0.0.0.0/8``, the documentation and benchmarking ranges,
+#: ``240.0.0.0/4``, multicast, ``::``, the site-local ``fec0::/10`` RFC 3879 deprecated,
+#: and every IPv6 range that embeds or tunnels to an IPv4 address (NAT64, 6to4, Teredo).
+#: A narrower "private" is the safe side: it is what a policy trusts more.
+PRIVATE_RANGES: Mapping[str, str] = MappingProxyType(
+    {
+        "10.0.0.0/8": "RFC 1918 private network",
+        "172.16.0.0/12": "RFC 1918 private network",
+        "192.168.0.0/16": "RFC 1918 private network",
+        "127.0.0.0/8": "RFC 1122 loopback",
+        "169.254.0.0/16": "RFC 3927 link-local",
+        "::1/128": "RFC 4291 loopback",
+        "fc00::/7": "RFC 4193 unique local",
+        "fe80::/10": "RFC 4291 link-local",
+    }
+)
+
+
 def ip_is_private(ip: Any) -> bool:
-    """``ip_is_private(context.ip)``: RFC 1918 / RFC 4193 / loopback / link-local.
+    """``ip_is_private(context.ip)``: whether the address is in :data:`PRIVATE_RANGES`
+    (RFC 1918, RFC 4193, loopback, link-local), read by :func:`parse_address`."""
+    return _is_private(_text(ip, "ip"))
 
-    Python's ``ipaddress`` ``is_private`` (the IANA special-purpose registries' ranges
-    that are not globally reachable), on the address :func:`parse_address` reads.
-    """
-    return parse_address(ip).is_private
 
+@functools.lru_cache(maxsize=4096)
+def _is_private(text: str) -> bool:
+    """Client addresses repeat from request to request: decide each once (pure, bounded)."""
+    version, value = _address_bits(text)
+    return any(v == version and value & mask == net for v, net, mask in _PRIVATE_BITS)
+
+
+_PRIVATE_BITS = tuple(_range_bits(r) for r in PRIVATE_RANGES)
 
 #: name -> (implementation, number of arguments)
 EXTRA_FUNCTIONS: Mapping[str, tuple[Callable[..., bool], int]] = MappingProxyType(
