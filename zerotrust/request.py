@@ -6,20 +6,35 @@ value into exact ``dict``/``list``/``str``/``int``/``float``/``bool``/``None``, 
 caller mutating its dicts later cannot change a request in flight, and a condition
 never meets a caller's subclass (a ``str`` whose ``__eq__`` always says yes) or a
 string that is not valid Unicode.
+
+A validated request is read-only all the way down: the PDP trusts it without copying
+it again, and hands the same object to the web integrations (``access_request_of``,
+``current_request``) and to ``record_access``, so nobody holding it can change what
+a later decision trusts. Its maps and lists read as ``dict`` and ``list`` (``==``,
+``isinstance``, ``json.dumps``) and raise ``TypeError`` on any change; the conditions
+see a private plain copy (exact ``dict``/``list``, the compiled CEL's fast paths).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 
 from zerotrust._describe import describe
 from zerotrust.errors import RequestError
 
-__all__ = ["AccessRequest", "Action", "Resource", "Subject", "plain_mapping"]
+__all__ = [
+    "AccessRequest",
+    "Action",
+    "Resource",
+    "Subject",
+    "plain_json",
+    "plain_mapping",
+    "request_variables",
+]
 
 MAX_DEPTH = 32
 MAX_VALUES = 10_000
@@ -74,13 +89,14 @@ class AccessRequest:
     resource: Resource
     device: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     context: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
-    # Set only by from_mapping: a request built by hand (or by attrs.evolve) is
-    # validated again before any policy sees it.
-    _canonical: bool = attrs.field(default=False, init=False, repr=False, eq=False)
+    # Set only by from_mapping: the plain data the conditions see, private (the
+    # public fields are read-only copies of it). A request built by hand (or by
+    # attrs.evolve) has none and is validated again before any policy sees it.
+    _variables: dict[str, Any] | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
     @classmethod
     def from_mapping(cls, data: Any) -> AccessRequest:
-        """Validate a JSON-shaped mapping into a request of plain JSON values.
+        """Validate a JSON-shaped mapping into a read-only request of plain JSON values.
 
         Subclasses of ``str``/``int``/``float``/``dict``/``list`` (an ``enum.StrEnum``
         member, say) are copied as their underlying data without calling any method
@@ -88,42 +104,55 @@ class AccessRequest:
         else: a value JSON cannot carry, an integer outside 64 bits, NaN or infinity,
         a string holding a lone surrogate, a mapping whose own code raises, more than
         ``MAX_VALUES`` values or nesting deeper than ``MAX_DEPTH``.
+
+        A request this method made is returned as it is (it cannot have changed);
+        one built by hand or by ``attrs.evolve`` is validated like a mapping.
         """
         if type(data) is AccessRequest:
-            if data._canonical:
+            if data._variables is not None:
                 return data
             data = _read_fields(data)
         clean = plain_mapping(data)
-        unknown = sorted(set(clean) - _TOP_KEYS)
-        if unknown:
-            raise RequestError(unknown[0], f"unknown top-level key (allowed: {_names(_TOP_KEYS)})")
+        if not _TOP_KEYS.issuperset(clean):
+            unknown = sorted(set(clean) - _TOP_KEYS)[0]
+            raise RequestError(unknown, f"unknown top-level key (allowed: {_names(_TOP_KEYS)})")
 
         subject = _section(clean, "subject", _SUBJECT_KEYS)
         action = _section(clean, "action", _ACTION_KEYS)
         resource = _section(clean, "resource", _RESOURCE_KEYS)
+        subject_type = _optional_str(subject, "subject", "type", "user")
+        subject_id = _required_str(subject, "subject", "id")
+        action_name = _required_str(action, "action", "name")
+        resource_type = _required_str(resource, "resource", "type")
+        resource_id = _optional_id(resource)
+        subject_props = _properties(subject, "subject")
+        action_props = _properties(action, "action")
+        resource_props = _properties(resource, "resource")
+        device, context = _free_map(clean, "device"), _free_map(clean, "context")
         request = cls(
-            subject=Subject(
-                id=_required_str(subject, "subject.id"),
-                type=_optional_str(subject, "subject.type", "user"),
-                properties=_properties(subject, "subject.properties"),
-            ),
-            action=Action(
-                name=_required_str(action, "action.name"),
-                properties=_properties(action, "action.properties"),
-            ),
+            subject=Subject(id=subject_id, type=subject_type, properties=_read_only(subject_props)),
+            action=Action(name=action_name, properties=_read_only(action_props)),
             resource=Resource(
-                type=_required_str(resource, "resource.type"),
-                id=_optional_id(resource),
-                properties=_properties(resource, "resource.properties"),
+                type=resource_type, id=resource_id, properties=_read_only(resource_props)
             ),
-            device=_free_map(clean, "device"),
-            context=_free_map(clean, "context"),
+            device=_read_only(device),
+            context=_read_only(context),
         )
-        object.__setattr__(request, "_canonical", True)  # frozen: set once, here
+        variables = {
+            "subject": {"type": subject_type, "id": subject_id, "properties": subject_props},
+            "action": {"name": action_name, "properties": action_props},
+            "resource": {"type": resource_type, "id": resource_id, "properties": resource_props},
+            "device": device,
+            "context": context,
+        }
+        object.__setattr__(request, "_variables", variables)  # frozen: set once, here
         return request
 
     def to_dict(self) -> dict[str, Any]:
-        """The request as the JSON the CEL conditions see."""
+        """The request as the JSON the CEL conditions see: plain data, the caller's
+        to change (a copy; the request itself is read-only)."""
+        if self._variables is not None:
+            return _plain_copy(self._variables)  # type: ignore[no-any-return]
         return {
             "subject": self.subject.to_dict(),
             "action": self.action.to_dict(),
@@ -131,6 +160,20 @@ class AccessRequest:
             "device": dict(self.device),
             "context": dict(self.context),
         }
+
+
+def request_variables(request: AccessRequest) -> dict[str, Any]:
+    """``{"subject": …, "action": …, "resource": …, "device": …, "context": …}`` as the
+    conditions see them: exact ``dict``/``list`` data, validated.
+
+    Shared with the request (no copy per decision): the caller only reads it. A request
+    not made by :meth:`AccessRequest.from_mapping` is validated first (so
+    :class:`RequestError` for what it cannot hold).
+    """
+    variables = AccessRequest.from_mapping(request)._variables
+    if variables is None:  # pragma: no cover - from_mapping always sets it
+        raise RequestError("request", "was not validated")
+    return variables
 
 
 def plain_mapping(data: Any) -> dict[str, Any]:
@@ -141,14 +184,31 @@ def plain_mapping(data: Any) -> dict[str, Any]:
     resolution reads ``subject.token``): it never runs the caller's code twice, and
     raises only :class:`RequestError`.
     """
+    return _plain(data, _Walk("request", surrogates=False))
+
+
+def plain_json(data: Any, field: str) -> dict[str, Any]:
+    """A caller's mapping that is not a request (the decision log's ``extra``) copied
+    into plain JSON data by the same rules, except that a lone surrogate is kept (the
+    decision log writes it as a ``\\uXXXX`` escape).
+
+    Raises :class:`RequestError` whose ``field`` starts with ``field`` (``extra.http``)
+    for anything JSON cannot carry exactly: a key that is not a string (``1``,
+    ``True``: never coerced to ``"1"``, ``"true"``), two keys with the same text, an
+    object, NaN, an integer outside 64 bits, too deep or too many values.
+    """
+    return _plain(data, _Walk(field, surrogates=True))
+
+
+def _plain(data: Any, walk: _Walk) -> dict[str, Any]:
     if not issubclass(type(data), Mapping):
-        raise RequestError("request", f"must be an object, not {_kind(data)}")
+        raise RequestError(walk.root, f"must be an object, not {_kind(data)}")
     try:
         return _copy_fast(data, 0, [MAX_VALUES - 1])  # type: ignore[no-any-return]
     except Exception:  # _NotPlain, or a dict changed by another thread meanwhile
         # Something is off (or merely unusual, like a Mapping subclass): take the
         # slow walk, which names the offending field or copies what is valid.
-        return _copy_slow(data)  # type: ignore[no-any-return]
+        return _copy_slow(data, walk)  # type: ignore[no-any-return]
 
 
 def _read_fields(request: AccessRequest) -> Any:
@@ -166,11 +226,95 @@ def _read_fields(request: AccessRequest) -> Any:
         raise RequestError("request", f"could not be read ({_raised(exc)})") from exc
 
 
-class _Counter:
-    __slots__ = ("n",)
+class _Walk:
+    """One slow walk: where it started, how many values it met, whether lone
+    surrogates are refused (requests) or kept (the decision log's ``extra``)."""
 
-    def __init__(self) -> None:
+    __slots__ = ("n", "root", "surrogates")
+
+    def __init__(self, root: str, *, surrogates: bool) -> None:
         self.n = 0
+        self.root = root
+        self.surrogates = surrogates
+
+
+def _refuse(*_: Any, **__: Any) -> NoReturn:
+    raise TypeError(
+        "a validated AccessRequest is read-only: build another one with "
+        "AccessRequest.from_mapping (or to_dict() for a copy to change)"
+    )
+
+
+class _ReadOnlyDict(dict[str, Any]):
+    """A validated request's object: reads as a ``dict`` (so ``==``, ``isinstance``
+    and ``json.dumps`` work), refuses every change, and copies as itself."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_ReadOnlyDict, (dict(self),))
+
+
+class _ReadOnlyList(list[Any]):
+    """A validated request's array: reads as a ``list``, refuses every change."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_ReadOnlyList, (list(self),))
+
+
+for _name in ("__setitem__", "__delitem__", "__ior__", "clear", "pop", "popitem"):
+    setattr(_ReadOnlyDict, _name, _refuse)
+for _name in ("setdefault", "update"):
+    setattr(_ReadOnlyDict, _name, _refuse)
+for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend"):
+    setattr(_ReadOnlyList, _name, _refuse)
+for _name in ("insert", "pop", "remove", "clear", "sort", "reverse"):
+    setattr(_ReadOnlyList, _name, _refuse)
+del _name
+
+_EMPTY = _ReadOnlyDict()  # immutable, so one is shared by every request
+_CONTAINERS = frozenset({dict, list})
+_set_item = dict.__setitem__
+_set_index = list.__setitem__
+
+
+def _read_only(plain: dict[str, Any]) -> _ReadOnlyDict:
+    """A read-only copy of validated plain data (its scalars are immutable and shared)."""
+    if not plain:
+        return _EMPTY
+    out = _ReadOnlyDict(plain)
+    if not _CONTAINERS.isdisjoint(map(type, plain.values())):  # C speed when there are none
+        for key, item in plain.items():
+            kind = type(item)
+            if kind is dict:
+                _set_item(out, key, _read_only(item))
+            elif kind is list:
+                _set_item(out, key, _read_only_list(item))
+    return out
+
+
+def _read_only_list(plain: list[Any]) -> _ReadOnlyList:
+    out = _ReadOnlyList(plain)
+    if not _CONTAINERS.isdisjoint(map(type, plain)):
+        for i, item in enumerate(plain):
+            kind = type(item)
+            if kind is dict:
+                _set_index(out, i, _read_only(item))
+            elif kind is list:
+                _set_index(out, i, _read_only_list(item))
+    return out
+
+
+def _plain_copy(value: Any) -> Any:
+    """A mutable copy of validated plain data (no checks: it was checked)."""
+    kind = type(value)
+    if kind is dict or kind is _ReadOnlyDict:
+        return {key: _plain_copy(item) for key, item in value.items()}
+    if kind is list or kind is _ReadOnlyList:
+        return [_plain_copy(item) for item in value]
+    return value
 
 
 class _NotPlain(Exception):
@@ -197,7 +341,9 @@ def _copy_fast(value: Any, depth: int, budget: list[int]) -> Any:
     It accepts only what :func:`_copy_json` accepts, and returns the same copy;
     anything else (including what is merely unusual, like a subclass or a non-ASCII
     string that is not valid Unicode) raises :class:`_NotPlain` so the slow walk
-    decides. ``isascii`` is O(1), so ASCII strings cost nothing extra.
+    decides. ``isascii`` is O(1), so ASCII strings cost nothing extra. A validated
+    request's own read-only containers override only what changes them, so they are
+    read here like plain ones.
     """
     if depth > MAX_DEPTH:
         raise _NotPlain
@@ -218,7 +364,7 @@ def _copy_fast(value: Any, depth: int, budget: list[int]) -> Any:
         return value
     if depth == MAX_DEPTH:  # its items would be deeper than allowed (the slow walk names them)
         raise _NotPlain
-    if kind is dict:
+    if kind is dict or kind is _ReadOnlyDict:
         budget[0] -= len(value)
         if budget[0] < 0:
             raise _NotPlain
@@ -232,7 +378,7 @@ def _copy_fast(value: Any, depth: int, budget: list[int]) -> Any:
             else:
                 out[key] = _copy_fast(item, depth + 1, budget)
         return out
-    if kind is list or kind is tuple:
+    if kind is list or kind is tuple or kind is _ReadOnlyList:
         budget[0] -= len(value)
         if budget[0] < 0:
             raise _NotPlain
@@ -245,18 +391,18 @@ def _copy_fast(value: Any, depth: int, budget: list[int]) -> Any:
     raise _NotPlain
 
 
-def _copy_slow(data: Any) -> Any:
+def _copy_slow(data: Any, walk: _Walk) -> Any:
     """:func:`_copy_json` from the top; whatever the caller's own code raises while
     being read becomes a :class:`RequestError`, never a bare exception."""
     try:
-        return _copy_json(data, "request", 0, _Counter())
+        return _copy_json(data, walk.root, 0, walk)
     except RequestError:
         raise
     except Exception as exc:
-        raise RequestError("request", f"could not be read ({_raised(exc)})") from exc
+        raise RequestError(walk.root, f"could not be read ({_raised(exc)})") from exc
 
 
-def _copy_json(value: Any, path: str, depth: int, counter: _Counter) -> Any:
+def _copy_json(value: Any, path: str, depth: int, counter: _Walk) -> Any:
     """Deep-copy a JSON value into exact builtin types, refusing anything JSON cannot carry.
 
     Types are told by ``type()``, never ``isinstance`` (which believes a faked
@@ -274,7 +420,7 @@ def _copy_json(value: Any, path: str, depth: int, counter: _Counter) -> Any:
     if value is None or kind is bool:
         return value
     if issubclass(kind, str):
-        return _text(str.__str__(value), path)
+        return _text(str.__str__(value), path, counter)
     if issubclass(kind, int):  # bool cannot be subclassed, so this is a number
         number = int.__int__(value)
         if not INT64_MIN <= number <= INT64_MAX:
@@ -304,12 +450,12 @@ def _copy_json(value: Any, path: str, depth: int, counter: _Counter) -> Any:
     raise RequestError(path, f"not a JSON value ({_kind(value)})")
 
 
-def _copy_object(pairs: Any, path: str, depth: int, counter: _Counter) -> dict[str, Any]:
+def _copy_object(pairs: Any, path: str, depth: int, counter: _Walk) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for raw, item in pairs:
         if not issubclass(type(raw), str):
             raise RequestError(path, f"object keys must be strings, found {_kind(raw)}")
-        key = _text(str.__str__(raw), path, key=True)
+        key = _text(str.__str__(raw), path, counter, key=True)
         inner = f"{path}.{key}" if path != "request" else key
         if key in out:
             raise RequestError(inner, "duplicate key (two keys with the same text)")
@@ -317,14 +463,14 @@ def _copy_object(pairs: Any, path: str, depth: int, counter: _Counter) -> dict[s
     return out
 
 
-def _copy_array(items: list[Any], path: str, depth: int, counter: _Counter) -> list[Any]:
+def _copy_array(items: list[Any], path: str, depth: int, counter: _Walk) -> list[Any]:
     return [_copy_json(item, f"{path}[{i}]", depth + 1, counter) for i, item in enumerate(items)]
 
 
-def _text(text: str, path: str, *, key: bool = False) -> str:
+def _text(text: str, path: str, walk: _Walk, *, key: bool = False) -> str:
     """``text`` if it is valid Unicode; a string with a lone surrogate (U+D800..U+DFFF)
     cannot be encoded as UTF-8, so it could not be logged, stored or compared."""
-    if text.isascii():
+    if text.isascii() or walk.surrogates:
         return text
     try:
         text.encode("utf-8")
@@ -346,50 +492,49 @@ def _section(data: dict[str, Any], name: str, allowed: frozenset[str]) -> dict[s
     if name not in data:
         raise RequestError(name, "is required")
     section = data[name]
-    if not isinstance(section, dict):
+    if type(section) is not dict:
         raise RequestError(name, f"must be an object, not {_kind(section)}")
-    unknown = sorted(set(section) - allowed)
-    if unknown:
-        raise RequestError(f"{name}.{unknown[0]}", f"unknown key (allowed: {_names(allowed)})")
+    if not allowed.issuperset(section):
+        unknown = sorted(set(section) - allowed)[0]
+        raise RequestError(f"{name}.{unknown}", f"unknown key (allowed: {_names(allowed)})")
     return section
 
 
-def _required_str(section: dict[str, Any], path: str) -> str:
-    key = path.rsplit(".", 1)[1]
-    if key not in section:
+def _required_str(section: dict[str, Any], name: str, key: str) -> str:
+    value = section.get(key)
+    if type(value) is str and value:
+        return value
+    path = f"{name}.{key}"
+    if value is None:
         raise RequestError(path, "is required")
-    value = section[key]
-    if not isinstance(value, str):
+    if type(value) is not str:
         raise RequestError(path, f"must be a string, not {_kind(value)}")
-    if not value:
-        raise RequestError(path, "must not be empty")
-    return value
+    raise RequestError(path, "must not be empty")
 
 
-def _optional_str(section: dict[str, Any], path: str, default: str) -> str:
-    key = path.rsplit(".", 1)[1]
+def _optional_str(section: dict[str, Any], name: str, key: str, default: str) -> str:
     if section.get(key) is None:
         return default
-    return _required_str(section, path)
+    return _required_str(section, name, key)
 
 
 def _optional_id(section: dict[str, Any]) -> str | None:
     value = section.get("id")
     if value is None:
         return None
-    if not isinstance(value, str):
+    if type(value) is not str:
         raise RequestError("resource.id", f"must be a string, not {_kind(value)}")
     if not value:
         raise RequestError("resource.id", "must not be empty (leave it out instead)")
     return value
 
 
-def _properties(section: dict[str, Any], path: str) -> dict[str, Any]:
+def _properties(section: dict[str, Any], name: str) -> dict[str, Any]:
     value = section.get("properties")
     if value is None:
         return {}
-    if not isinstance(value, dict):
-        raise RequestError(path, f"must be an object, not {_kind(value)}")
+    if type(value) is not dict:
+        raise RequestError(f"{name}.properties", f"must be an object, not {_kind(value)}")
     return value
 
 
@@ -397,7 +542,7 @@ def _free_map(data: dict[str, Any], name: str) -> dict[str, Any]:
     value = data.get(name)
     if value is None:
         return {}
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         raise RequestError(name, f"must be an object, not {_kind(value)}")
     return value
 
