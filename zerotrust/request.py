@@ -18,12 +18,13 @@ see a private plain copy (exact ``dict``/``list``, the compiled CEL's fast paths
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import attrs
 
-from zerotrust._describe import describe
+from zerotrust._describe import describe, quote
 from zerotrust.errors import RequestError
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Action",
     "Resource",
     "Subject",
+    "parse_json_object",
     "plain_json",
     "plain_mapping",
     "request_variables",
@@ -174,6 +176,73 @@ def request_variables(request: AccessRequest) -> dict[str, Any]:
     if variables is None:  # pragma: no cover - from_mapping always sets it
         raise RequestError("request", "was not validated")
     return variables
+
+
+def parse_json_object(data: bytes, field: str = "request") -> dict[str, Any]:
+    """Decode a request document: one JSON object in I-JSON's rules (RFC 7493 §2):
+    UTF-8, no duplicate keys, no ``NaN``/``Infinity``.
+
+    Raises :class:`RequestError` (``field``, and one line saying what is wrong) for
+    empty input, bytes that are not UTF-8, a byte order mark, malformed JSON, a
+    duplicate key, a bare constant, a number outside 64-bit integers or doubles,
+    nesting too deep for the parser, or a document that is not an object. The values
+    are then checked as any request's are, by :meth:`AccessRequest.from_mapping`.
+    """
+    if not data.strip():
+        raise RequestError(field, "is empty (expected a JSON object)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(field, f"is not UTF-8 (invalid byte at offset {exc.start})") from exc
+    if text.startswith("\ufeff"):
+        raise RequestError(field, "starts with a byte order mark (JSON text has none)")
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_no_constant,
+            parse_int=_integer,
+            parse_float=_double,
+        )
+    except RecursionError as exc:
+        raise RequestError(field, "is not valid JSON: nested too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError, or refused by a hook below
+        raise RequestError(field, f"is not valid JSON: {_one_line(str(exc))}") from exc
+    if type(value) is not dict:
+        raise RequestError(field, f"must be a JSON object, not {_kind(value)}")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {quote(key)}")
+        out[key] = value
+    return out
+
+
+def _no_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not a JSON number")
+
+
+def _double(text: str) -> float:
+    number = float(text)
+    if number - number != 0.0:  # 1e400 reads as infinity
+        raise ValueError(f"number {quote(text)} is too large for a double")
+    return number
+
+
+def _integer(text: str) -> int:
+    """An integer literal; one of more than 20 digits is refused unread (it is outside
+    64 bits, and Python would refuse, slowly, to convert one of 4,300)."""
+    if len(text) > 20:
+        raise ValueError(f"integer of {len(text.lstrip('-'))} digits is outside the 64-bit range")
+    return int(text)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def plain_mapping(data: Any) -> dict[str, Any]:
