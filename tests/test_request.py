@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+import copy
 import enum
+import json
+import pickle
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 import pytest
+from conftest import FIXED_NOW
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import (
+    DICT_MUTATIONS,
+    LIST_MUTATIONS,
     REFUSED,
     Colour,
     FakeStr,
@@ -18,10 +24,12 @@ from strategies import (
     Level,
     RaisingMapping,
     hostile_values,
+    json_containers_with_paths,
     lone_surrogate_texts,
 )
 
 from zerotrust import AccessRequest, Action, PolicyDecisionPoint, RequestError, Resource, Subject
+from zerotrust.cel import default_backend
 from zerotrust.request import request_variables
 
 
@@ -435,3 +443,119 @@ def test_mapping_subclass_is_copied_into_a_plain_dict() -> None:
     assert type(seen) is dict
     assert type(seen["a"]) is dict
     assert isinstance(req.context, Mapping) and isinstance(req.context["a"], dict)
+
+
+# --- a validated request is read-only: nobody holding it changes what is trusted ------
+
+GUEST = minimal(subject={"id": "u-1", "properties": {"role": "guest", "teams": ["a"]}})
+
+
+class Liar(str):
+    """The review's value: a str equal to everything."""
+
+    __hash__ = str.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+
+def test_validated_request_changed_afterwards_cannot_pass_for_admin() -> None:
+    pdp = _pdp()
+    req = AccessRequest.from_mapping(GUEST)
+    with pytest.raises(TypeError, match="read-only"):
+        req.subject.properties["role"] = Liar("guest")  # type: ignore[index]
+    with pytest.raises(TypeError, match="read-only"):
+        req.subject.properties["teams"].append("admins")
+    assert not pdp.evaluate(req).allowed
+    assert req.subject.properties == {"role": "guest", "teams": ["a"]}
+
+
+def test_request_changed_behind_its_read_only_back_does_not_change_the_decision() -> None:
+    # dict's own __setitem__ bypasses the read-only view: conditions never read it.
+    req = AccessRequest.from_mapping(GUEST)
+    dict.__setitem__(req.subject.properties, "role", "admin")  # type: ignore[arg-type]
+    assert not _pdp().evaluate(req).allowed
+    assert request_variables(req)["subject"]["properties"]["role"] == "guest"
+
+
+@settings(max_examples=300, deadline=None)
+@given(where=json_containers_with_paths(), pick=st.integers(0, 100))
+def test_no_change_to_a_validated_request_is_possible(
+    where: tuple[str, dict[str, Any], tuple[Any, ...]], pick: int
+) -> None:
+    part, value, path = where
+    data = minimal()
+    if part in ("context", "device"):
+        data[part] = value
+    else:
+        data[part] = {**data[part], "properties": value}  # type: ignore[dict-item]
+    req = AccessRequest.from_mapping(data)
+    before, seen = req.to_dict(), json.dumps(request_variables(req), sort_keys=True)
+    node: Any = getattr(req, part)
+    node = node if part in ("context", "device") else node.properties
+    for step in path:
+        node = node[step]
+    table = DICT_MUTATIONS if isinstance(node, dict) else LIST_MUTATIONS
+    change = table[sorted(table)[pick % len(table)]]
+    with pytest.raises(TypeError, match="read-only"):
+        change(node)
+    assert req.to_dict() == before
+    assert json.dumps(request_variables(req), sort_keys=True) == seen
+    assert AccessRequest.from_mapping(req) is req
+
+
+@pytest.mark.parametrize(
+    "copy_of",
+    [copy.copy, copy.deepcopy, lambda r: pickle.loads(pickle.dumps(r))],
+    ids=["copy", "deepcopy", "pickle"],
+)
+def test_copies_of_a_validated_request_stay_read_only(copy_of: Any) -> None:
+    req = AccessRequest.from_mapping(GUEST)
+    twin = copy_of(req)
+    assert twin == req
+    assert AccessRequest.from_mapping(twin) is twin  # still trusted as validated...
+    with pytest.raises(TypeError):  # ...because it is still read-only
+        twin.subject.properties["teams"].append("admins")
+    assert request_variables(twin) == request_variables(req)
+    assert not _pdp().evaluate(twin).allowed
+
+
+def test_to_dict_is_a_plain_copy_the_caller_may_change() -> None:
+    req = AccessRequest.from_mapping(GUEST)
+    mine = req.to_dict()
+    mine["subject"]["properties"]["role"] = "admin"
+    mine["subject"]["properties"]["teams"].append("b")
+    assert _exact(mine["subject"]["properties"], {"role": "admin", "teams": ["a", "b"]})
+    assert req.subject.properties == {"role": "guest", "teams": ["a"]}
+    assert not _pdp().evaluate(req).allowed
+    assert _pdp().evaluate(mine).allowed  # a new request, validated on its way in
+
+
+def test_read_only_request_reads_as_plain_json() -> None:
+    req = AccessRequest.from_mapping(minimal(context={"a": [1, {"b": None}], "c": "d"}))
+    assert isinstance(req.context, dict) and isinstance(req.context["a"], list)
+    assert json.loads(json.dumps(req.context)) == {"a": [1, {"b": None}], "c": "d"}
+    assert {**req.context, "e": 1} == {"a": [1, {"b": None}], "c": "d", "e": 1}
+    assert req.context | {"e": 1} == {"a": [1, {"b": None}], "c": "d", "e": 1}
+    assert req.context["a"] + [2] == [1, {"b": None}, 2]
+
+
+def test_decide_validates_a_request_built_by_hand() -> None:
+    from zerotrust.engine import decide
+
+    hand = AccessRequest(
+        subject=Subject(id="u-1", properties={"role": Liar("guest")}),
+        action=Action(name="read"),
+        resource=Resource(type="doc"),
+    )
+    pdp = _pdp()
+    decision = decide(pdp.policies, hand, FIXED_NOW, {}, default_backend())
+    assert not decision.allowed
+    with pytest.raises(RequestError):
+        decide(
+            pdp.policies,
+            attrs.evolve(hand, context={"n": HostileInt(2**100)}),
+            FIXED_NOW,
+            {},
+            default_backend(),
+        )
