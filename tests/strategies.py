@@ -1676,6 +1676,7 @@ __all__ += [
     "QUOTING_CONDITIONS",
     "extra_shapes",
     "json_containers_with_paths",
+    "lead_ins",
     "malformed_request_inputs",
     "redaction_secrets",
 ]
@@ -1759,11 +1760,21 @@ _AWKWARD = st.sampled_from(["'", '"', "\\", "\n", "\t", "\x00", "\x7f", "\u200b"
 @st.composite
 def redaction_secrets(draw: st.DrawFn) -> str:
     """Secrets for redaction: a distinctive start (so any visible piece of one is
-    recognisable) then short or long text mixing awkward characters."""
+    recognisable), then 0-120 characters mixing awkward ones: some are quoted whole,
+    some cut short."""
+    size = draw(st.integers(0, 120))
     body = draw(
-        st.lists(st.text(min_size=1, max_size=8) | _AWKWARD, max_size=draw(st.integers(0, 30)))
+        st.lists(_AWKWARD | st.characters(exclude_categories=["Cs"]), min_size=size, max_size=size)
     )
     return "Q9Z" + "".join(body)
+
+
+def lead_ins() -> st.SearchStrategy[str]:
+    """Text before a secret inside a quoted string (no ``Q``), of any length up to
+    past the cut, so the cut falls before, inside and after the secret."""
+    return st.tuples(st.integers(0, 70), st.text(alphabet="ab-/ 0é'", min_size=1)).map(
+        lambda p: (p[1] * p[0])[: p[0]]
+    )
 
 
 _MAPPING_SHAPES: dict[str, Any] = {

@@ -186,8 +186,9 @@ def _redact(node: Any, path: _Path, hidden: list[Any]) -> Any:
         _values(node, hidden)
         return REDACTED
     kind = type(node)
-    if kind is list:  # looked through: the path applies to every item
-        items = [_redact(item, path, hidden) for item in node]
+    if kind is list:  # looked through: the path (after a `*`, its rest) applies to every item
+        rest = path[1:] if path[0].kind == "any" else path
+        items = [_redact(item, rest, hidden) for item in node]
         return items if any(a is not b for a, b in zip(items, node, strict=True)) else node
     if kind is not dict:
         return node
