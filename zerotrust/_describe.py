@@ -102,8 +102,9 @@ def hider(secrets: Iterable[str | int | float], mask: str) -> Callable[[str], st
     is hidden where its ``repr`` stands as a whole number, not inside a longer one.
     Longer forms are replaced first, so a secret inside another is hidden whole.
     """
-    texts = [s for s in secrets if isinstance(s, str) and s]
-    numbers = {repr(n) for n in secrets if type(n) is int or type(n) is float}
+    values = list(secrets)
+    texts = [s for s in values if type(s) is str and s]
+    numbers = {repr(n) for n in values if type(n) is int or type(n) is float}
     forms = _forms(texts)
     number = (
         re.compile(
@@ -132,11 +133,12 @@ def _forms(secrets: list[str]) -> list[str]:
     found: set[str] = set()
     for secret in secrets:
         found.add(secret)
-        found.add(escape(secret))
-        found.add(repr(secret)[1:-1])
+        escaped = escape(secret)
+        if escaped is not secret:  # else repr would not change it either
+            found.add(escaped)
+            found.add(repr(secret)[1:-1])
         if len(secret) > QUOTED_WHOLE:
             found.add(escape(secret[:QUOTED_PREFIX]))
-    found.discard("")
     return sorted(found, key=len, reverse=True)
 
 

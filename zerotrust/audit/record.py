@@ -29,10 +29,15 @@ _HEAD = re.compile(r'[^.\[\]"]+')
 @attrs.frozen
 class _Step:
     """One step of a redact path: ``name`` (may join the next names with dots to
-    match a key holding dots), ``any`` (``*``) or ``key`` (one key, exactly)."""
+    match a key holding dots), ``any`` (``*``) or ``key`` (one key, exactly).
+
+    ``keys``: the keys it matches, each with the index of the step after it (worked
+    out once, when the path is parsed).
+    """
 
     kind: str
     key: str
+    keys: tuple[tuple[str, int], ...] = ()
 
 
 _Path = tuple[_Step, ...]
@@ -87,7 +92,22 @@ def _parse(path: Any) -> _Path:
         else:
             steps.append(_Step("any" if name == "*" else "name", name))
         at = step.end()
-    return tuple(steps)
+    return tuple(attrs.evolve(step, keys=_keys(steps, i)) for i, step in enumerate(steps))
+
+
+def _keys(steps: list[_Step], i: int) -> tuple[tuple[str, int], ...]:
+    """The keys step ``i`` matches: its own, and for a name also it joined with the
+    names after it (``user.email``: the key ``user``, or the key ``user.email``)."""
+    if steps[i].kind == "key":
+        return ((steps[i].key, i + 1),)
+    found: list[tuple[str, int]] = []
+    name = ""
+    for j in range(i, len(steps)):
+        if steps[j].kind != "name":
+            break
+        name = f"{name}.{steps[j].key}" if name else steps[j].key
+        found.append((name, j + 1))
+    return tuple(found)
 
 
 def audit_record(
@@ -137,7 +157,7 @@ def entry(
     hidden: list[Any] = []
     for path in paths:
         if path[0].key != "extra":
-            req = _redact(req, path, hidden)
+            req = _redact(req, path, 0, hidden)
     subject, action, resource = req["subject"], req["action"], req["resource"]
     record: dict[str, Any] = {
         "decision_id": decision.decision_id,
@@ -159,7 +179,7 @@ def entry(
         more: Any = plain_json(extra, "extra")
         for path in paths:
             if path[0].key in ("extra", "*"):
-                more = _redact(more, path[1:], hidden)
+                more = _redact(more, path, 1, hidden)
         record["extra"] = more
     secrets = [v for v in hidden if v != REDACTED and type(v) is not bool]
     if secrets:
@@ -180,43 +200,26 @@ def _field(part: Any, key: str) -> Any:
     return part.get(key) if type(part) is dict else REDACTED
 
 
-def _redact(node: Any, path: _Path, hidden: list[Any]) -> Any:
-    """``node`` with the values at ``path`` replaced (a copy where it changed)."""
-    if not path:
+def _redact(node: Any, path: _Path, at: int, hidden: list[Any]) -> Any:
+    """``node`` with the values at ``path[at:]`` replaced (a copy where it changed)."""
+    if at == len(path):
         _values(node, hidden)
         return REDACTED
     kind = type(node)
+    step = path[at]
     if kind is list:  # looked through: the path (after a `*`, its rest) applies to every item
-        rest = path[1:] if path[0].kind == "any" else path
-        items = [_redact(item, rest, hidden) for item in node]
+        after = at + 1 if step.kind == "any" else at
+        items = [_redact(item, path, after, hidden) for item in node]
         return items if any(a is not b for a, b in zip(items, node, strict=True)) else node
     if kind is not dict:
         return node
-    targets = _targets(node, path)
-    if not targets:
-        return node
-    out = dict(node)
-    for key, rest in targets:
-        out[key] = _redact(node[key], rest, hidden)
-    return out
-
-
-def _targets(node: dict[str, Any], path: _Path) -> list[tuple[str, _Path]]:
-    """The keys of ``node`` that ``path`` names, each with the rest of the path."""
-    first = path[0]
-    if first.kind == "any":
-        return [(key, path[1:]) for key in node]
-    if first.kind == "key":
-        return [(first.key, path[1:])] if first.key in node else []
-    found = []
-    name = ""
-    for i, step in enumerate(path):  # user.email: the key "user", or the key "user.email"
-        if step.kind != "name":
-            break
-        name = f"{name}.{step.key}" if i else step.key
-        if name in node:
-            found.append((name, path[i + 1 :]))
-    return found
+    out = None
+    for key, after in [(key, at + 1) for key in node] if step.kind == "any" else step.keys:
+        if key in node:
+            if out is None:
+                out = dict(node)
+            out[key] = _redact(node[key], path, after, hidden)
+    return node if out is None else out
 
 
 def _values(node: Any, found: list[Any]) -> None:
