@@ -433,7 +433,7 @@ def _copy_fast(value: Any, depth: int, budget: list[int]) -> Any:
         return value
     if depth == MAX_DEPTH:  # its items would be deeper than allowed (the slow walk names them)
         raise _NotPlain
-    if kind is dict or kind is _ReadOnlyDict:
+    if kind is dict:
         budget[0] -= len(value)
         if budget[0] < 0:
             raise _NotPlain
@@ -447,7 +447,7 @@ def _copy_fast(value: Any, depth: int, budget: list[int]) -> Any:
             else:
                 out[key] = _copy_fast(item, depth + 1, budget)
         return out
-    if kind is list or kind is tuple or kind is _ReadOnlyList:
+    if kind is list or kind is tuple:
         budget[0] -= len(value)
         if budget[0] < 0:
             raise _NotPlain
@@ -457,6 +457,10 @@ def _copy_fast(value: Any, depth: int, budget: list[int]) -> Any:
             else _copy_fast(item, depth + 1, budget)
             for item in value
         ]
+    if kind is _ReadOnlyDict:  # last: plain data comes first, and far more often
+        return _copy_fast(dict(value), depth, budget)
+    if kind is _ReadOnlyList:
+        return _copy_fast(list(value), depth, budget)
     raise _NotPlain
 
 
