@@ -30,7 +30,7 @@ from strategies import (
 
 from zerotrust import AccessRequest, Action, PolicyDecisionPoint, RequestError, Resource, Subject
 from zerotrust.cel import default_backend
-from zerotrust.request import request_variables
+from zerotrust.request import plain_mapping, request_variables
 
 
 def minimal(**extra: object) -> dict[str, object]:
@@ -559,3 +559,17 @@ def test_decide_validates_a_request_built_by_hand() -> None:
             {},
             default_backend(),
         )
+
+
+def test_hand_built_request_with_a_raising_mapping_is_named_when_read_for_credentials() -> None:
+    # What a PDP with identity= does first: read the request as plain data.
+    hand = AccessRequest(
+        subject=Subject(id="u", properties=RaisingMapping("items")),
+        action=Action(name="read"),
+        resource=Resource(type="doc"),
+        context=RaisingMapping("iter"),
+    )
+    data = hand.to_dict()  # reads nothing of the caller's Mappings
+    with pytest.raises(RequestError, match="could not be read") as info:
+        plain_mapping(data)
+    assert info.value.field == "subject.properties"

@@ -56,7 +56,7 @@ class Subject:
     properties: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "id": self.id, "properties": dict(self.properties)}
+        return {"type": self.type, "id": self.id, "properties": _plain_copy(self.properties)}
 
 
 @attrs.frozen
@@ -67,7 +67,7 @@ class Action:
     properties: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "properties": dict(self.properties)}
+        return {"name": self.name, "properties": _plain_copy(self.properties)}
 
 
 @attrs.frozen
@@ -79,7 +79,7 @@ class Resource:
     properties: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "id": self.id, "properties": dict(self.properties)}
+        return {"type": self.type, "id": self.id, "properties": _plain_copy(self.properties)}
 
 
 @attrs.frozen
@@ -159,8 +159,8 @@ class AccessRequest:
             "subject": self.subject.to_dict(),
             "action": self.action.to_dict(),
             "resource": self.resource.to_dict(),
-            "device": dict(self.device),
-            "context": dict(self.context),
+            "device": _plain_copy(self.device),
+            "context": _plain_copy(self.context),
         }
 
 
@@ -377,7 +377,10 @@ def _read_only_list(plain: list[Any]) -> _ReadOnlyList:
 
 
 def _plain_copy(value: Any) -> Any:
-    """A mutable copy of validated plain data (no checks: it was checked)."""
+    """A copy of a request's data that is the caller's to change: its read-only (or
+    plain) containers copied as plain ones. Anything else is left as it is, unread: a
+    request built by hand is checked (and a raising Mapping of yours named) only on
+    its way into the PDP."""
     kind = type(value)
     if kind is dict or kind is _ReadOnlyDict:
         return {key: _plain_copy(item) for key, item in value.items()}
