@@ -874,3 +874,12 @@ def test_redaction_reaches_any_json_shaped_extra(
     for text in _strings_in(record["extra"]):
         _assert_hidden(text, secret)
     assert json.loads(encode_line(record)) == record  # exact JSON, written as it is
+
+
+def test_hidden_number_does_not_rename_the_rules_in_the_entry(tmp_path: Path) -> None:
+    policy = "policy: p\nrules:\n  - {id: rule-1, effect: deny, when: 'context.m[context.n] == 1'}\n"
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path, redact=["context.n"]) as log:
+        _pdp(log, policy).evaluate({**REQUEST, "context": {"n": 1, "m": {}}})
+    (error,) = _entries(path)[0]["errors"]
+    assert error == {"rule": "p/rule-1", "kind": "rule", "message": "no such key: [REDACTED]"}

@@ -95,7 +95,7 @@ def hider(secrets: Iterable[str | int | float], mask: str) -> Callable[[str], st
     """A function that replaces, in a text, every form :func:`quote` can give each
     secret by ``mask``; made once per set of secrets, used on many texts.
 
-    The forms of a string: itself, :func:`escape`\\ d, as Python's ``repr`` writes it
+    The forms of a string: itself, escaped by :func:`escape`, as Python's ``repr`` writes it
     (messages from libraries), its first ``QUOTED_PREFIX`` characters escaped (its
     quote cut short) and, at the end of any quote cut short, the part of a secret the
     cut left visible (a longer string holding the secret near its start). A number

@@ -147,8 +147,8 @@ def entry(
     costs no deep copy. The ``subject``, ``action`` and ``resource`` summaries are
     read from the redacted request, so a path that hides ``subject.id`` (or
     ``subject.*``, or ``*.id``) hides them too. Every value a path hid (each string
-    in it, and each number) is also hidden wherever the strings of
-    ``extra``, ``errors`` and ``report_only`` hold it, in every form a message can
+    in it, and each number) is also hidden wherever the strings of ``extra`` and the
+    messages of ``errors`` and ``report_only`` hold it, in every form a message can
     quote it (whole, escaped, cut short: :func:`zerotrust._describe.hider`); the web
     integrations' ``extra.http.path`` holds ``resource.id``, and an error message
     may quote the value.
@@ -184,15 +184,19 @@ def entry(
     secrets = [v for v in hidden if v != REDACTED and type(v) is not bool]
     if secrets:
         hide = hider(secrets, REDACTED)
-        for key in _SCRUBBED:
-            if key in record:
-                record[key] = _scrub(record[key], hide)
+        for part, field in _MESSAGES:
+            for item in record[part]:
+                if type(item.get(field)) is str:
+                    item[field] = hide(item[field])
+        if "extra" in record:
+            record["extra"] = _scrub(record["extra"], hide)
     return record
 
 
-# Entry fields whose text may quote request values: error messages ("cannot convert
-# 'x' to int") and the caller's extra.
-_SCRUBBED = ("errors", "report_only", "extra")
+# The entry's texts that may quote request values: error messages ("cannot convert
+# 'x' to int"), not the rule refs or policy reasons beside them (so a hidden number
+# never turns "p/rule-1" into "p/rule-[REDACTED]"); and all of the caller's extra.
+_MESSAGES = (("errors", "message"), ("report_only", "error"))
 
 
 def _field(part: Any, key: str) -> Any:
