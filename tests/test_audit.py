@@ -877,7 +877,7 @@ def test_redaction_reaches_any_json_shaped_extra(
 
 
 def test_hidden_number_does_not_rename_the_rules_in_the_entry(tmp_path: Path) -> None:
-    policy = "policy: p\nrules:\n  - {id: rule-1, effect: deny, when: 'context.m[context.n] == 1'}\n"
+    policy = "policy: p\nrules:\n  - {id: rule-1, effect: deny, when: 'context.m[context.n] > 0'}\n"
     path = tmp_path / "d.jsonl"
     with JsonLinesLog(path, redact=["context.n"]) as log:
         _pdp(log, policy).evaluate({**REQUEST, "context": {"n": 1, "m": {}}})
