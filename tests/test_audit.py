@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 import types
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -777,6 +778,10 @@ def test_escape_keeps_pieces_and_hider_hides_every_quoted_form(
     hide = hider([secret], "[REDACTED]")
     for shown in (quote(text), repr(text), text, f"x {quote(secret)} y"):
         _assert_hidden(hide(shown), secret)
+    for safe in ("/", "", "@:"):  # in a URL, however much of it a client encoded
+        url = urllib.parse.quote(text, safe=safe)
+        for shown in (url, url.lower(), urllib.parse.quote_plus(text, safe=safe)):
+            assert "Q9Z" not in urllib.parse.unquote_plus(hide(shown)), shown
 
 
 def _assert_hidden(text: str, secret: str) -> None:
@@ -883,3 +888,22 @@ def test_hidden_number_does_not_rename_the_rules_in_the_entry(tmp_path: Path) ->
         _pdp(log, policy).evaluate({**REQUEST, "context": {"n": 1, "m": {}}})
     (error,) = _entries(path)[0]["errors"]
     assert error == {"rule": "p/rule-1", "kind": "rule", "message": "no such key: [REDACTED]"}
+
+
+@pytest.mark.parametrize(
+    "logged",
+    [
+        "/users/ada%40example.com%20%C3%A9",
+        "/users/ada@example.com%20%c3%a9",
+        "/users/%61da@example.com+é",
+    ],
+)
+def test_redacted_id_does_not_leak_percent_encoded_in_the_logged_path(
+    tmp_path: Path, logged: str
+) -> None:
+    path = tmp_path / "d.jsonl"
+    request = {**REQUEST, "resource": {"type": "customer_record", "id": "ada@example.com é"}}
+    with JsonLinesLog(path, redact=["resource.id"]) as log:
+        _pdp(log).evaluate(request, extra={"http": {"path": logged}})
+    (only,) = _entries(path)
+    assert only["extra"]["http"]["path"] == "/users/[REDACTED]"

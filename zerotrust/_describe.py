@@ -97,9 +97,10 @@ def hider(secrets: Iterable[str | int | float], mask: str) -> Callable[[str], st
 
     The forms of a string: itself, escaped by :func:`escape`, as Python's ``repr`` writes it
     (messages from libraries), its first ``QUOTED_PREFIX`` characters escaped (its
-    quote cut short) and, at the end of any quote cut short, the part of a secret the
-    cut left visible (a longer string holding the secret near its start). A number
-    is hidden where its ``repr`` stands as a whole number, not inside a longer one.
+    quote cut short), at the end of any quote cut short the part of a secret the cut
+    left visible (a longer string holding the secret near its start), and
+    percent-encoded in any mix (a URL path holding it). A number is hidden where its
+    ``repr`` stands as a whole number, not inside a longer one.
     Longer forms are replaced first, so a secret inside another is hidden whole.
     """
     values = list(secrets)
@@ -116,17 +117,38 @@ def hider(secrets: Iterable[str | int | float], mask: str) -> Callable[[str], st
         else None
     )
 
+    encoded: list[re.Pattern[str]] = []  # built on the first text holding a "%"
+
     def hide(text: str) -> str:
         if texts and "characters)" in text:  # first: it reads the lengths numbers may hide
             text = _CUT.sub(lambda m: _hide_cut(m, texts, mask), text)
         for form in forms:
             if form in text:
                 text = text.replace(form, mask)
+        if texts and "%" in text:
+            if not encoded:
+                encoded.extend(map(_percent_encoded, texts))
+            for pattern in encoded:
+                text = pattern.sub(mask, text)
         if number is not None:
             text = number.sub(mask, text)
         return text
 
     return hide
+
+
+def _percent_encoded(secret: str) -> re.Pattern[str]:
+    """``secret`` in a URL, each character as itself or percent-encoded (UTF-8, hex in
+    either case, ``+`` for a space): however a client chose to encode it."""
+    parts = []
+    for char in secret:
+        raw = "".join(f"%{_HEX[b >> 4]}{_HEX[b & 15]}" for b in char.encode("utf-8", "replace"))
+        plus = r"|\+" if char == " " else ""
+        parts.append(f"(?:{re.escape(char)}|{raw}{plus})")
+    return re.compile("".join(parts))
+
+
+_HEX = [f"[{d}{d.upper()}]" if d.isalpha() else d for d in "0123456789abcdef"]
 
 
 def _forms(secrets: list[str]) -> list[str]:
