@@ -149,7 +149,7 @@ _JSONISH = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(value=_JSONISH, depth=st.integers(0, 34))
 def test_fast_copy_agrees_with_the_field_naming_walk(value: object, depth: int) -> None:
-    from zerotrust.request import MAX_DEPTH, _copy_fast, _copy_json, _NotPlain, _Walk
+    from zerotrust._plain import MAX_DEPTH, _copy_fast, _copy_json, _NotPlain, _Walk
 
     try:
         slow = _copy_json(value, "x", depth, _Walk("x", surrogates=False))

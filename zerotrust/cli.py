@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from zerotrust._plain import parse_json_object
 from zerotrust.audit import JsonLinesLog
 from zerotrust.decision import Effect
 from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.errors import PolicyError, RequestError, ZeroTrustError
-from zerotrust.request import parse_json_object
 
 __all__ = ["main"]
 

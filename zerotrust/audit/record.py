@@ -10,9 +10,10 @@ from typing import Any, Protocol
 import attrs
 
 from zerotrust._describe import hider
+from zerotrust._plain import plain_json
 from zerotrust.decision import Decision
 from zerotrust.errors import ZeroTrustError
-from zerotrust.request import AccessRequest, plain_json, request_variables
+from zerotrust.request import AccessRequest, request_variables
 
 __all__ = ["REDACTED", "DecisionLog", "audit_record", "entry", "redaction_paths"]
 
