@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from strategies import (
     QUOTING_CONDITIONS,
     PlainMapping,
+    RaisingMapping,
     extra_shapes,
     json_containers_with_paths,
     lead_ins,
@@ -907,3 +908,19 @@ def test_redacted_id_does_not_leak_percent_encoded_in_the_logged_path(
         _pdp(log).evaluate(request, extra={"http": {"path": logged}})
     (only,) = _entries(path)
     assert only["extra"]["http"]["path"] == "/users/[REDACTED]"
+
+
+def test_extra_mapping_that_raises_while_read_is_counted_and_named(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        pdp = _pdp(log)
+        assert pdp.evaluate(REQUEST, extra=RaisingMapping("items")).allowed
+        assert pdp.decision_log_failures == 1
+    assert path.read_bytes() == b""
+    with pytest.raises(RequestError) as info:
+        audit_record(
+            pdp.evaluate(REQUEST),
+            AccessRequest.from_mapping(REQUEST),
+            extra={"http": RaisingMapping("iter")},
+        )
+    assert info.value.field == "extra.http"

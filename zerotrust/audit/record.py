@@ -176,8 +176,8 @@ def entry(
         "policy_revision": decision.policy_revision,
         "request": req,
     }
-    if extra:
-        more: Any = plain_json(extra, "extra")
+    more: Any = plain_json(extra, "extra") if extra is not None else None
+    if more:  # (read through plain_json only: a caller's Mapping may raise even in len())
         for path in paths:
             if path[0].key in ("extra", "*"):
                 more = _redact(more, path, 1, hidden)
