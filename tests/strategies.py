@@ -2527,3 +2527,195 @@ def untyped_conditions(draw: st.DrawFn, depth: int = 3) -> str:
     if shape == 7:
         return f"has({a}.f)" if draw(st.booleans()) else f"{a}.f"
     return f"{a}.{draw(_UNTYPED_METHODS)}({b})"
+
+
+# --- request and audit: read-only requests, redaction in every form, CLI input -----------
+# For tests/test_request.py, tests/test_audit.py and tests/test_cli.py.
+
+import collections  # noqa: E402  (kept with the block it serves)
+import json  # noqa: E402
+import types  # noqa: E402
+
+__all__ += [
+    "DICT_MUTATIONS",
+    "LIST_MUTATIONS",
+    "QUOTING_CONDITIONS",
+    "extra_shapes",
+    "json_containers_with_paths",
+    "lead_ins",
+    "malformed_request_inputs",
+    "redaction_secrets",
+]
+
+#: Every way to change a dict or a list in place: none may work on a validated
+#: request's data (each is tried whether or not the key or item exists).
+DICT_MUTATIONS: dict[str, Any] = {
+    "d[k] = v": lambda d: d.__setitem__("role", "admin"),
+    "del d[k]": lambda d: d.__delitem__(next(iter(d), "k")),
+    "clear": lambda d: d.clear(),
+    "pop": lambda d: d.pop(next(iter(d), "k"), None),
+    "popitem": lambda d: d.popitem(),
+    "update": lambda d: d.update(role="admin"),
+    "setdefault": lambda d: d.setdefault("role", "admin"),
+    "|=": lambda d: d.__ior__({"role": "admin"}),
+}
+LIST_MUTATIONS: dict[str, Any] = {
+    "l[0] = v": lambda li: li.__setitem__(0, "admin"),
+    "l[:] = v": lambda li: li.__setitem__(slice(None), ["admin"]),
+    "del l[0]": lambda li: li.__delitem__(0),
+    "del l[:]": lambda li: li.__delitem__(slice(None)),
+    "append": lambda li: li.append("admin"),
+    "extend": lambda li: li.extend(["admin"]),
+    "insert": lambda li: li.insert(0, "admin"),
+    "pop": lambda li: li.pop(),
+    "remove": lambda li: li.remove("admin"),
+    "clear": lambda li: li.clear(),
+    "sort": lambda li: li.sort(key=repr),
+    "reverse": lambda li: li.reverse(),
+    "+=": lambda li: li.__iadd__(["admin"]),
+    "*=": lambda li: li.__imul__(2),
+}
+
+
+def _containers(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The paths of every dict and list inside ``value`` (itself included)."""
+    if isinstance(value, dict):
+        found = [path]
+        for key, item in value.items():
+            found += _containers(item, (*path, key))
+        return found
+    if isinstance(value, list):
+        found = [path]
+        for i, item in enumerate(value):
+            found += _containers(item, (*path, i))
+        return found
+    return []
+
+
+@st.composite
+def json_containers_with_paths(draw: st.DrawFn) -> tuple[str, dict[str, Any], tuple[Any, ...]]:
+    """(part, JSON object, path of one dict or list inside it): where in a request
+    (``context``, ``device`` or a ``*.properties``) a mutation will be tried."""
+    part = draw(st.sampled_from(["context", "device", "subject", "action", "resource"]))
+    value = draw(st.dictionaries(st.text(max_size=6), json_values(10), max_size=5))
+    return part, value, draw(st.sampled_from(_containers(value)))
+
+
+#: CEL conditions whose error message quotes the string ``X`` (built from request
+#: values): every runtime function that names a bad argument.
+QUOTING_CONDITIONS = (
+    "int(X) > 0",
+    "uint(X) > 0u",
+    "double(X) > 0.0",
+    "bool(X)",
+    "ip_in_cidr(X, '10.0.0.0/8')",
+    "ip_in_cidr('10.0.0.1', X)",
+    "ip_is_private(X)",
+    "timestamp(X) > now",
+    "duration(X) > duration('1s')",
+    "now.getHours(X) > 0",
+    "context.m[X] == 1",
+    "subject.id.matches(X)",
+)
+
+# Characters that quoting escapes or may cut: quotes, backslashes, controls, line
+# breaks, zero-width and non-ASCII letters, astral characters.
+_AWKWARD = st.sampled_from(["'", '"', "\\", "\n", "\t", "\x00", "\x7f", "\u200b", "é", "😀", "("])
+
+
+@st.composite
+def redaction_secrets(draw: st.DrawFn) -> str:
+    """Secrets for redaction: a distinctive start (so any visible piece of one is
+    recognisable), then 0-120 characters mixing awkward ones: some are quoted whole,
+    some cut short."""
+    size = draw(st.integers(0, 120))
+    body = draw(
+        st.lists(_AWKWARD | st.characters(exclude_categories=["Cs"]), min_size=size, max_size=size)
+    )
+    return "Q9Z" + "".join(body)
+
+
+def lead_ins() -> st.SearchStrategy[str]:
+    """Text before a secret inside a quoted string (no ``Q``), of any length up to
+    past the cut, so the cut falls before, inside and after the secret."""
+    return st.tuples(st.integers(0, 70), st.text(alphabet="ab-/ 0é'", min_size=1)).map(
+        lambda p: (p[1] * p[0])[: p[0]]
+    )
+
+
+_MAPPING_SHAPES: dict[str, Any] = {
+    "dict": dict,
+    "OrderedDict": collections.OrderedDict,
+    "defaultdict": lambda d: collections.defaultdict(str, d),
+    "MappingProxyType": types.MappingProxyType,
+    "user Mapping": PlainMapping,
+}
+
+
+@st.composite
+def extra_shapes(draw: st.DrawFn, value: Any) -> Any:
+    """``value`` (plain JSON) with every object rebuilt as some kind of Mapping and
+    every array as a list or a tuple, chosen at random: what a caller may pass as
+    ``extra``."""
+    if isinstance(value, dict):
+        shape = _MAPPING_SHAPES[draw(st.sampled_from(sorted(_MAPPING_SHAPES)))]
+        return shape({k: draw(extra_shapes(v)) for k, v in value.items()})
+    if isinstance(value, list):
+        items = [draw(extra_shapes(v)) for v in value]
+        return tuple(items) if draw(st.booleans()) else items
+    return value
+
+
+_VALID = b'{"subject": {"id": "u-1"}, "action": {"name": "read"}, "resource": {"type": "doc"}}'
+
+
+@st.composite
+def malformed_request_inputs(draw: st.DrawFn) -> bytes:
+    """Bytes that are not a valid request, of every kind a command line may be fed:
+    empty, not UTF-8, a byte order mark, broken JSON, a bare constant, duplicate keys,
+    a huge number, deep nesting, a lone surrogate escape, not an object, a bad value
+    or field (with keys holding line breaks, which must not break the message)."""
+    key = draw(st.text(min_size=1, max_size=6))
+    name = json.dumps(key)
+    deep = draw(st.sampled_from([40, 1_500, 100_000]) | st.integers(40, 200_000))
+    digits = draw(st.sampled_from([20, 4_301, 6_000]) | st.integers(20, 6_000))
+    return draw(
+        st.sampled_from(
+            [
+                b"",
+                b" \n\t ",
+                b"\xff" + _VALID,
+                _VALID[:10] + b"\xc3(" + _VALID[10:],
+                b"\xef\xbb\xbf" + _VALID,
+                _VALID[: draw(st.integers(1, len(_VALID) - 1))],
+                _VALID[:-1] + b', "context": {"x": NaN}}',
+                _VALID[:-1] + b', "context": {"x": -Infinity}}',
+                _VALID[:-1] + b', "context": {"x": 1e400}}',
+                _VALID[:-1] + b', "context": {"x": ' + b"9" * digits + b"}}",
+                _VALID[:-1] + b', "context": {"x": 9223372036854775808}}',
+                _VALID[:-1]
+                + b', "context": {'
+                + name.encode()
+                + b": 1, "
+                + name.encode()
+                + b": 2}}",
+                _VALID[:-1] + b', "context": {"x": "\\ud800"}}',
+                _VALID[:-1] + b', "context": {' + name.encode() + b': "\\udfff"}}',
+                _VALID[:-1] + b', "context": {"x": ' + b"[" * deep + b"]" * deep + b"}}",
+                b"[" * deep + b"]" * deep,
+                b'{"a": ' * min(deep, 5000) + b"1" + b"}" * min(deep, 5000),
+                b"[]",
+                b'"request"',
+                b"null",
+                b"42",
+                b'{"subject": {"id": ""}, "action": {"name": "r"}, "resource": {"type": "t"}}',
+                _VALID[:-1]
+                + b', "context": {'
+                + name.encode()
+                + b": {"
+                + name.encode()
+                + b": [1, {}, NaN]}}}",
+                _VALID[:-1] + b", " + name.encode() + b": 1}",
+            ]
+        )
+    )

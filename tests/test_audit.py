@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -9,12 +10,23 @@ import subprocess
 import sys
 import tempfile
 import threading
+import types
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import (
+    QUOTING_CONDITIONS,
+    PlainMapping,
+    RaisingMapping,
+    extra_shapes,
+    json_containers_with_paths,
+    lead_ins,
+    redaction_secrets,
+)
 
 import zerotrust
 from zerotrust import (
@@ -24,10 +36,13 @@ from zerotrust import (
     LoggingLog,
     NullLog,
     PolicyDecisionPoint,
+    PolicyError,
     RequestError,
     ZeroTrustError,
     audit_record,
 )
+from zerotrust._describe import escape, hider, quote
+from zerotrust.audit.sinks import encode_line
 
 POLICY = """
 policy: p
@@ -438,8 +453,36 @@ def test_wildcard_redaction_also_hides_the_entry_summary(tmp_path: Path, redact:
 
 @pytest.mark.parametrize(
     "redact",
-    ["context.ip", ["subjects.properties.email"], ["email"], [""], ["context..ip"], [7]],
-    ids=["one-string", "typo", "no-part", "empty", "empty-segment", "not-a-string"],
+    [
+        "context.ip",
+        ["subjects.properties.email"],
+        ["email"],
+        [""],
+        ["context..ip"],
+        [7],
+        ["context[user.email]"],
+        ['context["user.email"'],
+        ['context.["user.email"]'],
+        ['context["a"]b'],
+        ['context."a"'],
+        ["context.ip."],
+        ['["context"].ip'],
+    ],
+    ids=[
+        "one-string",
+        "typo",
+        "no-part",
+        "empty",
+        "empty-segment",
+        "not-a-string",
+        "bracket-unquoted",
+        "bracket-unclosed",
+        "dot-before-bracket",
+        "text-after-bracket",
+        "quotes-without-brackets",
+        "trailing-dot",
+        "bracketed-head",
+    ],
 )
 def test_redact_path_that_would_hide_nothing_is_refused(tmp_path: Path, redact: Any) -> None:
     with pytest.raises(ZeroTrustError, match="redact"):
@@ -537,3 +580,347 @@ def test_decision_log_is_whole_lines_and_every_emit_is_accounted(
         assert set(found) | removed == set(written)  # every written line is whole, somewhere
         assert not set(found) & set(failed)  # never both counted and written
         assert len(written) + len(failed) == emits
+
+
+# --- redaction hides a value in every form a message can quote it ------------------------
+
+QUOTING = """
+policy: p
+target: {resources: [doc], actions: [read]}
+rules:
+  - {id: conv, effect: deny, when: "int(context.secret) > 0"}
+  - {id: ip, effect: deny, when: "ip_in_cidr(context.secret, '10.0.0.0/8')"}
+  - {id: re, effect: deny, when: "subject.id.matches(context.secret)"}
+  - {id: tz, effect: deny, when: "now.getHours(context.secret) > 0"}
+  - {id: ts, effect: deny, when: "timestamp(context.secret) > now"}
+  - {id: du, effect: deny, when: "duration(context.secret) > duration('1s')"}
+  - {id: key, effect: deny, when: "context.m[context.secret] == 1"}
+  - {id: pin, effect: deny, when: "context.m[context.pin] == 1"}
+  - {id: a, effect: allow, when: "true"}
+"""
+
+SECRET_REQUEST: dict[str, Any] = {
+    "subject": {"id": "u"},
+    "action": {"name": "read"},
+    "resource": {"type": "doc"},
+    "context": {"m": {}, "pin": 123456789},
+}
+
+
+def _quoting_log(tmp_path: Path, secret: str, redact: list[str]) -> tuple[str, Any]:
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path, redact=redact) as log:
+        request = {**SECRET_REQUEST, "context": {**SECRET_REQUEST["context"], "secret": secret}}
+        decision = _pdp(log, QUOTING).evaluate(request, extra={"note": f"saw {secret}"})
+    return path.read_text("utf-8"), decision
+
+
+def test_long_redacted_value_does_not_leak_through_a_cut_short_error_message(
+    tmp_path: Path,
+) -> None:
+    secret = "S3CRET-" + "x" * 80
+    text, decision = _quoting_log(tmp_path, secret, ["context.secret", "context.pin"])
+    assert any("S3CRET" in e.message for e in decision.errors)  # the messages quote it...
+    assert "S3CRET" not in text and "xxxxxxxx" not in text  # ...the log never does
+    (only,) = [json.loads(line) for line in text.splitlines()]
+    assert {e["rule"] for e in only["errors"]} >= {"p/conv", "p/ip", "p/tz", "p/ts", "p/du"}
+    assert all("[REDACTED]" in e["message"] for e in only["errors"] if e["rule"] != "p/re")
+    assert only["extra"]["note"] == "saw [REDACTED]"
+
+
+def test_redacted_number_does_not_leak_through_a_no_such_key_message(tmp_path: Path) -> None:
+    text, decision = _quoting_log(tmp_path, "short", ["context.pin"])
+    assert any("123456789" in e.message for e in decision.errors)
+    assert "123456789" not in text
+
+
+def test_redacted_regex_does_not_leak_through_a_bytes_repr_of_the_re2_error(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    text, decision = _quoting_log(tmp_path, "s3cr\u00e9t(", ["context.secret"])
+    (regex,) = [e.message for e in decision.errors if e.rule == "p/re"]
+    assert regex == "invalid regular expression 's3cr\u00e9t(': missing )"  # text, no b'...'
+    assert "s3cr" not in text and "\\\\x" not in text and "b'" not in text
+    assert capfd.readouterr().err == ""  # RE2 wrote nothing to stderr either
+
+
+@pytest.mark.parametrize("secret", ['it\'s "q" \\\\ (', "tab\there(", "new\nline(", "nul\x00("])
+def test_redacted_value_with_characters_quoting_escapes_does_not_leak(
+    tmp_path: Path, secret: str
+) -> None:
+    text, _ = _quoting_log(tmp_path, secret, ["context.secret"])
+    entry = json.loads(text)
+    for error in entry["errors"]:
+        assert secret not in error["message"]
+        assert escape(secret) not in error["message"]
+        assert repr(secret)[1:-1] not in error["message"]
+    assert secret.split("(", maxsplit=1)[0] not in text
+
+
+def test_bad_regular_expression_in_a_policy_is_text_and_silent(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    policy = (
+        "policy: p\nrules:\n  - {id: r, effect: deny, when: \"subject.id.matches('(?=a)a')\"}\n"
+    )
+    with pytest.raises(PolicyError) as info:
+        _pdp(NullLog(), policy)
+    message = str(info.value)
+    assert "invalid regular expression '(?=a)a': invalid perl operator" in message
+    assert "b'" not in message
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        dict,
+        collections.OrderedDict,
+        lambda d: collections.defaultdict(str, d),
+        types.MappingProxyType,
+        PlainMapping,
+    ],
+    ids=["dict", "OrderedDict", "defaultdict", "MappingProxyType", "user-Mapping"],
+)
+def test_redaction_reaches_extra_inside_any_mapping(tmp_path: Path, shape: Any) -> None:
+    path = tmp_path / "d.jsonl"
+    request = {**REQUEST, "resource": {"type": "customer_record", "id": "c-1001"}}
+    extra = shape(
+        {
+            "http": shape({"path": "/customers/c-1001", "route": "/customers/{id}"}),
+            "session": "s3cret",
+            "hops": (shape({"path": "/customers/c-1001"}),),
+        }
+    )
+    with JsonLinesLog(path, redact=["extra.http.path", "extra.session", "resource.id"]) as log:
+        pdp = _pdp(log)
+        pdp.evaluate(request, extra=extra)
+        assert pdp.decision_log_failures == 0
+    (only,) = _entries(path)
+    assert only["extra"] == {
+        "http": {"path": "[REDACTED]", "route": "/customers/{id}"},
+        "session": "[REDACTED]",
+        "hops": [{"path": "[REDACTED]"}],  # the hidden path, wherever it appears
+    }
+    assert "c-1001" not in path.read_text("utf-8") and "s3cret" not in path.read_text("utf-8")
+
+
+def test_key_holding_dots_is_redacted_by_its_dotted_path_and_by_brackets(tmp_path: Path) -> None:
+    context = {"user.email": "ada@example.com", "user": {"email": "bob@example.com"}}
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path, redact=["context.user.email"]) as log:
+        _pdp(log).evaluate({**REQUEST, "context": context})
+    assert _entries(path)[0]["request"]["context"] == {
+        "user.email": "[REDACTED]",
+        "user": {"email": "[REDACTED]"},
+    }
+    exact = tmp_path / "e.jsonl"
+    with JsonLinesLog(exact, redact=['context["user.email"]', 'context["a\\"]b"]']) as log:
+        _pdp(log).evaluate({**REQUEST, "context": {**context, 'a"]b': "x"}})
+    assert _entries(exact)[0]["request"]["context"] == {
+        "user.email": "[REDACTED]",
+        "user": {"email": "bob@example.com"},  # brackets name one key exactly
+        'a"]b': "[REDACTED]",
+    }
+
+
+def test_redact_path_looks_through_arrays(tmp_path: Path) -> None:
+    cards = [{"number": "4111111111111111", "brand": "visa"}, {"number": "5500005555555559"}]
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path, redact=["context.cards.number", "extra.hops.*.ip"]) as log:
+        _pdp(log).evaluate(
+            {**REQUEST, "context": {"cards": cards}},
+            extra={"hops": [{"ip": "10.0.0.1", "port": 1}], "note": "card 4111111111111111"},
+        )
+    (only,) = _entries(path)
+    assert only["request"]["context"]["cards"] == [
+        {"number": "[REDACTED]", "brand": "visa"},
+        {"number": "[REDACTED]"},
+    ]
+    assert only["extra"] == {"hops": [{"ip": "[REDACTED]", "port": 1}], "note": "card [REDACTED]"}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {1: "a", "1": "b"},
+        {True: "c", "true": "d"},
+        {"http": {None: "e"}},
+        {"hops": [{2.5: "x"}]},
+        {"http": collections.OrderedDict([(("a", "b"), 1)])},
+    ],
+    ids=["int-key", "bool-key", "null-key", "float-key-in-array", "tuple-key"],
+)
+def test_extra_with_keys_that_are_not_strings_is_counted_never_coerced(
+    tmp_path: Path, extra: dict[Any, Any]
+) -> None:
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        pdp = _pdp(log)
+        assert pdp.evaluate(REQUEST, extra=extra).allowed  # the decision stands...
+        assert pdp.decision_log_failures == 1  # ...its line failed, and was counted
+        with pytest.raises(RequestError, match="keys must be strings"):
+            audit_record(pdp.evaluate(REQUEST), AccessRequest.from_mapping(REQUEST), extra=extra)
+    assert len(_entries(path)) == 1  # only the second decision's line
+
+
+# --- properties: the quoting function and the scrubber agree, for every value --------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(head=lead_ins() | st.text(max_size=70), secret=redaction_secrets(), tail=st.text())
+def test_escape_keeps_pieces_and_hider_hides_every_quoted_form(
+    head: str, secret: str, tail: str
+) -> None:
+    head = head.replace("Q", "")  # the secret's start is recognisable
+    text = head + secret + tail
+    assert escape(text) == escape(head) + escape(secret) + escape(tail)
+    assert escape(text).isprintable()
+    hide = hider([secret], "[REDACTED]")
+    for shown in (quote(text), repr(text), text, f"x {quote(secret)} y"):
+        _assert_hidden(hide(shown), secret)
+    for safe in ("/", "", "@:"):  # in a URL, however much of it a client encoded
+        url = urllib.parse.quote(text, safe=safe)
+        for shown in (url, url.lower(), urllib.parse.quote_plus(text, safe=safe)):
+            assert "Q9Z" not in urllib.parse.unquote_plus(hide(shown)), shown
+
+
+def _assert_hidden(text: str, secret: str) -> None:
+    """No piece of ``secret`` that starts where it starts is left in ``text``: not
+    three characters of it anywhere, nor one or two at the end of a cut-short quote."""
+    for piece in (secret[:3], escape(secret[:3]), repr(secret[:3])[1:-1]):
+        assert piece not in text, text
+    for size in (1, 2):
+        assert escape(secret[:size]) + "'... (" not in text, text
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    secret=redaction_secrets(),
+    head=lead_ins(),
+    condition=st.sampled_from(QUOTING_CONDITIONS),
+)
+def test_a_redacted_value_never_reaches_the_log_in_any_form(
+    secret: str, head: str, condition: str
+) -> None:
+    when = condition.replace("X", "(context.head + context.secret)")
+    policy = f"policy: p\nrules:\n  - id: r\n    effect: deny\n    when: {json.dumps(when)}\n"
+    request = {
+        **REQUEST,
+        "context": {"head": head, "secret": secret, "m": {}},
+    }
+    pdp = _pdp(NullLog(), policy)
+    decision = pdp.evaluate(request)
+    record = audit_record(
+        decision,
+        AccessRequest.from_mapping(request),
+        redact=["context.secret"],
+        extra={"seen": [head + secret], "quoted": quote(head + secret)},
+    )
+    assert len(record["errors"]) == len(decision.errors)
+    for text in _strings_in([record["errors"], record["report_only"], record["extra"]]):
+        _assert_hidden(text, secret)
+
+
+def _strings_in(node: Any) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for item in node.values() for s in _strings_in(item)]
+    if isinstance(node, list):
+        return [s for item in node for s in _strings_in(item)]
+    return []
+
+
+def _redact_path(keys: list[Any], dotted: bool) -> str:
+    """The redact path naming ``keys`` (array indexes are looked through)."""
+    out = "extra"
+    for key in keys:
+        if isinstance(key, int):
+            continue
+        simple = key and not set(key) & set('[]"') and "" not in key.split(".") and key != "*"
+        out += f".{key}" if dotted and simple else f"[{json.dumps(key)}]"
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    where=json_containers_with_paths(),
+    secret=redaction_secrets(),
+    key=st.text(max_size=6),
+    dotted=st.booleans(),
+    data=st.data(),
+)
+def test_redaction_reaches_any_json_shaped_extra(
+    where: tuple[str, dict[str, Any], tuple[Any, ...]],
+    secret: str,
+    key: str,
+    dotted: bool,
+    data: st.DataObject,
+) -> None:
+    _, value, path = where
+    node: Any = value
+    for step in path:
+        node = node[step]
+    if isinstance(node, list):
+        node.append({key: secret})
+        keys = [*path, len(node) - 1, key]
+    else:
+        node[key] = secret
+        keys = [*path, key]
+    extra = data.draw(extra_shapes(value))
+    req = AccessRequest.from_mapping(REQUEST)
+    record = audit_record(
+        _pdp(NullLog()).evaluate(req), req, redact=[_redact_path(keys, dotted)], extra=extra
+    )
+    shown = record["extra"]
+    for step in keys[:-1]:
+        shown = shown[step]
+    assert shown[keys[-1]] == "[REDACTED]"
+    for text in _strings_in(record["extra"]):
+        _assert_hidden(text, secret)
+    assert json.loads(encode_line(record)) == record  # exact JSON, written as it is
+
+
+def test_hidden_number_does_not_rename_the_rules_in_the_entry(tmp_path: Path) -> None:
+    policy = "policy: p\nrules:\n  - {id: rule-1, effect: deny, when: 'context.m[context.n] > 0'}\n"
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path, redact=["context.n"]) as log:
+        _pdp(log, policy).evaluate({**REQUEST, "context": {"n": 1, "m": {}}})
+    (error,) = _entries(path)[0]["errors"]
+    assert error == {"rule": "p/rule-1", "kind": "rule", "message": "no such key: [REDACTED]"}
+
+
+@pytest.mark.parametrize(
+    "logged",
+    [
+        "/users/ada%40example.com%20%C3%A9",
+        "/users/ada@example.com%20%c3%a9",
+        "/users/%61da@example.com+é",
+    ],
+)
+def test_redacted_id_does_not_leak_percent_encoded_in_the_logged_path(
+    tmp_path: Path, logged: str
+) -> None:
+    path = tmp_path / "d.jsonl"
+    request = {**REQUEST, "resource": {"type": "customer_record", "id": "ada@example.com é"}}
+    with JsonLinesLog(path, redact=["resource.id"]) as log:
+        _pdp(log).evaluate(request, extra={"http": {"path": logged}})
+    (only,) = _entries(path)
+    assert only["extra"]["http"]["path"] == "/users/[REDACTED]"
+
+
+def test_extra_mapping_that_raises_while_read_is_counted_and_named(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        pdp = _pdp(log)
+        assert pdp.evaluate(REQUEST, extra=RaisingMapping("items")).allowed
+        assert pdp.decision_log_failures == 1
+    assert path.read_bytes() == b""
+    with pytest.raises(RequestError) as info:
+        audit_record(
+            pdp.evaluate(REQUEST),
+            AccessRequest.from_mapping(REQUEST),
+            extra={"http": RaisingMapping("iter")},
+        )
+    assert info.value.field == "extra.http"

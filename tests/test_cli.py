@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -13,6 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from strategies import malformed_request_inputs
 
 from zerotrust.cli import main
 
@@ -164,6 +168,61 @@ def test_eval_from_stdin_with_explain_via_python_m(policies: Path) -> None:
         "docs/step-up-secret",
         "docs/allow-owner",
     ]
+
+
+# --- eval: every malformed request is one line and exit 2 --------------------------------
+
+
+def _eval_stdin(policies: Path, data: bytes) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "zerotrust", "eval", "--policies", str(policies), "-"],
+        input=data,
+        capture_output=True,
+        check=False,
+        env={**os.environ, "LC_ALL": "C"},  # a locale that would smuggle bad bytes in
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"subject": {"id": "u"}, "context": {"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}",
+        b"[" * 100_000 + b"]" * 100_000,
+    ],
+    ids=["deep-in-context", "deep-document"],
+)
+def test_eval_on_a_deeply_nested_request_is_one_line_and_exit_2(
+    policies: Path, data: bytes
+) -> None:
+    proc = _eval_stdin(policies, data)
+    assert proc.returncode == 2
+    assert proc.stdout == b""
+    assert "nested too deeply" in one_line(proc.stderr.decode())
+
+
+def test_eval_on_bytes_that_are_not_utf8_is_one_line_and_exit_2(policies: Path) -> None:
+    data = b'{"subject": {"id": "u-\xff"}, "action": {"name": "r"}, "resource": {"type": "doc"}}'
+    proc = _eval_stdin(policies, data)
+    assert proc.returncode == 2
+    assert "not UTF-8" in one_line(proc.stderr.decode())
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=malformed_request_inputs())
+def test_every_malformed_request_is_one_line_and_exit_2(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes
+) -> None:
+    folder = tmp_path_factory.mktemp("eval")
+    (folder / "docs.yaml").write_text(POLICY)
+    request = folder / "request.json"
+    request.write_bytes(data)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["eval", "--policies", str(folder), str(request)])
+    assert code == 2
+    assert out.getvalue() == ""
+    line = one_line(err.getvalue())
+    assert line.startswith("zerotrust: invalid request: ") and line.isprintable()
 
 
 # --- serve: starts, or fails in one line with exit 2 ------------------------------------

@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+import copy
 import enum
+import json
+import pickle
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 import pytest
+from conftest import FIXED_NOW
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import (
+    DICT_MUTATIONS,
+    LIST_MUTATIONS,
     REFUSED,
     Colour,
     FakeStr,
@@ -18,10 +24,13 @@ from strategies import (
     Level,
     RaisingMapping,
     hostile_values,
+    json_containers_with_paths,
     lone_surrogate_texts,
 )
 
 from zerotrust import AccessRequest, Action, PolicyDecisionPoint, RequestError, Resource, Subject
+from zerotrust.cel import default_backend
+from zerotrust.request import plain_mapping, request_variables
 
 
 def minimal(**extra: object) -> dict[str, object]:
@@ -140,10 +149,10 @@ _JSONISH = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(value=_JSONISH, depth=st.integers(0, 34))
 def test_fast_copy_agrees_with_the_field_naming_walk(value: object, depth: int) -> None:
-    from zerotrust.request import MAX_DEPTH, _copy_fast, _copy_json, _Counter, _NotPlain
+    from zerotrust._plain import MAX_DEPTH, _copy_fast, _copy_json, _NotPlain, _Walk
 
     try:
-        slow = _copy_json(value, "x", depth, _Counter())
+        slow = _copy_json(value, "x", depth, _Walk("x", surrogates=False))
     except RequestError:
         slow = _NotPlain
     try:
@@ -399,7 +408,8 @@ def test_conditions_see_exact_builtins_holding_the_real_data(pair: tuple[Any, An
         str(exc).encode("utf-8")
         return
     assert not _refused(expected)
-    assert _exact(req.context, {"v": expected})
+    assert _exact(request_variables(req)["context"], {"v": expected})  # what conditions see
+    assert req.context == {"v": expected}  # and what the read-only request shows
 
 
 @settings(max_examples=100, deadline=None)
@@ -429,6 +439,137 @@ def test_mapping_subclass_is_copied_into_a_plain_dict() -> None:
         pass
 
     req = AccessRequest.from_mapping(minimal(context=Props(a=Props(b=1))))
-    assert type(req.context) is dict
-    assert type(req.context["a"]) is dict
-    assert isinstance(req.context, Mapping)
+    seen = request_variables(req)["context"]
+    assert type(seen) is dict
+    assert type(seen["a"]) is dict
+    assert isinstance(req.context, Mapping) and isinstance(req.context["a"], dict)
+
+
+# --- a validated request is read-only: nobody holding it changes what is trusted ------
+
+GUEST = minimal(subject={"id": "u-1", "properties": {"role": "guest", "teams": ["a"]}})
+
+
+class Liar(str):
+    """The review's value: a str equal to everything."""
+
+    __hash__ = str.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+
+def test_validated_request_changed_afterwards_cannot_pass_for_admin() -> None:
+    pdp = _pdp()
+    req = AccessRequest.from_mapping(GUEST)
+    with pytest.raises(TypeError, match="read-only"):
+        req.subject.properties["role"] = Liar("guest")  # type: ignore[index]
+    with pytest.raises(TypeError, match="read-only"):
+        req.subject.properties["teams"].append("admins")
+    assert not pdp.evaluate(req).allowed
+    assert req.subject.properties == {"role": "guest", "teams": ["a"]}
+
+
+def test_request_changed_behind_its_read_only_back_does_not_change_the_decision() -> None:
+    # dict's own __setitem__ bypasses the read-only view: conditions never read it.
+    req = AccessRequest.from_mapping(GUEST)
+    dict.__setitem__(req.subject.properties, "role", "admin")  # type: ignore[arg-type]
+    assert not _pdp().evaluate(req).allowed
+    assert request_variables(req)["subject"]["properties"]["role"] == "guest"
+
+
+@settings(max_examples=300, deadline=None)
+@given(where=json_containers_with_paths(), pick=st.integers(0, 100))
+def test_no_change_to_a_validated_request_is_possible(
+    where: tuple[str, dict[str, Any], tuple[Any, ...]], pick: int
+) -> None:
+    part, value, path = where
+    data = minimal()
+    if part in ("context", "device"):
+        data[part] = value
+    else:
+        data[part] = {**data[part], "properties": value}  # type: ignore[dict-item]
+    req = AccessRequest.from_mapping(data)
+    before, seen = req.to_dict(), json.dumps(request_variables(req), sort_keys=True)
+    node: Any = getattr(req, part)
+    node = node if part in ("context", "device") else node.properties
+    for step in path:
+        node = node[step]
+    table = DICT_MUTATIONS if isinstance(node, dict) else LIST_MUTATIONS
+    change = table[sorted(table)[pick % len(table)]]
+    with pytest.raises(TypeError, match="read-only"):
+        change(node)
+    assert req.to_dict() == before
+    assert json.dumps(request_variables(req), sort_keys=True) == seen
+    assert AccessRequest.from_mapping(req) is req
+
+
+@pytest.mark.parametrize(
+    "copy_of",
+    [copy.copy, copy.deepcopy, lambda r: pickle.loads(pickle.dumps(r))],
+    ids=["copy", "deepcopy", "pickle"],
+)
+def test_copies_of_a_validated_request_stay_read_only(copy_of: Any) -> None:
+    req = AccessRequest.from_mapping(GUEST)
+    twin = copy_of(req)
+    assert twin == req
+    assert AccessRequest.from_mapping(twin) is twin  # still trusted as validated...
+    with pytest.raises(TypeError):  # ...because it is still read-only
+        twin.subject.properties["teams"].append("admins")
+    assert request_variables(twin) == request_variables(req)
+    assert not _pdp().evaluate(twin).allowed
+
+
+def test_to_dict_is_a_plain_copy_the_caller_may_change() -> None:
+    req = AccessRequest.from_mapping(GUEST)
+    mine = req.to_dict()
+    mine["subject"]["properties"]["role"] = "admin"
+    mine["subject"]["properties"]["teams"].append("b")
+    assert _exact(mine["subject"]["properties"], {"role": "admin", "teams": ["a", "b"]})
+    assert req.subject.properties == {"role": "guest", "teams": ["a"]}
+    assert not _pdp().evaluate(req).allowed
+    assert _pdp().evaluate(mine).allowed  # a new request, validated on its way in
+
+
+def test_read_only_request_reads_as_plain_json() -> None:
+    req = AccessRequest.from_mapping(minimal(context={"a": [1, {"b": None}], "c": "d"}))
+    assert isinstance(req.context, dict) and isinstance(req.context["a"], list)
+    assert json.loads(json.dumps(req.context)) == {"a": [1, {"b": None}], "c": "d"}
+    assert {**req.context, "e": 1} == {"a": [1, {"b": None}], "c": "d", "e": 1}
+    assert req.context | {"e": 1} == {"a": [1, {"b": None}], "c": "d", "e": 1}
+    assert req.context["a"] + [2] == [1, {"b": None}, 2]
+
+
+def test_decide_validates_a_request_built_by_hand() -> None:
+    from zerotrust.engine import decide
+
+    hand = AccessRequest(
+        subject=Subject(id="u-1", properties={"role": Liar("guest")}),
+        action=Action(name="read"),
+        resource=Resource(type="doc"),
+    )
+    pdp = _pdp()
+    decision = decide(pdp.policies, hand, FIXED_NOW, {}, default_backend())
+    assert not decision.allowed
+    with pytest.raises(RequestError):
+        decide(
+            pdp.policies,
+            attrs.evolve(hand, context={"n": HostileInt(2**100)}),
+            FIXED_NOW,
+            {},
+            default_backend(),
+        )
+
+
+def test_hand_built_request_with_a_raising_mapping_is_named_when_read_for_credentials() -> None:
+    # What a PDP with identity= does first: read the request as plain data.
+    hand = AccessRequest(
+        subject=Subject(id="u", properties=RaisingMapping("items")),
+        action=Action(name="read"),
+        resource=Resource(type="doc"),
+        context=RaisingMapping("iter"),
+    )
+    data = hand.to_dict()  # reads nothing of the caller's Mappings
+    with pytest.raises(RequestError, match="could not be read") as info:
+        plain_mapping(data)
+    assert info.value.field == "subject.properties"

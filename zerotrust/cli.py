@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from zerotrust._plain import parse_json_object
 from zerotrust.audit import JsonLinesLog
 from zerotrust.decision import Effect
 from zerotrust.engine import PolicyDecisionPoint
@@ -275,22 +276,44 @@ def _eval(args: argparse.Namespace, out: TextIO) -> int:
             return EXIT_USAGE
         clock = lambda: now  # noqa: E731
     try:
-        text = sys.stdin.read() if args.request == "-" else Path(args.request).read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"zerotrust: cannot read request: {exc}", file=sys.stderr)
+        data = _stdin_bytes() if args.request == "-" else Path(args.request).read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        print(f"zerotrust: cannot read request {args.request}: {reason}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        request = json.loads(text)
-    except json.JSONDecodeError as exc:
-        print(f"zerotrust: request is not valid JSON: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        request = parse_json_object(data)
+    except RequestError as exc:
+        return _bad_request(exc)
     # One request has no history: behaviour features stay empty (`has(behavior.x)` is false).
     pdp = PolicyDecisionPoint.from_path(args.policies, clock=clock, behavior=None)
     try:
         decision = pdp.evaluate(request, explain=args.explain)
     except RequestError as exc:
-        print(f"zerotrust: invalid request: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _bad_request(exc)
     indent = None if args.compact else 2
     print(json.dumps(decision.to_dict(), indent=indent), file=out)
     return _EFFECT_EXIT[decision.effect]
+
+
+def _stdin_bytes() -> bytes:
+    """Standard input as bytes: decoding is the request parser's (strict UTF-8), not
+    the locale's (which may turn bad bytes into lone surrogates)."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is not None:
+        return bytes(stream.read())
+    return sys.stdin.read().encode("utf-8", "surrogateescape")  # a text-only stand-in
+
+
+def _bad_request(exc: RequestError) -> int:
+    """Any malformed request: one line naming the problem, exit 2 (never a traceback)."""
+    print(f"zerotrust: invalid request: {_printable(str(exc))}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _printable(text: str) -> str:
+    """``text`` on one line: a control character, line break or lone surrogate (a key
+    may hold any) is shown escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -26,7 +26,7 @@ from zerotrust.decision import (
     TraceEntry,
 )
 from zerotrust.policy.compile import CompiledRule, PolicySet
-from zerotrust.request import AccessRequest
+from zerotrust.request import AccessRequest, request_variables
 
 __all__ = ["DEFAULT_DENY", "STORE_UNAVAILABLE", "decide"]
 
@@ -54,19 +54,10 @@ def decide(
     applicable = policies.applicable(req.resource.type, req.action.name)
     trace: list[TraceEntry] | None = [] if explain else None
     errors: list[EvaluationError] = []
-    subject, action, resource = req.subject, req.action, req.resource
-    # Conditions only read: the request's own (private, copied) property maps are shared.
+    # Conditions only read: the request's private plain data is shared, not copied.
     bindings = backend.bind(
         {
-            "subject": {"type": subject.type, "id": subject.id, "properties": subject.properties},
-            "action": {"name": action.name, "properties": action.properties},
-            "resource": {
-                "type": resource.type,
-                "id": resource.id,
-                "properties": resource.properties,
-            },
-            "device": req.device,
-            "context": req.context,
+            **request_variables(req),
             "data": policies.data,
             "behavior": features,
             "now": now,

@@ -6,23 +6,36 @@ value into exact ``dict``/``list``/``str``/``int``/``float``/``bool``/``None``, 
 caller mutating its dicts later cannot change a request in flight, and a condition
 never meets a caller's subclass (a ``str`` whose ``__eq__`` always says yes) or a
 string that is not valid Unicode.
+
+A validated request is read-only all the way down: the PDP trusts it without copying
+it again, and hands the same object to the web integrations (``access_request_of``,
+``current_request``) and to ``record_access``, so nobody holding it can change what
+a later decision trusts. Its maps and lists read as ``dict`` and ``list`` (``==``,
+``isinstance``, ``json.dumps``) and raise ``TypeError`` on any change; the conditions
+see a private plain copy (exact ``dict``/``list``, the compiled CEL's fast paths).
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from zerotrust._describe import describe
+from zerotrust._plain import INT64_MAX, INT64_MIN, plain_copy, plain_mapping, raised, read_only
 from zerotrust.errors import RequestError
 
-__all__ = ["AccessRequest", "Action", "Resource", "Subject", "plain_mapping"]
-
-MAX_DEPTH = 32
-MAX_VALUES = 10_000
+__all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
+    "AccessRequest",
+    "Action",
+    "Resource",
+    "Subject",
+    "plain_mapping",
+    "request_variables",
+]
 
 _TOP_KEYS = frozenset({"subject", "action", "resource", "device", "context"})
 _SUBJECT_KEYS = frozenset({"type", "id", "properties"})
@@ -39,7 +52,7 @@ class Subject:
     properties: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "id": self.id, "properties": dict(self.properties)}
+        return {"type": self.type, "id": self.id, "properties": plain_copy(self.properties)}
 
 
 @attrs.frozen
@@ -50,7 +63,7 @@ class Action:
     properties: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "properties": dict(self.properties)}
+        return {"name": self.name, "properties": plain_copy(self.properties)}
 
 
 @attrs.frozen
@@ -62,7 +75,7 @@ class Resource:
     properties: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "id": self.id, "properties": dict(self.properties)}
+        return {"type": self.type, "id": self.id, "properties": plain_copy(self.properties)}
 
 
 @attrs.frozen
@@ -74,13 +87,14 @@ class AccessRequest:
     resource: Resource
     device: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     context: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
-    # Set only by from_mapping: a request built by hand (or by attrs.evolve) is
-    # validated again before any policy sees it.
-    _canonical: bool = attrs.field(default=False, init=False, repr=False, eq=False)
+    # Set only by from_mapping: the plain data the conditions see, private (the
+    # public fields are read-only copies of it). A request built by hand (or by
+    # attrs.evolve) has none and is validated again before any policy sees it.
+    _variables: dict[str, Any] | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
     @classmethod
     def from_mapping(cls, data: Any) -> AccessRequest:
-        """Validate a JSON-shaped mapping into a request of plain JSON values.
+        """Validate a JSON-shaped mapping into a read-only request of plain JSON values.
 
         Subclasses of ``str``/``int``/``float``/``dict``/``list`` (an ``enum.StrEnum``
         member, say) are copied as their underlying data without calling any method
@@ -88,67 +102,76 @@ class AccessRequest:
         else: a value JSON cannot carry, an integer outside 64 bits, NaN or infinity,
         a string holding a lone surrogate, a mapping whose own code raises, more than
         ``MAX_VALUES`` values or nesting deeper than ``MAX_DEPTH``.
+
+        A request this method made is returned as it is (it cannot have changed);
+        one built by hand or by ``attrs.evolve`` is validated like a mapping.
         """
         if type(data) is AccessRequest:
-            if data._canonical:
+            if data._variables is not None:
                 return data
             data = _read_fields(data)
         clean = plain_mapping(data)
-        unknown = sorted(set(clean) - _TOP_KEYS)
-        if unknown:
-            raise RequestError(unknown[0], f"unknown top-level key (allowed: {_names(_TOP_KEYS)})")
+        if not _TOP_KEYS.issuperset(clean):
+            unknown = sorted(set(clean) - _TOP_KEYS)[0]
+            raise RequestError(unknown, f"unknown top-level key (allowed: {_names(_TOP_KEYS)})")
 
         subject = _section(clean, "subject", _SUBJECT_KEYS)
         action = _section(clean, "action", _ACTION_KEYS)
         resource = _section(clean, "resource", _RESOURCE_KEYS)
+        subject_type = _optional_str(subject, "subject", "type", "user")
+        subject_id = _required_str(subject, "subject", "id")
+        action_name = _required_str(action, "action", "name")
+        resource_type = _required_str(resource, "resource", "type")
+        resource_id = _optional_id(resource)
+        subject_props = _properties(subject, "subject")
+        action_props = _properties(action, "action")
+        resource_props = _properties(resource, "resource")
+        device, context = _free_map(clean, "device"), _free_map(clean, "context")
         request = cls(
-            subject=Subject(
-                id=_required_str(subject, "subject.id"),
-                type=_optional_str(subject, "subject.type", "user"),
-                properties=_properties(subject, "subject.properties"),
-            ),
-            action=Action(
-                name=_required_str(action, "action.name"),
-                properties=_properties(action, "action.properties"),
-            ),
+            subject=Subject(id=subject_id, type=subject_type, properties=read_only(subject_props)),
+            action=Action(name=action_name, properties=read_only(action_props)),
             resource=Resource(
-                type=_required_str(resource, "resource.type"),
-                id=_optional_id(resource),
-                properties=_properties(resource, "resource.properties"),
+                type=resource_type, id=resource_id, properties=read_only(resource_props)
             ),
-            device=_free_map(clean, "device"),
-            context=_free_map(clean, "context"),
+            device=read_only(device),
+            context=read_only(context),
         )
-        object.__setattr__(request, "_canonical", True)  # frozen: set once, here
+        variables = {
+            "subject": {"type": subject_type, "id": subject_id, "properties": subject_props},
+            "action": {"name": action_name, "properties": action_props},
+            "resource": {"type": resource_type, "id": resource_id, "properties": resource_props},
+            "device": device,
+            "context": context,
+        }
+        object.__setattr__(request, "_variables", variables)  # frozen: set once, here
         return request
 
     def to_dict(self) -> dict[str, Any]:
-        """The request as the JSON the CEL conditions see."""
+        """The request as the JSON the CEL conditions see: plain data, the caller's
+        to change (a copy; the request itself is read-only)."""
+        if self._variables is not None:
+            return plain_copy(self._variables)  # type: ignore[no-any-return]
         return {
             "subject": self.subject.to_dict(),
             "action": self.action.to_dict(),
             "resource": self.resource.to_dict(),
-            "device": dict(self.device),
-            "context": dict(self.context),
+            "device": plain_copy(self.device),
+            "context": plain_copy(self.context),
         }
 
 
-def plain_mapping(data: Any) -> dict[str, Any]:
-    """A caller's request mapping copied into plain JSON data, with every value check of
-    :meth:`AccessRequest.from_mapping` but none of its shape checks.
+def request_variables(request: AccessRequest) -> dict[str, Any]:
+    """``{"subject": …, "action": …, "resource": …, "device": …, "context": …}`` as the
+    conditions see them: exact ``dict``/``list`` data, validated.
 
-    For code that must read a caller's mapping before it becomes a request (identity
-    resolution reads ``subject.token``): it never runs the caller's code twice, and
-    raises only :class:`RequestError`.
+    Shared with the request (no copy per decision): the caller only reads it. A request
+    not made by :meth:`AccessRequest.from_mapping` is validated first (so
+    :class:`RequestError` for what it cannot hold).
     """
-    if not issubclass(type(data), Mapping):
-        raise RequestError("request", f"must be an object, not {_kind(data)}")
-    try:
-        return _copy_fast(data, 0, [MAX_VALUES - 1])  # type: ignore[no-any-return]
-    except Exception:  # _NotPlain, or a dict changed by another thread meanwhile
-        # Something is off (or merely unusual, like a Mapping subclass): take the
-        # slow walk, which names the offending field or copies what is valid.
-        return _copy_slow(data)  # type: ignore[no-any-return]
+    variables = AccessRequest.from_mapping(request)._variables
+    if variables is None:  # pragma: no cover - from_mapping always sets it
+        raise RequestError("request", "was not validated")
+    return variables
 
 
 def _read_fields(request: AccessRequest) -> Any:
@@ -163,233 +186,56 @@ def _read_fields(request: AccessRequest) -> Any:
             "context": request.context,
         }
     except Exception as exc:
-        raise RequestError("request", f"could not be read ({_raised(exc)})") from exc
-
-
-class _Counter:
-    __slots__ = ("n",)
-
-    def __init__(self) -> None:
-        self.n = 0
-
-
-class _NotPlain(Exception):
-    """Internal: the fast copy met something it does not vouch for."""
-
-
-# CEL integers are 64-bit: larger ones would overflow in conditions, so refuse them here.
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
-def _utf8(text: str) -> bool:
-    """Whether ``text`` is valid Unicode (no lone surrogate), so it can be encoded."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _copy_fast(value: Any, depth: int, budget: list[int]) -> Any:
-    """Copy exact dict/list/tuple/str/int/float/bool/None data, counting values by
-    container size.
-
-    It accepts only what :func:`_copy_json` accepts, and returns the same copy;
-    anything else (including what is merely unusual, like a subclass or a non-ASCII
-    string that is not valid Unicode) raises :class:`_NotPlain` so the slow walk
-    decides. ``isascii`` is O(1), so ASCII strings cost nothing extra.
-    """
-    if depth > MAX_DEPTH:
-        raise _NotPlain
-    kind = type(value)
-    if kind is str:
-        if value.isascii() or _utf8(value):
-            return value
-        raise _NotPlain
-    if kind is bool or value is None:
-        return value
-    if kind is int:
-        if INT64_MIN <= value <= INT64_MAX:
-            return value
-        raise _NotPlain
-    if kind is float:
-        if value - value != 0.0:  # NaN or infinity
-            raise _NotPlain
-        return value
-    if depth == MAX_DEPTH:  # its items would be deeper than allowed (the slow walk names them)
-        raise _NotPlain
-    if kind is dict:
-        budget[0] -= len(value)
-        if budget[0] < 0:
-            raise _NotPlain
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if type(key) is not str or not (key.isascii() or _utf8(key)):
-                raise _NotPlain
-            sort = type(item)
-            if (sort is str and item.isascii()) or sort is bool or item is None:
-                out[key] = item
-            else:
-                out[key] = _copy_fast(item, depth + 1, budget)
-        return out
-    if kind is list or kind is tuple:
-        budget[0] -= len(value)
-        if budget[0] < 0:
-            raise _NotPlain
-        return [
-            item
-            if (type(item) is str and item.isascii()) or type(item) is bool or item is None
-            else _copy_fast(item, depth + 1, budget)
-            for item in value
-        ]
-    raise _NotPlain
-
-
-def _copy_slow(data: Any) -> Any:
-    """:func:`_copy_json` from the top; whatever the caller's own code raises while
-    being read becomes a :class:`RequestError`, never a bare exception."""
-    try:
-        return _copy_json(data, "request", 0, _Counter())
-    except RequestError:
-        raise
-    except Exception as exc:
-        raise RequestError("request", f"could not be read ({_raised(exc)})") from exc
-
-
-def _copy_json(value: Any, path: str, depth: int, counter: _Counter) -> Any:
-    """Deep-copy a JSON value into exact builtin types, refusing anything JSON cannot carry.
-
-    Types are told by ``type()``, never ``isinstance`` (which believes a faked
-    ``__class__``), and subclasses are read through the base type's own slots
-    (``str.__str__``, ``int.__int__``, ``float.__float__``, ``dict.items``,
-    ``list.copy``): an override is never called. Values nested deeper than
-    ``MAX_DEPTH`` are refused.
-    """
-    counter.n += 1
-    if counter.n > MAX_VALUES:
-        raise RequestError(path, f"request holds more than {MAX_VALUES} values")
-    if depth > MAX_DEPTH:
-        raise RequestError(path, f"nested deeper than {MAX_DEPTH} levels")
-    kind = type(value)
-    if value is None or kind is bool:
-        return value
-    if issubclass(kind, str):
-        return _text(str.__str__(value), path)
-    if issubclass(kind, int):  # bool cannot be subclassed, so this is a number
-        number = int.__int__(value)
-        if not INT64_MIN <= number <= INT64_MAX:
-            raise RequestError(path, "integer outside the 64-bit range")
-        return number
-    if issubclass(kind, float):
-        real = float.__float__(value)
-        if real - real != 0.0:
-            raise RequestError(path, "not a JSON number (NaN or infinity)")
-        return real
-    if issubclass(kind, dict):
-        return _copy_object(dict.items(value), path, depth, counter)
-    if issubclass(kind, list):
-        return _copy_array(list.copy(value), path, depth, counter)
-    if issubclass(kind, tuple):
-        return _copy_array(list(tuple.__iter__(value)), path, depth, counter)
-    if issubclass(kind, Mapping):
-        # Someone else's Mapping: its own code runs here, so bound it and name it.
-        try:
-            pairs = [
-                (key, item)
-                for key, item in itertools.islice(value.items(), MAX_VALUES - counter.n + 1)
-            ]
-        except Exception as exc:
-            raise RequestError(path, f"could not be read ({_raised(exc)})") from exc
-        return _copy_object(pairs, path, depth, counter)
-    raise RequestError(path, f"not a JSON value ({_kind(value)})")
-
-
-def _copy_object(pairs: Any, path: str, depth: int, counter: _Counter) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for raw, item in pairs:
-        if not issubclass(type(raw), str):
-            raise RequestError(path, f"object keys must be strings, found {_kind(raw)}")
-        key = _text(str.__str__(raw), path, key=True)
-        inner = f"{path}.{key}" if path != "request" else key
-        if key in out:
-            raise RequestError(inner, "duplicate key (two keys with the same text)")
-        out[key] = _copy_json(item, inner, depth + 1, counter)
-    return out
-
-
-def _copy_array(items: list[Any], path: str, depth: int, counter: _Counter) -> list[Any]:
-    return [_copy_json(item, f"{path}[{i}]", depth + 1, counter) for i, item in enumerate(items)]
-
-
-def _text(text: str, path: str, *, key: bool = False) -> str:
-    """``text`` if it is valid Unicode; a string with a lone surrogate (U+D800..U+DFFF)
-    cannot be encoded as UTF-8, so it could not be logged, stored or compared."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        where = f"lone surrogate at index {exc.start}"
-        if key:
-            shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
-            raise RequestError(path, f"key '{shown}' is not valid Unicode: {where}") from exc
-        raise RequestError(path, f"not valid Unicode: {where}") from exc
-    return text
-
-
-def _raised(exc: BaseException) -> str:
-    """``"RuntimeError raised"``: which exception, never its text (the caller's code wrote it)."""
-    return f"{str.__str__(type(exc).__name__)} raised"
+        raise RequestError("request", f"could not be read ({raised(exc)})") from exc
 
 
 def _section(data: dict[str, Any], name: str, allowed: frozenset[str]) -> dict[str, Any]:
     if name not in data:
         raise RequestError(name, "is required")
     section = data[name]
-    if not isinstance(section, dict):
+    if type(section) is not dict:
         raise RequestError(name, f"must be an object, not {_kind(section)}")
-    unknown = sorted(set(section) - allowed)
-    if unknown:
-        raise RequestError(f"{name}.{unknown[0]}", f"unknown key (allowed: {_names(allowed)})")
+    if not allowed.issuperset(section):
+        unknown = sorted(set(section) - allowed)[0]
+        raise RequestError(f"{name}.{unknown}", f"unknown key (allowed: {_names(allowed)})")
     return section
 
 
-def _required_str(section: dict[str, Any], path: str) -> str:
-    key = path.rsplit(".", 1)[1]
-    if key not in section:
+def _required_str(section: dict[str, Any], name: str, key: str) -> str:
+    value = section.get(key)
+    if type(value) is str and value:
+        return value
+    path = f"{name}.{key}"
+    if value is None:
         raise RequestError(path, "is required")
-    value = section[key]
-    if not isinstance(value, str):
+    if type(value) is not str:
         raise RequestError(path, f"must be a string, not {_kind(value)}")
-    if not value:
-        raise RequestError(path, "must not be empty")
-    return value
+    raise RequestError(path, "must not be empty")
 
 
-def _optional_str(section: dict[str, Any], path: str, default: str) -> str:
-    key = path.rsplit(".", 1)[1]
+def _optional_str(section: dict[str, Any], name: str, key: str, default: str) -> str:
     if section.get(key) is None:
         return default
-    return _required_str(section, path)
+    return _required_str(section, name, key)
 
 
 def _optional_id(section: dict[str, Any]) -> str | None:
     value = section.get("id")
     if value is None:
         return None
-    if not isinstance(value, str):
+    if type(value) is not str:
         raise RequestError("resource.id", f"must be a string, not {_kind(value)}")
     if not value:
         raise RequestError("resource.id", "must not be empty (leave it out instead)")
     return value
 
 
-def _properties(section: dict[str, Any], path: str) -> dict[str, Any]:
+def _properties(section: dict[str, Any], name: str) -> dict[str, Any]:
     value = section.get("properties")
     if value is None:
         return {}
-    if not isinstance(value, dict):
-        raise RequestError(path, f"must be an object, not {_kind(value)}")
+    if type(value) is not dict:
+        raise RequestError(f"{name}.properties", f"must be an object, not {_kind(value)}")
     return value
 
 
@@ -397,7 +243,7 @@ def _free_map(data: dict[str, Any], name: str) -> dict[str, Any]:
     value = data.get(name)
     if value is None:
         return {}
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         raise RequestError(name, f"must be an object, not {_kind(value)}")
     return value
 

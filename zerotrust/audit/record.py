@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+import attrs
+
+from zerotrust._describe import hider
+from zerotrust._plain import plain_json
 from zerotrust.decision import Decision
 from zerotrust.errors import ZeroTrustError
-from zerotrust.request import AccessRequest
+from zerotrust.request import AccessRequest, request_variables
 
 __all__ = ["REDACTED", "DecisionLog", "audit_record", "entry", "redaction_paths"]
 
@@ -16,7 +22,27 @@ REDACTED = "[REDACTED]"
 # Where a redact path may start: a part of the request, the caller's extra, or any.
 _HEADS = frozenset({"subject", "action", "resource", "device", "context", "extra", "*"})
 
-Paths = tuple[tuple[str, ...], ...]
+# One step of a redact path after its head: ``.name``, ``.*`` or ``["exact key"]``.
+_STEP = re.compile(r'\.([^.\[\]"]+)|\[("(?:[^"\\]|\\.)*")\]')
+_HEAD = re.compile(r'[^.\[\]"]+')
+
+
+@attrs.frozen
+class _Step:
+    """One step of a redact path: ``name`` (may join the next names with dots to
+    match a key holding dots), ``any`` (``*``) or ``key`` (one key, exactly).
+
+    ``keys``: the keys it matches, each with the index of the step after it (worked
+    out once, when the path is parsed).
+    """
+
+    kind: str
+    key: str
+    keys: tuple[tuple[str, int], ...] = ()
+
+
+_Path = tuple[_Step, ...]
+Paths = tuple[_Path, ...]
 
 
 class DecisionLog(Protocol):
@@ -28,26 +54,61 @@ class DecisionLog(Protocol):
 
 
 def redaction_paths(redact: Iterable[str]) -> Paths:
-    """Split and check dotted redact paths once, when a sink is built.
+    """Parse and check redact paths once, when a sink is built.
 
-    A path starts with ``subject``, ``action``, ``resource``, ``device``, ``context``,
-    ``extra`` or ``*``; a path that starts elsewhere would redact nothing, so a typo
-    would store what it meant to hide: raises :class:`ZeroTrustError` instead.
+    A path is a head (``subject``, ``action``, ``resource``, ``device``, ``context``,
+    ``extra`` or ``*``) and steps: ``.name``, ``.*`` (every key, or every item of
+    an array) or ``["key"]`` (one key exactly, written as a JSON string: any
+    characters, dots included). Arrays are looked through: ``context.cards.number``
+    hides the ``number`` of every card. Dotted names also match keys that hold dots:
+    ``context.user.email`` hides ``context.user.email`` and ``context["user.email"]``
+    alike (hiding more is the safe side). A path that starts elsewhere would hide
+    nothing, so a typo would store what it meant to hide: raises
+    :class:`ZeroTrustError` instead, as for an empty step or a malformed ``[...]``.
     """
     if isinstance(redact, str | bytes):
         raise ZeroTrustError("redact must be a list of dotted paths, not one string")
-    out: list[tuple[str, ...]] = []
-    for path in redact:
-        if type(path) is not str or not path:
-            raise ZeroTrustError(f"redact paths must be non-empty strings, not {path!r}")
-        parts = tuple(path.split("."))
-        if "" in parts:
-            raise ZeroTrustError(f"redact path {path!r} has an empty segment")
-        if parts[0] not in _HEADS:
-            heads = ", ".join(sorted(_HEADS))
-            raise ZeroTrustError(f"redact path {path!r} must start with one of: {heads}")
-        out.append(parts)
-    return tuple(out)
+    return tuple(_parse(path) for path in redact)
+
+
+def _parse(path: Any) -> _Path:
+    if type(path) is not str or not path:
+        raise ZeroTrustError(f"redact paths must be non-empty strings, not {path!r}")
+    head = _HEAD.match(path)
+    if head is None or head.group() not in _HEADS:
+        heads = ", ".join(sorted(_HEADS))
+        raise ZeroTrustError(f"redact path {path!r} must start with one of: {heads}")
+    steps = [_Step("any" if head.group() == "*" else "name", head.group())]
+    at = head.end()
+    while at < len(path):
+        step = _STEP.match(path, at)
+        if step is None:
+            raise ZeroTrustError(
+                f'redact path {path!r}: expected .name, .* or ["key"] at character {at + 1}'
+                ' (an empty step, or a key with . [ ] or " not written as ["key"])'
+            )
+        name, quoted = step.groups()
+        if quoted is not None:
+            steps.append(_Step("key", json.loads(quoted)))
+        else:
+            steps.append(_Step("any" if name == "*" else "name", name))
+        at = step.end()
+    return tuple(attrs.evolve(step, keys=_keys(steps, i)) for i, step in enumerate(steps))
+
+
+def _keys(steps: list[_Step], i: int) -> tuple[tuple[str, int], ...]:
+    """The keys step ``i`` matches: its own, and for a name also it joined with the
+    names after it (``user.email``: the key ``user``, or the key ``user.email``)."""
+    if steps[i].kind == "key":
+        return ((steps[i].key, i + 1),)
+    found: list[tuple[str, int]] = []
+    name = ""
+    for j in range(i, len(steps)):
+        if steps[j].kind != "name":
+            break
+        name = f"{name}.{steps[j].key}" if name else steps[j].key
+        found.append((name, j + 1))
+    return tuple(found)
 
 
 def audit_record(
@@ -59,11 +120,13 @@ def audit_record(
 ) -> dict[str, Any]:
     """The JSON entry for one decision, as the built-in sinks write it.
 
-    The whole request is kept (nothing dropped silently); ``redact`` names dotted
-    paths such as ``subject.properties.email``, ``context.ip`` or ``extra.http.path``
-    whose values are replaced by ``"[REDACTED]"`` (see :func:`entry`). ``extra`` adds
-    caller context (e.g. HTTP route). The result is the caller's to change: it
-    shares nothing with ``request``. Raises :class:`ZeroTrustError` for a bad path.
+    The whole request is kept (nothing dropped silently); ``redact`` names paths
+    such as ``subject.properties.email``, ``context["user.email"]`` or
+    ``extra.http.path`` (see :func:`redaction_paths`) whose values are replaced by
+    ``"[REDACTED]"`` (see :func:`entry`). ``extra`` adds caller context (e.g. HTTP
+    route). The result is the caller's to change: it shares nothing with
+    ``request``. Raises :class:`ZeroTrustError` for a bad path and
+    :class:`RequestError` naming the field for an ``extra`` that is not JSON data.
     """
     record = entry(decision, request, redaction_paths(redact), extra)
     record["request"] = _copy(record["request"])
@@ -78,20 +141,24 @@ def entry(
 ) -> dict[str, Any]:
     """The entry, sharing unredacted parts of the request (sinks serialise it at once).
 
-    Redaction copies only the dicts on a redacted path, so the request is never
-    changed and an entry costs no deep copy. The ``subject``, ``action`` and
-    ``resource`` summaries are read from the redacted request, so a path that hides
-    ``subject.id`` (or ``subject.*``, or ``*.id``) hides them too. Every non-empty
-    string a path hid is also hidden wherever it occurs inside the strings of
-    ``extra`` (the web integrations' ``extra.http.path`` holds ``resource.id``),
-    ``errors`` and ``report_only`` (an error message may quote the value).
+    ``extra`` is first copied into plain JSON data like a request (any Mapping, tuples
+    as arrays; :class:`RequestError` for a key that is not a string, NaN, an object:
+    never coerced, so the line fails and is counted). Redaction copies only the
+    dicts and arrays on a redacted path, so the request is never changed and an entry
+    costs no deep copy. The ``subject``, ``action`` and ``resource`` summaries are
+    read from the redacted request, so a path that hides ``subject.id`` (or
+    ``subject.*``, or ``*.id``) hides them too. Every value a path hid (each string
+    in it, and each number) is also hidden wherever the strings of ``extra`` and the
+    messages of ``errors`` and ``report_only`` hold it, in every form a message can
+    quote it (whole, escaped, cut short: :func:`zerotrust._describe.hider`); the web
+    integrations' ``extra.http.path`` holds ``resource.id``, and an error message
+    may quote the value.
     """
-    req = request.to_dict()
-    hidden: list[str] = []
-    if paths:
-        for parts in paths:
-            if parts[0] != "extra":
-                req = _redact(req, parts, hidden)
+    req = request_variables(request)
+    hidden: list[Any] = []
+    for path in paths:
+        if path[0].key != "extra":
+            req = _redact(req, path, 0, hidden)
     subject, action, resource = req["subject"], req["action"], req["resource"]
     record: dict[str, Any] = {
         "decision_id": decision.decision_id,
@@ -109,35 +176,28 @@ def entry(
         "policy_revision": decision.policy_revision,
         "request": req,
     }
-    if extra:
-        more: Any = dict(extra)
-        for parts in paths:
-            if parts[0] in ("extra", "*"):
-                more = _redact(more, parts[1:], hidden)
+    more: Any = plain_json(extra, "extra") if extra is not None else None
+    if more:  # (read through plain_json only: a caller's Mapping may raise even in len())
+        for path in paths:
+            if path[0].key in ("extra", "*"):
+                more = _redact(more, path, 1, hidden)
         record["extra"] = more
-    if hidden:
-        secrets = _secrets(hidden)
-        for key in _SCRUBBED:
-            if key in record:
-                record[key] = _scrub(record[key], secrets)
+    secrets = [v for v in hidden if v != REDACTED and type(v) is not bool]
+    if secrets:
+        hide = hider(secrets, REDACTED)
+        for part, field in _MESSAGES:
+            for item in record[part]:
+                if type(item.get(field)) is str:
+                    item[field] = hide(item[field])
+        if "extra" in record:
+            record["extra"] = _scrub(record["extra"], hide)
     return record
 
 
-# Entry fields whose text may quote request values: error messages ("cannot convert
-# 'x' to int") and the caller's extra.
-_SCRUBBED = ("errors", "report_only", "extra")
-
-
-def _secrets(hidden: list[str]) -> list[str]:
-    """The hidden strings as they may be quoted (raw, and as ``repr`` writes them),
-    longest first so a longer secret is replaced before a shorter one inside it."""
-    found = set()
-    for text in hidden:
-        if text and text != REDACTED:
-            found.add(text)
-            found.add(repr(text)[1:-1])
-    found.discard("")
-    return sorted(found, key=len, reverse=True)
+# The entry's texts that may quote request values: error messages ("cannot convert
+# 'x' to int"), not the rule refs or policy reasons beside them (so a hidden number
+# never turns "p/rule-1" into "p/rule-[REDACTED]"); and all of the caller's extra.
+_MESSAGES = (("errors", "message"), ("report_only", "error"))
 
 
 def _field(part: Any, key: str) -> Any:
@@ -145,48 +205,51 @@ def _field(part: Any, key: str) -> Any:
     return part.get(key) if type(part) is dict else REDACTED
 
 
-def _redact(node: Any, parts: tuple[str, ...], hidden: list[str]) -> Any:
-    """``node`` with the value at ``parts`` replaced (a copy where it changed)."""
-    if not parts:
-        _strings(node, hidden)
+def _redact(node: Any, path: _Path, at: int, hidden: list[Any]) -> Any:
+    """``node`` with the values at ``path[at:]`` replaced (a copy where it changed)."""
+    if at == len(path):
+        _values(node, hidden)
         return REDACTED
-    if type(node) is not dict:
-        return node  # paths do not descend into lists or scalars
-    head, rest = parts[0], parts[1:]
-    keys = list(node) if head == "*" else [head] if head in node else []
-    if not keys:
-        return node
-    out = dict(node)
-    for key in keys:
-        out[key] = _redact(node[key], rest, hidden)
-    return out
-
-
-def _strings(node: Any, found: list[str]) -> None:
-    """Collect the strings inside a value being hidden."""
     kind = type(node)
-    if kind is str:
-        found.append(node)
-    elif kind is dict:
-        for item in node.values():
-            _strings(item, found)
-    elif kind is list or kind is tuple:
-        for item in node:
-            _strings(item, found)
-
-
-def _scrub(node: Any, secrets: list[str]) -> Any:
-    """``node`` with every occurrence of each secret inside its strings replaced."""
-    kind = type(node)
-    if kind is str:
-        for secret in secrets:
-            if secret in node:
-                node = node.replace(secret, REDACTED)
+    step = path[at]
+    if kind is list:  # looked through: the path (after a `*`, its rest) applies to every item
+        after = at + 1 if step.kind == "any" else at
+        items = [_redact(item, path, after, hidden) for item in node]
+        return items if any(a is not b for a, b in zip(items, node, strict=True)) else node
+    if kind is not dict:
         return node
+    out = None
+    for key, after in [(key, at + 1) for key in node] if step.kind == "any" else step.keys:
+        if key in node:
+            if out is None:
+                out = dict(node)
+            out[key] = _redact(node[key], path, after, hidden)
+    return node if out is None else out
+
+
+def _values(node: Any, found: list[Any]) -> None:
+    """Collect the strings and numbers inside a value being hidden."""
+    kind = type(node)
     if kind is dict:
-        return {key: _scrub(item, secrets) for key, item in node.items()}
-    if kind is list or kind is tuple:
-        return [_scrub(item, secrets) for item in node]
+        for item in node.values():
+            _values(item, found)
+    elif kind is list:
+        for item in node:
+            _values(item, found)
+    elif kind is str or kind is int or kind is float:
+        found.append(node)
+
+
+def _scrub(node: Any, hide: Callable[[str], str]) -> Any:
+    """``node`` with every hidden value inside its strings replaced (keys are the
+    caller's structure, not data, and stay)."""
+    kind = type(node)
+    if kind is str:
+        return hide(node)
+    if kind is dict:
+        return {key: _scrub(item, hide) for key, item in node.items()}
+    if kind is list:
+        return [_scrub(item, hide) for item in node]
     return node
 
 

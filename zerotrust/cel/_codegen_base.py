@@ -16,6 +16,7 @@ from typing import Any
 
 import lark
 
+from zerotrust._describe import quote
 from zerotrust.cel import _compiler_runtime as rt
 from zerotrust.cel._backend import CelCompileError
 
@@ -252,7 +253,7 @@ def literal_value(token: lark.Token) -> Any:
         return decode_string(text, token, as_bytes=False)
     if kind == "BYTES_LIT":
         return decode_string(text[1:], token, as_bytes=True)
-    raise _fail(token, f"unsupported literal {_short(text)!r}")
+    raise _fail(token, f"unsupported literal {_short(text)}")
 
 
 def _integer(text: str, token: lark.Token, *, unsigned: bool) -> Any:
@@ -273,8 +274,8 @@ def _integer(text: str, token: lark.Token, *, unsigned: bool) -> Any:
 
 
 def _short(text: str) -> str:
-    """A literal as a message quotes it: long ones elided in the middle."""
-    return text if len(text) <= 40 else f"{text[:20]}...{text[-10:]} ({len(text)} characters)"
+    """A literal as a message quotes it: long ones cut short."""
+    return quote(text)
 
 
 _SIMPLE_ESCAPES = {

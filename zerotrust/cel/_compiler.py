@@ -22,6 +22,7 @@ from typing import Any, cast
 import lark
 from lark.exceptions import LarkError
 
+from zerotrust._describe import quote
 from zerotrust.cel import _compiler_runtime as rt
 from zerotrust.cel._backend import VARIABLES, CelCompileError, Condition, ConditionError
 from zerotrust.cel._compiler_codegen import HELPERS, CelLiteralError, Program, generate
@@ -47,7 +48,7 @@ def _error_message(exc: BaseException) -> str:
     if isinstance(exc, rt.CelError):
         return str(exc)
     if isinstance(exc, KeyError):
-        return f"no such key: {exc.args[0]!r}" if exc.args else "no such key"
+        return f"no such key: {quote(exc.args[0])}" if exc.args else "no such key"
     if isinstance(exc, RecursionError):
         return "value nested too deeply to evaluate"
     if isinstance(exc, TypeError):

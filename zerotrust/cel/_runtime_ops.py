@@ -13,6 +13,7 @@ from typing import Any
 
 import re2
 
+from zerotrust._describe import quote
 from zerotrust.cel._runtime_values import (
     _ARITH_DURATION_MAX,
     _UTC,
@@ -246,13 +247,27 @@ def ends_with(a: Any, b: Any) -> bool:
 
 
 def compile_regex(pattern: str) -> Any:
-    """RE2, as CEL specifies (no backtracking: a policy cannot hang the PDP)."""
+    """RE2, as CEL specifies (no backtracking: a policy cannot hang the PDP).
+
+    RE2 is told not to log: by default it writes every bad pattern to stderr, outside
+    :mod:`logging` and the decision log's redaction. The error names what is wrong
+    (``missing )``) and quotes the pattern once, as every message quotes a value;
+    the fragment RE2 adds is left out (it is a piece of the pattern, a form redaction
+    could not recognise), and so is its bytes ``repr``.
+    """
     options = re2.Options()
-    options.log_errors = False  # else RE2 writes every bad pattern to stderr, unredacted
+    options.log_errors = False
     try:
         return re2.compile(pattern, options)
     except re2.error as exc:
-        raise CelError(f"invalid regular expression {pattern!r}: {exc}") from None
+        raise CelError(f"invalid regular expression {quote(pattern)}: {_re2_reason(exc)}") from None
+
+
+def _re2_reason(exc: Exception) -> str:
+    """What RE2 says is wrong, as text: ``missing )`` from ``b'missing ): (x'``."""
+    raw = exc.args[0] if exc.args else ""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return text.partition(": ")[0] or "not a valid RE2 pattern"
 
 
 def matches(text: Any, pattern: Any) -> bool:

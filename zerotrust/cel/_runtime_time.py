@@ -17,6 +17,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
+from zerotrust._describe import quote
 from zerotrust.cel._runtime_ops import _int, _timestamp, _uint
 from zerotrust.cel._runtime_values import (
     _DURATION_MAX_SECONDS,
@@ -260,7 +261,7 @@ def parse_timestamp(text: str) -> datetime.datetime:
 
 def _quote(text: str) -> str:
     """A caller's string as a message quotes it: long ones cut short."""
-    return repr(text) if len(text) <= 64 else f"{text[:48]!r}... ({len(text)} characters)"
+    return quote(text)  # the one quoting the decision log knows how to hide
 
 
 def to_timestamp(a: Any) -> datetime.datetime:

@@ -19,6 +19,8 @@ from typing import Any, NoReturn
 
 import attrs
 
+from zerotrust._describe import quote
+
 __all__ = [
     "BOOL",
     "BYTES",
@@ -328,7 +330,7 @@ def index(container: Any, key: Any) -> Any:
         try:
             return container[key]
         except KeyError:
-            raise CelError(f"no such key: {key!r}") from None
+            raise CelError(f"no such key: {quote(key)}") from None
     kind = kind_of(container)
     if kind is LIST:
         kk = kind_of(key)
@@ -344,7 +346,7 @@ def index(container: Any, key: Any) -> Any:
     if kind is MAP:
         found, value = map_find(container, key)
         if not found:
-            raise CelError(f"no such key: {key!r}")
+            raise CelError(f"no such key: {quote(key)}")
         return value
     no_overload("_[_]", container, key)
 
@@ -355,8 +357,8 @@ def select(container: Any, field: str) -> Any:
         try:
             return container[field]
         except KeyError:
-            raise CelError(f"no such key: {field!r}") from None
-    raise CelError(f"type {_kind_name(container)} has no field {field!r}")
+            raise CelError(f"no such key: {quote(field)}") from None
+    raise CelError(f"type {_kind_name(container)} has no field {quote(field)}")
 
 
 def has(container: Any, field: str) -> bool:
@@ -401,6 +403,6 @@ def make_map(pairs: Sequence[tuple[Any, Any]]) -> dict[Any, Any]:
         if kk not in _NUMERIC - {DOUBLE} and kk is not STRING and kk is not BOOL:
             raise CelError(f"unsupported map key type {kk.name}")
         if key in out:
-            raise CelError(f"duplicate map key {key!r}")
+            raise CelError(f"duplicate map key {quote(key)}")
         out[key] = value
     return out

@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from zerotrust._describe import quote
+
 __all__ = [
     "EXTRA_FUNCTIONS",
     "LITERAL_CHECKS",
@@ -113,7 +115,7 @@ def _parse_range(text: str) -> Interface:
 
 
 def _shown(text: str) -> str:
-    return repr(text) if len(text) <= 64 else f"{text[:48]!r}... ({len(text)} characters)"
+    return quote(text)  # the one quoting the decision log knows how to hide
 
 
 def ip_in_cidr(ip: Any, cidr: Any) -> bool:

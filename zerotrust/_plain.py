@@ -1,0 +1,403 @@
+"""Caller data as plain JSON: checked copies, read-only views, strict parsing.
+
+What every request (and the decision log's ``extra``) goes through before anything
+trusts it: a copy into exact ``dict``/``list``/``str``/``int``/``float``/``bool``/
+``None`` that never runs a caller's overridden methods, the read-only containers a
+validated request shows its data in, and the I-JSON reading of a request document.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from zerotrust._describe import describe, quote
+from zerotrust.errors import RequestError
+
+__all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
+    "MAX_DEPTH",
+    "MAX_VALUES",
+    "parse_json_object",
+    "plain_copy",
+    "plain_json",
+    "plain_mapping",
+    "raised",
+    "read_only",
+]
+
+MAX_DEPTH = 32
+MAX_VALUES = 10_000
+# CEL integers are 64-bit: larger ones would overflow in conditions, so refuse them here.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+_kind = describe
+
+
+def parse_json_object(data: bytes, field: str = "request") -> dict[str, Any]:
+    """Decode a request document: one JSON object in I-JSON's rules (RFC 7493 §2):
+    UTF-8, no duplicate keys, no ``NaN``/``Infinity``.
+
+    Raises :class:`RequestError` (``field``, and one line saying what is wrong) for
+    empty input, bytes that are not UTF-8, a byte order mark, malformed JSON, a
+    duplicate key, a bare constant, a number outside 64-bit integers or doubles,
+    nesting too deep for the parser, or a document that is not an object. The values
+    are then checked as any request's are, by :meth:`AccessRequest.from_mapping`.
+    """
+    if not data.strip():
+        raise RequestError(field, "is empty (expected a JSON object)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(field, f"is not UTF-8 (invalid byte at offset {exc.start})") from exc
+    if text.startswith("\ufeff"):
+        raise RequestError(field, "starts with a byte order mark (JSON text has none)")
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_no_constant,
+            parse_int=_integer,
+            parse_float=_double,
+        )
+    except RecursionError as exc:
+        raise RequestError(field, "is not valid JSON: nested too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError, or refused by a hook below
+        raise RequestError(field, f"is not valid JSON: {_one_line(str(exc))}") from exc
+    if type(value) is not dict:
+        raise RequestError(field, f"must be a JSON object, not {_kind(value)}")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {quote(key)}")
+        out[key] = value
+    return out
+
+
+def _no_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not a JSON number")
+
+
+def _double(text: str) -> float:
+    number = float(text)
+    if number - number != 0.0:  # 1e400 reads as infinity
+        raise ValueError(f"number {quote(text)} is too large for a double")
+    return number
+
+
+def _integer(text: str) -> int:
+    """An integer literal; one of more than 20 digits is refused unread (it is outside
+    64 bits, and Python would refuse, slowly, to convert one of 4,300)."""
+    if len(text) > 20:
+        raise ValueError(f"integer of {len(text.lstrip('-'))} digits is outside the 64-bit range")
+    return int(text)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def plain_mapping(data: Any) -> dict[str, Any]:
+    """A caller's request mapping copied into plain JSON data, with every value check of
+    :meth:`AccessRequest.from_mapping` but none of its shape checks.
+
+    For code that must read a caller's mapping before it becomes a request (identity
+    resolution reads ``subject.token``): it never runs the caller's code twice, and
+    raises only :class:`RequestError`.
+    """
+    return _plain(data, _Walk("request", surrogates=False))
+
+
+def plain_json(data: Any, field: str) -> dict[str, Any]:
+    """A caller's mapping that is not a request (the decision log's ``extra``) copied
+    into plain JSON data by the same rules, except that a lone surrogate is kept (the
+    decision log writes it as a ``\\uXXXX`` escape).
+
+    Raises :class:`RequestError` whose ``field`` starts with ``field`` (``extra.http``)
+    for anything JSON cannot carry exactly: a key that is not a string (``1``,
+    ``True``: never coerced to ``"1"``, ``"true"``), two keys with the same text, an
+    object, NaN, an integer outside 64 bits, too deep or too many values.
+    """
+    return _plain(data, _Walk(field, surrogates=True))
+
+
+def _plain(data: Any, walk: _Walk) -> dict[str, Any]:
+    if not issubclass(type(data), Mapping):
+        raise RequestError(walk.root, f"must be an object, not {_kind(data)}")
+    try:
+        return _copy_fast(data, 0, [MAX_VALUES - 1])  # type: ignore[no-any-return]
+    except Exception:  # _NotPlain, or a dict changed by another thread meanwhile
+        # Something is off (or merely unusual, like a Mapping subclass): take the
+        # slow walk, which names the offending field or copies what is valid.
+        return _copy_slow(data, walk)  # type: ignore[no-any-return]
+
+
+class _Walk:
+    """One slow walk: where it started, how many values it met, whether lone
+    surrogates are refused (requests) or kept (the decision log's ``extra``)."""
+
+    __slots__ = ("n", "root", "surrogates")
+
+    def __init__(self, root: str, *, surrogates: bool) -> None:
+        self.n = 0
+        self.root = root
+        self.surrogates = surrogates
+
+
+def _refuse(*_: Any, **__: Any) -> NoReturn:
+    raise TypeError(
+        "a validated AccessRequest is read-only: build another one with "
+        "AccessRequest.from_mapping (or to_dict() for a copy to change)"
+    )
+
+
+class _ReadOnlyDict(dict[str, Any]):
+    """A validated request's object: reads as a ``dict`` (so ``==``, ``isinstance``
+    and ``json.dumps`` work), refuses every change, and copies as itself."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_ReadOnlyDict, (dict(self),))
+
+
+class _ReadOnlyList(list[Any]):
+    """A validated request's array: reads as a ``list``, refuses every change."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_ReadOnlyList, (list(self),))
+
+
+for _name in ("__setitem__", "__delitem__", "__ior__", "clear", "pop", "popitem"):
+    setattr(_ReadOnlyDict, _name, _refuse)
+for _name in ("setdefault", "update"):
+    setattr(_ReadOnlyDict, _name, _refuse)
+for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend"):
+    setattr(_ReadOnlyList, _name, _refuse)
+for _name in ("insert", "pop", "remove", "clear", "sort", "reverse"):
+    setattr(_ReadOnlyList, _name, _refuse)
+del _name
+
+_EMPTY = _ReadOnlyDict()  # immutable, so one is shared by every request
+_CONTAINERS = frozenset({dict, list})
+_set_item = dict.__setitem__
+_set_index = list.__setitem__
+
+
+def read_only(plain: dict[str, Any]) -> _ReadOnlyDict:
+    """A read-only copy of validated plain data (its scalars are immutable and shared)."""
+    if not plain:
+        return _EMPTY
+    out = _ReadOnlyDict(plain)
+    if not _CONTAINERS.isdisjoint(map(type, plain.values())):  # C speed when there are none
+        for key, item in plain.items():
+            kind = type(item)
+            if kind is dict:
+                _set_item(out, key, read_only(item))
+            elif kind is list:
+                _set_item(out, key, _read_only_list(item))
+    return out
+
+
+def _read_only_list(plain: list[Any]) -> _ReadOnlyList:
+    out = _ReadOnlyList(plain)
+    if not _CONTAINERS.isdisjoint(map(type, plain)):
+        for i, item in enumerate(plain):
+            kind = type(item)
+            if kind is dict:
+                _set_index(out, i, read_only(item))
+            elif kind is list:
+                _set_index(out, i, _read_only_list(item))
+    return out
+
+
+def plain_copy(value: Any) -> Any:
+    """A copy of a request's data that is the caller's to change: its read-only (or
+    plain) containers copied as plain ones. Anything else is left as it is, unread: a
+    request built by hand is checked (and a raising Mapping of yours named) only on
+    its way into the PDP."""
+    kind = type(value)
+    if kind is dict or kind is _ReadOnlyDict:
+        return {key: plain_copy(item) for key, item in value.items()}
+    if kind is list or kind is _ReadOnlyList:
+        return [plain_copy(item) for item in value]
+    return value
+
+
+class _NotPlain(Exception):
+    """Internal: the fast copy met something it does not vouch for."""
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (no lone surrogate), so it can be encoded."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _copy_fast(value: Any, depth: int, budget: list[int]) -> Any:
+    """Copy exact dict/list/tuple/str/int/float/bool/None data, counting values by
+    container size.
+
+    It accepts only what :func:`_copy_json` accepts, and returns the same copy;
+    anything else (including what is merely unusual, like a subclass or a non-ASCII
+    string that is not valid Unicode) raises :class:`_NotPlain` so the slow walk
+    decides. ``isascii`` is O(1), so ASCII strings cost nothing extra. A validated
+    request's own read-only containers are copied as the plain ones they hold.
+    """
+    if depth > MAX_DEPTH:
+        raise _NotPlain
+    kind = type(value)
+    if kind is str:
+        if value.isascii() or _utf8(value):
+            return value
+        raise _NotPlain
+    if kind is bool or value is None:
+        return value
+    if kind is int:
+        if INT64_MIN <= value <= INT64_MAX:
+            return value
+        raise _NotPlain
+    if kind is float:
+        if value - value != 0.0:  # NaN or infinity
+            raise _NotPlain
+        return value
+    if depth == MAX_DEPTH:  # its items would be deeper than allowed (the slow walk names them)
+        raise _NotPlain
+    if kind is dict:
+        budget[0] -= len(value)
+        if budget[0] < 0:
+            raise _NotPlain
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str or not (key.isascii() or _utf8(key)):
+                raise _NotPlain
+            sort = type(item)
+            if (sort is str and item.isascii()) or sort is bool or item is None:
+                out[key] = item
+            else:
+                out[key] = _copy_fast(item, depth + 1, budget)
+        return out
+    if kind is list or kind is tuple:
+        budget[0] -= len(value)
+        if budget[0] < 0:
+            raise _NotPlain
+        return [
+            item
+            if (type(item) is str and item.isascii()) or type(item) is bool or item is None
+            else _copy_fast(item, depth + 1, budget)
+            for item in value
+        ]
+    if kind is _ReadOnlyDict:  # last: plain data comes first, and far more often
+        return _copy_fast(dict(value), depth, budget)
+    if kind is _ReadOnlyList:
+        return _copy_fast(list(value), depth, budget)
+    raise _NotPlain
+
+
+def _copy_slow(data: Any, walk: _Walk) -> Any:
+    """:func:`_copy_json` from the top; whatever the caller's own code raises while
+    being read becomes a :class:`RequestError`, never a bare exception."""
+    try:
+        return _copy_json(data, walk.root, 0, walk)
+    except RequestError:
+        raise
+    except Exception as exc:
+        raise RequestError(walk.root, f"could not be read ({raised(exc)})") from exc
+
+
+def _copy_json(value: Any, path: str, depth: int, counter: _Walk) -> Any:
+    """Deep-copy a JSON value into exact builtin types, refusing anything JSON cannot carry.
+
+    Types are told by ``type()``, never ``isinstance`` (which believes a faked
+    ``__class__``), and subclasses are read through the base type's own slots
+    (``str.__str__``, ``int.__int__``, ``float.__float__``, ``dict.items``,
+    ``list.copy``): an override is never called. Values nested deeper than
+    ``MAX_DEPTH`` are refused.
+    """
+    counter.n += 1
+    if counter.n > MAX_VALUES:
+        raise RequestError(path, f"request holds more than {MAX_VALUES} values")
+    if depth > MAX_DEPTH:
+        raise RequestError(path, f"nested deeper than {MAX_DEPTH} levels")
+    kind = type(value)
+    if value is None or kind is bool:
+        return value
+    if issubclass(kind, str):
+        return _text(str.__str__(value), path, counter)
+    if issubclass(kind, int):  # bool cannot be subclassed, so this is a number
+        number = int.__int__(value)
+        if not INT64_MIN <= number <= INT64_MAX:
+            raise RequestError(path, "integer outside the 64-bit range")
+        return number
+    if issubclass(kind, float):
+        real = float.__float__(value)
+        if real - real != 0.0:
+            raise RequestError(path, "not a JSON number (NaN or infinity)")
+        return real
+    if issubclass(kind, dict):
+        return _copy_object(dict.items(value), path, depth, counter)
+    if issubclass(kind, list):
+        return _copy_array(list.copy(value), path, depth, counter)
+    if issubclass(kind, tuple):
+        return _copy_array(list(tuple.__iter__(value)), path, depth, counter)
+    if issubclass(kind, Mapping):
+        # Someone else's Mapping: its own code runs here, so bound it and name it.
+        try:
+            pairs = [
+                (key, item)
+                for key, item in itertools.islice(value.items(), MAX_VALUES - counter.n + 1)
+            ]
+        except Exception as exc:
+            raise RequestError(path, f"could not be read ({raised(exc)})") from exc
+        return _copy_object(pairs, path, depth, counter)
+    raise RequestError(path, f"not a JSON value ({_kind(value)})")
+
+
+def _copy_object(pairs: Any, path: str, depth: int, counter: _Walk) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for raw, item in pairs:
+        if not issubclass(type(raw), str):
+            raise RequestError(path, f"object keys must be strings, found {_kind(raw)}")
+        key = _text(str.__str__(raw), path, counter, key=True)
+        inner = f"{path}.{key}" if path != "request" else key
+        if key in out:
+            raise RequestError(inner, "duplicate key (two keys with the same text)")
+        out[key] = _copy_json(item, inner, depth + 1, counter)
+    return out
+
+
+def _copy_array(items: list[Any], path: str, depth: int, counter: _Walk) -> list[Any]:
+    return [_copy_json(item, f"{path}[{i}]", depth + 1, counter) for i, item in enumerate(items)]
+
+
+def _text(text: str, path: str, walk: _Walk, *, key: bool = False) -> str:
+    """``text`` if it is valid Unicode; a string with a lone surrogate (U+D800..U+DFFF)
+    cannot be encoded as UTF-8, so it could not be logged, stored or compared."""
+    if text.isascii() or walk.surrogates:
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        where = f"lone surrogate at index {exc.start}"
+        if key:
+            shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
+            raise RequestError(path, f"key '{shown}' is not valid Unicode: {where}") from exc
+        raise RequestError(path, f"not valid Unicode: {where}") from exc
+    return text
+
+
+def raised(exc: BaseException) -> str:
+    """``"RuntimeError raised"``: which exception, never its text (the caller's code wrote it)."""
+    return f"{str.__str__(type(exc).__name__)} raised"
