@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -100,7 +101,7 @@ def test_yaml_nested_30000_deep_is_refused_not_a_segfault(
     assert result["outcome"] == "refused", result
     ((file, line, column, message),) = result["diagnostics"]
     assert (file, message) == (name, TOO_DEEP)
-    assert line >= 1 and 1 <= column < 1000
+    assert line >= 1 and column >= 1  # past 64 levels, or past 1,000 (libyaml >= 0.2.6)
     assert result["seconds"] < 1
 
 
@@ -122,7 +123,9 @@ def test_deep_yaml_written_before_a_reload_is_refused_not_a_segfault(tmp_path: P
     _write(tmp_path, {"allow.yaml": ALLOW})
     run = _run("-c", _RELOAD_SCRIPT, str(tmp_path))
     assert run.returncode == 0, run.stderr
-    assert f"deep.data.yaml:1:68: {TOO_DEEP}" in run.stdout
+    # The column is where the nesting passes 64 levels, or (libyaml >= 0.2.6, which refuses
+    # 1,000 levels while scanning ahead) where it passes 1,000: the same diagnostic.
+    assert re.search(rf"deep\.data\.yaml:1:(68|1003): {TOO_DEEP}", run.stdout)
 
 
 @pytest.mark.parametrize(
@@ -135,7 +138,7 @@ def test_deep_yaml_given_to_the_cli_is_refused_not_a_segfault(
     _write(tmp_path, {"allow.yaml": ALLOW, file: "a: " + "[" * DEEP + "]" * DEEP + "\n"})
     run = _run("-m", "zerotrust", command, str(tmp_path))
     assert run.returncode == 1, (run.returncode, run.stderr)
-    assert f"{file}:1:68: {TOO_DEEP}" in run.stdout + run.stderr
+    assert re.search(rf"{re.escape(file)}:1:(68|1003): {TOO_DEEP}", run.stdout + run.stderr)
 
 
 def test_deep_yaml_in_a_thread_with_a_small_stack_is_refused() -> None:

@@ -146,6 +146,10 @@ def load_documents(text: str, budget: AliasBudget | None = None) -> list[LNode]:
         line = mark.line + 1 if mark else 1
         column = mark.column + 1 if mark else 1
         problem = exc.problem or exc.context or "invalid YAML"
+        if "maximum nesting depth" in problem:
+            # libyaml 0.2.6 (bundled from PyYAML 6.0.4) refuses nesting past 1,000 levels
+            # while scanning ahead, before our own limit sees the events: the same fault.
+            raise YamlProblem(TOO_DEEP, line, column) from exc
         raise YamlProblem(f"invalid YAML: {problem}", line, column) from exc
     except yaml.YAMLError as exc:
         raise YamlProblem(f"invalid YAML: {exc}", 1, 1) from exc
