@@ -2719,3 +2719,35 @@ def malformed_request_inputs(draw: st.DrawFn) -> bytes:
             ]
         )
     )
+
+
+# === YAML 1.1 / 1.2 ambiguity: plain scalars two YAML readers read differently ===========
+# For tests/test_policy_files.py: each value is (plain text, what YAML 1.1 reads it as).
+
+__all__ += ["yaml_ambiguous_scalars"]
+
+_BOOL_WORDS = ("yes", "no", "on", "off")  # PyYAML reads y and n as text, as YAML 1.2 does
+
+
+@st.composite
+def yaml_ambiguous_scalars(draw: st.DrawFn) -> str:
+    """A plain scalar that YAML 1.1 and YAML 1.2 read as different values: a boolean word
+    in any capitalisation PyYAML resolves, a number with a leading zero, ``_``, a base-60
+    ``:`` or ``0b``, or an exponent without a dot or sign (text to 1.1, a number to 1.2)."""
+    kind = draw(st.sampled_from(["bool", "octal", "underscore", "sexagesimal", "binary", "exp"]))
+    digits = st.text("0123456789", min_size=1, max_size=4)
+    if kind == "bool":
+        word = draw(st.sampled_from(_BOOL_WORDS))
+        return draw(st.sampled_from([word, word.capitalize(), word.upper()]))
+    if kind == "octal":
+        return "0" + draw(st.text("01234567", min_size=1, max_size=5))
+    if kind == "underscore":
+        return f"{draw(st.integers(1, 999))}_{draw(st.text('0123456789', min_size=3, max_size=3))}"
+    if kind == "sexagesimal":
+        return f"{draw(st.integers(1, 59))}:{draw(st.integers(0, 59)):02d}"
+    if kind == "binary":
+        return "0b" + draw(st.text("01", min_size=1, max_size=8))
+    sign = draw(st.sampled_from(["", "-"]))
+    return (
+        f"{sign}{draw(st.integers(1, 9))}{draw(st.sampled_from(['', '.0', '.5']))}e{draw(digits)}"
+    )

@@ -20,7 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from loader_child import LoaderChild
+from strategies import yaml_ambiguous_scalars
 
 import zerotrust
 from zerotrust import Diagnostic, Effect, PolicyDecisionPoint, PolicyError
@@ -393,13 +396,13 @@ def test_empty_acr_value_is_called_an_empty_string() -> None:
     [
         (
             "signals: [{name: s, when: 'true', score: 1e3}]",
-            "signal score must be an integer, not a string (YAML 1.1 reads 1e3 as text: "
-            "write 1000)",
+            "'1e3' is text in YAML 1.1 but a number in YAML 1.2: for the number write it in "
+            "plain decimal or with a dot and a signed exponent (1.0e+3); for text, quote it",
         ),
         (
             "rules: [{id: r, effect: step_up, step_up: {max_age: 3e2}}]",
-            "step_up.max_age must be a whole number of seconds from 0 to 2147483647, not '3e2' "
-            "(YAML 1.1 reads 3e2 as text: write 300)",
+            "'3e2' is text in YAML 1.1 but a number in YAML 1.2: for the number write it in "
+            "plain decimal or with a dot and a signed exponent (1.0e+3); for text, quote it",
         ),
     ],
 )
@@ -426,3 +429,74 @@ def test_control_character_written_raw_is_reported_where_it_is() -> None:
         d.message
         == "invalid YAML: unacceptable character #x0001: control characters are not allowed"
     )
+
+
+# --- YAML 1.1 against 1.2: one text, two meanings ------------------------------------------
+
+NORWAY_POLICY = """policy: geo
+rules:
+  - id: deny-sanctioned-country
+    effect: deny
+    when: "context.country in data.sanctioned_countries"
+  - {id: allow-rest, effect: allow}
+"""
+
+
+def test_unquoted_country_code_no_is_not_read_as_false_in_a_deny_list() -> None:
+    """Before: ``[RU, BY, KP, NO]`` loaded as ``['RU', 'BY', 'KP', False]`` (YAML 1.1), so
+    a request from Norway was allowed while the test suite, whose ``country: NO`` was also
+    ``false``, passed."""
+    (d,) = _refused(
+        {"geo.yaml": NORWAY_POLICY, "geo.data.yaml": "sanctioned_countries: [RU, BY, KP, NO]\n"}
+    )
+    assert (d.file, d.line, d.column) == ("geo.data.yaml", 1, 36)
+    assert d.message.startswith("'NO' is false in YAML 1.1 but text in YAML 1.2")
+    pdp = PolicyDecisionPoint.from_texts(
+        {"geo.yaml": NORWAY_POLICY, "geo.data.yaml": "sanctioned_countries: [RU, BY, KP, 'NO']\n"},
+        behavior=None,
+    )
+    norway = {
+        "subject": {"id": "u"},
+        "action": {"name": "read"},
+        "resource": {"type": "doc"},
+        "context": {"country": "NO"},
+    }
+    assert pdp.evaluate(norway).effect is Effect.DENY
+
+
+def test_unquoted_country_code_in_a_test_suite_is_refused(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "geo.yaml": NORWAY_POLICY,
+            "geo.data.yaml": "sanctioned_countries: [RU, 'NO']\n",
+            "geo_test.yaml": "cases:\n  - name: norway\n    request: {subject: {id: u}, "
+            "action: {name: read}, resource: {type: doc}, context: {country: NO}}\n"
+            "    expect: {effect: deny}\n",
+        },
+    )
+    run = _run("-m", "zerotrust", "test", str(tmp_path))
+    assert run.returncode == 1
+    assert "'NO' is false in YAML 1.1" in run.stdout + run.stderr
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=yaml_ambiguous_scalars(), where=st.sampled_from(["data", "list", "policy"]))
+def test_plain_scalars_yaml_readers_disagree_on_are_refused_and_load_quoted(
+    text: str, where: str
+) -> None:
+    """Every plain scalar YAML 1.1 and 1.2 read differently is refused at its position;
+    quoted, it loads as the text it is."""
+
+    def texts(value: str) -> dict[str, str]:
+        if where == "data":
+            return {"p.yaml": ALLOW, "d.data.yaml": f"v: {value}\n"}
+        if where == "list":
+            return {"p.yaml": ALLOW, "d.data.yaml": f"v: [a, {value}]\n"}
+        return {"p.yaml": f"policy: p\ndescription: {value}\nrules: [{{id: r, effect: allow}}]\n"}
+
+    (d,) = _refused(texts(text))
+    assert "YAML 1.1" in d.message and "1.2" in d.message and d.line >= 1
+    pdp = PolicyDecisionPoint.from_texts(texts(f"'{text}'"), behavior=None)
+    if where != "policy":
+        assert pdp.policies.data["v"] in (text, ["a", text])

@@ -130,10 +130,9 @@ def _key(value: Any, what: str) -> str | _Fault:
 def _count(name: str, minimum: int) -> _Read:
     def read(value: Any) -> int | _Fault:
         if type(value) is not int or not minimum <= value <= MAX_COUNT:
-            hint = " (YAML 1.1 reads 1e3 as a string: write 1000)" if type(value) is str else ""
             return _Fault(
                 f"{name!r} must be a whole number from {minimum} to {MAX_COUNT}, "
-                f"not {_shown(value)}{hint}"
+                f"not {_shown(value)}"
             )
         return value
 

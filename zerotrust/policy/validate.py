@@ -22,8 +22,6 @@ __all__ = ["NAME_PATTERN", "Condition", "Validated", "validate_policy"]
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 _SHOWN = 60
-# Exponent notation without a dot: a number to a reader, a string to YAML 1.1.
-_NUMERIC = re.compile(r"[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+\Z")
 _POLICY_KEYS = ("policy", "description", "target", "signals", "rules")
 _TARGET_KEYS = ("resources", "actions")
 _SIGNAL_KEYS = ("name", "when", "score", "description")
@@ -108,19 +106,6 @@ def _shown(node: LNode) -> str:
     """A value as the policy wrote it, short enough for a message."""
     text = repr(node.plain())
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
-
-
-def _number_hint(node: LNode) -> str:
-    """Why a value that looks like a number is a string, or "": YAML 1.1 (PyYAML) reads
-    ``1e3`` (no dot) as text, where JSON and YAML 1.2 read 1000."""
-    if node.style not in ("", None) or not isinstance(node.value, str):
-        return ""
-    if not _NUMERIC.match(node.value):
-        return ""
-    number = float(node.value.replace("_", ""))
-    if number.is_integer() and abs(number) < 2**63:
-        return f" (YAML 1.1 reads {node.value} as text: write {int(number)})"
-    return f" (YAML 1.1 reads {node.value} as text)"
 
 
 def _unknown_keys(node: LNode, allowed: tuple[str, ...], what: str, out: _Collector) -> None:
@@ -242,7 +227,7 @@ def _signals(node: LNode | None, out: _Collector) -> tuple[SignalSpec, ...]:
         if score_node is None:
             out.add(item, "signal score is required (0..100)")
         elif not isinstance(score_node.value, int) or isinstance(score_node.value, bool):
-            kind = _kind(score_node.value) + _number_hint(score_node)
+            kind = _kind(score_node.value)
             out.add(score_node, f"signal score must be an integer, not {kind}")
         elif not 0 <= score_node.value <= 100:
             out.add(score_node, f"signal score must be between 0 and 100, not {score_node.value}")
@@ -349,7 +334,7 @@ def _step_up(node: LNode | None, effect: Effect | None, out: _Collector) -> Step
             out.add(
                 age_node,
                 f"step_up.max_age must be a whole number of seconds from 0 to {MAX_AGE_LIMIT}, "
-                f"not {_shown(age_node)}{_number_hint(age_node)}",
+                f"not {_shown(age_node)}",
             )
         else:
             max_age = value
