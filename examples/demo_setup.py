@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import logging
 import os
 import secrets
 import sys
@@ -167,7 +168,19 @@ def _tokenizer() -> Tokenizer:
 
 def build_pdp() -> PolicyDecisionPoint:
     log_file = os.environ.get("ZEROTRUST_DECISION_LOG")
-    sink = JsonLinesLog(log_file) if log_file else LoggingLog()
+    if log_file:
+        sink: JsonLinesLog | LoggingLog = JsonLinesLog(log_file)
+    else:
+        # Decisions to stderr: LoggingLog counts a decision as lost when nobody listens,
+        # and neither Python's defaults nor uvicorn's enable INFO for this logger.
+        decisions = logging.getLogger("zerotrust.decisions")
+        if not decisions.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("decision %(message)s"))
+            decisions.addHandler(handler)
+        decisions.setLevel(logging.INFO)
+        decisions.propagate = False
+        sink = LoggingLog(decisions)
     policies = os.environ.get("ZEROTRUST_POLICIES") or ROOT / "policies"
     return PolicyDecisionPoint.from_path(policies, decision_log=sink)
 

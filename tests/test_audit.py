@@ -32,6 +32,7 @@ import zerotrust
 from zerotrust import (
     AccessRequest,
     DecisionLogError,
+    Effect,
     JsonLinesLog,
     LoggingLog,
     NullLog,
@@ -924,3 +925,56 @@ def test_extra_mapping_that_raises_while_read_is_counted_and_named(tmp_path: Pat
             extra={"http": RaisingMapping("iter")},
         )
     assert info.value.field == "extra.http"
+
+
+@pytest.mark.parametrize(
+    "function", ["!ip_in_cidr(context.ip, '10.0.0.0/8')", "ip_is_private(context.ip)"]
+)
+def test_redacted_mapped_client_address_does_not_leak_as_the_address_it_maps(
+    tmp_path: Path, function: str
+) -> None:
+    """Before: ``::ffff:203.0.113.77`` (what a dual-stack socket reports) was hidden, but
+    the error went on "use the IPv4 address 203.0.113.77", a form no redaction knew."""
+    path = tmp_path / "d.jsonl"
+    policy = f'policy: p\nrules:\n  - {{id: d, effect: deny, when: "{function}"}}\n'
+    with JsonLinesLog(path, redact=["context.ip"]) as log:
+        pdp = PolicyDecisionPoint.from_texts({"p.yaml": policy}, decision_log=log, behavior=None)
+        decision = pdp.evaluate({**SECRET_REQUEST, "context": {"ip": "::ffff:203.0.113.77"}})
+    assert decision.effect is Effect.DENY and decision.errors  # the error fails closed
+    text = path.read_text("utf-8")
+    assert "203.0.113.77" not in text and "cb00:714d" not in text
+
+
+_UNCONFIGURED_LOGGING = """
+import logging, sys
+from zerotrust import LoggingLog, PolicyDecisionPoint
+policy = "policy: p\\nrules:\\n  - {id: a, effect: allow}\\n"
+if sys.argv[1] == "configured":
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(name)s %(message)s")
+pdp = PolicyDecisionPoint.from_texts({"p.yaml": policy}, decision_log=LoggingLog(), behavior=None)
+request = {"subject": {"id": "u"}, "action": {"name": "read"}, "resource": {"type": "doc"}}
+for _ in range(3):
+    pdp.evaluate(request)
+print("failures", pdp.decision_log_failures)
+"""
+
+
+@pytest.mark.parametrize(("setup", "lines", "failures"), [("bare", 0, 3), ("configured", 3, 0)])
+def test_logging_log_nobody_listens_to_counts_every_decision_as_lost(
+    setup: str, lines: int, failures: int
+) -> None:
+    """Before: with Python's default logging (INFO not enabled), LoggingLog returned early:
+    three decisions, no line anywhere, and ``decision_log_failures`` 0 (the shipped
+    examples logged nothing)."""
+    run = subprocess.run(
+        [sys.executable, "-c", _UNCONFIGURED_LOGGING, setup],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(zerotrust.__file__).parents[1])},
+    )
+    assert run.stdout.count("zerotrust.decisions {") == lines
+    assert f"failures {failures}" in run.stdout
+    if failures:
+        assert "would drop the entry" in run.stderr  # the engine's ERROR line says why

@@ -223,9 +223,12 @@ def encode_line(record: Mapping[str, Any]) -> bytes:
 class LoggingLog:
     """Sends each decision to a :mod:`logging` logger as one JSON message.
 
-    The message is ASCII (non-ASCII characters as ``\\uXXXX``). What a handler does
-    with it is up to :mod:`logging`: a failing handler reports through
-    ``Handler.handleError`` and is not counted in ``decision_log_failures``.
+    The message is ASCII (non-ASCII characters as ``\\uXXXX``). A logger that would drop
+    the message (not enabled for ``level``, or no handler anywhere up its hierarchy, so
+    only :mod:`logging`'s last-resort handler, which shows WARNING and above) makes
+    ``emit`` raise :class:`DecisionLogError`: the decision is counted as lost, never
+    dropped without a trace. What a handler does after that is up to :mod:`logging`: a
+    failing handler reports through ``Handler.handleError`` and is not counted.
     """
 
     def __init__(
@@ -241,8 +244,13 @@ class LoggingLog:
         self._paths = redaction_paths(self.redact)
 
     def emit(self, decision: Decision, request: AccessRequest, extra: Mapping[str, Any]) -> None:
-        if not self.logger.isEnabledFor(self.level):
-            return
+        logger = self.logger
+        if not logger.isEnabledFor(self.level) or not logger.hasHandlers():
+            raise DecisionLogError(
+                f"logger {logger.name!r} would drop the entry (not enabled for "
+                f"{logging.getLevelName(self.level)}, or no handler): configure logging, "
+                "e.g. logging.basicConfig(level=logging.INFO), or use JsonLinesLog"
+            )
         record = entry(decision, request, self._paths, extra)
         message = json.dumps(record, separators=(",", ":"), allow_nan=False)
         self.logger.log(self.level, "%s", message)

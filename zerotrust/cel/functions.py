@@ -71,9 +71,11 @@ def _parse_address(text: str) -> Address:
     except ValueError:
         raise ValueError(f"not an IP address: {shown}") from None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        # Never the derived IPv4 address: a message shows the input only as quote()
+        # writes it, so decision-log redaction can recognise and hide it.
         raise ValueError(
-            f"{shown}: an IPv4-mapped IPv6 address is not allowed;"
-            f" use the IPv4 address {address.ipv4_mapped}"
+            f"{shown}: an IPv4-mapped IPv6 address is not allowed; use the IPv4 address"
+            " it maps (the enforcement point should send that)"
         )
     return address
 
