@@ -404,6 +404,51 @@ def test_require_context_key_that_is_a_str_subclass_is_still_refused() -> None:
         CURRENT_REQUEST.reset(token)
 
 
+@pytest.mark.parametrize("bypass", ["__init__", "dict.__setitem__"])
+def test_require_decides_on_the_verified_request_not_its_changed_containers(
+    bypass: str,
+) -> None:
+    """Before: ``req.device.__init__(verified=True)`` changed the read-only view in place,
+    and @require, which built its request from those views, allowed the export."""
+    from zerotrust.web._pep import CURRENT_REQUEST
+
+    pdp = PolicyDecisionPoint.from_texts({"p.yaml": OFFICE_EXPORT}, behavior=None)
+    ran: list[str] = []
+
+    @require(pdp, action="export", resource={"type": "doc"})
+    def export() -> str:
+        ran.append("export")
+        return "rows"
+
+    current = AccessRequest.from_mapping(
+        {
+            "subject": {"id": "u"},
+            "action": {"name": "read"},
+            "resource": {"type": "doc"},
+            "device": {"verified": False},
+            "context": {"ip": CLIENT},
+        }
+    )
+    for view, key, value in (
+        (current.device, "verified", True),
+        (current.context, "ip", "10.1.1.1"),
+    ):
+        try:
+            if bypass == "__init__":
+                view.__init__(**{key: value})  # type: ignore[misc]
+            else:
+                dict.__setitem__(view, key, value)  # type: ignore[arg-type]
+        except TypeError:
+            pass  # refused outright: better still
+    token = CURRENT_REQUEST.set(current)
+    try:
+        with pytest.raises(AccessDenied):
+            export()
+    finally:
+        CURRENT_REQUEST.reset(token)
+    assert ran == []
+
+
 def test_require_subject_cannot_replace_the_subject_the_middleware_verified() -> None:
     from zerotrust.web._pep import CURRENT_REQUEST
 

@@ -23,7 +23,7 @@ from zerotrust._describe import describe
 from zerotrust.decision import Decision, Effect
 from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.errors import RequestError
-from zerotrust.request import AccessRequest, plain_mapping
+from zerotrust.request import AccessRequest, plain_mapping, request_variables
 from zerotrust.web._pep import CURRENT_REQUEST, HTTP_CONTEXT_KEYS
 from zerotrust.web.errors import (
     AccessDenied,
@@ -111,9 +111,12 @@ def require(
                 added = _additions(
                     current, subject is not None, values["device"], values["context"]
                 )
-                request["subject"] = current.subject.to_dict()
-                request["device"] = dict(current.device)
-                request["context"] = {**added, **current.context}
+                # The validated private copy, never the request's public containers: what
+                # the middleware decided on is what @require decides on.
+                verified = request_variables(current)
+                request["subject"] = verified["subject"]
+                request["device"] = verified["device"]
+                request["context"] = {**added, **verified["context"]}
             elif subject is not None:
                 request["subject"] = values["subject"]
                 request["device"] = values["device"] or {}
@@ -203,7 +206,7 @@ def _additions(
             "context", f"@require's context= gave {describe(context)}, not a mapping"
         )
     added = plain_mapping(context)  # plain str keys: a str subclass cannot dodge the check
-    taken = HTTP_CONTEXT_KEYS.union(current.context)
+    taken = HTTP_CONTEXT_KEYS.union(request_variables(current)["context"])
     for key in added:
         if key in taken:
             raise RequestError(
