@@ -136,7 +136,8 @@ _JSONISH = st.recursive(
     | st.integers()
     | st.floats()
     | st.text(max_size=5)
-    | st.sampled_from([b"x", 1j, object()]),
+    | lone_surrogate_texts()
+    | st.sampled_from([b"x", 1j, object(), HostileStr("a"), HostileInt(5), Colour.ADMIN]),
     lambda inner: (
         st.lists(inner, max_size=4)
         | st.tuples(inner, inner)
@@ -146,21 +147,36 @@ _JSONISH = st.recursive(
 )
 
 
+def _read_only_throughout(value: Any) -> bool:
+    if type(value) is dict or type(value) is list:
+        return False
+    if isinstance(value, dict):
+        return all(map(_read_only_throughout, value.values()))
+    if isinstance(value, list):
+        return all(map(_read_only_throughout, value))
+    return True
+
+
 @settings(max_examples=300, deadline=None)
-@given(value=_JSONISH, depth=st.integers(0, 34))
-def test_fast_copy_agrees_with_the_field_naming_walk(value: object, depth: int) -> None:
-    from zerotrust._plain import MAX_DEPTH, _copy_fast, _copy_json, _NotPlain, _Walk
+@given(value=_JSONISH, depth=st.integers(0, 34), shown=st.booleans())
+def test_fast_copy_agrees_with_the_field_naming_walk(
+    value: object, depth: int, shown: bool
+) -> None:
+    from zerotrust._plain import MAX_DEPTH, _copy_json, _fast_object, _Walk
 
     try:
-        slow = _copy_json(value, "x", depth, _Walk("x", surrogates=False))
+        slow: Any = _copy_json(value, "x", depth, _Walk("x", surrogates=False))
     except RequestError:
-        slow = _NotPlain
-    try:
-        fast = _copy_fast(value, depth, [10_000 - 1])
-    except _NotPlain:
+        slow = RequestError
+    try:  # the value as an item of an object one level up
+        plain, view = _fast_object({"v": value}, depth - 1, [10_000 - 1], shown=shown)
+    except Exception:
         return  # the slow walk decides; nothing to compare
     assert depth <= MAX_DEPTH
-    assert fast == slow
+    assert _exact(plain["v"], slow)  # the same data, in exact builtins
+    if shown:  # and the same again, read-only all the way down
+        assert view == plain
+        assert _read_only_throughout(view)
 
 
 # --- canonical values: a condition sees plain data, whatever the caller passed -----------
