@@ -169,7 +169,7 @@ def test_fast_copy_agrees_with_the_field_naming_walk(
     except RequestError:
         slow = RequestError
     try:  # the value as an item of an object one level up
-        plain, view = _fast_object({"v": value}, depth - 1, [10_000 - 1], shown=shown)
+        plain, view = _fast_object({"v": value}, depth - 1, [10_000 - 1], shown)
     except Exception:
         return  # the slow walk decides; nothing to compare
     assert depth <= MAX_DEPTH

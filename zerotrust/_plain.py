@@ -132,7 +132,7 @@ def plain_json(data: Any, field: str) -> dict[str, Any]:
 def _plain(data: Any, walk: _Walk) -> dict[str, Any]:
     if type(data) is dict:
         try:
-            return _fast_object(data, 0, [MAX_VALUES - 1], shown=False)[0]  # type: ignore[no-any-return]
+            return _fast_object(data, 0, [MAX_VALUES - 1], False)[0]  # type: ignore[no-any-return]
         except Exception:  # NotPlain, or a dict changed by another thread meanwhile
             pass  # something is off (or merely unusual): the slow walk names it
     if not issubclass(type(data), Mapping):
@@ -214,15 +214,18 @@ def shown_copies(value: Any, depth: int, budget: list[int]) -> tuple[dict[str, A
     """An object of exact plain data copied twice in one pass: the plain copy the
     conditions see, and the read-only one a validated request shows.
 
-    ``value`` is a ``dict`` (or a validated request's read-only one) at ``depth``;
-    ``budget`` is how many more values the request may hold, and is spent. Raises
-    :class:`NotPlain` (or another exception: a lone surrogate's ``UnicodeEncodeError``,
-    a dict changed meanwhile) for anything the slow walk must decide or name.
+    ``value`` is a ``dict`` (or a validated request's read-only one) at ``depth``, or
+    ``None`` for an object left out (the empty one); ``budget`` is how many more
+    values the request may hold, and is spent. Raises :class:`NotPlain` (or another
+    exception: a lone surrogate's ``UnicodeEncodeError``, a dict changed meanwhile)
+    for anything the slow walk must decide or name.
     """
     kind = type(value)
-    if kind is not dict and kind is not _ReadOnlyDict:
-        raise NotPlain
-    return _fast_object(value, depth, budget, shown=True)
+    if kind is dict or kind is _ReadOnlyDict:
+        return _fast_object(value, depth, budget, True)
+    if value is None:
+        return {}, _EMPTY
+    raise NotPlain
 
 
 # The fast copy. It accepts only what _copy_json accepts and returns the same copy;
@@ -232,7 +235,7 @@ def shown_copies(value: Any, depth: int, budget: list[int]) -> tuple[dict[str, A
 # that is not ASCII (isascii is O(1)): UnicodeEncodeError is the refusal.
 
 
-def _fast_object(value: Any, depth: int, budget: list[int], *, shown: bool) -> tuple[Any, Any]:
+def _fast_object(value: Any, depth: int, budget: list[int], shown: bool) -> tuple[Any, Any]:
     if not value:
         return {}, _EMPTY
     if depth >= MAX_DEPTH:  # its items would be deeper than allowed
@@ -241,7 +244,7 @@ def _fast_object(value: Any, depth: int, budget: list[int], *, shown: bool) -> t
     if budget[0] < 0:
         raise NotPlain
     plain: dict[str, Any] = {}
-    inner: dict[str, Any] = {}  # the read-only copies of its containers, by key
+    inner: dict[str, Any] | None = None  # the read-only copies of its containers, by key
     for key, item in value.items():
         if type(key) is not str:
             raise NotPlain
@@ -260,21 +263,25 @@ def _fast_object(value: Any, depth: int, budget: list[int], *, shown: bool) -> t
         elif kind is float:
             if item - item != 0.0:  # NaN or infinity
                 raise NotPlain
-        elif kind is dict or kind is _ReadOnlyDict:
-            plain[key], inner[key] = _fast_object(item, depth + 1, budget, shown=shown)
-        elif kind is list or kind is tuple or kind is _ReadOnlyList:
-            plain[key], inner[key] = _fast_array(item, depth + 1, budget, shown=shown)
         else:
-            raise NotPlain
+            if kind is dict or kind is _ReadOnlyDict:
+                plain[key], seen = _fast_object(item, depth + 1, budget, shown)
+            elif kind is list or kind is tuple or kind is _ReadOnlyList:
+                plain[key], seen = _fast_array(item, depth + 1, budget, shown)
+            else:
+                raise NotPlain
+            if inner is None:
+                inner = {}
+            inner[key] = seen
     if not shown:
         return plain, None
     view = _ReadOnlyDict(plain)
-    if inner:
+    if inner is not None:
         _update(view, inner)
     return plain, view
 
 
-def _fast_array(value: Any, depth: int, budget: list[int], *, shown: bool) -> tuple[Any, Any]:
+def _fast_array(value: Any, depth: int, budget: list[int], shown: bool) -> tuple[Any, Any]:
     if not value:
         return [], _ReadOnlyList()
     if depth >= MAX_DEPTH:
@@ -283,7 +290,7 @@ def _fast_array(value: Any, depth: int, budget: list[int], *, shown: bool) -> tu
     if budget[0] < 0:
         raise NotPlain
     plain = list(value)
-    inner: list[tuple[int, Any]] = []
+    view = _ReadOnlyList(plain) if shown else None
     for i, item in enumerate(plain):
         kind = type(item)
         if kind is str:
@@ -297,19 +304,15 @@ def _fast_array(value: Any, depth: int, budget: list[int], *, shown: bool) -> tu
         elif kind is float:
             if item - item != 0.0:
                 raise NotPlain
-        elif kind is dict or kind is _ReadOnlyDict:
-            plain[i], seen = _fast_object(item, depth + 1, budget, shown=shown)
-            inner.append((i, seen))
-        elif kind is list or kind is tuple or kind is _ReadOnlyList:
-            plain[i], seen = _fast_array(item, depth + 1, budget, shown=shown)
-            inner.append((i, seen))
         else:
-            raise NotPlain
-    if not shown:
-        return plain, None
-    view = _ReadOnlyList(plain)
-    for i, seen in inner:
-        _set_index(view, i, seen)
+            if kind is dict or kind is _ReadOnlyDict:
+                plain[i], seen = _fast_object(item, depth + 1, budget, shown)
+            elif kind is list or kind is tuple or kind is _ReadOnlyList:
+                plain[i], seen = _fast_array(item, depth + 1, budget, shown)
+            else:
+                raise NotPlain
+            if view is not None:
+                _set_index(view, i, seen)
     return plain, view
 
 

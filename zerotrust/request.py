@@ -196,17 +196,17 @@ def _build(cls: type[AccessRequest], data: dict[str, Any]) -> AccessRequest:
     resource_id = resource.get("id")
     if resource_id is not None:
         resource_id = _text(resource_id)
-    subject_props, subject_shown = _object(subject.get("properties"), 2, budget)
-    action_props, action_shown = _object(action.get("properties"), 2, budget)
-    resource_props, resource_shown = _object(resource.get("properties"), 2, budget)
-    device, device_shown = _object(data.get("device"), 1, budget)
-    context, context_shown = _object(data.get("context"), 1, budget)
-    request = cls(
-        subject=Subject(id=subject_id, type=subject_type, properties=subject_shown),
-        action=Action(name=action_name, properties=action_shown),
-        resource=Resource(type=resource_type, id=resource_id, properties=resource_shown),
-        device=device_shown,
-        context=context_shown,
+    subject_props, subject_shown = shown_copies(subject.get("properties"), 2, budget)
+    action_props, action_shown = shown_copies(action.get("properties"), 2, budget)
+    resource_props, resource_shown = shown_copies(resource.get("properties"), 2, budget)
+    device, device_shown = shown_copies(data.get("device"), 1, budget)
+    context, context_shown = shown_copies(data.get("context"), 1, budget)
+    request = cls(  # the fields in their order (keywords cost a tenth of the time here)
+        Subject(subject_id, subject_type, subject_shown),
+        Action(action_name, action_shown),
+        Resource(resource_type, resource_id, resource_shown),
+        device_shown,
+        context_shown,
     )
     variables = {
         "subject": {"type": subject_type, "id": subject_id, "properties": subject_props},
@@ -235,11 +235,6 @@ def _text(value: Any) -> str:
     if not value.isascii():
         value.encode()  # UnicodeEncodeError for a lone surrogate
     return value
-
-
-def _object(value: Any, depth: int, budget: list[int]) -> tuple[dict[str, Any], Mapping[str, Any]]:
-    """A free-form object (left out: the empty one), as its plain and read-only copies."""
-    return shown_copies({} if value is None else value, depth, budget)
 
 
 def _name_the_fault(clean: dict[str, Any]) -> None:
