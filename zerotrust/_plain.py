@@ -240,12 +240,13 @@ def _fast_object(value: Any, depth: int, budget: list[int], shown: bool) -> tupl
         return {}, _EMPTY
     if depth >= MAX_DEPTH:  # its items would be deeper than allowed
         raise NotPlain
+    pairs = iter(value.items())  # counted after: a size changed meanwhile makes next() raise
     budget[0] -= len(value)
     if budget[0] < 0:
         raise NotPlain
     plain: dict[str, Any] = {}
     inner: dict[str, Any] | None = None  # the read-only copies of its containers, by key
-    for key, item in value.items():
+    for key, item in pairs:
         if type(key) is not str:
             raise NotPlain
         if not key.isascii():
@@ -286,10 +287,10 @@ def _fast_array(value: Any, depth: int, budget: list[int], shown: bool) -> tuple
         return [], _ReadOnlyList()
     if depth >= MAX_DEPTH:
         raise NotPlain
-    budget[0] -= len(value)
+    plain = list(value)
+    budget[0] -= len(plain)  # the copy's length: the caller's may change meanwhile
     if budget[0] < 0:
         raise NotPlain
-    plain = list(value)
     view = _ReadOnlyList(plain) if shown else None
     for i, item in enumerate(plain):
         kind = type(item)
