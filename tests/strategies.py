@@ -2751,3 +2751,51 @@ def yaml_ambiguous_scalars(draw: st.DrawFn) -> str:
     return (
         f"{sign}{draw(st.integers(1, 9))}{draw(st.sampled_from(['', '.0', '.5']))}e{draw(digits)}"
     )
+
+
+# --- request validation's fast path: requests at the edges of its limits ----------------
+# For tests/test_request.py: the one-pass check of plain data must decide every request
+# as the field-naming walk does, also exactly at MAX_VALUES and MAX_DEPTH.
+
+from zerotrust._plain import MAX_DEPTH, MAX_VALUES  # noqa: E402
+
+__all__ += ["json_value_count", "requests_at_the_limits"]
+
+
+def json_value_count(value: Any) -> int:
+    """How many JSON values ``value`` holds, itself included (as ``MAX_VALUES`` counts)."""
+    if type(value) is dict:
+        return 1 + sum(map(json_value_count, value.values()))
+    if type(value) is list:
+        return 1 + sum(map(json_value_count, value))
+    return 1
+
+
+@st.composite
+def requests_at_the_limits(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid request (:func:`requests`) pushed to an edge of a limit, in any of its
+    free-form objects: ``MAX_VALUES`` -2..+2 values in all (an array of scalars or
+    of small objects), or a value (an empty object, an empty array, a scalar, a
+    non-ASCII string) nested at ``MAX_DEPTH`` -1..+1 through objects and arrays."""
+    request = draw(requests())
+    part = draw(st.sampled_from(["subject", "action", "resource", "device", "context"]))
+    if part in ("device", "context"):
+        holder, depth = request.setdefault(part, {}) or {}, 1
+        request[part] = holder
+    else:
+        section = request[part]
+        holder, depth = section.get("properties") or {}, 2
+        section["properties"] = holder
+    edge = draw(st.integers(-2, 2))
+    if draw(st.booleans()):  # values
+        holder["limit"] = []
+        missing = MAX_VALUES + edge - json_value_count(request)
+        item = draw(st.sampled_from([0, "x", True, None, 1.5, {}, {"k": 1}]))
+        each = json_value_count(item)
+        holder["limit"] = [item] * (missing // each) + [0] * (missing % each)
+    else:  # depth: holder["limit"] is at depth + 1, the leaf at MAX_DEPTH + edge
+        value = draw(st.sampled_from([{}, [], 7, "ü"]))
+        for level in range(MAX_DEPTH + max(-1, min(edge, 1)) - depth - 1):
+            value = [value] if level % 2 else {"n": value}
+        holder["limit"] = value
+    return request

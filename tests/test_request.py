@@ -22,10 +22,15 @@ from strategies import (
     HostileInt,
     HostileStr,
     Level,
+    PlainMapping,
     RaisingMapping,
     hostile_values,
     json_containers_with_paths,
+    json_ish,
+    json_value_count,
     lone_surrogate_texts,
+    requests,
+    requests_at_the_limits,
 )
 
 from zerotrust import AccessRequest, Action, PolicyDecisionPoint, RequestError, Resource, Subject
@@ -136,7 +141,8 @@ _JSONISH = st.recursive(
     | st.integers()
     | st.floats()
     | st.text(max_size=5)
-    | st.sampled_from([b"x", 1j, object()]),
+    | lone_surrogate_texts()
+    | st.sampled_from([b"x", 1j, object(), HostileStr("a"), HostileInt(5), Colour.ADMIN]),
     lambda inner: (
         st.lists(inner, max_size=4)
         | st.tuples(inner, inner)
@@ -146,21 +152,36 @@ _JSONISH = st.recursive(
 )
 
 
+def _read_only_throughout(value: Any) -> bool:
+    if type(value) is dict or type(value) is list:
+        return False
+    if isinstance(value, dict):
+        return all(map(_read_only_throughout, value.values()))
+    if isinstance(value, list):
+        return all(map(_read_only_throughout, value))
+    return True
+
+
 @settings(max_examples=300, deadline=None)
-@given(value=_JSONISH, depth=st.integers(0, 34))
-def test_fast_copy_agrees_with_the_field_naming_walk(value: object, depth: int) -> None:
-    from zerotrust._plain import MAX_DEPTH, _copy_fast, _copy_json, _NotPlain, _Walk
+@given(value=_JSONISH, depth=st.integers(0, 34), shown=st.booleans())
+def test_fast_copy_agrees_with_the_field_naming_walk(
+    value: object, depth: int, shown: bool
+) -> None:
+    from zerotrust._plain import MAX_DEPTH, _copy_json, _fast_object, _Walk
 
     try:
-        slow = _copy_json(value, "x", depth, _Walk("x", surrogates=False))
+        slow: Any = _copy_json(value, "x", depth, _Walk("x", surrogates=False))
     except RequestError:
-        slow = _NotPlain
-    try:
-        fast = _copy_fast(value, depth, [10_000 - 1])
-    except _NotPlain:
+        slow = RequestError
+    try:  # the value as an item of an object one level up
+        plain, view = _fast_object({"v": value}, depth - 1, [10_000 - 1], shown)
+    except Exception:
         return  # the slow walk decides; nothing to compare
     assert depth <= MAX_DEPTH
-    assert fast == slow
+    assert _exact(plain["v"], slow)  # the same data, in exact builtins
+    if shown:  # and the same again, read-only all the way down
+        assert view == plain
+        assert _read_only_throughout(view)
 
 
 # --- canonical values: a condition sees plain data, whatever the caller passed -----------
@@ -573,3 +594,64 @@ def test_hand_built_request_with_a_raising_mapping_is_named_when_read_for_creden
     with pytest.raises(RequestError, match="could not be read") as info:
         plain_mapping(data)
     assert info.value.field == "subject.properties"
+
+
+# --- one pass for plain data, the field-naming walk for the rest: the same decisions ---
+# A dict of exact builtins is checked and copied in one pass; anything else (here: the
+# same data behind a Mapping that is not a dict) takes the walk that names fields.
+
+
+def _decided(data: Any) -> tuple[Any, ...]:
+    try:
+        req = AccessRequest.from_mapping(data)
+    except RequestError as exc:
+        return ("refused", exc.field, exc.reason)
+    shown = (req.subject.properties, req.action.properties, req.resource.properties)
+    assert all(map(_read_only_throughout, (*shown, req.device, req.context)))
+    return ("valid", req, request_variables(req))
+
+
+def _same_decision(fast: tuple[Any, ...], slow: tuple[Any, ...]) -> bool:
+    if fast[0] == "refused" or slow[0] == "refused":
+        return fast == slow
+    return bool(fast[1] == slow[1]) and _exact(fast[2], slow[2])
+
+
+def _with_values(total: int) -> dict[str, Any]:
+    data = minimal(context={"xs": []})
+    data["context"]["xs"] = [0] * (total - json_value_count(data))  # type: ignore[index]
+    return data
+
+
+def _with_leaf_at(depth: int, leaf: Any) -> dict[str, Any]:
+    value = leaf
+    for level in range(depth - 2):  # context is at depth 1, its "n" at depth 2
+        value = [value] if level % 2 else {"n": value}
+    return minimal(context={"n": value})
+
+
+@pytest.mark.parametrize("path", ["one pass", "field-naming walk"])
+def test_one_value_over_the_limit_is_refused_on_every_path(path: str) -> None:
+    wrap = PlainMapping if path == "field-naming walk" else dict
+    assert json_value_count(_with_values(10_000)) == 10_000
+    AccessRequest.from_mapping(wrap(_with_values(10_000)))
+    with pytest.raises(RequestError, match="more than 10000 values") as info:
+        AccessRequest.from_mapping(wrap(_with_values(10_001)))
+    assert info.value.field.startswith("context.xs[")
+
+
+@pytest.mark.parametrize("leaf", [{}, [], 7, "ü"], ids=["object", "array", "int", "str"])
+@pytest.mark.parametrize("path", ["one pass", "field-naming walk"])
+def test_value_one_level_too_deep_is_refused_on_every_path(path: str, leaf: Any) -> None:
+    wrap = PlainMapping if path == "field-naming walk" else dict
+    req = AccessRequest.from_mapping(wrap(_with_leaf_at(32, leaf)))
+    assert request_variables(req)["context"] == _with_leaf_at(32, leaf)["context"]
+    with pytest.raises(RequestError, match="deeper than 32"):
+        AccessRequest.from_mapping(wrap(_with_leaf_at(33, leaf)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=requests() | requests_at_the_limits() | json_ish().filter(lambda d: type(d) is dict))
+def test_one_pass_and_the_field_naming_walk_decide_every_request_alike(data: Any) -> None:
+    fast, slow = _decided(data), _decided(PlainMapping(data))
+    assert _same_decision(fast, slow), (fast, slow)

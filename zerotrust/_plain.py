@@ -21,12 +21,13 @@ __all__ = [
     "INT64_MIN",
     "MAX_DEPTH",
     "MAX_VALUES",
+    "NotPlain",
     "parse_json_object",
     "plain_copy",
     "plain_json",
     "plain_mapping",
     "raised",
-    "read_only",
+    "shown_copies",
 ]
 
 MAX_DEPTH = 32
@@ -112,7 +113,7 @@ def plain_mapping(data: Any) -> dict[str, Any]:
     resolution reads ``subject.token``): it never runs the caller's code twice, and
     raises only :class:`RequestError`.
     """
-    return _plain(data, _Walk("request", surrogates=False))
+    return _plain(data, "request", surrogates=False)
 
 
 def plain_json(data: Any, field: str) -> dict[str, Any]:
@@ -125,18 +126,18 @@ def plain_json(data: Any, field: str) -> dict[str, Any]:
     ``True``: never coerced to ``"1"``, ``"true"``), two keys with the same text, an
     object, NaN, an integer outside 64 bits, too deep or too many values.
     """
-    return _plain(data, _Walk(field, surrogates=True))
+    return _plain(data, field, surrogates=True)
 
 
-def _plain(data: Any, walk: _Walk) -> dict[str, Any]:
+def _plain(data: Any, root: str, *, surrogates: bool) -> dict[str, Any]:
+    if type(data) is dict:
+        try:
+            return _fast_object(data, 0, [MAX_VALUES - 1], False)[0]  # type: ignore[no-any-return]
+        except Exception:  # NotPlain, or a dict changed by another thread meanwhile
+            pass  # something is off (or merely unusual): the slow walk names it
     if not issubclass(type(data), Mapping):
-        raise RequestError(walk.root, f"must be an object, not {_kind(data)}")
-    try:
-        return _copy_fast(data, 0, [MAX_VALUES - 1])  # type: ignore[no-any-return]
-    except Exception:  # _NotPlain, or a dict changed by another thread meanwhile
-        # Something is off (or merely unusual, like a Mapping subclass): take the
-        # slow walk, which names the offending field or copies what is valid.
-        return _copy_slow(data, walk)  # type: ignore[no-any-return]
+        raise RequestError(root, f"must be an object, not {_kind(data)}")
+    return _copy_slow(data, _Walk(root, surrogates=surrogates))  # type: ignore[no-any-return]
 
 
 class _Walk:
@@ -188,36 +189,8 @@ for _name in ("insert", "pop", "remove", "clear", "sort", "reverse"):
 del _name
 
 _EMPTY = _ReadOnlyDict()  # immutable, so one is shared by every request
-_CONTAINERS = frozenset({dict, list})
-_set_item = dict.__setitem__
+_update = dict.update
 _set_index = list.__setitem__
-
-
-def read_only(plain: dict[str, Any]) -> _ReadOnlyDict:
-    """A read-only copy of validated plain data (its scalars are immutable and shared)."""
-    if not plain:
-        return _EMPTY
-    out = _ReadOnlyDict(plain)
-    if not _CONTAINERS.isdisjoint(map(type, plain.values())):  # C speed when there are none
-        for key, item in plain.items():
-            kind = type(item)
-            if kind is dict:
-                _set_item(out, key, read_only(item))
-            elif kind is list:
-                _set_item(out, key, _read_only_list(item))
-    return out
-
-
-def _read_only_list(plain: list[Any]) -> _ReadOnlyList:
-    out = _ReadOnlyList(plain)
-    if not _CONTAINERS.isdisjoint(map(type, plain)):
-        for i, item in enumerate(plain):
-            kind = type(item)
-            if kind is dict:
-                _set_index(out, i, read_only(item))
-            elif kind is list:
-                _set_index(out, i, _read_only_list(item))
-    return out
 
 
 def plain_copy(value: Any) -> Any:
@@ -233,77 +206,116 @@ def plain_copy(value: Any) -> Any:
     return value
 
 
-class _NotPlain(Exception):
-    """Internal: the fast copy met something it does not vouch for."""
+class NotPlain(Exception):
+    """Internal: the fast copy met something it does not vouch for (the slow walk decides)."""
 
 
-def _utf8(text: str) -> bool:
-    """Whether ``text`` is valid Unicode (no lone surrogate), so it can be encoded."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+def shown_copies(value: Any, depth: int, budget: list[int]) -> tuple[dict[str, Any], _ReadOnlyDict]:
+    """An object of exact plain data copied twice in one pass: the plain copy the
+    conditions see, and the read-only one a validated request shows.
 
-
-def _copy_fast(value: Any, depth: int, budget: list[int]) -> Any:
-    """Copy exact dict/list/tuple/str/int/float/bool/None data, counting values by
-    container size.
-
-    It accepts only what :func:`_copy_json` accepts, and returns the same copy;
-    anything else (including what is merely unusual, like a subclass or a non-ASCII
-    string that is not valid Unicode) raises :class:`_NotPlain` so the slow walk
-    decides. ``isascii`` is O(1), so ASCII strings cost nothing extra. A validated
-    request's own read-only containers are copied as the plain ones they hold.
+    ``value`` is a ``dict`` (or a validated request's read-only one) at ``depth``, or
+    ``None`` for an object left out (the empty one); ``budget`` is how many more
+    values the request may hold, and is spent. Raises :class:`NotPlain` (or another
+    exception: a lone surrogate's ``UnicodeEncodeError``, a dict changed meanwhile)
+    for anything the slow walk must decide or name.
     """
-    if depth > MAX_DEPTH:
-        raise _NotPlain
     kind = type(value)
-    if kind is str:
-        if value.isascii() or _utf8(value):
-            return value
-        raise _NotPlain
-    if kind is bool or value is None:
-        return value
-    if kind is int:
-        if INT64_MIN <= value <= INT64_MAX:
-            return value
-        raise _NotPlain
-    if kind is float:
-        if value - value != 0.0:  # NaN or infinity
-            raise _NotPlain
-        return value
-    if depth == MAX_DEPTH:  # its items would be deeper than allowed (the slow walk names them)
-        raise _NotPlain
-    if kind is dict:
-        budget[0] -= len(value)
-        if budget[0] < 0:
-            raise _NotPlain
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if type(key) is not str or not (key.isascii() or _utf8(key)):
-                raise _NotPlain
-            sort = type(item)
-            if (sort is str and item.isascii()) or sort is bool or item is None:
-                out[key] = item
+    if kind is dict or kind is _ReadOnlyDict:
+        return _fast_object(value, depth, budget, True)
+    if value is None:
+        return {}, _EMPTY
+    raise NotPlain
+
+
+# The fast copy. It accepts only what _copy_json accepts and returns the same copy;
+# anything else, including what is merely unusual (a subclass, a lone surrogate),
+# raises so the slow walk decides. Scalars are checked inline, not by a call each:
+# this is the request path. A lone surrogate is found by encoding the rare string
+# that is not ASCII (isascii is O(1)): UnicodeEncodeError is the refusal.
+
+
+def _fast_object(value: Any, depth: int, budget: list[int], shown: bool) -> tuple[Any, Any]:
+    if not value:
+        return {}, _EMPTY
+    if depth >= MAX_DEPTH:  # its items would be deeper than allowed
+        raise NotPlain
+    pairs = iter(value.items())  # counted after: a size changed meanwhile makes next() raise
+    budget[0] -= len(value)
+    if budget[0] < 0:
+        raise NotPlain
+    plain: dict[str, Any] = {}
+    inner: dict[str, Any] | None = None  # the read-only copies of its containers, by key
+    for key, item in pairs:
+        if type(key) is not str:
+            raise NotPlain
+        if not key.isascii():
+            key.encode()
+        plain[key] = item
+        kind = type(item)
+        if kind is str:
+            if not item.isascii():
+                item.encode()
+        elif kind is int:
+            if not INT64_MIN <= item <= INT64_MAX:
+                raise NotPlain
+        elif kind is bool or item is None:
+            pass
+        elif kind is float:
+            if item - item != 0.0:  # NaN or infinity
+                raise NotPlain
+        else:
+            if kind is dict or kind is _ReadOnlyDict:
+                plain[key], seen = _fast_object(item, depth + 1, budget, shown)
+            elif kind is list or kind is tuple or kind is _ReadOnlyList:
+                plain[key], seen = _fast_array(item, depth + 1, budget, shown)
             else:
-                out[key] = _copy_fast(item, depth + 1, budget)
-        return out
-    if kind is list or kind is tuple:
-        budget[0] -= len(value)
-        if budget[0] < 0:
-            raise _NotPlain
-        return [
-            item
-            if (type(item) is str and item.isascii()) or type(item) is bool or item is None
-            else _copy_fast(item, depth + 1, budget)
-            for item in value
-        ]
-    if kind is _ReadOnlyDict:  # last: plain data comes first, and far more often
-        return _copy_fast(dict(value), depth, budget)
-    if kind is _ReadOnlyList:
-        return _copy_fast(list(value), depth, budget)
-    raise _NotPlain
+                raise NotPlain
+            if shown:
+                if inner is None:
+                    inner = {}
+                inner[key] = seen
+    if not shown:
+        return plain, None
+    view = _ReadOnlyDict(plain)
+    if inner is not None:
+        _update(view, inner)
+    return plain, view
+
+
+def _fast_array(value: Any, depth: int, budget: list[int], shown: bool) -> tuple[Any, Any]:
+    if not value:
+        return [], _ReadOnlyList()
+    if depth >= MAX_DEPTH:
+        raise NotPlain
+    plain = list(value)
+    budget[0] -= len(plain)  # the copy's length: the caller's may change meanwhile
+    if budget[0] < 0:
+        raise NotPlain
+    view = _ReadOnlyList(plain) if shown else None
+    for i, item in enumerate(plain):
+        kind = type(item)
+        if kind is str:
+            if not item.isascii():
+                item.encode()
+        elif kind is int:
+            if not INT64_MIN <= item <= INT64_MAX:
+                raise NotPlain
+        elif kind is bool or item is None:
+            pass
+        elif kind is float:
+            if item - item != 0.0:
+                raise NotPlain
+        else:
+            if kind is dict or kind is _ReadOnlyDict:
+                plain[i], seen = _fast_object(item, depth + 1, budget, shown)
+            elif kind is list or kind is tuple or kind is _ReadOnlyList:
+                plain[i], seen = _fast_array(item, depth + 1, budget, shown)
+            else:
+                raise NotPlain
+            if view is not None:
+                _set_index(view, i, seen)
+    return plain, view
 
 
 def _copy_slow(data: Any, walk: _Walk) -> Any:
