@@ -2558,6 +2558,7 @@ DICT_MUTATIONS: dict[str, Any] = {
     "update": lambda d: d.update(role="admin"),
     "setdefault": lambda d: d.setdefault("role", "admin"),
     "|=": lambda d: d.__ior__({"role": "admin"}),
+    "__init__": lambda d: d.__init__(role="admin"),
 }
 LIST_MUTATIONS: dict[str, Any] = {
     "l[0] = v": lambda li: li.__setitem__(0, "admin"),
@@ -2574,6 +2575,7 @@ LIST_MUTATIONS: dict[str, Any] = {
     "reverse": lambda li: li.reverse(),
     "+=": lambda li: li.__iadd__(["admin"]),
     "*=": lambda li: li.__imul__(2),
+    "__init__": lambda li: li.__init__(["admin"]),
 }
 
 

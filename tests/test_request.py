@@ -655,3 +655,22 @@ def test_value_one_level_too_deep_is_refused_on_every_path(path: str, leaf: Any)
 def test_one_pass_and_the_field_naming_walk_decide_every_request_alike(data: Any) -> None:
     fast, slow = _decided(data), _decided(PlainMapping(data))
     assert _same_decision(fast, slow), (fast, slow)
+
+
+def test_read_only_request_cannot_be_refilled_through_init() -> None:
+    """Before: ``req.device.__init__(managed=True)`` refilled the read-only view in place
+    (``dict.__init__`` updates), and ``list.__init__`` replaced a list's items."""
+    req = AccessRequest.from_mapping(
+        {
+            "subject": {"id": "u", "properties": {"roles": ["agent"]}},
+            "action": {"name": "read"},
+            "resource": {"type": "doc"},
+            "device": {"managed": False},
+        }
+    )
+    with pytest.raises(TypeError, match="read-only"):
+        req.device.__init__(managed=True)  # type: ignore[misc]
+    with pytest.raises(TypeError, match="read-only"):
+        req.subject.properties["roles"].__init__(["admin"])
+    assert req.device == {"managed": False}
+    assert req.subject.properties == {"roles": ["agent"]}

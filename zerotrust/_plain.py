@@ -161,35 +161,54 @@ def _refuse(*_: Any, **__: Any) -> NoReturn:
 
 class _ReadOnlyDict(dict[str, Any]):
     """A validated request's object: reads as a ``dict`` (so ``==``, ``isinstance``
-    and ``json.dumps`` work), refuses every change, and copies as itself."""
+    and ``json.dumps`` work), refuses every change, and copies as itself. Made only by
+    :func:`_dict_view` (``__init__``, which would refill it, is refused too)."""
 
     __slots__ = ()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_ReadOnlyDict, (dict(self),))
+        return (_dict_view, (dict(self),))
 
 
 class _ReadOnlyList(list[Any]):
-    """A validated request's array: reads as a ``list``, refuses every change."""
+    """A validated request's array: reads as a ``list``, refuses every change. Made only
+    by :func:`_list_view`."""
 
     __slots__ = ()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_ReadOnlyList, (list(self),))
+        return (_list_view, (list(self),))
 
 
-for _name in ("__setitem__", "__delitem__", "__ior__", "clear", "pop", "popitem"):
+for _name in ("__init__", "__setitem__", "__delitem__", "__ior__", "clear", "pop", "popitem"):
     setattr(_ReadOnlyDict, _name, _refuse)
 for _name in ("setdefault", "update"):
     setattr(_ReadOnlyDict, _name, _refuse)
-for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend"):
+for _name in ("__init__", "__setitem__", "__delitem__", "__iadd__", "__imul__", "append"):
     setattr(_ReadOnlyList, _name, _refuse)
-for _name in ("insert", "pop", "remove", "clear", "sort", "reverse"):
+for _name in ("extend", "insert", "pop", "remove", "clear", "sort", "reverse"):
     setattr(_ReadOnlyList, _name, _refuse)
 del _name
 
-_EMPTY = _ReadOnlyDict()  # immutable, so one is shared by every request
+_new_dict = dict.__new__
+_new_list = list.__new__
 _update = dict.update
+_extend = list.extend
+
+
+def _dict_view(plain: dict[str, Any]) -> _ReadOnlyDict:
+    view: _ReadOnlyDict = _new_dict(_ReadOnlyDict)
+    _update(view, plain)
+    return view
+
+
+def _list_view(plain: list[Any]) -> _ReadOnlyList:
+    view: _ReadOnlyList = _new_list(_ReadOnlyList)
+    _extend(view, plain)
+    return view
+
+
+_EMPTY = _dict_view({})  # immutable, so one is shared by every request
 _set_index = list.__setitem__
 
 
@@ -277,7 +296,7 @@ def _fast_object(value: Any, depth: int, budget: list[int], shown: bool) -> tupl
                 inner[key] = seen
     if not shown:
         return plain, None
-    view = _ReadOnlyDict(plain)
+    view = _dict_view(plain)
     if inner is not None:
         _update(view, inner)
     return plain, view
@@ -285,14 +304,14 @@ def _fast_object(value: Any, depth: int, budget: list[int], shown: bool) -> tupl
 
 def _fast_array(value: Any, depth: int, budget: list[int], shown: bool) -> tuple[Any, Any]:
     if not value:
-        return [], _ReadOnlyList()
+        return [], _list_view([])
     if depth >= MAX_DEPTH:
         raise NotPlain
     plain = list(value)
     budget[0] -= len(plain)  # the copy's length: the caller's may change meanwhile
     if budget[0] < 0:
         raise NotPlain
-    view = _ReadOnlyList(plain) if shown else None
+    view = _list_view(plain) if shown else None
     for i, item in enumerate(plain):
         kind = type(item)
         if kind is str:
