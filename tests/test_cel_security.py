@@ -811,3 +811,13 @@ def test_one_element_lists_are_lists_in_both_backends(case: tuple[str, Any]) -> 
             assert run(backend, source, variables) == expected, (backend.name, source)
     if expected != "load":
         assert run_cpp(source, {"subject": {"id": "x"}, "now": NOW}) in (expected, None), source
+
+
+@pytest.mark.parametrize("target", ["dyn(1)", "dyn(1.5)", "dyn('a')", "dyn([1])", "dyn(true)"])
+def test_field_of_a_literal_compiles_without_a_python_warning_and_errors(target: str) -> None:
+    """Before: ``dyn(1).f`` became ``1['f']``, which Python's compiler warns about; under
+    ``-W error`` (as here) the condition was refused as "too complex", elsewhere a
+    SyntaxWarning naming generated code went to stderr."""
+    condition = CompiledBackend().compile(f"subject.a == {target}.f")
+    with pytest.raises(ConditionError):
+        condition({"subject": {"a": 1}})

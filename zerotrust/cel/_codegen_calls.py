@@ -8,6 +8,7 @@ checked and compiled once here, so a bad one is a :class:`CelLiteralError` at lo
 
 from __future__ import annotations
 
+import ast
 from typing import Any
 
 import lark
@@ -91,7 +92,7 @@ class _CallGenerator(_Emitter):
             return _Code(self.const(rt.QUALIFIED_TYPES[qualified]), "type")
         target = self.expr(target_node)
         field = self._field(token)
-        if target.kind in (None, "map"):
+        if target.kind in (None, "map") and not _is_display(target.src):
             # plain dicts: [] raises KeyError / TypeError on everything that is not a map
             return _Code(f"{target.src}[{field}]", None)
         return _Code(f"_select({target.src}, {field})", None)
@@ -394,3 +395,14 @@ class _CallGenerator(_Emitter):
         with self.block():
             self.emit(f"raise {acc}")
         return _Code(acc, "bool")
+
+
+def _is_display(src: str) -> bool:
+    """Whether generated ``src`` is a literal or a display (``1``, ``'a'``, ``[1]``), which
+    Python's compiler would warn about when subscripted (``1['f']``: a SyntaxWarning,
+    an error under ``-W error``): those go through the runtime's ``_select`` instead."""
+    try:
+        body = ast.parse(src, mode="eval").body
+    except SyntaxError:
+        return False
+    return isinstance(body, ast.Constant | ast.List | ast.Tuple | ast.Dict | ast.Set)
