@@ -46,6 +46,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _DECIDED = ("http", "websocket")
+_UVICORN_SANSIO = "uvicorn.protocols.websockets.websockets_sansio_impl"
 
 
 class ZeroTrustMiddleware:
@@ -205,12 +206,39 @@ async def _refuse(scope: Scope, send: Send, reply: Reply) -> None:
             }
         )
         await send({"type": "websocket.http.response.body", "body": reply.body})
+        _settle_denial(send)
         return
     # RFC 6455 section 7.4.1: 1008 is "policy violation"; a reason is at most 123 bytes.
     reason = reply.code or "refused"
     if reply.decision_id is not None:
         reason = f"{reason} (decision {reply.decision_id})"
     await send({"type": "websocket.close", "code": 1008, "reason": reason[:123]})
+
+
+def _settle_denial(send: Send) -> None:
+    """Work around uvicorn's websockets-sansio protocol logging every denial at ERROR.
+
+    That protocol (uvicorn's default WebSocket implementation from 0.50 on, at least
+    through 0.54) writes a denial response and closes the connection, but leaves the
+    handshake marked incomplete, so when the app returns it logs ``ASGI callable returned
+    without completing handshake.`` at ERROR: one line per refused handshake, for any
+    client to provoke. Our messages are what the ASGI denial-response extension asks
+    for; uvicorn's wsproto and legacy websockets protocols log nothing. This marks the
+    handshake complete as the pending upstream fix (Kludex/uvicorn#3138) and the wsproto
+    protocol do, and only in the state that fix covers: the response written, the
+    connection closing, the handshake still unmarked. The refusal is then already on the
+    wire: nothing here can accept the connection or reach the app. Any other server, a
+    fixed uvicorn, or a ``send`` wrapped by another middleware is left alone.
+    """
+    server: Any = getattr(send, "__self__", None)
+    if type(server).__module__ != _UVICORN_SANSIO:
+        return
+    if (
+        getattr(server, "initial_response", None) is not None
+        and getattr(server, "close_sent", None) is True
+        and getattr(server, "handshake_complete", None) is False
+    ):
+        server.handshake_complete = True
 
 
 def _raw_headers(reply: Reply) -> list[tuple[bytes, bytes]]:
