@@ -34,7 +34,13 @@ from zerotrust.web._pep import (
     rewrite_json,
 )
 from zerotrust.web.errors import NoDecisionError, UnsupportedScopeError
-from zerotrust.web.http import HttpRequest, Resolver, WebConfig, checked_target
+from zerotrust.web.http import (
+    HttpRequest,
+    Resolver,
+    WebConfig,
+    checked_target,
+    routable_method,
+)
 from zerotrust.web.obligations import ObligationPlan
 
 __all__ = ["ZeroTrustMiddleware", "access_request_of", "decision_of"]
@@ -90,11 +96,12 @@ class ZeroTrustMiddleware:
             )
         gate = self._gate
         http = _http_request(scope)
-        found = gate.resolve(http)
+        routable = routable_method(http.method)
+        found = gate.resolve(http) if routable else None
         if inspect.isawaitable(found):
             found = await found
         target = checked_target(found)
-        if target is None and gate.config.unmatched == "pass":
+        if target is None and routable and gate.config.unmatched == "pass":
             await self.app(scope, receive, send)
             return
         if gate.would_block(http):
