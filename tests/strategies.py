@@ -2801,3 +2801,25 @@ def requests_at_the_limits(draw: st.DrawFn) -> dict[str, Any]:
             value = [value] if level % 2 else {"n": value}
         holder["limit"] = value
     return request
+
+
+# === web (round 3): request methods as each framework reads them ===========================
+# (strategies for tests/test_web_properties.py; kept in one block to ease merging)
+
+__all__ += ["unroutable_methods"]  # extended here, so that this block merges on its own
+
+_REGISTERED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+
+
+@st.composite
+def _mixed_case(draw: st.DrawFn) -> str:
+    name = draw(st.sampled_from(_REGISTERED_METHODS))
+    lower = draw(st.lists(st.booleans(), min_size=len(name), max_size=len(name)))
+    return "".join(c.lower() if down else c for c, down in zip(name, lower, strict=True))
+
+
+def unroutable_methods() -> st.SearchStrategy[str]:
+    """A method token not all in upper case: a registered method in mixed or lower case
+    (``get``, ``pAtCh``), or any RFC 9110 token with a lower-case letter in it."""
+    token = st.from_regex(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,12}", fullmatch=True)
+    return (_mixed_case() | token).filter(lambda method: method != method.upper())

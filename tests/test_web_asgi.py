@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,6 +21,7 @@ from web_helpers import (
     RecordingLog,
     attestation,
     bearer,
+    django_urls,
     resolve,
     rogue_key,
     shipped_pdp,
@@ -194,6 +196,21 @@ def test_forwarded_for_and_country_from_trusted_proxy(log: RecordingLog) -> None
     _, request, _ = log.last
     assert request.context["ip"] == "10.9.8.7" and request.context["country"] == "US"
     assert "foreign-country" in log.last[0].risk.signals
+
+
+def test_underscore_spelt_forwarded_headers_cannot_pose_as_the_proxys(log: RecordingLog) -> None:
+    # ASGI servers hand header names over as sent: `X_Forwarded_For` is another header,
+    # never the proxy's `X-Forwarded-For`, wherever the client puts it.
+    config = web_config(trusted_proxies=["192.0.2.10/32"])
+    c = TestClient(app(config, shipped_pdp(log)), client=("192.0.2.10", 1234))
+    spoofs = {"x_forwarded_for": "10.9.8.7", "X_Country": "DE"}
+    for headers in (
+        {**bearer(), **spoofs, "x-forwarded-for": "198.51.100.7", "x-country": "us"},
+        {**bearer(), "x-forwarded-for": "198.51.100.7", "x-country": "us", **spoofs},
+    ):
+        c.get("/customers/c-1001", headers=headers)
+        _, request, _ = log.last
+        assert request.context["ip"] == "198.51.100.7" and request.context["country"] == "US"
 
 
 def test_unmatched_routes_are_denied_by_default_and_logged(
@@ -497,3 +514,79 @@ def test_raw_path_is_logged_only_when_asked(log: RecordingLog) -> None:
     assert "path" not in log.last[2]["http"] and "secret-token" not in str(log.last[2])
     with pytest.raises(WebConfigError, match="log_path"):
         web_config(log_path="template")
+
+
+# --- methods: a route matches only a method every framework reads alike -----------------
+
+
+async def _raw_call(app: Any, method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    """One HTTP request as a server hands it over, method spelt as the client sent it
+    (httpx, under the TestClient, upper-cases every method)."""
+    incoming = [{"type": "http.request", "body": b"", "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if incoming:
+            return incoming.pop(0)
+        await asyncio.Event().wait()  # the client stays until the response is sent
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+        "client": ("10.1.2.3", 50000),
+        "server": ("testserver", 80),
+    }
+    await app(scope, receive, send)
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], body
+
+
+def test_lowercase_get_does_not_pass_undecided_to_django_which_serves_it_as_get(
+    log: RecordingLog,
+) -> None:
+    # unmatched="pass" in front of Django's ASGI handler: `get` matched no route, passed
+    # undecided, and Django (which upper-cases the method) served the record, unmasked,
+    # to a client with no token at all.
+    from django.core.handlers.asgi import ASGIHandler
+    from django.http import HttpRequest as DjangoRequest
+    from django.http import JsonResponse
+    from django.urls import path
+
+    served: list[str] = []
+
+    def customer(req: DjangoRequest, id: str) -> JsonResponse:
+        served.append(f"{req.method} {id}")
+        return JsonResponse(CUSTOMERS[id])
+
+    with django_urls([path("customers/<str:id>", customer)]):
+        middleware = ZeroTrustMiddleware(
+            ASGIHandler(), shipped_pdp(log), resolve=resolve, config=web_config(unmatched="pass")
+        )
+        status, body = asyncio.run(_raw_call(middleware, "get", "/customers/c-1001", {}))
+        assert status == 401 and b"4111" not in body and served == []
+        status, body = asyncio.run(_raw_call(middleware, "get", "/customers/c-1001", bearer()))
+        assert status == 403 and json.loads(body)["code"] == "unmatched_route" and served == []
+        status, body = asyncio.run(_raw_call(middleware, "GET", "/customers/c-1001", bearer()))
+        assert status == 200 and json.loads(body)["card_number"] == "****"
+        assert served == ["GET c-1001"]
+
+
+@pytest.mark.parametrize("method", ["get", "Get", "pATCH"])
+def test_lowercase_method_is_refused_by_starlette_apps_too(log: RecordingLog, method: str) -> None:
+    status, body = asyncio.run(
+        _raw_call(app(pdp=shipped_pdp(log)), method, "/customers/c-1001", bearer())
+    )
+    assert status == 403 and json.loads(body)["code"] == "unmatched_route"
+    assert log.last[1].action.name == f"http:{method}"

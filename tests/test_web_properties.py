@@ -6,6 +6,8 @@
 * Enforcement coverage: for any scope type, method, mount point, path and credentials,
   a real Starlette app (ASGI) or Flask app (WSGI) serves a resource only if the PDP
   allowed exactly that resource and action, in a decision it logged for this request.
+* Methods: any method not in upper case, which frameworks read differently, is refused
+  as unmatched by both adapters and never reaches the app, even with unmatched="pass".
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from strategies import (
     asgi_calls,
     range_spellings,
     trusted_ranges,
+    unroutable_methods,
     wsgi_calls,
 )
 from web_helpers import RecordingLog, customer_properties, rogue_key, shipped_pdp, token, web_config
@@ -115,11 +118,11 @@ Served = tuple[str, str, str, Any]  # resource type, resource id, action, decisi
 class World:
     """One app of each kind behind the middleware, a spy on what they serve, the log."""
 
-    def __init__(self) -> None:
+    def __init__(self, **config_options: Any) -> None:
         self.log = RecordingLog()
         self.served: list[Served] = []
         pdp = shipped_pdp(self.log, extra=WATCH_AND_PAGES)
-        config = web_config()
+        config = web_config(**config_options)
         self.asgi = AsgiMiddleware(self._starlette(), pdp, resolve=ROUTES, config=config)
         self.flask = self._flask()
         self.flask.wsgi_app = WsgiMiddleware(  # type: ignore[method-assign]
@@ -188,6 +191,12 @@ def world() -> Iterator[World]:
     yield World()
 
 
+@pytest.fixture(scope="module")
+def worlds() -> dict[str, World]:
+    """One world per ``unmatched`` setting."""
+    return {"deny": World(), "pass": World(unmatched="pass")}
+
+
 def _check_served_only_what_was_allowed(world: World) -> None:
     """Each thing served was allowed, for that resource and action, in a logged decision."""
     logged = {d.decision_id: (d, r) for d, r, _ in world.log.entries}
@@ -202,6 +211,24 @@ def _check_served_only_what_was_allowed(world: World) -> None:
             rid,
             action,
         )
+
+
+def _http_scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("10.1.2.3", 50000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
 
 
 async def _drive(app: Any, scope: dict[str, Any]) -> list[dict[str, Any]]:
@@ -292,3 +319,41 @@ def test_wsgi_app_serves_only_what_the_pdp_allowed(world: World, call: dict[str,
     _check_served_only_what_was_allowed(world)
     if call["who"] in ("none", "forged"):
         assert world.served == []
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    method=unroutable_methods(),
+    unmatched=st.sampled_from(["deny", "pass"]),
+    path=st.sampled_from(["/customers/c-1001", "/customers/c-5150", "/about", "/"]),
+    who=st.sampled_from(["none", "agent", "manager"]),
+)
+def test_method_not_in_upper_case_is_refused_and_never_served(
+    worlds: dict[str, World], method: str, unmatched: str, path: str, who: str
+) -> None:
+    # Starlette routes `get` to no handler while Flask serves it as GET: each adapter
+    # refuses it as unmatched, whatever the route table and unmatched= say.
+    world = worlds[unmatched]
+    tok = world.tokens[who]
+    auth = {"authorization": f"Bearer {tok}"} if tok else {}
+
+    def refused_as_unmatched(status: int) -> None:
+        # (a missing token is answered first, with its challenge)
+        assert status == (401 if tok is None else 403) and world.served == []
+        [(_, request, extra)] = world.log.entries
+        assert extra["enforcement"] == ("missing_token" if tok is None else "unmatched_route")
+        assert request.resource.type == "zerotrust:unmatched_route"
+        assert request.action.name == f"http:{method}"
+        world.reset()
+
+    world.reset()
+    headers = [(k.encode(), v.encode()) for k, v in auth.items()]
+    sent = asyncio.run(_drive(world.asgi, _http_scope(method, path, headers)))
+    assert sent[0]["type"] == "http.response.start"
+    refused_as_unmatched(sent[0]["status"])
+    response = world.flask.test_client().open(
+        path, headers=auth, environ_overrides={"REQUEST_METHOD": method}
+    )
+    refused_as_unmatched(response.status_code)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
+import json
+import logging
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -343,40 +346,111 @@ def test_fastapi_websocket_without_token_is_refused(log: RecordingLog) -> None:
 
 # --- over uvicorn on 127.0.0.1 with a real WebSocket client ------------------------------
 
+# Each of uvicorn's WebSocket protocols (`--ws`); "auto" is websockets-sansio from 0.50 on.
+WS_IMPLEMENTATIONS = [
+    impl
+    if importlib.util.find_spec(module) is not None
+    else pytest.param(impl, marks=pytest.mark.skip(reason=f"{module} is not installed"))
+    for impl, module in (
+        ("websockets", "websockets"),
+        ("websockets-sansio", "websockets"),
+        ("wsproto", "wsproto"),
+    )
+]
+# uvicorn's legacy `websockets` protocol is deprecated (by uvicorn and by websockets) but
+# still selectable with `--ws websockets`; its warnings are raised in the server thread.
+_LEGACY_PROTOCOL_WARNINGS = (
+    "ignore:websockets.legacy is deprecated:DeprecationWarning",
+    "ignore:The `websockets` implementation is deprecated",
+    "ignore:remove second argument of ws_handler:DeprecationWarning",
+    "ignore:websockets.server.WebSocketServerProtocol is deprecated:DeprecationWarning",
+)
 
-@pytest.fixture(scope="module")
-def live_server() -> Iterator[tuple[str, RecordingLog]]:
-    log = RecordingLog()
-    app = fastapi_live(web_config(), log)
+
+def over_every_protocol(test: Any) -> Any:
+    """Lets the legacy protocol's deprecation warnings pass (warnings are errors here)."""
+    for spec in _LEGACY_PROTOCOL_WARNINGS:
+        test = pytest.mark.filterwarnings(spec)(test)
+    return test
+
+
+class ServerLog(logging.Handler):
+    """Every record uvicorn's loggers emit while the server runs."""
+
+    NAMES = ("uvicorn.error", "uvicorn.access", "websockets")  # where records are made
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def lines(self, level: int = logging.DEBUG) -> list[str]:
+        return [
+            f"{r.levelname} {r.name}: {r.getMessage()}{' (traceback)' if r.exc_info else ''}"
+            for r in self.records
+            if r.levelno >= level
+        ]
+
+
+@contextlib.contextmanager
+def uvicorn_serving(app: Any, ws: str) -> Iterator[tuple[str, ServerLog]]:
+    """``app`` under uvicorn with the ``ws`` protocol on 127.0.0.1; the log is complete on exit.
+
+    uvicorn is told not to configure logging (``log_config=None``), so the handler sees
+    its records at INFO and above, as a server run at ``--log-level info`` writes them.
+    """
+    log = ServerLog()
+    saved = {name: logging.getLogger(name).level for name in ServerLog.NAMES}
+    for name in ServerLog.NAMES:
+        logging.getLogger(name).addHandler(log)
+        logging.getLogger(name).setLevel(logging.INFO)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", ws="websockets-sansio", proxy_headers=False)
+        uvicorn.Config(app, ws=ws, log_config=None, log_level="info", proxy_headers=False)
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
         for _ in range(300):
-            if server.started:
+            if server.started or not thread.is_alive():
                 break
             threading.Event().wait(0.05)
-        assert server.started, "uvicorn did not start"
+        assert server.started, f"uvicorn did not start: {log.lines()}"
         yield f"ws://127.0.0.1:{port}", log
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=15)
         sock.close()
+        for name, level in saved.items():
+            logging.getLogger(name).removeHandler(log)
+            logging.getLogger(name).setLevel(level)
 
 
+@pytest.fixture(scope="module", params=WS_IMPLEMENTATIONS)
+def live_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, RecordingLog]]:
+    log = RecordingLog()
+    with uvicorn_serving(fastapi_live(web_config(), log), request.param) as (base, _):
+        yield base, log
+
+
+def _refused(url: str, headers: dict[str, str] | None = None) -> Any:
+    """The HTTP response that refused a real client's handshake."""
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, additional_headers=headers, open_timeout=10).close()
+    return refused.value.response
+
+
+@over_every_protocol
 def test_websocket_over_uvicorn_without_token_is_refused(
     live_server: tuple[str, RecordingLog],
 ) -> None:
     base, log = live_server
     CALLS.clear()
-    with pytest.raises(InvalidStatus) as refused:
-        connect(f"{base}/customers/c-1001/live", open_timeout=10).close()
-    response = refused.value.response
+    response = _refused(f"{base}/customers/c-1001/live")
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert log.last[0].decision_id.encode() in response.body
@@ -384,6 +458,7 @@ def test_websocket_over_uvicorn_without_token_is_refused(
     assert CALLS == []
 
 
+@over_every_protocol
 def test_websocket_over_uvicorn_with_valid_token_is_accepted(
     live_server: tuple[str, RecordingLog],
 ) -> None:
@@ -394,3 +469,47 @@ def test_websocket_over_uvicorn_with_valid_token_is_accepted(
     ) as ws:
         assert '"effect":"allow"' in str(ws.recv(timeout=10))
     assert log.last[1].context["ip"] == "127.0.0.1" and CALLS == ["c-1001"]
+
+
+@over_every_protocol
+@pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
+@pytest.mark.parametrize("denial_extension", [True, False], ids=["http-response", "close-1008"])
+def test_refused_handshakes_cannot_fill_the_server_error_log(
+    ws: str, denial_extension: bool
+) -> None:
+    # Every kind of refusal, repeated, as an unauthenticated client would send them: each
+    # is a refusal, and the server logs it as one INFO line, never an ERROR or a traceback.
+    # (uvicorn's websockets-sansio protocol logged "ASGI callable returned without
+    # completing handshake." at ERROR for every denial response.)
+    log = RecordingLog()
+    config = web_config(websocket_handled_obligations={"mask"})
+    app = fastapi_live(config, log)
+    served = app if denial_extension else _without_denial_extension(app)
+    CALLS.clear()
+    with uvicorn_serving(served, ws) as (base, server_log):
+        live = f"{base}/customers/c-1001/live"
+        for _ in range(3):
+            refusals = [
+                (_refused(live), 401, "invalid_token"),
+                (_refused(live, bearer(token()[:-4] + "AAAA")), 401, "invalid_token"),
+                (_refused(f"{base}/customers/c-5150/live", bearer()), 403, "access_denied"),
+                (
+                    _refused(f"{base}/customers/c-1002/masked", bearer(amr=("pwd",))),
+                    401,
+                    "step_up_required",
+                ),
+                (_refused(f"{base}/customers/c-1001", bearer()), 403, "unmatched_route"),
+            ]
+            for response, status, code in refusals:
+                if denial_extension:
+                    assert response.status_code == status
+                    assert json.loads(response.body)["code"] == code
+                else:  # closed before accept: the server answers 403, nothing more
+                    assert response.status_code == 403 and b"decision" not in response.body
+        with connect(live, additional_headers=bearer(), open_timeout=10) as accepted:
+            assert '"effect":"allow"' in str(accepted.recv(timeout=10))
+    assert CALLS == ["c-1001"]  # only the accepted one reached the app
+    assert [entry[0].effect.value for entry in log.entries].count("allow") >= 1
+    assert server_log.lines(logging.WARNING) == []
+    refused_lines = [line for line in server_log.lines() if '"WebSocket /customers/' in line]
+    assert len(refused_lines) == 16, server_log.lines()  # 15 refusals and one accept

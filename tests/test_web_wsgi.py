@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import threading
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -16,6 +18,7 @@ from web_helpers import (
     attestation,
     bearer,
     customer_properties,
+    django_urls,
     resolve,
     rogue_key,
     shipped_pdp,
@@ -179,24 +182,11 @@ def _django_views() -> list[Any]:
 
 
 @pytest.fixture(scope="module")
-def django_handler() -> Any:
-    import django
-    from django.conf import settings
+def django_handler() -> Iterator[Any]:
+    with django_urls(_django_views()):
+        from django.core.handlers.wsgi import WSGIHandler
 
-    if not settings.configured:
-        settings.configure(
-            DEBUG=False,
-            SECRET_KEY="test-only-not-secret",
-            ALLOWED_HOSTS=["localhost", "testserver"],
-            ROOT_URLCONF=type("URLConf", (), {"urlpatterns": _django_views()}),
-            MIDDLEWARE=[],
-            INSTALLED_APPS=[],
-            USE_TZ=True,
-        )
-        django.setup()
-    from django.core.handlers.wsgi import WSGIHandler
-
-    return WSGIHandler()
+        yield WSGIHandler()
 
 
 @pytest.fixture
@@ -337,3 +327,107 @@ def test_flask_limit_on_a_response_without_a_list_is_withheld_not_released_whole
     r = client.patch("/customers/c-1001", headers=bearer(), json={})
     assert r.status_code == 500 and r.json["code"] == "obligation_failed"
     assert b"Ada Berg" not in r.data
+
+
+# --- methods: a route matches only a method every framework reads alike -----------------
+
+
+@pytest.mark.parametrize("unmatched", ["deny", "pass"])
+@pytest.mark.parametrize("method", ["get", "Get", "patch"])
+def test_lowercase_method_is_refused_not_decided_as_its_upper_case(
+    log: RecordingLog, method: str, unmatched: str
+) -> None:
+    # Flask (Werkzeug) upper-cases the method and would serve `get` as GET.
+    client = flask_app(log, unmatched=unmatched).test_client()
+    r = client.open("/customers/c-1001", method=method, headers=bearer())
+    assert r.status_code == 403 and r.get_json()["code"] == "unmatched_route"
+    _, request, _ = log.last
+    assert request.resource.type == "zerotrust:unmatched_route"
+    assert request.action.name == f"http:{method}" and request.context["method"] == method
+    assert CALLS == []
+
+
+def test_lowercase_get_cannot_reach_a_plain_wsgi_app_as_another_method(log: RecordingLog) -> None:
+    # A plain WSGI app compares the method as sent: had `get` been decided as GET (a
+    # read the agent may do), this app would have run its update for it.
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        CALLS.append(environ["REQUEST_METHOD"])
+        action = "read" if environ["REQUEST_METHOD"] == "GET" else "update"
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"action": action}).encode()]
+
+    client = Client(
+        ZeroTrustMiddleware(app, shipped_pdp(log), resolve=resolve, config=web_config())
+    )
+    r = client.open("/customers/c-1001", method="get", headers=bearer())
+    assert r.status_code == 403 and CALLS == []
+    r = client.get("/customers/c-1001", headers=bearer())
+    assert r.status_code == 200 and r.get_json() == {"action": "read"} and CALLS == ["GET"]
+
+
+def test_django_lowercase_method_is_refused_as_unmatched(
+    django_handler: Any, log: RecordingLog
+) -> None:
+    # Django upper-cases the method too: refused, even where unmatched requests pass.
+    app = ZeroTrustMiddleware(
+        django_handler, shipped_pdp(log), resolve=resolve, config=web_config(unmatched="pass")
+    )
+    r = Client(app).open("/customers/c-1001", method="get", headers=bearer())
+    assert r.status_code == 403 and r.get_json()["code"] == "unmatched_route"
+    assert CALLS == []
+
+
+# --- forwarded headers behind a real WSGI server ------------------------------------------
+
+
+def _werkzeug_server(app: Any) -> Any:
+    from werkzeug.serving import make_server
+
+    return make_server("127.0.0.1", 0, app)
+
+
+def _django_server(app: Any) -> Any:
+    from django.core.servers.basehttp import WSGIRequestHandler, WSGIServer
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = WSGIServer(("127.0.0.1", 0), Quiet)
+    server.set_app(app)
+    return server
+
+
+@pytest.mark.parametrize("serve", [_werkzeug_server, _django_server], ids=["werkzeug", "django"])
+def test_underscore_spelt_forwarded_headers_are_dropped_by_the_development_servers(
+    log: RecordingLog, serve: Any, django_handler: Any
+) -> None:
+    # Under WSGI `X_Forwarded_For` and `X-Forwarded-For` are one environ key, and a
+    # server that keeps both joins them, so a client could choose its address through a
+    # trusted proxy that forwards the first. Flask's and Django's development servers
+    # drop header names with an underscore (as gunicorn >= 22 and waitress do), so the
+    # proxy's value is the one decided on; docs/integration.md lists who drops them.
+    app = flask_app(log, trusted_proxies=["127.0.0.1/32"], country_header="cf-ipcountry")
+    server = serve(app.wsgi_app)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
+        connection.putrequest("GET", "/customers/c-1001")
+        for name, value in [
+            *bearer().items(),
+            ("X-Forwarded-For", "198.51.100.7"),
+            ("CF-IPCountry", "US"),
+            ("X_Forwarded_For", "10.9.8.7"),
+            ("CF_IPCountry", "DE"),
+        ]:
+            connection.putheader(name, value)
+        connection.endheaders()
+        connection.getresponse().read()  # refused or not: what was decided on counts
+        connection.close()
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+    _, request, _ = log.last
+    assert request.context["ip"] == "198.51.100.7" and request.context["country"] == "US"

@@ -5,10 +5,11 @@ Keys are generated per test session with ``cryptography``; tokens are signed wit
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +209,25 @@ def web_config(**over: Any) -> WebConfig:
     }
     options.update(over)
     return WebConfig(**options)
+
+
+@contextlib.contextmanager
+def django_urls(urlpatterns: list[Any]) -> Iterator[None]:
+    """Django, configured once per process, routing to ``urlpatterns`` inside the block."""
+    import django
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    if not settings.configured:
+        settings.configure(
+            DEBUG=False,
+            SECRET_KEY="test-only-not-secret",
+            ALLOWED_HOSTS=["localhost", "testserver"],
+            ROOT_URLCONF=type("NoURLs", (), {"urlpatterns": []}),
+            MIDDLEWARE=[],
+            INSTALLED_APPS=[],
+            USE_TZ=True,
+        )
+        django.setup()
+    with override_settings(ROOT_URLCONF=type("URLConf", (), {"urlpatterns": urlpatterns})):
+        yield

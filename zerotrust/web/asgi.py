@@ -34,7 +34,13 @@ from zerotrust.web._pep import (
     rewrite_json,
 )
 from zerotrust.web.errors import NoDecisionError, UnsupportedScopeError
-from zerotrust.web.http import HttpRequest, Resolver, WebConfig, checked_target
+from zerotrust.web.http import (
+    HttpRequest,
+    Resolver,
+    WebConfig,
+    checked_target,
+    routable_method,
+)
 from zerotrust.web.obligations import ObligationPlan
 
 __all__ = ["ZeroTrustMiddleware", "access_request_of", "decision_of"]
@@ -46,6 +52,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _DECIDED = ("http", "websocket")
+_UVICORN_SANSIO = "uvicorn.protocols.websockets.websockets_sansio_impl"
 
 
 class ZeroTrustMiddleware:
@@ -89,11 +96,12 @@ class ZeroTrustMiddleware:
             )
         gate = self._gate
         http = _http_request(scope)
-        found = gate.resolve(http)
+        routable = routable_method(http.method)
+        found = gate.resolve(http) if routable else None
         if inspect.isawaitable(found):
             found = await found
         target = checked_target(found)
-        if target is None and gate.config.unmatched == "pass":
+        if target is None and routable and gate.config.unmatched == "pass":
             await self.app(scope, receive, send)
             return
         if gate.would_block(http):
@@ -205,12 +213,39 @@ async def _refuse(scope: Scope, send: Send, reply: Reply) -> None:
             }
         )
         await send({"type": "websocket.http.response.body", "body": reply.body})
+        _settle_denial(send)
         return
     # RFC 6455 section 7.4.1: 1008 is "policy violation"; a reason is at most 123 bytes.
     reason = reply.code or "refused"
     if reply.decision_id is not None:
         reason = f"{reason} (decision {reply.decision_id})"
     await send({"type": "websocket.close", "code": 1008, "reason": reason[:123]})
+
+
+def _settle_denial(send: Send) -> None:
+    """Work around uvicorn's websockets-sansio protocol logging every denial at ERROR.
+
+    That protocol (uvicorn's default WebSocket implementation from 0.50 on, at least
+    through 0.54) writes a denial response and closes the connection, but leaves the
+    handshake marked incomplete, so when the app returns it logs ``ASGI callable returned
+    without completing handshake.`` at ERROR: one line per refused handshake, for any
+    client to provoke. Our messages are what the ASGI denial-response extension asks
+    for; uvicorn's wsproto and legacy websockets protocols log nothing. This marks the
+    handshake complete as the pending upstream fix (Kludex/uvicorn#3138) and the wsproto
+    protocol do, and only in the state that fix covers: the response written, the
+    connection closing, the handshake still unmarked. The refusal is then already on the
+    wire: nothing here can accept the connection or reach the app. Any other server, a
+    fixed uvicorn, or a ``send`` wrapped by another middleware is left alone.
+    """
+    server: Any = getattr(send, "__self__", None)
+    if type(server).__module__ != _UVICORN_SANSIO:
+        return
+    if (
+        getattr(server, "initial_response", None) is not None
+        and getattr(server, "close_sent", None) is True
+        and getattr(server, "handshake_complete", None) is False
+    ):
+        server.handshake_complete = True
 
 
 def _raw_headers(reply: Reply) -> list[tuple[bytes, bytes]]:

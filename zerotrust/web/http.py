@@ -36,6 +36,7 @@ __all__ = [
     "checked_target",
     "client_ip",
     "peer_is_trusted",
+    "routable_method",
 ]
 
 
@@ -307,3 +308,15 @@ def checked_target(found: object) -> Target | None:
     if inspect.iscoroutine(found):
         found.close()  # never run, and no "was never awaited" warning later
     raise WebConfigError(f"a resolver must return a Target or None, not a {type(found).__name__}")
+
+
+def routable_method(method: str) -> bool:
+    """Whether every framework reads ``method`` as the same method, so a route may match it.
+
+    Methods are case-sensitive (RFC 9110 section 9.1) and every registered one is upper
+    case. One in any other case is read differently by each framework: Starlette routes
+    ``get`` to no handler, while Werkzeug and Django upper-case it and serve ``GET``. The
+    middleware therefore matches such a request with no route, and never lets it pass
+    undecided (``unmatched="pass"``) to an app that may serve it as ``GET``.
+    """
+    return method == method.upper()

@@ -6,6 +6,11 @@
 
 The decision is in ``environ["zerotrust.decision"]`` (Flask: ``request.environ``,
 Django: ``request.META``); :func:`decision_of` fetches it from any of those.
+
+With ``trusted_proxies``, the server or the proxy must drop header names with an
+underscore: the environ has one key for ``X-Forwarded-For`` and ``X_Forwarded_For``, so
+a server that keeps both hands the app a value partly chosen by the client, and nothing
+in the environ shows it (docs/integration.md, "Trusting proxies", lists who drops them).
 """
 
 from __future__ import annotations
@@ -21,7 +26,13 @@ from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.request import AccessRequest
 from zerotrust.web._pep import CURRENT_REQUEST, Gate, Reply, rewrite_json
 from zerotrust.web.errors import NoDecisionError, WebConfigError
-from zerotrust.web.http import HttpRequest, Resolver, WebConfig, checked_target
+from zerotrust.web.http import (
+    HttpRequest,
+    Resolver,
+    WebConfig,
+    checked_target,
+    routable_method,
+)
 from zerotrust.web.obligations import ObligationPlan
 
 __all__ = [
@@ -59,17 +70,15 @@ class ZeroTrustMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         gate = self._gate
-        http, readable = _http_request(environ)
-        # A path that is not UTF-8 matches no route: Werkzeug reads its bad bytes as
-        # U+FFFD, Django re-escapes them, so no one id is what every app would serve.
-        found = gate.resolve(http) if readable else None
+        http, routable = _http_request(environ)
+        found = gate.resolve(http) if routable else None
         if inspect.isawaitable(found):
             close = getattr(found, "close", None)
             if close is not None:
                 close()
             raise WebConfigError("an async resolver cannot be used with the WSGI middleware")
         target = checked_target(found)
-        if target is None and readable and gate.config.unmatched == "pass":
+        if target is None and routable and gate.config.unmatched == "pass":
             return self.app(environ, start_response)
         prepared = gate.prepare(http, target, gate.identify(http))
         if isinstance(prepared, Reply):
@@ -168,7 +177,12 @@ def _environ(request: Any) -> Mapping[str, Any]:
 
 
 def _http_request(environ: Mapping[str, Any]) -> tuple[HttpRequest, bool]:
-    """The request, and whether its path is readable (valid UTF-8)."""
+    """The request, and whether a route may match it: frameworks read it all alike.
+
+    A path that is not UTF-8 is not: Werkzeug reads its bad bytes as U+FFFD, Django
+    re-escapes them, so no one id is what every app would serve. Neither is a method
+    that is not upper case (:func:`~zerotrust.web.http.routable_method`).
+    """
     headers: dict[str, str] = {}
     for key, value in environ.items():
         if key.startswith("HTTP_"):
@@ -176,25 +190,26 @@ def _http_request(environ: Mapping[str, Any]) -> tuple[HttpRequest, bool]:
         elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
             headers[key.replace("_", "-").lower()] = value
     path = environ.get("PATH_INFO", "")
-    readable = True
+    method = environ.get("REQUEST_METHOD", "GET")
+    routable = routable_method(method)
     # PEP 3333 carries the raw bytes as latin-1; routers match the UTF-8 text.
     if not path.isascii() and max(map(ord, path)) < 256:
         raw = path.encode("latin-1")
         try:
             path = raw.decode("utf-8")
         except UnicodeDecodeError:
-            path, readable = raw.decode("utf-8", "replace"), False
+            path, routable = raw.decode("utf-8", "replace"), False
     # Werkzeug routes "//customers/1" as "/customers/1": decide on what the app serves
     # (Django, which does not, answers 404 there, so deciding on more is safe).
     path = "/" + path.lstrip("/")
     http = HttpRequest(
-        method=environ.get("REQUEST_METHOD", "GET").upper(),
+        method=method,
         path=path,
         headers=headers,
         peer=environ.get("REMOTE_ADDR") or None,
         query_string=environ.get("QUERY_STRING", ""),
     )
-    return http, readable
+    return http, routable
 
 
 def _reply(start_response: StartResponse, reply: Reply) -> Iterator[bytes]:
