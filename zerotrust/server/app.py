@@ -195,7 +195,9 @@ class _Slot:
         self._lock = threading.Lock()
         self._state = "held"  # -> "running" (a worker has it) -> "free"
 
-    def run(self, operation: Callable[[], dict[str, Any]], deadline: float) -> dict[str, Any] | None:
+    def run(
+        self, operation: Callable[[], dict[str, Any]], deadline: float
+    ) -> dict[str, Any] | None:
         """In a worker thread: ``operation()`` once a running place is free, or None
         (nothing run) if the deadline passes first or the request already gave up."""
         if not self._slots.running.acquire(timeout=max(0.0, deadline - time.monotonic())):
@@ -344,6 +346,7 @@ class _Api:
         if isinstance(header_token, Response):
             return header_token
         meta = {"api": "authzen", "endpoint": endpoint, "request_id": request_id}
+
         def decide() -> dict[str, Any]:
             return operation(document, deadline, meta, header_token)
 

@@ -122,9 +122,9 @@ class DeviceConfig:
         problems += _check_strings(self.audiences, "identity.device.audience", allow_empty=True)
         if not _positive(self.max_age):
             problems.append(
-            "identity.device.max_age_seconds must be a positive number"
-            + _text_hint(self.max_age)
-        )
+                "identity.device.max_age_seconds must be a positive number"
+                + _text_hint(self.max_age)
+            )
         problems += _check_name(self.subject_claim, "identity.device.subject_claim")
         if problems:
             raise ServerConfigError(problems)
