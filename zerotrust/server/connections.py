@@ -45,9 +45,7 @@ _SMALLEST_BACKLOG = 8
 #: File descriptors kept for the process's own files (standard streams, the event
 #: loop, listening sockets, the decision log, policy reloads, JWKS fetches).
 _RESERVED_FILES = 64
-#: Connections the server needs at the least; a lower open-file limit refuses to start.
-_MIN_CONNECTIONS = 16
-#: The lowest open-file limit that leaves room for ``_MIN_CONNECTIONS``.
+#: The lowest open-file limit to serve with (it leaves room for 40 connections).
 MIN_OPEN_FILES = 128
 #: When the soft limit has no hard limit above it: as high as Linux goes by default.
 _UNLIMITED_TARGET = 1 << 20
@@ -82,11 +80,10 @@ def capacity(open_files: int | None, wanted: int) -> tuple[int, int] | None:
     """
     if open_files is None:
         return wanted, _LARGEST_BACKLOG
-    backlog = min(_LARGEST_BACKLOG, max(_SMALLEST_BACKLOG, open_files // 16))
-    room = open_files - _RESERVED_FILES - 3 * backlog
-    if room < _MIN_CONNECTIONS:
+    if open_files < MIN_OPEN_FILES:
         return None
-    return min(wanted, room), backlog
+    backlog = min(_LARGEST_BACKLOG, max(_SMALLEST_BACKLOG, open_files // 16))
+    return min(wanted, open_files - _RESERVED_FILES - 3 * backlog), backlog
 
 
 class _Window:
