@@ -208,6 +208,14 @@ def make_server(
         backlog=backlog,  # also how many connections asyncio accepts in one go
         **options,
     )
+    if limit < config.max_connections:  # logged now: uvicorn.Config set up logging
+        logging.getLogger("zerotrust.server").warning(
+            "the open-file limit (%s) allows %d open connections, fewer than "
+            "max_connections (%d): raise the hard limit (ulimit -Hn, LimitNOFILE=)",
+            open_files,
+            limit,
+            config.max_connections,
+        )
     return _Server(uvicorn_config)
 
 
