@@ -2823,3 +2823,78 @@ def unroutable_methods() -> st.SearchStrategy[str]:
     (``get``, ``pAtCh``), or any RFC 9110 token with a lower-case letter in it."""
     token = st.from_regex(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,12}", fullmatch=True)
     return (_mixed_case() | token).filter(lambda method: method != method.upper())
+
+
+# === server (round 3): bearer secrets, connection floods, decisions that overrun =========
+# For tests/test_server_config.py and tests/test_server_connections.py.
+
+__all__ += [
+    "B64TOKEN_CHARS",
+    "ConnectionEvent",
+    "Overrun",
+    "bearer_secret_candidates",
+    "connection_events",
+    "decision_overruns",
+]
+
+#: RFC 6750 section 2.1 b64token characters (before the optional "=" padding).
+B64TOKEN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
+
+
+@st.composite
+def bearer_secret_candidates(draw: st.DrawFn) -> str:
+    """Strings a config may hold as a bearer secret: valid tokens (with padding),
+    tokens with one character no HTTP client sends as is (non-ASCII, a space, a
+    quote, a control character, "=" before the end), too short ones, and any text."""
+    token = draw(st.text(B64TOKEN_CHARS, min_size=1, max_size=40))
+    token += "=" * draw(st.integers(0, 2))
+    bad = draw(
+        st.sampled_from(["ä", "é", "€", "\u00a0", " ", "\t", '"', ",", "\\", "\x00", "\x7f"])
+        | st.characters(min_codepoint=0x80, exclude_categories=["Cs"])
+        | st.just("=")
+    )
+    spot = draw(st.integers(0, len(token)))
+    damaged = token[:spot] + bad + token[spot:]
+    if bad == "=" and spot >= len(token.rstrip("=")):
+        damaged = "=" + token  # padding in front is never valid
+    return draw(st.sampled_from([token, damaged]) | st.text(max_size=40))
+
+
+@attrs.frozen
+class ConnectionEvent:
+    """One step of a connection flood: ``open`` a new connection; ``start`` or ``end``
+    a request on the connection ``index`` (modulo those open); ``close`` it."""
+
+    kind: str
+    index: int
+
+
+def connection_events() -> st.SearchStrategy[list[ConnectionEvent]]:
+    kinds = st.sampled_from(["open", "open", "open", "start", "end", "close"])
+    event = st.builds(ConnectionEvent, kinds, st.integers(0, 1000))
+    return st.lists(event, max_size=80)
+
+
+@attrs.frozen
+class Overrun:
+    """Requests whose decisions take ``durations`` seconds (each, in arrival order),
+    sent together to a server with ``timeout``, ``in_flight`` places and ``threads``
+    decision threads."""
+
+    durations: tuple[float, ...]
+    timeout: float
+    in_flight: int
+    threads: int
+
+
+@st.composite
+def decision_overruns(draw: st.DrawFn) -> Overrun:
+    timeout = draw(st.sampled_from([0.05, 0.1, 0.2]))
+    durations = draw(
+        st.lists(
+            st.sampled_from([0.0, 0.01, timeout / 2, timeout * 1.5, timeout * 3]),
+            min_size=1,
+            max_size=12,
+        )
+    )
+    return Overrun(tuple(durations), timeout, draw(st.integers(1, 8)), draw(st.integers(1, 3)))

@@ -370,7 +370,7 @@ def test_serve_on_an_address_it_cannot_bind_is_one_line_exit_2(
         ("bearer_secrets: [\n  - x\n", "server.yaml:2:3: invalid YAML"),  # a multi-line reason
         ("bearer_secrets: [short]\n", "at least 16 characters"),
         (f"bearer_secrets: [{SECRET}]\nmax_requests_in_flight: 0\n", "max_requests_in_flight"),
-        (f"bearer_secrets: [{SECRET}]\ndecision_log: .\n", "cannot open the decision log"),
+        (f"bearer_secrets: [{SECRET}]\ndecision_log: .\n", "cannot open decision log"),
     ],
     ids=["missing", "bad-yaml", "short-secret", "in-flight-0", "log-is-a-directory"],
 )

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from starlette.testclient import TestClient
+from strategies import bearer_secret_candidates
 
+from zerotrust import PolicyDecisionPoint
 from zerotrust.cli import main
-from zerotrust.server import ServerConfig, ServerConfigError, load_config
+from zerotrust.server import ServerConfig, ServerConfigError, create_app, load_config
 from zerotrust.server.entities import load_entities
-from zerotrust.server.runner import build_config, is_loopback_host
+from zerotrust.server.runner import ListenError, address, build_config, is_loopback_host, listen
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "config-secret-0123456789"
+ALLOW_ALL = "policy: everything\nrules:\n  - {id: allow-all, effect: allow}\n"
+REQUEST = {
+    "subject": {"type": "user", "id": "alice"},
+    "action": {"name": "read"},
+    "resource": {"type": "record", "id": "r1"},
+}
 
 
 def test_defaults_are_safe() -> None:
@@ -179,3 +191,107 @@ def test_import_zerotrust_does_not_import_the_server() -> None:
     code = "import sys, zerotrust, zerotrust.cli; print('zerotrust.server' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- what reaches a header or a socket is checked where it enters ------------------------
+
+
+def test_non_ascii_bearer_secret_is_refused_at_load(tmp_path: Path) -> None:
+    """No HTTP client sends "ä" the way the server would compare it: a UTF-8 client got
+    401 with the secret it was given. The message never shows the secret."""
+    file = tmp_path / "server.yaml"
+    file.write_text("bearer_secrets: [geheimnis-äöü-0123456789]\n", encoding="utf-8")
+    with pytest.raises(ServerConfigError, match="must be an RFC 6750 token") as info:
+        load_config(file)
+    assert "geheimnis" not in str(info.value) and "ä" not in str(info.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(secret=bearer_secret_candidates())
+def test_a_secret_loads_exactly_when_a_client_can_send_it(secret: str) -> None:
+    """RFC 6750 section 2.1 b64token, at least 16 characters: what loads authenticates a
+    real HTTP client sending it as is; what does not is refused without being shown."""
+    usable = len(secret) >= 16 and re.fullmatch(r"[A-Za-z0-9\-._~+/]+=*", secret) is not None
+    try:
+        config = ServerConfig(bearer_secrets=(secret,))
+    except ServerConfigError as exc:
+        assert not usable
+        (problem,) = exc.problems  # one fixed text: the secret is never in it
+        assert problem.startswith("bearer secret #1 must be ")
+        assert problem.endswith(("at least 16 characters", "no whitespace or other characters"))
+        return
+    assert usable
+    app = create_app(PolicyDecisionPoint.from_texts({"p.yaml": ALLOW_ALL}), config=config)
+    with TestClient(app) as client:
+        answer = client.post(
+            "/access/v1/evaluation",
+            json=REQUEST,
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+    assert answer.status_code == 200 and answer.json()["decision"] is True
+
+
+@pytest.mark.parametrize(
+    ("line", "hint"),
+    [
+        ("request_timeout_seconds: 1.0e308", "YAML 1.1 reads 1.0e308 as text)"),
+        ("request_timeout_seconds: 5e0", "YAML 1.1 reads 5e0 as text: write 5)"),
+        ("max_body_bytes: 1e6", "YAML 1.1 reads 1e6 as text: write 1000000)"),
+        ("max_connections: 1E3", "YAML 1.1 reads 1E3 as text: write 1000)"),
+    ],
+)
+def test_exponent_number_read_as_text_by_yaml_1_1_says_so(
+    tmp_path: Path, line: str, hint: str
+) -> None:
+    file = tmp_path / "server.yaml"
+    file.write_text(f"bearer_secrets: [{SECRET}]\n{line}\n", encoding="utf-8")
+    with pytest.raises(ServerConfigError) as info:
+        load_config(file)
+    assert str(info.value).endswith(hint)
+
+
+@pytest.mark.parametrize("timeout", [1e308, 3601, 0, -1, float("inf")])
+def test_request_timeout_that_protects_nothing_is_refused(tmp_path: Path, timeout: float) -> None:
+    """A deadline of 1e308 s (JSON reads it as a number) is no deadline: at most an hour."""
+    file = tmp_path / "server.json"
+    file.write_text(
+        json.dumps({"bearer_secrets": [SECRET], "request_timeout_seconds": timeout}),
+        encoding="utf-8",
+    )
+    if timeout == float("inf"):
+        with pytest.raises(ServerConfigError, match="NaN and infinity are not allowed"):
+            load_config(file)
+        return
+    with pytest.raises(ServerConfigError, match="above 0 and at most 3600"):
+        load_config(file)
+    assert load_config(file, request_timeout=3600).request_timeout == 3600
+
+
+@pytest.mark.parametrize("host", ["[::1", "::1]", "[localhost]", "[127.0.0.1]", "[[::1]]"])
+def test_host_with_stray_brackets_is_refused_as_written(host: str) -> None:
+    with pytest.raises(ListenError) as info:
+        listen(host, 0)
+    message = str(info.value)
+    assert message.startswith(f"cannot listen on {host!r}: brackets go around an IPv6")
+    assert "[[" not in message.replace(repr(host), "")
+
+
+def test_bracketed_ipv6_host_is_listened_on() -> None:
+    try:
+        sockets = listen("[::1]", 0)
+    except ListenError as exc:  # a machine without IPv6 loopback
+        pytest.skip(str(exc))
+    for sock in sockets:
+        sock.close()
+    assert address("[::1]", 8080) == "[::1]:8080" == address("::1", 8080)
+
+
+def test_decision_log_that_cannot_be_opened_is_named_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text(f"bearer_secrets: [{SECRET}]\ndecision_log: {tmp_path}\n")
+    assert main(serve_args("--config", str(config))) == 2
+    err = capsys.readouterr().err
+    assert err.count("decision log") == 1 and err.count(str(tmp_path)) == 1, err
+    assert err.startswith(f"zerotrust serve: cannot open decision log {tmp_path}: ")

@@ -24,9 +24,10 @@ import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import UploadPlan, upload_plans
+from strategies import Overrun, UploadPlan, decision_overruns, upload_plans
 
 from zerotrust import PolicyDecisionPoint
+from zerotrust.audit import DecisionLog
 from zerotrust.server import ServerConfig, ServerConfigError, create_app
 from zerotrust.server.runner import listen, make_server
 
@@ -79,11 +80,13 @@ class Logs(logging.Handler):
 class Live:
     """``zerotrust serve``'s uvicorn in a thread, on a port of its own."""
 
-    def __init__(self, **config: Any) -> None:
+    def __init__(
+        self, *, policy: str = ALLOW_ALL, decision_log: DecisionLog | None = None, **config: Any
+    ) -> None:
         config.setdefault("bearer_secrets", (SECRET,))
         config.setdefault("request_timeout", TIMEOUT)
         server_config = ServerConfig(**config)
-        pdp = PolicyDecisionPoint.from_texts({"p.yaml": ALLOW_ALL})
+        pdp = PolicyDecisionPoint.from_texts({"p.yaml": policy}, decision_log=decision_log)
         self._sockets = listen("127.0.0.1", 0)
         self.port = self._sockets[0].getsockname()[1]
         self._server = make_server(create_app(pdp, config=server_config), server_config)
@@ -291,6 +294,258 @@ def test_requests_beyond_the_in_flight_bound_get_503_with_retry_after() -> None:
             answer = response(sock)
             assert answer is not None and answer[0] == 200
     assert logs.errors() == []
+
+
+# --- decisions that overrun their deadline ---------------------------------------------
+
+
+class Gate:
+    """A decision log that holds every decision inside the PDP until ``opened`` is set:
+    a decision as slow as the test wants, run by the real PDP in the server's thread."""
+
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+        self._lock = threading.Lock()
+        self.started = 0
+        self.done = 0
+        self.running = 0
+        self.most = 0
+
+    def emit(self, decision: Any, request: Any, extra: Any) -> None:
+        with self._lock:
+            self.started += 1
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            self.opened.wait(10)
+        finally:
+            with self._lock:
+                self.running -= 1
+                self.done += 1
+
+    def wait_done(self, count: int) -> None:
+        deadline = time.monotonic() + 10
+        while self.done < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert self.done == count
+
+
+def answered_by(live: Live, status: int, within: float = 2.0) -> tuple[int, dict[str, str], bytes]:
+    """Send a request until it is answered ``status`` (slots are freed just after)."""
+    deadline = time.monotonic() + within
+    while True:
+        with live.connect() as sock:
+            sock.sendall(request())
+            answer = response(sock)
+        assert answer is not None
+        if answer[0] == status or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.02)
+
+
+def test_decision_abandoned_at_its_deadline_keeps_its_in_flight_place() -> None:
+    """The deadline answers 503 on time, but the thread still runs the decision: its
+    place stays taken, so no more than max_requests_in_flight decisions ever run."""
+    gate = Gate()
+    with Logs() as logs, Live(decision_log=gate, max_requests_in_flight=2) as live:
+        held = [live.connect() for _ in range(2)]
+        try:
+            for sock in held:
+                sock.sendall(request())
+            for sock in held:
+                answer = response(sock)
+                assert answer is not None and answer[0] == 503
+                assert b"longer than the configured timeout" in answer[2]
+            assert gate.running == 2  # both still deciding, nobody waiting for them
+            with live.connect() as sock:
+                sock.sendall(request())
+                busy = response(sock)
+            assert busy is not None and busy[0] == 503 and busy[1]["retry-after"] == "1"
+            assert b"too many requests in flight" in busy[2]
+        finally:
+            for sock in held:
+                sock.close()
+        gate.opened.set()
+        gate.wait_done(2)
+        assert answered_by(live, 200)[0] == 200  # and the places come back
+    assert gate.most == 2
+    assert logs.errors() == []
+
+
+def test_decisions_waiting_for_a_thread_never_run_after_their_deadline() -> None:
+    gate = Gate()
+    with Live(decision_log=gate, max_requests_in_flight=8, decision_threads=1) as live:
+        socks = [live.connect() for _ in range(3)]
+        started = time.monotonic()
+        for sock in socks:
+            sock.sendall(request())
+        for sock in socks:
+            answer = response(sock)
+            assert answer is not None and answer[0] == 503
+            sock.close()
+        assert within_timeout(time.monotonic() - started)
+        assert gate.started == 1  # one thread: the two others waited
+        gate.opened.set()
+        gate.wait_done(1)
+        time.sleep(0.3)
+        assert gate.started == 1  # ...and, past their deadline, were never run
+        assert answered_by(live, 200)[0] == 200
+    assert gate.most == 1
+
+
+SLOW = """policy: slow
+rules:
+  - id: quadratic
+    effect: deny
+    when: "context.items.exists(x, context.items.exists(y, x == y && x < 0))"
+  - {id: allow, effect: allow}
+"""
+
+
+def slow_request(items: int) -> bytes:
+    body = json.loads(VALID)
+    body["context"] = {"items": list(range(items))}
+    return request(json.dumps(body).encode())
+
+
+def healthz(live: Live) -> float:
+    started = time.monotonic()
+    with live.connect() as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: pdp\r\nConnection: close\r\n\r\n")
+        answer = response(sock)
+    assert answer is not None and answer[0] == 200
+    return time.monotonic() - started
+
+
+def test_runaway_decisions_leave_healthz_fast_and_every_request_answered() -> None:
+    """Decisions that burn CPU long past their deadline (the GIL is shared with the
+    event loop): a few threads run them, so /healthz stays fast and each request is
+    answered (503) on time instead of its connection being cut."""
+    body = slow_request(2000)  # about 0.6 s of CPU each; the timeout is 0.5 s
+    with Logs() as logs, Live(policy=SLOW, max_requests_in_flight=8) as live:
+        socks: list[socket.socket] = []
+        waits = []
+        for _ in range(3):  # waves, as clients retry
+            wave = [live.connect() for _ in range(8)]
+            for sock in wave:
+                sock.sendall(body)
+            socks += wave
+            time.sleep(0.3)
+            waits.append(healthz(live))
+            time.sleep(0.3)
+        statuses = []
+        for sock in socks:
+            answer = response(sock)
+            statuses.append(None if answer is None else answer[0])
+            sock.close()
+    assert statuses == [503] * len(socks)
+    assert max(waits) < 1.0, waits
+    assert logs.errors() == []
+
+
+# --- the property: any mix of overrunning decisions, through the ASGI app -------------
+
+
+class Sleeper:
+    """A decision log that makes each decision take the time its request id names."""
+
+    def __init__(self, durations: tuple[float, ...]) -> None:
+        self._durations = durations
+        self._lock = threading.Lock()
+        self.running = 0
+        self.most = 0
+
+    def emit(self, decision: Any, request: Any, extra: Any) -> None:
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            rid = extra["request_id"]
+            time.sleep(self._durations[int(rid[1:])] if rid.startswith("r") else 0)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+async def call(app: Any, request_id: str) -> tuple[int, float]:
+    """One evaluation through ``app``: its status and how long the answer took."""
+    sent: list[dict[str, Any]] = []
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": VALID, "more_body": False}
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/access/v1/evaluation",
+        "raw_path": b"/access/v1/evaluation",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"pdp"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {SECRET}".encode()),
+            (b"x-request-id", request_id.encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+    }
+    started = time.monotonic()
+    with anyio.fail_after(5):
+        await app(scope, receive, send)
+    return sent[0]["status"], time.monotonic() - started
+
+
+async def overrun(app: Any, count: int, prefix: str = "r") -> list[tuple[int, float]]:
+    """``count`` requests at once, with ids ``{prefix}{index}``."""
+    results: list[tuple[int, float]] = [(0, 0.0)] * count
+
+    async def one(index: int) -> None:
+        results[index] = await call(app, f"{prefix}{index}")
+
+    async with anyio.create_task_group() as group:
+        for index in range(count):
+            group.start_soon(one, index)
+    return results
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=decision_overruns())
+def test_any_overrun_keeps_the_bounds_and_answers_every_request_on_time(plan: Overrun) -> None:
+    sleeper = Sleeper(plan.durations)
+    pdp = PolicyDecisionPoint.from_texts({"p.yaml": ALLOW_ALL}, decision_log=sleeper)
+    config = ServerConfig(
+        bearer_secrets=(SECRET,),
+        request_timeout=plan.timeout,
+        max_requests_in_flight=plan.in_flight,
+        decision_threads=plan.threads,
+    )
+    app = create_app(pdp, config=config)
+    results = asyncio.run(overrun(app, len(plan.durations)))
+    for status, elapsed in results:
+        assert status in (200, 503)
+        assert elapsed <= plan.timeout + MARGIN
+    assert sleeper.most <= plan.threads
+    # Every place comes back once the stragglers end: a full house of quick decisions
+    # is then served whole.
+    deadline = time.monotonic() + 5
+    while sleeper.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    quick = asyncio.run(overrun(app, plan.in_flight, prefix="q"))  # "q": no sleep
+    assert [status for status, _ in quick] == [200] * plan.in_flight
 
 
 # --- clients that go away -------------------------------------------------------------

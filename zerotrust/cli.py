@@ -217,7 +217,13 @@ def _serve(args: argparse.Namespace) -> int:
     try:  # imported here: `import zerotrust` must not need the server extra
         from zerotrust.server import create_app
         from zerotrust.server.identity import build_identity
-        from zerotrust.server.runner import address, build_config, listen, serve
+        from zerotrust.server.runner import (
+            address,
+            build_config,
+            listen,
+            logging_config,
+            make_server,
+        )
     except ImportError as exc:
         print(
             f"zerotrust serve: needs the server extra ({exc}): pip install 'zerotrust[server]'",
@@ -231,34 +237,29 @@ def _serve(args: argparse.Namespace) -> int:
         )
         identity = build_identity(config.identity) if config.identity is not None else None
         if config.decision_log:
-            try:
-                log = JsonLinesLog(config.decision_log)
-            except OSError as exc:
-                reason = exc.strerror or str(exc)
-                print(
-                    f"zerotrust serve: cannot open the decision log {config.decision_log}: "
-                    f"{reason[:1].lower() + reason[1:]}",
-                    file=sys.stderr,
-                )
-                return EXIT_USAGE
+            log = JsonLinesLog(config.decision_log)  # DecisionLogError names the file
         pdp = PolicyDecisionPoint.from_path(args.policies, decision_log=log, identity=identity)
         app = create_app(pdp, config=config)  # checks the entities: still before binding
+        server = make_server(app, config, log_config=logging_config())
         sockets = listen(args.host, args.port)
         print(
             f"zerotrust serve: listening on http://{address(args.host, args.port)}, "
             f"policy revision {pdp.revision}",
             file=sys.stderr,
         )
-        serve(app, config, sockets)
+        server.run(sockets=sockets)
     except PolicyError:
         raise  # exit 1 with the diagnostics, as `validate`
     except (ZeroTrustError, OSError) as exc:
-        # ServerConfigError, ListenError, identity set-up: one line, whatever the cause.
+        # ServerConfigError, ListenError, DecisionLogError, identity set-up: one line.
         print(f"zerotrust serve: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USAGE
     finally:
         if log is not None:
-            log.close()
+            try:
+                log.close()
+            except ZeroTrustError as exc:  # the last lines may be lost: say so, once
+                print(f"zerotrust serve: {' '.join(str(exc).split())}", file=sys.stderr)
     return EXIT_OK
 
 

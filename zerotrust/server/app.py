@@ -6,7 +6,10 @@ Order of checks on an API call, cheapest and least revealing first: refuse beyon
 worker thread. One deadline, ``request_timeout`` from the moment the app gets the
 request, covers reading the body (408 when it is still arriving) and deciding (503).
 The event loop never runs a policy, so ``/healthz`` and ``/metrics`` answer while
-decisions are slow. A client that goes away is one short INFO line, never an error.
+decisions are slow. A decision cannot be stopped once its thread runs it, so a request
+that timed out keeps its place in ``max_requests_in_flight`` until the thread ends: the
+bound counts the decisions running, not only the requests waiting. A client that goes
+away is one short INFO line, never an error.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -154,12 +158,80 @@ class _Edge:
         await self.app(scope, receive, send_with_id)
 
 
+class _Slots:
+    """Places for requests in flight, and the few worker threads that may run decisions.
+
+    A place is taken on the event loop and given back from any thread. Decisions run
+    at most ``running`` at a time: each extra thread running Python code takes turns
+    with the event loop for the GIL, so many would slow ``/healthz`` and every answer
+    (and more threads decide no faster). The others wait, holding their place, and are
+    never run once their deadline has passed.
+    """
+
+    def __init__(self, size: int, running: int) -> None:
+        self._free = size
+        self._lock = threading.Lock()
+        self.running = threading.BoundedSemaphore(running)
+
+    def take(self) -> _Slot | None:
+        with self._lock:
+            if self._free <= 0:
+                return None
+            self._free -= 1
+        return _Slot(self)
+
+    def give(self) -> None:
+        with self._lock:
+            self._free += 1
+
+
+class _Slot:
+    """One request's place, given back exactly once: by the request if its decision
+    never started, else by the worker thread when the decision ends, even if the
+    request stopped waiting for it at the deadline."""
+
+    def __init__(self, slots: _Slots) -> None:
+        self._slots = slots
+        self._lock = threading.Lock()
+        self._state = "held"  # -> "running" (a worker has it) -> "free"
+
+    def run(
+        self, operation: Callable[[], dict[str, Any]], deadline: float
+    ) -> dict[str, Any] | None:
+        """In a worker thread: ``operation()`` once a running place is free, or None
+        (nothing run) if the deadline passes first or the request already gave up."""
+        if not self._slots.running.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            return None
+        try:
+            with self._lock:
+                if self._state != "held":
+                    return None
+                self._state = "running"
+            try:
+                return operation()
+            finally:
+                with self._lock:
+                    self._state = "free"
+                self._slots.give()
+        finally:
+            self._slots.running.release()
+
+    def release(self) -> None:
+        """On the event loop, when the request ends: give the place back unless a
+        worker is running its decision (the worker gives it back then)."""
+        with self._lock:
+            if self._state != "held":
+                return
+            self._state = "free"
+        self._slots.give()
+
+
 class _Api:
     def __init__(self, service: Service, config: ServerConfig, metrics: Metrics) -> None:
         self._service = service
         self._config = config
         self._metrics = metrics
-        self._in_flight = 0  # only touched on the event loop: no lock needed
+        self._slots = _Slots(config.max_requests_in_flight, config.decision_threads)
         # Compare digests, not the secrets, so the comparison time does not reveal length.
         self._digests = tuple(hashlib.sha256(s.encode()).digest() for s in config.bearer_secrets)
 
@@ -220,20 +292,22 @@ class _Api:
 
     async def _call(self, request: Request, endpoint: str, operation: _Operation) -> Response:
         started = time.perf_counter()
-        if self._in_flight >= self._config.max_requests_in_flight:
+        slot = self._slots.take()
+        if slot is None:
             # Before anything else, the body above all: refusing must cost nothing.
             response = _error(503, "too many requests in flight; retry later", close=True)
             response.headers["retry-after"] = "1"
         else:
-            self._in_flight += 1
             try:
-                response = await self._handle(request, endpoint, operation)
+                response = await self._handle(request, endpoint, operation, slot)
             finally:
-                self._in_flight -= 1
+                slot.release()
         self._metrics.request(endpoint, response.status_code, time.perf_counter() - started)
         return response
 
-    async def _handle(self, request: Request, endpoint: str, operation: _Operation) -> Response:
+    async def _handle(
+        self, request: Request, endpoint: str, operation: _Operation, slot: _Slot
+    ) -> Response:
         refusal = self._authenticate(request)
         if refusal is not None:
             return refusal
@@ -272,10 +346,16 @@ class _Api:
         if isinstance(header_token, Response):
             return header_token
         meta = {"api": "authzen", "endpoint": endpoint, "request_id": request_id}
+
+        def decide() -> dict[str, Any]:
+            return operation(document, deadline, meta, header_token)
+
         try:
             with anyio.fail_after(deadline - time.monotonic()):
+                # Abandoned at the deadline, so the answer (503) is on time; the slot
+                # stays taken until the thread is done with it.
                 result = await anyio.to_thread.run_sync(
-                    operation, document, deadline, meta, header_token, abandon_on_cancel=True
+                    slot.run, decide, deadline, abandon_on_cancel=True
                 )
         except RequestError as exc:
             return _error(400, str(exc))
@@ -284,6 +364,8 @@ class _Api:
         except Exception:
             _log.exception("internal error in %s", endpoint)
             return _error(500, "internal error")
+        if result is None:  # the deadline passed before a worker was free
+            return _error(503, "the request took longer than the configured timeout")
         return _json(result)
 
     def _authenticate(self, request: Request) -> Response | None:

@@ -8,6 +8,7 @@ says, explicitly, that only loopback callers are served.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,12 @@ __all__ = [
 ]
 
 MIN_SECRET_LENGTH = 16
+#: The longest ``request_timeout_seconds``: beyond an hour a deadline protects nothing.
+MAX_TIMEOUT_SECONDS = 3600
+# RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*\Z")
+# Exponent notation without a dot: a number to JSON and YAML 1.2, text to YAML 1.1.
+_NUMERIC = re.compile(r"[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+\Z")
 _KEYS = frozenset(
     {
         "bearer_secrets",
@@ -39,6 +46,8 @@ _KEYS = frozenset(
         "max_body_bytes",
         "request_timeout_seconds",
         "max_requests_in_flight",
+        "max_connections",
+        "decision_threads",
         "max_evaluations",
         "search_max_results",
         "entities",
@@ -112,7 +121,10 @@ class DeviceConfig:
         problems = _check_keys(self, "identity.device")
         problems += _check_strings(self.audiences, "identity.device.audience", allow_empty=True)
         if not _positive(self.max_age):
-            problems.append("identity.device.max_age_seconds must be a positive number")
+            problems.append(
+                "identity.device.max_age_seconds must be a positive number"
+                + _text_hint(self.max_age)
+            )
         problems += _check_name(self.subject_claim, "identity.device.subject_claim")
         if problems:
             raise ServerConfigError(problems)
@@ -174,7 +186,7 @@ def _check_keys(config: IdentityConfig | DeviceConfig, where: str) -> list[str]:
         problems += _check_strings(config.algorithms, f"{where}.algorithms")
     leeway = config.leeway
     if not _number(leeway) or leeway < 0:
-        problems.append(f"{where}.leeway_seconds must be a number >= 0")
+        problems.append(f"{where}.leeway_seconds must be a number >= 0{_text_hint(leeway)}")
     if config.typ is not None:
         problems += _check_name(config.typ, f"{where}.typ")
     return problems
@@ -202,6 +214,17 @@ def _positive(value: Any) -> bool:
     return _number(value) and value > 0
 
 
+def _text_hint(value: Any) -> str:
+    """Why a number reached us as text, or "": YAML 1.1 (PyYAML) reads ``1e3`` and
+    ``1.0e308`` (no sign after the ``e``) as strings, where JSON reads numbers."""
+    if not isinstance(value, str) or not _NUMERIC.match(value):
+        return ""
+    number = float(value.replace("_", ""))
+    if number.is_integer() and abs(number) < 2**63:
+        return f" (YAML 1.1 reads {value} as text: write {int(number)})"
+    return f" (YAML 1.1 reads {value} as text)"
+
+
 @attrs.frozen
 class ServerConfig:
     """How the AuthZEN server behaves. Every field has a safe default except the secret.
@@ -218,7 +241,12 @@ class ServerConfig:
     reading the body (408 past it) and deciding (503); ``zerotrust serve`` also gives
     the headers this long to arrive.
     ``max_requests_in_flight``: API requests being read or decided at once; beyond it
-    the server answers 503 with ``Retry-After`` without reading the body.
+    the server answers 503 with ``Retry-After`` without reading the body. A decision
+    still running after its request timed out keeps its place until it ends.
+    ``max_connections``: open connections ``zerotrust serve`` holds at most (lowered to
+    what the open-file limit allows); beyond it the longest-idle one is closed.
+    ``decision_threads``: decisions running at once, each in a worker thread; the
+    others wait for a free thread within their timeout.
     ``decision_log``: a JSON-lines file that ``zerotrust serve`` logs decisions to.
     ``identity``: verify a user token the PEP forwards (see :class:`IdentityConfig`);
     the PDP given to :func:`create_app` must then be built with the matching ``identity=``.
@@ -230,6 +258,8 @@ class ServerConfig:
     max_body_bytes: int = 1024 * 1024
     request_timeout: float = 5.0
     max_requests_in_flight: int = 256
+    max_connections: int = 4096
+    decision_threads: int = 2
     max_evaluations: int = 1000
     search_max_results: int = 1000
     entities_file: str | None = None
@@ -251,8 +281,12 @@ def _check(config: ServerConfig) -> list[str]:
                 f"bearer secret #{index + 1} must be a string of at least "
                 f"{MIN_SECRET_LENGTH} characters"
             )
-        elif secret != secret.strip() or any(c.isspace() for c in secret):
-            problems.append(f"bearer secret #{index + 1} must not contain whitespace")
+        elif not _B64TOKEN.match(secret):
+            # Never quote the secret, nor any character of it: this message is logged.
+            problems.append(
+                f"bearer secret #{index + 1} must be an RFC 6750 token: ASCII letters, "
+                "digits and - . _ ~ + / (then = padding); no whitespace or other characters"
+            )
     if not config.bearer_secrets and not config.insecure_local:
         problems.append(
             "no bearer secret configured: set bearer_secrets (or bearer_secrets_file), "
@@ -261,20 +295,22 @@ def _check(config: ServerConfig) -> list[str]:
     for name in (
         "max_body_bytes",
         "max_requests_in_flight",
+        "max_connections",
+        "decision_threads",
         "max_evaluations",
         "search_max_results",
     ):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            problems.append(f"{name} must be a positive whole number, not {value!r}")
+            problems.append(
+                f"{name} must be a positive whole number, not {value!r}{_text_hint(value)}"
+            )
     timeout = config.request_timeout
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
-        problems.append(f"request_timeout_seconds must be a positive number, not {timeout!r}")
+    if not _number(timeout) or not 0 < timeout <= MAX_TIMEOUT_SECONDS:
+        problems.append(
+            f"request_timeout_seconds must be a number of seconds above 0 and at most "
+            f"{MAX_TIMEOUT_SECONDS}, not {timeout!r}{_text_hint(timeout)}"
+        )
     for name in ("insecure_local", "include_reasons"):
         if not isinstance(getattr(config, name), bool):
             problems.append(f"{name} must be true or false")

@@ -3,14 +3,8 @@
 The sockets are bound here, before uvicorn starts, so that every reason the server
 cannot listen (a bad host or port, a port in use, an address not on this machine) is
 one :class:`ListenError` the CLI prints as one line, instead of uvicorn's log lines,
-tracebacks and its own exit status.
-
-uvicorn bounds header size (h11, 16 KiB) and idle keep-alive time, but nothing bounds
-how long a client may take to send a request: ``timeout_keep_alive`` restarts on every
-byte, and there is no timer at all before the first request (uvicorn issue 157).
-:class:`_DeadlineProtocol` adds that timer, so a slow client holds a connection for
-``request_timeout`` at most while the server waits for its request, and twice that
-once the request is in the app (which answers 408 or 503 by ``request_timeout``).
+tracebacks and its own exit status. The bounds on each connection (time, number, file
+descriptors) are in :mod:`zerotrust.server.connections`.
 """
 
 from __future__ import annotations
@@ -23,12 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 from uvicorn.config import LOGGING_CONFIG
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from zerotrust.errors import ZeroTrustError
 from zerotrust.server.config import ServerConfig, ServerConfigError, load_config
+from zerotrust.server.connections import (
+    MIN_OPEN_FILES,
+    Connections,
+    DeadlineProtocol,
+    Throttled,
+    ThrottleWarnings,
+    accept_errors,
+    capacity,
+    raise_open_file_limit,
+)
 
 __all__ = [
     "ListenError",
@@ -36,12 +39,14 @@ __all__ = [
     "build_config",
     "is_loopback_host",
     "listen",
+    "logging_config",
     "make_server",
-    "serve",
 ]
 
-_log = logging.getLogger("zerotrust.server")
-_BACKLOG = 2048  # uvicorn's default
+#: Connections the kernel queues until they are accepted. asyncio takes its ``backlog``
+#: both as this and as how many it accepts in one turn of the loop; the second must stay
+#: small (see :func:`capacity`), so the listening sockets get this one back once served.
+_BACKLOG = 1024
 
 
 class ListenError(ZeroTrustError, OSError):
@@ -92,6 +97,11 @@ def listen(host: str, port: int) -> list[socket.socket]:
     Raises :class:`ListenError` naming the
     address and the reason; no socket is left open then.
     """
+    if ("[" in host or "]" in host) and not _bracketed_ipv6(host):
+        raise ListenError(
+            f"cannot listen on {host!r}: brackets go around an IPv6 address only, "
+            "as in [::1], or leave them out"
+        )
     name = _unbracket(host)
     where = address(host, port)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
@@ -130,71 +140,20 @@ def _unbracket(host: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
+def _bracketed_ipv6(host: str) -> bool:
+    """Whether ``host`` is ``[`` an IPv6 address ``]`` (RFC 3986 section 3.2.2)."""
+    if not (host.startswith("[") and host.endswith("]")):
+        return False
+    try:
+        ipaddress.IPv6Address(host[1:-1])
+    except ValueError:
+        return False
+    return True
+
+
 def _reason(exc: BaseException) -> str:
     text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     return text[:1].lower() + text[1:]
-
-
-class _DeadlineProtocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline on every connection.
-
-    Waiting for a request (from the connection's opening, or from the first byte
-    after the previous response) may take ``timeout``; a request inside the app may
-    take ``2 * timeout`` (the app answers by ``timeout``; the rest lets a slow reader
-    take its answer). Past either, the connection is closed. Only the asyncio
-    ``Protocol`` methods and uvicorn's ``app`` attribute are used.
-    """
-
-    timeout: float = 5.0  # set per server by make_server
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._timer: asyncio.TimerHandle | None = None
-        # Requests in the app: a pipelined one may start before the previous one returns.
-        self._in_app = 0
-        inner = self.app
-
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            self._in_app += 1
-            self._arm(2 * self.timeout)
-            try:
-                await inner(scope, receive, send)
-            finally:
-                self._in_app -= 1
-                if not self._in_app:
-                    self._disarm()
-
-        self.app = app
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)  # type: ignore[arg-type]
-        self._arm(self.timeout)
-
-    def data_received(self, data: bytes) -> None:
-        if self._timer is None and not self._in_app:
-            self._arm(self.timeout)
-        super().data_received(data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._timer = self.loop.call_later(seconds, self._expired)
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _expired(self) -> None:
-        self._timer = None
-        if not self.transport.is_closing():
-            client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
-            what = "answered" if self._in_app else "a whole request received"
-            _log.info("closed the connection of %s: not %s within the timeout", client, what)
-            self.transport.close()
 
 
 def make_server(
@@ -210,14 +169,28 @@ def make_server(
     :func:`logging_config`), or None to leave logging as it is. ``uvicorn_options``
     go to ``uvicorn.Config`` (``ssl_certfile``, ``ssl_keyfile``, ...), except the
     ones the server's safety depends on.
+
+    Raises the process's soft open-file limit to its hard limit, and bounds the open
+    connections below it (``config.max_connections`` at most). Raises
+    :class:`ListenError` if the limit leaves too little room to serve.
     """
-    fixed = {"app", "http", "proxy_headers", "ws", "lifespan", "log_config"}
+    fixed = {"app", "http", "proxy_headers", "ws", "lifespan", "log_config", "backlog"}
     clash = fixed & set(uvicorn_options)
     if clash:
         raise ServerConfigError([f"make_server sets {name} itself" for name in sorted(clash)])
+    open_files = raise_open_file_limit()
+    room = capacity(open_files, config.max_connections)
+    if room is None:
+        raise ListenError(
+            f"the open-file limit ({open_files}) leaves no room for connections: "
+            f"raise it (ulimit -n) to at least {MIN_OPEN_FILES}"
+        )
+    limit, backlog = room
 
-    class Protocol(_DeadlineProtocol):
+    class Protocol(DeadlineProtocol):
         timeout = config.request_timeout
+        registry = Connections(limit)
+        slow = Throttled(logging.INFO)
 
     options: dict[str, Any] = {
         "server_header": False,
@@ -232,19 +205,40 @@ def make_server(
         lifespan="off",  # nothing to start or stop
         proxy_headers=False,  # X-Forwarded-For must not turn a remote caller into loopback
         log_config=log_config,
+        backlog=backlog,  # also how many connections asyncio accepts in one go
         **options,
     )
-    return uvicorn.Server(uvicorn_config)
+    if limit < config.max_connections:  # logged now: uvicorn.Config set up logging
+        logging.getLogger("zerotrust.server").warning(
+            "the open-file limit (%s) allows %d open connections, fewer than "
+            "max_connections (%d): raise the hard limit (ulimit -Hn, LimitNOFILE=)",
+            open_files,
+            limit,
+            config.max_connections,
+        )
+    return _Server(uvicorn_config)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, with asyncio's accept failures reported as one throttled line,
+    and the kernel's queue of connections longer than what asyncio accepts at once."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        report = Throttled(logging.WARNING)
+        asyncio.get_running_loop().set_exception_handler(accept_errors(report))
+        await super().startup(sockets)
+        for sock in sockets or ():
+            sock.listen(_BACKLOG)
 
 
 def logging_config() -> dict[str, Any]:
-    """uvicorn's logging, with the ``zerotrust`` loggers on its handler at INFO."""
+    """uvicorn's logging, with the ``zerotrust`` loggers on its handler at INFO, and
+    each kind of uvicorn warning at most once per 10 s (see :class:`ThrottleWarnings`)."""
     config: dict[str, Any] = {**LOGGING_CONFIG, "loggers": dict(LOGGING_CONFIG["loggers"])}
+    config["filters"] = {"throttle": {"()": ThrottleWarnings}}
+    config["loggers"]["uvicorn.error"] = {
+        **config["loggers"]["uvicorn.error"],
+        "filters": ["throttle"],
+    }
     config["loggers"]["zerotrust"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     return config
-
-
-def serve(app: ASGIApp, config: ServerConfig, sockets: list[socket.socket]) -> None:
-    """Serve ``app`` (from :func:`create_app`) on ``sockets`` (from :func:`listen`)
-    until interrupted (blocks)."""
-    make_server(app, config, log_config=logging_config()).run(sockets=sockets)

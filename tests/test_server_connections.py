@@ -1,0 +1,343 @@
+"""Connection floods: the number of open connections is bounded below the open-file
+limit, the longest-idle connection makes room, and a flood is a few log lines.
+
+``zerotrust serve`` runs in a subprocess started under a low ``RLIMIT_NOFILE`` and is
+flooded with real sockets; the bound's own rules are also checked in process, over
+real uvicorn, and as a property of the connection registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import logging
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import ConnectionEvent, connection_events
+from test_server_limits import SECRET, VALID, Live, Logs, closed, head, response
+
+from zerotrust.server.connections import (
+    MIN_OPEN_FILES,
+    Connections,
+    Throttled,
+    ThrottleWarnings,
+    accept_errors,
+    capacity,
+)
+
+ALLOW_ALL = "policy: everything\nrules:\n  - {id: allow-all, effect: allow}\n"
+# Sets the limit in the child, then runs the real entry point (as `python -m zerotrust`).
+LIMITED = (
+    "import resource, runpy, sys; "
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2]))); "
+    "sys.argv = ['zerotrust', *sys.argv[3:]]; "
+    "runpy.run_module('zerotrust', run_name='__main__')"
+)
+needs_rlimit = pytest.mark.skipif(sys.platform == "win32", reason="POSIX open-file limits")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Served:
+    """``zerotrust serve`` in a subprocess with ``soft``/``hard`` open-file limits."""
+
+    def __init__(self, tmp: Path, soft: int, hard: int, timeout: float = 5) -> None:
+        (tmp / "p.yaml").write_text(ALLOW_ALL)
+        (tmp / "server.yaml").write_text(
+            f"bearer_secrets: [{SECRET}]\nrequest_timeout_seconds: {timeout}\n"
+        )
+        self.port = free_port()
+        self.log_path = tmp / "stderr.txt"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [
+                *(sys.executable, "-c", LIMITED, str(soft), str(hard), "serve"),
+                *("--policies", str(tmp / "p.yaml"), "--config", str(tmp / "server.yaml")),
+                *("--port", str(self.port)),
+            ],
+            stdout=self._log,
+            stderr=self._log,
+        )
+
+    def __enter__(self) -> Served:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("the server exited: " + self.log())
+            with contextlib.suppress(OSError):
+                if self.healthz() == 200:
+                    return self
+            time.sleep(0.1)
+        raise RuntimeError("the server did not start: " + self.log())
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def connect(self) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=5)
+
+    def healthz(self) -> int:
+        client = http.client.HTTPConnection("127.0.0.1", self.port, timeout=3)
+        try:
+            client.request("GET", "/healthz")
+            return client.getresponse().status
+        finally:
+            client.close()
+
+
+def noise(log: str) -> list[str]:
+    """The log's lines other than start-up and access lines."""
+    quiet = ("listening on", "Started server process", '"GET /healthz HTTP/1.1" 200')
+    return [line for line in log.splitlines() if not any(q in line for q in quiet)]
+
+
+@needs_rlimit
+def test_idle_connection_flood_cannot_exhaust_file_descriptors(tmp_path: Path) -> None:
+    """1,000 connections that send nothing, against 256 file descriptors: /healthz is
+    answered throughout, and the flood is one log line, not a traceback per slot."""
+    with Served(tmp_path, 256, 256) as server:
+        socks = []
+        try:
+            for _ in range(1000):
+                socks.append(server.connect())
+            time.sleep(0.5)
+            assert server.healthz() == 200
+            for _ in range(100):  # malformed requests: uvicorn warns, once
+                with server.connect() as sock:
+                    sock.sendall(b"NOT HTTP\r\n\r\n")
+            time.sleep(1)
+            assert server.healthz() == 200
+        finally:
+            for sock in socks:
+                sock.close()
+        time.sleep(0.3)
+        assert server.healthz() == 200
+        log = server.log()
+    assert "Traceback" not in log
+    assert "Too many open files" not in log
+    lines = noise(log)
+    assert len(lines) <= 4, lines
+    assert sum("at the connection limit" in line for line in lines) == 1
+    assert sum("Invalid HTTP request" in line for line in lines) == 1
+
+
+@pytest.mark.skipif(not Path("/proc/self/limits").exists(), reason="reads /proc")
+def test_soft_file_limit_is_raised_to_the_hard_limit_at_start(tmp_path: Path) -> None:
+    with Served(tmp_path, 256, 4096) as server:
+        limits = Path(f"/proc/{server.proc.pid}/limits").read_text()
+    row = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+    assert row.split()[3:5] == ["4096", "4096"]
+
+
+@needs_rlimit
+def test_file_limit_too_low_to_serve_is_one_line_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(ALLOW_ALL)
+    result = subprocess.run(
+        [
+            *(sys.executable, "-c", LIMITED, "100", "100", "serve", "--insecure-local"),
+            *("--policies", str(tmp_path / "p.yaml"), "--port", str(free_port())),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "zerotrust serve: the open-file limit (100) leaves no room for connections: "
+        f"raise it (ulimit -n) to at least {MIN_OPEN_FILES}"
+    ]
+
+
+def test_capacity_keeps_accept_within_the_file_limit() -> None:
+    for files in (MIN_OPEN_FILES, 256, 1024, 4096, 1 << 20):
+        found = capacity(files, 1 << 30)
+        assert found is not None
+        connections, backlog = found
+        assert connections >= 40 and connections + 3 * backlog + 64 <= files
+    assert capacity(MIN_OPEN_FILES - 1, 4096) is None
+    assert capacity(1 << 20, 4096) == (4096, 128)
+
+
+# --- the bound's rules, over real uvicorn ------------------------------------------------
+
+
+def is_open(sock: socket.socket) -> bool:
+    sock.settimeout(0.2)
+    try:
+        return sock.recv(1) != b""
+    except TimeoutError:
+        return True
+    except ConnectionResetError:
+        return False
+
+
+def test_at_the_bound_the_longest_idle_connection_makes_room() -> None:
+    with Logs() as logs, Live(max_connections=5, request_timeout=5) as live:
+        idle = []
+        for _ in range(5):
+            idle.append(live.connect())
+            time.sleep(0.02)  # in order
+        try:
+            with live.connect() as sock:  # the sixth: served
+                sock.sendall(head(len(VALID)) + VALID)
+                answer = response(sock)
+                assert answer is not None and answer[0] == 200
+            assert not is_open(idle[0])  # the oldest made room
+            assert all(is_open(sock) for sock in idle[2:])
+        finally:
+            for sock in idle:
+                sock.close()
+    assert logs.errors() == []
+    warned = logs.lines("at the connection limit (5)")
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+
+
+def test_when_every_connection_is_busy_a_new_one_is_closed_at_once() -> None:
+    """Connections with a request in the app are never closed to make room."""
+    with Logs() as logs, Live(max_connections=2, request_timeout=1.5) as live:
+        busy = [live.connect() for _ in range(2)]
+        try:
+            for sock in busy:  # in the app, reading a body that does not come
+                sock.sendall(head(len(VALID)) + VALID[:5])
+            time.sleep(0.2)
+            with live.connect() as sock:
+                started = time.monotonic()
+                assert closed(sock)
+                assert time.monotonic() - started < 0.5
+            for sock in busy:  # the busy ones were kept, and end as usual
+                answer = response(sock)
+                assert answer is not None and answer[0] == 408
+        finally:
+            for sock in busy:
+                sock.close()
+    assert len(logs.lines("every connection busy")) == 1
+    assert logs.errors() == []
+
+
+# --- the property: any sequence of connections and requests -------------------------------
+
+
+class Stand:
+    """What the registry needs of a connection: to be closed now."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close_now(self) -> None:
+        self.closed = True
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=connection_events(), limit=st.integers(1, 6))
+def test_any_flood_stays_within_the_bound_and_closes_only_the_longest_idle(
+    events: list[ConnectionEvent], limit: int
+) -> None:
+    registry = Connections(limit)
+    idle: list[Stand] = []  # the model: oldest first
+    busy: list[Stand] = []
+    for event in events:
+        open_ = idle + busy
+        if event.kind == "open":
+            new = Stand()
+            oldest = idle[0] if idle else None
+            admitted = registry.admit(new)  # type: ignore[arg-type]
+            if len(open_) < limit:
+                assert admitted and not any(c.closed for c in open_)
+            elif oldest is not None:
+                assert admitted and oldest.closed
+                assert not any(c.closed for c in open_ if c is not oldest)
+                idle.remove(oldest)
+            else:
+                assert not admitted and not any(c.closed for c in busy)
+            if admitted:
+                idle.append(new)
+        elif open_:
+            target = open_[event.index % len(open_)]
+            if event.kind == "start" and target in idle:
+                registry.busy(target)  # type: ignore[arg-type]
+                idle.remove(target)
+                busy.append(target)
+            elif event.kind == "end" and target in busy:
+                registry.idle(target)  # type: ignore[arg-type]
+                busy.remove(target)
+                idle.append(target)
+            elif event.kind == "close":
+                registry.discard(target)  # type: ignore[arg-type]
+                (idle if target in idle else busy).remove(target)
+        assert len(registry) == len(idle) + len(busy) <= limit
+
+
+# --- a flood of one message is one line ---------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_flood_of_one_warning_is_one_line_per_interval_with_a_count() -> None:
+    clock = Clock()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("zerotrust.test.throttle")
+    logger.addFilter(ThrottleWarnings(interval=10, clock=clock))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for _ in range(10_000):
+        logger.warning("Invalid HTTP request received.")
+    logger.info("an info line is never held back")
+    clock.now = 10.0
+    logger.warning("Invalid HTTP request received.")
+    assert [r.getMessage() for r in records] == [
+        "Invalid HTTP request received.",
+        "an info line is never held back",
+        "Invalid HTTP request received. (and 9999 more like it since the last such line)",
+    ]
+
+
+def test_accept_out_of_resources_is_one_line_not_a_traceback_per_connection() -> None:
+    """asyncio reports a failed accept() once per pending connection, with a traceback;
+    the server's handler turns a burst of them into one line."""
+
+    async def burst() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(accept_errors(Throttled(logging.WARNING)))
+        error = OSError(24, "Too many open files")
+        for _ in range(2048):
+            loop.call_exception_handler(
+                {"message": "socket.accept() out of system resource", "exception": error}
+            )
+
+    with Logs() as logs:
+        asyncio.run(burst())
+    lines = logs.lines("cannot accept connections")
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert "Too many open files" in lines[0].getMessage()
+    assert len(logs.records) == 1
