@@ -232,22 +232,23 @@ def test_a_secret_loads_exactly_when_a_client_can_send_it(secret: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("line", "hint"),
+    "line",
     [
-        ("request_timeout_seconds: 1.0e308", "YAML 1.1 reads 1.0e308 as text)"),
-        ("request_timeout_seconds: 5e0", "YAML 1.1 reads 5e0 as text: write 5)"),
-        ("max_body_bytes: 1e6", "YAML 1.1 reads 1e6 as text: write 1000000)"),
-        ("max_connections: 1E3", "YAML 1.1 reads 1E3 as text: write 1000)"),
+        "request_timeout_seconds: 1.0e308",
+        "request_timeout_seconds: 5e0",
+        "max_body_bytes: 1e6",
+        "max_connections: 1E3",
     ],
 )
-def test_exponent_number_read_as_text_by_yaml_1_1_says_so(
-    tmp_path: Path, line: str, hint: str
+def test_exponent_number_yaml_readers_disagree_on_is_refused_where_written(
+    tmp_path: Path, line: str
 ) -> None:
+    """``1e6`` is text to YAML 1.1 and a number to YAML 1.2 and JSON: the reader refuses
+    it at its position, with what to write instead, rather than a bare "not a number"."""
     file = tmp_path / "server.yaml"
     file.write_text(f"bearer_secrets: [{SECRET}]\n{line}\n", encoding="utf-8")
-    with pytest.raises(ServerConfigError) as info:
+    with pytest.raises(ServerConfigError, match=r"server\.yaml:2:\d+: .* is text in YAML 1\.1"):
         load_config(file)
-    assert str(info.value).endswith(hint)
 
 
 @pytest.mark.parametrize("timeout", [1e308, 3601, 0, -1, float("inf")])

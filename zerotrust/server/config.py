@@ -35,8 +35,6 @@ MIN_SECRET_LENGTH = 16
 MAX_TIMEOUT_SECONDS = 3600
 # RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*\Z")
-# Exponent notation without a dot: a number to JSON and YAML 1.2, text to YAML 1.1.
-_NUMERIC = re.compile(r"[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+\Z")
 _KEYS = frozenset(
     {
         "bearer_secrets",
@@ -121,10 +119,7 @@ class DeviceConfig:
         problems = _check_keys(self, "identity.device")
         problems += _check_strings(self.audiences, "identity.device.audience", allow_empty=True)
         if not _positive(self.max_age):
-            problems.append(
-                "identity.device.max_age_seconds must be a positive number"
-                + _text_hint(self.max_age)
-            )
+            problems.append("identity.device.max_age_seconds must be a positive number")
         problems += _check_name(self.subject_claim, "identity.device.subject_claim")
         if problems:
             raise ServerConfigError(problems)
@@ -186,7 +181,7 @@ def _check_keys(config: IdentityConfig | DeviceConfig, where: str) -> list[str]:
         problems += _check_strings(config.algorithms, f"{where}.algorithms")
     leeway = config.leeway
     if not _number(leeway) or leeway < 0:
-        problems.append(f"{where}.leeway_seconds must be a number >= 0{_text_hint(leeway)}")
+        problems.append(f"{where}.leeway_seconds must be a number >= 0")
     if config.typ is not None:
         problems += _check_name(config.typ, f"{where}.typ")
     return problems
@@ -212,17 +207,6 @@ def _number(value: Any) -> bool:
 
 def _positive(value: Any) -> bool:
     return _number(value) and value > 0
-
-
-def _text_hint(value: Any) -> str:
-    """Why a number reached us as text, or "": YAML 1.1 (PyYAML) reads ``1e3`` and
-    ``1.0e308`` (no sign after the ``e``) as strings, where JSON reads numbers."""
-    if not isinstance(value, str) or not _NUMERIC.match(value):
-        return ""
-    number = float(value.replace("_", ""))
-    if number.is_integer() and abs(number) < 2**63:
-        return f" (YAML 1.1 reads {value} as text: write {int(number)})"
-    return f" (YAML 1.1 reads {value} as text)"
 
 
 @attrs.frozen
@@ -302,14 +286,12 @@ def _check(config: ServerConfig) -> list[str]:
     ):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            problems.append(
-                f"{name} must be a positive whole number, not {value!r}{_text_hint(value)}"
-            )
+            problems.append(f"{name} must be a positive whole number, not {value!r}")
     timeout = config.request_timeout
     if not _number(timeout) or not 0 < timeout <= MAX_TIMEOUT_SECONDS:
         problems.append(
             f"request_timeout_seconds must be a number of seconds above 0 and at most "
-            f"{MAX_TIMEOUT_SECONDS}, not {timeout!r}{_text_hint(timeout)}"
+            f"{MAX_TIMEOUT_SECONDS}, not {timeout!r}"
         )
     for name in ("insecure_local", "include_reasons"):
         if not isinstance(getattr(config, name), bool):
