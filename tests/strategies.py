@@ -2736,13 +2736,22 @@ def yaml_ambiguous_scalars(draw: st.DrawFn) -> str:
     """A plain scalar that YAML 1.1 and YAML 1.2 read as different values: a boolean word
     in any capitalisation PyYAML resolves, a number with a leading zero, ``_``, a base-60
     ``:`` or ``0b``, or an exponent without a dot or sign (text to 1.1, a number to 1.2)."""
-    kind = draw(st.sampled_from(["bool", "octal", "underscore", "sexagesimal", "binary", "exp"]))
+    kind = draw(
+        st.sampled_from(
+            ["bool", "octal", "underscore", "sexagesimal", "binary", "exp", "tagged", "signed"]
+        )
+    )
+    if kind == "tagged":  # an explicit tag is held to the same rule
+        return draw(st.sampled_from(["!!int 010", "!!int 1_000", "!!bool yes", "!!int 0b11"]))
+    if kind == "signed":  # text to YAML 1.1, a number to 1.2; or the other way round
+        return draw(st.sampled_from(["-.5", "+.25", "08", "0099", "-0x1F", "+0x10"]))
     digits = st.text("0123456789", min_size=1, max_size=4)
     if kind == "bool":
         word = draw(st.sampled_from(_BOOL_WORDS))
         return draw(st.sampled_from([word, word.capitalize(), word.upper()]))
-    if kind == "octal":
-        return "0" + draw(st.text("01234567", min_size=1, max_size=5))
+    if kind == "octal":  # 010 is 8 to YAML 1.1, 10 to YAML 1.2 (00 to 07 agree: not drawn)
+        lead = draw(st.text("0", max_size=2)) + draw(st.sampled_from("1234567"))
+        return "0" + lead + draw(st.text("01234567", min_size=1, max_size=3))
     if kind == "underscore":
         return f"{draw(st.integers(1, 999))}_{draw(st.text('0123456789', min_size=3, max_size=3))}"
     if kind == "sexagesimal":

@@ -951,6 +951,12 @@ from zerotrust import LoggingLog, PolicyDecisionPoint
 policy = "policy: p\\nrules:\\n  - {id: a, effect: allow}\\n"
 if sys.argv[1] == "configured":
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(name)s %(message)s")
+elif sys.argv[1] == "handler-above-info":  # enabled, but the only handler takes WARNING+
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(name)s %(message)s")
+    logging.getLogger().handlers[0].setLevel(logging.WARNING)
+elif sys.argv[1] == "null-handler":
+    logging.getLogger("zerotrust.decisions").addHandler(logging.NullHandler())
+    logging.getLogger("zerotrust.decisions").setLevel(logging.INFO)
 pdp = PolicyDecisionPoint.from_texts({"p.yaml": policy}, decision_log=LoggingLog(), behavior=None)
 request = {"subject": {"id": "u"}, "action": {"name": "read"}, "resource": {"type": "doc"}}
 for _ in range(3):
@@ -959,7 +965,10 @@ print("failures", pdp.decision_log_failures)
 """
 
 
-@pytest.mark.parametrize(("setup", "lines", "failures"), [("bare", 0, 3), ("configured", 3, 0)])
+@pytest.mark.parametrize(
+    ("setup", "lines", "failures"),
+    [("bare", 0, 3), ("configured", 3, 0), ("handler-above-info", 0, 3), ("null-handler", 0, 3)],
+)
 def test_logging_log_nobody_listens_to_counts_every_decision_as_lost(
     setup: str, lines: int, failures: int
 ) -> None:
@@ -977,4 +986,4 @@ def test_logging_log_nobody_listens_to_counts_every_decision_as_lost(
     assert run.stdout.count("zerotrust.decisions {") == lines
     assert f"failures {failures}" in run.stdout
     if failures:
-        assert "would drop the entry" in run.stderr  # the engine's ERROR line says why
+        assert "would drop the entry" in run.stdout + run.stderr  # the ERROR line says why

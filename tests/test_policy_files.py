@@ -500,3 +500,42 @@ def test_plain_scalars_yaml_readers_disagree_on_are_refused_and_load_quoted(
     pdp = PolicyDecisionPoint.from_texts(texts(f"'{text}'"), behavior=None)
     if where != "policy":
         assert pdp.policies.data["v"] in (text, ["a", text])
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("! NO", "NO"),  # the non-specific tag is text (PyYAML read false)
+        ("! 010", "010"),  # (PyYAML read 8)
+        ("2026-01-01 10:00:00", "2026-01-01 10:00:00"),  # (was rewritten 2026-01-01T10:00:00)
+        ("2026-01-01T10:00:00Z", "2026-01-01T10:00:00Z"),  # (was ...+00:00)
+        ("y", "y"),
+    ],
+)
+def test_tagged_or_timestamp_scalar_keeps_the_text_every_reader_sees(
+    written: str, expected: str
+) -> None:
+    pdp = PolicyDecisionPoint.from_texts(
+        {"p.yaml": ALLOW, "d.data.yaml": f"codes: [{written}]\n"}, behavior=None
+    )
+    assert pdp.policies.data["codes"] == [expected]
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ("!!int 010", "'010' is 8 in YAML 1.1 but 10 in YAML 1.2"),
+        ("!!bool yes", "'yes' is true in YAML 1.1 but text in YAML 1.2"),
+        ("08", "'08' is text in YAML 1.1 but a number in YAML 1.2"),
+        ("-.5", "'-.5' is text in YAML 1.1 but a number in YAML 1.2"),
+        ("-0x1F", "'-0x1F' is -31 in YAML 1.1 but text in YAML 1.2"),
+        ("=", "'=' is a YAML 1.1 value key: quote it for text"),
+    ],
+)
+def test_scalar_yaml_readers_disagree_on_is_refused_even_tagged_or_signed(
+    written: str, message: str
+) -> None:
+    """Found by review: explicit tags skipped the check, and ``08``, ``-.5``, ``-0x1F``
+    loaded as text or numbers other tools read differently."""
+    (d,) = _refused({"p.yaml": ALLOW, "d.data.yaml": f"codes: [{written}]\n"})
+    assert d.message.startswith(message) and (d.line, d.column) == (1, 9)

@@ -224,8 +224,9 @@ class LoggingLog:
     """Sends each decision to a :mod:`logging` logger as one JSON message.
 
     The message is ASCII (non-ASCII characters as ``\\uXXXX``). A logger that would drop
-    the message (not enabled for ``level``, or no handler anywhere up its hierarchy, so
-    only :mod:`logging`'s last-resort handler, which shows WARNING and above) makes
+    the message (not enabled for ``level``, or no handler up its hierarchy whose own level
+    takes it, ``NullHandler`` aside, so only :mod:`logging`'s last-resort handler, which
+    shows WARNING and above, would see it) makes
     ``emit`` raise :class:`DecisionLogError`: the decision is counted as lost, never
     dropped without a trace. What a handler does after that is up to :mod:`logging`: a
     failing handler reports through ``Handler.handleError`` and is not counted.
@@ -245,12 +246,27 @@ class LoggingLog:
 
     def emit(self, decision: Decision, request: AccessRequest, extra: Mapping[str, Any]) -> None:
         logger = self.logger
-        if not logger.isEnabledFor(self.level) or not logger.hasHandlers():
+        if not logger.isEnabledFor(self.level) or not _delivered(logger, self.level):
             raise DecisionLogError(
                 f"logger {logger.name!r} would drop the entry (not enabled for "
-                f"{logging.getLevelName(self.level)}, or no handler): configure logging, "
-                "e.g. logging.basicConfig(level=logging.INFO), or use JsonLinesLog"
+                f"{logging.getLevelName(self.level)}, or no handler that takes it): configure "
+                "logging, e.g. logging.basicConfig(level=logging.INFO), or use JsonLinesLog"
             )
         record = entry(decision, request, self._paths, extra)
         message = json.dumps(record, separators=(",", ":"), allow_nan=False)
         self.logger.log(self.level, "%s", message)
+
+
+def _delivered(logger: logging.Logger, level: int) -> bool:
+    """Whether a record at ``level`` reaches a handler that takes it, walking the hierarchy
+    as ``Logger.callHandlers`` does. Handler and logger filters are not consulted: a
+    filter that drops decisions is the configuration's own choice."""
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if level >= handler.level and not isinstance(handler, logging.NullHandler):
+                return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False

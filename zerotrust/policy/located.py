@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 from yaml import events
 
+from zerotrust.policy.yaml_versions import disagreement
 from zerotrust.request import INT64_MAX, INT64_MIN
 
 __all__ = ["AliasBudget", "LNode", "YamlProblem", "load_documents", "position", "text_problem"]
@@ -243,24 +244,31 @@ class _Composer:
         line, column = _at(event.start_mark)
         if len(self.stack) > MAX_DEPTH:
             raise YamlProblem(TOO_DEEP, line, column)
-        tag = event.tag
-        # Only a plain scalar without a tag is resolved by YAML's schema (1.1 here).
+        tag, text = event.tag, event.value
+        # Only a plain scalar without a tag is resolved by YAML's schema (1.1 here); the
+        # non-specific tag "!" makes a scalar text (YAML 1.1 and 1.2 alike, not PyYAML).
         resolved = tag is None and event.style in _PLAIN
-        if tag is None or tag == "!":
-            tag = parser.resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag == "!":
+            tag = _STR
+        elif tag is None:
+            tag = parser.resolve(yaml.ScalarNode, text, event.implicit)
         start, end = event.start_mark.index, event.end_mark.index
-        if tag == _STR:
-            if resolved and _YAML12_NUMBER.fullmatch(event.value):
-                raise YamlProblem(_yaml12_number(event.value), line, column)
-            value: Any = _text(event.value, line, column)
+        if tag == _STR or (resolved and tag == _STD + "timestamp"):
+            # A plain timestamp stays the text written, as YAML 1.2 reads it (1.1 would
+            # make it a datetime, rewritten): "2026-01-01T10:00:00Z" for timestamp().
+            value: Any = _text(text, line, column)
         elif tag == _STD + "merge":
             raise YamlProblem("YAML merge keys (<<) are not supported", line, column)
+        elif tag == _STD + "value":
+            raise YamlProblem(f"{text!r} is a YAML 1.1 value key: quote it for text", line, column)
         else:
-            written = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark)
-            problem = _ambiguous(written) if resolved else None
+            written = yaml.ScalarNode(tag, text, event.start_mark, event.end_mark)
+            value = _scalar(written, self.constructor, line, column)
+        explicit = tag.removeprefix(_STD) if not resolved and tag in _CHECKED_TAGS else None
+        if resolved or explicit is not None:
+            problem = disagreement(text, value, tag=explicit)
             if problem is not None:
                 raise YamlProblem(problem, line, column)
-            value = _scalar(written, self.constructor, line, column)
         raw = self.text[start:end] if isinstance(value, str) else None
         node = LNode(value, line, column, style=event.style, raw=raw)
         if event.anchor is not None:
@@ -368,49 +376,9 @@ def _text(value: str, line: int, column: int) -> str:
     return value
 
 
-# Plain scalars that YAML 1.1 (PyYAML) and YAML 1.2 (most editors, linters and other
-# tools) read differently: ``NO`` is false to one and the country code to the other,
-# ``010`` is 8 or 10, ``1:30`` is 90 or text. A policy must mean one thing, so these are
-# refused with a hint instead of being read either way.
 _PLAIN = (None, "")  # a plain scalar's style: None from PyYAML's parser, "" from libyaml's
-_BOOLEANS = frozenset({"true", "false", "True", "False", "TRUE", "FALSE"})
-_PORTABLE_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*|0x[0-9a-fA-F]+)")
-# What YAML 1.2's core schema reads as a number where YAML 1.1 reads text: ``1e3``,
-# ``1.0e3`` (1.1 wants a signed exponent and a dot), ``0o17``.
-_YAML12_NUMBER = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+|0o[0-7]+")
-_PORTABLE_FLOAT = re.compile(  # .inf and .nan read alike in both (and are refused later)
-    r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
-    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
-)
-
-
-def _ambiguous(node: yaml.ScalarNode) -> str | None:
-    """Why a plain, untagged scalar must be quoted or rewritten, or None."""
-    text, tag = node.value, node.tag
-    if tag == _STD + "bool" and text not in _BOOLEANS:
-        meaning = "true" if text.lower() in ("yes", "on") else "false"
-        return (
-            f"{text!r} is {meaning} in YAML 1.1 but text in YAML 1.2: "
-            f"write '{text}' (quoted) for the text, or {meaning}"
-        )
-    if tag == _STD + "int" and not _PORTABLE_INT.fullmatch(text):
-        return (
-            f"{text!r} is a different number (or text) in YAML 1.1 and 1.2 "
-            "(leading zero, '_', ':' or 0b): write it in plain decimal, or quote it for text"
-        )
-    if tag == _STD + "float" and not _PORTABLE_FLOAT.fullmatch(text):
-        return (
-            f"{text!r} is a different number (or text) in YAML 1.1 and 1.2 ('_' or ':'): "
-            "write it in plain decimal, or quote it for text"
-        )
-    return None
-
-
-def _yaml12_number(text: str) -> str:
-    return (
-        f"{text!r} is text in YAML 1.1 but a number in YAML 1.2: for the number write it "
-        "in plain decimal or with a dot and a signed exponent (1.0e+3); for text, quote it"
-    )
+# Explicit tags whose values YAML 1.1 and 1.2 may read differently (``!!int 010``).
+_CHECKED_TAGS = frozenset(_STD + name for name in ("int", "float", "bool", "null"))
 
 
 def _scalar(node: yaml.ScalarNode, constructor: Any, line: int, column: int) -> Any:
