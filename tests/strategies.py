@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +28,8 @@ __all__ = [
     "SignalModel",
     "TreeEntry",
     "acr_values",
+    "dump_yaml",
+    "dump_yaml_all",
     "hostile_json_texts",
     "hostile_yaml_data_texts",
     "json_ish",
@@ -335,15 +338,45 @@ def policy_sets(
     return tuple(policies)
 
 
+# --- YAML that both YAML 1.1 and YAML 1.2 read the same ----------------------------------
+
+# PyYAML writes text such as 0E0, 1e3 or 0o7 plain, because YAML 1.1 reads it as text;
+# YAML 1.2 reads it as a number and the loader refuses it as ambiguous. Test documents
+# mean text, so they quote every string that starts like a number or is a YAML word.
+_AMBIGUOUS_START = re.compile(r"[-+.0-9]")
+_YAML_WORDS = frozenset(
+    w.lower() for w in ("y", "n", "yes", "no", "on", "off", "true", "false", "null", "~")
+)
+
+
+class _Yaml12Dumper(yaml.SafeDumper):
+    pass
+
+
+def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = '"' if _AMBIGUOUS_START.match(text) or text.lower() in _YAML_WORDS else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Yaml12Dumper.add_representer(str, _represent_text)
+
+
+def dump_yaml(document: Any) -> str:
+    """``document`` as YAML text that YAML 1.1 and 1.2 read alike (key order kept)."""
+    return yaml.dump(document, Dumper=_Yaml12Dumper, sort_keys=False, allow_unicode=True)
+
+
+def dump_yaml_all(documents: list[Any]) -> str:
+    """``documents`` as one multi-document YAML text, as :func:`dump_yaml`."""
+    return yaml.dump_all(documents, Dumper=_Yaml12Dumper, sort_keys=False, allow_unicode=True)
+
+
 def to_texts(policies: tuple[PolicyModel, ...], *, split: bool = False) -> dict[str, str]:
     """YAML texts for ``PolicyDecisionPoint.from_texts``: one file, or one file per policy."""
     documents = [p.document() for p in policies]
     if split:
-        return {
-            f"{p.name}.yaml": yaml.safe_dump(d, sort_keys=False)
-            for p, d in zip(policies, documents, strict=True)
-        }
-    return {"policies.yaml": yaml.safe_dump_all(documents, sort_keys=False)}
+        return {f"{p.name}.yaml": dump_yaml(d) for p, d in zip(policies, documents, strict=True)}
+    return {"policies.yaml": dump_yaml_all(documents)}
 
 
 # --- arbitrary YAML for the loader ---------------------------------------------------------
@@ -492,7 +525,7 @@ def yaml_ish_text() -> st.SearchStrategy[str]:
 
 
 def _dump(document: Any) -> str:
-    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    return dump_yaml(document)
 
 
 # === request values: hostile subclasses, fakes and invalid Unicode =======================

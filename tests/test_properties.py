@@ -20,7 +20,6 @@ from typing import Any
 
 import attrs
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loader_child import LoaderChild
@@ -36,6 +35,8 @@ from strategies import (
     acr_values,
     alias_sets,
     deep_yaml_texts,
+    dump_yaml,
+    dump_yaml_all,
     files_with_empty_documents,
     hostile_json_texts,
     hostile_yaml_data_texts,
@@ -375,7 +376,7 @@ def test_loader_raises_only_policy_error_on_arbitrary_yaml(text: str) -> None:
 @PROPERTY
 @given(st.lists(policy_ish_documents() | mutated_policy_documents(), min_size=1, max_size=3))
 def test_loader_raises_only_policy_error_on_arbitrary_documents(documents: list[Any]) -> None:
-    _load_or_policy_error({"policy.yaml": yaml.safe_dump_all(documents, sort_keys=False)})
+    _load_or_policy_error({"policy.yaml": dump_yaml_all(documents)})
 
 
 def _load_or_policy_error(texts: dict[str, str]) -> None:
@@ -657,7 +658,7 @@ def test_acr_values_load_only_when_the_challenge_carries_them_exactly(
     if max_age is not None:
         step_up["max_age"] = max_age
     document = {"policy": "q", "rules": [{"id": "r", "effect": "step_up", "step_up": step_up}]}
-    text = yaml.safe_dump(document, allow_unicode=True)
+    text = dump_yaml(document)
     try:
         pdp = PolicyDecisionPoint.from_texts({"q.yaml": text}, clock=_clock)
     except PolicyError as exc:
