@@ -2904,15 +2904,17 @@ def bearer_secret_candidates(draw: st.DrawFn) -> str:
 
 @attrs.frozen
 class ConnectionEvent:
-    """One step of a connection flood: ``open`` a new connection; ``start`` or ``end``
-    a request on the connection ``index`` (modulo those open); ``close`` it."""
+    """One step of a connection flood: ``open`` a new connection from client address
+    ``index`` (modulo 3); ``start`` or ``end`` a request on the connection ``index``
+    (modulo those open); ``close`` it; ``tick``: ``index`` tenths of a second pass
+    (modulo 16)."""
 
     kind: str
     index: int
 
 
 def connection_events() -> st.SearchStrategy[list[ConnectionEvent]]:
-    kinds = st.sampled_from(["open", "open", "open", "start", "end", "close"])
+    kinds = st.sampled_from(["open", "open", "open", "start", "end", "close", "tick"])
     event = st.builds(ConnectionEvent, kinds, st.integers(0, 1000))
     return st.lists(event, max_size=80)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
+import ipaddress
 import logging
 import socket
 import subprocess
@@ -18,19 +19,22 @@ import sys
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import ConnectionEvent, connection_events
-from test_server_limits import SECRET, VALID, Live, Logs, closed, head, response
+from test_server_limits import SECRET, VALID, Live, Logs, closed, head, request, response
 
 from zerotrust.server.connections import (
+    GRACE_SECONDS,
     MIN_OPEN_FILES,
     Connections,
     Throttled,
     ThrottleWarnings,
     accept_errors,
     capacity,
+    client_address,
 )
 
 ALLOW_ALL = "policy: everything\nrules:\n  - {id: allow-all, effect: allow}\n"
@@ -114,14 +118,15 @@ def noise(log: str) -> list[str]:
 
 @needs_rlimit
 def test_idle_connection_flood_cannot_exhaust_file_descriptors(tmp_path: Path) -> None:
-    """1,000 connections that send nothing, against 256 file descriptors: /healthz is
-    answered throughout, and the flood is one log line, not a traceback per slot."""
+    """1,000 connections that send nothing, against 256 file descriptors: once the
+    flood's connections have waited the grace period, /healthz is answered throughout,
+    and the flood is a few log lines, not a traceback per slot."""
     with Served(tmp_path, 256, 256) as server:
         socks = []
         try:
             for _ in range(1000):
                 socks.append(server.connect())
-            time.sleep(0.5)
+            time.sleep(GRACE_SECONDS + 0.2)
             assert server.healthz() == 200
             for _ in range(100):  # malformed requests: uvicorn warns, once
                 with server.connect() as sock:
@@ -137,8 +142,9 @@ def test_idle_connection_flood_cannot_exhaust_file_descriptors(tmp_path: Path) -
     assert "Traceback" not in log
     assert "Too many open files" not in log
     lines = noise(log)
-    assert len(lines) <= 4, lines
-    assert sum("at the connection limit" in line for line in lines) == 1
+    assert len(lines) <= 5, lines
+    assert sum("limit (144): closing" in line for line in lines) == 1, lines
+    assert sum("limit (144), every connection busy or too new" in line for line in lines) <= 1
     assert sum("Invalid HTTP request" in line for line in lines) == 1
 
 
@@ -199,6 +205,7 @@ def test_at_the_bound_the_longest_idle_connection_makes_room() -> None:
         for _ in range(5):
             idle.append(live.connect())
             time.sleep(0.02)  # in order
+        time.sleep(GRACE_SECONDS)  # past the grace period, each may be closed
         try:
             with live.connect() as sock:  # the sixth: served
                 sock.sendall(head(len(VALID)) + VALID)
@@ -236,6 +243,105 @@ def test_when_every_connection_is_busy_a_new_one_is_closed_at_once() -> None:
     assert logs.errors() == []
 
 
+def test_pipelining_without_reading_answers_cannot_hold_the_connections() -> None:
+    """Each of the flood's connections sends requests back to back and never reads an
+    answer. Once its socket buffers are full it waits on its client like an idle one,
+    and makes room for a new client, which is served."""
+    with Logs() as logs, Live(max_connections=4, request_timeout=5) as live:
+        flood = [live.connect() for _ in range(4)]
+        try:
+            for sock in flood:
+                sock.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    for _ in range(20_000):
+                        sock.send(request())
+            time.sleep(GRACE_SECONDS + 0.5)
+            with live.connect() as sock:
+                sock.sendall(request())
+                answer = response(sock)
+                assert answer is not None and answer[0] == 200
+        finally:
+            for sock in flood:
+                sock.close()
+    assert logs.errors() == []
+    assert len(logs.lines("at the connection limit (4): closing")) == 1
+
+
+def test_a_client_slow_to_send_its_request_is_not_cut_off_by_a_flood() -> None:
+    """A client that waits less than the grace period before its request keeps its
+    connection however many connections a flood opens meanwhile."""
+    with Logs(), Live(max_connections=8, request_timeout=5) as live:
+        client = live.connect()
+        flood: list[socket.socket] = []
+        try:
+            for _ in range(300):
+                flood.append(live.connect())
+            time.sleep(GRACE_SECONDS / 2)
+            client.sendall(request())
+            answer = response(client)
+            assert answer is not None and answer[0] == 200
+            assert sum(is_open(sock) for sock in flood) <= 7
+        finally:
+            client.close()
+            for sock in flood:
+                sock.close()
+
+
+def from_address(live: Live, address: str) -> socket.socket:
+    return socket.create_connection(
+        ("127.0.0.1", live.port), timeout=10, source_address=(address, 0)
+    )
+
+
+def test_one_address_keeps_to_its_share_of_the_connections() -> None:
+    """With ``max_connections_per_address``, a flood from one address holds its share
+    at most, and a client from another address is served at once, even while the
+    flood's connections are within their grace period."""
+    with (
+        Logs() as logs,
+        Live(max_connections=8, max_connections_per_address=3, request_timeout=5) as live,
+    ):
+        flood: list[socket.socket] = []
+        try:
+            for _ in range(50):
+                flood.append(from_address(live, "127.0.0.2"))
+            with from_address(live, "127.0.0.1") as sock:
+                sock.sendall(request())
+                answer = response(sock)
+                assert answer is not None and answer[0] == 200
+            assert sum(is_open(sock) for sock in flood) == 3
+            time.sleep(GRACE_SECONDS)
+            newest = from_address(live, "127.0.0.2")  # past the grace: the oldest makes room
+            flood.append(newest)
+            newest.sendall(request())
+            answer = response(newest)
+            assert answer is not None and answer[0] == 200
+            assert not is_open(flood[0])
+        finally:
+            for sock in flood:
+                sock.close()
+    assert len(logs.lines("127.0.0.2 is at its share of connections (3")) == 2
+
+
+@given(st.ip_addresses(), st.integers(0, 2**64 - 1))
+def test_an_address_counts_as_its_ipv4_address_or_its_ipv6_slash_64(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, host: int
+) -> None:
+    """Every address of one IPv6 /64 is one client; an IPv4-mapped address is its IPv4
+    address (RFC 4291 sections 2.5.4 and 2.5.5.2)."""
+    counted = client_address((str(address), 1))
+    if isinstance(address, ipaddress.IPv4Address):
+        assert counted == str(address)
+        mapped = ipaddress.IPv6Address(f"::ffff:{address}")
+        assert client_address((str(mapped), 1)) == counted
+    else:
+        neighbour = ipaddress.IPv6Address(int(address) >> 64 << 64 | host)
+        if address.ipv4_mapped is None and neighbour.ipv4_mapped is None:
+            assert client_address((str(neighbour), 2)) == counted
+            assert ipaddress.ip_address(counted.split("/")[0]) in ipaddress.ip_network(counted)
+    assert client_address(None) == ""
+
+
 # --- the property: any sequence of connections and requests -------------------------------
 
 
@@ -249,55 +355,89 @@ class Stand:
         self.closed = True
 
 
-@settings(max_examples=300, deadline=None)
-@given(events=connection_events(), limit=st.integers(1, 6))
-def test_any_flood_stays_within_the_bound_and_closes_only_the_longest_idle(
-    events: list[ConnectionEvent], limit: int
-) -> None:
-    registry = Connections(limit)
-    idle: list[Stand] = []  # the model: oldest first
-    busy: list[Stand] = []
-    for event in events:
-        open_ = idle + busy
-        if event.kind == "open":
-            new = Stand()
-            oldest = idle[0] if idle else None
-            admitted = registry.admit(new)  # type: ignore[arg-type]
-            if len(open_) < limit:
-                assert admitted and not any(c.closed for c in open_)
-            elif oldest is not None:
-                assert admitted and oldest.closed
-                assert not any(c.closed for c in open_ if c is not oldest)
-                idle.remove(oldest)
-            else:
-                assert not admitted and not any(c.closed for c in busy)
-            if admitted:
-                idle.append(new)
-        elif open_:
-            target = open_[event.index % len(open_)]
-            if event.kind == "start" and target in idle:
-                registry.busy(target)  # type: ignore[arg-type]
-                idle.remove(target)
-                busy.append(target)
-            elif event.kind == "end" and target in busy:
-                registry.idle(target)  # type: ignore[arg-type]
-                busy.remove(target)
-                idle.append(target)
-            elif event.kind == "close":
-                registry.discard(target)  # type: ignore[arg-type]
-                (idle if target in idle else busy).remove(target)
-        assert len(registry) == len(idle) + len(busy) <= limit
-
-
-# --- a flood of one message is one line ---------------------------------------------------
-
-
 class Clock:
     def __init__(self) -> None:
         self.now = 0.0
 
     def __call__(self) -> float:
         return self.now
+
+
+@attrs.define(eq=False)
+class Held:
+    """The model of one open connection."""
+
+    stand: Stand
+    address: int
+    busy: bool = False
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    events=connection_events(),
+    limit=st.integers(1, 6),
+    share=st.none() | st.integers(1, 4),
+    grace=st.sampled_from([0.0, 0.5, 1.0]),
+)
+def test_any_flood_keeps_the_bounds_and_closes_only_the_longest_waiting_past_grace(
+    events: list[ConnectionEvent], limit: int, share: int | None, grace: float
+) -> None:
+    """Never more than ``limit`` open, nor more than ``share`` from one address; never a
+    busy connection closed, nor one waiting for less than ``grace``; the one closed to
+    make room is the one waiting the longest (of its address, when that is at its
+    share); a new connection is refused only when none may be closed."""
+    clock = Clock()
+    registry = Connections(limit, share, grace=grace, clock=clock)
+    held: list[Held] = []
+    waiting: list[tuple[float, Held]] = []  # the model: in the order they began to wait
+    for event in events:
+        if event.kind == "tick":
+            clock.now += (event.index % 16) / 10
+        elif event.kind == "open":
+            address = event.index % 3
+            mine = [h for h in held if h.address == address]
+            if share is not None and len(mine) >= min(share, limit):
+                pool = [(t, h) for t, h in waiting if h.address == address]
+            elif len(held) >= limit:
+                pool = waiting
+            else:
+                pool = None
+            victim = None
+            if pool is not None:
+                victim = next((h for t, h in pool if t <= clock.now - grace), None)
+            new = Held(Stand(), address)
+            admitted = registry.admit(new.stand, str(address))
+            closed = [h for h in held if h.stand.closed]
+            assert admitted == (pool is None or victim is not None)
+            assert closed == ([] if victim is None else [victim])
+            if victim is not None:
+                held.remove(victim)
+                waiting = [(t, h) for t, h in waiting if h is not victim]
+            if admitted:
+                held.append(new)
+                waiting.append((clock.now, new))
+        elif held:
+            target = held[event.index % len(held)]
+            if event.kind == "start" and not target.busy:
+                registry.busy(target.stand)
+                target.busy = True
+                waiting = [(t, h) for t, h in waiting if h is not target]
+            elif event.kind == "end" and target.busy:
+                registry.idle(target.stand)
+                target.busy = False
+                waiting.append((clock.now, target))
+            elif event.kind == "close":
+                registry.discard(target.stand)
+                held.remove(target)
+                waiting = [(t, h) for t, h in waiting if h is not target]
+        assert len(registry) == len(held) <= limit
+        for address in range(3):
+            count = sum(h.address == address for h in held)
+            assert registry.count(str(address)) == count
+            assert share is None or count <= share
+
+
+# --- a flood of one message is one line ---------------------------------------------------
 
 
 def test_a_flood_of_one_warning_is_one_line_per_interval_with_a_count() -> None:

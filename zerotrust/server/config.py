@@ -45,6 +45,7 @@ _KEYS = frozenset(
         "request_timeout_seconds",
         "max_requests_in_flight",
         "max_connections",
+        "max_connections_per_address",
         "decision_threads",
         "max_evaluations",
         "search_max_results",
@@ -229,6 +230,9 @@ class ServerConfig:
     still running after its request timed out keeps its place until it ends.
     ``max_connections``: open connections ``zerotrust serve`` holds at most (lowered to
     what the open-file limit allows); beyond it the longest-idle one is closed.
+    ``max_connections_per_address``: of those, how many one client address may hold
+    (an IPv6 /64 counts as one address); None for no share of its own. Behind a proxy
+    or NAT every client shares the proxy's address: leave it out there.
     ``decision_threads``: decisions running at once, each in a worker thread; the
     others wait for a free thread within their timeout.
     ``decision_log``: a JSON-lines file that ``zerotrust serve`` logs decisions to.
@@ -243,6 +247,7 @@ class ServerConfig:
     request_timeout: float = 5.0
     max_requests_in_flight: int = 256
     max_connections: int = 4096
+    max_connections_per_address: int | None = None
     decision_threads: int = 2
     max_evaluations: int = 1000
     search_max_results: int = 1000
@@ -287,6 +292,14 @@ def _check(config: ServerConfig) -> list[str]:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             problems.append(f"{name} must be a positive whole number, not {value!r}")
+    per_address = config.max_connections_per_address
+    if per_address is not None and (
+        isinstance(per_address, bool) or not isinstance(per_address, int) or per_address < 1
+    ):
+        problems.append(
+            "max_connections_per_address must be a positive whole number (or left out for "
+            f"no share per address), not {per_address!r}"
+        )
     timeout = config.request_timeout
     if not _number(timeout) or not 0 < timeout <= MAX_TIMEOUT_SECONDS:
         problems.append(

@@ -19,16 +19,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+try:
+    import fcntl
+    import termios
+except ImportError:  # Windows: pipelining is then seen only in what uvicorn has read
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = [
+    "GRACE_SECONDS",
     "MIN_OPEN_FILES",
     "Connections",
     "DeadlineProtocol",
@@ -36,6 +45,7 @@ __all__ = [
     "Throttled",
     "accept_errors",
     "capacity",
+    "client_address",
     "raise_open_file_limit",
 ]
 
@@ -49,6 +59,10 @@ _RESERVED_FILES = 64
 MIN_OPEN_FILES = 128
 #: When the soft limit has no hard limit above it: as high as Linux goes by default.
 _UNLIMITED_TARGET = 1 << 20
+#: How long a new connection is never closed to make room, if it has sent no request
+#: yet: long enough for a lost first packet to be sent again (TCP's retransmission
+#: timeout is 200 ms to 1 s, RFC 6298) and a keep-alive pool to use its connection.
+GRACE_SECONDS = 1.0
 
 
 def raise_open_file_limit() -> int | None:
@@ -157,54 +171,146 @@ class ThrottleWarnings(logging.Filter):
         return True
 
 
-class Connections:
-    """The open connections of one server, at most ``limit``; event-loop thread only.
+class _Closable(Protocol):
+    def close_now(self) -> None: ...
 
-    Each connection is idle (waiting for a request) or busy (a request in the app).
-    At the limit a new connection closes the one idle the longest, or is closed itself
-    when every connection is busy. Cost: a dict operation per change of state.
-    """
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._idle: dict[DeadlineProtocol, None] = {}  # oldest first
-        self._busy: set[DeadlineProtocol] = set()
-        self._report = Throttled(logging.WARNING)
+class _Pool:
+    """Connections ``waiting`` on their client (for a request, or to take an answer),
+    in the order they began to wait, with that time; and ``busy`` ones (a request in
+    the app). Times come from one monotonic clock, so the first waiting is the oldest."""
+
+    __slots__ = ("busy", "waiting")
+
+    def __init__(self) -> None:
+        self.waiting: dict[_Closable, float] = {}
+        self.busy: set[_Closable] = set()
 
     def __len__(self) -> int:
-        return len(self._idle) + len(self._busy)
+        return len(self.waiting) + len(self.busy)
 
-    def admit(self, connection: DeadlineProtocol) -> bool:
-        """Whether ``connection`` may stay open (then it is idle, and counted)."""
-        if len(self) >= self.limit:
-            if not self._idle:
-                self._report(
-                    "at the connection limit (%d), every connection busy: closing new ones",
+    def longest_waiting(self, since: float) -> _Closable | None:
+        """The connection waiting the longest, if it began to wait by ``since``."""
+        first = next(iter(self.waiting.items()), None)
+        return None if first is None or first[1] > since else first[0]
+
+    def remove(self, connection: _Closable) -> None:
+        self.waiting.pop(connection, None)
+        self.busy.discard(connection)
+
+
+class Connections:
+    """The open connections of one server, at most ``limit``, at most ``per_address``
+    from one client address (a :func:`client_address`); event-loop thread only.
+
+    A new connection over either bound closes the connection that has waited the
+    longest on its client, for a request or to take an answer (among those of its
+    address, when that address is at its share), if it has waited ``grace`` seconds or
+    more. A busy connection (a request in the app, its answer being taken) is never
+    closed, nor one that began waiting less than ``grace`` ago; when no connection may
+    be closed, the new one is refused (closed) instead. So a client that sends its
+    request within ``grace`` of connecting, or of taking an answer, keeps its
+    connection however fast a flood connects; a flood from one address keeps to its
+    share; and a client that pipelines requests without taking the answers waits, and
+    is closable, like an idle one. Cost: a few dict operations per change of state.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        per_address: int | None = None,
+        grace: float = GRACE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        # A share of the whole is no share: the limit's own message is the clearer one.
+        self.per_address = None if per_address is None or per_address >= limit else per_address
+        self.grace = grace
+        self._clock = clock
+        self._all = _Pool()
+        self._pools: dict[str, _Pool] = {}
+        self._address: dict[_Closable, str] = {}
+        self._full_closed = Throttled(logging.WARNING)
+        self._full_refused = Throttled(logging.WARNING)
+        self._share_closed = Throttled(logging.WARNING)
+        self._share_refused = Throttled(logging.WARNING)
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def count(self, address: str) -> int:
+        """How many connections ``address`` holds."""
+        pool = self._pools.get(address)
+        return 0 if pool is None else len(pool)
+
+    def admit(self, connection: _Closable, address: str) -> bool:
+        """Whether ``connection`` from ``address`` may stay open (then it is waiting,
+        and counted), after closing the connection that makes room for it if need be."""
+        pool = self._pools.get(address)
+        if self.per_address is not None and pool is not None and len(pool) >= self.per_address:
+            if not self._make_room(pool):
+                self._share_refused(
+                    _SHARE + ", each busy or too new to close: refusing its new ones",
+                    address,
+                    self.per_address,
+                )
+                return False
+            self._share_closed(
+                _SHARE + ": closing its connections idle the longest", address, self.per_address
+            )
+        elif len(self._all) >= self.limit:
+            if not self._make_room(self._all):
+                self._full_refused(
+                    "at the connection limit (%d), every connection busy "
+                    "or too new to close: refusing new ones",
                     self.limit,
                 )
                 return False
-            oldest = next(iter(self._idle))
-            del self._idle[oldest]
-            oldest.close_now()
-            self._report(
-                "at the connection limit (%d): closing the connections idle the longest",
-                self.limit,
+            self._full_closed(
+                "at the connection limit (%d): closing the connections idle the longest", self.limit
             )
-        self._idle[connection] = None
+        pool = self._pools.setdefault(address, _Pool())  # making room may have emptied it
+        self._all.waiting[connection] = pool.waiting[connection] = self._clock()
+        self._address[connection] = address
         return True
 
-    def busy(self, connection: DeadlineProtocol) -> None:
-        if self._idle.pop(connection, False) is None:
-            self._busy.add(connection)
+    def busy(self, connection: _Closable) -> None:
+        """``connection`` has a request in the app, and takes its answers."""
+        if connection in self._address and connection not in self._all.busy:
+            for pool in self._pools_of(connection):
+                pool.remove(connection)
+                pool.busy.add(connection)
 
-    def idle(self, connection: DeadlineProtocol) -> None:
-        if connection in self._busy:
-            self._busy.discard(connection)
-            self._idle[connection] = None  # the newest idle one now
+    def idle(self, connection: _Closable) -> None:
+        """``connection`` waits on its client: for a request, or to take an answer."""
+        if connection in self._address and connection not in self._all.waiting:
+            now = self._clock()
+            for pool in self._pools_of(connection):
+                pool.remove(connection)
+                pool.waiting[connection] = now
 
-    def discard(self, connection: DeadlineProtocol) -> None:
-        self._idle.pop(connection, None)
-        self._busy.discard(connection)
+    def discard(self, connection: _Closable) -> None:
+        address = self._address.pop(connection, None)
+        if address is not None:
+            self._all.remove(connection)
+            pool = self._pools[address]
+            pool.remove(connection)
+            if not pool:
+                del self._pools[address]
+
+    def _pools_of(self, connection: _Closable) -> tuple[_Pool, _Pool]:
+        return self._all, self._pools[self._address[connection]]
+
+    def _make_room(self, pool: _Pool) -> bool:
+        victim = pool.longest_waiting(self._clock() - self.grace)
+        if victim is None:
+            return False
+        self.discard(victim)
+        victim.close_now()
+        return True
+
+
+_SHARE = "%s is at its share of connections (%d, max_connections_per_address)"
 
 
 class DeadlineProtocol(H11Protocol):
@@ -212,10 +318,18 @@ class DeadlineProtocol(H11Protocol):
     :class:`Connections`.
 
     Waiting for a request (from the connection's opening, or from the first byte
-    after the previous response) may take ``timeout``; a request inside the app may
-    take ``2 * timeout`` (the app answers by ``timeout``; the rest lets a slow reader
-    take its answer). Past either, the connection is closed. Only the asyncio
-    ``Protocol`` methods and uvicorn's ``app`` attribute are used.
+    after the previous answer was taken) may take ``timeout``; a request inside the
+    app may take ``2 * timeout`` (the app answers by ``timeout``; the rest lets a slow
+    reader take its answer). Past either, the connection is closed, at once if an
+    answer is still unsent. Of uvicorn's protocol, only its ``app``, ``flow`` and
+    ``conn`` (h11) attributes and its ``on_response_complete`` hook are used.
+
+    A connection counts as busy (never closed to make room) only while the app runs
+    a request its client sent after taking the previous answer. A client that does
+    not take an answer (the transport pauses writing at once: write buffer limit 0),
+    or sends requests before their previous answers are sent (HTTP pipelining, which
+    RFC 9112 section 9.3.2 lets a server end at any time), counts as waiting on its
+    client since it last took an answer in full, and may be closed like an idle one.
     """
 
     timeout: float = 5.0  # set per server by make_server
@@ -227,26 +341,28 @@ class DeadlineProtocol(H11Protocol):
         self._timer: asyncio.TimerHandle | None = None
         # Requests in the app: a pipelined one may start before the previous one returns.
         self._in_app = 0
+        # Whether the request in the app was sent before the previous answer was taken.
+        self._pipelined = False
         inner = self.app
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             self._in_app += 1
-            if self._in_app == 1:
-                self.registry.busy(self)
             self._arm(2 * self.timeout)
+            self._account()
             try:
                 await inner(scope, receive, send)
             finally:
                 self._in_app -= 1
-                if not self._in_app:
-                    self._disarm()
-                    self.registry.idle(self)
+                if not self._in_app and not self.flow.write_paused:
+                    self._disarm()  # else the rest of the deadline is to take the answer
+                self._account()
 
         self.app = app
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
-        if not self.registry.admit(self):
+        self.transport.set_write_buffer_limits(high=0)
+        if not self.registry.admit(self, client_address(self.client)):
             self.close_now()
             return
         self._arm(self.timeout)
@@ -255,6 +371,23 @@ class DeadlineProtocol(H11Protocol):
         if self._timer is None and not self._in_app:
             self._arm(self.timeout)
         super().data_received(data)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._account()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if not self._in_app:  # the answer is taken: the next request within the timeout
+            self._arm(self.timeout)
+        self._account()
+
+    def on_response_complete(self) -> None:
+        # The answer is sent. Bytes already here were sent before the client had it:
+        # the next request is pipelined (RFC 9112 section 9.3.2).
+        self._pipelined = bool(self.conn.trailing_data[0]) or _readable(self.transport)
+        self._account()
+        super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -265,6 +398,12 @@ class DeadlineProtocol(H11Protocol):
         """Close at once, dropping anything unsent (room for a new connection)."""
         self._disarm()
         self.transport.abort()
+
+    def _account(self) -> None:
+        if self._in_app and not self.flow.write_paused and not self._pipelined:
+            self.registry.busy(self)
+        else:
+            self.registry.idle(self)
 
     def _arm(self, seconds: float) -> None:
         self._disarm()
@@ -277,11 +416,47 @@ class DeadlineProtocol(H11Protocol):
 
     def _expired(self) -> None:
         self._timer = None
-        if not self.transport.is_closing():
-            client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
+        if self.transport.get_write_buffer_size():
+            # close() would wait for the client to take the rest, which it may never do.
+            self.slow(
+                "closed the connection of %s: its answer not taken within the timeout", client
+            )
+            self.transport.abort()
+        elif not self.transport.is_closing():
             what = "answered" if self._in_app else "a whole request received"
             self.slow("closed the connection of %s: not %s within the timeout", client, what)
             self.transport.close()
+
+
+def _readable(transport: asyncio.BaseTransport) -> bool:
+    """Whether the kernel holds bytes from the client not read yet (FIONREAD)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or fcntl is None:
+        return False
+    try:
+        pending = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return False
+    return int.from_bytes(pending, sys.byteorder) > 0
+
+
+def client_address(client: tuple[str, int] | None) -> str:
+    """The address a connection counts against its share under: an IPv4 address, or
+    the /64 network of an IPv6 one (the least one host is given, RFC 4291 section
+    2.5.4), so that a host cannot take more by using more of its addresses; ``""`` when
+    unknown (a Unix socket)."""
+    if client is None:
+        return ""
+    try:
+        ip = ipaddress.ip_address(client[0])
+    except ValueError:
+        return client[0]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
 
 
 def accept_errors(report: Throttled) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:

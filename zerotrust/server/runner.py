@@ -23,6 +23,7 @@ from uvicorn.config import LOGGING_CONFIG
 from zerotrust.errors import ZeroTrustError
 from zerotrust.server.config import ServerConfig, ServerConfigError, load_config
 from zerotrust.server.connections import (
+    GRACE_SECONDS,
     MIN_OPEN_FILES,
     Connections,
     DeadlineProtocol,
@@ -171,7 +172,8 @@ def make_server(
     ones the server's safety depends on.
 
     Raises the process's soft open-file limit to its hard limit, and bounds the open
-    connections below it (``config.max_connections`` at most). Raises
+    connections below it (``config.max_connections`` at most), and those of one client
+    address to ``config.max_connections_per_address`` when set. Raises
     :class:`ListenError` if the limit leaves too little room to serve.
     """
     fixed = {"app", "http", "proxy_headers", "ws", "lifespan", "log_config", "backlog"}
@@ -189,7 +191,11 @@ def make_server(
 
     class Protocol(DeadlineProtocol):
         timeout = config.request_timeout
-        registry = Connections(limit)
+        registry = Connections(
+            limit,
+            config.max_connections_per_address,
+            grace=min(GRACE_SECONDS, config.request_timeout),
+        )
         slow = Throttled(logging.INFO)
 
     options: dict[str, Any] = {
