@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import http.client
 import ipaddress
+import itertools
 import logging
 import socket
 import subprocess
@@ -323,6 +324,42 @@ def test_one_address_keeps_to_its_share_of_the_connections() -> None:
     assert len(logs.lines("127.0.0.2 is at its share of connections (3")) == 2
 
 
+def test_a_flood_from_one_address_under_its_share_closes_others_only_to_an_even_split() -> None:
+    """At the connection limit, a flood from an address still under its share closes
+    connections of the address holding the most, never of one holding fewer than the
+    flood: two clients holding 5 idle connections each keep 3 each against a flood
+    that takes 4, the most an even split of 10 gives it (before: the longest idle of
+    anyone's, 5 of one client's)."""
+    with (
+        Logs() as logs,
+        Live(max_connections=10, max_connections_per_address=5, request_timeout=5) as live,
+    ):
+        clients: dict[str, list[socket.socket]] = {"127.0.0.3": [], "127.0.0.4": []}
+        flood: list[socket.socket] = []
+        try:
+            for address, socks in clients.items():
+                for _ in range(5):  # kept alive after an answer
+                    sock = from_address(live, address)
+                    socks.append(sock)
+                    sock.sendall(request())
+                    answer = response(sock)
+                    assert answer is not None and answer[0] == 200
+            time.sleep(GRACE_SECONDS + 0.2)  # each may be closed to make room
+            for _ in range(8):
+                flood.append(from_address(live, "127.0.0.2"))
+            time.sleep(0.5)  # each accepted, or refused
+            kept = {
+                address: sum(is_open(sock) for sock in socks) for address, socks in clients.items()
+            }
+            assert kept == {"127.0.0.3": 3, "127.0.0.4": 3}
+            assert sum(is_open(sock) for sock in flood) == 4
+        finally:
+            for sock in flood + clients["127.0.0.3"] + clients["127.0.0.4"]:
+                sock.close()
+    assert logs.errors() == []
+    assert len(logs.lines("the address holding the most, idle the longest")) == 1
+
+
 @given(st.ip_addresses(), st.integers(0, 2**64 - 1))
 def test_an_address_counts_as_its_ipv4_address_or_its_ipv6_slash_64(
     address: ipaddress.IPv4Address | ipaddress.IPv6Address, host: int
@@ -384,20 +421,32 @@ def test_any_flood_keeps_the_bounds_and_closes_only_the_longest_waiting_past_gra
 ) -> None:
     """Never more than ``limit`` open, nor more than ``share`` from one address; never a
     busy connection closed, nor one waiting for less than ``grace``; the one closed to
-    make room is the one waiting the longest (of its address, when that is at its
-    share); a new connection is refused only when none may be closed."""
+    make room is the one waiting the longest: of all, or with a share, of the address
+    holding the most (the new one's if it holds as many, else the one whose count
+    changed last), so never one of an address holding no more than the new one's; a
+    new connection is refused only when that one may not be closed."""
     clock = Clock()
     registry = Connections(limit, share, grace=grace, clock=clock)
     held: list[Held] = []
     waiting: list[tuple[float, Held]] = []  # the model: in the order they began to wait
+    changes = itertools.count(1)
+    changed = [0, 0, 0]  # per address: when its count last changed (in changes)
     for event in events:
+        counts = [sum(h.address == a for h in held) for a in range(3)]
         if event.kind == "tick":
             clock.now += (event.index % 16) / 10
         elif event.kind == "open":
             address = event.index % 3
-            mine = [h for h in held if h.address == address]
-            if share is not None and len(mine) >= min(share, limit):
-                pool = [(t, h) for t, h in waiting if h.address == address]
+            shared = share is not None and share < limit
+            at_share = share is not None and counts[address] >= share
+            if shared and (at_share or len(held) >= limit):
+                most = max(counts)
+                largest = address
+                if counts[address] < most:
+                    largest = max(
+                        (a for a in range(3) if counts[a] == most), key=changed.__getitem__
+                    )
+                pool = [(t, h) for t, h in waiting if h.address == largest]
             elif len(held) >= limit:
                 pool = waiting
             else:
@@ -411,11 +460,15 @@ def test_any_flood_keeps_the_bounds_and_closes_only_the_longest_waiting_past_gra
             assert admitted == (pool is None or victim is not None)
             assert closed == ([] if victim is None else [victim])
             if victim is not None:
+                if shared:  # never one of an address holding no more than the new one's
+                    assert victim.address == address or counts[victim.address] > counts[address]
                 held.remove(victim)
                 waiting = [(t, h) for t, h in waiting if h is not victim]
+                changed[victim.address] = next(changes)
             if admitted:
                 held.append(new)
                 waiting.append((clock.now, new))
+                changed[address] = next(changes)
         elif held:
             target = held[event.index % len(held)]
             if event.kind == "start" and not target.busy:
@@ -430,6 +483,7 @@ def test_any_flood_keeps_the_bounds_and_closes_only_the_longest_waiting_past_gra
                 registry.discard(target.stand)
                 held.remove(target)
                 waiting = [(t, h) for t, h in waiting if h is not target]
+                changed[target.address] = next(changes)
         assert len(registry) == len(held) <= limit
         for address in range(3):
             count = sum(h.address == address for h in held)

@@ -81,15 +81,24 @@ class Live:
     """``zerotrust serve``'s uvicorn in a thread, on a port of its own."""
 
     def __init__(
-        self, *, policy: str = ALLOW_ALL, decision_log: DecisionLog | None = None, **config: Any
+        self,
+        *,
+        policy: str = ALLOW_ALL,
+        decision_log: DecisionLog | None = None,
+        server_options: dict[str, Any] | None = None,
+        app: Any = None,
+        **config: Any,
     ) -> None:
+        """``app`` in place of the AuthZEN app; ``server_options`` for uvicorn."""
         config.setdefault("bearer_secrets", (SECRET,))
         config.setdefault("request_timeout", TIMEOUT)
         server_config = ServerConfig(**config)
-        pdp = PolicyDecisionPoint.from_texts({"p.yaml": policy}, decision_log=decision_log)
+        if app is None:
+            pdp = PolicyDecisionPoint.from_texts({"p.yaml": policy}, decision_log=decision_log)
+            app = create_app(pdp, config=server_config)
         self._sockets = listen("127.0.0.1", 0)
         self.port = self._sockets[0].getsockname()[1]
-        self._server = make_server(create_app(pdp, config=server_config), server_config)
+        self._server = make_server(app, server_config, **(server_options or {}))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": self._sockets}, daemon=True
         )

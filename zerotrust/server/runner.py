@@ -13,6 +13,8 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import ssl
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +177,11 @@ def make_server(
     connections below it (``config.max_connections`` at most), and those of one client
     address to ``config.max_connections_per_address`` when set. Raises
     :class:`ListenError` if the limit leaves too little room to serve.
+
+    With TLS (``ssl_certfile``, ``ssl_context_factory``), the server listens for plain
+    TCP and each connection begins TLS once counted, with ``config.request_timeout``
+    for its handshake (see :class:`DeadlineProtocol`); the certificate is read here,
+    and one it cannot use is a :class:`ServerConfigError`.
     """
     fixed = {"app", "http", "proxy_headers", "ws", "lifespan", "log_config", "backlog"}
     clash = fixed & set(uvicorn_options)
@@ -197,6 +204,7 @@ def make_server(
             grace=min(GRACE_SECONDS, config.request_timeout),
         )
         slow = Throttled(logging.INFO)
+        handshakes = Throttled(logging.INFO)
 
     options: dict[str, Any] = {
         "server_header": False,
@@ -214,6 +222,17 @@ def make_server(
         backlog=backlog,  # also how many connections asyncio accepts in one go
         **options,
     )
+    try:
+        uvicorn_config.load()  # now, to take the TLS context it builds
+    except OSError as exc:  # ssl.SSLError too: a certificate or key uvicorn cannot use
+        files = ", ".join(
+            f"{name}={uvicorn_options[name]}"
+            for name in ("ssl_certfile", "ssl_keyfile")
+            if uvicorn_options.get(name)
+        )
+        raise ServerConfigError([f"cannot set up TLS ({files}): {_reason(exc)}"]) from exc
+    # TLS begins in the protocol, once a connection is counted (DeadlineProtocol).
+    Protocol.tls, uvicorn_config.ssl = uvicorn_config.ssl, None
     if limit < config.max_connections:  # logged now: uvicorn.Config set up logging
         logging.getLogger("zerotrust.server").warning(
             "the open-file limit (%s) allows %d open connections, fewer than "
@@ -222,12 +241,16 @@ def make_server(
             limit,
             config.max_connections,
         )
-    return _Server(uvicorn_config)
+    return _Server(uvicorn_config, Protocol.tls)
 
 
 class _Server(uvicorn.Server):
     """uvicorn's server, with asyncio's accept failures reported as one throttled line,
     and the kernel's queue of connections longer than what asyncio accepts at once."""
+
+    def __init__(self, config: uvicorn.Config, tls: ssl.SSLContext | None) -> None:
+        super().__init__(config)
+        self._tls = tls
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         report = Throttled(logging.WARNING)
@@ -235,6 +258,14 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)
         for sock in sockets or ():
             sock.listen(_BACKLOG)
+
+    def _log_started_message(self, listeners: Sequence[socket.SocketType]) -> None:
+        # uvicorn names the scheme after config.ssl, which make_server gave the protocol.
+        self.config.ssl = self._tls
+        try:
+            super()._log_started_message(listeners)
+        finally:
+            self.config.ssl = None
 
 
 def logging_config() -> dict[str, Any]:
