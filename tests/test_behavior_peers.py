@@ -225,11 +225,37 @@ def test_snapshot_statistics_leave_the_subject_out_and_need_min_peers(
         _reference([f[1] for f in others], 0.95),
     )
     assert snapshot.stats(me, min_peers) is stats  # remembered for the snapshot's life
+    assert snapshot.stats(me, min_peers + 1) == (stats if len(others) > min_peers else None)
     # the subject's own figures never count: the group without it gives the same
     without = Snapshot(
         "g", [(m, f) for m, f in kept.items() if m != me], day=100, peer_days=5, taken=0.0
     )
     assert without.stats(me, min_peers) == stats
+
+
+@settings(max_examples=200, deadline=None)
+@given(entries=ENTRIES, min_peers=st.integers(2, 4))
+def test_every_member_of_one_snapshot_gets_its_own_statistics(
+    entries: dict[str, tuple[float, float, int]], min_peers: int
+) -> None:
+    """Answers are remembered per snapshot: asking for each member in turn (and for
+    outsiders in between) gives each exactly the statistics of the others."""
+    snapshot = Snapshot("g", entries.items(), day=100, peer_days=20, taken=0.0)
+    for me in [*entries, "outsider", *reversed(entries)]:
+        others = [f for m, f in entries.items() if m != me]
+        stats = snapshot.stats(me, min_peers)
+        if len(others) < min_peers:
+            assert stats is None
+            continue
+        assert stats is not None and stats.members == len(others)
+        assert (stats.records_median, stats.records_p95) == (
+            _reference([f[0] for f in others], 0.5),
+            _reference([f[0] for f in others], 0.95),
+        )
+        assert (stats.distinct_median, stats.distinct_p95) == (
+            _reference([f[1] for f in others], 0.5),
+            _reference([f[1] for f in others], 0.95),
+        )
 
 
 def test_best_group_is_the_largest_records_median_first_on_ties() -> None:

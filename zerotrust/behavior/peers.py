@@ -164,13 +164,18 @@ class GroupStats:
 _NOBODY = object()  # the memo key of a subject that is not in the snapshot
 
 
+def _side(skip: int, floor: int) -> int:
+    """Where a left-out index lies against the ranks ``floor``, ``floor + 1`` a
+    quantile reads: all that decides the quantile of the others."""
+    return 0 if skip <= floor else 1 if skip == floor + 1 else 2
+
+
 class Snapshot:
     """One group's member table as read at time ``taken``, stale entries left out.
 
     ``entries`` maps a member (any hashable id) to its figures; an entry whose day is
     before ``day - peer_days`` is stale (its member stopped publishing) and is not
-    kept. :meth:`stats` leaves the asking member out in O(log n) and remembers the
-    answer for the snapshot's life."""
+    kept. :meth:`stats` leaves the asking member out in O(log n)."""
 
     __slots__ = ("_distinct", "_members", "_memo", "_records", "group", "taken")
 
@@ -200,21 +205,27 @@ class Snapshot:
         return member in self._members
 
     def stats(self, member: Hashable, min_peers: int) -> GroupStats | None:
-        """The statistics of every member but ``member``; None below ``min_peers``."""
+        """The statistics of every member but ``member``; None below ``min_peers``.
+
+        Leaving out the element at sorted index ``k`` changes a quantile only through
+        where ``k`` lies against the two ranks it reads (before, between, after), so
+        at most 3**4 answers exist per snapshot: they are remembered by those cases."""
+        records, distinct = self._records, self._distinct
         own = self._members.get(member)
-        key: object = _NOBODY if own is None else member
+        if own is None:
+            key: object = (min_peers, _NOBODY)
+            n = len(records)
+            skip_r = skip_d = -1
+        else:
+            n = len(records) - 1
+            skip_r = bisect_left(records, own[0])
+            skip_d = bisect_left(distinct, own[1])
+            floors = [math.floor((n - 1) * q) for q in QUANTILES] if n > 0 else [0, 0]
+            key = (min_peers, *(_side(k, f) for k in (skip_r, skip_d) for f in floors))
         try:
             return self._memo[key]
         except KeyError:
             pass
-        records, distinct = self._records, self._distinct
-        n = len(records)
-        if own is None:
-            skip_r = skip_d = -1
-        else:
-            n -= 1
-            skip_r = bisect_left(records, own[0])
-            skip_d = bisect_left(distinct, own[1])
         result = None
         if n >= min_peers:
             result = GroupStats(
