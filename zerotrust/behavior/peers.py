@@ -177,7 +177,7 @@ class Snapshot:
     before ``day - peer_days`` is stale (its member stopped publishing) and is not
     kept. :meth:`stats` leaves the asking member out in O(log n)."""
 
-    __slots__ = ("_distinct", "_members", "_memo", "_records", "group", "taken")
+    __slots__ = ("_distinct", "_floors", "_members", "_memo", "_records", "group", "taken")
 
     def __init__(
         self,
@@ -197,6 +197,9 @@ class Snapshot:
         self._records = sorted(f[0] for f in self._members.values())
         self._distinct = sorted(f[1] for f in self._members.values())
         self._memo: dict[object, GroupStats | None] = {}
+        # the ranks each quantile reads among the others of a member (n - 1 of them)
+        others = max(len(self._records) - 1, 1)
+        self._floors = tuple(math.floor((others - 1) * q) for q in QUANTILES)
 
     def __len__(self) -> int:
         return len(self._members)
@@ -220,8 +223,14 @@ class Snapshot:
             n = len(records) - 1
             skip_r = bisect_left(records, own[0])
             skip_d = bisect_left(distinct, own[1])
-            floors = [math.floor((n - 1) * q) for q in QUANTILES] if n > 0 else [0, 0]
-            key = (min_peers, *(_side(k, f) for k in (skip_r, skip_d) for f in floors))
+            f50, f95 = self._floors
+            key = (
+                min_peers,
+                _side(skip_r, f50),
+                _side(skip_r, f95),
+                _side(skip_d, f50),
+                _side(skip_d, f95),
+            )
         try:
             return self._memo[key]
         except KeyError:
