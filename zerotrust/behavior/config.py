@@ -20,6 +20,8 @@ from zerotrust.errors import BehaviorConfigError
 __all__ = ["BehaviorConfig", "ConfiguredStore", "StoreErrorMode"]
 
 MIN_BUCKETS = 60
+#: The longest of the daily windows (``records_30d``, ``distinct_resources_30d``).
+LONG_DAYS = 30
 #: The largest number any field takes: Redis receives these as script arguments and
 #: EXPIRE times, sockets as timeouts; 2**31 - 1 seconds is about 68 years.
 LIMIT = 2**31 - 1
@@ -113,6 +115,52 @@ def _key_prefix(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise _refuse(attribute, "a non-empty string without braces", value)
 
 
+#: A subject's groups come from at most this many property names per grouping.
+MAX_GROUPING_NAMES = 4
+
+
+def _groupings(value: Any) -> Any:
+    """``peer_groups`` as a tuple of tuples of property names; a grouping given as one
+    name is the tuple of that name. Anything else is left for the validator."""
+    if type(value) not in (list, tuple):
+        return value
+    out: list[Any] = []
+    for grouping in value:
+        if type(grouping) is str:
+            out.append((grouping,))
+        elif type(grouping) in (list, tuple):
+            out.append(tuple(grouping))
+        else:
+            out.append(grouping)
+    return tuple(out)
+
+
+def _check_groupings(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    what = (
+        "a list of groupings, each a subject property name or a list of 1 to "
+        f"{MAX_GROUPING_NAMES} property names (non-empty strings)"
+    )
+    if type(value) is not tuple:
+        raise _refuse(attribute, what, value)
+    for grouping in value:
+        if (
+            type(grouping) is not tuple
+            or not 1 <= len(grouping) <= MAX_GROUPING_NAMES
+            or not all(type(name) is str and name for name in grouping)
+        ):
+            raise _refuse(attribute, what, grouping)
+
+
+def _peer_days(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if type(value) is not int or not 1 <= value <= 365:
+        raise _refuse(attribute, "a whole number of days from 1 to 365", value)
+
+
+def _min_peers(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if type(value) is not int or not 2 <= value <= LIMIT:
+        raise _refuse(attribute, f"a whole number from 2 to {LIMIT}", value)
+
+
 def _flag(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if type(value) is not bool:
         raise _refuse(attribute, "True or False", value)
@@ -168,6 +216,21 @@ class BehaviorConfig:
     #: Redis: send a decision's outcome with the next call (one round trip per
     #: decision) instead of on its own round trip.
     defer_outcomes: bool = attrs.field(default=True, validator=_flag)
+    #: Peer groups: each grouping is a subject property name, or several combined
+    #: (``("department", "roles")``); a list-valued property puts a subject in a
+    #: group per value. Empty: no peer features.
+    peer_groups: tuple[tuple[str, ...], ...] = attrs.field(
+        default=(("department",),), converter=_groupings, validator=_check_groupings
+    )
+    #: Members with history (the subject excluded) a group needs for statistics.
+    min_peers: int = attrs.field(default=5, validator=_min_peers)
+    #: UTC days before today that members' figures and the per-day baselines cover.
+    peer_days: int = attrs.field(default=28, validator=_peer_days)
+    #: Seconds a process keeps a group's statistics before reading them again.
+    peer_refresh: float = attrs.field(default=60.0, validator=_seconds)
+    #: Resources remembered per subject for the 24 h, 7 d and 30 d distinct counts
+    #: (oldest last seen forgotten first; the counts saturate here).
+    max_distinct: int = attrs.field(default=5_000, validator=_count)
     #: The step-up built from the two fields above (built once, not per decision).
     store_error_step_up: StepUp = attrs.field(init=False, eq=False, repr=False)
 
@@ -199,7 +262,12 @@ class BehaviorConfig:
     def longest(self) -> int:
         """The longest span any feature looks back (seconds)."""
         return max(
-            self.day_window, self.seen_lookback, self.baseline_lookback + 3600, self.hour_window
+            self.day_window,
+            self.seen_lookback,
+            self.baseline_lookback + 3600,
+            self.hour_window,
+            LONG_DAYS * 86_400,
+            (self.peer_days + 1) * 86_400,
         )
 
     @property

@@ -19,6 +19,7 @@ from zerotrust.request import AccessRequest
 __all__ = [
     "FEATURES",
     "MAX_RECORDS",
+    "OPTIONAL_FEATURES",
     "UNAVAILABLE",
     "Outcome",
     "counted_records",
@@ -41,8 +42,22 @@ FEATURES = (
     "new_ip",
     "new_country",
     "baseline_records_per_hour",
+    "records_7d",
+    "records_30d",
+    "distinct_resources_24h",
+    "distinct_resources_7d",
+    "distinct_resources_30d",
+    "active_days_30d",
+    "baseline_records_per_day",
+    "baseline_distinct_per_day",
+    "peers",
+    "records_24h_vs_peers",
+    "distinct_resources_24h_vs_peers",
     "available",
 )
+
+#: Features absent when undefined (no peer group with statistics).
+OPTIONAL_FEATURES = frozenset({"peers", "records_24h_vs_peers", "distinct_resources_24h_vs_peers"})
 
 #: A single request counts at most this many records (keeps counters in 64 bits).
 MAX_RECORDS = 1_000_000_000
