@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -98,19 +99,29 @@ def write_report(
     title: str | None = None,
 ) -> Report:
     """Build the report of ``log`` and write it to ``out`` as one HTML file, whole or
-    not at all (written beside it, then renamed over it). Raises ``OSError`` when the
-    log cannot be read or ``out`` written."""
+    not at all (written beside it, then renamed over it). Raises ``OSError`` naming the
+    file when the log cannot be read or ``out`` written (checked first, before the log
+    is read)."""
     from zerotrust.report.render import render_html
 
-    report = build_report(log, options)
-    page = render_html(report, title=title).encode("utf-8")
     target = Path(out)
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
     # mkstemp creates it readable by its owner only: the page quotes the log.
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, temporary = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+        )
+    except OSError as exc:
+        raise type(exc)(exc.errno, exc.strerror, str(target)) from exc
     try:
         with os.fdopen(fd, "wb") as file:
-            file.write(page)
-        os.replace(temporary, target)
+            report = build_report(log, options)
+            file.write(render_html(report, title=title).encode("utf-8"))
+        try:
+            os.replace(temporary, target)
+        except OSError as exc:
+            raise type(exc)(exc.errno, exc.strerror, str(target)) from exc
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
