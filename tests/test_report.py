@@ -649,3 +649,21 @@ def test_importing_the_report_package_does_not_import_matplotlib() -> None:
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert done.stdout.strip() == "False"
+
+
+def test_times_far_apart_give_a_bounded_chart(tmp_path: Path) -> None:
+    far = [
+        datetime.datetime(1, 1, 1, 12, tzinfo=datetime.UTC),
+        datetime.datetime(9999, 12, 31, 12, tzinfo=datetime.UTC),
+        datetime.datetime(5000, 6, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=-14))),
+    ]
+    lines = [record(at=at, effect="deny", resource=f"c-{n}") for n, at in enumerate(far * 2)]
+    lines.append({**record(), "time": "0001-01-01T00:30:00+01:00"})  # before year 1 in UTC
+    log = write_lines(tmp_path / "d.jsonl", lines)
+    out = tmp_path / "report.html"
+    report = write_report(log, out, ReportOptions(min_score=0, max_days=30))
+    assert report.figures.skipped == (("not a decision record", 1, (7,)),)
+    (detail,) = report.details
+    assert [d.day.year for d in detail.ranked.subject.days] == [1, 5000, 9999]
+    assert detail.chart.count("<path") < 400  # 30 days charted, not 3.6 million
+    assert "0001-01-01 12:00:00" in out.read_text("utf-8")

@@ -67,7 +67,7 @@ def build_report(
             rank=place,
             rows=found[r.key][0],
             not_listed=found[r.key][1],
-            chart=subject_chart(r, everyone, place),
+            chart=subject_chart(r, everyone, place, options.max_days),
         )
         for place, r in flagged
     )

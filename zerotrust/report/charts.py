@@ -30,23 +30,25 @@ def _matplotlib() -> Any:
     """matplotlib's pieces, or ImportError naming the extra to install."""
     try:
         import matplotlib
-        from matplotlib import dates
+        from matplotlib import ticker
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise ImportError(
             f"the report's charts need matplotlib ({exc}): pip install 'zerotrust[report]'"
         ) from exc
-    return matplotlib, dates, FigureCanvasAgg, Figure
+    return matplotlib, ticker, FigureCanvasAgg, Figure
 
 
-def subject_chart(ranked: Ranked, everyone: Population, number: int) -> str:
+def subject_chart(ranked: Ranked, everyone: Population, number: int, span: int = 400) -> str:
     """Daily records and daily distinct resources of one subject against its peer
     group's median and p95 (as logged each day), or all subjects' when no peer figures
-    were logged; days standing out in red. ``number`` makes the SVG ids unique."""
-    matplotlib, dates, canvas, figure_class = _matplotlib()
+    were logged; days standing out in red. ``number`` makes the SVG ids unique; the
+    chart covers at most ``span`` days, the last ones (a log's times are not to be
+    trusted to lie close together)."""
+    matplotlib, ticker, canvas, figure_class = _matplotlib()
     subject = ranked.subject
-    days = _every_day(subject)
+    days = _every_day(subject, span)
     style = {
         "svg.fonttype": "none",
         "svg.hashsalt": f"zerotrust-report-{number}",
@@ -61,7 +63,6 @@ def subject_chart(ranked: Ranked, everyone: Population, number: int) -> str:
         canvas(figure)
         top, bottom = figure.subplots(2, 1, sharex=True)
         _panel(
-            dates,
             top,
             days,
             ranked,
@@ -71,7 +72,6 @@ def subject_chart(ranked: Ranked, everyone: Population, number: int) -> str:
             "records a day (allowed requests)",
         )
         _panel(
-            dates,
             bottom,
             days,
             ranked,
@@ -80,9 +80,12 @@ def subject_chart(ranked: Ranked, everyone: Population, number: int) -> str:
             everyone.distinct,
             "distinct resources a day",
         )
-        locator = dates.AutoDateLocator(minticks=3, maxticks=10)
-        bottom.xaxis.set_major_locator(locator)
-        bottom.xaxis.set_major_formatter(dates.ConciseDateFormatter(locator))
+        # Days are numbered from the first (matplotlib's own dates stop short of year
+        # 9999, and a log's times are whatever it says); the ticks name them.
+        bottom.xaxis.set_major_locator(ticker.MaxNLocator(nbins=10, integer=True))
+        bottom.xaxis.set_major_formatter(ticker.FuncFormatter(_day_label(days)))
+        if days:
+            bottom.set_xlabel(f"UTC days, {days[0][0].isoformat()} to {days[-1][0].isoformat()}")
         for index, artist in enumerate(figure.findobj()):
             artist.set_gid(f"zt{number}-{index}")
         out = io.StringIO()
@@ -91,21 +94,28 @@ def subject_chart(ranked: Ranked, everyone: Population, number: int) -> str:
     return text[text.index("<svg") :]  # the XML prolog and DOCTYPE have no place in HTML
 
 
-def _every_day(subject: SubjectFigures) -> list[tuple[datetime.date, DayFigures | None]]:
-    """The subject's days from first to last, the days without decisions as None."""
+def _every_day(subject: SubjectFigures, span: int) -> list[tuple[datetime.date, DayFigures | None]]:
+    """The subject's last ``span`` days up to its last, the days without decisions as None."""
     if not subject.days:
         return []
     known = {day.day: day for day in subject.days}
-    first, last = subject.days[0].day, subject.days[-1].day
-    span = (last - first).days + 1
-    return [
-        (first + datetime.timedelta(days=n), known.get(first + datetime.timedelta(days=n)))
-        for n in range(span)
-    ]
+    last = subject.days[-1].day.toordinal()
+    first = max(subject.days[0].day.toordinal(), last - span + 1)  # (no date arithmetic:
+    every = [datetime.date.fromordinal(n) for n in range(first, last + 1)]  # year 1 is near)
+    return [(day, known.get(day)) for day in every]
+
+
+def _day_label(days: list[tuple[datetime.date, DayFigures | None]]) -> Any:
+    def label(value: float, _: int) -> str:
+        index = round(value)
+        if abs(value - index) > 1e-6 or not 0 <= index < len(days):
+            return ""
+        return f"{days[index][0]:%b %d}"
+
+    return label
 
 
 def _panel(
-    dates: Any,
     axes: Any,
     days: list[tuple[datetime.date, DayFigures | None]],
     ranked: Ranked,
@@ -114,13 +124,16 @@ def _panel(
     fixed: tuple[float, float] | None,
     title: str,
 ) -> None:
-    x = [day for day, _ in days]
+    x = list(range(len(days)))
     values = [getattr(figures, count) if figures is not None else 0 for _, figures in days]
-    colours = [_HOT if day in ranked.hot_days else _BAR for day in x]
+    colours = [_HOT if day in ranked.hot_days else _BAR for day, _ in days]
     axes.bar(x, values, width=0.8, color=colours, label="this subject", zorder=2)
     if ranked.basis == "peers":  # each day's figures across its own bar, as logged that day
-        logged_days = [(day, getattr(f, logged)) for day, f in days if f is not None]
-        known = [(dates.date2num(day), pair) for day, pair in logged_days if pair is not None]
+        known = [
+            (at, getattr(figures, logged))
+            for at, (_, figures) in enumerate(days)
+            if figures is not None and getattr(figures, logged) is not None
+        ]
         starts = [at - 0.5 for at, _ in known]
         ends = [at + 0.5 for at, _ in known]
         medians = [pair[0] for _, pair in known]

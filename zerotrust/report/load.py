@@ -306,7 +306,7 @@ def _records(
             skips.add("too long", number)
             yield number, None
             continue
-        if not data.strip():
+        if not data or data.isspace():
             skips.add("blank", number)
             yield number, None
             continue
@@ -439,6 +439,8 @@ def _add(state: _Subject, record: _Record, options: ReportOptions) -> None:
                 return
             state.dropped += state.days.pop(oldest).decisions
         day = state.days[day_id] = _Day()
+        if day_id < state.latest - 1:
+            day.seen = None  # already closed: a late day keeps no set open
     state.decisions += 1
     day.decisions += 1
     request = _dict(data, "request")

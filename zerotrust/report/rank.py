@@ -4,8 +4,8 @@ The score is a sum of points an analyst can check by hand, each from one figure:
 
 * volume: the highest day's records against the subject's peer group's median
   (the logged ``records_24h_vs_peers``, or that day's records over the logged
-  ``peers.records_per_day.median``); without peer figures, against the median of all
-  subjects' typical day (each subject's median day). 2x gives 0 points, each doubling
+  ``peers.records_per_day.median``); on a day without peer figures, against the median
+  of all subjects' typical day (each subject's median day). 2x gives 0 points, each doubling
   beyond 20 more, at most 40;
 * distinct resources: the same for distinct resources a day, 10 per doubling past 2x,
   at most 20;
@@ -112,14 +112,15 @@ def rank(
 def _score(subject: SubjectFigures, everyone: Population) -> Ranked:
     peers = any(d.peers_records is not None or d.records_vs_peers is not None for d in subject.days)
     hot: set[datetime.date] = set()
-    if peers:
-        volume = _ratio(subject.days, "records", "peers_records", "records_vs_peers", None, hot)
+    days, fixed_records, fixed_distinct = subject.days, everyone.records, everyone.distinct
+    if peers:  # a day without peer figures falls back to all subjects
+        volume = _ratio(days, "records", "peers_records", "records_vs_peers", fixed_records, hot)
         distinct = _ratio(
-            subject.days, "distinct", "peers_distinct", "distinct_vs_peers", None, hot
+            days, "distinct", "peers_distinct", "distinct_vs_peers", fixed_distinct, hot
         )
     else:
-        volume = _ratio(subject.days, "records", None, None, everyone.records, hot)
-        distinct = _ratio(subject.days, "distinct", None, None, everyone.distinct, hot)
+        volume = _ratio(days, "records", None, None, fixed_records, hot)
+        distinct = _ratio(days, "distinct", None, None, fixed_distinct, hot)
     parts = [
         ("volume", _doublings(volume, 20.0, 40.0)),
         ("distinct resources", _doublings(distinct, 10.0, 20.0)),
@@ -150,12 +151,12 @@ def _ratio(
     hot: set[datetime.date],
 ) -> float | None:
     """The highest day's ``count`` over the comparison median: the day's logged peer
-    figures (and the ratio the PDP logged), or ``fixed`` (all subjects). Days at
+    figures (and the ratio the PDP logged), else ``fixed`` (all subjects). Days at
     :data:`HOT` times the median or more are added to ``hot`` (not merely above the
     p95: the p95 of members' *average* days is a busy day for anyone)."""
     best: float | None = None
     for day in days:
-        pair = getattr(day, logged_pair) if logged_pair else fixed
+        pair = (getattr(day, logged_pair) if logged_pair else None) or fixed
         ratios = []
         value: int = getattr(day, count)
         if pair is not None and pair[0] > 0:

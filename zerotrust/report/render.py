@@ -122,7 +122,7 @@ def _span(report: Report) -> str:
 
 
 def _time(at: datetime.datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M:%S")
+    return at.isoformat(sep=" ", timespec="seconds")[:19]  # (strftime drops a year's zeros)
 
 
 def _skipped(report: Report) -> str:
