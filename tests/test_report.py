@@ -209,7 +209,7 @@ def test_insider_ranks_first_against_the_logged_peer_figures(peers_log: Path) ->
     top = ranked[0]
     assert top.subject.id == INSIDER and top.flagged and top.basis == "peers"
     assert top.volume is not None and top.volume > 5.0
-    assert dict(top.parts)["denials"] == 25.0
+    assert dict(top.parts)["denials"] == 25.0  # the median agent was never refused
     assert top.hot_days == {top.subject.days[-1].day}
     assert all(not r.flagged and r.score == 0 for r in ranked[1:])
 
@@ -223,6 +223,16 @@ def test_without_peer_figures_subjects_are_compared_with_all_subjects(tmp_path: 
     assert top.subject.id == INSIDER and top.basis == "all subjects"
     assert top.volume == max(d.records for d in top.subject.days) / 40.0
     assert top.flagged
+
+
+def test_denials_count_beyond_the_median_subject(tmp_path: Path) -> None:
+    lines = [record(f"u-{n}", effect="deny", resource=f"c-{k}") for n in range(5) for k in range(3)]
+    lines += [record("u-0", effect="deny", resource=f"x-{k}") for k in range(2)]
+    everyone, ranked = rank(read_log(write_lines(tmp_path / "d.jsonl", lines)))
+    assert everyone.denies == 3.0
+    assert [(r.subject.id, r.score) for r in ranked] == [("u-0", 10.0)] + [
+        (f"u-{n}", 0.0) for n in range(1, 5)
+    ]
 
 
 def test_points_are_the_documented_ones() -> None:
@@ -246,7 +256,7 @@ def test_quantile_is_linear_between_closest_ranks(values: list[float], q: float)
 def test_top_and_min_score_choose_the_detailed_subjects(tmp_path: Path) -> None:
     lines = [
         record(f"u-{n}", effect="deny", resource=f"c-{k}") for n in range(6) for k in range(n + 1)
-    ]
+    ] + [record(f"z-{n}") for n in range(6)]  # the median subject is never refused
     log = write_lines(tmp_path / "d.jsonl", lines)
     _, ranked = rank(read_log(log), ReportOptions(top=2, min_score=10))
     assert [r.subject.id for r in ranked if r.flagged] == ["u-5", "u-4"]
@@ -432,7 +442,7 @@ def test_hostile_log_page_escapes_everything_taken_from_the_log(
     hostile_log: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "report.html"
-    report = write_report(hostile_log, out, ReportOptions(min_score=10))
+    report = write_report(hostile_log, out, ReportOptions(min_score=5))
     source = out.read_text("utf-8")  # strict UTF-8: the lone surrogate was escaped
     page = assert_inert(source)
     assert [d.ranked.subject.id for d in report.details] == [HOSTILE_ID, BIDI_ID]

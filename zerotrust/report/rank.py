@@ -9,8 +9,10 @@ The score is a sum of points an analyst can check by hand, each from one figure:
   beyond 20 more, at most 40;
 * distinct resources: the same for distinct resources a day, 10 per doubling past 2x,
   at most 20;
-* denials 5 each (at most 25), step-ups 2 each (at most 10), first requests from a new
-  device 5 each (at most 10) and from a new country 5 each (at most 10).
+* denials beyond the median subject's count 5 each (at most 25), step-ups beyond the
+  median subject's 2 each (at most 10): in a large log everyone is refused now and then;
+* first requests from a new device 5 each (at most 10) and from a new country 5 each
+  (at most 10).
 
 A subject is shown in detail when its score reaches ``min_score``, the highest
 ``top`` of them.
@@ -36,11 +38,14 @@ HOT = 2.0
 @attrs.frozen
 class Population:
     """All subjects' typical day: (median, p95) of each subject's median day, or None
-    when no subject has a day with records (resp. resources)."""
+    when no subject has a day with records (resp. resources); and the median subject's
+    denials and step-ups."""
 
     records: tuple[float, float] | None
     distinct: tuple[float, float] | None
     subjects: int
+    denies: float = 0.0
+    step_ups: float = 0.0
 
 
 @attrs.frozen
@@ -75,12 +80,20 @@ def quantile(values: Sequence[float], q: float) -> float:
 def population(figures: LogFigures) -> Population:
     records: list[float] = []
     distinct: list[float] = []
+    denies: list[float] = []
+    step_ups: list[float] = []
     for subject in figures.subjects:
         if subject.days:
             records.append(quantile([d.records for d in subject.days], 0.5))
             distinct.append(quantile([d.distinct for d in subject.days], 0.5))
+            denies.append(subject.total("denies"))
+            step_ups.append(subject.total("step_ups"))
     return Population(
-        records=_pair(records), distinct=_pair(distinct), subjects=len(figures.subjects)
+        records=_pair(records),
+        distinct=_pair(distinct),
+        subjects=len(figures.subjects),
+        denies=quantile(denies, 0.5) if denies else 0.0,
+        step_ups=quantile(step_ups, 0.5) if step_ups else 0.0,
     )
 
 
@@ -124,8 +137,8 @@ def _score(subject: SubjectFigures, everyone: Population) -> Ranked:
     parts = [
         ("volume", _doublings(volume, 20.0, 40.0)),
         ("distinct resources", _doublings(distinct, 10.0, 20.0)),
-        ("denials", min(25.0, 5.0 * subject.total("denies"))),
-        ("step-ups", min(10.0, 2.0 * subject.total("step_ups"))),
+        ("denials", _beyond(subject.total("denies"), everyone.denies, 5.0, 25.0)),
+        ("step-ups", _beyond(subject.total("step_ups"), everyone.step_ups, 2.0, 10.0)),
         ("new devices", min(10.0, 5.0 * subject.total("new_devices"))),
         ("new countries", min(10.0, 5.0 * subject.total("new_countries"))),
     ]
@@ -176,3 +189,8 @@ def _doublings(ratio: float | None, per: float, most: float) -> float:
     if ratio is None or ratio <= 2.0:
         return 0.0
     return min(most, per * (math.log2(ratio) - 1.0))
+
+
+def _beyond(count: int, median: float, per: float, most: float) -> float:
+    """``per`` points for each one beyond the median subject's ``median``, at most ``most``."""
+    return min(most, per * max(0.0, count - median))
