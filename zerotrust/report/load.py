@@ -249,7 +249,8 @@ def read_log(path: str | Path, options: ReportOptions | None = None) -> LogFigur
         lines=lines,
         decisions=decisions,
         skipped=skips.result(),
-        subjects=tuple(_figures(key, state) for key, state in subjects.items()),
+        # Each subject's working state is let go as its figures are made (half the peak).
+        subjects=tuple(_figures(key, subjects.pop(key)) for key in list(subjects)),
         first=first,
         last=last,
     )
