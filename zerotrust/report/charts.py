@@ -148,6 +148,7 @@ def _panel(
         who = "all subjects"
         axes.axhline(fixed[0], color=_MEDIAN, lw=1.2, label=f"{who}: median day", zorder=3)
         axes.axhline(fixed[1], color=_P95, lw=1.2, ls="--", label=f"{who}: p95", zorder=3)
+    axes.set_xlim(-0.6, max(len(days), 7) - 0.4)  # a day or two stay bars, not slabs
     axes.set_title(title, loc="left", fontsize=9)
     axes.margins(y=0.18)  # room for the legend above the highest bar
     axes.set_ylim(bottom=0)
