@@ -677,3 +677,33 @@ def test_times_far_apart_give_a_bounded_chart(tmp_path: Path) -> None:
     assert [d.day.year for d in detail.ranked.subject.days] == [1, 5000, 9999]
     assert detail.chart.count("<path") < 400  # 30 days charted, not 3.6 million
     assert "0001-01-01 12:00:00" in out.read_text("utf-8")
+
+
+def test_long_texts_are_kept_cut_and_two_long_ids_stay_two(tmp_path: Path) -> None:
+    first, second = "u-" + "a" * 300_000, "u-" + "a" * 299_999 + "b"
+    long_reason = [{"rule": "p/r", "effect": "deny", "reason": "r" * 9000}]
+    lines = [  # (decision ids of their own: the helper's would quote the ids)
+        record(first, effect="deny", reasons=long_reason, decision_id="d-1"),
+        record(second, effect="deny", resource="c-" + "x" * 400_000, decision_id="d-2"),
+        record(second, effect="deny", resource="c-2", decision_id="d-3"),
+    ]
+    log = write_lines(tmp_path / "d.jsonl", lines)
+    tracemalloc.start()
+    try:
+        figures = read_log(log)
+        wanted = {(s.type, s.id): (lambda row, day: True) for s in figures.subjects}
+        found = read_decisions(log, wanted)
+        kept = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert kept < 1 << 20  # the 1.4 MB of texts are not kept
+    report = build_report(log, ReportOptions(min_score=0))
+    assert report.figures == figures and len(found) == 2
+    ids = sorted(s.id for s in report.figures.subjects)
+    assert len(ids) == 2 and all(len(i) < 260 for i in ids)
+    assert all(i.startswith("u-aaa") and "(300,002 characters, sha256 " in i for i in ids)
+    (reason,) = [r.reason for r in report.figures.subjects[0].rules]
+    assert reason == "r" * 200 + "\u2026 (9,000 characters, sha256 " + reason[-17:]
+    resources = {row.resource for d in report.details for row in d.rows}
+    assert "customer_record/c-2" in resources
+    assert any("(400,018 characters, sha256" in r for r in resources)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import datetime
 import gzip
+import hashlib
 import io
 import json
 import zlib
@@ -35,6 +36,7 @@ __all__ = [
     "SubjectFigures",
     "read_decisions",
     "read_log",
+    "shorten",
 ]
 
 DAY = 86_400
@@ -48,6 +50,9 @@ SKIP_REASONS = (
     "not a decision record",
     "beyond the subject limit",
 )
+#: Characters of one logged text kept; a longer one is kept cut, with its length and a
+#: digest (two long texts stay two), so a line of a megabyte costs no megabyte kept.
+KEPT = 200
 _SHOWN_LINES = 5  # line numbers remembered per skip reason
 _MAX_RULES = 50  # distinct (rule, effect, reason) counted per subject; the rest as one
 _OTHER = ("(other rules)", "", "")
@@ -357,6 +362,15 @@ def _read(file: io.BufferedIOBase, limit: int, path: str | Path) -> bytes:
         raise OSError(f"{path}: compressed data is cut short or corrupt ({exc})") from exc
 
 
+def shorten(text: str) -> str:
+    """``text``, or if longer than :data:`KEPT` characters its beginning, its length and
+    the start of its SHA-256 (so two long ids that begin alike stay two subjects)."""
+    if len(text) <= KEPT:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{text[:KEPT]}\u2026 ({len(text):,} characters, sha256 {digest})"
+
+
 def _open(path: Path) -> io.BufferedIOBase:
     if path.suffix == ".gz":
         return gzip.GzipFile(path, "rb")
@@ -397,7 +411,7 @@ def _record(value: Any) -> _Record | None:
         at = at.astimezone(datetime.UTC)
     except OverflowError:  # year 1 at +01:00
         return None
-    return _Record(value, (subject["type"], subject["id"]), at)
+    return _Record(value, (shorten(subject["type"]), shorten(subject["id"])), at)
 
 
 def _dict(value: Any, key: str) -> dict[str, Any]:
@@ -460,8 +474,10 @@ def _add(state: _Subject, record: _Record, options: ReportOptions) -> None:
     risk = _dict(data, "risk").get("signals")
     if type(risk) is list:
         for signal in risk[:_MAX_RULES]:
-            if type(signal) is str and (signal in state.signals or len(state.signals) < _MAX_RULES):
-                state.signals[signal] += 1
+            if type(signal) is str:
+                name = shorten(signal)
+                if name in state.signals or len(state.signals) < _MAX_RULES:
+                    state.signals[name] += 1
 
 
 def _touch(day: _Day, resource: Any, cap: int) -> None:
@@ -501,7 +517,7 @@ def _behavior(state: _Subject, day: _Day, behavior: dict[str, Any]) -> None:
         if distinct is not None:
             day.peers_distinct = distinct
         if type(peers.get("group")) is str:
-            state.group = peers["group"]
+            state.group = shorten(peers["group"])
         members = peers.get("members")
         state.members = members if type(members) is int else state.members
     for key, slot in (
@@ -530,16 +546,16 @@ def _reason_list(data: dict[str, Any]) -> list[tuple[str, str, str]]:
         matched = data.get("matched_rules")
         if type(matched) is not list:
             return []
-        return [(rule, "", "") for rule in matched[:_MAX_RULES] if type(rule) is str]
+        return [(shorten(rule), "", "") for rule in matched[:_MAX_RULES] if type(rule) is str]
     found = []
     for item in reasons[:_MAX_RULES]:
         if type(item) is dict and type(item.get("rule")) is str:
             effect, reason = item.get("effect"), item.get("reason")
             found.append(
                 (
-                    item["rule"],
-                    effect if type(effect) is str else "",
-                    reason if type(reason) is str else "",
+                    shorten(item["rule"]),
+                    shorten(effect) if type(effect) is str else "",
+                    shorten(reason) if type(reason) is str else "",
                 )
             )
     return found
@@ -557,7 +573,7 @@ def _json_text(value: Any) -> str:
     if type(value) is str:
         return value
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))[:1000]
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError):  # pragma: no cover - parsed JSON
         return "?"
 
@@ -608,9 +624,9 @@ def _row(record: _Record) -> DecisionRow:
     score = _dict(data, "risk").get("score")
     return DecisionRow(
         time=record.at,
-        decision_id=data["decision_id"],
-        action=action if type(action) is str else _json_text(action),
-        resource=_resource_text(data.get("resource")),
+        decision_id=shorten(data["decision_id"]),
+        action=shorten(action if type(action) is str else _json_text(action)),
+        resource=shorten(_resource_text(data.get("resource"))),
         effect=record.effect,
         reasons=tuple(_reason_list(data)),
         risk=score if type(score) is int else None,

@@ -3,11 +3,11 @@
 Everything read from the log is attacker-influenced (subject and resource ids, rule
 reasons quoting requests), so every such text goes through :func:`text`: characters
 that do not print (controls, bidirectional overrides, zero-width and lone surrogates)
-are shown as escapes, long texts are cut, and the rest is HTML-escaped, quotes
-included. Nothing from the log becomes markup, an attribute name, an id or a URL:
-anchors are our own numbers. The page loads nothing (no script, no external style,
-font or image) and says so to the browser with a Content-Security-Policy that allows
-only its inline styles.
+are shown as escapes and the rest is HTML-escaped, quotes included (long texts were
+cut when read: ``load.shorten``). Nothing from the log becomes markup, an attribute
+name, an id or a URL: anchors are our own numbers. The page loads nothing (no script,
+no external style, font or image) and says so to the browser with a
+Content-Security-Policy that allows only its inline styles.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from zerotrust.report.rank import HOT, Ranked
 __all__ = ["render_html", "text"]
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
-_LIMIT = 120  # characters of one logged text shown
+_LIMIT = 400  # characters shown of one text (logged ones are at most ~250: load.KEPT)
 _RULES = 20  # rules listed per subject
 
 _STYLE = """
@@ -218,7 +218,7 @@ def _ranking(report: Report) -> str:
 
 def _subject(ranked: Ranked) -> str:
     subject = ranked.subject
-    kind = text(subject.type, 40)
+    kind = text(subject.type)
     return f"<span class='id'>{text(subject.id)}</span> <span class='why'>({kind})</span>"
 
 
@@ -275,7 +275,7 @@ def _rules(detail: Detail) -> str:
         return ""
     rows = "".join(
         f"<tr><td><code>{text(rule.rule)}</code></td><td>{_effect(rule.effect)}</td>"
-        f"<td>{text(rule.reason, 200)}</td><td class='n'>{rule.count:,}</td></tr>"
+        f"<td>{text(rule.reason)}</td><td class='n'>{rule.count:,}</td></tr>"
         for rule in rules[:_RULES]
     )
     more = len(rules) - _RULES
@@ -322,11 +322,11 @@ def _decisions(detail: Detail) -> str:
 def _row(row: DecisionRow) -> str:
     reasons = "<br>".join(_reason(rule, effect, reason) for rule, effect, reason in row.reasons)
     return (
-        f"<tr><td class='id'>{_time(row.time)}</td><td>{text(row.action, 40)}</td>"
-        f"<td class='id'>{text(row.resource, 80)}</td><td>{_effect(row.effect)}</td>"
+        f"<tr><td class='id'>{_time(row.time)}</td><td>{text(row.action)}</td>"
+        f"<td class='id'>{text(row.resource)}</td><td>{_effect(row.effect)}</td>"
         f"<td>{reasons}</td><td>{text(', '.join(row.notes))}</td>"
         f"<td class='n'>{'' if row.risk is None else row.risk}</td>"
-        f"<td class='id'>{text(row.decision_id, 40)}</td></tr>"
+        f"<td class='id'>{text(row.decision_id)}</td></tr>"
     )
 
 
