@@ -468,6 +468,7 @@ def test_wildcard_redaction_also_hides_the_entry_summary(tmp_path: Path, redact:
         ['context."a"'],
         ["context.ip."],
         ['["context"].ip'],
+        ["behaviour.peers"],
     ],
     ids=[
         "one-string",
@@ -483,6 +484,7 @@ def test_wildcard_redaction_also_hides_the_entry_summary(tmp_path: Path, redact:
         "quotes-without-brackets",
         "trailing-dot",
         "bracketed-head",
+        "british-head",
     ],
 )
 def test_redact_path_that_would_hide_nothing_is_refused(tmp_path: Path, redact: Any) -> None:
@@ -987,3 +989,182 @@ def test_logging_log_nobody_listens_to_counts_every_decision_as_lost(
     assert f"failures {failures}" in run.stdout
     if failures:
         assert "would drop the entry" in run.stdout + run.stderr  # the ERROR line says why
+
+
+# --- the behaviour features a decision was made with --------------------------------------
+
+#: A feature map shaped like the stores' (issue 11 contract), peers included.
+FEATURES: dict[str, Any] = {
+    "requests_1h": 3,
+    "records_24h": 90,
+    "records_7d": 410,
+    "distinct_resources_24h": 61,
+    "new_device": True,
+    "baseline_records_per_day": 38.5,
+    "peers": {
+        "group": "department=support",
+        "members": 9,
+        "records_per_day": {"median": 41.0, "p95": 52.3},
+        "distinct_per_day": {"median": 39.5, "p95": 50.1},
+    },
+    "records_24h_vs_peers": 90 / 41.0,
+    "available": True,
+}
+
+BULK = """
+policy: p
+rules:
+  - {id: allow-all, effect: allow}
+  - id: bulk
+    effect: deny
+    reason: far above the peer group
+    when: "has(behavior.records_24h_vs_peers) && behavior.records_24h_vs_peers > 2.0"
+"""
+
+
+def _with_behavior(log: Any, source: Any, policy: str = BULK) -> PolicyDecisionPoint:
+    return PolicyDecisionPoint.from_texts({"p.yaml": policy}, decision_log=log, behavior=source)
+
+
+def test_entry_carries_the_whole_feature_map_the_decision_used(tmp_path: Path) -> None:
+    from zerotrust.testing import StaticBehavior
+
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        d = _with_behavior(log, StaticBehavior(FEATURES)).evaluate(REQUEST)
+    assert d.effect is Effect.DENY  # decided on the peers ratio the entry shows
+    (only,) = _entries(path)
+    assert only["behavior"] == FEATURES
+    assert only["reasons"][0] == {"rule": "p/bulk", "effect": "deny", "reason": d.reasons[0].reason}
+    assert only["matched_rules"] == ["p/bulk", "p/allow-all"]
+
+
+def test_entry_from_the_memory_store_holds_every_feature_it_returned(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        pdp = PolicyDecisionPoint.from_texts({"p.yaml": POLICY}, decision_log=log)
+        first, second = pdp.evaluate(REQUEST), pdp.evaluate(REQUEST)
+    entries = _entries(path)
+    assert [e["behavior"] for e in entries] == [dict(first.behavior), dict(second.behavior)]
+    assert entries[0]["behavior"]["requests_1h"] == 1
+    assert entries[1]["behavior"]["requests_1h"] == 2
+    assert entries[1]["behavior"]["available"] is True
+
+
+def test_entry_has_no_behavior_without_a_behaviour_source(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        d = _pdp(log).evaluate(REQUEST)
+    assert d.behavior is None
+    (only,) = _entries(path)
+    assert "behavior" not in only
+
+
+def test_entry_of_a_decision_made_without_the_store_says_so(tmp_path: Path) -> None:
+    class Broken:
+        def features(self, request: Any, now: Any) -> Any:
+            raise OSError("store down")
+
+        def record(self, request: Any, decision: Any) -> None:
+            raise AssertionError("not recorded: its request was not counted")
+
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        pdp = _with_behavior(log, Broken(), POLICY)
+        pdp.evaluate(REQUEST)
+    (only,) = _entries(path)
+    assert only["behavior"] == {"available": False}
+    assert pdp.behavior_failures == 1
+
+
+def test_evaluate_async_logs_the_features_too(tmp_path: Path) -> None:
+    import asyncio
+
+    from zerotrust.testing import StaticBehavior
+
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        pdp = _with_behavior(log, StaticBehavior(FEATURES))
+        d = asyncio.run(pdp.evaluate_async(REQUEST))
+    (only,) = _entries(path)
+    assert only["behavior"] == FEATURES and only["effect"] == d.effect.value == "deny"
+
+
+def test_decision_keeps_its_features_out_of_its_public_form() -> None:
+    from zerotrust.testing import StaticBehavior
+
+    d = _with_behavior(NullLog(), StaticBehavior(FEATURES)).evaluate(REQUEST)
+    assert d.behavior == FEATURES
+    assert "behavior" not in d.to_dict()  # the PEP gets the answer, not the peer figures
+    assert hash(d) == hash(d)  # still hashable with a dict inside
+
+
+@pytest.mark.parametrize(
+    ("redact", "hidden"),
+    [
+        (["behavior.peers"], {"peers": "[REDACTED]"}),
+        (["behavior.peers.group"], {"peers": {**FEATURES["peers"], "group": "[REDACTED]"}}),
+        (["behavior.peers.*.p95"], None),
+        (["behavior"], "[REDACTED]"),
+        (["*.records_24h"], {"records_24h": "[REDACTED]"}),
+    ],
+)
+def test_redact_paths_may_name_behavior_features(
+    tmp_path: Path, redact: list[str], hidden: Any
+) -> None:
+    from zerotrust.testing import StaticBehavior
+
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path, redact=redact) as log:
+        _with_behavior(log, StaticBehavior(FEATURES)).evaluate(REQUEST)
+    (only,) = _entries(path)
+    if hidden is None:
+        peers = only["behavior"]["peers"]
+        assert peers["records_per_day"] == {"median": 41.0, "p95": "[REDACTED]"}
+        assert peers["distinct_per_day"] == {"median": 39.5, "p95": "[REDACTED]"}
+    elif hidden == "[REDACTED]":
+        assert only["behavior"] == hidden
+    else:
+        assert only["behavior"] == {**FEATURES, **hidden}
+    assert only["request"] == AccessRequest.from_mapping(REQUEST).to_dict()  # untouched
+
+
+def test_redacted_subject_property_does_not_leak_through_the_peer_group_name(
+    tmp_path: Path,
+) -> None:
+    from zerotrust.testing import StaticBehavior
+
+    path = tmp_path / "d.jsonl"
+    request = {**REQUEST, "subject": {"id": "u-1", "properties": {"department": "support"}}}
+    with JsonLinesLog(path, redact=["subject.properties.department"]) as log:
+        _with_behavior(log, StaticBehavior(FEATURES)).evaluate(request)
+    (only,) = _entries(path)
+    assert only["behavior"]["peers"]["group"] == "department=[REDACTED]"
+    assert "support" not in path.read_text("utf-8")
+
+
+def test_features_that_are_not_json_data_fail_the_line_and_are_counted(tmp_path: Path) -> None:
+    from zerotrust.testing import StaticBehavior
+
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        pdp = _with_behavior(log, StaticBehavior({"since": object(), "available": True}), POLICY)
+        d = pdp.evaluate(REQUEST)
+        assert d.allowed  # the decision stands; only its line is lost, and counted
+        assert pdp.decision_log_failures == 1
+        with pytest.raises(RequestError, match="behavior"):
+            audit_record(d, AccessRequest.from_mapping(REQUEST))
+    assert path.read_bytes() == b""
+
+
+def test_audit_record_shares_nothing_with_the_decision_features() -> None:
+    from zerotrust.testing import StaticBehavior
+
+    features = json.loads(json.dumps(FEATURES))
+    d = _with_behavior(NullLog(), StaticBehavior(features)).evaluate(REQUEST)
+    record = audit_record(d, AccessRequest.from_mapping(REQUEST), redact=["behavior.new_device"])
+    record["behavior"]["peers"]["members"] = 0
+    record["behavior"]["records_24h"] = 0
+    assert d.behavior is not None
+    assert d.behavior["peers"]["members"] == 9 and d.behavior["records_24h"] == 90
+    assert d.behavior["new_device"] is True

@@ -1,9 +1,9 @@
-"""The command line: ``zerotrust validate | test | eval | demo | serve``; the only module
-that prints.
+"""The command line: ``zerotrust validate | test | eval | demo | serve | report``; the only
+module that prints.
 
-Exit codes: 0 success (``eval``: allow), 1 invalid policies or failed tests,
-2 usage error, invalid request or a server that cannot start, 3 ``eval`` denied,
-4 ``eval`` step-up required.
+Exit codes: 0 success (``eval``: allow), 1 invalid policies, failed tests or a log
+without decision records, 2 usage error, invalid request, a server that cannot start or
+a file that cannot be read or written, 3 ``eval`` denied, 4 ``eval`` step-up required.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="zerotrust",
         description="Zero Trust policy decision point: validate, test and evaluate policies.",
-        epilog="Exit codes: 0 ok/allow, 1 invalid policies or failed tests, "
-        "2 usage or bad request, 3 deny, 4 step_up.",
+        epilog="Exit codes: 0 ok/allow, 1 invalid policies, failed tests or no decision "
+        "records, 2 usage, bad request or unreadable file, 3 deny, 4 step_up.",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="replay the insider scenario (bulk reading at night) and print the timeline"
     )
     demo.add_argument("--policies", help="policy directory (default: ./policies)")
+    demo.add_argument(
+        "--log", help="also write every decision to this new file (JSON lines, for `report`)"
+    )
 
     serve = sub.add_parser("serve", help="serve the OpenID AuthZEN Authorization API over HTTP")
     serve.add_argument("--policies", required=True, help="policy file or directory")
@@ -87,7 +90,38 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no PEP authentication; loopback only (development)",
     )
+    report = sub.add_parser(
+        "report", help="rank subjects in a decision log and write one self-contained HTML page"
+    )
+    report.add_argument("--log", required=True, help="decision log (JSON lines; .gz read too)")
+    report.add_argument("--out", required=True, help="HTML file to write")
+    report.add_argument(
+        "--top", type=_count, default=10, help="subjects shown in detail at most (default 10)"
+    )
+    report.add_argument(
+        "--min-score",
+        type=_score,
+        default=20.0,
+        help="lowest score shown in detail (default 20)",
+    )
+    report.add_argument("--title", help="the page's title")
     return parser
+
+
+def _count(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 0 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"must be a whole number 0..1000, not {text!r}")
+    return int(text)
+
+
+def _score(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1000:  # (NaN fails too)
+        raise argparse.ArgumentTypeError(f"must be a number 0..1000, not {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,7 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "test":
             return _test(args.path, args.verbose, sys.stdout)
         if args.command == "demo":
-            return _demo(args.policies, sys.stdout, sys.stderr)
+            return _demo(args.policies, args.log, sys.stdout, sys.stderr)
+        if args.command == "report":
+            return _report(args, sys.stdout)
         if args.command == "serve":
             return _serve(args)
         return _eval(args, sys.stdout)
@@ -154,8 +190,24 @@ def _test(path: str, verbose: bool, out: TextIO) -> int:
     return EXIT_OK if report.ok and report.results else EXIT_INVALID
 
 
-def _demo(policies: str | None, out: TextIO, err: TextIO) -> int:
+def _demo(policies: str | None, log_path: str | None, out: TextIO, err: TextIO) -> int:
     from zerotrust.demo import run_demo
+
+    log: JsonLinesLog | None = None
+    if log_path is not None:
+        # A new file only: appended to an older log, a second replay would double its days.
+        if Path(log_path).exists() and Path(log_path).stat().st_size:
+            print(
+                f"zerotrust demo: {_printable(log_path)} exists and is not empty; "
+                "the demo writes a new log (remove the file first)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        try:
+            log = JsonLinesLog(log_path)
+        except ZeroTrustError as exc:
+            print(f"zerotrust demo: {' '.join(str(exc).split())}", file=sys.stderr)
+            return EXIT_USAGE
 
     shown = [-1]
 
@@ -166,10 +218,54 @@ def _demo(policies: str | None, out: TextIO, err: TextIO) -> int:
             bar = "#" * (percent * 30 // 100)
             print(f"\rreplaying [{bar:<30}] {percent:3d}%", end="", file=err, flush=True)
 
-    report = run_demo(policies, progress=progress)
+    try:
+        report = run_demo(policies, progress=progress, decision_log=log)
+    finally:
+        if log is not None:
+            log.close()
     print(file=err)
     _render_demo(report, out)
+    if log is not None:
+        print(f"\nDecision log: {log_path} ({report.decisions} decisions)", file=out)
     return EXIT_OK
+
+
+def _report(args: argparse.Namespace, out: TextIO) -> int:
+    """Every way the report can fail is one line: exit 2 for a file that cannot be read
+    or written or a missing extra, exit 1 for a log without one decision record."""
+    from zerotrust.report import ReportOptions, write_report
+
+    options = ReportOptions(top=args.top, min_score=args.min_score)
+    try:
+        report = write_report(args.log, args.out, options, title=args.title)
+    except ImportError as exc:
+        print(f"zerotrust report: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"zerotrust report: {_os_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    figures = report.figures
+    skipped = ", ".join(f"{count} {reason}" for reason, count, _ in figures.skipped)
+    summary = (
+        f"{figures.decisions} decisions of {len(figures.subjects)} subjects, "
+        f"{report.flagged} shown in detail; {figures.skipped_lines} of {figures.lines} "
+        f"lines skipped" + (f" ({skipped})" if skipped else "")
+    )
+    if not figures.decisions:
+        print(
+            f"zerotrust report: no decision records in {_printable(args.log)}: {summary}",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    print(f"{_printable(args.out)}: {summary}", file=out)
+    return EXIT_OK
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError on one line: its file and reason when it has them."""
+    if exc.strerror and exc.filename is not None:
+        return _printable(f"{exc.filename}: {exc.strerror}")
+    return _printable(" ".join(str(exc).split()))
 
 
 def _render_demo(report: Any, out: TextIO) -> None:

@@ -225,6 +225,10 @@ class Decision:
 
     ``effect`` is final; ``reasons`` are the enforced rules that matched (all effects,
     so a deny can show which allows it overrode); ``obligations`` belong to the final effect.
+    ``behavior`` is the feature map the rules saw (the behaviour source's mapping, read-only
+    by contract), or None when the PDP has no behaviour source. It goes to the decision
+    log, not into :meth:`to_dict`: the enforcement point and the client need the answer,
+    not the subject's history and its peer group's figures.
     """
 
     effect: Effect
@@ -238,6 +242,7 @@ class Decision:
     decision_id: str
     evaluated_at: datetime.datetime
     trace: tuple[TraceEntry, ...] | None = None
+    behavior: Mapping[str, Any] | None = attrs.field(default=None, hash=False, repr=False)
 
     @property
     def allowed(self) -> bool:

@@ -19,10 +19,10 @@ from typing import Any
 
 import attrs
 
+from zerotrust.audit.record import DecisionLog
 from zerotrust.behavior.memory import MemoryBehaviorStore
-from zerotrust.decision import Decision, Effect, StepUp
+from zerotrust.decision import Decision, Effect
 from zerotrust.engine import PolicyDecisionPoint
-from zerotrust.request import AccessRequest
 
 __all__ = ["DemoReport", "Phase", "default_policies", "run_demo"]
 
@@ -91,26 +91,6 @@ def default_policies() -> Path:
     return inside if inside.is_dir() else package.parent / "policies"
 
 
-class _Spy:
-    """The memory store, keeping the features of the latest decision for the report."""
-
-    def __init__(self, store: MemoryBehaviorStore) -> None:
-        self.store = store
-        self.last: Mapping[str, Any] = {}
-        self.on_store_error = store.on_store_error
-        self.store_error_step_up: StepUp = store.store_error_step_up
-
-    def features(self, request: AccessRequest, now: datetime.datetime) -> Mapping[str, Any]:
-        self.last = self.store.features(request, now)
-        return self.last
-
-    def record(self, request: AccessRequest, decision: Decision) -> None:
-        self.store.record(request, decision)
-
-    def record_access(self, request: AccessRequest, at: datetime.datetime, records: int) -> None:
-        self.store.record_access(request, at, records)
-
-
 def _request(
     subject: str,
     resource: str,
@@ -163,12 +143,16 @@ def run_demo(
     *,
     progress: Callable[[int, int], None] | None = None,
     seed: int = 7,
+    decision_log: DecisionLog | None = None,
 ) -> DemoReport:
-    """Replay the scenario; ``progress(done, total)`` is called as decisions are made."""
+    """Replay the scenario; ``progress(done, total)`` is called as decisions are made.
+    ``decision_log`` receives every decision (``zerotrust demo --log`` passes a
+    :class:`~zerotrust.audit.JsonLinesLog`, the input of ``zerotrust report``)."""
     path = Path(policies) if policies is not None else default_policies()
     now = [START]
-    spy = _Spy(MemoryBehaviorStore())
-    pdp = PolicyDecisionPoint.from_path(path, clock=lambda: now[0], behavior=spy)
+    pdp = PolicyDecisionPoint.from_path(
+        path, clock=lambda: now[0], behavior=MemoryBehaviorStore(), decision_log=decision_log
+    )
     rng = random.Random(seed)
     normal = _normal_work(rng)
     total = len(normal) + ATTACK_MAX
@@ -183,7 +167,7 @@ def run_demo(
             week, week_start = [], at
         now[0] = at
         decision = pdp.evaluate(request)
-        week.append((decision, request, spy.last))
+        week.append((decision, request, decision.behavior or {}))
         done += 1
         if progress is not None:
             progress(done, total)
@@ -204,7 +188,7 @@ def run_demo(
         )
         now[0] = at
         decision = pdp.evaluate(request)
-        attack.append((decision, request, spy.last))
+        attack.append((decision, request, decision.behavior or {}))
         done += 1
         if progress is not None:
             progress(done, total)

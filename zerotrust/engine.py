@@ -261,7 +261,8 @@ class PolicyDecisionPoint:
     ) -> Decision:
         features = self._features(req, now)
         decision = self._decide(req, now, features, explain)
-        self._after(req, decision, extra, features.get("available") is not False)
+        available = features is None or features.get("available") is not False
+        self._after(req, decision, extra, available)
         return decision
 
     async def evaluate_async(
@@ -283,13 +284,13 @@ class PolicyDecisionPoint:
         get_async = getattr(self._behavior, "features_async", None)
         if get_async is not None:
             try:
-                features: Mapping[str, Any] = await get_async(req, now)
+                features: Mapping[str, Any] | None = await get_async(req, now)
             except Exception as exc:
                 features = self._behavior_failed(exc)
         else:
             features = self._features(req, now)
         decision = self._decide(req, now, features, explain)
-        available = features.get("available") is not False
+        available = features is None or features.get("available") is not False
         record_async = getattr(self._behavior, "record_async", None)
         if record_async is not None:
             if available:
@@ -343,7 +344,7 @@ class PolicyDecisionPoint:
         self,
         req: AccessRequest,
         now: datetime.datetime,
-        features: Mapping[str, Any],
+        features: Mapping[str, Any] | None,
         explain: bool,
     ) -> Decision:
         mode = getattr(self._behavior, "on_store_error", StoreErrorMode.EVALUATE)
@@ -375,9 +376,10 @@ class PolicyDecisionPoint:
             raise ZeroTrustError("the PDP clock must return a timezone-aware datetime")
         return now
 
-    def _features(self, req: AccessRequest, now: datetime.datetime) -> Mapping[str, Any]:
+    def _features(self, req: AccessRequest, now: datetime.datetime) -> Mapping[str, Any] | None:
+        """The source's features for this request, or None without a source."""
         if self._behavior is None:
-            return {}
+            return None
         try:
             return self._behavior.features(req, now)
         except Exception as exc:

@@ -117,3 +117,12 @@ class DecisionLogError(ZeroTrustError, OSError):
     Raised by a sink's ``emit``; the PDP counts it in ``decision_log_failures`` and
     the decision stands. Nothing of the failed line is left in the file.
     """
+
+
+class ReportError(ZeroTrustError, ValueError):
+    """A :class:`~zerotrust.report.ReportOptions` field is out of its range or of the
+    wrong type; the message names the field and what it must be.
+
+    Raised when the options are constructed, before any log is read. A log line that
+    is not a decision record never raises: the report counts and names it.
+    """

@@ -33,13 +33,14 @@ __all__ = ["DEFAULT_DENY", "STORE_UNAVAILABLE", "decide"]
 DEFAULT_DENY = "default-deny"
 #: The reason ref of a decision changed by ``on_store_error`` (deny or step_up).
 STORE_UNAVAILABLE = "behavior/store-unavailable"
+_NO_FEATURES: Mapping[str, Any] = {}
 
 
 def decide(
     policies: PolicySet,
     req: AccessRequest,
     now: datetime.datetime,
-    features: Mapping[str, Any],
+    features: Mapping[str, Any] | None,
     backend: Backend,
     *,
     explain: bool = False,
@@ -48,9 +49,14 @@ def decide(
 ) -> Decision:
     """The pure decision: applicable policies, risk, combining, obligations.
 
-    When ``features`` say ``available: false``, ``on_store_error`` ``deny`` or
-    ``step_up`` overrides a weaker outcome (reason :data:`STORE_UNAVAILABLE`).
+    ``features`` is the behaviour source's map (kept in the decision's ``behavior``), or
+    None without a source (``behavior`` is then empty to the conditions and None in the
+    decision). When ``features`` say ``available: false``, ``on_store_error`` ``deny``
+    or ``step_up`` overrides a weaker outcome (reason :data:`STORE_UNAVAILABLE`).
     """
+    source = features
+    if features is None:
+        features = _NO_FEATURES
     applicable = policies.applicable(req.resource.type, req.action.name)
     trace: list[TraceEntry] | None = [] if explain else None
     errors: list[EvaluationError] = []
@@ -152,6 +158,7 @@ def decide(
         decision_id=_decision_id(),
         evaluated_at=now,
         trace=tuple(trace) if trace is not None else None,
+        behavior=source,
     )
 
 

@@ -19,8 +19,11 @@ __all__ = ["REDACTED", "DecisionLog", "audit_record", "entry", "redaction_paths"
 
 REDACTED = "[REDACTED]"
 
-# Where a redact path may start: a part of the request, the caller's extra, or any.
-_HEADS = frozenset({"subject", "action", "resource", "device", "context", "extra", "*"})
+# Where a redact path may start: a part of the request, the caller's extra, the
+# behaviour features the decision used, or any.
+_HEADS = frozenset({"subject", "action", "resource", "device", "context", "extra", "behavior", "*"})
+# The heads that are not parts of the request (each applied to its own map).
+_OWN = frozenset({"extra", "behavior"})
 
 # One step of a redact path after its head: ``.name``, ``.*`` or ``["exact key"]``.
 _STEP = re.compile(r'\.([^.\[\]"]+)|\[("(?:[^"\\]|\\.)*")\]')
@@ -57,7 +60,7 @@ def redaction_paths(redact: Iterable[str]) -> Paths:
     """Parse and check redact paths once, when a sink is built.
 
     A path is a head (``subject``, ``action``, ``resource``, ``device``, ``context``,
-    ``extra`` or ``*``) and steps: ``.name``, ``.*`` (every key, or every item of
+    ``extra``, ``behavior`` or ``*``) and steps: ``.name``, ``.*`` (every key, or every item of
     an array) or ``["key"]`` (one key exactly, written as a JSON string: any
     characters, dots included). Arrays are looked through: ``context.cards.number``
     hides the ``number`` of every card. Dotted names also match keys that hold dots:
@@ -120,16 +123,18 @@ def audit_record(
 ) -> dict[str, Any]:
     """The JSON entry for one decision, as the built-in sinks write it.
 
-    The whole request is kept (nothing dropped silently); ``redact`` names paths
-    such as ``subject.properties.email``, ``context["user.email"]`` or
-    ``extra.http.path`` (see :func:`redaction_paths`) whose values are replaced by
+    The whole request is kept (nothing dropped silently), and under ``behavior`` the
+    whole feature map the decision was made with (absent when the PDP has no behaviour
+    source); ``redact`` names paths such as ``subject.properties.email``,
+    ``context["user.email"]``, ``extra.http.path`` or ``behavior.peers`` (see
+    :func:`redaction_paths`) whose values are replaced by
     ``"[REDACTED]"`` (see :func:`entry`). ``extra`` adds caller context (e.g. HTTP
     route). The result is the caller's to change: it shares nothing with
     ``request``. Raises :class:`ZeroTrustError` for a bad path and
     :class:`RequestError` naming the field for an ``extra`` that is not JSON data.
     """
     record = entry(decision, request, redaction_paths(redact), extra)
-    record["request"] = _copy(record["request"])
+    record["request"] = _copy(record["request"])  # (behavior and extra are copies already)
     return record
 
 
@@ -141,14 +146,16 @@ def entry(
 ) -> dict[str, Any]:
     """The entry, sharing unredacted parts of the request (sinks serialise it at once).
 
-    ``extra`` is first copied into plain JSON data like a request (any Mapping, tuples
-    as arrays; :class:`RequestError` for a key that is not a string, NaN, an object:
-    never coerced, so the line fails and is counted). Redaction copies only the
+    ``extra``, and the decision's ``behavior`` map (a behaviour source's own mapping),
+    are first copied into plain JSON data like a request (any Mapping, tuples as
+    arrays; :class:`RequestError` naming the field for a key that is not a string,
+    NaN, an object: never coerced, so the line fails and is counted). Redaction copies only the
     dicts and arrays on a redacted path, so the request is never changed and an entry
     costs no deep copy. The ``subject``, ``action`` and ``resource`` summaries are
     read from the redacted request, so a path that hides ``subject.id`` (or
     ``subject.*``, or ``*.id``) hides them too. Every value a path hid (each string
-    in it, and each number) is also hidden wherever the strings of ``extra`` and the
+    in it, and each number) is also hidden wherever the strings of ``extra`` and
+    ``behavior`` (``peers.group`` is built from subject properties) and the
     messages of ``errors`` and ``report_only`` hold it, in every form a message can
     quote it (whole, escaped, cut short: :func:`zerotrust._describe.hider`); the web
     integrations' ``extra.http.path`` holds ``resource.id``, and an error message
@@ -157,7 +164,7 @@ def entry(
     req = request_variables(request)
     hidden: list[Any] = []
     for path in paths:
-        if path[0].key != "extra":
+        if path[0].key not in _OWN:
             req = _redact(req, path, 0, hidden)
     subject, action, resource = req["subject"], req["action"], req["resource"]
     record: dict[str, Any] = {
@@ -168,6 +175,7 @@ def entry(
         "resource": {"type": _field(resource, "type"), "id": _field(resource, "id")},
         "effect": decision.effect.value,
         "matched_rules": [r.rule for r in decision.reasons],
+        "reasons": [r.to_dict() for r in decision.reasons],
         "risk": decision.risk.to_dict(),
         "step_up": decision.step_up.to_dict() if decision.step_up else None,
         "obligations": [o.to_dict() for o in decision.obligations],
@@ -176,6 +184,12 @@ def entry(
         "policy_revision": decision.policy_revision,
         "request": req,
     }
+    if decision.behavior is not None:
+        behavior: Any = plain_json(decision.behavior, "behavior")
+        for path in paths:
+            if path[0].key in ("behavior", "*"):
+                behavior = _redact(behavior, path, 1, hidden)
+        record["behavior"] = behavior
     more: Any = plain_json(extra, "extra") if extra is not None else None
     if more:  # (read through plain_json only: a caller's Mapping may raise even in len())
         for path in paths:
@@ -189,8 +203,9 @@ def entry(
             for item in record[part]:
                 if type(item.get(field)) is str:
                     item[field] = hide(item[field])
-        if "extra" in record:
-            record["extra"] = _scrub(record["extra"], hide)
+        for part in ("extra", "behavior"):  # a peer group's key text holds property values
+            if part in record:
+                record[part] = _scrub(record[part], hide)
     return record
 
 

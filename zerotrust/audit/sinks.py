@@ -26,6 +26,8 @@ __all__ = ["JsonLinesLog", "LoggingLog", "NullLog"]
 
 # JSON allows these raw inside strings, but str.splitlines() breaks lines at them.
 _LINE_BREAKS = ("\x85", "\u2028", "\u2029")
+# Built once: json.dumps with options builds an encoder per call (a microsecond a line).
+_STRICT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class NullLog:
@@ -205,7 +207,7 @@ def encode_line(record: Mapping[str, Any]) -> bytes:
     Unicode (a lone surrogate; requests refuse them, ``extra`` may carry one) is
     written as a ``\\uXXXX`` escape, so the line is still written.
     """
-    text = json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = _STRICT.encode(record)
     if text.isascii():
         return text.encode("ascii") + b"\n"
     try:
