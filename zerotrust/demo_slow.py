@@ -1,0 +1,275 @@
+"""``zerotrust demo --scenario low-and-slow``: the patient insider, replayed.
+
+Ten support agents look up about forty customers a day each (one record per request,
+office hours, their own managed laptop and IP, weekdays) for ten weeks. From week 3
+one of them adds lookups of customers she has no case for: 50 a day more, then 100,
+200, ... up to 600. Her own baseline rises with her; what gives her away is her peer
+group (``department``). Every request goes through a real
+:class:`PolicyDecisionPoint` with the shipped policies and a behaviour store (the
+memory store unless one is given) on a simulated clock. A step-up is passed (she has
+her own second factor): the session then has MFA for the rest of the day. This module
+only computes; ``cli.py`` prints the :class:`SlowReport`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+import statistics
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from zerotrust.behavior import BehaviorSource
+from zerotrust.behavior.memory import MemoryBehaviorStore
+from zerotrust.decision import Decision, Effect, StepUp
+from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.request import AccessRequest
+
+__all__ = [
+    "AGENTS",
+    "INSIDER",
+    "Day",
+    "SlowReport",
+    "extra_per_day",
+    "plan_day",
+    "run_low_and_slow",
+]
+
+START = datetime.date(2026, 1, 5)  # a Monday
+WEEKS = 10
+AGENTS = tuple(
+    f"u-{name}"
+    for name in ("anna", "ben", "chloe", "dev", "eve", "finn", "gita", "hugo", "ines", "jon")
+)
+INSIDER = "u-eve"
+#: Extra lookups a day the insider adds, by week (from week 3).
+EXTRA_BY_WEEK = (0, 0, 50, 100, 200, 300, 400, 500, 600, 600)
+CUSTOMERS = 20_000  # customers with cases; her extra lookups go to others
+OFFICE_UTC = (7, 16)  # 08:00-17:00 in Berlin in winter
+
+
+def extra_per_day(week: int) -> int:
+    """Extra lookups a day the insider plans in ``week`` (0-based)."""
+    return EXTRA_BY_WEEK[min(week, len(EXTRA_BY_WEEK) - 1)]
+
+
+@attrs.frozen
+class Lookup:
+    """One planned request."""
+
+    at: datetime.datetime
+    agent: str
+    customer: str
+    extra: bool  # one of the insider's lookups without a case
+
+
+@attrs.frozen
+class Day:
+    """One working day as the PDP saw it."""
+
+    date: datetime.date
+    insider_records: int  # served to her (casework and extra)
+    insider_extra: int  # of which without a case
+    insider_refused: int
+    insider_step_ups: int
+    peers_median: float | None  # records per day of her group, as her last request saw it
+    peers_p95: float | None
+    colleagues_median: float  # records served per colleague that day
+    colleagues_max: int
+    colleague_step_ups: int
+    colleague_denies: int
+
+
+@attrs.frozen
+class SlowReport:
+    """The whole replay, day by day, and where she was flagged and stopped."""
+
+    policies: str
+    days: tuple[Day, ...]
+    decisions: int
+    extra_planned: int
+    extra_served: int
+    flagged_at: datetime.datetime | None  # her first step-up or peer signal
+    flagged_after: int | None  # extra records she had by then
+    flagged_by: tuple[str, ...]
+    denied_at: datetime.datetime | None
+    denied_after: int | None
+    denied_by: tuple[str, ...]
+    colleague_step_ups: int
+    colleague_denies: int
+    rules: tuple[tuple[str, int], ...]  # rules that refused her, times
+
+
+def plan_day(rng: random.Random, date: datetime.date, week: int) -> list[Lookup]:
+    """Every agent's lookups of one weekday, in time order."""
+    plan: list[Lookup] = []
+    first, last = OFFICE_UTC
+    span = (last - first) * 3600
+    morning = datetime.datetime.combine(date, datetime.time(first), tzinfo=datetime.UTC)
+    for agent in AGENTS:
+        for _ in range(rng.randint(32, 48)):
+            at = morning + datetime.timedelta(seconds=rng.randrange(span))
+            plan.append(Lookup(at, agent, f"c-{rng.randrange(CUSTOMERS)}", extra=False))
+    for _ in range(extra_per_day(week)):
+        at = morning + datetime.timedelta(seconds=rng.randrange(span))
+        customer = f"c-{CUSTOMERS + rng.randrange(200_000)}"
+        plan.append(Lookup(at, INSIDER, customer, extra=True))
+    plan.sort(key=lambda lookup: (lookup.at, lookup.agent))
+    return plan
+
+
+def weekdays() -> Iterator[tuple[int, datetime.date]]:
+    """(week, date) of every weekday of the run."""
+    for day in range(WEEKS * 7):
+        date = START + datetime.timedelta(days=day)
+        if date.weekday() < 5:
+            yield day // 7, date
+
+
+def request_for(agent: str, customer: str, amr: tuple[str, ...]) -> dict[str, Any]:
+    """The request an agent's client sends for one customer record."""
+    n = AGENTS.index(agent)
+    return {
+        "subject": {
+            "type": "user",
+            "id": agent,
+            "properties": {"department": "support", "roles": ["agent"], "amr": list(amr)},
+        },
+        "action": {"name": "read"},
+        "resource": {
+            "type": "customer_record",
+            "id": customer,
+            "properties": {"owner_dept": "support", "sensitivity": 2},
+        },
+        "device": {"id": f"d-{agent[2:]}", "managed": True, "compliant": True},
+        "context": {"ip": f"10.1.{n}.{10 + n}", "country": "DE", "records": 1},
+    }
+
+
+class _Spy:
+    """A behaviour source that keeps the features of the latest decision."""
+
+    def __init__(self, store: BehaviorSource) -> None:
+        self.store = store
+        self.last: Mapping[str, Any] = {}
+        self.on_store_error = getattr(store, "on_store_error", None)
+        self.store_error_step_up: StepUp | None = getattr(store, "store_error_step_up", None)
+
+    def features(self, request: AccessRequest, now: datetime.datetime) -> Mapping[str, Any]:
+        self.last = self.store.features(request, now)
+        return self.last
+
+    def record(self, request: AccessRequest, decision: Decision) -> None:
+        self.store.record(request, decision)
+
+
+def _flagging(decision: Decision) -> tuple[str, ...]:
+    """What in a decision flags the subject: a step-up, or a peer signal."""
+    if decision.effect is Effect.STEP_UP:
+        return tuple(r.rule for r in decision.reasons if r.effect is Effect.STEP_UP)
+    return tuple(s for s in decision.risk.signals if "peer" in s)
+
+
+def run_low_and_slow(
+    policies: str | Path,
+    *,
+    behavior: BehaviorSource | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    seed: int = 11,
+    decision_log: Any = None,
+) -> SlowReport:
+    """Replay the ten weeks; ``progress(done_days, total_days)`` after each day."""
+    now = [datetime.datetime.combine(START, datetime.time(), tzinfo=datetime.UTC)]
+    spy = _Spy(behavior if behavior is not None else MemoryBehaviorStore())
+    pdp = PolicyDecisionPoint.from_path(
+        policies, clock=lambda: now[0], behavior=spy, decision_log=decision_log
+    )
+    rng = random.Random(seed)
+    days: list[Day] = []
+    plan = list(weekdays())
+    decisions = extra_planned = extra_served = 0
+    flagged: tuple[datetime.datetime, int, tuple[str, ...]] | None = None
+    denied: tuple[datetime.datetime, int, tuple[str, ...]] | None = None
+    rules: Counter[str] = Counter()
+    total_step_ups = total_denies = 0
+    for number, (week, date) in enumerate(plan):
+        mfa: set[str] = set()
+        served: Counter[str] = Counter()
+        refused = step_ups = extra = 0
+        c_step_ups = c_denies = 0
+        peers: Mapping[str, Any] | None = None
+        for lookup in plan_day(rng, date, week):
+            now[0] = lookup.at
+            extra_planned += lookup.extra
+            for _ in range(2):  # a step-up is passed once, then the request is sent again
+                amr = ("pwd", "mfa") if lookup.agent in mfa else ("pwd",)
+                decision = pdp.evaluate(request_for(lookup.agent, lookup.customer, amr))
+                decisions += 1
+                if decision.effect is not Effect.STEP_UP or lookup.agent in mfa:
+                    break
+                mfa.add(lookup.agent)
+                if lookup.agent == INSIDER:
+                    step_ups += 1
+                else:
+                    c_step_ups += 1
+            if lookup.agent == INSIDER:
+                peers = spy.last.get("peers", peers)
+                marks = _flagging(decision)
+                if marks and flagged is None:
+                    flagged = (lookup.at, extra_served, marks)
+            if decision.effect is Effect.ALLOW:
+                served[lookup.agent] += 1
+                if lookup.extra:
+                    extra += 1
+                    extra_served += 1
+            elif lookup.agent == INSIDER:
+                refused += decision.effect is Effect.DENY
+                by = tuple(r.rule for r in decision.reasons if r.effect is decision.effect)
+                rules.update(by)
+                if denied is None and decision.effect is Effect.DENY:
+                    denied = (lookup.at, extra_served, by)
+                    if flagged is None:
+                        flagged = denied
+            elif decision.effect is Effect.DENY:
+                c_denies += 1
+        colleagues = [served[a] for a in AGENTS if a != INSIDER]
+        total_step_ups += c_step_ups
+        total_denies += c_denies
+        group = (peers or {}).get("records_per_day") or {}
+        days.append(
+            Day(
+                date=date,
+                insider_records=served[INSIDER],
+                insider_extra=extra,
+                insider_refused=refused,
+                insider_step_ups=step_ups,
+                peers_median=group.get("median"),
+                peers_p95=group.get("p95"),
+                colleagues_median=float(statistics.median(colleagues)),
+                colleagues_max=max(colleagues),
+                colleague_step_ups=c_step_ups,
+                colleague_denies=c_denies,
+            )
+        )
+        if progress is not None:
+            progress(number + 1, len(plan))
+    return SlowReport(
+        policies=str(policies),
+        days=tuple(days),
+        decisions=decisions,
+        extra_planned=extra_planned,
+        extra_served=extra_served,
+        flagged_at=None if flagged is None else flagged[0],
+        flagged_after=None if flagged is None else flagged[1],
+        flagged_by=() if flagged is None else flagged[2],
+        denied_at=None if denied is None else denied[0],
+        denied_after=None if denied is None else denied[1],
+        denied_by=() if denied is None else denied[2],
+        colleague_step_ups=total_step_ups,
+        colleague_denies=total_denies,
+        rules=tuple(rules.most_common()),
+    )
