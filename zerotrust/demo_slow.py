@@ -34,9 +34,11 @@ __all__ = [
     "INSIDER",
     "Day",
     "SlowReport",
+    "Week",
     "extra_per_day",
     "plan_day",
     "run_low_and_slow",
+    "weekly",
 ]
 
 START = datetime.date(2026, 1, 5)  # a Monday
@@ -273,3 +275,38 @@ def run_low_and_slow(
         colleague_denies=total_denies,
         rules=tuple(rules.most_common()),
     )
+
+
+@attrs.frozen
+class Week:
+    """One week of the replay, for the chart: the insider's records served a day and
+    her group's figures as her requests saw them (None before the group had any)."""
+
+    week: int
+    insider: float
+    median: float | None
+    p95: float | None
+    refused: int
+    step_ups: int
+
+
+def weekly(report: SlowReport) -> list[Week]:
+    """The days of ``report`` by week (1-based), averaged."""
+    weeks: dict[int, list[Day]] = {}
+    for day in report.days:
+        weeks.setdefault((day.date - START).days // 7 + 1, []).append(day)
+    rows = []
+    for number, days in sorted(weeks.items()):
+        medians = [d.peers_median for d in days if d.peers_median is not None]
+        p95s = [d.peers_p95 for d in days if d.peers_p95 is not None]
+        rows.append(
+            Week(
+                week=number,
+                insider=statistics.fmean(d.insider_records for d in days),
+                median=statistics.fmean(medians) if medians else None,
+                p95=statistics.fmean(p95s) if p95s else None,
+                refused=sum(d.insider_refused for d in days),
+                step_ups=sum(d.insider_step_ups for d in days),
+            )
+        )
+    return rows
