@@ -33,11 +33,15 @@ __all__ = [
     "AGENTS",
     "INSIDER",
     "Day",
+    "Decide",
     "SlowReport",
+    "Verdict",
     "Week",
     "extra_per_day",
+    "local_decider",
     "plan_day",
     "run_low_and_slow",
+    "verdict",
     "weekly",
 ]
 
@@ -152,6 +156,50 @@ def request_for(agent: str, customer: str, amr: tuple[str, ...]) -> dict[str, An
     }
 
 
+@attrs.frozen
+class Verdict:
+    """What the replay needs of one decision (plain data: it may come from another
+    process)."""
+
+    effect: str  # allow, deny or step_up
+    rules: tuple[str, ...]  # the enforced rules with that effect
+    signals: tuple[str, ...]
+    peers: Mapping[str, Any] | None  # the ``peers`` feature the decision saw
+
+
+#: Decides one request at a time: (request, now) -> Verdict.
+Decide = Callable[[Mapping[str, Any], datetime.datetime], Verdict]
+
+
+def local_decider(
+    policies: str | Path, behavior: BehaviorSource | None = None, decision_log: Any = None
+) -> Decide:
+    """A PDP in this process with ``behavior`` (a fresh memory store by default)."""
+    now = [datetime.datetime.combine(START, datetime.time(), tzinfo=datetime.UTC)]
+    spy = _Spy(behavior if behavior is not None else MemoryBehaviorStore())
+    pdp = PolicyDecisionPoint.from_path(
+        policies, clock=lambda: now[0], behavior=spy, decision_log=decision_log
+    )
+
+    def decide(request: Mapping[str, Any], at: datetime.datetime) -> Verdict:
+        now[0] = at
+        decision = pdp.evaluate(request)
+        return verdict(decision, spy.last)
+
+    return decide
+
+
+def verdict(decision: Decision, features: Mapping[str, Any]) -> Verdict:
+    """The :class:`Verdict` of ``decision`` made with ``features``."""
+    peers = features.get("peers")
+    return Verdict(
+        effect=decision.effect.value,
+        rules=tuple(r.rule for r in decision.reasons if r.effect is decision.effect),
+        signals=tuple(decision.risk.signals),
+        peers=dict(peers) if isinstance(peers, Mapping) else None,
+    )
+
+
 class _Spy:
     """A behaviour source that keeps the features of the latest decision."""
 
@@ -169,27 +217,28 @@ class _Spy:
         self.store.record(request, decision)
 
 
-def _flagging(decision: Decision) -> tuple[str, ...]:
+def _flagging(verdict: Verdict) -> tuple[str, ...]:
     """What in a decision flags the subject: a step-up, or a peer signal."""
-    if decision.effect is Effect.STEP_UP:
-        return tuple(r.rule for r in decision.reasons if r.effect is Effect.STEP_UP)
-    return tuple(s for s in decision.risk.signals if "peer" in s)
+    if verdict.effect == Effect.STEP_UP.value:
+        return verdict.rules
+    return tuple(s for s in verdict.signals if "peer" in s)
 
 
 def run_low_and_slow(
     policies: str | Path,
     *,
     behavior: BehaviorSource | None = None,
+    decide: Decide | None = None,
     progress: Callable[[int, int], None] | None = None,
     seed: int = 11,
     decision_log: Any = None,
 ) -> SlowReport:
-    """Replay the ten weeks; ``progress(done_days, total_days)`` after each day."""
-    now = [datetime.datetime.combine(START, datetime.time(), tzinfo=datetime.UTC)]
-    spy = _Spy(behavior if behavior is not None else MemoryBehaviorStore())
-    pdp = PolicyDecisionPoint.from_path(
-        policies, clock=lambda: now[0], behavior=spy, decision_log=decision_log
-    )
+    """Replay the ten weeks; ``progress(done_days, total_days)`` after each day.
+
+    Decisions are made by ``decide`` if given (say, PDPs in other processes sharing a
+    Redis store), else by a PDP here with ``behavior`` and ``decision_log``."""
+    if decide is None:
+        decide = local_decider(policies, behavior, decision_log)
     rng = random.Random(seed)
     days: list[Day] = []
     plan = list(weekdays())
@@ -205,13 +254,12 @@ def run_low_and_slow(
         c_step_ups = c_denies = 0
         peers: Mapping[str, Any] | None = None
         for lookup in plan_day(rng, date, week):
-            now[0] = lookup.at
             extra_planned += lookup.extra
             for _ in range(2):  # a step-up is passed once, then the request is sent again
                 amr = ("pwd", "mfa") if lookup.agent in mfa else ("pwd",)
-                decision = pdp.evaluate(request_for(lookup.agent, lookup.customer, amr))
+                decision = decide(request_for(lookup.agent, lookup.customer, amr), lookup.at)
                 decisions += 1
-                if decision.effect is not Effect.STEP_UP or lookup.agent in mfa:
+                if decision.effect != Effect.STEP_UP.value or lookup.agent in mfa:
                     break
                 mfa.add(lookup.agent)
                 if lookup.agent == INSIDER:
@@ -219,24 +267,23 @@ def run_low_and_slow(
                 else:
                     c_step_ups += 1
             if lookup.agent == INSIDER:
-                peers = spy.last.get("peers", peers)
+                peers = decision.peers or peers
                 marks = _flagging(decision)
                 if marks and flagged is None:
                     flagged = (lookup.at, extra_served, marks)
-            if decision.effect is Effect.ALLOW:
+            if decision.effect == Effect.ALLOW.value:
                 served[lookup.agent] += 1
                 if lookup.extra:
                     extra += 1
                     extra_served += 1
             elif lookup.agent == INSIDER:
-                refused += decision.effect is Effect.DENY
-                by = tuple(r.rule for r in decision.reasons if r.effect is decision.effect)
-                rules.update(by)
-                if denied is None and decision.effect is Effect.DENY:
-                    denied = (lookup.at, extra_served, by)
+                refused += decision.effect == Effect.DENY.value
+                rules.update(decision.rules)
+                if denied is None and decision.effect == Effect.DENY.value:
+                    denied = (lookup.at, extra_served, decision.rules)
                     if flagged is None:
                         flagged = denied
-            elif decision.effect is Effect.DENY:
+            elif decision.effect == Effect.DENY.value:
                 c_denies += 1
         colleagues = [served[a] for a in AGENTS if a != INSIDER]
         total_step_ups += c_step_ups
