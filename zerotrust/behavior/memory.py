@@ -2,8 +2,10 @@
 
 Bounded whatever the traffic: at most ``max_subjects`` subjects (least recently used
 evicted first, idle ones dropped after ``ttl``), and per subject a fixed number of
-buckets per window and capped sets of resources and seen values. One lock guards it;
-a decision holds it for a few microseconds.
+buckets per window and capped sets of resources and seen values. Peer groups are
+tables of the subjects held (a subject that goes leaves them) and snapshots of those
+tables kept for ``peer_refresh`` seconds. One lock guards it; a decision holds it for
+a few microseconds.
 """
 
 from __future__ import annotations
@@ -15,7 +17,17 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from zerotrust.behavior._windows import Column, Hours, Recent, Seen, State, Window, bucket
+from zerotrust.behavior._windows import (
+    Column,
+    Days,
+    Distinct,
+    Hours,
+    Recent,
+    Seen,
+    State,
+    Window,
+    bucket,
+)
 from zerotrust.behavior.config import BehaviorConfig, ConfiguredStore
 from zerotrust.behavior.features import (
     Outcome,
@@ -24,13 +36,27 @@ from zerotrust.behavior.features import (
     subject_of,
     tracked_text,
 )
+from zerotrust.behavior.peers import (
+    GroupStats,
+    Snapshot,
+    best_stats,
+    group_keys,
+    member_figures,
+    peer_features,
+)
 from zerotrust.decision import Decision
 from zerotrust.request import AccessRequest
 
 __all__ = ["MemoryBehaviorStore"]
 
-# Where each window's [horizon, base, totals...] start in a subject's ``meta``.
-_MINUTE, _HOUR, _DAY, _HOURS = 0, 3, 9, 13
+# Where each window's [horizon, base, totals...] start in a subject's ``meta``;
+# _DAYS: [horizon, base, daily sums], _LONG: [hour, distinct 24 h / 7 d / 30 d].
+_MINUTE, _HOUR, _DAY, _HOURS, _DAYS, _LONG = 0, 3, 9, 13, 18, 26
+#: The long distinct counts, in hours (the current hour and the span - 1 before).
+_LONG_SPANS = (24, 7 * 24, 30 * 24)
+_NO_GROUPS: tuple[str, ...] = ()
+#: A member's row in a group table: records / distinct per active day, and its day.
+_Figures = tuple[float, float, int]
 
 
 class _View(NamedTuple):
@@ -44,7 +70,21 @@ class _Subject(State):
     """All of a subject's state: one ``meta`` array (horizons, bases, totals), one
     array per window and one each for recent resources and seen values."""
 
-    __slots__ = ("d", "h", "hh", "last", "m", "r", "s")
+    __slots__ = (
+        "d",
+        "dd",
+        "groups",
+        "h",
+        "hh",
+        "last",
+        "lh",
+        "lk",
+        "ln",
+        "lx",
+        "m",
+        "r",
+        "s",
+    )
 
     def __init__(self, meta: Column, now: float) -> None:
         super().__init__(meta)
@@ -52,8 +92,14 @@ class _Subject(State):
         self.h: Column = array("b")  # hour: [id, requests, records, denied, step-ups]
         self.d: Column = array("b")  # day: [id, requests, records]
         self.hh: Column = array("b")  # hourly baseline: [id, records, requests]
+        self.dd: Column = array("b")  # UTC days: [id, records, requests, distinct]
         self.r: array[int] | dict[int, int] = array("q")  # recent resources
+        self.lk: array[int] = array("q")  # resources of the last 30 days, sorted
+        self.lh: array[int] = array("i")  # ... the hour each was last requested
+        self.lx: array[int] = array("i")  # last-seen hours, ascending
+        self.ln: array[int] = array("i")  # ... how many resources each
         self.s: array[int] = array("q")  # seen values
+        self.groups = _NO_GROUPS  # the group tables holding this subject's figures
         self.last = now
 
     @property
@@ -77,6 +123,14 @@ class _Subject(State):
     def seen(self) -> _View:
         return _View(self.s, self.s[::3])
 
+    @property
+    def days(self) -> _View:
+        return _View(self.dd, self.dd[::4])
+
+    @property
+    def long(self) -> _View:
+        return _View(self.lh, self.lk)
+
 
 _SEEN_FIELDS = ("device.id", "context.ip", "context.country")
 
@@ -94,7 +148,7 @@ class MemoryBehaviorStore(ConfiguredStore):
     """Recent behaviour kept in memory: thread-safe, bounded, O(1) amortised per decision.
 
     History is per process and lost on restart; use :class:`RedisBehaviorStore` to
-    share it between replicas.
+    share it between replicas. ``peer_refreshes`` counts the group snapshots taken.
     """
 
     def __init__(self, config: BehaviorConfig | None = None) -> None:
@@ -109,12 +163,24 @@ class MemoryBehaviorStore(ConfiguredStore):
         self._hour = Window("h", _HOUR, 4, span)  # requests, records, denied, step-ups
         self._day = Window("d", _DAY, 2, span)  # requests, records
         self._hours = Hours("hh", _HOURS, c.baseline_hours + 1)  # records, requests
+        self._days = Days("dd", _DAYS, c.peer_days)  # records, requests, distinct
+        self._long = Distinct("l", _LONG, _LONG_SPANS, c.max_distinct)
         self._res = Recent("r", span, c.max_resources)
         self._seen = Seen("s", c.seen_hours, c.max_seen)
-        windows = (self._minute, self._hour, self._day, self._hours)
-        self._meta = array("q", [n for w in windows for n in w.initial()])
+        layouts = (self._minute, self._hour, self._day, self._hours, self._days, self._long)
+        self._meta = array("q", [n for w in layouts for n in w.initial()])
         self._lock = threading.Lock()
         self._subjects: OrderedDict[tuple[str, str], _Subject] = OrderedDict()
+        self._groupings = c.peer_groups
+        self._peer_days = c.peer_days
+        self._refresh = c.peer_refresh
+        self._min_peers = c.min_peers
+        # group -> member -> figures; only subjects held here, so bounded with them
+        self._tables: dict[str, dict[tuple[str, str], _Figures]] = {}
+        # group -> its snapshot, oldest first; only those younger than peer_refresh
+        self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()
+        self._max_snapshots = 16 * c.max_subjects
+        self.peer_refreshes = 0
 
     def __len__(self) -> int:
         """Subjects currently tracked."""
@@ -123,12 +189,14 @@ class MemoryBehaviorStore(ConfiguredStore):
     def features(self, request: AccessRequest, now: datetime.datetime) -> Mapping[str, Any]:
         """Record the request and return its subject's features, counting it."""
         context, device = request.context, request.device
+        groupings = self._groupings
         return self.observe(
             subject_of(request),
             now.timestamp(),
             counted_records(context),
             hash((request.resource.type, request.resource.id)),
             (device.get("id"), context.get("ip"), context.get("country")),
+            group_keys(request.subject.properties, groupings) if groupings else _NO_GROUPS,
         )
 
     def record(self, request: AccessRequest, decision: Decision) -> None:
@@ -148,15 +216,21 @@ class MemoryBehaviorStore(ConfiguredStore):
         records: int,
         resource: int,
         seen: tuple[Any, Any, Any],
+        groups: tuple[str, ...] = _NO_GROUPS,
     ) -> dict[str, Any]:
         """The features of one request at POSIX time ``t``, the request counted.
 
-        ``resource`` is a hash of (type, id); ``seen`` the device id, IP and country.
+        ``resource`` is a hash of (type, id); ``seen`` the device id, IP and country;
+        ``groups`` the key texts of the subject's peer groups (``peers.group_keys``).
         Everything that can fail for this request's values fails before the lock is
         taken, so a bad value never leaves a subject half updated or others waiting.
         """
-        hashes = [_hash(kind, value, _SEEN_FIELDS[kind]) for kind, value in enumerate(seen)]
+        hashes = [
+            hash((kind, value)) if type(value) is str else _hash(kind, value, _SEEN_FIELDS[kind])
+            for kind, value in enumerate(seen)
+        ]
         hour_id = bucket(t, 3600)
+        day_id = hour_id // 24  # EPOCH is a midnight: the UTC day
         b_hour = bucket(t, self._g_hour)
         with self._lock:
             s = self._subject(subject, t)
@@ -178,12 +252,20 @@ class MemoryBehaviorStore(ConfiguredStore):
             res = self._res
             res.expire(s, b_hour)
             res.touch(s, resource, b_hour)
+            days = self._days
+            first_today = day_id > s.meta[_DAYS]  # the newest day of its requests
+            days.advance(s, day_id)
+            fresh = self._long.touch(s, resource, hour_id)
+            days.add(s, day_id, (records, 1, 1 if fresh else 0))
             seen_ = self._seen
             new = [
                 h is not None and seen_.check(s, kind, h, hour_id) for kind, h in enumerate(hashes)
             ]
+            if first_today and (groups or s.groups):
+                self._publish(subject, s, groups, day_id)
             meta = s.meta
-            return {
+            active = meta[_DAYS + 6]
+            features = {
                 "requests_1m": meta[_MINUTE + 2],
                 "requests_1h": meta[_HOUR + 2],
                 "requests_24h": meta[_DAY + 2],
@@ -196,8 +278,20 @@ class MemoryBehaviorStore(ConfiguredStore):
                 "new_ip": new[1],
                 "new_country": new[2],
                 "baseline_records_per_hour": baseline,
-                "available": True,
+                "records_7d": meta[_DAYS + 2],
+                "records_30d": meta[_DAYS + 3],
+                "distinct_resources_24h": meta[_LONG + 1],
+                "distinct_resources_7d": meta[_LONG + 2],
+                "distinct_resources_30d": meta[_LONG + 3],
+                "active_days_30d": meta[_DAYS + 4],
+                "baseline_records_per_day": meta[_DAYS + 5] / active if active > 0 else 0.0,
+                "baseline_distinct_per_day": meta[_DAYS + 7] / active if active > 0 else 0.0,
             }
+            if groups:
+                stats = self._stats(subject, groups, t, day_id)
+                peer_features(features, stats, meta[_DAY + 3], meta[_LONG + 1])
+            features["available"] = True
+            return features
 
     def apply(self, subject: tuple[str, str], outcome: Outcome, *, create: bool = False) -> None:
         """Apply a correction to a subject's counters (ignored once it left the windows)."""
@@ -213,21 +307,110 @@ class MemoryBehaviorStore(ConfiguredStore):
             )
             if outcome.records:
                 self._day.add(s, bucket(t, self._g_day), (0, outcome.records))
-                self._hours.add(s, bucket(t, 3600), (outcome.records, 0))
+                hour_id = bucket(t, 3600)
+                self._hours.add(s, hour_id, (outcome.records, 0))
+                self._days.add(s, hour_id // 24, (outcome.records, 0, 0))
+
+    # -- peer groups (under the lock) -------------------------------------------------
+
+    def _publish(
+        self, key: tuple[str, str], s: _Subject, groups: tuple[str, ...], day: int
+    ) -> None:
+        """The subject's first request of a UTC day: its figures into each of its
+        groups' tables (or out of them, without an active day in the past days)."""
+        tables = self._tables
+        _, _, _, records, active, distinct = self._days.sums(s)
+        figures = member_figures(records, distinct, active)
+        oldest = day - self._peer_days
+        held: list[str] = []
+        for group in s.groups:  # earlier groups: kept while the entry can still count
+            table = tables.get(group)
+            entry = None if table is None else table.get(key)
+            if entry is None or group in groups:
+                continue
+            if entry[2] < oldest:  # no snapshot would keep it: drop it now
+                self._leave(key, group)
+            else:
+                held.append(group)
+        if figures is None:
+            for group in groups:
+                self._leave(key, group)
+        else:
+            entry = (figures[0], figures[1], day)
+            for group in groups:
+                tables.setdefault(group, {})[key] = entry
+            held.extend(groups)
+        s.groups = tuple(held) if held else _NO_GROUPS
+
+    def _leave(self, key: tuple[str, str], group: str) -> None:
+        table = self._tables.get(group)
+        if table is not None and table.pop(key, None) is not None and not table:
+            del self._tables[group]
+
+    def _stats(
+        self, key: tuple[str, str], groups: tuple[str, ...], t: float, day: int
+    ) -> GroupStats | None:
+        """The statistics of the subject's groups from their snapshots (taken again
+        after ``peer_refresh`` seconds), the subject left out; the group with the
+        largest records median."""
+        snapshots = self._snapshots
+        while snapshots:  # the oldest snapshots that nobody will read again
+            oldest = next(iter(snapshots.values()))
+            if t < oldest.taken + self._refresh and len(snapshots) <= self._max_snapshots:
+                break
+            snapshots.popitem(last=False)
+        candidates: list[GroupStats | None] = []
+        for group in groups:
+            snapshot = snapshots.get(group)
+            if snapshot is None or t >= snapshot.taken + self._refresh:
+                snapshot = self._snapshot(group, t, day)
+            candidates.append(snapshot.stats(key, self._min_peers))
+        return best_stats(candidates)
+
+    def _snapshot(self, group: str, t: float, day: int) -> Snapshot:
+        table = self._tables.get(group)
+        oldest = day - self._peer_days
+        if table:
+            stale = [member for member, entry in table.items() if entry[2] < oldest]
+            for member in stale:
+                del table[member]
+            if not table:
+                del self._tables[group]
+        snapshot = Snapshot(
+            group,
+            table.items() if table else (),
+            day=day,
+            peer_days=self._peer_days,
+            taken=t,
+        )
+        self.peer_refreshes += 1
+        self._snapshots[group] = snapshot
+        self._snapshots.move_to_end(group)
+        return snapshot
+
+    # -- subjects -----------------------------------------------------------------------
 
     def _subject(self, key: tuple[str, str], t: float) -> _Subject:
         subjects = self._subjects
         s = subjects.get(key)
         if s is None or s.last < t - self._ttl:
+            if s is not None:
+                self._forget(key, s)
             s = _Subject(self._meta[:], t)
             subjects[key] = s
         subjects.move_to_end(key)
         s.last = max(s.last, t)
         while len(subjects) > self._config.max_subjects:
-            subjects.popitem(last=False)
+            self._forget(*subjects.popitem(last=False))
         for _ in range(2):  # idle subjects at the LRU end go, a couple per call
-            oldest = next(iter(subjects.values()))
+            oldest_key, oldest = next(iter(subjects.items()))
             if oldest is s or oldest.last >= t - self._ttl:
                 break
             subjects.popitem(last=False)
+            self._forget(oldest_key, oldest)
         return s
+
+    def _forget(self, key: tuple[str, str], s: _Subject) -> None:
+        """A subject that goes leaves its groups' tables."""
+        for group in s.groups:
+            self._leave(key, group)
