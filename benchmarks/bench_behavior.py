@@ -4,8 +4,12 @@
 
 * memory store overhead per decision: ``features`` + ``record`` as the PDP calls them
   (median, microseconds), and the PDP's own median with and without the store;
+* the same with peer groups: 1,000 subjects in 10 departments with three days of
+  history, so every decision reads its group's statistics (snapshots refreshed
+  every ``peer_refresh`` seconds, default 60);
 * memory per tracked subject with a day of history at 20 requests an hour
-  (tracemalloc, averaged over 300 subjects);
+  (tracemalloc, averaged over 300 subjects), and per group member: its row in the
+  group table and in the group's snapshot (1,000 members);
 * Redis on loopback: decisions per second through ``PolicyDecisionPoint.evaluate``,
   and round trips per decision counted three ways: the store's counter, socket
   writes by the client (redis-py's ``send_packed_command``), and the server's
@@ -29,6 +33,7 @@ from typing import Any
 
 from zerotrust import (
     AccessRequest,
+    BehaviorConfig,
     Decision,
     Effect,
     MemoryBehaviorStore,
@@ -40,10 +45,13 @@ START = datetime.datetime(2026, 3, 2, 0, 0, tzinfo=datetime.UTC)
 ALLOW_ALL = "policy: p\nrules:\n  - {id: a, effect: allow}\n"
 
 
-def _request(subject: int, resource: int, records: int = 3) -> AccessRequest:
+def _request(
+    subject: int, resource: int, records: int = 3, department: str | None = None
+) -> AccessRequest:
+    properties = {} if department is None else {"department": department}
     return AccessRequest.from_mapping(
         {
-            "subject": {"id": f"u-{subject}"},
+            "subject": {"id": f"u-{subject}", "properties": properties},
             "action": {"name": "read"},
             "resource": {"type": "customer_record", "id": f"c-{resource}"},
             "device": {"id": f"d-{subject}", "managed": True},
@@ -69,6 +77,64 @@ def memory_overhead(n: int) -> float:
         times.append(time.perf_counter_ns() - began)
     gc.enable()
     return statistics.median(times) / 1000
+
+
+def _with_history(subjects: int, days: int) -> tuple[MemoryBehaviorStore, datetime.datetime]:
+    """A store whose subjects (in 10 departments) worked ``days`` days; the next day."""
+    store = MemoryBehaviorStore()
+    for day in range(days):
+        t = START + datetime.timedelta(days=day)
+        for s in range(subjects):
+            for r in range(3):
+                store.features(_request(s, 31 * s + r, department=f"dept-{s % 10}"), t)
+    return store, START + datetime.timedelta(days=days)
+
+
+def memory_overhead_peers(n: int) -> float:
+    """Median microseconds of features + record with peer statistics to read."""
+    store, t = _with_history(1_000, 3)
+    requests = [_request(i % 1_000, i % 97, department=f"dept-{i % 10}") for i in range(n)]
+    times: list[float] = []
+    step = datetime.timedelta(seconds=0.05)
+    allow = Decision(Effect.ALLOW, (), Risk(), None, (), (), (), "r", "id", START)
+    gc.disable()
+    for req in requests:
+        t += step
+        began = time.perf_counter_ns()
+        features = store.features(req, t)
+        store.record(req, allow)
+        times.append(time.perf_counter_ns() - began)
+    gc.enable()
+    if "peers" not in features:  # pragma: no cover - the benchmark would be wrong
+        raise SystemExit("no peer statistics: the benchmark measures the wrong path")
+    return statistics.median(times) / 1000
+
+
+def memory_per_member(members: int) -> tuple[float, float]:
+    """Bytes per member of one group: its table row (a store with the group less the
+    same store without groups), and its row in the group's snapshot."""
+
+    def traced(groups: tuple[str, ...]) -> tuple[int, int]:
+        store = MemoryBehaviorStore(BehaviorConfig(peer_groups=groups))
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for day in range(2):  # the second day's first requests publish
+            t = START + datetime.timedelta(days=day)
+            for s in range(members):
+                store.features(_request(s, s, department="support"), t)
+        gc.collect()
+        rows = tracemalloc.get_traced_memory()[0] - before
+        later = START + datetime.timedelta(days=1, seconds=61)  # a snapshot of them all
+        store.features(_request(0, 0, department="support"), later)
+        gc.collect()
+        snapshot = tracemalloc.get_traced_memory()[0] - before - rows
+        tracemalloc.stop()
+        return rows, snapshot
+
+    plain, _ = traced(())
+    grouped, snapshot = traced(("department",))
+    return (grouped - plain) / members, snapshot / members
 
 
 def pdp_medians(n: int) -> tuple[float, float]:
@@ -171,11 +237,16 @@ def main() -> None:
     args = parser.parse_args()
     n = 5_000 if args.quick else 50_000
     print(f"memory store: features + record, median   {memory_overhead(n):8.2f} us")
+    peers = memory_overhead_peers(n)
+    print(f"  the same with peer groups (10 x 100)      {peers:8.2f} us")
     without, with_store = pdp_medians(n // 5)
     print(f"PDP evaluate (allow-all policy), median    {without:8.2f} us without store")
     print(f"                                           {with_store:8.2f} us with memory store")
     subjects = 100 if args.quick else 300
     print(f"memory per subject (a day at 20 req/h)     {memory_per_subject(subjects):8.0f} bytes")
+    row, snapshot = memory_per_member(1_000)
+    print(f"memory per group member: table row         {row:8.0f} bytes")
+    print(f"                         snapshot row      {snapshot:8.0f} bytes")
     server = None
     url = args.redis_url
     if url is None:

@@ -421,13 +421,23 @@ class Distinct:
     in batches of at least a quarter.
     """
 
-    __slots__ = ("cap", "hist_counts", "hist_hours", "hours", "keys", "offset", "spans")
+    __slots__ = (
+        "cap",
+        "counts_at",
+        "hist_counts",
+        "hist_hours",
+        "hours",
+        "keys",
+        "offset",
+        "spans",
+    )
 
     def __init__(self, name: str, offset: int, spans: tuple[int, ...], cap: int) -> None:
         self.keys, self.hours = name + "k", name + "h"
         self.hist_hours, self.hist_counts = name + "x", name + "n"
         self.offset = offset
         self.spans = spans
+        self.counts_at = range(offset + 1, offset + 1 + len(spans))
         self.cap = cap
 
     def initial(self) -> list[int]:
@@ -464,7 +474,7 @@ class Distinct:
             ns[-1] += 1
         else:
             self._remember(state, hour)
-        for index in range(o + 1, o + 1 + len(self.spans)):
+        for index in self.counts_at:
             meta[index] += 1
         if len(keys) > self.cap:
             self._evict(state)

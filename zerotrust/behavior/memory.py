@@ -254,7 +254,8 @@ class MemoryBehaviorStore(ConfiguredStore):
             res.touch(s, resource, b_hour)
             days = self._days
             first_today = day_id > s.meta[_DAYS]  # the newest day of its requests
-            days.advance(s, day_id)
+            if first_today:
+                days.advance(s, day_id)
             fresh = self._long.touch(s, resource, hour_id)
             days.add(s, day_id, (records, 1, 1 if fresh else 0))
             seen_ = self._seen

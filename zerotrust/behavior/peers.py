@@ -164,15 +164,20 @@ class GroupStats:
 _NOBODY = object()  # the memo key of a subject that is not in the snapshot
 
 
+def _side(skip: int, floor: int) -> int:
+    """Where a left-out index lies against the ranks ``floor``, ``floor + 1`` a
+    quantile reads: all that decides the quantile of the others."""
+    return 0 if skip <= floor else 1 if skip == floor + 1 else 2
+
+
 class Snapshot:
     """One group's member table as read at time ``taken``, stale entries left out.
 
     ``entries`` maps a member (any hashable id) to its figures; an entry whose day is
     before ``day - peer_days`` is stale (its member stopped publishing) and is not
-    kept. :meth:`stats` leaves the asking member out in O(log n) and remembers the
-    answer for the snapshot's life."""
+    kept. :meth:`stats` leaves the asking member out in O(log n)."""
 
-    __slots__ = ("_distinct", "_members", "_memo", "_records", "group", "taken")
+    __slots__ = ("_distinct", "_floors", "_members", "_memo", "_records", "group", "taken")
 
     def __init__(
         self,
@@ -192,6 +197,9 @@ class Snapshot:
         self._records = sorted(f[0] for f in self._members.values())
         self._distinct = sorted(f[1] for f in self._members.values())
         self._memo: dict[object, GroupStats | None] = {}
+        # the ranks each quantile reads among the others of a member (n - 1 of them)
+        others = max(len(self._records) - 1, 1)
+        self._floors = tuple(math.floor((others - 1) * q) for q in QUANTILES)
 
     def __len__(self) -> int:
         return len(self._members)
@@ -200,21 +208,33 @@ class Snapshot:
         return member in self._members
 
     def stats(self, member: Hashable, min_peers: int) -> GroupStats | None:
-        """The statistics of every member but ``member``; None below ``min_peers``."""
+        """The statistics of every member but ``member``; None below ``min_peers``.
+
+        Leaving out the element at sorted index ``k`` changes a quantile only through
+        where ``k`` lies against the two ranks it reads (before, between, after), so
+        at most 3**4 answers exist per snapshot: they are remembered by those cases."""
+        records, distinct = self._records, self._distinct
         own = self._members.get(member)
-        key: object = _NOBODY if own is None else member
+        if own is None:
+            key: object = (min_peers, _NOBODY)
+            n = len(records)
+            skip_r = skip_d = -1
+        else:
+            n = len(records) - 1
+            skip_r = bisect_left(records, own[0])
+            skip_d = bisect_left(distinct, own[1])
+            f50, f95 = self._floors
+            key = (
+                min_peers,
+                _side(skip_r, f50),
+                _side(skip_r, f95),
+                _side(skip_d, f50),
+                _side(skip_d, f95),
+            )
         try:
             return self._memo[key]
         except KeyError:
             pass
-        records, distinct = self._records, self._distinct
-        n = len(records)
-        if own is None:
-            skip_r = skip_d = -1
-        else:
-            n -= 1
-            skip_r = bisect_left(records, own[0])
-            skip_d = bisect_left(distinct, own[1])
         result = None
         if n >= min_peers:
             result = GroupStats(
