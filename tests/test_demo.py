@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import sys
 import time
 
 import pytest
@@ -31,11 +33,24 @@ def test_the_insider_is_stopped_and_the_timeline_says_where() -> None:
     assert Effect.DENY.value in last.title or "refused" in last.title
 
 
-def test_cli_demo_prints_the_timeline_and_a_progress_bar(
+def test_cli_demo_prints_the_timeline_without_progress_when_redirected(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert main(["demo"]) == 0
     out, err = capsys.readouterr()
     assert "Week 1: normal work" in out and "Stopped at" in out
     assert "by bulk-access/" in out  # a behaviour rule stopped it
-    assert "100%" in err and "[" in err
+    assert err == ""  # no carriage-return progress lines in a redirected log
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_cli_demo_shows_a_progress_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert main(["demo"]) == 0
+    assert "100%" in err.getvalue() and "\r" in err.getvalue()

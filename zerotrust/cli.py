@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--log", help="also write every decision to this new file (JSON lines, for `report`)"
     )
+    demo.add_argument(
+        "--scenario",
+        choices=("bulk-night", "low-and-slow"),
+        default="bulk-night",
+        help="bulk-night: one night of bulk reading (default); "
+        "low-and-slow: ten weeks of slowly growing reading, caught against the peer group",
+    )
 
     serve = sub.add_parser("serve", help="serve the OpenID AuthZEN Authorization API over HTTP")
     serve.add_argument("--policies", required=True, help="policy file or directory")
@@ -132,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "test":
             return _test(args.path, args.verbose, sys.stdout)
         if args.command == "demo":
-            return _demo(args.policies, args.log, sys.stdout, sys.stderr)
+            return _demo(args.policies, args.scenario, args.log, sys.stdout, sys.stderr)
         if args.command == "report":
             return _report(args, sys.stdout)
         if args.command == "serve":
@@ -190,8 +197,11 @@ def _test(path: str, verbose: bool, out: TextIO) -> int:
     return EXIT_OK if report.ok and report.results else EXIT_INVALID
 
 
-def _demo(policies: str | None, log_path: str | None, out: TextIO, err: TextIO) -> int:
-    from zerotrust.demo import run_demo
+def _demo(
+    policies: str | None, scenario: str, log_path: str | None, out: TextIO, err: TextIO
+) -> int:
+    from zerotrust.demo import default_policies, run_demo
+    from zerotrust.demo_slow import run_low_and_slow
 
     log: JsonLinesLog | None = None
     if log_path is not None:
@@ -218,15 +228,27 @@ def _demo(policies: str | None, log_path: str | None, out: TextIO, err: TextIO) 
             bar = "#" * (percent * 30 // 100)
             print(f"\rreplaying [{bar:<30}] {percent:3d}%", end="", file=err, flush=True)
 
+    # A progress bar is for a person watching: redirected, it is only noise.
+    shown_progress = progress if err.isatty() else None
     try:
-        report = run_demo(policies, progress=progress, decision_log=log)
+        if scenario == "low-and-slow":
+            path = policies if policies is not None else default_policies()
+            slow = run_low_and_slow(path, progress=shown_progress, decision_log=log)
+        else:
+            report = run_demo(policies, progress=shown_progress, decision_log=log)
     finally:
         if log is not None:
             log.close()
-    print(file=err)
-    _render_demo(report, out)
+    if shown_progress is not None:
+        print(file=err)
+    if scenario == "low-and-slow":
+        _render_slow(slow, out)
+        decisions = slow.decisions
+    else:
+        _render_demo(report, out)
+        decisions = report.decisions
     if log is not None:
-        print(f"\nDecision log: {log_path} ({report.decisions} decisions)", file=out)
+        print(f"\nDecision log: {log_path} ({decisions} decisions)", file=out)
     return EXIT_OK
 
 
@@ -266,6 +288,60 @@ def _os_error(exc: OSError) -> str:
     if exc.strerror and exc.filename is not None:
         return _printable(f"{exc.filename}: {exc.strerror}")
     return _printable(" ".join(str(exc).split()))
+
+
+def _render_slow(report: Any, out: TextIO) -> None:
+    from zerotrust.demo_slow import INSIDER, weekly
+
+    print(f"Low-and-slow insider scenario, policies from {report.policies}", file=out)
+    print(
+        f"Ten support agents, ten weeks of weekday casework; from week 3 {INSIDER} adds "
+        f"lookups without a case ({report.extra_planned} planned; "
+        f"{report.decisions} decisions in all).\n",
+        file=out,
+    )
+    rows = weekly(report)
+    top = max(max(r.insider, r.p95 or 0.0) for r in rows) or 1.0
+    width = 40
+    print(f"records a day: {INSIDER} #, group median |, group p95 :", file=out)
+    for row in rows:
+        line = ["#" if i < round(row.insider / top * width) else " " for i in range(width + 1)]
+        for mark, value in ((":", row.p95), ("|", row.median)):
+            if value is not None:
+                line[min(width, round(value / top * width))] = mark
+        median = "-" if row.median is None else f"{row.median:.0f}"
+        print(
+            f"  week {row.week:2d} {''.join(line)} {row.insider:6.1f} (median {median}; "
+            f"refused {row.refused}, step-ups {row.step_ups})",
+            file=out,
+        )
+    print(file=out)
+    if report.flagged_at is not None:
+        print(
+            f"Flagged {report.flagged_at:%a %d %b %H:%M} UTC by {', '.join(report.flagged_by)}, "
+            f"after {report.flagged_after} extra records.",
+            file=out,
+        )
+    else:
+        print("Never flagged.", file=out)
+    if report.denied_at is not None:
+        print(
+            f"First refused {report.denied_at:%a %d %b %H:%M} UTC by "
+            f"{', '.join(report.denied_by)}, after {report.denied_after} extra records.",
+            file=out,
+        )
+    else:
+        print("Never refused.", file=out)
+    print(
+        f"She got {report.extra_served} of her {report.extra_planned} extra lookups in all "
+        f"(refusals: {', '.join(f'{rule} x{n}' for rule, n in report.rules) or 'none'}).",
+        file=out,
+    )
+    print(
+        f"Her colleagues: {report.colleague_denies} refused, "
+        f"{report.colleague_step_ups} asked to step up.",
+        file=out,
+    )
 
 
 def _render_demo(report: Any, out: TextIO) -> None:
