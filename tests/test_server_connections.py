@@ -535,3 +535,25 @@ def test_accept_out_of_resources_is_one_line_not_a_traceback_per_connection() ->
     assert len(lines) == 1 and lines[0].exc_info is None
     assert "Too many open files" in lines[0].getMessage()
     assert len(logs.records) == 1
+
+
+def test_a_flood_of_asyncio_warnings_is_one_line_with_the_servers_logging(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Clients that keep a TLS connection half closed make asyncio warn once each ("SSL
+    connection is closed"); under the server's logging that is one line per 10 s."""
+    import logging.config
+
+    from zerotrust.server.runner import logging_config
+
+    saved = logging.getLogger("asyncio").__dict__.copy()
+    logging.config.dictConfig(logging_config())
+    try:
+        for _ in range(500):
+            logging.getLogger("asyncio").warning("SSL connection is closed")
+    finally:
+        asyncio_logger = logging.getLogger("asyncio")
+        asyncio_logger.__dict__.clear()
+        asyncio_logger.__dict__.update(saved)
+    err = capsys.readouterr().err
+    assert err.count("SSL connection is closed") == 1

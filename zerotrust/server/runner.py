@@ -270,7 +270,8 @@ class _Server(uvicorn.Server):
 
 def logging_config() -> dict[str, Any]:
     """uvicorn's logging, with the ``zerotrust`` loggers on its handler at INFO, and
-    each kind of uvicorn warning at most once per 10 s (see :class:`ThrottleWarnings`)."""
+    each kind of uvicorn or asyncio warning at most once per 10 s (see
+    :class:`ThrottleWarnings`)."""
     config: dict[str, Any] = {**LOGGING_CONFIG, "loggers": dict(LOGGING_CONFIG["loggers"])}
     config["filters"] = {"throttle": {"()": ThrottleWarnings}}
     config["loggers"]["uvicorn.error"] = {
@@ -278,4 +279,12 @@ def logging_config() -> dict[str, Any]:
         "filters": ["throttle"],
     }
     config["loggers"]["zerotrust"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    # asyncio warns once per connection for some client behaviour (writes after a TLS
+    # peer closed: "SSL connection is closed"); a flood of such clients is one line.
+    config["loggers"]["asyncio"] = {
+        "handlers": ["default"],
+        "level": "WARNING",
+        "propagate": False,
+        "filters": ["throttle"],
+    }
     return config
