@@ -820,8 +820,8 @@ def breaker_endings() -> st.SearchStrategy[str]:
 
 #: A subject's Redis keys (``zt:{user:<id>}:<part>``) and the type each must have.
 REDIS_KEY_PARTS: Mapping[str, str] = {
-    **dict.fromkeys(("m", "h", "d", "H"), "hash"),
-    **dict.fromkeys(("r", "sd", "si", "sc"), "zset"),
+    **dict.fromkeys(("m", "h", "d", "H", "D"), "hash"),
+    **dict.fromkeys(("r", "sd", "si", "sc", "R"), "zset"),
 }
 _REDIS_TYPES = ("string", "list", "set", "hash", "zset", "stream")
 
