@@ -446,6 +446,9 @@ class RedisBehaviorStore(ConfiguredStore):
         except Exception as exc:
             self._unsent(batch, exc)
             return None
+        except BaseException:
+            self._abandoned(batch)
+            raise
         return self._sorted(batch, replies)
 
     async def _run_async(self, batch: _Batch) -> list[Any] | None:
@@ -458,6 +461,9 @@ class RedisBehaviorStore(ConfiguredStore):
         except Exception as exc:
             self._unsent(batch, exc)
             return None
+        except BaseException:  # a cancelled task: the claims must not stay held
+            self._abandoned(batch)
+            raise
         return self._sorted(batch, replies)
 
     def _send(self, commands: list[tuple[str, list[Any]]]) -> list[Any]:
@@ -539,6 +545,13 @@ class RedisBehaviorStore(ConfiguredStore):
             self._refreshing.difference_update(batch.claimed)
         if not (refused or failed):
             raise exc
+
+    def _abandoned(self, batch: _Batch) -> None:
+        """A round trip given up (cancelled, interrupted; it may have run, so nothing
+        is counted lost): its refresh claims are released, so a later decision reads
+        those groups again instead of none ever refreshing them."""
+        with self._lock:
+            self._refreshing.difference_update(batch.claimed)
 
     def _sorted(self, batch: _Batch, replies: list[Any]) -> list[Any]:
         """Account for the group writes, take the snapshots read, and give back the
@@ -703,7 +716,7 @@ def _figures(raw: bytes) -> Figures | None:
         records, distinct, day = float(parts[0]), float(parts[1]), int(parts[2])
     except ValueError:
         return None
-    if not (math.isfinite(records) and math.isfinite(distinct)) or min(records, distinct) < 0:
+    if not (math.isfinite(records) and math.isfinite(distinct)):
         return None
     return Figures(records, distinct, day)
 
