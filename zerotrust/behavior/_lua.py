@@ -9,10 +9,11 @@ memory store's (``_windows``): bucket numbers come from Python, each window keep
 running totals (fields ``t1``..``tk``), its newest bucket (``hz``) and per-bucket
 fields ``<bucket>:<column>``; a window wholly expired is deleted in one go.
 
-The UTC-day hash (key 9) keeps its day buckets once and running totals for three
-windows over them (7 days, 30 days, and the ``peer_days`` before today plus today),
-so a request reads every long feature in O(1); moving to a new day walks the hash
-once. Key 10 holds each resource's last-seen hour for the long distinct counts.
+The UTC-day hash (key 9) keeps its day buckets and the sums the long features read
+(7 and 30 days, and the ``peer_days`` before the newest day), so a request reads
+them in O(1); a new day recounts them from the buckets (one walk of the hash, once a
+day per subject), as the memory store's ``Days`` does. Key 10 holds each resource's
+last-seen hour for the long distinct counts.
 """
 
 from __future__ import annotations
@@ -133,63 +134,80 @@ local function seen(key, value, hour)
 end
 
 -- UTC days: bucket fields '<day>:1' records, ':2' requests, ':3' distinct resources
--- first requested that day; kept for 'keep' days. Each window {width, columns
--- totalled, active days counted} keeps totals 'T<k>:<c>' and 'A<k>' over the days
--- hz - width < day (hz: the newest day), whatever was added when.
+-- first requested that day, kept 'keep' days back from 'hz', the newest day of a
+-- request (corrections never move it, so it is also the day of the last request).
+-- The sums the features read, by how far a day is behind hz ('back'): records with
+-- back < 7 ('r7') and < 30 ('r30'), active days with back < 30 ('a30'), and over
+-- 0 < back <= peer days the records, active days and distinct counts ('rp', 'ap',
+-- 'dp'). A new day recounts them from the buckets, once a day per subject.
 local days = KEYS[9]
 local keep = math.max(30, pspan)
-local dwin = {{7, {1}, false}, {30, {1}, true}, {pspan, {1, 3}, true}}
 
 local function days_advance(cur)
   local hz = tonumber(redis.call('HGET', days, 'hz'))
   if hz and cur <= hz then return end
-  if hz then
-    -- once a day per subject: walk the (at most 3 * keep) bucket fields
-    local rows = {}
-    local all = redis.call('HGETALL', days)
-    for j = 1, #all, 2 do
-      local b, c = string.match(all[j], '^(-?%d+):([123])$')
-      if b then
-        b = tonumber(b)
-        local row = rows[b]
-        if not row then
-          row = {0, 0, 0}
-          rows[b] = row
-        end
-        row[tonumber(c)] = tonumber(all[j + 1])
+  local rows = {}
+  local all = redis.call('HGETALL', days)
+  for j = 1, #all, 2 do
+    local b, c = string.match(all[j], '^(-?%d+):([123])$')
+    if b then
+      b = tonumber(b)
+      local row = rows[b]
+      if not row then
+        row = {0, 0, 0}
+        rows[b] = row
       end
-    end
-    for b, row in pairs(rows) do
-      for k = 1, #dwin do
-        local w = dwin[k]
-        if b > hz - w[1] and b <= cur - w[1] then
-          for _, c in ipairs(w[2]) do
-            if row[c] ~= 0 then redis.call('HINCRBY', days, 'T' .. k .. ':' .. c, -row[c]) end
-          end
-          if w[3] and row[2] > 0 then redis.call('HINCRBY', days, 'A' .. k, -1) end
-        end
-      end
-      if b <= cur - keep then redis.call('HDEL', days, b .. ':1', b .. ':2', b .. ':3') end
+      row[tonumber(c)] = tonumber(all[j + 1])
     end
   end
-  redis.call('HSET', days, 'hz', cur)
+  local sum = {r7 = 0, r30 = 0, a30 = 0, rp = 0, ap = 0, dp = 0}
+  for b, row in pairs(rows) do
+    local back = cur - b
+    if back >= keep then
+      redis.call('HDEL', days, b .. ':1', b .. ':2', b .. ':3')
+    else
+      if back < 7 then sum.r7 = sum.r7 + row[1] end
+      if back < 30 then
+        sum.r30 = sum.r30 + row[1]
+        if row[2] > 0 then sum.a30 = sum.a30 + 1 end
+      end
+      if back > 0 and back < pspan then
+        sum.rp = sum.rp + row[1]
+        sum.dp = sum.dp + row[3]
+        if row[2] > 0 then sum.ap = sum.ap + 1 end
+      end
+    end
+  end
+  redis.call('HSET', days, 'hz', cur, 'r7', sum.r7, 'r30', sum.r30, 'a30', sum.a30,
+    'rp', sum.rp, 'ap', sum.ap, 'dp', sum.dp)
 end
 
-local function days_add(b, vals)
+-- Add to day b. Without hz (a subject a correction creates) only the bucket is kept:
+-- the first request's new day counts it.
+local function days_add(b, vals, create)
   local hz = tonumber(redis.call('HGET', days, 'hz'))
-  if (not hz) or b <= hz - keep then return end
+  if not hz then
+    if not create then return end
+  elseif hz - b >= keep then
+    return
+  end
   local fresh = vals[2] > 0 and tonumber(redis.call('HGET', days, b .. ':2') or '0') == 0
   for c = 1, 3 do
     if vals[c] ~= 0 then redis.call('HINCRBY', days, b .. ':' .. c, vals[c]) end
   end
-  for k = 1, #dwin do
-    local w = dwin[k]
-    if b > hz - w[1] then
-      for _, c in ipairs(w[2]) do
-        if vals[c] ~= 0 then redis.call('HINCRBY', days, 'T' .. k .. ':' .. c, vals[c]) end
-      end
-      if w[3] and fresh then redis.call('HINCRBY', days, 'A' .. k, 1) end
+  if not hz then return end
+  local back = hz - b
+  if back < 30 then
+    if vals[1] ~= 0 then
+      if back < 7 then redis.call('HINCRBY', days, 'r7', vals[1]) end
+      redis.call('HINCRBY', days, 'r30', vals[1])
     end
+    if fresh then redis.call('HINCRBY', days, 'a30', 1) end
+  end
+  if back > 0 and back < pspan then
+    if vals[1] ~= 0 then redis.call('HINCRBY', days, 'rp', vals[1]) end
+    if vals[3] ~= 0 then redis.call('HINCRBY', days, 'dp', vals[3]) end
+    if fresh then redis.call('HINCRBY', days, 'ap', 1) end
   end
 end
 
@@ -206,12 +224,11 @@ for _ = 1, tonumber(ARGV[9]) do
     advance(KEYS[2], bh, span, 4, false)
     advance(KEYS[3], bd, span, 2, false)
     advance(KEYS[4], hid, hspan, 2, true)
-    days_advance(day)
   end
   add(KEYS[2], bh, span, {0, rec, den, stp}, false)
   add(KEYS[3], bd, span, {0, rec}, false)
   add(KEYS[4], hid, hspan, {rec, 0}, true)
-  days_add(day, {rec, 0, 0})
+  days_add(day, {rec, 0, 0}, ARGV[i + 7] == '1')
   for k = 2, 4 do redis.call('EXPIRE', KEYS[k], ttl) end
   redis.call('EXPIRE', days, ttl)
   i = i + 8
@@ -258,22 +275,11 @@ if (not last) or tonumber(last) < hid then redis.call('ZADD', long, hid, resourc
 local kept = redis.call('ZCARD', long)
 if kept > maxdistinct then redis.call('ZREMRANGEBYRANK', long, 0, kept - maxdistinct - 1) end
 
-local prev = tonumber(redis.call('HGET', days, 'ld'))
+local newest = tonumber(redis.call('HGET', days, 'hz'))
 local first = 0
-if (not prev) or prev < day then
-  first = 1
-  redis.call('HSET', days, 'ld', day)
-end
+if (not newest) or newest < day then first = 1 end
 days_advance(day)
-days_add(day, {rec, 1, new_today})
-local day_sum, day_distinct, day_active = days_total('T3:1'), days_total('T3:3'),
-  days_total('A3')
-if day > tonumber(redis.call('HGET', days, 'hz')) - pspan then
-  local today = redis.call('HMGET', days, day .. ':1', day .. ':2', day .. ':3')
-  day_sum = day_sum - tonumber(today[1] or '0')
-  day_distinct = day_distinct - tonumber(today[3] or '0')
-  if tonumber(today[2] or '0') > 0 then day_active = day_active - 1 end
-end
+days_add(day, {rec, 1, new_today}, true)
 
 local out = {
   total(KEYS[1], 1), total(KEYS[2], 1), total(KEYS[3], 1),
@@ -281,11 +287,11 @@ local out = {
   total(KEYS[2], 3), total(KEYS[2], 4),
   seen(KEYS[6], device, hid), seen(KEYS[7], ip, hid), seen(KEYS[8], country, hid),
   base_sum, base_hours,
-  days_total('T1:1'), days_total('T2:1'),
+  days_total('r7'), days_total('r30'),
   redis.call('ZCOUNT', long, '(' .. (hid - 24), '+inf'),
   redis.call('ZCOUNT', long, '(' .. (hid - 168), '+inf'),
   redis.call('ZCOUNT', long, '(' .. (hid - 720), '+inf'),
-  days_total('A2'), day_sum, day_distinct, day_active, first,
+  days_total('a30'), days_total('rp'), days_total('dp'), days_total('ap'), first,
 }
 for k = 1, 5 do redis.call('EXPIRE', KEYS[k], ttl) end
 for k = 9, 10 do redis.call('EXPIRE', KEYS[k], ttl) end

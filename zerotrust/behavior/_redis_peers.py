@@ -55,33 +55,32 @@ def _escaped(text: str) -> str:
 def _values(value: Any) -> list[str]:
     """A property's values: a str is one, a list gives its distinct strs (first
     occurrence order, other items ignored), anything else none."""
-    if isinstance(value, str):
+    if type(value) is str:
         return [value]
-    if isinstance(value, list | tuple):
-        return list(dict.fromkeys(v for v in value if isinstance(v, str)))
+    if isinstance(value, list):
+        return list(dict.fromkeys(v for v in value if type(v) is str))
     return []
 
 
 def group_texts(properties: Mapping[str, Any], groupings: Iterable[Sequence[str]]) -> list[str]:
     """The subject's groups as key texts (``department=support&roles=agent``): per
     grouping the cartesian product of its names' values, in grouping then value
-    order, at most :data:`MAX_GROUPS`. Names and values are percent-escaped (``%``,
-    ``=``, ``&``), so a text names exactly one group."""
-    out: list[str] = []
+    order, distinct, at most :data:`MAX_GROUPS`. Names and values are percent-escaped
+    (``%``, ``=``, ``&``), so a text names exactly one group."""
+    out: dict[str, None] = {}
     for names in groupings:
         values = [_values(properties.get(name)) for name in names]
         if not all(values):
             continue
         for combination in itertools.product(*values):
-            out.append(
-                "&".join(
-                    f"{_escaped(name)}={_escaped(value)}"
-                    for name, value in zip(names, combination, strict=True)
-                )
+            text = "&".join(
+                f"{_escaped(name)}={_escaped(value)}"
+                for name, value in zip(names, combination, strict=True)
             )
+            out[text] = None
             if len(out) == MAX_GROUPS:
-                return out
-    return out
+                return list(out)
+    return list(out)
 
 
 def percentile(values: Sequence[float], q: float, skip: int = -1) -> float:
