@@ -10,6 +10,7 @@ and an expression that always errors at evaluation (a key the request lacks).
 from __future__ import annotations
 
 import base64
+import datetime
 import functools
 import re
 from collections.abc import Mapping
@@ -820,8 +821,8 @@ def breaker_endings() -> st.SearchStrategy[str]:
 
 #: A subject's Redis keys (``zt:{user:<id>}:<part>``) and the type each must have.
 REDIS_KEY_PARTS: Mapping[str, str] = {
-    **dict.fromkeys(("m", "h", "d", "H"), "hash"),
-    **dict.fromkeys(("r", "sd", "si", "sc"), "zset"),
+    **dict.fromkeys(("m", "h", "d", "H", "D"), "hash"),
+    **dict.fromkeys(("r", "sd", "si", "sc", "R"), "zset"),
 }
 _REDIS_TYPES = ("string", "list", "set", "hash", "zset", "stream")
 
@@ -2942,3 +2943,104 @@ def decision_overruns(draw: st.DrawFn) -> Overrun:
         )
     )
     return Overrun(tuple(durations), timeout, draw(st.integers(1, 8)), draw(st.integers(1, 3)))
+
+
+# ---------------------------------------------------------------------------------------
+# Behaviour over weeks: several subjects in a few peer groups, refusals, corrections.
+# ---------------------------------------------------------------------------------------
+
+__all__ += ["BEHAVIOR_CONFIGS", "Step", "steps"]
+
+from zerotrust import AccessRequest, BehaviorConfig, Decision, Effect, Risk  # noqa: E402
+
+_WEEKS_START = datetime.datetime(2026, 3, 2, 9, 0, tzinfo=datetime.UTC).timestamp()
+
+
+@attrs.frozen
+class Step:
+    """A request (its decision's effect recorded after it) or, when ``correction``,
+    ``record_access`` of :attr:`delta` records at :attr:`at`."""
+
+    t: float
+    subject: str
+    records: int
+    resource: str = "c-1"
+    effect: Effect = Effect.ALLOW
+    department: str | None = "support"
+    roles: tuple[str, ...] = ()
+    correction: bool = False
+    back: float = 0.0
+
+    def request(self) -> AccessRequest:
+        properties: dict[str, Any] = {"roles": list(self.roles)}
+        if self.department is not None:
+            properties["department"] = self.department
+        return AccessRequest.from_mapping(
+            {
+                "subject": {"id": self.subject, "properties": properties},
+                "action": {"name": "read"},
+                "resource": {"type": "customer_record", "id": self.resource},
+                "context": {"records": self.records},
+            }
+        )
+
+    @property
+    def delta(self) -> int:
+        """A correction's records: -2 to 398 (taking back more than was read, too)."""
+        return self.records - 2
+
+    @property
+    def at(self) -> datetime.datetime:
+        """When a correction applies: ``back`` seconds before the step."""
+        return datetime.datetime.fromtimestamp(self.t - self.back, datetime.UTC)
+
+    def decision(self) -> Decision:
+        when = datetime.datetime.fromtimestamp(self.t, datetime.UTC)
+        return Decision(self.effect, (), Risk(), None, (), (), (), "test", "id", when)
+
+
+_SUBJECTS = ("u-a", "u-b", "u-c", "u-d", "u-e")
+_DEPARTMENTS = ("support", "sales", "a&b=c%")
+_GAPS = (0.0, 30.0, 600.0, 3599.0, 3600.0, 4 * 3600.0, 43_200.0, 86_399.0, 86_400.0, 2 * 86_400.0)
+
+
+@st.composite
+def steps(draw: st.DrawFn, size: int = 80, days: float | None = None) -> list[Step]:
+    """Several subjects in a few groups over weeks (``days``: the whole stream's span
+    at most), random resources, refusals and corrections, some department moves."""
+    gaps = list(_GAPS) + ([5 * 86_400.0, 9 * 86_400.0] if days is None else [])
+    home = {s: draw(st.sampled_from(_DEPARTMENTS)) for s in _SUBJECTS}
+    t = _WEEKS_START + draw(st.floats(0, 86_400))
+    end = t + (days or 1e9) * 86_400
+    out: list[Step] = []
+    for _ in range(draw(st.integers(1, size))):
+        t += draw(st.sampled_from(gaps))
+        if t > end:
+            break
+        subject = draw(st.sampled_from(_SUBJECTS))
+        department = draw(
+            st.sampled_from([home[subject], home[subject], home[subject], None, "sales"])
+        )
+        out.append(
+            Step(
+                t=t,
+                subject=subject,
+                records=draw(st.sampled_from([0, 1, 3, 25, 400])),
+                resource=draw(st.sampled_from([f"c-{i}" for i in range(8)])),
+                effect=draw(st.sampled_from([Effect.ALLOW] * 3 + [Effect.DENY, Effect.STEP_UP])),
+                department=department,
+                roles=tuple(draw(st.lists(st.sampled_from(["agent", "lead"]), max_size=3))),
+                correction=draw(st.integers(0, 9)) == 0,
+                back=draw(st.sampled_from([0.0, 3600.0, 86_400.0, 3 * 86_400.0])),
+            )
+        )
+    return out
+
+
+BEHAVIOR_CONFIGS = st.builds(
+    BehaviorConfig,
+    peer_groups=st.just(("department", ("department", "roles"))),
+    min_peers=st.sampled_from([2, 3]),
+    peer_days=st.sampled_from([1, 3, 7, 28, 40]),
+    peer_refresh=st.sampled_from([1.0, 3600.0, 86_400.0]),
+)

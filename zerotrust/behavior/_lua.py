@@ -1,4 +1,5 @@
-"""The Redis script: apply outcomes, record a request and read its features, atomically.
+"""The Redis scripts: the subject's (apply outcomes, record a request and read its
+features, atomically) and the group table's (publish or withdraw member figures).
 
 One script run per subject and call, so a decision costs one round trip. Keys all
 carry the subject's hash tag and live in one Cluster slot. A key of the wrong type
@@ -7,18 +8,33 @@ reply about this subject only. The bucketing is the
 memory store's (``_windows``): bucket numbers come from Python, each window keeps
 running totals (fields ``t1``..``tk``), its newest bucket (``hz``) and per-bucket
 fields ``<bucket>:<column>``; a window wholly expired is deleted in one go.
+
+The UTC-day hash (key 9) keeps its day buckets and the sums the long features read
+(7 and 30 days, and the ``peer_days`` before the newest day), so a request reads
+them in O(1); a new day recounts them from the buckets (one walk of the hash, once a
+day per subject), as the memory store's ``Days`` does. Key 10 holds each resource's
+last-seen hour for the long distinct counts.
 """
 
 from __future__ import annotations
 
-__all__ = ["SCRIPT"]
+__all__ = ["GROUP_SCRIPT", "KEYS", "SCRIPT"]
+
+#: Keys the subject's script takes.
+KEYS = 10
 
 # KEYS: 1 minute  2 hour  3 day  4 hours  5 resources  6..8 seen devices / IPs / countries
+#       9 UTC days  10 resources' last-seen hours (long windows)
 # ARGV: 1 ttl  2 span  3 hours span  4 seen span  5 max resources  6 max seen
-#       7 number of outcomes, then 7 per outcome:
-#         hour bucket, day bucket, hour id, records, denied, step-ups, create (0/1)
+#       7 peer days + 1  8 max distinct (long windows)
+#       9 number of outcomes, then 8 per outcome:
+#         hour bucket, day bucket, hour id, UTC day, records, denied, step-ups, create (0/1)
 #       then, if a request follows: "r", minute bucket, hour bucket, day bucket, hour id,
-#         records, resource, device, ip, country ("" = absent)
+#         UTC day, records, resource, device, ip, country ("" = absent)
+# Reply: the 13 numbers of the short windows, then records 7 d / 30 d, distinct resources
+#   24 h / 7 d / 30 d, active days in 30, the peer window's records / distinct sum /
+#   active days (today excluded), and 1 when this is the subject's first request of
+#   its UTC day (else 0).
 SCRIPT = r"""
 local ttl = tonumber(ARGV[1])
 local span = tonumber(ARGV[2])
@@ -26,11 +42,13 @@ local hspan = tonumber(ARGV[3])
 local sspan = tonumber(ARGV[4])
 local maxres = tonumber(ARGV[5])
 local maxseen = tonumber(ARGV[6])
+local pspan = tonumber(ARGV[7])
+local maxdistinct = tonumber(ARGV[8])
 
 -- Keys someone else gave another type fail this subject alone, before anything is
 -- written (the error names the key by position: the subject id may not be UTF-8).
-local want = {'hash', 'hash', 'hash', 'hash', 'zset', 'zset', 'zset', 'zset'}
-for k = 1, 8 do
+local want = {'hash', 'hash', 'hash', 'hash', 'zset', 'zset', 'zset', 'zset', 'hash', 'zset'}
+for k = 1, 10 do
   local t = redis.call('TYPE', KEYS[k]).ok
   if t ~= 'none' and t ~= want[k] then
     return redis.error_reply('WRONGTYPE behaviour key ' .. k .. ' holds a ' .. t ..
@@ -115,11 +133,94 @@ local function seen(key, value, hour)
   return new
 end
 
-local i = 8
-for _ = 1, tonumber(ARGV[7]) do
+-- UTC days: bucket fields '<day>:1' records, ':2' requests, ':3' distinct resources
+-- first requested that day, kept 'keep' days back from 'hz', the newest day of a
+-- request (corrections never move it, so it is also the day of the last request).
+-- The sums the features read, by how far a day is behind hz ('back'): records with
+-- back < 7 ('r7') and < 30 ('r30'), active days with back < 30 ('a30'), and over
+-- 0 < back <= peer days the records, active days and distinct counts ('rp', 'ap',
+-- 'dp'). A new day recounts them from the buckets, once a day per subject.
+local days = KEYS[9]
+local keep = math.max(30, pspan)
+
+local function days_advance(cur)
+  local hz = tonumber(redis.call('HGET', days, 'hz'))
+  if hz and cur <= hz then return end
+  local rows = {}
+  local all = redis.call('HGETALL', days)
+  for j = 1, #all, 2 do
+    local b, c = string.match(all[j], '^(-?%d+):([123])$')
+    if b then
+      b = tonumber(b)
+      local row = rows[b]
+      if not row then
+        row = {0, 0, 0}
+        rows[b] = row
+      end
+      row[tonumber(c)] = tonumber(all[j + 1])
+    end
+  end
+  local sum = {r7 = 0, r30 = 0, a30 = 0, rp = 0, ap = 0, dp = 0}
+  for b, row in pairs(rows) do
+    local back = cur - b
+    if back >= keep then
+      redis.call('HDEL', days, b .. ':1', b .. ':2', b .. ':3')
+    else
+      if back < 7 then sum.r7 = sum.r7 + row[1] end
+      if back < 30 then
+        sum.r30 = sum.r30 + row[1]
+        if row[2] > 0 then sum.a30 = sum.a30 + 1 end
+      end
+      if back > 0 and back < pspan then
+        sum.rp = sum.rp + row[1]
+        sum.dp = sum.dp + row[3]
+        if row[2] > 0 then sum.ap = sum.ap + 1 end
+      end
+    end
+  end
+  redis.call('HSET', days, 'hz', cur, 'r7', sum.r7, 'r30', sum.r30, 'a30', sum.a30,
+    'rp', sum.rp, 'ap', sum.ap, 'dp', sum.dp)
+end
+
+-- Add to day b. Without hz (a subject a correction creates) only the bucket is kept:
+-- the first request's new day counts it.
+local function days_add(b, vals, create)
+  local hz = tonumber(redis.call('HGET', days, 'hz'))
+  if not hz then
+    if not create then return end
+  elseif hz - b >= keep then
+    return
+  end
+  local fresh = vals[2] > 0 and tonumber(redis.call('HGET', days, b .. ':2') or '0') == 0
+  for c = 1, 3 do
+    if vals[c] ~= 0 then redis.call('HINCRBY', days, b .. ':' .. c, vals[c]) end
+  end
+  if not hz then return end
+  local back = hz - b
+  if back < 30 then
+    if vals[1] ~= 0 then
+      if back < 7 then redis.call('HINCRBY', days, 'r7', vals[1]) end
+      redis.call('HINCRBY', days, 'r30', vals[1])
+    end
+    if fresh then redis.call('HINCRBY', days, 'a30', 1) end
+  end
+  if back > 0 and back < pspan then
+    if vals[1] ~= 0 then redis.call('HINCRBY', days, 'rp', vals[1]) end
+    if vals[3] ~= 0 then redis.call('HINCRBY', days, 'dp', vals[3]) end
+    if fresh then redis.call('HINCRBY', days, 'ap', 1) end
+  end
+end
+
+local function days_total(field)
+  return tonumber(redis.call('HGET', days, field) or '0')
+end
+
+local i = 10
+for _ = 1, tonumber(ARGV[9]) do
   local bh, bd, hid = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local rec, den, stp = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
-  if ARGV[i + 6] == '1' then
+  local day = tonumber(ARGV[i + 3])
+  local rec, den, stp = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
+  if ARGV[i + 7] == '1' then
     advance(KEYS[2], bh, span, 4, false)
     advance(KEYS[3], bd, span, 2, false)
     advance(KEYS[4], hid, hspan, 2, true)
@@ -127,14 +228,17 @@ for _ = 1, tonumber(ARGV[7]) do
   add(KEYS[2], bh, span, {0, rec, den, stp}, false)
   add(KEYS[3], bd, span, {0, rec}, false)
   add(KEYS[4], hid, hspan, {rec, 0}, true)
+  days_add(day, {rec, 0, 0}, ARGV[i + 7] == '1')
   for k = 2, 4 do redis.call('EXPIRE', KEYS[k], ttl) end
-  i = i + 7
+  redis.call('EXPIRE', days, ttl)
+  i = i + 8
 end
 
 if ARGV[i] ~= 'r' then return {} end
 local bm, bh, bd, hid = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]),
   tonumber(ARGV[i + 4])
-local rec = tonumber(ARGV[i + 5])
+local day, rec = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
+local resource, device, ip, country = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
 
 advance(KEYS[1], bm, span, 1, false)
 add(KEYS[1], bm, span, {1}, false)
@@ -152,22 +256,67 @@ add(KEYS[4], hid, hspan, {rec, 1}, true)
 
 local res = KEYS[5]
 redis.call('ZREMRANGEBYSCORE', res, '-inf', bh - span)
-local old = redis.call('ZSCORE', res, ARGV[i + 6])
-if (not old) or tonumber(old) < bh then redis.call('ZADD', res, bh, ARGV[i + 6]) end
+local old = redis.call('ZSCORE', res, resource)
+if (not old) or tonumber(old) < bh then redis.call('ZADD', res, bh, resource) end
 local distinct = redis.call('ZCARD', res)
 if distinct > maxres then
   redis.call('ZREMRANGEBYRANK', res, 0, distinct - maxres - 1)
   distinct = maxres
 end
 
+-- Long distinct counts: each resource's last-seen hour; a resource adds to its day's
+-- distinct count when it was last seen (if still remembered) on an earlier day.
+local long = KEYS[10]
+redis.call('ZREMRANGEBYSCORE', long, '-inf', hid - 720)
+local last = redis.call('ZSCORE', long, resource)
+local new_today = 0
+if (not last) or math.floor(tonumber(last) / 24) < day then new_today = 1 end
+if (not last) or tonumber(last) < hid then redis.call('ZADD', long, hid, resource) end
+local kept = redis.call('ZCARD', long)
+if kept > maxdistinct then redis.call('ZREMRANGEBYRANK', long, 0, kept - maxdistinct - 1) end
+
+local newest = tonumber(redis.call('HGET', days, 'hz'))
+local first = 0
+if (not newest) or newest < day then first = 1 end
+days_advance(day)
+days_add(day, {rec, 1, new_today}, true)
+
 local out = {
   total(KEYS[1], 1), total(KEYS[2], 1), total(KEYS[3], 1),
   total(KEYS[2], 2), total(KEYS[3], 2), distinct,
   total(KEYS[2], 3), total(KEYS[2], 4),
-  seen(KEYS[6], ARGV[i + 7], hid), seen(KEYS[7], ARGV[i + 8], hid),
-  seen(KEYS[8], ARGV[i + 9], hid),
+  seen(KEYS[6], device, hid), seen(KEYS[7], ip, hid), seen(KEYS[8], country, hid),
   base_sum, base_hours,
+  days_total('r7'), days_total('r30'),
+  redis.call('ZCOUNT', long, '(' .. (hid - 24), '+inf'),
+  redis.call('ZCOUNT', long, '(' .. (hid - 168), '+inf'),
+  redis.call('ZCOUNT', long, '(' .. (hid - 720), '+inf'),
+  days_total('a30'), days_total('rp'), days_total('dp'), days_total('ap'), first,
 }
 for k = 1, 5 do redis.call('EXPIRE', KEYS[k], ttl) end
+for k = 9, 10 do redis.call('EXPIRE', KEYS[k], ttl) end
 return out
+"""
+
+# KEYS: 1 a group's member table (a hash: field = subject tag, value = its figures)
+# ARGV: 1 ttl, then triples: "s" field value (set), "d" field "" (remove), "c" field
+#   value (remove if it still holds that value: a reader dropping a stale entry)
+# The type is checked first, so a key someone else gave another type is left as it is.
+GROUP_SCRIPT = r"""
+local t = redis.call('TYPE', KEYS[1]).ok
+if t ~= 'none' and t ~= 'hash' then
+  return redis.error_reply('WRONGTYPE behaviour group key holds a ' .. t .. ', not a hash')
+end
+local set = false
+for j = 2, #ARGV, 3 do
+  local op, field = ARGV[j], ARGV[j + 1]
+  if op == 's' then
+    redis.call('HSET', KEYS[1], field, ARGV[j + 2])
+    set = true
+  elseif op == 'd' or redis.call('HGET', KEYS[1], field) == ARGV[j + 2] then
+    redis.call('HDEL', KEYS[1], field)
+  end
+end
+if set then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1])) end
+return 1
 """

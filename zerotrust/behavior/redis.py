@@ -9,6 +9,13 @@ Set ``BehaviorConfig(defer_outcomes=False)`` to send it at once instead (two rou
 trips per refused decision). ``redis`` is imported only when a store is built, so
 ``import zerotrust`` never needs it.
 
+Peer groups live in one hash per group (its own Cluster slot). The subject's script
+says when a request is the subject's first of its UTC day; the store then publishes
+the subject's figures into its groups with one command per group, queued like an
+outcome (so once per subject per day, riding with the next call). A group's table is
+read (``HGETALL``) when a decision first needs it and again ``peer_refresh`` seconds
+of decision time later, in the same pipeline as that decision's script.
+
 Faults never wait longer than the timeouts and come back as ``{"available": False}``,
 to which the PDP applies ``on_store_error``. Two kinds are kept apart:
 
@@ -29,19 +36,26 @@ import asyncio
 import datetime
 import hashlib
 import logging
+import math
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import attrs
 
-from zerotrust.behavior._lua import SCRIPT
+from zerotrust.behavior._lua import GROUP_SCRIPT, KEYS, SCRIPT
 from zerotrust.behavior._redis_faults import Faults
+from zerotrust.behavior._redis_peers import (
+    Figures,
+    PeerTable,
+    group_texts,
+    peer_features,
+)
 from zerotrust.behavior._windows import bucket
 from zerotrust.behavior.breaker import BreakerState, CircuitBreaker, CircuitOpenError
 from zerotrust.behavior.config import BehaviorConfig, ConfiguredStore
 from zerotrust.behavior.features import (
-    FEATURES,
     UNAVAILABLE,
     Outcome,
     counted_records,
@@ -55,10 +69,14 @@ from zerotrust.request import AccessRequest
 __all__ = ["RedisBehaviorStore", "RedisStats"]
 
 _log = logging.getLogger("zerotrust.behavior")
-MAX_PENDING = 1_000  # deferred outcomes beyond this are sent at once
+MAX_PENDING = 1_000  # deferred outcomes and group writes beyond this are sent at once
+MAX_SNAPSHOTS = 4_096  # group snapshots a process keeps (least recently used dropped)
+MAX_CLEANUP = 1_000  # stale group members one snapshot removes (the rest next time)
 _Call = list[bytes | int]
-#: The script's reply: the features but ``available``, the baseline as sum and hours.
-_REPLY = len(FEATURES)
+#: The script's reply: 23 integers (see ``_lua``).
+_REPLY = 23
+#: Arguments per outcome in a script call.
+_OUTCOME = 8
 
 
 @attrs.frozen
@@ -72,15 +90,38 @@ class RedisStats:
     lost_outcomes: int  # deferred outcomes dropped: store down, or their subject's keys bad
     pending_outcomes: int
     breaker: BreakerState
+    peer_refreshes: int = 0  # group snapshots taken (one HGETALL each)
+    group_errors: int = 0  # group keys that could not be read or written (wrong type)
+    lost_publications: int = 0  # member figures not published: store down, group key bad
+
+
+class _Snapshot(NamedTuple):
+    taken: float
+    table: PeerTable
+
+
+class _Write(NamedTuple):
+    """Queued changes to one group's table: ``(op, field, value)`` triples flattened."""
+
+    key: bytes
+    args: _Call
+    publications: int  # set or removed member figures among them (not clean-ups)
 
 
 class _Batch(NamedTuple):
-    """The script calls of one round trip, one per subject (a request's last)."""
+    """One round trip: group writes, group reads, then the script calls, one per
+    subject (a request's last)."""
 
     calls: list[_Call]
     tags: list[bytes]
     outcomes: list[int]  # deferred outcomes carried by each call
     request: bool  # whether the last call reads a request's features
+    writes: list[_Write]
+    reads: list[bytes]  # group keys whose tables are read for a snapshot
+    claimed: list[bytes]  # of those, the refreshes this batch holds the claim on
+    groups: list[tuple[str, bytes]]  # the request's groups: key text, Redis key
+    at: float  # the request's time (snapshots are taken at it)
+    taken: dict[bytes, _Snapshot]  # the snapshots this round trip took
 
 
 def _tag(request: AccessRequest) -> bytes:
@@ -91,6 +132,12 @@ def _tag(request: AccessRequest) -> bytes:
     too, injectively), so no subject can fail here."""
     kind, ident = subject_of(request)
     return _bytes(f"{_escaped(kind)}:{_escaped(ident)}")
+
+
+def _group_key(prefix: bytes, text: str) -> bytes:
+    """A group's table: ``<prefix>:g:{<text>}``, the text escaped like a subject tag so
+    it is its own hash tag (its own Cluster slot)."""
+    return prefix + b":g:{" + _bytes(_escaped(text)) + b"}"
 
 
 def _escaped(text: str) -> str:
@@ -147,14 +194,21 @@ class RedisBehaviorStore(ConfiguredStore):
             c.seen_hours,
             c.max_resources,
             c.max_seen,
+            c.peer_days + 1,
+            c.max_distinct,
         ]
+        self._group_ttl = (c.peer_days + 1) * 86_400
         self._prefix = _bytes(c.key_prefix)
         self._g = (c.granularity(c.minute_window), c.granularity(c.hour_window))
         self._g_day = c.granularity(c.day_window)
         self._lock = threading.Lock()
         self._pending: list[tuple[bytes, _Call]] = []
+        self._pending_groups: list[tuple[bytes, bytes, bytes, bytes]] = []
+        self._snapshots: OrderedDict[bytes, _Snapshot] = OrderedDict()
+        self._refreshing: set[bytes] = set()
         self._round_trips = self._failures = self._subject_errors = 0
         self._rejected = self._lost = 0
+        self._peer_refreshes = self._group_errors = self._lost_publications = 0
 
     @classmethod
     def from_url(
@@ -194,14 +248,26 @@ class RedisBehaviorStore(ConfiguredStore):
                 self._lost,
                 len(self._pending),
                 self._breaker.state,
+                self._peer_refreshes,
+                self._group_errors,
+                self._lost_publications,
             )
+
+    @property
+    def peer_refreshes(self) -> int:
+        """Group snapshots this store has taken (one ``HGETALL`` each)."""
+        with self._lock:
+            return self._peer_refreshes
 
     # -- the protocol -------------------------------------------------------------
 
     def features(self, request: AccessRequest, now: datetime.datetime) -> Mapping[str, Any]:
         """Record the request and read its subject's features: one round trip."""
         batch = self._batch(request, now)
-        return self._mine(batch, self._run(batch))
+        features = self._mine(batch, self._run(batch))
+        if self._must_flush():
+            self.flush()  # publications, when outcomes are not deferred
+        return features
 
     def record(self, request: AccessRequest, decision: Decision) -> None:
         """Queue the decision's outcome for the next call (or send it now)."""
@@ -217,9 +283,10 @@ class RedisBehaviorStore(ConfiguredStore):
             self.flush()
 
     def flush(self) -> None:
-        """Send queued outcomes now (one round trip; nothing if none are queued)."""
+        """Send queued outcomes and publications now (one round trip; nothing if none
+        are queued)."""
         batch = self._batch(None, None)
-        if batch.calls:
+        if batch.calls or batch.writes:
             self._run(batch)
 
     def close(self) -> None:
@@ -231,7 +298,10 @@ class RedisBehaviorStore(ConfiguredStore):
         self, request: AccessRequest, now: datetime.datetime
     ) -> Mapping[str, Any]:
         batch = self._batch(request, now)
-        return self._mine(batch, await self._run_async(batch))
+        features = self._mine(batch, await self._run_async(batch))
+        if self._must_flush():
+            await self.flush_async()
+        return features
 
     async def record_async(self, request: AccessRequest, decision: Decision) -> None:
         outcome = outcome_of(request, decision)
@@ -242,7 +312,7 @@ class RedisBehaviorStore(ConfiguredStore):
 
     async def flush_async(self) -> None:
         batch = self._batch(None, None)
-        if batch.calls:
+        if batch.calls or batch.writes:
             await self._run_async(batch)
 
     async def aclose(self) -> None:
@@ -260,6 +330,7 @@ class RedisBehaviorStore(ConfiguredStore):
             bucket(t, self._g[1]),
             bucket(t, self._g_day),
             bucket(t, 3600),
+            bucket(t, 86_400),
             outcome.records,
             outcome.denied,
             outcome.step_ups,
@@ -269,19 +340,24 @@ class RedisBehaviorStore(ConfiguredStore):
             self._pending.append((tag, args))
 
     def _must_flush(self) -> bool:
-        return not self._config.defer_outcomes or len(self._pending) > MAX_PENDING
+        queued = len(self._pending) + len(self._pending_groups)
+        return queued > 0 and (not self._config.defer_outcomes or queued > MAX_PENDING)
 
     def _keys(self, tag: bytes) -> list[bytes]:
         base = self._prefix + b":{" + tag + b"}:"
-        return [base + part for part in (b"m", b"h", b"d", b"H", b"r", b"sd", b"si", b"sc")]
+        parts = (b"m", b"h", b"d", b"H", b"r", b"sd", b"si", b"sc", b"D", b"R")
+        return [base + part for part in parts]
 
     def _batch(self, request: AccessRequest | None, now: datetime.datetime | None) -> _Batch:
-        """The queued outcomes, one call per subject, and the request's call last.
+        """The queued group writes and outcomes (one call per subject), the group reads
+        the request needs, and the request's call last.
 
         The request's arguments are built before the queue is taken, so a value that
         cannot be tracked (raising ``BehaviorStoreError``) loses nothing queued."""
         mine: bytes | None = None
         request_args: _Call = []
+        groups: list[tuple[str, bytes]] = []
+        t = 0.0
         if request is not None and now is not None:
             mine = _tag(request)
             t = now.timestamp()
@@ -292,18 +368,29 @@ class RedisBehaviorStore(ConfiguredStore):
                 bucket(t, self._g[1]),
                 bucket(t, self._g_day),
                 bucket(t, 3600),
+                bucket(t, 86_400),
                 counted_records(context),
                 _arg([request.resource.type, request.resource.id], "resource"),
                 _arg(request.device.get("id"), "device.id"),
                 _arg(context.get("ip"), "context.ip"),
                 _arg(context.get("country"), "context.country"),
             ]
+            texts = group_texts(request.subject.properties, self._config.peer_groups)
+            groups = [(text, _group_key(self._prefix, text)) for text in texts]
         with self._lock:
             pending, self._pending = self._pending, []
+            queued, self._pending_groups = self._pending_groups, []
+            reads, claimed = self._due(groups, t)
         by_tag: dict[bytes, _Call] = {}
         for tag, args in pending:
             by_tag.setdefault(tag, []).extend(args)
-        batch = _Batch([], [], [], mine is not None)
+        by_group: dict[bytes, tuple[_Call, list[int]]] = {}
+        for key, op, field, value in queued:
+            args, published = by_group.setdefault(key, ([self._group_ttl], [0]))
+            args.extend((op, field, value))
+            published[0] += op != b"c"
+        writes = [_Write(key, args, n) for key, (args, [n]) in by_group.items()]
+        batch = _Batch([], [], [], mine is not None, writes, reads, claimed, groups, t, {})
         for tag, flat in by_tag.items():
             if tag != mine:
                 self._add(batch, tag, flat, [])
@@ -312,84 +399,123 @@ class RedisBehaviorStore(ConfiguredStore):
         return batch
 
     def _add(self, batch: _Batch, tag: bytes, outcomes: _Call, request: _Call) -> None:
-        n = len(outcomes) // 7
+        n = len(outcomes) // _OUTCOME
         batch.calls.append([*self._keys(tag), *self._header, n, *outcomes, *request])
         batch.tags.append(tag)
         batch.outcomes.append(n)
 
+    def _due(self, groups: list[tuple[str, bytes]], t: float) -> tuple[list[bytes], list[bytes]]:
+        """Groups to read now (lock held): never read yet, or read ``peer_refresh``
+        seconds before ``t``. A refresh is claimed, so concurrent decisions keep the
+        old snapshot meanwhile instead of reading the same table again."""
+        reads: list[bytes] = []
+        claimed: list[bytes] = []
+        refresh = self._config.peer_refresh
+        for _, key in groups:
+            if key in reads:
+                continue
+            snapshot = self._snapshots.get(key)
+            if snapshot is None:
+                reads.append(key)
+            elif t >= snapshot.taken + refresh and key not in self._refreshing:
+                self._refreshing.add(key)
+                reads.append(key)
+                claimed.append(key)
+        return reads, claimed
+
+    def _commands(self, batch: _Batch) -> list[tuple[str, list[Any]]]:
+        """The round trip's commands: group writes, then group reads (so a snapshot
+        sees what this process published before it), then the script calls.
+
+        Group writes use EVAL: they are rare (once per subject and day), so the
+        script text costs little and never meets NOSCRIPT."""
+        return [
+            *(("eval", [GROUP_SCRIPT, 1, w.key, *w.args]) for w in batch.writes),
+            *(("hgetall", [key]) for key in batch.reads),
+            *(("evalsha", [self._sha, KEYS, *call]) for call in batch.calls),
+        ]
+
     # -- one round trip, through the breaker -------------------------------------------
 
     def _run(self, batch: _Batch) -> list[Any] | None:
-        """The replies in call order (a subject error as its exception), or None when
-        nothing could be sent."""
+        """The script calls' replies in call order (a subject error as its exception),
+        or None when nothing could be sent."""
+        commands = self._commands(batch)
         try:
-            replies = self._breaker.call(lambda: self._send(batch.calls))
+            replies = self._breaker.call(lambda: self._send(commands))
         except Exception as exc:
             self._unsent(batch, exc)
             return None
-        self._check_outcomes(batch, replies)
-        return replies
+        except BaseException:
+            self._abandoned(batch)
+            raise
+        return self._sorted(batch, replies)
 
     async def _run_async(self, batch: _Batch) -> list[Any] | None:
         client = self._async_client()
         if client is None:
             return self._run(batch)
+        commands = self._commands(batch)
         try:
-            replies = await self._breaker.call_async(lambda: self._send_async(client, batch.calls))
+            replies = await self._breaker.call_async(lambda: self._send_async(client, commands))
         except Exception as exc:
             self._unsent(batch, exc)
             return None
-        self._check_outcomes(batch, replies)
-        return replies
+        except BaseException:  # a cancelled task: the claims must not stay held
+            self._abandoned(batch)
+            raise
+        return self._sorted(batch, replies)
 
-    def _send(self, calls: list[_Call]) -> list[Any]:
-        """Run the calls; after NOSCRIPT load the script and run those calls again.
+    def _send(self, commands: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Run the commands; after NOSCRIPT load the script and run those calls again.
         Raises a store failure; a subject error comes back as its reply."""
-        replies = self._exchange(calls)
+        replies = self._exchange(commands)
         missing = [i for i, r in enumerate(replies) if isinstance(r, self._faults.noscript)]
         if missing:
             self._trip()
             self._client.script_load(SCRIPT)
-            again = self._exchange([calls[i] for i in missing])
+            again = self._exchange([commands[i] for i in missing])
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
         self._faults.raise_server_wide(replies)
         return replies
 
-    def _exchange(self, calls: list[_Call]) -> list[Any]:
+    def _exchange(self, commands: list[tuple[str, list[Any]]]) -> list[Any]:
         self._trip()
-        if len(calls) == 1:
+        if len(commands) == 1 and commands[0][0] == "evalsha":
             try:
-                return [self._client.evalsha(self._sha, 8, *calls[0])]
+                return [self._client.evalsha(*commands[0][1])]
             except self._faults.response as exc:
                 return [exc]
         pipe = self._client.pipeline(transaction=False)
-        for call in calls:
-            pipe.evalsha(self._sha, 8, *call)
+        for name, args in commands:
+            getattr(pipe, name)(*args)
         return list(pipe.execute(raise_on_error=False))
 
-    async def _send_async(self, client: Any, calls: list[_Call]) -> list[Any]:
-        replies = await self._exchange_async(client, calls)
+    async def _send_async(self, client: Any, commands: list[tuple[str, list[Any]]]) -> list[Any]:
+        replies = await self._exchange_async(client, commands)
         missing = [i for i, r in enumerate(replies) if isinstance(r, self._faults.noscript)]
         if missing:
             self._trip()
             await client.script_load(SCRIPT)
-            again = await self._exchange_async(client, [calls[i] for i in missing])
+            again = await self._exchange_async(client, [commands[i] for i in missing])
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
         self._faults.raise_server_wide(replies)
         return replies
 
-    async def _exchange_async(self, client: Any, calls: list[_Call]) -> list[Any]:
+    async def _exchange_async(
+        self, client: Any, commands: list[tuple[str, list[Any]]]
+    ) -> list[Any]:
         self._trip()
-        if len(calls) == 1:
+        if len(commands) == 1 and commands[0][0] == "evalsha":
             try:
-                return [await client.evalsha(self._sha, 8, *calls[0])]
+                return [await client.evalsha(*commands[0][1])]
             except self._faults.response as exc:
                 return [exc]
         pipe = client.pipeline(transaction=False)
-        for call in calls:
-            pipe.evalsha(self._sha, 8, *call)
+        for name, args in commands:
+            getattr(pipe, name)(*args)
         return list(await pipe.execute(raise_on_error=False))
 
     def _async_client(self) -> Any:
@@ -413,10 +539,76 @@ class RedisBehaviorStore(ConfiguredStore):
         failed = not refused and self._faults.is_failure(exc)
         with self._lock:
             self._lost += sum(batch.outcomes)
+            self._lost_publications += sum(w.publications for w in batch.writes)
             self._rejected += 1 if refused and batch.request else 0
             self._failures += 1 if failed else 0
+            self._refreshing.difference_update(batch.claimed)
         if not (refused or failed):
             raise exc
+
+    def _abandoned(self, batch: _Batch) -> None:
+        """A round trip given up (cancelled, interrupted; it may have run, so nothing
+        is counted lost): its refresh claims are released, so a later decision reads
+        those groups again instead of none ever refreshing them."""
+        with self._lock:
+            self._refreshing.difference_update(batch.claimed)
+
+    def _sorted(self, batch: _Batch, replies: list[Any]) -> list[Any]:
+        """Account for the group writes, take the snapshots read, and give back the
+        script calls' replies."""
+        w, r = len(batch.writes), len(batch.reads)
+        self._check_writes(batch, replies[:w])
+        self._take_snapshots(batch, replies[w : w + r])
+        calls = replies[w + r :]
+        self._check_outcomes(batch, calls)
+        return calls
+
+    def _check_writes(self, batch: _Batch, replies: list[Any]) -> None:
+        """Count and log group tables that refused a write (a key of another type)."""
+        for write, reply in zip(batch.writes, replies, strict=True):
+            if isinstance(reply, BaseException):
+                with self._lock:
+                    self._group_errors += 1
+                    self._lost_publications += write.publications
+                _log.warning("behaviour group %s: not written: %s", _shown(write.key), reply)
+
+    def _take_snapshots(self, batch: _Batch, replies: list[Any]) -> None:
+        """Keep each group table read as this process's snapshot, taken at the
+        decision's time; queue the removal of members gone stale."""
+        c = self._config
+        today = bucket(batch.at, 86_400)
+        taken: list[tuple[bytes, _Snapshot]] = []
+        cleanups: list[tuple[bytes, bytes, bytes, bytes]] = []
+        for key, reply in zip(batch.reads, replies, strict=True):
+            members: dict[bytes, tuple[Figures, bytes]] = {}
+            if isinstance(reply, BaseException):
+                with self._lock:
+                    self._group_errors += 1
+                _log.warning(
+                    "behaviour group %s: not read (no peer statistics): %s", _shown(key), reply
+                )
+            else:
+                members = _members(reply, key)
+            figures = {field: f for field, (f, _) in members.items()}
+            table = PeerTable.fresh(figures, today, c.peer_days)
+            taken.append((key, _Snapshot(batch.at, table)))
+            stale = [
+                (key, b"c", field, raw)
+                for field, (f, raw) in members.items()
+                if f.day < today - c.peer_days
+            ]
+            cleanups.extend(stale[:MAX_CLEANUP])
+        with self._lock:
+            self._refreshing.difference_update(batch.claimed)
+            for key, snapshot in taken:
+                self._peer_refreshes += 1
+                old = self._snapshots.get(key)
+                if old is None or old.taken <= snapshot.taken:
+                    self._snapshots[key] = batch.taken[key] = snapshot
+                    self._snapshots.move_to_end(key)
+            while len(self._snapshots) > MAX_SNAPSHOTS:
+                self._snapshots.popitem(last=False)
+            self._pending_groups.extend(cleanups)
 
     def _check_outcomes(self, batch: _Batch, replies: list[Any]) -> None:
         """Count and log the deferred outcomes a subject error dropped."""
@@ -432,7 +624,8 @@ class RedisBehaviorStore(ConfiguredStore):
                 )
 
     def _mine(self, batch: _Batch, replies: list[Any] | None) -> Mapping[str, Any]:
-        """The request's features, or unavailable (a subject error counted and logged)."""
+        """The request's features, or unavailable (a subject error counted and logged);
+        on the subject's first request of a day, its figures queued for its groups."""
         if replies is None:
             return UNAVAILABLE
         reply = replies[-1]
@@ -448,15 +641,92 @@ class RedisBehaviorStore(ConfiguredStore):
                 reply if failed else "malformed reply",
             )
             return UNAVAILABLE
+        if batch.groups:
+            self._peers(batch, features)
+            if reply[22]:
+                self._publish(batch, features, active_days=reply[21])
+        features["available"] = True
         return features
+
+    def _peers(self, batch: _Batch, features: dict[str, Any]) -> None:
+        tag, min_peers = batch.tags[-1], self._config.min_peers
+        with self._lock:
+            snapshots = [(text, self._snapshots.get(key)) for text, key in batch.groups]
+            for _, key in batch.groups:
+                if key in self._snapshots:
+                    self._snapshots.move_to_end(key)
+        peer_features(
+            features,
+            [(text, None if s is None else s.table.stats(tag, min_peers)) for text, s in snapshots],
+        )
+
+    def _publish(self, batch: _Batch, features: Mapping[str, Any], *, active_days: int) -> None:
+        """Queue the subject's figures for its groups (or its withdrawal, without an
+        active day in the ``peer_days`` before today): they ride with the next call.
+
+        A snapshot this same round trip took is read as taken after the publication
+        (as in the memory store, which publishes before it reads), so the entry is
+        set in it too; the subject's own statistics leave it out either way."""
+        tag = batch.tags[-1]
+        figures: Figures | None = None
+        if active_days >= 1:
+            op = b"s"
+            figures = Figures(
+                features["baseline_records_per_day"],
+                features["baseline_distinct_per_day"],
+                bucket(batch.at, 86_400),
+            )
+            value = _bytes(f"{figures[0]!r} {figures[1]!r} {figures[2]}")
+        else:
+            op, value = b"d", b""
+        keys = dict.fromkeys(key for _, key in batch.groups)
+        with self._lock:
+            self._pending_groups.extend((key, op, tag, value) for key in keys)
+            for key in keys:
+                mine = batch.taken.get(key)
+                if mine is not None and self._snapshots.get(key) is mine:
+                    table = mine.table.with_member(tag, figures)
+                    self._snapshots[key] = _Snapshot(mine.taken, table)
+
+
+def _members(reply: Any, key: bytes) -> dict[bytes, tuple[Figures, bytes]]:
+    """A group table's entries as figures (with the raw value, to remove a stale one
+    only if unchanged); entries someone else wrote in another form are left out."""
+    out: dict[bytes, tuple[Figures, bytes]] = {}
+    skipped = 0
+    items = reply.items() if isinstance(reply, dict) else ()
+    for name, value in items:
+        raw = value if isinstance(value, bytes) else _bytes(str(value))
+        figures = _figures(raw)
+        if figures is None:
+            skipped += 1
+        else:
+            out[name if isinstance(name, bytes) else _bytes(str(name))] = (figures, raw)
+    if skipped:
+        _log.warning("behaviour group %s: %d malformed members ignored", _shown(key), skipped)
+    return out
+
+
+def _figures(raw: bytes) -> Figures | None:
+    """``b"<records per day> <distinct per day> <day>"`` as published, or None."""
+    parts = raw.split(b" ")
+    if len(parts) != 3:
+        return None
+    try:
+        records, distinct, day = float(parts[0]), float(parts[1]), int(parts[2])
+    except ValueError:
+        return None
+    if not (math.isfinite(records) and math.isfinite(distinct)):
+        return None
+    return Figures(records, distinct, day)
 
 
 def _features(r: Any) -> dict[str, Any] | None:
-    """The script's reply as features, or None when it is not the 13 integers it
-    should be (an error reply, or a subject's fields that someone else wrote)."""
+    """The script's reply as features (without ``available``), or None when it is not
+    the 23 integers it should be (an error reply, or fields someone else wrote)."""
     if type(r) is not list or len(r) != _REPLY or any(type(v) is not int for v in r):
         return None
-    hours = r[12]
+    hours, days = r[12], r[21]
     return {
         "requests_1m": r[0],
         "requests_1h": r[1],
@@ -470,5 +740,12 @@ def _features(r: Any) -> dict[str, Any] | None:
         "new_ip": bool(r[9]),
         "new_country": bool(r[10]),
         "baseline_records_per_hour": r[11] / hours if hours > 0 else 0.0,
-        "available": True,
+        "records_7d": r[13],
+        "records_30d": r[14],
+        "distinct_resources_24h": r[15],
+        "distinct_resources_7d": r[16],
+        "distinct_resources_30d": r[17],
+        "active_days_30d": r[18],
+        "baseline_records_per_day": r[19] / days if days > 0 else 0.0,
+        "baseline_distinct_per_day": r[20] / days if days > 0 else 0.0,
     }
