@@ -546,14 +546,17 @@ def test_a_flood_of_asyncio_warnings_is_one_line_with_the_servers_logging(
 
     from zerotrust.server.runner import logging_config
 
-    saved = logging.getLogger("asyncio").__dict__.copy()
-    logging.config.dictConfig(logging_config())
+    config = logging_config()
+    # dictConfig changes process-wide loggers: put every one it touches back afterwards.
+    touched = [logging.getLogger(name) for name in config["loggers"]]
+    saved = [(logger, logger.__dict__.copy()) for logger in touched]
+    logging.config.dictConfig(config)
     try:
         for _ in range(500):
             logging.getLogger("asyncio").warning("SSL connection is closed")
     finally:
-        asyncio_logger = logging.getLogger("asyncio")
-        asyncio_logger.__dict__.clear()
-        asyncio_logger.__dict__.update(saved)
+        for logger, state in saved:
+            logger.__dict__.clear()
+            logger.__dict__.update(state)
     err = capsys.readouterr().err
     assert err.count("SSL connection is closed") == 1
