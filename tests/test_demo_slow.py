@@ -51,3 +51,19 @@ def test_cli_prints_the_weekly_chart_and_the_outcome(capsys: pytest.CaptureFixtu
     assert f"records a day: {INSIDER}" in out
     assert "week 10" in out and "First refused" in out and "Her colleagues: 0 refused" in out
     assert err == ""
+
+
+@pytest.mark.parametrize("accomplices", [("u-ben",), ("u-ben", "u-dev")])
+def test_accomplices_reading_as_much_cannot_lift_her_limits(accomplices: tuple[str, ...]) -> None:
+    """Colleagues who read as much as she does raise the top of the group (its p95)
+    day after day, never its median, which the limits follow: she is refused as early,
+    and gets no more than a cautious insider alone (stopping at each day's first
+    refusal), the most the limits let through."""
+    alone = run_low_and_slow(default_policies(), cautious=True)
+    report = run_low_and_slow(default_policies(), accomplices=accomplices, cautious=True)
+    late = [d for d in report.days[-10:] if d.peers_p95 is not None and d.peers_median]
+    assert late and max(d.peers_p95 or 0 for d in late) > 80  # the top of the group rose
+    assert all(d.peers_median is not None and d.peers_median <= 45 for d in late)
+    assert report.denied_after is not None and report.denied_after < 1_500
+    assert report.extra_served <= alone.extra_served * 1.05
+    assert report.colleague_denies == 0

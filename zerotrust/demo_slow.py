@@ -109,8 +109,11 @@ class SlowReport:
     rules: tuple[tuple[str, int], ...]  # rules that refused her, times
 
 
-def plan_day(rng: random.Random, date: datetime.date, week: int) -> list[Lookup]:
-    """Every agent's lookups of one weekday, in time order."""
+def plan_day(
+    rng: random.Random, date: datetime.date, week: int, accomplices: tuple[str, ...] = ()
+) -> list[Lookup]:
+    """Every agent's lookups of one weekday, in time order: casework, then the extra
+    lookups of the insider and of each accomplice."""
     plan: list[Lookup] = []
     first, last = OFFICE_UTC
     span = (last - first) * 3600
@@ -119,10 +122,11 @@ def plan_day(rng: random.Random, date: datetime.date, week: int) -> list[Lookup]
         for _ in range(rng.randint(32, 48)):
             at = morning + datetime.timedelta(seconds=rng.randrange(span))
             plan.append(Lookup(at, agent, f"c-{rng.randrange(CUSTOMERS)}", extra=False))
-    for _ in range(extra_per_day(week)):
-        at = morning + datetime.timedelta(seconds=rng.randrange(span))
-        customer = f"c-{CUSTOMERS + rng.randrange(200_000)}"
-        plan.append(Lookup(at, INSIDER, customer, extra=True))
+    for reader in (INSIDER, *accomplices):
+        for _ in range(extra_per_day(week)):
+            at = morning + datetime.timedelta(seconds=rng.randrange(span))
+            customer = f"c-{CUSTOMERS + rng.randrange(200_000)}"
+            plan.append(Lookup(at, reader, customer, extra=True))
     plan.sort(key=lambda lookup: (lookup.at, lookup.agent))
     return plan
 
@@ -216,11 +220,19 @@ def run_low_and_slow(
     progress: Callable[[int, int], None] | None = None,
     seed: int = 11,
     decision_log: Any = None,
+    accomplices: tuple[str, ...] = (),
+    cautious: bool = False,
 ) -> SlowReport:
     """Replay the ten weeks; ``progress(done_days, total_days)`` after each day.
 
     Decisions are made by ``decide`` if given (say, PDPs in other processes sharing a
-    Redis store), else by a PDP here with ``behavior`` and ``decision_log``."""
+    Redis store), else by a PDP here with ``behavior`` and ``decision_log``.
+    ``accomplices`` (other agents) read as many extra records as the insider, to lift
+    the group's figures with her; ``cautious`` readers stop their extra lookups for
+    the day at their first refusal (so they are not refused more than once a day).
+    The report's extra records are the insider's; accomplices are not colleagues."""
+    if INSIDER in accomplices or not set(accomplices) <= set(AGENTS):
+        raise ValueError(f"accomplices must be agents other than {INSIDER}: {accomplices}")
     if decide is None:
         decide = local_decider(policies, behavior, decision_log)
     rng = random.Random(seed)
@@ -237,8 +249,11 @@ def run_low_and_slow(
         refused = step_ups = extra = 0
         c_step_ups = c_denies = 0
         peers: Mapping[str, Any] | None = None
-        for lookup in plan_day(rng, date, week):
-            extra_planned += lookup.extra
+        stopped: set[str] = set()
+        for lookup in plan_day(rng, date, week, accomplices):
+            if lookup.extra and lookup.agent in stopped:
+                continue
+            extra_planned += lookup.extra and lookup.agent == INSIDER
             for _ in range(2):  # a step-up is passed once, then the request is sent again
                 amr = ("pwd", "mfa") if lookup.agent in mfa else ("pwd",)
                 decision = decide(request_for(lookup.agent, lookup.customer, amr), lookup.at)
@@ -248,18 +263,22 @@ def run_low_and_slow(
                 mfa.add(lookup.agent)
                 if lookup.agent == INSIDER:
                     step_ups += 1
-                else:
+                elif lookup.agent not in accomplices:
                     c_step_ups += 1
             if lookup.agent == INSIDER:
                 peers = decision.peers or peers
                 marks = _flagging(decision)
                 if marks and flagged is None:
                     flagged = (lookup.at, extra_served, marks)
+            if lookup.extra and cautious and decision.effect == Effect.DENY.value:
+                stopped.add(lookup.agent)
             if decision.effect == Effect.ALLOW.value:
                 served[lookup.agent] += 1
-                if lookup.extra:
+                if lookup.extra and lookup.agent == INSIDER:
                     extra += 1
                     extra_served += 1
+            elif lookup.agent in accomplices:
+                pass
             elif lookup.agent == INSIDER:
                 refused += decision.effect == Effect.DENY.value
                 rules.update(decision.rules)
@@ -269,7 +288,7 @@ def run_low_and_slow(
                         flagged = denied
             elif decision.effect == Effect.DENY.value:
                 c_denies += 1
-        colleagues = [served[a] for a in AGENTS if a != INSIDER]
+        colleagues = [served[a] for a in AGENTS if a != INSIDER and a not in accomplices]
         total_step_ups += c_step_ups
         total_denies += c_denies
         group = (peers or {}).get("records_per_day") or {}
