@@ -235,6 +235,39 @@ def test_denials_count_beyond_the_median_subject(tmp_path: Path) -> None:
     ]
 
 
+@given(
+    st.sampled_from([1e308, 1e-320, -5.0, 2e9, 5e-324]),  # a log holds no inf or NaN
+    st.sampled_from(["median", "ratio"]),
+)
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_forged_peer_figures_cannot_make_an_infinite_score(
+    tmp_path: Path, forged: float, where: str
+) -> None:
+    """A log line whose peer median or ratio no store could compute (1e-320, 1e308,
+    negative) gives no infinite or absurd ratio, score or page text."""
+    peers = {"group": "department=support", "members": 9}
+    figures = {"median": 40.0, "p95": 45.0}
+    behavior: dict[str, Any] = {
+        "peers": {**peers, "records_per_day": figures, "distinct_per_day": figures},
+        "records_24h_vs_peers": 1.0,
+    }
+    if where == "median":
+        behavior["peers"]["records_per_day"] = {"median": forged, "p95": forged}
+    else:
+        behavior["records_24h_vs_peers"] = forged
+    lines = [record(f"u-{n}", resource=f"c-{n}") for n in range(6)]
+    lines.append(record("u-anna", records=3, behavior=behavior))
+    log = write_lines(tmp_path / f"forged-{where}.jsonl", lines)
+    _, ranked = rank(read_log(log))
+    for row in ranked:
+        assert row.volume is None or row.volume <= 1e9
+        assert row.score == row.score and row.score <= 100
+    page = render_html(build_report(log))
+    assert "infx" not in page and "nanx" not in page and "e+308" not in page
+
+
 def test_points_are_the_documented_ones() -> None:
     from zerotrust.report.rank import _doublings
 

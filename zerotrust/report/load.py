@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from zerotrust.behavior.features import counted_records
+from zerotrust.behavior.features import MAX_RECORDS, counted_records
 from zerotrust.report.options import ReportOptions
 
 __all__ = [
@@ -428,11 +428,19 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def _figure(value: Any) -> float | None:
+    """A logged peer figure or ratio, if a store could have computed it: a number from
+    0 to the most records one request counts (so a forged line cannot put 1e308 into a
+    score or a chart)."""
+    number = _number(value)
+    return number if number is not None and 0.0 <= number <= MAX_RECORDS else None
+
+
 def _pair(figures: Any) -> tuple[float, float] | None:
     """A peer group's ``{"median": m, "p95": p}`` as (m, p)."""
     if type(figures) is not dict:
         return None
-    median, p95 = _number(figures.get("median")), _number(figures.get("p95"))
+    median, p95 = _figure(figures.get("median")), _figure(figures.get("p95"))
     if median is None or p95 is None:
         return None
     return median, p95
@@ -524,7 +532,7 @@ def _behavior(state: _Subject, day: _Day, behavior: dict[str, Any]) -> None:
         ("records_24h_vs_peers", "records_vs"),
         ("distinct_resources_24h_vs_peers", "distinct_vs"),
     ):
-        ratio = _number(behavior.get(key))
+        ratio = _figure(behavior.get(key))
         if ratio is not None:
             old = getattr(day, slot)
             setattr(day, slot, ratio if old is None else max(old, ratio))
@@ -644,7 +652,7 @@ def _notes(behavior: dict[str, Any]) -> tuple[str, ...]:
         )
         if behavior.get(key) is True
     ]
-    ratio = _number(behavior.get("records_24h_vs_peers"))
+    ratio = _figure(behavior.get("records_24h_vs_peers"))
     if ratio is not None:
         notes.append(f"records {ratio:.1f}x peers")
     if behavior.get("available") is False:

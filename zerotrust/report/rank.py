@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from zerotrust.behavior.features import MAX_RECORDS
 from zerotrust.report.load import DayFigures, LogFigures, SubjectFigures
 from zerotrust.report.options import ReportOptions
 
@@ -173,7 +174,8 @@ def _ratio(
         ratios = []
         value: int = getattr(day, count)
         if pair is not None and pair[0] > 0:
-            ratios.append(value / pair[0])
+            # A median near 0 (or forged) must not make an infinite ratio.
+            ratios.append(min(value / pair[0], float(MAX_RECORDS)))
         if logged_ratio is not None and getattr(day, logged_ratio) is not None:
             ratios.append(getattr(day, logged_ratio))
         if ratios:
