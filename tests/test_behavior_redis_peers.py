@@ -12,7 +12,6 @@ import asyncio
 import datetime
 import itertools
 import multiprocessing
-import statistics
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from typing import Any
 import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from redis_server import RedisServer, running_redis
 from strategies import BEHAVIOR_CONFIGS, Step, steps
 
@@ -33,9 +31,9 @@ from zerotrust import (
     RedisBehaviorStore,
     Risk,
 )
-from zerotrust.behavior._redis_peers import MAX_GROUPS, PeerTable, group_texts, percentile
 from zerotrust.behavior._windows import bucket
 from zerotrust.behavior.features import FEATURES, OPTIONAL_FEATURES
+from zerotrust.behavior.peers import MAX_GROUPS
 
 START = datetime.datetime(2026, 3, 2, 9, 0, tzinfo=datetime.UTC)
 NEW = FEATURES[FEATURES.index("records_7d") : FEATURES.index("available")]
@@ -554,69 +552,3 @@ def test_malformed_members_are_ignored_and_stale_ones_removed(redis_server: Redi
     left = {k.decode() for k in admin.hkeys(key)}
     assert left == {"user:x", "user:y", "user:old", "user:p", "user:q"}
     assert store.stats().group_errors == 0
-
-
-# -- the pure parts --------------------------------------------------------------------------
-
-FIGURES = st.floats(0, 1e6, allow_nan=False, allow_infinity=False)
-
-
-@given(values=st.lists(FIGURES, min_size=2, max_size=40), data=st.data())
-def test_percentile_without_one_value_is_the_percentile_of_the_rest(
-    values: list[float], data: st.DataObject
-) -> None:
-    values.sort()
-    skip = data.draw(st.integers(0, len(values) - 1))
-    rest = values[:skip] + values[skip + 1 :]
-    for q in (0.0, 0.5, 0.95, 1.0):
-        assert percentile(values, q, skip) == percentile(rest, q) == _type7(rest, q)
-
-
-@given(values=st.lists(FIGURES, min_size=2, max_size=40))
-def test_percentile_is_type_7(values: list[float]) -> None:
-    cuts = statistics.quantiles(values, n=20, method="inclusive")
-    assert percentile(sorted(values), 0.5) == pytest.approx(statistics.median(values))
-    assert percentile(sorted(values), 0.95) == pytest.approx(cuts[18], rel=1e-9, abs=1e-9)
-
-
-def test_a_table_leaves_the_subject_out_by_key() -> None:
-    from zerotrust.behavior._redis_peers import Figures
-
-    table = PeerTable(
-        {k: Figures(float(v), 1.0, 0) for k, v in zip("abcd", (1, 2, 3, 4), strict=True)}
-    )
-    assert table.stats("a", 3) == (3, 3.0, 3.0 + (1.9 - 1) * 1.0, 1.0, 1.0)
-    assert table.stats("z", 3) == (4, 2.5, 3.0 + (2.8499999999999996 - 2) * 1.0, 1.0, 1.0)
-    assert table.stats("a", 4) is None
-
-
-def test_group_texts() -> None:
-    props = {
-        "department": "support",
-        "roles": ["agent", 3, "lead", "agent"],
-        "site": {"x": 1},
-        "odd": "a=b&c%",
-    }
-    groupings = (("department",), ("department", "roles"), ("site",), ("odd", "department"))
-    assert group_texts(props, groupings) == [
-        "department=support",
-        "department=support&roles=agent",
-        "department=support&roles=lead",
-        "odd=a%3Db%26c%25&department=support",
-    ]
-    many = {"a": [str(i) for i in range(10)], "b": ["x", "y"]}
-    texts = group_texts(many, (("a", "b"),))
-    assert len(texts) == MAX_GROUPS and texts[:2] == ["a=0&b=x", "a=0&b=y"]
-    assert group_texts({}, (("department",),)) == []
-    assert group_texts({"department": []}, (("department",),)) == []
-
-
-@given(
-    a=st.lists(st.text(max_size=6), min_size=1, max_size=3),
-    b=st.lists(st.text(max_size=6), min_size=1, max_size=3),
-)
-def test_group_texts_name_one_group_each(a: list[str], b: list[str]) -> None:
-    """Values holding ``=``, ``&`` or ``%`` never make two groups one text."""
-    first = group_texts({"p": a[0], "q": a[-1]}, (("p", "q"),))
-    second = group_texts({"p": b[0], "q": b[-1]}, (("p", "q"),))
-    assert (first == second) == ((a[0], a[-1]) == (b[0], b[-1]))

@@ -37,6 +37,7 @@ from zerotrust.behavior.features import (
     tracked_text,
 )
 from zerotrust.behavior.peers import (
+    Figures,
     GroupStats,
     Snapshot,
     best_stats,
@@ -55,8 +56,6 @@ _MINUTE, _HOUR, _DAY, _HOURS, _DAYS, _LONG = 0, 3, 9, 13, 18, 26
 #: The long distinct counts, in hours (the current hour and the span - 1 before).
 _LONG_SPANS = (24, 7 * 24, 30 * 24)
 _NO_GROUPS: tuple[str, ...] = ()
-#: A member's row in a group table: records / distinct per active day, and its day.
-_Figures = tuple[float, float, int]
 
 
 class _View(NamedTuple):
@@ -176,7 +175,7 @@ class MemoryBehaviorStore(ConfiguredStore):
         self._refresh = c.peer_refresh
         self._min_peers = c.min_peers
         # group -> member -> figures; only subjects held here, so bounded with them
-        self._tables: dict[str, dict[tuple[str, str], _Figures]] = {}
+        self._tables: dict[str, dict[tuple[str, str], Figures]] = {}
         # group -> its snapshot, oldest first; only those younger than peer_refresh
         self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()
         self._max_snapshots = 16 * c.max_subjects

@@ -20,6 +20,7 @@ import attrs
 __all__ = [
     "MAX_GROUPS",
     "QUANTILES",
+    "Figures",
     "GroupStats",
     "Snapshot",
     "best_stats",

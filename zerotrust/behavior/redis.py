@@ -36,7 +36,6 @@ import asyncio
 import datetime
 import hashlib
 import logging
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -46,12 +45,6 @@ import attrs
 
 from zerotrust.behavior._lua import GROUP_SCRIPT, KEYS, SCRIPT
 from zerotrust.behavior._redis_faults import Faults
-from zerotrust.behavior._redis_peers import (
-    Figures,
-    PeerTable,
-    group_texts,
-    peer_features,
-)
 from zerotrust.behavior._windows import bucket
 from zerotrust.behavior.breaker import BreakerState, CircuitBreaker, CircuitOpenError
 from zerotrust.behavior.config import BehaviorConfig, ConfiguredStore
@@ -62,6 +55,16 @@ from zerotrust.behavior.features import (
     outcome_of,
     subject_of,
     tracked_text,
+)
+from zerotrust.behavior.peers import (
+    Figures,
+    Snapshot,
+    best_stats,
+    figures_text,
+    group_keys,
+    member_figures,
+    parse_figures,
+    peer_features,
 )
 from zerotrust.decision import Decision
 from zerotrust.request import AccessRequest
@@ -95,11 +98,6 @@ class RedisStats:
     lost_publications: int = 0  # member figures not published: store down, group key bad
 
 
-class _Snapshot(NamedTuple):
-    taken: float
-    table: PeerTable
-
-
 class _Write(NamedTuple):
     """Queued changes to one group's table: ``(op, field, value)`` triples flattened."""
 
@@ -121,7 +119,6 @@ class _Batch(NamedTuple):
     claimed: list[bytes]  # of those, the refreshes this batch holds the claim on
     groups: list[tuple[str, bytes]]  # the request's groups: key text, Redis key
     at: float  # the request's time (snapshots are taken at it)
-    taken: dict[bytes, _Snapshot]  # the snapshots this round trip took
 
 
 def _tag(request: AccessRequest) -> bytes:
@@ -204,7 +201,7 @@ class RedisBehaviorStore(ConfiguredStore):
         self._lock = threading.Lock()
         self._pending: list[tuple[bytes, _Call]] = []
         self._pending_groups: list[tuple[bytes, bytes, bytes, bytes]] = []
-        self._snapshots: OrderedDict[bytes, _Snapshot] = OrderedDict()
+        self._snapshots: OrderedDict[bytes, Snapshot] = OrderedDict()
         self._refreshing: set[bytes] = set()
         self._round_trips = self._failures = self._subject_errors = 0
         self._rejected = self._lost = 0
@@ -375,7 +372,7 @@ class RedisBehaviorStore(ConfiguredStore):
                 _arg(context.get("ip"), "context.ip"),
                 _arg(context.get("country"), "context.country"),
             ]
-            texts = group_texts(request.subject.properties, self._config.peer_groups)
+            texts = group_keys(request.subject.properties, self._config.peer_groups)
             groups = [(text, _group_key(self._prefix, text)) for text in texts]
         with self._lock:
             pending, self._pending = self._pending, []
@@ -390,7 +387,7 @@ class RedisBehaviorStore(ConfiguredStore):
             args.extend((op, field, value))
             published[0] += op != b"c"
         writes = [_Write(key, args, n) for key, (args, [n]) in by_group.items()]
-        batch = _Batch([], [], [], mine is not None, writes, reads, claimed, groups, t, {})
+        batch = _Batch([], [], [], mine is not None, writes, reads, claimed, groups, t)
         for tag, flat in by_tag.items():
             if tag != mine:
                 self._add(batch, tag, flat, [])
@@ -557,9 +554,10 @@ class RedisBehaviorStore(ConfiguredStore):
         """Account for the group writes, take the snapshots read, and give back the
         script calls' replies."""
         w, r = len(batch.writes), len(batch.reads)
-        self._check_writes(batch, replies[:w])
-        self._take_snapshots(batch, replies[w : w + r])
         calls = replies[w + r :]
+        self._check_writes(batch, replies[:w])
+        if r:  # only a request reads groups: its reply is the last
+            self._take_snapshots(batch, replies[w : w + r], calls[-1])
         self._check_outcomes(batch, calls)
         return calls
 
@@ -572,12 +570,20 @@ class RedisBehaviorStore(ConfiguredStore):
                     self._lost_publications += write.publications
                 _log.warning("behaviour group %s: not written: %s", _shown(write.key), reply)
 
-    def _take_snapshots(self, batch: _Batch, replies: list[Any]) -> None:
+    def _take_snapshots(self, batch: _Batch, replies: list[Any], mine: Any) -> None:
         """Keep each group table read as this process's snapshot, taken at the
-        decision's time; queue the removal of members gone stale."""
+        decision's time; queue the removal of members gone stale.
+
+        When the request's reply ``mine`` publishes the subject's figures, its entry
+        is read as written before the table (as in the memory store, which publishes
+        before it reads); the subject's own statistics leave it out either way."""
         c = self._config
         today = bucket(batch.at, 86_400)
-        taken: list[tuple[bytes, _Snapshot]] = []
+        texts = {key: text for text, key in batch.groups}
+        tag = batch.tags[-1]
+        publishes = _features(mine) is not None and mine[22]
+        own = _published(mine, today) if publishes else None
+        taken: list[tuple[bytes, Snapshot]] = []
         cleanups: list[tuple[bytes, bytes, bytes, bytes]] = []
         for key, reply in zip(batch.reads, replies, strict=True):
             members: dict[bytes, tuple[Figures, bytes]] = {}
@@ -590,12 +596,18 @@ class RedisBehaviorStore(ConfiguredStore):
             else:
                 members = _members(reply, key)
             figures = {field: f for field, (f, _) in members.items()}
-            table = PeerTable.fresh(figures, today, c.peer_days)
-            taken.append((key, _Snapshot(batch.at, table)))
+            if publishes:
+                figures.pop(tag, None)
+                if own is not None:
+                    figures[tag] = own
+            snapshot = Snapshot(
+                texts[key], figures.items(), day=today, peer_days=c.peer_days, taken=batch.at
+            )
+            taken.append((key, snapshot))
             stale = [
                 (key, b"c", field, raw)
                 for field, (f, raw) in members.items()
-                if f.day < today - c.peer_days
+                if f[2] < today - c.peer_days
             ]
             cleanups.extend(stale[:MAX_CLEANUP])
         with self._lock:
@@ -604,7 +616,7 @@ class RedisBehaviorStore(ConfiguredStore):
                 self._peer_refreshes += 1
                 old = self._snapshots.get(key)
                 if old is None or old.taken <= snapshot.taken:
-                    self._snapshots[key] = batch.taken[key] = snapshot
+                    self._snapshots[key] = snapshot
                     self._snapshots.move_to_end(key)
             while len(self._snapshots) > MAX_SNAPSHOTS:
                 self._snapshots.popitem(last=False)
@@ -644,49 +656,32 @@ class RedisBehaviorStore(ConfiguredStore):
         if batch.groups:
             self._peers(batch, features)
             if reply[22]:
-                self._publish(batch, features, active_days=reply[21])
+                self._publish(batch, _published(reply, bucket(batch.at, 86_400)))
         features["available"] = True
         return features
 
     def _peers(self, batch: _Batch, features: dict[str, Any]) -> None:
         tag, min_peers = batch.tags[-1], self._config.min_peers
         with self._lock:
-            snapshots = [(text, self._snapshots.get(key)) for text, key in batch.groups]
+            snapshots = [self._snapshots.get(key) for _, key in batch.groups]
             for _, key in batch.groups:
                 if key in self._snapshots:
                     self._snapshots.move_to_end(key)
-        peer_features(
-            features,
-            [(text, None if s is None else s.table.stats(tag, min_peers)) for text, s in snapshots],
-        )
+        # outside the lock: a snapshot's memo only ever stores one answer per key
+        stats = best_stats(None if s is None else s.stats(tag, min_peers) for s in snapshots)
+        peer_features(features, stats, features["records_24h"], features["distinct_resources_24h"])
 
-    def _publish(self, batch: _Batch, features: Mapping[str, Any], *, active_days: int) -> None:
+    def _publish(self, batch: _Batch, figures: Figures | None) -> None:
         """Queue the subject's figures for its groups (or its withdrawal, without an
-        active day in the ``peer_days`` before today): they ride with the next call.
-
-        A snapshot this same round trip took is read as taken after the publication
-        (as in the memory store, which publishes before it reads), so the entry is
-        set in it too; the subject's own statistics leave it out either way."""
+        active day in the ``peer_days`` before today): they ride with the next call."""
         tag = batch.tags[-1]
-        figures: Figures | None = None
-        if active_days >= 1:
-            op = b"s"
-            figures = Figures(
-                features["baseline_records_per_day"],
-                features["baseline_distinct_per_day"],
-                bucket(batch.at, 86_400),
-            )
-            value = _bytes(f"{figures[0]!r} {figures[1]!r} {figures[2]}")
-        else:
+        if figures is None:
             op, value = b"d", b""
+        else:
+            op, value = b"s", _bytes(figures_text(*figures))
         keys = dict.fromkeys(key for _, key in batch.groups)
         with self._lock:
             self._pending_groups.extend((key, op, tag, value) for key in keys)
-            for key in keys:
-                mine = batch.taken.get(key)
-                if mine is not None and self._snapshots.get(key) is mine:
-                    table = mine.table.with_member(tag, figures)
-                    self._snapshots[key] = _Snapshot(mine.taken, table)
 
 
 def _members(reply: Any, key: bytes) -> dict[bytes, tuple[Figures, bytes]]:
@@ -697,7 +692,7 @@ def _members(reply: Any, key: bytes) -> dict[bytes, tuple[Figures, bytes]]:
     items = reply.items() if isinstance(reply, dict) else ()
     for name, value in items:
         raw = value if isinstance(value, bytes) else _bytes(str(value))
-        figures = _figures(raw)
+        figures = parse_figures(raw)
         if figures is None:
             skipped += 1
         else:
@@ -707,18 +702,11 @@ def _members(reply: Any, key: bytes) -> dict[bytes, tuple[Figures, bytes]]:
     return out
 
 
-def _figures(raw: bytes) -> Figures | None:
-    """``b"<records per day> <distinct per day> <day>"`` as published, or None."""
-    parts = raw.split(b" ")
-    if len(parts) != 3:
-        return None
-    try:
-        records, distinct, day = float(parts[0]), float(parts[1]), int(parts[2])
-    except ValueError:
-        return None
-    if not (math.isfinite(records) and math.isfinite(distinct)):
-        return None
-    return Figures(records, distinct, day)
+def _published(reply: list[int], day: int) -> Figures | None:
+    """The figures a script reply publishes for its subject on ``day`` (None: the
+    subject leaves its groups, having no active day in the ``peer_days`` before)."""
+    figures = member_figures(reply[19], reply[20], reply[21])
+    return None if figures is None else (*figures, day)
 
 
 def _features(r: Any) -> dict[str, Any] | None:
