@@ -167,8 +167,8 @@ class Model:
             for g in groups:
                 if active:
                     self.tables.setdefault(g, {})[req.subject] = (
-                        r_past / active,
-                        d_past / active,
+                        _whole(r_past / active),
+                        _whole(d_past / active),
                         today,
                     )
                 else:
@@ -426,3 +426,8 @@ def test_peer_days_longer_than_thirty() -> None:
     assert features["records_30d"] == 10
     assert features["baseline_records_per_day"] == 70.0 and features["active_days_30d"] == 1
     assert store.features(_req(records=0), _at(41))["baseline_records_per_day"] == 10.0
+
+
+def _whole(value: float) -> float:
+    """A published figure: the nearest whole number, halves up, never below 0."""
+    return float(max(0, math.floor(value + 0.5)))

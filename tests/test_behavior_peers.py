@@ -17,6 +17,7 @@ from zerotrust.behavior._windows import bucket
 from zerotrust.behavior.features import FEATURES, OPTIONAL_FEATURES
 from zerotrust.behavior.peers import (
     MAX_GROUPS,
+    MAX_VALUE_CHARS,
     GroupStats,
     Snapshot,
     best_stats,
@@ -267,11 +268,23 @@ def test_best_group_is_the_largest_records_median_first_on_ties() -> None:
 
 
 def test_figures_text_round_trips_exactly() -> None:
-    for rpd, dpd in ((1 / 3, 2 / 3), (0.1, 1e300), (41.0, 0.0)):
+    for rpd, dpd in ((1 / 3, 2 / 3), (0.1, 1e9), (41.0, 0.0)):
         assert parse_figures(figures_text(rpd, dpd, 20_512)) == (rpd, dpd, 20_512)
         assert parse_figures(figures_text(rpd, dpd, -3).encode()) == (rpd, dpd, -3)
     for bad in ("1.0 2.0", "x 1 2", "1 2 3.5", "nan 1 2", "1 inf 2", b"\xff 1 2", ""):
         assert parse_figures(bad) is None
+    # figures no store writes: negative, beyond what requests can count
+    for bad in ("-1.0 2.0 5", "1.0 1e300 5", "1.7e308 1 5"):
+        assert parse_figures(bad) is None
+
+
+def test_published_figures_are_whole_numbers_so_no_average_gives_a_total_away() -> None:
+    """98 records over 3 days is 32.67 a day, from which 98 could be read back: the
+    published figure is 33 (halves up, never below 0)."""
+    assert member_figures(98, 10, 3) == (33.0, 3.0)
+    assert member_figures(5, 1, 2) == (3.0, 1.0)  # 2.5 and 0.5 round up
+    assert member_figures(-40, 0, 2) == (0.0, 0.0)  # corrections never go below 0
+    assert member_figures(1, 1, 0) is None
 
 
 def test_member_figures_need_an_active_day() -> None:
@@ -455,3 +468,27 @@ def test_outcomes_never_touch_peer_state() -> None:
     deny = Decision(Effect.DENY, (), Risk(), None, (), (), (), "r", "i", START)
     store.record(request, deny)
     assert store.peer_refreshes == 1 and store._tables == {}
+
+
+@given(
+    st.text(min_size=0, max_size=2_000) | st.just("%" * 100_000),
+    st.lists(st.text(max_size=400), max_size=20),
+)
+def test_group_keys_stay_short_whatever_a_subject_holds(department: str, roles: list[str]) -> None:
+    """A huge or %-laden property value (attacker-sized) cannot make a huge group key:
+    values longer than MAX_VALUE_CHARS once escaped are named by their digest, and two
+    values never share a key."""
+    groupings = (("department",), ("department", "roles"))
+    keys = group_keys({"department": department, "roles": roles}, groupings)
+    bound = len("department=&roles=") + 2 * MAX_VALUE_CHARS
+    assert keys and all(len(key) <= bound for key in keys)
+    other = group_keys({"department": department + "x", "roles": roles}, groupings)
+    assert not set(keys) & set(other)
+
+
+def test_a_long_value_is_named_by_its_digest_which_no_literal_value_can_spell() -> None:
+    long = "a" * (MAX_VALUE_CHARS + 1)
+    (key,) = group_keys({"department": long}, (("department",),))
+    assert key.startswith("department=%sha256:") and len(key) == len("department=%sha256:") + 64
+    (spelled,) = group_keys({"department": key.split("=", 1)[1]}, (("department",),))
+    assert spelled != key  # the literal % is escaped

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import itertools
+import math
 import multiprocessing
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -141,8 +142,12 @@ class Model:
             self.last_day[s] = day
             for g in groups:
                 table = self.tables.setdefault(g, {})
-                if active:
-                    table[s] = (rpd, dpd, day)
+                if active:  # published as whole numbers, halves up, never below 0
+                    table[s] = (
+                        float(max(0, math.floor(rpd + 0.5))),
+                        float(max(0, math.floor(dpd + 0.5))),
+                        day,
+                    )
                 else:
                     table.pop(s, None)
         best: tuple[str, list[tuple[float, float, int]]] | None = None

@@ -9,6 +9,7 @@ give the same ``peers`` features bit for bit.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from bisect import bisect_left
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -17,8 +18,11 @@ from typing import Any
 
 import attrs
 
+from zerotrust.behavior.features import MAX_RECORDS
+
 __all__ = [
     "MAX_GROUPS",
+    "MAX_VALUE_CHARS",
     "QUANTILES",
     "Figures",
     "GroupStats",
@@ -34,6 +38,8 @@ __all__ = [
 
 #: A subject is a member of at most this many groups (the first ones are kept).
 MAX_GROUPS = 16
+#: Longest property value kept as text in a group's key (longer ones are hashed).
+MAX_VALUE_CHARS = 128
 #: The two statistics of each figure: the median and the 95th percentile.
 QUANTILES = (0.5, 0.95)
 
@@ -45,6 +51,18 @@ Figures = tuple[float, float, int]
 def _escaped(text: str) -> str:
     """``%``, ``=`` and ``&`` percent-escaped, so a key text names one group."""
     return text.replace("%", "%25").replace("=", "%3D").replace("&", "%26")
+
+
+def _value_text(value: str) -> str:
+    """A property value in a key text: escaped, or when that is longer than
+    :data:`MAX_VALUE_CHARS`, ``%sha256:`` and its digest (a literal ``%`` is always
+    escaped, so no value's text starts so). Keeps every key short whatever a subject's
+    properties hold."""
+    text = _escaped(value)
+    if len(text) <= MAX_VALUE_CHARS:
+        return text
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"%sha256:{digest}"
 
 
 def _values(value: Any) -> list[str]:
@@ -76,7 +94,7 @@ def group_keys(
             if not values:
                 break
             prefix = _escaped(name) + "="
-            parts.append([prefix + _escaped(v) for v in values])
+            parts.append([prefix + _value_text(v) for v in values])
         else:
             for combination in product(*parts):
                 keys["&".join(combination)] = None
@@ -85,12 +103,22 @@ def group_keys(
     return tuple(keys)
 
 
+def _whole(value: float) -> float:
+    """``value`` to the nearest whole number (halves up), at least 0."""
+    return float(max(0, math.floor(value + 0.5)))
+
+
 def member_figures(records: int, distinct: int, active_days: int) -> tuple[float, float] | None:
     """A member's ``(records per active day, distinct resources per active day)`` over
-    its trailing days, or None without an active day (it is then no member)."""
+    its trailing days, each to the nearest whole number, or None without an active day
+    (it is then no member).
+
+    Whole numbers, because the group's statistics are read by others: the median of
+    an odd number of members is one member's figure, and an exact average over at most
+    ``peer_days`` days gives away that member's total to within a multiple."""
     if active_days <= 0:
         return None
-    return records / active_days, distinct / active_days
+    return _whole(records / active_days), _whole(distinct / active_days)
 
 
 def figures_text(records_per_day: float, distinct_per_day: float, day: int) -> str:
@@ -112,8 +140,8 @@ def parse_figures(text: str | bytes) -> Figures | None:
         rpd, dpd, day = float(parts[0]), float(parts[1]), int(parts[2])
     except ValueError:
         return None
-    if not (math.isfinite(rpd) and math.isfinite(dpd)):
-        return None
+    if not (0.0 <= rpd <= MAX_RECORDS and 0.0 <= dpd <= MAX_RECORDS):
+        return None  # not a figure a store writes (NaN fails the comparisons too)
     return rpd, dpd, day
 
 
@@ -176,7 +204,8 @@ class Snapshot:
 
     ``entries`` maps a member (any hashable id) to its figures; an entry whose day is
     before ``day - peer_days`` is stale (its member stopped publishing) and is not
-    kept. :meth:`stats` leaves the asking member out in O(log n)."""
+    kept, nor one dated after tomorrow (no store writes it: it would never go stale).
+    :meth:`stats` leaves the asking member out in O(log n)."""
 
     __slots__ = ("_distinct", "_floors", "_members", "_memo", "_records", "group", "taken")
 
@@ -193,7 +222,7 @@ class Snapshot:
         self.group = group
         self.taken = taken
         self._members: dict[Hashable, tuple[float, float]] = {
-            member: (f[0], f[1]) for member, f in entries if f[2] >= oldest
+            member: (f[0], f[1]) for member, f in entries if oldest <= f[2] <= day + 1
         }
         self._records = sorted(f[0] for f in self._members.values())
         self._distinct = sorted(f[1] for f in self._members.values())
