@@ -240,10 +240,10 @@ def _detail(detail: Detail) -> str:
         f"highest day <b>{_ratio(ranked.volume)}</b> the median records",
         f"<b>{_ratio(ranked.distinct)}</b> the median distinct resources",
         f"<b>{subject.total('denies'):,}</b> denied",
-        f"<b>{subject.total('step_ups'):,}</b> step-ups",
-        f"<b>{subject.total('new_devices'):,}</b> new devices",
-        f"<b>{subject.total('new_countries'):,}</b> new countries",
-        f"<b>{subject.decisions:,}</b> decisions on <b>{len(subject.days):,}</b> days",
+        _count(subject.total("step_ups"), "step-up"),
+        _count(subject.total("new_devices"), "new device"),
+        _count(subject.total("new_countries"), "new country", "new countries"),
+        f"{_count(subject.decisions, 'decision')} on {_count(len(subject.days), 'day')}",
     ]
     dropped = (
         f"<p class='meta'>{subject.decisions_dropped:,} decisions of older days are past the "
@@ -337,3 +337,8 @@ def _reason(rule: str, effect: str, reason: str) -> str:
     if reason:
         shown += f": {text(reason)}"
     return shown
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """``n`` in bold with its noun, singular for 1 ("1 step-up", "2 step-ups")."""
+    return f"<b>{n:,}</b> {one if n == 1 else (many or one + 's')}"
