@@ -27,16 +27,9 @@ from hypothesis import strategies as st
 from strategies import ConnectionEvent, connection_events
 from test_server_limits import SECRET, VALID, Live, Logs, closed, head, request, response
 
-from zerotrust.server.connections import (
-    GRACE_SECONDS,
-    MIN_OPEN_FILES,
-    Connections,
-    Throttled,
-    ThrottleWarnings,
-    accept_errors,
-    capacity,
-    client_address,
-)
+from zerotrust.server.connections import MIN_OPEN_FILES, capacity
+from zerotrust.server.registry import GRACE_SECONDS, Connections, client_address
+from zerotrust.server.throttle import Throttled, ThrottleWarnings, accept_errors
 
 ALLOW_ALL = "policy: everything\nrules:\n  - {id: allow-all, effect: allow}\n"
 # Sets the limit in the child, then runs the real entry point (as `python -m zerotrust`).

@@ -34,7 +34,8 @@ from test_server_limits import ALLOW_ALL, SECRET, Live, Logs, closed, request, r
 
 from zerotrust import PolicyDecisionPoint
 from zerotrust.server import ServerConfig, ServerConfigError, create_app
-from zerotrust.server.connections import GRACE_SECONDS, _readable
+from zerotrust.server.connections import _readable
+from zerotrust.server.registry import GRACE_SECONDS
 from zerotrust.server.runner import make_server
 
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: pdp\r\n\r\n"

@@ -25,16 +25,13 @@ from uvicorn.config import LOGGING_CONFIG
 from zerotrust.errors import ZeroTrustError
 from zerotrust.server.config import ServerConfig, ServerConfigError, load_config
 from zerotrust.server.connections import (
-    GRACE_SECONDS,
     MIN_OPEN_FILES,
-    Connections,
     DeadlineProtocol,
-    Throttled,
-    ThrottleWarnings,
-    accept_errors,
     capacity,
     raise_open_file_limit,
 )
+from zerotrust.server.registry import GRACE_SECONDS, Connections
+from zerotrust.server.throttle import Throttled, ThrottleWarnings, accept_errors
 
 __all__ = [
     "ListenError",
