@@ -268,13 +268,13 @@ def test_best_group_is_the_largest_records_median_first_on_ties() -> None:
 
 
 def test_figures_text_round_trips_exactly() -> None:
-    for rpd, dpd in ((1 / 3, 2 / 3), (0.1, 1e9), (41.0, 0.0)):
+    for rpd, dpd in ((33.0, 2.0), (0.0, 1e9), (41.0, 0.0)):
         assert parse_figures(figures_text(rpd, dpd, 20_512)) == (rpd, dpd, 20_512)
         assert parse_figures(figures_text(rpd, dpd, -3).encode()) == (rpd, dpd, -3)
     for bad in ("1.0 2.0", "x 1 2", "1 2 3.5", "nan 1 2", "1 inf 2", b"\xff 1 2", ""):
         assert parse_figures(bad) is None
     # figures no store writes: negative, beyond what requests can count
-    for bad in ("-1.0 2.0 5", "1.0 1e300 5", "1.7e308 1 5"):
+    for bad in ("-1.0 2.0 5", "1.0 1e300 5", "1.7e308 1 5", "40.5 1.0 5", "1_000.0 1.0 5"):
         assert parse_figures(bad) is None
 
 

@@ -17,10 +17,9 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from zerotrust.behavior._long import Days, Distinct
 from zerotrust.behavior._windows import (
     Column,
-    Days,
-    Distinct,
     Hours,
     Recent,
     Seen,

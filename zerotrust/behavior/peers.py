@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from bisect import bisect_left
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from itertools import product
@@ -104,8 +105,8 @@ def group_keys(
 
 
 def _whole(value: float) -> float:
-    """``value`` to the nearest whole number (halves up), at least 0."""
-    return float(max(0, math.floor(value + 0.5)))
+    """``value`` to the nearest whole number (halves up), from 0 to MAX_RECORDS."""
+    return float(min(MAX_RECORDS, max(0, math.floor(value + 0.5))))
 
 
 def member_figures(records: int, distinct: int, active_days: int) -> tuple[float, float] | None:
@@ -121,6 +122,10 @@ def member_figures(records: int, distinct: int, active_days: int) -> tuple[float
     return _whole(records / active_days), _whole(distinct / active_days)
 
 
+#: What :func:`figures_text` writes: two whole numbers as Python floats, and a day.
+_FIGURES_TEXT = re.compile(r"(0|[1-9][0-9]*)\.0 (0|[1-9][0-9]*)\.0 (-?[0-9]+)", re.ASCII)
+
+
 def figures_text(records_per_day: float, distinct_per_day: float, day: int) -> str:
     """Figures as stored in a shared table: exact decimal texts (``repr``) and the day."""
     return f"{records_per_day!r} {distinct_per_day!r} {day}"
@@ -133,15 +138,12 @@ def parse_figures(text: str | bytes) -> Figures | None:
             text = text.decode("ascii")
         except UnicodeDecodeError:
             return None
-    parts = text.split(" ")
-    if len(parts) != 3:
+    match = _FIGURES_TEXT.fullmatch(text)
+    if match is None:
+        return None  # not as a store writes it (whole numbers, plain digits)
+    rpd, dpd, day = float(match[1]), float(match[2]), int(match[3])
+    if not (rpd <= MAX_RECORDS and dpd <= MAX_RECORDS):
         return None
-    try:
-        rpd, dpd, day = float(parts[0]), float(parts[1]), int(parts[2])
-    except ValueError:
-        return None
-    if not (0.0 <= rpd <= MAX_RECORDS and 0.0 <= dpd <= MAX_RECORDS):
-        return None  # not a figure a store writes (NaN fails the comparisons too)
     return rpd, dpd, day
 
 

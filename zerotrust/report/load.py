@@ -527,7 +527,8 @@ def _behavior(state: _Subject, day: _Day, behavior: dict[str, Any]) -> None:
         if type(peers.get("group")) is str:
             state.group = shorten(peers["group"])
         members = peers.get("members")
-        state.members = members if type(members) is int else state.members
+        if type(members) is int and 0 <= members <= MAX_RECORDS:
+            state.members = members
     for key, slot in (
         ("records_24h_vs_peers", "records_vs"),
         ("distinct_resources_24h_vs_peers", "distinct_vs"),
