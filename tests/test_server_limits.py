@@ -553,7 +553,13 @@ def test_any_overrun_keeps_the_bounds_and_answers_every_request_on_time(plan: Ov
     while sleeper.running and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.05)
-    quick = asyncio.run(overrun(app, plan.in_flight, prefix="q"))  # "q": no sleep
+    # A quick decision may still miss a 50 ms deadline on a loaded machine, so a full
+    # house gets a few tries; leaked places would refuse it every time.
+    for _ in range(5):
+        quick = asyncio.run(overrun(app, plan.in_flight, prefix="q"))  # "q": no sleep
+        if [status for status, _ in quick] == [200] * plan.in_flight:
+            break
+        time.sleep(0.2)
     assert [status for status, _ in quick] == [200] * plan.in_flight
 
 
