@@ -1,11 +1,13 @@
-"""Shared fixtures: repository paths and a fixed clock."""
+"""Shared fixtures: repository paths, a fixed clock and a real redis-server."""
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis_server import RedisServer, running_redis
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "conformance"
@@ -15,3 +17,9 @@ FIXED_NOW = datetime.datetime(2026, 3, 2, 10, 0, tzinfo=datetime.UTC)
 @pytest.fixture
 def fixed_clock() -> datetime.datetime:
     return FIXED_NOW
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of the test's own (skipped without one, except under CI)."""
+    yield from running_redis(tmp_path)

@@ -13,10 +13,11 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-__all__ = ["RedisServer", "redis_server_binary", "running_redis"]
+__all__ = ["RedisServer", "admin_client", "redis_server_binary", "running_redis"]
 
 
 def redis_server_binary() -> str:
@@ -101,3 +102,10 @@ def running_redis(tmp_path: Path, *extra: str) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+def admin_client(server: RedisServer) -> Any:
+    """A plain redis-py client of ``server``, for a test to look at or break its keys."""
+    import redis
+
+    return redis.Redis.from_url(server.url)

@@ -12,21 +12,13 @@ store forgets by the requests' time), where the two stores are meant to differ.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
-from redis_server import RedisServer, running_redis
+from redis_server import RedisServer
 from strategies import BEHAVIOR_CONFIGS, Step, steps
 
 from zerotrust import BehaviorConfig, MemoryBehaviorStore, RedisBehaviorStore
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    yield from running_redis(tmp_path)
 
 
 def _same(memory: dict[str, Any], redis: dict[str, Any]) -> bool:

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from redis_server import RedisServer, running_redis
+from redis_server import RedisServer, admin_client
 from strategies import subject_pairs, tracked_value_sequences
 
 from zerotrust import (
@@ -37,17 +35,6 @@ SLOW = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    yield from running_redis(tmp_path)
-
-
-def _admin(server: RedisServer) -> Any:
-    import redis
-
-    return redis.Redis.from_url(server.url)
 
 
 def _built(kind: str, ident: str, device: Any = None) -> AccessRequest:
@@ -93,7 +80,7 @@ def test_a_subject_type_with_a_colon_does_not_inherit_another_subjects_history(
             pdp.evaluate({**request, "subject": a})
         features = store.features(AccessRequest.from_mapping({**request, "subject": b}), NOW)
         assert features["requests_1m"] == 1, type(store).__name__
-    keys = _subjects_of_keys(_admin(redis_server).keys("*"))
+    keys = _subjects_of_keys(admin_client(redis_server).keys("*"))
     assert set(keys) == {("user", "alice:x"), ("user:alice", "x")}
     assert all(k.startswith(b"zt:{user:alice%3Ax}:") for k in keys["user", "alice:x"])
     assert all(k.startswith(b"zt:{user%3Aalice:x}:") for k in keys["user:alice", "x"])
@@ -103,7 +90,7 @@ def test_subjects_without_a_colon_keep_the_keys_they_had(redis_server: RedisServ
     """Upgrading changes only the keys of subjects whose type or id holds ``:``."""
     store = RedisBehaviorStore.from_url(redis_server.url)
     store.features(_built("user", "we{ird}%id"), NOW)
-    keys = _admin(redis_server).keys("*")
+    keys = admin_client(redis_server).keys("*")
     assert keys and all(k.startswith(b"zt:{user:we%7Bird%7D%25id}:") for k in keys)
 
 
@@ -149,7 +136,7 @@ def test_distinct_subjects_have_distinct_keys_and_the_same_features_on_both_stor
     both stores give the same features at every step."""
     import redis.crc
 
-    admin = _admin(redis_server)
+    admin = admin_client(redis_server)
     admin.flushall()
     memory, shared = MemoryBehaviorStore(), RedisBehaviorStore.from_url(redis_server.url)
     a, b = pair
@@ -179,7 +166,7 @@ def test_both_stores_tell_tracked_values_apart_by_their_text(
 ) -> None:
     """Device ids whose hashes, text or JSON spellings are close: a device is new
     exactly when its text was not seen (and something was), on both stores alike."""
-    _admin(redis_server).flushall()
+    admin_client(redis_server).flushall()
     memory, shared = MemoryBehaviorStore(), RedisBehaviorStore.from_url(redis_server.url)
     seen: set[str] = set()
     for device in devices:

@@ -8,13 +8,11 @@ import multiprocessing
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from redis_server import RedisServer, running_redis
+from redis_server import RedisServer
 from test_behavior_memory import Ev, oracle, streams
 
 from zerotrust import (
@@ -39,11 +37,6 @@ rules:
   - id: allow
     effect: allow
 """
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    yield from running_redis(tmp_path)
 
 
 def _request(subject: str = "u-1", records: int = 1) -> dict[str, Any]:

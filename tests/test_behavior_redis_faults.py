@@ -13,7 +13,6 @@ import datetime
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +48,6 @@ rules:
   - id: allow
     effect: allow
 """
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    yield from running_redis(tmp_path)
 
 
 def _request(subject: str, **context: Any) -> dict[str, Any]:

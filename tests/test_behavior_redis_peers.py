@@ -13,14 +13,13 @@ import datetime
 import itertools
 import math
 import multiprocessing
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
-from redis_server import RedisServer, running_redis
+from redis_server import RedisServer, admin_client
 from strategies import BEHAVIOR_CONFIGS, Step, steps
 
 from zerotrust import (
@@ -43,17 +42,6 @@ SLOW = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    yield from running_redis(tmp_path)
-
-
-def _admin(server: RedisServer) -> Any:
-    import redis
-
-    return redis.Redis.from_url(server.url)
 
 
 def _when(t: float) -> datetime.datetime:
@@ -219,7 +207,7 @@ def replay(store: RedisBehaviorStore, model: Model, stream: Sequence[Step]) -> N
 def test_long_windows_and_peers_equal_a_brute_force_model(
     redis_server: RedisServer, stream: list[Step], config: BehaviorConfig
 ) -> None:
-    _admin(redis_server).flushall()
+    admin_client(redis_server).flushall()
     store = RedisBehaviorStore.from_url(redis_server.url, config)
     replay(store, Model(config), stream)
     stats = store.stats()
@@ -238,7 +226,7 @@ def test_the_async_path_gives_the_same_features(
 ) -> None:
     """One stream through ``features`` and through ``features_async`` (separate
     prefixes, one Redis): the same maps at every step, peers included."""
-    _admin(redis_server).flushall()
+    admin_client(redis_server).flushall()
     sync = RedisBehaviorStore.from_url(redis_server.url, config)
     other = attrs.evolve(config, key_prefix="za")
     async_store = RedisBehaviorStore.from_url(redis_server.url, other)
@@ -313,7 +301,7 @@ def test_distinct_counts_saturate_at_max_distinct(redis_server: RedisServer) -> 
     for i in range(12):
         f = store.features(_req("u-1", f"c-{i}"), START + datetime.timedelta(minutes=i))
     assert f["distinct_resources_24h"] == f["distinct_resources_30d"] == 5
-    assert _admin(redis_server).zcard("zt:{user:u-1}:R") == 5
+    assert admin_client(redis_server).zcard("zt:{user:u-1}:R") == 5
 
 
 # -- groups across processes ------------------------------------------------------------------
@@ -381,7 +369,7 @@ def test_a_subject_is_left_out_of_its_own_statistics(redis_server: RedisServer) 
 def test_a_cancelled_refresh_does_not_stop_later_ones(redis_server: RedisServer) -> None:
     """A decision cancelled while its refresh was in flight (a client gone, a
     deadline) gives the claim back: a later decision refreshes that group."""
-    admin = _admin(redis_server)
+    admin = admin_client(redis_server)
     store = RedisBehaviorStore.from_url(redis_server.url, BehaviorConfig(timeout=2.0))
     second = datetime.timedelta(seconds=1)
 
@@ -436,7 +424,7 @@ def test_a_decision_stays_one_round_trip(redis_server: RedisServer) -> None:
     """20 subjects in 4 departments over 5 UTC days, refusals included: one round trip
     per decision; one group write per subject and day; one HGETALL per group and
     refresh."""
-    admin = _admin(redis_server)
+    admin = admin_client(redis_server)
     client = _counting_client(redis_server.url)
     store = RedisBehaviorStore(client, BehaviorConfig(peer_refresh=3600.0))
     policy = (
@@ -490,10 +478,10 @@ def test_without_deferral_a_publication_costs_one_more_round_trip_a_day(
     for minute in range(1, 10):
         store.features(_req("u-1"), START + datetime.timedelta(minutes=minute))
     assert store.stats().round_trips == 4 + 9
-    assert _admin(redis_server).hgetall("zt:g:{department=support}") == {}  # no history: none
+    assert admin_client(redis_server).hgetall("zt:g:{department=support}") == {}  # no history: none
     store.features(_req("u-1"), START + datetime.timedelta(days=1))
     assert store.stats().round_trips == 13 + 2
-    stored = _admin(redis_server).hgetall("zt:g:{department=support}")
+    stored = admin_client(redis_server).hgetall("zt:g:{department=support}")
     assert stored == {
         b"user:u-1": f"{10.0!r} {1.0!r} {bucket(START.timestamp(), 86_400) + 1}".encode()
     }
@@ -504,7 +492,7 @@ def test_without_deferral_a_publication_costs_one_more_round_trip_a_day(
 
 @pytest.mark.parametrize("kind", ["string", "list", "set", "zset"])
 def test_a_group_key_of_another_type_fails_no_subject(redis_server: RedisServer, kind: str) -> None:
-    admin = _admin(redis_server)
+    admin = admin_client(redis_server)
     key = "zt:g:{department=support}"
     {
         "string": lambda: admin.set(key, "x"),
@@ -533,7 +521,7 @@ def test_a_group_key_of_another_type_fails_no_subject(redis_server: RedisServer,
 
 
 def test_malformed_members_are_ignored_and_stale_ones_removed(redis_server: RedisServer) -> None:
-    admin = _admin(redis_server)
+    admin = admin_client(redis_server)
     key = "zt:g:{department=support}"
     today = bucket(START.timestamp(), 86_400)
     admin.hset(

@@ -10,21 +10,14 @@ from __future__ import annotations
 
 import multiprocessing
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
-import pytest
-from redis_server import RedisServer, running_redis
+from redis_server import RedisServer
 
 from zerotrust.demo import default_policies
 from zerotrust.demo_slow import SlowReport, Verdict, run_low_and_slow
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    yield from running_redis(tmp_path)
 
 
 def _worker(url: str, policies: str, conn: Connection) -> None:

@@ -24,7 +24,7 @@ from zerotrust.behavior.memory import MemoryBehaviorStore
 from zerotrust.decision import Decision, Effect
 from zerotrust.engine import PolicyDecisionPoint
 
-__all__ = ["DemoReport", "Phase", "default_policies", "run_demo"]
+__all__ = ["DemoReport", "Phase", "agent_request", "default_policies", "run_demo"]
 
 START = datetime.datetime(2026, 2, 16, 7, 0, tzinfo=datetime.UTC)  # Monday 08:00 Berlin
 AGENTS = ("u-anna", "u-ben", "u-chloe", "u-eve")
@@ -91,7 +91,7 @@ def default_policies() -> Path:
     return inside if inside.is_dir() else package.parent / "policies"
 
 
-def _request(
+def agent_request(
     subject: str,
     resource: str,
     records: int,
@@ -100,6 +100,7 @@ def _request(
     ip: str,
     amr: tuple[str, ...],
 ) -> dict[str, Any]:
+    """A support agent's request for one customer record of their department."""
     return {
         "subject": {
             "id": subject,
@@ -132,7 +133,10 @@ def _normal_work(rng: random.Random) -> list[tuple[datetime.datetime, dict[str, 
                 resource = f"c-{rng.randrange(10_000)}"
                 ip = f"10.1.{n}.{10 + n}"
                 plan.append(
-                    (at, _request(agent, resource, records, device=device, ip=ip, amr=("pwd",)))
+                    (
+                        at,
+                        agent_request(agent, resource, records, device=device, ip=ip, amr=("pwd",)),
+                    )
                 )
     plan.sort(key=lambda item: item[0])
     return plan
@@ -183,7 +187,7 @@ def run_demo(
     stopped_by: tuple[str, ...] = ()
     at = ATTACK_AT
     for page in range(ATTACK_MAX):
-        request = _request(
+        request = agent_request(
             INSIDER, f"c-{20_000 + page}", ATTACK_PAGE, device=device, ip="192.0.2.77", amr=amr
         )
         now[0] = at

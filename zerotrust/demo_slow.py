@@ -26,6 +26,7 @@ import attrs
 from zerotrust.behavior import BehaviorSource
 from zerotrust.behavior.memory import MemoryBehaviorStore
 from zerotrust.decision import Decision, Effect
+from zerotrust.demo import agent_request
 from zerotrust.engine import PolicyDecisionPoint
 
 __all__ = [
@@ -140,23 +141,10 @@ def weekdays() -> Iterator[tuple[int, datetime.date]]:
 
 
 def request_for(agent: str, customer: str, amr: tuple[str, ...]) -> dict[str, Any]:
-    """The request an agent's client sends for one customer record."""
+    """The request an agent's client sends for one customer record (one record)."""
     n = AGENTS.index(agent)
-    return {
-        "subject": {
-            "type": "user",
-            "id": agent,
-            "properties": {"department": "support", "roles": ["agent"], "amr": list(amr)},
-        },
-        "action": {"name": "read"},
-        "resource": {
-            "type": "customer_record",
-            "id": customer,
-            "properties": {"owner_dept": "support", "sensitivity": 2},
-        },
-        "device": {"id": f"d-{agent[2:]}", "managed": True, "compliant": True},
-        "context": {"ip": f"10.1.{n}.{10 + n}", "country": "DE", "records": 1},
-    }
+    device = {"id": f"d-{agent[2:]}", "managed": True, "compliant": True}
+    return agent_request(agent, customer, 1, device=device, ip=f"10.1.{n}.{10 + n}", amr=amr)
 
 
 @attrs.frozen
