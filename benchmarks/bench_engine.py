@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import gc
 import ipaddress
 import re
@@ -82,6 +83,12 @@ REQUEST: dict[str, Any] = {
 _TEN = ipaddress.ip_network("10.0.0.0/8")
 
 
+@functools.lru_cache(maxsize=4096)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """Parsed once per distinct address, as zerotrust's ``ip_in_cidr`` does."""
+    return ipaddress.ip_address(text)
+
+
 def _p(r: dict[str, Any], part: str) -> dict[str, Any]:
     props: dict[str, Any] = r[part]["properties"]
     return props
@@ -105,7 +112,7 @@ RULES: list[tuple[str, str, str, Callable[[dict[str, Any]], bool], str]] = [
      lambda r: r["device"]["os"] == "macOS" and r["device"]["os_version"] < 13,
      'context.device.os == "macOS" && context.device.os_version < 13'),
     ("deny-outside-network", "deny", '!ip_in_cidr(context.ip, "10.0.0.0/8")',
-     lambda r: ipaddress.ip_address(r["context"]["ip"]) not in _TEN,
+     lambda r: _address(r["context"]["ip"]) not in _TEN,
      '!(ip(context.ctx.ip).isInRange(ip("10.0.0.0/8")))'),
     ("deny-no-role", "deny", "size(subject.properties.roles) == 0",
      lambda r: len(_p(r, "subject")["roles"]) == 0,

@@ -1168,3 +1168,54 @@ def test_audit_record_shares_nothing_with_the_decision_features() -> None:
     assert d.behavior is not None
     assert d.behavior["peers"]["members"] == 9 and d.behavior["records_24h"] == 90
     assert d.behavior["new_device"] is True
+
+
+# -- the line encoder: orjson (the `fast` extra) and the json module agree -----------------
+
+_LINE_TEXT = st.text(
+    alphabet=st.sampled_from(
+        ["a", "é", "\u2028", "\u2029", "\x85", '"', "\\", "\n", "😀", "\ud800"]
+    )
+)
+_LINE_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _LINE_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_LINE_TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300)
+@given(record=st.dictionaries(_LINE_TEXT, _LINE_VALUES, max_size=5))
+def test_the_line_encoders_agree_on_every_json_value(record: dict[str, Any]) -> None:
+    """Whichever encoder writes it, a line is one line of strict JSON that reads back as
+    the record (a lone surrogate as its escape), with no raw line separator in it."""
+    from zerotrust.audit import sinks
+
+    lines = [encode_line(record)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sinks, "orjson", None)
+        lines.append(encode_line(record))
+    fast, stdlib = lines
+    assert json.loads(fast) == json.loads(stdlib) == json.loads(json.dumps(record))
+    for line in lines:
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        assert len(line.decode("utf-8").splitlines()) == 1
+
+
+def test_the_json_module_writes_lines_without_orjson(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zerotrust.audit import sinks
+
+    monkeypatch.setattr(sinks, "orjson", None)
+    path = tmp_path / "d.jsonl"
+    with JsonLinesLog(path) as log:
+        _pdp(log).evaluate({**REQUEST, "context": {"note": "é\u2028"}})
+        _pdp(log).evaluate(REQUEST, extra={"path": "/x\ud800"})
+    first, second = _entries(path)
+    assert first["request"]["context"]["note"] == "é\u2028"
+    assert second["extra"]["path"] == "/x\ud800"

@@ -34,6 +34,8 @@ DEFAULT_DENY = "default-deny"
 #: The reason ref of a decision changed by ``on_store_error`` (deny or step_up).
 STORE_UNAVAILABLE = "behavior/store-unavailable"
 _NO_FEATURES: Mapping[str, Any] = {}
+_DENY, _STEP_UP, _ALLOW = Effect.DENY, Effect.STEP_UP, Effect.ALLOW
+_DEFAULT_DENY_REASON = Reason(DEFAULT_DENY, Effect.DENY, "no rule allowed the request")
 
 
 def decide(
@@ -87,13 +89,13 @@ def decide(
             if trace is not None:
                 trace.append(_entry(signal.ref, "signal", None, matched, error))
     risk = Risk(score=min(100, score), signals=tuple(signals))
-    bindings = backend.extend(bindings, {"risk": risk.to_dict()})
+    bindings = backend.extend(bindings, {"risk": {"score": risk.score, "signals": signals[:]}})
 
-    matched_rules: dict[Effect, list[CompiledRule]] = {
-        Effect.DENY: [],
-        Effect.STEP_UP: [],
-        Effect.ALLOW: [],
-    }
+    # The hot loop: effects told apart by identity (an Enum's hash and value are
+    # Python-level calls), and each matched rule's Reason built once at load.
+    denies: list[CompiledRule] = []
+    step_ups: list[CompiledRule] = []
+    allows: list[CompiledRule] = []
     report_rules: list[tuple[CompiledRule, bool, str | None]] = []
     for policy in applicable:
         for rule in policy.rules:
@@ -105,60 +107,66 @@ def decide(
                     matched = condition(bindings)
                 except ConditionError as exc:
                     # Fail closed: an unknown never allows, and always denies or steps up.
-                    matched, error = rule.effect is not Effect.ALLOW, str(exc)
+                    matched, error = rule.effect is not _ALLOW, str(exc)
                     kind = "report-only" if rule.report_only else "rule"
                     errors.append(EvaluationError(rule.ref, kind, error))
             if rule.report_only:
                 report_rules.append((rule, matched, error))
             elif matched:
-                matched_rules[rule.effect].append(rule)
+                effect = rule.effect
+                if effect is _DENY:
+                    denies.append(rule)
+                elif effect is _STEP_UP:
+                    step_ups.append(rule)
+                else:
+                    allows.append(rule)
             if trace is not None:
                 kind = "report-only" if rule.report_only else "rule"
                 trace.append(_entry(rule.ref, kind, rule.effect.value, matched, error))
 
-    if matched_rules[Effect.DENY]:
-        effect = Effect.DENY
-    elif matched_rules[Effect.STEP_UP]:
-        effect = Effect.STEP_UP
-    elif matched_rules[Effect.ALLOW]:
-        effect = Effect.ALLOW
+    if denies:
+        effect, final = _DENY, denies
+    elif step_ups:
+        effect, final = _STEP_UP, step_ups
+    elif allows:
+        effect, final = _ALLOW, allows
     else:
-        effect = Effect.DENY
+        effect, final = _DENY, denies
 
-    reasons = [
-        Reason(rule.ref, rule.effect, rule.reason)
-        for e in (Effect.DENY, Effect.STEP_UP, Effect.ALLOW)
-        for rule in matched_rules[e]
-    ]
+    reasons = [rule.matched for rule in denies]
+    reasons += [rule.matched for rule in step_ups]
+    reasons += [rule.matched for rule in allows]
     if not reasons:
-        reasons.append(Reason(DEFAULT_DENY, Effect.DENY, "no rule allowed the request"))
+        reasons.append(_DEFAULT_DENY_REASON)
     step_up: StepUp | None = None
-    if effect is Effect.STEP_UP:
+    if effect is _STEP_UP:
         step_up = StepUp()
-        for rule in matched_rules[Effect.STEP_UP]:
+        for rule in step_ups:
             step_up = step_up.merge(rule.step_up or StepUp())
-    obligations: list[Obligation] = [o for r in matched_rules[effect] for o in r.obligations]
+    obligations: list[Obligation] = [o for r in final for o in r.obligations]
     if features.get("available") is False and on_store_error is not StoreErrorMode.EVALUATE:
         effect, reasons, step_up, obligations = _store_unavailable(
             on_store_error, effect, reasons, step_up, obligations, store_error_step_up
         )
 
     return Decision(
-        effect=effect,
-        reasons=tuple(reasons),
-        risk=risk,
-        step_up=step_up,
-        obligations=tuple(obligations),
-        report_only=tuple(
+        effect,
+        tuple(reasons),
+        risk,
+        step_up,
+        tuple(obligations),
+        tuple(
             ReportOnlyResult(rule.ref, rule.effect, matched, error, rule.reason)
             for rule, matched, error in report_rules
-        ),
-        errors=tuple(errors),
-        policy_revision=policies.revision,
-        decision_id=_decision_id(),
-        evaluated_at=now,
-        trace=tuple(trace) if trace is not None else None,
-        behavior=source,
+        )
+        if report_rules
+        else (),
+        tuple(errors),
+        policies.revision,
+        _decision_id(),
+        now,
+        tuple(trace) if trace is not None else None,
+        source,
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from zerotrust.cel import Backend, CelCompileError, Condition
-from zerotrust.decision import Effect, Obligation, StepUp
+from zerotrust.decision import Effect, Obligation, Reason, StepUp
 from zerotrust.errors import Diagnostic
 from zerotrust.policy.model import CelSource, PolicySpec
 from zerotrust.policy.validate import Condition as FoundCondition
@@ -52,6 +52,13 @@ class CompiledRule:
     report_only: bool
     step_up: StepUp | None
     obligations: tuple[Obligation, ...]
+    #: The reason a decision gives when this rule matches and is enforced: built once
+    #: here, shared by every such decision (a Reason is immutable).
+    matched: Reason = attrs.field(init=False, eq=False, repr=False)
+
+    @matched.default
+    def _matched(self) -> Reason:
+        return Reason(self.ref, self.effect, self.reason)
 
 
 @attrs.frozen
