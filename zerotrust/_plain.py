@@ -259,18 +259,16 @@ def _fast_object(value: Any, depth: int, budget: list[int], shown: bool) -> tupl
         return {}, _EMPTY
     if depth >= MAX_DEPTH:  # its items would be deeper than allowed
         raise NotPlain
-    pairs = iter(value.items())  # counted after: a size changed meanwhile makes next() raise
-    budget[0] -= len(value)
+    plain: dict[str, Any] = dict(value)  # one copy in C (so another thread cannot change it)
+    budget[0] -= len(plain)
     if budget[0] < 0:
         raise NotPlain
-    plain: dict[str, Any] = {}
     inner: dict[str, Any] | None = None  # the read-only copies of its containers, by key
-    for key, item in pairs:
+    for key, item in plain.items():  # (replacing a key's value below keeps its size)
         if type(key) is not str:
             raise NotPlain
         if not key.isascii():
             key.encode()
-        plain[key] = item
         kind = type(item)
         if kind is str:
             if not item.isascii():

@@ -35,6 +35,7 @@ __all__ = ["DEFAULT_DENY", "STORE_UNAVAILABLE", "IdentitySource", "PolicyDecisio
 #: Decisions remembered for :meth:`PolicyDecisionPoint.record_access`.
 REMEMBERED_DECISIONS = 10_000
 _log = logging.getLogger("zerotrust")
+_ALLOW = Effect.ALLOW
 Clock = Callable[[], datetime.datetime]
 
 
@@ -362,13 +363,12 @@ class PolicyDecisionPoint:
 
     def _remember(self, req: AccessRequest, decision: Decision) -> None:
         """Keep a recorded decision for :meth:`record_access` (bounded, oldest dropped)."""
-        counted = 0
-        if decision.effect is Effect.ALLOW:
-            counted = counted_records(req.context)
+        counted = counted_records(req.context) if decision.effect is _ALLOW else 0
+        recent = self._recent
         with self._recent_lock:
-            self._recent[decision.decision_id] = (req, decision.evaluated_at, counted)
-            while len(self._recent) > REMEMBERED_DECISIONS:
-                self._recent.popitem(last=False)
+            recent[decision.decision_id] = (req, decision.evaluated_at, counted)
+            while len(recent) > REMEMBERED_DECISIONS:
+                recent.popitem(last=False)
 
     def _now(self) -> datetime.datetime:
         now = self._clock()

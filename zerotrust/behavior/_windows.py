@@ -166,7 +166,20 @@ class Window:
         meta, o = state.meta, self.offset
         if at <= meta[o] - self.span:
             return False
-        self._put(state, at, values)
+        data: Column = getattr(state, self.name)
+        last = len(data) - self.stride
+        if last >= 0 and data[last] == at - meta[o + 1]:
+            # The newest bucket, the usual case: add in place. A column that would
+            # overflow its array type goes the general way with what is left to add.
+            for c, value in enumerate(values):
+                if value:
+                    try:
+                        data[last + 1 + c] += value
+                    except OverflowError:
+                        self._put(state, at, (*(0 for _ in range(c)), *values[c:]))
+                        break
+        else:
+            self._put(state, at, values)
         for c, value in enumerate(values, o + 2):
             if value:
                 try:
@@ -362,6 +375,14 @@ class Seen:
         """Whether ``key`` is new for ``kind`` (the kind has history, this key not); then
         remember it as seen in ``hour``."""
         kept: array[int] = getattr(state, self.name)
+        # The usual case: seen this hour already. Entries are in hour order, so those
+        # of ``hour`` or later are at the end; finding ``key`` among them answers as
+        # the full walk below would (expiry only matters to keys it inserts).
+        i = len(kept) - 3
+        while i >= 0 and kept[i + 1] >= hour:
+            if kept[i] == key:
+                return False
+            i -= 3
         cutoff = hour - self.span
         end = 0
         while end < len(kept) and kept[end + 1] <= cutoff:

@@ -55,6 +55,7 @@ _MINUTE, _HOUR, _DAY, _HOURS, _DAYS, _LONG = 0, 3, 9, 13, 18, 26
 #: The long distinct counts, in hours (the current hour and the span - 1 before).
 _LONG_SPANS = (24, 7 * 24, 30 * 24)
 _NO_GROUPS: tuple[str, ...] = ()
+_GROUP_MEMO = 4096  # property values whose group keys a store remembers
 
 
 class _View(NamedTuple):
@@ -170,6 +171,8 @@ class MemoryBehaviorStore(ConfiguredStore):
         self._lock = threading.Lock()
         self._subjects: OrderedDict[tuple[str, str], _Subject] = OrderedDict()
         self._groupings = c.peer_groups
+        self._group_names = tuple(dict.fromkeys(n for names in c.peer_groups for n in names))
+        self._group_memo: dict[tuple[str | None, ...], tuple[str, ...]] = {}
         self._peer_days = c.peer_days
         self._refresh = c.peer_refresh
         self._min_peers = c.min_peers
@@ -187,15 +190,31 @@ class MemoryBehaviorStore(ConfiguredStore):
     def features(self, request: AccessRequest, now: datetime.datetime) -> Mapping[str, Any]:
         """Record the request and return its subject's features, counting it."""
         context, device = request.context, request.device
-        groupings = self._groupings
         return self.observe(
             subject_of(request),
             now.timestamp(),
             counted_records(context),
             hash((request.resource.type, request.resource.id)),
             (device.get("id"), context.get("ip"), context.get("country")),
-            group_keys(request.subject.properties, groupings) if groupings else _NO_GROUPS,
+            self._groups_of(request.subject.properties) if self._groupings else _NO_GROUPS,
         )
+
+    def _groups_of(self, properties: Mapping[str, Any]) -> tuple[str, ...]:
+        """``group_keys`` of the subject's properties, remembered for the usual case:
+        every grouping property a string (or absent). Bounded; the texts are pure
+        functions of those values, so a remembered answer is the computed one."""
+        values = tuple(properties.get(name) for name in self._group_names)
+        for value in values:
+            if type(value) is not str and value is not None:
+                return group_keys(properties, self._groupings)  # a list: computed
+        memo = self._group_memo
+        groups = memo.get(values)
+        if groups is None:
+            groups = group_keys(properties, self._groupings)
+            if len(memo) >= _GROUP_MEMO:
+                memo.clear()
+            memo[values] = groups
+        return groups
 
     def record(self, request: AccessRequest, decision: Decision) -> None:
         """Apply a decision's outcome (denials, step-ups; records taken back)."""
