@@ -281,6 +281,37 @@ class Hours(Window):
             state.meta[self.offset + 4] += 1
         return added
 
+    def count(self, state: State, at: int, records: int) -> float:
+        """Add one request of ``records`` in hour ``at`` (the newest); return the
+        :meth:`baseline` before it. The usual case, an hour that already has a
+        request, is read and written in place; anything else goes :meth:`add`."""
+        meta, o = state.meta, self.offset
+        data: Column = getattr(state, self.name)
+        last = len(data) - 3
+        if last >= 0 and data[last] == at - meta[o + 1] and data[last + 2] > 0:
+            hours = meta[o + 4] - 1  # this hour is active already
+            baseline = (meta[o + 2] - data[last + 1]) / hours if hours > 0 else 0.0
+            try:
+                data[last + 1] += records
+                try:
+                    data[last + 2] += 1
+                except OverflowError:
+                    data[last + 1] -= records  # as it was: the general way widens
+                    raise
+            except OverflowError:
+                pass
+            else:
+                for c, value in ((o + 2, records), (o + 3, 1)):
+                    try:
+                        meta[c] += value
+                    except OverflowError:
+                        meta = _widen_meta(state)
+                        meta[c] += value
+                return baseline
+        baseline = self.baseline(state, at)
+        self.add(state, at, (records, 1))
+        return baseline
+
     def baseline(self, state: State, current: int) -> float:
         """Records per active hour over the stored hours before ``current``."""
         meta, o = state.meta, self.offset
@@ -308,6 +339,23 @@ class Recent:
     def count(self, state: State) -> int:
         kept: array[int] | dict[int, int] = getattr(state, self.name)
         return len(kept) if isinstance(kept, dict) else len(kept) // 2
+
+    def see(self, state: State, key: int, at: int) -> int:
+        """:meth:`expire` to bucket ``at``, then :meth:`touch` ``key`` in it; how many
+        keys are kept. The usual case, ``key`` the newest, in place."""
+        kept: array[int] | dict[int, int] = getattr(state, self.name)
+        size = len(kept)
+        if (
+            size
+            and type(kept) is array
+            and kept[size - 2] == key
+            and kept[size - 1] == at
+            and kept[1] > at - self.span
+        ):
+            return size // 2
+        self.expire(state, at)
+        self.touch(state, key, at)
+        return self.count(state)
 
     def expire(self, state: State, horizon: int) -> None:
         cutoff = horizon - self.span

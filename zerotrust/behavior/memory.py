@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from zerotrust.behavior._long import Days, Distinct
 from zerotrust.behavior._windows import (
+    EPOCH,
     Column,
     Hours,
     Recent,
@@ -157,6 +158,7 @@ class MemoryBehaviorStore(ConfiguredStore):
         self._g_hour = c.granularity(c.hour_window)
         self._g_day = c.granularity(c.day_window)
         self._ttl = c.effective_ttl
+        self._max_subjects = c.max_subjects
         span = c.buckets
         self._minute = Window("m", _MINUTE, 1, span)  # requests
         self._hour = Window("h", _HOUR, 4, span)  # requests, records, denied, step-ups
@@ -242,46 +244,52 @@ class MemoryBehaviorStore(ConfiguredStore):
         Everything that can fail for this request's values fails before the lock is
         taken, so a bad value never leaves a subject half updated or others waiting.
         """
-        hashes = [
-            hash((kind, value)) if type(value) is str else _hash(kind, value, _SEEN_FIELDS[kind])
-            for kind, value in enumerate(seen)
-        ]
-        hour_id = bucket(t, 3600)
+        device, ip, country = seen
+        # Hashed before the lock (a value that cannot be tracked raises here).
+        h_device = hash((0, device)) if type(device) is str else _hash(0, device, _SEEN_FIELDS[0])
+        h_ip = hash((1, ip)) if type(ip) is str else _hash(1, ip, _SEEN_FIELDS[1])
+        h_country = (
+            hash((2, country)) if type(country) is str else _hash(2, country, _SEEN_FIELDS[2])
+        )
+        since = t - EPOCH
+        hour_id = int(since // 3600)
         day_id = hour_id // 24  # EPOCH is a midnight: the UTC day
-        b_hour = bucket(t, self._g_hour)
+        b_minute = int(since // self._g_minute)
+        b_hour = int(since // self._g_hour)
+        b_day = int(since // self._g_day)
         with self._lock:
             s = self._subject(subject, t)
-            minute = self._minute
-            b = bucket(t, self._g_minute)
-            minute.advance(s, b)
-            minute.add(s, b, (1,))
-            hour = self._hour
-            hour.advance(s, b_hour)
-            hour.add(s, b_hour, (1, records, 0, 0))
-            day = self._day
-            b = bucket(t, self._g_day)
-            day.advance(s, b)
-            day.add(s, b, (1, records))
+            meta = s.meta
+            # Each window slides only when its newest bucket changes (checked here:
+            # a call saved per window on most requests).
+            if b_minute > meta[_MINUTE]:
+                self._minute.advance(s, b_minute)
+            self._minute.add(s, b_minute, (1,))
+            if b_hour > meta[_HOUR]:
+                self._hour.advance(s, b_hour)
+            self._hour.add(s, b_hour, (1, records, 0, 0))
+            if b_day > meta[_DAY]:
+                self._day.advance(s, b_day)
+            self._day.add(s, b_day, (1, records))
             hours = self._hours
-            hours.advance(s, hour_id)
-            baseline = hours.baseline(s, hour_id)
-            hours.add(s, hour_id, (records, 1))
+            if hour_id > meta[_HOURS]:
+                hours.advance(s, hour_id)
+            baseline = hours.count(s, hour_id, records)
             res = self._res
-            res.expire(s, b_hour)
-            res.touch(s, resource, b_hour)
+            distinct_1h = res.see(s, resource, b_hour)
             days = self._days
-            first_today = day_id > s.meta[_DAYS]  # the newest day of its requests
+            first_today = day_id > meta[_DAYS]  # the newest day of its requests
             if first_today:
                 days.advance(s, day_id)
             fresh = self._long.touch(s, resource, hour_id)
             days.add(s, day_id, (records, 1, 1 if fresh else 0))
-            seen_ = self._seen
-            new = [
-                h is not None and seen_.check(s, kind, h, hour_id) for kind, h in enumerate(hashes)
-            ]
+            check = self._seen.check
+            new_device = h_device is not None and check(s, 0, h_device, hour_id)
+            new_ip = h_ip is not None and check(s, 1, h_ip, hour_id)
+            new_country = h_country is not None and check(s, 2, h_country, hour_id)
             if first_today and (groups or s.groups):
                 self._publish(subject, s, groups, day_id)
-            meta = s.meta
+            meta = s.meta  # (a total past 64 bits turns it into a list)
             active = meta[_DAYS + 6]
             features = {
                 "requests_1m": meta[_MINUTE + 2],
@@ -289,12 +297,12 @@ class MemoryBehaviorStore(ConfiguredStore):
                 "requests_24h": meta[_DAY + 2],
                 "records_1h": meta[_HOUR + 3],
                 "records_24h": meta[_DAY + 3],
-                "distinct_resources_1h": res.count(s),
+                "distinct_resources_1h": distinct_1h,
                 "denied_1h": meta[_HOUR + 4],
                 "step_ups_1h": meta[_HOUR + 5],
-                "new_device": new[0],
-                "new_ip": new[1],
-                "new_country": new[2],
+                "new_device": new_device,
+                "new_ip": new_ip,
+                "new_country": new_country,
                 "baseline_records_per_hour": baseline,
                 "records_7d": meta[_DAYS + 2],
                 "records_30d": meta[_DAYS + 3],
@@ -410,21 +418,23 @@ class MemoryBehaviorStore(ConfiguredStore):
 
     def _subject(self, key: tuple[str, str], t: float) -> _Subject:
         subjects = self._subjects
+        idle = t - self._ttl
         s = subjects.get(key)
-        if s is None or s.last < t - self._ttl:
+        if s is None or s.last < idle:
             if s is not None:
                 self._forget(key, s)
             s = _Subject(self._meta[:], t)
             subjects[key] = s
         subjects.move_to_end(key)
         s.last = max(s.last, t)
-        while len(subjects) > self._config.max_subjects:
+        while len(subjects) > self._max_subjects:
             self._forget(*subjects.popitem(last=False))
         for _ in range(2):  # idle subjects at the LRU end go, a couple per call
-            oldest_key, oldest = next(iter(subjects.items()))
-            if oldest is s or oldest.last >= t - self._ttl:
+            oldest_key = next(iter(subjects))
+            oldest = subjects[oldest_key]
+            if oldest is s or oldest.last >= idle:
                 break
-            subjects.popitem(last=False)
+            del subjects[oldest_key]
             self._forget(oldest_key, oldest)
         return s
 
