@@ -97,7 +97,23 @@ def decide(
     step_ups: list[CompiledRule] = []
     allows: list[CompiledRule] = []
     report_rules: list[tuple[CompiledRule, bool, str | None]] = []
+    matches = (denies, step_ups, allows)
     for policy in applicable:
+        enforced = policy.enforced
+        if enforced is not None and trace is None:  # the usual case, in a tight loop
+            for condition, rule, index in enforced:
+                if condition is None:
+                    matches[index].append(rule)
+                    continue
+                try:
+                    if condition(bindings):
+                        matches[index].append(rule)
+                except ConditionError as exc:
+                    # Fail closed: an unknown never allows, and always denies or steps up.
+                    errors.append(EvaluationError(rule.ref, "rule", str(exc)))
+                    if index != 2:
+                        matches[index].append(rule)
+            continue
         for rule in policy.rules:
             condition, error = rule.condition, None
             if condition is None:

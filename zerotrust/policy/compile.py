@@ -61,6 +61,12 @@ class CompiledRule:
         return Reason(self.ref, self.effect, self.reason)
 
 
+#: A rule as the decision's loop reads it: condition, rule, and which list a match
+#: joins (0 deny, 1 step-up, 2 allow).
+EnforcedRule = tuple[Condition | None, CompiledRule, int]
+_EFFECT_INDEX = {Effect.DENY: 0, Effect.STEP_UP: 1, Effect.ALLOW: 2}
+
+
 @attrs.frozen
 class CompiledPolicy:
     ordinal: int
@@ -68,9 +74,19 @@ class CompiledPolicy:
     description: str | None
     signals: tuple[CompiledSignal, ...]
     rules: tuple[CompiledRule, ...]
+    #: The rules in order, laid out for the decision's loop, or None when the policy
+    #: has report-only rules (the general loop then keeps their outcomes).
+    enforced: tuple[EnforcedRule, ...] | None = attrs.field(init=False, eq=False, repr=False)
+
+    @enforced.default
+    def _enforced(self) -> tuple[EnforcedRule, ...] | None:
+        if any(rule.report_only for rule in self.rules):
+            return None
+        return tuple((rule.condition, rule, _EFFECT_INDEX[rule.effect]) for rule in self.rules)
 
 
 _Bucket = tuple[CompiledPolicy, ...]
+_APPLICABLE_MEMO = 4096  # (resource type, action) pairs a policy set remembers
 
 
 @attrs.frozen
@@ -85,9 +101,24 @@ class PolicySet:
     _by_resource: Mapping[str, _Bucket] = attrs.field(hash=False, repr=False)
     _by_action: Mapping[str, _Bucket] = attrs.field(hash=False, repr=False)
     _anywhere: _Bucket = attrs.field(repr=False)
+    # (resource type, action) -> applicable policies: bounded, as the pairs are the
+    # callers' strings; a dict's get and set are atomic, so threads may share it.
+    _applicable: dict[tuple[str, str], _Bucket] = attrs.field(
+        init=False, factory=dict, eq=False, hash=False, repr=False
+    )
 
     def applicable(self, resource_type: str, action: str) -> _Bucket:
         """The policies whose target matches, in load order."""
+        key = (resource_type, action)
+        found = self._applicable.get(key)
+        if found is None:
+            found = self._find(resource_type, action)
+            if len(self._applicable) >= _APPLICABLE_MEMO:
+                self._applicable.clear()
+            self._applicable[key] = found
+        return found
+
+    def _find(self, resource_type: str, action: str) -> _Bucket:
         buckets = [
             b
             for b in (
