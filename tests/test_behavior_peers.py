@@ -492,3 +492,24 @@ def test_a_long_value_is_named_by_its_digest_which_no_literal_value_can_spell() 
     assert key.startswith("department=%sha256:") and len(key) == len("department=%sha256:") + 64
     (spelled,) = group_keys({"department": key.split("=", 1)[1]}, (("department",),))
     assert spelled != key  # the literal % is escaped
+
+
+_GROUPING_NAMES = st.sampled_from(["department", "team", "roles"])
+_GROUPING_VALUES = st.none() | st.sampled_from(["a", "b", "a=b", "%"]) | st.lists(
+    st.sampled_from(["a", "b", 1]), max_size=3
+)
+
+
+@settings(max_examples=200)
+@given(
+    groupings=st.lists(st.lists(_GROUPING_NAMES, min_size=1, max_size=2), min_size=1, max_size=3),
+    people=st.lists(st.dictionaries(_GROUPING_NAMES, _GROUPING_VALUES), min_size=1, max_size=8),
+)
+def test_remembered_group_keys_are_the_computed_ones(
+    groupings: list[list[str]], people: list[dict[str, Any]]
+) -> None:
+    """The memory store remembers a subject's group keys by its property values: every
+    answer, first or remembered, is what group_keys computes."""
+    store = MemoryBehaviorStore(BehaviorConfig(peer_groups=groupings))
+    for properties in [*people, *people]:
+        assert store._groups_of(properties) == group_keys(properties, groupings)

@@ -174,7 +174,8 @@ class MemoryBehaviorStore(ConfiguredStore):
         self._subjects: OrderedDict[tuple[str, str], _Subject] = OrderedDict()
         self._groupings = c.peer_groups
         self._group_names = tuple(dict.fromkeys(n for names in c.peer_groups for n in names))
-        self._group_memo: dict[tuple[str | None, ...], tuple[str, ...]] = {}
+        # one grouping property: its value (str or None); several: their tuple
+        self._group_memo: dict[object, tuple[str, ...]] = {}
         self._peer_days = c.peer_days
         self._refresh = c.peer_refresh
         self._min_peers = c.min_peers
@@ -205,17 +206,23 @@ class MemoryBehaviorStore(ConfiguredStore):
         """``group_keys`` of the subject's properties, remembered for the usual case:
         every grouping property a string (or absent). Bounded; the texts are pure
         functions of those values, so a remembered answer is the computed one."""
-        values = tuple(properties.get(name) for name in self._group_names)
-        for value in values:
-            if type(value) is not str and value is not None:
+        names = self._group_names
+        if len(names) == 1:
+            key: object = properties.get(names[0])
+            if type(key) is not str and key is not None:
                 return group_keys(properties, self._groupings)  # a list: computed
+        else:
+            key = tuple(map(properties.get, names))
+            for value in key:
+                if type(value) is not str and value is not None:
+                    return group_keys(properties, self._groupings)
         memo = self._group_memo
-        groups = memo.get(values)
+        groups = memo.get(key)
         if groups is None:
             groups = group_keys(properties, self._groupings)
             if len(memo) >= _GROUP_MEMO:
                 memo.clear()
-            memo[values] = groups
+            memo[key] = groups
         return groups
 
     def record(self, request: AccessRequest, decision: Decision) -> None:
