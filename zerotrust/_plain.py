@@ -26,8 +26,9 @@ __all__ = [
     "plain_copy",
     "plain_json",
     "plain_mapping",
+    "plain_object",
     "raised",
-    "shown_copies",
+    "shown",
 ]
 
 MAX_DEPTH = 32
@@ -132,7 +133,7 @@ def plain_json(data: Any, field: str) -> dict[str, Any]:
 def _plain(data: Any, root: str, *, surrogates: bool) -> dict[str, Any]:
     if type(data) is dict:
         try:
-            return _fast_object(data, 0, [MAX_VALUES - 1], False)[0]  # type: ignore[no-any-return]
+            return _fast_object(data, 0, [MAX_VALUES - 1])
         except Exception:  # NotPlain, or a dict changed by another thread meanwhile
             pass  # something is off (or merely unusual): the slow walk names it
     if not issubclass(type(data), Mapping):
@@ -229,9 +230,8 @@ class NotPlain(Exception):
     """Internal: the fast copy met something it does not vouch for (the slow walk decides)."""
 
 
-def shown_copies(value: Any, depth: int, budget: list[int]) -> tuple[dict[str, Any], _ReadOnlyDict]:
-    """An object of exact plain data copied twice in one pass: the plain copy the
-    conditions see, and the read-only one a validated request shows.
+def plain_object(value: Any, depth: int, budget: list[int]) -> dict[str, Any]:
+    """An object of exact plain data copied: the plain copy the conditions see.
 
     ``value`` is a ``dict`` (or a validated request's read-only one) at ``depth``, or
     ``None`` for an object left out (the empty one); ``budget`` is how many more
@@ -241,10 +241,36 @@ def shown_copies(value: Any, depth: int, budget: list[int]) -> tuple[dict[str, A
     """
     kind = type(value)
     if kind is dict or kind is _ReadOnlyDict:
-        return _fast_object(value, depth, budget, True)
+        return _fast_object(value, depth, budget)
     if value is None:
-        return {}, _EMPTY
+        return {}
     raise NotPlain
+
+
+def shown(plain: dict[str, Any]) -> _ReadOnlyDict:
+    """The read-only copy of checked plain data, all the way down (what a validated
+    request shows its callers; the plain data stays private)."""
+    if not plain:
+        return _EMPTY
+    view = _dict_view(plain)
+    for key, item in plain.items():
+        kind = type(item)
+        if kind is dict:
+            dict.__setitem__(view, key, shown(item))
+        elif kind is list:
+            dict.__setitem__(view, key, _shown_list(item))
+    return view
+
+
+def _shown_list(plain: list[Any]) -> _ReadOnlyList:
+    view = _list_view(plain)
+    for i, item in enumerate(plain):
+        kind = type(item)
+        if kind is dict:
+            _set_index(view, i, shown(item))
+        elif kind is list:
+            _set_index(view, i, _shown_list(item))
+    return view
 
 
 # The fast copy. It accepts only what _copy_json accepts and returns the same copy;
@@ -254,16 +280,15 @@ def shown_copies(value: Any, depth: int, budget: list[int]) -> tuple[dict[str, A
 # that is not ASCII (isascii is O(1)): UnicodeEncodeError is the refusal.
 
 
-def _fast_object(value: Any, depth: int, budget: list[int], shown: bool) -> tuple[Any, Any]:
+def _fast_object(value: Any, depth: int, budget: list[int]) -> dict[str, Any]:
     if not value:
-        return {}, _EMPTY
+        return {}
     if depth >= MAX_DEPTH:  # its items would be deeper than allowed
         raise NotPlain
     plain: dict[str, Any] = dict(value)  # one copy in C (so another thread cannot change it)
     budget[0] -= len(plain)
     if budget[0] < 0:
         raise NotPlain
-    inner: dict[str, Any] | None = None  # the read-only copies of its containers, by key
     for key, item in plain.items():  # (replacing a key's value below keeps its size)
         if type(key) is not str:
             raise NotPlain
@@ -281,35 +306,24 @@ def _fast_object(value: Any, depth: int, budget: list[int], shown: bool) -> tupl
         elif kind is float:
             if item - item != 0.0:  # NaN or infinity
                 raise NotPlain
+        elif kind is dict or kind is _ReadOnlyDict:
+            plain[key] = _fast_object(item, depth + 1, budget)
+        elif kind is list or kind is tuple or kind is _ReadOnlyList:
+            plain[key] = _fast_array(item, depth + 1, budget)
         else:
-            if kind is dict or kind is _ReadOnlyDict:
-                plain[key], seen = _fast_object(item, depth + 1, budget, shown)
-            elif kind is list or kind is tuple or kind is _ReadOnlyList:
-                plain[key], seen = _fast_array(item, depth + 1, budget, shown)
-            else:
-                raise NotPlain
-            if shown:
-                if inner is None:
-                    inner = {}
-                inner[key] = seen
-    if not shown:
-        return plain, None
-    view = _dict_view(plain)
-    if inner is not None:
-        _update(view, inner)
-    return plain, view
+            raise NotPlain
+    return plain
 
 
-def _fast_array(value: Any, depth: int, budget: list[int], shown: bool) -> tuple[Any, Any]:
+def _fast_array(value: Any, depth: int, budget: list[int]) -> list[Any]:
     if not value:
-        return [], _list_view([])
+        return []
     if depth >= MAX_DEPTH:
         raise NotPlain
     plain = list(value)
     budget[0] -= len(plain)  # the copy's length: the caller's may change meanwhile
     if budget[0] < 0:
         raise NotPlain
-    view = _list_view(plain) if shown else None
     for i, item in enumerate(plain):
         kind = type(item)
         if kind is str:
@@ -323,16 +337,13 @@ def _fast_array(value: Any, depth: int, budget: list[int], shown: bool) -> tuple
         elif kind is float:
             if item - item != 0.0:
                 raise NotPlain
+        elif kind is dict or kind is _ReadOnlyDict:
+            plain[i] = _fast_object(item, depth + 1, budget)
+        elif kind is list or kind is tuple or kind is _ReadOnlyList:
+            plain[i] = _fast_array(item, depth + 1, budget)
         else:
-            if kind is dict or kind is _ReadOnlyDict:
-                plain[i], seen = _fast_object(item, depth + 1, budget, shown)
-            elif kind is list or kind is tuple or kind is _ReadOnlyList:
-                plain[i], seen = _fast_array(item, depth + 1, budget, shown)
-            else:
-                raise NotPlain
-            if view is not None:
-                _set_index(view, i, seen)
-    return plain, view
+            raise NotPlain
+    return plain
 
 
 def _copy_slow(data: Any, walk: _Walk) -> Any:

@@ -28,7 +28,7 @@ from zerotrust.errors import RequestError, ZeroTrustError
 from zerotrust.evaluation import DEFAULT_DENY, STORE_UNAVAILABLE, decide
 from zerotrust.policy.compile import PolicySet
 from zerotrust.policy.loader import load_path, load_texts
-from zerotrust.request import AccessRequest, plain_mapping
+from zerotrust.request import AccessRequest, plain_mapping, validated_variables
 
 __all__ = ["DEFAULT_DENY", "STORE_UNAVAILABLE", "IdentitySource", "PolicyDecisionPoint", "decide"]
 
@@ -363,7 +363,10 @@ class PolicyDecisionPoint:
 
     def _remember(self, req: AccessRequest, decision: Decision) -> None:
         """Keep a recorded decision for :meth:`record_access` (bounded, oldest dropped)."""
-        counted = counted_records(req.context) if decision.effect is _ALLOW else 0
+        counted = 0
+        if decision.effect is _ALLOW:
+            variables = validated_variables(req)
+            counted = counted_records(req.context if variables is None else variables["context"])
         recent = self._recent
         with self._recent_lock:
             recent[decision.decision_id] = (req, decision.evaluated_at, counted)

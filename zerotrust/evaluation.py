@@ -59,13 +59,14 @@ def decide(
     source = features
     if features is None:
         features = _NO_FEATURES
-    applicable = policies.applicable(req.resource.type, req.action.name)
+    # Conditions only read: the request's private plain data is shared, not copied.
+    variables = request_variables(req)
+    applicable = policies.applicable(variables["resource"]["type"], variables["action"]["name"])
     trace: list[TraceEntry] | None = [] if explain else None
     errors: list[EvaluationError] = []
-    # Conditions only read: the request's private plain data is shared, not copied.
     bindings = backend.bind(
         {
-            **request_variables(req),
+            **variables,
             "data": policies.data,
             "behavior": features,
             "now": now,

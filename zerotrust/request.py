@@ -18,7 +18,7 @@ see a private plain copy (exact ``dict``/``list``, the compiled CEL's fast paths
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -30,8 +30,9 @@ from zerotrust._plain import (
     NotPlain,
     plain_copy,
     plain_mapping,
+    plain_object,
     raised,
-    shown_copies,
+    shown,
 )
 from zerotrust.errors import RequestError
 
@@ -44,6 +45,7 @@ __all__ = [
     "Subject",
     "plain_mapping",
     "request_variables",
+    "validated_variables",
 ]
 
 _TOP_KEYS = frozenset({"subject", "action", "resource", "device", "context"})
@@ -131,6 +133,19 @@ class AccessRequest:
             _name_the_fault(clean)  # RequestError naming what is out of shape
             raise RequestError("request", "is not a valid request") from None
 
+    if not TYPE_CHECKING:  # (a typed __getattr__ would make every typo an Any to mypy)
+
+        def __getattr__(self, name: str) -> Any:
+            # A request made by from_mapping shows its data in read-only copies built
+            # on first read: the decision itself reads only the plain data, so a PDP
+            # whose callers never look pays for one copy, not two.
+            if name in _SHOWN:
+                variables = object.__getattribute__(self, "_variables")
+                if variables is not None:
+                    _show(self, variables)
+                    return object.__getattribute__(self, name)
+            raise AttributeError(name)
+
     def to_dict(self) -> dict[str, Any]:
         """The request as the JSON the CEL conditions see: plain data, the caller's
         to change (a copy; the request itself is read-only)."""
@@ -143,6 +158,13 @@ class AccessRequest:
             "device": plain_copy(self.device),
             "context": plain_copy(self.context),
         }
+
+
+def validated_variables(request: AccessRequest) -> dict[str, Any] | None:
+    """The plain data of a request made by :meth:`AccessRequest.from_mapping` (shared,
+    only to be read: what :func:`request_variables` returns), or None for one built
+    by hand. For readers on the decision's path that must not validate again."""
+    return request._variables
 
 
 def request_variables(request: AccessRequest) -> dict[str, Any]:
@@ -180,7 +202,7 @@ def _build(cls: type[AccessRequest], data: dict[str, Any]) -> AccessRequest:
     One pass checks it and makes both copies: the plain one the conditions see and
     the read-only one the request shows. Keys are proved exact ``str`` before any
     lookup, so no caller's ``__hash__`` or ``__eq__`` runs. Raises :class:`NotPlain`
-    (or, on a caller's data, another exception: see ``shown_copies``) for anything
+    (or, on a caller's data, another exception: see ``plain_object``) for anything
     else; :meth:`AccessRequest.from_mapping` then names what is wrong.
     """
     _fields(data, _TOP_KEYS)
@@ -196,27 +218,44 @@ def _build(cls: type[AccessRequest], data: dict[str, Any]) -> AccessRequest:
     resource_id = resource.get("id")
     if resource_id is not None:
         resource_id = _text(resource_id)
-    subject_props, subject_shown = shown_copies(subject.get("properties"), 2, budget)
-    action_props, action_shown = shown_copies(action.get("properties"), 2, budget)
-    resource_props, resource_shown = shown_copies(resource.get("properties"), 2, budget)
-    device, device_shown = shown_copies(data.get("device"), 1, budget)
-    context, context_shown = shown_copies(data.get("context"), 1, budget)
-    request = cls(  # positional, in the fields' order: keywords cost 0.6 µs a request
-        Subject(subject_id, subject_type, subject_shown),
-        Action(action_name, action_shown),
-        Resource(resource_type, resource_id, resource_shown),
-        device_shown,
-        context_shown,
-    )
     variables = {
-        "subject": {"type": subject_type, "id": subject_id, "properties": subject_props},
-        "action": {"name": action_name, "properties": action_props},
-        "resource": {"type": resource_type, "id": resource_id, "properties": resource_props},
-        "device": device,
-        "context": context,
+        "subject": {
+            "type": subject_type,
+            "id": subject_id,
+            "properties": plain_object(subject.get("properties"), 2, budget),
+        },
+        "action": {
+            "name": action_name,
+            "properties": plain_object(action.get("properties"), 2, budget),
+        },
+        "resource": {
+            "type": resource_type,
+            "id": resource_id,
+            "properties": plain_object(resource.get("properties"), 2, budget),
+        },
+        "device": plain_object(data.get("device"), 1, budget),
+        "context": plain_object(data.get("context"), 1, budget),
     }
+    request: AccessRequest = object.__new__(cls)  # its read-only fields come on first read
     object.__setattr__(request, "_variables", variables)  # frozen: set once, here
     return request
+
+
+_SHOWN = frozenset({"subject", "action", "resource", "device", "context"})
+
+
+def _show(request: AccessRequest, variables: dict[str, Any]) -> None:
+    """Set the read-only fields of a request made by ``_build`` from its plain data."""
+    subject, action, resource = variables["subject"], variables["action"], variables["resource"]
+    fields = (
+        ("subject", Subject(subject["id"], subject["type"], shown(subject["properties"]))),
+        ("action", Action(action["name"], shown(action["properties"]))),
+        ("resource", Resource(resource["type"], resource["id"], shown(resource["properties"]))),
+        ("device", shown(variables["device"])),
+        ("context", shown(variables["context"])),
+    )
+    for name, value in fields:
+        object.__setattr__(request, name, value)
 
 
 def _fields(section: Any, allowed: frozenset[str]) -> dict[str, Any]:

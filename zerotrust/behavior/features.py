@@ -14,7 +14,7 @@ import attrs
 
 from zerotrust.decision import Decision, Effect
 from zerotrust.errors import BehaviorStoreError
-from zerotrust.request import AccessRequest
+from zerotrust.request import AccessRequest, validated_variables
 
 __all__ = [
     "FEATURES",
@@ -125,9 +125,11 @@ def outcome_of(request: AccessRequest, decision: Decision) -> Outcome | None:
     """The correction a decision needs, or None for an allow (already counted)."""
     if decision.effect is Effect.ALLOW:
         return None
+    variables = validated_variables(request)  # (a request's own plain data, when it has it)
+    context = request.context if variables is None else variables["context"]
     return Outcome(
         at=decision.evaluated_at.timestamp(),
-        records=-counted_records(request.context),
+        records=-counted_records(context),
         denied=1 if decision.effect is Effect.DENY else 0,
         step_ups=1 if decision.effect is Effect.STEP_UP else 0,
     )

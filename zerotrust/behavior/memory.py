@@ -46,7 +46,7 @@ from zerotrust.behavior.peers import (
     peer_features,
 )
 from zerotrust.decision import Decision
-from zerotrust.request import AccessRequest
+from zerotrust.request import AccessRequest, validated_variables
 
 __all__ = ["MemoryBehaviorStore"]
 
@@ -192,14 +192,25 @@ class MemoryBehaviorStore(ConfiguredStore):
 
     def features(self, request: AccessRequest, now: datetime.datetime) -> Mapping[str, Any]:
         """Record the request and return its subject's features, counting it."""
-        context, device = request.context, request.device
+        variables = validated_variables(request)
+        if variables is None:  # built by hand: read through its fields
+            context, device = request.context, request.device
+            subject, resource = subject_of(request), request.resource
+            properties = request.subject.properties
+            resource_key = hash((resource.type, resource.id))
+        else:  # the request's own plain data (nothing to build for its read-only fields)
+            context, device = variables["context"], variables["device"]
+            part = variables["subject"]
+            subject, properties = (part["type"], part["id"]), part["properties"]
+            part = variables["resource"]
+            resource_key = hash((part["type"], part["id"]))
         return self.observe(
-            subject_of(request),
+            subject,
             now.timestamp(),
             counted_records(context),
-            hash((request.resource.type, request.resource.id)),
+            resource_key,
             (device.get("id"), context.get("ip"), context.get("country")),
-            self._groups_of(request.subject.properties) if self._groupings else _NO_GROUPS,
+            self._groups_of(properties) if self._groupings else _NO_GROUPS,
         )
 
     def _groups_of(self, properties: Mapping[str, Any]) -> tuple[str, ...]:
