@@ -20,13 +20,15 @@ store that records every decision) and with ``behavior=None``.
 Then scale: 10,000 rules over 500 resource types, loaded three ways, because the
 loader compiles each distinct condition text once per load (identical texts share one
 condition) and the compiled backend shares Python code objects between conditions
-whose generated code is the same text (they differ only in string/double constants):
+whose generated code is the same text (they differ only in field names or string/double
+constants; integers are part of the text):
 
 * ``repeated``: the same 20 conditions for every type (20 distinct texts);
 * ``distinct constants``: every type's literals carry the type number (strings get a
   suffix, integers are offset); the four literal-free rules stay identical;
 * ``distinct shapes``: as above and every field name carries the type number too, so
-  every condition and every generated Python function is distinct: the worst case.
+  every condition text is distinct (and is parsed and generated); field names are closure
+  constants, so Python code objects are still shared where the integers agree.
 
 For each: load time (wall and CPU, min and median of repeats), and for the distinct
 cases tracemalloc peak and retained memory per rule (a separate, untimed load:
