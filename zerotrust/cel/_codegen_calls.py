@@ -32,6 +32,10 @@ __all__: list[str] = []
 
 _MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 _NAME_START = frozenset(string.ascii_letters + "_")
+#: What follows the dot in a qualified name (``IP`` in ``net.IP``).
+_MEMBERS = frozenset(
+    name.rpartition(".")[2] for name in (*rt.QUALIFIED_TYPES, *rt.QUALIFIED_FUNCTIONS)
+)
 #: Conversions of a literal string computed at load.
 _FOLDED: dict[str, Any] = {
     "timestamp": rt.parse_timestamp,
@@ -82,8 +86,8 @@ class _CallGenerator(_Emitter):
     def _qualifier(self, target_node: Any, field: Any, names: Any) -> str | None:
         """``net.IP``, ``ip.isCanonical``: the qualified name if ``target_node`` is a bare
         name that is no variable and ``name.field`` is in ``names``, else None."""
-        if not isinstance(target_node, lark.Tree):
-            return None
+        if not isinstance(target_node, lark.Tree) or field not in _MEMBERS:
+            return None  # the common case, a field: no unwrapping the target
         qualifier = _ident(target_node)
         if qualifier is None or qualifier in self.scope or qualifier in self.variables:
             return None
