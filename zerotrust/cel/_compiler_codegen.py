@@ -103,7 +103,7 @@ def generate(
     """Generate the function body for ``tree``; ``variables`` are the names it may read."""
     gen = _Generator(variables, extras)
     code = gen.expr(tree)
-    return Program(gen.lines, code.src, gen.constants)
+    return Program(gen.lines, code.src, gen.constants, gen.ints)
 
 
 class _Generator(_CallGenerator):
