@@ -137,17 +137,21 @@ def _real(text: str, ints: list[int]) -> str:
     return text
 
 
-def _with_ints(code: CodeType, ints: list[int]) -> CodeType | None:
-    """``code`` compiled from stand-in text, with the integers put in as its constants.
+def _with_ints(code: CodeType, text: str, ints: list[int]) -> CodeType | None:
+    """``code`` compiled from stand-in ``text``, with the integers put in as its constants.
 
     The result is the code object ``compile()`` gives for the real text, made without
     compiling: CPython's bytecode for ``LOAD_CONST`` does not depend on the value loaded,
     and the compiler folds constants only in arithmetic, negation and subscripts of
     constants, which the generator never writes around a literal (it calls ``_neg``,
     ``_add``, ``_index``). Should a stand-in still be missing or folded into another value,
-    None: the caller compiles the real text.
+    None: the caller compiles the real text. (A literal the generator looked at but did
+    not write, such as the members of a constant list, which are a closure constant, has
+    no stand-in in the text.)
     """
-    standins = {INT_STANDIN + i: value for i, value in enumerate(ints)}
+    standins = {
+        INT_STANDIN + i: value for i, value in enumerate(ints) if str(INT_STANDIN + i) in text
+    }
     found: set[int] = set()
     folded = False
 
@@ -275,7 +279,7 @@ class CompiledBackend:
             self._templates[text] = template
         if not ints:
             return template
-        code = _with_ints(template, ints)
+        code = _with_ints(template, text, ints)
         return code if code is not None else _maker_code(_real(text, ints))
 
     def bind(self, variables: Mapping[str, Any]) -> Mapping[str, Any]:
