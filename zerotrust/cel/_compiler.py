@@ -152,6 +152,8 @@ def _with_ints(code: CodeType, text: str, ints: list[int]) -> CodeType | None:
     standins = {
         INT_STANDIN + i: value for i, value in enumerate(ints) if str(INT_STANDIN + i) in text
     }
+    if not standins:
+        return code
     found: set[int] = set()
     folded = False
 
