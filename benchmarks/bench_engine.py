@@ -19,14 +19,16 @@ store that records every decision) and with ``behavior=None``.
 
 Then scale: 10,000 rules over 500 resource types, loaded three ways, because the
 loader compiles each distinct condition text once per load (identical texts share one
-condition) and the compiled backend shares Python code objects between conditions
-whose generated code is the same text (they differ only in string/double constants):
+condition) and the compiled backend runs Python's ``compile()`` once per shape of
+generated code: conditions that differ only in field names or constants share it
+(strings and doubles are closure constants, so those share the code object too;
+integers are put into a code object of their own without compiling):
 
 * ``repeated``: the same 20 conditions for every type (20 distinct texts);
 * ``distinct constants``: every type's literals carry the type number (strings get a
   suffix, integers are offset); the four literal-free rules stay identical;
 * ``distinct shapes``: as above and every field name carries the type number too, so
-  every condition and every generated Python function is distinct: the worst case.
+  every condition text is distinct and is parsed, checked and generated.
 
 For each: load time (wall and CPU, min and median of repeats), and for the distinct
 cases tracemalloc peak and retained memory per rule (a separate, untimed load:

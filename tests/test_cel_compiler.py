@@ -473,6 +473,42 @@ def test_conditions_differing_in_string_constants_share_code() -> None:
     assert admin.source != dev.source
 
 
+def test_conditions_differing_in_field_names_share_code() -> None:
+    backend = CompiledBackend()
+    team = backend.compile("subject.meta.team == 'core' && resource.size > 2")
+    owner = backend.compile("subject.meta.owner == 'core' && resource.count > 2")
+    assert team.__code__ is owner.__code__  # type: ignore[attr-defined]
+    assert team(REQUEST) is True
+    with pytest.raises(ConditionError, match="no such key: 'owner'"):
+        owner(REQUEST)
+
+
+def test_conditions_differing_in_integers_are_compiled_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from zerotrust.cel import _compiler
+
+    compiled: list[str] = []
+    maker_code = _compiler._maker_code
+
+    def counting(text: str) -> Any:
+        compiled.append(text)
+        return maker_code(text)
+
+    monkeypatch.setattr(_compiler, "_maker_code", counting)
+    backend = CompiledBackend()
+    sources = [
+        f"resource.size > {n} && subject.level in [{n}, 3] && [{n}, -1][1] == -1"
+        for n in (-9223372036854775808, -1, 0, 9, 10, 11, 9223372036854775807)
+    ]
+    conditions = [backend.compile(s) for s in sources]
+    assert len(compiled) == 1
+    assert len({id(c.__code__) for c in conditions}) == len(sources)  # type: ignore[attr-defined]
+    assert [c(REQUEST) for c in conditions] == [True, True, True, True, False, False, False]
+    listing = cast(Any, conditions[3]).python_source
+    assert " > 9 if " in listing and str(2**70) not in listing
+
+
 def test_identical_conditions_in_one_load_share_one_condition() -> None:
     from zerotrust import PolicyDecisionPoint, PolicyError
 

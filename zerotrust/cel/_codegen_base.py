@@ -21,6 +21,7 @@ from zerotrust.cel import _compiler_runtime as rt
 from zerotrust.cel._backend import CelCompileError
 
 __all__ = [
+    "INT_STANDIN",
     "MAX_BLOCKS",
     "MAX_NESTING",
     "CelLiteralError",
@@ -39,15 +40,28 @@ class CelLiteralError(CelCompileError):
     """A literal argument that would fail on every evaluation (bad regex, timestamp...)."""
 
 
+#: Integer literals are written into the generated text as stand-ins, ``INT_STANDIN + i``
+#: for the ``i``-th literal (no CEL int is that large), and the compiled code object's
+#: constants are then swapped for the values (see ``_compiler``). Conditions that differ
+#: only in their integers (``records > 1000``, ``records > 5000``) so share one Python
+#: ``compile()``, yet each gets a code object of its own with its integers as constants.
+INT_STANDIN = 2**70
+
+
 class Program:
-    """Generated source for one expression and the constants it closes over."""
+    """Generated source for one expression, the constants it closes over and its integers.
 
-    __slots__ = ("body", "constants", "result")
+    ``body`` and ``result`` hold :data:`INT_STANDIN` stand-ins for the integer literals,
+    whose values are ``ints``, in order.
+    """
 
-    def __init__(self, body: list[str], result: str, constants: list[Any]) -> None:
+    __slots__ = ("body", "constants", "ints", "result")
+
+    def __init__(self, body: list[str], result: str, constants: list[Any], ints: list[int]) -> None:
         self.body = body
         self.result = result
         self.constants = constants
+        self.ints = ints
 
 
 class _Code:
@@ -103,6 +117,7 @@ class _Emitter:
         self.nesting = 0
         self.blocks = 0
         self.constants: list[Any] = []
+        self.ints: list[int] = []
         self.counter = 0
         self.scope: dict[str, str] = {}
 
@@ -195,7 +210,8 @@ class _Emitter:
         if kind == "NULL_LIT":
             return _Code("None", "null")
         if kind == "INT_LIT":
-            return _Code(repr(int(value)), "int")
+            self.ints.append(int(value))
+            return _Code(str(INT_STANDIN + len(self.ints) - 1), "int")
         if kind == "UINT_LIT":
             return _Code(self.const(value), "uint")
         if kind == "FLOAT_LIT":

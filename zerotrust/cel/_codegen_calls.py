@@ -9,6 +9,7 @@ checked and compiled once here, so a bad one is a :class:`CelLiteralError` at lo
 from __future__ import annotations
 
 import ast
+import string
 from typing import Any
 
 import lark
@@ -30,6 +31,11 @@ from zerotrust.cel.functions import LITERAL_CHECKS
 __all__: list[str] = []
 
 _MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
+_NAME_START = frozenset(string.ascii_letters + "_")
+#: What follows the dot in a qualified name (``IP`` in ``net.IP``).
+_MEMBERS = frozenset(
+    name.rpartition(".")[2] for name in (*rt.QUALIFIED_TYPES, *rt.QUALIFIED_FUNCTIONS)
+)
 #: Conversions of a literal string computed at load.
 _FOLDED: dict[str, Any] = {
     "timestamp": rt.parse_timestamp,
@@ -69,16 +75,19 @@ class _CallGenerator(_Emitter):
     # --- members --------------------------------------------------------------------------
 
     def _field(self, token: Any) -> str:
+        """A field name, as a closure constant: conditions that differ only in the fields
+        they read generate the same text, so they share one code object (one ``compile()``
+        per shape, not per condition)."""
         name = str(token)
         if not _IDENT.fullmatch(name):
             raise _fail(token, f"invalid field name {name!r}")
-        return repr(name)
+        return self.const(name)
 
     def _qualifier(self, target_node: Any, field: Any, names: Any) -> str | None:
         """``net.IP``, ``ip.isCanonical``: the qualified name if ``target_node`` is a bare
         name that is no variable and ``name.field`` is in ``names``, else None."""
-        if not isinstance(target_node, lark.Tree):
-            return None
+        if not isinstance(target_node, lark.Tree) or field not in _MEMBERS:
+            return None  # the common case, a field: no unwrapping the target
         qualifier = _ident(target_node)
         if qualifier is None or qualifier in self.scope or qualifier in self.variables:
             return None
@@ -400,7 +409,13 @@ class _CallGenerator(_Emitter):
 def _is_display(src: str) -> bool:
     """Whether generated ``src`` is a literal or a display (``1``, ``'a'``, ``[1]``), which
     Python's compiler would warn about when subscripted (``1['f']``: a SyntaxWarning,
-    an error under ``-W error``): those go through the runtime's ``_select`` instead."""
+    an error under ``-W error``): those go through the runtime's ``_select`` instead.
+
+    Most targets are a name, call or subscript (``b['subject']``, ``t3``, ``_index(...)``);
+    they start with a name that is no keyword constant, which no display does, so they
+    skip ``ast.parse`` (a tenth of a load's code generation otherwise)."""
+    if src[:1] in _NAME_START and not src.startswith(("True", "False", "None")):
+        return False
     try:
         body = ast.parse(src, mode="eval").body
     except SyntaxError:

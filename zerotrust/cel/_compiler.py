@@ -25,6 +25,7 @@ from lark.exceptions import LarkError
 from zerotrust._describe import quote
 from zerotrust.cel import _compiler_runtime as rt
 from zerotrust.cel._backend import VARIABLES, CelCompileError, Condition, ConditionError
+from zerotrust.cel._codegen_base import INT_STANDIN
 from zerotrust.cel._compiler_codegen import HELPERS, CelLiteralError, Program, generate
 from zerotrust.cel._syntax import _SURROGATE, MAX_TREE_DEPTH, TOO_DEEP, _parser, parse, parse_fast
 from zerotrust.cel.functions import EXTRA_FUNCTIONS
@@ -126,6 +127,59 @@ def _maker_code(text: str) -> CodeType:
     raise CelCompileError("internal error: generated module has no function")  # unreachable
 
 
+def _real(text: str, ints: list[int]) -> str:
+    """Generated text with its integer stand-ins (:data:`INT_STANDIN`) replaced by the values.
+
+    Every stand-in has the same number of digits, so none is part of another.
+    """
+    for i, value in enumerate(ints):
+        text = text.replace(str(INT_STANDIN + i), repr(value))
+    return text
+
+
+def _with_ints(code: CodeType, text: str, ints: list[int]) -> CodeType | None:
+    """``code`` compiled from stand-in ``text``, with the integers put in as its constants.
+
+    The result is the code object ``compile()`` gives for the real text, made without
+    compiling: CPython's bytecode for ``LOAD_CONST`` does not depend on the value loaded,
+    and the compiler folds constants only in arithmetic, negation and subscripts of
+    constants, which the generator never writes around a literal (it calls ``_neg``,
+    ``_add``, ``_index``). Should a stand-in still be missing or folded into another value,
+    None: the caller compiles the real text. (A literal the generator looked at but did
+    not write, such as the members of a constant list, which are a closure constant, has
+    no stand-in in the text.)
+    """
+    standins = {
+        INT_STANDIN + i: value for i, value in enumerate(ints) if str(INT_STANDIN + i) in text
+    }
+    if not standins:
+        return code
+    found: set[int] = set()
+    folded = False
+
+    def swap(value: Any) -> Any:
+        nonlocal folded
+        kind = type(value)
+        if kind is int or kind is float or kind is complex:
+            if value in standins and kind is int:
+                found.add(value)
+                return standins[value]
+            folded = folded or abs(value) >= INT_STANDIN // 2
+            return value
+        if kind is tuple:
+            return tuple(swap(v) for v in value)
+        if kind is frozenset:
+            return frozenset(swap(v) for v in value)
+        if kind is CodeType:
+            return value.replace(co_consts=tuple(swap(c) for c in value.co_consts))
+        return value
+
+    swapped: CodeType = swap(code)
+    if folded or len(found) != len(standins):
+        return None
+    return swapped
+
+
 def _instantiate(code: CodeType, program: Program, source: str, name: str) -> Any:
     """A new function object for ``code``, closed over this program's constants."""
     maker = FunctionType(code, _GLOBALS)
@@ -137,7 +191,7 @@ def _instantiate(code: CodeType, program: Program, source: str, name: str) -> An
 
 def _build(program: Program, source: str, *, condition: bool) -> Callable[[Any], Any]:
     """Compile the generated source and close it over the program's constants."""
-    code = _maker_code(_text(program, condition=condition))
+    code = _maker_code(_real(_text(program, condition=condition), program.ints))
     name = "cel_condition" if condition else "cel_expression"
     result: Callable[[Any], Any] = _instantiate(code, program, source, name)
     return result
@@ -151,7 +205,7 @@ def _generate(tree: lark.Tree[Any], variables: frozenset[str]) -> Program:
 
 
 def _listing(program: Program) -> str:
-    return "\n".join([*program.body, f"    return {program.result}"])
+    return _real("\n".join([*program.body, f"    return {program.result}"]), program.ints)
 
 
 class CompiledBackend:
@@ -171,7 +225,10 @@ class CompiledBackend:
     name = "compiled"
 
     def __init__(self) -> None:
-        self._code: dict[str, tuple[CodeType, str]] = {}
+        # generated text (integer stand-ins in it) -> its compiled code
+        self._templates: dict[str, CodeType] = {}
+        # generated text and integers -> code with the integers in it, and its listing
+        self._code: dict[tuple[str, tuple[int, ...]], tuple[CodeType, str]] = {}
 
     def compile(self, source: str) -> Condition:
         """The generated function itself is the condition: no wrapper call per evaluation.
@@ -200,18 +257,32 @@ class CompiledBackend:
             parsed = parse(source, FUNCTIONS)
             program = _generate(parsed.tree, VARIABLES)
         text = _text(program, condition=True)
-        cached = self._code.get(text)
+        key = (text, tuple(program.ints))
+        cached = self._code.get(key)
         if cached is None:
-            cached = (_maker_code(text), _listing(program))
+            cached = (self._maker(text, program.ints), _listing(program))
             if len(self._code) >= CODE_CACHE_SIZE:
                 self._code.clear()
-            self._code[text] = cached
+            self._code[key] = cached
         code, listing = cached
         fn = _instantiate(code, program, source, "cel_condition")
         fn.source = source
         fn.variables = parsed.variables
         fn.python_source = listing
         return cast(Condition, fn)
+
+    def _maker(self, text: str, ints: list[int]) -> CodeType:
+        """The code of ``text``'s ``_make`` with ``ints`` in it: one ``compile()`` per text."""
+        template = self._templates.get(text)
+        if template is None:
+            template = _maker_code(text)
+            if len(self._templates) >= CODE_CACHE_SIZE:
+                self._templates.clear()
+            self._templates[text] = template
+        if not ints:
+            return template
+        code = _with_ints(template, text, ints)
+        return code if code is not None else _maker_code(_real(text, ints))
 
     def bind(self, variables: Mapping[str, Any]) -> Mapping[str, Any]:
         return variables

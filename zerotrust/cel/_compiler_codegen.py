@@ -1,9 +1,9 @@
 """Turning a parsed CEL tree into the source of one Python function.
 
-Nothing from the policy text is pasted into the source except identifiers that match
-CEL's ``IDENT`` pattern (map keys and variable names, through ``repr``) and integers
-(through ``repr(int)``). Strings, bytes, doubles, regular expressions, time zones and
-list constants travel in a tuple of constants bound as closure variables. All Python
+Nothing from the policy text is pasted into the source except variable names (through
+``repr``) and integers (through ``repr(int)``). Field names, strings, bytes, doubles,
+regular expressions, time zones and list constants travel in a tuple of constants bound
+as closure variables, so conditions differing only in those share one code object. All Python
 names in the source are the generator's own (``t3``, ``k0``, ``_add``), so a policy
 cannot name a Python object.
 
@@ -103,7 +103,7 @@ def generate(
     """Generate the function body for ``tree``; ``variables`` are the names it may read."""
     gen = _Generator(variables, extras)
     code = gen.expr(tree)
-    return Program(gen.lines, code.src, gen.constants)
+    return Program(gen.lines, code.src, gen.constants, gen.ints)
 
 
 class _Generator(_CallGenerator):

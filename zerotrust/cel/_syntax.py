@@ -363,9 +363,17 @@ def _check_names(tree: lark.Tree[Any], functions: frozenset[str]) -> frozenset[s
     return frozenset(used)
 
 
+@functools.lru_cache(maxsize=8)
+def _members(functions: frozenset[str]) -> frozenset[str]:
+    """What follows the dot in the qualified names among ``functions`` (``isCanonical``)."""
+    return frozenset(name.rpartition(".")[2] for name in functions if "." in name)
+
+
 def _qualified(node: lark.Tree[Any], bound: frozenset[str], functions: frozenset[str]) -> bool:
     """Whether ``node`` (``a.b`` or ``a.b(...)``) names a qualified function or type the
     backend knows (``ip.isCanonical``, ``net.IP``): ``a`` a bare name that is no variable."""
+    if node.children[1] not in _members(functions):
+        return False  # the common case, a field: no unwrapping the target
     qualifier = _ident(node.children[0])
     return (
         qualifier is not None

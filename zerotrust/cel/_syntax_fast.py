@@ -125,6 +125,9 @@ class _Driver:
                     reduce = (len(arg.expansion), callbacks[arg], str(arg.origin.name))
                     row[str(key)] = (False, reduce)
             self._states[state] = row
+        # Token's own __new__ only forwards to this (after checking for a deprecated
+        # keyword): calling it directly saves a Python call per token.
+        self._token: Callable[[str, str], lark.Token] = lark.Token._future_new
         self._start = table.start_states["expr"]
         self._end = table.end_states["expr"]
         self._lexers: dict[Any, tuple[tuple[Any, ...], frozenset[str], dict[str, Any]]] = {}
@@ -138,7 +141,7 @@ class _Driver:
         """Lark's tree for ``text``, or None where Lark would raise."""
         states = self._states
         lexers = self._lexers
-        token_class = lark.Token
+        new_token = self._token
         state_stack = [self._start]
         value_stack: list[Any] = []
         end = self._end
@@ -159,14 +162,14 @@ class _Driver:
                 pos += len(value)
                 if kind in ignore:
                     continue
-                token = token_class(kind, value)
+                token = new_token(kind, value)
                 callback = token_callbacks.get(kind)
                 if callback is not None:
                     token = callback(token)
                     kind = token.type
                 at_end = False
             else:
-                token = token_class("$END", "")
+                token = new_token("$END", "")
                 kind = "$END"
                 at_end = True
             while True:
