@@ -495,8 +495,10 @@ def test_a_long_value_is_named_by_its_digest_which_no_literal_value_can_spell() 
 
 
 _GROUPING_NAMES = st.sampled_from(["department", "team", "roles"])
-_GROUPING_VALUES = st.none() | st.sampled_from(["a", "b", "a=b", "%"]) | st.lists(
-    st.sampled_from(["a", "b", 1]), max_size=3
+_GROUPING_VALUES = (
+    st.none()
+    | st.sampled_from(["a", "b", "a=b", "%"])
+    | st.lists(st.sampled_from(["a", "b", 1]), max_size=3)
 )
 
 
