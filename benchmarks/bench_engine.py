@@ -28,7 +28,12 @@ integers are put into a code object of their own without compiling):
 * ``distinct constants``: every type's literals carry the type number (strings get a
   suffix, integers are offset); the four literal-free rules stay identical;
 * ``distinct shapes``: as above and every field name carries the type number too, so
-  every condition text is distinct and is parsed, checked and generated.
+  every condition text is distinct and is parsed, checked and generated (field names
+  are constants of the generated code, so these still share Python code objects);
+* ``distinct structure``: as ``distinct shapes``, and every type wraps its conditions
+  in its own sequence of six wrappers (``!!(c)``, ``(c) == true``, ``(c) != false``,
+  by the digits of the type number in base 3), so no two conditions have the same
+  syntax tree and every one is compiled by Python: the worst case.
 
 For each: load time (wall and CPU, min and median of repeats), and for the distinct
 cases tracemalloc peak and retained memory per rule (a separate, untimed load:
@@ -194,10 +199,19 @@ def variant(cel: str, n: int, mode: str) -> str:
     out = []
     for i, part in enumerate(parts):
         code = part
-        if i % 2 == 0 and mode == "shapes":
+        if i % 2 == 0 and mode in ("shapes", "structure"):
             code = _FIELD.sub(lambda m: f".{m.group(1)}_{n}", part)
         out.append(_LITERAL.sub(literal, code))
-    return "".join(out)
+    text = "".join(out)
+    if mode == "structure":  # the digits of n in base 3 pick a wrapper each: no two alike
+        for _ in range(6):
+            n, digit = divmod(n, 3)
+            text = _WRAPPERS[digit].format(text)
+    return text
+
+
+# Three ways to write the same boolean, each a different syntax tree.
+_WRAPPERS = ("!!({})", "({}) == true", "({}) != false")
 
 
 def policy_yaml(
@@ -304,7 +318,7 @@ def scale(quick: bool) -> None:
     rules = types * 20
     print(f"\n{rules:,} rules over {types} resource types (load: {repeats} repeats each)")
     kept: PolicyDecisionPoint | None = None
-    for mode in ("repeated", "constants", "shapes"):
+    for mode in ("repeated", "constants", "shapes", "structure"):
         texts = scale_texts(types, mode)
         walls: list[float] = []
         cpus: list[float] = []
