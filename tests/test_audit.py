@@ -1219,3 +1219,54 @@ def test_the_json_module_writes_lines_without_orjson(
     first, second = _entries(path)
     assert first["request"]["context"]["note"] == "é\u2028"
     assert second["extra"]["path"] == "/x\ud800"
+
+
+# A process killed the moment evaluate returns: its line was already the OS's.
+_KILLED_SCRIPT = """
+import os, signal, sys
+from zerotrust import JsonLinesLog, PolicyDecisionPoint
+log = JsonLinesLog(sys.argv[1])
+pdp = PolicyDecisionPoint.from_texts(
+    {"p.yaml": "policy: p\\nrules: [{id: d, effect: deny}]\\n"}, decision_log=log
+)
+req = {"subject": {"id": "u-1"}, "action": {"name": "read"}, "resource": {"type": "doc"}}
+for i in range(int(sys.argv[2])):
+    decision = pdp.evaluate(req)
+print(decision.decision_id, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # no close, no flush, no exit handlers
+"""
+
+
+@pytest.mark.parametrize("decisions", [1, 50])
+def test_a_line_is_the_operating_systems_before_evaluate_returns(
+    tmp_path: Path, decisions: int
+) -> None:
+    path = tmp_path / "d.jsonl"
+    run = subprocess.run(
+        [sys.executable, "-c", _KILLED_SCRIPT, str(path), str(decisions)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(zerotrust.__file__).parents[1])},
+    )
+    assert run.returncode == -9, run.stderr
+    entries = _entries(path)
+    assert len(entries) == decisions
+    assert entries[-1]["decision_id"] == run.stdout.strip()
+
+
+def test_fsync_forces_every_line_to_disk_before_evaluate_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zerotrust.audit import sinks
+
+    path = tmp_path / "d.jsonl"
+    forced: list[int] = []  # the file's size at each fsync: every line is in it by then
+    monkeypatch.setattr(sinks.os, "fsync", lambda fd: forced.append(os.fstat(fd).st_size))
+    with JsonLinesLog(path, fsync=True) as log:
+        pdp = _pdp(log)
+        sizes = []
+        for _ in range(3):
+            pdp.evaluate(REQUEST)
+            sizes.append(path.stat().st_size)
+    assert forced == sizes
