@@ -31,9 +31,10 @@ integers are put into a code object of their own without compiling):
   every condition text is distinct and is parsed, checked and generated (field names
   are constants of the generated code, so these still share Python code objects);
 * ``distinct structure``: as ``distinct shapes``, and every type wraps its conditions
-  in its own sequence of six wrappers (``!!(c)``, ``(c) == true``, ``(c) != false``,
-  by the digits of the type number in base 3), so no two conditions have the same
-  syntax tree and every one is compiled by Python: the worst case.
+  in its own sequence of three of eight wrappers (``!!(c)``, ``(c) == true``,
+  ``true && (c)``, ``(c) ? true : false``, ..., by the digits of the type number in
+  base 8), so no two conditions have the same syntax tree and every one is compiled
+  by Python: the worst case.
 
 For each: load time (wall and CPU, min and median of repeats), and for the distinct
 cases tracemalloc peak and retained memory per rule (a separate, untimed load:
@@ -203,15 +204,24 @@ def variant(cel: str, n: int, mode: str) -> str:
             code = _FIELD.sub(lambda m: f".{m.group(1)}_{n}", part)
         out.append(_LITERAL.sub(literal, code))
     text = "".join(out)
-    if mode == "structure":  # the digits of n in base 3 pick a wrapper each: no two alike
-        for _ in range(6):
-            n, digit = divmod(n, 3)
+    if mode == "structure":  # the digits of n in base 8 pick a wrapper each: no two alike
+        for _ in range(3):
+            n, digit = divmod(n, len(_WRAPPERS))
             text = _WRAPPERS[digit].format(text)
     return text
 
 
-# Three ways to write the same boolean, each a different syntax tree.
-_WRAPPERS = ("!!({})", "({}) == true", "({}) != false")
+# Eight ways to write the same boolean, each a different syntax tree.
+_WRAPPERS = (
+    "!!({})",
+    "({}) == true",
+    "({}) != false",
+    "true && ({})",
+    "({}) && true",
+    "false || ({})",
+    "({}) || false",
+    "({}) ? true : false",
+)
 
 
 def policy_yaml(

@@ -27,6 +27,7 @@ __all__ = [
     "TraceEntry",
     "acr_values_problem",
     "max_age_problem",
+    "plain_behavior",
 ]
 
 #: One acr value. They travel space-separated (OpenID Connect Core 3.1.2.1, RFC 9470
@@ -243,6 +244,9 @@ class Decision:
     evaluated_at: datetime.datetime
     trace: tuple[TraceEntry, ...] | None = None
     behavior: Mapping[str, Any] | None = attrs.field(default=None, hash=False, repr=False)
+    # Set by the PDP when ``behavior`` is plain JSON data by construction (the memory
+    # store's own map): the decision log then writes it without checking a copy.
+    _plain_behavior: bool = attrs.field(default=False, init=False, eq=False, repr=False)
 
     @property
     def allowed(self) -> bool:
@@ -279,3 +283,9 @@ def _json_copy(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_copy(v) for v in value]
     return value
+
+
+def plain_behavior(decision: Decision) -> Mapping[str, Any] | None:
+    """The decision's feature map if the PDP made it from plain JSON data by
+    construction (nothing to check before it is written), else None."""
+    return decision.behavior if decision._plain_behavior else None

@@ -357,8 +357,11 @@ class PolicyDecisionPoint:
             features,
             self._backend,
             explain=explain,
-            on_store_error=StoreErrorMode(mode),
+            on_store_error=mode if type(mode) is StoreErrorMode else StoreErrorMode(mode),
             store_error_step_up=required if isinstance(required, StepUp) else None,
+            # The memory store's map holds only counts, ratios and group texts built
+            # from validated requests; another source's map is checked when logged.
+            features_plain=type(self._behavior) is MemoryBehaviorStore,
         )
 
     def _remember(self, req: AccessRequest, decision: Decision) -> None:

@@ -48,6 +48,7 @@ def decide(
     explain: bool = False,
     on_store_error: StoreErrorMode = StoreErrorMode.EVALUATE,
     store_error_step_up: StepUp | None = None,
+    features_plain: bool = False,
 ) -> Decision:
     """The pure decision: applicable policies, risk, combining, obligations.
 
@@ -166,7 +167,7 @@ def decide(
             on_store_error, effect, reasons, step_up, obligations, store_error_step_up
         )
 
-    return Decision(
+    decision = Decision(
         effect,
         tuple(reasons),
         risk,
@@ -185,6 +186,9 @@ def decide(
         tuple(trace) if trace is not None else None,
         source,
     )
+    if features_plain and source is not None:
+        object.__setattr__(decision, "_plain_behavior", True)  # frozen: set once, here
+    return decision
 
 
 def _decision_id() -> str:

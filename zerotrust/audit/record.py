@@ -11,7 +11,7 @@ import attrs
 
 from zerotrust._describe import hider
 from zerotrust._plain import plain_json
-from zerotrust.decision import Decision
+from zerotrust.decision import Decision, plain_behavior
 from zerotrust.errors import ZeroTrustError
 from zerotrust.request import AccessRequest, request_variables
 
@@ -134,7 +134,9 @@ def audit_record(
     :class:`RequestError` naming the field for an ``extra`` that is not JSON data.
     """
     record = entry(decision, request, redaction_paths(redact), extra)
-    record["request"] = _copy(record["request"])  # (behavior and extra are copies already)
+    record["request"] = _copy(record["request"])  # (extra is a copy already)
+    if "behavior" in record:
+        record["behavior"] = _copy(record["behavior"])
     return record
 
 
@@ -185,7 +187,9 @@ def entry(
         "request": req,
     }
     if decision.behavior is not None:
-        behavior: Any = plain_json(decision.behavior, "behavior")
+        behavior: Any = plain_behavior(decision)  # shared: redaction copies what it changes
+        if behavior is None:
+            behavior = plain_json(decision.behavior, "behavior")
         for path in paths:
             if path[0].key in ("behavior", "*"):
                 behavior = _redact(behavior, path, 1, hidden)
