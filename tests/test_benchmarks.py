@@ -1,0 +1,30 @@
+"""The documented benchmark commands run: each engine's answers cross-checked first."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_decision_benchmark_cross_checks_every_engine_and_prints_the_targets() -> None:
+    run = subprocess.run(
+        [sys.executable, "benchmarks/bench_decision.py", "--quick", "--rounds", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert run.returncode == 0, run.stderr
+    assert "every engine agrees" in run.stdout
+    for configuration in (
+        "evaluate(), no behaviour, null log",
+        "evaluate(), memory store, JsonLinesLog",
+        "memory store's own work",
+    ):
+        assert configuration in run.stdout.split("targets")[1]
