@@ -37,6 +37,7 @@ from zerotrust.behavior.features import (
     tracked_text,
 )
 from zerotrust.behavior.peers import (
+    MAX_VALUE_CHARS,
     Figures,
     GroupStats,
     Snapshot,
@@ -215,17 +216,18 @@ class MemoryBehaviorStore(ConfiguredStore):
 
     def _groups_of(self, properties: Mapping[str, Any]) -> tuple[str, ...]:
         """``group_keys`` of the subject's properties, remembered for the usual case:
-        every grouping property a string (or absent). Bounded; the texts are pure
-        functions of those values, so a remembered answer is the computed one."""
+        every grouping property a short string (or absent). Bounded in entries and in
+        the length of what it keeps; the texts are pure functions of those values, so a
+        remembered answer is the computed one."""
         names = self._group_names
         if len(names) == 1:
             key: object = properties.get(names[0])
-            if type(key) is not str and key is not None:
-                return group_keys(properties, self._groupings)  # a list: computed
+            if key is not None and (type(key) is not str or len(key) > MAX_VALUE_CHARS):
+                return group_keys(properties, self._groupings)  # a list, or long: computed
         else:
             key = tuple(map(properties.get, names))
             for value in key:
-                if type(value) is not str and value is not None:
+                if value is not None and (type(value) is not str or len(value) > MAX_VALUE_CHARS):
                     return group_keys(properties, self._groupings)
         memo = self._group_memo
         groups = memo.get(key)

@@ -87,6 +87,7 @@ class CompiledPolicy:
 
 _Bucket = tuple[CompiledPolicy, ...]
 _APPLICABLE_MEMO = 4096  # (resource type, action) pairs a policy set remembers
+_MEMO_CHARS = 256  # ... each pair at most this long
 
 
 @attrs.frozen
@@ -113,9 +114,10 @@ class PolicySet:
         found = self._applicable.get(key)
         if found is None:
             found = self._find(resource_type, action)
-            if len(self._applicable) >= _APPLICABLE_MEMO:
-                self._applicable.clear()
-            self._applicable[key] = found
+            if len(resource_type) + len(action) <= _MEMO_CHARS:  # (keeps no long texts)
+                if len(self._applicable) >= _APPLICABLE_MEMO:
+                    self._applicable.clear()
+                self._applicable[key] = found
         return found
 
     def _find(self, resource_type: str, action: str) -> _Bucket:
