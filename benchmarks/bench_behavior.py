@@ -192,7 +192,37 @@ def _start_redis() -> tuple[subprocess.Popen[bytes], str] | None:
     return process, f"redis://127.0.0.1:{port}/0"
 
 
-def redis_figures(url: str, n: int) -> dict[str, Any]:
+def _per_second(n: int, run: Any) -> tuple[float, float]:
+    """Calls per second of ``run`` (called ``n`` times), and this process's CPU time
+    per call in microseconds (what the client spends, whatever the machine's load)."""
+    began, cpu = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        run()
+    elapsed, used = time.perf_counter() - began, time.process_time() - cpu
+    return n / elapsed, used / n * 1e6
+
+
+def _decisions(pdp: PolicyDecisionPoint, requests: list[AccessRequest]) -> tuple[float, float]:
+    """Decisions per second over ``requests``, and the client's CPU per decision (us)."""
+    began, cpu = time.perf_counter(), time.process_time()
+    for req in requests:
+        pdp.evaluate(req)
+    elapsed, used = time.perf_counter() - began, time.process_time() - cpu
+    return len(requests) / elapsed, used / len(requests) * 1e6
+
+
+def _server_cpu(admin: Any) -> float:
+    """The Redis server's CPU seconds so far (user + system)."""
+    info = admin.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def redis_figures(url: str, n: int, rounds: int = 3) -> dict[str, Any]:
+    """Redis decisions per second beside their floor and peers, in one run: each round
+    times a bare redis-py ``PING`` and ``EVALSHA`` of ``return 1`` (the round trip
+    itself), ``evaluate`` without a store and with the memory store, then ``evaluate``
+    with the Redis store; every figure is the median of ``rounds`` rounds, the first
+    of which meets every subject for the first time (creating its keys)."""
     import redis
     from redis.connection import Connection
 
@@ -207,35 +237,69 @@ def redis_figures(url: str, n: int) -> dict[str, Any]:
 
     store = RedisBehaviorStore.from_url(url)
     pdp = PolicyDecisionPoint.from_texts({"p.yaml": ALLOW_ALL}, clock=lambda: START, behavior=store)
+    others = {
+        name: PolicyDecisionPoint.from_texts(
+            {"p.yaml": ALLOW_ALL}, clock=lambda: START, behavior=behavior
+        )
+        for name, behavior in (("none", None), ("memory", MemoryBehaviorStore()))
+    }
     requests = [_request(i % 1_000, i % 97) for i in range(n)]
-    pdp.evaluate(requests[0])  # loads the script
+    pdp.evaluate(_request(-1, 0))  # loads the script
     admin = redis.Redis.from_url(url)
+    bare = redis.Redis.from_url(url)
+    nothing = bare.script_load("return 1")
     admin.config_resetstat()
     trips = store.stats().round_trips
-    Connection.send_packed_command = counting  # type: ignore[method-assign]
-    try:
-        began = time.perf_counter()
-        for req in requests:
-            pdp.evaluate(req)
-        elapsed = time.perf_counter() - began
-    finally:
-        Connection.send_packed_command = original  # type: ignore[method-assign]
+    rows: dict[str, list[float]] = {}
+
+    def note(key: str, value: float) -> None:
+        rows.setdefault(key, []).append(value)
+
+    for _ in range(rounds):
+        rate, client = _per_second(n, bare.ping)
+        note("ping_per_second", rate)
+        note("client_cpu_us_per_ping", client)
+        rate, client = _per_second(n, lambda: bare.evalsha(nothing, 0))
+        note("bare_evalsha_per_second", rate)
+        for name, other in others.items():
+            note(f"{name}_decisions_per_second", _decisions(other, requests)[0])
+        server = _server_cpu(admin)
+        Connection.send_packed_command = counting  # type: ignore[method-assign]
+        try:
+            rate, client = _decisions(pdp, requests)
+        finally:
+            Connection.send_packed_command = original  # type: ignore[method-assign]
+        note("decisions_per_second", rate)
+        note("client_cpu_us_per_decision", client)
+        note("server_cpu_us_per_decision", (_server_cpu(admin) - server) / n * 1e6)
     stats = admin.info("commandstats")
-    return {
-        "decisions_per_second": n / elapsed,
-        "round_trips_per_decision_store": (store.stats().round_trips - trips) / n,
-        "socket_writes_per_decision": sends[0] / n,
-        "evalsha_per_decision_server": stats["cmdstat_evalsha"]["calls"] / n,
+    done = n * rounds
+    out: dict[str, Any] = {key: statistics.median(values) for key, values in rows.items()}
+    out["ranges"] = {key: (min(values), max(values)) for key, values in rows.items()}
+    out |= {
+        "round_trips_per_decision_store": (store.stats().round_trips - trips) / done,
+        "socket_writes_per_decision": sends[0] / done,
+        "evalsha_per_decision_server": (stats["cmdstat_evalsha"]["calls"] - done) / done,
         "server_usec_per_evalsha": stats["cmdstat_evalsha"]["usec_per_call"],
     }
+    store.close()
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
     parser.add_argument("--redis-url", help="use this Redis instead of starting one")
+    parser.add_argument("--redis-only", action="store_true", help="only the Redis lines")
     args = parser.parse_args()
     n = 5_000 if args.quick else 50_000
+    if not args.redis_only:
+        memory_figures(n)
+    redis_lines(args.redis_url, n // 10)
+
+
+def memory_figures(n: int) -> None:
+    """Print the memory store's lines."""
     print(f"memory store: features + record, median   {memory_overhead(n):8.2f} us")
     peers = memory_overhead_peers(n)
     print(f"  the same with peer groups (10 x 100)      {peers:8.2f} us")
@@ -247,8 +311,11 @@ def main() -> None:
     row, snapshot = memory_per_member(1_000)
     print(f"memory per group member: table row         {row:8.0f} bytes")
     print(f"                         snapshot row      {snapshot:8.0f} bytes")
+
+
+def redis_lines(url: str | None, n: int) -> None:
+    """Print the Redis lines (a redis-server of its own unless ``url`` is given)."""
     server = None
-    url = args.redis_url
     if url is None:
         server = _start_redis()
         url = server[1] if server is not None else None
@@ -256,12 +323,22 @@ def main() -> None:
         print("redis: skipped (no redis-server binary and no --redis-url)")
         return
     try:
-        figures = redis_figures(url, n // 10)
+        figures = redis_figures(url, n)
     finally:
         if server is not None:
             server[0].kill()
             server[0].wait()
-    print(f"redis: decisions per second (loopback)     {figures['decisions_per_second']:8.0f}")
+    ranges = figures["ranges"]
+    for key, label in (
+        ("decisions_per_second", "decisions per second (loopback)"),
+        ("ping_per_second", "floor: bare PING per second"),
+        ("bare_evalsha_per_second", "floor: bare EVALSHA per second"),
+        ("memory_decisions_per_second", "memory store decisions per second"),
+        ("none_decisions_per_second", "no store decisions per second"),
+    ):
+        low, high = ranges[key]
+        print(f"redis: {label:<36}{figures[key]:8.0f}  ({low:.0f} to {high:.0f})")
+    print(f"redis: Redis decisions / bare PING          {figures['decisions_per_second'] / figures['ping_per_second']:8.2f}")
     for key in (
         "round_trips_per_decision_store",
         "socket_writes_per_decision",
@@ -270,7 +347,12 @@ def main() -> None:
         print(f"redis: {key:<36}{figures[key]:8.3f}")
     usec = figures["server_usec_per_evalsha"]
     print(f"redis: server time per script call         {usec:8.1f} us")
-
+    for key, label in (
+        ("client_cpu_us_per_decision", "client CPU per decision"),
+        ("client_cpu_us_per_ping", "client CPU per bare PING"),
+        ("server_cpu_us_per_decision", "server CPU per decision"),
+    ):
+        print(f"redis: {label:<36}{figures[key]:8.1f} us")
 
 if __name__ == "__main__":
     main()

@@ -45,6 +45,7 @@ import attrs
 
 from zerotrust.behavior._lua import GROUP_SCRIPT, KEYS, SCRIPT
 from zerotrust.behavior._redis_faults import Faults
+from zerotrust.behavior._redis_wire import Wire
 from zerotrust.behavior._windows import bucket
 from zerotrust.behavior.breaker import BreakerState, CircuitBreaker, CircuitOpenError
 from zerotrust.behavior.config import BehaviorConfig, ConfiguredStore
@@ -179,6 +180,7 @@ class RedisBehaviorStore(ConfiguredStore):
         self._async_factory = async_client
         self._async: tuple[asyncio.AbstractEventLoop, Any] | None = None
         self._faults = Faults()
+        self._wire = Wire(client, self._faults.response)
         options: dict[str, Any] = {"is_failure": self._faults.is_failure}
         if monotonic is not None:
             options["monotonic"] = monotonic
@@ -479,15 +481,7 @@ class RedisBehaviorStore(ConfiguredStore):
 
     def _exchange(self, commands: list[tuple[str, list[Any]]]) -> list[Any]:
         self._trip()
-        if len(commands) == 1 and commands[0][0] == "evalsha":
-            try:
-                return [self._client.evalsha(*commands[0][1])]
-            except self._faults.response as exc:
-                return [exc]
-        pipe = self._client.pipeline(transaction=False)
-        for name, args in commands:
-            getattr(pipe, name)(*args)
-        return list(pipe.execute(raise_on_error=False))
+        return self._wire.exchange(commands)
 
     async def _send_async(self, client: Any, commands: list[tuple[str, list[Any]]]) -> list[Any]:
         replies = await self._exchange_async(client, commands)
@@ -505,15 +499,7 @@ class RedisBehaviorStore(ConfiguredStore):
         self, client: Any, commands: list[tuple[str, list[Any]]]
     ) -> list[Any]:
         self._trip()
-        if len(commands) == 1 and commands[0][0] == "evalsha":
-            try:
-                return [await client.evalsha(*commands[0][1])]
-            except self._faults.response as exc:
-                return [exc]
-        pipe = client.pipeline(transaction=False)
-        for name, args in commands:
-            getattr(pipe, name)(*args)
-        return list(await pipe.execute(raise_on_error=False))
+        return await Wire.exchange_async(client, commands, self._faults.response)
 
     def _async_client(self) -> Any:
         if self._async_factory is None:
