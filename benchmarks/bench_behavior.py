@@ -294,11 +294,11 @@ def main() -> None:
     args = parser.parse_args()
     n = 5_000 if args.quick else 50_000
     if not args.redis_only:
-        memory_figures(n)
+        memory_figures(n, quick=args.quick)
     redis_lines(args.redis_url, n // 10)
 
 
-def memory_figures(n: int) -> None:
+def memory_figures(n: int, *, quick: bool) -> None:
     """Print the memory store's lines."""
     print(f"memory store: features + record, median   {memory_overhead(n):8.2f} us")
     peers = memory_overhead_peers(n)
@@ -306,7 +306,7 @@ def memory_figures(n: int) -> None:
     without, with_store = pdp_medians(n // 5)
     print(f"PDP evaluate (allow-all policy), median    {without:8.2f} us without store")
     print(f"                                           {with_store:8.2f} us with memory store")
-    subjects = 100 if args.quick else 300
+    subjects = 100 if quick else 300
     print(f"memory per subject (a day at 20 req/h)     {memory_per_subject(subjects):8.0f} bytes")
     row, snapshot = memory_per_member(1_000)
     print(f"memory per group member: table row         {row:8.0f} bytes")
@@ -338,7 +338,8 @@ def redis_lines(url: str | None, n: int) -> None:
     ):
         low, high = ranges[key]
         print(f"redis: {label:<36}{figures[key]:8.0f}  ({low:.0f} to {high:.0f})")
-    print(f"redis: Redis decisions / bare PING          {figures['decisions_per_second'] / figures['ping_per_second']:8.2f}")
+    ratio = figures["decisions_per_second"] / figures["ping_per_second"]
+    print(f"redis: Redis decisions / bare PING         {ratio:8.2f}")
     for key in (
         "round_trips_per_decision_store",
         "socket_writes_per_decision",
@@ -353,6 +354,7 @@ def redis_lines(url: str | None, n: int) -> None:
         ("server_cpu_us_per_decision", "server CPU per decision"),
     ):
         print(f"redis: {label:<36}{figures[key]:8.1f} us")
+
 
 if __name__ == "__main__":
     main()
