@@ -10,12 +10,20 @@ an ``EVALSHA`` has no callback). So a single script call borrows a connection fr
 the client's pool and does what ``execute_command`` does without them: send, read,
 disconnect on anything but an error reply, give the connection back.
 
+With hiredis installed (the ``redis`` extra installs it) the command is packed by
+``hiredis.pack_command`` directly: redis-py's ``pack_command`` runs every argument
+through its encoder in Python first (8.6 µs against 3.4 µs for a decision's 33
+arguments, all bytes or int, which both encode alike).
+
 Clients whose class overrides ``execute_command`` (instrumentation, a cluster client,
 a single-connection client) keep going through it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Wire"]
@@ -38,6 +46,10 @@ class Wire:
             and client.connection is None
         )
         self._pool: Any = client.connection_pool if plain else None
+        self._pack: Callable[[tuple[Any, ...]], Any] | None = None
+        # imported by name: hiredis is optional (without it redis-py packs in Python)
+        with contextlib.suppress(ImportError):
+            self._pack = importlib.import_module("hiredis").pack_command
 
     def exchange(self, commands: list[Command]) -> list[Any]:
         """The replies in order, an error reply as its exception; raises what is no
@@ -58,7 +70,10 @@ class Wire:
         pool = self._pool
         conn = pool.get_connection()
         try:
-            conn.send_packed_command(conn.pack_command("EVALSHA", *args))
+            command = ("EVALSHA", *args)
+            pack = self._pack
+            packed = conn.pack_command(*command) if pack is None else [pack(command)]
+            conn.send_packed_command(packed)
             return conn.read_response()
         except self._response as exc:  # an error reply: the connection is in step
             return exc
