@@ -119,26 +119,6 @@ local function add(key, b, width, vals, active)
   end
 end
 
-local function total(key, c)
-  return tonumber(redis.call('HGET', key, 't' .. c) or '0')
-end
-
-local function seen(key, value, hour)
-  if value == '' then return 0 end
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', hour - sspan)
-  local had = redis.call('ZCARD', key) > 0
-  local score = redis.call('ZSCORE', key, value)
-  local new = 0
-  if had and not score then new = 1 end
-  if (not score) or tonumber(score) < hour then
-    redis.call('ZADD', key, hour, value)
-  end
-  local n = redis.call('ZCARD', key)
-  if n > maxseen then redis.call('ZREMRANGEBYRANK', key, 0, n - maxseen - 1) end
-  redis.call('EXPIRE', key, ttl)
-  return new
-end
-
 -- UTC days: bucket fields '<day>:1' records, ':2' requests, ':3' distinct resources
 -- first requested that day, kept 'keep' days back from 'hz', the newest day of a
 -- request (corrections never move it, so it is also the day of the last request).
@@ -217,10 +197,6 @@ local function days_add(b, vals, create)
   end
 end
 
-local function days_total(field)
-  return tonumber(redis.call('HGET', days, field) or '0')
-end
-
 local i = 10
 for _ = 1, tonumber(ARGV[9]) do
   local bh, bd, hid = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
@@ -243,6 +219,9 @@ end
 if ARGV[i] ~= 'r' then return {} end
 local bm, bh, bd, hid = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]),
   tonumber(ARGV[i + 4])
+-- the same numbers as the text they came as: a number made text again costs the
+-- server a formatting (field names, scores, the TTL)
+local sbh, shid, sday, sttl = ARGV[i + 2], ARGV[i + 4], ARGV[i + 5], ARGV[1]
 local day, rec = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
 local resource, device, ip, country = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
 
@@ -282,11 +261,12 @@ end
 
 -- A short window's fields for the request: hz, totals t1..tn, bucket cur's fields
 -- and ('act') its count of active buckets.
+local totals, columns = {'t1', 't2', 't3', 't4'}, {':1', ':2', ':3', ':4'}
 local function window_fields(cur, n, active)
   local fields = {'hz'}
   for c = 1, n do
-    fields[1 + c] = 't' .. c
-    fields[1 + n + c] = cur .. ':' .. c
+    fields[1 + c] = totals[c]
+    fields[1 + n + c] = cur .. columns[c]
   end
   if active then fields[2 * n + 2] = 'act' end
   return fields
@@ -337,12 +317,12 @@ local fields, read = {}, {}
 local err
 for w = 1, 4 do
   local k, cur, _, vals, active = unpack(windows[w])
-  fields[w] = window_fields(cur, #vals, active)
+  fields[w] = window_fields(ARGV[i + k], #vals, active)
   read[w], err = hread(k, fields[w])
   if not read[w] then return err end
 end
-local day_fields = {'hz', 'r7', 'r30', 'a30', 'rp', 'ap', 'dp', day .. ':1', day .. ':2',
-  day .. ':3'}
+local day_fields = {'hz', 'r7', 'r30', 'a30', 'rp', 'ap', 'dp', sday .. ':1', sday .. ':2',
+  sday .. ':3'}
 local dv
 dv, err = hread(9, day_fields)
 if not dv then return err end
@@ -373,7 +353,7 @@ local cutoff = bh - span
 redis.call('ZREMRANGEBYSCORE', res, '-inf', cutoff)
 local old = score[5]
 if old and old <= cutoff then old = false end
-if (not old) or old < bh then redis.call('ZADD', res, bh, resource) end
+if (not old) or old < bh then redis.call('ZADD', res, sbh, resource) end
 local distinct = redis.call('ZCARD', res)
 if distinct > maxres then
   redis.call('ZREMRANGEBYRANK', res, 0, distinct - maxres - 1)
@@ -388,7 +368,7 @@ local last = score[10]
 if last and last <= hid - 720 then last = false end
 local new_today = 0
 if (not last) or math.floor(last / 24) < day then new_today = 1 end
-if (not last) or last < hid then redis.call('ZADD', long, hid, resource) end
+if (not last) or last < hid then redis.call('ZADD', long, shid, resource) end
 local kept = redis.call('ZCARD', long)
 if kept > maxdistinct then
   redis.call('ZREMRANGEBYRANK', long, 0, kept - maxdistinct - 1)
@@ -451,10 +431,10 @@ local function seen(k, value)
   local new = 0
   if count > 0 and not s then new = 1 end
   if (not s) or s < hid then
-    count = count + redis.call('ZADD', key, hid, value)
+    count = count + redis.call('ZADD', key, shid, value)
   end
   if count > maxseen then redis.call('ZREMRANGEBYRANK', key, 0, count - maxseen - 1) end
-  redis.call('EXPIRE', key, ttl)
+  redis.call('EXPIRE', key, sttl)
   return new
 end
 
@@ -468,8 +448,8 @@ local out = {
   kept,
   dv[4], dv[5], dv[7], dv[6], first,
 }
-for k = 1, 5 do redis.call('EXPIRE', KEYS[k], ttl) end
-for k = 9, 10 do redis.call('EXPIRE', KEYS[k], ttl) end
+for k = 1, 5 do redis.call('EXPIRE', KEYS[k], sttl) end
+for k = 9, 10 do redis.call('EXPIRE', KEYS[k], sttl) end
 return out
 """
 
