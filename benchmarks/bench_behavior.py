@@ -282,6 +282,7 @@ def redis_figures(url: str, n: int, rounds: int = 3) -> dict[str, Any]:
         "evalsha_per_decision_server": (stats["cmdstat_evalsha"]["calls"] - done) / done,
         "server_usec_per_evalsha": stats["cmdstat_evalsha"]["usec_per_call"],
     }
+    out["parser"] = "hiredis" if redis.utils.HIREDIS_AVAILABLE else "python"
     store.close()
     return out
 
@@ -329,6 +330,7 @@ def redis_lines(url: str | None, n: int) -> None:
             server[0].kill()
             server[0].wait()
     ranges = figures["ranges"]
+    print(f"redis: reply parser                         {figures['parser']:>8}")
     for key, label in (
         ("decisions_per_second", "decisions per second (loopback)"),
         ("ping_per_second", "floor: bare PING per second"),

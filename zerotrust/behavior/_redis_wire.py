@@ -51,6 +51,11 @@ class Wire:
         with contextlib.suppress(ImportError):
             self._pack = importlib.import_module("hiredis").pack_command
 
+    @property
+    def direct(self) -> bool:
+        """Whether a lone script call skips ``execute_command``."""
+        return self._pool is not None
+
     def exchange(self, commands: list[Command]) -> list[Any]:
         """The replies in order, an error reply as its exception; raises what is no
         reply (no connection, a timeout)."""
