@@ -49,7 +49,7 @@ class Wire:
         self._pack: Callable[[tuple[Any, ...]], Any] | None = None
         # imported by name: hiredis is optional (without it redis-py packs in Python)
         with contextlib.suppress(ImportError):
-            self._pack = importlib.import_module("hiredis").pack_command
+            self._pack = getattr(importlib.import_module("hiredis"), "pack_command", None)
 
     @property
     def direct(self) -> bool:
