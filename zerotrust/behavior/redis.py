@@ -332,6 +332,12 @@ class RedisBehaviorStore(ConfiguredStore):
             ]
             texts = group_keys(request.subject.properties, self._config.peer_groups)
             groups = [(text, group_key(self._prefix, text)) for text in texts]
+            if not groups:
+                with self._lock:
+                    quiet = not self._pending and not self._pending_groups
+                if quiet:  # the usual decision: nothing queued, no groups (a few µs less)
+                    call = [*self._keys(mine), *self._header, 0, *request_args]
+                    return _Batch([call], [mine], [0], True, [], [], [], groups, t)
         with self._lock:
             pending, self._pending = self._pending, []
             queued, self._pending_groups = self._pending_groups, []
