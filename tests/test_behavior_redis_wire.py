@@ -52,7 +52,8 @@ def test_a_plain_client_sends_the_script_call_itself(redis_server: RedisServer) 
     assert Wire(plain, error).direct
     assert not Wire(counting, error).direct  # its execute_command is called
     assert not Wire(single, error).direct
-    single.close()
+    for client in (plain, counting, single):
+        client.close()
 
 
 def test_a_reply_that_comes_too_late_is_never_read_as_the_next_ones(
@@ -66,6 +67,7 @@ def test_a_reply_that_comes_too_late_is_never_read_as_the_next_ones(
         assert store.features(_request("quiet"), NOW)["available"] is True
     admin = admin_client(redis_server)
     admin.execute_command("CLIENT", "PAUSE", "300", "WRITE")  # the script writes: it waits
+    admin.close()
     assert store.features(_request("busy"), NOW) == {"available": False}  # timed out
     time.sleep(0.35)  # the pause is over: a late reply, if any, has been sent
     after = store.features(_request("quiet"), NOW)
@@ -73,3 +75,15 @@ def test_a_reply_that_comes_too_late_is_never_read_as_the_next_ones(
     assert after["requests_1h"] == 4  # quiet's own count, not busy's late reply
     assert store.features(_request("busy"), NOW)["requests_1h"] in {2, 3}
     store.close()
+
+
+def test_either_packer_gives_the_same_features(redis_server: RedisServer) -> None:
+    """hiredis packs the call when installed, redis-py otherwise: the same bytes on the
+    wire, so the same counts."""
+    stores = [RedisBehaviorStore.from_url(redis_server.url) for _ in range(2)]
+    stores[1]._wire._pack = None  # redis-py's packer, as without hiredis
+    seen = [[dict(store.features(_request("u-1"), NOW)) for store in stores] for _ in range(3)]
+    assert [pair[1]["requests_1h"] for pair in seen] == [2, 4, 6]
+    assert [pair[0]["requests_1h"] for pair in seen] == [1, 3, 5]
+    for store in stores:
+        store.close()
