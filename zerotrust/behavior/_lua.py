@@ -3,8 +3,9 @@ features, atomically) and the group table's (publish or withdraw member figures)
 
 One script run per subject and call, so a decision costs one round trip. Keys all
 carry the subject's hash tag and live in one Cluster slot. A key of the wrong type
-(written by something else) is refused before anything is written, with an error
-reply about this subject only. The bucketing is the
+(written by something else) is refused before anything is written, a counter that
+is no integer before a request writes anything: either with an error reply about
+this subject only. The bucketing is the
 memory store's (``_windows``): bucket numbers come from Python, each window keeps
 running totals (fields ``t1``..``tk``), its newest bucket (``hz``) and per-bucket
 fields ``<bucket>:<column>``; a window wholly expired is deleted in one go.
@@ -228,7 +229,7 @@ local resource, device, ip, country = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARG
 -- A request reads each key once (HMGET / ZSCORE) before anything is written: the read
 -- is also the key's type check. Each hash then takes one HSET of the values computed
 -- from it, not a HINCRBY per field: every command a script calls costs the server
--- about a microsecond, and the script was most of a decision's time.
+-- about a microsecond, and the script is the largest part of a decision's time.
 local function notint(k)
   return redis.error_reply('ERR behaviour key ' .. k .. ' holds a counter that is no integer')
 end
