@@ -1,6 +1,7 @@
 """What recent behaviour costs: memory store time and space, Redis throughput and round trips.
 
-    python benchmarks/bench_behavior.py [--quick] [--redis-url redis://127.0.0.1:6379/0]
+    python benchmarks/bench_behavior.py [--quick] [--redis-only]
+        [--redis-url redis://127.0.0.1:6379/0]
 
 * memory store overhead per decision: ``features`` + ``record`` as the PDP calls them
   (median, microseconds), and the PDP's own median with and without the store;
@@ -10,11 +11,14 @@
 * memory per tracked subject with a day of history at 20 requests an hour
   (tracemalloc, averaged over 300 subjects), and per group member: its row in the
   group table and in the group's snapshot (1,000 members);
-* Redis on loopback: decisions per second through ``PolicyDecisionPoint.evaluate``,
-  and round trips per decision counted three ways: the store's counter, socket
-  writes by the client (redis-py's ``send_packed_command``), and the server's
-  ``INFO commandstats``. Without ``--redis-url`` a redis-server is started on a free
-  port (needs the binary); without either, the Redis part is skipped.
+* Redis on loopback: decisions per second through ``PolicyDecisionPoint.evaluate``
+  beside, in the same rounds, the floor (a bare redis-py ``PING`` and ``EVALSHA`` of
+  ``return 1``) and ``evaluate`` with the memory store and without a store; round
+  trips per decision counted three ways: the store's counter, socket writes by the
+  client (redis-py's ``send_packed_command``), and the server's ``INFO
+  commandstats``; the script's server time, and client and server CPU per decision.
+  Without ``--redis-url`` a redis-server is started on a free port (needs the
+  binary); without either, the Redis part is skipped.
 """
 
 from __future__ import annotations
