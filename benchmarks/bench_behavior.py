@@ -1,6 +1,7 @@
 """What recent behaviour costs: memory store time and space, Redis throughput and round trips.
 
-    python benchmarks/bench_behavior.py [--quick] [--redis-url redis://127.0.0.1:6379/0]
+    python benchmarks/bench_behavior.py [--quick] [--redis-only]
+        [--redis-url redis://127.0.0.1:6379/0]
 
 * memory store overhead per decision: ``features`` + ``record`` as the PDP calls them
   (median, microseconds), and the PDP's own median with and without the store;
@@ -10,11 +11,14 @@
 * memory per tracked subject with a day of history at 20 requests an hour
   (tracemalloc, averaged over 300 subjects), and per group member: its row in the
   group table and in the group's snapshot (1,000 members);
-* Redis on loopback: decisions per second through ``PolicyDecisionPoint.evaluate``,
-  and round trips per decision counted three ways: the store's counter, socket
-  writes by the client (redis-py's ``send_packed_command``), and the server's
-  ``INFO commandstats``. Without ``--redis-url`` a redis-server is started on a free
-  port (needs the binary); without either, the Redis part is skipped.
+* Redis on loopback: decisions per second through ``PolicyDecisionPoint.evaluate``
+  beside, in the same rounds, the floor (a bare redis-py ``PING`` and ``EVALSHA`` of
+  ``return 1``) and ``evaluate`` with the memory store and without a store; round
+  trips per decision counted three ways: the store's counter, socket writes by the
+  client (redis-py's ``send_packed_command``), and the server's ``INFO
+  commandstats``; the script's server time, and client and server CPU per decision.
+  Without ``--redis-url`` a redis-server is started on a free port (needs the
+  binary); without either, the Redis part is skipped.
 """
 
 from __future__ import annotations
@@ -192,7 +196,37 @@ def _start_redis() -> tuple[subprocess.Popen[bytes], str] | None:
     return process, f"redis://127.0.0.1:{port}/0"
 
 
-def redis_figures(url: str, n: int) -> dict[str, Any]:
+def _per_second(n: int, run: Any) -> tuple[float, float]:
+    """Calls per second of ``run`` (called ``n`` times), and this process's CPU time
+    per call in microseconds (what the client spends, whatever the machine's load)."""
+    began, cpu = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        run()
+    elapsed, used = time.perf_counter() - began, time.process_time() - cpu
+    return n / elapsed, used / n * 1e6
+
+
+def _decisions(pdp: PolicyDecisionPoint, requests: list[AccessRequest]) -> tuple[float, float]:
+    """Decisions per second over ``requests``, and the client's CPU per decision (us)."""
+    began, cpu = time.perf_counter(), time.process_time()
+    for req in requests:
+        pdp.evaluate(req)
+    elapsed, used = time.perf_counter() - began, time.process_time() - cpu
+    return len(requests) / elapsed, used / len(requests) * 1e6
+
+
+def _server_cpu(admin: Any) -> float:
+    """The Redis server's CPU seconds so far (user + system)."""
+    info = admin.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def redis_figures(url: str, n: int, rounds: int = 3) -> dict[str, Any]:
+    """Redis decisions per second beside their floor and peers, in one run: each round
+    times a bare redis-py ``PING`` and ``EVALSHA`` of ``return 1`` (the round trip
+    itself), ``evaluate`` without a store and with the memory store, then ``evaluate``
+    with the Redis store; every figure is the median of ``rounds`` rounds, the first
+    of which meets every subject for the first time (creating its keys)."""
     import redis
     from redis.connection import Connection
 
@@ -207,48 +241,89 @@ def redis_figures(url: str, n: int) -> dict[str, Any]:
 
     store = RedisBehaviorStore.from_url(url)
     pdp = PolicyDecisionPoint.from_texts({"p.yaml": ALLOW_ALL}, clock=lambda: START, behavior=store)
-    requests = [_request(i % 1_000, i % 97) for i in range(n)]
-    pdp.evaluate(requests[0])  # loads the script
-    admin = redis.Redis.from_url(url)
-    admin.config_resetstat()
-    trips = store.stats().round_trips
-    Connection.send_packed_command = counting  # type: ignore[method-assign]
-    try:
-        began = time.perf_counter()
-        for req in requests:
-            pdp.evaluate(req)
-        elapsed = time.perf_counter() - began
-    finally:
-        Connection.send_packed_command = original  # type: ignore[method-assign]
-    stats = admin.info("commandstats")
-    return {
-        "decisions_per_second": n / elapsed,
-        "round_trips_per_decision_store": (store.stats().round_trips - trips) / n,
-        "socket_writes_per_decision": sends[0] / n,
-        "evalsha_per_decision_server": stats["cmdstat_evalsha"]["calls"] / n,
-        "server_usec_per_evalsha": stats["cmdstat_evalsha"]["usec_per_call"],
+    others = {
+        name: PolicyDecisionPoint.from_texts(
+            {"p.yaml": ALLOW_ALL}, clock=lambda: START, behavior=behavior
+        )
+        for name, behavior in (("none", None), ("memory", MemoryBehaviorStore()))
     }
+    requests = [_request(i % 1_000, i % 97) for i in range(n)]
+    pdp.evaluate(_request(-1, 0))  # loads the script
+    admin = redis.Redis.from_url(url)
+    bare = redis.Redis.from_url(url)
+    nothing = bare.script_load("return 1")
+    trips = store.stats().round_trips
+    rows: dict[str, list[float]] = {}
+    calls = usec = 0
+
+    def note(key: str, value: float) -> None:
+        rows.setdefault(key, []).append(value)
+
+    for _ in range(rounds):
+        rate, client = _per_second(n, bare.ping)
+        note("ping_per_second", rate)
+        note("client_cpu_us_per_ping", client)
+        rate, client = _per_second(n, lambda: bare.evalsha(nothing, 0))
+        note("bare_evalsha_per_second", rate)
+        for name, other in others.items():
+            note(f"{name}_decisions_per_second", _decisions(other, requests)[0])
+        admin.config_resetstat()  # the server's figures: this store's calls alone
+        server = _server_cpu(admin)
+        Connection.send_packed_command = counting  # type: ignore[method-assign]
+        try:
+            rate, client = _decisions(pdp, requests)
+        finally:
+            Connection.send_packed_command = original  # type: ignore[method-assign]
+        note("decisions_per_second", rate)
+        note("client_cpu_us_per_decision", client)
+        note("server_cpu_us_per_decision", (_server_cpu(admin) - server) / n * 1e6)
+        evalsha = admin.info("commandstats")["cmdstat_evalsha"]
+        calls += evalsha["calls"]
+        usec += evalsha["usec"]
+    done = n * rounds
+    out: dict[str, Any] = {key: statistics.median(values) for key, values in rows.items()}
+    out["ranges"] = {key: (min(values), max(values)) for key, values in rows.items()}
+    out |= {
+        "round_trips_per_decision_store": (store.stats().round_trips - trips) / done,
+        "socket_writes_per_decision": sends[0] / done,
+        "evalsha_per_decision_server": calls / done,
+        "server_usec_per_evalsha": usec / calls,
+    }
+    out["parser"] = "hiredis" if redis.utils.HIREDIS_AVAILABLE else "python"
+    store.close()
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
     parser.add_argument("--redis-url", help="use this Redis instead of starting one")
+    parser.add_argument("--redis-only", action="store_true", help="only the Redis lines")
     args = parser.parse_args()
     n = 5_000 if args.quick else 50_000
+    if not args.redis_only:
+        memory_figures(n, quick=args.quick)
+    redis_lines(args.redis_url, n // 10)
+
+
+def memory_figures(n: int, *, quick: bool) -> None:
+    """Print the memory store's lines."""
     print(f"memory store: features + record, median   {memory_overhead(n):8.2f} us")
     peers = memory_overhead_peers(n)
     print(f"  the same with peer groups (10 x 100)      {peers:8.2f} us")
     without, with_store = pdp_medians(n // 5)
     print(f"PDP evaluate (allow-all policy), median    {without:8.2f} us without store")
     print(f"                                           {with_store:8.2f} us with memory store")
-    subjects = 100 if args.quick else 300
+    subjects = 100 if quick else 300
     print(f"memory per subject (a day at 20 req/h)     {memory_per_subject(subjects):8.0f} bytes")
     row, snapshot = memory_per_member(1_000)
     print(f"memory per group member: table row         {row:8.0f} bytes")
     print(f"                         snapshot row      {snapshot:8.0f} bytes")
+
+
+def redis_lines(url: str | None, n: int) -> None:
+    """Print the Redis lines (a redis-server of its own unless ``url`` is given)."""
     server = None
-    url = args.redis_url
     if url is None:
         server = _start_redis()
         url = server[1] if server is not None else None
@@ -256,12 +331,24 @@ def main() -> None:
         print("redis: skipped (no redis-server binary and no --redis-url)")
         return
     try:
-        figures = redis_figures(url, n // 10)
+        figures = redis_figures(url, n)
     finally:
         if server is not None:
             server[0].kill()
             server[0].wait()
-    print(f"redis: decisions per second (loopback)     {figures['decisions_per_second']:8.0f}")
+    ranges = figures["ranges"]
+    print(f"redis: reply parser                         {figures['parser']:>8}")
+    for key, label in (
+        ("decisions_per_second", "decisions per second (loopback)"),
+        ("ping_per_second", "floor: bare PING per second"),
+        ("bare_evalsha_per_second", "floor: bare EVALSHA per second"),
+        ("memory_decisions_per_second", "memory store decisions per second"),
+        ("none_decisions_per_second", "no store decisions per second"),
+    ):
+        low, high = ranges[key]
+        print(f"redis: {label:<36}{figures[key]:8.0f}  ({low:.0f} to {high:.0f})")
+    ratio = figures["decisions_per_second"] / figures["ping_per_second"]
+    print(f"redis: Redis decisions / bare PING         {ratio:8.2f}")
     for key in (
         "round_trips_per_decision_store",
         "socket_writes_per_decision",
@@ -270,6 +357,12 @@ def main() -> None:
         print(f"redis: {key:<36}{figures[key]:8.3f}")
     usec = figures["server_usec_per_evalsha"]
     print(f"redis: server time per script call         {usec:8.1f} us")
+    for key, label in (
+        ("client_cpu_us_per_decision", "client CPU per decision"),
+        ("client_cpu_us_per_ping", "client CPU per bare PING"),
+        ("server_cpu_us_per_decision", "server CPU per decision"),
+    ):
+        print(f"redis: {label:<36}{figures[key]:8.1f} us")
 
 
 if __name__ == "__main__":

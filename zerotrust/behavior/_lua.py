@@ -3,8 +3,9 @@ features, atomically) and the group table's (publish or withdraw member figures)
 
 One script run per subject and call, so a decision costs one round trip. Keys all
 carry the subject's hash tag and live in one Cluster slot. A key of the wrong type
-(written by something else) is refused before anything is written, with an error
-reply about this subject only. The bucketing is the
+(written by something else) is refused before anything is written, a counter that
+is no integer before a request writes anything: either with an error reply about
+this subject only. The bucketing is the
 memory store's (``_windows``): bucket numbers come from Python, each window keeps
 running totals (fields ``t1``..``tk``), its newest bucket (``hz``) and per-bucket
 fields ``<bucket>:<column>``; a window wholly expired is deleted in one go.
@@ -47,12 +48,18 @@ local maxdistinct = tonumber(ARGV[8])
 
 -- Keys someone else gave another type fail this subject alone, before anything is
 -- written (the error names the key by position: the subject id may not be UTF-8).
+-- Outcomes check every key first; a request's reads check them as they read.
 local want = {'hash', 'hash', 'hash', 'hash', 'zset', 'zset', 'zset', 'zset', 'hash', 'zset'}
-for k = 1, 10 do
+local function wrong(k, cause)
   local t = redis.call('TYPE', KEYS[k]).ok
-  if t ~= 'none' and t ~= want[k] then
-    return redis.error_reply('WRONGTYPE behaviour key ' .. k .. ' holds a ' .. t ..
-      ', not a ' .. want[k])
+  if t == 'none' or t == want[k] then return cause end
+  return redis.error_reply('WRONGTYPE behaviour key ' .. k .. ' holds a ' .. t ..
+    ', not a ' .. want[k])
+end
+if tonumber(ARGV[9]) > 0 then
+  for k = 1, 10 do
+    local t = redis.call('TYPE', KEYS[k]).ok
+    if t ~= 'none' and t ~= want[k] then return wrong(k) end
   end
 end
 
@@ -111,26 +118,6 @@ local function add(key, b, width, vals, active)
       redis.call('HINCRBY', key, 't' .. c, v)
     end
   end
-end
-
-local function total(key, c)
-  return tonumber(redis.call('HGET', key, 't' .. c) or '0')
-end
-
-local function seen(key, value, hour)
-  if value == '' then return 0 end
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', hour - sspan)
-  local had = redis.call('ZCARD', key) > 0
-  local score = redis.call('ZSCORE', key, value)
-  local new = 0
-  if had and not score then new = 1 end
-  if (not score) or tonumber(score) < hour then
-    redis.call('ZADD', key, hour, value)
-  end
-  local n = redis.call('ZCARD', key)
-  if n > maxseen then redis.call('ZREMRANGEBYRANK', key, 0, n - maxseen - 1) end
-  redis.call('EXPIRE', key, ttl)
-  return new
 end
 
 -- UTC days: bucket fields '<day>:1' records, ':2' requests, ':3' distinct resources
@@ -211,10 +198,6 @@ local function days_add(b, vals, create)
   end
 end
 
-local function days_total(field)
-  return tonumber(redis.call('HGET', days, field) or '0')
-end
-
 local i = 10
 for _ = 1, tonumber(ARGV[9]) do
   local bh, bd, hid = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
@@ -237,27 +220,141 @@ end
 if ARGV[i] ~= 'r' then return {} end
 local bm, bh, bd, hid = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]),
   tonumber(ARGV[i + 4])
+-- the same numbers as the text they came as: a number made text again costs the
+-- server a formatting (field names, scores, the TTL)
+local sbh, shid, sday, sttl = ARGV[i + 2], ARGV[i + 4], ARGV[i + 5], ARGV[1]
 local day, rec = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
 local resource, device, ip, country = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
 
-advance(KEYS[1], bm, span, 1, false)
-add(KEYS[1], bm, span, {1}, false)
-advance(KEYS[2], bh, span, 4, false)
-add(KEYS[2], bh, span, {1, rec, 0, 0}, false)
-advance(KEYS[3], bd, span, 2, false)
-add(KEYS[3], bd, span, {1, rec}, false)
-advance(KEYS[4], hid, hspan, 2, true)
-local cur_rec = tonumber(redis.call('HGET', KEYS[4], hid .. ':1') or '0')
-local cur_req = tonumber(redis.call('HGET', KEYS[4], hid .. ':2') or '0')
-local base_sum = total(KEYS[4], 1) - cur_rec
-local base_hours = tonumber(redis.call('HGET', KEYS[4], 'act') or '0')
-if cur_req > 0 then base_hours = base_hours - 1 end
-add(KEYS[4], hid, hspan, {rec, 1}, true)
+-- A request reads each key once (HMGET / ZSCORE) before anything is written: the read
+-- is also the key's type check. Each hash then takes one HSET of the values computed
+-- from it, not a HINCRBY per field: every command a script calls costs the server
+-- about a microsecond, and the script is the largest part of a decision's time.
+local function notint(k)
+  return redis.error_reply('ERR behaviour key ' .. k .. ' holds a counter that is no integer')
+end
 
+-- A hash's fields: hz as a number (or nil), the others as integers (absent: 0); nil
+-- and an error reply when the key or a counter is not ours.
+local function hread(k, fields)
+  local r = redis.pcall('HMGET', KEYS[k], unpack(fields))
+  if r.err then return nil, wrong(k, r) end
+  local v = {tonumber(r[1])}
+  for j = 2, #fields do
+    local x = r[j]
+    if not x then
+      v[j] = 0
+    elseif string.find(x, '^%-?%d+$') then
+      v[j] = tonumber(x)
+    else
+      return nil, notint(k)
+    end
+  end
+  return v
+end
+
+-- A member's score (nil: absent) in a sorted set, or nil and an error reply.
+local function zread(k, member)
+  local r = redis.pcall('ZSCORE', KEYS[k], member)
+  if type(r) == 'table' then return nil, wrong(k, r) end
+  return r and tonumber(r) or false
+end
+
+-- A short window's fields for the request: hz, totals t1..tn, bucket cur's fields
+-- and ('act') its count of active buckets.
+local totals, columns = {'t1', 't2', 't3', 't4'}, {':1', ':2', ':3', ':4'}
+local function window_fields(cur, n, active)
+  local fields = {'hz'}
+  for c = 1, n do
+    fields[1 + c] = totals[c]
+    fields[1 + n + c] = cur .. columns[c]
+  end
+  if active then fields[2 * n + 2] = 'act' end
+  return fields
+end
+
+-- Advance a short window to bucket cur and add vals to bucket cur, as ``advance`` and
+-- ``add`` do, from the values v read before (read again after a walk of expired
+-- buckets: a new bucket). Gives the values after the add and whether the bucket was
+-- still in the window; nil and an error reply for a counter that is no integer.
+local function record(k, fields, v, cur, width, vals, active)
+  local n = #vals
+  if (not v[1]) or cur > v[1] then
+    advance(KEYS[k], cur, width, n, active)
+    local err
+    v, err = hread(k, fields)
+    if not v then return nil, err end
+  end
+  if cur <= v[1] - width then return v, false end
+  local set = {}
+  for c = 1, n do
+    local x = vals[c]
+    if x ~= 0 then
+      if active and c == 2 and x > 0 and v[1 + n + c] == 0 then
+        v[2 * n + 2] = v[2 * n + 2] + 1
+        set[#set + 1] = 'act'
+        set[#set + 1] = v[2 * n + 2]
+      end
+      v[1 + c] = v[1 + c] + x
+      v[1 + n + c] = v[1 + n + c] + x
+      set[#set + 1] = fields[1 + c]
+      set[#set + 1] = v[1 + c]
+      set[#set + 1] = fields[1 + n + c]
+      set[#set + 1] = v[1 + n + c]
+    end
+  end
+  if #set > 0 then redis.call('HSET', KEYS[k], unpack(set)) end
+  return v, true
+end
+
+-- Every read first (each key's type checked before any write).
+local windows = {
+  {1, bm, span, {1}, false},
+  {2, bh, span, {1, rec, 0, 0}, false},
+  {3, bd, span, {1, rec}, false},
+  {4, hid, hspan, {rec, 1}, true},
+}
+local fields, read = {}, {}
+local err
+for w = 1, 4 do
+  local k, cur, _, vals, active = unpack(windows[w])
+  fields[w] = window_fields(ARGV[i + k], #vals, active)
+  read[w], err = hread(k, fields[w])
+  if not read[w] then return err end
+end
+local day_fields = {'hz', 'r7', 'r30', 'a30', 'rp', 'ap', 'dp', sday .. ':1', sday .. ':2',
+  sday .. ':3'}
+local dv
+dv, err = hread(9, day_fields)
+if not dv then return err end
+local score = {}
+for _, kv in ipairs({{5, resource}, {6, device}, {7, ip}, {8, country}, {10, resource}}) do
+  local s
+  s, err = zread(kv[1], kv[2])
+  if s == nil then return err end
+  score[kv[1]] = s
+end
+
+-- The short windows.
+local added
+for w = 1, 4 do
+  local k, cur, width, vals, active = unpack(windows[w])
+  read[w], added = record(k, fields[w], read[w], cur, width, vals, active)
+  if not read[w] then return added end
+end
+local m, h, d, H = read[1], read[2], read[3], read[4]
+-- the baseline: the hours before this one (this hour's records and activity left out)
+local base_sum = H[2] - H[4]
+local base_hours = H[6]
+if added or H[5] > 0 then base_hours = base_hours - 1 end
+
+-- Resources of the short windows (a score at or below the cutoff is removed first).
 local res = KEYS[5]
-redis.call('ZREMRANGEBYSCORE', res, '-inf', bh - span)
-local old = redis.call('ZSCORE', res, resource)
-if (not old) or tonumber(old) < bh then redis.call('ZADD', res, bh, resource) end
+local cutoff = bh - span
+redis.call('ZREMRANGEBYSCORE', res, '-inf', cutoff)
+local old = score[5]
+if old and old <= cutoff then old = false end
+if (not old) or old < bh then redis.call('ZADD', res, sbh, resource) end
 local distinct = redis.call('ZCARD', res)
 if distinct > maxres then
   redis.call('ZREMRANGEBYRANK', res, 0, distinct - maxres - 1)
@@ -268,33 +365,92 @@ end
 -- distinct count when it was last seen (if still remembered) on an earlier day.
 local long = KEYS[10]
 redis.call('ZREMRANGEBYSCORE', long, '-inf', hid - 720)
-local last = redis.call('ZSCORE', long, resource)
+local last = score[10]
+if last and last <= hid - 720 then last = false end
 local new_today = 0
-if (not last) or math.floor(tonumber(last) / 24) < day then new_today = 1 end
-if (not last) or tonumber(last) < hid then redis.call('ZADD', long, hid, resource) end
+if (not last) or math.floor(last / 24) < day then new_today = 1 end
+if (not last) or last < hid then redis.call('ZADD', long, shid, resource) end
 local kept = redis.call('ZCARD', long)
-if kept > maxdistinct then redis.call('ZREMRANGEBYRANK', long, 0, kept - maxdistinct - 1) end
+if kept > maxdistinct then
+  redis.call('ZREMRANGEBYRANK', long, 0, kept - maxdistinct - 1)
+  kept = maxdistinct
+end
 
-local newest = tonumber(redis.call('HGET', days, 'hz'))
+-- The UTC day (days_advance and days_add, from the values read).
 local first = 0
-if (not newest) or newest < day then first = 1 end
-days_advance(day)
-days_add(day, {rec, 1, new_today}, true)
+if (not dv[1]) or dv[1] < day then
+  first = 1
+  days_advance(day)
+  dv, err = hread(9, day_fields)
+  if not dv then return err end
+end
+local dhz = dv[1]
+if dhz - day < keep then
+  local fresh = dv[9] == 0
+  local set = {day_fields[9], dv[9] + 1}
+  if rec ~= 0 then
+    dv[8] = dv[8] + rec
+    set[#set + 1] = day_fields[8]
+    set[#set + 1] = dv[8]
+  end
+  if new_today ~= 0 then
+    dv[10] = dv[10] + new_today
+    set[#set + 1] = day_fields[10]
+    set[#set + 1] = dv[10]
+  end
+  local back = dhz - day
+  local function bump(j, x)
+    if x ~= 0 then
+      dv[j] = dv[j] + x
+      set[#set + 1] = day_fields[j]
+      set[#set + 1] = dv[j]
+    end
+  end
+  if back < 30 then
+    if back < 7 then bump(2, rec) end
+    bump(3, rec)
+    if fresh then bump(4, 1) end
+  end
+  if back > 0 and back < pspan then
+    bump(5, rec)
+    bump(7, new_today)
+    if fresh then bump(6, 1) end
+  end
+  redis.call('HSET', days, unpack(set))
+end
+
+-- Seen devices, IPs, countries: new when others were seen within the span and this
+-- one was not.
+local function seen(k, value)
+  if value == '' then return 0 end
+  local key = KEYS[k]
+  local gone = hid - sspan
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', gone)
+  local s = score[k]
+  if s and s <= gone then s = false end
+  local count = redis.call('ZCARD', key)
+  local new = 0
+  if count > 0 and not s then new = 1 end
+  if (not s) or s < hid then
+    count = count + redis.call('ZADD', key, shid, value)
+  end
+  if count > maxseen then redis.call('ZREMRANGEBYRANK', key, 0, count - maxseen - 1) end
+  redis.call('EXPIRE', key, sttl)
+  return new
+end
 
 local out = {
-  total(KEYS[1], 1), total(KEYS[2], 1), total(KEYS[3], 1),
-  total(KEYS[2], 2), total(KEYS[3], 2), distinct,
-  total(KEYS[2], 3), total(KEYS[2], 4),
-  seen(KEYS[6], device, hid), seen(KEYS[7], ip, hid), seen(KEYS[8], country, hid),
+  m[2], h[2], d[2], h[3], d[3], distinct, h[4], h[5],
+  seen(6, device), seen(7, ip), seen(8, country),
   base_sum, base_hours,
-  days_total('r7'), days_total('r30'),
+  dv[2], dv[3],
   redis.call('ZCOUNT', long, '(' .. (hid - 24), '+inf'),
   redis.call('ZCOUNT', long, '(' .. (hid - 168), '+inf'),
-  redis.call('ZCOUNT', long, '(' .. (hid - 720), '+inf'),
-  days_total('a30'), days_total('rp'), days_total('dp'), days_total('ap'), first,
+  kept,
+  dv[4], dv[5], dv[7], dv[6], first,
 }
-for k = 1, 5 do redis.call('EXPIRE', KEYS[k], ttl) end
-for k = 9, 10 do redis.call('EXPIRE', KEYS[k], ttl) end
+for k = 1, 5 do redis.call('EXPIRE', KEYS[k], sttl) end
+for k = 9, 10 do redis.call('EXPIRE', KEYS[k], sttl) end
 return out
 """
 

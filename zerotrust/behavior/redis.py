@@ -45,25 +45,22 @@ import attrs
 
 from zerotrust.behavior._lua import GROUP_SCRIPT, KEYS, SCRIPT
 from zerotrust.behavior._redis_faults import Faults
+from zerotrust.behavior._redis_keys import arg, group_key, resource_arg, shown, text_bytes
+from zerotrust.behavior._redis_keys import tag as subject_tag
+from zerotrust.behavior._redis_replies import features as features_of
+from zerotrust.behavior._redis_replies import members as group_members
+from zerotrust.behavior._redis_replies import published
+from zerotrust.behavior._redis_wire import Wire
 from zerotrust.behavior._windows import bucket
 from zerotrust.behavior.breaker import BreakerState, CircuitBreaker, CircuitOpenError
 from zerotrust.behavior.config import BehaviorConfig, ConfiguredStore
-from zerotrust.behavior.features import (
-    UNAVAILABLE,
-    Outcome,
-    counted_records,
-    outcome_of,
-    subject_of,
-    tracked_text,
-)
+from zerotrust.behavior.features import UNAVAILABLE, Outcome, counted_records, outcome_of
 from zerotrust.behavior.peers import (
     Figures,
     Snapshot,
     best_stats,
     figures_text,
     group_keys,
-    member_figures,
-    parse_figures,
     peer_features,
 )
 from zerotrust.decision import Decision
@@ -76,8 +73,6 @@ MAX_PENDING = 1_000  # deferred outcomes and group writes beyond this are sent a
 MAX_SNAPSHOTS = 4_096  # group snapshots a process keeps (least recently used dropped)
 MAX_CLEANUP = 1_000  # stale group members one snapshot removes (the rest next time)
 _Call = list[bytes | int]
-#: The script's reply: 23 integers (see ``_lua``).
-_REPLY = 23
 #: Arguments per outcome in a script call.
 _OUTCOME = 8
 
@@ -121,44 +116,6 @@ class _Batch(NamedTuple):
     at: float  # the request's time (snapshots are taken at it)
 
 
-def _tag(request: AccessRequest) -> bytes:
-    """The subject's hash tag ``<type>:<id>``, each part percent-escaped (``%``, ``:``,
-    ``{``, ``}``): one ``:`` splits the parts, so two subjects never share a tag (the
-    type ``user:alice`` with id ``x`` is not the type ``user`` with id ``alice:x``),
-    and no brace lets Cluster hash anything else. Any str encodes (a lone surrogate
-    too, injectively), so no subject can fail here."""
-    kind, ident = subject_of(request)
-    return _bytes(f"{_escaped(kind)}:{_escaped(ident)}")
-
-
-def _group_key(prefix: bytes, text: str) -> bytes:
-    """A group's table: ``<prefix>:g:{<text>}``, the text escaped like a subject tag so
-    it is its own hash tag (its own Cluster slot)."""
-    return prefix + b":g:{" + _bytes(_escaped(text)) + b"}"
-
-
-def _escaped(text: str) -> str:
-    return text.replace("%", "%25").replace(":", "%3A").replace("{", "%7B").replace("}", "%7D")
-
-
-def _bytes(text: str) -> bytes:
-    return text.encode("utf-8", "surrogatepass")
-
-
-def _arg(value: Any, field: str) -> bytes:
-    """A tracked value as a script argument: ``b""`` is "absent", and the empty string
-    is ``b"\xff"``, which no str encodes to (so it is neither absent nor ``'""'``)."""
-    text = tracked_text(value, field)
-    if text is None:
-        return b""
-    return _bytes(text) or b"\xff"
-
-
-def _shown(tag: bytes) -> str:
-    """A subject's tag for a log line: printable and bounded."""
-    return repr(tag[:80].decode("utf-8", "backslashreplace"))
-
-
 class RedisBehaviorStore(ConfiguredStore):
     """Recent behaviour in Redis. Build one with :meth:`from_url`.
 
@@ -179,6 +136,7 @@ class RedisBehaviorStore(ConfiguredStore):
         self._async_factory = async_client
         self._async: tuple[asyncio.AbstractEventLoop, Any] | None = None
         self._faults = Faults()
+        self._wire = Wire(client, self._faults.response)
         options: dict[str, Any] = {"is_failure": self._faults.is_failure}
         if monotonic is not None:
             options["monotonic"] = monotonic
@@ -195,7 +153,7 @@ class RedisBehaviorStore(ConfiguredStore):
             c.max_distinct,
         ]
         self._group_ttl = (c.peer_days + 1) * 86_400
-        self._prefix = _bytes(c.key_prefix)
+        self._prefix = text_bytes(c.key_prefix)
         self._g = (c.granularity(c.minute_window), c.granularity(c.hour_window))
         self._g_day = c.granularity(c.day_window)
         self._lock = threading.Lock()
@@ -270,12 +228,12 @@ class RedisBehaviorStore(ConfiguredStore):
         """Queue the decision's outcome for the next call (or send it now)."""
         outcome = outcome_of(request, decision)
         if outcome is not None:
-            self._queue(_tag(request), outcome, create=False)
+            self._queue(subject_tag(request), outcome, create=False)
             if self._must_flush():
                 self.flush()
 
     def record_access(self, request: AccessRequest, at: datetime.datetime, records: int) -> None:
-        self._queue(_tag(request), Outcome(at.timestamp(), records, 0, 0), create=True)
+        self._queue(subject_tag(request), Outcome(at.timestamp(), records, 0, 0), create=True)
         if self._must_flush():
             self.flush()
 
@@ -303,7 +261,7 @@ class RedisBehaviorStore(ConfiguredStore):
     async def record_async(self, request: AccessRequest, decision: Decision) -> None:
         outcome = outcome_of(request, decision)
         if outcome is not None:
-            self._queue(_tag(request), outcome, create=False)
+            self._queue(subject_tag(request), outcome, create=False)
             if self._must_flush():
                 await self.flush_async()
 
@@ -356,7 +314,7 @@ class RedisBehaviorStore(ConfiguredStore):
         groups: list[tuple[str, bytes]] = []
         t = 0.0
         if request is not None and now is not None:
-            mine = _tag(request)
+            mine = subject_tag(request)
             t = now.timestamp()
             context = request.context
             request_args = [
@@ -367,13 +325,19 @@ class RedisBehaviorStore(ConfiguredStore):
                 bucket(t, 3600),
                 bucket(t, 86_400),
                 counted_records(context),
-                _arg([request.resource.type, request.resource.id], "resource"),
-                _arg(request.device.get("id"), "device.id"),
-                _arg(context.get("ip"), "context.ip"),
-                _arg(context.get("country"), "context.country"),
+                resource_arg(request.resource.type, request.resource.id),
+                arg(request.device.get("id"), "device.id"),
+                arg(context.get("ip"), "context.ip"),
+                arg(context.get("country"), "context.country"),
             ]
             texts = group_keys(request.subject.properties, self._config.peer_groups)
-            groups = [(text, _group_key(self._prefix, text)) for text in texts]
+            groups = [(text, group_key(self._prefix, text)) for text in texts]
+            if not groups:
+                with self._lock:
+                    quiet = not self._pending and not self._pending_groups
+                if quiet:  # the usual decision: nothing queued, no groups (a few µs less)
+                    call = [*self._keys(mine), *self._header, 0, *request_args]
+                    return _Batch([call], [mine], [0], True, [], [], [], groups, t)
         with self._lock:
             pending, self._pending = self._pending, []
             queued, self._pending_groups = self._pending_groups, []
@@ -479,15 +443,7 @@ class RedisBehaviorStore(ConfiguredStore):
 
     def _exchange(self, commands: list[tuple[str, list[Any]]]) -> list[Any]:
         self._trip()
-        if len(commands) == 1 and commands[0][0] == "evalsha":
-            try:
-                return [self._client.evalsha(*commands[0][1])]
-            except self._faults.response as exc:
-                return [exc]
-        pipe = self._client.pipeline(transaction=False)
-        for name, args in commands:
-            getattr(pipe, name)(*args)
-        return list(pipe.execute(raise_on_error=False))
+        return self._wire.exchange(commands)
 
     async def _send_async(self, client: Any, commands: list[tuple[str, list[Any]]]) -> list[Any]:
         replies = await self._exchange_async(client, commands)
@@ -505,15 +461,7 @@ class RedisBehaviorStore(ConfiguredStore):
         self, client: Any, commands: list[tuple[str, list[Any]]]
     ) -> list[Any]:
         self._trip()
-        if len(commands) == 1 and commands[0][0] == "evalsha":
-            try:
-                return [await client.evalsha(*commands[0][1])]
-            except self._faults.response as exc:
-                return [exc]
-        pipe = client.pipeline(transaction=False)
-        for name, args in commands:
-            getattr(pipe, name)(*args)
-        return list(await pipe.execute(raise_on_error=False))
+        return await Wire.exchange_async(client, commands, self._faults.response)
 
     def _async_client(self) -> Any:
         if self._async_factory is None:
@@ -568,7 +516,7 @@ class RedisBehaviorStore(ConfiguredStore):
                 with self._lock:
                     self._group_errors += 1
                     self._lost_publications += write.publications
-                _log.warning("behaviour group %s: not written: %s", _shown(write.key), reply)
+                _log.warning("behaviour group %s: not written: %s", shown(write.key), reply)
 
     def _take_snapshots(self, batch: _Batch, replies: list[Any], mine: Any) -> None:
         """Keep each group table read as this process's snapshot, taken at the
@@ -581,8 +529,8 @@ class RedisBehaviorStore(ConfiguredStore):
         today = bucket(batch.at, 86_400)
         texts = {key: text for text, key in batch.groups}
         tag = batch.tags[-1]
-        publishes = _features(mine) is not None and mine[22]
-        own = _published(mine, today) if publishes else None
+        publishes = features_of(mine) is not None and mine[22]
+        own = published(mine, today) if publishes else None
         taken: list[tuple[bytes, Snapshot]] = []
         cleanups: list[tuple[bytes, bytes, bytes, bytes]] = []
         for key, reply in zip(batch.reads, replies, strict=True):
@@ -591,10 +539,10 @@ class RedisBehaviorStore(ConfiguredStore):
                 with self._lock:
                     self._group_errors += 1
                 _log.warning(
-                    "behaviour group %s: not read (no peer statistics): %s", _shown(key), reply
+                    "behaviour group %s: not read (no peer statistics): %s", shown(key), reply
                 )
             else:
-                members = _members(reply, key)
+                members = group_members(reply, key)
             figures = {field: f for field, (f, _) in members.items()}
             if publishes:
                 figures.pop(tag, None)
@@ -631,7 +579,7 @@ class RedisBehaviorStore(ConfiguredStore):
                     self._lost += batch.outcomes[i]
                 _log.warning(
                     "behaviour of subject %s: outcomes dropped: %s",
-                    _shown(batch.tags[i]),
+                    shown(batch.tags[i]),
                     replies[i],
                 )
 
@@ -641,7 +589,7 @@ class RedisBehaviorStore(ConfiguredStore):
         if replies is None:
             return UNAVAILABLE
         reply = replies[-1]
-        features = _features(reply)
+        features = features_of(reply)
         if features is None:
             failed = isinstance(reply, BaseException)  # its folded-in outcomes went too
             with self._lock:
@@ -649,14 +597,14 @@ class RedisBehaviorStore(ConfiguredStore):
                 self._lost += batch.outcomes[-1] if failed else 0
             _log.warning(
                 "behaviour of subject %s unavailable (this subject only): %s",
-                _shown(batch.tags[-1]),
+                shown(batch.tags[-1]),
                 reply if failed else "malformed reply",
             )
             return UNAVAILABLE
         if batch.groups:
             self._peers(batch, features)
             if reply[22]:
-                self._publish(batch, _published(reply, bucket(batch.at, 86_400)))
+                self._publish(batch, published(reply, bucket(batch.at, 86_400)))
         features["available"] = True
         return features
 
@@ -678,62 +626,7 @@ class RedisBehaviorStore(ConfiguredStore):
         if figures is None:
             op, value = b"d", b""
         else:
-            op, value = b"s", _bytes(figures_text(*figures))
+            op, value = b"s", text_bytes(figures_text(*figures))
         keys = dict.fromkeys(key for _, key in batch.groups)
         with self._lock:
             self._pending_groups.extend((key, op, tag, value) for key in keys)
-
-
-def _members(reply: Any, key: bytes) -> dict[bytes, tuple[Figures, bytes]]:
-    """A group table's entries as figures (with the raw value, to remove a stale one
-    only if unchanged); entries someone else wrote in another form are left out."""
-    out: dict[bytes, tuple[Figures, bytes]] = {}
-    skipped = 0
-    items = reply.items() if isinstance(reply, dict) else ()
-    for name, value in items:
-        raw = value if isinstance(value, bytes) else _bytes(str(value))
-        figures = parse_figures(raw)
-        if figures is None:
-            skipped += 1
-        else:
-            out[name if isinstance(name, bytes) else _bytes(str(name))] = (figures, raw)
-    if skipped:
-        _log.warning("behaviour group %s: %d malformed members ignored", _shown(key), skipped)
-    return out
-
-
-def _published(reply: list[int], day: int) -> Figures | None:
-    """The figures a script reply publishes for its subject on ``day`` (None: the
-    subject leaves its groups, having no active day in the ``peer_days`` before)."""
-    figures = member_figures(reply[19], reply[20], reply[21])
-    return None if figures is None else (*figures, day)
-
-
-def _features(r: Any) -> dict[str, Any] | None:
-    """The script's reply as features (without ``available``), or None when it is not
-    the 23 integers it should be (an error reply, or fields someone else wrote)."""
-    if type(r) is not list or len(r) != _REPLY or any(type(v) is not int for v in r):
-        return None
-    hours, days = r[12], r[21]
-    return {
-        "requests_1m": r[0],
-        "requests_1h": r[1],
-        "requests_24h": r[2],
-        "records_1h": r[3],
-        "records_24h": r[4],
-        "distinct_resources_1h": r[5],
-        "denied_1h": r[6],
-        "step_ups_1h": r[7],
-        "new_device": bool(r[8]),
-        "new_ip": bool(r[9]),
-        "new_country": bool(r[10]),
-        "baseline_records_per_hour": r[11] / hours if hours > 0 else 0.0,
-        "records_7d": r[13],
-        "records_30d": r[14],
-        "distinct_resources_24h": r[15],
-        "distinct_resources_7d": r[16],
-        "distinct_resources_30d": r[17],
-        "active_days_30d": r[18],
-        "baseline_records_per_day": r[19] / days if days > 0 else 0.0,
-        "baseline_distinct_per_day": r[20] / days if days > 0 else 0.0,
-    }
