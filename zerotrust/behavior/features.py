@@ -98,6 +98,10 @@ def subject_of(request: AccessRequest) -> tuple[str, str]:
     Raises :class:`BehaviorStoreError` otherwise (only a request built without
     :meth:`AccessRequest.from_mapping` can hold anything else), so no two subjects
     share a history through a value's text form."""
+    variables = validated_variables(request)
+    if variables is not None:  # validated: exact strings (and no read-only copy to build)
+        subject = variables["subject"]
+        return subject["type"], subject["id"]
     kind, ident = request.subject.type, request.subject.id
     if type(kind) is not str or type(ident) is not str:
         raise BehaviorStoreError("subject.type and subject.id must be strings to be tracked")

@@ -64,7 +64,7 @@ from zerotrust.behavior.peers import (
     peer_features,
 )
 from zerotrust.decision import Decision
-from zerotrust.request import AccessRequest
+from zerotrust.request import AccessRequest, validated_variables
 
 __all__ = ["RedisBehaviorStore", "RedisStats"]
 
@@ -316,7 +316,16 @@ class RedisBehaviorStore(ConfiguredStore):
         if request is not None and now is not None:
             mine = subject_tag(request)
             t = now.timestamp()
-            context = request.context
+            variables = validated_variables(request)  # its plain data, when validated
+            if variables is None:
+                context, device = request.context, request.device
+                resource_type, resource_id = request.resource.type, request.resource.id
+                properties = request.subject.properties
+            else:
+                context, device = variables["context"], variables["device"]
+                resource_type = variables["resource"]["type"]
+                resource_id = variables["resource"]["id"]
+                properties = variables["subject"]["properties"]
             request_args = [
                 b"r",
                 bucket(t, self._g[0]),
@@ -325,12 +334,12 @@ class RedisBehaviorStore(ConfiguredStore):
                 bucket(t, 3600),
                 bucket(t, 86_400),
                 counted_records(context),
-                resource_arg(request.resource.type, request.resource.id),
-                arg(request.device.get("id"), "device.id"),
+                resource_arg(resource_type, resource_id),
+                arg(device.get("id"), "device.id"),
                 arg(context.get("ip"), "context.ip"),
                 arg(context.get("country"), "context.country"),
             ]
-            texts = group_keys(request.subject.properties, self._config.peer_groups)
+            texts = group_keys(properties, self._config.peer_groups)
             groups = [(text, group_key(self._prefix, text)) for text in texts]
             if not groups:
                 with self._lock:
