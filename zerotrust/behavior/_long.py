@@ -10,7 +10,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 
-from zerotrust.behavior._windows import _MAX, Column, State, Window, _widen_meta
+from zerotrust.behavior._windows import _MAX, Column, State, Window, _widen_meta, add_in_place
 
 __all__ = ["Days", "Distinct"]
 
@@ -100,10 +100,23 @@ class Days(Window):
 
     def add(self, state: State, at: int, values: tuple[int, ...]) -> bool:
         meta, o = state.meta, self.offset
+        records, requests, distinct = values
+        if at == meta[o]:  # today, the usual case: a day already active, added in place
+            data: Column = getattr(state, self.name)
+            last = len(data) - 4
+            if (
+                last >= 0
+                and data[last] == at - meta[o + 1]
+                and data[last + 2] > 0
+                and add_in_place(data, last, values)
+            ):
+                if records:
+                    _bump(state, o + _R7, records)
+                    _bump(state, o + _R30, records)
+                return True
         back = meta[o] - at  # days before the horizon
         if back >= self.span:
             return False
-        records, requests, distinct = values
         pos = self._put(state, at, values)
         fresh = requests > 0 and getattr(state, self.name)[pos + 2] == requests
         if back < 30:  # the usual case: today

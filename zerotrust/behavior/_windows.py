@@ -34,6 +34,7 @@ __all__ = [
     "Seen",
     "State",
     "Window",
+    "add_in_place",
     "bucket",
 ]
 
@@ -77,6 +78,24 @@ def _insert(column: Column, pos: int, numbers: Sequence[int]) -> None:
         column[pos:pos] = array(column.typecode, numbers)
     else:
         column[pos:pos] = numbers
+
+
+def add_in_place(data: Column, row: int, values: Sequence[int]) -> bool:
+    """Add ``values`` to the columns after ``data[row]``, all or nothing: False (the
+    row as it was) if one would not fit the array's type, for the caller's general way
+    to widen it."""
+    done = 0
+    try:
+        for c, value in enumerate(values, row + 1):
+            if value:
+                data[c] += value
+            done += 1
+    except OverflowError:
+        for c in range(done):
+            if values[c]:
+                data[row + 1 + c] -= values[c]
+        return False
+    return True
 
 
 def _widen_meta(state: State) -> list[int]:
@@ -168,17 +187,9 @@ class Window:
             return False
         data: Column = getattr(state, self.name)
         last = len(data) - self.stride
-        if last >= 0 and data[last] == at - meta[o + 1]:
-            # The newest bucket, the usual case: add in place. A column that would
-            # overflow its array type goes the general way with what is left to add.
-            for c, value in enumerate(values):
-                if value:
-                    try:
-                        data[last + 1 + c] += value
-                    except OverflowError:
-                        self._put(state, at, (*(0 for _ in range(c)), *values[c:]))
-                        break
-        else:
+        # The newest bucket, the usual case: added in place (or the general way, which
+        # widens the array, when a number would not fit).
+        if not (last >= 0 and data[last] == at - meta[o + 1] and add_in_place(data, last, values)):
             self._put(state, at, values)
         for c, value in enumerate(values, o + 2):
             if value:
