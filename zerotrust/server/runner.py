@@ -26,8 +26,9 @@ from zerotrust.errors import ZeroTrustError
 from zerotrust.server.config import ServerConfig, ServerConfigError, load_config
 from zerotrust.server.connections import (
     MIN_OPEN_FILES,
-    DeadlineProtocol,
+    Deadline,
     capacity,
+    deadline_protocol,
     raise_open_file_limit,
 )
 from zerotrust.server.registry import GRACE_SECONDS, Connections
@@ -177,8 +178,8 @@ def make_server(
 
     With TLS (``ssl_certfile``, ``ssl_context_factory``), the server listens for plain
     TCP and each connection begins TLS once counted, with ``config.request_timeout``
-    for its handshake (see :class:`DeadlineProtocol`); the certificate is read here,
-    and one it cannot use is a :class:`ServerConfigError`.
+    for its handshake (see :class:`~zerotrust.server.connections.Deadline`); the
+    certificate is read here, and one it cannot use is a :class:`ServerConfigError`.
     """
     fixed = {"app", "http", "proxy_headers", "ws", "lifespan", "log_config", "backlog"}
     clash = fixed & set(uvicorn_options)
@@ -193,15 +194,21 @@ def make_server(
         )
     limit, backlog = room
 
-    class Protocol(DeadlineProtocol):
-        timeout = config.request_timeout
-        registry = Connections(
-            limit,
-            config.max_connections_per_address,
-            grace=min(GRACE_SECONDS, config.request_timeout),
-        )
-        slow = Throttled(logging.INFO)
-        handshakes = Throttled(logging.INFO)
+    # A class per server: uvicorn builds the protocol itself, from the class alone.
+    protocol: type[Deadline] = type(
+        "Protocol",
+        (deadline_protocol(),),
+        {
+            "timeout": config.request_timeout,
+            "registry": Connections(
+                limit,
+                config.max_connections_per_address,
+                grace=min(GRACE_SECONDS, config.request_timeout),
+            ),
+            "slow": Throttled(logging.INFO),
+            "handshakes": Throttled(logging.INFO),
+        },
+    )
 
     options: dict[str, Any] = {
         "server_header": False,
@@ -211,7 +218,7 @@ def make_server(
     }
     uvicorn_config = uvicorn.Config(
         app,
-        http=Protocol,
+        http=protocol,
         ws="none",  # the API has no WebSocket route; an upgrade is a plain request
         lifespan="off",  # nothing to start or stop
         proxy_headers=False,  # X-Forwarded-For must not turn a remote caller into loopback
@@ -228,8 +235,13 @@ def make_server(
             if uvicorn_options.get(name)
         )
         raise ServerConfigError([f"cannot set up TLS ({files}): {_reason(exc)}"]) from exc
-    # TLS begins in the protocol, once a connection is counted (DeadlineProtocol).
-    Protocol.tls, uvicorn_config.ssl = uvicorn_config.ssl, None
+    # TLS begins in the protocol, once a connection is counted (Deadline).
+    protocol.tls, uvicorn_config.ssl = uvicorn_config.ssl, None
+    if protocol.tls is not None and "loop" not in uvicorn_options:
+        # The handshake deadline and the count of unsent bytes rely on asyncio's own TLS
+        # transport (loop.start_tls); uvloop's differs. Plain HTTP takes uvloop when
+        # installed (uvicorn's "auto").
+        uvicorn_config.loop = "asyncio"
     if limit < config.max_connections:  # logged now: uvicorn.Config set up logging
         logging.getLogger("zerotrust.server").warning(
             "the open-file limit (%s) allows %d open connections, fewer than "
@@ -238,7 +250,7 @@ def make_server(
             limit,
             config.max_connections,
         )
-    return _Server(uvicorn_config, Protocol.tls)
+    return _Server(uvicorn_config, protocol.tls)
 
 
 class _Server(uvicorn.Server):
