@@ -411,7 +411,8 @@ def _serve(args: argparse.Namespace) -> int:
         if config.decision_log:
             log = JsonLinesLog(config.decision_log)  # DecisionLogError names the file
         pdp = PolicyDecisionPoint.from_path(args.policies, decision_log=log, identity=identity)
-        app = create_app(pdp, config=config)  # checks the entities: still before binding
+        # Decisions on the event loop only when nothing in them waits on the network.
+        app = create_app(pdp, config=config, decide_inline=identity is None)
         server = make_server(app, config, log_config=logging_config())
         sockets = listen(args.host, args.port)
         print(
