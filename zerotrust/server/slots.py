@@ -17,8 +17,11 @@ from typing import Any
 
 __all__ = ["INLINE_BODY_BYTES", "INLINE_SECONDS", "Inline", "Slot", "Slots"]
 
-#: A decision on the event loop that takes longer than this sends the next ones to
-#: worker threads for a while (:data:`INLINE_PAUSE_SECONDS`).
+#: A decision on the event loop may take this long (CPU time: it waits on nothing);
+#: one that takes longer sends the
+#: next ones to worker threads for a hundred times as long (at most
+#: :data:`INLINE_PAUSE_SECONDS`), so slow decisions hold up the loop for 1% of the
+#: time at most, and a one-off (the first decision, a garbage collection) costs little.
 INLINE_SECONDS = 0.002
 #: Requests with bodies up to this size may be decided on the event loop: what a
 #: condition can do grows with the request (a comprehension over a list it sends),
@@ -29,8 +32,8 @@ INLINE_PAUSE_SECONDS = 30.0
 
 class Inline:
     """Whether to decide a request on the event loop: allowed for this server, a small
-    body, and no decision on the loop over :data:`INLINE_SECONDS` lately. Used from
-    the event loop only."""
+    body, and no pause for a decision over :data:`INLINE_SECONDS`. Used from the event
+    loop only."""
 
     def __init__(self, allowed: bool, clock: Callable[[], float] = time.monotonic) -> None:
         self._allowed = allowed
@@ -47,9 +50,7 @@ class Inline:
     def took(self, seconds: float) -> None:
         """A decision on the loop took ``seconds``: past the bound, pause inlining."""
         if seconds > INLINE_SECONDS:
-            self._paused_until = self._clock() + INLINE_PAUSE_SECONDS
-        elif self._paused_until:
-            self._paused_until = 0.0
+            self._paused_until = self._clock() + min(INLINE_PAUSE_SECONDS, 100 * seconds)
 
 
 class Slots:
