@@ -16,17 +16,19 @@ away is one short INFO line, never an error.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import hmac
 import ipaddress
 import json
 import logging
+import os
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -76,6 +78,7 @@ _CLIENT_GONE = 499
 #: Where a PEP forwards the user's token when it is not in ``subject.properties.token``.
 #: Not ``Authorization``: that header carries the PEP's own credential.
 SUBJECT_TOKEN_HEADER = "x-subject-token"
+_T = TypeVar("_T")
 _Operation = Callable[[Mapping[str, Any], float, Mapping[str, Any], str | None], dict[str, Any]]
 
 
@@ -241,6 +244,7 @@ class _Api:
             log_failures=pdp.decision_log_failures,
             behavior_failures=behavior if isinstance(behavior, int) else None,
             revision=pdp.revision,
+            pid=os.getpid(),
         )
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -281,8 +285,7 @@ class _Api:
         deadline = time.monotonic() + timeout
         request_id = scope["state"]["request_id"]
         try:
-            with anyio.fail_after(timeout):
-                body = await self._read_body(headers, receive)
+            body = await _within(timeout, self._read_body(headers, receive))
         except TimeoutError:
             _log.info(
                 "request body not received within %s s (%s, request id %s)",
@@ -425,9 +428,23 @@ def _media_type_problem(content_type: str | None) -> str | None:
     return None
 
 
+async def _within(seconds: float, work: Coroutine[Any, Any, _T]) -> _T:
+    """``await work`` within ``seconds`` (else TimeoutError): by asyncio's own timeout
+    (anyio's scope costs several times as much), or anyio's under another library."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio (trio)
+        with anyio.fail_after(seconds):
+            return await work
+    async with asyncio.timeout(seconds):
+        return await work
+
+
 def _is_loopback(host: str | None) -> bool:
     if host is None:
         return False
+    if host in {"127.0.0.1", "::1"}:  # the usual ones, without parsing
+        return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -14,7 +14,8 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ __all__ = [
     "build_config",
     "is_loopback_host",
     "listen",
+    "listen_each",
     "logging_config",
     "make_server",
 ]
@@ -48,6 +50,9 @@ __all__ = [
 #: both as this and as how many it accepts in one turn of the loop; the second must stay
 #: small (see :func:`capacity`), so the listening sockets get this one back once served.
 _BACKLOG = 1024
+#: Linux balances connections across sockets bound with SO_REUSEPORT; other systems
+#: either lack it or give every connection to one of them (the last bound).
+_REUSE_PORT = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
 class ListenError(ZeroTrustError, OSError):
@@ -131,6 +136,40 @@ def listen(host: str, port: int) -> list[socket.socket]:
     return sockets
 
 
+def listen_each(host: str, port: int, workers: int) -> list[list[socket.socket]]:
+    """:func:`listen`, for ``workers`` processes serving one port: a set of sockets for
+    each. On Linux each set is its own, bound with ``SO_REUSEPORT``, and the kernel
+    spreads new connections across them; elsewhere every process shares one set.
+
+    The address is first bound without ``SO_REUSEPORT``, so a port another program
+    holds is refused as by :func:`listen` (it might otherwise share it with us).
+    """
+    first = listen(host, port)
+    if workers == 1 or not _REUSE_PORT:
+        return [first] * workers
+    bound = [(sock.family, sock.proto, sock.getsockname()) for sock in first]
+    for sock in first:
+        sock.close()
+    sets: list[list[socket.socket]] = []
+    try:
+        for _ in range(workers):
+            sets.append([])
+            for family, proto, sockaddr in bound:
+                sock = socket.socket(family, socket.SOCK_STREAM, proto)
+                sets[-1].append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(sockaddr)
+                sock.listen(_BACKLOG)
+    except OSError as exc:
+        for sock in (s for each in sets for s in each):
+            sock.close()
+        raise ListenError(f"cannot listen on {address(host, port)}: {_reason(exc)}") from exc
+    return sets
+
+
 def address(host: str, port: int) -> str:
     """``host:port`` as written in a URL (``[::1]:8080``)."""
     name = _unbracket(host)
@@ -162,6 +201,7 @@ def make_server(
     config: ServerConfig,
     *,
     log_config: dict[str, Any] | None = None,
+    on_serving: Callable[[], None] | None = None,
     **uvicorn_options: Any,
 ) -> uvicorn.Server:
     """A uvicorn server for ``app`` with the limits of ``config`` (not yet running).
@@ -169,7 +209,8 @@ def make_server(
     ``log_config`` is a :func:`logging.config.dictConfig` mapping (see
     :func:`logging_config`), or None to leave logging as it is. ``uvicorn_options``
     go to ``uvicorn.Config`` (``ssl_certfile``, ``ssl_keyfile``, ...), except the
-    ones the server's safety depends on.
+    ones the server's safety depends on. ``on_serving`` is called once the server
+    listens, before it answers anything.
 
     Raises the process's soft open-file limit to its hard limit, and bounds the open
     connections below it (``config.max_connections`` at most), and those of one client
@@ -250,16 +291,22 @@ def make_server(
             limit,
             config.max_connections,
         )
-    return _Server(uvicorn_config, protocol.tls)
+    return _Server(uvicorn_config, protocol.tls, on_serving)
 
 
 class _Server(uvicorn.Server):
     """uvicorn's server, with asyncio's accept failures reported as one throttled line,
     and the kernel's queue of connections longer than what asyncio accepts at once."""
 
-    def __init__(self, config: uvicorn.Config, tls: ssl.SSLContext | None) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        tls: ssl.SSLContext | None,
+        on_serving: Callable[[], None] | None,
+    ) -> None:
         super().__init__(config)
         self._tls = tls
+        self._on_serving = on_serving
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         report = Throttled(logging.WARNING)
@@ -267,6 +314,8 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)
         for sock in sockets or ():
             sock.listen(_BACKLOG)
+        if self.started and self._on_serving is not None:
+            self._on_serving()
 
     def _log_started_message(self, listeners: Sequence[socket.SocketType]) -> None:
         # uvicorn names the scheme after config.ssl, which make_server gave the protocol.
