@@ -75,13 +75,20 @@ def test_a_slow_decision_sends_the_next_ones_to_threads_for_a_while() -> None:
     assert not inline.fits(INLINE_BODY_BYTES + 1)
     inline.took(0.001)  # quick: no pause
     assert inline.fits(10)
-    inline.took(0.05)  # 50 ms on the loop: 5 s of threads
+    inline.took(0.05)  # a one-off: no pause
+    assert inline.fits(10)
+    inline.took(0.001)
+    inline.took(0.05)
+    assert inline.fits(10)
+    inline.took(0.05)  # twice in a row 50 ms on the loop: 5 s of threads
     assert not inline.fits(10)
     now[0] += 4.9
     assert not inline.fits(10)
     now[0] += 0.2
     assert inline.fits(10)
+    inline.took(10.0)
     inline.took(10.0)  # however slow, the pause is bounded
+    assert not inline.fits(10)
     now[0] += INLINE_PAUSE_SECONDS + 0.1
     assert inline.fits(10)
     assert not Inline(False).fits(10)

@@ -203,7 +203,13 @@ class _Endpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self._api.call(scope, receive, self._name, self._operation, self._inline)
-        await response(scope, receive, send)
+        if isinstance(response, bytes):  # 200 and its JSON: sent as is
+            headers = [(b"content-type", b"application/json")]
+            headers.append((b"content-length", str(len(response)).encode("ascii")))
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": response})
+        else:
+            await response(scope, receive, send)
 
 
 class _Api:
@@ -250,9 +256,11 @@ class _Api:
 
     async def call(
         self, scope: Scope, receive: Receive, endpoint: str, operation: _Operation, inline: bool
-    ) -> Response:
+    ) -> Response | bytes:
+        """The answer: a 200's JSON body, or any other response."""
         started = time.perf_counter()
         slot = self._slots.take()
+        response: Response | bytes
         if slot is None:
             # Before anything else, the body above all: refusing must cost nothing.
             response = _error(503, "too many requests in flight; retry later", close=True)
@@ -262,7 +270,8 @@ class _Api:
                 response = await self._handle(scope, receive, endpoint, operation, slot, inline)
             finally:
                 slot.release()
-        self._metrics.request(endpoint, response.status_code, time.perf_counter() - started)
+        status = 200 if isinstance(response, bytes) else response.status_code
+        self._metrics.request(endpoint, status, time.perf_counter() - started)
         return response
 
     async def _handle(
@@ -273,7 +282,7 @@ class _Api:
         operation: _Operation,
         slot: Slot,
         inline: bool,
-    ) -> Response:
+    ) -> Response | bytes:
         headers = Headers(scope=scope)
         refusal = self._authenticate(headers, scope.get("client"))
         if refusal is not None:
@@ -341,7 +350,7 @@ class _Api:
             return _error(500, "internal error")
         if result is None:  # the deadline passed before a worker was free
             return _error(503, "the request took longer than the configured timeout")
-        return _json(result)
+        return _encode(result)
 
     def _authenticate(self, headers: Headers, client: Any) -> Response | None:
         if not self._digests:
@@ -452,9 +461,12 @@ def _is_loopback(host: str | None) -> bool:
 
 
 def _json(body: Any, status: int = 200) -> Response:
+    return Response(_encode(body), status_code=status, media_type="application/json")
+
+
+def _encode(body: Any) -> bytes:
     # ensure_ascii: any string the caller sent (even a lone surrogate) encodes safely.
-    content = json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode("ascii")
-    return Response(content, status_code=status, media_type="application/json")
+    return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def _error(

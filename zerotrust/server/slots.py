@@ -17,11 +17,11 @@ from typing import Any
 
 __all__ = ["INLINE_BODY_BYTES", "INLINE_SECONDS", "Inline", "Slot", "Slots"]
 
-#: A decision on the event loop may take this long (CPU time: it waits on nothing);
-#: one that takes longer sends the
-#: next ones to worker threads for a hundred times as long (at most
-#: :data:`INLINE_PAUSE_SECONDS`), so slow decisions hold up the loop for 1% of the
-#: time at most, and a one-off (the first decision, a garbage collection) costs little.
+#: A decision on the event loop may take this long (CPU time: it waits on nothing).
+#: Two in a row that take longer send the next ones to worker threads for a hundred
+#: times as long (at most :data:`INLINE_PAUSE_SECONDS`), so slow decisions hold up
+#: the loop for about 1% of the time at most; a one-off (the first decision, a full
+#: garbage collection, a store's upkeep) pauses nothing.
 INLINE_SECONDS = 0.002
 #: Requests with bodies up to this size may be decided on the event loop: what a
 #: condition can do grows with the request (a comprehension over a list it sends),
@@ -32,13 +32,14 @@ INLINE_PAUSE_SECONDS = 30.0
 
 class Inline:
     """Whether to decide a request on the event loop: allowed for this server, a small
-    body, and no pause for a decision over :data:`INLINE_SECONDS`. Used from the event
+    body, and no pause for decisions over :data:`INLINE_SECONDS`. Used from the event
     loop only."""
 
     def __init__(self, allowed: bool, clock: Callable[[], float] = time.monotonic) -> None:
         self._allowed = allowed
         self._clock = clock
         self._paused_until = 0.0
+        self._slow = False  # whether the last decision on the loop took too long
 
     def fits(self, body_size: int) -> bool:
         return (
@@ -48,9 +49,13 @@ class Inline:
         )
 
     def took(self, seconds: float) -> None:
-        """A decision on the loop took ``seconds``: past the bound, pause inlining."""
-        if seconds > INLINE_SECONDS:
+        """A decision on the loop took ``seconds``: the second in a row past the bound
+        pauses inlining."""
+        slow = seconds > INLINE_SECONDS
+        if slow and self._slow:
             self._paused_until = self._clock() + min(INLINE_PAUSE_SECONDS, 100 * seconds)
+            slow = False
+        self._slow = slow
 
 
 class Slots:
