@@ -11,8 +11,10 @@ same uvicorn, event loop and HTTP parser (it reads the same JSON body and answer
 ``{"decision": true}``), each on a free loopback port with the same number of worker
 processes. It then runs ``wrk -t1 -c8`` (a Lua script POSTs the same single
 evaluation) against each in turn, ``--rounds`` times, and prints requests/s, p50 and p99
-of every run and the ratios zerotrust ÷ trivial of the medians. Every answer must be
-2xx. ``--workers 1 2`` repeats the whole comparison with two processes each.
+of every run, the server's CPU time per request (Linux: steadier than requests/s on a
+machine shared with other work), and the ratios zerotrust ÷ trivial of each round.
+Every answer must be 2xx. ``--workers 1 2`` repeats the comparison with two processes
+each.
 
 ``--mode threads`` sends a bounded number of requests from ``--concurrency`` client
 threads (keep-alive http.client connections): first single evaluations, then batches
@@ -207,8 +209,33 @@ end
 """
 
 
-def run_wrk(port: int, script: Path, args: argparse.Namespace) -> dict[str, float]:
-    """One wrk run against the evaluation endpoint: req/s, p50 and p99 (ms)."""
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) of ``pid`` and its descendants, from /proc (Linux)."""
+    try:
+        stats = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    except OSError:
+        return None
+    tree, total = {pid}, 0
+    for _ in range(3):  # the server, its workers, their helpers
+        tree |= {child for child, (parent, _) in stats.items() if parent in tree}
+    total = sum(stats[p][1] for p in tree if p in stats)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(
+    port: int, script: Path, args: argparse.Namespace, pid: int | None = None
+) -> dict[str, float]:
+    """One wrk run against the evaluation endpoint: req/s, p50 and p99 (ms), and with
+    ``pid`` the server's CPU time per request (µs): steadier than req/s on a machine
+    shared with other work."""
+    before = cpu_seconds(pid) if pid is not None else None
     command = [
         "wrk",
         f"-t{args.threads}",
@@ -225,7 +252,11 @@ def run_wrk(port: int, script: Path, args: argparse.Namespace) -> dict[str, floa
     requests, micros, p50, p99, bad_status, socket_errors = map(int, line.split()[1:])
     if bad_status or socket_errors:
         raise SystemExit(f"wrk saw {bad_status} non-2xx answers, {socket_errors} socket errors")
-    return {"rps": requests / (micros / 1e6), "p50_ms": p50 / 1000, "p99_ms": p99 / 1000}
+    row = {"rps": requests / (micros / 1e6), "p50_ms": p50 / 1000, "p99_ms": p99 / 1000}
+    after = cpu_seconds(pid) if pid is not None else None
+    if before is not None and after is not None:
+        row["cpu_us"] = (after - before) / requests * 1e6
+    return row
 
 
 def compare(args: argparse.Namespace, workers: int, script: Path) -> dict[str, Any]:
@@ -237,15 +268,17 @@ def compare(args: argparse.Namespace, workers: int, script: Path) -> dict[str, A
         runs: dict[str, list[dict[str, float]]] = {"zerotrust": [], "trivial": []}
         for port in (zt_port, trivial_port):  # warm-up
             run_wrk(port, script, argparse.Namespace(**{**vars(args), "duration": 2}))
+        pids = {"zerotrust": servers[0].pid, "trivial": servers[1].pid}
         for round_ in range(args.rounds):
             order = [("zerotrust", zt_port), ("trivial", trivial_port)]
             for name, port in order if round_ % 2 == 0 else order[::-1]:
-                row = run_wrk(port, script, args)
+                row = run_wrk(port, script, args, pids[name])
                 runs[name].append(row)
+                cpu = f"  {row['cpu_us']:>5.0f} µs CPU/req" if "cpu_us" in row else ""
                 print(
                     f"  workers {workers}  round {round_ + 1}  {name:<10} "
                     f"{row['rps']:>8.0f} req/s  p50 {row['p50_ms']:>6.2f} ms  "
-                    f"p99 {row['p99_ms']:>6.2f} ms",
+                    f"p99 {row['p99_ms']:>6.2f} ms{cpu}",
                     flush=True,
                 )
     finally:
@@ -259,6 +292,17 @@ def compare(args: argparse.Namespace, workers: int, script: Path) -> dict[str, A
     p99s = [
         z["p99_ms"] / t["p99_ms"] for z, t in zip(runs["zerotrust"], runs["trivial"], strict=True)
     ]
+    cpu = [
+        t["cpu_us"] / z["cpu_us"]
+        for z, t in zip(runs["zerotrust"], runs["trivial"], strict=True)
+        if "cpu_us" in z and "cpu_us" in t
+    ]
+    cpu_line = (
+        f"\n  CPU per request, trivial/zerotrust per round: "
+        f"{', '.join(f'{r:.2f}' for r in cpu)} (median {statistics.median(cpu):.2f})"
+        if cpu
+        else ""
+    )
     print(
         f"workers {workers}: zerotrust {med['zerotrust']['rps']:.0f} req/s "
         f"(p50 {med['zerotrust']['p50_ms']:.2f} ms, p99 {med['zerotrust']['p99_ms']:.2f} ms), "
@@ -267,10 +311,16 @@ def compare(args: argparse.Namespace, workers: int, script: Path) -> dict[str, A
         f"  req/s ratio zerotrust/trivial per round: "
         f"{', '.join(f'{r:.2f}' for r in ratios)} (median {statistics.median(ratios):.2f}); "
         f"p99 ratio: {', '.join(f'{r:.1f}' for r in p99s)} "
-        f"(median {statistics.median(p99s):.1f})",
+        f"(median {statistics.median(p99s):.1f}){cpu_line}",
         flush=True,
     )
-    return {"workers": workers, "median": med, "rps_ratios": ratios, "p99_ratios": p99s}
+    return {
+        "workers": workers,
+        "median": med,
+        "rps_ratios": ratios,
+        "p99_ratios": p99s,
+        "cpu_ratios": cpu,
+    }
 
 
 def wrk_mode(args: argparse.Namespace) -> list[dict[str, Any]]:
