@@ -8,12 +8,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
-from test_server_limits import ALLOW_ALL, SECRET, VALID, Live, request, response
+from test_server_limits import ALLOW_ALL, SECRET, VALID, Live, closed, request, response
 from test_server_tls import Certificate
 
 from zerotrust import PolicyDecisionPoint
@@ -169,3 +170,23 @@ def test_without_httptools_and_uvloop_the_server_runs_on_h11_and_asyncio(tmp_pat
     first, second = result.stdout.splitlines()
     assert first.endswith("HTTP/1.1 200 OK")
     assert second == "False"
+
+
+def test_a_head_sent_piece_by_piece_is_refused_past_16_kib() -> None:
+    """httptools gathers a header's pieces itself, calling back only once it is whole:
+    the reads are counted, so a header that never ends is refused long before the
+    request deadline (10 s here), not held until it."""
+    with Live(request_timeout=10) as live, live.connect() as sock:
+        started = time.monotonic()
+        sock.sendall(b"POST /access/v1/evaluation HTTP/1.1\r\nHost: pdp\r\nX-Big: ")
+        answer = None
+        try:
+            for _ in range(40):  # 40 KiB, each KiB its own read
+                sock.sendall(b"a" * 1024)
+                time.sleep(0.01)
+            answer = response(sock)
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # refused and closed before the client had sent it all
+        assert answer is None or answer[0] == 400
+        assert closed(sock)
+        assert time.monotonic() - started < 5

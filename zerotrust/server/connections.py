@@ -313,6 +313,8 @@ class Deadline(_Base):
     def _unsent(self) -> int:
         """Bytes of answers the kernel has not taken: in the transport, and with TLS in
         the TCP transport under it."""
+        if self._raw is None:  # plain TCP: asked after every step of every request
+            return self.transport.get_write_buffer_size() if self.transport is not None else 0
         size = 0
         for transport in (self.transport, self._raw):
             if transport is not None:
