@@ -16,7 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from redis_server import RedisServer
 
+from zerotrust.server import ServerConfigError, load_config
 from zerotrust.server.runner import ListenError, listen_each
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,3 +175,32 @@ def test_workers_flag_is_checked() -> None:
         )
         assert result.returncode == 2
         assert "--workers" in result.stderr
+
+
+def test_workers_share_behaviour_through_redis(redis_server: RedisServer, tmp_path: Path) -> None:
+    """behavior_redis_url: every worker's PDP records to, and reads from, one store."""
+    import redis
+    from starlette.testclient import TestClient
+
+    from zerotrust.server.workers import ServeOptions, build
+
+    config = tmp_path / "server.yaml"
+    config.write_text(f"insecure_local: true\nbehavior_redis_url: {redis_server.url}\n")
+    options = ServeOptions(str(POLICIES), "127.0.0.1", config_file=str(config))
+    body = {
+        "subject": {"type": "user", "id": "alice"},
+        "action": {"name": "can_read_todos"},
+        "resource": {"type": "todo", "id": "t-1"},
+    }
+    for _ in range(2):  # two builds: two workers
+        app = build(options).server.config.app
+        with TestClient(app, client=("127.0.0.1", 50000)) as client:
+            assert client.post("/access/v1/evaluation", json=body).status_code == 200
+    assert redis.Redis.from_url(redis_server.url).dbsize() > 0
+
+
+def test_behavior_redis_url_must_be_a_redis_url(tmp_path: Path) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text("insecure_local: true\nbehavior_redis_url: http://example.com\n")
+    with pytest.raises(ServerConfigError, match="behavior_redis_url must be a redis"):
+        load_config(config)

@@ -33,6 +33,7 @@ import attrs
 import uvicorn
 
 from zerotrust.audit import JsonLinesLog
+from zerotrust.behavior.redis import RedisBehaviorStore
 from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.server.app import create_app
 from zerotrust.server.identity import build_identity
@@ -84,9 +85,14 @@ def build(options: ServeOptions, on_serving: Callable[[], None] | None = None) -
     identity = build_identity(config.identity) if config.identity is not None else None
     log = JsonLinesLog(config.decision_log) if config.decision_log else None
     try:
-        pdp = PolicyDecisionPoint.from_path(options.policies, decision_log=log, identity=identity)
+        shared: dict[str, Any] = {}  # else the PDP's default: a memory store per process
+        if config.behavior_redis_url is not None:
+            shared["behavior"] = RedisBehaviorStore.from_url(config.behavior_redis_url)
+        pdp = PolicyDecisionPoint.from_path(
+            options.policies, decision_log=log, identity=identity, **shared
+        )
         # Decisions on the event loop only when nothing in them waits on the network.
-        app = create_app(pdp, config=config, decide_inline=identity is None)
+        app = create_app(pdp, config=config, decide_inline=identity is None and not shared)
         server = make_server(app, config, log_config=logging_config(), on_serving=on_serving)
     except BaseException:
         if log is not None:
