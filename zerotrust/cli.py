@@ -101,8 +101,8 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=_workers,
         default=1,
-        help="processes serving the port (default 1); each has its own memory behaviour "
-        "store: share behaviour through Redis",
+        help="processes serving the port (default 1); each keeps behaviour in memory "
+        "unless the config sets behavior_redis_url",
     )
     report = sub.add_parser(
         "report", help="rank subjects in a decision log and write one self-contained HTML page"

@@ -10,8 +10,8 @@ deciding (503). A decision that may be slow never runs on the event loop, so
 ``/healthz`` and ``/metrics`` answer meanwhile. A decision cannot be stopped once its
 thread runs it, so a request that timed out keeps its place in
 ``max_requests_in_flight`` until the thread ends: the bound counts the decisions
-running, not only the requests waiting. A client that goes
-away is one short INFO line, never an error.
+running, not only the requests waiting. A client that goes away is one short INFO
+line, never an error.
 """
 
 from __future__ import annotations
@@ -186,7 +186,9 @@ class _Edge:
             )
             await refusal(scope, receive, send_with_id)
             return
-        endpoint = self._post.get(scope["path"]) if scope["method"] == "POST" else None
+        endpoint = None
+        if scope["method"] == "POST" and not scope.get("root_path"):  # mounted: the router
+            endpoint = self._post.get(scope["path"])
         await (endpoint or self.app)(scope, receive, send_with_id)
 
 
