@@ -96,7 +96,7 @@ def test_a_slow_decision_sends_the_next_ones_to_threads_for_a_while() -> None:
 
 
 def test_the_protocol_is_over_httptools_when_installed() -> None:
-    pytest.importorskip("httptools")
+    pytest.importorskip("httptools", exc_type=ImportError)
     from zerotrust.server.fastparse import DeadlineHttpToolsProtocol
 
     assert deadline_protocol() is DeadlineHttpToolsProtocol
