@@ -97,6 +97,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no PEP authentication; loopback only (development)",
     )
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="processes serving the port (default 1); each keeps behaviour in memory "
+        "unless the config sets behavior_redis_url",
+    )
     report = sub.add_parser(
         "report", help="rank subjects in a decision log and write one self-contained HTML page"
     )
@@ -113,6 +120,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--title", help="the page's title")
     return parser
+
+
+def _workers(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"must be a whole number 1..64, not {text!r}")
+    return int(text)
 
 
 def _count(text: str) -> int:
@@ -387,39 +400,40 @@ def _serve(args: argparse.Namespace) -> int:
     """Every way the server can fail to start is one line and exit 2, except invalid
     policies (exit 1 with their diagnostics, as ``validate``)."""
     try:  # imported here: `import zerotrust` must not need the server extra
-        from zerotrust.server import create_app
-        from zerotrust.server.identity import build_identity
-        from zerotrust.server.runner import (
-            address,
-            build_config,
-            listen,
-            logging_config,
-            make_server,
-        )
+        from zerotrust.server.runner import address, listen_each
+        from zerotrust.server.workers import ServeOptions, build, run, supervise
     except ImportError as exc:
         print(
             f"zerotrust serve: needs the server extra ({exc}): pip install 'zerotrust[server]'",
             file=sys.stderr,
         )
         return EXIT_USAGE
-    log: JsonLinesLog | None = None
+    options = ServeOptions(
+        policies=args.policies,
+        host=args.host,
+        config_file=args.config,
+        entities=args.entities,
+        insecure_local=args.insecure_local,
+    )
+    built = None
+    status = EXIT_OK
     try:
-        config = build_config(
-            args.config, host=args.host, entities=args.entities, insecure_local=args.insecure_local
-        )
-        identity = build_identity(config.identity) if config.identity is not None else None
-        if config.decision_log:
-            log = JsonLinesLog(config.decision_log)  # DecisionLogError names the file
-        pdp = PolicyDecisionPoint.from_path(args.policies, decision_log=log, identity=identity)
-        app = create_app(pdp, config=config)  # checks the entities: still before binding
-        server = make_server(app, config, log_config=logging_config())
-        sockets = listen(args.host, args.port)
+        # Everything is checked here, before binding, with --workers too: each worker
+        # then builds the same server for itself.
+        built = build(options)
+        socket_sets = listen_each(args.host, args.port, args.workers)
+        workers = f", {args.workers} workers" if args.workers > 1 else ""
         print(
             f"zerotrust serve: listening on http://{address(args.host, args.port)}, "
-            f"policy revision {pdp.revision}",
+            f"policy revision {built.pdp.revision}{workers}",
             file=sys.stderr,
         )
-        server.run(sockets=sockets)
+        if args.workers == 1:
+            run(built.server, socket_sets[0])
+        else:
+            if built.log is not None:  # each worker opens its own
+                built.log.close()
+            status = EXIT_USAGE if supervise(options, socket_sets) else EXIT_OK
     except PolicyError:
         raise  # exit 1 with the diagnostics, as `validate`
     except (ZeroTrustError, OSError) as exc:
@@ -427,12 +441,12 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"zerotrust serve: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USAGE
     finally:
-        if log is not None:
+        if built is not None and built.log is not None:
             try:
-                log.close()
+                built.log.close()
             except ZeroTrustError as exc:  # the last lines may be lost: say so, once
                 print(f"zerotrust serve: {' '.join(str(exc).split())}", file=sys.stderr)
-    return EXIT_OK
+    return status
 
 
 def _eval(args: argparse.Namespace, out: TextIO) -> int:

@@ -3,32 +3,37 @@
 Order of checks on an API call, cheapest and least revealing first: refuse beyond
 ``max_requests_in_flight`` (503), authenticate the PEP (401), check the media type
 (400), read at most ``max_body_bytes`` (413), decode the JSON (400), then decide in a
-worker thread. One deadline, ``request_timeout`` from the moment the app gets the
-request, covers reading the body (408 when it is still arriving) and deciding (503).
-The event loop never runs a policy, so ``/healthz`` and ``/metrics`` answer while
-decisions are slow. A decision cannot be stopped once its thread runs it, so a request
-that timed out keeps its place in ``max_requests_in_flight`` until the thread ends: the
-bound counts the decisions running, not only the requests waiting. A client that goes
-away is one short INFO line, never an error.
+worker thread, or on the event loop when that is known to be quick (see
+:mod:`zerotrust.server.slots`). One deadline, ``request_timeout`` from the moment the
+app gets the request, covers reading the body (408 when it is still arriving) and
+deciding (503). A decision that may be slow never runs on the event loop, so
+``/healthz`` and ``/metrics`` answer meanwhile. A decision cannot be stopped once its
+thread runs it, so a request that timed out keeps its place in
+``max_requests_in_flight`` until the thread ends: the bound counts the decisions
+running, not only the requests waiting. A client that goes away is one short INFO
+line, never an error.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import hmac
 import ipaddress
 import json
 import logging
+import os
 import secrets
-import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -42,6 +47,7 @@ from zerotrust.server.metrics import Metrics
 from zerotrust.server.protocol import SearchKind, parse_json
 from zerotrust.server.search import PageTokens
 from zerotrust.server.service import RequestTimeout, Service
+from zerotrust.server.slots import Inline, Slot, Slots
 
 __all__ = [
     "API_PATHS",
@@ -72,11 +78,16 @@ _CLIENT_GONE = 499
 #: Where a PEP forwards the user's token when it is not in ``subject.properties.token``.
 #: Not ``Authorization``: that header carries the PEP's own credential.
 SUBJECT_TOKEN_HEADER = "x-subject-token"
+_T = TypeVar("_T")
 _Operation = Callable[[Mapping[str, Any], float, Mapping[str, Any], str | None], dict[str, Any]]
 
 
 def create_app(
-    pdp: PolicyDecisionPoint, *, config: ServerConfig, entities: Entities | None = None
+    pdp: PolicyDecisionPoint,
+    *,
+    config: ServerConfig,
+    entities: Entities | None = None,
+    decide_inline: bool = False,
 ) -> Starlette:
     """An ASGI app serving AuthZEN 1.0 for ``pdp``.
 
@@ -84,24 +95,40 @@ def create_app(
     either they come from the policy data. Raises :class:`ServerConfigError` for an
     unusable configuration or entities file, and when ``config.identity`` is set but
     ``pdp`` was built without ``identity=`` (it would trust caller-asserted subjects).
+
+    ``decide_inline`` says that ``pdp`` does no blocking I/O (its behaviour store is
+    in memory, its decision log writes to a local file without ``fsync`` or nowhere,
+    it verifies no identity): evaluations with small bodies are then decided on the
+    event loop while decisions stay quick (see :mod:`zerotrust.server.slots`).
+    Otherwise every decision runs in a worker thread.
     """
     if entities is None and config.entities_file is not None:
         entities = load_entities(config.entities_file)
     metrics = Metrics()
     service = Service(pdp, config, metrics, PageTokens(secrets.token_bytes(32)), entities)
-    api = _Api(service, config, metrics)
-    routes = [
-        Route(API_PATHS["access_evaluation_endpoint"], api.evaluation, methods=["POST"]),
-        Route(API_PATHS["access_evaluations_endpoint"], api.evaluations, methods=["POST"]),
-        Route(API_PATHS["search_subject_endpoint"], api.search_subject, methods=["POST"]),
-        Route(API_PATHS["search_resource_endpoint"], api.search_resource, methods=["POST"]),
-        Route(API_PATHS["search_action_endpoint"], api.search_action, methods=["POST"]),
+    api = _Api(service, config, metrics, Inline(decide_inline))
+    endpoints = {
+        API_PATHS["access_evaluation_endpoint"]: _Endpoint(
+            api, "evaluation", service.evaluation, inline=True
+        ),
+        API_PATHS["access_evaluations_endpoint"]: _Endpoint(
+            api, "evaluations", service.evaluations, inline=True
+        ),
+        **{
+            API_PATHS[f"search_{kind.value}_endpoint"]: _Endpoint(
+                api, f"search_{kind.value}", functools.partial(service.search, kind)
+            )
+            for kind in (SearchKind.SUBJECT, SearchKind.RESOURCE, SearchKind.ACTION)
+        },
+    }
+    routes = [Route(path, endpoint, methods=["POST"]) for path, endpoint in endpoints.items()]
+    routes += [
         Route("/.well-known/authzen-configuration", api.metadata, methods=["GET"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
     ]
     app = Starlette(routes=routes)
-    app.add_middleware(_Edge)
+    app.add_middleware(_Edge, post=endpoints)
     return app
 
 
@@ -114,10 +141,14 @@ class _Edge:
     response, errors included. And this is the outermost place a response is sent
     from: a client gone while it is sent (ASGI 2.4 servers raise ``OSError`` from
     ``send``) is one INFO line, not an error with a traceback.
+
+    A POST to an API path goes straight to its endpoint (``post``), past Starlette's
+    router and exception middleware: neither has anything to do for it.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, post: Mapping[str, ASGIApp]) -> None:
         self.app = app
+        self._post = dict(post)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -155,111 +186,45 @@ class _Edge:
             )
             await refusal(scope, receive, send_with_id)
             return
-        await self.app(scope, receive, send_with_id)
+        endpoint = None
+        if scope["method"] == "POST" and not scope.get("root_path"):  # mounted: the router
+            endpoint = self._post.get(scope["path"])
+        await (endpoint or self.app)(scope, receive, send_with_id)
 
 
-class _Slots:
-    """Places for requests in flight, and the few worker threads that may run decisions.
+class _Endpoint:
+    """One API operation as a plain ASGI app: the request, checked and decided."""
 
-    A place is taken on the event loop and given back from any thread. Decisions run
-    at most ``running`` at a time: each extra thread running Python code takes turns
-    with the event loop for the GIL, so many would slow ``/healthz`` and every answer
-    (and more threads decide no faster). The others wait, holding their place, and are
-    never run once their deadline has passed.
-    """
+    def __init__(
+        self, api: _Api, name: str, operation: _Operation, *, inline: bool = False
+    ) -> None:
+        self._api = api
+        self._name = name
+        self._operation = operation
+        self._inline = inline
 
-    def __init__(self, size: int, running: int) -> None:
-        self._free = size
-        self._lock = threading.Lock()
-        self.running = threading.BoundedSemaphore(running)
-
-    def take(self) -> _Slot | None:
-        with self._lock:
-            if self._free <= 0:
-                return None
-            self._free -= 1
-        return _Slot(self)
-
-    def give(self) -> None:
-        with self._lock:
-            self._free += 1
-
-
-class _Slot:
-    """One request's place, given back exactly once: by the request if its decision
-    never started, else by the worker thread when the decision ends, even if the
-    request stopped waiting for it at the deadline."""
-
-    def __init__(self, slots: _Slots) -> None:
-        self._slots = slots
-        self._lock = threading.Lock()
-        self._state = "held"  # -> "running" (a worker has it) -> "free"
-
-    def run(
-        self, operation: Callable[[], dict[str, Any]], deadline: float
-    ) -> dict[str, Any] | None:
-        """In a worker thread: ``operation()`` once a running place is free, or None
-        (nothing run) if the deadline passes first or the request already gave up."""
-        if not self._slots.running.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            return None
-        try:
-            with self._lock:
-                if self._state != "held":
-                    return None
-                self._state = "running"
-            try:
-                return operation()
-            finally:
-                with self._lock:
-                    self._state = "free"
-                self._slots.give()
-        finally:
-            self._slots.running.release()
-
-    def release(self) -> None:
-        """On the event loop, when the request ends: give the place back unless a
-        worker is running its decision (the worker gives it back then)."""
-        with self._lock:
-            if self._state != "held":
-                return
-            self._state = "free"
-        self._slots.give()
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self._api.call(scope, receive, self._name, self._operation, self._inline)
+        if isinstance(response, bytes):  # 200 and its JSON: sent as is
+            headers = [(b"content-type", b"application/json")]
+            headers.append((b"content-length", str(len(response)).encode("ascii")))
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": response})
+        else:
+            await response(scope, receive, send)
 
 
 class _Api:
-    def __init__(self, service: Service, config: ServerConfig, metrics: Metrics) -> None:
+    def __init__(
+        self, service: Service, config: ServerConfig, metrics: Metrics, inline: Inline
+    ) -> None:
         self._service = service
         self._config = config
         self._metrics = metrics
-        self._slots = _Slots(config.max_requests_in_flight, config.decision_threads)
+        self._slots = Slots(config.max_requests_in_flight, config.decision_threads)
+        self._inline = inline
         # Compare digests, not the secrets, so the comparison time does not reveal length.
         self._digests = tuple(hashlib.sha256(s.encode()).digest() for s in config.bearer_secrets)
-
-    async def evaluation(self, request: Request) -> Response:
-        return await self._call(request, "evaluation", self._service.evaluation)
-
-    async def evaluations(self, request: Request) -> Response:
-        return await self._call(request, "evaluations", self._service.evaluations)
-
-    async def search_subject(self, request: Request) -> Response:
-        return await self._search(request, SearchKind.SUBJECT)
-
-    async def search_resource(self, request: Request) -> Response:
-        return await self._search(request, SearchKind.RESOURCE)
-
-    async def search_action(self, request: Request) -> Response:
-        return await self._search(request, SearchKind.ACTION)
-
-    async def _search(self, request: Request, kind: SearchKind) -> Response:
-        def operation(
-            body: Mapping[str, Any],
-            deadline: float,
-            meta: Mapping[str, Any],
-            header_token: str | None,
-        ) -> dict[str, Any]:
-            return self._service.search(kind, body, deadline, meta, header_token)
-
-        return await self._call(request, f"search_{kind.value}", operation)
 
     async def metadata(self, request: Request) -> Response:
         base = self._config.base_url or str(request.base_url)
@@ -276,7 +241,7 @@ class _Api:
         return _json({"status": "ok"})
 
     async def metrics(self, request: Request) -> Response:
-        refusal = self._authenticate(request)
+        refusal = self._authenticate(request.headers, request.scope.get("client"))
         if refusal is not None:
             return refusal
         pdp = self._service.pdp
@@ -287,39 +252,51 @@ class _Api:
             log_failures=pdp.decision_log_failures,
             behavior_failures=behavior if isinstance(behavior, int) else None,
             revision=pdp.revision,
+            pid=os.getpid(),
         )
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    async def _call(self, request: Request, endpoint: str, operation: _Operation) -> Response:
+    async def call(
+        self, scope: Scope, receive: Receive, endpoint: str, operation: _Operation, inline: bool
+    ) -> Response | bytes:
+        """The answer: a 200's JSON body, or any other response."""
         started = time.perf_counter()
         slot = self._slots.take()
+        response: Response | bytes
         if slot is None:
             # Before anything else, the body above all: refusing must cost nothing.
             response = _error(503, "too many requests in flight; retry later", close=True)
             response.headers["retry-after"] = "1"
         else:
             try:
-                response = await self._handle(request, endpoint, operation, slot)
+                response = await self._handle(scope, receive, endpoint, operation, slot, inline)
             finally:
                 slot.release()
-        self._metrics.request(endpoint, response.status_code, time.perf_counter() - started)
+        status = 200 if isinstance(response, bytes) else response.status_code
+        self._metrics.request(endpoint, status, time.perf_counter() - started)
         return response
 
     async def _handle(
-        self, request: Request, endpoint: str, operation: _Operation, slot: _Slot
-    ) -> Response:
-        refusal = self._authenticate(request)
+        self,
+        scope: Scope,
+        receive: Receive,
+        endpoint: str,
+        operation: _Operation,
+        slot: Slot,
+        inline: bool,
+    ) -> Response | bytes:
+        headers = Headers(scope=scope)
+        refusal = self._authenticate(headers, scope.get("client"))
         if refusal is not None:
             return refusal
-        problem = _media_type_problem(request.headers.get("content-type"))
+        problem = _media_type_problem(headers.get("content-type"))
         if problem is not None:
             return _error(400, problem, close=True)
         timeout = self._config.request_timeout
         deadline = time.monotonic() + timeout
-        request_id = request.state.request_id
+        request_id = scope["state"]["request_id"]
         try:
-            with anyio.fail_after(timeout):
-                body = await self._read_body(request)
+            body = await _within(timeout, self._read_body(headers, receive))
         except TimeoutError:
             _log.info(
                 "request body not received within %s s (%s, request id %s)",
@@ -342,7 +319,7 @@ class _Api:
         except RequestError as exc:
             return _error(400, str(exc))
         # Read only when the PDP verifies identity; otherwise the header means nothing.
-        header_token = _subject_token(request) if self._service.verifies_identity else None
+        header_token = _subject_token(headers) if self._service.verifies_identity else None
         if isinstance(header_token, Response):
             return header_token
         meta = {"api": "authzen", "endpoint": endpoint, "request_id": request_id}
@@ -351,12 +328,21 @@ class _Api:
             return operation(document, deadline, meta, header_token)
 
         try:
-            with anyio.fail_after(deadline - time.monotonic()):
-                # Abandoned at the deadline, so the answer (503) is on time; the slot
-                # stays taken until the thread is done with it.
-                result = await anyio.to_thread.run_sync(
-                    slot.run, decide, deadline, abandon_on_cancel=True
-                )
+            if inline and self._inline.fits(len(body)):
+                # CPU time: the decision's own work, not the moments the system ran
+                # another process (the loop's thread does nothing else meanwhile).
+                began = time.thread_time()
+                try:
+                    result: dict[str, Any] | None = decide()
+                finally:
+                    self._inline.took(time.thread_time() - began)
+            else:
+                with anyio.fail_after(deadline - time.monotonic()):
+                    # Abandoned at the deadline, so the answer (503) is on time; the
+                    # slot stays taken until the thread is done with it.
+                    result = await anyio.to_thread.run_sync(
+                        slot.run, decide, deadline, abandon_on_cancel=True
+                    )
         except RequestError as exc:
             return _error(400, str(exc))
         except (TimeoutError, RequestTimeout):
@@ -366,17 +352,17 @@ class _Api:
             return _error(500, "internal error")
         if result is None:  # the deadline passed before a worker was free
             return _error(503, "the request took longer than the configured timeout")
-        return _json(result)
+        return _encode(result)
 
-    def _authenticate(self, request: Request) -> Response | None:
+    def _authenticate(self, headers: Headers, client: Any) -> Response | None:
         if not self._digests:
             # Only reachable with insecure_local: serve loopback callers, nobody else.
-            if _is_loopback(request.client.host if request.client else None):
+            if _is_loopback(client[0] if client else None):
                 return None
             return _error(
                 403, "this server accepts only loopback callers (insecure_local)", close=True
             )
-        header = request.headers.get("authorization", "")
+        header = headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
@@ -399,9 +385,9 @@ class _Api:
             )
         return None
 
-    async def _read_body(self, request: Request) -> bytes | Response:
+    async def _read_body(self, headers: Headers, receive: Receive) -> bytes | Response:
         limit = self._config.max_body_bytes
-        declared = request.headers.get("content-length")
+        declared = headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
                 return _error(400, "invalid Content-Length", close=True)
@@ -409,18 +395,23 @@ class _Api:
                 return _error(413, f"the request body is larger than {limit} bytes", close=True)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
+        while True:  # as Starlette's Request.stream(), without the Request
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect
+            chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
                 return _error(413, f"the request body is larger than {limit} bytes", close=True)
             chunks.append(chunk)
-        return b"".join(chunks)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _subject_token(request: Request) -> str | Response | None:
+def _subject_token(headers: Headers) -> str | Response | None:
     """The user token forwarded in ``X-Subject-Token`` (a bare JWT, or ``Bearer <JWT>``
     as copied from the user's own ``Authorization`` header); 400 if sent twice."""
-    values = request.headers.getlist(SUBJECT_TOKEN_HEADER)
+    values = headers.getlist(SUBJECT_TOKEN_HEADER)
     if not values:
         return None
     if len(values) > 1:
@@ -448,9 +439,23 @@ def _media_type_problem(content_type: str | None) -> str | None:
     return None
 
 
+async def _within(seconds: float, work: Coroutine[Any, Any, _T]) -> _T:
+    """``await work`` within ``seconds`` (else TimeoutError): by asyncio's own timeout
+    (anyio's scope costs several times as much), or anyio's under another library."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio (trio)
+        with anyio.fail_after(seconds):
+            return await work
+    async with asyncio.timeout(seconds):
+        return await work
+
+
 def _is_loopback(host: str | None) -> bool:
     if host is None:
         return False
+    if host in {"127.0.0.1", "::1"}:  # the usual ones, without parsing
+        return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -458,9 +463,12 @@ def _is_loopback(host: str | None) -> bool:
 
 
 def _json(body: Any, status: int = 200) -> Response:
+    return Response(_encode(body), status_code=status, media_type="application/json")
+
+
+def _encode(body: Any) -> bytes:
     # ensure_ascii: any string the caller sent (even a lone surrogate) encodes safely.
-    content = json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode("ascii")
-    return Response(content, status_code=status, media_type="application/json")
+    return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def _error(

@@ -52,6 +52,7 @@ _KEYS = frozenset(
         "entities",
         "base_url",
         "decision_log",
+        "behavior_redis_url",
         "identity",
     }
 )
@@ -236,6 +237,8 @@ class ServerConfig:
     ``decision_threads``: decisions running at once, each in a worker thread; the
     others wait for a free thread within their timeout.
     ``decision_log``: a JSON-lines file that ``zerotrust serve`` logs decisions to.
+    ``behavior_redis_url``: the Redis behaviour store of ``zerotrust serve`` (shared by
+    its workers and replicas), in place of one in memory per process.
     ``identity``: verify a user token the PEP forwards (see :class:`IdentityConfig`);
     the PDP given to :func:`create_app` must then be built with the matching ``identity=``.
     """
@@ -254,6 +257,7 @@ class ServerConfig:
     entities_file: str | None = None
     base_url: str | None = None
     decision_log: str | None = None
+    behavior_redis_url: str | None = None
     identity: IdentityConfig | None = None
 
     def __attrs_post_init__(self) -> None:
@@ -276,6 +280,11 @@ def _check(config: ServerConfig) -> list[str]:
                 f"bearer secret #{index + 1} must be an RFC 6750 token: ASCII letters, "
                 "digits and - . _ ~ + / (then = padding); no whitespace or other characters"
             )
+    if config.behavior_redis_url is not None and (
+        not isinstance(config.behavior_redis_url, str)
+        or not config.behavior_redis_url.startswith(("redis://", "rediss://", "unix://"))
+    ):
+        problems.append("behavior_redis_url must be a redis://, rediss:// or unix:// URL")
     if not config.bearer_secrets and not config.insecure_local:
         problems.append(
             "no bearer secret configured: set bearer_secrets (or bearer_secrets_file), "

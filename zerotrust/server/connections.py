@@ -24,7 +24,7 @@ import contextlib
 import logging
 import ssl
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -39,7 +39,14 @@ try:
 except ImportError:  # Windows: pipelining is then seen only in what uvicorn has read
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["MIN_OPEN_FILES", "DeadlineProtocol", "capacity", "raise_open_file_limit"]
+__all__ = [
+    "MIN_OPEN_FILES",
+    "Deadline",
+    "DeadlineProtocol",
+    "capacity",
+    "deadline_protocol",
+    "raise_open_file_limit",
+]
 
 _log = logging.getLogger("zerotrust.server")
 _LARGEST_BACKLOG = 128
@@ -88,17 +95,33 @@ def capacity(open_files: int | None, wanted: int) -> tuple[int, int] | None:
     return min(wanted, open_files - _RESERVED_FILES - 3 * backlog), backlog
 
 
-class DeadlineProtocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline on every connection, counted in
+if TYPE_CHECKING:  # the attributes both uvicorn protocols have, typed as h11's
+    _Base = H11Protocol
+else:
+    _Base = object
+
+
+def deadline_protocol() -> type[Deadline]:
+    """The protocol class to subclass per server: over httptools when it is installed
+    (uvicorn's fastest parser, what its ``http="auto"`` picks), else over h11."""
+    try:
+        from zerotrust.server.fastparse import DeadlineHttpToolsProtocol
+    except ImportError:  # httptools is not installed: the pure-Python parser
+        return DeadlineProtocol
+    return DeadlineHttpToolsProtocol
+
+
+class Deadline(_Base):
+    """One of uvicorn's HTTP/1.1 protocols with a deadline on every connection, counted in
     :class:`Connections` from the moment it is accepted.
 
     Waiting for a request (from the connection's opening, or from the first byte
     after the previous answer was taken) may take ``timeout``; a request inside the
     app may take ``2 * timeout`` (the app answers by ``timeout``; the rest lets a slow
     reader take its answer). Past either, the connection is closed, at once if an
-    answer is still unsent. Of uvicorn's protocol, only its ``app``, ``flow``,
-    ``conn`` (h11) and ``connections`` attributes and its ``on_response_complete``
-    hook are used.
+    answer is still unsent. Of uvicorn's protocol, only its ``app``, ``flow`` and
+    ``connections`` attributes and its ``on_response_complete`` hook are used, and
+    :meth:`_parsed_ahead` says what the parser holds of a next request.
 
     With ``tls``, the server listens for plain TCP and the TLS handshake begins here
     (``loop.start_tls``), so a connection is counted while it handshakes, waiting on
@@ -132,15 +155,22 @@ class DeadlineProtocol(H11Protocol):
         self._raw: asyncio.Transport | None = None
         self._handshake: asyncio.Task[None] | None = None  # held: the loop holds tasks weakly
         self._early: list[bytes] | None = None
+        # The requests in the app: uvicorn's ``send`` is its request cycle's method.
+        self._cycles: list[Any] = []
         inner = self.app
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             self._in_app += 1
             self._arm(2 * self.timeout)
             self._account()
+            cycle = getattr(send, "__self__", None)
+            if cycle is not None:
+                self._cycles.append(cycle)
             try:
                 await inner(scope, receive, send)
             finally:
+                if cycle is not None:
+                    self._cycles.remove(cycle)
                 self._in_app -= 1
                 if not self._in_app and not self._unsent():
                     self._disarm()  # else the rest of the deadline is to take the answer
@@ -229,12 +259,13 @@ class DeadlineProtocol(H11Protocol):
         # The answer is sent. Bytes already here were sent before the client had it:
         # the next request is pipelined (RFC 9112 section 9.3.2).
         if not self.transport.is_closing():
-            self._pipelined = bool(self.conn.trailing_data[0]) or self._more_to_read()
+            self._pipelined = self._parsed_ahead() or self._more_to_read()
             self._account()
         super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._forget()
+        self._cut()
         if self.transport is None:  # TLS, lost before the handshake ended: not uvicorn's
             self._early = None
             return
@@ -246,12 +277,27 @@ class DeadlineProtocol(H11Protocol):
             return
         super().shutdown()
 
+    def _parsed_ahead(self) -> bool:
+        """Whether the parser already holds bytes of a request after the one answered."""
+        raise NotImplementedError
+
     def close_now(self) -> None:
         """Close at once, dropping anything unsent (room for a new connection)."""
         self._disarm()
         transport = self.transport if self.transport is not None else self._raw
         if transport is not None:
             transport.abort()
+            self._cut()
+
+    def _cut(self) -> None:
+        """The connection is gone, or aborted (the loop says so a turn later): the
+        requests in the app send nothing more. uvicorn marks only the request it parsed
+        last (with httptools, pipelined requests are queued behind the one in the app),
+        and uvloop's transport raises on a write where asyncio's ignores it."""
+        for cycle in (*self._cycles, self.cycle):
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
 
     def _forget(self) -> None:
         self._disarm()
@@ -267,6 +313,8 @@ class DeadlineProtocol(H11Protocol):
     def _unsent(self) -> int:
         """Bytes of answers the kernel has not taken: in the transport, and with TLS in
         the TCP transport under it."""
+        if self._raw is None:  # plain TCP: asked after every step of every request
+            return self.transport.get_write_buffer_size() if self.transport is not None else 0
         size = 0
         for transport in (self.transport, self._raw):
             if transport is not None:
@@ -310,10 +358,18 @@ class DeadlineProtocol(H11Protocol):
                 "closed the connection of %s: its answer not taken within the timeout", client
             )
             self.transport.abort()
+            self._cut()
         elif not self.transport.is_closing():
             what = "answered" if self._in_app else "a whole request received"
             self.slow("closed the connection of %s: not %s within the timeout", client, what)
             self.transport.close()
+
+
+class DeadlineProtocol(Deadline, H11Protocol):
+    """:class:`Deadline` over h11 (pure Python; bounds an incomplete head at 16 KiB)."""
+
+    def _parsed_ahead(self) -> bool:
+        return bool(self.conn.trailing_data[0])
 
 
 class _Beneath(asyncio.BufferedProtocol):
@@ -322,7 +378,7 @@ class _Beneath(asyncio.BufferedProtocol):
     the TLS transport does not report (its buffer may be empty while the TCP
     transport's is not)."""
 
-    def __init__(self, tls: asyncio.BufferedProtocol, connection: DeadlineProtocol) -> None:
+    def __init__(self, tls: asyncio.BufferedProtocol, connection: Deadline) -> None:
         self._tls = tls
         self._connection = connection
 

@@ -52,8 +52,16 @@ class Metrics:
         with self._lock:
             return self._decisions.get(effect, 0)
 
-    def render(self, *, log_failures: int, behavior_failures: int | None, revision: str) -> str:
-        """The text format (version 0.0.4); gauges owned by the PDP are passed in."""
+    def render(
+        self,
+        *,
+        log_failures: int,
+        behavior_failures: int | None,
+        revision: str,
+        pid: int | None = None,
+    ) -> str:
+        """The text format (version 0.0.4); gauges owned by the PDP are passed in, and
+        the process id: with ``--workers`` each process counts only what it served."""
         with self._lock:
             decisions = dict(self._decisions)
             refusals = dict(self._identity_failures)
@@ -124,6 +132,9 @@ class Metrics:
             lines.append(f"zerotrust_behavior_store_errors_total {behavior_failures}")
         _family(lines, "zerotrust_policy_info", "gauge", "The policy revision in force.")
         lines.append(f'zerotrust_policy_info{{revision="{_label(revision)}"}} 1')
+        if pid is not None:
+            _family(lines, "zerotrust_process_info", "gauge", "The process that answered.")
+            lines.append(f'zerotrust_process_info{{pid="{pid}"}} 1')
         return "\n".join(lines) + "\n"
 
 

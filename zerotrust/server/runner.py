@@ -14,7 +14,8 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,9 @@ from zerotrust.errors import ZeroTrustError
 from zerotrust.server.config import ServerConfig, ServerConfigError, load_config
 from zerotrust.server.connections import (
     MIN_OPEN_FILES,
-    DeadlineProtocol,
+    Deadline,
     capacity,
+    deadline_protocol,
     raise_open_file_limit,
 )
 from zerotrust.server.registry import GRACE_SECONDS, Connections
@@ -39,6 +41,7 @@ __all__ = [
     "build_config",
     "is_loopback_host",
     "listen",
+    "listen_each",
     "logging_config",
     "make_server",
 ]
@@ -47,6 +50,9 @@ __all__ = [
 #: both as this and as how many it accepts in one turn of the loop; the second must stay
 #: small (see :func:`capacity`), so the listening sockets get this one back once served.
 _BACKLOG = 1024
+#: Linux balances connections across sockets bound with SO_REUSEPORT; other systems
+#: either lack it or give every connection to one of them (the last bound).
+_REUSE_PORT = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
 class ListenError(ZeroTrustError, OSError):
@@ -130,6 +136,40 @@ def listen(host: str, port: int) -> list[socket.socket]:
     return sockets
 
 
+def listen_each(host: str, port: int, workers: int) -> list[list[socket.socket]]:
+    """:func:`listen`, for ``workers`` processes serving one port: a set of sockets for
+    each. On Linux each set is its own, bound with ``SO_REUSEPORT``, and the kernel
+    spreads new connections across them; elsewhere every process shares one set.
+
+    The address is first bound without ``SO_REUSEPORT``, so a port another program
+    holds is refused as by :func:`listen` (it might otherwise share it with us).
+    """
+    first = listen(host, port)
+    if workers == 1 or not _REUSE_PORT:
+        return [first] * workers
+    bound = [(sock.family, sock.proto, sock.getsockname()) for sock in first]
+    for sock in first:
+        sock.close()
+    sets: list[list[socket.socket]] = []
+    try:
+        for _ in range(workers):
+            sets.append([])
+            for family, proto, sockaddr in bound:
+                sock = socket.socket(family, socket.SOCK_STREAM, proto)
+                sets[-1].append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(sockaddr)
+                sock.listen(_BACKLOG)
+    except OSError as exc:
+        for sock in (s for each in sets for s in each):
+            sock.close()
+        raise ListenError(f"cannot listen on {address(host, port)}: {_reason(exc)}") from exc
+    return sets
+
+
 def address(host: str, port: int) -> str:
     """``host:port`` as written in a URL (``[::1]:8080``)."""
     name = _unbracket(host)
@@ -161,6 +201,7 @@ def make_server(
     config: ServerConfig,
     *,
     log_config: dict[str, Any] | None = None,
+    on_serving: Callable[[], None] | None = None,
     **uvicorn_options: Any,
 ) -> uvicorn.Server:
     """A uvicorn server for ``app`` with the limits of ``config`` (not yet running).
@@ -168,7 +209,8 @@ def make_server(
     ``log_config`` is a :func:`logging.config.dictConfig` mapping (see
     :func:`logging_config`), or None to leave logging as it is. ``uvicorn_options``
     go to ``uvicorn.Config`` (``ssl_certfile``, ``ssl_keyfile``, ...), except the
-    ones the server's safety depends on.
+    ones the server's safety depends on. ``on_serving`` is called once the server
+    listens, before it answers anything.
 
     Raises the process's soft open-file limit to its hard limit, and bounds the open
     connections below it (``config.max_connections`` at most), and those of one client
@@ -177,8 +219,8 @@ def make_server(
 
     With TLS (``ssl_certfile``, ``ssl_context_factory``), the server listens for plain
     TCP and each connection begins TLS once counted, with ``config.request_timeout``
-    for its handshake (see :class:`DeadlineProtocol`); the certificate is read here,
-    and one it cannot use is a :class:`ServerConfigError`.
+    for its handshake (see :class:`~zerotrust.server.connections.Deadline`); the
+    certificate is read here, and one it cannot use is a :class:`ServerConfigError`.
     """
     fixed = {"app", "http", "proxy_headers", "ws", "lifespan", "log_config", "backlog"}
     clash = fixed & set(uvicorn_options)
@@ -193,15 +235,21 @@ def make_server(
         )
     limit, backlog = room
 
-    class Protocol(DeadlineProtocol):
-        timeout = config.request_timeout
-        registry = Connections(
-            limit,
-            config.max_connections_per_address,
-            grace=min(GRACE_SECONDS, config.request_timeout),
-        )
-        slow = Throttled(logging.INFO)
-        handshakes = Throttled(logging.INFO)
+    # A class per server: uvicorn builds the protocol itself, from the class alone.
+    protocol: type[Deadline] = type(
+        "Protocol",
+        (deadline_protocol(),),
+        {
+            "timeout": config.request_timeout,
+            "registry": Connections(
+                limit,
+                config.max_connections_per_address,
+                grace=min(GRACE_SECONDS, config.request_timeout),
+            ),
+            "slow": Throttled(logging.INFO),
+            "handshakes": Throttled(logging.INFO),
+        },
+    )
 
     options: dict[str, Any] = {
         "server_header": False,
@@ -211,7 +259,7 @@ def make_server(
     }
     uvicorn_config = uvicorn.Config(
         app,
-        http=Protocol,
+        http=protocol,
         ws="none",  # the API has no WebSocket route; an upgrade is a plain request
         lifespan="off",  # nothing to start or stop
         proxy_headers=False,  # X-Forwarded-For must not turn a remote caller into loopback
@@ -228,8 +276,13 @@ def make_server(
             if uvicorn_options.get(name)
         )
         raise ServerConfigError([f"cannot set up TLS ({files}): {_reason(exc)}"]) from exc
-    # TLS begins in the protocol, once a connection is counted (DeadlineProtocol).
-    Protocol.tls, uvicorn_config.ssl = uvicorn_config.ssl, None
+    # TLS begins in the protocol, once a connection is counted (Deadline).
+    protocol.tls, uvicorn_config.ssl = uvicorn_config.ssl, None
+    if protocol.tls is not None and "loop" not in uvicorn_options:
+        # The handshake deadline and the count of unsent bytes rely on asyncio's own TLS
+        # transport (loop.start_tls); uvloop's differs. Plain HTTP takes uvloop when
+        # installed (uvicorn's "auto").
+        uvicorn_config.loop = "asyncio"
     if limit < config.max_connections:  # logged now: uvicorn.Config set up logging
         logging.getLogger("zerotrust.server").warning(
             "the open-file limit (%s) allows %d open connections, fewer than "
@@ -238,16 +291,22 @@ def make_server(
             limit,
             config.max_connections,
         )
-    return _Server(uvicorn_config, Protocol.tls)
+    return _Server(uvicorn_config, protocol.tls, on_serving)
 
 
 class _Server(uvicorn.Server):
     """uvicorn's server, with asyncio's accept failures reported as one throttled line,
     and the kernel's queue of connections longer than what asyncio accepts at once."""
 
-    def __init__(self, config: uvicorn.Config, tls: ssl.SSLContext | None) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        tls: ssl.SSLContext | None,
+        on_serving: Callable[[], None] | None,
+    ) -> None:
         super().__init__(config)
         self._tls = tls
+        self._on_serving = on_serving
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         report = Throttled(logging.WARNING)
@@ -255,6 +314,8 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)
         for sock in sockets or ():
             sock.listen(_BACKLOG)
+        if self.started and self._on_serving is not None:
+            self._on_serving()
 
     def _log_started_message(self, listeners: Sequence[socket.SocketType]) -> None:
         # uvicorn names the scheme after config.ssl, which make_server gave the protocol.

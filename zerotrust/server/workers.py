@@ -1,0 +1,210 @@
+"""``zerotrust serve`` from its options: one process, or ``--workers N`` on one port.
+
+Each worker is a process of its own (spawned, so nothing of the parent's state is
+shared) that loads the policies and builds the app and server itself, and serves the
+sockets the parent bound. On Linux each worker has its own socket of the same port
+(``SO_REUSEPORT``, bound in :func:`~zerotrust.server.runner.listen_each`), so the
+kernel spreads new connections across the workers; elsewhere they share one.
+
+uvicorn's own supervisor (``workers=``) pickles a :class:`uvicorn.Config` and runs a
+plain ``uvicorn.Server`` in each worker; this server is an app object with a
+connection registry per process and TLS begun in the protocol, so :func:`supervise`
+does the same few things itself: start the workers, start another when one dies
+(a worker that dies before it serves stops them all: it would die again), and stop
+them all on SIGINT or SIGTERM. A worker whose parent is gone (even killed) stops too:
+it waits on a pipe only the parent holds open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import multiprocessing
+import multiprocessing.connection
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import uvicorn
+
+from zerotrust.audit import JsonLinesLog
+from zerotrust.behavior.redis import RedisBehaviorStore
+from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.server.app import create_app
+from zerotrust.server.identity import build_identity
+from zerotrust.server.runner import build_config, logging_config, make_server
+
+__all__ = ["Built", "ServeOptions", "build", "run", "supervise"]
+
+_log = logging.getLogger("zerotrust.server")
+#: How long a stopping worker gets (uvicorn's graceful shutdown is 10 s) before SIGKILL.
+_STOP_SECONDS = 15.0
+#: Exit status of a worker that could not start serving.
+_STARTUP_FAILURE = 3
+
+
+@attrs.frozen
+class ServeOptions:
+    """What ``zerotrust serve`` was asked for; picklable, so a worker builds from it."""
+
+    policies: str
+    host: str
+    config_file: str | None = None
+    entities: str | None = None
+    insecure_local: bool = False
+
+
+@attrs.frozen
+class Built:
+    """A server ready to run, its PDP, and the decision log to close after."""
+
+    server: uvicorn.Server
+    pdp: PolicyDecisionPoint
+    log: JsonLinesLog | None
+
+
+def build(options: ServeOptions, on_serving: Callable[[], None] | None = None) -> Built:
+    """Config, identity, decision log, PDP, app and server: everything but the sockets;
+    ``on_serving`` goes to :func:`~zerotrust.server.runner.make_server`.
+
+    Raises what each step raises (:class:`~zerotrust.errors.PolicyError`,
+    :class:`~zerotrust.server.ServerConfigError`, ``DecisionLogError``, ...); the
+    decision log is closed again if a later step fails.
+    """
+    config = build_config(
+        options.config_file,
+        host=options.host,
+        entities=options.entities,
+        insecure_local=options.insecure_local,
+    )
+    identity = build_identity(config.identity) if config.identity is not None else None
+    log = JsonLinesLog(config.decision_log) if config.decision_log else None
+    try:
+        shared: dict[str, Any] = {}  # else the PDP's default: a memory store per process
+        if config.behavior_redis_url is not None:
+            shared["behavior"] = RedisBehaviorStore.from_url(config.behavior_redis_url)
+        pdp = PolicyDecisionPoint.from_path(
+            options.policies, decision_log=log, identity=identity, **shared
+        )
+        # Decisions on the event loop only when nothing in them waits on the network.
+        app = create_app(pdp, config=config, decide_inline=identity is None and not shared)
+        server = make_server(app, config, log_config=logging_config(), on_serving=on_serving)
+    except BaseException:
+        if log is not None:
+            log.close()
+        raise
+    return Built(server, pdp, log)
+
+
+def run(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
+    """Serve until stopped. What is loaded by now (policies, code) lives as long as the
+    process: frozen out of the garbage collector's sight, a full collection no longer
+    walks it (tens of milliseconds, during which no request is answered)."""
+    gc.collect()
+    gc.freeze()
+    server.run(sockets=sockets)
+
+
+def supervise(options: ServeOptions, socket_sets: list[list[socket.socket]]) -> int:
+    """Run one worker per socket set until SIGINT or SIGTERM; 0, or 1 if a worker
+    could not start serving."""
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    workers = [_Worker(options, sockets) for sockets in socket_sets]
+    status = 0
+    try:
+        while not stop.is_set():
+            waits: list[Any] = [w.process.sentinel for w in workers]
+            waits += [w.pipe for w in workers if not w.ready]
+            multiprocessing.connection.wait(waits, timeout=0.5)
+            for index, worker in enumerate(workers):
+                worker.poll()
+                if worker.process.is_alive() or stop.is_set():
+                    continue
+                code = worker.process.exitcode
+                if not worker.ready:
+                    _log.error("worker [%s] could not start (exit %s): stopping", worker.pid, code)
+                    stop.set()
+                    status = 1
+                    break
+                _log.warning("worker [%s] exited (%s): starting another", worker.pid, code)
+                worker.close()
+                workers[index] = _Worker(options, worker.sockets)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _stop_all(workers)
+    return status
+
+
+class _Worker:
+    """One worker process, with the pipe it reports on and watches its parent by."""
+
+    def __init__(self, options: ServeOptions, sockets: list[socket.socket]) -> None:
+        self.sockets = sockets
+        self.pipe, child = multiprocessing.get_context("spawn").Pipe()
+        self.process = multiprocessing.get_context("spawn").Process(
+            target=_worker, args=(options, sockets, child), daemon=False
+        )
+        self.process.start()
+        child.close()  # the worker holds the only other end now
+        self.pid = self.process.pid
+        self.ready = False
+        _log.info("started worker [%s]", self.pid)
+
+    def poll(self) -> None:
+        """Read the worker's report that it serves, if it has sent it."""
+        with contextlib.suppress(EOFError, OSError):  # it exited
+            while not self.ready and self.pipe.poll():
+                self.ready = self.pipe.recv() == "serving"
+
+    def close(self) -> None:
+        self.pipe.close()
+        self.process.join(0)
+
+
+def _stop_all(workers: list[_Worker]) -> None:
+    for worker in workers:
+        if worker.process.is_alive():
+            worker.process.terminate()  # SIGTERM: uvicorn's graceful shutdown
+    deadline = time.monotonic() + _STOP_SECONDS
+    for worker in workers:
+        worker.process.join(max(0.0, deadline - time.monotonic()))
+        if worker.process.is_alive():
+            _log.warning("worker [%s] did not stop in time: killed", worker.pid)
+            worker.process.kill()
+            worker.process.join()
+        worker.pipe.close()
+
+
+def _worker(
+    options: ServeOptions,
+    sockets: list[socket.socket],
+    pipe: multiprocessing.connection.Connection,
+) -> None:
+    """A worker process: build, report once serving, stop when the parent is gone."""
+    try:
+        built = build(options, on_serving=lambda: pipe.send("serving"))
+    except Exception:
+        logging.getLogger("zerotrust.server").exception("worker could not start")
+        raise SystemExit(_STARTUP_FAILURE) from None
+    server = built.server
+
+    def watch_parent() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            pipe.recv()  # the parent sends nothing: this returns when it is gone
+        server.should_exit = True
+
+    threading.Thread(target=watch_parent, name="zerotrust-parent", daemon=True).start()
+    try:
+        run(server, sockets)
+    finally:
+        if built.log is not None:
+            built.log.close()
