@@ -11,8 +11,11 @@ A validated request is read-only all the way down: the PDP trusts it without cop
 it again, and hands the same object to the web integrations (``access_request_of``,
 ``current_request``) and to ``record_access``, so nobody holding it can change what
 a later decision trusts. Its maps and lists read as ``dict`` and ``list`` (``==``,
-``isinstance``, ``json.dumps``) and raise ``TypeError`` on any change; the conditions
-see a private plain copy (exact ``dict``/``list``, the compiled CEL's fast paths).
+``isinstance``, ``json.dumps``) and raise ``TypeError`` on any change; the conditions,
+the behaviour stores and the decision log read a private plain copy (exact
+``dict``/``list``, the compiled CEL's fast paths). The read-only fields are made from
+that copy the first time something reads them, so a decision whose caller only reads
+the answer copies the request once.
 """
 
 from __future__ import annotations
@@ -199,8 +202,8 @@ def _read_fields(request: AccessRequest) -> Any:
 def _build(cls: type[AccessRequest], data: dict[str, Any]) -> AccessRequest:
     """The request in ``data`` if that is exact plain data of the right shape.
 
-    One pass checks it and makes both copies: the plain one the conditions see and
-    the read-only one the request shows. Keys are proved exact ``str`` before any
+    One pass checks it and makes the plain copy the conditions see (the read-only
+    fields are made from it on first read: ``_show``). Keys are proved exact ``str`` before any
     lookup, so no caller's ``__hash__`` or ``__eq__`` runs. Raises :class:`NotPlain`
     (or, on a caller's data, another exception: see ``plain_object``) for anything
     else; :meth:`AccessRequest.from_mapping` then names what is wrong.
