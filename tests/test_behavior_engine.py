@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -146,3 +148,35 @@ def test_pdp_level_threads_give_exact_counts() -> None:
         thread.join()
     features = store.features(AccessRequest.from_mapping(_request(0)), NOW)
     assert (features["requests_1h"], features["records_1h"]) == (40_001, 120_000)
+
+
+def test_record_access_with_a_huge_count_keeps_features_and_the_log_line_64_bit(
+    tmp_path: Path,
+) -> None:
+    """A reported count past 64 bits (or past a float's range) is counted as
+    MAX_RECORDS, as context.records is: the memory store's map, which the decision log
+    writes unchecked, stays 64-bit integers, and the subject's features stay available."""
+    from zerotrust import JsonLinesLog
+    from zerotrust._plain import INT64_MAX
+    from zerotrust.behavior.features import MAX_RECORDS
+
+    path = tmp_path / "decisions.jsonl"
+    request = {
+        "subject": {"id": "u-1"},
+        "action": {"name": "read"},
+        "resource": {"type": "customer_record", "id": "c-1"},
+    }
+    with JsonLinesLog(path) as log:
+        pdp = PolicyDecisionPoint.from_texts(
+            {"p.yaml": "policy: p\nrules:\n  - {id: a, effect: allow}\n"}, decision_log=log
+        )
+        pdp.evaluate(request)
+        pdp.record_access(AccessRequest.from_mapping(request), records=2**70)
+        pdp.record_access(AccessRequest.from_mapping(request), records=10**400)
+        decision = pdp.evaluate(request)
+    assert decision.behavior is not None and decision.behavior["available"] is True
+    assert decision.behavior["records_1h"] == 1 + 2 * MAX_RECORDS + 1
+    for line in path.read_text().splitlines():
+        logged = json.loads(line)["behavior"]
+        assert all(abs(v) <= INT64_MAX for v in logged.values() if type(v) is int)
+    assert pdp.decision_log_failures == 0 and pdp.behavior_failures == 0

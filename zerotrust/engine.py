@@ -20,7 +20,7 @@ from zerotrust.audit.record import DecisionLog
 from zerotrust.audit.sinks import NullLog
 from zerotrust.behavior import BehaviorSource
 from zerotrust.behavior.config import StoreErrorMode
-from zerotrust.behavior.features import counted_records
+from zerotrust.behavior.features import MAX_RECORDS, counted_records
 from zerotrust.behavior.memory import MemoryBehaviorStore
 from zerotrust.cel import Backend, default_backend
 from zerotrust.decision import Decision, Effect, StepUp
@@ -312,11 +312,15 @@ class PolicyDecisionPoint:
         than it asked for).
 
         Given a decision (or its id) this PDP made recently, its count becomes
-        ``records``; given a request, ``records`` are added for its subject now.
+        ``records``; given a request, ``records`` are added for its subject now. A
+        count above ``MAX_RECORDS`` counts as ``MAX_RECORDS``, as in ``context.records``.
         Raises :class:`RequestError` for a negative count or an unknown decision id.
         """
         if isinstance(records, bool) or not isinstance(records, int) or records < 0:
             raise RequestError("records", "must be an integer >= 0")
+        # Counted as context.records is (counted_records): at most MAX_RECORDS, so the
+        # store's counters, the features and the logged line stay within 64 bits.
+        records = min(records, MAX_RECORDS)
         store = getattr(self._behavior, "record_access", None)
         if isinstance(decision, Decision | str):
             key = decision if isinstance(decision, str) else decision.decision_id
