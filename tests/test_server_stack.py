@@ -190,3 +190,29 @@ def test_a_head_sent_piece_by_piece_is_refused_past_16_kib() -> None:
         assert answer is None or answer[0] == 400
         assert closed(sock)
         assert time.monotonic() - started < 5
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review12: slow decisions interleaved with quick ones never pause inlining; "
+    "a fix changes test_a_slow_decision_sends_the_next_ones_to_threads_for_a_while",
+)
+def test_slow_decisions_interleaved_with_quick_ones_cannot_hold_the_loop() -> None:
+    """The attack: a client alternates a request whose decision is slow (a 3.5 KB body
+    under INLINE_BODY_BYTES, a condition quadratic in a list it sends: ~90 ms here) with
+    a quick one. "Two slow in a row" never holds, so every slow decision runs on the
+    event loop, holding up /healthz and every other connection nearly all the time,
+    far beyond the 1% the bound promises."""
+    now = [100.0]
+    inline = Inline(True, clock=lambda: now[0])
+    on_loop = 0.0
+    for _ in range(100):
+        if inline.fits(3500):
+            inline.took(0.09)
+            on_loop += 0.09
+        now[0] += 0.09
+        if inline.fits(100):
+            inline.took(0.00001)
+        now[0] += 0.001
+    elapsed = now[0] - 100.0
+    assert on_loop <= 0.05 * elapsed  # (at most a few percent of the time on the loop)
