@@ -18,7 +18,8 @@ from typing import Any
 __all__ = ["INLINE_BODY_BYTES", "INLINE_SECONDS", "Inline", "Slot", "Slots"]
 
 #: A decision on the event loop may take this long (CPU time: it waits on nothing).
-#: Two in a row that take longer send the next ones to worker threads for a hundred
+#: Two that take longer, the second within a hundred times its duration of the first
+#: (quick ones between them or not), send the next ones to worker threads for a hundred
 #: times as long (at most :data:`INLINE_PAUSE_SECONDS`), so slow decisions hold up
 #: the loop for about 1% of the time at most; a one-off (the first decision, a full
 #: garbage collection, a store's upkeep) pauses nothing.
@@ -39,7 +40,7 @@ class Inline:
         self._allowed = allowed
         self._clock = clock
         self._paused_until = 0.0
-        self._slow = False  # whether the last decision on the loop took too long
+        self._last_slow: float | None = None  # when the last decision past the bound ended
 
     def fits(self, body_size: int) -> bool:
         return (
@@ -49,13 +50,18 @@ class Inline:
         )
 
     def took(self, seconds: float) -> None:
-        """A decision on the loop took ``seconds``: the second in a row past the bound
-        pauses inlining."""
-        slow = seconds > INLINE_SECONDS
-        if slow and self._slow:
-            self._paused_until = self._clock() + min(INLINE_PAUSE_SECONDS, 100 * seconds)
-            slow = False
-        self._slow = slow
+        """A decision on the loop took ``seconds``. One past the bound alone (a cold
+        start, a store's upkeep) pauses nothing; a second one within 100 times its own
+        duration of the first, whatever quick ones ran between them, pauses inlining
+        for 100 times as long (at most :data:`INLINE_PAUSE_SECONDS`): slow decisions
+        then hold the loop for at most about 1% of the time."""
+        if seconds <= INLINE_SECONDS:
+            return
+        now = self._clock()
+        last, self._last_slow = self._last_slow, now
+        if last is not None and now - last <= 100 * seconds:
+            self._paused_until = now + min(INLINE_PAUSE_SECONDS, 100 * seconds)
+            self._last_slow = None
 
 
 class Slots:
