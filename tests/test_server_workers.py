@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -82,9 +83,9 @@ def wait_for(condition: object, seconds: float = 20) -> bool:
 
 
 @contextmanager
-def serve(workers: int) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def serve(workers: int, policies: Path = POLICIES) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
-    command = [sys.executable, "-m", "zerotrust", "serve", "--policies", str(POLICIES)]
+    command = [sys.executable, "-m", "zerotrust", "serve", "--policies", str(policies)]
     command += ["--insecure-local", "--port", str(port), "--workers", str(workers)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
@@ -133,6 +134,30 @@ def test_a_worker_that_dies_is_replaced() -> None:
                 break
         assert replacement <= seen  # the new worker serves
         assert victim not in seen or not alive(victim)
+
+
+def test_a_replacement_that_cannot_start_leaves_the_others_serving(tmp_path: Path) -> None:
+    """The policy files edited into an invalid state while serving, then a worker dies:
+    its replacement cannot load them, the other worker serves on, and once the files are
+    valid again a replacement starts."""
+    policies = tmp_path / "policies"
+    shutil.copytree(POLICIES, policies)
+    broken = policies / "broken.yaml"
+    with serve(2, policies) as (parent, port):
+        first = workers_of(parent.pid)
+        survivor, victim = sorted(first)
+        broken.write_text("policy: broken\nrules: [{id: r, effect: stepup}]\n")
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(3)  # a replacement tried (and failed) at least once meanwhile
+        assert parent.poll() is None  # the supervisor serves on
+        assert alive(survivor)
+        assert all(answering_pid(port) == survivor for _ in range(5))
+        broken.unlink()
+        assert wait_for(lambda: len(workers_of(parent.pid) - first) == 1, seconds=40)
+        replacement = workers_of(parent.pid) - first
+        assert wait_for(
+            lambda: any(answering_pid(port) in replacement for _ in range(20)), seconds=20
+        )
 
 
 def test_workers_do_not_outlive_a_killed_parent() -> None:

@@ -36,6 +36,7 @@ from zerotrust.server.registry import GRACE_SECONDS, Connections
 from zerotrust.server.throttle import Throttled, ThrottleWarnings, accept_errors
 
 __all__ = [
+    "Bound",
     "ListenError",
     "address",
     "build_config",
@@ -44,6 +45,7 @@ __all__ = [
     "listen_each",
     "logging_config",
     "make_server",
+    "reuse_port_set",
 ]
 
 #: Connections the kernel queues until they are accepted. asyncio takes its ``backlog``
@@ -153,21 +155,38 @@ def listen_each(host: str, port: int, workers: int) -> list[list[socket.socket]]
     sets: list[list[socket.socket]] = []
     try:
         for _ in range(workers):
-            sets.append([])
-            for family, proto, sockaddr in bound:
-                sock = socket.socket(family, socket.SOCK_STREAM, proto)
-                sets[-1].append(sock)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                sock.bind(sockaddr)
-                sock.listen(_BACKLOG)
+            sets.append(reuse_port_set(bound))
     except OSError as exc:
         for sock in (s for each in sets for s in each):
             sock.close()
         raise ListenError(f"cannot listen on {address(host, port)}: {_reason(exc)}") from exc
     return sets
+
+
+#: Where a set of listening sockets is bound: (family, protocol, socket address) each.
+Bound = Sequence[tuple[int, int, Any]]
+
+
+def reuse_port_set(bound: Bound) -> list[socket.socket]:
+    """Listening sockets on the addresses in ``bound``, with ``SO_REUSEPORT`` (Linux):
+    one more set beside those already serving the port. Raises ``OSError``, leaving
+    nothing open."""
+    made: list[socket.socket] = []
+    try:
+        for family, proto, sockaddr in bound:
+            sock = socket.socket(family, socket.SOCK_STREAM, proto)
+            made.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(sockaddr)
+            sock.listen(_BACKLOG)
+    except OSError:
+        for sock in made:
+            sock.close()
+        raise
+    return made
 
 
 def address(host: str, port: int) -> str:

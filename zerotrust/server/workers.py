@@ -37,7 +37,13 @@ from zerotrust.behavior.redis import RedisBehaviorStore
 from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.server.app import create_app
 from zerotrust.server.identity import build_identity
-from zerotrust.server.runner import build_config, logging_config, make_server
+from zerotrust.server.runner import (
+    Bound,
+    build_config,
+    logging_config,
+    make_server,
+    reuse_port_set,
+)
 
 __all__ = ["Built", "ServeOptions", "build", "run", "supervise"]
 
@@ -112,43 +118,100 @@ def run(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
 
 def supervise(options: ServeOptions, socket_sets: list[list[socket.socket]]) -> int:
     """Run one worker per socket set until SIGINT or SIGTERM; 0, or 1 if a worker
-    could not start serving."""
+    could not start serving at start-up.
+
+    A worker that exits later is replaced. A replacement that cannot start (the policy
+    files were edited into an invalid state meanwhile, say) leaves the others serving
+    the set they loaded: it is logged and tried again after 1, 2, 4 ... up to
+    :data:`RETRY_MAX_SECONDS` seconds."""
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
     }
-    workers = [_Worker(options, sockets) for sockets in socket_sets]
+    workers: list[_Worker | None] = [_Worker(options, sockets) for sockets in socket_sets]
+    retry: dict[int, tuple[float, float]] = {}  # index -> (when to start again, delay)
+    closed: dict[int, Bound] = {}  # index -> where its sockets were, to listen again
+    socket_sets = list(socket_sets)
     status = 0
     try:
         while not stop.is_set():
-            waits: list[Any] = [w.process.sentinel for w in workers]
-            waits += [w.pipe for w in workers if not w.ready]
+            waits: list[Any] = [w.process.sentinel for w in workers if w is not None]
+            waits += [w.pipe for w in workers if w is not None and not w.ready]
             multiprocessing.connection.wait(waits, timeout=0.5)
             for index, worker in enumerate(workers):
+                if worker is None:  # waiting to be started again
+                    when, delay = retry[index]
+                    if time.monotonic() < when or stop.is_set():
+                        continue
+                    if index in closed:  # listen again beside the others
+                        try:
+                            socket_sets[index] = reuse_port_set(closed[index])
+                        except OSError as exc:
+                            delay = min(RETRY_MAX_SECONDS, 2 * delay)
+                            _log.error("cannot listen again (%s): trying in %g s", exc, delay)
+                            retry[index] = (time.monotonic() + delay, delay)
+                            continue
+                        del closed[index]
+                    workers[index] = _Worker(options, socket_sets[index], replacing=delay)
+                    continue
                 worker.poll()
                 if worker.process.is_alive() or stop.is_set():
                     continue
                 code = worker.process.exitcode
-                if not worker.ready:
+                worker.close()
+                if worker.ready:
+                    _log.warning("worker [%s] exited (%s): starting another", worker.pid, code)
+                    workers[index] = _Worker(options, worker.sockets, replacing=0.0)
+                elif worker.replacing is None:  # at start-up: nothing serves yet
                     _log.error("worker [%s] could not start (exit %s): stopping", worker.pid, code)
                     stop.set()
                     status = 1
                     break
-                _log.warning("worker [%s] exited (%s): starting another", worker.pid, code)
-                worker.close()
-                workers[index] = _Worker(options, worker.sockets)
+                else:
+                    delay = min(RETRY_MAX_SECONDS, 2 * worker.replacing or 1.0)  # 1, 2, 4 ...
+                    _log.error(
+                        "worker [%s] could not start (exit %s): the others serve on; "
+                        "trying again in %g s",
+                        worker.pid,
+                        code,
+                        delay,
+                    )
+                    workers[index] = None
+                    retry[index] = (time.monotonic() + delay, delay)
+                    own = socket_sets[index]
+                    if len(socket_sets) > 1 and all(
+                        other is not own for i, other in enumerate(socket_sets) if i != index
+                    ):
+                        # Its own SO_REUSEPORT sockets: closed meanwhile, so the kernel
+                        # sends new connections to the workers that serve (not to a
+                        # backlog nobody accepts from).
+                        closed[index] = [(s.family, s.proto, s.getsockname()) for s in own]
+                        for sock in own:
+                            sock.close()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        _stop_all(workers)
+        _stop_all([w for w in workers if w is not None])
     return status
+
+
+#: The longest wait between two tries to start a replacement worker.
+RETRY_MAX_SECONDS = 30.0
 
 
 class _Worker:
     """One worker process, with the pipe it reports on and watches its parent by."""
 
-    def __init__(self, options: ServeOptions, sockets: list[socket.socket]) -> None:
+    def __init__(
+        self,
+        options: ServeOptions,
+        sockets: list[socket.socket],
+        *,
+        replacing: float | None = None,
+    ) -> None:
         self.sockets = sockets
+        # None at start-up; for a replacement, the wait before this try (0.0: the first)
+        self.replacing = replacing
         self.pipe, child = multiprocessing.get_context("spawn").Pipe()
         self.process = multiprocessing.get_context("spawn").Process(
             target=_worker, args=(options, sockets, child), daemon=False
