@@ -18,6 +18,8 @@ Measured:
   with a ``JsonLinesLog`` to a file;
 * the memory store's own work per decision: ``features`` + ``record``, as the PDP calls
   them;
+* the same with the log as traffic looks rather than one subject at one instant: 1,000
+  subjects in turn and a clock moving 0.2 s a decision (windows slide, buckets are new);
 * cel-expr-python (Google's C++ CEL, when installed): the 20 rules as 20 programs over
   one activation, and folded into one expression that returns the effect;
 * cedarpy (Cedar's Rust engine, when installed): ``is_authorized`` on a pre-parsed
@@ -33,6 +35,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import datetime
+import itertools
 import statistics
 import tempfile
 import timeit
@@ -158,6 +162,19 @@ def main() -> None:
     log_dir = tempfile.TemporaryDirectory()
     log = JsonLinesLog(Path(log_dir.name) / "decisions.jsonl")
     logged = PolicyDecisionPoint.from_texts(texts, clock=lambda: NOW, decision_log=log)
+    # As traffic looks: 1,000 subjects in turn, the clock moving 0.2 s a decision (every
+    # window slides now and then), the memory store and the decision log.
+    moving = [NOW]
+
+    def clock() -> datetime.datetime:
+        moving[0] += datetime.timedelta(seconds=0.2)
+        return moving[0]
+
+    crowd = [copy.deepcopy(REQUEST) for _ in range(1_000)]
+    for i, request in enumerate(crowd):
+        request["subject"]["id"] = f"u-{i}"
+    busy = PolicyDecisionPoint.from_texts(texts, clock=clock, decision_log=log)
+    turns = itertools.cycle(crowd)
     store = MemoryBehaviorStore()
     validated = AccessRequest.from_mapping(REQUEST)
     decided = bare.evaluate(validated)
@@ -203,6 +220,9 @@ def main() -> None:
         "evaluate(), memory store, null log (default)": lambda: default.evaluate(REQUEST),
         "evaluate(), memory store, JsonLinesLog": lambda: logged.evaluate(REQUEST),
         "memory store's own work (features + record)": store_work,
+        "evaluate(), memory store, JsonLinesLog, 1,000 subjects": lambda: busy.evaluate(
+            next(turns)
+        ),
     }
     if cpp is not None:
         engines["cel-expr-python (C++), 20 programs"] = lambda: cpp[0](REQUEST)
