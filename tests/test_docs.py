@@ -39,11 +39,6 @@ def test_relative_links_and_anchors_resolve(page: Path) -> None:
     assert not broken, f"{page.name}: " + "; ".join(broken)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review12: the merge of k-srv (2d6af54) left docs/performance.md with "
-    "placeholders for its tables; the figures are in its parents",
-)
 def test_no_page_keeps_an_unfilled_placeholder() -> None:
     """A page for users shows figures, not the names of tables still to be filled in."""
     placeholder = re.compile(r"^[A-Z]+(?:_[A-Z]+)+$", re.MULTILINE)
