@@ -1,0 +1,345 @@
+"""Flask extension: the policy enforcement point on the views Flask's own router dispatches.
+
+::
+
+    zt = ZeroTrust(app, pdp=pdp, config=WebConfig(jwt=verifier))   # or zt.init_app(app)
+
+    @app.get("/customers/<customer_id>")
+    @zt.requires("customer_record", "read", resource_id="customer_id")
+    def customer(customer_id): ...           # g.zerotrust_decision, g.zerotrust_request
+
+The view's ``request.view_args`` give ``resource.id`` and ``context.path_params``: no
+second route table. A refusal is raised as an exception that is both a Werkzeug
+``HTTPException`` (401/403, so ``@app.errorhandler(403)`` sees it) and the
+:class:`~zerotrust.web.AccessDenied` / :class:`~zerotrust.web.StepUpRequired` of
+``zerotrust.web``; its response is exactly the WSGI middleware's (the shared
+:class:`~zerotrust.web._pep.Gate` makes it). Obligations of an allowed decision are
+applied to the view's JSON response in ``after_request``; one that cannot be rewritten
+is withheld.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any, TypeVar, cast
+
+import attrs
+from flask import Flask, current_app, g, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from zerotrust.decision import Decision
+from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.web._pep import CURRENT_REQUEST, Gate, Prepared, Reply, rewrite_json
+from zerotrust.web.decorator import Part, _part
+from zerotrust.web.errors import AccessDenied, StepUpRequired, WebConfigError
+from zerotrust.web.http import Target, WebConfig, _with_properties
+from zerotrust.web.obligations import ObligationPlan
+from zerotrust.web.wsgi import _http_request
+
+__all__ = ["AccessRefused", "Refused", "StepUpRefused", "ZeroTrust"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXTENSION = "zerotrust"
+_PLAN = "_zerotrust_plan"
+_GUARDED = "__zerotrust_guarded__"  # set on every view @requires wraps
+
+
+class Refused(HTTPException):
+    """A refusal, answered as the WSGI middleware answers it (problem+json, challenge).
+
+    ``reply`` is that answer and ``code`` its HTTP status. Raised as it is only when
+    the request could not even be put to the PDP; every other refusal is one of the
+    subclasses, which carry the ``decision``.
+    """
+
+    reply: Reply
+
+    def _carry(self, reply: Reply) -> None:
+        # Set here, not by HTTPException.__init__: a subclass that is also an OSError
+        # (AccessDenied is a PermissionError) never runs that initialiser.
+        self.reply = reply
+        self.code = reply.status
+        self.description = reply.code
+        self.response = None
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__()
+        self._carry(reply)
+
+    def get_response(self, environ: Any = None, scope: Any = None) -> Response:
+        reply = self.reply
+        return Response(reply.body, status=reply.status, headers=list(reply.headers))
+
+
+class AccessRefused(AccessDenied, Refused):
+    """The decision refuses (deny, no or invalid token, an obligation not carried out)."""
+
+    def __init__(self, reply: Reply, decision: Decision) -> None:
+        AccessDenied.__init__(self, decision, f"{reply.code} (decision {decision.decision_id})")
+        self._carry(reply)
+
+
+class StepUpRefused(StepUpRequired, Refused):
+    """The decision is step_up: a 401 with the RFC 9470 challenge."""
+
+    def __init__(self, reply: Reply, decision: Decision) -> None:
+        StepUpRequired.__init__(self, decision)
+        self._carry(reply)
+
+
+def _refusal(reply: Reply, decision: Decision) -> Refused:
+    if reply.code == "step_up_required":
+        return StepUpRefused(reply, decision)
+    return AccessRefused(reply, decision)
+
+
+@attrs.frozen
+class _State:
+    """What one app's extension needs per request; kept in ``app.extensions``."""
+
+    gate: Gate
+    debug_gate: Gate
+    debug: bool | None
+    require_all: bool
+    exempt: frozenset[str]
+
+    def current_gate(self) -> Gate:
+        """The gate whose refusals carry the reasons in debug mode (checked per request)."""
+        debug = current_app.debug if self.debug is None else self.debug
+        return self.debug_gate if debug else self.gate
+
+    def prepare(self, target: Target | None) -> tuple[Gate, Prepared]:
+        gate = self.current_gate()
+        http, _ = _http_request(request.environ)
+        prepared = gate.prepare(http, target, gate.identify(http))
+        if isinstance(prepared, Reply):
+            raise Refused(prepared)
+        return gate, prepared
+
+    def admit(self, gate: Gate, prepared: Prepared, decision: Decision) -> None:
+        """Raise the refusal, or record the allow on ``g`` for the view and after_request."""
+        verdict = gate.verdict(decision, prepared)
+        if verdict.reply is not None:
+            raise _refusal(verdict.reply, decision)
+        g.zerotrust_decision = decision
+        g.zerotrust_request = prepared.access
+        setattr(g, _PLAN, (gate, verdict.plan))
+
+
+def _state() -> _State:
+    found = current_app.extensions.get(EXTENSION)
+    if not isinstance(found, _State):
+        raise WebConfigError("zerotrust: ZeroTrust.init_app(app) was not called for this app")
+    return found
+
+
+def _no_route(http: Any) -> None:
+    return None  # Flask routes; the gates never consult a route table
+
+
+class ZeroTrust:
+    """The Flask extension: ``ZeroTrust(app, ...)`` or ``ZeroTrust(...).init_app(app)``.
+
+    Unset arguments come from ``app.config``: ``ZEROTRUST_PDP`` (a
+    :class:`~zerotrust.PolicyDecisionPoint`), ``ZEROTRUST_CONFIG`` (a
+    :class:`~zerotrust.web.WebConfig`), ``ZEROTRUST_DEBUG`` (refusals carry the
+    reasons; default: ``app.debug``), ``ZEROTRUST_REQUIRE_ALL`` (refuse every request
+    whose view is not declared with :meth:`requires`, 404s included; default off) and
+    ``ZEROTRUST_EXEMPT`` (endpoints ``require_all`` lets through, e.g. ``{"static"}``).
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        pdp: PolicyDecisionPoint | None = None,
+        config: WebConfig | None = None,
+        debug: bool | None = None,
+        require_all: bool | None = None,
+        exempt: Collection[str] | None = None,
+    ) -> None:
+        self.pdp, self.config, self.debug = pdp, config, debug
+        self.require_all, self.exempt = require_all, exempt
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Check the configuration, then register the error handler and the hooks."""
+        if EXTENSION in app.extensions:
+            raise WebConfigError("zerotrust: init_app was already called for this app")
+        pdp = self.pdp if self.pdp is not None else app.config.get("ZEROTRUST_PDP")
+        config = self.config if self.config is not None else app.config.get("ZEROTRUST_CONFIG")
+        if not isinstance(pdp, PolicyDecisionPoint):
+            raise WebConfigError("zerotrust: pdp= (or ZEROTRUST_PDP) must be a PolicyDecisionPoint")
+        if not isinstance(config, WebConfig):
+            raise WebConfigError("zerotrust: config= (or ZEROTRUST_CONFIG) must be a WebConfig")
+        debug = self.debug if self.debug is not None else app.config.get("ZEROTRUST_DEBUG")
+        require_all = self._option(app, self.require_all, "ZEROTRUST_REQUIRE_ALL", False)
+        exempt = self.exempt if self.exempt is not None else app.config.get("ZEROTRUST_EXEMPT", ())
+        if isinstance(exempt, str) or not all(isinstance(e, str) for e in exempt):
+            raise WebConfigError("zerotrust: exempt must be a collection of endpoint names")
+        if debug is not None and not isinstance(debug, bool):
+            raise WebConfigError("zerotrust: ZEROTRUST_DEBUG must be True, False or unset")
+        state = _State(
+            Gate(pdp, _no_route, config),
+            Gate(pdp, _no_route, attrs.evolve(config, expose_reasons=True)),
+            debug,
+            require_all,
+            frozenset(exempt),
+        )
+        app.extensions[EXTENSION] = state
+        app.register_error_handler(Refused, _answer)
+        app.before_request(_guard_undeclared)
+        app.after_request(_release)
+
+    @staticmethod
+    def _option(app: Flask, given: bool | None, key: str, default: bool) -> bool:
+        value = given if given is not None else app.config.get(key, default)
+        if not isinstance(value, bool):
+            raise WebConfigError(f"zerotrust: {key} must be True or False")
+        return value
+
+    def requires(
+        self,
+        resource_type: str,
+        action: str,
+        *,
+        resource_id: str | None = None,
+        properties: Mapping[str, Any] | Callable[..., Mapping[str, Any] | None] | None = None,
+        context: Mapping[str, Any] | Callable[..., Mapping[str, Any] | None] | None = None,
+    ) -> Callable[[F], F]:
+        """Decide before the view runs: put it *below* ``@app.route`` (Flask routes to
+        what ``route`` was given). ``resource_id`` names the view argument that becomes
+        ``resource.id``; the other view arguments go to ``context.path_params``, never
+        to resource properties, which a URL must not choose. ``properties`` and
+        ``context`` are mappings or functions of the view arguments they name (the
+        record's attributes, as the view will load it; ``None``: unknown).
+        """
+        for name, value in (("resource_type", resource_type), ("action", action)):
+            if not isinstance(value, str) or not value:
+                raise WebConfigError(f"requires: {name} must be a non-empty string")
+        if resource_id is not None and (not isinstance(resource_id, str) or not resource_id):
+            raise WebConfigError("requires: resource_id names a view argument")
+        lookup, extra_context = _part(cast(Part, properties)), _part(cast(Part, context))
+
+        def target() -> Target:
+            args: dict[str, Any] = dict(request.view_args or {})
+            rid: str | None = None
+            if resource_id is not None:
+                if resource_id not in args:
+                    raise WebConfigError(
+                        f"requires: the route {request.url_rule} has no <{resource_id}>"
+                    )
+                rid = str(args[resource_id])
+            found_context = extra_context(args)
+            if found_context is not None and not isinstance(found_context, Mapping):
+                raise WebConfigError("requires: context= gave no mapping")
+            params = {k: str(v) for k, v in args.items() if k != resource_id}
+            ctx = {**(found_context or {}), **({"path_params": params} if params else {})}
+            rule = request.url_rule.rule if request.url_rule is not None else request.path
+            plain = Target(resource_type, action, rid, {}, ctx, f"{request.method} {rule}")
+            return _with_properties(plain, lookup(args))
+
+        def decorate(view: F) -> F:
+            if inspect.iscoroutinefunction(view):
+
+                @functools.wraps(view)
+                async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+                    state = _state()
+                    gate, prepared = state.prepare(target())
+                    decision = await gate.pdp.evaluate_async(prepared.access, extra=prepared.extra)
+                    state.admit(gate, prepared, decision)
+                    token = CURRENT_REQUEST.set(prepared.access)
+                    try:
+                        return await view(*args, **kwargs)
+                    finally:
+                        CURRENT_REQUEST.reset(token)
+
+                setattr(guarded_async, _GUARDED, True)
+                return cast(F, guarded_async)
+
+            @functools.wraps(view)
+            def guarded(*args: Any, **kwargs: Any) -> Any:
+                state = _state()
+                gate, prepared = state.prepare(target())
+                state.admit(
+                    gate, prepared, gate.pdp.evaluate(prepared.access, extra=prepared.extra)
+                )
+                token = CURRENT_REQUEST.set(prepared.access)
+                try:
+                    return view(*args, **kwargs)
+                finally:
+                    CURRENT_REQUEST.reset(token)
+
+            setattr(guarded, _GUARDED, True)
+            return cast(F, guarded)
+
+        return decorate
+
+
+def _answer(exc: Refused) -> Response:
+    """The registered error handler: the refusal's own response, nothing to release."""
+    if hasattr(g, _PLAN):
+        delattr(g, _PLAN)
+    return exc.get_response()
+
+
+def _guard_undeclared() -> None:
+    """With ``require_all``, a request whose view was not declared is asked and refused."""
+    state = _state()
+    if not state.require_all:
+        return
+    endpoint = request.endpoint
+    view = current_app.view_functions.get(endpoint) if endpoint is not None else None
+    if endpoint in state.exempt or getattr(view, _GUARDED, False):
+        return
+    gate, prepared = state.prepare(None)
+    decision = gate.pdp.evaluate(prepared.access, extra=prepared.extra)
+    state.admit(gate, prepared, decision)  # no target: always refused
+    raise WebConfigError("zerotrust: an undeclared request was not refused")  # unreachable
+
+
+def _release(response: Response) -> Response:
+    """Apply the allowed decision's obligations to the JSON body, or withhold it."""
+    held = getattr(g, _PLAN, None)
+    if held is None:
+        return response
+    delattr(g, _PLAN)
+    gate, plan = cast(tuple[Gate, ObligationPlan | None], held)
+    if plan is None:
+        return response
+    decision: Decision = g.zerotrust_decision
+    body, failed = _read(response, gate.config.max_body_bytes)
+    if failed is None and body:
+        rewritten = rewrite_json(list(response.headers.items()), body, plan)
+        if isinstance(rewritten, str):
+            failed = rewritten
+        else:
+            body = rewritten
+    if failed is None:
+        response.set_data(body)  # the body was read (a stream is used up): put it back
+        return response
+    reply = gate.failed_obligation(decision, failed)
+    return Response(reply.body, status=reply.status, headers=list(reply.headers))
+
+
+def _read(response: Response, limit: int) -> tuple[bytes, str | None]:
+    """The whole body (streamed ones too), or why it was not read to the end."""
+    chunks: list[bytes] = []
+    size, failed = 0, None
+    source: Iterable[bytes] = response.iter_encoded()
+    try:
+        for chunk in source:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                failed = "response larger than max_body_bytes"
+                break
+    finally:
+        close = getattr(response.response, "close", None)
+        if close is not None:
+            close()
+    return b"".join(chunks), failed
