@@ -64,9 +64,7 @@ def update_customer(customer_id: str) -> dict[str, Any]:
     "export",
     resource_id="dept",
     properties=lambda dept: {"owner_dept": dept, "sensitivity": 3},
-    context=lambda dept: {
-        "records": sum(1 for c in CUSTOMERS.values() if c["owner_dept"] == dept)
-    },
+    context=lambda dept: {"records": sum(1 for c in CUSTOMERS.values() if c["owner_dept"] == dept)},
 )
 def export_customers(dept: str) -> dict[str, Any]:
     records = [c for c in CUSTOMERS.values() if c["owner_dept"] == dept]

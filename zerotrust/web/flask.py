@@ -27,7 +27,7 @@ from typing import Any, TypeVar, cast
 
 import attrs
 from flask import Flask, current_app, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import Forbidden, HTTPException, Unauthorized
 from werkzeug.wrappers import Response
 
 from zerotrust.decision import Decision
@@ -39,7 +39,13 @@ from zerotrust.web.http import Target, WebConfig, _with_properties
 from zerotrust.web.obligations import ObligationPlan
 from zerotrust.web.wsgi import _http_request
 
-__all__ = ["AccessRefused", "Refused", "StepUpRefused", "ZeroTrust"]
+__all__ = [
+    "AccessRefused",
+    "AuthenticationRefused",
+    "Refused",
+    "StepUpRefused",
+    "ZeroTrust",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXTENSION = "zerotrust"
@@ -50,9 +56,10 @@ _GUARDED = "__zerotrust_guarded__"  # set on every view @requires wraps
 class Refused(HTTPException):
     """A refusal, answered as the WSGI middleware answers it (problem+json, challenge).
 
-    ``reply`` is that answer and ``code`` its HTTP status. Raised as it is only when
-    the request could not even be put to the PDP; every other refusal is one of the
-    subclasses, which carry the ``decision``.
+    ``reply`` is that answer and ``code`` its HTTP status. Each refusal is also
+    Werkzeug's ``Forbidden`` or ``Unauthorized``, so ``@app.errorhandler(403)`` /
+    ``(401)`` see it, and (but for a request that could not be put to the PDP at all)
+    an :class:`~zerotrust.web.AccessDenied` carrying the ``decision``.
     """
 
     reply: Reply
@@ -74,25 +81,39 @@ class Refused(HTTPException):
         return Response(reply.body, status=reply.status, headers=list(reply.headers))
 
 
-class AccessRefused(AccessDenied, Refused):
-    """The decision refuses (deny, no or invalid token, an obligation not carried out)."""
+class AccessRefused(AccessDenied, Refused, Forbidden):
+    """403: the decision is deny, or an allow whose obligations cannot be carried out."""
 
     def __init__(self, reply: Reply, decision: Decision) -> None:
         AccessDenied.__init__(self, decision, f"{reply.code} (decision {decision.decision_id})")
         self._carry(reply)
 
 
-class StepUpRefused(StepUpRequired, Refused):
-    """The decision is step_up: a 401 with the RFC 9470 challenge."""
+class AuthenticationRefused(AccessDenied, Refused, Unauthorized):
+    """401 with the RFC 6750 bearer challenge: no token, or one that does not verify."""
+
+    def __init__(self, reply: Reply, decision: Decision) -> None:
+        AccessDenied.__init__(self, decision, f"{reply.code} (decision {decision.decision_id})")
+        self._carry(reply)
+
+
+class StepUpRefused(StepUpRequired, Refused, Unauthorized):
+    """401 with the RFC 9470 challenge: the decision is step_up."""
 
     def __init__(self, reply: Reply, decision: Decision) -> None:
         StepUpRequired.__init__(self, decision)
         self._carry(reply)
 
 
+class _Unevaluable(Refused, Forbidden):
+    """403 for a request that could not be built, so never reached the PDP."""
+
+
 def _refusal(reply: Reply, decision: Decision) -> Refused:
     if reply.code == "step_up_required":
         return StepUpRefused(reply, decision)
+    if reply.status == 401:
+        return AuthenticationRefused(reply, decision)
     return AccessRefused(reply, decision)
 
 
@@ -116,7 +137,7 @@ class _State:
         http, _ = _http_request(request.environ)
         prepared = gate.prepare(http, target, gate.identify(http))
         if isinstance(prepared, Reply):
-            raise Refused(prepared)
+            raise _Unevaluable(prepared)
         return gate, prepared
 
     def admit(self, gate: Gate, prepared: Prepared, decision: Decision) -> None:
