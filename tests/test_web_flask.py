@@ -362,6 +362,9 @@ def test_app_error_handlers_see_refusals(log: RecordingLog) -> None:
     assert deny.code == 403 and deny.decision.effect is Effect.DENY
     assert isinstance(step, StepUpRefused) and step.decision.effect is Effect.STEP_UP
 
+    app = build(log)
+    client = app.test_client()
+
     @app.errorhandler(401)  # by status, before any handler by class
     def unauthorized(exc: Exception) -> Any:
         seen.append(exc)
