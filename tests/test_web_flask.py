@@ -452,3 +452,36 @@ def test_the_view_runs_only_on_allow_and_never_leaks_a_card_number_to_agents(
         assert CUSTOMERS[customer]["card_number"].encode() not in r.data
     if r.status_code != 200:
         assert r.json["decision_id"] == decision.decision_id
+
+
+NOTES_POLICY = """
+policy: notes
+target: {resources: [note], actions: [read]}
+rules:
+  - id: allow-notes
+    effect: allow
+    when: "true"
+"""
+
+
+def test_a_declared_view_called_from_another_keeps_the_outer_obligations(
+    log: RecordingLog,
+) -> None:
+    app = Flask(__name__)
+    zt = ZeroTrust(app, pdp=shipped_pdp(log, extra=NOTES_POLICY), config=web_config())
+
+    @app.get("/notes/<id>")
+    @zt.requires("note", "read", resource_id="id")
+    def note(id: str) -> Any:
+        return {"note": "called back", "card_number": CUSTOMERS[id]["card_number"]}
+
+    @app.get("/customers/<id>")
+    @zt.requires("customer_record", "read", resource_id="id", properties=attributes)
+    def read(id: str) -> Any:
+        return note(id)  # decided again (allow, no obligations)
+
+    r = app.test_client().get("/customers/c-1001", headers=bearer())
+    assert r.status_code == 200 and r.json == {"note": "called back", "card_number": "****"}
+    assert [e[1].resource.type for e in log.entries] == ["customer_record", "note"]
+    r = app.test_client().get("/notes/c-1001", headers=bearer())
+    assert r.json["card_number"] == "4111111111111111"  # alone, no obligations

@@ -147,7 +147,11 @@ class _State:
             raise _refusal(verdict.reply, decision)
         g.zerotrust_decision = decision
         g.zerotrust_request = prepared.access
-        setattr(g, _PLAN, (gate, verdict.plan))
+        if verdict.plan is not None:
+            # A declared view called from another one adds its obligations; it never
+            # replaces those of the view whose response this is.
+            held: list[tuple[Gate, Decision, ObligationPlan]] = getattr(g, _PLAN, [])
+            setattr(g, _PLAN, [*held, (gate, decision, verdict.plan)])
 
 
 def _state() -> _State:
@@ -324,20 +328,19 @@ def _guard_undeclared() -> None:
 
 
 def _release(response: Response) -> Response:
-    """Apply the allowed decision's obligations to the JSON body, or withhold it."""
-    held = getattr(g, _PLAN, None)
-    if held is None:
+    """Apply the allowed decisions' obligations to the JSON body, or withhold it."""
+    held: list[tuple[Gate, Decision, ObligationPlan]] = getattr(g, _PLAN, [])
+    if not held:
         return response
     delattr(g, _PLAN)
-    gate, plan = cast(tuple[Gate, ObligationPlan | None], held)
-    if plan is None:
-        return response
-    decision: Decision = g.zerotrust_decision
+    gate, decision, _ = held[0]
     body, failed = _read(response, gate.config.max_body_bytes)
-    if failed is None and body:
+    for step_gate, step_decision, plan in held:
+        if failed is not None or not body:
+            break
         rewritten = rewrite_json(list(response.headers.items()), body, plan)
         if isinstance(rewritten, str):
-            failed = rewritten
+            failed, gate, decision = rewritten, step_gate, step_decision
         else:
             body = rewritten
     if failed is None:
