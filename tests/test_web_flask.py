@@ -266,6 +266,8 @@ def test_require_all_refuses_undeclared_routes(log: RecordingLog) -> None:
     assert client.get("/nowhere", headers=bearer()).status_code == 403  # 404s too
     assert CALLS == []
     assert client.get("/customers/c-1001", headers=bearer()).status_code == 200  # declared
+    assert client.get("/api/cards/c-1001", headers=bearer()).json == {"card_number": "****"}
+    assert client.head("/api/cards/c-1001", headers=bearer()).status_code == 200
 
     exempt = build(log, zt_options={"require_all": True, "exempt": {"health"}})
     assert exempt.test_client().get("/health").json == {"status": "ok"}

@@ -319,12 +319,23 @@ def _guard_undeclared() -> None:
         return
     endpoint = request.endpoint
     view = current_app.view_functions.get(endpoint) if endpoint is not None else None
-    if endpoint in state.exempt or getattr(view, _GUARDED, False):
+    if endpoint in state.exempt or _declared(view, request.method):
         return
     gate, prepared = state.prepare(None)
     decision = gate.pdp.evaluate(prepared.access, extra=prepared.extra)
     state.admit(gate, prepared, decision)  # no target: always refused
     raise WebConfigError("zerotrust: an undeclared request was not refused")  # unreachable
+
+
+def _declared(view: Any, method: str) -> bool:
+    """Whether ``@requires`` guards the view, or the ``MethodView`` method it dispatches to."""
+    if getattr(view, _GUARDED, False):
+        return True
+    handlers = getattr(view, "view_class", None)
+    handler = getattr(handlers, method.lower(), None)
+    if handler is None and method == "HEAD":
+        handler = getattr(handlers, "get", None)
+    return bool(getattr(handler, _GUARDED, False))
 
 
 def _release(response: Response) -> Response:
