@@ -25,7 +25,7 @@ from web_helpers import (
     web_config,
 )
 
-from zerotrust import Effect
+from zerotrust import Effect, ZeroTrustError
 from zerotrust.web import (
     AccessDenied,
     StepUpRequired,
@@ -363,6 +363,7 @@ def test_app_error_handlers_see_refusals(log: RecordingLog) -> None:
     assert isinstance(deny, AccessRefused) and isinstance(deny, AccessDenied)
     assert deny.code == 403 and deny.decision.effect is Effect.DENY
     assert isinstance(step, StepUpRefused) and step.decision.effect is Effect.STEP_UP
+    assert all(isinstance(e, ZeroTrustError) for e in seen)
 
     app = build(log)
     client = app.test_client()
@@ -487,3 +488,18 @@ def test_a_declared_view_called_from_another_keeps_the_outer_obligations(
     assert [e[1].resource.type for e in log.entries] == ["customer_record", "note"]
     r = app.test_client().get("/notes/c-1001", headers=bearer())
     assert r.json["card_number"] == "4111111111111111"  # alone, no obligations
+
+
+def test_a_request_that_cannot_be_built_is_refused_unasked(log: RecordingLog) -> None:
+    app = Flask(__name__)
+    zt = ZeroTrust(app, pdp=shipped_pdp(log), config=web_config())
+
+    @app.get("/customers/<id>")
+    @zt.requires("customer_record", "read", resource_id="id", properties={"tags": {1, 2}})
+    def read(id: str) -> Any:
+        CALLS.append(id)
+        return CUSTOMERS[id]
+
+    r = app.test_client().get("/customers/c-1001", headers=bearer())
+    assert r.status_code == 403 and r.json["code"] == "unevaluable_request"
+    assert "decision_id" not in r.json and CALLS == [] and log.entries == []

@@ -32,6 +32,7 @@ from werkzeug.wrappers import Response
 
 from zerotrust.decision import Decision
 from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.errors import ZeroTrustError
 from zerotrust.web._pep import CURRENT_REQUEST, Gate, Prepared, Reply, rewrite_json
 from zerotrust.web.decorator import Part, _part
 from zerotrust.web.errors import AccessDenied, StepUpRequired, WebConfigError
@@ -53,7 +54,7 @@ _PLAN = "_zerotrust_plan"
 _GUARDED = "__zerotrust_guarded__"  # set on every view @requires wraps
 
 
-class Refused(HTTPException):
+class Refused(ZeroTrustError, HTTPException):
     """A refusal, answered as the WSGI middleware answers it (problem+json, challenge).
 
     ``reply`` is that answer and ``code`` its HTTP status. Each refusal is also
@@ -66,15 +67,12 @@ class Refused(HTTPException):
 
     def _carry(self, reply: Reply) -> None:
         # Set here, not by HTTPException.__init__: a subclass that is also an OSError
-        # (AccessDenied is a PermissionError) never runs that initialiser.
+        # (AccessDenied is a PermissionError) never runs that initialiser, so Refused
+        # has no __init__ of its own to be called in its place.
         self.reply = reply
         self.code = reply.status
         self.description = reply.code
         self.response = None
-
-    def __init__(self, reply: Reply) -> None:
-        super().__init__()
-        self._carry(reply)
 
     def get_response(self, environ: Any = None, scope: Any = None) -> Response:
         reply = self.reply
@@ -107,6 +105,10 @@ class StepUpRefused(StepUpRequired, Refused, Unauthorized):
 
 class _Unevaluable(Refused, Forbidden):
     """403 for a request that could not be built, so never reached the PDP."""
+
+    def __init__(self, reply: Reply) -> None:
+        HTTPException.__init__(self)
+        self._carry(reply)
 
 
 def _refusal(reply: Reply, decision: Decision) -> Refused:
