@@ -411,6 +411,9 @@ def test_bad_configuration_is_a_typed_error(log: RecordingLog) -> None:
         zt.requires("customer_record", "")
     with pytest.raises(WebConfigError, match="exempt"):
         ZeroTrust(Flask(__name__), pdp=shipped_pdp(), config=web_config(), exempt="static")
+    for exempt in (3, ["static", None]):
+        with pytest.raises(WebConfigError, match="exempt"):
+            ZeroTrust(Flask(__name__), pdp=shipped_pdp(), config=web_config(), exempt=exempt)
 
 
 def test_a_view_without_init_app_or_its_id_never_runs(log: RecordingLog) -> None:

@@ -206,7 +206,9 @@ class ZeroTrust:
         debug = self.debug if self.debug is not None else app.config.get("ZEROTRUST_DEBUG")
         require_all = self._option(app, self.require_all, "ZEROTRUST_REQUIRE_ALL", False)
         exempt = self.exempt if self.exempt is not None else app.config.get("ZEROTRUST_EXEMPT", ())
-        if isinstance(exempt, str) or not all(isinstance(e, str) for e in exempt):
+        if not isinstance(exempt, Collection) or isinstance(exempt, str | bytes):
+            raise WebConfigError("zerotrust: exempt must be a collection of endpoint names")
+        if not all(isinstance(e, str) for e in exempt):
             raise WebConfigError("zerotrust: exempt must be a collection of endpoint names")
         if debug is not None and not isinstance(debug, bool):
             raise WebConfigError("zerotrust: ZEROTRUST_DEBUG must be True, False or unset")
