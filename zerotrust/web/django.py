@@ -1,0 +1,421 @@
+"""Django integration: the policy enforcement point on the views Django's URL resolver picks.
+
+::
+
+    # settings.py
+    MIDDLEWARE = [..., "zerotrust.web.django.ZeroTrustMiddleware"]
+    ZEROTRUST = {"PDP": "myproject.security.build_pdp", "CONFIG": "myproject.security.CONFIG"}
+
+    # views.py
+    @requires("customer_record", "read", resource_id="customer_id")
+    def customer(request, customer_id): ...   # request.zerotrust_decision
+
+The middleware's ``process_view`` runs after URL resolution, so the view's keyword
+arguments give ``resource.id`` and ``context.path_params``: no second route table.
+Refusals are exactly the WSGI middleware's (the shared :class:`~zerotrust.web._pep.Gate`
+makes them), as Django responses; obligations of an allow are applied to the view's JSON
+response on the way out, and one that cannot be rewritten is withheld. Views that are
+not declared are left alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar, cast
+
+import attrs
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.utils.module_loading import import_string
+
+from zerotrust.decision import Decision
+from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.web._pep import CURRENT_REQUEST, Gate, Prepared, Reply, rewrite_json
+from zerotrust.web.decorator import Part, _part
+from zerotrust.web.errors import WebConfigError
+from zerotrust.web.http import Target, WebConfig, _with_properties
+from zerotrust.web.obligations import ObligationPlan
+from zerotrust.web.wsgi import _http_request
+
+__all__ = [
+    "DjangoConfigError",
+    "ZeroTrustMiddleware",
+    "ZeroTrustRequiredMixin",
+    "requires",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_SPEC = "__zerotrust_spec__"  # the _Spec on a view declared with @requires
+_HELD = "_zerotrust_held"  # (gate, decision, plan) of the allow, on the request
+_DECIDED = "_zerotrust_decided"  # set by process_view on an allowed request
+
+
+class DjangoConfigError(WebConfigError, ImproperlyConfigured):
+    """``settings.ZEROTRUST`` or a declaration is wrong; the message names the key.
+
+    Also Django's ``ImproperlyConfigured``, so Django reports it as configuration.
+    """
+
+
+@attrs.frozen
+class _Spec:
+    """What a declared view is about: how to build its :class:`Target`."""
+
+    resource_type: str
+    action: str
+    resource_id: str | None
+    properties: Callable[[Mapping[str, Any]], Any]
+    context: Callable[[Mapping[str, Any]], Any]
+
+    def target(self, request: HttpRequest, kwargs: Mapping[str, Any]) -> Target:
+        rid: str | None = None
+        if self.resource_id is not None:
+            if self.resource_id not in kwargs:
+                raise DjangoConfigError(
+                    f"requires: the URL pattern gives the view no <{self.resource_id}>"
+                )
+            rid = str(kwargs[self.resource_id])
+        found_context = self.context(kwargs)
+        if found_context is not None and not isinstance(found_context, Mapping):
+            raise DjangoConfigError("requires: context= gave no mapping")
+        params = {k: str(v) for k, v in kwargs.items() if k != self.resource_id}
+        ctx = {**(found_context or {}), **({"path_params": params} if params else {})}
+        match = request.resolver_match
+        route = f"/{match.route}" if match is not None and match.route else request.path_info
+        plain = Target(
+            self.resource_type, self.action, rid, {}, ctx, f"{request.method} {route}"
+        )
+        return _with_properties(plain, self.properties(kwargs))
+
+
+def _spec(
+    resource_type: Any,
+    action: Any,
+    resource_id: Any,
+    properties: Any = None,
+    context: Any = None,
+) -> _Spec:
+    for name, value in (("resource_type", resource_type), ("action", action)):
+        if not isinstance(value, str) or not value:
+            raise DjangoConfigError(f"requires: {name} must be a non-empty string")
+    if resource_id is not None and (not isinstance(resource_id, str) or not resource_id):
+        raise DjangoConfigError("requires: resource_id names a URL keyword argument")
+    return _Spec(
+        resource_type,
+        action,
+        resource_id,
+        _part(cast(Part, properties)),
+        _part(cast(Part, context)),
+    )
+
+
+def _checked(request: HttpRequest) -> None:
+    """A declared view runs only under an allow: without the middleware it never runs."""
+    if not getattr(request, _DECIDED, False):
+        raise DjangoConfigError(
+            "zerotrust: a declared view ran undecided: add "
+            "'zerotrust.web.django.ZeroTrustMiddleware' to settings.MIDDLEWARE"
+        )
+
+
+def requires(
+    resource_type: str,
+    action: str,
+    *,
+    resource_id: str | None = None,
+    properties: Mapping[str, Any] | Callable[..., Mapping[str, Any] | None] | None = None,
+    context: Mapping[str, Any] | Callable[..., Mapping[str, Any] | None] | None = None,
+) -> Callable[[F], F]:
+    """Declare a function view: the middleware decides before it runs.
+
+    ``resource_id`` names the URL keyword argument that becomes ``resource.id``; the
+    others go to ``context.path_params``, never to resource properties, which a URL must
+    not choose. ``properties`` and ``context`` are mappings or functions of the keyword
+    arguments they name (``None``: unknown record).
+    """
+    spec = _spec(resource_type, action, resource_id, properties, context)
+
+    def decorate(view: F) -> F:
+        if iscoroutinefunction(view):
+
+            @functools.wraps(view)
+            async def guarded_async(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                _checked(request)
+                token = CURRENT_REQUEST.set(request.zerotrust_request)  # type: ignore[attr-defined]
+                try:
+                    return await view(request, *args, **kwargs)
+                finally:
+                    CURRENT_REQUEST.reset(token)
+
+            setattr(guarded_async, _SPEC, spec)
+            return cast(F, guarded_async)
+
+        @functools.wraps(view)
+        def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            _checked(request)
+            token = CURRENT_REQUEST.set(request.zerotrust_request)  # type: ignore[attr-defined]
+            try:
+                return view(request, *args, **kwargs)
+            finally:
+                CURRENT_REQUEST.reset(token)
+
+        setattr(guarded, _SPEC, spec)
+        return cast(F, guarded)
+
+    return decorate
+
+
+class ZeroTrustRequiredMixin:
+    """Declare a class-based view: put it first among the bases.
+
+    ``resource_type`` and ``action`` are required; ``resource_id_kwarg`` names the URL
+    keyword argument for ``resource.id``. Override :meth:`zerotrust_properties` /
+    :meth:`zerotrust_context` (class methods of the URL keyword arguments) to give the
+    policies the record's attributes.
+    """
+
+    resource_type: str | None = None
+    action: str | None = None
+    resource_id_kwarg: str | None = None
+
+    @classmethod
+    def zerotrust_properties(cls, **kwargs: Any) -> Mapping[str, Any] | None:
+        return {}
+
+    @classmethod
+    def zerotrust_context(cls, **kwargs: Any) -> Mapping[str, Any] | None:
+        return None
+
+    @classmethod
+    def zerotrust_spec(cls) -> _Spec:
+        return _spec(
+            cls.resource_type,
+            cls.action,
+            cls.resource_id_kwarg,
+            lambda **kw: cls.zerotrust_properties(**kw),
+            lambda **kw: cls.zerotrust_context(**kw),
+        )
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        _checked(request)
+        access = request.zerotrust_request  # type: ignore[attr-defined]
+        token = CURRENT_REQUEST.set(access)
+        try:
+            result = super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+        finally:
+            CURRENT_REQUEST.reset(token)
+        if inspect.isawaitable(result):
+            return _under(access, result)
+        return result
+
+
+async def _under(access: Any, result: Awaitable[Any]) -> Any:
+    token = CURRENT_REQUEST.set(access)
+    try:
+        return await result
+    finally:
+        CURRENT_REQUEST.reset(token)
+
+
+def _declared(view: Any) -> _Spec | None:
+    spec = getattr(view, _SPEC, None)
+    if isinstance(spec, _Spec):
+        return spec
+    cls = getattr(view, "view_class", None)
+    if isinstance(cls, type) and issubclass(cls, ZeroTrustRequiredMixin):
+        return cls.zerotrust_spec()
+    return None
+
+
+def _load(options: Mapping[str, Any], key: str) -> Any:
+    """The value of ``key``: as given, or imported from a dotted path (called if callable)."""
+    value = options.get(key)
+    if isinstance(value, str):
+        try:
+            value = import_string(value)
+        except ImportError as exc:
+            raise DjangoConfigError(f"ZEROTRUST[{key!r}]: cannot import {value!r}") from exc
+        if callable(value) and not isinstance(value, type):
+            value = value()
+    return value
+
+
+def _settings() -> tuple[PolicyDecisionPoint, WebConfig, bool | None]:
+    options = getattr(settings, "ZEROTRUST", None)
+    if not isinstance(options, Mapping):
+        raise DjangoConfigError("settings.ZEROTRUST must be a dict with 'PDP' and 'CONFIG'")
+    unknown = set(options) - {"PDP", "CONFIG", "DEBUG"}
+    if unknown:
+        raise DjangoConfigError(f"settings.ZEROTRUST: unknown keys {sorted(unknown)}")
+    pdp = _load(options, "PDP")
+    if not isinstance(pdp, PolicyDecisionPoint):
+        raise DjangoConfigError(
+            "ZEROTRUST['PDP'] must be a PolicyDecisionPoint or a dotted path to one "
+            "(or to a function returning one)"
+        )
+    config = _load(options, "CONFIG")
+    if isinstance(config, Mapping):
+        try:
+            config = WebConfig(**config)
+        except (TypeError, ValueError) as exc:
+            raise DjangoConfigError(f"ZEROTRUST['CONFIG']: {exc}") from exc
+    if not isinstance(config, WebConfig):
+        raise DjangoConfigError(
+            "ZEROTRUST['CONFIG'] must be a WebConfig, a dict of its fields or a dotted path"
+        )
+    debug = options.get("DEBUG")
+    if debug is not None and not isinstance(debug, bool):
+        raise DjangoConfigError("ZEROTRUST['DEBUG'] must be True, False or unset")
+    return pdp, config, debug
+
+
+def _no_route(http: Any) -> None:
+    return None  # Django resolves URLs; the gates never consult a route table
+
+
+def _response(reply: Reply) -> HttpResponse:
+    response = HttpResponse(reply.body, status=reply.status)
+    for name, value in reply.headers:
+        response[name] = value
+    return response
+
+
+class ZeroTrustMiddleware:
+    """Decides in ``process_view`` for declared views; releases their JSON on the way out.
+
+    Sync and async capable: under ASGI the response is read and rewritten without
+    blocking the event loop (the decision itself runs in Django's thread for sync
+    middleware methods).
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        pdp, config, self.debug = _settings()
+        self.gate = Gate(pdp, _no_route, config)
+        self.debug_gate = Gate(pdp, _no_route, attrs.evolve(config, expose_reasons=True))
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self._acall(request)
+        response = self.get_response(request)
+        return _release(request, response, None)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        response = await self.get_response(request)
+        held = getattr(request, _HELD, None)
+        if held is None or not response.streaming or not getattr(response, "is_async", False):
+            return _release(request, response, None)
+        limit = held[0].config.max_body_bytes
+        return _release(request, response, await _read_async(response, limit))
+
+    def _current_gate(self) -> Gate:
+        debug = settings.DEBUG if self.debug is None else self.debug
+        return self.debug_gate if debug else self.gate
+
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., Any],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> HttpResponse | None:
+        spec = _declared(view_func)
+        if spec is None:
+            return None
+        gate = self._current_gate()
+        http, _ = _http_request(request.META)
+        prepared = gate.prepare(http, spec.target(request, view_kwargs), gate.identify(http))
+        if isinstance(prepared, Reply):
+            return _response(prepared)
+        prepared = _with_url(prepared, request)
+        decision = gate.pdp.evaluate(prepared.access, extra=prepared.extra)
+        verdict = gate.verdict(decision, prepared)
+        if verdict.reply is not None:
+            return _response(verdict.reply)
+        request.zerotrust_decision = decision  # type: ignore[attr-defined]
+        request.zerotrust_request = prepared.access  # type: ignore[attr-defined]
+        setattr(request, _DECIDED, True)
+        if verdict.plan is not None:
+            setattr(request, _HELD, (gate, decision, verdict.plan))
+        return None
+
+
+def _with_url(prepared: Prepared, request: HttpRequest) -> Prepared:
+    """The URL pattern's name and route in the logged ``extra.http``."""
+    match = request.resolver_match
+    if match is None:
+        return prepared
+    logged = {**prepared.extra.get("http", {}), "url_name": match.view_name}
+    return attrs.evolve(prepared, extra={**prepared.extra, "http": logged})
+
+
+def _release(
+    request: HttpRequest, response: HttpResponseBase, streamed: tuple[bytes, str | None] | None
+) -> HttpResponseBase:
+    """Apply the allow's obligations to the JSON body, or withhold it."""
+    held: tuple[Gate, Decision, ObligationPlan] | None = getattr(request, _HELD, None)
+    if held is None:
+        return response
+    delattr(request, _HELD)
+    gate, decision, plan = held
+    if streamed is not None:
+        body, failed = streamed
+    elif response.streaming:
+        if getattr(response, "is_async", False):
+            body, failed = b"", "an async streamed response under WSGI"
+        else:
+            body, failed = _read(response, gate.config.max_body_bytes)
+    else:
+        body = response.content  # type: ignore[attr-defined]
+        too_big = len(body) > gate.config.max_body_bytes
+        failed = "response larger than max_body_bytes" if too_big else None
+    if failed is None:
+        rewritten = rewrite_json(list(response.items()), body, plan)
+        if isinstance(rewritten, str):
+            failed = rewritten
+        else:
+            body = rewritten
+    if failed is not None:
+        response.close()
+        return _response(gate.failed_obligation(decision, failed))
+    if response.streaming:
+        response.streaming_content = [body]  # type: ignore[attr-defined]
+    else:
+        response.content = body  # type: ignore[attr-defined]
+    if response.has_header("content-length"):
+        response["Content-Length"] = str(len(body))
+    return response
+
+
+def _read(response: HttpResponseBase, limit: int) -> tuple[bytes, str | None]:
+    chunks: list[bytes] = []
+    size = 0
+    source: Iterable[bytes] = response.streaming_content  # type: ignore[attr-defined]
+    for chunk in source:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"", "response larger than max_body_bytes"
+    return b"".join(chunks), None
+
+
+async def _read_async(response: HttpResponseBase, limit: int) -> tuple[bytes, str | None]:
+    chunks: list[bytes] = []
+    size = 0
+    source: AsyncIterator[bytes] = response.streaming_content  # type: ignore[attr-defined]
+    async for chunk in source:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"", "response larger than max_body_bytes"
+    return b"".join(chunks), None
