@@ -28,11 +28,11 @@ from zerotrust.web import WebConfig, WebConfigError, parse_challenges
 
 pytest.importorskip("django")
 
-from django.core.exceptions import ImproperlyConfigured  # noqa: E402
-from django.test import AsyncClient, Client  # noqa: E402
-from django.test.utils import override_settings  # noqa: E402
+from django.core.exceptions import ImproperlyConfigured
+from django.test import AsyncClient, Client
+from django.test.utils import override_settings
 
-from zerotrust.web.django import DjangoConfigError  # noqa: E402
+from zerotrust.web.django import DjangoConfigError
 
 MIDDLEWARE = ["zerotrust.web.django.ZeroTrustMiddleware"]
 
@@ -248,9 +248,10 @@ def test_the_async_handler_decides_and_masks_too(site: Any, log: RecordingLog) -
     assert notes.json()["ssn"] == "****"
     assert card.json() == {"card_number": "****", "current": True}
     assert denied.status_code == 403 and denied.json()["code"] == "access_denied"
-    assert step_up.status_code == 401 and "insufficient_user_authentication" in step_up[
-        "www-authenticate"
-    ]
+    assert (
+        step_up.status_code == 401
+        and "insufficient_user_authentication" in step_up["www-authenticate"]
+    )
     assert text.status_code == 500 and b"4111" not in text.content
 
 
@@ -355,7 +356,8 @@ def test_no_forged_or_odd_authorization_header_reaches_a_declared_view(
 
 
 def test_webconfig_in_settings_is_used_as_given(site: Any) -> None:
-    config = WebConfig(jwt=CONFIG.jwt, device=CONFIG.device)  # no tokenizer: a tokenize obligation is refused
+    # no tokenizer: a tokenize obligation is refused
+    config = WebConfig(jwt=CONFIG.jwt, device=CONFIG.device)
     site(CONFIG=config)
     headers = {
         **bearer(sub="u-max", roles=("manager",)),

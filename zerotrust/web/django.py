@@ -54,7 +54,7 @@ _HELD = "_zerotrust_held"  # (gate, decision, plan) of the allow, on the request
 _DECIDED = "_zerotrust_decided"  # set by process_view on an allowed request
 
 
-class DjangoConfigError(WebConfigError, ImproperlyConfigured):
+class DjangoConfigError(WebConfigError, ImproperlyConfigured):  # type: ignore[misc]
     """``settings.ZEROTRUST`` or a declaration is wrong; the message names the key.
 
     Also Django's ``ImproperlyConfigured``, so Django reports it as configuration.
@@ -86,9 +86,7 @@ class _Spec:
         ctx = {**(found_context or {}), **({"path_params": params} if params else {})}
         match = request.resolver_match
         route = f"/{match.route}" if match is not None and match.route else request.path_info
-        plain = Target(
-            self.resource_type, self.action, rid, {}, ctx, f"{request.method} {route}"
-        )
+        plain = Target(self.resource_type, self.action, rid, {}, ctx, f"{request.method} {route}")
         return _with_properties(plain, self.properties(kwargs))
 
 
@@ -145,7 +143,7 @@ def requires(
             @functools.wraps(view)
             async def guarded_async(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
                 _checked(request)
-                token = CURRENT_REQUEST.set(request.zerotrust_request)  # type: ignore[attr-defined]
+                token = CURRENT_REQUEST.set(request.zerotrust_request)
                 try:
                     return await view(request, *args, **kwargs)
                 finally:
@@ -157,7 +155,7 @@ def requires(
         @functools.wraps(view)
         def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             _checked(request)
-            token = CURRENT_REQUEST.set(request.zerotrust_request)  # type: ignore[attr-defined]
+            token = CURRENT_REQUEST.set(request.zerotrust_request)
             try:
                 return view(request, *args, **kwargs)
             finally:
@@ -196,13 +194,13 @@ class ZeroTrustRequiredMixin:
             cls.resource_type,
             cls.action,
             cls.resource_id_kwarg,
-            lambda **kw: cls.zerotrust_properties(**kw),
-            lambda **kw: cls.zerotrust_context(**kw),
+            cls.zerotrust_properties,
+            cls.zerotrust_context,
         )
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         _checked(request)
-        access = request.zerotrust_request  # type: ignore[attr-defined]
+        access = request.zerotrust_request
         token = CURRENT_REQUEST.set(access)
         try:
             result = super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
@@ -342,8 +340,8 @@ class ZeroTrustMiddleware:
         verdict = gate.verdict(decision, prepared)
         if verdict.reply is not None:
             return _response(verdict.reply)
-        request.zerotrust_decision = decision  # type: ignore[attr-defined]
-        request.zerotrust_request = prepared.access  # type: ignore[attr-defined]
+        request.zerotrust_decision = decision
+        request.zerotrust_request = prepared.access
         setattr(request, _DECIDED, True)
         if verdict.plan is not None:
             setattr(request, _HELD, (gate, decision, verdict.plan))
@@ -376,7 +374,7 @@ def _release(
         else:
             body, failed = _read(response, gate.config.max_body_bytes)
     else:
-        body = response.content  # type: ignore[attr-defined]
+        body = response.content
         too_big = len(body) > gate.config.max_body_bytes
         failed = "response larger than max_body_bytes" if too_big else None
     if failed is None:
@@ -389,9 +387,9 @@ def _release(
         response.close()
         return _response(gate.failed_obligation(decision, failed))
     if response.streaming:
-        response.streaming_content = [body]  # type: ignore[attr-defined]
+        response.streaming_content = [body]
     else:
-        response.content = body  # type: ignore[attr-defined]
+        response.content = body
     if response.has_header("content-length"):
         response["Content-Length"] = str(len(body))
     return response
@@ -400,7 +398,7 @@ def _release(
 def _read(response: HttpResponseBase, limit: int) -> tuple[bytes, str | None]:
     chunks: list[bytes] = []
     size = 0
-    source: Iterable[bytes] = response.streaming_content  # type: ignore[attr-defined]
+    source: Iterable[bytes] = response.streaming_content
     for chunk in source:
         chunks.append(chunk)
         size += len(chunk)
@@ -412,7 +410,7 @@ def _read(response: HttpResponseBase, limit: int) -> tuple[bytes, str | None]:
 async def _read_async(response: HttpResponseBase, limit: int) -> tuple[bytes, str | None]:
     chunks: list[bytes] = []
     size = 0
-    source: AsyncIterator[bytes] = response.streaming_content  # type: ignore[attr-defined]
+    source: AsyncIterator[bytes] = response.streaming_content
     async for chunk in source:
         chunks.append(chunk)
         size += len(chunk)
