@@ -1,0 +1,1 @@
+"""The one app: customer records, each view declared for zerotrust."""

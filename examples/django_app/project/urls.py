@@ -1,0 +1,10 @@
+"""Django's own URL patterns: the middleware reads the resource id from them."""
+
+from customers import views
+from django.urls import path
+
+urlpatterns = [
+    path("customers/<str:customer_id>", views.read_customer, name="customer"),
+    path("departments/<str:dept>/export", views.DepartmentExport.as_view(), name="export"),
+    path("health", views.health, name="health"),
+]
