@@ -365,3 +365,17 @@ def test_webconfig_in_settings_is_used_as_given(site: Any) -> None:
     }
     r = Client().get("/departments/support/export", headers=headers)
     assert r.status_code == 403 and r.json()["code"] == "obligation_unsupported"
+
+
+def test_a_declared_view_called_from_another_does_not_run_under_its_allow(
+    client: Client,
+) -> None:
+    # c-1001 is allowed, c-5150 (billing) is not: the inner view must not borrow the allow
+    with pytest.raises(DjangoConfigError, match="another view"):
+        client.get("/nested/c-1001", headers=bearer())
+    assert calls() == ["c-1001"]
+
+
+def test_an_empty_body_passes_with_its_status(client: Client) -> None:
+    r = client.get("/empty/c-1001", headers=bearer())
+    assert r.status_code == 204 and r.content == b""

@@ -15,5 +15,7 @@ urlpatterns = [
     path("misdeclared/<str:id>", views.misdeclared, name="misdeclared"),
     path("cards/<str:customer_id>", views.CardView.as_view(), name="card"),
     path("async-cards/<str:customer_id>", views.AsyncCardView.as_view(), name="async-card"),
+    path("nested/<str:customer_id>", views.nested, name="nested"),
+    path("empty/<str:customer_id>", views.empty, name="empty"),
     path("health", views.health, name="health"),
 ]

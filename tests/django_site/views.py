@@ -98,3 +98,16 @@ class AsyncCardView(CardView):
 def health(request: HttpRequest) -> JsonResponse:
     CALLS.append("health")
     return JsonResponse({"status": "ok"})
+
+
+@requires("customer_record", "read", resource_id="customer_id", properties=attributes)
+def nested(request: HttpRequest, customer_id: str) -> JsonResponse:
+    """Declared for one customer, it calls the view of another: that must not run."""
+    CALLS.append(customer_id)
+    return read_customer(request, customer_id="c-5150")
+
+
+@requires("customer_record", "read", resource_id="customer_id", properties=attributes)
+def empty(request: HttpRequest, customer_id: str) -> HttpResponse:
+    CALLS.append(customer_id)
+    return HttpResponse(status=204)

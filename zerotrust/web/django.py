@@ -51,7 +51,7 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 _SPEC = "__zerotrust_spec__"  # the _Spec on a view declared with @requires
 _HELD = "_zerotrust_held"  # (gate, decision, plan) of the allow, on the request
-_DECIDED = "_zerotrust_decided"  # set by process_view on an allowed request
+_DECIDED = "_zerotrust_decided"  # what process_view allowed: the _Spec or the view class
 
 
 class DjangoConfigError(WebConfigError, ImproperlyConfigured):  # type: ignore[misc]
@@ -111,12 +111,19 @@ def _spec(
     )
 
 
-def _checked(request: HttpRequest) -> None:
-    """A declared view runs only under an allow: without the middleware it never runs."""
-    if not getattr(request, _DECIDED, False):
+def _checked(request: HttpRequest, declaration: object) -> None:
+    """A declared view runs only under an allow for itself: not without the middleware,
+    and not called from another view, whose allow was for another resource."""
+    decided = getattr(request, _DECIDED, None)
+    if decided is None:
         raise DjangoConfigError(
             "zerotrust: a declared view ran undecided: add "
             "'zerotrust.web.django.ZeroTrustMiddleware' to settings.MIDDLEWARE"
+        )
+    if decided is not declaration:
+        raise DjangoConfigError(
+            "zerotrust: a declared view was called from another view; the allow was for "
+            "the view Django resolved, not for this one"
         )
 
 
@@ -142,7 +149,7 @@ def requires(
 
             @functools.wraps(view)
             async def guarded_async(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                _checked(request)
+                _checked(request, spec)
                 token = CURRENT_REQUEST.set(request.zerotrust_request)
                 try:
                     return await view(request, *args, **kwargs)
@@ -154,7 +161,7 @@ def requires(
 
         @functools.wraps(view)
         def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            _checked(request)
+            _checked(request, spec)
             token = CURRENT_REQUEST.set(request.zerotrust_request)
             try:
                 return view(request, *args, **kwargs)
@@ -199,7 +206,7 @@ class ZeroTrustRequiredMixin:
         )
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        _checked(request)
+        _checked(request, type(self))
         access = request.zerotrust_request
         token = CURRENT_REQUEST.set(access)
         try:
@@ -219,13 +226,14 @@ async def _under(access: Any, result: Awaitable[Any]) -> Any:
         CURRENT_REQUEST.reset(token)
 
 
-def _declared(view: Any) -> _Spec | None:
+def _declared(view: Any) -> tuple[_Spec, object] | None:
+    """The view's declaration, and what ``_checked`` will know it by."""
     spec = getattr(view, _SPEC, None)
     if isinstance(spec, _Spec):
-        return spec
+        return spec, spec
     cls = getattr(view, "view_class", None)
     if isinstance(cls, type) and issubclass(cls, ZeroTrustRequiredMixin):
-        return cls.zerotrust_spec()
+        return cls.zerotrust_spec(), cls
     return None
 
 
@@ -327,9 +335,10 @@ class ZeroTrustMiddleware:
         view_args: tuple[Any, ...],
         view_kwargs: dict[str, Any],
     ) -> HttpResponse | None:
-        spec = _declared(view_func)
-        if spec is None:
+        declared = _declared(view_func)
+        if declared is None:
             return None
+        spec, declaration = declared
         gate = self._current_gate()
         http, _ = _http_request(request.META)
         prepared = gate.prepare(http, spec.target(request, view_kwargs), gate.identify(http))
@@ -342,7 +351,7 @@ class ZeroTrustMiddleware:
             return _response(verdict.reply)
         request.zerotrust_decision = decision
         request.zerotrust_request = prepared.access
-        setattr(request, _DECIDED, True)
+        setattr(request, _DECIDED, declaration)
         if verdict.plan is not None:
             setattr(request, _HELD, (gate, decision, verdict.plan))
         return None
@@ -377,7 +386,7 @@ def _release(
         body = response.content
         too_big = len(body) > gate.config.max_body_bytes
         failed = "response larger than max_body_bytes" if too_big else None
-    if failed is None:
+    if failed is None and body:  # nothing to mask in an empty body (a redirect, a 204)
         rewritten = rewrite_json(list(response.items()), body, plan)
         if isinstance(rewritten, str):
             failed = rewritten
