@@ -34,6 +34,7 @@ from django.utils.module_loading import import_string
 
 from zerotrust.decision import Decision
 from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.errors import ZeroTrustError
 from zerotrust.web._pep import CURRENT_REQUEST, Gate, Prepared, Reply, rewrite_json
 from zerotrust.web.decorator import Part, _part
 from zerotrust.web.errors import WebConfigError
@@ -43,14 +44,18 @@ from zerotrust.web.wsgi import _http_request
 
 __all__ = [
     "DjangoConfigError",
+    "Refused",
     "ZeroTrustMiddleware",
     "ZeroTrustRequiredMixin",
+    "decide",
+    "gate_of",
     "requires",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SPEC = "__zerotrust_spec__"  # the _Spec on a view declared with @requires
-_HELD = "_zerotrust_held"  # (gate, decision, plan) of the allow, on the request
+_HELD = "_zerotrust_held"  # [(gate, decision, plan)] of the allows, on the request
+_GATE = "_zerotrust_gate"  # the middleware's gate, for the DRF permission
 _DECIDED = "_zerotrust_decided"  # what process_view allowed: the _Spec or the view class
 
 
@@ -321,7 +326,7 @@ class ZeroTrustMiddleware:
         held = getattr(request, _HELD, None)
         if held is None or not response.streaming or not getattr(response, "is_async", False):
             return _release(request, response, None)
-        limit = held[0].config.max_body_bytes
+        limit = held[0][0].config.max_body_bytes
         return _release(request, response, await _read_async(response, limit))
 
     def _current_gate(self) -> Gate:
@@ -335,26 +340,63 @@ class ZeroTrustMiddleware:
         view_args: tuple[Any, ...],
         view_kwargs: dict[str, Any],
     ) -> HttpResponse | None:
+        gate = self._current_gate()
+        setattr(request, _GATE, gate)
         declared = _declared(view_func)
         if declared is None:
             return None
         spec, declaration = declared
-        gate = self._current_gate()
-        http, _ = _http_request(request.META)
-        prepared = gate.prepare(http, spec.target(request, view_kwargs), gate.identify(http))
-        if isinstance(prepared, Reply):
-            return _response(prepared)
-        prepared = _with_url(prepared, request)
-        decision = gate.pdp.evaluate(prepared.access, extra=prepared.extra)
-        verdict = gate.verdict(decision, prepared)
-        if verdict.reply is not None:
-            return _response(verdict.reply)
-        request.zerotrust_decision = decision
-        request.zerotrust_request = prepared.access
+        reply = decide(gate, request, spec.target(request, view_kwargs))
+        if reply is not None:
+            return _response(reply)
         setattr(request, _DECIDED, declaration)
-        if verdict.plan is not None:
-            setattr(request, _HELD, (gate, decision, verdict.plan))
         return None
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
+        """A refusal raised in the view (the DRF permission) gets zerotrust's answer."""
+        if isinstance(exception, Refused):
+            return _response(exception.reply)
+        return None
+
+
+class Refused(ZeroTrustError, PermissionError):
+    """A refusal raised where a response cannot be returned (DRF permissions);
+    the middleware answers it with ``reply``, exactly as the WSGI middleware would."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(f"{reply.code} (decision {reply.decision_id})")
+        self.reply = reply
+
+
+def decide(gate: Gate, request: HttpRequest, target: Target) -> Reply | None:
+    """Ask the PDP; the refusal, or None with the allow recorded on the (Django) request."""
+    http, _ = _http_request(request.META)
+    prepared = gate.prepare(http, target, gate.identify(http))
+    if isinstance(prepared, Reply):
+        return prepared
+    prepared = _with_url(prepared, request)
+    decision = gate.pdp.evaluate(prepared.access, extra=prepared.extra)
+    verdict = gate.verdict(decision, prepared)
+    if verdict.reply is not None:
+        return verdict.reply
+    request.zerotrust_decision = decision
+    request.zerotrust_request = prepared.access
+    if verdict.plan is not None:
+        # A second decision on the same request (DRF's object permission) adds its
+        # obligations; it never replaces those of the first.
+        held = getattr(request, _HELD, [])
+        setattr(request, _HELD, [*held, (gate, decision, verdict.plan)])
+    return None
+
+
+def gate_of(request: HttpRequest) -> Gate:
+    """The middleware's gate for this request; without the middleware, a refusal to run."""
+    gate = getattr(request, _GATE, None)
+    if not isinstance(gate, Gate):
+        raise DjangoConfigError(
+            "zerotrust: add 'zerotrust.web.django.ZeroTrustMiddleware' to settings.MIDDLEWARE"
+        )
+    return gate
 
 
 def _with_url(prepared: Prepared, request: HttpRequest) -> Prepared:
@@ -370,11 +412,11 @@ def _release(
     request: HttpRequest, response: HttpResponseBase, streamed: tuple[bytes, str | None] | None
 ) -> HttpResponseBase:
     """Apply the allow's obligations to the JSON body, or withhold it."""
-    held: tuple[Gate, Decision, ObligationPlan] | None = getattr(request, _HELD, None)
-    if held is None:
+    held: list[tuple[Gate, Decision, ObligationPlan]] | None = getattr(request, _HELD, None)
+    if not held:
         return response
     delattr(request, _HELD)
-    gate, decision, plan = held
+    gate, decision, _ = held[0]
     if streamed is not None:
         body, failed = streamed
     elif response.streaming:
@@ -386,10 +428,12 @@ def _release(
         body = response.content
         too_big = len(body) > gate.config.max_body_bytes
         failed = "response larger than max_body_bytes" if too_big else None
-    if failed is None and body:  # nothing to mask in an empty body (a redirect, a 204)
+    for step_gate, step_decision, plan in held:
+        if failed is not None or not body:  # nothing to mask in an empty body (a 204)
+            break
         rewritten = rewrite_json(list(response.items()), body, plan)
         if isinstance(rewritten, str):
-            failed = rewritten
+            failed, gate, decision = rewritten, step_gate, step_decision
         else:
             body = rewritten
     if failed is not None:
