@@ -56,6 +56,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _SPEC = "__zerotrust_spec__"  # the _Spec on a view declared with @requires
 _HELD = "_zerotrust_held"  # [(gate, decision, plan)] of the allows, on the request
 _GATE = "_zerotrust_gate"  # the middleware's gate, for the DRF permission
+OBJECT_PENDING = "_zerotrust_object_pending"  # DRF deferred to an object check not yet run
 _DECIDED = "_zerotrust_decided"  # what process_view allowed: the _Spec or the view class
 
 
@@ -412,6 +413,14 @@ def _release(
     request: HttpRequest, response: HttpResponseBase, streamed: tuple[bytes, str | None] | None
 ) -> HttpResponseBase:
     """Apply the allow's obligations to the JSON body, or withhold it."""
+    if getattr(request, OBJECT_PENDING, False) and response.status_code != 404:
+        # DRF's has_permission left the decision to has_object_permission, which the view
+        # never called: nothing was decided for what it answered (404: there was no object).
+        response.close()
+        raise DjangoConfigError(
+            "zerotrust: the DRF view answered without checking object permissions "
+            "(use get_object() or call check_object_permissions)"
+        )
     held: list[tuple[Gate, Decision, ObligationPlan]] | None = getattr(request, _HELD, None)
     if not held:
         return response

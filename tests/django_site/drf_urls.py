@@ -1,0 +1,14 @@
+"""The DRF test site's URLs."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from django_site import drf_views
+
+urlpatterns = [
+    path("customers/<str:customer_id>", drf_views.CustomerDetail.as_view(), name="customer"),
+    path("unchecked/<str:customer_id>", drf_views.Unchecked.as_view(), name="unchecked"),
+    path("departments/<str:dept>/export", drf_views.DepartmentExport.as_view(), name="export"),
+    path("undeclared", drf_views.Undeclared.as_view(), name="undeclared"),
+]

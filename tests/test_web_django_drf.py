@@ -1,0 +1,129 @@
+"""ZeroTrustPermission through DRF's APIClient, under the Django middleware, with real
+signed tokens: refusals are the WSGI middleware's, never DRF's own 403."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from web_helpers import RecordingLog, bearer, django_urls, rogue_key, shipped_pdp, token, web_config
+
+from zerotrust import Effect
+from zerotrust.web import parse_challenges
+
+pytest.importorskip("rest_framework")
+
+from django.test.utils import override_settings
+
+from zerotrust.web.django import DjangoConfigError
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+
+@pytest.fixture
+def log() -> Iterator[RecordingLog]:
+    yield RecordingLog()
+
+
+@pytest.fixture
+def client(log: RecordingLog) -> Iterator[Any]:
+    with (
+        django_urls([]),
+        override_settings(
+            ROOT_URLCONF="django_site.drf_urls",
+            MIDDLEWARE=["zerotrust.web.django.ZeroTrustMiddleware"],
+            ZEROTRUST={"PDP": shipped_pdp(log), "CONFIG": web_config()},
+            REST_FRAMEWORK=REST_FRAMEWORK,
+        ),
+    ):
+        from django_site import drf_views
+        from rest_framework.test import APIClient
+
+        drf_views.CALLS.clear()
+        yield APIClient()
+        drf_views.CALLS.clear()
+
+
+def calls() -> list[str]:
+    from django_site import drf_views
+
+    return drf_views.CALLS
+
+
+def test_object_permission_decides_on_the_objects_fields_and_masks(
+    client: Any, log: RecordingLog
+) -> None:
+    r = client.get("/customers/c-1001", headers=bearer())
+    assert r.status_code == 200
+    assert r.json()["card_number"] == "****" and r.json()["ssn"] == "****"
+    decision, req, extra = log.last
+    assert r.json()["decision"] == decision.decision_id and decision.effect is Effect.ALLOW
+    assert req.resource.id == "c-1001"
+    assert dict(req.resource.properties) == {"owner_dept": "support", "sensitivity": 2}
+    assert extra["http"]["url_name"] == "customer"
+
+
+def test_deny_is_zerotrusts_problem_json_not_drfs_403(client: Any, log: RecordingLog) -> None:
+    r = client.get("/customers/c-5150", headers=bearer())
+    assert r.status_code == 403 and r["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "access_denied"
+    assert r.json()["decision_id"] == log.last[0].decision_id
+    assert calls() == []
+
+
+def test_step_up_then_retry_with_mfa(client: Any) -> None:
+    r = client.get("/customers/c-1002", headers=bearer(amr=("pwd",)))
+    assert r.status_code == 401 and r.json()["code"] == "step_up_required"
+    [challenge] = parse_challenges(r["www-authenticate"])
+    assert challenge.params["error"] == "insufficient_user_authentication"
+    r = client.get("/customers/c-1002", headers=bearer())
+    assert r.status_code == 200 and r.json()["ssn"] == "****"
+    assert calls() == ["c-1002"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [({}, None), (bearer(token(key=rogue_key())), "invalid_token")],
+    ids=["missing", "forged"],
+)
+def test_missing_and_invalid_tokens_get_the_bearer_challenge(
+    client: Any, headers: dict[str, str], error: str | None
+) -> None:
+    r = client.get("/customers/c-1001", headers=headers)
+    assert r.status_code == 401 and r.json()["code"] == "invalid_token"
+    [challenge] = parse_challenges(r["www-authenticate"])
+    assert challenge.params.get("error") == error
+    assert calls() == []
+
+
+def test_a_view_that_never_checks_the_object_is_withheld(client: Any) -> None:
+    with pytest.raises(DjangoConfigError, match="object permissions"):
+        client.get("/unchecked/c-1001", headers=bearer())
+
+
+def test_an_unknown_object_is_drfs_404(client: Any, log: RecordingLog) -> None:
+    assert client.get("/customers/c-9999", headers=bearer()).status_code == 404
+    assert log.entries == [] and calls() == []
+
+
+def test_without_an_object_in_the_url_has_permission_decides(
+    client: Any, log: RecordingLog
+) -> None:
+    r = client.get("/departments/support/export", headers=bearer())
+    assert r.status_code == 403 and r.json()["code"] == "access_denied"
+    request = log.last[1]
+    assert request.action.name == "export" and request.resource.id is None
+    assert request.context["path_params"] == {"dept": "support"}
+    assert calls() == []
+
+
+def test_an_undeclared_view_is_a_configuration_error(client: Any) -> None:
+    with pytest.raises(DjangoConfigError, match="zerotrust_resource_type"):
+        client.get("/undeclared", headers=bearer())
+    assert calls() == []

@@ -1,0 +1,140 @@
+"""Django REST framework: a permission class that asks the PDP, under the Django middleware.
+
+::
+
+    class CustomerDetail(RetrieveAPIView):
+        permission_classes = [ZeroTrustPermission]
+        zerotrust_resource_type = "customer_record"
+        zerotrust_actions = {"GET": "read", "PATCH": "update"}
+        zerotrust_resource_id_kwarg = "pk"
+        zerotrust_properties = {"owner_dept": "department", "sensitivity": "sensitivity"}
+
+A URL with the object's id defers the decision to ``has_object_permission``, where the
+object's fields (through ``zerotrust_properties``: resource property -> object field) are
+what the policies see; a view that never checks the object is withheld, not answered
+undecided. A refusal is raised and answered by
+:class:`~zerotrust.web.django.ZeroTrustMiddleware` exactly as the WSGI middleware answers;
+obligations apply to the rendered JSON as for any declared Django view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.http import HttpRequest
+from rest_framework.permissions import BasePermission
+
+from zerotrust.web.django import OBJECT_PENDING, DjangoConfigError, Refused, decide, gate_of
+from zerotrust.web.http import Target
+
+__all__ = ["ZeroTrustPermission"]
+
+
+def _django(request: Any) -> HttpRequest:
+    return getattr(request, "_request", request)
+
+
+def _action(view: Any, method: str) -> str:
+    actions = getattr(view, "zerotrust_actions", None)
+    if isinstance(actions, Mapping):
+        found = actions.get(method) or actions.get(getattr(view, "action", None) or "")
+    else:
+        found = getattr(view, "zerotrust_action", None)
+    if not isinstance(found, str) or not found:
+        raise DjangoConfigError(
+            f"ZeroTrustPermission: {type(view).__name__} declares no zerotrust_action "
+            f"(or zerotrust_actions entry) for {method}"
+        )
+    return found
+
+
+def _target(
+    view: Any, request: HttpRequest, resource_id: str | None, props: Mapping[str, Any]
+) -> Target:
+    kind = getattr(view, "zerotrust_resource_type", None)
+    if not isinstance(kind, str) or not kind:
+        raise DjangoConfigError(
+            f"ZeroTrustPermission: {type(view).__name__} declares no zerotrust_resource_type"
+        )
+    kwargs: Mapping[str, Any] = getattr(view, "kwargs", None) or {}
+    id_kwarg = _id_kwarg(view)
+    params = {k: str(v) for k, v in kwargs.items() if k != id_kwarg}
+    match = request.resolver_match
+    route = f"/{match.route}" if match is not None and match.route else request.path_info
+    return Target(
+        kind,
+        _action(view, request.method or "GET"),
+        resource_id,
+        dict(props),
+        {"path_params": params} if params else {},
+        f"{request.method} {route}",
+    )
+
+
+def _id_kwarg(view: Any) -> str:
+    found = getattr(view, "zerotrust_resource_id_kwarg", None)
+    if found is None:
+        found = getattr(view, "lookup_url_kwarg", None) or getattr(view, "lookup_field", "pk")
+    if not isinstance(found, str) or not found:
+        raise DjangoConfigError("ZeroTrustPermission: zerotrust_resource_id_kwarg names a kwarg")
+    return found
+
+
+def _properties(view: Any, obj: Any) -> dict[str, Any]:
+    mapping = getattr(view, "zerotrust_properties", None) or {}
+    if not isinstance(mapping, Mapping):
+        raise DjangoConfigError(
+            "ZeroTrustPermission: zerotrust_properties maps resource properties to object fields"
+        )
+    found: dict[str, Any] = {}
+    for prop, field in mapping.items():
+        value = obj.get(field) if isinstance(obj, Mapping) else getattr(obj, field, None)
+        if value is not None:
+            found[prop] = value
+    return found
+
+
+class ZeroTrustPermission(BasePermission):  # type: ignore[misc]
+    """Ask the PDP in DRF's own places: ``has_permission`` for the request, and
+    ``has_object_permission`` (with the object's fields) when the URL names an object.
+
+    Never returns False: a refusal is raised, so DRF's 403 never stands in for the
+    step-up or bearer challenge. Needs the Django middleware (``MIDDLEWARE``).
+    """
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        django_request = _django(request)
+        gate = gate_of(django_request)
+        kwargs: Mapping[str, Any] = getattr(view, "kwargs", None) or {}
+        if _id_kwarg(view) in kwargs:
+            # The object's fields are not known yet: decide in has_object_permission,
+            # and withhold the response if that is never called.
+            setattr(django_request, OBJECT_PENDING, True)
+            _action(view, django_request.method or "GET")  # a missing action fails now
+            return True
+        reply = decide(gate, django_request, _target(view, django_request, None, {}))
+        if reply is not None:
+            raise Refused(reply)
+        return True
+
+    def has_object_permission(self, request: Any, view: Any, obj: Any) -> bool:
+        django_request = _django(request)
+        gate = gate_of(django_request)
+        kwargs: Mapping[str, Any] = getattr(view, "kwargs", None) or {}
+        rid = kwargs.get(_id_kwarg(view))
+        if rid is None:
+            rid = getattr(obj, "pk", None) if not isinstance(obj, Mapping) else obj.get("id")
+        target = _target(
+            view, django_request, None if rid is None else str(rid), _properties(view, obj)
+        )
+        reply = decide(gate, django_request, target)
+        if hasattr(django_request, OBJECT_PENDING):
+            delattr(django_request, OBJECT_PENDING)  # decided: a refusal answers for itself
+        if reply is not None:
+            raise Refused(reply)
+        return True
+
+    def object_decision_owed(self, request: Any) -> bool:
+        """Whether ``has_permission`` deferred to an object check that never ran."""
+        return bool(getattr(_django(request), OBJECT_PENDING, False))
