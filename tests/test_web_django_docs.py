@@ -1,23 +1,43 @@
-"""The Django section of docs/integration.md runs as written, on the page's shared set-up."""
+"""The Django section of docs/integration.md (DRF included) runs as written, on the
+page's shared set-up."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from test_web_docs import Site, site  # noqa: F401  (the fixture)
 from web_helpers import django_urls
 
-pytest.importorskip("django")
+pytest.importorskip("rest_framework")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+
+
+@contextmanager
+def django_page(page_site: Site) -> Iterator[dict[str, Any]]:
+    """Django set up (DRF reads its settings on import), then the page's blocks run."""
+    from django.test.utils import override_settings
+
+    with django_urls([]), override_settings(REST_FRAMEWORK=REST_FRAMEWORK):
+        page = page_site.run("## Django")
+        urls = type("PageURLs", (), {"urlpatterns": page["urlpatterns"]})
+        with override_settings(
+            ROOT_URLCONF=urls, MIDDLEWARE=page["MIDDLEWARE"], ZEROTRUST=page["ZEROTRUST"]
+        ):
+            yield page
 
 
 def test_django_section_runs_as_written(site: Site) -> None:  # noqa: F811
     from django.test import Client
-    from django.test.utils import override_settings
 
-    page = site.run("## Django")
-    with (
-        django_urls(page["urlpatterns"]),
-        override_settings(MIDDLEWARE=page["MIDDLEWARE"], ZEROTRUST=page["ZEROTRUST"]),
-    ):
+    with django_page(site):
         client = Client()
         r = client.get("/customers/c-1001", headers=site.bearer())
         assert r.status_code == 200 and r.json()["card_number"] == "****"
@@ -28,3 +48,16 @@ def test_django_section_runs_as_written(site: Site) -> None:  # noqa: F811
         assert client.get("/health").json() == {"status": "ok"}
         r = client.get("/departments/support/export", headers=site.bearer())
         assert r.status_code == 403  # an agent may not export
+
+
+def test_drf_permission_runs_as_written(site: Site) -> None:  # noqa: F811
+    with django_page(site):
+        from rest_framework.test import APIClient
+
+        client = APIClient()
+        r = client.get("/api/customers/c-1001", headers=site.bearer())
+        assert r.status_code == 200 and r.json()["card_number"] == "****"
+        r = client.get("/api/customers/c-1001", headers=site.bearer("billing"))
+        assert r.status_code == 403 and r["content-type"] == "application/problem+json"
+        r = client.get("/api/customers/c-1001")
+        assert r.status_code == 401 and r["www-authenticate"] == "Bearer"
