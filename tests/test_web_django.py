@@ -379,3 +379,27 @@ def test_a_declared_view_called_from_another_does_not_run_under_its_allow(
 def test_an_empty_body_passes_with_its_status(client: Client) -> None:
     r = client.get("/empty/c-1001", headers=bearer())
     assert r.status_code == 204 and r.content == b""
+
+
+def test_async_streamed_json_gets_the_obligations_under_asgi(site: Any) -> None:
+    headers = {
+        **bearer(sub="u-max", roles=("manager",)),
+        "x-device-attestation": attestation("u-max"),
+    }
+
+    async def run() -> bytes:
+        r = await AsyncClient().get("/async-export/support", headers=headers)
+        assert r.status_code == 200 and r.is_async
+        return b"".join([chunk async for chunk in r.streaming_content])
+
+    body = asyncio.run(run())
+    assert b"tok_k1_" in body and b"example.com" not in body and b"4111" not in body
+
+
+def test_async_streamed_json_under_wsgi_is_withheld_not_sent_unmasked(client: Client) -> None:
+    headers = {
+        **bearer(sub="u-max", roles=("manager",)),
+        "x-device-attestation": attestation("u-max"),
+    }
+    r = client.get("/async-export/support", headers=headers)
+    assert r.status_code == 500 and r.json()["code"] == "obligation_failed"

@@ -17,5 +17,6 @@ urlpatterns = [
     path("async-cards/<str:customer_id>", views.AsyncCardView.as_view(), name="async-card"),
     path("nested/<str:customer_id>", views.nested, name="nested"),
     path("empty/<str:customer_id>", views.empty, name="empty"),
+    path("async-export/<str:dept>", views.async_export, name="async-export"),
     path("health", views.health, name="health"),
 ]

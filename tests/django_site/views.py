@@ -111,3 +111,20 @@ def nested(request: HttpRequest, customer_id: str) -> JsonResponse:
 def empty(request: HttpRequest, customer_id: str) -> HttpResponse:
     CALLS.append(customer_id)
     return HttpResponse(status=204)
+
+
+@requires(
+    "customer_record",
+    "export",
+    resource_id="dept",
+    properties=lambda dept: {"owner_dept": dept, "sensitivity": 3},
+    context={"records": 2},
+)
+async def async_export(request: HttpRequest, dept: str) -> StreamingHttpResponse:
+    text = json.dumps([r for r in CUSTOMERS.values() if r["owner_dept"] == dept])
+
+    async def chunks() -> Any:
+        for i in range(0, len(text), 40):
+            yield text[i : i + 40].encode()
+
+    return StreamingHttpResponse(chunks(), content_type="application/json")

@@ -449,7 +449,8 @@ def _release(
         response.close()
         return _response(gate.failed_obligation(decision, failed))
     if response.streaming:
-        response.streaming_content = [body]
+        # An async stream stays async: Django warns when ASGI serves a sync iterator.
+        response.streaming_content = [body] if streamed is None else _once(body)
     else:
         response.content = body
     if response.has_header("content-length"):
@@ -467,6 +468,10 @@ def _read(response: HttpResponseBase, limit: int) -> tuple[bytes, str | None]:
         if size > limit:
             return b"", "response larger than max_body_bytes"
     return b"".join(chunks), None
+
+
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    yield body
 
 
 async def _read_async(response: HttpResponseBase, limit: int) -> tuple[bytes, str | None]:
