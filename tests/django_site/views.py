@@ -38,13 +38,16 @@ def update_customer(request: HttpRequest, customer_id: str) -> JsonResponse:
     return JsonResponse(CUSTOMERS[customer_id])
 
 
-@requires(
+export_declared = requires(
     "customer_record",
     "export",
     resource_id="dept",
     properties=lambda dept: {"owner_dept": dept, "sensitivity": 3},
     context={"records": 2},
 )
+
+
+@export_declared
 def export(request: HttpRequest, dept: str) -> StreamingHttpResponse:
     text = json.dumps([r for r in CUSTOMERS.values() if r["owner_dept"] == dept])
     chunks = (text[i : i + 40] for i in range(0, len(text), 40))
@@ -113,13 +116,7 @@ def empty(request: HttpRequest, customer_id: str) -> HttpResponse:
     return HttpResponse(status=204)
 
 
-@requires(
-    "customer_record",
-    "export",
-    resource_id="dept",
-    properties=lambda dept: {"owner_dept": dept, "sensitivity": 3},
-    context={"records": 2},
-)
+@export_declared
 async def async_export(request: HttpRequest, dept: str) -> StreamingHttpResponse:
     text = json.dumps([r for r in CUSTOMERS.values() if r["owner_dept"] == dept])
 

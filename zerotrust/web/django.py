@@ -50,6 +50,7 @@ __all__ = [
     "decide",
     "gate_of",
     "requires",
+    "route_of",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -90,10 +91,15 @@ class _Spec:
             raise DjangoConfigError("requires: context= gave no mapping")
         params = {k: str(v) for k, v in kwargs.items() if k != self.resource_id}
         ctx = {**(found_context or {}), **({"path_params": params} if params else {})}
-        match = request.resolver_match
-        route = f"/{match.route}" if match is not None and match.route else request.path_info
-        plain = Target(self.resource_type, self.action, rid, {}, ctx, f"{request.method} {route}")
+        plain = Target(self.resource_type, self.action, rid, {}, ctx, route_of(request))
         return _with_properties(plain, self.properties(kwargs))
+
+
+def route_of(request: HttpRequest) -> str:
+    """``"GET /customers/<str:id>"``: the method and the URL pattern Django resolved."""
+    match = request.resolver_match
+    route = f"/{match.route}" if match is not None and match.route else request.path_info
+    return f"{request.method} {route}"
 
 
 def _spec(

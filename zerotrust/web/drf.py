@@ -25,7 +25,14 @@ from typing import Any
 from django.http import HttpRequest
 from rest_framework.permissions import BasePermission
 
-from zerotrust.web.django import OBJECT_PENDING, DjangoConfigError, Refused, decide, gate_of
+from zerotrust.web.django import (
+    OBJECT_PENDING,
+    DjangoConfigError,
+    Refused,
+    decide,
+    gate_of,
+    route_of,
+)
 from zerotrust.web.http import Target
 
 __all__ = ["ZeroTrustPermission"]
@@ -60,15 +67,13 @@ def _target(
     kwargs: Mapping[str, Any] = getattr(view, "kwargs", None) or {}
     id_kwarg = _id_kwarg(view)
     params = {k: str(v) for k, v in kwargs.items() if k != id_kwarg}
-    match = request.resolver_match
-    route = f"/{match.route}" if match is not None and match.route else request.path_info
     return Target(
         kind,
         _action(view, request.method or "GET"),
         resource_id,
         dict(props),
         {"path_params": params} if params else {},
-        f"{request.method} {route}",
+        route_of(request),
     )
 
 
