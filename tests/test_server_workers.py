@@ -145,13 +145,15 @@ def test_a_replacement_that_cannot_start_leaves_the_others_serving(tmp_path: Pat
     broken = policies / "broken.yaml"
     with serve(2, policies) as (parent, port):
         first = workers_of(parent.pid)
+        seen: set[int] = set()  # both serve before the files break (each loaded them)
+        assert wait_for(lambda: seen.add(answering_pid(port) or 0) or seen >= first, seconds=30)
         survivor, victim = sorted(first)
         broken.write_text("policy: broken\nrules: [{id: r, effect: stepup}]\n")
         os.kill(victim, signal.SIGKILL)
-        time.sleep(3)  # a replacement tried (and failed) at least once meanwhile
+        # Once a replacement has failed, its socket is closed: only the survivor answers.
+        assert wait_for(lambda: all(answering_pid(port) == survivor for _ in range(5)), seconds=40)
         assert parent.poll() is None  # the supervisor serves on
         assert alive(survivor)
-        assert all(answering_pid(port) == survivor for _ in range(5))
         broken.unlink()
         assert wait_for(lambda: len(workers_of(parent.pid) - first) == 1, seconds=40)
         replacement = workers_of(parent.pid) - first
