@@ -32,7 +32,7 @@ from typing import Any
 
 import anyio.to_thread
 import attrs
-from fastapi import FastAPI, Header
+from fastapi import FastAPI, Header, HTTPException
 from fastapi.params import Depends
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from fastapi.security import HTTPBearer
@@ -41,6 +41,7 @@ from starlette.responses import Response
 
 from zerotrust.decision import Decision
 from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.errors import ZeroTrustError
 from zerotrust.web._pep import (
     CURRENT_REQUEST,
     REQUEST_STATE_KEY,
@@ -68,20 +69,22 @@ _SLOT = "zerotrust.fastapi"
 Part = Mapping[str, Any] | Callable[..., Any] | None
 
 
-class Refusal(Exception):  # noqa: N818  # named for what it is, like HTTPException
+class Refusal(ZeroTrustError, HTTPException):
     """A request the PDP (or the gate) refused; ``reply`` is the complete answer.
 
     Raised by a :meth:`ZeroTrust.requires` dependency and answered by the handler that
     :meth:`ZeroTrust.install` registers (an app may register its own for this class to
-    log or decorate it; it should still send ``reply``). ``decision`` is ``None`` only
-    for a request that could not be turned into an access request.
+    log or decorate it; it should still send ``reply``). An ``HTTPException``, so that
+    even an app without that handler answers with the refusal's status and challenge,
+    never runs the view. ``decision`` is ``None`` only for a request that could not be
+    turned into an access request.
     """
 
     def __init__(self, reply: Reply, decision: Decision | None) -> None:
+        challenge = {k: v for k, v in reply.headers if k == "www-authenticate"}
+        HTTPException.__init__(self, reply.status, reply.code, challenge or None)
         self.reply = reply
         self.decision = decision
-        self.status_code = reply.status
-        super().__init__(f"{reply.code} (decision {reply.decision_id})")
 
 
 @attrs.frozen
