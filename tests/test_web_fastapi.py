@@ -1,5 +1,6 @@
 """zerotrust.web.fastapi through FastAPI's TestClient, with real signed JWTs."""
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
@@ -9,6 +10,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import WebSocketDenialResponse
+from test_web_docs import Site
 from web_helpers import (
     CUSTOMERS,
     WATERMARK_POLICY,
@@ -390,3 +392,18 @@ def test_never_an_unmasked_card_number(
     r = client.get(f"/customers/{customer}", headers=bearer(amr=amr))
     assert CUSTOMERS[customer]["card_number"] not in r.text
     assert r.status_code in (200, 401, 403)
+
+
+def test_docs_section_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = Site(tmp_path, monkeypatch)
+    client = TestClient(site.run("## FastAPI")["app"])
+    r = client.get("/customers/c-1001", headers=site.bearer())
+    assert r.status_code == 200 and r.json()["card_number"] == "****"
+    assert client.get("/customers/c-1001").status_code == 401
+    denied = client.get("/customers/c-1001", headers=site.bearer(department="billing"))
+    assert denied.status_code == 403 and denied.json()["code"] == "access_denied"
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/docs").status_code == 200
+    export = client.get("/departments/support/export", headers=site.bearer(roles=("manager",)))
+    assert export.status_code == 403  # an export asks for a managed device: none here
+    assert "4111111111111111" not in export.text
