@@ -3,12 +3,14 @@
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 import pytest
-from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 from starlette.testclient import WebSocketDenialResponse
 from test_web_docs import Site
 from web_helpers import (
@@ -407,3 +409,80 @@ def test_docs_section_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
     export = client.get("/departments/support/export", headers=site.bearer(roles=("manager",)))
     assert export.status_code == 403  # an export asks for a managed device: none here
     assert "4111111111111111" not in export.text
+
+
+class Customer(BaseModel):
+    id: str
+    name: str
+    card_number: str
+
+
+def test_response_model_and_router_dependencies_get_the_obligations() -> None:
+    zt = ZeroTrust(shipped_pdp(), config=web_config())
+    router = APIRouter(
+        dependencies=[
+            Depends(
+                zt.requires(
+                    "customer_record", "read", resource_id="customer_id", properties=attributes
+                )
+            )
+        ]
+    )
+
+    @router.get("/customers/{customer_id}", response_model=Customer)
+    async def read(customer_id: str) -> Any:
+        return CUSTOMERS[customer_id]
+
+    @router.get("/customers/{customer_id}/note")
+    def note(customer_id: str) -> PlainTextResponse:
+        return PlainTextResponse(CUSTOMERS[customer_id]["card_number"])
+
+    app = FastAPI()
+    app.include_router(router, prefix="/api")
+    zt.install(app)
+    client = TestClient(app)
+    r = client.get("/api/customers/c-1001", headers=bearer())
+    assert r.status_code == 200 and r.json() == {
+        "id": "c-1001",
+        "name": "Ada Berg",
+        "card_number": "****",
+    }
+    assert client.get("/api/customers/c-5150", headers=bearer()).status_code == 403
+    # a body the obligations cannot be applied to is withheld, never sent unmasked
+    withheld = client.get("/api/customers/c-1001/note", headers=bearer())
+    assert withheld.status_code == 500 and withheld.json()["code"] == "obligation_failed"
+    assert "4111" not in withheld.text
+
+
+def test_websocket_refused_with_close_1008_without_the_denial_extension() -> None:
+    app = build(web_config(websocket_handled_obligations={"mask", "tokenize"}))
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def connect(headers: list[tuple[bytes, bytes]]) -> None:
+        scope = {
+            "type": "websocket",
+            "asgi": {"version": "3.0"},
+            "path": "/customers/c-5150/live",
+            "raw_path": b"/customers/c-5150/live",
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"host", b"testserver"), *headers],
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+            "scheme": "ws",
+            "subprotocols": [],
+            "state": {},
+        }
+        await app(scope, receive, send)
+
+    auth = [(b"authorization", bearer()["authorization"].encode())]
+    anyio.run(connect, auth)
+    [close] = sent
+    assert close["type"] == "websocket.close" and close["code"] == 1008
+    assert close["reason"].startswith("access_denied (decision ")

@@ -218,7 +218,7 @@ class ZeroTrust:
 
         app.user_middleware.append(Middleware(_Enforcer))
 
-    def gate_for(self, connection: HTTPConnection) -> Gate:
+    def _gate_for(self, connection: HTTPConnection) -> Gate:
         debug = self._debug
         if debug is None:
             debug = bool(getattr(connection.scope.get("app"), "debug", False))
@@ -229,7 +229,7 @@ class ZeroTrust:
         slot = scope.get(_SLOT)
         if not isinstance(slot, _Slot):
             raise WebConfigError("zerotrust: call zt.install(app) before serving requests")
-        gate = self.gate_for(connection)
+        gate = self._gate_for(connection)
         http = _http_request(scope)
         target = await _target(connection, requirement, http.route_method)
         if gate.would_block(http):
@@ -262,7 +262,7 @@ class ZeroTrust:
         """``@require`` raised inside a view: answered as the gate answers, not a 500."""
         if not isinstance(exc, AccessDenied):
             raise exc
-        return _answer(connection, self.gate_for(connection).refusal(exc.decision))
+        return _answer(connection, self._gate_for(connection).refusal(exc.decision))
 
 
 def _answer(connection: HTTPConnection, reply: Reply) -> Any:
