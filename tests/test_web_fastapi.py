@@ -486,3 +486,49 @@ def test_websocket_refused_with_close_1008_without_the_denial_extension() -> Non
     [close] = sent
     assert close["type"] == "websocket.close" and close["code"] == 1008
     assert close["reason"].startswith("access_denied (decision ")
+
+
+def test_require_all_refuses_undeclared_routes_but_not_the_docs() -> None:
+    log = RecordingLog()
+    zt = ZeroTrust(shipped_pdp(log), config=web_config(), require_all=True)
+    app = FastAPI()
+    ran: list[str] = []
+
+    @app.get("/customers/{customer_id}")
+    def read(
+        customer_id: str,
+        decision: Annotated[
+            Decision,
+            Depends(
+                zt.requires(
+                    "customer_record", "read", resource_id="customer_id", properties=attributes
+                )
+            ),
+        ],
+    ) -> dict[str, Any]:
+        return CUSTOMERS[customer_id]
+
+    @app.get("/forgotten")
+    def forgotten() -> dict[str, Any]:
+        ran.append("forgotten")
+        return {"secret": True}
+
+    @app.websocket("/forgotten-live")
+    async def forgotten_live(websocket: WebSocket) -> None:
+        ran.append("live")
+        await websocket.accept()
+
+    zt.install(app)
+    client = TestClient(app)
+    r = client.get("/forgotten", headers=bearer())
+    assert r.status_code == 403 and r.json()["code"] == "unmatched_route"
+    assert log.last[2]["enforcement"] == "unmatched_route"
+    assert client.get("/forgotten").status_code == 401
+    with pytest.raises(WebSocketDenialResponse) as refused:
+        client.websocket_connect("/forgotten-live", headers=bearer()).__enter__()
+    assert refused.value.status_code == 403
+    assert ran == []
+    assert client.get("/customers/c-1001", headers=bearer()).json()["card_number"] == "****"
+    assert client.get("/docs").status_code == 200
+    assert client.get("/openapi.json").status_code == 200
+    assert client.get("/nowhere").status_code == 404

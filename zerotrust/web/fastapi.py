@@ -36,8 +36,10 @@ from fastapi import FastAPI, Header, HTTPException
 from fastapi.params import Depends
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from fastapi.security import HTTPBearer
+from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
+from starlette.routing import Match
 
 from zerotrust.decision import Decision
 from zerotrust.engine import PolicyDecisionPoint
@@ -47,7 +49,9 @@ from zerotrust.web._pep import (
     REQUEST_STATE_KEY,
     STATE_KEY,
     Gate,
+    Prepared,
     Reply,
+    Verdict,
 )
 from zerotrust.web.asgi import (
     ASGIApp,
@@ -60,7 +64,7 @@ from zerotrust.web.asgi import (
     _without_pathsend,
 )
 from zerotrust.web.errors import AccessDenied, WebConfigError
-from zerotrust.web.http import Target, WebConfig
+from zerotrust.web.http import HttpRequest, Target, WebConfig
 from zerotrust.web.obligations import ObligationPlan
 
 __all__ = ["Refusal", "Requirement", "ZeroTrust"]
@@ -114,6 +118,9 @@ class ZeroTrust:
 
     ``debug`` puts the decision's reasons (the matched rules) into refusals; ``None``
     follows the app's own ``debug``. Never turn it on where clients are untrusted.
+    ``require_all`` refuses (403 ``unmatched_route``, logged like any decision) every
+    API route of the app that declares no requirement; FastAPI's own ``/docs`` and
+    ``/openapi.json`` and mounted apps are not API routes and stay reachable.
     """
 
     def __init__(
@@ -122,6 +129,7 @@ class ZeroTrust:
         *,
         config: WebConfig,
         debug: bool | None = None,
+        require_all: bool = False,
         scheme_name: str = "bearer",
     ) -> None:
         if not isinstance(config, WebConfig):
@@ -129,6 +137,7 @@ class ZeroTrust:
         self._gate = Gate(pdp, _no_routes, config)
         self._debug_gate = Gate(pdp, _no_routes, attrs.evolve(config, expose_reasons=True))
         self._debug = debug
+        self._require_all = require_all
         # auto_error=False: the gate, not FastAPI, answers a missing token (and logs it).
         self._bearer = HTTPBearer(
             auto_error=False,
@@ -214,9 +223,7 @@ class ZeroTrust:
         _check_routes(app)
         app.add_exception_handler(Refusal, self._on_refusal)
         app.add_exception_handler(AccessDenied, self._on_access_denied)
-        from starlette.middleware import Middleware
-
-        app.user_middleware.append(Middleware(_Enforcer))
+        app.user_middleware.append(Middleware(_Enforcer, zt=self))
 
     def _gate_for(self, connection: HTTPConnection) -> Gate:
         debug = self._debug
@@ -232,15 +239,11 @@ class ZeroTrust:
         gate = self._gate_for(connection)
         http = _http_request(scope)
         target = await _target(connection, requirement, http.route_method)
-        if gate.would_block(http):
-            identity = await anyio.to_thread.run_sync(gate.identify, http)
-        else:
-            identity = gate.identify(http)
-        prepared = gate.prepare(http, target, identity)
-        if isinstance(prepared, Reply):
-            raise Refusal(prepared, None)
-        decision = await gate.pdp.evaluate_async(prepared.access, extra=prepared.extra)
-        verdict = gate.verdict(decision, prepared)
+        judged = await _judge(gate, http, target)
+        if isinstance(judged, Reply):
+            raise Refusal(judged, None)
+        verdict, prepared = judged
+        decision = verdict.decision
         if verdict.reply is not None:
             raise Refusal(verdict.reply, decision)
         if verdict.plan is not None:
@@ -253,6 +256,26 @@ class ZeroTrust:
         CURRENT_REQUEST.set(prepared.access)  # reset by _Enforcer when the request ends
         return decision
 
+    async def _refused_undeclared(self, scope: Scope, send: Send) -> bool:
+        """With ``require_all``: refuse a request the router sends to an undeclared route."""
+        routes = getattr(getattr(scope.get("app"), "router", None), "routes", ())
+        for route in routes:
+            match, _ = route.matches(scope)
+            if match is not Match.FULL:
+                continue
+            if not isinstance(route, APIRoute | APIWebSocketRoute):
+                return False
+            if _requirements(route.dependant):
+                return False
+            gate = self._gate_for(HTTPConnection(scope))
+            judged = await _judge(gate, _http_request(scope), None)
+            reply = judged if isinstance(judged, Reply) else judged[0].reply
+            if reply is None:  # the gate refuses every request without a target
+                raise WebConfigError("an undeclared route was not refused")
+            await _refuse(scope, send, reply)
+            return True
+        return False
+
     async def _on_refusal(self, connection: HTTPConnection, exc: Exception) -> Any:
         if not isinstance(exc, Refusal):  # registered for Refusal only
             raise exc
@@ -263,6 +286,21 @@ class ZeroTrust:
         if not isinstance(exc, AccessDenied):
             raise exc
         return _answer(connection, self._gate_for(connection).refusal(exc.decision))
+
+
+async def _judge(
+    gate: Gate, http: HttpRequest, target: Target | None
+) -> tuple[Verdict, Prepared] | Reply:
+    """Authenticate, ask the PDP and judge, as the ASGI middleware does."""
+    if gate.would_block(http):
+        identity = await anyio.to_thread.run_sync(gate.identify, http)
+    else:
+        identity = gate.identify(http)
+    prepared = gate.prepare(http, target, identity)
+    if isinstance(prepared, Reply):
+        return prepared
+    decision = await gate.pdp.evaluate_async(prepared.access, extra=prepared.extra)
+    return gate.verdict(decision, prepared), prepared
 
 
 def _answer(connection: HTTPConnection, reply: Reply) -> Any:
@@ -357,8 +395,9 @@ class _Enforcer:
     (500) anything it cannot rewrite rather than release it unmasked.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, zt: ZeroTrust) -> None:
         self.app = app
+        self.zt = zt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -368,6 +407,8 @@ class _Enforcer:
         scope[_SLOT] = slot
         token = CURRENT_REQUEST.set(None)
         try:
+            if self.zt._require_all and await self.zt._refused_undeclared(scope, send):
+                return
             if scope["type"] == "websocket":
                 await self.app(scope, receive, send)
                 return
