@@ -26,20 +26,23 @@ middleware that ``install`` adds. Routes without a requirement are not guarded.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio.to_thread
 import attrs
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import Header, HTTPException
 from fastapi.params import Depends
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from fastapi.security import HTTPBearer
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
-from starlette.routing import Match
+from starlette.routing import Match, Route, WebSocketRoute
 
 from zerotrust.decision import Decision
 from zerotrust.engine import PolicyDecisionPoint
@@ -49,6 +52,7 @@ from zerotrust.web._pep import (
     REQUEST_STATE_KEY,
     STATE_KEY,
     Gate,
+    Identity,
     Prepared,
     Reply,
     Verdict,
@@ -149,6 +153,11 @@ class ZeroTrust:
     def config(self) -> WebConfig:
         return self._gate.config
 
+    @property
+    def gate(self) -> Gate:
+        """The enforcement core this app shares with the Starlette authentication backend."""
+        return self._gate
+
     def requires(
         self,
         resource_type: str,
@@ -166,15 +175,7 @@ class ZeroTrust:
         (sync or async) called with the path parameters they name, and ``request`` if
         they take it; ``properties`` returning ``None`` means an unknown resource.
         """
-        for name, value in (("resource_type", resource_type), ("action", action)):
-            if not isinstance(value, str) or not value:
-                raise WebConfigError(f"requires: {name} must be a non-empty string")
-        if resource_id is not None and (not isinstance(resource_id, str) or not resource_id):
-            raise WebConfigError("requires: resource_id names a path parameter")
-        for name, part in (("properties", properties), ("context", context)):
-            if part is not None and not isinstance(part, Mapping) and not callable(part):
-                raise WebConfigError(f"requires: {name} must be a mapping or a function")
-        requirement = Requirement(resource_type, action, resource_id, properties, context)
+        requirement = _requirement(resource_type, action, resource_id, properties, context)
 
         async def zerotrust_decision(connection: HTTPConnection, **_: Any) -> Decision:
             return await self._decide(connection, requirement)
@@ -213,7 +214,37 @@ class ZeroTrust:
         zerotrust_decision.zerotrust_requirement = requirement  # type: ignore[attr-defined]
         return zerotrust_decision
 
-    def install(self, app: FastAPI) -> None:
+    def guard(
+        self,
+        resource_type: str,
+        action: str,
+        *,
+        resource_id: str | None = None,
+        properties: Part = None,
+        context: Part = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]]:
+        """The same requirement on a plain Starlette endpoint (``request`` or ``websocket``).
+
+        The endpoint runs only on allow; the decision is in ``request.state.zerotrust``
+        (:func:`~zerotrust.web.asgi.decision_of`). Sync endpoints run in a thread, as
+        Starlette runs them.
+        """
+        requirement = _requirement(resource_type, action, resource_id, properties, context)
+
+        def decorate(endpoint: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+            @functools.wraps(endpoint)
+            async def guarded(connection: HTTPConnection) -> Any:
+                await self._decide(connection, requirement)
+                if inspect.iscoroutinefunction(endpoint):
+                    return await endpoint(connection)
+                return await run_in_threadpool(endpoint, connection)
+
+            guarded.zerotrust_requirement = requirement  # type: ignore[attr-defined]
+            return guarded
+
+        return decorate
+
+    def install(self, app: Starlette) -> None:
         """Register the refusal handlers and the obligation middleware; check the routes.
 
         The middleware goes innermost, so that the app's own middleware (compression,
@@ -292,15 +323,33 @@ async def _judge(
     gate: Gate, http: HttpRequest, target: Target | None
 ) -> tuple[Verdict, Prepared] | Reply:
     """Authenticate, ask the PDP and judge, as the ASGI middleware does."""
-    if gate.would_block(http):
-        identity = await anyio.to_thread.run_sync(gate.identify, http)
-    else:
-        identity = gate.identify(http)
+    identity = await identify(gate, http)
     prepared = gate.prepare(http, target, identity)
     if isinstance(prepared, Reply):
         return prepared
     decision = await gate.pdp.evaluate_async(prepared.access, extra=prepared.extra)
     return gate.verdict(decision, prepared), prepared
+
+
+def _requirement(
+    resource_type: str, action: str, resource_id: str | None, properties: Part, context: Part
+) -> Requirement:
+    for name, value in (("resource_type", resource_type), ("action", action)):
+        if not isinstance(value, str) or not value:
+            raise WebConfigError(f"requires: {name} must be a non-empty string")
+    if resource_id is not None and (not isinstance(resource_id, str) or not resource_id):
+        raise WebConfigError("requires: resource_id names a path parameter")
+    for name, part in (("properties", properties), ("context", context)):
+        if part is not None and not isinstance(part, Mapping) and not callable(part):
+            raise WebConfigError(f"requires: {name} must be a mapping or a function")
+    return Requirement(resource_type, action, resource_id, properties, context)
+
+
+async def identify(gate: Gate, http: HttpRequest) -> Identity:
+    """The caller's identity; in a worker thread only when verifying may fetch keys."""
+    if gate.would_block(http):
+        return await anyio.to_thread.run_sync(gate.identify, http)
+    return gate.identify(http)
 
 
 def _answer(connection: HTTPConnection, reply: Reply) -> Any:
@@ -374,12 +423,17 @@ def _requirements(dependant: Any) -> list[Requirement]:
     return found
 
 
-def _check_routes(app: FastAPI) -> None:
+def _check_routes(app: Starlette) -> None:
     for route in app.routes:
-        if not isinstance(route, APIRoute | APIWebSocketRoute):
+        if isinstance(route, APIRoute | APIWebSocketRoute):
+            requirements = _requirements(route.dependant)
+        elif isinstance(route, Route | WebSocketRoute):
+            found = getattr(route.endpoint, "zerotrust_requirement", None)
+            requirements = [found] if isinstance(found, Requirement) else []
+        else:
             continue
         names = set(route.param_convertors)
-        for requirement in _requirements(route.dependant):
+        for requirement in requirements:
             if requirement.resource_id is not None and requirement.resource_id not in names:
                 raise WebConfigError(
                     f"route {route.path}: requires(resource_id={requirement.resource_id!r}) "
