@@ -398,7 +398,8 @@ def test_never_an_unmasked_card_number(
 
 def test_docs_section_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     site = Site(tmp_path, monkeypatch)
-    client = TestClient(site.run("## FastAPI")["app"])
+    page = site.run("## FastAPI")
+    client = TestClient(page["app"])
     r = client.get("/customers/c-1001", headers=site.bearer())
     assert r.status_code == 200 and r.json()["card_number"] == "****"
     assert client.get("/customers/c-1001").status_code == 401
@@ -409,6 +410,11 @@ def test_docs_section_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
     export = client.get("/departments/support/export", headers=site.bearer(roles=("manager",)))
     assert export.status_code == 403  # an export asks for a managed device: none here
     assert "4111111111111111" not in export.text
+
+    starlette = TestClient(page["starlette_app"])
+    r = starlette.get("/customers/c-1001", headers=site.bearer())
+    assert r.status_code == 200 and r.json()["card_number"] == "****"
+    assert starlette.get("/customers/c-1001").status_code == 401
 
 
 class Customer(BaseModel):
