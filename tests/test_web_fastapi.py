@@ -538,3 +538,11 @@ def test_require_all_refuses_undeclared_routes_but_not_the_docs() -> None:
     assert client.get("/docs").status_code == 200
     assert client.get("/openapi.json").status_code == 200
     assert client.get("/nowhere").status_code == 404
+
+
+def test_install_after_the_app_started_is_a_typed_error() -> None:
+    zt = ZeroTrust(shipped_pdp(), config=web_config())
+    app = FastAPI()
+    TestClient(app).get("/docs")
+    with pytest.raises(WebConfigError, match="first request"):
+        zt.install(app)

@@ -21,7 +21,9 @@ them, by the same :class:`~zerotrust.web._pep.Gate`. A refusal is raised as
 :class:`Refusal` (an ``HTTPException``), answered by the handler :meth:`ZeroTrust.install`
 registers with the same 401 / 403 problem+json as the middleware; the allowed
 decision's obligations are applied to the route's JSON response by a small ASGI
-middleware that ``install`` adds. Routes without a requirement are not guarded.
+middleware that ``install`` adds. Routes without a requirement are not guarded
+(``ZeroTrust(..., require_all=True)`` refuses them). :meth:`ZeroTrust.guard` puts the
+same requirement on a plain Starlette endpoint.
 """
 
 from __future__ import annotations
@@ -251,6 +253,8 @@ class ZeroTrust:
         say) sees the rewritten body. A route whose ``resource_id`` names no path
         parameter is a :class:`WebConfigError` here, not a 500 later.
         """
+        if getattr(app, "middleware_stack", None) is not None:
+            raise WebConfigError("zt.install(app) must run before the app serves its first request")
         _check_routes(app)
         app.add_exception_handler(Refusal, self._on_refusal)
         app.add_exception_handler(AccessDenied, self._on_access_denied)
