@@ -161,7 +161,11 @@ def test_deny_is_problem_json_with_the_decision_id() -> None:
     decision, request, extra = log.last
     assert body["decision_id"] == decision.decision_id and "reasons" not in body
     assert request.resource.id == "c-5150"
-    assert extra["http"]["route"] == "GET /customers/{customer_id}"
+    assert extra["http"] == {
+        "method": "GET",
+        "path": "/customers/{customer_id}",
+        "route": "GET /customers/{customer_id}",
+    }
     assert CALLS == []
 
 

@@ -386,14 +386,14 @@ async def _target(connection: HTTPConnection, req: Requirement, method: str) -> 
     if params:
         context["path_params"] = params
     route = connection.scope.get("route")
-    template = getattr(route, "path_format", None) or connection.url.path
+    template = getattr(route, "path_format", None)  # never the raw path: it may hold ids
     return Target(
         resource_type=req.resource_type,
         action=req.action,
         resource_id=rid,
         resource_properties=properties or {},
         context=context,
-        route=f"{method} {template}",
+        route=f"{method} {template}" if isinstance(template, str) else None,
     )
 
 
