@@ -249,26 +249,8 @@ class Gate:
                 self._reply(403, "unmatched_route", "No route is configured here", decision),
                 decision,
             )
-        if decision.effect is Effect.STEP_UP:
-            step_up = decision.step_up or StepUp()
-            description = self._reason(decision) if cfg.expose_reasons else None
-            challenge = step_up_challenge(step_up, description=description, realm=cfg.realm)
-            extra = {"acr_values": list(step_up.acr_values), "max_age": step_up.max_age}
-            return Verdict(
-                self._reply(
-                    401,
-                    "step_up_required",
-                    "Stronger or more recent authentication is required",
-                    decision,
-                    challenge=challenge,
-                    extra=extra,
-                ),
-                decision,
-            )
         if decision.effect is not Effect.ALLOW:
-            return Verdict(
-                self._reply(403, "access_denied", "Access denied by policy", decision), decision
-            )
+            return Verdict(self.refusal(decision), decision)
         handled = cfg.handled_obligations
         if prepared.websocket:
             handled |= cfg.websocket_handled_obligations
@@ -308,6 +290,27 @@ class Gate:
                 decision,
             )
         return Verdict(None, decision, plan)
+
+    def refusal(self, decision: Decision) -> Reply:
+        """The answer to a decision that is not allow: a step-up challenge or a denial.
+
+        Public so that a refusal raised past the gate (``@require`` inside a view) is
+        answered exactly as the gate answers its own.
+        """
+        if decision.effect is Effect.STEP_UP:
+            step_up = decision.step_up or StepUp()
+            description = self._reason(decision) if self.config.expose_reasons else None
+            challenge = step_up_challenge(step_up, description=description, realm=self.config.realm)
+            extra = {"acr_values": list(step_up.acr_values), "max_age": step_up.max_age}
+            return self._reply(
+                401,
+                "step_up_required",
+                "Stronger or more recent authentication is required",
+                decision,
+                challenge=challenge,
+                extra=extra,
+            )
+        return self._reply(403, "access_denied", "Access denied by policy", decision)
 
     def failed_obligation(self, decision: Decision, why: str) -> Reply:
         """The answer when a response cannot be rewritten: withheld, never sent unmasked."""
