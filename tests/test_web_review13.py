@@ -31,8 +31,32 @@ def test_django_as_view_initkwargs_cannot_change_what_was_decided(log: Recording
 
     urls = [path("cards/<str:customer_id>/update", views.CardView.as_view(action="update"))]
     zerotrust = {"PDP": shipped_pdp(log), "CONFIG": web_config()}
-    with django_urls(urls), override_settings(
-        MIDDLEWARE=["zerotrust.web.django.ZeroTrustMiddleware"], ZEROTRUST=zerotrust
+    with (
+        django_urls(urls),
+        override_settings(
+            MIDDLEWARE=["zerotrust.web.django.ZeroTrustMiddleware"], ZEROTRUST=zerotrust
+        ),
     ):
         Client().get("/cards/c-1001/update", headers=bearer())
     assert log.last[1].action.name == "update"
+
+
+def test_flask_requires_above_the_route_decorator_does_not_serve_undecided() -> None:
+    """``@zt.requires`` above ``@app.get``: Flask registered the bare function, so the
+    declaration guards nothing; the view must not run undecided (a loud failure)."""
+    from flask import Flask
+
+    from zerotrust.web.flask import ZeroTrust
+
+    ran: list[str] = []
+    app = Flask(__name__)
+    zt = ZeroTrust(app, pdp=shipped_pdp(RecordingLog()), config=web_config())
+
+    @zt.requires("customer_record", "read", resource_id="id")
+    @app.get("/customers/<id>")
+    def read(id: str) -> Any:
+        ran.append(id)
+        return {"ssn": "123-45-6789"}
+
+    r = app.test_client().get("/customers/c-5150")  # no token at all
+    assert ran == [] and r.status_code >= 400 and b"123-45" not in r.data
