@@ -20,6 +20,7 @@ is withheld.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -320,10 +321,8 @@ def _answer(exc: Refused) -> Response:
 
 
 def _mark_bare(view: Any) -> None:
-    try:
+    with contextlib.suppress(AttributeError, TypeError):  # a callable without attributes
         setattr(view, _BARE, True)
-    except (AttributeError, TypeError):  # a callable without attributes: nothing to mark
-        pass
 
 
 def _guard_undeclared() -> None:
