@@ -60,3 +60,50 @@ def test_flask_requires_above_the_route_decorator_does_not_serve_undecided() -> 
 
     r = app.test_client().get("/customers/c-5150")  # no token at all
     assert ran == [] and r.status_code >= 400 and b"123-45" not in r.data
+
+
+@pytest.mark.xfail(strict=True, reason="OPEN review13: the write runs before any decision")
+def test_drf_unsafe_method_without_object_check_runs_its_side_effect_undecided(
+    log: RecordingLog,
+) -> None:
+    """A DRF view under a URL with the object's id that writes without ``get_object()``:
+    ``has_permission`` defers to an object check that never comes, so the write happens
+    with no decision at all; only its response is withheld afterwards.
+
+    OPEN (review13): not fixed; see the review report."""
+    pytest.importorskip("rest_framework")
+    from rest_framework.response import Response
+    from rest_framework.test import APIClient
+    from rest_framework.views import APIView
+
+    from zerotrust.web.drf import ZeroTrustPermission
+
+    erased: list[str] = []
+
+    class Erase(APIView):
+        permission_classes = (ZeroTrustPermission,)
+        zerotrust_resource_type = "customer_record"
+        zerotrust_action = "update"
+        zerotrust_resource_id_kwarg = "customer_id"
+
+        def post(self, request: Any, customer_id: str) -> Response:
+            erased.append(customer_id)  # the write, before any decision
+            return Response(status=204)
+
+    zerotrust = {"PDP": shipped_pdp(log), "CONFIG": web_config()}
+    rest = {
+        "DEFAULT_AUTHENTICATION_CLASSES": [],
+        "DEFAULT_PERMISSION_CLASSES": [],
+        "UNAUTHENTICATED_USER": None,
+    }
+    with (
+        django_urls([path("erase/<str:customer_id>", Erase.as_view())]),
+        override_settings(
+            MIDDLEWARE=["zerotrust.web.django.ZeroTrustMiddleware"],
+            ZEROTRUST=zerotrust,
+            REST_FRAMEWORK=rest,
+        ),
+        pytest.raises(Exception),  # noqa: B017  the withheld response
+    ):
+        APIClient().post("/erase/c-5150")  # no token: every decision would refuse
+    assert erased == [], "the view wrote without a decision"
