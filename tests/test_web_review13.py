@@ -107,3 +107,31 @@ def test_drf_unsafe_method_without_object_check_runs_its_side_effect_undecided(
     ):
         APIClient().post("/erase/c-5150")  # no token: every decision would refuse
     assert erased == [], "the view wrote without a decision"
+
+
+def test_drf_head_on_a_declared_detail_view_is_decided_as_get(log: RecordingLog) -> None:
+    """HEAD is served by the GET handler (Django's View.setup); with
+    ``zerotrust_actions = {"GET": "read"}`` it must be decided as ``read``, not a 500."""
+    pytest.importorskip("rest_framework")
+    from django.urls import include
+    from rest_framework.test import APIClient
+
+    zerotrust = {"PDP": shipped_pdp(log), "CONFIG": web_config()}
+    rest = {
+        "DEFAULT_AUTHENTICATION_CLASSES": [],
+        "DEFAULT_PERMISSION_CLASSES": [],
+        "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+        "UNAUTHENTICATED_USER": None,
+    }
+    with (
+        django_urls([path("", include("django_site.drf_urls"))]),
+        override_settings(
+            MIDDLEWARE=["zerotrust.web.django.ZeroTrustMiddleware"],
+            ZEROTRUST=zerotrust,
+            REST_FRAMEWORK=rest,
+        ),
+    ):
+        client = APIClient()
+        assert client.head("/customers/c-1001", headers=bearer()).status_code == 200
+        assert log.last[1].action.name == "read"
+        assert client.head("/customers/c-5150", headers=bearer()).status_code == 403
