@@ -245,8 +245,27 @@ def _declared(view: Any) -> tuple[_Spec, object] | None:
         return spec, spec
     cls = getattr(view, "view_class", None)
     if isinstance(cls, type) and issubclass(cls, ZeroTrustRequiredMixin):
-        return cls.zerotrust_spec(), cls
+        return _class_spec(cls, getattr(view, "view_initkwargs", None) or {}), cls
     return None
+
+
+def _class_spec(cls: type[ZeroTrustRequiredMixin], initkwargs: Mapping[str, Any]) -> _Spec:
+    """The class's declaration as ``as_view(**initkwargs)`` changed it for this route:
+    the instance that dispatches has those attributes, so they are what is decided."""
+    unsupported = {"zerotrust_properties", "zerotrust_context", "zerotrust_spec"} & set(initkwargs)
+    if unsupported:
+        raise DjangoConfigError(
+            f"zerotrust: as_view() cannot override {sorted(unsupported)}; subclass the view"
+        )
+    spec = cls.zerotrust_spec()
+    if not {"resource_type", "action", "resource_id_kwarg"} & set(initkwargs):
+        return spec
+    checked = _spec(
+        initkwargs.get("resource_type", spec.resource_type),
+        initkwargs.get("action", spec.action),
+        initkwargs.get("resource_id_kwarg", spec.resource_id),
+    )
+    return attrs.evolve(checked, properties=spec.properties, context=spec.context)
 
 
 def _load(options: Mapping[str, Any], key: str) -> Any:

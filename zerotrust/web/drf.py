@@ -46,6 +46,8 @@ def _action(view: Any, method: str) -> str:
     actions = getattr(view, "zerotrust_actions", None)
     if isinstance(actions, Mapping):
         found = actions.get(method) or actions.get(getattr(view, "action", None) or "")
+        if not found and method == "HEAD" and not _own_head(view):
+            found = actions.get("GET")  # Django serves HEAD with the GET handler
     else:
         found = getattr(view, "zerotrust_action", None)
     if not isinstance(found, str) or not found:
@@ -54,6 +56,11 @@ def _action(view: Any, method: str) -> str:
             f"(or zerotrust_actions entry) for {method}"
         )
     return found
+
+
+def _own_head(view: Any) -> bool:
+    """Whether the view class defines ``head`` itself (else View.setup aliases ``get``)."""
+    return hasattr(type(view), "head")
 
 
 def _target(

@@ -20,6 +20,7 @@ is withheld.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -52,6 +53,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXTENSION = "zerotrust"
 _PLAN = "_zerotrust_plan"
 _GUARDED = "__zerotrust_guarded__"  # set on every view @requires wraps
+_BARE = "__zerotrust_bare__"  # set on the function @requires wrapped: routing to it is undecided
 
 
 class Refused(ZeroTrustError, HTTPException):
@@ -288,6 +290,7 @@ class ZeroTrust:
                         CURRENT_REQUEST.reset(token)
 
                 setattr(guarded_async, _GUARDED, True)
+                _mark_bare(view)
                 return cast(F, guarded_async)
 
             @functools.wraps(view)
@@ -304,6 +307,7 @@ class ZeroTrust:
                     CURRENT_REQUEST.reset(token)
 
             setattr(guarded, _GUARDED, True)
+            _mark_bare(view)
             return cast(F, guarded)
 
         return decorate
@@ -316,13 +320,27 @@ def _answer(exc: Refused) -> Response:
     return exc.get_response()
 
 
+def _mark_bare(view: Any) -> None:
+    with contextlib.suppress(AttributeError, TypeError):  # a callable without attributes
+        setattr(view, _BARE, True)
+
+
 def _guard_undeclared() -> None:
-    """With ``require_all``, a request whose view was not declared is asked and refused."""
+    """With ``require_all``, a request whose view was not declared is asked and refused.
+
+    Always: a request routed to the bare function that ``@zt.requires`` wrapped (the
+    decorator was put above ``@app.route``) is an error, never served undecided.
+    """
     state = _state()
-    if not state.require_all:
-        return
     endpoint = request.endpoint
     view = current_app.view_functions.get(endpoint) if endpoint is not None else None
+    if getattr(view, _BARE, False) and not getattr(view, _GUARDED, False):
+        raise WebConfigError(
+            f"zerotrust: the view {endpoint!r} was routed before @zt.requires wrapped it: "
+            "put @zt.requires below @app.route"
+        )
+    if not state.require_all:
+        return
     if endpoint in state.exempt or _declared(view, request.method):
         return
     gate, prepared = state.prepare(None)
