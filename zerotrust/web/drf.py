@@ -119,18 +119,26 @@ class ZeroTrustPermission(BasePermission):  # type: ignore[misc]
         django_request = _django(request)
         gate = gate_of(django_request)
         kwargs: Mapping[str, Any] = getattr(view, "kwargs", None) or {}
-        if _id_kwarg(view) in kwargs:
+        method = django_request.method or "GET"
+        if _id_kwarg(view) in kwargs and _checks_object(view, method):
             # The object's fields are not known yet: decide in has_object_permission,
             # and withhold the response if that is never called.
             setattr(django_request, OBJECT_PENDING, True)
-            _action(view, django_request.method or "GET")  # a missing action fails now
+            _action(view, method)  # a missing action fails now
             return True
-        reply = decide(gate, django_request, _target(view, django_request, None, {}))
+        # Anything else is decided now, before the view runs: a list, and a write the
+        # view is not known to check the object for (its side effect would happen
+        # before a withheld response could refuse it), from the URL's id alone.
+        rid = kwargs.get(_id_kwarg(view))
+        target = _target(view, django_request, None if rid is None else str(rid), {})
+        reply = decide(gate, django_request, target)
         if reply is not None:
             raise Refused(reply)
         return True
 
     def has_object_permission(self, request: Any, view: Any, obj: Any) -> bool:
+        if not hasattr(_django(request), OBJECT_PENDING):
+            return True  # decided in has_permission (a write checked before the view)
         django_request = _django(request)
         gate = gate_of(django_request)
         kwargs: Mapping[str, Any] = getattr(view, "kwargs", None) or {}
@@ -150,3 +158,28 @@ class ZeroTrustPermission(BasePermission):  # type: ignore[misc]
     def object_decision_owed(self, request: Any) -> bool:
         """Whether ``has_permission`` deferred to an object check that never ran."""
         return bool(getattr(_django(request), OBJECT_PENDING, False))
+
+
+#: The writes DRF's generic views make through a mixin method that loads the object
+#: (``get_object()``, so ``has_object_permission``) before it changes anything.
+_OBJECT_WRITES = {"PUT": "update", "PATCH": "partial_update", "DELETE": "destroy"}
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _checks_object(view: Any, method: str) -> bool:
+    """Whether the view is known to check the object before acting on ``method``: a read
+    (its response is withheld if the check never comes), a write by DRF's own generic
+    handler and mixin, or a view that says so (``zerotrust_checks_object = True``)."""
+    if method in _SAFE or getattr(view, "zerotrust_checks_object", False) is True:
+        return True
+    name = _OBJECT_WRITES.get(method)
+    if name is None:
+        return False
+    handler = getattr(view, method.lower(), None)
+    action = getattr(view, name, None)
+    return _from_drf(handler) and _from_drf(action)
+
+
+def _from_drf(method: Any) -> bool:
+    function = getattr(method, "__func__", method)
+    return str(getattr(function, "__module__", "")).startswith("rest_framework.")
