@@ -127,3 +127,24 @@ def test_an_undeclared_view_is_a_configuration_error(client: Any) -> None:
     with pytest.raises(DjangoConfigError, match="zerotrust_resource_type"):
         client.get("/undeclared", headers=bearer())
     assert calls() == []
+
+
+def test_a_write_that_checks_the_object_is_decided_on_its_fields(
+    client: Any, log: RecordingLog
+) -> None:
+    client.patch("/checked-write/c-1001", headers=bearer())
+    decision, req, _ = log.last
+    assert req.resource.id == "c-1001" and req.action.name == "update"
+    assert dict(req.resource.properties) == {"owner_dept": "support", "sensitivity": 2}
+    assert (calls() == ["patched c-1001"]) == (decision.effect is Effect.ALLOW)
+
+
+def test_a_write_that_does_not_check_the_object_is_decided_before_it_runs(
+    client: Any, log: RecordingLog
+) -> None:
+    r = client.patch("/unchecked-write/c-1001")  # no token: refused before the view
+    assert r.status_code == 401 and calls() == []
+    client.patch("/unchecked-write/c-1001", headers=bearer())
+    decision, req, _ = log.last
+    assert req.resource.id == "c-1001" and dict(req.resource.properties) == {}
+    assert (calls() == ["patched c-1001"]) == (decision.effect is Effect.ALLOW)

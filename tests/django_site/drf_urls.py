@@ -9,6 +9,8 @@ from django_site import drf_views
 urlpatterns = [
     path("customers/<str:customer_id>", drf_views.CustomerDetail.as_view(), name="customer"),
     path("unchecked/<str:customer_id>", drf_views.Unchecked.as_view(), name="unchecked"),
+    path("checked-write/<str:customer_id>", drf_views.CheckedWrite.as_view()),
+    path("unchecked-write/<str:customer_id>", drf_views.UncheckedWrite.as_view()),
     path("departments/<str:dept>/export", drf_views.DepartmentExport.as_view(), name="export"),
     path("undeclared", drf_views.Undeclared.as_view(), name="undeclared"),
 ]

@@ -43,6 +43,25 @@ class Unchecked(CustomerDetail):
         return Response(CUSTOMERS[customer_id])
 
 
+class CheckedWrite(CustomerDetail):
+    """A write of its own that loads (so checks) the object first, and says so."""
+
+    zerotrust_checks_object = True
+
+    def patch(self, request: Request, customer_id: str) -> Response:
+        self.get_object()
+        CALLS.append(f"patched {customer_id}")
+        return Response(status=204)
+
+
+class UncheckedWrite(CustomerDetail):
+    """A write of its own that never loads the object: decided before it runs."""
+
+    def patch(self, request: Request, customer_id: str) -> Response:
+        CALLS.append(f"patched {customer_id}")
+        return Response(status=204)
+
+
 class DepartmentExport(APIView):
     """No object id in the URL: has_permission decides."""
 
