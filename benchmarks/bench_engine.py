@@ -1,21 +1,13 @@
-"""Microseconds per decision: zerotrust against the alternatives, in one run.
+"""The CEL compiler and policy loading: conditions against hand-written Python, and scale.
 
     python benchmarks/bench_engine.py [--quick] [--decisions-only]
 
-Measures, on the same machine in the same process, for one request against the same
-20 rules:
-
-* ``PolicyDecisionPoint.evaluate`` (compiled CEL, decision log to the null sink), and
-  as people run it: the memory behaviour store and a ``JsonLinesLog`` to a file;
-* ``AccessRequest.from_mapping`` alone (validation and the canonical copy of the request);
-* the 20 compiled conditions alone (rule evaluation, no request validation or Decision);
-* the same rules as hand-written Python lambdas with the same combining;
-* the same PDP on cel-python's interpreter (the reference backend);
-* cel-expr-python (Google's C++ CEL runtime), when installed;
-* cedarpy (Cedar's Rust engine, ``is_authorized`` on a pre-parsed policy set), when installed.
-
-``evaluate()`` is measured twice: as configured by default (an in-memory behaviour
-store that records every decision) and with ``behavior=None``.
+For one request against the same 20 rules, in one process: the 20 compiled conditions
+alone (no request validation or Decision), the same rules as hand-written Python
+lambdas with the same combining, and ``evaluate()`` on cel-python's interpreter (the
+reference backend). What a whole decision costs in each configuration, against
+cel-expr-python and cedarpy, is ``bench_decision.py``'s (it imports ``RULES``,
+``REQUEST``, ``hand_written`` and ``policy_yaml`` from here).
 
 Then scale: 10,000 rules over 500 resource types, loaded three ways, because the
 loader compiles each distinct condition text once per load (identical texts share one
@@ -53,15 +45,13 @@ import gc
 import ipaddress
 import re
 import statistics
-import tempfile
 import time
 import timeit
 import tracemalloc
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from zerotrust import AccessRequest, JsonLinesLog, NullLog, PolicyDecisionPoint
+from zerotrust import NullLog, PolicyDecisionPoint
 from zerotrust.cel import InterpreterBackend, _syntax
 
 NOW = datetime.datetime(2026, 3, 2, 14, 30, tzinfo=datetime.UTC)
@@ -256,60 +246,6 @@ def hand_written(request: dict[str, Any]) -> str:
     return "deny"
 
 
-def bench_cel_cpp(number: int, repeat: int) -> float | None:
-    try:
-        from cel_expr_python import cel  # type: ignore[import-untyped]
-    except ImportError:
-        return None
-    names = ("subject", "action", "resource", "device", "context")
-    env = cel.NewEnv(variables=dict.fromkeys(names, cel.Type.DYN))
-    # cel-expr-python has no ip_in_cidr: give it a same-cost stand-in on a string prefix.
-    programs = [
-        env.compile(
-            c.replace('!ip_in_cidr(context.ip, "10.0.0.0/8")', '!context.ip.startsWith("10.")'),
-            disable_check=True,
-        )
-        for _, _, c, _, _ in RULES
-    ]
-    data = {k: REQUEST[k] for k in names}
-
-    def run() -> None:
-        for p in programs:
-            p.eval(data=data).value()
-
-    return median_us(run, number, repeat)
-
-
-def bench_cedar(number: int, repeat: int) -> float | None:
-    try:
-        import cedarpy
-    except ImportError:
-        return None
-    texts = []
-    for i, (_, effect, _, _, cedar) in enumerate(RULES):
-        kind = "permit" if effect == "allow" else "forbid"  # Cedar has no step-up
-        texts.append(f'@id("r{i}")\n{kind}(principal, action, resource) when {{ {cedar} }};')
-    policies = cedarpy.PolicySet.from_str("\n".join(texts))
-    entities = cedarpy.Entities.from_json_str("[]")
-    context = {
-        "subject": REQUEST["subject"]["properties"],
-        "resource": REQUEST["resource"]["properties"],
-        "device": REQUEST["device"],
-        "ctx": REQUEST["context"],
-        "action": REQUEST["action"]["name"],
-    }
-    request = {
-        "principal": 'User::"u-123"',
-        "action": 'Action::"read"',
-        "resource": 'Record::"c-77"',
-        "context": context,
-    }
-    result = cedarpy.is_authorized(request, policies, entities)
-    if result.diagnostics.errors:
-        raise SystemExit(f"cedar rules failed: {result.diagnostics.errors}")
-    return median_us(lambda: cedarpy.is_authorized(request, policies, entities), number, repeat)
-
-
 def scale_texts(types: int, mode: str) -> dict[str, str]:
     return {
         f"p{i:03d}.yaml": policy_yaml(f"p{i:03d}", f"type{i:03d}", i, mode) for i in range(types)
@@ -408,8 +344,7 @@ def main() -> None:
     )
 
     texts = {"bench.yaml": policy_yaml()}
-    pdp = PolicyDecisionPoint.from_texts(texts, clock=lambda: NOW, decision_log=NullLog())
-    bare = load(texts)
+    pdp = load(texts)
     decision = pdp.evaluate(REQUEST)
     if decision.effect.value != hand_written(REQUEST) or decision.errors:
         raise SystemExit(f"engines disagree: {decision.to_dict()}")
@@ -425,47 +360,22 @@ def main() -> None:
     slow = PolicyDecisionPoint.from_texts(
         texts, clock=lambda: NOW, decision_log=NullLog(), backend=InterpreterBackend()
     )
-    log_dir = tempfile.TemporaryDirectory()
-    logged = PolicyDecisionPoint.from_texts(
-        texts,
-        clock=lambda: NOW,
-        decision_log=JsonLinesLog(Path(log_dir.name) / "decisions.jsonl"),
-    )
-    results: dict[str, float | None] = {
-        "AccessRequest.from_mapping (validation, copy)": median_us(
-            lambda: AccessRequest.from_mapping(REQUEST), number, repeat
-        ),
-        "zerotrust evaluate(), memory store, JsonLinesLog": median_us(
-            lambda: logged.evaluate(REQUEST), number, repeat
-        ),
-        "zerotrust evaluate() (compiled CEL)": median_us(
-            lambda: pdp.evaluate(REQUEST), number, repeat
-        ),
-        "zerotrust evaluate(), behavior=None": median_us(
-            lambda: bare.evaluate(REQUEST), number, repeat
-        ),
+    results = {
         "20 compiled conditions alone": median_us(rules_only, number, repeat),
         "hand-written Python (20 lambdas + combining)": median_us(
             lambda: hand_written(REQUEST), number, repeat
         ),
-        "cel-expr-python (C++ CEL), 20 programs": bench_cel_cpp(number, repeat),
-        "cedarpy is_authorized, 20 policies": bench_cedar(number // 10 or 1, repeat),
-        "zerotrust evaluate() on cel-python interpreter": median_us(
+        "evaluate(), behavior=None, compiled CEL": median_us(
+            lambda: pdp.evaluate(REQUEST), number, repeat
+        ),
+        "evaluate(), behavior=None, cel-python interpreter": median_us(
             lambda: slow.evaluate(REQUEST), max(number // 100, 5), 3
         ),
     }
-    base = results["hand-written Python (20 lambdas + combining)"] or 1.0
+    base = results["hand-written Python (20 lambdas + combining)"]
     print(f"one request, 20 rules, median of {repeat} runs (µs per decision)")
     for name, value in results.items():
-        if value is None:
-            print(f"  {name:<48} not installed")
-        else:
-            print(f"  {name:<48} {value:>10.2f}   {value / base:>7.1f}x hand-written")
-    cedar = results["cedarpy is_authorized, 20 policies"]
-    if cedar:
-        for name in ("zerotrust evaluate() (compiled CEL)", "zerotrust evaluate(), behavior=None"):
-            print(f"  cedarpy / {name}: {cedar / (results[name] or 1.0):.1f}x")
-    log_dir.cleanup()
+        print(f"  {name:<50} {value:>10.2f}   {value / base:>7.1f}x hand-written")
     if not args.decisions_only:
         scale(args.quick)
 

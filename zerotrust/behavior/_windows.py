@@ -98,6 +98,18 @@ def add_in_place(data: Column, row: int, values: Sequence[int]) -> bool:
     return True
 
 
+def _add_totals(state: State, index: int, values: Sequence[int]) -> None:
+    """Add ``values`` to ``state.meta`` from ``index`` on, widening it past 64 bits."""
+    meta = state.meta
+    for c, value in enumerate(values, index):
+        if value:
+            try:
+                meta[c] += value
+            except OverflowError:
+                meta = _widen_meta(state)
+                meta[c] += value
+
+
 def _widen_meta(state: State) -> list[int]:
     """Turn ``state.meta`` into a list: a total no longer fits in 64 bits."""
     meta = state.meta = list(state.meta)
@@ -191,13 +203,7 @@ class Window:
         # widens the array, when a number would not fit).
         if not (last >= 0 and data[last] == at - meta[o + 1] and add_in_place(data, last, values)):
             self._put(state, at, values)
-        for c, value in enumerate(values, o + 2):
-            if value:
-                try:
-                    meta[c] += value
-                except OverflowError:
-                    meta = _widen_meta(state)
-                    meta[c] += value
+        _add_totals(state, o + 2, values)
         return True
 
     def _put(self, state: State, at: int, values: tuple[int, ...]) -> int:
@@ -302,22 +308,8 @@ class Hours(Window):
         if last >= 0 and data[last] == at - meta[o + 1] and data[last + 2] > 0:
             hours = meta[o + 4] - 1  # this hour is active already
             baseline = (meta[o + 2] - data[last + 1]) / hours if hours > 0 else 0.0
-            try:
-                data[last + 1] += records
-                try:
-                    data[last + 2] += 1
-                except OverflowError:
-                    data[last + 1] -= records  # as it was: the general way widens
-                    raise
-            except OverflowError:
-                pass
-            else:
-                for c, value in ((o + 2, records), (o + 3, 1)):
-                    try:
-                        meta[c] += value
-                    except OverflowError:
-                        meta = _widen_meta(state)
-                        meta[c] += value
+            if add_in_place(data, last, (records, 1)):
+                _add_totals(state, o + 2, (records, 1))
                 return baseline
         baseline = self.baseline(state, at)
         self.add(state, at, (records, 1))
