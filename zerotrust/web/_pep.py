@@ -6,9 +6,10 @@ answer); every choice about what to believe and how to answer is made here, once
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -40,11 +41,17 @@ __all__ = [
     "HTTP_CONTEXT_KEYS",
     "Gate",
     "Identity",
+    "Part",
     "Prepared",
     "Reply",
     "Verdict",
+    "request_part",
     "rewrite_json",
 ]
+
+#: One part of the request (``properties``, ``context``) as an integration declares it: a
+#: fixed mapping, or a function of the view's arguments returning one.
+Part = Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None
 
 _log = logging.getLogger("zerotrust.web")
 
@@ -389,3 +396,23 @@ def rewrite_json(headers: list[tuple[str, str]], body: bytes, plan: ObligationPl
     except ObligationError as exc:  # e.g. a limit with no list of records to cut
         return str(exc)
     return json.dumps(released, separators=(",", ":")).encode()
+
+
+def request_part(value: Part) -> Callable[[Mapping[str, Any]], Mapping[str, Any] | None]:
+    """A function from the bound arguments to one part of the request."""
+    if value is None:
+        return lambda arguments: None
+    if isinstance(value, Mapping):
+        fixed = dict(value)
+        return lambda arguments: fixed
+    if not callable(value):
+        raise WebConfigError("require: request parts are mappings or functions")
+    params = inspect.signature(value).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return lambda arguments: value(**arguments)
+    names = [
+        p.name
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    return lambda arguments: value(**{n: arguments[n] for n in names if n in arguments})

@@ -24,7 +24,7 @@ from zerotrust.decision import Decision, Effect
 from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.errors import RequestError
 from zerotrust.request import AccessRequest, plain_mapping, request_variables
-from zerotrust.web._pep import CURRENT_REQUEST, HTTP_CONTEXT_KEYS
+from zerotrust.web._pep import CURRENT_REQUEST, HTTP_CONTEXT_KEYS, Part, request_part
 from zerotrust.web.errors import (
     AccessDenied,
     NoDecisionError,
@@ -38,7 +38,6 @@ __all__ = ["current_request", "require"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-Part = Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None
 
 
 def current_request() -> AccessRequest | None:
@@ -90,7 +89,7 @@ def require(
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
         signature = inspect.signature(func)
         parts = {
-            name: _part(value)
+            name: request_part(value)
             for name, value in (
                 ("resource", resource),
                 ("subject", subject),
@@ -215,23 +214,3 @@ def _additions(
                 "replace it",
             )
     return added
-
-
-def _part(value: Part) -> Callable[[Mapping[str, Any]], Mapping[str, Any] | None]:
-    """A function from the bound arguments to one part of the request."""
-    if value is None:
-        return lambda arguments: None
-    if isinstance(value, Mapping):
-        fixed = dict(value)
-        return lambda arguments: fixed
-    if not callable(value):
-        raise WebConfigError("require: request parts are mappings or functions")
-    params = inspect.signature(value).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return lambda arguments: value(**arguments)
-    names = [
-        p.name
-        for p in params
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    ]
-    return lambda arguments: value(**{n: arguments[n] for n in names if n in arguments})

@@ -35,12 +35,19 @@ from django.utils.module_loading import import_string
 from zerotrust.decision import Decision
 from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.errors import ZeroTrustError
-from zerotrust.web._pep import CURRENT_REQUEST, Gate, Prepared, Reply, rewrite_json
-from zerotrust.web.decorator import Part, _part
+from zerotrust.web._pep import (
+    CURRENT_REQUEST,
+    Gate,
+    Part,
+    Prepared,
+    Reply,
+    request_part,
+    rewrite_json,
+)
+from zerotrust.web._wsgi import http_request
 from zerotrust.web.errors import WebConfigError
-from zerotrust.web.http import Target, WebConfig, _with_properties
+from zerotrust.web.http import Target, WebConfig, with_properties
 from zerotrust.web.obligations import ObligationPlan
-from zerotrust.web.wsgi import _http_request
 
 __all__ = [
     "DjangoConfigError",
@@ -92,7 +99,7 @@ class _Spec:
         params = {k: str(v) for k, v in kwargs.items() if k != self.resource_id}
         ctx = {**(found_context or {}), **({"path_params": params} if params else {})}
         plain = Target(self.resource_type, self.action, rid, {}, ctx, route_of(request))
-        return _with_properties(plain, self.properties(kwargs))
+        return with_properties(plain, self.properties(kwargs))
 
 
 def route_of(request: HttpRequest) -> str:
@@ -118,8 +125,8 @@ def _spec(
         resource_type,
         action,
         resource_id,
-        _part(cast(Part, properties)),
-        _part(cast(Part, context)),
+        request_part(cast(Part, properties)),
+        request_part(cast(Part, context)),
     )
 
 
@@ -396,7 +403,7 @@ class Refused(ZeroTrustError, PermissionError):
 
 def decide(gate: Gate, request: HttpRequest, target: Target) -> Reply | None:
     """Ask the PDP; the refusal, or None with the allow recorded on the (Django) request."""
-    http, _ = _http_request(request.META)
+    http, _ = http_request(request.META)
     prepared = gate.prepare(http, target, gate.identify(http))
     if isinstance(prepared, Reply):
         return prepared

@@ -49,6 +49,16 @@ from starlette.routing import Match, Route, WebSocketRoute
 from zerotrust.decision import Decision
 from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.errors import ZeroTrustError
+from zerotrust.web._asgi import (
+    ASGIApp,
+    Receive,
+    Rewriter,
+    Scope,
+    Send,
+    http_request,
+    refuse,
+    without_pathsend,
+)
 from zerotrust.web._pep import (
     CURRENT_REQUEST,
     REQUEST_STATE_KEY,
@@ -58,16 +68,6 @@ from zerotrust.web._pep import (
     Prepared,
     Reply,
     Verdict,
-)
-from zerotrust.web.asgi import (
-    ASGIApp,
-    Receive,
-    Scope,
-    Send,
-    _http_request,
-    _refuse,
-    _Rewriter,
-    _without_pathsend,
 )
 from zerotrust.web.errors import AccessDenied, WebConfigError
 from zerotrust.web.http import HttpRequest, Target, WebConfig
@@ -272,7 +272,7 @@ class ZeroTrust:
         if not isinstance(slot, _Slot):
             raise WebConfigError("zerotrust: call zt.install(app) before serving requests")
         gate = self._gate_for(connection)
-        http = _http_request(scope)
+        http = http_request(scope)
         target = await _target(connection, requirement, http.route_method)
         judged = await _judge(gate, http, target)
         if isinstance(judged, Reply):
@@ -284,7 +284,7 @@ class ZeroTrust:
         if verdict.plan is not None:
             slot.rewrites.append((verdict.plan, gate, decision))
             # A rewritten body must pass through send, not the server's file path.
-            scope.update(_without_pathsend(scope))
+            scope.update(without_pathsend(scope))
         state = scope.setdefault("state", {})
         state[STATE_KEY] = decision
         state[REQUEST_STATE_KEY] = prepared.access
@@ -303,11 +303,11 @@ class ZeroTrust:
             if _requirements(route.dependant):
                 return False
             gate = self._gate_for(HTTPConnection(scope))
-            judged = await _judge(gate, _http_request(scope), None)
+            judged = await _judge(gate, http_request(scope), None)
             reply = judged if isinstance(judged, Reply) else judged[0].reply
             if reply is None:  # the gate refuses every request without a target
                 raise WebConfigError("an undeclared route was not refused")
-            await _refuse(scope, send, reply)
+            await refuse(scope, send, reply)
             return True
         return False
 
@@ -370,7 +370,7 @@ class _RefuseApp:
         self.reply = reply
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await _refuse(scope, send, self.reply)
+        await refuse(scope, send, self.reply)
 
 
 async def _target(connection: HTTPConnection, req: Requirement, method: str) -> Target:
@@ -483,14 +483,14 @@ class _Sender:
     def __init__(self, send: Send, slot: _Slot) -> None:
         self._send = send
         self._slot = slot
-        self._chain: list[_Rewriter] | None = None
+        self._chain: list[Rewriter] | None = None
 
     async def __call__(self, message: Any) -> None:
         if self._chain is None and message["type"] == "http.response.start":
-            chain: list[_Rewriter] = []
+            chain: list[Rewriter] = []
             downstream: Send = self._send
             for plan, gate, decision in self._slot.rewrites:
-                rewriter = _Rewriter(downstream, plan, gate, decision)
+                rewriter = Rewriter(downstream, plan, gate, decision)
                 chain.append(rewriter)
                 downstream = rewriter
             self._chain = chain

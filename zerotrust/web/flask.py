@@ -34,12 +34,19 @@ from werkzeug.wrappers import Response
 from zerotrust.decision import Decision
 from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.errors import ZeroTrustError
-from zerotrust.web._pep import CURRENT_REQUEST, Gate, Prepared, Reply, rewrite_json
-from zerotrust.web.decorator import Part, _part
+from zerotrust.web._pep import (
+    CURRENT_REQUEST,
+    Gate,
+    Part,
+    Prepared,
+    Reply,
+    request_part,
+    rewrite_json,
+)
+from zerotrust.web._wsgi import http_request
 from zerotrust.web.errors import AccessDenied, StepUpRequired, WebConfigError
-from zerotrust.web.http import Target, WebConfig, _with_properties
+from zerotrust.web.http import Target, WebConfig, with_properties
 from zerotrust.web.obligations import ObligationPlan
-from zerotrust.web.wsgi import _http_request
 
 __all__ = [
     "AccessRefused",
@@ -138,7 +145,7 @@ class _State:
 
     def prepare(self, target: Target | None) -> tuple[Gate, Prepared]:
         gate = self.current_gate()
-        http, _ = _http_request(request.environ)
+        http, _ = http_request(request.environ)
         prepared = gate.prepare(http, target, gate.identify(http))
         if isinstance(prepared, Reply):
             raise _Unevaluable(prepared)
@@ -254,7 +261,8 @@ class ZeroTrust:
                 raise WebConfigError(f"requires: {name} must be a non-empty string")
         if resource_id is not None and (not isinstance(resource_id, str) or not resource_id):
             raise WebConfigError("requires: resource_id names a view argument")
-        lookup, extra_context = _part(cast(Part, properties)), _part(cast(Part, context))
+        lookup = request_part(cast(Part, properties))
+        extra_context = request_part(cast(Part, context))
 
         def target() -> Target:
             args: dict[str, Any] = dict(request.view_args or {})
@@ -272,7 +280,7 @@ class ZeroTrust:
             ctx = {**(found_context or {}), **({"path_params": params} if params else {})}
             rule = request.url_rule.rule if request.url_rule is not None else request.path
             plain = Target(resource_type, action, rid, {}, ctx, f"{request.method} {rule}")
-            return _with_properties(plain, lookup(args))
+            return with_properties(plain, lookup(args))
 
         def decorate(view: F) -> F:
             if inspect.iscoroutinefunction(view):

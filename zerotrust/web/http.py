@@ -198,16 +198,16 @@ class RouteTable:
         found = self.properties(target.resource_type, target.resource_id, http)
         if inspect.isawaitable(found):
             return _with_properties_async(target, found)
-        return _with_properties(target, found)
+        return with_properties(target, found)
 
 
 async def _with_properties_async(
     target: Target, found: Awaitable[Mapping[str, Any] | None]
 ) -> Target:
-    return _with_properties(target, await found)
+    return with_properties(target, await found)
 
 
-def _with_properties(target: Target, found: object) -> Target:
+def with_properties(target: Target, found: object) -> Target:
     if found is None:
         return target
     if not isinstance(found, Mapping):

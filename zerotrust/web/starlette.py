@@ -21,7 +21,7 @@ from typing import Any
 from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser
 from starlette.requests import HTTPConnection
 
-from zerotrust.web.asgi import _http_request
+from zerotrust.web._asgi import http_request
 from zerotrust.web.errors import WebConfigError
 from zerotrust.web.fastapi import ZeroTrust, identify
 
@@ -59,7 +59,7 @@ class ZeroTrustBackend(AuthenticationBackend):
         self._gate = zt.gate
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
-        identity = await identify(self._gate, _http_request(conn.scope))
+        identity = await identify(self._gate, http_request(conn.scope))
         if identity.subject is None:
             return None
         return AuthCredentials(["authenticated"]), VerifiedSubject(

@@ -25,13 +25,12 @@ from zerotrust.decision import Decision
 from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.request import AccessRequest
 from zerotrust.web._pep import CURRENT_REQUEST, Gate, Reply, rewrite_json
+from zerotrust.web._wsgi import http_request
 from zerotrust.web.errors import NoDecisionError, WebConfigError
 from zerotrust.web.http import (
-    HttpRequest,
     Resolver,
     WebConfig,
     checked_target,
-    routable_method,
 )
 from zerotrust.web.obligations import ObligationPlan
 
@@ -70,7 +69,7 @@ class ZeroTrustMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         gate = self._gate
-        http, routable = _http_request(environ)
+        http, routable = http_request(environ)
         found = gate.resolve(http) if routable else None
         if inspect.isawaitable(found):
             close = getattr(found, "close", None)
@@ -174,42 +173,6 @@ def _environ(request: Any) -> Mapping[str, Any]:
         if isinstance(found, Mapping):
             return found
     return {}
-
-
-def _http_request(environ: Mapping[str, Any]) -> tuple[HttpRequest, bool]:
-    """The request, and whether a route may match it: frameworks read it all alike.
-
-    A path that is not UTF-8 is not: Werkzeug reads its bad bytes as U+FFFD, Django
-    re-escapes them, so no one id is what every app would serve. Neither is a method
-    that is not upper case (:func:`~zerotrust.web.http.routable_method`).
-    """
-    headers: dict[str, str] = {}
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            headers[key[5:].replace("_", "-").lower()] = value
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            headers[key.replace("_", "-").lower()] = value
-    path = environ.get("PATH_INFO", "")
-    method = environ.get("REQUEST_METHOD", "GET")
-    routable = routable_method(method)
-    # PEP 3333 carries the raw bytes as latin-1; routers match the UTF-8 text.
-    if not path.isascii() and max(map(ord, path)) < 256:
-        raw = path.encode("latin-1")
-        try:
-            path = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            path, routable = raw.decode("utf-8", "replace"), False
-    # Werkzeug routes "//customers/1" as "/customers/1": decide on what the app serves
-    # (Django, which does not, answers 404 there, so deciding on more is safe).
-    path = "/" + path.lstrip("/")
-    http = HttpRequest(
-        method=method,
-        path=path,
-        headers=headers,
-        peer=environ.get("REMOTE_ADDR") or None,
-        query_string=environ.get("QUERY_STRING", ""),
-    )
-    return http, routable
 
 
 def _reply(start_response: StartResponse, reply: Reply) -> Iterator[bytes]:
