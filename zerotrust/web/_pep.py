@@ -379,13 +379,26 @@ def _country(http: HttpRequest, cfg: WebConfig) -> str | None:
     return value if len(value) == 2 and value.isascii() and value.isalnum() else None
 
 
-def rewrite_json(headers: list[tuple[str, str]], body: bytes, plan: ObligationPlan) -> bytes | str:
-    """The response body with obligations applied, or why it cannot be rewritten."""
+def rewrite_json(
+    status: int, headers: list[tuple[str, str]], body: bytes, plan: ObligationPlan
+) -> bytes | str:
+    """The response body with obligations applied, or why it cannot be rewritten.
+
+    An error response (``status`` 400 and up) is the app's or the framework's answer,
+    not the resource: one that is not JSON (an HTML 404 page from ``abort(404)`` or
+    ``Http404``) is released as it is, and a JSON one has its fields masked and
+    tokenized but is not ``limit``-ed (it holds no list of records to cut).
+    """
     found = {k.lower(): v for k, v in headers}
+    media = found.get("content-type", "").split(";")[0].strip().lower()
+    is_json = media == "application/json" or media.endswith("+json")
+    if status >= 400:
+        if not is_json:
+            return body
+        plan = plan.without_limits()
     if found.get("content-encoding", "identity").strip().lower() != "identity":
         return "response is content-encoded"
-    media = found.get("content-type", "").split(";")[0].strip().lower()
-    if media != "application/json" and not media.endswith("+json"):
+    if not is_json:
         return "response is not JSON"
     try:
         payload = json.loads(body)

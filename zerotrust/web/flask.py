@@ -379,7 +379,7 @@ def _release(response: Response) -> Response:
     for step_gate, step_decision, plan in held:
         if failed is not None or not body:
             break
-        rewritten = rewrite_json(list(response.headers.items()), body, plan)
+        rewritten = rewrite_json(response.status_code, list(response.headers.items()), body, plan)
         if isinstance(rewritten, str):
             failed, gate, decision = rewritten, step_gate, step_decision
         else:
