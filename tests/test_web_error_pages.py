@@ -1,10 +1,10 @@
 """An allowed view that answers with an error keeps its error, in every integration.
 
-A view the policies allow with obligations can still fail: ``abort(404)``, ``Http404``,
-``HTTPException(404)``. The framework's error page is not the resource, so it is
-released as it is when it is not JSON (withholding it turned every 404 into a 500), and
-a JSON error body still has its fields masked. A success that is not JSON is still
-withheld: that is data the obligations could not be applied to.
+A view the policies allow with obligations can still fail (``abort(404)``, ``Http404``,
+``HTTPException(404)``) or redirect. Only a 2xx is the resource; the framework's error
+or redirect page is released as it is when it is not JSON (withholding it turned every
+404 into a 500), and a JSON one still has its fields masked. A success that is not JSON
+is still withheld: that is data the obligations could not be applied to.
 """
 
 import json
@@ -58,7 +58,7 @@ def config() -> WebConfig:
 NOT_JSON = st.sampled_from(["text/html; charset=utf-8", "text/plain", "application/xml", ""])
 
 
-@given(status=st.integers(400, 599), media=NOT_JSON, body=st.binary(min_size=1))
+@given(status=st.integers(300, 599), media=NOT_JSON, body=st.binary(min_size=1))
 def test_an_error_page_that_is_not_json_is_released_unchanged(
     status: int, media: str, body: bytes
 ) -> None:
@@ -66,7 +66,7 @@ def test_an_error_page_that_is_not_json_is_released_unchanged(
     assert rewrite_json(status, headers, body, PLAN) == body
 
 
-@given(status=st.integers(100, 399), media=NOT_JSON, body=st.binary(min_size=1))
+@given(status=st.integers(200, 299), media=NOT_JSON, body=st.binary(min_size=1))
 def test_a_success_that_is_not_json_is_withheld(status: int, media: str, body: bytes) -> None:
     headers = [("content-type", media)] if media else []
     assert isinstance(rewrite_json(status, headers, body, PLAN), str)
@@ -152,6 +152,23 @@ def test_abort_404_in_an_allowed_flask_view_with_obligations_stays_a_404() -> No
     assert r.status_code == 409 and r.json == MASKED_CONFLICT
 
 
+def test_redirect_from_an_allowed_flask_view_with_obligations_is_not_a_500() -> None:
+    from flask import Flask, redirect
+
+    from zerotrust.web.flask import ZeroTrust
+
+    app = Flask(__name__)
+    zt = ZeroTrust(app, pdp=pdp(), config=config())
+
+    @app.get("/doc")
+    @zt.requires("doc", "read")
+    def read() -> Any:
+        return redirect("/elsewhere")
+
+    r = app.test_client().get("/doc")
+    assert r.status_code == 302 and r.headers["location"] == "/elsewhere"
+
+
 def test_http_exception_in_an_allowed_fastapi_route_with_obligations_keeps_its_status() -> None:
     from typing import Annotated
 
@@ -206,7 +223,7 @@ def test_http404_in_an_allowed_django_view_with_obligations_stays_a_404() -> Non
         assert r.status_code == 409 and json.loads(r.content) == MASKED_CONFLICT
 
 
-@pytest.mark.parametrize("status", [200, 201, 302])
+@pytest.mark.parametrize("status", [200, 201, 206])
 def test_a_non_json_success_from_an_allowed_flask_view_is_still_withheld(status: int) -> None:
     from flask import Flask
 

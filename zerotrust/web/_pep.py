@@ -384,15 +384,16 @@ def rewrite_json(
 ) -> bytes | str:
     """The response body with obligations applied, or why it cannot be rewritten.
 
-    An error response (``status`` 400 and up) is the app's or the framework's answer,
-    not the resource: one that is not JSON (an HTML 404 page from ``abort(404)`` or
-    ``Http404``) is released as it is, and a JSON one has its fields masked and
-    tokenized but is not ``limit``-ed (it holds no list of records to cut).
+    Only a success (``status`` 2xx) is the resource. Any other response is the app's or
+    the framework's answer (an HTML 404 page from ``abort(404)`` or ``Http404``, the
+    small page of Flask's ``redirect()``): one that is not JSON is released as it is,
+    and a JSON one has its fields masked and tokenized but is not ``limit``-ed (it
+    holds no list of records to cut).
     """
     found = {k.lower(): v for k, v in headers}
     media = found.get("content-type", "").split(";")[0].strip().lower()
     is_json = media == "application/json" or media.endswith("+json")
-    if status >= 400:
+    if not 200 <= status < 300:
         if not is_json:
             return body
         plan = plan.without_limits()
