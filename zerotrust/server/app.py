@@ -44,6 +44,7 @@ from zerotrust.errors import RequestError
 from zerotrust.server.config import ServerConfig
 from zerotrust.server.entities import Entities, load_entities
 from zerotrust.server.metrics import Metrics
+from zerotrust.server.openapi import OPENAPI_PATH, openapi_document
 from zerotrust.server.protocol import SearchKind, parse_json
 from zerotrust.server.search import PageTokens
 from zerotrust.server.service import RequestTimeout, Service
@@ -126,6 +127,7 @@ def create_app(
         Route("/.well-known/authzen-configuration", api.metadata, methods=["GET"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
+        Route(OPENAPI_PATH, api.openapi, methods=["GET"]),
     ]
     app = Starlette(routes=routes)
     app.add_middleware(_Edge, post=endpoints)
@@ -225,6 +227,12 @@ class _Api:
         self._inline = inline
         # Compare digests, not the secrets, so the comparison time does not reveal length.
         self._digests = tuple(hashlib.sha256(s.encode()).digest() for s in config.bearer_secrets)
+        self._openapi = _encode(
+            openapi_document(
+                authenticated=bool(config.bearer_secrets),
+                verifies_identity=service.verifies_identity,
+            )
+        )
 
     async def metadata(self, request: Request) -> Response:
         base = self._config.base_url or str(request.base_url)
@@ -236,6 +244,10 @@ class _Api:
         response = _json(body)
         response.headers["cache-control"] = "max-age=300"
         return response
+
+    async def openapi(self, request: Request) -> Response:
+        """Unauthenticated, like the metadata: it says how to call, not what is allowed."""
+        return Response(self._openapi, media_type="application/json")
 
     async def healthz(self, request: Request) -> Response:
         return _json({"status": "ok"})
