@@ -196,6 +196,11 @@ class PolicyDecisionPoint:
         return self._log_failures
 
     @property
+    def behavior_store(self) -> BehaviorSource | None:
+        """The behaviour store this PDP reads features from and records to, if any."""
+        return self._behavior
+
+    @property
     def behavior_failures(self) -> int:
         """How many calls to the behaviour source failed (features then read as unavailable)."""
         return self._behavior_failures

@@ -23,7 +23,6 @@ import hmac
 import ipaddress
 import json
 import logging
-import os
 import secrets
 import time
 import uuid
@@ -43,7 +42,8 @@ from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.errors import RequestError
 from zerotrust.server.config import ServerConfig
 from zerotrust.server.entities import Entities, load_entities
-from zerotrust.server.metrics import Metrics
+from zerotrust.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from zerotrust.server.metrics import Metrics, Sample
 from zerotrust.server.openapi import OPENAPI_PATH, openapi_document
 from zerotrust.server.protocol import SearchKind, parse_json
 from zerotrust.server.search import PageTokens
@@ -105,7 +105,7 @@ def create_app(
     """
     if entities is None and config.entities_file is not None:
         entities = load_entities(config.entities_file)
-    metrics = Metrics()
+    metrics = Metrics(functools.partial(_sample, pdp))
     service = Service(pdp, config, metrics, PageTokens(secrets.token_bytes(32)), entities)
     api = _Api(service, config, metrics, Inline(decide_inline))
     endpoints = {
@@ -256,17 +256,8 @@ class _Api:
         refusal = self._authenticate(request.headers, request.scope.get("client"))
         if refusal is not None:
             return refusal
-        pdp = self._service.pdp
-        # Read defensively: a PDP without the ``behavior_failures`` count (older
-        # versions, or a test double) simply omits that metric.
-        behavior = getattr(pdp, "behavior_failures", None)
-        text = self._metrics.render(
-            log_failures=pdp.decision_log_failures,
-            behavior_failures=behavior if isinstance(behavior, int) else None,
-            revision=pdp.revision,
-            pid=os.getpid(),
-        )
-        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+        text = await anyio.to_thread.run_sync(self._metrics.render)
+        return Response(text, headers={"content-type": METRICS_CONTENT_TYPE})
 
     async def call(
         self, scope: Scope, receive: Receive, endpoint: str, operation: _Operation, inline: bool
@@ -418,6 +409,29 @@ class _Api:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _sample(pdp: PolicyDecisionPoint) -> Sample:
+    """The counts the PDP and its store keep; read defensively: a PDP without the
+    ``behavior_failures`` count (a test double) simply omits that metric."""
+    behavior = getattr(pdp, "behavior_failures", None)
+    stats = getattr(getattr(pdp, "behavior_store", None), "stats", None)
+    store: dict[str, Any] = {}
+    if callable(stats):
+        found = stats()
+        store = {
+            "round_trips": found.round_trips,
+            "failures": found.failures,
+            "rejected": found.rejected,
+            "lost_outcomes": found.lost_outcomes,
+            "breaker": str(getattr(found.breaker, "value", found.breaker)),
+        }
+    return Sample(
+        log_failures=pdp.decision_log_failures,
+        behavior_failures=behavior if isinstance(behavior, int) else None,
+        revision=pdp.revision,
+        store=store,
+    )
 
 
 def _subject_token(headers: Headers) -> str | Response | None:
