@@ -419,6 +419,12 @@ def test_docs_section_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
     r = starlette.get("/customers/c-1001", headers=site.bearer())
     assert r.status_code == 200 and r.json()["card_number"] == "****"
     assert starlette.get("/customers/c-1001").status_code == 401
+    with starlette.websocket_connect("/customers/c-1001/live", headers=site.bearer()) as ws:
+        assert ws.receive_json()["card_number"] == "****"
+    for headers, status in (({}, 401), (site.bearer(department="billing"), 403)):
+        with pytest.raises(WebSocketDenialResponse) as refused:
+            starlette.websocket_connect("/customers/c-1001/live", headers=headers).__enter__()
+        assert refused.value.status_code == status
 
 
 class Customer(BaseModel):
