@@ -68,6 +68,7 @@ from zerotrust.web._pep import (
     Prepared,
     Reply,
     Verdict,
+    request_part,
 )
 from zerotrust.web.errors import AccessDenied, WebConfigError
 from zerotrust.web.http import HttpRequest, Target, WebConfig
@@ -97,6 +98,11 @@ class Refusal(ZeroTrustError, HTTPException):
         self.decision = decision
 
 
+#: A request part's lookup, made once per declaration: path parameters and the
+#: connection in, the mapping (or ``None``) out.
+Lookup = Callable[[Mapping[str, Any], HTTPConnection], Awaitable[Mapping[str, Any] | None]]
+
+
 @attrs.frozen
 class Requirement:
     """What a route declares: the resource type, the action and where the id comes from."""
@@ -106,6 +112,19 @@ class Requirement:
     resource_id: str | None = None
     properties: Part = None
     context: Part = None
+    _lookups: tuple[Lookup, Lookup] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Signatures are read here, once, not on every request.
+        lookups = (_lookup(self.properties, "properties"), _lookup(self.context, "context"))
+        object.__setattr__(self, "_lookups", lookups)
+
+    async def lookup(
+        self, params: Mapping[str, Any], connection: HTTPConnection
+    ) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+        """``resource.properties`` and the extra context for this request."""
+        properties, context = self._lookups
+        return await properties(params, connection), await context(params, connection)
 
 
 class _Slot:
@@ -174,8 +193,10 @@ class ZeroTrust:
         ``resource_id`` names the path parameter that is ``resource.id``; the other path
         parameters go to ``context.path_params`` (never to resource properties, which a
         URL must not choose). ``properties`` and ``context`` are mappings or functions
-        (sync or async) called with the path parameters they name, and ``request`` if
-        they take it; ``properties`` returning ``None`` means an unknown resource.
+        called with the path parameters they name, and ``request`` if they take it: a
+        plain function in the threadpool (a database query must not stall the event
+        loop), an async one awaited. ``properties`` returning ``None`` means an unknown
+        resource.
         """
         requirement = _requirement(resource_type, action, resource_id, properties, context)
 
@@ -381,8 +402,8 @@ async def _target(connection: HTTPConnection, req: Requirement, method: str) -> 
         if req.resource_id not in params:
             raise WebConfigError(f"requires: the route has no path parameter {req.resource_id!r}")
         rid = params.pop(req.resource_id)
-    properties = await _part(req.properties, raw, connection, "properties")
-    context = dict(await _part(req.context, raw, connection, "context") or {})
+    properties, extra = await req.lookup(raw, connection)
+    context = dict(extra or {})
     if params:
         context["path_params"] = params
     route = connection.scope.get("route")
@@ -397,24 +418,36 @@ async def _target(connection: HTTPConnection, req: Requirement, method: str) -> 
     )
 
 
-async def _part(
-    part: Part, params: Mapping[str, Any], connection: HTTPConnection, what: str
-) -> Mapping[str, Any] | None:
-    if part is None:
-        return None
-    if isinstance(part, Mapping):
-        return part
-    available = {"request": connection, **params}
-    signature = inspect.signature(part)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
-        found = part(**available)
-    else:
-        found = part(**{n: available[n] for n in signature.parameters if n in available})
-    if inspect.isawaitable(found):
-        found = await found
-    if found is not None and not isinstance(found, Mapping):
-        raise WebConfigError(f"requires: {what} returned a {type(found).__name__}, not a mapping")
-    return found
+def _lookup(part: Part, what: str) -> Lookup:
+    """How to call one request part: a plain function in the threadpool, as FastAPI
+    runs a sync dependency (a database query must not stall the event loop), an async
+    one awaited on the loop. Its exceptions propagate: the request fails, never allowed.
+    """
+    try:
+        caller = request_part(part)
+    except (TypeError, ValueError) as exc:  # a callable inspect cannot read
+        raise WebConfigError(f"requires: {what}= has no signature to call it with") from exc
+    on_loop = part is None or isinstance(part, Mapping) or _is_async(part)
+
+    async def call(params: Mapping[str, Any], connection: HTTPConnection) -> Any:
+        available = {"request": connection, **params}
+        found: Any = caller(available) if on_loop else await run_in_threadpool(caller, available)
+        if inspect.isawaitable(found):  # async def, or a plain function returning one
+            found = await found
+        if found is not None and not isinstance(found, Mapping):
+            raise WebConfigError(
+                f"requires: {what} returned a {type(found).__name__}, not a mapping"
+            )
+        return found
+
+    return call
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` only makes a coroutine (so it may run on the loop)."""
+    if inspect.iscoroutinefunction(fn):
+        return True
+    return inspect.iscoroutinefunction(type(fn).__call__)  # an object with async __call__
 
 
 def _requirements(dependant: Any) -> list[Requirement]:
