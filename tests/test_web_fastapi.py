@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
+from starlette.endpoints import HTTPEndpoint
 from starlette.testclient import WebSocketDenialResponse
 from test_web_docs import Site
 from web_helpers import (
@@ -671,3 +672,51 @@ def test_a_lookup_without_a_signature_is_a_typed_error_when_declared() -> None:
     zt = ZeroTrust(shipped_pdp(), config=web_config())
     with pytest.raises(WebConfigError, match="properties"):
         zt.requires("customer_record", "read", properties=dict)
+
+
+def test_misdeclarations_are_typed_errors_that_name_the_fix() -> None:
+    with pytest.raises(WebConfigError, match="PolicyDecisionPoint"):
+        ZeroTrust("policies/", config=web_config())  # type: ignore[arg-type]
+    zt = ZeroTrust(shipped_pdp(), config=web_config())
+
+    def by_id(id: str) -> dict[str, Any] | None:  # the route calls it customer_id
+        return attributes(id)
+
+    misnamed = zt.requires("customer_record", "read", properties=by_id)
+    app = FastAPI()
+
+    @app.get("/customers/{customer_id}")
+    def read(customer_id: str, decision: Annotated[Decision, Depends(misnamed)]) -> Any:
+        return CUSTOMERS[customer_id]
+
+    with pytest.raises(WebConfigError, match=r"properties= takes 'id'.*'customer_id'"):
+        zt.install(app)
+
+    uncalled = FastAPI()
+
+    @uncalled.get("/customers/{customer_id}")
+    def read_uncalled(customer_id: str, decision: Annotated[Decision, Depends(zt.requires)]) -> Any:
+        return CUSTOMERS[customer_id]
+
+    with pytest.raises(WebConfigError, match=r"Depends\(zt.requires\) must be called"):
+        zt.install(uncalled)
+
+    twice = FastAPI()
+    zt.install(twice)
+    with pytest.raises(WebConfigError, match="already"):
+        zt.install(twice)
+
+    # a route added after install is checked when it is called, before any decision
+    @twice.get("/late/{customer_id}")
+    def late(customer_id: str, decision: Annotated[Decision, Depends(misnamed)]) -> Any:
+        return CUSTOMERS[customer_id]
+
+    with pytest.raises(WebConfigError, match="takes 'id'"):
+        TestClient(twice).get("/late/c-1001", headers=bearer())
+
+    class Endpoint(HTTPEndpoint):
+        async def get(self, request: Request) -> Any:
+            return JSONResponse({})
+
+    with pytest.raises(WebConfigError, match="class"):
+        zt.guard("customer_record", "read")(Endpoint)

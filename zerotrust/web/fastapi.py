@@ -59,6 +59,7 @@ from zerotrust.web._asgi import (
     refuse,
     without_pathsend,
 )
+from zerotrust.web._parts import is_async, missing_arguments, required_arguments
 from zerotrust.web._pep import (
     CURRENT_REQUEST,
     REQUEST_STATE_KEY,
@@ -113,16 +114,24 @@ class Requirement:
     properties: Part = None
     context: Part = None
     _lookups: tuple[Lookup, Lookup] = attrs.field(init=False, eq=False, repr=False)
+    #: ``(part, the names it must be called with)``: checked against each route's.
+    needs: tuple[tuple[str, frozenset[str]], ...] = attrs.field(init=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         # Signatures are read here, once, not on every request.
+        parts = (("properties", self.properties), ("context", self.context))
+        needs = tuple((what, required_arguments(part, f"requires: {what}")) for what, part in parts)
         lookups = (_lookup(self.properties, "properties"), _lookup(self.context, "context"))
+        object.__setattr__(self, "needs", needs)
         object.__setattr__(self, "_lookups", lookups)
 
     async def lookup(
         self, params: Mapping[str, Any], connection: HTTPConnection
     ) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
         """``resource.properties`` and the extra context for this request."""
+        route = connection.scope.get("route")
+        template = getattr(route, "path_format", None) or "(this route)"
+        missing_arguments(self.needs, ["request", *params], template)  # unchecked by install
         properties, context = self._lookups
         return await properties(params, connection), await context(params, connection)
 
@@ -159,6 +168,11 @@ class ZeroTrust:
     ) -> None:
         if not isinstance(config, WebConfig):
             raise WebConfigError("config must be a zerotrust.web.WebConfig")
+        if not isinstance(pdp, PolicyDecisionPoint):
+            raise WebConfigError(
+                "pdp must be a zerotrust.PolicyDecisionPoint "
+                "(e.g. PolicyDecisionPoint.from_path('policies/'))"
+            )
         self._gate = Gate(pdp, _no_routes, config)
         self._debug_gate = Gate(pdp, _no_routes, attrs.evolve(config, expose_reasons=True))
         self._debug = debug
@@ -255,6 +269,12 @@ class ZeroTrust:
         requirement = _requirement(resource_type, action, resource_id, properties, context)
 
         def decorate(endpoint: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+            if inspect.isclass(endpoint):  # an HTTPEndpoint is called as an ASGI app
+                raise WebConfigError(
+                    f"guard: {endpoint.__name__} is a class; guard a function endpoint "
+                    "(request) -> response, or use a FastAPI route with zt.requires"
+                )
+
             @functools.wraps(endpoint)
             async def guarded(connection: HTTPConnection) -> Any:
                 await self._decide(connection, requirement)
@@ -276,7 +296,9 @@ class ZeroTrust:
         """
         if getattr(app, "middleware_stack", None) is not None:
             raise WebConfigError("zt.install(app) must run before the app serves its first request")
-        _check_routes(app)
+        if any(m.kwargs.get("zt") is self for m in app.user_middleware):
+            raise WebConfigError("zt.install(app) was already called for this app")
+        _check_routes(app, self)
         app.add_exception_handler(Refusal, self._on_refusal)
         app.add_exception_handler(AccessDenied, self._on_access_denied)
         app.user_middleware.append(Middleware(_Enforcer, zt=self))
@@ -427,7 +449,7 @@ def _lookup(part: Part, what: str) -> Lookup:
         caller = request_part(part)
     except (TypeError, ValueError) as exc:  # a callable inspect cannot read
         raise WebConfigError(f"requires: {what}= has no signature to call it with") from exc
-    on_loop = part is None or isinstance(part, Mapping) or _is_async(part)
+    on_loop = part is None or isinstance(part, Mapping) or is_async(part)
 
     async def call(params: Mapping[str, Any], connection: HTTPConnection) -> Any:
         available = {"request": connection, **params}
@@ -443,13 +465,6 @@ def _lookup(part: Part, what: str) -> Lookup:
     return call
 
 
-def _is_async(fn: Callable[..., Any]) -> bool:
-    """Whether calling ``fn`` only makes a coroutine (so it may run on the loop)."""
-    if inspect.iscoroutinefunction(fn):
-        return True
-    return inspect.iscoroutinefunction(type(fn).__call__)  # an object with async __call__
-
-
 def _requirements(dependant: Any) -> list[Requirement]:
     found: list[Requirement] = []
     requirement = getattr(dependant.call, "zerotrust_requirement", None)
@@ -460,9 +475,10 @@ def _requirements(dependant: Any) -> list[Requirement]:
     return found
 
 
-def _check_routes(app: Starlette) -> None:
+def _check_routes(app: Starlette, zt: ZeroTrust) -> None:
     for route in app.routes:
         if isinstance(route, APIRoute | APIWebSocketRoute):
+            _uncalled(route.dependant, route.path, zt)
             requirements = _requirements(route.dependant)
         elif isinstance(route, Route | WebSocketRoute):
             found = getattr(route.endpoint, "zerotrust_requirement", None)
@@ -476,6 +492,19 @@ def _check_routes(app: Starlette) -> None:
                     f"route {route.path}: requires(resource_id={requirement.resource_id!r}) "
                     f"names no path parameter (it has {sorted(names) or 'none'})"
                 )
+            missing_arguments(requirement.needs, [*names, "request"], route.path)
+
+
+def _uncalled(dependant: Any, path: str, zt: ZeroTrust) -> None:
+    """``Depends(zt.requires)`` (not called) would ask clients for ``?resource_type=``."""
+    for sub in dependant.dependencies:
+        if getattr(sub.call, "__func__", None) in (ZeroTrust.requires, ZeroTrust.guard):
+            name = sub.call.__func__.__name__
+            raise WebConfigError(
+                f"route {path}: Depends(zt.{name}) must be called: "
+                f'Depends(zt.{name}("resource_type", "action", ...))'
+            )
+        _uncalled(sub, path, zt)
 
 
 class _Enforcer:
