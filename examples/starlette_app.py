@@ -1,4 +1,4 @@
-"""The customer-records API of fastapi_app.py on plain Starlette (no FastAPI).
+"""The customer-records API of fastapi_app.py on plain Starlette (FastAPI not needed).
 
     uvicorn examples.starlette_app:app --no-proxy-headers   # trusted proxies: demo_setup.py
     TOKEN=$(python -m examples.demo_setup token --roles agent --amr pwd,mfa)
@@ -34,8 +34,7 @@ from starlette.websockets import WebSocket
 from examples.demo_setup import CUSTOMERS, build_config, build_pdp
 from zerotrust.web import apply_obligations
 from zerotrust.web.asgi import decision_of
-from zerotrust.web.fastapi import ZeroTrust
-from zerotrust.web.starlette import ZeroTrustBackend
+from zerotrust.web.starlette import ZeroTrust, ZeroTrustBackend
 
 # The live feed applies mask and tokenize to each message it sends (see live()): a
 # stream is not one JSON body zerotrust could rewrite, so the app says it does that.

@@ -161,6 +161,27 @@ def test_undeclared_route_and_export_tokenizes(example: ModuleType) -> None:
     assert r.status_code == 403
 
 
+def test_needs_no_fastapi(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['fastapi'] = None\n"  # import fastapi now fails
+        "from starlette.testclient import TestClient\n"
+        "from examples import starlette_app\n"
+        "r = TestClient(starlette_app.app).get('/customers/c-1001')\n"
+        "assert r.status_code == 401, r.status_code\n"
+        "assert 'fastapi' not in sys.modules or sys.modules['fastapi'] is None\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=ROOT,
+        env={**demo_env(tmp_path), "PYTHONPATH": os.pathsep.join(sys.path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def test_websocket_refused_and_allowed(example: ModuleType) -> None:
     client = TestClient(example.app)
     with client.websocket_connect("/customers/c-1001/live", headers=_auth(_demo())) as ws:
