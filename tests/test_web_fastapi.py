@@ -720,3 +720,46 @@ def test_misdeclarations_are_typed_errors_that_name_the_fix() -> None:
 
     with pytest.raises(WebConfigError, match="class"):
         zt.guard("customer_record", "read")(Endpoint)
+
+
+FAILURES = st.sampled_from(
+    [ConnectionError, TimeoutError, KeyError, ValueError, RuntimeError, PermissionError]
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    failure=FAILURES,
+    asynchronous=st.booleans(),
+    part=st.sampled_from(["properties", "context"]),
+    customer=st.sampled_from(sorted(CUSTOMERS)),
+)
+def test_whatever_a_lookup_raises_the_view_never_runs(
+    failure: type[Exception], asynchronous: bool, part: str, customer: str
+) -> None:
+    ran: list[str] = []
+
+    def broken(customer_id: str) -> dict[str, Any]:
+        raise failure("lookup failed")
+
+    async def broken_async(customer_id: str) -> dict[str, Any]:
+        raise failure("lookup failed")
+
+    lookup = broken_async if asynchronous else broken
+    parts: dict[str, Any] = {"properties": attributes, part: lookup}
+    log = RecordingLog()
+    zt = ZeroTrust(shipped_pdp(log), config=web_config())
+    dep = zt.requires("customer_record", "read", resource_id="customer_id", **parts)
+    app = FastAPI()
+
+    @app.get("/customers/{customer_id}")
+    async def view(customer_id: str, decision: Annotated[Decision, Depends(dep)]) -> Any:
+        ran.append(customer_id)
+        return CUSTOMERS[customer_id]
+
+    zt.install(app)
+    r = TestClient(app, raise_server_exceptions=False).get(
+        f"/customers/{customer}", headers=bearer()
+    )
+    assert r.status_code == 500 and ran == [] and log.entries == []
+    assert CUSTOMERS[customer]["card_number"] not in r.text
