@@ -97,7 +97,7 @@ def server(demo: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         "examples.flask_app:create_app()",
     ]
     base = f"http://127.0.0.1:{port}"
-    with serving(argv, env, f"{base}/health"):
+    with serving(argv, env, f"{base}/health", tmp / "gunicorn.log"):
         yield {"base": base, "log": log}
 
 

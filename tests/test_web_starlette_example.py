@@ -35,11 +35,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(argv: list[str], env: dict[str, str], probe: str) -> Iterator[None]:
-    """Run a server process from the repository root until ``probe`` answers; stop it after."""
-    proc = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+def serving(argv: list[str], env: dict[str, str], probe: str, output: Path) -> Iterator[None]:
+    """Run a server process from the repository root until ``probe`` answers; stop it
+    after. Its output goes to ``output``, for the test to read."""
+    with output.open("wb") as out:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -49,8 +49,8 @@ def serving(argv: list[str], env: dict[str, str], probe: str) -> Iterator[None]:
             except httpx.TransportError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     proc.kill()
-                    out = proc.stdout.read().decode() if proc.stdout else ""
-                    pytest.fail(f"{argv[2]} did not start:\n{out}")
+                    proc.wait()
+                    pytest.fail(f"{argv[2]} did not start:\n{output.read_text()}")
                 time.sleep(0.1)
         yield
     finally:
@@ -60,8 +60,6 @@ def serving(argv: list[str], env: dict[str, str], probe: str) -> Iterator[None]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
 
 
 def demo_env(tmp: Path) -> dict[str, str]:
@@ -219,8 +217,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             "--no-proxy-headers",
         ]
         base = f"http://127.0.0.1:{port}"
-        with serving(argv, env, f"{base}/health"):
-            yield {"base": base, "ws": f"ws://127.0.0.1:{port}", "demo": demo}
+        output = tmp / "uvicorn.log"
+        with serving(argv, env, f"{base}/health", output):
+            yield {"base": base, "ws": f"ws://127.0.0.1:{port}", "demo": demo, "output": output}
     finally:
         sys.modules.pop("examples.demo_setup", None)
         if saved is None:
@@ -251,3 +250,21 @@ def test_under_uvicorn(server: dict[str, Any]) -> None:
     with pytest.raises(InvalidStatus) as refused:
         connect(live, open_timeout=10).close()
     assert refused.value.response.status_code == 401
+    forbidden = f"{server['ws']}/customers/c-5150/live"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(forbidden, additional_headers=_auth(demo), open_timeout=10).close()
+    assert refused.value.response.status_code == 403
+    assert json.loads(refused.value.response.body)["code"] == "access_denied"
+
+
+def test_a_refused_websocket_is_not_an_error_in_the_server_log(server: dict[str, Any]) -> None:
+    """uvicorn's websockets-sansio logs ``ASGI callable returned without completing
+    handshake.`` at ERROR unless told the denial is complete: the guard's refusal, sent
+    through Starlette's exception handling, must tell it as the middleware does."""
+    live = f"{server['ws']}/customers/c-1001/live"
+    for _ in range(3):
+        with pytest.raises(InvalidStatus):
+            connect(live, open_timeout=10).close()
+    assert httpx.get(f"{server['base']}/health").status_code == 200  # the server is alive
+    time.sleep(0.2)
+    assert "ERROR" not in server["output"].read_text()

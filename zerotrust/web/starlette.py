@@ -53,6 +53,7 @@ from zerotrust.web._asgi import (
     Send,
     http_request,
     refuse,
+    settle_denial,
     without_pathsend,
 )
 from zerotrust.web._parts import is_async, missing_arguments, required_arguments
@@ -144,8 +145,9 @@ class Requirement:
 class _Slot:
     """Per request, what the dependencies decided that the response middleware must do."""
 
-    def __init__(self) -> None:
+    def __init__(self, send: Send) -> None:
         self.rewrites: list[tuple[ObligationPlan, Gate, Decision]] = []
+        self.send = send  # the server's own, before Starlette's handlers wrap it
 
 
 def _no_routes(http: Any) -> None:
@@ -339,15 +341,21 @@ def _answer(connection: HTTPConnection, reply: Reply) -> Any:
         slot.rewrites.clear()  # the refusal is ours, sent as it is
     if connection.scope["type"] == "http":
         return Response(reply.body, reply.status, headers=dict(reply.headers))
-    return _RefuseApp(reply)  # a WebSocket handshake: a denial response, or close 1008
+    # A WebSocket handshake: a denial response, or close 1008.
+    return _RefuseApp(reply, slot.send if isinstance(slot, _Slot) else None)
 
 
 class _RefuseApp:
-    def __init__(self, reply: Reply) -> None:
+    def __init__(self, reply: Reply, server_send: Send | None) -> None:
         self.reply = reply
+        self.server_send = server_send
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await refuse(scope, send, self.reply)
+        # The handler's send is Starlette's wrapper, which refuse cannot see through:
+        # let uvicorn's own know the denial is complete (else it logs an ERROR per refusal).
+        if self.server_send is not None and self.server_send is not send:
+            settle_denial(self.server_send)
 
 
 async def _target(connection: HTTPConnection, req: Requirement, method: str) -> Target:
@@ -430,7 +438,7 @@ class _Enforcer:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        slot = _Slot()
+        slot = _Slot(send)
         scope[_SLOT] = slot
         token = CURRENT_REQUEST.set(None)
         try:
