@@ -42,7 +42,7 @@ from starlette.routing import BaseRoute
 
 from zerotrust.decision import Decision
 from zerotrust.engine import PolicyDecisionPoint
-from zerotrust.web import starlette
+from zerotrust.web import starlette as base
 from zerotrust.web.errors import WebConfigError
 from zerotrust.web.http import WebConfig
 from zerotrust.web.starlette import Part, Requirement
@@ -50,12 +50,12 @@ from zerotrust.web.starlette import Part, Requirement
 __all__ = ["Refusal", "Requirement", "ZeroTrust"]
 
 
-class Refusal(starlette.Refusal, HTTPException):
+class Refusal(base.Refusal, HTTPException):
     """A refusal raised by a :meth:`ZeroTrust.requires` dependency: FastAPI's
     ``HTTPException`` too, so a handler the app registers for that class sees it."""
 
 
-class ZeroTrust(starlette.ZeroTrust):
+class ZeroTrust(base.ZeroTrust):
     """The enforcement point for one FastAPI app: dependencies, handlers, obligations.
 
     ``debug`` puts the decision's reasons (the matched rules) into refusals; ``None``
@@ -65,7 +65,7 @@ class ZeroTrust(starlette.ZeroTrust):
     ``/openapi.json`` and mounted apps are not API routes and stay reachable.
     """
 
-    refusal: ClassVar[type[starlette.Refusal]] = Refusal
+    refusal: ClassVar[type[base.Refusal]] = Refusal
 
     def __init__(
         self,
