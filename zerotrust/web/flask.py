@@ -34,6 +34,7 @@ from werkzeug.wrappers import Response
 from zerotrust.decision import Decision
 from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.errors import ZeroTrustError
+from zerotrust.web._parts import is_async, missing_arguments, required_arguments
 from zerotrust.web._pep import (
     CURRENT_REQUEST,
     Gate,
@@ -261,6 +262,14 @@ class ZeroTrust:
                 raise WebConfigError(f"requires: {name} must be a non-empty string")
         if resource_id is not None and (not isinstance(resource_id, str) or not resource_id):
             raise WebConfigError("requires: resource_id names a view argument")
+        parts = (("properties", properties), ("context", context))
+        for what, part in parts:
+            if callable(part) and is_async(part):
+                raise WebConfigError(
+                    f"requires: {what}= is async; Flask calls it before the view, "
+                    "synchronously: give a plain function"
+                )
+        needs = [(what, required_arguments(part, f"requires: {what}")) for what, part in parts]
         lookup = request_part(cast(Part, properties))
         extra_context = request_part(cast(Part, context))
 
@@ -273,6 +282,7 @@ class ZeroTrust:
                         f"requires: the route {request.url_rule} has no <{resource_id}>"
                     )
                 rid = str(args[resource_id])
+            missing_arguments(needs, args, str(request.url_rule))
             found_context = extra_context(args)
             if found_context is not None and not isinstance(found_context, Mapping):
                 raise WebConfigError("requires: context= gave no mapping")
