@@ -11,6 +11,7 @@ import anyio
 import httpx
 
 from zerotrust.client import _convert as convert
+from zerotrust.client import _requests as requests_
 from zerotrust.client import _transport as transport_
 from zerotrust.client._convert import PDPMetadata, SearchPage
 from zerotrust.client._transport import DEFAULT_TIMEOUT, Timeout
@@ -95,7 +96,7 @@ class AsyncAuthZENClient:
         """Decide one library request at the PDP, as ``PolicyDecisionPoint.evaluate_async``
         does locally. ``extra`` is local decision-log metadata: the remote PDP keeps
         its own log, so it is not sent."""
-        return await self.evaluation(convert.evaluation_body(request))
+        return await self.evaluation(requests_.evaluation_body(request))
 
     # --- the AuthZEN API ---------------------------------------------------------------
 
@@ -118,7 +119,7 @@ class AsyncAuthZENClient:
         ``deny_on_first_deny`` / ``permit_on_first_permit`` the list stops at the
         first deny / permit, as the PDP's answer does."""
         defaults = {"subject": subject, "action": action, "resource": resource, "context": context}
-        body = convert.batch_body(items, defaults, convert.check_semantic(semantic))
+        body = requests_.batch_body(items, defaults, requests_.check_semantic(semantic))
         if not items:
             return []
         answer = await self._post("access_evaluations_endpoint", body, "evaluations")
@@ -133,17 +134,17 @@ class AsyncAuthZENClient:
         token: str | None = None,
     ) -> SearchPage:
         """One page of a subject, resource or action search (section 8)."""
-        key = convert.search_key(kind)
+        key = requests_.search_key(kind)
         answer = await self._post(
-            key, convert.search_body(body, limit=limit, token=token), f"search {kind}"
+            key, requests_.search_body(body, limit=limit, token=token), f"search {kind}"
         )
-        return convert.search_page_of(answer, kind, convert.searched_type(kind, body))
+        return convert.search_page_of(answer, kind, requests_.searched_type(kind, body))
 
     async def search(
         self, kind: str, body: Mapping[str, Any], *, limit: int | None = None
     ) -> AsyncIterator[Mapping[str, Any]]:
         """Every result of a search, page after page (``page.next_token``, section 8.3)."""
-        convert.search_key(kind)
+        requests_.search_key(kind)
         token: str | None = None
         seen: set[str] = set()
         while True:

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from zerotrust.client import _convert as convert
+from zerotrust.client import _requests as requests_
 from zerotrust.client import _transport as transport_
 from zerotrust.client._convert import PDPMetadata, SearchPage
 from zerotrust.client._transport import DEFAULT_TIMEOUT, Timeout
@@ -96,7 +97,7 @@ class AuthZENClient:
         """Decide one library request at the PDP, as ``PolicyDecisionPoint.evaluate``
         does locally. ``extra`` is local decision-log metadata: the remote PDP keeps
         its own log, so it is not sent."""
-        return self.evaluation(convert.evaluation_body(request))
+        return self.evaluation(requests_.evaluation_body(request))
 
     async def evaluate_async(
         self, request: Mapping[str, Any] | AccessRequest, *, extra: Mapping[str, Any] | None = None
@@ -105,7 +106,7 @@ class AuthZENClient:
         thread (use :class:`AsyncAuthZENClient` for a fully async PEP)."""
         import anyio.to_thread
 
-        body = convert.evaluation_body(request)
+        body = requests_.evaluation_body(request)
         return await anyio.to_thread.run_sync(self.evaluation, body)
 
     # --- the AuthZEN API ---------------------------------------------------------------
@@ -129,7 +130,7 @@ class AuthZENClient:
         ``deny_on_first_deny`` / ``permit_on_first_permit`` the list stops at the
         first deny / permit, as the PDP's answer does."""
         defaults = {"subject": subject, "action": action, "resource": resource, "context": context}
-        body = convert.batch_body(items, defaults, convert.check_semantic(semantic))
+        body = requests_.batch_body(items, defaults, requests_.check_semantic(semantic))
         if not items:
             return []
         answer = self._post("access_evaluations_endpoint", body, "evaluations")
@@ -144,17 +145,17 @@ class AuthZENClient:
         token: str | None = None,
     ) -> SearchPage:
         """One page of a subject, resource or action search (section 8)."""
-        key = convert.search_key(kind)
+        key = requests_.search_key(kind)
         answer = self._post(
-            key, convert.search_body(body, limit=limit, token=token), f"search {kind}"
+            key, requests_.search_body(body, limit=limit, token=token), f"search {kind}"
         )
-        return convert.search_page_of(answer, kind, convert.searched_type(kind, body))
+        return convert.search_page_of(answer, kind, requests_.searched_type(kind, body))
 
     def search(
         self, kind: str, body: Mapping[str, Any], *, limit: int | None = None
     ) -> Iterator[Mapping[str, Any]]:
         """Every result of a search, page after page (``page.next_token``, section 8.3)."""
-        convert.search_key(kind)
+        requests_.search_key(kind)
         token: str | None = None
         seen: set[str] = set()
         while True:
