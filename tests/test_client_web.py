@@ -1,5 +1,6 @@
-"""A remote PDP behind the web integrations: zerotrust.web.asgi.ZeroTrustMiddleware and
-zerotrust.web.fastapi.ZeroTrust with an AuthZEN client as ``pdp=``, against a real
+"""A remote PDP behind the web integrations: zerotrust.web.asgi.ZeroTrustMiddleware,
+zerotrust.web.fastapi.ZeroTrust and zerotrust.web.wsgi.ZeroTrustMiddleware with an
+AuthZEN client as ``pdp=``, against a real
 ``zerotrust serve`` app (uvicorn on 127.0.0.1) deciding with the shipped policies.
 
 The answers are those of the same middleware with the local PDP (masking obligations,
@@ -10,6 +11,7 @@ nonsense, is a refusal (500) and the view never runs: the integrations fail clos
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -19,11 +21,13 @@ from typing import Any
 import pytest
 import uvicorn
 from client_stubs import always, closed_port, listener, stub_pdp
+from flask import Flask
 from starlette.testclient import TestClient
 from test_web_asgi import CALLS, app
 from test_web_fastapi import CALLS as FASTAPI_CALLS
 from test_web_fastapi import build
-from web_helpers import bearer, shipped_pdp
+from web_helpers import CUSTOMERS, bearer, resolve, shipped_pdp, web_config
+from werkzeug.test import Client as WerkzeugClient
 
 from zerotrust.client import (
     AsyncAuthZENClient,
@@ -33,6 +37,9 @@ from zerotrust.client import (
     Timeout,
 )
 from zerotrust.server import ServerConfig, create_app
+from zerotrust.web.errors import WebConfigError
+from zerotrust.web.flask import ZeroTrust as ZeroTrustFlask
+from zerotrust.web.wsgi import ZeroTrustMiddleware as WSGIMiddleware
 
 SECRET = "client-web-secret-0123456789"
 
@@ -183,3 +190,44 @@ def test_fastapi_fails_closed(make: Client) -> None:
         close(pdp, client)
     assert r.status_code == 500 and "4111111111111111" not in r.text
     assert FASTAPI_CALLS == []
+
+
+def wsgi_customers(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """A bare WSGI app serving the customers (what the WSGI middleware wraps)."""
+    CALLS.append(environ["PATH_INFO"])
+    record = CUSTOMERS.get(environ["PATH_INFO"].rsplit("/", 1)[-1])
+    body = json.dumps(record).encode()
+    start_response("200 OK", [("content-type", "application/json")])
+    return [body]
+
+
+def test_the_wsgi_middleware_with_a_remote_pdp(remote: str) -> None:
+    CALLS.clear()
+    with AuthZENClient(remote, token=SECRET) as pdp:
+        app = WSGIMiddleware(wsgi_customers, pdp, resolve=resolve, config=web_config())
+        client = WerkzeugClient(app)
+        r = client.get("/customers/c-1001", headers=bearer())
+        assert r.status_code == 200 and r.get_json()["card_number"] == "****"
+        assert client.get("/customers/c-5150", headers=bearer()).status_code == 403
+        step = client.get("/customers/c-1002", headers=bearer(amr=("pwd",)))
+        assert step.status_code == 401 and "acr_values" in step.headers["www-authenticate"]
+    assert CALLS == ["/customers/c-1001"]
+
+
+def test_the_wsgi_middleware_fails_closed() -> None:
+    CALLS.clear()
+    with AuthZENClient(closed_port(), retries=0) as pdp:
+        app = WSGIMiddleware(wsgi_customers, pdp, resolve=resolve, config=web_config())
+        with pytest.raises(PDPUnavailableError):
+            WerkzeugClient(app).get("/customers/c-1001", headers=bearer(roles=("manager",)))
+    assert CALLS == []
+
+
+@pytest.mark.xfail(
+    raises=WebConfigError,
+    reason="Flask's init_app (and Django's settings) accept only a PolicyDecisionPoint",
+)
+def test_flask_takes_a_remote_pdp(remote: str) -> None:
+    with AuthZENClient(remote, token=SECRET) as pdp:
+        app = Flask(__name__)
+        ZeroTrustFlask(app, pdp=pdp, config=web_config())

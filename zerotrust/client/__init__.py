@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from zerotrust.client._async import AsyncAuthZENClient
 from zerotrust.client._convert import PDPMetadata, SearchPage
+from zerotrust.client._requests import SearchKind
 from zerotrust.client._sync import AuthZENClient
 from zerotrust.client._transport import Timeout
 from zerotrust.client.errors import (
@@ -29,6 +30,7 @@ __all__ = [
     "PDPRequestError",
     "PDPResponseError",
     "PDPUnavailableError",
+    "SearchKind",
     "SearchPage",
     "Timeout",
 ]

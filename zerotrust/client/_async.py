@@ -14,9 +14,11 @@ from zerotrust.client import _convert as convert
 from zerotrust.client import _requests as requests_
 from zerotrust.client import _transport as transport_
 from zerotrust.client._convert import PDPMetadata, SearchPage
+from zerotrust.client._requests import SearchKind
 from zerotrust.client._transport import DEFAULT_TIMEOUT, Timeout
 from zerotrust.client.errors import PDPResponseError
 from zerotrust.decision import Decision
+from zerotrust.errors import RequestError
 from zerotrust.request import AccessRequest
 
 __all__ = ["AsyncAuthZENClient"]
@@ -127,7 +129,7 @@ class AsyncAuthZENClient:
 
     async def search_page(
         self,
-        kind: str,
+        kind: SearchKind,
         body: Mapping[str, Any],
         *,
         limit: int | None = None,
@@ -141,7 +143,7 @@ class AsyncAuthZENClient:
         return convert.search_page_of(answer, kind, requests_.searched_type(kind, body))
 
     async def search(
-        self, kind: str, body: Mapping[str, Any], *, limit: int | None = None
+        self, kind: SearchKind, body: Mapping[str, Any], *, limit: int | None = None
     ) -> AsyncIterator[Mapping[str, Any]]:
         """Every result of a search, page after page (``page.next_token``, section 8.3)."""
         requests_.search_key(kind)
@@ -178,7 +180,7 @@ class AsyncAuthZENClient:
 
     async def _post(self, key: str, body: Mapping[str, Any], what: str) -> dict[str, Any]:
         if not isinstance(body, Mapping):
-            raise TypeError(f"{what}: the request must be a mapping")
+            raise RequestError("body", f"{what}: the request must be a mapping")
         url = await self._endpoint(key)
         status, headers, raw = await self._send(
             "POST", url, transport_.json_bytes(dict(body)), what
@@ -208,14 +210,14 @@ class AsyncAuthZENClient:
                     await anyio.sleep(transport_.backoff_delay(settings, attempt))
                     attempt += 1
                     continue
-                raise transport_.failure(exc, what, attempt + 1) from exc
+                raise transport_.failure(exc, what, url, attempt + 1) from exc
             try:
                 limit = settings.max_response_bytes
                 if transport_.too_large(response, limit):
                     raise PDPResponseError(f"{what}: the response is larger than {limit} bytes")
                 raw = await transport_.read_capped_async(response.aiter_bytes(), limit, what)
             except httpx.HTTPError as exc:
-                raise transport_.failure(exc, what, attempt + 1) from exc
+                raise transport_.failure(exc, what, url, attempt + 1) from exc
             finally:
                 await response.aclose()
             return response.status_code, response.headers, raw

@@ -14,9 +14,11 @@ from zerotrust.client import _convert as convert
 from zerotrust.client import _requests as requests_
 from zerotrust.client import _transport as transport_
 from zerotrust.client._convert import PDPMetadata, SearchPage
+from zerotrust.client._requests import SearchKind
 from zerotrust.client._transport import DEFAULT_TIMEOUT, Timeout
 from zerotrust.client.errors import PDPResponseError
 from zerotrust.decision import Decision
+from zerotrust.errors import RequestError
 from zerotrust.request import AccessRequest
 
 __all__ = ["AuthZENClient"]
@@ -138,7 +140,7 @@ class AuthZENClient:
 
     def search_page(
         self,
-        kind: str,
+        kind: SearchKind,
         body: Mapping[str, Any],
         *,
         limit: int | None = None,
@@ -152,7 +154,7 @@ class AuthZENClient:
         return convert.search_page_of(answer, kind, requests_.searched_type(kind, body))
 
     def search(
-        self, kind: str, body: Mapping[str, Any], *, limit: int | None = None
+        self, kind: SearchKind, body: Mapping[str, Any], *, limit: int | None = None
     ) -> Iterator[Mapping[str, Any]]:
         """Every result of a search, page after page (``page.next_token``, section 8.3)."""
         requests_.search_key(kind)
@@ -188,7 +190,7 @@ class AuthZENClient:
 
     def _post(self, key: str, body: Mapping[str, Any], what: str) -> dict[str, Any]:
         if not isinstance(body, Mapping):
-            raise TypeError(f"{what}: the request must be a mapping")
+            raise RequestError("body", f"{what}: the request must be a mapping")
         url = self._endpoint(key)
         status, headers, raw = self._send("POST", url, transport_.json_bytes(dict(body)), what)
         return transport_.read_answer(status, headers, raw, what)
@@ -216,14 +218,14 @@ class AuthZENClient:
                     time.sleep(transport_.backoff_delay(settings, attempt))
                     attempt += 1
                     continue
-                raise transport_.failure(exc, what, attempt + 1) from exc
+                raise transport_.failure(exc, what, url, attempt + 1) from exc
             try:
                 limit = settings.max_response_bytes
                 if transport_.too_large(response, limit):
                     raise PDPResponseError(f"{what}: the response is larger than {limit} bytes")
                 raw = transport_.read_capped(response.iter_bytes(), limit, what)
             except httpx.HTTPError as exc:
-                raise transport_.failure(exc, what, attempt + 1) from exc
+                raise transport_.failure(exc, what, url, attempt + 1) from exc
             finally:
                 response.close()
             return response.status_code, response.headers, raw

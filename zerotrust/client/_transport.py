@@ -259,14 +259,14 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, _RETRYABLE)
 
 
-def failure(exc: httpx.HTTPError, what: str, attempts: int) -> Exception:
+def failure(exc: httpx.HTTPError, what: str, url: str, attempts: int) -> Exception:
     """The typed error for an httpx failure: unavailable, unless the body was undecodable."""
     if isinstance(exc, httpx.DecodingError):
         return PDPResponseError(f"{what}: the response could not be decoded: {exc}")
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "could not be reached"
     tries = f" after {attempts} attempts" if attempts > 1 else ""
     detail = str(exc) or type(exc).__name__
-    return PDPUnavailableError(f"{what}: the PDP {kind}{tries} ({detail})")
+    return PDPUnavailableError(f"{what}: the PDP at {url} {kind}{tries} ({detail})")
 
 
 def backoff_delay(settings: Settings, attempt: int) -> float:
