@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from test_server_http import INTEROP, SECRET, LiveServer, load
 
@@ -19,6 +25,7 @@ from zerotrust.client import (
     AuthZENClient,
     PDPMetadata,
     PDPRequestError,
+    PDPUnavailableError,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -297,3 +304,53 @@ def test_an_invalid_item_is_a_deny_and_a_bad_request_a_refusal(
 def test_without_discovery_the_default_paths_are_used(docs_server: tuple[str, Path]) -> None:
     with client(docs_server[0], discover=False) as c:
         assert c.evaluate(request("read")).allowed
+
+
+@contextlib.contextmanager
+def zerotrust_serve(tmp: Path, port: int) -> Iterator[str]:
+    """The real ``zerotrust serve`` command, a PEP secret in its config, on ``port``."""
+    config = tmp / "pdp.yaml"
+    config.write_text(f'bearer_secrets: ["{SECRET}"]\n')
+    command = [sys.executable, "-m", "zerotrust", "serve", "--policies"]
+    command += [str(ROOT / "examples" / "authzen-todo"), "--config", str(config)]
+    command += ["--port", str(port)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=1, trust_env=False).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("zerotrust serve did not start")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_against_the_zerotrust_serve_command(tmp_path: Path) -> None:
+    """The command as operators run it: every Todo case through one client, which fails
+    closed while the server is down and carries on once it is back."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with AuthZENClient(f"http://127.0.0.1:{port}", token=SECRET, retries=1, backoff=0.01) as c:
+        with zerotrust_serve(tmp_path, port):
+            for case in TODO["evaluation"]:
+                assert c.evaluation(case["request"]).allowed is case["expected"]
+        with pytest.raises(PDPUnavailableError):
+            c.evaluation(TODO["evaluation"][0]["request"])
+        with zerotrust_serve(tmp_path, port):
+            for case in TODO["evaluations"]:
+                request = dict(case["request"])
+                items = request.pop("evaluations")
+                decisions = c.evaluations(items, **request)
+                assert [{"decision": d.allowed} for d in decisions] == case["expected"]
