@@ -26,7 +26,14 @@ from starlette.testclient import TestClient
 from test_web_asgi import CALLS, app
 from test_web_fastapi import CALLS as FASTAPI_CALLS
 from test_web_fastapi import build
-from web_helpers import CUSTOMERS, bearer, resolve, shipped_pdp, web_config
+from web_helpers import (
+    CUSTOMERS,
+    bearer,
+    customer_properties,
+    resolve,
+    shipped_pdp,
+    web_config,
+)
 from werkzeug.test import Client as WerkzeugClient
 
 from zerotrust.client import (
@@ -37,7 +44,6 @@ from zerotrust.client import (
     Timeout,
 )
 from zerotrust.server import ServerConfig, create_app
-from zerotrust.web.errors import WebConfigError
 from zerotrust.web.flask import ZeroTrust as ZeroTrustFlask
 from zerotrust.web.wsgi import ZeroTrustMiddleware as WSGIMiddleware
 
@@ -223,11 +229,22 @@ def test_the_wsgi_middleware_fails_closed() -> None:
     assert CALLS == []
 
 
-@pytest.mark.xfail(
-    raises=WebConfigError,
-    reason="Flask's init_app (and Django's settings) accept only a PolicyDecisionPoint",
-)
 def test_flask_takes_a_remote_pdp(remote: str) -> None:
     with AuthZENClient(remote, token=SECRET) as pdp:
         app = Flask(__name__)
-        ZeroTrustFlask(app, pdp=pdp, config=web_config())
+        zt = ZeroTrustFlask(app, pdp=pdp, config=web_config())
+
+        @app.get("/customers/<id>")
+        @zt.requires(
+            "customer_record",
+            "read",
+            resource_id="id",
+            properties=lambda id: customer_properties("customer_record", id, None),
+        )
+        def read(id: str) -> Any:
+            return dict(CUSTOMERS[id])
+
+        client = app.test_client()
+        r = client.get("/customers/c-1001", headers=bearer())
+        assert r.status_code == 200 and r.get_json()["card_number"] == "****"
+        assert client.get("/customers/c-5150", headers=bearer()).status_code == 403

@@ -25,6 +25,7 @@ __all__ = [
     "refuse",
     "route_path",
     "send_reply",
+    "settle_denial",
     "without_pathsend",
 ]
 

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from zerotrust.decision import Decision, Effect, StepUp
-from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.engine import DecisionPoint
 from zerotrust.errors import IdentityError, RequestError
 from zerotrust.request import AccessRequest
 from zerotrust.web.challenges import (
@@ -159,7 +159,7 @@ class Gate:
 
     def __init__(
         self,
-        pdp: PolicyDecisionPoint,
+        pdp: DecisionPoint,
         resolve: Mapping[str, Any] | Resolver,
         config: WebConfig,
     ) -> None:

@@ -41,7 +41,7 @@ from starlette.requests import HTTPConnection
 from starlette.routing import BaseRoute
 
 from zerotrust.decision import Decision
-from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.engine import DecisionPoint
 from zerotrust.web import starlette as base
 from zerotrust.web.errors import WebConfigError
 from zerotrust.web.http import WebConfig
@@ -69,7 +69,7 @@ class ZeroTrust(base.ZeroTrust):
 
     def __init__(
         self,
-        pdp: PolicyDecisionPoint,
+        pdp: DecisionPoint,
         *,
         config: WebConfig,
         debug: bool | None = None,

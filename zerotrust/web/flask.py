@@ -32,7 +32,7 @@ from werkzeug.exceptions import Forbidden, HTTPException, Unauthorized
 from werkzeug.wrappers import Response
 
 from zerotrust.decision import Decision
-from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.engine import DecisionPoint
 from zerotrust.errors import ZeroTrustError
 from zerotrust.web._parts import is_async, missing_arguments, required_arguments
 from zerotrust.web._pep import (
@@ -181,7 +181,8 @@ class ZeroTrust:
     """The Flask extension: ``ZeroTrust(app, ...)`` or ``ZeroTrust(...).init_app(app)``.
 
     Unset arguments come from ``app.config``: ``ZEROTRUST_PDP`` (a
-    :class:`~zerotrust.PolicyDecisionPoint`), ``ZEROTRUST_CONFIG`` (a
+    :class:`~zerotrust.PolicyDecisionPoint` or another
+    :class:`~zerotrust.DecisionPoint`), ``ZEROTRUST_CONFIG`` (a
     :class:`~zerotrust.web.WebConfig`), ``ZEROTRUST_DEBUG`` (refusals carry the
     reasons; default: ``app.debug``), ``ZEROTRUST_REQUIRE_ALL`` (refuse every request
     whose view is not declared with :meth:`requires`, 404s included; default off) and
@@ -192,7 +193,7 @@ class ZeroTrust:
         self,
         app: Flask | None = None,
         *,
-        pdp: PolicyDecisionPoint | None = None,
+        pdp: DecisionPoint | None = None,
         config: WebConfig | None = None,
         debug: bool | None = None,
         require_all: bool | None = None,
@@ -209,8 +210,11 @@ class ZeroTrust:
             raise WebConfigError("zerotrust: init_app was already called for this app")
         pdp = self.pdp if self.pdp is not None else app.config.get("ZEROTRUST_PDP")
         config = self.config if self.config is not None else app.config.get("ZEROTRUST_CONFIG")
-        if not isinstance(pdp, PolicyDecisionPoint):
-            raise WebConfigError("zerotrust: pdp= (or ZEROTRUST_PDP) must be a PolicyDecisionPoint")
+        if pdp is None or not callable(getattr(pdp, "evaluate", None)):
+            raise WebConfigError(
+                "zerotrust: pdp= (or ZEROTRUST_PDP) must be a PolicyDecisionPoint or a "
+                "remote one (zerotrust.client.AuthZENClient)"
+            )
         if not isinstance(config, WebConfig):
             raise WebConfigError("zerotrust: config= (or ZEROTRUST_CONFIG) must be a WebConfig")
         debug = self.debug if self.debug is not None else app.config.get("ZEROTRUST_DEBUG")

@@ -43,7 +43,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route, WebSocketRoute
 
 from zerotrust.decision import Decision
-from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.engine import DecisionPoint
 from zerotrust.errors import ZeroTrustError
 from zerotrust.web._asgi import (
     ASGIApp,
@@ -168,7 +168,7 @@ class ZeroTrust:
 
     def __init__(
         self,
-        pdp: PolicyDecisionPoint,
+        pdp: DecisionPoint,
         *,
         config: WebConfig,
         debug: bool | None = None,
@@ -176,10 +176,11 @@ class ZeroTrust:
     ) -> None:
         if not isinstance(config, WebConfig):
             raise WebConfigError("config must be a zerotrust.web.WebConfig")
-        if not isinstance(pdp, PolicyDecisionPoint):
+        if not callable(getattr(pdp, "evaluate_async", None)):
             raise WebConfigError(
-                "pdp must be a zerotrust.PolicyDecisionPoint "
-                "(e.g. PolicyDecisionPoint.from_path('policies/'))"
+                "pdp must be a zerotrust.PolicyDecisionPoint (e.g. "
+                "PolicyDecisionPoint.from_path('policies/')) or a remote one "
+                "(zerotrust.client.AsyncAuthZENClient)"
             )
         self._gate = Gate(pdp, _no_routes, config)
         self._debug_gate = Gate(pdp, _no_routes, attrs.evolve(config, expose_reasons=True))

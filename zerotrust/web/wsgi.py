@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from zerotrust.decision import Decision
-from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.engine import DecisionPoint
 from zerotrust.request import AccessRequest
 from zerotrust.web._pep import CURRENT_REQUEST, Gate, Reply, rewrite_json
 from zerotrust.web._wsgi import http_request
@@ -59,7 +59,7 @@ class ZeroTrustMiddleware:
     def __init__(
         self,
         app: WSGIApp,
-        pdp: PolicyDecisionPoint,
+        pdp: DecisionPoint,
         *,
         resolve: Mapping[str, Any] | Resolver,
         config: WebConfig,
