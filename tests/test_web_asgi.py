@@ -590,3 +590,26 @@ def test_lowercase_method_is_refused_by_starlette_apps_too(log: RecordingLog, me
     )
     assert status == 403 and json.loads(body)["code"] == "unmatched_route"
     assert log.last[1].action.name == f"http:{method}"
+
+
+@pytest.mark.parametrize(
+    ("headers", "code", "why"),
+    [
+        ({}, "missing_token", "missing_token"),
+        ({"authorization": "Basic dTpw"}, "missing_token", "missing_token"),
+        (bearer(token(exp=1)), "invalid_token", "expired"),
+        (bearer(token(key=rogue_key())), "invalid_token", "invalid_signature"),
+    ],
+    ids=["none", "other-scheme", "expired", "forged"],
+)
+def test_with_reasons_exposed_a_token_refusal_says_why_the_token_failed(
+    headers: dict[str, str], code: str, why: str
+) -> None:
+    """Debug mode tells the developer what to fix: the token, not the policies' view of
+    the anonymous request it became."""
+    client = TestClient(app(config=web_config(expose_reasons=True)))
+    body = client.get("/customers/c-1001", headers=headers).json()
+    assert body["code"] == code and body["token_error"] == why
+    assert "reasons" not in body
+    plain = TestClient(app()).get("/customers/c-1001", headers=headers).json()
+    assert plain["code"] == code and "token_error" not in plain

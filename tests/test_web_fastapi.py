@@ -189,7 +189,7 @@ def test_missing_token_is_a_bearer_challenge(client: TestClient) -> None:
     assert r.status_code == 401
     assert r.headers["www-authenticate"].lower().startswith("bearer")
     assert "error=" not in r.headers["www-authenticate"]
-    assert r.json()["code"] == "invalid_token"
+    assert r.json()["code"] == "missing_token"
 
 
 def test_forged_token_is_invalid_token(client: TestClient) -> None:

@@ -136,7 +136,7 @@ def test_under_gunicorn(server: dict[str, Any], demo: Any) -> None:
 
         r = http.get("/customers/c-1001")
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
-        assert r.json()["code"] == "invalid_token"
+        assert r.json()["code"] == "missing_token"
 
         forged = _auth(demo)["authorization"][:-4] + "AAAA"
         r = http.get("/customers/c-1001", headers={"authorization": forged})

@@ -134,7 +134,7 @@ def test_missing_and_forged_tokens(example: ModuleType) -> None:
     client = TestClient(example.app)
     r = client.get("/customers/c-1001")
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
-    assert r.json()["code"] == "invalid_token"
+    assert r.json()["code"] == "missing_token"
     forged = _auth(_demo())["authorization"][:-4] + "AAAA"
     r = client.get("/customers/c-1001", headers={"authorization": forged})
     assert r.status_code == 401

@@ -137,7 +137,7 @@ def test_websocket_without_token_is_refused(log: RecordingLog) -> None:
     assert refused.headers["www-authenticate"] == "Bearer"
     assert refused.headers["content-type"] == "application/problem+json"
     body = refused.json()
-    assert body["code"] == "invalid_token" and "card_number" not in refused.text
+    assert body["code"] == "missing_token" and "card_number" not in refused.text
     decision, request, extra = log.last
     assert body["decision_id"] == decision.decision_id
     assert request.subject.type == "anonymous" and extra["http"]["websocket"] is True
@@ -176,7 +176,7 @@ def test_websocket_refusal_without_denial_extension_closes_with_1008(log: Record
     ):
         pass  # pragma: no cover
     assert closed.value.code == 1008
-    assert closed.value.reason == f"invalid_token (decision {log.last[0].decision_id})"
+    assert closed.value.reason == f"missing_token (decision {log.last[0].decision_id})"
     with (
         pytest.raises(WebSocketDisconnect) as closed,
         client.websocket_connect("/customers/c-5150/live", headers=bearer()),
@@ -490,7 +490,7 @@ def test_refused_handshakes_cannot_fill_the_server_error_log(
         live = f"{base}/customers/c-1001/live"
         for _ in range(3):
             refusals = [
-                (_refused(live), 401, "invalid_token"),
+                (_refused(live), 401, "missing_token"),
                 (_refused(live, bearer(token()[:-4] + "AAAA")), 401, "invalid_token"),
                 (_refused(f"{base}/customers/c-5150/live", bearer()), 403, "access_denied"),
                 (

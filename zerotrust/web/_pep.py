@@ -248,9 +248,14 @@ class Gate:
                 realm=cfg.realm,
             )
             detail = "A bearer token is required" if identity.missing else "The token is invalid"
-            return Verdict(
-                self._reply(401, "invalid_token", detail, decision, challenge=challenge), decision
+            code = "missing_token" if identity.missing else "invalid_token"
+            # With reasons exposed (debug), why the token failed, not the reasons of the
+            # anonymous request the policies saw: that is what the developer must fix.
+            why = {"token_error": identity.error} if cfg.expose_reasons else None
+            reply = self._reply(
+                401, code, detail, decision, challenge=challenge, extra=why, reasons=False
             )
+            return Verdict(reply, decision)
         if prepared.target is None:
             return Verdict(
                 self._reply(403, "unmatched_route", "No route is configured here", decision),
@@ -339,9 +344,10 @@ class Gate:
         *,
         challenge: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        reasons: bool = True,
     ) -> Reply:
         more: dict[str, Any] = dict(extra or {})
-        if decision is not None and self.config.expose_reasons:
+        if reasons and decision is not None and self.config.expose_reasons:
             more["reasons"] = [r.to_dict() for r in decision.reasons]
         body = problem_body(
             status,
