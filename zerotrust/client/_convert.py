@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from zerotrust import _ijson as ijson
 from zerotrust.client.errors import PDPResponseError
 from zerotrust.decision import (
     Decision,
@@ -79,7 +80,7 @@ def parse_json(raw: bytes, what: str) -> dict[str, Any]:
     """A response body as one JSON object: UTF-8, no duplicate keys (which value would
     count?), no NaN or Infinity (RFC 7493, AuthZEN 1.0 section 10.1.1)."""
     try:
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique, parse_constant=_nan)
+        value = ijson.loads(raw)
     except UnicodeDecodeError as exc:
         raise PDPResponseError(f"{what}: the response body is not UTF-8") from exc
     except RecursionError as exc:
@@ -89,19 +90,6 @@ def parse_json(raw: bytes, what: str) -> dict[str, Any]:
     if type(value) is not dict:
         raise PDPResponseError(f"{what}: the response must be a JSON object, not {_kind(value)}")
     return value
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _nan(token: str) -> Any:
-    raise ValueError(f"{token} is not a JSON number")
 
 
 def decision_of(body: Any, where: str = "response") -> Decision:

@@ -22,6 +22,7 @@ from typing import Any
 
 import attrs
 
+from zerotrust import _ijson as ijson
 from zerotrust.decision import Decision, Effect
 from zerotrust.errors import RequestError
 
@@ -110,8 +111,7 @@ def parse_json(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise RequestError("body", "the request body is empty")
     try:
-        text = body.decode("utf-8")
-        value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        value = ijson.loads(body)
     except UnicodeDecodeError as exc:
         raise RequestError("body", "the request body is not UTF-8") from exc
     except RecursionError as exc:
@@ -121,19 +121,6 @@ def parse_json(body: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise RequestError("body", "the request body must be a JSON object")
     return value
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _no_constant(token: str) -> Any:
-    raise ValueError(f"{token} is not a JSON number")
 
 
 def parse_evaluation(body: Mapping[str, Any], *, identity: bool = False) -> dict[str, Any]:
