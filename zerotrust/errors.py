@@ -13,6 +13,7 @@ __all__ = [
     "BehaviorConfigError",
     "BehaviorStoreError",
     "DecisionLogError",
+    "DecisionUnavailableError",
     "Diagnostic",
     "IdentityError",
     "PolicyError",
@@ -116,6 +117,15 @@ class DecisionLogError(ZeroTrustError, OSError):
 
     Raised by a sink's ``emit``; the PDP counts it in ``decision_log_failures`` and
     the decision stands. Nothing of the failed line is left in the file.
+    """
+
+
+class DecisionUnavailableError(ZeroTrustError, ConnectionError):
+    """No decision could be had: a remote PDP did not answer, timed out or failed.
+
+    Raised by a :class:`~zerotrust.DecisionPoint` that asks elsewhere (the AuthZEN
+    client's ``PDPUnavailableError`` is one); the web integrations answer it with a
+    ``503`` and ``Retry-After``, and never run the view.
     """
 
 

@@ -7,7 +7,7 @@ builtin that fits, so a caller's ``except ConnectionError`` or ``except ValueErr
 
 from __future__ import annotations
 
-from zerotrust.errors import ZeroTrustError
+from zerotrust.errors import DecisionUnavailableError, ZeroTrustError
 
 __all__ = [
     "ClientConfigError",
@@ -24,11 +24,14 @@ class ClientConfigError(ZeroTrustError, ValueError):
     carry, a timeout that is not a positive number). Raised by the constructor."""
 
 
-class PDPError(ZeroTrustError):
-    """Root of the errors a call to a remote PDP raises; no call returns a decision then."""
+class PDPError(DecisionUnavailableError):
+    """Root of the errors a call to a remote PDP raises; no call returns a decision then.
+
+    Each is a :class:`~zerotrust.errors.DecisionUnavailableError` (so a
+    ``ConnectionError``): the web integrations answer any of them with a 503."""
 
 
-class PDPUnavailableError(PDPError, ConnectionError):
+class PDPUnavailableError(PDPError):
     """The PDP could not be asked or did not answer: connection refused or reset (after
     the configured retries), a timeout, or a 5xx / 408 / 429 status. ``status`` is the
     HTTP status when there was one, else None."""

@@ -17,7 +17,7 @@ import attrs
 
 from zerotrust.decision import Decision, Effect, StepUp
 from zerotrust.engine import DecisionPoint
-from zerotrust.errors import IdentityError, RequestError
+from zerotrust.errors import DecisionUnavailableError, IdentityError, RequestError
 from zerotrust.request import AccessRequest
 from zerotrust.web.challenges import (
     PROBLEM_JSON,
@@ -302,6 +302,26 @@ class Gate:
                 decision,
             )
         return Verdict(None, decision, plan)
+
+    def decide(self, prepared: Prepared) -> Decision | Reply:
+        """The PDP's decision, or a 503 when none could be had (a remote PDP down)."""
+        try:
+            return self.pdp.evaluate(prepared.access, extra=prepared.extra)
+        except DecisionUnavailableError as exc:
+            return self.unavailable(exc)
+
+    async def decide_async(self, prepared: Prepared) -> Decision | Reply:
+        """:meth:`decide` for async frameworks."""
+        try:
+            return await self.pdp.evaluate_async(prepared.access, extra=prepared.extra)
+        except DecisionUnavailableError as exc:
+            return self.unavailable(exc)
+
+    def unavailable(self, exc: DecisionUnavailableError) -> Reply:
+        """Refused for want of a decision: try again later, never run the app."""
+        _log.error("no decision, request refused: %s", exc)
+        reply = self._reply(503, "pdp_unavailable", "No access decision could be made")
+        return attrs.evolve(reply, headers=(*reply.headers, ("retry-after", "1")))
 
     def refusal(self, decision: Decision) -> Reply:
         """The answer to a decision that is not allow: a step-up challenge or a denial.

@@ -113,7 +113,10 @@ class ZeroTrustMiddleware:
         if isinstance(prepared, Reply):
             await refuse(scope, send, prepared)
             return
-        decision = await gate.pdp.evaluate_async(prepared.access, extra=prepared.extra)
+        decision = await gate.decide_async(prepared)
+        if isinstance(decision, Reply):
+            await refuse(scope, send, decision)
+            return
         verdict = gate.verdict(decision, prepared)
         if verdict.reply is not None:
             await refuse(scope, send, verdict.reply)

@@ -28,7 +28,7 @@ from typing import Any, TypeVar, cast
 
 import attrs
 from flask import Flask, current_app, g, request
-from werkzeug.exceptions import Forbidden, HTTPException, Unauthorized
+from werkzeug.exceptions import Forbidden, HTTPException, ServiceUnavailable, Unauthorized
 from werkzeug.wrappers import Response
 
 from zerotrust.decision import Decision
@@ -54,6 +54,7 @@ __all__ = [
     "AuthenticationRefused",
     "Refused",
     "StepUpRefused",
+    "Unavailable",
     "ZeroTrust",
 ]
 
@@ -113,6 +114,14 @@ class StepUpRefused(StepUpRequired, Refused, Unauthorized):
         self._carry(reply)
 
 
+class Unavailable(Refused, ServiceUnavailable):
+    """503 with ``Retry-After``: no decision could be had (a remote PDP down)."""
+
+    def __init__(self, reply: Reply) -> None:
+        HTTPException.__init__(self)
+        self._carry(reply)
+
+
 class _Unevaluable(Refused, Forbidden):
     """403 for a request that could not be built, so never reached the PDP."""
 
@@ -152,8 +161,10 @@ class _State:
             raise _Unevaluable(prepared)
         return gate, prepared
 
-    def admit(self, gate: Gate, prepared: Prepared, decision: Decision) -> None:
+    def admit(self, gate: Gate, prepared: Prepared, decision: Decision | Reply) -> None:
         """Raise the refusal, or record the allow on ``g`` for the view and after_request."""
+        if isinstance(decision, Reply):
+            raise Unavailable(decision)
         verdict = gate.verdict(decision, prepared)
         if verdict.reply is not None:
             raise _refusal(verdict.reply, decision)
@@ -303,8 +314,7 @@ class ZeroTrust:
                 async def guarded_async(*args: Any, **kwargs: Any) -> Any:
                     state = _state()
                     gate, prepared = state.prepare(target())
-                    decision = await gate.pdp.evaluate_async(prepared.access, extra=prepared.extra)
-                    state.admit(gate, prepared, decision)
+                    state.admit(gate, prepared, await gate.decide_async(prepared))
                     token = CURRENT_REQUEST.set(prepared.access)
                     try:
                         return await view(*args, **kwargs)
@@ -319,9 +329,7 @@ class ZeroTrust:
             def guarded(*args: Any, **kwargs: Any) -> Any:
                 state = _state()
                 gate, prepared = state.prepare(target())
-                state.admit(
-                    gate, prepared, gate.pdp.evaluate(prepared.access, extra=prepared.extra)
-                )
+                state.admit(gate, prepared, gate.decide(prepared))
                 token = CURRENT_REQUEST.set(prepared.access)
                 try:
                     return view(*args, **kwargs)
@@ -366,8 +374,7 @@ def _guard_undeclared() -> None:
     if endpoint in state.exempt or _declared(view, request.method):
         return
     gate, prepared = state.prepare(None)
-    decision = gate.pdp.evaluate(prepared.access, extra=prepared.extra)
-    state.admit(gate, prepared, decision)  # no target: always refused
+    state.admit(gate, prepared, gate.decide(prepared))  # no target: always refused
     raise WebConfigError("zerotrust: an undeclared request was not refused")  # unreachable
 
 

@@ -325,7 +325,9 @@ async def _judge(
     prepared = gate.prepare(http, target, identity)
     if isinstance(prepared, Reply):
         return prepared
-    decision = await gate.pdp.evaluate_async(prepared.access, extra=prepared.extra)
+    decision = await gate.decide_async(prepared)
+    if isinstance(decision, Reply):
+        return decision
     return gate.verdict(decision, prepared), prepared
 
 

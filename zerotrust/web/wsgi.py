@@ -82,7 +82,9 @@ class ZeroTrustMiddleware:
         prepared = gate.prepare(http, target, gate.identify(http))
         if isinstance(prepared, Reply):
             return _reply(start_response, prepared)
-        decision = gate.pdp.evaluate(prepared.access, extra=prepared.extra)
+        decision = gate.decide(prepared)
+        if isinstance(decision, Reply):
+            return _reply(start_response, decision)
         verdict = gate.verdict(decision, prepared)
         if verdict.reply is not None:
             return _reply(start_response, verdict.reply)
