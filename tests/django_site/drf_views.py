@@ -2,35 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from django.http import Http404
+from rest_framework import serializers
+from rest_framework.generics import RetrieveUpdateAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from web_helpers import CUSTOMERS
 
+from django_site.customers.models import Customer
 from zerotrust.web.drf import ZeroTrustPermission
 
 CALLS: list[str] = []
 
 
-class CustomerDetail(APIView):
+class CustomerSerializer(serializers.ModelSerializer):  # type: ignore[misc]
+    class Meta:
+        model = Customer
+        fields = ("id", "name", "email", "card_number", "ssn", "owner_dept", "sensitivity")
+
+
+class CustomerDetail(RetrieveUpdateAPIView):  # type: ignore[misc]
+    """A record loaded from SQLite by DRF's own ``get_object()``."""
+
     permission_classes = (ZeroTrustPermission,)
+    queryset = Customer.objects.all()
+    serializer_class = CustomerSerializer
+    lookup_url_kwarg = "customer_id"
     zerotrust_resource_type = "customer_record"
     zerotrust_actions: ClassVar = {"GET": "read", "PATCH": "update"}
     zerotrust_resource_id_kwarg = "customer_id"
     zerotrust_properties: ClassVar = {"owner_dept": "owner_dept", "sensitivity": "sensitivity"}
 
-    def get_object(self) -> dict[str, Any]:
-        record = CUSTOMERS.get(self.kwargs["customer_id"])
-        if record is None:
-            raise Http404
-        self.check_object_permissions(self.request, record)
-        return record
-
     def get(self, request: Request, customer_id: str) -> Response:
-        record = self.get_object()
+        record = self.get_serializer(self.get_object()).data
         CALLS.append(customer_id)
         return Response({**record, "decision": request.zerotrust_decision.decision_id})
 
