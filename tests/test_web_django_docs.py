@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
-from test_web_docs import Site, site  # noqa: F401  (the fixture)
+from test_web_docs import Site, code, site  # noqa: F401  (the fixture)
 from web_helpers import django_urls
 
 pytest.importorskip("rest_framework")
@@ -20,16 +21,37 @@ REST_FRAMEWORK = {
 }
 
 
+MODEL_BLOCK = "# customers/models.py\n"
+
+
+def run_section(page_site: Site) -> dict[str, Any]:
+    """The set-up, then every Python block of the Django section in one namespace; the
+    model block is the test site's model, checked verbatim instead of defined twice."""
+    from django_site.customers import models
+
+    namespace = page_site.run()
+    for block in code("## Django"):
+        if block.startswith(MODEL_BLOCK):
+            assert block.removeprefix(MODEL_BLOCK) in Path(models.__file__).read_text()
+            namespace["Customer"] = models.Customer
+            continue
+        exec(compile(block, "integration.md ## Django", "exec"), namespace)
+    return namespace
+
+
 @contextmanager
 def django_page(page_site: Site) -> Iterator[dict[str, Any]]:
     """Django set up (DRF reads its settings on import), then the page's blocks run."""
     from django.test.utils import override_settings
 
     with django_urls([]), override_settings(REST_FRAMEWORK=REST_FRAMEWORK):
-        page = page_site.run("## Django")
+        page = run_section(page_site)
         urls = type("PageURLs", (), {"urlpatterns": page["urlpatterns"]})
         with override_settings(
-            ROOT_URLCONF=urls, MIDDLEWARE=page["MIDDLEWARE"], ZEROTRUST=page["ZEROTRUST"]
+            ROOT_URLCONF=urls,
+            MIDDLEWARE=page["MIDDLEWARE"],
+            ZEROTRUST=page["ZEROTRUST"],
+            AUTHENTICATION_BACKENDS=page["AUTHENTICATION_BACKENDS"],
         ):
             yield page
 
@@ -60,4 +82,17 @@ def test_drf_permission_runs_as_written(site: Site) -> None:  # noqa: F811
         r = client.get("/api/customers/c-1001", headers=site.bearer("billing"))
         assert r.status_code == 403 and r["content-type"] == "application/problem+json"
         r = client.get("/api/customers/c-1001")
+        assert r.status_code == 401 and r["www-authenticate"] == "Bearer"
+
+
+def test_has_perm_section_runs_as_written(site: Site) -> None:  # noqa: F811
+    from django.test import Client
+
+    with django_page(site):
+        client = Client()
+        r = client.get("/pages/customers/c-1001", headers=site.bearer())
+        assert r.status_code == 200 and r.json()["card_number"] == "****"
+        r = client.get("/pages/customers/c-1001", headers=site.bearer("billing"))
+        assert r.status_code == 403 and r.json()["code"] == "access_denied"
+        r = client.get("/pages/customers/c-1001")
         assert r.status_code == 401 and r["www-authenticate"] == "Bearer"

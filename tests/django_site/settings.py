@@ -14,6 +14,7 @@ MIDDLEWARE: list[str] = []
 INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
+    "django.contrib.sessions",
     "rest_framework",
     "django_site.customers",
 ]

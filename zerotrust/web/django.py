@@ -23,12 +23,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 
 import attrs
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.module_loading import import_string
 
@@ -66,6 +67,14 @@ _HELD = "_zerotrust_held"  # [(gate, decision, plan)] of the allows, on the requ
 _GATE = "_zerotrust_gate"  # the middleware's gate, for the DRF permission
 OBJECT_PENDING = "_zerotrust_object_pending"  # DRF deferred to an object check not yet run
 _DECIDED = "_zerotrust_decided"  # what process_view allowed: the _Spec or the view class
+REFUSED = "_zerotrust_refused"  # the Reply of the last has_perm the backend refused
+_BACKEND = "zerotrust.web.django_backend.ZeroTrustBackend"
+
+# The Django request the middleware is handling, for the authentication backend's
+# has_perm (Django passes it no request). A ContextVar: each thread and task its own.
+REQUEST_IN_PROGRESS: ContextVar[HttpRequest | None] = ContextVar(
+    "zerotrust_django_request", default=None
+)
 
 
 class DjangoConfigError(WebConfigError, ImproperlyConfigured):  # type: ignore[misc]
@@ -292,7 +301,7 @@ def _settings() -> tuple[PolicyDecisionPoint, WebConfig, bool | None]:
     options = getattr(settings, "ZEROTRUST", None)
     if not isinstance(options, Mapping):
         raise DjangoConfigError("settings.ZEROTRUST must be a dict with 'PDP' and 'CONFIG'")
-    unknown = set(options) - {"PDP", "CONFIG", "DEBUG"}
+    unknown = set(options) - {"PDP", "CONFIG", "DEBUG", "PERMISSIONS"}
     if unknown:
         raise DjangoConfigError(f"settings.ZEROTRUST: unknown keys {sorted(unknown)}")
     pdp = _load(options, "PDP")
@@ -311,10 +320,30 @@ def _settings() -> tuple[PolicyDecisionPoint, WebConfig, bool | None]:
         raise DjangoConfigError(
             "ZEROTRUST['CONFIG'] must be a WebConfig, a dict of its fields or a dotted path"
         )
+    permissions_of(options)
+    backends = list(getattr(settings, "AUTHENTICATION_BACKENDS", ()))
+    if _BACKEND in backends and backends[0] != _BACKEND:
+        raise DjangoConfigError(
+            f"AUTHENTICATION_BACKENDS: list {_BACKEND!r} first: Django grants a permission "
+            "as soon as any backend before it does"
+        )
     debug = options.get("DEBUG")
     if debug is not None and not isinstance(debug, bool):
         raise DjangoConfigError("ZEROTRUST['DEBUG'] must be True, False or unset")
     return pdp, config, debug
+
+
+def permissions_of(options: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """``ZEROTRUST["PERMISSIONS"]``: ``{"app_label.codename": (resource_type, action)}``."""
+    found = options.get("PERMISSIONS") or {}
+    if not isinstance(found, Mapping):
+        raise DjangoConfigError("ZEROTRUST['PERMISSIONS'] maps 'app.codename' to (type, action)")
+    for perm, target in found.items():
+        if not (isinstance(perm, str) and perm.count(".") == 1 and isinstance(target, tuple)):
+            raise DjangoConfigError(f"ZEROTRUST['PERMISSIONS']: {perm!r}: not 'app.codename'")
+        if len(target) != 2 or not all(isinstance(x, str) and x for x in target):
+            raise DjangoConfigError(f"ZEROTRUST['PERMISSIONS'][{perm!r}]: not (type, action)")
+    return dict(found)
 
 
 def _no_route(http: Any) -> None:
@@ -351,11 +380,19 @@ class ZeroTrustMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self._acall(request)
-        response = self.get_response(request)
-        return _release(request, response, None)
+        token = REQUEST_IN_PROGRESS.set(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            REQUEST_IN_PROGRESS.reset(token)
+        return _release(request, _refusal_of(request, response), None)
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
-        response = await self.get_response(request)
+        token = REQUEST_IN_PROGRESS.set(request)
+        try:
+            response = _refusal_of(request, await self.get_response(request))
+        finally:
+            REQUEST_IN_PROGRESS.reset(token)
         held = getattr(request, _HELD, None)
         if held is None or not response.streaming or not getattr(response, "is_async", False):
             return _release(request, response, None)
@@ -386,10 +423,27 @@ class ZeroTrustMiddleware:
         return None
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
-        """A refusal raised in the view (the DRF permission) gets zerotrust's answer."""
+        """A refusal raised in the view (the DRF permission, or ``PermissionDenied`` after
+        the backend refused a ``has_perm``) gets zerotrust's answer."""
         if isinstance(exception, Refused):
             return _response(exception.reply)
+        refused = getattr(request, REFUSED, None)
+        if isinstance(exception, PermissionDenied) and isinstance(refused, Reply):
+            return _response(refused)
         return None
+
+
+def _refusal_of(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """A 403 answered after the backend refused a ``has_perm`` (a handler that turned
+    ``PermissionDenied`` into a page: DRF's) is the refusal's answer: a step-up is a 401."""
+    refused = getattr(request, REFUSED, None)
+    if response.status_code != 403 or not isinstance(refused, Reply):
+        return response
+    response.close()
+    for name in (_HELD, OBJECT_PENDING):  # what the refused answer would have released
+        if hasattr(request, name):
+            delattr(request, name)
+    return _response(refused)
 
 
 class Refused(ZeroTrustError, PermissionError):

@@ -33,6 +33,7 @@ from zerotrust.web.django import (
     gate_of,
     route_of,
 )
+from zerotrust.web.django_backend import object_id, object_properties
 from zerotrust.web.http import Target
 
 __all__ = ["ZeroTrustPermission"]
@@ -94,17 +95,8 @@ def _id_kwarg(view: Any) -> str:
 
 
 def _properties(view: Any, obj: Any) -> dict[str, Any]:
-    mapping = getattr(view, "zerotrust_properties", None) or {}
-    if not isinstance(mapping, Mapping):
-        raise DjangoConfigError(
-            "ZeroTrustPermission: zerotrust_properties maps resource properties to object fields"
-        )
-    found: dict[str, Any] = {}
-    for prop, field in mapping.items():
-        value = obj.get(field) if isinstance(obj, Mapping) else getattr(obj, field, None)
-        if value is not None:
-            found[prop] = value
-    return found
+    """The view's ``zerotrust_properties``, else the model's: the backend's mapping too."""
+    return object_properties(getattr(view, "zerotrust_properties", None), obj)
 
 
 class ZeroTrustPermission(BasePermission):  # type: ignore[misc]
@@ -144,7 +136,7 @@ class ZeroTrustPermission(BasePermission):  # type: ignore[misc]
         kwargs: Mapping[str, Any] = getattr(view, "kwargs", None) or {}
         rid = kwargs.get(_id_kwarg(view))
         if rid is None:
-            rid = getattr(obj, "pk", None) if not isinstance(obj, Mapping) else obj.get("id")
+            rid = object_id(obj)
         target = _target(
             view, django_request, None if rid is None else str(rid), _properties(view, obj)
         )
