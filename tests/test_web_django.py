@@ -403,3 +403,15 @@ def test_async_streamed_json_under_wsgi_is_withheld_not_sent_unmasked(client: Cl
     }
     r = client.get("/async-export/support", headers=headers)
     assert r.status_code == 500 and r.json()["code"] == "obligation_failed"
+
+
+def test_head_is_decided_on_the_get_route_and_logged_with_its_real_method(
+    client: Client, log: RecordingLog
+) -> None:
+    assert client.head("/customers/c-1001", headers=bearer()).status_code == 200
+    _, request, extra = log.last
+    assert request.action.name == "read" and request.context["method"] == "HEAD"
+    assert extra["http"]["method"] == "HEAD"
+    assert extra["http"]["route"] == "GET /customers/<str:customer_id>"
+    assert client.head("/cards/c-1001", headers=bearer()).status_code == 200  # View alias
+    assert log.last[2]["http"]["route"] == "GET /cards/<str:customer_id>"

@@ -96,3 +96,19 @@ def test_has_perm_section_runs_as_written(site: Site) -> None:  # noqa: F811
         assert r.status_code == 403 and r.json()["code"] == "access_denied"
         r = client.get("/pages/customers/c-1001")
         assert r.status_code == 401 and r["www-authenticate"] == "Bearer"
+
+
+def test_drf_viewset_with_the_filter_runs_as_written(site: Site) -> None:  # noqa: F811
+    with django_page(site):
+        from rest_framework.test import APIClient
+
+        client = APIClient()
+        r = client.get("/api/records/", headers=site.bearer())
+        assert r.status_code == 200
+        assert [c["id"] for c in r.json()] == ["c-1001", "c-1002"]
+        assert {c["card_number"] for c in r.json()} == {"****"}
+        r = client.get("/api/records/", headers=site.bearer("billing"))
+        assert [c["id"] for c in r.json()] == ["c-5150"]
+        r = client.get("/api/records/c-5150/", headers=site.bearer())
+        assert r.status_code == 403 and r.json()["code"] == "access_denied"
+        assert client.get("/api/records/").status_code == 401

@@ -69,6 +69,7 @@ OBJECT_PENDING = "_zerotrust_object_pending"  # DRF deferred to an object check 
 _DECIDED = "_zerotrust_decided"  # what process_view allowed: the _Spec or the view class
 REFUSED = "_zerotrust_refused"  # the Reply of the last has_perm the backend refused
 _BACKEND = "zerotrust.web.django_backend.ZeroTrustBackend"
+_NO_DATA = frozenset({401, 403, 404})  # answers that release no record
 
 # The Django request the middleware is handling, for the authentication backend's
 # has_perm (Django passes it no request). A ContextVar: each thread and task its own.
@@ -112,10 +113,18 @@ class _Spec:
 
 
 def route_of(request: HttpRequest) -> str:
-    """``"GET /customers/<str:id>"``: the method and the URL pattern Django resolved."""
+    """``"GET /customers/<str:id>"``: the method and the URL pattern Django resolved.
+
+    A HEAD served by the GET handler (any view without a ``head`` of its own) is the GET
+    route, as a route table matches it; ``extra.http.method`` keeps the real method.
+    """
     match = request.resolver_match
     route = f"/{match.route}" if match is not None and match.route else request.path_info
-    return f"{request.method} {route}"
+    method = request.method or "GET"
+    view_class = getattr(getattr(match, "func", None), "view_class", None)
+    if method == "HEAD" and not hasattr(view_class, "head"):
+        method = "GET"  # a function view, or View.setup's alias of head to get
+    return f"{method} {route}"
 
 
 def _spec(
@@ -471,8 +480,10 @@ def decide(gate: Gate, request: HttpRequest, target: Target) -> Reply | None:
     if verdict.plan is not None:
         # A second decision on the same request (DRF's object permission) adds its
         # obligations; it never replaces those of the first.
+        # Each object of a list is decided: the same obligations are applied once.
         held = getattr(request, _HELD, [])
-        setattr(request, _HELD, [*held, (gate, decision, verdict.plan)])
+        if all(d.obligations != decision.obligations for _, d, _ in held):
+            setattr(request, _HELD, [*held, (gate, decision, verdict.plan)])
     return None
 
 
@@ -499,13 +510,15 @@ def _release(
     request: HttpRequest, response: HttpResponseBase, streamed: tuple[bytes, str | None] | None
 ) -> HttpResponseBase:
     """Apply the allow's obligations to the JSON body, or withhold it."""
-    if getattr(request, OBJECT_PENDING, False) and response.status_code != 404:
-        # DRF's has_permission left the decision to has_object_permission, which the view
-        # never called: nothing was decided for what it answered (404: there was no object).
+    if getattr(request, OBJECT_PENDING, False) and response.status_code not in _NO_DATA:
+        # DRF's has_permission left the decision to has_object_permission (or to the
+        # ZeroTrustFilter of a list), which the view never called: nothing was decided for
+        # what it answered. A 404 (no object) or a refusal (a permission after ours) is
+        # no data.
         response.close()
         raise DjangoConfigError(
             "zerotrust: the DRF view answered without checking object permissions "
-            "(use get_object() or call check_object_permissions)"
+            "(use get_object() or call check_object_permissions; a list: filter_queryset)"
         )
     held: list[tuple[Gate, Decision, ObligationPlan]] | None = getattr(request, _HELD, None)
     if not held:
