@@ -29,12 +29,10 @@ from typing import Any, TypeVar, cast
 import attrs
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.utils.module_loading import import_string
 
 from zerotrust.decision import Decision
-from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.errors import ZeroTrustError
 from zerotrust.web._pep import (
     CURRENT_REQUEST,
@@ -46,8 +44,8 @@ from zerotrust.web._pep import (
     rewrite_json,
 )
 from zerotrust.web._wsgi import http_request
-from zerotrust.web.errors import WebConfigError
-from zerotrust.web.http import Target, WebConfig, with_properties
+from zerotrust.web.django_config import DjangoConfigError, load_settings
+from zerotrust.web.http import Target, with_properties
 from zerotrust.web.obligations import ObligationPlan
 
 __all__ = [
@@ -68,7 +66,6 @@ _GATE = "_zerotrust_gate"  # the middleware's gate, for the DRF permission
 OBJECT_PENDING = "_zerotrust_object_pending"  # DRF deferred to an object check not yet run
 _DECIDED = "_zerotrust_decided"  # what process_view allowed: the _Spec or the view class
 REFUSED = "_zerotrust_refused"  # the Reply of the last has_perm the backend refused
-_BACKEND = "zerotrust.web.django_backend.ZeroTrustBackend"
 _NO_DATA = frozenset({401, 403, 404})  # answers that release no record
 
 # The Django request the middleware is handling, for the authentication backend's
@@ -76,13 +73,6 @@ _NO_DATA = frozenset({401, 403, 404})  # answers that release no record
 REQUEST_IN_PROGRESS: ContextVar[HttpRequest | None] = ContextVar(
     "zerotrust_django_request", default=None
 )
-
-
-class DjangoConfigError(WebConfigError, ImproperlyConfigured):  # type: ignore[misc]
-    """``settings.ZEROTRUST`` or a declaration is wrong; the message names the key.
-
-    Also Django's ``ImproperlyConfigured``, so Django reports it as configuration.
-    """
 
 
 @attrs.frozen
@@ -293,68 +283,6 @@ def _class_spec(cls: type[ZeroTrustRequiredMixin], initkwargs: Mapping[str, Any]
     return attrs.evolve(checked, properties=spec.properties, context=spec.context)
 
 
-def _load(options: Mapping[str, Any], key: str) -> Any:
-    """The value of ``key``: as given, or imported from a dotted path (called if callable)."""
-    value = options.get(key)
-    if isinstance(value, str):
-        try:
-            value = import_string(value)
-        except ImportError as exc:
-            raise DjangoConfigError(f"ZEROTRUST[{key!r}]: cannot import {value!r}") from exc
-        if callable(value) and not isinstance(value, type):
-            value = value()
-    return value
-
-
-def _settings() -> tuple[PolicyDecisionPoint, WebConfig, bool | None]:
-    options = getattr(settings, "ZEROTRUST", None)
-    if not isinstance(options, Mapping):
-        raise DjangoConfigError("settings.ZEROTRUST must be a dict with 'PDP' and 'CONFIG'")
-    unknown = set(options) - {"PDP", "CONFIG", "DEBUG", "PERMISSIONS"}
-    if unknown:
-        raise DjangoConfigError(f"settings.ZEROTRUST: unknown keys {sorted(unknown)}")
-    pdp = _load(options, "PDP")
-    if not isinstance(pdp, PolicyDecisionPoint):
-        raise DjangoConfigError(
-            "ZEROTRUST['PDP'] must be a PolicyDecisionPoint or a dotted path to one "
-            "(or to a function returning one)"
-        )
-    config = _load(options, "CONFIG")
-    if isinstance(config, Mapping):
-        try:
-            config = WebConfig(**config)
-        except (TypeError, ValueError) as exc:
-            raise DjangoConfigError(f"ZEROTRUST['CONFIG']: {exc}") from exc
-    if not isinstance(config, WebConfig):
-        raise DjangoConfigError(
-            "ZEROTRUST['CONFIG'] must be a WebConfig, a dict of its fields or a dotted path"
-        )
-    permissions_of(options)
-    backends = list(getattr(settings, "AUTHENTICATION_BACKENDS", ()))
-    if _BACKEND in backends and backends[0] != _BACKEND:
-        raise DjangoConfigError(
-            f"AUTHENTICATION_BACKENDS: list {_BACKEND!r} first: Django grants a permission "
-            "as soon as any backend before it does"
-        )
-    debug = options.get("DEBUG")
-    if debug is not None and not isinstance(debug, bool):
-        raise DjangoConfigError("ZEROTRUST['DEBUG'] must be True, False or unset")
-    return pdp, config, debug
-
-
-def permissions_of(options: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
-    """``ZEROTRUST["PERMISSIONS"]``: ``{"app_label.codename": (resource_type, action)}``."""
-    found = options.get("PERMISSIONS") or {}
-    if not isinstance(found, Mapping):
-        raise DjangoConfigError("ZEROTRUST['PERMISSIONS'] maps 'app.codename' to (type, action)")
-    for perm, target in found.items():
-        if not (isinstance(perm, str) and perm.count(".") == 1 and isinstance(target, tuple)):
-            raise DjangoConfigError(f"ZEROTRUST['PERMISSIONS']: {perm!r}: not 'app.codename'")
-        if len(target) != 2 or not all(isinstance(x, str) and x for x in target):
-            raise DjangoConfigError(f"ZEROTRUST['PERMISSIONS'][{perm!r}]: not (type, action)")
-    return dict(found)
-
-
 def _no_route(http: Any) -> None:
     return None  # Django resolves URLs; the gates never consult a route table
 
@@ -379,7 +307,7 @@ class ZeroTrustMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
-        pdp, config, self.debug = _settings()
+        pdp, config, self.debug = load_settings()
         self.gate = Gate(pdp, _no_route, config)
         self.debug_gate = Gate(pdp, _no_route, attrs.evolve(config, expose_reasons=True))
         self.is_async = iscoroutinefunction(get_response)

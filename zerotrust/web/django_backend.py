@@ -37,9 +37,9 @@ from zerotrust.web.django import (
     DjangoConfigError,
     decide,
     gate_of,
-    permissions_of,
     route_of,
 )
+from zerotrust.web.django_config import permissions_of
 from zerotrust.web.http import Target
 
 __all__ = ["PermissionRefused", "ZeroTrustBackend", "object_id", "object_properties"]
