@@ -4,7 +4,7 @@ page's shared set-up."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +24,25 @@ REST_FRAMEWORK = {
 MODEL_BLOCK = "# customers/models.py\n"
 
 
-def run_section(page_site: Site) -> dict[str, Any]:
+def run_section(page_site: Site, stack: ExitStack) -> dict[str, Any]:
     """The set-up, then every Python block of the Django section in one namespace; the
-    model block is the test site's model, checked verbatim instead of defined twice."""
+    model block is the test site's model, checked verbatim instead of defined twice.
+    Once a block defines ``ZEROTRUST`` it is Django's setting, as in a settings module
+    (the Channels middleware reads it when the page builds it)."""
+    from django.test.utils import override_settings
     from django_site.customers import models
 
     namespace = page_site.run()
+    applied = False
     for block in code("## Django"):
         if block.startswith(MODEL_BLOCK):
             assert block.removeprefix(MODEL_BLOCK) in Path(models.__file__).read_text()
             namespace["Customer"] = models.Customer
             continue
         exec(compile(block, "integration.md ## Django", "exec"), namespace)
+        if "ZEROTRUST" in namespace and not applied:
+            stack.enter_context(override_settings(ZEROTRUST=namespace["ZEROTRUST"]))
+            applied = True
     return namespace
 
 
@@ -44,8 +51,12 @@ def django_page(page_site: Site) -> Iterator[dict[str, Any]]:
     """Django set up (DRF reads its settings on import), then the page's blocks run."""
     from django.test.utils import override_settings
 
-    with django_urls([]), override_settings(REST_FRAMEWORK=REST_FRAMEWORK):
-        page = run_section(page_site)
+    with (
+        django_urls([]),
+        override_settings(REST_FRAMEWORK=REST_FRAMEWORK),
+        ExitStack() as stack,
+    ):
+        page = run_section(page_site, stack)
         urls = type("PageURLs", (), {"urlpatterns": page["urlpatterns"]})
         with override_settings(
             ROOT_URLCONF=urls,
@@ -112,3 +123,26 @@ def test_drf_viewset_with_the_filter_runs_as_written(site: Site) -> None:  # noq
         r = client.get("/api/records/c-5150/", headers=site.bearer())
         assert r.status_code == 403 and r.json()["code"] == "access_denied"
         assert client.get("/api/records/").status_code == 401
+
+
+def test_channels_section_runs_as_written(site: Site) -> None:  # noqa: F811
+    import asyncio
+
+    from channels.testing import WebsocketCommunicator
+
+    async def first(app: Any, headers: dict[str, str]) -> dict[str, Any]:
+        raw = [(k.encode(), v.encode()) for k, v in headers.items()]
+        communicator = WebsocketCommunicator(app, "/ws/customers/c-1001/live", headers=raw)
+        connected, code = await communicator.connect()
+        if not connected:
+            return {"closed": code}
+        change: dict[str, Any] = await communicator.receive_json_from()
+        await communicator.disconnect()
+        return change
+
+    with django_page(site) as page:
+        app = page["application"]
+        change = asyncio.run(first(app, site.bearer()))
+        assert change["id"] == "c-1001" and change["card_number"] == "****"
+        assert asyncio.run(first(app, site.bearer("billing"))) == {"closed": 1008}
+        assert asyncio.run(first(app, {})) == {"closed": 1008}
