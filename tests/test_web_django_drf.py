@@ -193,6 +193,7 @@ def test_the_viewsets_detail_is_decided_on_the_model_instance(
     assert r.status_code == 200 and r.json()["card_number"] == "****"
     assert len(log.entries) == 1  # the filter left the detail to the object permission
     request = log.last[1]
+    assert request.context["route"] == "GET /api/customers/(?P<pk>[^/.]+)/"  # no anchors
     assert request.resource.id == "c-1001"
     assert dict(request.resource.properties) == {"owner_dept": "support", "sensitivity": 2}
     r = client.get("/api/customers/c-5150/", headers=bearer())

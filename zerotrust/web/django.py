@@ -109,7 +109,9 @@ def route_of(request: HttpRequest) -> str:
     route, as a route table matches it; ``extra.http.method`` keeps the real method.
     """
     match = request.resolver_match
-    route = f"/{match.route}" if match is not None and match.route else request.path_info
+    route = request.path_info
+    if match is not None and match.route:  # a re_path (DRF's routers): without its anchors
+        route = "/" + match.route.removeprefix("^").removesuffix("$")
     method = request.method or "GET"
     view_class = getattr(getattr(match, "func", None), "view_class", None)
     if method == "HEAD" and not hasattr(view_class, "head"):
