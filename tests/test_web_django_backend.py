@@ -4,6 +4,7 @@ a refusal that Django let another backend overrule would show."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -106,7 +107,7 @@ def test_allow_through_has_perm_masks_and_is_logged(client: Any, log: RecordingL
     assert calls() == ["c-1001"]
 
 
-def test_deny_wins_over_modelbackend_granting_the_permission(
+def test_deny_through_has_perm_with_the_object_is_problem_json(
     client: Any, log: RecordingLog
 ) -> None:
     r = client.get("/page/c-5150", headers=bearer())
@@ -120,6 +121,7 @@ def test_deny_wins_over_modelbackend_granting_the_permission(
 def test_without_an_object_the_pdp_decides_with_no_resource_id(
     client: Any, log: RecordingLog
 ) -> None:
+    # ModelBackend answers only object-less checks: this is where it would grant
     r = client.get("/change-any", headers=bearer())
     assert r.status_code == 403 and r.json()["code"] == "access_denied"
     request = log.last[1]
@@ -198,3 +200,30 @@ def test_a_malformed_permissions_map_is_a_typed_error(
     zerotrust = {"PDP": shipped_pdp(log), "CONFIG": web_config(), "PERMISSIONS": permissions}
     with settings_for(ZEROTRUST=zerotrust), pytest.raises(WebConfigError, match="PERMISSIONS"):
         Client().get("/page/c-1001", headers=bearer())
+
+
+def test_async_ahas_perm_asks_the_pdp_and_modelbackend_cannot_overrule_it(
+    settings_for: Any, users: Any, log: RecordingLog
+) -> None:
+    """Django's ahas_perm skips a backend without ahas_perm: ModelBackend would grant."""
+    from django.test import AsyncClient
+
+    async def run() -> list[Any]:
+        client = AsyncClient()
+        await client.aforce_login(users[0])
+        return [
+            await client.get("/async-page/c-1001", headers=bearer()),
+            await client.get("/async-page/c-5150", headers=bearer()),
+            await client.get("/async-page/c-1002", headers=bearer(amr=("pwd",))),
+            await client.get("/async-change-any", headers=bearer()),
+        ]
+
+    with settings_for():
+        allowed, denied, step_up, no_object = asyncio.run(run())
+    assert allowed.status_code == 200 and allowed.json()["card_number"] == "****"
+    assert denied.status_code == 403 and denied.json()["code"] == "access_denied"
+    assert step_up.status_code == 401 and step_up.json()["code"] == "step_up_required"
+    assert no_object.status_code == 403  # what ModelBackend grants without an object
+    effects = [d.effect for d, _, _ in log.entries]
+    assert effects == [Effect.ALLOW, Effect.DENY, Effect.STEP_UP, Effect.DENY]
+    assert calls() == ["c-1001"]

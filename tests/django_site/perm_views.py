@@ -68,7 +68,28 @@ def denied_by_hand(request: HttpRequest, customer_id: str) -> Any:
     return JsonResponse({"id": customer.pk})
 
 
+async def async_page(request: HttpRequest, customer_id: str) -> JsonResponse:
+    """The async idiom: ``await request.auser()`` and ``await user.ahas_perm(...)``."""
+    user = await request.auser()
+    customer = await Customer.objects.aget(pk=customer_id)
+    if not await user.ahas_perm("customers.view_customer", customer):
+        raise PermissionDenied
+    CALLS.append(customer_id)
+    return JsonResponse(model_to_dict(customer))
+
+
+async def async_change_any(request: HttpRequest) -> JsonResponse:
+    """No object: ModelBackend alone would grant it from the database."""
+    user = await request.auser()
+    if not await user.ahas_perm("customers.change_customer"):
+        raise PermissionDenied
+    CALLS.append("async_change_any")
+    return JsonResponse({"changed": True})
+
+
 urlpatterns = [
+    path("async-page/<str:customer_id>", async_page),
+    path("async-change-any", async_change_any),
     path("page/<str:customer_id>", CustomerPage.as_view(), name="page"),
     path("change-any", change_any),
     path("delete-any", delete_any),

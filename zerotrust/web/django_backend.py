@@ -27,6 +27,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 
@@ -108,6 +109,12 @@ class ZeroTrustBackend:
             return True
         setattr(request, REFUSED, reply)
         raise PermissionRefused(perm, reply)
+
+    async def ahas_perm(self, user_obj: Any, perm: str, obj: Any = None) -> bool:
+        """``has_perm`` for ``user.ahas_perm``: Django's async check skips a backend
+        without this method, and would let ModelBackend grant what the PDP refuses."""
+        answer: bool = await sync_to_async(self.has_perm)(user_obj, perm, obj)
+        return answer
 
 
 def _is_request_user(request: Any, user_obj: Any) -> bool:
