@@ -102,10 +102,22 @@ def test_allowed_consumer_runs_with_the_decision_in_its_scope(app: Any, log: Rec
     assert body["current"] is True
     assert request.action.name == "watch" and request.resource.id == "c-1001"
     assert dict(request.resource.properties) == {"owner_dept": "support", "sensitivity": 2}
-    assert request.context["route"] == "WEBSOCKET /ws/customers/<customer_id>/live"
+    assert request.context["route"] == "WEBSOCKET /ws/customers/<str:customer_id>/live"
     assert extra["http"]["websocket"] is True
-    assert extra["http"]["path"] == "/ws/customers/<customer_id>/live"  # not the id
+    assert extra["http"]["path"] == "/ws/customers/<str:customer_id>/live"  # not the id
     assert calls() == ["c-1001"]
+
+
+def test_a_consumer_declared_without_its_path_is_decided_with_no_route(
+    app: Any, log: RecordingLog
+) -> None:
+    accept, _ = connect(app, "/ws/bare/c-1001", bearer())
+    assert accept["type"] == "websocket.accept"
+    _, request, extra = log.last
+    assert request.resource.id == "c-1001" and "route" not in request.context
+    assert "path" not in extra["http"]  # the raw path (the id) is not logged
+    [close] = connect(app, "/ws/bare/c-5150", bearer())
+    assert close["code"] == 1008
 
 
 def test_denied_is_closed_1008_before_the_consumer_runs(app: Any, log: RecordingLog) -> None:

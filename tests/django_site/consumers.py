@@ -54,7 +54,8 @@ class OpenConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 live = requires("customer_record", "watch", resource_id="customer_id", properties=attributes)
 
 ROUTES = [
-    path("ws/customers/<str:customer_id>/live", live(LiveConsumer.as_asgi())),
+    live(path("ws/customers/<str:customer_id>/live", LiveConsumer.as_asgi())),
+    path("ws/bare/<str:customer_id>", live(LiveConsumer.as_asgi())),  # the app alone
     path("ws/open", OpenConsumer.as_asgi()),
 ]
 

@@ -6,23 +6,24 @@
     from channels.routing import ProtocolTypeRouter, URLRouter
     from zerotrust.web.channels import ZeroTrustMiddleware, requires
 
-    live = requires("customer_record", "watch", resource_id="customer_id")
+    watch = requires("customer_record", "watch", resource_id="customer_id")
     application = ProtocolTypeRouter({
         "http": get_asgi_application(),
         "websocket": ZeroTrustMiddleware(URLRouter([
-            path("ws/customers/<str:customer_id>/live", live(LiveConsumer.as_asgi())),
+            watch(path("ws/customers/<str:customer_id>/live", LiveConsumer.as_asgi())),
         ])),
     })
 
 The stack middleware holds the gate (built from ``settings.ZEROTRUST`` as the Django
-middleware's is); ``requires`` declares the consumer where its route is declared and
-decides after ``URLRouter`` has matched, so the route's keyword arguments give
-``resource.id``: no second route table. A refusal is the one the ASGI middleware sends
-(:func:`zerotrust.web._asgi.refuse`): the problem+json response with its challenge where
-the server offers the ``websocket.http.response`` extension, else a close with code
-1008. An allowed consumer finds the decision in ``scope["zerotrust_decision"]`` and the
-access request in ``scope["zerotrust_request"]``. Channels is optional at runtime: only
-this module imports it.
+middleware's is); ``requires`` declares the consumer's route (the ``path(...)`` itself)
+and decides after ``URLRouter`` has matched it, so the route's keyword arguments give
+``resource.id`` and its pattern is ``context.route``: no second route table. A refusal
+is the one the ASGI middleware sends (:func:`zerotrust.web._asgi.refuse`): the
+problem+json response with its challenge where the server offers the
+``websocket.http.response`` extension, else a close with code 1008. An allowed consumer
+finds the decision in ``scope["zerotrust_decision"]`` and the access request in
+``scope["zerotrust_request"]``. Channels is optional at runtime: only this module
+imports it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import attrs
 from asgiref.sync import iscoroutinefunction
 from channels.db import database_sync_to_async  # type: ignore[import-untyped]
 from django.conf import settings
+from django.urls import URLPattern
 
 from zerotrust.web._asgi import ASGIApp, Receive, Scope, Send, http_request, refuse
 from zerotrust.web._pep import CURRENT_REQUEST, Gate, Part, Reply, request_part
@@ -92,13 +94,17 @@ def requires(
     resource_id: str | None = None,
     properties: Part = None,
     context: Part = None,
-) -> Callable[[ASGIApp], ASGIApp]:
-    """Declare a consumer (its ``as_asgi()`` app): decided before it runs.
+) -> Callable[[Any], Any]:
+    """Declare a consumer's route, ``requires(...)(path(route, Consumer.as_asgi()))``, or
+    the consumer app itself: decided before it runs.
 
     ``resource_id`` names the route's keyword argument for ``resource.id``; the others go
     to ``context.path_params``. ``properties`` / ``context`` are mappings or functions of
     the keyword arguments they name (sync ones run in a thread with a database
     connection, as ``database_sync_to_async`` runs them; ``None``: unknown record).
+    Given the ``path(...)``, its pattern is ``context.route`` and the path the decision log
+    gets (``WEBSOCKET /ws/customers/<str:id>/live``); given the app alone there is no
+    route to name (Channels keeps no pattern in the scope), so neither has one.
     """
     for name, value in (("resource_type", resource_type), ("action", action)):
         if not isinstance(value, str) or not value:
@@ -107,29 +113,37 @@ def requires(
         raise DjangoConfigError("requires: resource_id names a route keyword argument")
     spec = _Spec(resource_type, action, resource_id, _part(properties), _part(context))
 
-    def decorate(app: ASGIApp) -> ASGIApp:
-        @functools.wraps(app)
-        async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
-            gate = scope.get(_GATE_KEY)
-            if not isinstance(gate, Gate):
-                raise DjangoConfigError(
-                    "zerotrust: a declared consumer ran undecided: wrap the websocket router "
-                    "in zerotrust.web.channels.ZeroTrustMiddleware"
-                )
-            decided = await _decide(gate, scope, await _target(spec, scope))
-            if isinstance(decided, Reply):
-                await refuse(scope, send, decided)
-                return
-            decision, access = decided
-            token = CURRENT_REQUEST.set(access)
-            try:
-                await app({**scope, DECISION_KEY: decision, REQUEST_KEY: access}, receive, send)
-            finally:
-                CURRENT_REQUEST.reset(token)
-
-        return guarded
+    def decorate(declared: Any) -> Any:
+        if isinstance(declared, URLPattern):
+            pattern = str(declared.pattern).removeprefix("^").removesuffix("$")
+            guarded = _guard(declared.callback, spec, f"WEBSOCKET /{pattern}")
+            return URLPattern(declared.pattern, guarded, declared.default_args, declared.name)
+        return _guard(declared, spec, None)
 
     return decorate
+
+
+def _guard(app: ASGIApp, spec: _Spec, route: str | None) -> ASGIApp:
+    @functools.wraps(app)
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        gate = scope.get(_GATE_KEY)
+        if not isinstance(gate, Gate):
+            raise DjangoConfigError(
+                "zerotrust: a declared consumer ran undecided: wrap the websocket router "
+                "in zerotrust.web.channels.ZeroTrustMiddleware"
+            )
+        decided = await _decide(gate, scope, await _target(spec, scope, route))
+        if isinstance(decided, Reply):
+            await refuse(scope, send, decided)
+            return
+        decision, access = decided
+        token = CURRENT_REQUEST.set(access)
+        try:
+            await app({**scope, DECISION_KEY: decision, REQUEST_KEY: access}, receive, send)
+        finally:
+            CURRENT_REQUEST.reset(token)
+
+    return guarded
 
 
 def _part(value: Part) -> Callable[[Mapping[str, Any]], Awaitable[Any]]:
@@ -145,7 +159,7 @@ def _part(value: Part) -> Callable[[Mapping[str, Any]], Awaitable[Any]]:
     return awaited
 
 
-async def _target(spec: _Spec, scope: Scope) -> Target:
+async def _target(spec: _Spec, scope: Scope, route: str | None) -> Target:
     kwargs: Mapping[str, Any] = (scope.get("url_route") or {}).get("kwargs") or {}
     rid: str | None = None
     if spec.resource_id is not None:
@@ -159,17 +173,8 @@ async def _target(spec: _Spec, scope: Scope) -> Target:
         raise DjangoConfigError("requires: context= gave no mapping")
     params = {k: str(v) for k, v in kwargs.items() if k != spec.resource_id}
     ctx = {**(found_context or {}), **({"path_params": params} if params else {})}
-    route = f"WEBSOCKET {_template(scope, kwargs)}"
     plain = Target(spec.resource_type, spec.action, rid, {}, ctx, route)
     return with_properties(plain, await spec.properties(kwargs))
-
-
-def _template(scope: Scope, kwargs: Mapping[str, Any]) -> str:
-    """The path with the route's values named (``/ws/customers/<customer_id>/live``): the
-    decision log gets the route, not the ids (Channels keeps no pattern in the scope)."""
-    names = {str(v): k for k, v in kwargs.items()}
-    path: str = http_request(scope).path
-    return "/".join(f"<{names[s]}>" if s in names else s for s in path.split("/"))
 
 
 async def _decide(gate: Gate, scope: Scope, target: Target) -> Reply | tuple[Any, Any]:

@@ -24,7 +24,7 @@ application = ProtocolTypeRouter(
     {
         "http": http,
         "websocket": ZeroTrustMiddleware(
-            URLRouter([path("ws/customers/<str:customer_id>", live(LiveCustomer.as_asgi()))])
+            URLRouter([live(path("ws/customers/<str:customer_id>", LiveCustomer.as_asgi()))])
         ),
     }
 )
