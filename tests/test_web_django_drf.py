@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from web_helpers import (
     RecordingLog,
     attestation,
@@ -235,3 +237,37 @@ def test_head_is_decided_as_get_and_logged_with_its_real_method(
     assert request.context["route"] == "GET /customers/<str:customer_id>"
     assert extra["http"]["method"] == "HEAD"
     assert extra["http"]["route"] == "GET /customers/<str:customer_id>"
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    department=st.sampled_from(["support", "billing", "sales"]),
+    roles=st.lists(st.sampled_from(["agent", "manager", "auditor"]), max_size=2, unique=True),
+    mfa=st.booleans(),
+    managed=st.booleans(),
+)
+def test_the_list_holds_exactly_the_records_the_detail_view_releases(
+    client: Any, department: str, roles: list[str], mfa: bool, managed: bool
+) -> None:
+    """ZeroTrustFilter and has_object_permission decide each record alike: no record is
+    listed that its own URL would refuse, none left out that it would release. A fresh PDP
+    each time, warmed by one request, so the behaviour store (first device seen, request
+    counts) does not change the answer between the list and the details."""
+    amr = ("pwd", "mfa") if mfa else ("pwd",)
+    headers = bearer(department=department, roles=tuple(roles), amr=amr)
+    if managed:
+        headers["x-device-attestation"] = attestation("u-anna")
+    with override_settings(ZEROTRUST={"PDP": shipped_pdp(), "CONFIG": web_config()}):
+        client.get("/api/customers/", headers=headers)
+        listed = client.get("/api/customers/", headers=headers)
+        assert listed.status_code == 200
+        released = {
+            rid: r.json()
+            for rid in ("c-1001", "c-1002", "c-5150")
+            if (r := client.get(f"/api/customers/{rid}/", headers=headers)).status_code == 200
+        }
+    assert {c["id"]: c for c in listed.json()} == released
