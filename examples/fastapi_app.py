@@ -10,21 +10,27 @@ are asked to step up (401, RFC 9470); another department's customer is a 403
 problem+json. A device attestation goes in ``X-Device-Attestation``
 (``python -m examples.demo_setup attest --user u-anna``). ``/docs`` shows the bearer
 scheme on the protected routes; ``/health`` is not declared, so it is not guarded.
+``/customers/{id}/live`` is a WebSocket decided on its handshake.
 Configuration and the demo keys (generated on first run, demo only): examples/demo_setup.py.
 """
 
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, HTTPException, Response
+import attrs
+from fastapi import Body, Depends, FastAPI, HTTPException, Response, WebSocket
 
 from examples.demo_setup import CUSTOMERS, build_config, build_pdp
 from zerotrust import Decision
+from zerotrust.web import apply_obligations
 from zerotrust.web.fastapi import ZeroTrust
 
 EDITABLE = frozenset({"name", "email", "phone"})
 
 app = FastAPI(title="Customer records (zerotrust demo)")
-zt = ZeroTrust(build_pdp(), config=build_config())
+# The live feed applies mask and tokenize to what it sends (see live()): a stream is
+# not one JSON body zerotrust could rewrite, so the app says it does that itself.
+config = attrs.evolve(build_config(), websocket_handled_obligations={"mask", "tokenize"})
+zt = ZeroTrust(build_pdp(), config=config)
 
 
 def attributes(id: str) -> dict[str, Any] | None:
@@ -86,6 +92,15 @@ def update_customer(
 def export_customers(dept: str, decision: Export) -> dict[str, Any]:
     records = [c for c in CUSTOMERS.values() if c["owner_dept"] == dept]
     return {"department": dept, "records": records}
+
+
+@app.websocket("/customers/{id}/live")
+async def live(websocket: WebSocket, id: str, decision: Read) -> None:
+    # Decided on the handshake: a refusal never reaches this function.
+    await websocket.accept()
+    record = CUSTOMERS[id]  # the policies refuse an unknown id before this runs
+    await websocket.send_json(apply_obligations(record, decision, tokenizer=config.tokenizer))
+    await websocket.close()
 
 
 @app.get("/health")

@@ -1,6 +1,7 @@
 """The customer-records API of fastapi_app.py on Flask, with the zerotrust Flask extension.
 
     flask --app examples.flask_app run              # add --debug: refusals say why
+    gunicorn 'examples.flask_app:create_app()'      # a production WSGI server
     TOKEN=$(python -m examples.demo_setup token --roles agent --amr pwd,mfa)
     curl -H "Authorization: Bearer $TOKEN" localhost:5000/customers/c-1001
 

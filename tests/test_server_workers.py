@@ -4,6 +4,7 @@ them all, a worker that dies is replaced, and workers never outlive their parent
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from metrics_helpers import samples
 from redis_server import RedisServer
 
 from zerotrust.server import ServerConfigError, load_config
@@ -24,7 +26,7 @@ from zerotrust.server.runner import ListenError, listen_each
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ROOT / "examples" / "authzen-todo"
-PID = re.compile(r'^zerotrust_process_info\{pid="(\d+)"\} 1$', re.MULTILINE)
+PID = re.compile(r'^zerotrust_process_info\{pid="(\d+)"\} 1(?:\.0)?$', re.MULTILINE)
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 
 
@@ -231,3 +233,53 @@ def test_behavior_redis_url_must_be_a_redis_url(tmp_path: Path) -> None:
     config.write_text("insecure_local: true\nbehavior_redis_url: http://example.com\n")
     with pytest.raises(ServerConfigError, match="behavior_redis_url must be a redis"):
         load_config(config)
+
+
+def scrape(port: int) -> str:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", "/metrics", headers={"Connection": "close"})
+        return connection.getresponse().read().decode()
+    finally:
+        connection.close()
+
+
+def test_metrics_add_up_across_workers() -> None:
+    """Requests spread over both workers; whichever answers /metrics counts them all."""
+    body = json.dumps(
+        {
+            "subject": {"type": "user", "id": "alice"},
+            "action": {"name": "can_read_todos"},
+            "resource": {"type": "todo", "id": "t-1"},
+        }
+    )
+    sent = 40
+    with serve(2) as (_, port):
+        for _ in range(sent):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            try:  # a new connection each time, so the kernel spreads them over the workers
+                connection.request(
+                    "POST",
+                    "/access/v1/evaluation",
+                    body,
+                    headers={"Content-Type": "application/json", "Connection": "close"},
+                )
+                response = connection.getresponse()
+                assert response.status == 200
+                response.read()
+            finally:
+                connection.close()
+        answered: set[str] = set()
+        for _ in range(50):
+            text = scrape(port)
+            found = samples(text)
+            decisions = sum(
+                v for k, v in found.items() if k.startswith("zerotrust_decisions_total")
+            )
+            assert decisions == sent  # every worker's, not the answering one's
+            requests = found['zerotrust_http_requests_total{endpoint="evaluation",status="200"}']
+            assert requests == sent
+            answered |= {k for k in found if k.startswith("zerotrust_process_info")}
+            if len(answered) == 2:
+                break
+        assert len(answered) == 2  # both workers answered the scrape with the same sums

@@ -1,5 +1,7 @@
 """zerotrust.web.fastapi through FastAPI's TestClient, with real signed JWTs."""
 
+import asyncio
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +13,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
+from starlette.endpoints import HTTPEndpoint
 from starlette.testclient import WebSocketDenialResponse
 from test_web_docs import Site
 from web_helpers import (
@@ -419,6 +422,12 @@ def test_docs_section_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
     r = starlette.get("/customers/c-1001", headers=site.bearer())
     assert r.status_code == 200 and r.json()["card_number"] == "****"
     assert starlette.get("/customers/c-1001").status_code == 401
+    with starlette.websocket_connect("/customers/c-1001/live", headers=site.bearer()) as ws:
+        assert ws.receive_json()["card_number"] == "****"
+    for headers, status in (({}, 401), (site.bearer(department="billing"), 403)):
+        with pytest.raises(WebSocketDenialResponse) as refused:
+            starlette.websocket_connect("/customers/c-1001/live", headers=headers).__enter__()
+        assert refused.value.status_code == status
 
 
 class Customer(BaseModel):
@@ -550,3 +559,207 @@ def test_install_after_the_app_started_is_a_typed_error() -> None:
     TestClient(app).get("/docs")
     with pytest.raises(WebConfigError, match="first request"):
         zt.install(app)
+
+
+def _off_the_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return True
+    return False
+
+
+def test_sync_lookups_run_in_the_threadpool_async_ones_on_the_loop() -> None:
+    threads: dict[str, int] = {}
+
+    def properties(customer_id: str) -> dict[str, Any] | None:  # a database query, say
+        assert _off_the_loop()
+        threads["properties"] = threading.get_ident()
+        return attributes(customer_id)
+
+    def context(request: Request) -> dict[str, Any]:
+        assert _off_the_loop()
+        threads["context"] = threading.get_ident()
+        return {"ticket": request.headers.get("x-ticket")}
+
+    async def async_properties(customer_id: str) -> dict[str, Any] | None:
+        threads["async"] = threading.get_ident()
+        return attributes(customer_id)
+
+    log = RecordingLog()
+    zt = ZeroTrust(shipped_pdp(log), config=web_config())
+    app = FastAPI()
+    sync_read = zt.requires(
+        "customer_record",
+        "read",
+        resource_id="customer_id",
+        properties=properties,
+        context=context,
+    )
+    async_read = zt.requires(
+        "customer_record", "read", resource_id="customer_id", properties=async_properties
+    )
+
+    @app.get("/customers/{customer_id}")
+    async def read(customer_id: str, decision: Annotated[Decision, Depends(sync_read)]) -> Any:
+        threads["loop"] = threading.get_ident()
+        return CUSTOMERS[customer_id]
+
+    @app.get("/async/customers/{customer_id}")
+    async def read_async(
+        customer_id: str, decision: Annotated[Decision, Depends(async_read)]
+    ) -> Any:
+        threads["loop"] = threading.get_ident()
+        return CUSTOMERS[customer_id]
+
+    zt.install(app)
+    client = TestClient(app)
+    r = client.get("/customers/c-1001", headers={**bearer(), "x-ticket": "T-7"})
+    assert r.status_code == 200 and r.json()["card_number"] == "****"
+    assert threads["properties"] != threads["loop"] and threads["context"] != threads["loop"]
+    request = log.last[1]
+    assert request.resource.properties["owner_dept"] == "support"
+    assert request.context["ticket"] == "T-7"
+    assert client.get("/async/customers/c-1001", headers=bearer()).status_code == 200
+    assert threads["async"] == threads["loop"]
+
+
+def test_a_failing_lookup_is_never_an_allow() -> None:
+    calls: list[str] = []
+
+    def broken(customer_id: str) -> dict[str, Any]:
+        raise ConnectionError("database down")
+
+    async def broken_async(customer_id: str) -> dict[str, Any]:
+        raise ConnectionError("database down")
+
+    def not_a_mapping(customer_id: str) -> Any:
+        return ["owner_dept", "support"]
+
+    log = RecordingLog()
+    zt = ZeroTrust(shipped_pdp(log), config=web_config())
+    app = FastAPI()
+    for n, (props, ctx) in enumerate(
+        [(broken, None), (broken_async, None), (attributes, broken), (not_a_mapping, None)]
+    ):
+        dep = zt.requires(
+            "customer_record", "read", resource_id="customer_id", properties=props, context=ctx
+        )
+
+        @app.get(f"/{n}/customers/{{customer_id}}")
+        def view(customer_id: str, decision: Annotated[Decision, Depends(dep)]) -> Any:
+            calls.append(customer_id)
+            return CUSTOMERS[customer_id]
+
+    guarded = zt.guard("customer_record", "read", resource_id="customer_id", properties=broken)
+
+    @guarded
+    def plain(request: Request) -> Any:
+        calls.append("plain")
+        return JSONResponse(CUSTOMERS["c-1001"])
+
+    app.add_route("/plain/customers/{customer_id}", plain)
+    zt.install(app)
+    client = TestClient(app, raise_server_exceptions=False)
+    for path in [f"/{n}/customers/c-1001" for n in range(4)] + ["/plain/customers/c-1001"]:
+        r = client.get(path, headers=bearer())
+        assert r.status_code == 500, path
+        assert "4111111111111111" not in r.text
+    assert calls == [] and log.entries == []  # no view ran, nothing was decided
+
+
+def test_a_lookup_without_a_signature_is_a_typed_error_when_declared() -> None:
+    zt = ZeroTrust(shipped_pdp(), config=web_config())
+    with pytest.raises(WebConfigError, match="properties"):
+        zt.requires("customer_record", "read", properties=dict)
+
+
+def test_misdeclarations_are_typed_errors_that_name_the_fix() -> None:
+    with pytest.raises(WebConfigError, match="PolicyDecisionPoint"):
+        ZeroTrust("policies/", config=web_config())  # type: ignore[arg-type]
+    zt = ZeroTrust(shipped_pdp(), config=web_config())
+
+    def by_id(id: str) -> dict[str, Any] | None:  # the route calls it customer_id
+        return attributes(id)
+
+    misnamed = zt.requires("customer_record", "read", properties=by_id)
+    app = FastAPI()
+
+    @app.get("/customers/{customer_id}")
+    def read(customer_id: str, decision: Annotated[Decision, Depends(misnamed)]) -> Any:
+        return CUSTOMERS[customer_id]
+
+    with pytest.raises(WebConfigError, match=r"properties= takes 'id'.*'customer_id'"):
+        zt.install(app)
+
+    uncalled = FastAPI()
+
+    @uncalled.get("/customers/{customer_id}")
+    def read_uncalled(customer_id: str, decision: Annotated[Decision, Depends(zt.requires)]) -> Any:
+        return CUSTOMERS[customer_id]
+
+    with pytest.raises(WebConfigError, match=r"Depends\(zt.requires\) must be called"):
+        zt.install(uncalled)
+
+    twice = FastAPI()
+    zt.install(twice)
+    with pytest.raises(WebConfigError, match="already"):
+        zt.install(twice)
+
+    # a route added after install is checked when it is called, before any decision
+    @twice.get("/late/{customer_id}")
+    def late(customer_id: str, decision: Annotated[Decision, Depends(misnamed)]) -> Any:
+        return CUSTOMERS[customer_id]
+
+    with pytest.raises(WebConfigError, match="takes 'id'"):
+        TestClient(twice).get("/late/c-1001", headers=bearer())
+
+    class Endpoint(HTTPEndpoint):
+        async def get(self, request: Request) -> Any:
+            return JSONResponse({})
+
+    with pytest.raises(WebConfigError, match="class"):
+        zt.guard("customer_record", "read")(Endpoint)
+
+
+FAILURES = st.sampled_from(
+    [ConnectionError, TimeoutError, KeyError, ValueError, RuntimeError, PermissionError]
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    failure=FAILURES,
+    asynchronous=st.booleans(),
+    part=st.sampled_from(["properties", "context"]),
+    customer=st.sampled_from(sorted(CUSTOMERS)),
+)
+def test_whatever_a_lookup_raises_the_view_never_runs(
+    failure: type[Exception], asynchronous: bool, part: str, customer: str
+) -> None:
+    ran: list[str] = []
+
+    def broken(customer_id: str) -> dict[str, Any]:
+        raise failure("lookup failed")
+
+    async def broken_async(customer_id: str) -> dict[str, Any]:
+        raise failure("lookup failed")
+
+    lookup = broken_async if asynchronous else broken
+    parts: dict[str, Any] = {"properties": attributes, part: lookup}
+    log = RecordingLog()
+    zt = ZeroTrust(shipped_pdp(log), config=web_config())
+    dep = zt.requires("customer_record", "read", resource_id="customer_id", **parts)
+    app = FastAPI()
+
+    @app.get("/customers/{customer_id}")
+    async def view(customer_id: str, decision: Annotated[Decision, Depends(dep)]) -> Any:
+        ran.append(customer_id)
+        return CUSTOMERS[customer_id]
+
+    zt.install(app)
+    r = TestClient(app, raise_server_exceptions=False).get(
+        f"/customers/{customer}", headers=bearer()
+    )
+    assert r.status_code == 500 and ran == [] and log.entries == []
+    assert CUSTOMERS[customer]["card_number"] not in r.text

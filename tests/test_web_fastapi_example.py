@@ -1,6 +1,7 @@
 """examples/fastapi_app.py: FastAPI's TestClient in-process, and uvicorn on 127.0.0.1."""
 
 import importlib
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from starlette.testclient import WebSocketDenialResponse
 from test_web_e2e import server  # noqa: F401  # uvicorn serving the example on 127.0.0.1
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from zerotrust.web import parse_challenges
 
@@ -63,3 +67,28 @@ def test_example_under_uvicorn_step_up_then_mfa(server: dict[str, Any]) -> None:
     assert httpx.get(f"{base}/health").json() == {"status": "ok"}
     spec = httpx.get(f"{base}/openapi.json").json()
     assert "bearer" in spec["components"]["securitySchemes"]
+
+
+def test_example_websocket_in_process(example: ModuleType) -> None:
+    client = TestClient(example.app)
+    with client.websocket_connect("/customers/c-1001/live", headers=_auth(example)) as ws:
+        assert ws.receive_json()["card_number"] == "****"
+    for path, headers, status in (
+        ("/customers/c-1001/live", {}, 401),
+        ("/customers/c-5150/live", _auth(example), 403),
+        ("/customers/c-1002/live", _auth(example, "pwd"), 401),
+    ):
+        with pytest.raises(WebSocketDenialResponse) as refused:
+            client.websocket_connect(path, headers=headers).__enter__()
+        assert refused.value.status_code == status
+
+
+def test_example_websocket_under_uvicorn(server: dict[str, Any]) -> None:  # noqa: F811
+    ws_base = server["base"].replace("http://", "ws://")
+    tok = server["demo"].demo_token("u-anna", roles=["agent"], department="support", amr=["mfa"])
+    live = f"{ws_base}/customers/c-1001/live"
+    with connect(live, additional_headers={"authorization": f"Bearer {tok}"}) as ws:
+        assert json.loads(ws.recv(timeout=10))["ssn"] == "****"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(live, open_timeout=10).close()
+    assert refused.value.response.status_code == 401

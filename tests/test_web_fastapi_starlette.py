@@ -9,7 +9,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.websockets import WebSocket
 from web_helpers import CUSTOMERS, bearer, rogue_key, shipped_pdp, token, web_config
@@ -120,3 +120,32 @@ def test_wrong_resource_id_and_backend_argument_are_typed_errors() -> None:
         zt.install(app)
     with pytest.raises(WebConfigError):
         ZeroTrustBackend(object())  # type: ignore[arg-type]
+
+
+def test_starlette_zerotrust_needs_no_fastapi_and_require_all_refuses_unguarded_routes() -> None:
+    from zerotrust.web import starlette as plain
+
+    zt = plain.ZeroTrust(shipped_pdp(), config=web_config(), require_all=True)
+
+    @zt.guard("customer_record", "read", resource_id="id", properties=attributes)
+    async def customer(request: Request) -> Response:
+        return JSONResponse(CUSTOMERS[request.path_params["id"]])
+
+    async def open_(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(
+        routes=[
+            Route("/customers/{id}", customer),
+            Route("/health", open_),
+            Mount("/static", app=Starlette(routes=[Route("/a", open_)])),
+        ]
+    )
+    zt.install(app)
+    client = TestClient(app)
+    r = client.get("/customers/c-1001", headers=bearer())
+    assert r.status_code == 200 and r.json()["card_number"] == "****"
+    r = client.get("/health", headers=bearer())
+    assert r.status_code == 403 and r.json()["code"] == "unmatched_route"
+    assert client.get("/health").status_code == 401
+    assert client.get("/static/a").json() == {"status": "ok"}  # a mounted app: its own

@@ -506,3 +506,29 @@ def test_a_request_that_cannot_be_built_is_refused_unasked(log: RecordingLog) ->
     r = app.test_client().get("/customers/c-1001", headers=bearer())
     assert r.status_code == 403 and r.json["code"] == "unevaluable_request"
     assert "decision_id" not in r.json and CALLS == [] and log.entries == []
+
+
+def test_a_lookup_the_route_cannot_call_is_a_typed_error_naming_the_fix(
+    log: RecordingLog,
+) -> None:
+    app = Flask(__name__)
+    app.testing = True  # the view's exception reaches the test
+    zt = ZeroTrust(app, pdp=shipped_pdp(log), config=web_config())
+
+    @app.get("/customers/<customer_id>")
+    @zt.requires("customer_record", "read", resource_id="customer_id", properties=attributes)
+    def read(customer_id: str) -> Any:
+        CALLS.append(customer_id)
+        return CUSTOMERS[customer_id]
+
+    with pytest.raises(WebConfigError, match=r"properties= takes 'id'.*customer_id"):
+        app.test_client().get("/customers/c-1001", headers=bearer())
+    assert CALLS == [] and log.entries == []
+
+    async def lookup(customer_id: str) -> Any:
+        return attributes(customer_id)
+
+    with pytest.raises(WebConfigError, match="async"):
+        zt.requires("customer_record", "read", properties=lookup)
+    with pytest.raises(WebConfigError, match="signature"):
+        zt.requires("customer_record", "read", context=dict)

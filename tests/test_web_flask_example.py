@@ -1,24 +1,20 @@
 """examples/flask_app.py (the Flask extension, an app factory and a blueprint) through
-Flask's test client, and end to end under a WSGI server on 127.0.0.1."""
+Flask's test client, and end to end under gunicorn on 127.0.0.1."""
 
 from __future__ import annotations
 
 import json
 import os
-import threading
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
 import pytest
+from test_web_starlette_example import free_port, serving
 
 from zerotrust.web import parse_challenges
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -77,34 +73,70 @@ def test_example_export_tokenizes(client: Any, demo: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(demo: Any) -> Iterator[str]:
-    """The example under the standard library's WSGI server on 127.0.0.1."""
-    httpd: WSGIServer = make_server("127.0.0.1", 0, demo[0].create_app(), handler_class=_Quiet)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+def server(demo: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The example under gunicorn (a real WSGI server, one worker) on 127.0.0.1."""
+    demo[1].build_config()  # the demo keys, made before the server loads them
+    tmp = tmp_path_factory.mktemp("flask-gunicorn")
+    log = tmp / "decisions.jsonl"
+    env = {
+        **os.environ,
+        "ZEROTRUST_DEMO_DIR": os.environ["ZEROTRUST_DEMO_DIR"],
+        "ZEROTRUST_DECISION_LOG": str(log),
+    }
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+        "examples.flask_app:create_app()",
+    ]
+    base = f"http://127.0.0.1:{port}"
+    with serving(argv, env, f"{base}/health", tmp / "gunicorn.log"):
+        yield {"base": base, "log": log}
 
 
-def test_served_allow_step_up_deny_and_invalid_token(server: str, demo: Any) -> None:
-    with httpx.Client(base_url=server) as http:
+def _logged(log: Path, decision_id: str) -> dict[str, Any]:
+    for line in log.read_text().splitlines():
+        entry: dict[str, Any] = json.loads(line)
+        if entry["decision_id"] == decision_id:
+            return entry
+    raise AssertionError(f"decision {decision_id} not in the log")
+
+
+def test_under_gunicorn(server: dict[str, Any], demo: Any) -> None:
+    with httpx.Client(base_url=server["base"]) as http:
         r = http.get("/customers/c-1001", headers=_auth(demo))
         assert r.status_code == 200 and r.json()["card_number"] == "****"
+        assert r.json()["ssn"] == "****" and r.json()["name"] == "Ada Berg"
         assert int(r.headers["content-length"]) == len(r.content)
+        entry = _logged(server["log"], r.headers["x-decision-id"])
+        assert entry["effect"] == "allow"
+        assert entry["extra"]["http"]["route"] == "GET /customers/<customer_id>"
 
         r = http.get("/customers/c-1002", headers=_auth(demo, amr="pwd"))
         assert r.status_code == 401
         [challenge] = parse_challenges(r.headers["www-authenticate"])
+        assert challenge.params["error"] == "insufficient_user_authentication"
         assert challenge.params["acr_values"] == "urn:example:loa:2"
         assert r.json()["code"] == "step_up_required" and r.json()["decision_id"]
+        assert "5500000000000004" not in r.text
+        r = http.get("/customers/c-1002", headers=_auth(demo, amr="pwd,mfa"))
+        assert r.status_code == 200 and r.json()["card_number"] == "****"
 
         r = http.get("/customers/c-5150", headers=_auth(demo))
         assert r.status_code == 403
         assert r.headers["content-type"] == "application/problem+json"
+        assert _logged(server["log"], r.json()["decision_id"])["effect"] == "deny"
+
+        r = http.get("/customers/c-1001")
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert r.json()["code"] == "invalid_token"
 
         forged = _auth(demo)["authorization"][:-4] + "AAAA"
         r = http.get("/customers/c-1001", headers={"authorization": forged})
@@ -112,4 +144,4 @@ def test_served_allow_step_up_deny_and_invalid_token(server: str, demo: Any) -> 
         assert parse_challenges(r.headers["www-authenticate"])[0].params["error"] == (
             "invalid_token"
         )
-        assert json.loads(r.content)["code"] == "invalid_token"
+        assert http.get("/health").json() == {"status": "ok"}

@@ -18,7 +18,7 @@ from zerotrust.decision import (
     StepUp,
     TraceEntry,
 )
-from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.engine import DecisionPoint, PolicyDecisionPoint
 from zerotrust.errors import (
     BehaviorConfigError,
     BehaviorStoreError,
@@ -47,6 +47,7 @@ __all__ = [
     "Decision",
     "DecisionLog",
     "DecisionLogError",
+    "DecisionPoint",
     "Diagnostic",
     "Effect",
     "EvaluationError",

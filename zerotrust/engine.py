@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from zerotrust.audit.record import DecisionLog
 from zerotrust.audit.sinks import NullLog
@@ -30,7 +30,14 @@ from zerotrust.policy.compile import PolicySet
 from zerotrust.policy.loader import load_path, load_texts
 from zerotrust.request import AccessRequest, plain_mapping, validated_variables
 
-__all__ = ["DEFAULT_DENY", "STORE_UNAVAILABLE", "IdentitySource", "PolicyDecisionPoint", "decide"]
+__all__ = [
+    "DEFAULT_DENY",
+    "STORE_UNAVAILABLE",
+    "DecisionPoint",
+    "IdentitySource",
+    "PolicyDecisionPoint",
+    "decide",
+]
 
 #: Decisions remembered for :meth:`PolicyDecisionPoint.record_access`.
 REMEMBERED_DECISIONS = 10_000
@@ -70,6 +77,31 @@ def _raw(request: Mapping[str, Any] | AccessRequest) -> dict[str, Any]:
     refuses it (fail closed).
     """
     return plain_mapping(request.to_dict() if isinstance(request, AccessRequest) else request)
+
+
+@runtime_checkable
+class DecisionPoint(Protocol):
+    """What an enforcement point asks of a PDP: a :class:`PolicyDecisionPoint`, or a
+    remote one through :class:`zerotrust.client.AuthZENClient`.
+
+    The web integrations take any object with these methods as ``pdp=``. Either method
+    raises rather than guess when no decision can be had (a remote PDP unreachable:
+    ``PDPUnavailableError``); the integrations then refuse.
+    """
+
+    def evaluate(
+        self,
+        request: Mapping[str, Any] | AccessRequest,
+        *,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Decision: ...
+
+    async def evaluate_async(
+        self,
+        request: Mapping[str, Any] | AccessRequest,
+        *,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Decision: ...
 
 
 class _Default(enum.Enum):
@@ -194,6 +226,11 @@ class PolicyDecisionPoint:
     def decision_log_failures(self) -> int:
         """How many decisions the decision log failed to record."""
         return self._log_failures
+
+    @property
+    def behavior_store(self) -> BehaviorSource | None:
+        """The behaviour store this PDP reads features from and records to, if any."""
+        return self._behavior
 
     @property
     def behavior_failures(self) -> int:

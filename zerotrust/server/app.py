@@ -23,7 +23,6 @@ import hmac
 import ipaddress
 import json
 import logging
-import os
 import secrets
 import time
 import uuid
@@ -43,7 +42,9 @@ from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.errors import RequestError
 from zerotrust.server.config import ServerConfig
 from zerotrust.server.entities import Entities, load_entities
-from zerotrust.server.metrics import Metrics
+from zerotrust.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from zerotrust.server.metrics import Metrics, Sample
+from zerotrust.server.openapi import OPENAPI_PATH, openapi_document
 from zerotrust.server.protocol import SearchKind, parse_json
 from zerotrust.server.search import PageTokens
 from zerotrust.server.service import RequestTimeout, Service
@@ -104,7 +105,7 @@ def create_app(
     """
     if entities is None and config.entities_file is not None:
         entities = load_entities(config.entities_file)
-    metrics = Metrics()
+    metrics = Metrics(functools.partial(_sample, pdp))
     service = Service(pdp, config, metrics, PageTokens(secrets.token_bytes(32)), entities)
     api = _Api(service, config, metrics, Inline(decide_inline))
     endpoints = {
@@ -126,6 +127,7 @@ def create_app(
         Route("/.well-known/authzen-configuration", api.metadata, methods=["GET"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
+        Route(OPENAPI_PATH, api.openapi, methods=["GET"]),
     ]
     app = Starlette(routes=routes)
     app.add_middleware(_Edge, post=endpoints)
@@ -225,6 +227,12 @@ class _Api:
         self._inline = inline
         # Compare digests, not the secrets, so the comparison time does not reveal length.
         self._digests = tuple(hashlib.sha256(s.encode()).digest() for s in config.bearer_secrets)
+        self._openapi = _encode(
+            openapi_document(
+                authenticated=bool(config.bearer_secrets),
+                verifies_identity=service.verifies_identity,
+            )
+        )
 
     async def metadata(self, request: Request) -> Response:
         base = self._config.base_url or str(request.base_url)
@@ -237,6 +245,10 @@ class _Api:
         response.headers["cache-control"] = "max-age=300"
         return response
 
+    async def openapi(self, request: Request) -> Response:
+        """Unauthenticated, like the metadata: it says how to call, not what is allowed."""
+        return Response(self._openapi, media_type="application/json")
+
     async def healthz(self, request: Request) -> Response:
         return _json({"status": "ok"})
 
@@ -244,17 +256,8 @@ class _Api:
         refusal = self._authenticate(request.headers, request.scope.get("client"))
         if refusal is not None:
             return refusal
-        pdp = self._service.pdp
-        # Read defensively: a PDP without the ``behavior_failures`` count (older
-        # versions, or a test double) simply omits that metric.
-        behavior = getattr(pdp, "behavior_failures", None)
-        text = self._metrics.render(
-            log_failures=pdp.decision_log_failures,
-            behavior_failures=behavior if isinstance(behavior, int) else None,
-            revision=pdp.revision,
-            pid=os.getpid(),
-        )
-        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+        text = await anyio.to_thread.run_sync(self._metrics.render)
+        return Response(text, headers={"content-type": METRICS_CONTENT_TYPE})
 
     async def call(
         self, scope: Scope, receive: Receive, endpoint: str, operation: _Operation, inline: bool
@@ -406,6 +409,29 @@ class _Api:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _sample(pdp: PolicyDecisionPoint) -> Sample:
+    """The counts the PDP and its store keep; read defensively: a PDP without the
+    ``behavior_failures`` count (a test double) simply omits that metric."""
+    behavior = getattr(pdp, "behavior_failures", None)
+    stats = getattr(getattr(pdp, "behavior_store", None), "stats", None)
+    store: dict[str, Any] = {}
+    if callable(stats):
+        found = stats()
+        store = {
+            "round_trips": found.round_trips,
+            "failures": found.failures,
+            "rejected": found.rejected,
+            "lost_outcomes": found.lost_outcomes,
+            "breaker": str(getattr(found.breaker, "value", found.breaker)),
+        }
+    return Sample(
+        log_failures=pdp.decision_log_failures,
+        behavior_failures=behavior if isinstance(behavior, int) else None,
+        revision=pdp.revision,
+        store=store,
+    )
 
 
 def _subject_token(headers: Headers) -> str | Response | None:

@@ -1,147 +1,244 @@
-"""Prometheus text exposition, written by hand: a few counters need no client library.
+"""The server's Prometheus metrics, through ``prometheus_client``.
 
-One :class:`Metrics` per app (no process-global registry), updated from the event
-loop and from worker threads, hence the lock.
+One :class:`Metrics` per app, each with its own registry (no process-global state), so
+several apps in one process count apart. Under ``zerotrust serve --workers N`` the
+supervisor sets ``PROMETHEUS_MULTIPROC_DIR`` before it starts the workers; each worker's
+values then live in that directory, and ``/metrics``, whichever worker answers, adds up
+every worker's counters and histograms (prometheus_client's multiprocess mode).
+
+Counts the PDP and its behaviour store keep themselves (decision-log failures, store
+round trips, the circuit breaker) are read by :meth:`Metrics.sample` after a request,
+at most once a second, and before each scrape, and added to counters as increments: so
+they add up across workers like any other counter, and a worker's figures are those of
+its last request.
 """
 
 from __future__ import annotations
 
-import bisect
+import os
 import threading
+import time
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["LATENCY_BUCKETS", "Metrics"]
+import attrs
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+__all__ = [
+    "CONTENT_TYPE",
+    "LATENCY_BUCKETS",
+    "MULTIPROCESS_ENV",
+    "Metrics",
+    "Sample",
+    "multiprocess_dir",
+]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: The text exposition format the scrape gets (Prometheus 0.0.4).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: prometheus_client's switch for multiprocess mode, read when it is first imported.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _EFFECTS = ("allow", "deny", "step_up")
+_BREAKER_STATES = ("closed", "open", "half_open")
+#: Seconds between samples of the PDP's own counts while requests come in.
+_SAMPLE_EVERY = 1.0
+
+
+def multiprocess_dir() -> str | None:
+    """The directory the workers share their values in, when running under workers."""
+    return os.environ.get(MULTIPROCESS_ENV) or None
+
+
+@attrs.frozen
+class Sample:
+    """What the PDP and its behaviour store have counted so far (each since it began).
+
+    ``store``: the Redis store's counters (``round_trips``, ``failures``, ``rejected``,
+    ``lost_outcomes``) and ``breaker`` (closed, open or half_open); empty for a store
+    that keeps none (the memory store).
+    """
+
+    log_failures: int
+    behavior_failures: int | None
+    revision: str
+    store: dict[str, Any] = attrs.Factory(dict)
+
+
+class _Increments:
+    """Turns running totals into counter increments (totals only grow)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, int] = {}
+
+    def step(self, name: str, total: int) -> int:
+        before = self._seen.get(name, 0)
+        self._seen[name] = total
+        return max(total - before, 0)
 
 
 class Metrics:
-    """Counts decisions by effect, credential refusals by code, requests by endpoint and
-    status, and latency."""
+    """Decisions by effect and their latency, credential refusals by code, HTTP requests
+    by endpoint and status and their latency, decision-log failures, behaviour-store
+    round trips, failures and breaker state, and the policy revision in force."""
 
-    def __init__(self) -> None:
+    def __init__(self, sample: Callable[[], Sample] | None = None) -> None:
+        self._sample = sample
         self._lock = threading.Lock()
-        self._decisions = dict.fromkeys(_EFFECTS, 0)
-        self._identity_failures: dict[str, int] = {}
-        self._requests: dict[tuple[str, int], int] = {}
-        self._latency: dict[str, list[int]] = {}
-        self._latency_sum: dict[str, float] = {}
-        self._latency_count: dict[str, int] = {}
+        self._increments = _Increments()
+        self._sampled_at = 0.0
+        self._revision: str | None = None
+        self._breaker: str | None = None
+        self.registry = registry = CollectorRegistry()
+        decisions = Counter(
+            "zerotrust_decisions",
+            "Decisions made, by effect (search candidates included).",
+            ["effect"],
+            registry=registry,
+        )
+        self._by_effect = {effect: decisions.labels(effect) for effect in _EFFECTS}
+        self._decision_seconds = Histogram(
+            "zerotrust_decision_duration_seconds",
+            "Time the PDP took to decide, identity verification included.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self._identity_failures = Counter(
+            "zerotrust_identity_failures",
+            "Requests refused before evaluation: credentials missing or not verified, by code.",
+            ["code"],
+            registry=registry,
+        )
+        self._requests = Counter(
+            "zerotrust_http_requests",
+            "HTTP requests, by endpoint and status.",
+            ["endpoint", "status"],
+            registry=registry,
+        )
+        self._request_seconds = Histogram(
+            "zerotrust_http_request_duration_seconds",
+            "Time from request received to response ready, by endpoint.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self._log_failures = Counter(
+            "zerotrust_decision_log_failures",
+            "Decisions the decision log failed to record.",
+            registry=registry,
+        )
+        self._behavior_failures = Counter(
+            "zerotrust_behavior_store_errors",
+            "Behaviour store failures (decisions then saw behavior.available false).",
+            registry=registry,
+        )
+        self._store = {
+            name: Counter(f"zerotrust_behavior_store_{name}", text, registry=registry)
+            for name, text in (
+                ("round_trips", "Round trips to the Redis behaviour store."),
+                ("failures", "Redis behaviour-store failures the circuit breaker counted."),
+                ("rejected", "Calls the open circuit breaker answered without Redis."),
+                ("lost_outcomes", "Deferred outcomes dropped: store down or keys unusable."),
+            )
+        }
+        self._breaker_state = Gauge(
+            "zerotrust_behavior_breaker_state",
+            "The Redis store's circuit breaker: 1 for the state it is in.",
+            ["state"],
+            registry=registry,
+            multiprocess_mode="liveall",
+        )
+        self._policy = Gauge(
+            "zerotrust_policy_info",
+            "The policy revision in force (1), per process under workers.",
+            ["revision"],
+            registry=registry,
+            multiprocess_mode="liveall",
+        )
+        if multiprocess_dir() is None:
+            ProcessCollector(registry=registry)
 
-    def decision(self, effect: str) -> None:
-        with self._lock:
-            self._decisions[effect] = self._decisions.get(effect, 0) + 1
+    def decision(self, effect: str, seconds: float | None = None) -> None:
+        counter = self._by_effect.get(effect)
+        (counter if counter is not None else self._by_effect["deny"]).inc()
+        if seconds is not None:
+            self._decision_seconds.observe(seconds)
 
     def identity_failure(self, code: str) -> None:
         """A request refused because its credentials were missing or did not verify."""
-        with self._lock:
-            self._identity_failures[code] = self._identity_failures.get(code, 0) + 1
+        self._identity_failures.labels(code).inc()
 
     def request(self, endpoint: str, status: int, seconds: float) -> None:
-        with self._lock:
-            key = (endpoint, status)
-            self._requests[key] = self._requests.get(key, 0) + 1
-            buckets = self._latency.setdefault(endpoint, [0] * len(LATENCY_BUCKETS))
-            index = bisect.bisect_left(LATENCY_BUCKETS, seconds)
-            if index < len(buckets):
-                buckets[index] += 1
-            self._latency_sum[endpoint] = self._latency_sum.get(endpoint, 0.0) + seconds
-            self._latency_count[endpoint] = self._latency_count.get(endpoint, 0) + 1
+        self._requests.labels(endpoint, str(status)).inc()
+        self._request_seconds.labels(endpoint).observe(seconds)
+        if self._sample is not None and time.monotonic() - self._sampled_at >= _SAMPLE_EVERY:
+            self.sample()
 
     def decisions(self, effect: str) -> int:
+        """Decisions of ``effect`` counted by this process."""
+        return int(self._by_effect[effect]._value.get())
+
+    def sample(self) -> None:
+        """Bring the counts the PDP keeps itself into the metrics."""
+        if self._sample is None:
+            return
+        found = self._sample()
         with self._lock:
-            return self._decisions.get(effect, 0)
+            self._sampled_at = time.monotonic()
+            step = self._increments.step
+            self._log_failures.inc(step("log", found.log_failures))
+            if found.behavior_failures is not None:
+                self._behavior_failures.inc(step("behavior", found.behavior_failures))
+            for name, counter in self._store.items():
+                total = found.store.get(name)
+                if isinstance(total, int):
+                    counter.inc(step(name, total))
+            breaker = found.store.get("breaker")
+            if isinstance(breaker, str) and breaker != self._breaker:
+                for state in _BREAKER_STATES:
+                    self._breaker_state.labels(state).set(1 if state == breaker else 0)
+                self._breaker = breaker
+            if found.revision != self._revision:
+                if self._revision is not None:
+                    self._policy.remove(self._revision)
+                self._policy.labels(found.revision).set(1)
+                self._revision = found.revision
 
-    def render(
-        self,
-        *,
-        log_failures: int,
-        behavior_failures: int | None,
-        revision: str,
-        pid: int | None = None,
-    ) -> str:
-        """The text format (version 0.0.4); gauges owned by the PDP are passed in, and
-        the process id: with ``--workers`` each process counts only what it served."""
-        with self._lock:
-            decisions = dict(self._decisions)
-            refusals = dict(self._identity_failures)
-            requests = dict(self._requests)
-            latency = {k: list(v) for k, v in self._latency.items()}
-            sums = dict(self._latency_sum)
-            counts = dict(self._latency_count)
-        lines: list[str] = []
-        _family(lines, "zerotrust_decisions_total", "counter", "Decisions made, by effect.")
-        for effect in sorted(decisions):
-            lines.append(
-                f'zerotrust_decisions_total{{effect="{_label(effect)}"}} {decisions[effect]}'
-            )
-        _family(
-            lines,
-            "zerotrust_identity_failures_total",
-            "counter",
-            "Requests refused before evaluation: credentials missing or not verified, by code.",
-        )
-        for code in sorted(refusals):
-            lines.append(
-                f'zerotrust_identity_failures_total{{code="{_label(code)}"}} {refusals[code]}'
-            )
-        _family(
-            lines,
-            "zerotrust_http_requests_total",
-            "counter",
-            "HTTP requests, by endpoint and status.",
-        )
-        for (endpoint, status), n in sorted(requests.items()):
-            lines.append(
-                f'zerotrust_http_requests_total{{endpoint="{_label(endpoint)}",'
-                f'status="{status}"}} {n}'
-            )
-        _family(
-            lines,
-            "zerotrust_http_request_duration_seconds",
-            "histogram",
-            "Time from request received to response ready, by endpoint.",
-        )
-        for endpoint in sorted(latency):
-            label = _label(endpoint)
-            running = 0
-            for bound, n in zip(LATENCY_BUCKETS, latency[endpoint], strict=True):
-                running += n
-                lines.append(
-                    "zerotrust_http_request_duration_seconds_bucket"
-                    f'{{endpoint="{label}",le="{bound}"}} {running}'
-                )
-            name = "zerotrust_http_request_duration_seconds"
-            lines.append(f'{name}_bucket{{endpoint="{label}",le="+Inf"}} {counts[endpoint]}')
-            lines.append(f'{name}_sum{{endpoint="{label}"}} {sums[endpoint]:.6f}')
-            lines.append(f'{name}_count{{endpoint="{label}"}} {counts[endpoint]}')
-        _family(
-            lines,
-            "zerotrust_decision_log_failures_total",
-            "counter",
-            "Decisions the decision log failed to record.",
-        )
-        lines.append(f"zerotrust_decision_log_failures_total {log_failures}")
-        if behavior_failures is not None:
-            _family(
-                lines,
-                "zerotrust_behavior_store_errors_total",
-                "counter",
-                "Behaviour store failures (decisions then saw behavior.available false).",
-            )
-            lines.append(f"zerotrust_behavior_store_errors_total {behavior_failures}")
-        _family(lines, "zerotrust_policy_info", "gauge", "The policy revision in force.")
-        lines.append(f'zerotrust_policy_info{{revision="{_label(revision)}"}} 1')
-        if pid is not None:
-            _family(lines, "zerotrust_process_info", "gauge", "The process that answered.")
-            lines.append(f'zerotrust_process_info{{pid="{pid}"}} 1')
-        return "\n".join(lines) + "\n"
+    def render(self) -> bytes:
+        """The text exposition of every worker's values (or this process's alone), with
+        ``zerotrust_process_info`` naming the process that answered."""
+        self.sample()
+        shared = multiprocess_dir()
+        if shared is None:
+            registry = self.registry
+            return generate_latest(registry) + _process_info()
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=shared)  # type: ignore[no-untyped-call]
+        return generate_latest(registry) + _process_info()
 
 
-def _family(lines: list[str], name: str, kind: str, help_text: str) -> None:
-    lines.append(f"# HELP {name} {help_text}")
-    lines.append(f"# TYPE {name} {kind}")
+def _process_info() -> bytes:
+    """One gauge, written here: it describes this scrape's answer, not any worker's values."""
+    family = GaugeMetricFamily(
+        "zerotrust_process_info", "The process that answered.", labels=["pid"]
+    )
+    family.add_metric([str(os.getpid())], 1)
+    registry = CollectorRegistry()
+    registry.register(_Fixed(family))
+    return generate_latest(registry)
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class _Fixed:
+    def __init__(self, family: GaugeMetricFamily) -> None:
+        self._family = family
+
+    def collect(self) -> Any:
+        yield self._family

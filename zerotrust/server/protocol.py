@@ -158,11 +158,11 @@ def parse_batch(
     item only fails that item.
     """
     evaluations = body.get("evaluations")
+    semantic = _semantic(body.get("options"))  # checked even for one evaluation
     if evaluations is None or evaluations == []:
         return parse_evaluation(body, identity=identity)
     if not isinstance(evaluations, list):
         raise RequestError("evaluations", f"must be an array, not {_kind(evaluations)}")
-    semantic = _semantic(body.get("options"))
     defaults: dict[str, Any] = {}
     for key in ("subject", "action", "resource", "context"):
         value = body.get(key)
@@ -245,6 +245,8 @@ def _page(value: Any) -> Page | None:
     if token is not None and not isinstance(token, str):
         raise RequestError("page.token", f"must be a string, not {_kind(token)}")
     limit = value.get("limit")
+    if isinstance(limit, float) and limit.is_integer():
+        limit = int(limit)  # JSON has one number type: 20.0 is the integer 20
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise RequestError("page.limit", "must be a non-negative integer")
     props = value.get("properties")
@@ -258,8 +260,6 @@ def _request(
 ) -> dict[str, Any]:
     ctx = _context(context)
     device = ctx.get("device")
-    if device is not None and not isinstance(device, dict):
-        raise RequestError("context.device", f"must be an object, not {_kind(device)}")
     return {
         "subject": _subject_with_token(subject) if identity else _entity("subject", subject),
         "action": _action(action),
@@ -376,6 +376,9 @@ def _context(value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise RequestError("context", f"must be an object, not {_kind(value)}")
+    device = value.get("device")
+    if device is not None and not isinstance(device, dict):
+        raise RequestError("context.device", f"must be an object, not {_kind(device)}")
     return value
 
 

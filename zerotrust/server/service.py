@@ -224,11 +224,12 @@ class Service:
             if isinstance(prepared, Refusal):
                 return self._refused(prepared, meta)
             request = prepared
+        began = time.perf_counter()
         try:
             decision = self._pdp.evaluate(request, extra=meta)
         except IdentityError as exc:
             return self._refused(Refusal(exc.code), meta)
-        self._metrics.decision(decision.effect.value)
+        self._metrics.decision(decision.effect.value, time.perf_counter() - began)
         return decision
 
     def _refused(self, refusal: Refusal, meta: Mapping[str, Any]) -> Refusal:

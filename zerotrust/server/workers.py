@@ -22,8 +22,11 @@ import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -31,12 +34,14 @@ from typing import Any
 
 import attrs
 import uvicorn
+from prometheus_client.multiprocess import mark_process_dead
 
 from zerotrust.audit import JsonLinesLog
 from zerotrust.behavior.redis import RedisBehaviorStore
 from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.server.app import create_app
 from zerotrust.server.identity import build_identity
+from zerotrust.server.metrics import MULTIPROCESS_ENV
 from zerotrust.server.runner import (
     Bound,
     build_config,
@@ -123,7 +128,27 @@ def supervise(options: ServeOptions, socket_sets: list[list[socket.socket]]) -> 
     A worker that exits later is replaced. A replacement that cannot start (the policy
     files were edited into an invalid state meanwhile, say) leaves the others serving
     the set they loaded: it is logged and tried again after 1, 2, 4 ... up to
-    :data:`RETRY_MAX_SECONDS` seconds."""
+    :data:`RETRY_MAX_SECONDS` seconds.
+
+    The workers keep their metrics in a directory of their own that this sets up (as
+    ``PROMETHEUS_MULTIPROC_DIR``, which spawned workers inherit) and removes at the end,
+    so ``/metrics`` from any worker adds up all of them."""
+    metrics_dir = tempfile.mkdtemp(prefix="zerotrust-metrics-")
+    before = os.environ.get(MULTIPROCESS_ENV)
+    os.environ[MULTIPROCESS_ENV] = metrics_dir
+    try:
+        return _supervise(options, socket_sets, metrics_dir)
+    finally:
+        if before is None:
+            os.environ.pop(MULTIPROCESS_ENV, None)
+        else:
+            os.environ[MULTIPROCESS_ENV] = before
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _supervise(
+    options: ServeOptions, socket_sets: list[list[socket.socket]], metrics_dir: str
+) -> int:
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
@@ -159,6 +184,8 @@ def supervise(options: ServeOptions, socket_sets: list[list[socket.socket]]) -> 
                     continue
                 code = worker.process.exitcode
                 worker.close()
+                # Its live gauges go with it (the helper carries no annotations).
+                mark_process_dead(worker.pid, metrics_dir)  # type: ignore[no-untyped-call]
                 if worker.ready:
                     _log.warning("worker [%s] exited (%s): starting another", worker.pid, code)
                     workers[index] = _Worker(options, worker.sockets, replacing=0.0)

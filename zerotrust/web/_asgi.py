@@ -25,6 +25,7 @@ __all__ = [
     "refuse",
     "route_path",
     "send_reply",
+    "settle_denial",
     "without_pathsend",
 ]
 
@@ -196,7 +197,10 @@ class Rewriter:
         body = b"".join(self._chunks)
         if not self._failed and body:
             rewritten = rewrite_json(
-                [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers], body, self._plan
+                int(start.get("status", 200)),
+                [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
+                body,
+                self._plan,
             )
             if isinstance(rewritten, str):
                 self._failed = rewritten

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from zerotrust.decision import Decision, Effect, StepUp
-from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.engine import DecisionPoint
 from zerotrust.errors import IdentityError, RequestError
 from zerotrust.request import AccessRequest
 from zerotrust.web.challenges import (
@@ -159,7 +159,7 @@ class Gate:
 
     def __init__(
         self,
-        pdp: PolicyDecisionPoint,
+        pdp: DecisionPoint,
         resolve: Mapping[str, Any] | Resolver,
         config: WebConfig,
     ) -> None:
@@ -379,13 +379,27 @@ def _country(http: HttpRequest, cfg: WebConfig) -> str | None:
     return value if len(value) == 2 and value.isascii() and value.isalnum() else None
 
 
-def rewrite_json(headers: list[tuple[str, str]], body: bytes, plan: ObligationPlan) -> bytes | str:
-    """The response body with obligations applied, or why it cannot be rewritten."""
+def rewrite_json(
+    status: int, headers: list[tuple[str, str]], body: bytes, plan: ObligationPlan
+) -> bytes | str:
+    """The response body with obligations applied, or why it cannot be rewritten.
+
+    Only a success (``status`` 2xx) is the resource. Any other response is the app's or
+    the framework's answer (an HTML 404 page from ``abort(404)`` or ``Http404``, the
+    small page of Flask's ``redirect()``): one that is not JSON is released as it is,
+    and a JSON one has its fields masked and tokenized but is not ``limit``-ed (it
+    holds no list of records to cut).
+    """
     found = {k.lower(): v for k, v in headers}
+    media = found.get("content-type", "").split(";")[0].strip().lower()
+    is_json = media == "application/json" or media.endswith("+json")
+    if not 200 <= status < 300:
+        if not is_json:
+            return body
+        plan = plan.without_limits()
     if found.get("content-encoding", "identity").strip().lower() != "identity":
         return "response is content-encoded"
-    media = found.get("content-type", "").split(";")[0].strip().lower()
-    if media != "application/json" and not media.endswith("+json"):
+    if not is_json:
         return "response is not JSON"
     try:
         payload = json.loads(body)

@@ -23,7 +23,7 @@ from typing import Any
 import anyio.to_thread
 
 from zerotrust.decision import Decision
-from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.engine import DecisionPoint
 from zerotrust.request import AccessRequest
 from zerotrust.web._asgi import (
     ASGIApp,
@@ -77,7 +77,7 @@ class ZeroTrustMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        pdp: PolicyDecisionPoint,
+        pdp: DecisionPoint,
         *,
         resolve: Mapping[str, Any] | Resolver,
         config: WebConfig,

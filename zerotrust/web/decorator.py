@@ -21,7 +21,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from zerotrust._describe import describe
 from zerotrust.decision import Decision, Effect
-from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.engine import DecisionPoint
 from zerotrust.errors import RequestError
 from zerotrust.request import AccessRequest, plain_mapping, request_variables
 from zerotrust.web._pep import CURRENT_REQUEST, HTTP_CONTEXT_KEYS, Part, request_part
@@ -46,7 +46,7 @@ def current_request() -> AccessRequest | None:
 
 
 def require(
-    pdp: PolicyDecisionPoint,
+    pdp: DecisionPoint,
     *,
     action: str,
     resource: Part,

@@ -469,7 +469,7 @@ def _release(
     for step_gate, step_decision, plan in held:
         if failed is not None or not body:  # nothing to mask in an empty body (a 204)
             break
-        rewritten = rewrite_json(list(response.items()), body, plan)
+        rewritten = rewrite_json(response.status_code, list(response.items()), body, plan)
         if isinstance(rewritten, str):
             failed, gate, decision = rewritten, step_gate, step_decision
         else:

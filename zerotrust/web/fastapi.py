@@ -22,104 +22,40 @@ them, by the same :class:`~zerotrust.web._pep.Gate`. A refusal is raised as
 registers with the same 401 / 403 problem+json as the middleware; the allowed
 decision's obligations are applied to the route's JSON response by a small ASGI
 middleware that ``install`` adds. Routes without a requirement are not guarded
-(``ZeroTrust(..., require_all=True)`` refuses them). :meth:`ZeroTrust.guard` puts the
-same requirement on a plain Starlette endpoint.
+(``ZeroTrust(..., require_all=True)`` refuses them). All but the dependency is
+:class:`zerotrust.web.starlette.ZeroTrust`, which this one extends (its
+:meth:`~zerotrust.web.starlette.ZeroTrust.guard` works on a FastAPI app's plain routes).
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
 
-import anyio.to_thread
-import attrs
 from fastapi import Header, HTTPException
 from fastapi.params import Depends
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from fastapi.security import HTTPBearer
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection
-from starlette.responses import Response
-from starlette.routing import Match, Route, WebSocketRoute
+from starlette.routing import BaseRoute
 
 from zerotrust.decision import Decision
-from zerotrust.engine import PolicyDecisionPoint
-from zerotrust.errors import ZeroTrustError
-from zerotrust.web._asgi import (
-    ASGIApp,
-    Receive,
-    Rewriter,
-    Scope,
-    Send,
-    http_request,
-    refuse,
-    without_pathsend,
-)
-from zerotrust.web._pep import (
-    CURRENT_REQUEST,
-    REQUEST_STATE_KEY,
-    STATE_KEY,
-    Gate,
-    Identity,
-    Prepared,
-    Reply,
-    Verdict,
-)
-from zerotrust.web.errors import AccessDenied, WebConfigError
-from zerotrust.web.http import HttpRequest, Target, WebConfig
-from zerotrust.web.obligations import ObligationPlan
+from zerotrust.engine import DecisionPoint
+from zerotrust.web import starlette as base
+from zerotrust.web.errors import WebConfigError
+from zerotrust.web.http import WebConfig
+from zerotrust.web.starlette import Part, Requirement
 
 __all__ = ["Refusal", "Requirement", "ZeroTrust"]
 
-_SLOT = "zerotrust.fastapi"
-Part = Mapping[str, Any] | Callable[..., Any] | None
+
+class Refusal(base.Refusal, HTTPException):
+    """A refusal raised by a :meth:`ZeroTrust.requires` dependency: FastAPI's
+    ``HTTPException`` too, so a handler the app registers for that class sees it."""
 
 
-class Refusal(ZeroTrustError, HTTPException):
-    """A request the PDP (or the gate) refused; ``reply`` is the complete answer.
-
-    Raised by a :meth:`ZeroTrust.requires` dependency and answered by the handler that
-    :meth:`ZeroTrust.install` registers (an app may register its own for this class to
-    log or decorate it; it should still send ``reply``). An ``HTTPException``, so that
-    even an app without that handler answers with the refusal's status and challenge,
-    never runs the view. ``decision`` is ``None`` only for a request that could not be
-    turned into an access request.
-    """
-
-    def __init__(self, reply: Reply, decision: Decision | None) -> None:
-        challenge = {k: v for k, v in reply.headers if k == "www-authenticate"}
-        HTTPException.__init__(self, reply.status, reply.code, challenge or None)
-        self.reply = reply
-        self.decision = decision
-
-
-@attrs.frozen
-class Requirement:
-    """What a route declares: the resource type, the action and where the id comes from."""
-
-    resource_type: str
-    action: str
-    resource_id: str | None = None
-    properties: Part = None
-    context: Part = None
-
-
-class _Slot:
-    """Per request, what the dependencies decided that the response middleware must do."""
-
-    def __init__(self) -> None:
-        self.rewrites: list[tuple[ObligationPlan, Gate, Decision]] = []
-
-
-def _no_routes(http: Any) -> None:
-    return None  # the framework's router resolves; the gate never does here
-
-
-class ZeroTrust:
+class ZeroTrust(base.ZeroTrust):
     """The enforcement point for one FastAPI app: dependencies, handlers, obligations.
 
     ``debug`` puts the decision's reasons (the matched rules) into refusals; ``None``
@@ -129,36 +65,24 @@ class ZeroTrust:
     ``/openapi.json`` and mounted apps are not API routes and stay reachable.
     """
 
+    refusal: ClassVar[type[base.Refusal]] = Refusal
+
     def __init__(
         self,
-        pdp: PolicyDecisionPoint,
+        pdp: DecisionPoint,
         *,
         config: WebConfig,
         debug: bool | None = None,
         require_all: bool = False,
         scheme_name: str = "bearer",
     ) -> None:
-        if not isinstance(config, WebConfig):
-            raise WebConfigError("config must be a zerotrust.web.WebConfig")
-        self._gate = Gate(pdp, _no_routes, config)
-        self._debug_gate = Gate(pdp, _no_routes, attrs.evolve(config, expose_reasons=True))
-        self._debug = debug
-        self._require_all = require_all
+        super().__init__(pdp, config=config, debug=debug, require_all=require_all)
         # auto_error=False: the gate, not FastAPI, answers a missing token (and logs it).
         self._bearer = HTTPBearer(
             auto_error=False,
             scheme_name=scheme_name,
             description="A JWT from the identity provider: `Authorization: Bearer <token>`",
         )
-
-    @property
-    def config(self) -> WebConfig:
-        return self._gate.config
-
-    @property
-    def gate(self) -> Gate:
-        """The enforcement core this app shares with the Starlette authentication backend."""
-        return self._gate
 
     def requires(
         self,
@@ -174,10 +98,12 @@ class ZeroTrust:
         ``resource_id`` names the path parameter that is ``resource.id``; the other path
         parameters go to ``context.path_params`` (never to resource properties, which a
         URL must not choose). ``properties`` and ``context`` are mappings or functions
-        (sync or async) called with the path parameters they name, and ``request`` if
-        they take it; ``properties`` returning ``None`` means an unknown resource.
+        called with the path parameters they name, and ``request`` if they take it: a
+        plain function in the threadpool (a database query must not stall the event
+        loop), an async one awaited. ``properties`` returning ``None`` means an unknown
+        resource.
         """
-        requirement = _requirement(resource_type, action, resource_id, properties, context)
+        requirement = Requirement(resource_type, action, resource_id, properties, context)
 
         async def zerotrust_decision(connection: HTTPConnection, **_: Any) -> Decision:
             return await self._decide(connection, requirement)
@@ -216,205 +142,13 @@ class ZeroTrust:
         zerotrust_decision.zerotrust_requirement = requirement  # type: ignore[attr-defined]
         return zerotrust_decision
 
-    def guard(
-        self,
-        resource_type: str,
-        action: str,
-        *,
-        resource_id: str | None = None,
-        properties: Part = None,
-        context: Part = None,
-    ) -> Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]]:
-        """The same requirement on a plain Starlette endpoint (``request`` or ``websocket``).
-
-        The endpoint runs only on allow; the decision is in ``request.state.zerotrust``
-        (:func:`~zerotrust.web.asgi.decision_of`). Sync endpoints run in a thread, as
-        Starlette runs them.
-        """
-        requirement = _requirement(resource_type, action, resource_id, properties, context)
-
-        def decorate(endpoint: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-            @functools.wraps(endpoint)
-            async def guarded(connection: HTTPConnection) -> Any:
-                await self._decide(connection, requirement)
-                if inspect.iscoroutinefunction(endpoint):
-                    return await endpoint(connection)
-                return await run_in_threadpool(endpoint, connection)
-
-            guarded.zerotrust_requirement = requirement  # type: ignore[attr-defined]
-            return guarded
-
-        return decorate
-
-    def install(self, app: Starlette) -> None:
-        """Register the refusal handlers and the obligation middleware; check the routes.
-
-        The middleware goes innermost, so that the app's own middleware (compression,
-        say) sees the rewritten body. A route whose ``resource_id`` names no path
-        parameter is a :class:`WebConfigError` here, not a 500 later.
-        """
-        if getattr(app, "middleware_stack", None) is not None:
-            raise WebConfigError("zt.install(app) must run before the app serves its first request")
-        _check_routes(app)
-        app.add_exception_handler(Refusal, self._on_refusal)
-        app.add_exception_handler(AccessDenied, self._on_access_denied)
-        app.user_middleware.append(Middleware(_Enforcer, zt=self))
-
-    def _gate_for(self, connection: HTTPConnection) -> Gate:
-        debug = self._debug
-        if debug is None:
-            debug = bool(getattr(connection.scope.get("app"), "debug", False))
-        return self._debug_gate if debug else self._gate
-
-    async def _decide(self, connection: HTTPConnection, requirement: Requirement) -> Decision:
-        scope = connection.scope
-        slot = scope.get(_SLOT)
-        if not isinstance(slot, _Slot):
-            raise WebConfigError("zerotrust: call zt.install(app) before serving requests")
-        gate = self._gate_for(connection)
-        http = http_request(scope)
-        target = await _target(connection, requirement, http.route_method)
-        judged = await _judge(gate, http, target)
-        if isinstance(judged, Reply):
-            raise Refusal(judged, None)
-        verdict, prepared = judged
-        decision = verdict.decision
-        if verdict.reply is not None:
-            raise Refusal(verdict.reply, decision)
-        if verdict.plan is not None:
-            slot.rewrites.append((verdict.plan, gate, decision))
-            # A rewritten body must pass through send, not the server's file path.
-            scope.update(without_pathsend(scope))
-        state = scope.setdefault("state", {})
-        state[STATE_KEY] = decision
-        state[REQUEST_STATE_KEY] = prepared.access
-        CURRENT_REQUEST.set(prepared.access)  # reset by _Enforcer when the request ends
-        return decision
-
-    async def _refused_undeclared(self, scope: Scope, send: Send) -> bool:
-        """With ``require_all``: refuse a request the router sends to an undeclared route."""
-        routes = getattr(getattr(scope.get("app"), "router", None), "routes", ())
-        for route in routes:
-            match, _ = route.matches(scope)
-            if match is not Match.FULL:
-                continue
-            if not isinstance(route, APIRoute | APIWebSocketRoute):
-                return False
-            if _requirements(route.dependant):
-                return False
-            gate = self._gate_for(HTTPConnection(scope))
-            judged = await _judge(gate, http_request(scope), None)
-            reply = judged if isinstance(judged, Reply) else judged[0].reply
-            if reply is None:  # the gate refuses every request without a target
-                raise WebConfigError("an undeclared route was not refused")
-            await refuse(scope, send, reply)
-            return True
-        return False
-
-    async def _on_refusal(self, connection: HTTPConnection, exc: Exception) -> Any:
-        if not isinstance(exc, Refusal):  # registered for Refusal only
-            raise exc
-        return _answer(connection, exc.reply)
-
-    async def _on_access_denied(self, connection: HTTPConnection, exc: Exception) -> Any:
-        """``@require`` raised inside a view: answered as the gate answers, not a 500."""
-        if not isinstance(exc, AccessDenied):
-            raise exc
-        return _answer(connection, self._gate_for(connection).refusal(exc.decision))
-
-
-async def _judge(
-    gate: Gate, http: HttpRequest, target: Target | None
-) -> tuple[Verdict, Prepared] | Reply:
-    """Authenticate, ask the PDP and judge, as the ASGI middleware does."""
-    identity = await identify(gate, http)
-    prepared = gate.prepare(http, target, identity)
-    if isinstance(prepared, Reply):
-        return prepared
-    decision = await gate.pdp.evaluate_async(prepared.access, extra=prepared.extra)
-    return gate.verdict(decision, prepared), prepared
-
-
-def _requirement(
-    resource_type: str, action: str, resource_id: str | None, properties: Part, context: Part
-) -> Requirement:
-    for name, value in (("resource_type", resource_type), ("action", action)):
-        if not isinstance(value, str) or not value:
-            raise WebConfigError(f"requires: {name} must be a non-empty string")
-    if resource_id is not None and (not isinstance(resource_id, str) or not resource_id):
-        raise WebConfigError("requires: resource_id names a path parameter")
-    for name, part in (("properties", properties), ("context", context)):
-        if part is not None and not isinstance(part, Mapping) and not callable(part):
-            raise WebConfigError(f"requires: {name} must be a mapping or a function")
-    return Requirement(resource_type, action, resource_id, properties, context)
-
-
-async def identify(gate: Gate, http: HttpRequest) -> Identity:
-    """The caller's identity; in a worker thread only when verifying may fetch keys."""
-    if gate.would_block(http):
-        return await anyio.to_thread.run_sync(gate.identify, http)
-    return gate.identify(http)
-
-
-def _answer(connection: HTTPConnection, reply: Reply) -> Any:
-    slot = connection.scope.get(_SLOT)
-    if isinstance(slot, _Slot):
-        slot.rewrites.clear()  # the refusal is ours, sent as it is
-    if connection.scope["type"] == "http":
-        return Response(reply.body, reply.status, headers=dict(reply.headers))
-    return _RefuseApp(reply)  # a WebSocket handshake: a denial response, or close 1008
-
-
-class _RefuseApp:
-    def __init__(self, reply: Reply) -> None:
-        self.reply = reply
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await refuse(scope, send, self.reply)
-
-
-async def _target(connection: HTTPConnection, req: Requirement, method: str) -> Target:
-    raw = dict(connection.path_params)
-    params = {k: str(v) for k, v in raw.items()}
-    rid = None
-    if req.resource_id is not None:
-        if req.resource_id not in params:
-            raise WebConfigError(f"requires: the route has no path parameter {req.resource_id!r}")
-        rid = params.pop(req.resource_id)
-    properties = await _part(req.properties, raw, connection, "properties")
-    context = dict(await _part(req.context, raw, connection, "context") or {})
-    if params:
-        context["path_params"] = params
-    route = connection.scope.get("route")
-    template = getattr(route, "path_format", None)  # never the raw path: it may hold ids
-    return Target(
-        resource_type=req.resource_type,
-        action=req.action,
-        resource_id=rid,
-        resource_properties=properties or {},
-        context=context,
-        route=f"{method} {template}" if isinstance(template, str) else None,
-    )
-
-
-async def _part(
-    part: Part, params: Mapping[str, Any], connection: HTTPConnection, what: str
-) -> Mapping[str, Any] | None:
-    if part is None:
-        return None
-    if isinstance(part, Mapping):
-        return part
-    available = {"request": connection, **params}
-    signature = inspect.signature(part)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
-        found = part(**available)
-    else:
-        found = part(**{n: available[n] for n in signature.parameters if n in available})
-    if inspect.isawaitable(found):
-        found = await found
-    if found is not None and not isinstance(found, Mapping):
-        raise WebConfigError(f"requires: {what} returned a {type(found).__name__}, not a mapping")
-    return found
+    def route_requirements(self, route: BaseRoute) -> list[Requirement] | None:
+        """An API route's dependencies; a plain route counts only if guarded (``/docs``
+        and ``/openapi.json`` are FastAPI's own, never refused by ``require_all``)."""
+        if isinstance(route, APIRoute | APIWebSocketRoute):
+            _uncalled(route.dependant, route.path)
+            return _requirements(route.dependant)
+        return super().route_requirements(route) or None
 
 
 def _requirements(dependant: Any) -> list[Requirement]:
@@ -427,78 +161,13 @@ def _requirements(dependant: Any) -> list[Requirement]:
     return found
 
 
-def _check_routes(app: Starlette) -> None:
-    for route in app.routes:
-        if isinstance(route, APIRoute | APIWebSocketRoute):
-            requirements = _requirements(route.dependant)
-        elif isinstance(route, Route | WebSocketRoute):
-            found = getattr(route.endpoint, "zerotrust_requirement", None)
-            requirements = [found] if isinstance(found, Requirement) else []
-        else:
-            continue
-        names = set(route.param_convertors)
-        for requirement in requirements:
-            if requirement.resource_id is not None and requirement.resource_id not in names:
-                raise WebConfigError(
-                    f"route {route.path}: requires(resource_id={requirement.resource_id!r}) "
-                    f"names no path parameter (it has {sorted(names) or 'none'})"
-                )
-
-
-class _Enforcer:
-    """Applies the decisions' obligations to the response of a protected route.
-
-    Routes whose dependencies recorded no obligation plan stream through untouched;
-    otherwise the body is rewritten by the middleware's own rewriter, which withholds
-    (500) anything it cannot rewrite rather than release it unmasked.
-    """
-
-    def __init__(self, app: ASGIApp, zt: ZeroTrust) -> None:
-        self.app = app
-        self.zt = zt
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        slot = _Slot()
-        scope[_SLOT] = slot
-        token = CURRENT_REQUEST.set(None)
-        try:
-            if self.zt._require_all and await self.zt._refused_undeclared(scope, send):
-                return
-            if scope["type"] == "websocket":
-                await self.app(scope, receive, send)
-                return
-            sender = _Sender(send, slot)
-            await self.app(scope, receive, sender)
-            await sender.finish()
-        finally:
-            CURRENT_REQUEST.reset(token)
-
-
-class _Sender:
-    """Chooses at the response's start: pass through, or rewrite through every plan."""
-
-    def __init__(self, send: Send, slot: _Slot) -> None:
-        self._send = send
-        self._slot = slot
-        self._chain: list[Rewriter] | None = None
-
-    async def __call__(self, message: Any) -> None:
-        if self._chain is None and message["type"] == "http.response.start":
-            chain: list[Rewriter] = []
-            downstream: Send = self._send
-            for plan, gate, decision in self._slot.rewrites:
-                rewriter = Rewriter(downstream, plan, gate, decision)
-                chain.append(rewriter)
-                downstream = rewriter
-            self._chain = chain
-        if self._chain:
-            await self._chain[-1](message)
-        else:
-            await self._send(message)
-
-    async def finish(self) -> None:
-        for rewriter in reversed(self._chain or []):
-            await rewriter.finish()
+def _uncalled(dependant: Any, path: str) -> None:
+    """``Depends(zt.requires)`` (not called) would ask clients for ``?resource_type=``."""
+    for sub in dependant.dependencies:
+        if getattr(sub.call, "__func__", None) in (ZeroTrust.requires, ZeroTrust.guard):
+            name = sub.call.__func__.__name__
+            raise WebConfigError(
+                f"route {path}: Depends(zt.{name}) must be called: "
+                f'Depends(zt.{name}("resource_type", "action", ...))'
+            )
+        _uncalled(sub, path)

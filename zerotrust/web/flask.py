@@ -32,8 +32,9 @@ from werkzeug.exceptions import Forbidden, HTTPException, Unauthorized
 from werkzeug.wrappers import Response
 
 from zerotrust.decision import Decision
-from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.engine import DecisionPoint
 from zerotrust.errors import ZeroTrustError
+from zerotrust.web._parts import is_async, missing_arguments, required_arguments
 from zerotrust.web._pep import (
     CURRENT_REQUEST,
     Gate,
@@ -180,7 +181,8 @@ class ZeroTrust:
     """The Flask extension: ``ZeroTrust(app, ...)`` or ``ZeroTrust(...).init_app(app)``.
 
     Unset arguments come from ``app.config``: ``ZEROTRUST_PDP`` (a
-    :class:`~zerotrust.PolicyDecisionPoint`), ``ZEROTRUST_CONFIG`` (a
+    :class:`~zerotrust.PolicyDecisionPoint` or another
+    :class:`~zerotrust.DecisionPoint`), ``ZEROTRUST_CONFIG`` (a
     :class:`~zerotrust.web.WebConfig`), ``ZEROTRUST_DEBUG`` (refusals carry the
     reasons; default: ``app.debug``), ``ZEROTRUST_REQUIRE_ALL`` (refuse every request
     whose view is not declared with :meth:`requires`, 404s included; default off) and
@@ -191,7 +193,7 @@ class ZeroTrust:
         self,
         app: Flask | None = None,
         *,
-        pdp: PolicyDecisionPoint | None = None,
+        pdp: DecisionPoint | None = None,
         config: WebConfig | None = None,
         debug: bool | None = None,
         require_all: bool | None = None,
@@ -208,8 +210,11 @@ class ZeroTrust:
             raise WebConfigError("zerotrust: init_app was already called for this app")
         pdp = self.pdp if self.pdp is not None else app.config.get("ZEROTRUST_PDP")
         config = self.config if self.config is not None else app.config.get("ZEROTRUST_CONFIG")
-        if not isinstance(pdp, PolicyDecisionPoint):
-            raise WebConfigError("zerotrust: pdp= (or ZEROTRUST_PDP) must be a PolicyDecisionPoint")
+        if pdp is None or not callable(getattr(pdp, "evaluate", None)):
+            raise WebConfigError(
+                "zerotrust: pdp= (or ZEROTRUST_PDP) must be a PolicyDecisionPoint or a "
+                "remote one (zerotrust.client.AuthZENClient)"
+            )
         if not isinstance(config, WebConfig):
             raise WebConfigError("zerotrust: config= (or ZEROTRUST_CONFIG) must be a WebConfig")
         debug = self.debug if self.debug is not None else app.config.get("ZEROTRUST_DEBUG")
@@ -261,6 +266,14 @@ class ZeroTrust:
                 raise WebConfigError(f"requires: {name} must be a non-empty string")
         if resource_id is not None and (not isinstance(resource_id, str) or not resource_id):
             raise WebConfigError("requires: resource_id names a view argument")
+        parts = (("properties", properties), ("context", context))
+        for what, part in parts:
+            if callable(part) and is_async(part):
+                raise WebConfigError(
+                    f"requires: {what}= is async; Flask calls it before the view, "
+                    "synchronously: give a plain function"
+                )
+        needs = [(what, required_arguments(part, f"requires: {what}")) for what, part in parts]
         lookup = request_part(cast(Part, properties))
         extra_context = request_part(cast(Part, context))
 
@@ -273,6 +286,7 @@ class ZeroTrust:
                         f"requires: the route {request.url_rule} has no <{resource_id}>"
                     )
                 rid = str(args[resource_id])
+            missing_arguments(needs, args, str(request.url_rule))
             found_context = extra_context(args)
             if found_context is not None and not isinstance(found_context, Mapping):
                 raise WebConfigError("requires: context= gave no mapping")
@@ -379,7 +393,7 @@ def _release(response: Response) -> Response:
     for step_gate, step_decision, plan in held:
         if failed is not None or not body:
             break
-        rewritten = rewrite_json(list(response.headers.items()), body, plan)
+        rewritten = rewrite_json(response.status_code, list(response.headers.items()), body, plan)
         if isinstance(rewritten, str):
             failed, gate, decision = rewritten, step_gate, step_decision
         else:

@@ -164,6 +164,8 @@ class ObligationPlan:
 
     steps: tuple[Step, ...] = ()
     types: tuple[str, ...] = ()
+    #: How many of ``steps``, from the first, are ``limit`` cuts.
+    limits: int = 0
 
     @classmethod
     def compile(
@@ -195,10 +197,14 @@ class ObligationPlan:
             else:
                 limits.append(_limit_step(spec, ob))
             types.append(ob.type)
-        return cls(steps=(*limits, *others), types=tuple(types))
+        return cls(steps=(*limits, *others), types=tuple(types), limits=len(limits))
 
     def __bool__(self) -> bool:
         return bool(self.steps)
+
+    def without_limits(self) -> ObligationPlan:
+        """The masks and tokenizations alone: for data that holds no list of records to cut."""
+        return ObligationPlan(steps=self.steps[self.limits :], types=self.types)
 
     def apply(self, payload: Any) -> Any:
         """A new value with every obligation applied; the input is left unchanged.

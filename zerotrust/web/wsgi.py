@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from zerotrust.decision import Decision
-from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.engine import DecisionPoint
 from zerotrust.request import AccessRequest
 from zerotrust.web._pep import CURRENT_REQUEST, Gate, Reply, rewrite_json
 from zerotrust.web._wsgi import http_request
@@ -59,7 +59,7 @@ class ZeroTrustMiddleware:
     def __init__(
         self,
         app: WSGIApp,
-        pdp: PolicyDecisionPoint,
+        pdp: DecisionPoint,
         *,
         resolve: Mapping[str, Any] | Resolver,
         config: WebConfig,
@@ -131,7 +131,7 @@ class ZeroTrustMiddleware:
             failed = failed or "the application did not start a response"
         body = b"".join(chunks)
         if failed is None and body:
-            rewritten = rewrite_json(started[0][1], body, plan)
+            rewritten = rewrite_json(_status_code(started[0][0]), started[0][1], body, plan)
             if isinstance(rewritten, str):
                 failed = rewritten
             else:
@@ -173,6 +173,12 @@ def _environ(request: Any) -> Mapping[str, Any]:
         if isinstance(found, Mapping):
             return found
     return {}
+
+
+def _status_code(status: str) -> int:
+    """PEP 3333's ``"404 Not Found"`` as 404; one that does not parse is held to a 200's rules."""
+    code = status.split(" ", 1)[0]
+    return int(code) if code.isdigit() and len(code) == 3 else 200
 
 
 def _reply(start_response: StartResponse, reply: Reply) -> Iterator[bytes]:
