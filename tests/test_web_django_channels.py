@@ -202,3 +202,13 @@ def test_obligations_the_consumer_does_not_handle_refuse_the_handshake(log: Reco
         [close] = connect(consumers.application(), "/ws/customers/c-1001/live", bearer())
     assert close["code"] == 1008 and close["reason"].startswith("obligation_unsupported")
     assert calls() == []
+
+
+def test_requires_checks_its_arguments() -> None:
+    from zerotrust.web import WebConfigError
+    from zerotrust.web.channels import requires
+
+    with pytest.raises(WebConfigError, match="resource_type"):
+        requires("", "watch")
+    with pytest.raises(WebConfigError, match="resource_id"):
+        requires("customer_record", "watch", resource_id="")

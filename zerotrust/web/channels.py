@@ -42,7 +42,7 @@ from django.urls import URLPattern
 
 from zerotrust.web._asgi import ASGIApp, Receive, Scope, Send, http_request, refuse
 from zerotrust.web._pep import CURRENT_REQUEST, Gate, Part, Reply, request_part
-from zerotrust.web.django_config import DjangoConfigError, load_settings
+from zerotrust.web.django_config import DjangoConfigError, check_declaration, load_settings
 from zerotrust.web.errors import UnsupportedScopeError
 from zerotrust.web.http import Target, with_properties
 
@@ -106,11 +106,7 @@ def requires(
     gets (``WEBSOCKET /ws/customers/<str:id>/live``); given the app alone there is no
     route to name (Channels keeps no pattern in the scope), so neither has one.
     """
-    for name, value in (("resource_type", resource_type), ("action", action)):
-        if not isinstance(value, str) or not value:
-            raise DjangoConfigError(f"requires: {name} must be a non-empty string")
-    if resource_id is not None and (not isinstance(resource_id, str) or not resource_id):
-        raise DjangoConfigError("requires: resource_id names a route keyword argument")
+    check_declaration(resource_type, action, resource_id)
     spec = _Spec(resource_type, action, resource_id, _part(properties), _part(context))
 
     def decorate(declared: Any) -> Any:

@@ -44,7 +44,7 @@ from zerotrust.web._pep import (
     rewrite_json,
 )
 from zerotrust.web._wsgi import http_request
-from zerotrust.web.django_config import DjangoConfigError, load_settings
+from zerotrust.web.django_config import DjangoConfigError, check_declaration, load_settings
 from zerotrust.web.http import Target, with_properties
 from zerotrust.web.obligations import ObligationPlan
 
@@ -126,11 +126,7 @@ def _spec(
     properties: Any = None,
     context: Any = None,
 ) -> _Spec:
-    for name, value in (("resource_type", resource_type), ("action", action)):
-        if not isinstance(value, str) or not value:
-            raise DjangoConfigError(f"requires: {name} must be a non-empty string")
-    if resource_id is not None and (not isinstance(resource_id, str) or not resource_id):
-        raise DjangoConfigError("requires: resource_id names a URL keyword argument")
+    check_declaration(resource_type, action, resource_id)
     return _Spec(
         resource_type,
         action,

@@ -14,7 +14,7 @@ from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.web.errors import WebConfigError
 from zerotrust.web.http import WebConfig
 
-__all__ = ["DjangoConfigError", "load_settings", "permissions_of"]
+__all__ = ["DjangoConfigError", "check_declaration", "load_settings", "permissions_of"]
 
 _BACKEND = "zerotrust.web.django_backend.ZeroTrustBackend"
 
@@ -24,6 +24,16 @@ class DjangoConfigError(WebConfigError, ImproperlyConfigured):  # type: ignore[m
 
     Also Django's ``ImproperlyConfigured``, so Django reports it as configuration.
     """
+
+
+def check_declaration(resource_type: Any, action: Any, resource_id: Any) -> None:
+    """What ``requires`` (a view's, a consumer's) names: two strings, and a keyword
+    argument of the route or nothing."""
+    for name, value in (("resource_type", resource_type), ("action", action)):
+        if not isinstance(value, str) or not value:
+            raise DjangoConfigError(f"requires: {name} must be a non-empty string")
+    if resource_id is not None and (not isinstance(resource_id, str) or not resource_id):
+        raise DjangoConfigError("requires: resource_id names a URL keyword argument")
 
 
 def _load(options: Mapping[str, Any], key: str) -> Any:
