@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.engine import DecisionPoint
 from zerotrust.web.errors import WebConfigError
 from zerotrust.web.http import WebConfig
 
@@ -49,7 +49,7 @@ def _load(options: Mapping[str, Any], key: str) -> Any:
     return value
 
 
-def load_settings() -> tuple[PolicyDecisionPoint, WebConfig, bool | None]:
+def load_settings() -> tuple[DecisionPoint, WebConfig, bool | None]:
     options = getattr(settings, "ZEROTRUST", None)
     if not isinstance(options, Mapping):
         raise DjangoConfigError("settings.ZEROTRUST must be a dict with 'PDP' and 'CONFIG'")
@@ -57,9 +57,10 @@ def load_settings() -> tuple[PolicyDecisionPoint, WebConfig, bool | None]:
     if unknown:
         raise DjangoConfigError(f"settings.ZEROTRUST: unknown keys {sorted(unknown)}")
     pdp = _load(options, "PDP")
-    if not isinstance(pdp, PolicyDecisionPoint):
+    if not all(callable(getattr(pdp, m, None)) for m in ("evaluate", "evaluate_async")):
         raise DjangoConfigError(
-            "ZEROTRUST['PDP'] must be a PolicyDecisionPoint or a dotted path to one "
+            "ZEROTRUST['PDP'] must be a PolicyDecisionPoint, a remote one "
+            "(zerotrust.client.AuthZENClient), or a dotted path to one "
             "(or to a function returning one)"
         )
     config = _load(options, "CONFIG")
