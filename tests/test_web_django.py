@@ -403,3 +403,42 @@ def test_async_streamed_json_under_wsgi_is_withheld_not_sent_unmasked(client: Cl
     }
     r = client.get("/async-export/support", headers=headers)
     assert r.status_code == 500 and r.json()["code"] == "obligation_failed"
+
+
+def test_head_is_decided_on_the_get_route_and_logged_with_its_real_method(
+    client: Client, log: RecordingLog
+) -> None:
+    assert client.head("/customers/c-1001", headers=bearer()).status_code == 200
+    _, request, extra = log.last
+    assert request.action.name == "read" and request.context["method"] == "HEAD"
+    assert extra["http"]["method"] == "HEAD"
+    assert extra["http"]["route"] == "GET /customers/<str:customer_id>"
+    assert client.head("/cards/c-1001", headers=bearer()).status_code == 200  # View alias
+    assert log.last[2]["http"]["route"] == "GET /cards/<str:customer_id>"
+
+
+class Remote:
+    """A DecisionPoint that is not a PolicyDecisionPoint (as zerotrust.client's is)."""
+
+    def __init__(self, pdp: PolicyDecisionPoint | None) -> None:
+        self.pdp = pdp
+
+    def evaluate(self, request: Any, *, extra: Any = None) -> Any:
+        if self.pdp is None:
+            raise ConnectionError("the PDP cannot be reached")
+        return self.pdp.evaluate(request, extra=extra)
+
+    async def evaluate_async(self, request: Any, *, extra: Any = None) -> Any:
+        return self.evaluate(request, extra=extra)
+
+
+def test_any_decision_point_is_accepted_and_an_unreachable_one_refuses(
+    site: Any, log: RecordingLog
+) -> None:
+    site(PDP=Remote(shipped_pdp(log)))
+    r = Client().get("/customers/c-1001", headers=bearer())
+    assert r.status_code == 200 and r.json()["card_number"] == "****"
+    site(PDP=Remote(None))
+    r = Client(raise_request_exception=False).get("/customers/c-1001", headers=bearer())
+    assert r.status_code == 500 and b"4111" not in r.content
+    assert calls() == ["c-1001"]

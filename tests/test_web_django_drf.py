@@ -7,7 +7,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from web_helpers import RecordingLog, bearer, django_urls, rogue_key, shipped_pdp, token, web_config
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from web_helpers import (
+    RecordingLog,
+    attestation,
+    bearer,
+    django_urls,
+    rogue_key,
+    shipped_pdp,
+    token,
+    web_config,
+)
 
 from zerotrust import Effect
 from zerotrust.web import parse_challenges
@@ -148,3 +159,115 @@ def test_a_write_that_does_not_check_the_object_is_decided_before_it_runs(
     decision, req, _ = log.last
     assert req.resource.id == "c-1001" and dict(req.resource.properties) == {}
     assert (calls() == ["patched c-1001"]) == (decision.effect is Effect.ALLOW)
+
+
+def test_a_list_decides_each_object_and_drops_the_refused(client: Any, log: RecordingLog) -> None:
+    # anna (support agent, no MFA): c-1001 allowed and masked, c-1002 asks a step-up,
+    # c-5150 is billing's: only c-1001 is listed, and each object's decision is logged
+    on_a_managed_laptop = {"x-device-attestation": attestation("u-anna")}
+    r = client.get("/api/customers/", headers={**bearer(amr=("pwd",)), **on_a_managed_laptop})
+    assert r.status_code == 200
+    assert [c["id"] for c in r.json()] == ["c-1001"]
+    assert r.json()[0]["card_number"] == "****" and r.json()[0]["ssn"] == "****"
+    decided = {req.resource.id: d.effect for d, req, _ in log.entries}
+    assert decided == {"c-1001": Effect.ALLOW, "c-1002": Effect.STEP_UP, "c-5150": Effect.DENY}
+    assert all(
+        dict(req.resource.properties).keys() == {"owner_dept", "sensitivity"}
+        for _, req, _ in log.entries
+    )
+    r = client.get("/api/customers/", headers=bearer())  # with MFA, c-1002 too
+    assert [c["id"] for c in r.json()] == ["c-1001", "c-1002"]
+    assert all(c["ssn"] == "****" for c in r.json())
+
+
+def test_a_list_for_a_caller_who_is_nobody_is_the_bearer_challenge(
+    client: Any, log: RecordingLog
+) -> None:
+    r = client.get("/api/customers/")
+    assert r.status_code == 401 and r["www-authenticate"] == "Bearer"
+    assert log.last[1].subject.id == "anonymous"
+
+
+def test_the_viewsets_detail_is_decided_on_the_model_instance(
+    client: Any, log: RecordingLog
+) -> None:
+    r = client.get("/api/customers/c-1001/", headers=bearer())
+    assert r.status_code == 200 and r.json()["card_number"] == "****"
+    assert len(log.entries) == 1  # the filter left the detail to the object permission
+    request = log.last[1]
+    assert request.context["route"] == "GET /api/customers/(?P<pk>[^/.]+)/"  # no anchors
+    assert request.resource.id == "c-1001"
+    assert dict(request.resource.properties) == {"owner_dept": "support", "sensitivity": 2}
+    r = client.get("/api/customers/c-5150/", headers=bearer())
+    assert r.status_code == 403 and r.json()["code"] == "access_denied"
+
+
+def test_a_list_that_never_runs_the_filter_is_withheld(client: Any) -> None:
+    with pytest.raises(DjangoConfigError, match="filter_queryset"):
+        client.get("/unfiltered/", headers=bearer())
+
+
+def test_has_permission_without_an_object_gets_the_views_properties(
+    client: Any, log: RecordingLog
+) -> None:
+    r = client.get("/departments/support/customers", headers=bearer())
+    assert r.status_code == 200 and [c["ssn"] for c in r.json()] == ["****"]
+    request = log.last[1]
+    assert request.resource.id is None
+    assert dict(request.resource.properties) == {"owner_dept": "support", "sensitivity": 2}
+    assert request.context["path_params"] == {"dept": "support"}
+    r = client.get("/departments/billing/customers", headers=bearer())
+    assert r.status_code == 403 and r["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("path", ["/refused/c-1001", "/refused-list/"])
+def test_a_permission_after_ours_that_refuses_is_drfs_403_not_a_500(client: Any, path: str) -> None:
+    r = client.get(path, headers=bearer())
+    assert r.status_code == 403
+    assert r.json() == {"detail": "refused by the next permission"}
+
+
+def test_head_is_decided_as_get_and_logged_with_its_real_method(
+    client: Any, log: RecordingLog
+) -> None:
+    r = client.head("/customers/c-1001", headers=bearer())
+    assert r.status_code == 200
+    _, request, extra = log.last
+    assert request.action.name == "read" and request.context["method"] == "HEAD"
+    assert request.context["route"] == "GET /customers/<str:customer_id>"
+    assert extra["http"]["method"] == "HEAD"
+    assert extra["http"]["route"] == "GET /customers/<str:customer_id>"
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    department=st.sampled_from(["support", "billing", "sales"]),
+    roles=st.lists(st.sampled_from(["agent", "manager", "auditor"]), max_size=2, unique=True),
+    mfa=st.booleans(),
+    managed=st.booleans(),
+)
+def test_the_list_holds_exactly_the_records_the_detail_view_releases(
+    client: Any, department: str, roles: list[str], mfa: bool, managed: bool
+) -> None:
+    """ZeroTrustFilter and has_object_permission decide each record alike: no record is
+    listed that its own URL would refuse, none left out that it would release. A fresh PDP
+    each time, warmed by one request, so the behaviour store (first device seen, request
+    counts) does not change the answer between the list and the details."""
+    amr = ("pwd", "mfa") if mfa else ("pwd",)
+    headers = bearer(department=department, roles=tuple(roles), amr=amr)
+    if managed:
+        headers["x-device-attestation"] = attestation("u-anna")
+    with override_settings(ZEROTRUST={"PDP": shipped_pdp(), "CONFIG": web_config()}):
+        client.get("/api/customers/", headers=headers)
+        listed = client.get("/api/customers/", headers=headers)
+        assert listed.status_code == 200
+        released = {
+            rid: r.json()
+            for rid in ("c-1001", "c-1002", "c-5150")
+            if (r := client.get(f"/api/customers/{rid}/", headers=headers)).status_code == 200
+        }
+    assert {c["id"]: c for c in listed.json()} == released

@@ -5,6 +5,7 @@ Keys are generated per test session with ``cryptography``; tokens are signed wit
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import functools
@@ -211,23 +212,31 @@ def web_config(**over: Any) -> WebConfig:
     return WebConfig(**options)
 
 
-@contextlib.contextmanager
-def django_urls(urlpatterns: list[Any]) -> Iterator[None]:
-    """Django, configured once per process, routing to ``urlpatterns`` inside the block."""
+def django_setup() -> None:
+    """Django configured from ``django_site.settings``, once per process, with its SQLite
+    database migrated and the customers loaded: only the Django tests call this."""
     import django
     from django.conf import settings
+
+    if settings.configured:
+        return
+    from django_site import settings as site
+
+    settings.configure(**{k: getattr(site, k) for k in dir(site) if k.isupper()})
+    django.setup()
+    from django.db import connection
+    from django_site.customers.models import Customer
+
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    atexit.register(connection.creation.destroy_test_db, verbosity=0)
+    Customer.objects.bulk_create(Customer(**record) for record in CUSTOMERS.values())
+
+
+@contextlib.contextmanager
+def django_urls(urlpatterns: list[Any]) -> Iterator[None]:
+    """Django (see :func:`django_setup`) routing to ``urlpatterns`` inside the block."""
     from django.test.utils import override_settings
 
-    if not settings.configured:
-        settings.configure(
-            DEBUG=False,
-            SECRET_KEY="test-only-not-secret",
-            ALLOWED_HOSTS=["localhost", "testserver"],
-            ROOT_URLCONF=type("NoURLs", (), {"urlpatterns": []}),
-            MIDDLEWARE=[],
-            INSTALLED_APPS=[],
-            USE_TZ=True,
-        )
-        django.setup()
+    django_setup()
     with override_settings(ROOT_URLCONF=type("URLConf", (), {"urlpatterns": urlpatterns})):
         yield

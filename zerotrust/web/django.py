@@ -23,17 +23,16 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 
 import attrs
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.utils.module_loading import import_string
 
 from zerotrust.decision import Decision
-from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.errors import ZeroTrustError
 from zerotrust.web._pep import (
     CURRENT_REQUEST,
@@ -45,8 +44,8 @@ from zerotrust.web._pep import (
     rewrite_json,
 )
 from zerotrust.web._wsgi import http_request
-from zerotrust.web.errors import WebConfigError
-from zerotrust.web.http import Target, WebConfig, with_properties
+from zerotrust.web.django_config import DjangoConfigError, check_declaration, load_settings
+from zerotrust.web.http import Target, with_properties
 from zerotrust.web.obligations import ObligationPlan
 
 __all__ = [
@@ -66,13 +65,14 @@ _HELD = "_zerotrust_held"  # [(gate, decision, plan)] of the allows, on the requ
 _GATE = "_zerotrust_gate"  # the middleware's gate, for the DRF permission
 OBJECT_PENDING = "_zerotrust_object_pending"  # DRF deferred to an object check not yet run
 _DECIDED = "_zerotrust_decided"  # what process_view allowed: the _Spec or the view class
+REFUSED = "_zerotrust_refused"  # the Reply of the last has_perm the backend refused
+_NO_DATA = frozenset({401, 403, 404})  # answers that release no record
 
-
-class DjangoConfigError(WebConfigError, ImproperlyConfigured):  # type: ignore[misc]
-    """``settings.ZEROTRUST`` or a declaration is wrong; the message names the key.
-
-    Also Django's ``ImproperlyConfigured``, so Django reports it as configuration.
-    """
+# The Django request the middleware is handling, for the authentication backend's
+# has_perm (Django passes it no request). A ContextVar: each thread and task its own.
+REQUEST_IN_PROGRESS: ContextVar[HttpRequest | None] = ContextVar(
+    "zerotrust_django_request", default=None
+)
 
 
 @attrs.frozen
@@ -103,10 +103,20 @@ class _Spec:
 
 
 def route_of(request: HttpRequest) -> str:
-    """``"GET /customers/<str:id>"``: the method and the URL pattern Django resolved."""
+    """``"GET /customers/<str:id>"``: the method and the URL pattern Django resolved.
+
+    A HEAD served by the GET handler (any view without a ``head`` of its own) is the GET
+    route, as a route table matches it; ``extra.http.method`` keeps the real method.
+    """
     match = request.resolver_match
-    route = f"/{match.route}" if match is not None and match.route else request.path_info
-    return f"{request.method} {route}"
+    route = request.path_info
+    if match is not None and match.route:  # a re_path (DRF's routers): without its anchors
+        route = "/" + match.route.removeprefix("^").removesuffix("$")
+    method = request.method or "GET"
+    view_class = getattr(getattr(match, "func", None), "view_class", None)
+    if method == "HEAD" and not hasattr(view_class, "head"):
+        method = "GET"  # a function view, or View.setup's alias of head to get
+    return f"{method} {route}"
 
 
 def _spec(
@@ -116,11 +126,7 @@ def _spec(
     properties: Any = None,
     context: Any = None,
 ) -> _Spec:
-    for name, value in (("resource_type", resource_type), ("action", action)):
-        if not isinstance(value, str) or not value:
-            raise DjangoConfigError(f"requires: {name} must be a non-empty string")
-    if resource_id is not None and (not isinstance(resource_id, str) or not resource_id):
-        raise DjangoConfigError("requires: resource_id names a URL keyword argument")
+    check_declaration(resource_type, action, resource_id)
     return _Spec(
         resource_type,
         action,
@@ -275,48 +281,6 @@ def _class_spec(cls: type[ZeroTrustRequiredMixin], initkwargs: Mapping[str, Any]
     return attrs.evolve(checked, properties=spec.properties, context=spec.context)
 
 
-def _load(options: Mapping[str, Any], key: str) -> Any:
-    """The value of ``key``: as given, or imported from a dotted path (called if callable)."""
-    value = options.get(key)
-    if isinstance(value, str):
-        try:
-            value = import_string(value)
-        except ImportError as exc:
-            raise DjangoConfigError(f"ZEROTRUST[{key!r}]: cannot import {value!r}") from exc
-        if callable(value) and not isinstance(value, type):
-            value = value()
-    return value
-
-
-def _settings() -> tuple[PolicyDecisionPoint, WebConfig, bool | None]:
-    options = getattr(settings, "ZEROTRUST", None)
-    if not isinstance(options, Mapping):
-        raise DjangoConfigError("settings.ZEROTRUST must be a dict with 'PDP' and 'CONFIG'")
-    unknown = set(options) - {"PDP", "CONFIG", "DEBUG"}
-    if unknown:
-        raise DjangoConfigError(f"settings.ZEROTRUST: unknown keys {sorted(unknown)}")
-    pdp = _load(options, "PDP")
-    if not isinstance(pdp, PolicyDecisionPoint):
-        raise DjangoConfigError(
-            "ZEROTRUST['PDP'] must be a PolicyDecisionPoint or a dotted path to one "
-            "(or to a function returning one)"
-        )
-    config = _load(options, "CONFIG")
-    if isinstance(config, Mapping):
-        try:
-            config = WebConfig(**config)
-        except (TypeError, ValueError) as exc:
-            raise DjangoConfigError(f"ZEROTRUST['CONFIG']: {exc}") from exc
-    if not isinstance(config, WebConfig):
-        raise DjangoConfigError(
-            "ZEROTRUST['CONFIG'] must be a WebConfig, a dict of its fields or a dotted path"
-        )
-    debug = options.get("DEBUG")
-    if debug is not None and not isinstance(debug, bool):
-        raise DjangoConfigError("ZEROTRUST['DEBUG'] must be True, False or unset")
-    return pdp, config, debug
-
-
 def _no_route(http: Any) -> None:
     return None  # Django resolves URLs; the gates never consult a route table
 
@@ -341,7 +305,7 @@ class ZeroTrustMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
-        pdp, config, self.debug = _settings()
+        pdp, config, self.debug = load_settings()
         self.gate = Gate(pdp, _no_route, config)
         self.debug_gate = Gate(pdp, _no_route, attrs.evolve(config, expose_reasons=True))
         self.is_async = iscoroutinefunction(get_response)
@@ -351,11 +315,19 @@ class ZeroTrustMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self._acall(request)
-        response = self.get_response(request)
-        return _release(request, response, None)
+        token = REQUEST_IN_PROGRESS.set(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            REQUEST_IN_PROGRESS.reset(token)
+        return _release(request, _refusal_of(request, response), None)
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
-        response = await self.get_response(request)
+        token = REQUEST_IN_PROGRESS.set(request)
+        try:
+            response = _refusal_of(request, await self.get_response(request))
+        finally:
+            REQUEST_IN_PROGRESS.reset(token)
         held = getattr(request, _HELD, None)
         if held is None or not response.streaming or not getattr(response, "is_async", False):
             return _release(request, response, None)
@@ -386,10 +358,27 @@ class ZeroTrustMiddleware:
         return None
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
-        """A refusal raised in the view (the DRF permission) gets zerotrust's answer."""
+        """A refusal raised in the view (the DRF permission, or ``PermissionDenied`` after
+        the backend refused a ``has_perm``) gets zerotrust's answer."""
         if isinstance(exception, Refused):
             return _response(exception.reply)
+        refused = getattr(request, REFUSED, None)
+        if isinstance(exception, PermissionDenied) and isinstance(refused, Reply):
+            return _response(refused)
         return None
+
+
+def _refusal_of(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """A 403 answered after the backend refused a ``has_perm`` (a handler that turned
+    ``PermissionDenied`` into a page: DRF's) is the refusal's answer: a step-up is a 401."""
+    refused = getattr(request, REFUSED, None)
+    if response.status_code != 403 or not isinstance(refused, Reply):
+        return response
+    response.close()
+    for name in (_HELD, OBJECT_PENDING):  # what the refused answer would have released
+        if hasattr(request, name):
+            delattr(request, name)
+    return _response(refused)
 
 
 class Refused(ZeroTrustError, PermissionError):
@@ -417,8 +406,10 @@ def decide(gate: Gate, request: HttpRequest, target: Target) -> Reply | None:
     if verdict.plan is not None:
         # A second decision on the same request (DRF's object permission) adds its
         # obligations; it never replaces those of the first.
+        # Each object of a list is decided: the same obligations are applied once.
         held = getattr(request, _HELD, [])
-        setattr(request, _HELD, [*held, (gate, decision, verdict.plan)])
+        if all(d.obligations != decision.obligations for _, d, _ in held):
+            setattr(request, _HELD, [*held, (gate, decision, verdict.plan)])
     return None
 
 
@@ -445,13 +436,15 @@ def _release(
     request: HttpRequest, response: HttpResponseBase, streamed: tuple[bytes, str | None] | None
 ) -> HttpResponseBase:
     """Apply the allow's obligations to the JSON body, or withhold it."""
-    if getattr(request, OBJECT_PENDING, False) and response.status_code != 404:
-        # DRF's has_permission left the decision to has_object_permission, which the view
-        # never called: nothing was decided for what it answered (404: there was no object).
+    if getattr(request, OBJECT_PENDING, False) and response.status_code not in _NO_DATA:
+        # DRF's has_permission left the decision to has_object_permission (or to the
+        # ZeroTrustFilter of a list), which the view never called: nothing was decided for
+        # what it answered. A 404 (no object) or a refusal (a permission after ours) is
+        # no data.
         response.close()
         raise DjangoConfigError(
             "zerotrust: the DRF view answered without checking object permissions "
-            "(use get_object() or call check_object_permissions)"
+            "(use get_object() or call check_object_permissions; a list: filter_queryset)"
         )
     held: list[tuple[Gate, Decision, ObligationPlan]] | None = getattr(request, _HELD, None)
     if not held:

@@ -22,9 +22,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from rest_framework.filters import BaseFilterBackend
 from rest_framework.permissions import BasePermission
 
+from zerotrust.web._wsgi import http_request
 from zerotrust.web.django import (
     OBJECT_PENDING,
     DjangoConfigError,
@@ -33,9 +36,12 @@ from zerotrust.web.django import (
     gate_of,
     route_of,
 )
+from zerotrust.web.django_backend import object_id, object_properties
 from zerotrust.web.http import Target
 
-__all__ = ["ZeroTrustPermission"]
+__all__ = ["ZeroTrustFilter", "ZeroTrustPermission"]
+
+_LIST = "list"  # OBJECT_PENDING's value when ZeroTrustFilter owes the decisions
 
 
 def _django(request: Any) -> HttpRequest:
@@ -94,17 +100,8 @@ def _id_kwarg(view: Any) -> str:
 
 
 def _properties(view: Any, obj: Any) -> dict[str, Any]:
-    mapping = getattr(view, "zerotrust_properties", None) or {}
-    if not isinstance(mapping, Mapping):
-        raise DjangoConfigError(
-            "ZeroTrustPermission: zerotrust_properties maps resource properties to object fields"
-        )
-    found: dict[str, Any] = {}
-    for prop, field in mapping.items():
-        value = obj.get(field) if isinstance(obj, Mapping) else getattr(obj, field, None)
-        if value is not None:
-            found[prop] = value
-    return found
+    """The view's ``zerotrust_properties``, else the model's: the backend's mapping too."""
+    return object_properties(getattr(view, "zerotrust_properties", None), obj)
 
 
 class ZeroTrustPermission(BasePermission):  # type: ignore[misc]
@@ -126,25 +123,37 @@ class ZeroTrustPermission(BasePermission):  # type: ignore[misc]
             setattr(django_request, OBJECT_PENDING, True)
             _action(view, method)  # a missing action fails now
             return True
+        rid = kwargs.get(_id_kwarg(view))
+        if rid is None and method in _SAFE and _filters(view):
+            # A list: ZeroTrustFilter decides each object. A caller who is nobody is
+            # refused now, not answered with an empty list.
+            if gate.identify(http_request(django_request.META)[0]).error is not None:
+                reply = decide(gate, django_request, _target(view, django_request, None, {}))
+                if reply is not None:  # always, for an identity failure
+                    raise Refused(reply)
+            setattr(django_request, OBJECT_PENDING, _LIST)
+            return True
         # Anything else is decided now, before the view runs: a list, and a write the
         # view is not known to check the object for (its side effect would happen
-        # before a withheld response could refuse it), from the URL's id alone.
-        rid = kwargs.get(_id_kwarg(view))
-        target = _target(view, django_request, None if rid is None else str(rid), {})
+        # before a withheld response could refuse it), from the URL's id alone and the
+        # view's get_zerotrust_properties().
+        props = _request_properties(view)
+        target = _target(view, django_request, None if rid is None else str(rid), props)
         reply = decide(gate, django_request, target)
         if reply is not None:
             raise Refused(reply)
         return True
 
     def has_object_permission(self, request: Any, view: Any, obj: Any) -> bool:
-        if not hasattr(_django(request), OBJECT_PENDING):
-            return True  # decided in has_permission (a write checked before the view)
+        pending = getattr(_django(request), OBJECT_PENDING, None)
+        if pending is None or pending == _LIST:
+            return True  # decided in has_permission, or by ZeroTrustFilter for a list
         django_request = _django(request)
         gate = gate_of(django_request)
         kwargs: Mapping[str, Any] = getattr(view, "kwargs", None) or {}
         rid = kwargs.get(_id_kwarg(view))
         if rid is None:
-            rid = getattr(obj, "pk", None) if not isinstance(obj, Mapping) else obj.get("id")
+            rid = object_id(obj)
         target = _target(
             view, django_request, None if rid is None else str(rid), _properties(view, obj)
         )
@@ -158,6 +167,52 @@ class ZeroTrustPermission(BasePermission):  # type: ignore[misc]
     def object_decision_owed(self, request: Any) -> bool:
         """Whether ``has_permission`` deferred to an object check that never ran."""
         return bool(getattr(_django(request), OBJECT_PENDING, False))
+
+
+class ZeroTrustFilter(BaseFilterBackend):  # type: ignore[misc]
+    """``filter_backends`` of a list: each object is decided (on its fields, as
+    ``has_object_permission`` decides one) and the refused ones are dropped.
+
+    DRF never calls ``has_object_permission`` for the items of a list; this is where a
+    list's objects are decided. Every decision is logged. The obligations of the allows
+    apply to the whole response, once each. A detail view's queryset passes unchanged
+    (its object is decided by the permission).
+    """
+
+    def filter_queryset(self, request: Any, queryset: Any, view: Any) -> Any:
+        django_request = _django(request)
+        if getattr(django_request, OBJECT_PENDING, None) != _LIST:
+            return queryset
+        gate = gate_of(django_request)
+        allowed = []
+        for obj in queryset:
+            rid = object_id(obj)
+            props = _properties(view, obj)
+            target = _target(view, django_request, None if rid is None else str(rid), props)
+            reply = decide(gate, django_request, target)
+            if reply is None:
+                allowed.append(obj)
+        delattr(django_request, OBJECT_PENDING)
+        if isinstance(queryset, QuerySet):
+            return queryset.filter(pk__in=[obj.pk for obj in allowed])
+        return allowed
+
+
+def _filters(view: Any) -> bool:
+    return any(
+        isinstance(f, type) and issubclass(f, ZeroTrustFilter)
+        for f in getattr(view, "filter_backends", None) or ()
+    )
+
+
+def _request_properties(view: Any) -> dict[str, Any]:
+    """Resource properties of a decision with no object: ``view.get_zerotrust_properties()``
+    (a list's department, a new record's fields), or none."""
+    hook = getattr(view, "get_zerotrust_properties", None)
+    found = hook() if callable(hook) else None
+    if found is not None and not isinstance(found, Mapping):
+        raise DjangoConfigError("ZeroTrustPermission: get_zerotrust_properties() gave no mapping")
+    return dict(found or {})
 
 
 #: The writes DRF's generic views make through a mixin method that loads the object

@@ -1,0 +1,27 @@
+"""A customer record: what the policies decide on (department, sensitivity) and what
+the obligations mask (card number, national ID) or tokenize (email)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from django.db import models
+
+
+class Customer(models.Model):
+    id = models.CharField(max_length=16, primary_key=True)
+    name = models.CharField(max_length=100)
+    email = models.EmailField()
+    card_number = models.CharField(max_length=19)
+    ssn = models.CharField(max_length=11)
+    owner_dept = models.CharField(max_length=32)
+    sensitivity = models.IntegerField()
+
+    # resource property -> field: what zerotrust's backend and DRF permission send the PDP
+    zerotrust_properties: ClassVar = {"owner_dept": "owner_dept", "sensitivity": "sensitivity"}
+
+    class Meta:
+        ordering = ("id",)
+
+    def __str__(self) -> str:
+        return self.id
