@@ -29,7 +29,7 @@ from web_helpers import (
     web_config,
 )
 
-from zerotrust import PolicyDecisionPoint
+from zerotrust import DecisionUnavailableError, PolicyDecisionPoint
 from zerotrust.web import HttpRequest, RouteTable, Target, WebConfig, parse_challenges
 from zerotrust.web.asgi import ZeroTrustMiddleware, access_request_of, decision_of
 from zerotrust.web.errors import NoDecisionError, WebConfigError
@@ -613,3 +613,21 @@ def test_with_reasons_exposed_a_token_refusal_says_why_the_token_failed(
     assert "reasons" not in body
     plain = TestClient(app()).get("/customers/c-1001", headers=headers).json()
     assert plain["code"] == code and "token_error" not in plain
+
+
+class _Unreachable:
+    """A DecisionPoint whose every call fails as a remote PDP that is down does."""
+
+    def evaluate(self, request: Any, *, extra: Any = None) -> Any:
+        raise DecisionUnavailableError("the PDP did not answer")
+
+    async def evaluate_async(self, request: Any, *, extra: Any = None) -> Any:
+        raise DecisionUnavailableError("the PDP did not answer")
+
+
+def test_no_decision_is_a_503_and_the_app_never_runs() -> None:
+    CALLS.clear()
+    client = TestClient(app(pdp=_Unreachable()))  # type: ignore[arg-type]
+    r = client.get("/customers/c-1001", headers=bearer())
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert r.json()["code"] == "pdp_unavailable" and CALLS == []

@@ -190,7 +190,7 @@ def test_served_channels_websocket(asgi_server: str, demo: Any) -> None:
     refusals = [
         ("c-5150", _auth(demo), 403, "access_denied"),
         ("c-1002", _auth(demo, amr="pwd"), 401, "step_up_required"),
-        ("c-1001", {}, 401, "invalid_token"),
+        ("c-1001", {}, 401, "missing_token"),
     ]
     for customer, headers, status, code in refusals:
         with (

@@ -182,7 +182,9 @@ async def _decide(gate: Gate, scope: Scope, target: Target) -> Reply | tuple[Any
     prepared = gate.prepare(http, target, identity)
     if isinstance(prepared, Reply):
         return prepared
-    decision = await gate.pdp.evaluate_async(prepared.access, extra=prepared.extra)
+    decision = await gate.decide_async(prepared)
+    if isinstance(decision, Reply):
+        return decision
     verdict = gate.verdict(decision, prepared)
     if verdict.reply is not None:
         return verdict.reply

@@ -397,7 +397,9 @@ def decide(gate: Gate, request: HttpRequest, target: Target) -> Reply | None:
     if isinstance(prepared, Reply):
         return prepared
     prepared = _with_url(prepared, request)
-    decision = gate.pdp.evaluate(prepared.access, extra=prepared.extra)
+    decision = gate.decide(prepared)
+    if isinstance(decision, Reply):
+        return decision
     verdict = gate.verdict(decision, prepared)
     if verdict.reply is not None:
         return verdict.reply
