@@ -91,7 +91,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Site:
 
 
 def test_websocket_walkthrough_runs_as_written(site: Site) -> None:
-    page = site.run("## FastAPI / Starlette (ASGI)", "## WebSockets")
+    page = site.run("## ASGI middleware", "## WebSockets")
     client = TestClient(page["app"])
     with client.websocket_connect("/customers/c-1001/live", headers=site.bearer()) as ws:
         change = ws.receive_json()
@@ -109,14 +109,14 @@ def test_websocket_walkthrough_runs_as_written(site: Site) -> None:
 
 
 def test_fastapi_section_runs_as_written(site: Site) -> None:
-    client = TestClient(site.run("## FastAPI / Starlette (ASGI)")["app"])
+    client = TestClient(site.run("## ASGI middleware")["app"])
     r = client.get("/customers/c-1001", headers=site.bearer())
     assert r.status_code == 200 and r.json()["card_number"] == "****"
     assert client.get("/customers/c-1001").status_code == 401
 
 
 def test_flask_section_runs_as_written(site: Site) -> None:
-    client = site.run("## Flask (WSGI)")["app"].test_client()
+    client = site.run("## WSGI middleware: Flask")["app"].test_client()
     r = client.get("/customers/c-1001", headers=site.bearer())
     assert r.status_code == 200 and r.json["card_number"] == "****"
     assert (
@@ -150,5 +150,5 @@ def test_decision_log_section_runs_as_written(site: Site) -> None:
 
 def test_django_section_is_valid_python() -> None:
     # Django needs a settings module to run; the page's blocks must at least parse
-    for block in code("## Django (WSGI)"):
+    for block in code("## WSGI middleware: Django"):
         compile(block, "django", "exec")
