@@ -97,6 +97,7 @@ class Metrics:
         self._sampled_at = 0.0
         self._revision: str | None = None
         self._breaker: str | None = None
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self.registry = registry = CollectorRegistry()
         decisions = Counter(
             "zerotrust_decisions",
@@ -177,8 +178,18 @@ class Metrics:
         self._identity_failures.labels(code).inc()
 
     def request(self, endpoint: str, status: int, seconds: float) -> None:
-        self._requests.labels(endpoint, str(status)).inc()
-        self._request_seconds.labels(endpoint).observe(seconds)
+        # The labelled children, looked up once: ``labels()`` costs more than ``inc()``.
+        # Endpoints are the server's own few names, statuses the few it answers with.
+        key = (endpoint, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self._requests.labels(endpoint, str(status)),
+                self._request_seconds.labels(endpoint),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
         if self._sample is not None and time.monotonic() - self._sampled_at >= _SAMPLE_EVERY:
             self.sample()
 
