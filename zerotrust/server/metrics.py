@@ -150,6 +150,12 @@ class Metrics:
                 ("lost_outcomes", "Deferred outcomes dropped: store down or keys unusable."),
             )
         }
+        self._reloads = Counter(
+            "zerotrust_policy_reloads",
+            "Policy reloads (watch or SIGHUP), by result (ok, failed).",
+            ["result"],
+            registry=registry,
+        )
         self._breaker_state = Gauge(
             "zerotrust_behavior_breaker_state",
             "The Redis store's circuit breaker: 1 for the state it is in.",
@@ -192,6 +198,10 @@ class Metrics:
         children[1].observe(seconds)
         if self._sample is not None and time.monotonic() - self._sampled_at >= _SAMPLE_EVERY:
             self.sample()
+
+    def reload(self, ok: bool) -> None:
+        """A policy reload, done (``ok``) or refused, the last good set kept."""
+        self._reloads.labels("ok" if ok else "failed").inc()
 
     def decisions(self, effect: str) -> int:
         """Decisions of ``effect`` counted by this process."""
