@@ -17,6 +17,7 @@ line, never an error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -49,6 +50,7 @@ from zerotrust.server.protocol import SearchKind, parse_json
 from zerotrust.server.search import PageTokens
 from zerotrust.server.service import RequestTimeout, Service
 from zerotrust.server.slots import Inline, Slot, Slots
+from zerotrust.server.tracing import Tracing
 
 __all__ = [
     "API_PATHS",
@@ -89,6 +91,7 @@ def create_app(
     config: ServerConfig,
     entities: Entities | None = None,
     decide_inline: bool = False,
+    tracing: Tracing | None = None,
 ) -> Starlette:
     """An ASGI app serving AuthZEN 1.0 for ``pdp``.
 
@@ -102,12 +105,15 @@ def create_app(
     it verifies no identity): evaluations with small bodies are then decided on the
     event loop while decisions stay quick (see :mod:`zerotrust.server.slots`).
     Otherwise every decision runs in a worker thread.
+
+    ``tracing``: one OpenTelemetry span per decision, in the trace of the caller's
+    ``traceparent`` (see :mod:`zerotrust.server.tracing`).
     """
     if entities is None and config.entities_file is not None:
         entities = load_entities(config.entities_file)
     metrics = Metrics(functools.partial(_sample, pdp))
-    service = Service(pdp, config, metrics, PageTokens(secrets.token_bytes(32)), entities)
-    api = _Api(service, config, metrics, Inline(decide_inline))
+    service = Service(pdp, config, metrics, PageTokens(secrets.token_bytes(32)), entities, tracing)
+    api = _Api(service, config, metrics, Inline(decide_inline), tracing)
     endpoints = {
         API_PATHS["access_evaluation_endpoint"]: _Endpoint(
             api, "evaluation", service.evaluation, inline=True
@@ -218,9 +224,15 @@ class _Endpoint:
 
 class _Api:
     def __init__(
-        self, service: Service, config: ServerConfig, metrics: Metrics, inline: Inline
+        self,
+        service: Service,
+        config: ServerConfig,
+        metrics: Metrics,
+        inline: Inline,
+        tracing: Tracing | None = None,
     ) -> None:
         self._service = service
+        self._tracing = tracing
         self._config = config
         self._metrics = metrics
         self._slots = Slots(config.max_requests_in_flight, config.decision_threads)
@@ -326,33 +338,40 @@ class _Api:
         if isinstance(header_token, Response):
             return header_token
         meta = {"api": "authzen", "endpoint": endpoint, "request_id": request_id}
+        tracing = self._tracing
+        with contextlib.ExitStack() as spans:
+            # The request's span, when tracing: its decisions are made in its context.
+            parent = spans.enter_context(tracing.request(headers, endpoint)) if tracing else None
 
-        def decide() -> dict[str, Any]:
-            return operation(document, deadline, meta, header_token)
+            def decide() -> dict[str, Any]:
+                if tracing is None:
+                    return operation(document, deadline, meta, header_token)
+                with tracing.within(parent):  # this thread may be a worker
+                    return operation(document, deadline, meta, header_token)
 
-        try:
-            if inline and self._inline.fits(len(body)):
-                # CPU time: the decision's own work, not the moments the system ran
-                # another process (the loop's thread does nothing else meanwhile).
-                began = time.thread_time()
-                try:
-                    result: dict[str, Any] | None = decide()
-                finally:
-                    self._inline.took(time.thread_time() - began)
-            else:
-                with anyio.fail_after(deadline - time.monotonic()):
-                    # Abandoned at the deadline, so the answer (503) is on time; the
-                    # slot stays taken until the thread is done with it.
-                    result = await anyio.to_thread.run_sync(
-                        slot.run, decide, deadline, abandon_on_cancel=True
-                    )
-        except RequestError as exc:
-            return _error(400, str(exc))
-        except (TimeoutError, RequestTimeout):
-            return _error(503, "the request took longer than the configured timeout")
-        except Exception:
-            _log.exception("internal error in %s", endpoint)
-            return _error(500, "internal error")
+            try:
+                if inline and self._inline.fits(len(body)):
+                    # CPU time: the decision's own work, not the moments the system ran
+                    # another process (the loop's thread does nothing else meanwhile).
+                    began = time.thread_time()
+                    try:
+                        result: dict[str, Any] | None = decide()
+                    finally:
+                        self._inline.took(time.thread_time() - began)
+                else:
+                    with anyio.fail_after(deadline - time.monotonic()):
+                        # Abandoned at the deadline, so the answer (503) is on time; the
+                        # slot stays taken until the thread is done with it.
+                        result = await anyio.to_thread.run_sync(
+                            slot.run, decide, deadline, abandon_on_cancel=True
+                        )
+            except RequestError as exc:
+                return _error(400, str(exc))
+            except (TimeoutError, RequestTimeout):
+                return _error(503, "the request took longer than the configured timeout")
+            except Exception:
+                _log.exception("internal error in %s", endpoint)
+                return _error(500, "internal error")
         if result is None:  # the deadline passed before a worker was free
             return _error(503, "the request took longer than the configured timeout")
         return _encode(result)

@@ -40,6 +40,7 @@ from zerotrust.server.protocol import (
     with_credentials,
 )
 from zerotrust.server.search import PageTokens, candidates
+from zerotrust.server.tracing import Tracing
 
 __all__ = ["RequestTimeout", "Service"]
 
@@ -60,8 +61,10 @@ class Service:
         metrics: Metrics,
         tokens: PageTokens,
         entities: Entities | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._pdp = pdp
+        self._tracing = tracing
         self._config = config
         # Read defensively, as for metrics: a PDP double without the property verifies nothing.
         self._identity = getattr(pdp, "verifies_identity", False) is True
@@ -217,6 +220,19 @@ class Service:
         return found
 
     def _decide(
+        self, request: Mapping[str, Any], meta: Mapping[str, Any], header_token: str | None
+    ) -> Decision | Refusal:
+        if self._tracing is None:
+            return self._decided(request, meta, header_token)
+        with self._tracing.decision(meta) as span:
+            found = self._decided(request, meta, header_token)
+            if isinstance(found, Refusal):
+                self._tracing.record(span, None, found.code)
+            else:
+                self._tracing.record(span, found)
+            return found
+
+    def _decided(
         self, request: Mapping[str, Any], meta: Mapping[str, Any], header_token: str | None
     ) -> Decision | Refusal:
         if self._identity:
