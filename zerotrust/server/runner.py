@@ -345,17 +345,48 @@ class _Server(uvicorn.Server):
             self.config.ssl = None
 
 
-def logging_config() -> dict[str, Any]:
-    """uvicorn's logging, with the ``zerotrust`` loggers on its handler at INFO, and
-    each kind of uvicorn or asyncio warning at most once per 10 s (see
-    :class:`ThrottleWarnings`)."""
+#: ``log_level`` values, as the ``logging`` module names them.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: ``log_format`` values: uvicorn's text lines, or one JSON object a line.
+LOG_FORMATS = ("text", "json")
+#: The fields of a JSON log line (python-json-logger names them as ``logging`` does),
+#: beside any ``extra`` a record carries.
+_JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
+
+
+def logging_config(level: str = "INFO", log_format: str = "text") -> dict[str, Any]:
+    """uvicorn's logging, with the ``zerotrust`` loggers on its handler at ``level``
+    (uvicorn's own at INFO, or ``level`` if higher), each kind of uvicorn or asyncio
+    warning at most once per 10 s (see :class:`ThrottleWarnings`); ``log_format="json"``
+    writes each line as one JSON object (python-json-logger) with ``asctime``,
+    ``levelname``, ``name``, ``process`` and ``message``. Raises
+    :class:`ServerConfigError` for a level or format not in :data:`LOG_LEVELS` /
+    :data:`LOG_FORMATS`."""
+    if level not in LOG_LEVELS:
+        raise ServerConfigError(
+            [f"log_level must be one of {', '.join(LOG_LEVELS)}, not {level!r}"]
+        )
+    if log_format not in LOG_FORMATS:
+        raise ServerConfigError(
+            [f"log_format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}"]
+        )
     config: dict[str, Any] = {**LOGGING_CONFIG, "loggers": dict(LOGGING_CONFIG["loggers"])}
+    if log_format == "json":
+        json_formatter = {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": _JSON_FIELDS,
+            "json_ensure_ascii": True,
+        }
+        config["formatters"] = {"default": json_formatter, "access": json_formatter}
+    uvicorn_level = max(level, "INFO", key=LOG_LEVELS.index)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        config["loggers"][name] = {**config["loggers"][name], "level": uvicorn_level}
     config["filters"] = {"throttle": {"()": ThrottleWarnings}}
     config["loggers"]["uvicorn.error"] = {
         **config["loggers"]["uvicorn.error"],
         "filters": ["throttle"],
     }
-    config["loggers"]["zerotrust"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    config["loggers"]["zerotrust"] = {"handlers": ["default"], "level": level, "propagate": False}
     # asyncio warns once per connection for some client behaviour (writes after a TLS
     # peer closed: "SSL connection is closed"); a flood of such clients is one line.
     config["loggers"]["asyncio"] = {
