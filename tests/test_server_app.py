@@ -491,3 +491,52 @@ def test_the_shipped_examples_load() -> None:
     for name in ("authzen-certification", "authzen-gateway", "authzen-search"):
         pdp = PolicyDecisionPoint.from_path(ROOT / "examples" / name)
         create_app(pdp, config=ServerConfig(bearer_secrets=(SECRET,)))
+
+
+class _Store:
+    """A behaviour store double whose ping answers as told (the features are empty)."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def features(self, request: AccessRequest, now: datetime.datetime) -> Mapping[str, Any]:
+        return {}
+
+    def record(self, request: AccessRequest, decision: Decision) -> None:
+        return None
+
+    def ping(self) -> bool:
+        if isinstance(self.answer, BaseException):
+            raise self.answer
+        if self.answer == "hang":
+            time.sleep(3)
+        return bool(self.answer)
+
+
+def test_readyz_is_ready_with_policies_and_a_store_that_answers() -> None:
+    with make_client(PolicyDecisionPoint.from_texts(POLICIES, behavior=_Store(True))) as c:
+        r = c.get("/readyz")
+        assert r.status_code == 200 and r.json()["status"] == "ready"
+        assert r.json()["checks"] == {"policies": "ok", "behavior_store": "ok"}
+        assert r.json()["revision"].startswith("sha256:")
+    with make_client() as c:  # the memory store has nothing to ping
+        assert c.get("/readyz").json()["checks"] == {"policies": "ok"}
+
+
+@pytest.mark.parametrize("answer", [False, OSError("connection refused"), "hang"])
+def test_readyz_is_not_ready_while_the_store_does_not_answer(answer: Any) -> None:
+    pdp = PolicyDecisionPoint.from_texts(POLICIES, behavior=_Store(answer))
+    with make_client(pdp) as c:
+        began = time.monotonic()
+        r = c.get("/readyz")
+        assert time.monotonic() - began < 2.5  # the probe's own deadline, not the ping's
+        assert r.status_code == 503 and r.json()["status"] == "not ready"
+        assert r.json()["checks"]["behavior_store"] == "not answering"
+        assert c.get("/healthz").status_code == 200  # liveness is not readiness
+
+
+def test_readyz_can_leave_the_store_out() -> None:
+    pdp = PolicyDecisionPoint.from_texts(POLICIES, behavior=_Store(False))
+    app = create_app(pdp, config=ServerConfig(bearer_secrets=(SECRET,)), ready_needs_store=False)
+    with TestClient(app) as c:
+        assert c.get("/readyz").status_code == 200

@@ -81,6 +81,8 @@ _CLIENT_GONE = 499
 #: Where a PEP forwards the user's token when it is not in ``subject.properties.token``.
 #: Not ``Authorization``: that header carries the PEP's own credential.
 SUBJECT_TOKEN_HEADER = "x-subject-token"
+#: Seconds the behaviour store has to answer a readiness probe's ping.
+_READY_TIMEOUT = 1.0
 _T = TypeVar("_T")
 _Operation = Callable[[Mapping[str, Any], float, Mapping[str, Any], str | None], dict[str, Any]]
 
@@ -92,6 +94,7 @@ def create_app(
     entities: Entities | None = None,
     decide_inline: bool = False,
     tracing: Tracing | None = None,
+    ready_needs_store: bool = True,
 ) -> Starlette:
     """An ASGI app serving AuthZEN 1.0 for ``pdp``.
 
@@ -108,6 +111,11 @@ def create_app(
 
     ``tracing``: one OpenTelemetry span per decision, in the trace of the caller's
     ``traceparent`` (see :mod:`zerotrust.server.tracing`).
+
+    ``GET /readyz`` is 200 when a policy set is loaded and (``ready_needs_store``) the
+    behaviour store answers its ``ping()`` within a second (a store without one, such as
+    the memory store, always does); else 503 naming what is not ready. ``/healthz`` is
+    liveness only: the process answers.
     """
     if entities is None and config.entities_file is not None:
         entities = load_entities(config.entities_file)
@@ -132,6 +140,7 @@ def create_app(
     routes += [
         Route("/.well-known/authzen-configuration", api.metadata, methods=["GET"]),
         Route("/healthz", api.healthz, methods=["GET"]),
+        Route("/readyz", functools.partial(api.readyz, ready_needs_store), methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
         Route(OPENAPI_PATH, api.openapi, methods=["GET"]),
     ]
@@ -263,6 +272,27 @@ class _Api:
 
     async def healthz(self, request: Request) -> Response:
         return _json({"status": "ok"})
+
+    async def readyz(self, needs_store: bool, request: Request) -> Response:
+        """Ready to decide: policies loaded, and the behaviour store reachable."""
+        pdp = self._service.pdp
+        checks: dict[str, str] = {"policies": "ok" if pdp.revision else "not loaded"}
+        ping = getattr(getattr(pdp, "behavior_store", None), "ping", None)
+        if needs_store and callable(ping):
+            try:
+                with anyio.fail_after(_READY_TIMEOUT):
+                    answered = await anyio.to_thread.run_sync(ping, abandon_on_cancel=True)
+            except TimeoutError:
+                answered = False
+            except Exception as exc:  # a store that fails to answer is not ready
+                _log.info("readiness: the behaviour store did not answer: %s", exc)
+                answered = False
+            checks["behavior_store"] = "ok" if answered else "not answering"
+        ready = all(v == "ok" for v in checks.values())
+        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        if ready:
+            body["revision"] = pdp.revision
+        return _json(body, status=200 if ready else 503)
 
     async def metrics(self, request: Request) -> Response:
         refusal = self._authenticate(request.headers, request.scope.get("client"))

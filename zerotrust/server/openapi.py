@@ -387,6 +387,28 @@ def openapi_document(*, authenticated: bool, verifies_identity: bool) -> dict[st
             },
         }
     }
+    ready = {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {
+            "status": {"enum": ["ready", "not ready"]},
+            "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+            "revision": {"type": "string"},
+        },
+    }
+    paths["/readyz"] = {
+        "get": {
+            **public,
+            "summary": "Readiness: policies loaded and the behaviour store answering",
+            "responses": {
+                code: {
+                    "description": text,
+                    "content": {"application/json": {"schema": ready}},
+                }
+                for code, text in (("200", "Ready."), ("503", "Not ready: see checks."))
+            },
+        }
+    }
     paths["/metrics"] = {
         "get": {
             "summary": "Prometheus metrics (text exposition format 0.0.4)",
