@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import anyio.to_thread
+
 from zerotrust.decision import Decision
-from zerotrust.web._pep import Gate, Reply, rewrite_json
-from zerotrust.web.http import HttpRequest
+from zerotrust.web._pep import Gate, Identity, Prepared, Reply, Verdict, rewrite_json
+from zerotrust.web.http import HttpRequest, Target
 from zerotrust.web.obligations import ObligationPlan
 
 __all__ = [
@@ -22,6 +24,8 @@ __all__ = [
     "Scope",
     "Send",
     "http_request",
+    "identify",
+    "judge",
     "refuse",
     "route_path",
     "send_reply",
@@ -215,3 +219,24 @@ class Rewriter:
             headers.append((b"content-length", str(len(body)).encode()))
         await self._send({**start, "headers": headers})
         await self._send({"type": "http.response.body", "body": body})
+
+
+async def judge(
+    gate: Gate, http: HttpRequest, target: Target | None
+) -> tuple[Verdict, Prepared] | Reply:
+    """Authenticate, ask the PDP and judge, as the ASGI middleware does."""
+    identity = await identify(gate, http)
+    prepared = gate.prepare(http, target, identity)
+    if isinstance(prepared, Reply):
+        return prepared
+    decision = await gate.decide_async(prepared)
+    if isinstance(decision, Reply):
+        return decision
+    return gate.verdict(decision, prepared), prepared
+
+
+async def identify(gate: Gate, http: HttpRequest) -> Identity:
+    """The caller's identity; in a worker thread only when verifying may fetch keys."""
+    if gate.would_block(http):
+        return await anyio.to_thread.run_sync(gate.identify, http)
+    return gate.identify(http)

@@ -20,8 +20,6 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-import anyio.to_thread
-
 from zerotrust.decision import Decision
 from zerotrust.engine import DecisionPoint
 from zerotrust.request import AccessRequest
@@ -32,6 +30,7 @@ from zerotrust.web._asgi import (
     Scope,
     Send,
     http_request,
+    judge,
     refuse,
     without_pathsend,
 )
@@ -105,19 +104,12 @@ class ZeroTrustMiddleware:
         if target is None and routable and gate.config.unmatched == "pass":
             await self.app(scope, receive, send)
             return
-        if gate.would_block(http):
-            identity = await anyio.to_thread.run_sync(gate.identify, http)
-        else:
-            identity = gate.identify(http)
-        prepared = gate.prepare(http, target, identity)
-        if isinstance(prepared, Reply):
-            await refuse(scope, send, prepared)
+        judged = await judge(gate, http, target)
+        if isinstance(judged, Reply):
+            await refuse(scope, send, judged)
             return
-        decision = await gate.decide_async(prepared)
-        if isinstance(decision, Reply):
-            await refuse(scope, send, decision)
-            return
-        verdict = gate.verdict(decision, prepared)
+        verdict, prepared = judged
+        decision = verdict.decision
         if verdict.reply is not None:
             await refuse(scope, send, verdict.reply)
             return

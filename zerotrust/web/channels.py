@@ -33,14 +33,13 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import anyio.to_thread
 import attrs
 from asgiref.sync import iscoroutinefunction
 from channels.db import database_sync_to_async  # type: ignore[import-untyped]
 from django.conf import settings
 from django.urls import URLPattern
 
-from zerotrust.web._asgi import ASGIApp, Receive, Scope, Send, http_request, refuse
+from zerotrust.web._asgi import ASGIApp, Receive, Scope, Send, http_request, judge, refuse
 from zerotrust.web._pep import CURRENT_REQUEST, Gate, Part, Reply, request_part
 from zerotrust.web.django_config import DjangoConfigError, check_declaration, load_settings
 from zerotrust.web.errors import UnsupportedScopeError
@@ -174,18 +173,10 @@ async def _target(spec: _Spec, scope: Scope, route: str | None) -> Target:
 
 
 async def _decide(gate: Gate, scope: Scope, target: Target) -> Reply | tuple[Any, Any]:
-    http = http_request(scope)
-    if gate.would_block(http):
-        identity = await anyio.to_thread.run_sync(gate.identify, http)
-    else:
-        identity = gate.identify(http)
-    prepared = gate.prepare(http, target, identity)
-    if isinstance(prepared, Reply):
-        return prepared
-    decision = await gate.decide_async(prepared)
-    if isinstance(decision, Reply):
-        return decision
-    verdict = gate.verdict(decision, prepared)
+    judged = await judge(gate, http_request(scope), target)
+    if isinstance(judged, Reply):
+        return judged
+    verdict, prepared = judged
     if verdict.reply is not None:
         return verdict.reply
-    return decision, prepared.access
+    return verdict.decision, prepared.access

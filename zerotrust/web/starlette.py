@@ -31,7 +31,6 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
-import anyio.to_thread
 import attrs
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser
@@ -52,6 +51,8 @@ from zerotrust.web._asgi import (
     Scope,
     Send,
     http_request,
+    identify,
+    judge,
     refuse,
     settle_denial,
     without_pathsend,
@@ -62,14 +63,11 @@ from zerotrust.web._pep import (
     REQUEST_STATE_KEY,
     STATE_KEY,
     Gate,
-    Identity,
-    Prepared,
     Reply,
-    Verdict,
     request_part,
 )
 from zerotrust.web.errors import AccessDenied, WebConfigError
-from zerotrust.web.http import HttpRequest, Target, WebConfig
+from zerotrust.web.http import Target, WebConfig
 from zerotrust.web.obligations import ObligationPlan
 
 __all__ = ["Refusal", "Requirement", "VerifiedSubject", "ZeroTrust", "ZeroTrustBackend"]
@@ -262,7 +260,7 @@ class ZeroTrust:
         gate = self._gate_for(connection)
         http = http_request(scope)
         target = await _target(connection, requirement, http.route_method)
-        judged = await _judge(gate, http, target)
+        judged = await judge(gate, http, target)
         if isinstance(judged, Reply):
             raise self.refusal(judged, None)
         verdict, prepared = judged
@@ -297,7 +295,7 @@ class ZeroTrust:
             if self.route_requirements(route) != []:  # declared, or not the app's own
                 return False
             gate = self._gate_for(HTTPConnection(scope))
-            judged = await _judge(gate, http_request(scope), None)
+            judged = await judge(gate, http_request(scope), None)
             reply = judged if isinstance(judged, Reply) else judged[0].reply
             if reply is None:  # the gate refuses every request without a target
                 raise WebConfigError("an undeclared route was not refused")
@@ -315,27 +313,6 @@ class ZeroTrust:
         if not isinstance(exc, AccessDenied):
             raise exc
         return _answer(connection, self._gate_for(connection).refusal(exc.decision))
-
-
-async def _judge(
-    gate: Gate, http: HttpRequest, target: Target | None
-) -> tuple[Verdict, Prepared] | Reply:
-    """Authenticate, ask the PDP and judge, as the ASGI middleware does."""
-    identity = await identify(gate, http)
-    prepared = gate.prepare(http, target, identity)
-    if isinstance(prepared, Reply):
-        return prepared
-    decision = await gate.decide_async(prepared)
-    if isinstance(decision, Reply):
-        return decision
-    return gate.verdict(decision, prepared), prepared
-
-
-async def identify(gate: Gate, http: HttpRequest) -> Identity:
-    """The caller's identity; in a worker thread only when verifying may fetch keys."""
-    if gate.would_block(http):
-        return await anyio.to_thread.run_sync(gate.identify, http)
-    return gate.identify(http)
 
 
 def _answer(connection: HTTPConnection, reply: Reply) -> Any:
