@@ -1,0 +1,83 @@
+"""Sending a round trip's commands to a Redis Cluster, through redis-py's cluster client.
+
+A round trip's commands touch several slots (the request's subject, another subject's
+deferred outcome, group tables): redis-py's cluster pipeline groups them by node and
+sends one pipeline per node (the async client sends them concurrently, the sync one
+writes to every node before reading any). Every script's keys share one hash tag,
+so each script runs whole on one node; the batch as a whole is not atomic across
+nodes, and does not need to be (each subject's and group's changes are their own).
+
+What redis-py would do after a fault is not what this store needs, so its pipeline
+runs with ``allow_redirections=False`` and the client with no retries:
+
+* ``MOVED``, ``ASK`` and ``TRYAGAIN`` replies are refusals: the node did not run the
+  command. Each is sent once more through ``execute_command``, which follows the
+  redirection (and learns the new slot table) exactly as a single command does.
+* A connection error or a timeout is *not* sent again (redis-py's sync pipeline
+  would resend it one command at a time): the command may have run, and a second
+  run would record the request or an outcome twice. It stays in the replies, and
+  the store treats the round trip as a store failure (breaker, ``on_store_error``).
+
+The direct-wire path of :mod:`zerotrust.behavior._redis_wire` is for single-node
+clients only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ClusterWire"]
+
+Command = tuple[str, list[Any]]
+
+
+class ClusterWire:
+    """How a store talks to ``redis.cluster.RedisCluster`` (sync) and
+    ``redis.asyncio.cluster.RedisCluster`` (async): the same interface as ``Wire``."""
+
+    direct = False  # never skips execute_command
+
+    def __init__(self, client: Any, response: type[Exception]) -> None:
+        import redis.exceptions as e
+
+        self._client = client
+        self._response = response
+        self._refused = (e.MovedError, e.AskError, e.TryAgainError)
+
+    def exchange(self, commands: list[Command]) -> list[Any]:
+        """The replies in order, an error reply (or a node that could not be reached
+        after the pipeline was sent) as its exception; raises when nothing could be
+        sent (no connection to a node, no slot table)."""
+        from redis import cluster
+
+        pipe = self._client.pipeline()
+        command: Any = cluster.PipelineCommand  # untyped in redis-py
+        stack = [command((name.upper(), *args), {}, i) for i, (name, args) in enumerate(commands)]
+        replies = list(
+            pipe.send_cluster_commands(stack, raise_on_error=False, allow_redirections=False)
+        )
+        for i, reply in enumerate(replies):
+            if isinstance(reply, self._refused):
+                name, args = commands[i]
+                try:
+                    replies[i] = self._client.execute_command(name.upper(), *args)
+                except self._response as exc:
+                    replies[i] = exc
+        return replies
+
+    async def exchange_async(
+        self, client: Any, commands: list[Command], response: Any
+    ) -> list[Any]:
+        """:meth:`exchange` on a ``redis.asyncio`` cluster client."""
+        pipe = client.pipeline()
+        for name, args in commands:  # by name: redis-py blocks pipe.evalsha() in a cluster
+            pipe.execute_command(name.upper(), *args)
+        replies = list(await pipe.execute(raise_on_error=False, allow_redirections=False))
+        for i, reply in enumerate(replies):
+            if isinstance(reply, self._refused):
+                name, args = commands[i]
+                try:
+                    replies[i] = await client.execute_command(name.upper(), *args)
+                except response as exc:
+                    replies[i] = exc
+        return replies
