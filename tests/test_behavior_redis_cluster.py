@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import os
 import re
+import signal
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -269,6 +271,45 @@ def test_an_outcome_of_a_subject_on_another_node_rides_with_the_next_call(
     store.close()
 
 
+def _calls(cluster: RedisCluster) -> dict[str, int]:
+    """Commands run so far, summed over the nodes (INFO commandstats)."""
+    calls: dict[str, int] = {}
+    for node in cluster.nodes:
+        with cluster.admin(node) as client:
+            for name, stat in client.info("commandstats").items():
+                calls[name] = calls.get(name, 0) + int(stat["calls"])
+    return calls
+
+
+def test_a_decision_costs_its_script_calls_and_nothing_more(cluster: RedisCluster) -> None:
+    """Sync and async, every script call is one EVALSHA on its node: no extra
+    ``COMMAND GETKEYS`` (redis-py's sync cluster pipeline asks for the keys of every
+    script call unless the store names the node)."""
+    store = RedisBehaviorStore.from_url(cluster.url, PEERS)
+    pdp = PolicyDecisionPoint.from_texts({"p.yaml": POLICY}, behavior=store, clock=lambda: NOW)
+    for n in range(10):  # scripts loaded, groups read, connections made
+        pdp.evaluate(_mapping(f"u-{n}", 150))
+    before, trips = _calls(cluster), store.stats().round_trips
+    for n in range(60):
+        pdp.evaluate(_mapping(f"u-{n % 10}", 150 if n % 3 == 0 else 1))
+
+    async def more() -> None:
+        for n in range(60):
+            await pdp.evaluate_async(_mapping(f"u-{n % 10}", 150 if n % 3 == 0 else 1))
+        await store.aclose()
+
+    asyncio.run(more())
+    after = _calls(cluster)
+    made = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    assert "cmdstat_command|getkeys" not in made
+    assert store.stats().round_trips - trips == 120
+    # 120 requests, and a call for each of the 40 denials (another subject's: they
+    # ride in the next round trip) and for the last one flushed by aclose
+    assert made["cmdstat_evalsha"] == 120 + 40 + 1
+    assert store.stats().failures == 0
+    store.close()
+
+
 def _slot_owners(cluster: RedisCluster) -> dict[int, int]:
     """Slot -> port of the master serving it."""
     owners: dict[int, int] = {}
@@ -438,6 +479,44 @@ def test_a_slot_moved_under_the_store_is_followed_ask_then_moved(
     stats = store.stats()
     assert (stats.failures, stats.subject_errors, stats.lost_outcomes) == (1, 0, 0)
     assert _slot_owners(cluster)[slot] == target.port
+    store.close()
+
+
+def test_a_batch_whose_part_on_one_node_times_out_is_a_failure_and_is_not_sent_again(
+    cluster: RedisCluster,
+) -> None:
+    """A deferred denial of subject A (on node X) rides with subject B's request (on
+    node Y); X is paused, so its part times out after it was sent. The round trip is
+    a store failure (B's decision follows ``on_store_error``, A's outcome is counted
+    lost, never done) and nothing is sent again: when X resumes it runs the queued
+    script once, so A's denial is counted once, not twice."""
+    config = BehaviorConfig(timeout=0.3)
+    store = RedisBehaviorStore.from_url(cluster.url, config)
+    owners = _slot_owners(cluster)
+    port = {
+        s: owners[_keyslot(cluster, f"user:{s}".encode())] for s in (f"u-{n}" for n in range(40))
+    }
+    a = "u-0"
+    b = next(s for s in port if port[s] != port[a])
+    x = next(node for node in cluster.nodes if node.port == port[a])
+    pdp = PolicyDecisionPoint.from_texts({"p.yaml": POLICY}, behavior=store, clock=lambda: NOW)
+    assert pdp.evaluate(_mapping(b)).effect is Effect.ALLOW  # connections to both nodes
+    assert pdp.evaluate(_mapping(a, 150)).effect is Effect.DENY  # its outcome deferred
+    assert x.process is not None
+    os.kill(x.process.pid, signal.SIGSTOP)
+    try:
+        decision = pdp.evaluate(_mapping(b))
+    finally:
+        os.kill(x.process.pid, signal.SIGCONT)
+    assert decision.effect is Effect.DENY
+    assert any(r.rule == STORE_UNAVAILABLE for r in decision.reasons)
+    stats = store.stats()
+    assert (stats.failures, stats.lost_outcomes, stats.pending_outcomes) == (1, 1, 0)
+    cluster.wait_ok()
+    features = store.features(_request(a, 0), NOW)
+    assert features["denied_1h"] == 1  # written once (by the resumed node), not resent
+    assert features["requests_1h"] == 2
+    assert store.features(_request(b, 0), NOW)["requests_1h"] == 3  # B's refused one too
     store.close()
 
 

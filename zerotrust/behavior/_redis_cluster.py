@@ -17,6 +17,8 @@ runs with ``allow_redirections=False`` and the client with no retries:
   would resend it one command at a time): the command may have run, and a second
   run would record the request or an outcome twice. It stays in the replies, and
   the store treats the round trip as a store failure (breaker, ``on_store_error``).
+* A node that cannot be reached before anything is sent to it (no connection, a slot
+  no master serves) raises: the round trip is a store failure as a whole.
 
 The direct-wire path of :mod:`zerotrust.behavior._redis_wire` is for single-node
 clients only.
@@ -52,7 +54,10 @@ class ClusterWire:
 
         pipe = self._client.pipeline()
         command: Any = cluster.PipelineCommand  # untyped in redis-py
-        stack = [command((name.upper(), *args), {}, i) for i, (name, args) in enumerate(commands)]
+        stack = [
+            command((name.upper(), *args), {"target_nodes": self._node(name, args)}, i)
+            for i, (name, args) in enumerate(commands)
+        ]
         replies = list(
             pipe.send_cluster_commands(stack, raise_on_error=False, allow_redirections=False)
         )
@@ -64,6 +69,15 @@ class ClusterWire:
                 except self._response as exc:
                     replies[i] = exc
         return replies
+
+    def _node(self, name: str, args: list[Any]) -> Any:
+        """The master serving the command's slot, by the client's slot table (its first
+        key: a script's keys share one hash tag). Named here because redis-py's sync
+        cluster pipeline otherwise asks a node ``COMMAND GETKEYS`` for every script
+        call (its keys are "movable"): a second round trip per call, measured with
+        redis-py 8.1. A stale table costs a ``MOVED``, which is followed below."""
+        key = args[2] if name in ("eval", "evalsha") else args[0]
+        return self._client.get_node_from_key(key)
 
     async def exchange_async(
         self, client: Any, commands: list[Command], response: Any
