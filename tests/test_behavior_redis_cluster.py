@@ -472,10 +472,13 @@ def test_a_slot_moved_under_the_store_is_followed_ask_then_moved(
     for node in cluster.nodes:
         with cluster.admin(node) as client:
             client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[target.port])
-    # the move is done: MOVED
+    # the move is done: MOVED, first inside a pipeline (another subject's correction
+    # rides along), then for a lone call
+    store.record_access(_request("u-other"), NOW, 3)
     assert store.features(full(subject), NOW)["requests_1h"] == 5
     assert store.features(full(subject), NOW)["requests_1h"] == 6
     assert store.features(full(late), NOW)["requests_1h"] == 1  # the refused one was not kept
+    assert store.features(_request("u-other"), NOW)["records_1h"] == 3 + 1
     stats = store.stats()
     assert (stats.failures, stats.subject_errors, stats.lost_outcomes) == (1, 0, 0)
     assert _slot_owners(cluster)[slot] == target.port
