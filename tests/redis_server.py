@@ -146,20 +146,23 @@ class RedisCluster:
     NODE_TIMEOUT_MS = 1000
 
     def __init__(self, server: str, cli: str, directory: Path) -> None:
+        self.server = server
         self.cli = cli
+        self.directory = directory
+        self.replicas: list[RedisServer] = []
         self.nodes: list[RedisServer] = []
-        for i in range(3):
-            node_dir = directory / f"node{i}"
-            node_dir.mkdir()
-            self.nodes.append(
-                RedisServer(
-                    server,
-                    node_dir,
-                    *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
-                    *("--cluster-node-timeout", str(self.NODE_TIMEOUT_MS)),
-                    port=_free_cluster_port(),
-                )
-            )
+        self.nodes = [self._node(f"node{i}") for i in range(3)]
+
+    def _node(self, name: str) -> RedisServer:
+        node_dir = self.directory / name
+        node_dir.mkdir()
+        return RedisServer(
+            self.server,
+            node_dir,
+            *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
+            *("--cluster-node-timeout", str(self.NODE_TIMEOUT_MS)),
+            port=_free_cluster_port(),
+        )
 
     @property
     def url(self) -> str:
@@ -180,11 +183,39 @@ class RedisCluster:
         )
         self.wait_ok()
 
+    def add_replica(self, master: RedisServer) -> RedisServer:
+        """A fourth node, joined as ``master``'s replica and in step with it."""
+        replica = self._node(f"replica{len(self.replicas)}")
+        replica.start()
+        self.replicas.append(replica)
+        with self.admin(master) as client:
+            master_id = client.execute_command("CLUSTER", "MYID")
+        joined = (f"127.0.0.1:{replica.port}", f"127.0.0.1:{master.port}")
+        options = ("--cluster-slave", "--cluster-master-id", master_id.decode())
+        subprocess.run(
+            [self.cli, "--cluster", "add-node", *joined, *options],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with self.admin(replica) as client:
+                info = client.info("replication")
+            if info.get("role") == "slave" and info.get("master_link_status") == "up":
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("the replica did not catch up with its master")
+        self.wait_ok()
+        return replica
+
     def wait_ok(self, timeout: float = 30) -> None:
-        """Until every node says ``cluster_state:ok`` and knows all three masters."""
+        """Until every node says ``cluster_state:ok`` and knows every other."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(self._ok(node) for node in self.nodes):
+            if all(self._ok(node) for node in self.nodes + self.replicas):
                 return
             time.sleep(0.1)
         raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
@@ -198,7 +229,8 @@ class RedisCluster:
                 text = info.decode() if isinstance(info, bytes) else str(info)
         except (redis.RedisError, OSError):
             return False
-        return "cluster_state:ok" in text and "cluster_known_nodes:3" in text
+        known = f"cluster_known_nodes:{len(self.nodes) + len(self.replicas)}"
+        return "cluster_state:ok" in text and known in text
 
     def admin(self, node: RedisServer) -> Any:
         """A plain client of one node (to SCAN its keys, ask CLUSTER KEYSLOT)."""
@@ -212,7 +244,7 @@ class RedisCluster:
                 client.flushall()
 
     def stop(self) -> None:
-        for node in self.nodes:
+        for node in self.nodes + self.replicas:
             node.stop()
 
 

@@ -590,3 +590,44 @@ def test_a_node_killed_mid_run_fails_closed_and_the_store_recovers(
     assert store.features(_request(elsewhere), NOW)["requests_1h"] >= 2
     assert store.features(_request(on_victim), NOW)["available"] is True
     store.close()
+
+
+def test_a_failover_to_a_replica_keeps_the_history(own_cluster: RedisCluster) -> None:
+    """A master with a replica is killed: decisions on its subject fail closed until
+    the replica is promoted, then the store (which reads the slot table again after
+    losing a node) is served by the new master, with the subject's history."""
+    cluster = own_cluster
+    master = cluster.nodes[1]
+    replica = cluster.add_replica(master)
+    config = BehaviorConfig(breaker_failures=2, breaker_reset=0.3, timeout=0.5, connect_timeout=0.5)
+    store = RedisBehaviorStore.from_url(cluster.url, config)
+    pdp = PolicyDecisionPoint.from_texts({"p.yaml": POLICY}, behavior=store, clock=lambda: NOW)
+    owners = _slot_owners(cluster)
+    subject = next(
+        s
+        for s in (f"u-{n}" for n in range(100))
+        if owners[_keyslot(cluster, f"user:{s}".encode())] == master.port
+    )
+    for _ in range(3):
+        assert pdp.evaluate(_mapping(subject)).effect is Effect.ALLOW
+    with cluster.admin(master) as client:
+        assert client.execute_command("WAIT", 1, 5000) == 1  # the replica has it all
+    master.stop()
+    refused = 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        decision = pdp.evaluate(_mapping(subject))
+        if decision.effect is Effect.ALLOW:
+            break
+        assert decision.effect is Effect.DENY
+        assert any(r.rule == STORE_UNAVAILABLE for r in decision.reasons)
+        refused += 1
+        time.sleep(0.05)
+    else:
+        pytest.fail("the store did not find the promoted replica")
+    assert refused > 0
+    assert _slot_owners(cluster)[_keyslot(cluster, f"user:{subject}".encode())] == replica.port
+    # the three requests before, the refused ones never recorded, this one, the next
+    assert store.features(_request(subject), NOW)["requests_1h"] == 5
+    assert store.stats().breaker is BreakerState.CLOSED
+    store.close()

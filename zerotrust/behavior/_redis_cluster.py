@@ -41,8 +41,6 @@ class ClusterWire:
     """How a store talks to ``redis.cluster.RedisCluster`` (sync) and
     ``redis.asyncio.cluster.RedisCluster`` (async): the same interface as ``Wire``."""
 
-    direct = False  # never skips execute_command
-
     def __init__(self, client: Any, response: type[Exception]) -> None:
         import redis.exceptions as e
 
@@ -50,11 +48,29 @@ class ClusterWire:
         self._response = response
         self._refused = (e.MovedError, e.AskError, e.TryAgainError)
         self._wires: dict[str, tuple[Any, Wire]] = {}  # node name -> (its client, its wire)
+        self._lost = (e.ConnectionError, e.TimeoutError)
+        self._stale = False  # a node was lost: read the slot table before the next call
 
     def exchange(self, commands: list[Command]) -> list[Any]:
         """The replies in order, an error reply (or a node that could not be reached
         after the pipeline was sent) as its exception; raises when nothing could be
-        sent (no connection to a node, no slot table)."""
+        sent (no connection to a node, no slot table).
+
+        After a node was lost (a connection error, a timeout), the next call first
+        reads the slot table again, so a replica promoted in its place is found: the
+        breaker spaces these calls out while the cluster is failing."""
+        if self._stale:
+            self._client.nodes_manager.initialize()
+            self._stale = False
+        try:
+            replies = self._exchange(commands)
+        except self._lost:
+            self._stale = True
+            raise
+        self._stale = any(isinstance(reply, self._lost) for reply in replies)
+        return replies
+
+    def _exchange(self, commands: list[Command]) -> list[Any]:
         from redis import cluster
 
         if len(commands) == 1 and commands[0][0] == "evalsha":
@@ -107,6 +123,20 @@ class ClusterWire:
         self, client: Any, commands: list[Command], response: Any
     ) -> list[Any]:
         """:meth:`exchange` on a ``redis.asyncio`` cluster client."""
+        if self._stale:
+            await client.nodes_manager.initialize()
+            self._stale = False
+        try:
+            replies = await self._exchange_async(client, commands, response)
+        except self._lost:
+            self._stale = True
+            raise
+        self._stale = any(isinstance(reply, self._lost) for reply in replies)
+        return replies
+
+    async def _exchange_async(
+        self, client: Any, commands: list[Command], response: Any
+    ) -> list[Any]:
         pipe = client.pipeline()
         for name, args in commands:  # by name: redis-py blocks pipe.evalsha() in a cluster
             pipe.execute_command(name.upper(), *args)
