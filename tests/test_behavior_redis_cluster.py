@@ -153,6 +153,29 @@ def test_a_cluster_that_cannot_be_reached_is_refused_when_the_store_is_built() -
         assert "secret" not in str(exc)
 
 
+def test_the_docs_cluster_snippet_runs(
+    cluster: RedisCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/behavior.md "Redis Cluster": its snippet, pointed at the test cluster."""
+    root = Path(__file__).resolve().parents[1]
+    page = (root / "docs" / "behavior.md").read_text(encoding="utf-8")
+    section = page.split("## Redis Cluster", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert snippet.count("127.0.0.1:7000") == 2
+    monkeypatch.chdir(root)
+    names: dict[str, Any] = {}
+    exec(snippet.replace("127.0.0.1:7000", f"127.0.0.1:{cluster.nodes[0].port}"), names)
+    decision = names["pdp"].evaluate(
+        zdemo.agent_request(
+            "u-anna", "c-1", 3, device={"id": "d-anna"}, ip="10.1.0.10", amr=("pwd",)
+        )
+    )
+    assert decision.behavior is not None and decision.behavior["available"] is True
+    assert names["store"].stats().round_trips >= 1
+    names["store"].close()
+    names["same"].close()
+
+
 # -- the same as one node ------------------------------------------------------------
 
 
