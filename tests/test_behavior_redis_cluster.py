@@ -615,16 +615,25 @@ def test_a_node_killed_mid_run_fails_closed_and_the_store_recovers(
     store.close()
 
 
-def test_a_failover_to_a_replica_keeps_the_history(own_cluster: RedisCluster) -> None:
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_failover_to_a_replica_keeps_the_history(own_cluster: RedisCluster, mode: str) -> None:
     """A master with a replica is killed: decisions on its subject fail closed until
     the replica is promoted, then the store (which reads the slot table again after
-    losing a node) is served by the new master, with the subject's history."""
+    losing a node) is served by the new master, with the subject's history. Through
+    ``evaluate`` and through ``evaluate_async`` (redis.asyncio's cluster client)."""
     cluster = own_cluster
     master = cluster.nodes[1]
     replica = cluster.add_replica(master)
     config = BehaviorConfig(breaker_failures=2, breaker_reset=0.3, timeout=0.5, connect_timeout=0.5)
     store = RedisBehaviorStore.from_url(cluster.url, config)
     pdp = PolicyDecisionPoint.from_texts({"p.yaml": POLICY}, behavior=store, clock=lambda: NOW)
+    loop = asyncio.new_event_loop()
+
+    def decide(request: dict[str, Any]) -> Any:
+        if mode == "sync":
+            return pdp.evaluate(request)
+        return loop.run_until_complete(pdp.evaluate_async(request))
+
     owners = _slot_owners(cluster)
     subject = next(
         s
@@ -632,14 +641,14 @@ def test_a_failover_to_a_replica_keeps_the_history(own_cluster: RedisCluster) ->
         if owners[_keyslot(cluster, f"user:{s}".encode())] == master.port
     )
     for _ in range(3):
-        assert pdp.evaluate(_mapping(subject)).effect is Effect.ALLOW
+        assert decide(_mapping(subject)).effect is Effect.ALLOW
     with cluster.admin(master) as client:
         assert client.execute_command("WAIT", 1, 5000) == 1  # the replica has it all
     master.stop()
     refused = 0
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        decision = pdp.evaluate(_mapping(subject))
+        decision = decide(_mapping(subject))
         if decision.effect is Effect.ALLOW:
             break
         assert decision.effect is Effect.DENY
@@ -650,7 +659,9 @@ def test_a_failover_to_a_replica_keeps_the_history(own_cluster: RedisCluster) ->
         pytest.fail("the store did not find the promoted replica")
     assert refused > 0
     assert _slot_owners(cluster)[_keyslot(cluster, f"user:{subject}".encode())] == replica.port
-    # the three requests before, the refused ones never recorded, this one, the next
-    assert store.features(_request(subject), NOW)["requests_1h"] == 5
+    # the three requests before, the refused ones never recorded, the allowed one, this
+    assert decide(_mapping(subject)).behavior["requests_1h"] == 5
     assert store.stats().breaker is BreakerState.CLOSED
+    loop.run_until_complete(store.aclose())
+    loop.close()
     store.close()
