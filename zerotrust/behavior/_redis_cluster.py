@@ -6,6 +6,8 @@ sends one pipeline per node (the async client sends them concurrently, the sync 
 writes to every node before reading any). Every script's keys share one hash tag,
 so each script runs whole on one node; the batch as a whole is not atomic across
 nodes, and does not need to be (each subject's and group's changes are their own).
+No transaction is used (redis-py's cluster ``MULTI`` needs every key in one slot): as
+on one server, the pipeline is a plain one.
 
 What redis-py would do after a fault is not what this store needs, so its pipeline
 runs with ``allow_redirections=False`` and the client with no retries:
