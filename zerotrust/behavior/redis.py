@@ -16,6 +16,10 @@ outcome (so once per subject per day, riding with the next call). A group's tabl
 read (``HGETALL``) when a decision first needs it and again ``peer_refresh`` seconds
 of decision time later, in the same pipeline as that decision's script.
 
+On a Redis Cluster (``redis+cluster://``) every key of a subject, and each group,
+is in one slot; a round trip is split per master (:mod:`._redis_cluster`), and a
+failure of any part of it is a store failure of the whole.
+
 Faults never wait longer than the timeouts and come back as ``{"available": False}``,
 to which the PDP applies ``on_store_error``. Two kinds are kept apart:
 
@@ -705,7 +709,7 @@ def _cluster_url(url: str, cluster: bool) -> tuple[str, bool]:
         if url.startswith(scheme):
             return plain + url[len(scheme) :], True
     if cluster and not url.startswith(("redis://", "rediss://")):
-        raise ValueError(
+        raise ValueError(  # as redis-py's from_url does for a scheme it does not know
             "a Redis Cluster URL is redis+cluster://, rediss+cluster://, "
             "or redis:// / rediss:// with cluster=True"
         )
