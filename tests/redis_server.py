@@ -27,6 +27,7 @@ __all__ = [
     "redis_server_binary",
     "running_cluster",
     "running_redis",
+    "shared_cluster",
 ]
 
 
@@ -246,6 +247,24 @@ class RedisCluster:
     def stop(self) -> None:
         for node in self.nodes + self.replicas:
             node.stop()
+
+
+_SHARED: list[RedisCluster] = []
+
+
+def shared_cluster(config: pytest.Config, factory: pytest.TempPathFactory) -> RedisCluster:
+    """One cluster for the whole test session (every module that asks gets it),
+    stopped when the session ends; skipped without redis-server / redis-cli, except
+    under CI. Tests that kill a node start a cluster of their own
+    (:func:`running_cluster`)."""
+    if not _SHARED:
+        cluster = RedisCluster(
+            redis_server_binary(), redis_server_binary("redis-cli"), factory.mktemp("cluster")
+        )
+        config.add_cleanup(cluster.stop)
+        cluster.start()
+        _SHARED.append(cluster)
+    return _SHARED[0]
 
 
 def running_cluster(directory: Path) -> Iterator[RedisCluster]:

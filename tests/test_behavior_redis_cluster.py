@@ -24,7 +24,7 @@ from typing import Any
 import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
-from redis_server import RedisCluster, RedisServer, running_cluster
+from redis_server import RedisCluster, RedisServer, running_cluster, shared_cluster
 from strategies import BEHAVIOR_CONFIGS, Step, steps
 from test_behavior_differential import _same
 
@@ -55,11 +55,12 @@ rules:
 """
 
 
-@pytest.fixture(scope="module")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
-    """One cluster for the module (skipped without redis-server / redis-cli, except
-    under CI); each test starts from empty nodes."""
-    yield from running_cluster(tmp_path_factory.mktemp("cluster"))
+@pytest.fixture(scope="session")
+def redis_cluster(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> RedisCluster:
+    """The session's cluster (see ``redis_server.shared_cluster``)."""
+    return shared_cluster(pytestconfig, tmp_path_factory)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis_server import RedisCluster, running_cluster
+from redis_server import RedisCluster, shared_cluster
 from test_server_workers import free_port, wait_for
 
 from zerotrust import demo as zdemo
@@ -32,9 +32,12 @@ from zerotrust.server import ServerConfigError, load_config
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
-    yield from running_cluster(tmp_path_factory.mktemp("cluster"))
+@pytest.fixture(scope="session")
+def redis_cluster(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> RedisCluster:
+    """The session's cluster (see ``redis_server.shared_cluster``)."""
+    return shared_cluster(pytestconfig, tmp_path_factory)
 
 
 def _post(port: int, body: dict[str, Any]) -> dict[str, Any]:
