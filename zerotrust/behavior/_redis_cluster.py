@@ -50,17 +50,19 @@ class ClusterWire:
         self._response = response
         self._refused = (e.MovedError, e.AskError, e.TryAgainError)
         self._wires: dict[str, tuple[Any, Wire]] = {}  # node name -> (its client, its wire)
-        self._lost = (e.ConnectionError, e.TimeoutError)
-        self._stale = False  # a node was lost: read the slot table before the next call
+        # a node lost, or a slot the table gives no master: read the table again
+        self._lost = (e.ConnectionError, e.TimeoutError, e.SlotNotCoveredError)
+        self._stale = False
 
     def exchange(self, commands: list[Command]) -> list[Any]:
         """The replies in order, an error reply (or a node that could not be reached
         after the pipeline was sent) as its exception; raises when nothing could be
         sent (no connection to a node, no slot table).
 
-        After a node was lost (a connection error, a timeout), the next call first
-        reads the slot table again, so a replica promoted in its place is found: the
-        breaker spaces these calls out while the cluster is failing."""
+        After a node was lost (a connection error, a timeout; or a slot had no master
+        in the table), the next call first reads the slot table again, so a replica
+        promoted in its place is found: the breaker spaces these calls out while the
+        cluster is failing."""
         if self._stale:
             self._client.nodes_manager.initialize()
             self._stale = False
