@@ -2,11 +2,13 @@
 
 The same request sequence gives the same features and the same stored records as on
 a single redis-server; every key of a subject is in its subject's slot and every
-group in its own; two stores (two replicas) see one history; the insider of
-``zerotrust demo`` sent alternately to two PDPs is stopped where one process stops
-her; a slot moved under a store (``ASK``, then ``MOVED``) costs nothing; a node
-killed mid-run makes decisions follow ``on_store_error`` (never an allow by error)
-and the store recovers when the node returns.
+group in its own; a decision costs its script calls and nothing more; two stores (two
+replicas) see one history; the insider of ``zerotrust demo`` sent alternately to two
+PDPs is stopped where one process stops her; a slot moved under a store (``ASK``,
+``TRYAGAIN``, ``MOVED``) loses and doubles nothing; a part of a round trip that times
+out is a failure and is never sent again; a node killed mid-run makes decisions
+follow ``on_store_error`` (never an allow by error) and the store recovers when the
+node returns; a failover to a replica keeps the history.
 """
 
 from __future__ import annotations
