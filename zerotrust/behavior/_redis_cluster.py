@@ -22,10 +22,10 @@ runs with ``allow_redirections=False`` and the client with no retries:
 * A node that cannot be reached before anything is sent to it (no connection, a slot
   no master serves) raises: the round trip is a store failure as a whole.
 
-A lone script call (a decision with nothing queued) skips the cluster pipeline: it
-goes on the direct wire (:mod:`zerotrust.behavior._redis_wire`) of the client redis-py
-keeps for the subject's master, a ``MOVED`` or ``ASK`` reply then being followed as
-above.
+A lone script call (a decision with nothing queued) skips the cluster pipeline: sync,
+it goes on the direct wire (:mod:`zerotrust.behavior._redis_wire`) of the client
+redis-py keeps for the subject's master; async, on that master node's own connection.
+A ``MOVED`` or ``ASK`` reply is then followed as above.
 """
 
 from __future__ import annotations
@@ -114,6 +114,23 @@ class ClusterWire:
                 reply = exc
         return reply
 
+    async def _alone_async(self, client: Any, args: list[Any], response: Any) -> Any:
+        """A lone script call straight to its master's node: no pipeline (about 50 µs
+        less client CPU a decision), and, unlike the client's ``execute_command``, no
+        pause of its own after ``CLUSTERDOWN`` (redis-py sleeps 0.25 s there)."""
+        await client.initialize()  # the slot table, once (a no-op afterwards)
+        node = client.get_node_from_key(args[2])
+        try:
+            reply = await node.execute_command("EVALSHA", *args)
+        except response as exc:
+            reply = exc
+        if isinstance(reply, self._refused):
+            try:
+                reply = await client.execute_command("EVALSHA", *args)
+            except response as exc:
+                reply = exc
+        return reply
+
     def _node(self, name: str, args: list[Any]) -> Any:
         """The master serving the command's slot, by the client's slot table (its first
         key: a script's keys share one hash tag). Named here because redis-py's sync
@@ -141,6 +158,8 @@ class ClusterWire:
     async def _exchange_async(
         self, client: Any, commands: list[Command], response: Any
     ) -> list[Any]:
+        if len(commands) == 1 and commands[0][0] == "evalsha":
+            return [await self._alone_async(client, commands[0][1], response)]
         pipe = client.pipeline()
         for name, args in commands:  # by name: redis-py blocks pipe.evalsha() in a cluster
             pipe.execute_command(name.upper(), *args)
