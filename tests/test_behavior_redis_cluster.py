@@ -462,8 +462,9 @@ def _node_ids(cluster: RedisCluster) -> dict[int, bytes]:
     return ids
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
 def test_a_slot_moved_under_the_store_is_followed_ask_then_moved(
-    cluster: RedisCluster,
+    cluster: RedisCluster, mode: str
 ) -> None:
     """The subject's slot is migrated to another master while a store (with the old
     slot table) keeps deciding. Mid-migration the old node answers ``ASK``: a subject
@@ -471,10 +472,17 @@ def test_a_slot_moved_under_the_store_is_followed_ask_then_moved(
     there is refused with ``TRYAGAIN`` (a script's keys must be together), which is a
     store failure. After the move the old node answers ``MOVED`` and the store learns
     the new table. Each refused command is sent once more at most: no request is
-    lost or counted twice."""
+    lost or counted twice. Through ``features`` and ``features_async``."""
     from redis.crc import key_slot
 
     store = RedisBehaviorStore.from_url(cluster.url)
+    loop = asyncio.new_event_loop()
+
+    def features(request: AccessRequest) -> Mapping[str, Any]:
+        if mode == "sync":
+            return store.features(request, NOW)
+        return loop.run_until_complete(store.features_async(request, NOW))
+
     subject = "u-moving"
     slot = key_slot(f"user:{subject}".encode())
     late = next(
@@ -488,7 +496,7 @@ def test_a_slot_moved_under_the_store_is_followed_ask_then_moved(
         return AccessRequest.from_mapping(mapping)
 
     for n in range(3):
-        assert store.features(full(subject), NOW)["requests_1h"] == n + 1
+        assert features(full(subject))["requests_1h"] == n + 1
     owner = _slot_owners(cluster)[slot]
     source = next(node for node in cluster.nodes if node.port == owner)
     target = next(node for node in cluster.nodes if node.port != owner)
@@ -500,9 +508,9 @@ def test_a_slot_moved_under_the_store_is_followed_ask_then_moved(
         assert len(keys) == 10
         src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
     # mid-migration
-    assert store.features(full(subject), NOW)["requests_1h"] == 4  # ASK: served there
+    assert features(full(subject))["requests_1h"] == 4  # ASK: served there
     assert store.stats().failures == 0
-    assert store.features(full(late), NOW) == {"available": False}  # TRYAGAIN
+    assert features(full(late)) == {"available": False}  # TRYAGAIN
     assert store.stats().failures == 1
     for node in cluster.nodes:
         with cluster.admin(node) as client:
@@ -510,13 +518,15 @@ def test_a_slot_moved_under_the_store_is_followed_ask_then_moved(
     # the move is done: MOVED, first inside a pipeline (another subject's correction
     # rides along), then for a lone call
     store.record_access(_request("u-other"), NOW, 3)
-    assert store.features(full(subject), NOW)["requests_1h"] == 5
-    assert store.features(full(subject), NOW)["requests_1h"] == 6
-    assert store.features(full(late), NOW)["requests_1h"] == 1  # the refused one was not kept
-    assert store.features(_request("u-other"), NOW)["records_1h"] == 3 + 1
+    assert features(full(subject))["requests_1h"] == 5
+    assert features(full(subject))["requests_1h"] == 6
+    assert features(full(late))["requests_1h"] == 1  # the refused one was not kept
+    assert features(_request("u-other"))["records_1h"] == 3 + 1
     stats = store.stats()
     assert (stats.failures, stats.subject_errors, stats.lost_outcomes) == (1, 0, 0)
     assert _slot_owners(cluster)[slot] == target.port
+    loop.run_until_complete(store.aclose())
+    loop.close()
     store.close()
 
 
