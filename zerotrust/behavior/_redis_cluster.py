@@ -12,9 +12,12 @@ on one server, the pipeline is a plain one.
 What redis-py would do after a fault is not what this store needs, so its pipeline
 runs with ``allow_redirections=False`` and the client with no retries:
 
-* ``MOVED``, ``ASK`` and ``TRYAGAIN`` replies are refusals: the node did not run the
-  command. Each is sent once more through ``execute_command``, which follows the
-  redirection (and learns the new slot table) exactly as a single command does.
+* ``MOVED`` and ``ASK`` replies are refusals: the node did not run the command. Each
+  is sent once more through ``execute_command``, which follows the redirection (and
+  learns the new slot table) as a single command does, here at most three hops
+  (``RedisClusterRequestTTL``, set by the store). ``TRYAGAIN`` (a slot mid-migration
+  with the script's keys on both sides) is a refusal too, but asking again at once
+  would only meet it again: it stays a store failure.
 * A connection error or a timeout is *not* sent again (redis-py's sync pipeline
   would resend it one command at a time): the command may have run, and a second
   run would record the request or an outcome twice. It stays in the replies, and
@@ -48,7 +51,7 @@ class ClusterWire:
 
         self._client = client
         self._response = response
-        self._refused = (e.MovedError, e.AskError, e.TryAgainError)
+        self._refused = (e.MovedError, e.AskError)
         self._wires: dict[str, tuple[Any, Wire]] = {}  # node name -> (its client, its wire)
         # a node lost, or a slot the table gives no master: read the table again
         self._lost = (e.ConnectionError, e.TimeoutError, e.SlotNotCoveredError)

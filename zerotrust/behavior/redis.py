@@ -241,10 +241,16 @@ class RedisBehaviorStore(ConfiguredStore):
         ) as exc:
             raise BehaviorStoreError(f"Redis Cluster at {_shown_url(url)}: {exc}") from exc
 
+        # Redirections a command follows at most: MOVED, then ASK, then the reply
+        # (redis-py's 16 would retry a TRYAGAIN for about 0.1 s: past the timeouts).
+        client.RedisClusterRequestTTL = 3
+
         def make_async() -> Any:
-            return redis.asyncio.cluster.RedisCluster.from_url(
+            made = redis.asyncio.cluster.RedisCluster.from_url(
                 url, retry=AsyncRetry(NoBackoff(), 0), **options
             )
+            made.RedisClusterRequestTTL = 3
+            return made
 
         return cls(client, config, async_client=make_async)
 
