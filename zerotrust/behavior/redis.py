@@ -16,6 +16,10 @@ outcome (so once per subject per day, riding with the next call). A group's tabl
 read (``HGETALL``) when a decision first needs it and again ``peer_refresh`` seconds
 of decision time later, in the same pipeline as that decision's script.
 
+On a Redis Cluster (``redis+cluster://``) every key of a subject, and each group,
+is in one slot; a round trip is split per master (:mod:`._redis_cluster`), and a
+failure of any part of it is a store failure of the whole.
+
 Faults never wait longer than the timeouts and come back as ``{"available": False}``,
 to which the PDP applies ``on_store_error``. Two kinds are kept apart:
 
@@ -44,6 +48,7 @@ from typing import Any, NamedTuple
 import attrs
 
 from zerotrust.behavior._lua import GROUP_SCRIPT, KEYS, SCRIPT
+from zerotrust.behavior._redis_cluster import ClusterWire
 from zerotrust.behavior._redis_faults import Faults
 from zerotrust.behavior._redis_keys import arg, group_key, resource_arg, shown, text_bytes
 from zerotrust.behavior._redis_keys import tag as subject_tag
@@ -136,7 +141,11 @@ class RedisBehaviorStore(ConfiguredStore):
         self._async_factory = async_client
         self._async: tuple[asyncio.AbstractEventLoop, Any] | None = None
         self._faults = Faults()
-        self._wire = Wire(client, self._faults.response)
+        self._wire: Wire | ClusterWire = (
+            ClusterWire(client, self._faults.response)
+            if _is_cluster(client)
+            else Wire(client, self._faults.response)
+        )
         options: dict[str, Any] = {"is_failure": self._faults.is_failure}
         if monotonic is not None:
             options["monotonic"] = monotonic
@@ -167,11 +176,21 @@ class RedisBehaviorStore(ConfiguredStore):
 
     @classmethod
     def from_url(
-        cls, url: str, config: BehaviorConfig | None = None, **kwargs: Any
+        cls,
+        url: str,
+        config: BehaviorConfig | None = None,
+        *,
+        cluster: bool = False,
+        **kwargs: Any,
     ) -> RedisBehaviorStore:
         """A store on ``redis://host:port/db`` (or ``rediss://``, ``unix://``), with the
         config's timeouts and no client-side retries (the breaker handles outages).
-        Extra keyword arguments go to ``redis.Redis.from_url``."""
+
+        ``redis+cluster://host:port`` (``rediss+cluster://`` for TLS), or
+        ``cluster=True`` with a ``redis://`` / ``rediss://`` URL, is a Redis Cluster:
+        the node named is where the slot table is first read, and the store talks
+        to every master through redis-py's ``RedisCluster``. Extra keyword
+        arguments go to ``from_url`` of the client class."""
         import redis
         import redis.asyncio
         from redis.backoff import NoBackoff
@@ -184,6 +203,9 @@ class RedisBehaviorStore(ConfiguredStore):
             "health_check_interval": 0,
             **kwargs,
         }
+        node_url, cluster = _cluster_url(url, cluster)
+        if cluster:
+            return cls._cluster(node_url, c, options)
         client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
 
         def make_async() -> Any:
@@ -192,6 +214,45 @@ class RedisBehaviorStore(ConfiguredStore):
             return redis.asyncio.Redis.from_url(url, retry=AsyncRetry(NoBackoff(), 0), **options)
 
         return cls(client, c, async_client=make_async)
+
+    @classmethod
+    def _cluster(
+        cls, url: str, config: BehaviorConfig, options: dict[str, Any]
+    ) -> RedisBehaviorStore:
+        """A store on a Redis Cluster. The sync client reads the slot table here (so a
+        cluster that cannot be reached fails now, as ``BehaviorStoreError``); the
+        async one on its first call."""
+        import redis.asyncio.cluster
+        import redis.cluster
+        from redis.asyncio.retry import Retry as AsyncRetry
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        from zerotrust.errors import BehaviorStoreError
+
+        try:
+            client = redis.cluster.RedisCluster.from_url(
+                url, retry=Retry(NoBackoff(), 0), **options
+            )
+        except (
+            redis.exceptions.RedisError,
+            redis.exceptions.RedisClusterException,
+            OSError,
+        ) as exc:
+            raise BehaviorStoreError(f"Redis Cluster at {_shown_url(url)}: {exc}") from exc
+
+        # Redirections a command follows at most: MOVED, then ASK, then the reply
+        # (redis-py's 16 would retry a TRYAGAIN for about 0.1 s: past the timeouts).
+        client.RedisClusterRequestTTL = 3
+
+        def make_async() -> Any:
+            made = redis.asyncio.cluster.RedisCluster.from_url(
+                url, retry=AsyncRetry(NoBackoff(), 0), **options
+            )
+            made.RedisClusterRequestTTL = 3
+            return made
+
+        return cls(client, config, async_client=make_async)
 
     def stats(self) -> RedisStats:
         with self._lock:
@@ -448,6 +509,7 @@ class RedisBehaviorStore(ConfiguredStore):
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
         self._faults.raise_server_wide(replies)
+        _raise_unreachable(replies, self._faults.response)
         return replies
 
     def _exchange(self, commands: list[tuple[str, list[Any]]]) -> list[Any]:
@@ -464,13 +526,14 @@ class RedisBehaviorStore(ConfiguredStore):
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
         self._faults.raise_server_wide(replies)
+        _raise_unreachable(replies, self._faults.response)
         return replies
 
     async def _exchange_async(
         self, client: Any, commands: list[tuple[str, list[Any]]]
     ) -> list[Any]:
         self._trip()
-        return await Wire.exchange_async(client, commands, self._faults.response)
+        return await self._wire.exchange_async(client, commands, self._faults.response)
 
     def _async_client(self) -> Any:
         if self._async_factory is None:
@@ -639,3 +702,44 @@ class RedisBehaviorStore(ConfiguredStore):
         keys = dict.fromkeys(key for _, key in batch.groups)
         with self._lock:
             self._pending_groups.extend((key, op, tag, value) for key in keys)
+
+
+# -- Redis Cluster ----------------------------------------------------------------------
+
+_CLUSTER_SCHEMES = {"redis+cluster://": "redis://", "rediss+cluster://": "rediss://"}
+
+
+def _cluster_url(url: str, cluster: bool) -> tuple[str, bool]:
+    """The URL redis-py reads, and whether it names a cluster."""
+    for scheme, plain in _CLUSTER_SCHEMES.items():
+        if url.startswith(scheme):
+            return plain + url[len(scheme) :], True
+    if cluster and not url.startswith(("redis://", "rediss://")):
+        raise ValueError(  # as redis-py's from_url does for a scheme it does not know
+            "a Redis Cluster URL is redis+cluster://, rediss+cluster://, "
+            "or redis:// / rediss:// with cluster=True"
+        )
+    return url, cluster
+
+
+def _shown_url(url: str) -> str:
+    """The URL for a message, without a password."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
+def _is_cluster(client: Any) -> bool:
+    import redis.cluster
+
+    return isinstance(client, redis.cluster.RedisCluster)
+
+
+def _raise_unreachable(replies: list[Any], response: type[Exception]) -> None:
+    """Raise the first part of a round trip that reached no server (a cluster node
+    that failed after the pipeline was sent: only the cluster wire returns these).
+    The whole round trip is then a store failure: its request is unavailable and
+    its deferred outcomes are counted lost, even those another node wrote (never
+    counted done when part of the batch failed)."""
+    for reply in replies:
+        if isinstance(reply, BaseException) and not isinstance(reply, response):
+            raise reply

@@ -282,9 +282,14 @@ def _check(config: ServerConfig) -> list[str]:
             )
     if config.behavior_redis_url is not None and (
         not isinstance(config.behavior_redis_url, str)
-        or not config.behavior_redis_url.startswith(("redis://", "rediss://", "unix://"))
+        or not config.behavior_redis_url.startswith(
+            ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+        )
     ):
-        problems.append("behavior_redis_url must be a redis://, rediss:// or unix:// URL")
+        problems.append(
+            "behavior_redis_url must be a redis://, rediss://, unix://, "
+            "redis+cluster:// or rediss+cluster:// URL"
+        )
     if not config.bearer_secrets and not config.insecure_local:
         problems.append(
             "no bearer secret configured: set bearer_secrets (or bearer_secrets_file), "
