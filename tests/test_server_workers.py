@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from metrics_helpers import samples
-from redis_server import RedisServer
+from redis_server import RedisServer, redis_server_binary
 
 from zerotrust.server import ServerConfigError, load_config
 from zerotrust.server.runner import ListenError, listen_each
@@ -283,3 +283,28 @@ def test_metrics_add_up_across_workers() -> None:
             if len(answered) == 2:
                 break
         assert len(answered) == 2  # both workers answered the scrape with the same sums
+
+
+def test_readyz_follows_the_redis_store(tmp_path: Path) -> None:
+    """Ready while Redis answers, 503 while it is down, ready again when it is back."""
+    from starlette.testclient import TestClient
+
+    from zerotrust.server.workers import ServeOptions, build
+
+    server = RedisServer(redis_server_binary(), tmp_path)
+    server.start()
+    try:
+        config = tmp_path / "server.yaml"
+        config.write_text(f"insecure_local: true\nbehavior_redis_url: {server.url}\n")
+        options = ServeOptions(str(POLICIES), "127.0.0.1", config_file=str(config))
+        app = build(options).server.config.app
+        with TestClient(app, client=("127.0.0.1", 50000)) as client:
+            assert client.get("/readyz").json()["checks"]["behavior_store"] == "ok"
+            server.stop()
+            r = client.get("/readyz")
+            assert r.status_code == 503
+            assert r.json()["checks"]["behavior_store"] == "not answering"
+            server.start()
+            assert wait_for(lambda: client.get("/readyz").status_code == 200)
+    finally:
+        server.stop()

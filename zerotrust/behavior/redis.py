@@ -305,6 +305,15 @@ class RedisBehaviorStore(ConfiguredStore):
         if batch.calls or batch.writes:
             self._run(batch)
 
+    def ping(self) -> bool:
+        """Whether Redis answers now (every master, on a cluster): for readiness probes.
+
+        A failure is False, never raised; it does not count against the breaker."""
+        try:
+            return bool(self._client.ping())
+        except Exception:  # any failure to answer is "not ready"
+            return False
+
     def close(self) -> None:
         """Flush queued outcomes and close the connection pool."""
         self.flush()
