@@ -83,6 +83,15 @@ _T = TypeVar("_T")
 _Operation = Callable[[Mapping[str, Any], float, Mapping[str, Any], str | None], dict[str, Any]]
 
 
+def _page_key(config: ServerConfig) -> bytes:
+    """The key of page tokens: derived from the secret, so that the secret is used for
+    nothing but this (a key of its own when none is configured)."""
+    if config.paging_secret is None:
+        return secrets.token_bytes(32)
+    secret = config.paging_secret.encode("utf-8")
+    return hashlib.sha256(b"zerotrust page tokens\x00" + secret).digest()
+
+
 def create_app(
     pdp: PolicyDecisionPoint,
     *,
@@ -102,11 +111,15 @@ def create_app(
     it verifies no identity): evaluations with small bodies are then decided on the
     event loop while decisions stay quick (see :mod:`zerotrust.server.slots`).
     Otherwise every decision runs in a worker thread.
+
+    Search page tokens are signed with ``config.paging_secret``, so a page from one
+    replica continues on any other with the same secret; without it, with a key of
+    this app's own.
     """
     if entities is None and config.entities_file is not None:
         entities = load_entities(config.entities_file)
     metrics = Metrics()
-    service = Service(pdp, config, metrics, PageTokens(secrets.token_bytes(32)), entities)
+    service = Service(pdp, config, metrics, PageTokens(_page_key(config)), entities)
     api = _Api(service, config, metrics, Inline(decide_inline))
     endpoints = {
         API_PATHS["access_evaluation_endpoint"]: _Endpoint(
