@@ -143,6 +143,7 @@ def _parser(full_serve: bool = False) -> argparse.ArgumentParser:
 
     serve = sub.add_parser(
         "serve",
+        allow_abbrev=False,  # --bearer-secrets must not pass for --bearer-secrets-file
         help="serve the OpenID AuthZEN Authorization API over HTTP",
         description="Serve the AuthZEN API. Every setting comes from the config file, "
         "a ZEROTRUST_... environment variable or a flag; a flag wins over a variable, a "
@@ -449,6 +450,7 @@ def _serve(args: argparse.Namespace) -> int:
     """Every way the server can fail to start is one line and exit 2, except invalid
     policies (exit 1 with their diagnostics, as ``validate``)."""
     try:  # imported here: `import zerotrust` must not need the server extra
+        from zerotrust.server.config import ServerConfigError
         from zerotrust.server.runner import address, listen_each
         from zerotrust.server.settings import ENV_PREFIX, config_schema, printed
         from zerotrust.server.workers import (
@@ -505,8 +507,12 @@ def _serve(args: argparse.Namespace) -> int:
             status = EXIT_USAGE if supervise(options, socket_sets) else EXIT_OK
     except PolicyError:
         raise  # exit 1 with the diagnostics, as `validate`
+    except ServerConfigError as exc:  # every problem, one line each
+        for problem in exc.problems:
+            print(f"zerotrust serve: {' '.join(problem.split())}", file=sys.stderr)
+        return EXIT_USAGE
     except (ZeroTrustError, OSError) as exc:
-        # ServerConfigError, ListenError, DecisionLogError, identity set-up: one line.
+        # ListenError, DecisionLogError, identity set-up: one line.
         print(f"zerotrust serve: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USAGE
     finally:

@@ -53,7 +53,6 @@ _PATHS = frozenset(
         ("identity", "device", "jwks_file"),
     }
 )
-_SCHEMA_ID = "https://zerotrust.dev/schemas/server-config.schema.json"
 #: Where each value came from: its key path to the variable or flag (absent: the file).
 Origins = dict[Loc, str]
 
@@ -68,7 +67,6 @@ def config_schema() -> dict[str, Any]:
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": _SCHEMA_ID,
         "title": "zerotrust serve configuration",
         **{k: v for k, v in schema.items() if k != "title"},
     }
