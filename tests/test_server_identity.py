@@ -44,8 +44,8 @@ from zerotrust.server import (
     create_app,
     load_config,
 )
-from zerotrust.server.settings import config_from_mapping
 from zerotrust.server.identity import build_identity
+from zerotrust.server.settings import config_from_mapping
 
 if not KEYS.is_dir():
     pytest.skip(f"shared conformance keys not found at {KEYS}", allow_module_level=True)
