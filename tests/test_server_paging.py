@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import logging
 import os
 import socket
 import subprocess
@@ -40,13 +39,16 @@ PAGE = "/access/v1/search/resource"
 
 
 @pytest.fixture
-def warnings(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """The server's warnings (its logger may not propagate once a server was built)."""
-    logger = logging.getLogger("zerotrust.server")
-    logger.addHandler(caplog.handler)
-    with caplog.at_level(logging.WARNING, logger="zerotrust.server"):
-        yield caplog
-    logger.removeHandler(caplog.handler)
+def warnings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The server's warnings (building a server sets up logging anew: read them here)."""
+    found: list[str] = []
+
+    class Recorder:
+        def warning(self, message: str, *args: Any) -> None:
+            found.append(message % args)
+
+    monkeypatch.setattr(workers_module, "_log", Recorder())
+    return found
 
 
 def app_with(paging_secret: str | None) -> TestClient:
@@ -88,25 +90,28 @@ def test_without_a_paging_secret_each_app_has_its_own_key() -> None:
 
 
 def test_serve_without_a_secret_warns_that_pages_stay_in_the_process(
-    warnings: pytest.LogCaptureFixture,
+    warnings: list[str],
 ) -> None:
     options = ServeOptions(str(SEARCH), "127.0.0.1", insecure_local=True, environ=())
     build(options)
-    assert "no paging_secret configured" in warnings.text
+    assert "no paging_secret configured: generated one for this process" in warnings[0]
     warnings.clear()
     environ = (("ZEROTRUST_PAGING_SECRET", PAGING),)
     build(ServeOptions(str(SEARCH), "127.0.0.1", insecure_local=True, environ=environ))
-    assert "paging_secret" not in warnings.text
+    assert warnings == []
 
 
 def test_the_supervisor_makes_one_secret_for_its_workers(
-    warnings: pytest.LogCaptureFixture,
+    warnings: list[str],
 ) -> None:
     options = ServeOptions(str(SEARCH), "127.0.0.1", insecure_local=True, environ=())
     shared = share_paging_secret(options, configure(options))
     assert shared.paging_secret is not None and len(shared.paging_secret) >= 43
     assert shared.paging_secret not in repr(shared)
-    assert "other replica will be refused" in warnings.text
+    build(shared)
+    (warning,) = warnings
+    assert "generated one for this server's workers" in warning
+    assert "another replica will be refused" in warning
     configured = ServeOptions(
         str(SEARCH),
         "127.0.0.1",

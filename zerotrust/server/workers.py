@@ -105,13 +105,9 @@ def configure(options: ServeOptions) -> ServerConfig:
 
 def share_paging_secret(options: ServeOptions, config: ServerConfig) -> ServeOptions:
     """``options`` with a paging secret for every worker, made here when ``config`` has
-    none (and a warning that pages will not cross replicas)."""
+    none (:func:`build` warns that pages will not cross replicas)."""
     if config.paging_secret is not None or options.paging_secret is not None:
         return options
-    _log.warning(
-        "no paging_secret configured: generated one for this server's workers; a search "
-        "page token from another replica will be refused (set paging_secret to share one)"
-    )
     return attrs.evolve(options, paging_secret=secrets.token_urlsafe(32))
 
 
@@ -120,10 +116,13 @@ def build(
     on_serving: Callable[[], None] | None = None,
     *,
     config: ServerConfig | None = None,
+    warn: bool = True,
 ) -> Built:
     """Config, identity, behaviour store, decision log, PDP, app and server: everything
     but the sockets; ``on_serving`` goes to :func:`~zerotrust.server.runner.make_server`;
-    ``config``: the one :func:`configure` gave for ``options``, if already read.
+    ``config``: the one :func:`configure` gave for ``options``, if already read. Without
+    a configured paging secret, one is made (or taken from ``options``) and, when
+    ``warn``, a warning logged once logging is set up (a worker leaves it to its parent).
 
     Raises what each step raises (:class:`~zerotrust.errors.PolicyError`,
     :class:`~zerotrust.server.ServerConfigError`, ``DecisionLogError``, ...); the
@@ -135,12 +134,8 @@ def build(
         raise ServerConfigError(
             ["policies: is required: --policies, ZEROTRUST_POLICIES or policies in the file"]
         )
-    if config.paging_secret is None:
-        if options.paging_secret is None:
-            _log.warning(
-                "no paging_secret configured: generated one for this process; a search "
-                "page token from another process or replica will be refused"
-            )
+    generated = config.paging_secret is None
+    if generated:
         secret = options.paging_secret or secrets.token_urlsafe(32)
         config = config.model_copy(update={"paging_secret": secret})
     identity = build_identity(config.identity) if config.identity is not None else None
@@ -163,6 +158,12 @@ def build(
         if log is not None:
             log.close()
         raise
+    if generated and warn:  # now: make_server has set up logging
+        _log.warning(
+            "no paging_secret configured: generated one for %s; a search page token "
+            "from another replica will be refused (set paging_secret to share one)",
+            "this process" if options.paging_secret is None else "this server's workers",
+        )
     return Built(server, pdp, log)
 
 
@@ -313,7 +314,7 @@ def _worker(
 ) -> None:
     """A worker process: build, report once serving, stop when the parent is gone."""
     try:
-        built = build(options, on_serving=lambda: pipe.send("serving"))
+        built = build(options, on_serving=lambda: pipe.send("serving"), warn=False)
     except Exception:
         logging.getLogger("zerotrust.server").exception("worker could not start")
         raise SystemExit(_STARTUP_FAILURE) from None
