@@ -116,13 +116,12 @@ def build(
     on_serving: Callable[[], None] | None = None,
     *,
     config: ServerConfig | None = None,
-    warn: bool = True,
 ) -> Built:
     """Config, identity, behaviour store, decision log, PDP, app and server: everything
     but the sockets; ``on_serving`` goes to :func:`~zerotrust.server.runner.make_server`;
     ``config``: the one :func:`configure` gave for ``options``, if already read. Without
-    a configured paging secret, one is made (or taken from ``options``) and, when
-    ``warn``, a warning logged once logging is set up (a worker leaves it to its parent).
+    a configured paging secret, the one in ``options`` (made by the supervisor) is used,
+    else one is made here and a warning logged once the server serves.
 
     Raises what each step raises (:class:`~zerotrust.errors.PolicyError`,
     :class:`~zerotrust.server.ServerConfigError`, ``DecisionLogError``, ...); the
@@ -134,8 +133,9 @@ def build(
         raise ServerConfigError(
             ["policies: is required: --policies, ZEROTRUST_POLICIES or policies in the file"]
         )
-    generated = config.paging_secret is None
-    if generated:
+    if config.paging_secret is None:
+        if options.paging_secret is None:
+            on_serving = _warning_first(on_serving)
         secret = options.paging_secret or secrets.token_urlsafe(32)
         config = config.model_copy(update={"paging_secret": secret})
     identity = build_identity(config.identity) if config.identity is not None else None
@@ -158,13 +158,27 @@ def build(
         if log is not None:
             log.close()
         raise
-    if generated and warn:  # now: make_server has set up logging
-        _log.warning(
-            "no paging_secret configured: generated one for %s; a search page token "
-            "from another replica will be refused (set paging_secret to share one)",
-            "this process" if options.paging_secret is None else "this server's workers",
-        )
     return Built(server, pdp, log)
+
+
+def _paging_warning(whose: str) -> None:
+    _log.warning(
+        "no paging_secret configured: generated one for %s; a search page token from "
+        "another replica will be refused (set paging_secret to share one)",
+        whose,
+    )
+
+
+def _warning_first(on_serving: Callable[[], None] | None) -> Callable[[], None]:
+    """``on_serving``, after the paging warning: logged once serving (logging is set up
+    then, and a server that never starts has nothing to warn about)."""
+
+    def serving() -> None:
+        _paging_warning("this process")
+        if on_serving is not None:
+            on_serving()
+
+    return serving
 
 
 def run(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
@@ -184,6 +198,8 @@ def supervise(options: ServeOptions, socket_sets: list[list[socket.socket]]) -> 
     files were edited into an invalid state meanwhile, say) leaves the others serving
     the set they loaded: it is logged and tried again after 1, 2, 4 ... up to
     :data:`RETRY_MAX_SECONDS` seconds."""
+    if options.paging_secret is not None:  # made by share_paging_secret
+        _paging_warning("this server's workers")
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
@@ -314,7 +330,7 @@ def _worker(
 ) -> None:
     """A worker process: build, report once serving, stop when the parent is gone."""
     try:
-        built = build(options, on_serving=lambda: pipe.send("serving"), warn=False)
+        built = build(options, on_serving=lambda: pipe.send("serving"))
     except Exception:
         logging.getLogger("zerotrust.server").exception("worker could not start")
         raise SystemExit(_STARTUP_FAILURE) from None
