@@ -572,7 +572,7 @@ def test_serve_help_shows_every_option(capsys: pytest.CaptureFixture[str]) -> No
     for path, _ in keys():
         if path[0] not in FLAG_SECRETS:
             assert flag_name(path) in out
-            assert env_name(path) in out.replace("\n", "").replace(" ", "") or True
+            assert env_name(path) in out
     for flag in ("--config", "--print-config", "--config-schema"):
         assert flag in out
 
