@@ -465,17 +465,20 @@ def test_insecure_local_from_the_environment_refuses_a_public_host() -> None:
 
 # --- secrets never shown ------------------------------------------------------------------
 
+# Marked ("Zq9"), so that no sample is also a word of the output ("baseline_lookbac").
 _TOKEN = st.text(
     alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/",
-    min_size=16,
+    min_size=13,
     max_size=40,
-)
+).map(lambda t: "Zq9" + t)
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     secret=_TOKEN,
-    paging=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=43, max_size=60),
+    paging=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=40, max_size=60).map(
+        lambda t: "Zq9" + t
+    ),
     password=_TOKEN.map(lambda t: t.replace("/", "x").replace("+", "y")),
     spoil=st.sampled_from(["", " ", "ä", "\t", "!"]),
 )

@@ -97,13 +97,6 @@ def _section(root: Mapping[str, Any], schema: Mapping[str, Any]) -> Mapping[str,
     return None
 
 
-def _schema_at(path: Loc) -> Mapping[str, Any] | None:
-    for key, schema in keys():
-        if key == path:
-            return schema
-    return None
-
-
 def env_name(path: Loc) -> str:
     return ENV_PREFIX + "__".join(str(p).upper() for p in path)
 
@@ -152,8 +145,9 @@ def resolve(
             raise ServerConfigError([f"{file} must hold a mapping of settings"])
         layers.append((_resolved_paths(_keyed(raw or {}), file.parent), {}))
     problems: list[str] = []
-    layers.append(_given(_from_environ(environ), env_name, problems))
-    layers.append(_given(dict(flags or {}), flag_name, problems))
+    known = dict(keys())
+    layers.append(_given(_from_environ(environ), env_name, known, problems))
+    layers.append(_given(dict(flags or {}), flag_name, known, problems))
     if problems:
         raise ServerConfigError(problems)
     return _build(layers, overrides)
@@ -168,7 +162,10 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def _given(
-    values: Mapping[str, Any], label: Any, problems: list[str]
+    values: Mapping[str, Any],
+    label: Any,
+    known: Mapping[Loc, Mapping[str, Any]],
+    problems: list[str],
 ) -> tuple[dict[str, Any], Origins]:
     """Values keyed by dotted path as one nested mapping; text read by the key's type."""
     data: dict[str, Any] = {}
@@ -176,7 +173,7 @@ def _given(
     for name, value in sorted(values.items()):
         path: Loc = tuple(name.split("."))
         origins[path] = label(path)
-        schema = _schema_at(path) if isinstance(value, str) else None
+        schema = known.get(path) if isinstance(value, str) else None
         if isinstance(value, str) and schema is not None and not _text(schema):
             try:
                 documents = load_documents(value)
