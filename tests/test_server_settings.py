@@ -37,7 +37,7 @@ PAGING = "p" * 43
 #: A value for every key (as an environment variable or a flag would write it), other
 #: than its default. The file takes the same text as YAML.
 SAMPLES: dict[str, str] = {
-    "bearer_secrets": "[another-secret-0123456789]",
+    "bearer_secrets": "another-secret-0123456789",
     "bearer_secrets_file": "secrets.txt",
     "insecure_local": "true",
     "include_reasons": "false",
@@ -438,6 +438,26 @@ def test_every_problem_at_once_each_on_its_own_line(
             "identity.issuer",
             "identity.audience",
         ]
+    )
+
+
+def test_bearer_secrets_from_the_environment_are_comma_separated() -> None:
+    environ = {"ZEROTRUST_BEARER_SECRETS": f"{SECRET},{SECRET}-2"}
+    assert resolve(environ=environ).bearer_secrets == (SECRET, f"{SECRET}-2")
+    with pytest.raises(ServerConfigError) as info:
+        resolve(environ={"ZEROTRUST_BEARER_SECRETS": "[not yaml: {" + SECRET})
+    (problem,) = info.value.problems
+    assert problem.startswith("ZEROTRUST_BEARER_SECRETS (bearer_secrets[0]): must be an RFC")
+    assert SECRET not in problem
+
+
+def test_behaviour_messages_write_values_as_yaml_does(tmp_path: Path) -> None:
+    file = tmp_path / "server.yaml"
+    file.write_text("insecure_local: true\nbehavior: {buckets: true}\n", encoding="utf-8")
+    with pytest.raises(ServerConfigError) as info:
+        resolve(file, environ={})
+    assert info.value.problems == (
+        "behavior.buckets: must be a whole number from 1 to 2147483647, not true",
     )
 
 

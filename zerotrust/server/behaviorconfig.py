@@ -25,6 +25,8 @@ __all__ = ["REDIS_SCHEMES", "BehaviorSection", "BehaviorSectionBase"]
 #: The Redis URLs ``behavior.store`` takes (``+cluster``: a Redis Cluster).
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
 _PREFIX = re.compile(r"BehaviorConfig\.(\w+) ")
+_PYTHON_WORD = re.compile(r", not (True|False|None)\Z")
+_YAML_WORDS = {"True": "true", "False": "false", "None": "null"}
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 _SCHEMAS: dict[str, dict[str, Any]] = {
     "int": {"type": "integer"},
@@ -126,7 +128,9 @@ _FIELDS = tuple(a for a in attrs.fields(BehaviorConfig) if a.init)
 
 
 def _located(message: str) -> tuple[Loc, str]:
-    """BehaviorConfig's message, as the key it names and what it says of it."""
+    """BehaviorConfig's message, as the key it names and what it says of it (a value
+    it quotes as Python writes it, as YAML does: ``true``, not ``True``)."""
+    message = _PYTHON_WORD.sub(lambda m: ", not " + _YAML_WORDS[m.group(1)], message)
     found = _PREFIX.match(message)
     if found is None:
         return (), message

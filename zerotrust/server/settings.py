@@ -4,8 +4,9 @@ Each later source wins, key by key: flag > environment variable > file > default
 variable is ``ZEROTRUST_`` and the key's path in capitals, sections joined by ``__``
 (``ZEROTRUST_IDENTITY__LEEWAY_SECONDS``); ``ZEROTRUST_CONFIG`` names the file. A
 value for a text key is taken as it is; any other is read as one YAML value (``true``,
-``5``, ``[a, b]``) by the policy loader's reader. Every problem names where its value
-came from: the key for the file, the variable, or the flag.
+``5``, ``[a, b]``) by the policy loader's reader; ``ZEROTRUST_BEARER_SECRETS`` is a
+comma-separated list, never read as YAML. Every problem names where its value came
+from: the key for the file, the variable, or the flag.
 """
 
 from __future__ import annotations
@@ -174,7 +175,11 @@ def _given(
         path: Loc = tuple(name.split("."))
         origins[path] = label(path)
         schema = known.get(path) if isinstance(value, str) else None
-        if isinstance(value, str) and schema is not None and not _text(schema):
+        if path == ("bearer_secrets",) and isinstance(value, str):
+            # Never read as YAML (its messages may quote the text): comma-separated, as a
+            # comma is in no RFC 6750 token.
+            value = [part for part in value.split(",") if part]  # noqa: PLW2901
+        elif isinstance(value, str) and schema is not None and not _text(schema):
             try:
                 documents = load_documents(value)
             except YamlProblem as exc:
