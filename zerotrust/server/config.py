@@ -101,7 +101,7 @@ Text = Annotated[str, Field(min_length=1)]
 Strings = Annotated[tuple[Text, ...], BeforeValidator(_as_tuple), WithJsonSchema(_STRING_OR_LIST)]
 Url = Annotated[str, AfterValidator(_url)]
 Count = Annotated[int, Field(ge=1)]
-Path_ = Annotated[str, Field(min_length=1, json_schema_extra={"format": "path"})]
+FilePath = Annotated[str, Field(min_length=1, json_schema_extra={"format": "path"})]
 Secret = Annotated[str, AfterValidator(_bearer_secret)]
 
 
@@ -122,7 +122,7 @@ class DeviceConfig(Section):
 
     issuer: Text = Field(description="the attestations' `iss`, compared exactly")
     jwks_url: Url | None = Field(None, description="the issuer's keys (https)")
-    jwks_file: Path_ | None = Field(None, description="the issuer's keys, read at start")
+    jwks_file: FilePath | None = Field(None, description="the issuer's keys, read at start")
     algorithms: Strings | None = Field(None, description="signature algorithms accepted")
     audiences: Annotated[Strings, Field(alias="audience", description="accepted `aud`")] = ()
     max_age: float = Field(
@@ -152,7 +152,7 @@ class IdentityConfig(Section):
         Strings, Field(alias="audience", min_length=1, description="accepted `aud` values")
     ]
     jwks_url: Url | None = Field(None, description="the identity provider's keys (https)")
-    jwks_file: Path_ | None = Field(None, description="the provider's keys, read at start")
+    jwks_file: FilePath | None = Field(None, description="the provider's keys, read at start")
     algorithms: Strings | None = Field(None, description="signature algorithms accepted")
     roles_from: Strings = Field(("roles",), description="claims (dotted) holding roles")
     groups_from: Strings = Field(("groups",), description="claims (dotted) holding groups")
@@ -215,7 +215,7 @@ class ServerConfig(Section):
         WithJsonSchema(_STRING_OR_LIST),
         Field(repr=False, description="accepted PEP bearer tokens (rotate by listing two)"),
     ] = ()
-    bearer_secrets_file: Path_ | None = Field(
+    bearer_secrets_file: FilePath | None = Field(
         None, description="a file of secrets, one a line, added to bearer_secrets"
     )
     insecure_local: bool = Field(False, description="no PEP authentication; loopback only")
@@ -236,22 +236,22 @@ class ServerConfig(Section):
     decision_threads: Count = Field(2, description="decisions running at once")
     max_evaluations: Count = Field(1000, description="items in one batch at most")
     search_max_results: Count = Field(1000, description="results in one search page")
-    entities_file: Path_ | None = Field(
+    entities_file: FilePath | None = Field(
         None, alias="entities", description="entities file for the search APIs"
     )
     base_url: Annotated[str, AfterValidator(_base_url)] | None = Field(
         None, description="the metadata's policy_decision_point"
     )
-    decision_log: Path_ | None = Field(None, description="JSON-lines decision log file")
+    decision_log: FilePath | None = Field(None, description="JSON-lines decision log file")
     behavior: BehaviorSection = Field(
         default_factory=_memory, description="the behaviour store and its settings"
     )
     paging_secret: Annotated[str, AfterValidator(_paging_secret)] | None = Field(
         None, repr=False, description="key of search page tokens, shared by replicas"
     )
-    paging_secret_file: Path_ | None = Field(None, description="a file holding paging_secret")
+    paging_secret_file: FilePath | None = Field(None, description="a file holding paging_secret")
     identity: IdentityConfig | None = Field(None, description="verify the user's token")
-    policies: Path_ | None = Field(None, description="policy file or directory")
+    policies: FilePath | None = Field(None, description="policy file or directory")
     host: Text = Field("127.0.0.1", description="address to bind")
     port: int = Field(8080, ge=1, le=65535, description="port to bind")
     workers: int = Field(1, ge=1, le=64, description="processes serving the port")
