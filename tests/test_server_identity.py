@@ -45,8 +45,8 @@ from zerotrust.server import (
     create_app,
     load_config,
 )
-from zerotrust.server.config import config_from_mapping
 from zerotrust.server.identity import build_identity
+from zerotrust.server.settings import config_from_mapping
 
 if not KEYS.is_dir():
     pytest.skip(f"shared conformance keys not found at {KEYS}", allow_module_level=True)
@@ -576,19 +576,21 @@ def test_every_config_problem_is_listed() -> None:
         )
     assert sorted(info.value.problems) == sorted(
         [
-            "unknown setting identity.colour",
-            "unknown setting identity.device.extra",
-            "identity.device.issuer must be a non-empty string",
-            "identity.device.max_age_seconds must be a positive number",
-            "identity.issuer must be a non-empty string",
-            "identity needs exactly one of jwks_url and jwks_file",
-            "identity.jwks_url must be an https URL (http only to loopback)",
-            "identity.leeway_seconds must be a number >= 0",
-            "identity.audience must be a non-empty string or a list of them",
-            "identity.roles_from must be a non-empty string or a list of them",
+            "identity.colour: unknown setting",
+            "identity.device.extra: unknown setting",
+            "identity.device.issuer: is required",
+            "identity.device.max_age_seconds: must be a number above 0, not 0",
+            "identity.issuer: is required",
+            "identity: needs exactly one of jwks_url and jwks_file",
+            "identity.jwks_url: must be an https URL (http only to loopback)",
+            "identity.leeway_seconds: must be a number >= 0, not -1",
+            "identity.audience: must be a non-empty string or a list of non-empty strings, not 5",
+            "identity.roles_from[0]: must be a non-empty string, not ''",
         ]
     )
-    with pytest.raises(ServerConfigError, match="identity must be a mapping"):
+    with pytest.raises(
+        ServerConfigError, match="identity: must be a mapping of settings, not 'yes'"
+    ):
         config_from_mapping({"bearer_secrets": [SECRET], "identity": "yes"})
 
 

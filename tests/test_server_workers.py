@@ -231,7 +231,9 @@ def test_workers_share_behaviour_through_redis(redis_server: RedisServer, tmp_pa
 def test_behavior_redis_url_must_be_a_redis_url(tmp_path: Path) -> None:
     config = tmp_path / "server.yaml"
     config.write_text("insecure_local: true\nbehavior_redis_url: http://example.com\n")
-    with pytest.raises(ServerConfigError, match="behavior_redis_url must be a redis"):
+    with pytest.raises(
+        ServerConfigError, match="behavior_redis_url: must be a redis://, rediss://"
+    ):
         load_config(config)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,7 +47,63 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _serve_flags(serve: argparse.ArgumentParser) -> None:
+    """``serve``'s flags: one for every key of the configuration but the secrets (a
+    command line is visible to every user of the machine), made from its schema."""
+    try:
+        from zerotrust.server.settings import FLAG_SECRETS, env_name, flag_name, keys
+    except ImportError:  # `serve` says it needs the server extra
+        serve.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        return
+    serve.add_argument("--config", metavar="FILE", help="config file (YAML or JSON)")
+    serve.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the configuration in effect (secrets as ***) and exit",
+    )
+    serve.add_argument(
+        "--config-schema", action="store_true", help="print the config file's JSON Schema"
+    )
+    groups: dict[str, Any] = {}
+    for path, schema in keys():
+        if path[0] in FLAG_SECRETS:
+            continue
+        where = str(path[0]) if len(path) > 1 else "server"
+        group = groups.get(where) or groups.setdefault(
+            where, serve.add_argument_group(f"{where} settings")
+        )
+        default = schema.get("default")
+        text = str(schema.get("description", "")).replace("%", "%%")
+        if default is not None and default != []:
+            text += f" (default {json.dumps(default)})"
+        text += f"; env {env_name(path)}"
+        options: dict[str, Any] = {"dest": "key:" + ".".join(map(str, path)), "help": text}
+        if schema.get("type") == "boolean":
+            options["action"] = argparse.BooleanOptionalAction
+        else:
+            options["type"] = {"port": _port, "workers": _workers}.get(str(path[-1]), str)
+            options["metavar"] = _metavar(schema)
+        group.add_argument(flag_name(path), **options)
+
+
+def _metavar(schema: Any) -> str:
+    kinds = {o.get("type") for o in schema.get("anyOf", [schema])} - {"null"}
+    if "enum" in schema:
+        return "{" + ",".join(schema["enum"]) + "}"
+    if schema.get("format") == "path" or any(
+        o.get("format") == "path" for o in schema.get("anyOf", [])
+    ):
+        return "PATH"
+    if kinds == {"integer"}:
+        return "N"
+    if kinds == {"number"}:
+        return "NUMBER"
+    if "array" in kinds:
+        return "LIST"
+    return "TEXT"
+
+
+def _parser(full_serve: bool = False) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="zerotrust",
         description="Zero Trust policy decision point: validate, test and evaluate policies.",
@@ -84,26 +141,18 @@ def _parser() -> argparse.ArgumentParser:
         "low-and-slow: ten weeks of slowly growing reading, caught against the peer group",
     )
 
-    serve = sub.add_parser("serve", help="serve the OpenID AuthZEN Authorization API over HTTP")
-    serve.add_argument("--policies", required=True, help="policy file or directory")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=_port, default=8080, help="port to bind (default 8080)")
-    serve.add_argument(
-        "--config", help="server config file (YAML or JSON): secrets, limits, identity"
+    serve = sub.add_parser(
+        "serve",
+        allow_abbrev=False,  # --bearer-secrets must not pass for --bearer-secrets-file
+        help="serve the OpenID AuthZEN Authorization API over HTTP",
+        description="Serve the AuthZEN API. Every setting comes from the config file, "
+        "a ZEROTRUST_... environment variable or a flag; a flag wins over a variable, a "
+        "variable over the file (see docs/server.md, Configure it).",
     )
-    serve.add_argument("--entities", help="entities file for the search APIs")
-    serve.add_argument(
-        "--insecure-local",
-        action="store_true",
-        help="no PEP authentication; loopback only (development)",
-    )
-    serve.add_argument(
-        "--workers",
-        type=_workers,
-        default=1,
-        help="processes serving the port (default 1); each keeps behaviour in memory "
-        "unless the config sets behavior_redis_url",
-    )
+    if full_serve:
+        _serve_flags(serve)
+    else:  # the flags need the server extra: read only when `serve` runs
+        serve.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     report = sub.add_parser(
         "report", help="rank subjects in a decision log and write one self-contained HTML page"
     )
@@ -145,7 +194,8 @@ def _score(text: str) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(full_serve=argv[:1] == ["serve"]).parse_args(argv)
     try:
         if args.command == "validate":
             return _validate(args.path, sys.stdout)
@@ -400,35 +450,56 @@ def _serve(args: argparse.Namespace) -> int:
     """Every way the server can fail to start is one line and exit 2, except invalid
     policies (exit 1 with their diagnostics, as ``validate``)."""
     try:  # imported here: `import zerotrust` must not need the server extra
+        from zerotrust.server.config import ServerConfigError
         from zerotrust.server.runner import address, listen_each
-        from zerotrust.server.workers import ServeOptions, build, run, supervise
+        from zerotrust.server.settings import ENV_PREFIX, config_schema, printed
+        from zerotrust.server.workers import (
+            ServeOptions,
+            build,
+            configure,
+            run,
+            share_paging_secret,
+            supervise,
+        )
     except ImportError as exc:
         print(
             f"zerotrust serve: needs the server extra ({exc}): pip install 'zerotrust[server]'",
             file=sys.stderr,
         )
         return EXIT_USAGE
+    if args.config_schema:
+        print(json.dumps(config_schema(), indent=2))
+        return EXIT_OK
+    flags = {
+        name[4:]: value
+        for name, value in vars(args).items()
+        if name.startswith("key:") and value is not None
+    }
     options = ServeOptions(
-        policies=args.policies,
-        host=args.host,
         config_file=args.config,
-        entities=args.entities,
-        insecure_local=args.insecure_local,
+        flags=tuple(sorted(flags.items())),
+        environ=tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(ENV_PREFIX))),
     )
     built = None
     status = EXIT_OK
     try:
+        config = configure(options)
+        if args.print_config:
+            sys.stdout.write(printed(config))
+            return EXIT_OK
+        if config.workers > 1:  # one paging secret for every worker
+            options = share_paging_secret(options, config)
         # Everything is checked here, before binding, with --workers too: each worker
         # then builds the same server for itself.
-        built = build(options)
-        socket_sets = listen_each(args.host, args.port, args.workers)
-        workers = f", {args.workers} workers" if args.workers > 1 else ""
+        built = build(options, config=config)
+        socket_sets = listen_each(config.host, config.port, config.workers)
+        workers = f", {config.workers} workers" if config.workers > 1 else ""
         print(
-            f"zerotrust serve: listening on http://{address(args.host, args.port)}, "
+            f"zerotrust serve: listening on http://{address(config.host, config.port)}, "
             f"policy revision {built.pdp.revision}{workers}",
             file=sys.stderr,
         )
-        if args.workers == 1:
+        if config.workers == 1:
             run(built.server, socket_sets[0])
         else:
             if built.log is not None:  # each worker opens its own
@@ -436,8 +507,12 @@ def _serve(args: argparse.Namespace) -> int:
             status = EXIT_USAGE if supervise(options, socket_sets) else EXIT_OK
     except PolicyError:
         raise  # exit 1 with the diagnostics, as `validate`
+    except ServerConfigError as exc:  # every problem, one line each
+        for problem in exc.problems:
+            print(f"zerotrust serve: {' '.join(problem.split())}", file=sys.stderr)
+        return EXIT_USAGE
     except (ZeroTrustError, OSError) as exc:
-        # ServerConfigError, ListenError, DecisionLogError, identity set-up: one line.
+        # ListenError, DecisionLogError, identity set-up: one line.
         print(f"zerotrust serve: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USAGE
     finally:

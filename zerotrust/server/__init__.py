@@ -14,9 +14,9 @@ from zerotrust.server.config import (
     IdentityConfig,
     ServerConfig,
     ServerConfigError,
-    load_config,
 )
 from zerotrust.server.entities import Entities, Entity, load_entities
+from zerotrust.server.settings import load_config
 
 __all__ = [
     "DeviceConfig",

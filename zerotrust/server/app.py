@@ -87,6 +87,15 @@ _T = TypeVar("_T")
 _Operation = Callable[[Mapping[str, Any], float, Mapping[str, Any], str | None], dict[str, Any]]
 
 
+def _page_key(config: ServerConfig) -> bytes:
+    """The key of page tokens: derived from the secret, so that the secret is used for
+    nothing but this (a key of its own when none is configured)."""
+    if config.paging_secret is None:
+        return secrets.token_bytes(32)
+    secret = config.paging_secret.encode("utf-8")
+    return hashlib.sha256(b"zerotrust page tokens\x00" + secret).digest()
+
+
 def create_app(
     pdp: PolicyDecisionPoint,
     *,
@@ -116,11 +125,15 @@ def create_app(
     behaviour store answers its ``ping()`` within a second (a store without one, such as
     the memory store, always does); else 503 naming what is not ready. ``/healthz`` is
     liveness only: the process answers.
+
+    Search page tokens are signed with ``config.paging_secret``, so a page from one
+    replica continues on any other with the same secret; without it, with a key of
+    this app's own.
     """
     if entities is None and config.entities_file is not None:
         entities = load_entities(config.entities_file)
     metrics = Metrics(functools.partial(_sample, pdp))
-    service = Service(pdp, config, metrics, PageTokens(secrets.token_bytes(32)), entities, tracing)
+    service = Service(pdp, config, metrics, PageTokens(_page_key(config)), entities, tracing)
     api = _Api(service, config, metrics, Inline(decide_inline), tracing)
     endpoints = {
         API_PATHS["access_evaluation_endpoint"]: _Endpoint(

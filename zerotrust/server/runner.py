@@ -15,7 +15,7 @@ import logging
 import socket
 import ssl
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from starlette.types import ASGIApp
 from uvicorn.config import LOGGING_CONFIG
 
 from zerotrust.errors import ZeroTrustError
-from zerotrust.server.config import ServerConfig, ServerConfigError, load_config
+from zerotrust.server.config import ServerConfig, ServerConfigError
 from zerotrust.server.connections import (
     MIN_OPEN_FILES,
     Deadline,
@@ -33,6 +33,7 @@ from zerotrust.server.connections import (
     raise_open_file_limit,
 )
 from zerotrust.server.registry import GRACE_SECONDS, Connections
+from zerotrust.server.settings import resolve
 from zerotrust.server.throttle import Throttled, ThrottleWarnings, accept_errors
 
 __all__ = [
@@ -76,23 +77,29 @@ def is_loopback_host(host: str) -> bool:
 
 
 def build_config(
-    config_file: str | Path | None,
+    config_file: str | Path | None = None,
     *,
-    host: str,
+    host: str | None = None,
     entities: str | None = None,
     insecure_local: bool = False,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
 ) -> ServerConfig:
-    """The config file refined by command-line flags; refuse a public insecure server."""
-    entities_file = str(Path(entities)) if entities is not None else None
-    if config_file is not None:
-        config = load_config(
-            config_file, entities_file=entities_file, insecure_local=insecure_local or None
-        )
-    else:
-        config = ServerConfig(entities_file=entities_file, insecure_local=insecure_local)
-    if config.insecure_local and not is_loopback_host(host):
+    """The configuration of ``zerotrust serve`` (see
+    :func:`~zerotrust.server.settings.resolve`: file, ``environ``, ``flags``; ``host``,
+    ``entities`` and ``insecure_local`` win over them all); refuse a public insecure
+    server."""
+    config = resolve(
+        config_file,
+        environ=environ,
+        flags=flags,
+        host=host,
+        entities_file=str(Path(entities)) if entities is not None else None,
+        insecure_local=insecure_local or None,
+    )
+    if config.insecure_local and not is_loopback_host(config.host):
         raise ServerConfigError(
-            [f"--insecure-local serves loopback only; refusing to bind {host!r}"]
+            [f"--insecure-local serves loopback only; refusing to bind {config.host!r}"]
         )
     return config
 

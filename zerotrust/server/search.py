@@ -2,7 +2,8 @@
 
 A search is "decide every candidate, keep the permitted ones": the policies stay the
 only place access is defined, so a search result evaluated again gives ``true``.
-Page tokens are opaque, stateless and MACed with a per-process key: a token names
+Page tokens are opaque, stateless and MACed with the app's key (from the configured
+``paging_secret``, so every replica accepts them, or else its own): a token names
 the next candidate to examine and is bound to the exact query that produced it, so a
 changed query (the spec says it SHOULD be refused) or a forged token gives a 400.
 """

@@ -23,6 +23,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -37,9 +38,11 @@ import uvicorn
 from prometheus_client.multiprocess import mark_process_dead
 
 from zerotrust.audit import JsonLinesLog
+from zerotrust.behavior.memory import MemoryBehaviorStore
 from zerotrust.behavior.redis import RedisBehaviorStore
 from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.server.app import create_app
+from zerotrust.server.config import ServerConfig, ServerConfigError
 from zerotrust.server.identity import build_identity
 from zerotrust.server.metrics import MULTIPROCESS_ENV
 from zerotrust.server.runner import (
@@ -50,7 +53,7 @@ from zerotrust.server.runner import (
     reuse_port_set,
 )
 
-__all__ = ["Built", "ServeOptions", "build", "run", "supervise"]
+__all__ = ["Built", "ServeOptions", "build", "configure", "run", "share_paging_secret", "supervise"]
 
 _log = logging.getLogger("zerotrust.server")
 #: How long a stopping worker gets (uvicorn's graceful shutdown is 10 s) before SIGKILL.
@@ -61,13 +64,24 @@ _STARTUP_FAILURE = 3
 
 @attrs.frozen
 class ServeOptions:
-    """What ``zerotrust serve`` was asked for; picklable, so a worker builds from it."""
+    """What ``zerotrust serve`` was asked for; picklable, so a worker builds from it.
 
-    policies: str
-    host: str
+    ``policies``, ``host``, ``entities`` and ``insecure_local`` win over the rest (as
+    the keyword arguments of :func:`~zerotrust.server.runner.build_config`);
+    ``flags`` are the other command-line values by key path (``identity.issuer``);
+    ``environ`` the ``ZEROTRUST_...`` variables the parent saw (None: this process's),
+    so every worker reads the same; ``paging_secret`` the key the supervisor made for
+    its workers when the configuration has none (handed over in memory, never a file).
+    """
+
+    policies: str | None = None
+    host: str | None = None
     config_file: str | None = None
     entities: str | None = None
     insecure_local: bool = False
+    flags: tuple[tuple[str, Any], ...] = ()
+    environ: tuple[tuple[str, str], ...] | None = attrs.field(default=None, repr=False)
+    paging_secret: str | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen
@@ -79,37 +93,97 @@ class Built:
     log: JsonLinesLog | None
 
 
-def build(options: ServeOptions, on_serving: Callable[[], None] | None = None) -> Built:
-    """Config, identity, decision log, PDP, app and server: everything but the sockets;
-    ``on_serving`` goes to :func:`~zerotrust.server.runner.make_server`.
+def configure(options: ServeOptions) -> ServerConfig:
+    """The configuration ``options`` give: file, environment, flags (every problem)."""
+    flags = dict(options.flags)
+    if options.policies is not None:
+        flags["policies"] = options.policies
+    return build_config(
+        options.config_file,
+        host=options.host,
+        entities=options.entities,
+        insecure_local=options.insecure_local,
+        environ=dict(options.environ) if options.environ is not None else None,
+        flags=flags,
+    )
+
+
+def share_paging_secret(options: ServeOptions, config: ServerConfig) -> ServeOptions:
+    """``options`` with a paging secret for every worker, made here when ``config`` has
+    none (:func:`build` warns that pages will not cross replicas)."""
+    if config.paging_secret is not None or options.paging_secret is not None:
+        return options
+    return attrs.evolve(options, paging_secret=secrets.token_urlsafe(32))
+
+
+def build(
+    options: ServeOptions,
+    on_serving: Callable[[], None] | None = None,
+    *,
+    config: ServerConfig | None = None,
+) -> Built:
+    """Config, identity, behaviour store, decision log, PDP, app and server: everything
+    but the sockets; ``on_serving`` goes to :func:`~zerotrust.server.runner.make_server`;
+    ``config``: the one :func:`configure` gave for ``options``, if already read. Without
+    a configured paging secret, the one in ``options`` (made by the supervisor) is used,
+    else one is made here and a warning logged once the server serves.
 
     Raises what each step raises (:class:`~zerotrust.errors.PolicyError`,
     :class:`~zerotrust.server.ServerConfigError`, ``DecisionLogError``, ...); the
     decision log is closed again if a later step fails.
     """
-    config = build_config(
-        options.config_file,
-        host=options.host,
-        entities=options.entities,
-        insecure_local=options.insecure_local,
-    )
+    config = configure(options) if config is None else config
+    policies = config.policies
+    if policies is None:
+        raise ServerConfigError(
+            ["policies: is required: --policies, ZEROTRUST_POLICIES or policies in the file"]
+        )
+    if config.paging_secret is None:
+        if options.paging_secret is None:
+            on_serving = _warning_first(on_serving)
+        secret = options.paging_secret or secrets.token_urlsafe(32)
+        config = config.model_copy(update={"paging_secret": secret})
     identity = build_identity(config.identity) if config.identity is not None else None
     log = JsonLinesLog(config.decision_log) if config.decision_log else None
     try:
-        shared: dict[str, Any] = {}  # else the PDP's default: a memory store per process
-        if config.behavior_redis_url is not None:
-            shared["behavior"] = RedisBehaviorStore.from_url(config.behavior_redis_url)
+        behavior = config.behavior.behavior_config()
+        url = config.behavior.redis_url
+        store: Any = (
+            MemoryBehaviorStore(config=behavior)
+            if url is None
+            else RedisBehaviorStore.from_url(url, config=behavior)
+        )
         pdp = PolicyDecisionPoint.from_path(
-            options.policies, decision_log=log, identity=identity, **shared
+            policies, decision_log=log, identity=identity, behavior=store
         )
         # Decisions on the event loop only when nothing in them waits on the network.
-        app = create_app(pdp, config=config, decide_inline=identity is None and not shared)
+        app = create_app(pdp, config=config, decide_inline=identity is None and url is None)
         server = make_server(app, config, log_config=logging_config(), on_serving=on_serving)
     except BaseException:
         if log is not None:
             log.close()
         raise
     return Built(server, pdp, log)
+
+
+def _paging_warning(whose: str) -> None:
+    _log.warning(
+        "no paging_secret configured: generated one for %s; a search page token from "
+        "another replica will be refused (set paging_secret to share one)",
+        whose,
+    )
+
+
+def _warning_first(on_serving: Callable[[], None] | None) -> Callable[[], None]:
+    """``on_serving``, after the paging warning: logged once serving (logging is set up
+    then, and a server that never starts has nothing to warn about)."""
+
+    def serving() -> None:
+        _paging_warning("this process")
+        if on_serving is not None:
+            on_serving()
+
+    return serving
 
 
 def run(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
@@ -149,6 +223,8 @@ def supervise(options: ServeOptions, socket_sets: list[list[socket.socket]]) -> 
 def _supervise(
     options: ServeOptions, socket_sets: list[list[socket.socket]], metrics_dir: str
 ) -> int:
+    if options.paging_secret is not None:  # made by share_paging_secret
+        _paging_warning("this server's workers")
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
