@@ -500,7 +500,7 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         if config.workers == 1:
-            run(built.server, socket_sets[0])
+            run(built, socket_sets[0])
         else:
             if built.log is not None:  # each worker opens its own
                 built.log.close()

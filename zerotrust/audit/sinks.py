@@ -285,6 +285,10 @@ class LoggingLog:
         message = json.dumps(record, separators=(",", ":"), allow_nan=False)
         self.logger.log(self.level, "%s", message)
 
+    def close(self) -> None:
+        """Nothing to release (the logging configuration owns the handlers); here so
+        every sink can be closed alike."""
+
 
 def _delivered(logger: logging.Logger, level: int) -> bool:
     """Whether a record at ``level`` reaches a handler that takes it, walking the hierarchy

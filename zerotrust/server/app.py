@@ -158,6 +158,7 @@ def create_app(
         Route(OPENAPI_PATH, api.openapi, methods=["GET"]),
     ]
     app = Starlette(routes=routes)
+    app.state.metrics = metrics  # e.g. for zerotrust serve's reloads
     app.add_middleware(_Edge, post=endpoints)
     return app
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
@@ -196,7 +196,16 @@ class ServerConfig(Section):
     or NAT every client shares the proxy's address: leave it out there.
     ``decision_threads``: decisions running at once, each in a worker thread; the
     others wait for a free thread within their timeout.
-    ``decision_log``: a JSON-lines file that ``zerotrust serve`` logs decisions to.
+    ``decision_log``: a JSON-lines file that ``zerotrust serve`` logs decisions to;
+    ``decision_log_sink``: ``file`` (that file), ``stdout`` (JSON lines on standard
+    output) or ``logging`` (the ``zerotrust.decisions`` logger); ``decision_log_redact``:
+    paths removed from every line (``subject.properties.email``);
+    ``decision_log_fsync``: force each line to disk before the answer.
+    ``log_level``, ``log_format``: the server's own log lines (``text`` or ``json``).
+    ``watch``: reload the policies when their files change (after ``watch_debounce_ms``
+    of quiet); ``SIGHUP`` reloads them too. ``tracing``: OpenTelemetry spans (the
+    ``otel`` extra, exported by the global tracer provider). ``ready_needs_store``:
+    ``/readyz`` is ready only while the behaviour store answers.
     ``behavior``: the behaviour store of ``zerotrust serve`` and its
     :class:`~zerotrust.behavior.config.BehaviorConfig` (``behavior_redis_url`` is the
     old spelling of ``behavior.store``).
@@ -243,6 +252,27 @@ class ServerConfig(Section):
         None, description="the metadata's policy_decision_point"
     )
     decision_log: FilePath | None = Field(None, description="JSON-lines decision log file")
+    decision_log_sink: Literal["file", "stdout", "logging"] = Field(
+        "file", description="file (decision_log), stdout or logging (zerotrust.decisions)"
+    )
+    decision_log_redact: Strings = Field(
+        (), description="paths removed from every decision-log line"
+    )
+    decision_log_fsync: bool = Field(False, description="force each decision-log line to disk")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="level of the server's own log lines"
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="the server's log lines as text or one JSON object a line"
+    )
+    watch: bool = Field(False, description="reload the policies when their files change")
+    watch_debounce_ms: int = Field(
+        500, ge=0, le=60_000, description="quiet after a change before reloading (ms)"
+    )
+    tracing: bool = Field(False, description="OpenTelemetry spans (the otel extra)")
+    ready_needs_store: bool = Field(
+        True, description="/readyz is ready only while the behaviour store answers"
+    )
     behavior: BehaviorSection = Field(
         default_factory=_memory, description="the behaviour store and its settings"
     )
@@ -294,6 +324,20 @@ class ServerConfig(Section):
 
     @classmethod
     def _cross(cls, data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
+        found: list[tuple[Loc, str]] = []
+        level = data.get("log_level", "INFO")
+        if data.get("decision_log_sink") == "logging" and level in ("WARNING", "ERROR", "CRITICAL"):
+            found.append(
+                (
+                    ("decision_log_sink",),
+                    f"logging writes decisions at INFO, which log_level {level} hides: "
+                    "lower log_level to INFO, or use file or stdout",
+                )
+            )
+        return found + cls._secret_problems(data)
+
+    @classmethod
+    def _secret_problems(cls, data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
         secrets = data.get("bearer_secrets")
         insecure = data.get("insecure_local")
         if not secrets and insecure is not True and not data.get("bearer_secrets_file"):

@@ -37,7 +37,7 @@ import attrs
 import uvicorn
 from prometheus_client.multiprocess import mark_process_dead
 
-from zerotrust.audit import JsonLinesLog
+from zerotrust.audit import JsonLinesLog, LoggingLog
 from zerotrust.behavior.memory import MemoryBehaviorStore
 from zerotrust.behavior.redis import RedisBehaviorStore
 from zerotrust.engine import PolicyDecisionPoint
@@ -45,6 +45,7 @@ from zerotrust.server.app import create_app
 from zerotrust.server.config import ServerConfig, ServerConfigError
 from zerotrust.server.identity import build_identity
 from zerotrust.server.metrics import MULTIPROCESS_ENV
+from zerotrust.server.reload import Reloader
 from zerotrust.server.runner import (
     Bound,
     build_config,
@@ -52,6 +53,7 @@ from zerotrust.server.runner import (
     make_server,
     reuse_port_set,
 )
+from zerotrust.server.tracing import Tracing
 
 __all__ = ["Built", "ServeOptions", "build", "configure", "run", "share_paging_secret", "supervise"]
 
@@ -86,11 +88,14 @@ class ServeOptions:
 
 @attrs.frozen
 class Built:
-    """A server ready to run, its PDP, and the decision log to close after."""
+    """A server ready to run, its PDP, the decision log to close after, and what
+    reloads its policies (on ``SIGHUP``, and on file changes with ``watch``)."""
 
     server: uvicorn.Server
     pdp: PolicyDecisionPoint
-    log: JsonLinesLog | None
+    log: JsonLinesLog | LoggingLog | None
+    reloader: Reloader | None = None
+    watch: bool = False
 
 
 def configure(options: ServeOptions) -> ServerConfig:
@@ -144,7 +149,8 @@ def build(
         secret = options.paging_secret or secrets.token_urlsafe(32)
         config = config.model_copy(update={"paging_secret": secret})
     identity = build_identity(config.identity) if config.identity is not None else None
-    log = JsonLinesLog(config.decision_log) if config.decision_log else None
+    tracing = _tracing(config)
+    log = decision_log(config)
     try:
         behavior = config.behavior.behavior_config()
         url = config.behavior.redis_url
@@ -156,14 +162,57 @@ def build(
         pdp = PolicyDecisionPoint.from_path(
             policies, decision_log=log, identity=identity, behavior=store
         )
-        # Decisions on the event loop only when nothing in them waits on the network.
-        app = create_app(pdp, config=config, decide_inline=identity is None and url is None)
-        server = make_server(app, config, log_config=logging_config(), on_serving=on_serving)
+        # Decisions on the event loop only when nothing in them waits on the network
+        # (nor a decision log that forces each line to disk).
+        inline = identity is None and url is None and not config.decision_log_fsync
+        app = create_app(
+            pdp,
+            config=config,
+            decide_inline=inline,
+            tracing=tracing,
+            ready_needs_store=config.ready_needs_store,
+        )
+        server = make_server(
+            app,
+            config,
+            log_config=logging_config(config.log_level, config.log_format),
+            on_serving=on_serving,
+        )
+        reloader = Reloader(
+            pdp,
+            [policies],
+            on_result=lambda result: app.state.metrics.reload(result.ok),
+            debounce_ms=config.watch_debounce_ms,
+        )
     except BaseException:
         if log is not None:
             log.close()
         raise
-    return Built(server, pdp, log)
+    return Built(server, pdp, log, reloader, config.watch)
+
+
+def decision_log(config: ServerConfig) -> JsonLinesLog | LoggingLog | None:
+    """The decision log ``config`` names: a JSON-lines file, standard output (JSON lines,
+    one ``write`` each), the ``zerotrust.decisions`` logger, or none."""
+    redact, sink = config.decision_log_redact, config.decision_log_sink
+    if sink == "logging":
+        return LoggingLog(redact=redact)
+    if sink == "stdout":
+        return JsonLinesLog("/dev/stdout", redact=redact, fsync=False)
+    if config.decision_log is None:
+        return None
+    return JsonLinesLog(config.decision_log, redact=redact, fsync=config.decision_log_fsync)
+
+
+def _tracing(config: ServerConfig) -> Tracing | None:
+    if not config.tracing:
+        return None
+    try:
+        return Tracing()
+    except ImportError as exc:
+        raise ServerConfigError(
+            [f"tracing: needs the otel extra ({exc}): pip install 'zerotrust[otel]'"]
+        ) from None
 
 
 def _paging_warning(whose: str) -> None:
@@ -186,13 +235,32 @@ def _warning_first(on_serving: Callable[[], None] | None) -> Callable[[], None]:
     return serving
 
 
-def run(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
-    """Serve until stopped. What is loaded by now (policies, code) lives as long as the
-    process: frozen out of the garbage collector's sight, a full collection no longer
-    walks it (tens of milliseconds, during which no request is answered)."""
+def run(built: Built, sockets: list[socket.socket]) -> None:
+    """Serve until stopped; reload the policies on ``SIGHUP`` (and on file changes with
+    ``watch``). What is loaded by now (policies, code) lives as long as the process:
+    frozen out of the garbage collector's sight, a full collection no longer walks it
+    (tens of milliseconds, during which no request is answered)."""
+    reloader = built.reloader
+    previous = None
+    if reloader is not None:
+        # Off the signal handler: a reload reads files and compiles, and must not run
+        # inside whatever the main thread was doing.
+        previous = signal.signal(
+            signal.SIGHUP,
+            lambda *_: threading.Thread(
+                target=reloader.reload, args=("signal",), name="zerotrust-reload", daemon=True
+            ).start(),
+        )
+        if built.watch:
+            reloader.start()
     gc.collect()
     gc.freeze()
-    server.run(sockets=sockets)
+    try:
+        built.server.run(sockets=sockets)
+    finally:
+        if reloader is not None:
+            reloader.stop()
+            signal.signal(signal.SIGHUP, previous if previous is not None else signal.SIG_DFL)
 
 
 def supervise(options: ServeOptions, socket_sets: list[list[socket.socket]]) -> int:
@@ -230,6 +298,15 @@ def _supervise(
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
     }
     workers: list[_Worker | None] = [_Worker(options, sockets) for sockets in socket_sets]
+
+    def reload_all(*_: Any) -> None:
+        """SIGHUP to the supervisor: every worker reloads its policies."""
+        for worker in workers:
+            if worker is not None and worker.pid is not None and worker.process.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGHUP)
+
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload_all)
     retry: dict[int, tuple[float, float]] = {}  # index -> (when to start again, delay)
     closed: dict[int, Bound] = {}  # index -> where its sockets were, to listen again
     socket_sets = list(socket_sets)
@@ -356,6 +433,8 @@ def _worker(
     pipe: multiprocessing.connection.Connection,
 ) -> None:
     """A worker process: build, report once serving, stop when the parent is gone."""
+    # A SIGHUP (a reload) while starting must not end the worker: run() handles it.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         built = build(options, on_serving=lambda: pipe.send("serving"))
     except Exception:
@@ -370,7 +449,7 @@ def _worker(
 
     threading.Thread(target=watch_parent, name="zerotrust-parent", daemon=True).start()
     try:
-        run(server, sockets)
+        run(built, sockets)
     finally:
         if built.log is not None:
             built.log.close()
