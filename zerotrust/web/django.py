@@ -393,6 +393,9 @@ class Refused(ZeroTrustError, PermissionError):
 def decide(gate: Gate, request: HttpRequest, target: Target) -> Reply | None:
     """Ask the PDP; the refusal, or None with the allow recorded on the (Django) request."""
     http, _ = http_request(request.META)
+    # The method Django serves (upper-cased: a "delete" is a DELETE), not the raw one:
+    # context.method must be what the view runs as.
+    http = attrs.evolve(http, method=request.method or http.method)
     prepared = gate.prepare(http, target, gate.identify(http))
     if isinstance(prepared, Reply):
         return prepared

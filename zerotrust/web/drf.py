@@ -24,8 +24,10 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.permissions import BasePermission
+from rest_framework.views import APIView
 
 from zerotrust.web._wsgi import http_request
 from zerotrust.web.django import (
@@ -51,17 +53,33 @@ def _django(request: Any) -> HttpRequest:
 def _action(view: Any, method: str) -> str:
     actions = getattr(view, "zerotrust_actions", None)
     if isinstance(actions, Mapping):
-        found = actions.get(method) or actions.get(getattr(view, "action", None) or "")
+        # A viewset action's own entry ("export" of an @action) is more specific than
+        # its method's ("GET"): the method's must not decide what the action serves.
+        found = actions.get(getattr(view, "action", None) or "") or actions.get(method)
         if not found and method == "HEAD" and not _own_head(view):
             found = actions.get("GET")  # Django serves HEAD with the GET handler
     else:
         found = getattr(view, "zerotrust_action", None)
+    if (not isinstance(found, str) or not found) and not _serves(view, method):
+        # DRF answers a method the view has no handler for with 405 after the
+        # permissions: a client's DELETE is not the developer's missing declaration.
+        raise MethodNotAllowed(method)
     if not isinstance(found, str) or not found:
         raise DjangoConfigError(
             f"ZeroTrustPermission: {type(view).__name__} declares no zerotrust_action "
             f"(or zerotrust_actions entry) for {method}"
         )
     return found
+
+
+def _serves(view: Any, method: str) -> bool:
+    """Whether a handler of the view's own (or a viewset action) serves ``method``; DRF's
+    ``options`` (metadata, no record) and its 405 answer are not."""
+    handler = getattr(view, method.lower(), None)
+    if method.lower() not in getattr(view, "http_method_names", ()) or handler is None:
+        return False
+    function = getattr(handler, "__func__", handler)
+    return function not in (APIView.options, APIView.http_method_not_allowed)
 
 
 def _own_head(view: Any) -> bool:
@@ -120,8 +138,8 @@ class ZeroTrustPermission(BasePermission):  # type: ignore[misc]
         if _id_kwarg(view) in kwargs and _checks_object(view, method):
             # The object's fields are not known yet: decide in has_object_permission,
             # and withhold the response if that is never called.
+            _action(view, method)  # a missing action fails now, before anything is owed
             setattr(django_request, OBJECT_PENDING, True)
-            _action(view, method)  # a missing action fails now
             return True
         rid = kwargs.get(_id_kwarg(view))
         if rid is None and method in _SAFE and _filters(view):
@@ -131,6 +149,7 @@ class ZeroTrustPermission(BasePermission):  # type: ignore[misc]
                 reply = decide(gate, django_request, _target(view, django_request, None, {}))
                 if reply is not None:  # always, for an identity failure
                     raise Refused(reply)
+            _action(view, method)  # a missing action fails now, before anything is owed
             setattr(django_request, OBJECT_PENDING, _LIST)
             return True
         # Anything else is decided now, before the view runs: a list, and a write the

@@ -156,6 +156,9 @@ class _State:
     def prepare(self, target: Target | None) -> tuple[Gate, Prepared]:
         gate = self.current_gate()
         http, _ = http_request(request.environ)
+        # The method Werkzeug serves (upper-cased: a "delete" is a DELETE), not the raw one:
+        # context.method must be what the view runs as.
+        http = attrs.evolve(http, method=request.method)
         prepared = gate.prepare(http, target, gate.identify(http))
         if isinstance(prepared, Reply):
             raise _Unevaluable(prepared)
