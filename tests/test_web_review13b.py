@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from web_helpers import RecordingLog, bearer, django_urls, shipped_pdp, web_config
 
 pytest.importorskip("rest_framework")
@@ -22,6 +24,7 @@ REST_FRAMEWORK = {
 
 def _viewset_urls() -> list[Any]:
     from django_site.customers.models import Customer
+    from django_site.drf_views import CustomerSerializer
     from rest_framework import viewsets
     from rest_framework.decorators import action
     from rest_framework.response import Response
@@ -33,6 +36,7 @@ def _viewset_urls() -> list[Any]:
         permission_classes = (ZeroTrustPermission,)
         filter_backends = (ZeroTrustFilter,)
         queryset = Customer.objects.all()
+        serializer_class = CustomerSerializer
         zerotrust_resource_type = "customer_record"
         # A viewset action's own entry is more specific than the method's.
         zerotrust_actions = {"GET": "read", "export": "export"}  # noqa: RUF012
@@ -139,3 +143,168 @@ def test_undeclared_method_without_handler_is_drfs_405_not_a_500(
         assert r.status_code == 405, (url, r.status_code, r.content[:200])
         assert b"card_number" not in r.content
     assert not log.entries
+
+
+class _FlakyPDP:
+    """The shipped policies, until ``down``: then no decision (a remote PDP timing out)."""
+
+    def __init__(self, log: RecordingLog) -> None:
+        self.inner = shipped_pdp(log)
+        self.down_after: int | None = None
+        self.calls = 0
+
+    def _check(self) -> None:
+        from zerotrust.errors import DecisionUnavailableError
+
+        self.calls += 1
+        if self.down_after is not None and self.calls > self.down_after:
+            raise DecisionUnavailableError("the remote PDP timed out")
+
+    def evaluate(self, request: Any, **kw: Any) -> Any:
+        self._check()
+        return self.inner.evaluate(request, **kw)
+
+    async def evaluate_async(self, request: Any, **kw: Any) -> Any:
+        self._check()
+        return self.inner.evaluate(request, **kw)
+
+
+@pytest.mark.parametrize("down_after", [0, 1])
+def test_list_filter_with_remote_pdp_timing_out_is_503_not_a_short_list(down_after: int) -> None:
+    log = RecordingLog()
+    pdp = _FlakyPDP(log)
+    pdp.down_after = down_after
+    with django_urls([]):
+        urls = _viewset_urls()
+        with (
+            django_urls(urls),
+            override_settings(
+                MIDDLEWARE=["zerotrust.web.django.ZeroTrustMiddleware"],
+                ZEROTRUST={"PDP": pdp, "CONFIG": web_config()},
+                REST_FRAMEWORK=REST_FRAMEWORK,
+            ),
+        ):
+            from rest_framework.test import APIClient
+
+            r = APIClient().get("/records/", headers=bearer())
+    assert r.status_code == 503, r.content[:300]
+    assert r.json()["code"] == "pdp_unavailable" and r.headers["retry-after"] == "1"
+
+
+def _browsable_urls() -> list[Any]:
+    from django.urls import path
+    from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+    from rest_framework.response import Response
+    from rest_framework.views import APIView
+    from web_helpers import CUSTOMERS
+
+    from zerotrust.web.drf import ZeroTrustPermission
+
+    class Detail(APIView):  # docs/integration.md's DRF example, with DRF's default renderers
+        permission_classes = (ZeroTrustPermission,)
+        renderer_classes = (JSONRenderer, BrowsableAPIRenderer)
+        zerotrust_resource_type = "customer_record"
+        zerotrust_actions = {"GET": "read", "PUT": "update"}  # noqa: RUF012
+        zerotrust_resource_id_kwarg = "id"
+        zerotrust_properties = {"owner_dept": "owner_dept", "sensitivity": "sensitivity"}  # noqa: RUF012
+
+        def get(self, request: Any, id: str) -> Response:
+            record = CUSTOMERS[id]
+            self.check_object_permissions(request, record)
+            return Response(record)
+
+        def put(self, request: Any, id: str) -> Response:
+            return Response(status=204)
+
+    return [path("api/customers/<str:id>", Detail.as_view())]
+
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+
+@pytest.mark.parametrize(("roles", "status"), [(("manager",), 200), (("agent",), 500)])
+def test_browsable_api_form_probes_do_not_rearm_the_object_check(
+    roles: tuple[str, ...], status: int
+) -> None:
+    """?format=api: DRF's renderer re-runs the permissions for its PUT form (a clone of
+    the request); that probe must not leave a decision owed that was already made."""
+    log = RecordingLog()
+    with django_urls([]):
+        urls = _browsable_urls()
+        with (
+            django_urls(urls),
+            override_settings(
+                MIDDLEWARE=["zerotrust.web.django.ZeroTrustMiddleware"],
+                ZEROTRUST={"PDP": shipped_pdp(log), "CONFIG": web_config()},
+                REST_FRAMEWORK=REST_FRAMEWORK,
+                TEMPLATES=TEMPLATES,
+            ),
+        ):
+            from rest_framework.test import APIClient
+
+            client = APIClient()
+            client.raise_request_exception = False
+            r = client.get("/api/customers/c-1001?format=api", headers=bearer(roles=roles))
+    assert r.status_code == status, r.content[-600:]
+    if status == 500:  # masking obligations on HTML: withheld, never unmasked
+        assert r.json()["code"] == "obligation_failed"
+        assert b"4111" not in r.content
+    assert [req.action.name for _, req, _ in log.entries] == ["read"]
+
+
+def test_lowercase_method_is_decided_as_the_method_flask_serves() -> None:
+    """Werkzeug serves a "delete" as DELETE: the policies must see DELETE, else a rule on
+    context.method == "DELETE" is skipped for the very request it was written for."""
+    from flask import Flask
+
+    from zerotrust.web.flask import ZeroTrust
+
+    log = RecordingLog()
+    app = Flask(__name__)
+    zt = ZeroTrust(app, pdp=shipped_pdp(log), config=web_config())
+
+    @app.route("/customers/<id>", methods=["DELETE"])
+    @zt.requires("customer_record", "update", resource_id="id")
+    def remove(id: str) -> Any:
+        return {"removed": id}
+
+    app.test_client().open(
+        "/customers/c-1001",
+        method="DELETE",
+        headers=bearer(),
+        environ_overrides={"REQUEST_METHOD": "delete"},
+    )
+    _, req, extra = log.last
+    assert req.context["method"] == "DELETE" and extra["http"]["method"] == "DELETE"
+
+
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@given(
+    st.sampled_from(_METHODS).flatmap(
+        lambda m: st.tuples(*[st.sampled_from([c.lower(), c]) for c in m]).map("".join)
+    )
+)
+@settings(max_examples=40, deadline=None)
+def test_any_method_casing_is_decided_as_django_serves_it(raw: str) -> None:
+    from django.test import RequestFactory
+
+    from zerotrust.web._pep import Gate
+    from zerotrust.web.django import decide
+    from zerotrust.web.http import Target
+
+    log = RecordingLog()
+    with django_urls([]):
+        request = RequestFactory().generic(raw, "/x", headers=bearer())
+        request.META["REQUEST_METHOD"] = raw
+        gate = Gate(shipped_pdp(log), lambda http: None, web_config())
+        decide(gate, request, Target("customer_record", "read", "c-1001", {}, {}, "GET /x"))
+    _, req, _ = log.last
+    assert req.context["method"] == raw.upper() == request.method

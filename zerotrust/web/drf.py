@@ -27,7 +27,6 @@ from django.http import HttpRequest
 from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.permissions import BasePermission
-from rest_framework.views import APIView
 
 from zerotrust.web._wsgi import http_request
 from zerotrust.web.django import (
@@ -72,14 +71,26 @@ def _action(view: Any, method: str) -> str:
     return found
 
 
+def _probe(request: Any, django_request: HttpRequest) -> bool:
+    """Whether DRF asks for another method than the request's: a clone of it made by the
+    browsable API (may it show a PUT form?) or the OPTIONS metadata. Nothing is served
+    for it, so nothing is decided: no (a decision would be logged as the real method's,
+    and a deferred object check would be owed again after it was made)."""
+    return getattr(request, "method", None) != django_request.method
+
+
 def _serves(view: Any, method: str) -> bool:
     """Whether a handler of the view's own (or a viewset action) serves ``method``; DRF's
     ``options`` (metadata, no record) and its 405 answer are not."""
     handler = getattr(view, method.lower(), None)
     if method.lower() not in getattr(view, "http_method_names", ()) or handler is None:
         return False
+    # Imported here: settings naming this module in DEFAULT_PERMISSION_CLASSES are read
+    # while rest_framework.views itself is being imported.
+    from rest_framework.views import APIView
+
     function = getattr(handler, "__func__", handler)
-    return function not in (APIView.options, APIView.http_method_not_allowed)
+    return bool(function not in (APIView.options, APIView.http_method_not_allowed))
 
 
 def _own_head(view: Any) -> bool:
@@ -126,12 +137,16 @@ class ZeroTrustPermission(BasePermission):  # type: ignore[misc]
     """Ask the PDP in DRF's own places: ``has_permission`` for the request, and
     ``has_object_permission`` (with the object's fields) when the URL names an object.
 
-    Never returns False: a refusal is raised, so DRF's 403 never stands in for the
-    step-up or bearer challenge. Needs the Django middleware (``MIDDLEWARE``).
+    Never returns False for the request: a refusal is raised, so DRF's 403 never stands
+    in for the step-up or bearer challenge. DRF's probes with a clone of the request for
+    another method (the browsable API's forms, OPTIONS metadata) get False, undecided.
+    Needs the Django middleware (``MIDDLEWARE``).
     """
 
     def has_permission(self, request: Any, view: Any) -> bool:
         django_request = _django(request)
+        if _probe(request, django_request):
+            return False
         gate = gate_of(django_request)
         kwargs: Mapping[str, Any] = getattr(view, "kwargs", None) or {}
         method = django_request.method or "GET"
@@ -164,6 +179,8 @@ class ZeroTrustPermission(BasePermission):  # type: ignore[misc]
         return True
 
     def has_object_permission(self, request: Any, view: Any, obj: Any) -> bool:
+        if _probe(request, _django(request)):
+            return False
         pending = getattr(_django(request), OBJECT_PENDING, None)
         if pending is None or pending == _LIST:
             return True  # decided in has_permission, or by ZeroTrustFilter for a list
@@ -211,6 +228,11 @@ class ZeroTrustFilter(BaseFilterBackend):  # type: ignore[misc]
             reply = decide(gate, django_request, target)
             if reply is None:
                 allowed.append(obj)
+            elif reply.code == "pdp_unavailable":
+                # No decision is not a refusal of this object: a list silently short of
+                # what the PDP could not decide would pass for the whole answer. 503.
+                delattr(django_request, OBJECT_PENDING)
+                raise Refused(reply)
         delattr(django_request, OBJECT_PENDING)
         if isinstance(queryset, QuerySet):
             return queryset.filter(pk__in=[obj.pk for obj in allowed])
