@@ -76,7 +76,7 @@ def _probe(request: Any, django_request: HttpRequest) -> bool:
     browsable API (may it show a PUT form?) or the OPTIONS metadata. Nothing is served
     for it, so nothing is decided: no (a decision would be logged as the real method's,
     and a deferred object check would be owed again after it was made)."""
-    return getattr(request, "method", None) != django_request.method
+    return bool(getattr(request, "method", None) != django_request.method)
 
 
 def _serves(view: Any, method: str) -> bool:
@@ -90,7 +90,7 @@ def _serves(view: Any, method: str) -> bool:
     from rest_framework.views import APIView
 
     function = getattr(handler, "__func__", handler)
-    return bool(function not in (APIView.options, APIView.http_method_not_allowed))
+    return function not in (APIView.options, APIView.http_method_not_allowed)
 
 
 def _own_head(view: Any) -> bool:
