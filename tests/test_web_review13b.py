@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -56,7 +57,20 @@ def _viewset_urls() -> list[Any]:
         def retrieve(self, request: Any, pk: str) -> Response:
             return Response({"id": self.get_object().pk})
 
+    class OwnLookup(viewsets.ModelViewSet):  # type: ignore[misc]
+        """A custom get_object, as apps write for their lookups: it checks nothing."""
+
+        permission_classes = (ZeroTrustPermission,)
+        queryset = Customer.objects.all()
+        serializer_class = CustomerSerializer
+        zerotrust_resource_type = "customer_record"
+        zerotrust_actions = {"GET": "read", "PATCH": "update", "PUT": "update", "DELETE": "update"}  # noqa: RUF012
+
+        def get_object(self) -> Any:
+            return Customer.objects.get(pk=self.kwargs["pk"])
+
     router = SimpleRouter()
+    router.register("own-lookup", OwnLookup, basename="own-lookup")
     router.register("records", Records, basename="records")
     router.register("typo", Typo, basename="typo")
     return list(router.urls)
@@ -308,3 +322,34 @@ def test_any_method_casing_is_decided_as_django_serves_it(raw: str) -> None:
         decide(gate, request, Target("customer_record", "read", "c-1001", {}, {}, "GET /x"))
     _, req, _ = log.last
     assert req.context["method"] == raw.upper() == request.method
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT", "DELETE"])
+def test_write_through_an_overridden_get_object_is_decided_before_it_happens(
+    drf_client: tuple[Any, RecordingLog], method: str
+) -> None:
+    """DRF's update/destroy load the object with get_object(); one the app overrides may
+    never check object permissions, so the write would happen before the withheld answer."""
+    client, log = drf_client
+    from django_site.customers.models import Customer
+
+    before = Customer.objects.get(pk="c-5150")
+    client.raise_request_exception = False
+    data = {
+        **{
+            f: getattr(before, f)
+            for f in ("id", "email", "card_number", "ssn", "owner_dept", "sensitivity")
+        },
+        "name": "pwned",
+    }
+    try:
+        r = client.generic(
+            method, "/own-lookup/c-5150/", json.dumps(data), "application/json", headers=bearer()
+        )
+        after = Customer.objects.filter(pk="c-5150").first()
+        assert r.status_code == 403, r.content[:300]
+        assert after is not None and after.name == before.name
+        _, req, _ = log.last
+        assert req.action.name == "update" and req.resource.id == "c-5150"
+    finally:
+        before.save()

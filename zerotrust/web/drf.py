@@ -273,7 +273,12 @@ def _checks_object(view: Any, method: str) -> bool:
         return False
     handler = getattr(view, method.lower(), None)
     action = getattr(view, name, None)
-    return _from_drf(handler) and _from_drf(action)
+    # The mixin checks the object through get_object(); an app's own get_object (a
+    # custom lookup) may never call check_object_permissions, and the write would be
+    # done before the withheld answer: then it is decided before the view runs.
+    loads = getattr(view, "get_object", None)
+    checks = getattr(view, "check_object_permissions", None)
+    return all(_from_drf(m) for m in (handler, action, loads, checks))
 
 
 def _from_drf(method: Any) -> bool:
