@@ -353,3 +353,99 @@ def test_write_through_an_overridden_get_object_is_decided_before_it_happens(
         assert req.action.name == "update" and req.resource.id == "c-5150"
     finally:
         before.save()
+
+
+def _gateway_identity(http: Any) -> dict[str, Any]:
+    """A gateway that authenticated the user puts who in X-User (identify=, not a JWT)."""
+    from zerotrust.errors import IdentityError
+
+    user = http.header("x-user")
+    if user is None:
+        raise IdentityError("no X-User from the gateway", code="missing_token")
+    roles = ["manager"] if user == "boss" else ["agent"]
+    return {
+        "type": "user",
+        "id": user,
+        "properties": {"roles": roles, "department": "support", "amr": ["pwd", "mfa"]},
+    }
+
+
+@pytest.mark.parametrize("identity", ["bearer", "gateway"])
+def test_per_site_cache_does_not_serve_an_allowed_response_undecided(identity: str) -> None:
+    """Django's per-site cache keys on the URL (and, from Django 5, an Authorization
+    header): an allowed response it stored (a manager's, unmasked) was served to anyone
+    by FetchFromCacheMiddleware before process_view could decide: with identify= (a
+    gateway's header) on any Django, with bearer tokens on Django 4.2."""
+    from django.test import Client
+
+    log = RecordingLog()
+    config = (
+        web_config() if identity == "bearer" else web_config(jwt=None, identify=_gateway_identity)
+    )
+
+    def who(name: str | None, roles: tuple[str, ...]) -> dict[str, str]:
+        if name is None:
+            return {}
+        return bearer(roles=roles) if identity == "bearer" else {"x-user": name}
+
+    with (
+        django_urls([]),
+        override_settings(
+            ROOT_URLCONF="django_site.urls",
+            MIDDLEWARE=[
+                "django.middleware.cache.UpdateCacheMiddleware",
+                "zerotrust.web.django.ZeroTrustMiddleware",
+                "django.middleware.cache.FetchFromCacheMiddleware",
+            ],
+            CACHES={
+                "default": {
+                    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                    "LOCATION": f"review13b-{identity}",
+                }
+            },
+            CACHE_MIDDLEWARE_SECONDS=60,
+            ZEROTRUST={"PDP": shipped_pdp(log), "CONFIG": config},
+        ),
+    ):
+        client = Client()
+        first = client.get("/customers/c-1001", headers=who("boss", ("manager",)))
+        assert first.status_code == 200 and b"4111" in first.content
+        assert "private" in first["Cache-Control"]
+        second = client.get("/customers/c-1001")
+        third = client.get("/customers/c-1001", headers=who("anna", ("agent",)))
+    assert second.status_code == 401 and b"4111" not in second.content
+    assert third.status_code == 200 and b"4111" not in third.content
+
+
+def test_flask_allowed_response_is_private_to_its_subject() -> None:
+    """A proxy cache keyed without the identity (identify= from a gateway header or a
+    cookie) must not replay an allowed response to a caller nothing was decided for."""
+    from flask import Flask
+
+    from zerotrust.web.flask import ZeroTrust
+
+    app = Flask(__name__)
+    zt = ZeroTrust(app, pdp=shipped_pdp(), config=web_config(jwt=None, identify=_gateway_identity))
+
+    @app.get("/customers/<id>")
+    @zt.requires(
+        "customer_record",
+        "read",
+        resource_id="id",
+        properties={"owner_dept": "support", "sensitivity": 2},
+    )
+    def read(id: str) -> Any:
+        response = app.make_response({"id": id})
+        response.cache_control.public = True  # the app's own header is overruled
+        response.cache_control.max_age = 600
+        return response
+
+    @app.get("/health")
+    def health() -> Any:
+        return {"ok": True}
+
+    client = app.test_client()
+    r = client.get("/customers/c-1001", headers={"x-user": "boss"})
+    assert r.status_code == 200
+    assert r.cache_control.private and not r.cache_control.public
+    assert not client.get("/health").cache_control.private  # undeclared: untouched

@@ -31,6 +31,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.utils.cache import patch_cache_control
 
 from zerotrust.decision import Decision
 from zerotrust.errors import ZeroTrustError
@@ -320,7 +321,7 @@ class ZeroTrustMiddleware:
             response = self.get_response(request)
         finally:
             REQUEST_IN_PROGRESS.reset(token)
-        return _release(request, _refusal_of(request, response), None)
+        return _private(request, _release(request, _refusal_of(request, response), None))
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
         token = REQUEST_IN_PROGRESS.set(request)
@@ -330,9 +331,9 @@ class ZeroTrustMiddleware:
             REQUEST_IN_PROGRESS.reset(token)
         held = getattr(request, _HELD, None)
         if held is None or not response.streaming or not getattr(response, "is_async", False):
-            return _release(request, response, None)
+            return _private(request, _release(request, response, None))
         limit = held[0][0].config.max_body_bytes
-        return _release(request, response, await _read_async(response, limit))
+        return _private(request, _release(request, response, await _read_async(response, limit)))
 
     def _current_gate(self) -> Gate:
         debug = settings.DEBUG if self.debug is None else self.debug
@@ -366,6 +367,15 @@ class ZeroTrustMiddleware:
         if isinstance(exception, PermissionDenied) and isinstance(refused, Reply):
             return _response(refused)
         return None
+
+
+def _private(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """A response released under an allow is for that subject only: ``private``, so no
+    cache (Django's per-site ``UpdateCacheMiddleware``, which keys on the URL and at
+    most the Authorization header, or a shared proxy) serves it to anyone undecided."""
+    if hasattr(request, "zerotrust_decision"):
+        patch_cache_control(response, private=True)
+    return response
 
 
 def _refusal_of(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:

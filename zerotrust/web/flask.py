@@ -394,6 +394,11 @@ def _declared(view: Any, method: str) -> bool:
 
 def _release(response: Response) -> Response:
     """Apply the allowed decisions' obligations to the JSON body, or withhold it."""
+    if hasattr(g, "zerotrust_decision"):
+        # Released under an allow: for that subject only, never a cache's to serve to
+        # anyone undecided (identify= from a cookie or a gateway header is no Vary).
+        response.cache_control.private = True
+        response.cache_control.public = False
     held: list[tuple[Gate, Decision, ObligationPlan]] = getattr(g, _PLAN, [])
     if not held:
         return response
