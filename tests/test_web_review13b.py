@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi import Depends, FastAPI, Response
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from web_helpers import RecordingLog, bearer, django_urls, shipped_pdp, web_config
@@ -14,6 +15,8 @@ from web_helpers import RecordingLog, bearer, django_urls, shipped_pdp, web_conf
 pytest.importorskip("rest_framework")
 
 from django.test.utils import override_settings
+
+from zerotrust import Decision
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
@@ -449,3 +452,36 @@ def test_flask_allowed_response_is_private_to_its_subject() -> None:
     assert r.status_code == 200
     assert r.cache_control.private and not r.cache_control.public
     assert not client.get("/health").cache_control.private  # undeclared: untouched
+
+
+def test_fastapi_allowed_response_is_private_to_its_subject() -> None:
+    from starlette.testclient import TestClient
+
+    from zerotrust.web.fastapi import ZeroTrust
+
+    app = FastAPI()
+    zt = ZeroTrust(shipped_pdp(), config=web_config(jwt=None, identify=_gateway_identity))
+    read = zt.requires(
+        "customer_record",
+        "read",
+        resource_id="id",
+        properties={"owner_dept": "support", "sensitivity": 2},
+    )
+
+    @app.get("/customers/{id}")
+    def customer(id: str, response: Response, d: Decision = Depends(read)) -> Any:  # noqa: B008
+        response.headers["cache-control"] = "public, max-age=600"
+        return {"id": id, "card_number": "4111111111111111"}
+
+    @app.get("/health")
+    def health() -> Any:
+        return {"ok": True}
+
+    zt.install(app)
+    with TestClient(app) as client:
+        r = client.get("/customers/c-1001", headers={"x-user": "anna"})
+        assert r.status_code == 200 and "4111" not in r.text, r.text
+        directives = [d.strip() for d in r.headers["cache-control"].split(",")]
+        assert "private" in directives and "public" not in directives
+        assert "max-age=600" in directives
+        assert "cache-control" not in client.get("/health").headers
