@@ -485,3 +485,82 @@ def test_fastapi_allowed_response_is_private_to_its_subject() -> None:
         assert "private" in directives and "public" not in directives
         assert "max-age=600" in directives
         assert "cache-control" not in client.get("/health").headers
+
+
+def test_flask_x_sendfile_json_under_a_mask_is_withheld() -> None:
+    """USE_X_SENDFILE: send_file answers an empty body and X-Sendfile; nginx/Apache then
+    send the file itself, card numbers and all, past the mask."""
+    import pathlib
+    import tempfile
+
+    from flask import Flask, send_file
+
+    from zerotrust.web.flask import ZeroTrust
+
+    log = RecordingLog()
+    with tempfile.TemporaryDirectory() as tmp:
+        record = pathlib.Path(tmp) / "c-1001.json"
+        record.write_text('{"id": "c-1001", "card_number": "4111111111111111"}')
+        app = Flask(__name__)
+        app.config["USE_X_SENDFILE"] = True
+        zt = ZeroTrust(app, pdp=shipped_pdp(log), config=web_config())
+
+        @app.get("/customers/<id>")
+        @zt.requires(
+            "customer_record",
+            "read",
+            resource_id="id",
+            properties={"owner_dept": "support", "sensitivity": 2},
+        )
+        def read(id: str) -> Any:
+            return send_file(record, mimetype="application/json")
+
+        r = app.test_client().get("/customers/c-1001", headers=bearer())
+    assert r.status_code == 500 and r.json["code"] == "obligation_failed"
+    assert "x-sendfile" not in r.headers
+
+
+@pytest.mark.parametrize("header", ["X-Accel-Redirect", "X-Sendfile"])
+def test_django_x_accel_redirect_json_under_a_mask_is_withheld(header: str) -> None:
+    from django.http import HttpResponse
+    from django.test import Client
+    from django.urls import path
+
+    from zerotrust.web.django import requires
+
+    @requires(
+        "customer_record",
+        "read",
+        resource_id="id",
+        properties={"owner_dept": "support", "sensitivity": 2},
+    )
+    def read(request: Any, id: str) -> Any:
+        response = HttpResponse(content_type="application/json")
+        response[header] = f"/protected/{id}.json"
+        return response
+
+    log = RecordingLog()
+    with (
+        django_urls([path("customers/<str:id>", read)]),
+        override_settings(
+            MIDDLEWARE=["zerotrust.web.django.ZeroTrustMiddleware"],
+            ZEROTRUST={"PDP": shipped_pdp(log), "CONFIG": web_config()},
+        ),
+    ):
+        r = Client().get("/customers/c-1001", headers=bearer())
+    assert r.status_code == 500 and r.json()["code"] == "obligation_failed"
+    assert header.lower() not in {k.lower() for k in r.headers}
+
+
+@given(
+    st.sampled_from(["x-sendfile", "x-accel-redirect", "x-lighttpd-send-file"]).flatmap(
+        lambda h: st.tuples(*[st.sampled_from([c.lower(), c.upper()]) for c in h]).map("".join)
+    ),
+    st.lists(st.sampled_from(["content-type", "x-request-id", "x-accel-buffering"]), max_size=3),
+)
+def test_any_spelling_of_a_body_delegating_header_withholds(name: str, others: list[str]) -> None:
+    from zerotrust.web._pep import delegated_body
+
+    plain = [(o, "v") for o in others]
+    assert delegated_body(plain) is None
+    assert delegated_body([*plain, (name, "/file.json")]) is not None

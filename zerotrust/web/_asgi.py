@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from zerotrust.decision import Decision
-from zerotrust.web._pep import Gate, Reply, rewrite_json
+from zerotrust.web._pep import Gate, Reply, delegated_body, rewrite_json
 from zerotrust.web.http import HttpRequest
 from zerotrust.web.obligations import ObligationPlan
 
@@ -195,6 +195,10 @@ class Rewriter:
             return
         headers = list(start.get("headers", ()))
         body = b"".join(self._chunks)
+        if not self._failed:
+            self._failed = delegated_body(
+                [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+            )
         if not self._failed and body:
             rewritten = rewrite_json(
                 int(start.get("status", 200)),

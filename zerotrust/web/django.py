@@ -41,6 +41,7 @@ from zerotrust.web._pep import (
     Part,
     Prepared,
     Reply,
+    delegated_body,
     request_part,
     rewrite_json,
 )
@@ -477,6 +478,7 @@ def _release(
         body = response.content
         too_big = len(body) > gate.config.max_body_bytes
         failed = "response larger than max_body_bytes" if too_big else None
+    failed = failed or delegated_body(list(response.items()))
     for step_gate, step_decision, plan in held:
         if failed is not None or not body:  # nothing to mask in an empty body (a 204)
             break

@@ -41,6 +41,7 @@ from zerotrust.web._pep import (
     Part,
     Prepared,
     Reply,
+    delegated_body,
     request_part,
     rewrite_json,
 )
@@ -405,6 +406,7 @@ def _release(response: Response) -> Response:
     delattr(g, _PLAN)
     gate, decision, _ = held[0]
     body, failed = _read(response, gate.config.max_body_bytes)
+    failed = failed or delegated_body(list(response.headers.items()))
     for step_gate, step_decision, plan in held:
         if failed is not None or not body:
             break
