@@ -50,6 +50,31 @@ def _viewset_urls() -> list[Any]:
             rows = self.filter_queryset(self.get_queryset())
             return Response([{"id": c.pk, "card_number": c.card_number} for c in rows])
 
+    class Twice(Records):
+        """A list action that filters twice (a count, then the page): both are decided."""
+
+        zerotrust_actions = {"GET": "read"}  # noqa: RUF012
+
+        @action(detail=False, methods=["get"])  # type: ignore[misc]
+        def twice(self, request: Any) -> Response:
+            counted = self.filter_queryset(self.get_queryset()).count()
+            rows = self.filter_queryset(self.get_queryset())
+            return Response({"count": counted, "ids": [c.pk for c in rows]})
+
+    class TwoObjects(viewsets.ViewSet):  # type: ignore[misc]
+        """A detail that checks its record, then a related one: both are decided."""
+
+        permission_classes = (ZeroTrustPermission,)
+        zerotrust_resource_type = "customer_record"
+        zerotrust_action = "read"
+
+        def retrieve(self, request: Any, pk: str) -> Response:
+            mine = Customer.objects.get(pk=pk)
+            self.check_object_permissions(request, mine)
+            other = Customer.objects.get(pk="c-5150")
+            self.check_object_permissions(request, other)
+            return Response({"mine": mine.pk, "other_card": other.card_number})
+
     class Typo(viewsets.ReadOnlyModelViewSet):  # type: ignore[misc]
         permission_classes = (ZeroTrustPermission,)
         queryset = Customer.objects.all()
@@ -75,6 +100,8 @@ def _viewset_urls() -> list[Any]:
     router = SimpleRouter()
     router.register("own-lookup", OwnLookup, basename="own-lookup")
     router.register("records", Records, basename="records")
+    router.register("twice", Twice, basename="twice")
+    router.register("two-objects", TwoObjects, basename="two-objects")
     router.register("typo", Typo, basename="typo")
     return list(router.urls)
 
@@ -564,3 +591,22 @@ def test_any_spelling_of_a_body_delegating_header_withholds(name: str, others: l
     plain = [(o, "v") for o in others]
     assert delegated_body(plain) is None
     assert delegated_body([*plain, (name, "/file.json")]) is not None
+
+
+def test_a_list_filtered_twice_is_decided_both_times(
+    drf_client: tuple[Any, RecordingLog],
+) -> None:
+    client, _ = drf_client
+    r = client.get("/twice/twice/", headers=bearer())
+    assert r.status_code == 200, r.content[:300]
+    assert "c-5150" not in r.json()["ids"] and r.json()["count"] == len(r.json()["ids"])
+
+
+def test_a_second_object_check_in_one_request_is_decided(
+    drf_client: tuple[Any, RecordingLog],
+) -> None:
+    client, log = drf_client
+    client.raise_request_exception = False
+    r = client.get("/two-objects/c-1001/", headers=bearer())
+    assert r.status_code == 403 and b"5500" not in r.content and b"4111" not in r.content
+    assert [req.resource.id for _, req, _ in log.entries] == ["c-1001", "c-5150"]

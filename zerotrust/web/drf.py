@@ -43,6 +43,9 @@ from zerotrust.web.http import Target
 __all__ = ["ZeroTrustFilter", "ZeroTrustPermission"]
 
 _LIST = "list"  # OBJECT_PENDING's value when ZeroTrustFilter owes the decisions
+#: On the request once has_permission deferred to the objects (True: one object's
+#: check; _LIST: the filter's): from then on every object checked is decided.
+_DEFERRED = "_zerotrust_deferred"
 
 
 def _django(request: Any) -> HttpRequest:
@@ -155,6 +158,7 @@ class ZeroTrustPermission(BasePermission):  # type: ignore[misc]
             # and withhold the response if that is never called.
             _action(view, method)  # a missing action fails now, before anything is owed
             setattr(django_request, OBJECT_PENDING, True)
+            setattr(django_request, _DEFERRED, True)
             return True
         rid = kwargs.get(_id_kwarg(view))
         if rid is None and method in _SAFE and _filters(view):
@@ -166,6 +170,7 @@ class ZeroTrustPermission(BasePermission):  # type: ignore[misc]
                     raise Refused(reply)
             _action(view, method)  # a missing action fails now, before anything is owed
             setattr(django_request, OBJECT_PENDING, _LIST)
+            setattr(django_request, _DEFERRED, _LIST)
             return True
         # Anything else is decided now, before the view runs: a list, and a write the
         # view is not known to check the object for (its side effect would happen
@@ -181,20 +186,22 @@ class ZeroTrustPermission(BasePermission):  # type: ignore[misc]
     def has_object_permission(self, request: Any, view: Any, obj: Any) -> bool:
         if _probe(request, _django(request)):
             return False
-        pending = getattr(_django(request), OBJECT_PENDING, None)
-        if pending is None or pending == _LIST:
-            return True  # decided in has_permission, or by ZeroTrustFilter for a list
         django_request = _django(request)
+        if not getattr(django_request, _DEFERRED, False):
+            return True  # decided in has_permission, before the view ran
+        # Deferred to the objects: every object checked is decided, not only the first
+        # (a view that checks its record, then a related one; a list action's get_object).
+        pending = getattr(django_request, OBJECT_PENDING, None)
         gate = gate_of(django_request)
         kwargs: Mapping[str, Any] = getattr(view, "kwargs", None) or {}
-        rid = kwargs.get(_id_kwarg(view))
+        rid = kwargs.get(_id_kwarg(view)) if pending is True else None
         if rid is None:
             rid = object_id(obj)
         target = _target(
             view, django_request, None if rid is None else str(rid), _properties(view, obj)
         )
         reply = decide(gate, django_request, target)
-        if hasattr(django_request, OBJECT_PENDING):
+        if pending is True:
             delattr(django_request, OBJECT_PENDING)  # decided: a refusal answers for itself
         if reply is not None:
             raise Refused(reply)
@@ -217,8 +224,9 @@ class ZeroTrustFilter(BaseFilterBackend):  # type: ignore[misc]
 
     def filter_queryset(self, request: Any, queryset: Any, view: Any) -> Any:
         django_request = _django(request)
-        if getattr(django_request, OBJECT_PENDING, None) != _LIST:
-            return queryset
+        if getattr(django_request, _DEFERRED, None) != _LIST:
+            return queryset  # a detail's queryset: its object is decided by the permission
+        # Every call is decided (a list action may filter twice: a count, then the rows).
         gate = gate_of(django_request)
         allowed = []
         for obj in queryset:
@@ -231,9 +239,11 @@ class ZeroTrustFilter(BaseFilterBackend):  # type: ignore[misc]
             elif reply.code == "pdp_unavailable":
                 # No decision is not a refusal of this object: a list silently short of
                 # what the PDP could not decide would pass for the whole answer. 503.
-                delattr(django_request, OBJECT_PENDING)
+                if hasattr(django_request, OBJECT_PENDING):
+                    delattr(django_request, OBJECT_PENDING)
                 raise Refused(reply)
-        delattr(django_request, OBJECT_PENDING)
+        if hasattr(django_request, OBJECT_PENDING):
+            delattr(django_request, OBJECT_PENDING)
         if isinstance(queryset, QuerySet):
             return queryset.filter(pk__in=[obj.pk for obj in allowed])
         return allowed
