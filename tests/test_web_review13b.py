@@ -10,7 +10,7 @@ import pytest
 from fastapi import Depends, FastAPI, Response
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from web_helpers import RecordingLog, bearer, django_urls, shipped_pdp, web_config
+from web_helpers import CUSTOMERS, RecordingLog, bearer, django_urls, shipped_pdp, web_config
 
 pytest.importorskip("rest_framework")
 
@@ -610,3 +610,68 @@ def test_a_second_object_check_in_one_request_is_decided(
     r = client.get("/two-objects/c-1001/", headers=bearer())
     assert r.status_code == 403 and b"5500" not in r.content and b"4111" not in r.content
     assert [req.resource.id for _, req, _ in log.entries] == ["c-1001", "c-5150"]
+
+
+def test_etag_of_the_unmasked_body_does_not_leave_with_the_masked_one() -> None:
+    """ConditionalGetMiddleware listed after zerotrust's hashes the unmasked JSON: its
+    ETag (an md5 of the body) let a caller check guesses of the masked SSN offline."""
+    import hashlib
+
+    from django.test import Client
+
+    from zerotrust.web.django import requires
+
+    def read(request: Any, id: str) -> Any:
+        from django.http import JsonResponse
+
+        return JsonResponse(CUSTOMERS[id])
+
+    from django.urls import path
+
+    view = requires(
+        "customer_record",
+        "read",
+        resource_id="id",
+        properties={"owner_dept": "support", "sensitivity": 2},
+    )(read)
+    with (
+        django_urls([path("customers/<str:id>", view)]),
+        override_settings(
+            MIDDLEWARE=[
+                "zerotrust.web.django.ZeroTrustMiddleware",
+                "django.middleware.http.ConditionalGetMiddleware",
+            ],
+            ZEROTRUST={"PDP": shipped_pdp(), "CONFIG": web_config()},
+        ),
+    ):
+        r = Client().get("/customers/c-1001", headers=bearer())
+    assert r.status_code == 200 and b"4111" not in r.content
+    unmasked = json.dumps(CUSTOMERS["c-1001"]).encode()
+    assert hashlib.md5(unmasked).hexdigest() not in r.get("ETag", "")
+    assert "ETag" not in r
+
+
+def test_flask_etag_of_the_unmasked_body_is_dropped() -> None:
+    from flask import Flask, jsonify
+
+    from zerotrust.web.flask import ZeroTrust
+
+    app = Flask(__name__)
+    zt = ZeroTrust(app, pdp=shipped_pdp(), config=web_config())
+
+    @app.get("/customers/<id>")
+    @zt.requires(
+        "customer_record",
+        "read",
+        resource_id="id",
+        properties={"owner_dept": "support", "sensitivity": 2},
+    )
+    def read(id: str) -> Any:
+        response = jsonify(CUSTOMERS[id])
+        response.add_etag()  # werkzeug: the sha1 of the unmasked body
+        response.headers["Content-MD5"] = "x"
+        return response
+
+    r = app.test_client().get("/customers/c-1001", headers=bearer())
+    assert r.status_code == 200 and b"4111" not in r.data
+    assert "ETag" not in r.headers and "Content-MD5" not in r.headers

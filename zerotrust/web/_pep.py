@@ -38,6 +38,7 @@ from zerotrust.web.http import (
 from zerotrust.web.obligations import ObligationPlan
 
 __all__ = [
+    "BODY_DIGESTS",
     "HTTP_CONTEXT_KEYS",
     "Gate",
     "Identity",
@@ -409,6 +410,11 @@ def _country(http: HttpRequest, cfg: WebConfig) -> str | None:
 #: Headers by which an app hands its body to the front server (nginx, Apache, lighttpd),
 #: which then sends a file the enforcement point never saw.
 _DELEGATED_BODY = frozenset({"x-sendfile", "x-accel-redirect", "x-lighttpd-send-file"})
+
+
+#: Headers computed from the body the app wrote: after a rewrite they describe (and
+#: let a caller test guesses of) the unmasked body. Dropped from a rewritten response.
+BODY_DIGESTS = frozenset({"etag", "content-md5", "digest", "content-digest", "repr-digest"})
 
 
 def delegated_body(headers: list[tuple[str, str]]) -> str | None:

@@ -36,6 +36,7 @@ from django.utils.cache import patch_cache_control
 from zerotrust.decision import Decision
 from zerotrust.errors import ZeroTrustError
 from zerotrust.web._pep import (
+    BODY_DIGESTS,
     CURRENT_REQUEST,
     Gate,
     Part,
@@ -479,6 +480,7 @@ def _release(
         too_big = len(body) > gate.config.max_body_bytes
         failed = "response larger than max_body_bytes" if too_big else None
     failed = failed or delegated_body(list(response.items()))
+    original = body
     for step_gate, step_decision, plan in held:
         if failed is not None or not body:  # nothing to mask in an empty body (a 204)
             break
@@ -490,6 +492,10 @@ def _release(
     if failed is not None:
         response.close()
         return _response(gate.failed_obligation(decision, failed))
+    if body != original:
+        for name in BODY_DIGESTS:  # of the unmasked body: an oracle for what was masked
+            if response.has_header(name):
+                del response[name]
     if response.streaming:
         # An async stream stays async: Django warns when ASGI serves a sync iterator.
         response.streaming_content = [body] if streamed is None else _once(body)

@@ -36,6 +36,7 @@ from zerotrust.engine import DecisionPoint
 from zerotrust.errors import ZeroTrustError
 from zerotrust.web._parts import is_async, missing_arguments, required_arguments
 from zerotrust.web._pep import (
+    BODY_DIGESTS,
     CURRENT_REQUEST,
     Gate,
     Part,
@@ -407,6 +408,7 @@ def _release(response: Response) -> Response:
     gate, decision, _ = held[0]
     body, failed = _read(response, gate.config.max_body_bytes)
     failed = failed or delegated_body(list(response.headers.items()))
+    original = body
     for step_gate, step_decision, plan in held:
         if failed is not None or not body:
             break
@@ -416,6 +418,9 @@ def _release(response: Response) -> Response:
         else:
             body = rewritten
     if failed is None:
+        if body != original:
+            for name in BODY_DIGESTS:  # of the unmasked body: an oracle for what was masked
+                response.headers.pop(name, None)
         response.set_data(body)  # the body was read (a stream is used up): put it back
         return response
     reply = gate.failed_obligation(decision, failed)
