@@ -421,6 +421,10 @@ def decide(gate: Gate, request: HttpRequest, target: Target) -> Reply | None:
     request.zerotrust_decision = decision
     request.zerotrust_request = prepared.access
     if verdict.plan is not None:
+        # A conditional request compared with an ETag of the unmasked body (an inner
+        # ConditionalGetMiddleware's) would answer 304 to a right guess of a masked field.
+        for name in ("HTTP_IF_NONE_MATCH", "HTTP_IF_MATCH"):
+            request.META.pop(name, None)
         # A second decision on the same request (DRF's object permission) adds its
         # obligations; it never replaces those of the first.
         # Each object of a list is decided: the same obligations are applied once.
