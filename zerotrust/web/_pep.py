@@ -38,6 +38,7 @@ from zerotrust.web.http import (
 from zerotrust.web.obligations import ObligationPlan
 
 __all__ = [
+    "BODY_DIGESTS",
     "HTTP_CONTEXT_KEYS",
     "Gate",
     "Identity",
@@ -45,6 +46,7 @@ __all__ = [
     "Prepared",
     "Reply",
     "Verdict",
+    "delegated_body",
     "request_part",
     "rewrite_json",
 ]
@@ -403,6 +405,25 @@ def _country(http: HttpRequest, cfg: WebConfig) -> str | None:
         return None
     value = (http.header(cfg.country_header) or "").strip().upper()
     return value if len(value) == 2 and value.isascii() and value.isalnum() else None
+
+
+#: Headers by which an app hands its body to the front server (nginx, Apache, lighttpd),
+#: which then sends a file the enforcement point never saw.
+_DELEGATED_BODY = frozenset({"x-sendfile", "x-accel-redirect", "x-lighttpd-send-file"})
+
+
+#: Headers computed from the body the app wrote: after a rewrite they describe (and
+#: let a caller test guesses of) the unmasked body. Dropped from a rewritten response.
+BODY_DIGESTS = frozenset({"etag", "content-md5", "digest", "content-digest", "repr-digest"})
+
+
+def delegated_body(headers: list[tuple[str, str]]) -> str | None:
+    """Why obligations cannot apply to a response whose body the front server will
+    send (``X-Sendfile``, ``X-Accel-Redirect``): its empty body is not what leaves."""
+    for name, _ in headers:
+        if name.lower() in _DELEGATED_BODY:
+            return f"the body is sent by the front server ({name})"
+    return None
 
 
 def rewrite_json(

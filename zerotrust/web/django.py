@@ -31,15 +31,18 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.utils.cache import patch_cache_control
 
 from zerotrust.decision import Decision
 from zerotrust.errors import ZeroTrustError
 from zerotrust.web._pep import (
+    BODY_DIGESTS,
     CURRENT_REQUEST,
     Gate,
     Part,
     Prepared,
     Reply,
+    delegated_body,
     request_part,
     rewrite_json,
 )
@@ -320,7 +323,7 @@ class ZeroTrustMiddleware:
             response = self.get_response(request)
         finally:
             REQUEST_IN_PROGRESS.reset(token)
-        return _release(request, _refusal_of(request, response), None)
+        return _private(request, _release(request, _refusal_of(request, response), None))
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
         token = REQUEST_IN_PROGRESS.set(request)
@@ -330,9 +333,9 @@ class ZeroTrustMiddleware:
             REQUEST_IN_PROGRESS.reset(token)
         held = getattr(request, _HELD, None)
         if held is None or not response.streaming or not getattr(response, "is_async", False):
-            return _release(request, response, None)
+            return _private(request, _release(request, response, None))
         limit = held[0][0].config.max_body_bytes
-        return _release(request, response, await _read_async(response, limit))
+        return _private(request, _release(request, response, await _read_async(response, limit)))
 
     def _current_gate(self) -> Gate:
         debug = settings.DEBUG if self.debug is None else self.debug
@@ -368,6 +371,15 @@ class ZeroTrustMiddleware:
         return None
 
 
+def _private(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """A response released under an allow is for that subject only: ``private``, so no
+    cache (Django's per-site ``UpdateCacheMiddleware``, which keys on the URL and at
+    most the Authorization header, or a shared proxy) serves it to anyone undecided."""
+    if hasattr(request, "zerotrust_decision"):
+        patch_cache_control(response, private=True)
+    return response
+
+
 def _refusal_of(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
     """A 403 answered after the backend refused a ``has_perm`` (a handler that turned
     ``PermissionDenied`` into a page: DRF's) is the refusal's answer: a step-up is a 401."""
@@ -393,6 +405,9 @@ class Refused(ZeroTrustError, PermissionError):
 def decide(gate: Gate, request: HttpRequest, target: Target) -> Reply | None:
     """Ask the PDP; the refusal, or None with the allow recorded on the (Django) request."""
     http, _ = http_request(request.META)
+    # The method Django serves (upper-cased: a "delete" is a DELETE), not the raw one:
+    # context.method must be what the view runs as.
+    http = attrs.evolve(http, method=request.method or http.method)
     prepared = gate.prepare(http, target, gate.identify(http))
     if isinstance(prepared, Reply):
         return prepared
@@ -406,6 +421,10 @@ def decide(gate: Gate, request: HttpRequest, target: Target) -> Reply | None:
     request.zerotrust_decision = decision
     request.zerotrust_request = prepared.access
     if verdict.plan is not None:
+        # A conditional request compared with an ETag of the unmasked body (an inner
+        # ConditionalGetMiddleware's) would answer 304 to a right guess of a masked field.
+        for name in ("HTTP_IF_NONE_MATCH", "HTTP_IF_MATCH"):
+            request.META.pop(name, None)
         # A second decision on the same request (DRF's object permission) adds its
         # obligations; it never replaces those of the first.
         # Each object of a list is decided: the same obligations are applied once.
@@ -464,6 +483,8 @@ def _release(
         body = response.content
         too_big = len(body) > gate.config.max_body_bytes
         failed = "response larger than max_body_bytes" if too_big else None
+    failed = failed or delegated_body(list(response.items()))
+    original = body
     for step_gate, step_decision, plan in held:
         if failed is not None or not body:  # nothing to mask in an empty body (a 204)
             break
@@ -475,6 +496,10 @@ def _release(
     if failed is not None:
         response.close()
         return _response(gate.failed_obligation(decision, failed))
+    if body != original:
+        for name in BODY_DIGESTS:  # of the unmasked body: an oracle for what was masked
+            if response.has_header(name):
+                del response[name]
     if response.streaming:
         # An async stream stays async: Django warns when ASGI serves a sync iterator.
         response.streaming_content = [body] if streamed is None else _once(body)

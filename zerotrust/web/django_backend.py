@@ -57,6 +57,9 @@ class PermissionRefused(PermissionDenied):  # type: ignore[misc]
         self.reply = reply
 
 
+_MISSING = object()
+
+
 def object_properties(mapping: Any, obj: Any) -> dict[str, Any]:
     """``resource.properties`` of ``obj``: ``mapping`` (resource property -> field or key),
     else the model's own ``zerotrust_properties``; fields that are None are left out."""
@@ -66,7 +69,18 @@ def object_properties(mapping: Any, obj: Any) -> dict[str, Any]:
         raise DjangoConfigError("zerotrust_properties maps resource properties to object fields")
     found: dict[str, Any] = {}
     for prop, field in mapping.items():
-        value = obj.get(field) if isinstance(obj, Mapping) else getattr(obj, field, None)
+        if isinstance(obj, Mapping):
+            value = obj.get(field)
+        else:
+            # A field the object does not have (a typo, or a property that raised
+            # AttributeError) is a mistake, not an unknown value: a policy guarded by
+            # has() would read its absence as "nothing to refuse".
+            value = getattr(obj, field, _MISSING)
+            if value is _MISSING:
+                raise DjangoConfigError(
+                    f"zerotrust_properties[{prop!r}]: {type(obj).__name__} has no "
+                    f"attribute {field!r} (or reading it raised AttributeError)"
+                )
         if value is not None:
             found[prop] = value
     return found

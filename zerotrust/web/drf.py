@@ -24,6 +24,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.permissions import BasePermission
 
@@ -42,6 +43,9 @@ from zerotrust.web.http import Target
 __all__ = ["ZeroTrustFilter", "ZeroTrustPermission"]
 
 _LIST = "list"  # OBJECT_PENDING's value when ZeroTrustFilter owes the decisions
+#: On the request once has_permission deferred to the objects (True: one object's
+#: check; _LIST: the filter's): from then on every object checked is decided.
+_DEFERRED = "_zerotrust_deferred"
 
 
 def _django(request: Any) -> HttpRequest:
@@ -51,17 +55,45 @@ def _django(request: Any) -> HttpRequest:
 def _action(view: Any, method: str) -> str:
     actions = getattr(view, "zerotrust_actions", None)
     if isinstance(actions, Mapping):
-        found = actions.get(method) or actions.get(getattr(view, "action", None) or "")
+        # A viewset action's own entry ("export" of an @action) is more specific than
+        # its method's ("GET"): the method's must not decide what the action serves.
+        found = actions.get(getattr(view, "action", None) or "") or actions.get(method)
         if not found and method == "HEAD" and not _own_head(view):
             found = actions.get("GET")  # Django serves HEAD with the GET handler
     else:
         found = getattr(view, "zerotrust_action", None)
+    if (not isinstance(found, str) or not found) and not _serves(view, method):
+        # DRF answers a method the view has no handler for with 405 after the
+        # permissions: a client's DELETE is not the developer's missing declaration.
+        raise MethodNotAllowed(method)
     if not isinstance(found, str) or not found:
         raise DjangoConfigError(
             f"ZeroTrustPermission: {type(view).__name__} declares no zerotrust_action "
             f"(or zerotrust_actions entry) for {method}"
         )
     return found
+
+
+def _probe(request: Any, django_request: HttpRequest) -> bool:
+    """Whether DRF asks for another method than the request's: a clone of it made by the
+    browsable API (may it show a PUT form?) or the OPTIONS metadata. Nothing is served
+    for it, so nothing is decided: no (a decision would be logged as the real method's,
+    and a deferred object check would be owed again after it was made)."""
+    return bool(getattr(request, "method", None) != django_request.method)
+
+
+def _serves(view: Any, method: str) -> bool:
+    """Whether a handler of the view's own (or a viewset action) serves ``method``; DRF's
+    ``options`` (metadata, no record) and its 405 answer are not."""
+    handler = getattr(view, method.lower(), None)
+    if method.lower() not in getattr(view, "http_method_names", ()) or handler is None:
+        return False
+    # Imported here: settings naming this module in DEFAULT_PERMISSION_CLASSES are read
+    # while rest_framework.views itself is being imported.
+    from rest_framework.views import APIView
+
+    function = getattr(handler, "__func__", handler)
+    return function not in (APIView.options, APIView.http_method_not_allowed)
 
 
 def _own_head(view: Any) -> bool:
@@ -108,20 +140,25 @@ class ZeroTrustPermission(BasePermission):  # type: ignore[misc]
     """Ask the PDP in DRF's own places: ``has_permission`` for the request, and
     ``has_object_permission`` (with the object's fields) when the URL names an object.
 
-    Never returns False: a refusal is raised, so DRF's 403 never stands in for the
-    step-up or bearer challenge. Needs the Django middleware (``MIDDLEWARE``).
+    Never returns False for the request: a refusal is raised, so DRF's 403 never stands
+    in for the step-up or bearer challenge. DRF's probes with a clone of the request for
+    another method (the browsable API's forms, OPTIONS metadata) get False, undecided.
+    Needs the Django middleware (``MIDDLEWARE``).
     """
 
     def has_permission(self, request: Any, view: Any) -> bool:
         django_request = _django(request)
+        if _probe(request, django_request):
+            return False
         gate = gate_of(django_request)
         kwargs: Mapping[str, Any] = getattr(view, "kwargs", None) or {}
         method = django_request.method or "GET"
         if _id_kwarg(view) in kwargs and _checks_object(view, method):
             # The object's fields are not known yet: decide in has_object_permission,
             # and withhold the response if that is never called.
+            _action(view, method)  # a missing action fails now, before anything is owed
             setattr(django_request, OBJECT_PENDING, True)
-            _action(view, method)  # a missing action fails now
+            setattr(django_request, _DEFERRED, True)
             return True
         rid = kwargs.get(_id_kwarg(view))
         if rid is None and method in _SAFE and _filters(view):
@@ -131,7 +168,9 @@ class ZeroTrustPermission(BasePermission):  # type: ignore[misc]
                 reply = decide(gate, django_request, _target(view, django_request, None, {}))
                 if reply is not None:  # always, for an identity failure
                     raise Refused(reply)
+            _action(view, method)  # a missing action fails now, before anything is owed
             setattr(django_request, OBJECT_PENDING, _LIST)
+            setattr(django_request, _DEFERRED, _LIST)
             return True
         # Anything else is decided now, before the view runs: a list, and a write the
         # view is not known to check the object for (its side effect would happen
@@ -145,20 +184,24 @@ class ZeroTrustPermission(BasePermission):  # type: ignore[misc]
         return True
 
     def has_object_permission(self, request: Any, view: Any, obj: Any) -> bool:
-        pending = getattr(_django(request), OBJECT_PENDING, None)
-        if pending is None or pending == _LIST:
-            return True  # decided in has_permission, or by ZeroTrustFilter for a list
+        if _probe(request, _django(request)):
+            return False
         django_request = _django(request)
+        if not getattr(django_request, _DEFERRED, False):
+            return True  # decided in has_permission, before the view ran
+        # Deferred to the objects: every object checked is decided, not only the first
+        # (a view that checks its record, then a related one; a list action's get_object).
+        pending = getattr(django_request, OBJECT_PENDING, None)
         gate = gate_of(django_request)
         kwargs: Mapping[str, Any] = getattr(view, "kwargs", None) or {}
-        rid = kwargs.get(_id_kwarg(view))
+        rid = kwargs.get(_id_kwarg(view)) if pending is True else None
         if rid is None:
             rid = object_id(obj)
         target = _target(
             view, django_request, None if rid is None else str(rid), _properties(view, obj)
         )
         reply = decide(gate, django_request, target)
-        if hasattr(django_request, OBJECT_PENDING):
+        if pending is True:
             delattr(django_request, OBJECT_PENDING)  # decided: a refusal answers for itself
         if reply is not None:
             raise Refused(reply)
@@ -181,8 +224,9 @@ class ZeroTrustFilter(BaseFilterBackend):  # type: ignore[misc]
 
     def filter_queryset(self, request: Any, queryset: Any, view: Any) -> Any:
         django_request = _django(request)
-        if getattr(django_request, OBJECT_PENDING, None) != _LIST:
-            return queryset
+        if getattr(django_request, _DEFERRED, None) != _LIST:
+            return queryset  # a detail's queryset: its object is decided by the permission
+        # Every call is decided (a list action may filter twice: a count, then the rows).
         gate = gate_of(django_request)
         allowed = []
         for obj in queryset:
@@ -192,7 +236,14 @@ class ZeroTrustFilter(BaseFilterBackend):  # type: ignore[misc]
             reply = decide(gate, django_request, target)
             if reply is None:
                 allowed.append(obj)
-        delattr(django_request, OBJECT_PENDING)
+            elif reply.code == "pdp_unavailable":
+                # No decision is not a refusal of this object: a list silently short of
+                # what the PDP could not decide would pass for the whole answer. 503.
+                if hasattr(django_request, OBJECT_PENDING):
+                    delattr(django_request, OBJECT_PENDING)
+                raise Refused(reply)
+        if hasattr(django_request, OBJECT_PENDING):
+            delattr(django_request, OBJECT_PENDING)
         if isinstance(queryset, QuerySet):
             return queryset.filter(pk__in=[obj.pk for obj in allowed])
         return allowed
@@ -232,7 +283,12 @@ def _checks_object(view: Any, method: str) -> bool:
         return False
     handler = getattr(view, method.lower(), None)
     action = getattr(view, name, None)
-    return _from_drf(handler) and _from_drf(action)
+    # The mixin checks the object through get_object(); an app's own get_object (a
+    # custom lookup) may never call check_object_permissions, and the write would be
+    # done before the withheld answer: then it is decided before the view runs.
+    loads = getattr(view, "get_object", None)
+    checks = getattr(view, "check_object_permissions", None)
+    return all(_from_drf(m) for m in (handler, action, loads, checks))
 
 
 def _from_drf(method: Any) -> bool:

@@ -36,11 +36,13 @@ from zerotrust.engine import DecisionPoint
 from zerotrust.errors import ZeroTrustError
 from zerotrust.web._parts import is_async, missing_arguments, required_arguments
 from zerotrust.web._pep import (
+    BODY_DIGESTS,
     CURRENT_REQUEST,
     Gate,
     Part,
     Prepared,
     Reply,
+    delegated_body,
     request_part,
     rewrite_json,
 )
@@ -156,6 +158,9 @@ class _State:
     def prepare(self, target: Target | None) -> tuple[Gate, Prepared]:
         gate = self.current_gate()
         http, _ = http_request(request.environ)
+        # The method Werkzeug serves (upper-cased: a "delete" is a DELETE), not the raw one:
+        # context.method must be what the view runs as.
+        http = attrs.evolve(http, method=request.method)
         prepared = gate.prepare(http, target, gate.identify(http))
         if isinstance(prepared, Reply):
             raise _Unevaluable(prepared)
@@ -391,12 +396,19 @@ def _declared(view: Any, method: str) -> bool:
 
 def _release(response: Response) -> Response:
     """Apply the allowed decisions' obligations to the JSON body, or withhold it."""
+    if hasattr(g, "zerotrust_decision"):
+        # Released under an allow: for that subject only, never a cache's to serve to
+        # anyone undecided (identify= from a cookie or a gateway header is no Vary).
+        response.cache_control.private = True
+        response.cache_control.public = False
     held: list[tuple[Gate, Decision, ObligationPlan]] = getattr(g, _PLAN, [])
     if not held:
         return response
     delattr(g, _PLAN)
     gate, decision, _ = held[0]
     body, failed = _read(response, gate.config.max_body_bytes)
+    failed = failed or delegated_body(list(response.headers.items()))
+    original = body
     for step_gate, step_decision, plan in held:
         if failed is not None or not body:
             break
@@ -406,6 +418,9 @@ def _release(response: Response) -> Response:
         else:
             body = rewritten
     if failed is None:
+        if body != original:
+            for name in BODY_DIGESTS:  # of the unmasked body: an oracle for what was masked
+                response.headers.pop(name, None)
         response.set_data(body)  # the body was read (a stream is used up): put it back
         return response
     reply = gate.failed_obligation(decision, failed)

@@ -146,6 +146,7 @@ class _Slot:
     def __init__(self, send: Send) -> None:
         self.rewrites: list[tuple[ObligationPlan, Gate, Decision]] = []
         self.send = send  # the server's own, before Starlette's handlers wrap it
+        self.allowed = False  # a guard allowed: the response is for that subject only
 
 
 def _no_routes(http: Any) -> None:
@@ -267,6 +268,7 @@ class ZeroTrust:
         decision = verdict.decision
         if verdict.reply is not None:
             raise self.refusal(verdict.reply, decision)
+        slot.allowed = True
         if verdict.plan is not None:
             slot.rewrites.append((verdict.plan, gate, decision))
             # A rewritten body must pass through send, not the server's file path.
@@ -443,6 +445,8 @@ class _Sender:
         self._chain: list[Rewriter] | None = None
 
     async def __call__(self, message: Any) -> None:
+        if message["type"] == "http.response.start" and self._slot.allowed:
+            message = {**message, "headers": _private(message.get("headers") or [])}
         if self._chain is None and message["type"] == "http.response.start":
             chain: list[Rewriter] = []
             downstream: Send = self._send
@@ -459,6 +463,21 @@ class _Sender:
     async def finish(self) -> None:
         for rewriter in reversed(self._chain or []):
             await rewriter.finish()
+
+
+def _private(headers: Any) -> list[tuple[bytes, bytes]]:
+    """``Cache-Control`` with ``private`` (and without ``public``): a response released
+    under an allow is for that subject only, never a cache's to replay to anyone (an
+    ``identify=`` from a cookie or a gateway header is in no cache key)."""
+    kept: list[tuple[bytes, bytes]] = []
+    directives: list[bytes] = []
+    for name, value in headers:
+        if name.lower() == b"cache-control":
+            directives += [d.strip() for d in value.split(b",") if d.strip()]
+        else:
+            kept.append((name, value))
+    directives = [d for d in directives if d.lower() not in (b"public", b"private")]
+    return [*kept, (b"cache-control", b", ".join([b"private", *directives]))]
 
 
 class VerifiedSubject(BaseUser):

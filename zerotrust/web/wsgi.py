@@ -24,7 +24,14 @@ from typing import Any
 from zerotrust.decision import Decision
 from zerotrust.engine import DecisionPoint
 from zerotrust.request import AccessRequest
-from zerotrust.web._pep import CURRENT_REQUEST, Gate, Reply, rewrite_json
+from zerotrust.web._pep import (
+    BODY_DIGESTS,
+    CURRENT_REQUEST,
+    Gate,
+    Reply,
+    delegated_body,
+    rewrite_json,
+)
 from zerotrust.web._wsgi import http_request
 from zerotrust.web.errors import NoDecisionError, WebConfigError
 from zerotrust.web.http import (
@@ -132,11 +139,16 @@ class ZeroTrustMiddleware:
         if not started:
             failed = failed or "the application did not start a response"
         body = b"".join(chunks)
+        if failed is None:
+            failed = delegated_body(list(started[0][1]))
         if failed is None and body:
             rewritten = rewrite_json(_status_code(started[0][0]), started[0][1], body, plan)
             if isinstance(rewritten, str):
                 failed = rewritten
             else:
+                if rewritten != body:  # digests of the unmasked body: an oracle for it
+                    kept = [(k, v) for k, v in started[0][1] if k.lower() not in BODY_DIGESTS]
+                    started[0] = (started[0][0], kept)
                 body = rewritten
         if failed is not None:
             return _reply(start_response, self._gate.failed_obligation(decision, failed))
