@@ -7,6 +7,6 @@ every decision and never lets a sink failure change or crash a decision.
 from __future__ import annotations
 
 from zerotrust.audit.record import DecisionLog, audit_record
-from zerotrust.audit.sinks import JsonLinesLog, LoggingLog, NullLog
+from zerotrust.audit.sinks import JsonLinesLog, LoggingLog, NullLog, StdoutLog
 
-__all__ = ["DecisionLog", "JsonLinesLog", "LoggingLog", "NullLog", "audit_record"]
+__all__ = ["DecisionLog", "JsonLinesLog", "LoggingLog", "NullLog", "StdoutLog", "audit_record"]

@@ -27,7 +27,7 @@ try:  # the `fast` extra: encodes a line about ten times faster than the json mo
 except ImportError:  # pragma: no cover - exercised by monkeypatching in the tests
     orjson = None  # type: ignore[assignment]
 
-__all__ = ["JsonLinesLog", "LoggingLog", "NullLog"]
+__all__ = ["JsonLinesLog", "LoggingLog", "NullLog", "StdoutLog"]
 
 # JSON allows these raw inside strings, but str.splitlines() breaks lines at them.
 _LINE_BREAKS = ("\x85", "\u2028", "\u2029")
@@ -43,6 +43,37 @@ class NullLog:
 
     def emit(self, decision: Decision, request: AccessRequest, extra: Mapping[str, Any]) -> None:
         return None
+
+
+class StdoutLog:
+    """One JSON line a decision on standard output (file descriptor 1), for a
+    container's log collector.
+
+    The descriptor the process was given, not ``/dev/stdout`` opened again: a second
+    open file would have its own offset, and its lines would overwrite what the process
+    writes to ``sys.stdout`` when that is a file. Each line is encoded whole, then
+    written by ``write(2)`` before ``emit`` returns (one call for a line of at most
+    ``PIPE_BUF`` bytes, so processes sharing a pipe never interleave such lines); a
+    failed write raises :class:`DecisionLogError`, which the PDP counts.
+    """
+
+    def __init__(self, *, redact: Iterable[str] = (), fd: int = 1) -> None:
+        self.redact = tuple(redact)
+        self._paths = redaction_paths(self.redact)
+        self._fd = fd
+        self._lock = threading.Lock()
+
+    def emit(self, decision: Decision, request: AccessRequest, extra: Mapping[str, Any]) -> None:
+        view = memoryview(encode_line(entry(decision, request, self._paths, extra)))
+        with self._lock:
+            try:
+                while view:
+                    view = view[os.write(self._fd, view) :]
+            except OSError as exc:
+                raise DecisionLogError(f"standard output: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        """Nothing to release: the descriptor is the process's own."""
 
 
 class JsonLinesLog:

@@ -379,10 +379,14 @@ def logging_config(level: str = "INFO", log_format: str = "text") -> dict[str, A
         )
     config: dict[str, Any] = {**LOGGING_CONFIG, "loggers": dict(LOGGING_CONFIG["loggers"])}
     if log_format == "json":
+        from pythonjsonlogger.core import RESERVED_ATTRS  # the server extra's
+
         json_formatter = {
             "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": _JSON_FIELDS,
             "json_ensure_ascii": True,
+            # uvicorn's copy of the message with terminal colours: noise in JSON.
+            "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
         }
         config["formatters"] = {"default": json_formatter, "access": json_formatter}
     uvicorn_level = max(level, "INFO", key=LOG_LEVELS.index)

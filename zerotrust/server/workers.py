@@ -37,7 +37,7 @@ import attrs
 import uvicorn
 from prometheus_client.multiprocess import mark_process_dead
 
-from zerotrust.audit import JsonLinesLog, LoggingLog
+from zerotrust.audit import JsonLinesLog, LoggingLog, StdoutLog
 from zerotrust.behavior.memory import MemoryBehaviorStore
 from zerotrust.behavior.redis import RedisBehaviorStore
 from zerotrust.engine import PolicyDecisionPoint
@@ -93,7 +93,7 @@ class Built:
 
     server: uvicorn.Server
     pdp: PolicyDecisionPoint
-    log: JsonLinesLog | LoggingLog | None
+    log: JsonLinesLog | LoggingLog | StdoutLog | None
     reloader: Reloader | None = None
     watch: bool = False
 
@@ -191,14 +191,14 @@ def build(
     return Built(server, pdp, log, reloader, config.watch)
 
 
-def decision_log(config: ServerConfig) -> JsonLinesLog | LoggingLog | None:
+def decision_log(config: ServerConfig) -> JsonLinesLog | LoggingLog | StdoutLog | None:
     """The decision log ``config`` names: a JSON-lines file, standard output (JSON lines,
     one ``write`` each), the ``zerotrust.decisions`` logger, or none."""
     redact, sink = config.decision_log_redact, config.decision_log_sink
     if sink == "logging":
         return LoggingLog(redact=redact)
     if sink == "stdout":
-        return JsonLinesLog("/dev/stdout", redact=redact, fsync=False)
+        return StdoutLog(redact=redact)
     if config.decision_log is None:
         return None
     return JsonLinesLog(config.decision_log, redact=redact, fsync=config.decision_log_fsync)
