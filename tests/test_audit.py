@@ -1270,3 +1270,34 @@ def test_fsync_forces_every_line_to_disk_before_evaluate_returns(
             pdp.evaluate(REQUEST)
             sizes.append(path.stat().st_size)
     assert forced == sizes
+
+
+def test_stdout_log_writes_whole_redacted_lines_to_its_descriptor() -> None:
+    from zerotrust.audit import StdoutLog
+
+    read, write = os.pipe()
+    try:
+        pdp = PolicyDecisionPoint.from_texts(
+            {"p.yaml": POLICY}, decision_log=StdoutLog(redact=["context.ip"], fd=write)
+        )
+        first, second = pdp.evaluate(REQUEST), pdp.evaluate(REQUEST)
+        lines = os.read(read, 1 << 16).decode().splitlines()
+    finally:
+        os.close(read)
+        os.close(write)
+    records = [json.loads(line) for line in lines]
+    assert [r["decision_id"] for r in records] == [first.decision_id, second.decision_id]
+    assert all(r["request"]["context"]["ip"] == "[REDACTED]" for r in records)
+
+
+def test_stdout_log_that_cannot_write_is_counted_not_raised() -> None:
+    from zerotrust.audit import StdoutLog
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone: EPIPE
+    try:
+        pdp = PolicyDecisionPoint.from_texts({"p.yaml": POLICY}, decision_log=StdoutLog(fd=write))
+        assert pdp.evaluate(REQUEST).allowed
+        assert pdp.decision_log_failures == 1
+    finally:
+        os.close(write)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from zerotrust.audit import DecisionLog, JsonLinesLog, LoggingLog, NullLog, audit_record
+from zerotrust.audit import (
+    DecisionLog,
+    JsonLinesLog,
+    LoggingLog,
+    NullLog,
+    StdoutLog,
+    audit_record,
+)
 from zerotrust.behavior import BehaviorSource, BehaviorStore
 from zerotrust.behavior.config import BehaviorConfig, StoreErrorMode
 from zerotrust.behavior.memory import MemoryBehaviorStore
@@ -69,6 +76,7 @@ __all__ = [
     "RequestError",
     "Resource",
     "Risk",
+    "StdoutLog",
     "StepUp",
     "StepUpError",
     "StoreErrorMode",
