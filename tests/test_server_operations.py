@@ -112,6 +112,15 @@ def policies(tmp_path: Path) -> Path:
     return found
 
 
+def serving_pids(port: int, tries: int = 40) -> set[str]:
+    """The workers that answered /metrics over ``tries`` new connections."""
+    found = set()
+    for _ in range(tries):
+        text = call(port, "GET", "/metrics")[1].decode()
+        found |= {k for k in samples(text) if k.startswith("zerotrust_process_info")}
+    return found
+
+
 def revision_of(policies: Path) -> str:
     return PolicyDecisionPoint.from_path(policies).revision
 
@@ -154,12 +163,18 @@ def test_requests_during_many_reloads_are_all_answered_from_one_whole_revision(
     is the one of the revision it names."""
     effect_of = {revision_of(policies): "allow"}
     answers: list[tuple[int, bytes]] = []
+    failures: list[OSError] = []
     stop = threading.Event()
     with serve(policies, "--workers", "2") as (process, port):
+        assert wait_for(lambda: len(serving_pids(port)) == 2), "both workers serve"
 
         def load() -> None:
             while not stop.is_set():
-                answers.append(call(port))
+                try:
+                    answers.append(call(port))
+                except OSError as exc:  # refused, reset: never for a reload
+                    failures.append(exc)
+                    return
 
         clients = [threading.Thread(target=load) for _ in range(2)]
         for client in clients:
@@ -178,6 +193,7 @@ def test_requests_during_many_reloads_are_all_answered_from_one_whole_revision(
             stop.set()
             for client in clients:
                 client.join()
+    assert failures == []
     assert len(answers) > 100
     for status, body in answers:
         assert status == 200, body

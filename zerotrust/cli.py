@@ -12,6 +12,7 @@ import argparse
 import datetime
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -487,6 +488,10 @@ def _serve(args: argparse.Namespace) -> int:
         if args.print_config:
             sys.stdout.write(printed(config))
             return EXIT_OK
+        # A reload asked for while starting must not end the process (SIGHUP's default
+        # action): run() and the supervisor handle it once serving; spawned workers
+        # inherit the ignoring until they do.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         if config.workers > 1:  # one paging secret for every worker
             options = share_paging_secret(options, config)
         # Everything is checked here, before binding, with --workers too: each worker

@@ -229,7 +229,12 @@ class Metrics:
                 self._breaker = breaker
             if found.revision != self._revision:
                 if self._revision is not None:
-                    self._policy.remove(self._revision)
+                    # Under workers a series cannot be removed (prometheus_client's
+                    # multiprocess files keep it): the revision left is set to 0.
+                    if multiprocess_dir() is None:
+                        self._policy.remove(self._revision)
+                    else:
+                        self._policy.labels(self._revision).set(0)
                 self._policy.labels(found.revision).set(1)
                 self._revision = found.revision
 

@@ -300,11 +300,13 @@ def _supervise(
     workers: list[_Worker | None] = [_Worker(options, sockets) for sockets in socket_sets]
 
     def reload_all(*_: Any) -> None:
-        """SIGHUP to the supervisor: every worker reloads its policies."""
+        """SIGHUP to the supervisor: every worker reloads its policies. One still
+        starting gets it once it serves: before it handles SIGHUP, the signal's default
+        action would end it."""
         for worker in workers:
-            if worker is not None and worker.pid is not None and worker.process.is_alive():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(worker.pid, signal.SIGHUP)
+            if worker is not None:
+                worker.reload_pending = True
+                worker.forward_reload()
 
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload_all)
     retry: dict[int, tuple[float, float]] = {}  # index -> (when to start again, delay)
@@ -333,6 +335,7 @@ def _supervise(
                     workers[index] = _Worker(options, socket_sets[index], replacing=delay)
                     continue
                 worker.poll()
+                worker.forward_reload()
                 if worker.process.is_alive() or stop.is_set():
                     continue
                 code = worker.process.exitcode
@@ -400,7 +403,15 @@ class _Worker:
         child.close()  # the worker holds the only other end now
         self.pid = self.process.pid
         self.ready = False
+        self.reload_pending = False
         _log.info("started worker [%s]", self.pid)
+
+    def forward_reload(self) -> None:
+        """Send the reload asked for, once this worker serves (and handles SIGHUP)."""
+        if self.reload_pending and self.ready and self.pid is not None:
+            self.reload_pending = False
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGHUP)
 
     def poll(self) -> None:
         """Read the worker's report that it serves, if it has sent it."""
