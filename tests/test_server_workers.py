@@ -122,6 +122,8 @@ def test_two_workers_answer_on_one_port_and_stop_with_their_parent() -> None:
 def test_a_worker_that_dies_is_replaced() -> None:
     with serve(2) as (parent, port):
         first = workers_of(parent.pid)
+        seen: set[int] = set()  # both serve: neither is still starting when killed
+        assert wait_for(lambda: seen.add(answering_pid(port) or 0) or first <= seen)
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
         assert wait_for(lambda: len(workers_of(parent.pid) - {victim}) == 2)

@@ -10,7 +10,8 @@ uvicorn's own supervisor (``workers=``) pickles a :class:`uvicorn.Config` and ru
 plain ``uvicorn.Server`` in each worker; this server is an app object with a
 connection registry per process and TLS begun in the protocol, so :func:`supervise`
 does the same few things itself: start the workers, start another when one dies
-(a worker that dies before it serves stops them all: it would die again), and stop
+(a worker that dies at start-up before any serves stops them all: it would die again;
+one killed while starting beside others that serve is started again), and stop
 them all on SIGINT or SIGTERM. A worker whose parent is gone (even killed) stops too:
 it waits on a pipe only the parent holds open.
 """
@@ -345,13 +346,16 @@ def _supervise(
                 if worker.ready:
                     _log.warning("worker [%s] exited (%s): starting another", worker.pid, code)
                     workers[index] = _Worker(options, worker.sockets, replacing=0.0)
-                elif worker.replacing is None:  # at start-up: nothing serves yet
+                elif worker.replacing is None and not any(
+                    w is not None and w.ready for w in workers
+                ):  # at start-up, and nothing serves yet
                     _log.error("worker [%s] could not start (exit %s): stopping", worker.pid, code)
                     stop.set()
                     status = 1
                     break
                 else:
-                    delay = min(RETRY_MAX_SECONDS, 2 * worker.replacing or 1.0)  # 1, 2, 4 ...
+                    # 1, 2, 4 ... (a worker killed while starting, the others serving: 1)
+                    delay = min(RETRY_MAX_SECONDS, 2 * (worker.replacing or 0.0) or 1.0)
                     _log.error(
                         "worker [%s] could not start (exit %s): the others serve on; "
                         "trying again in %g s",
