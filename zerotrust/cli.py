@@ -196,6 +196,13 @@ def _score(text: str) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve"]:
+        # The metrics directory is this server's own (the supervisor makes one for its
+        # workers): one inherited from the environment (a base image's, another
+        # server's) would mix their counts into ours, keep a dead process's for ever,
+        # or stop the start-up if it is gone. Dropped before prometheus_client is
+        # imported (the server's flags import it): it picks its value class then.
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     args = _parser(full_serve=argv[:1] == ["serve"]).parse_args(argv)
     try:
         if args.command == "validate":

@@ -732,9 +732,9 @@ def _cluster_url(url: str, cluster: bool) -> tuple[str, bool]:
 
 
 def _shown_url(url: str) -> str:
-    """The URL for a message, without a password."""
+    """The URL for a message, without a password (nor the query, which may hold one)."""
     scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.rpartition('@')[2]}"
+    return f"{scheme}://{rest.partition('?')[0].rpartition('@')[2]}"
 
 
 def _is_cluster(client: Any) -> bool:

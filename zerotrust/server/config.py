@@ -291,7 +291,12 @@ class ServerConfig(Section):
         """Read the secret files; move ``behavior_redis_url`` to ``behavior.store``."""
         data = dict(data)
         located: list[tuple[Loc, str]] = []
+        known = len(located)
         lines = _read_lines(data, "bearer_secrets_file", located)
+        if lines == [] and len(located) == known:
+            # An empty file must not leave the server without a secret: it would then
+            # serve every loopback caller (a TLS proxy on the host) unauthenticated.
+            located.append((("bearer_secrets_file",), "holds no secret (one a line)"))
         if lines:
             given = _as_tuple(data.get("bearer_secrets", ()))
             if isinstance(given, tuple):  # else refused as bearer_secrets's own problem
@@ -341,6 +346,7 @@ class ServerConfig(Section):
         secrets = data.get("bearer_secrets")
         insecure = data.get("insecure_local")
         if not secrets and insecure is not True and not data.get("bearer_secrets_file"):
+            # (a given file adds its secrets, or is refused as empty or unreadable)
             return [
                 (
                     (),

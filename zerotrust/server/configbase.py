@@ -82,17 +82,25 @@ def shown(value: Any) -> str:
 
 
 def masked_url(url: str) -> str:
-    """``url`` with the password in it (if any) as ``***``."""
+    """``url`` with the password in it (if any) as ``***``: in the user part, and as a
+    ``password=`` query argument (redis-py reads one there too)."""
     try:
         parts = urllib.parse.urlsplit(url)
         password = parts.password
     except ValueError:
         return "***"
-    if not password:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if parts.query:
+        query = "&".join(
+            f"{name}=***" if name.strip().lower() == "password" else pair
+            for pair in parts.query.split("&")
+            for name in [urllib.parse.unquote_plus(pair.partition("=")[0])]
+        )
+        parts = parts._replace(query=query)
+    if password:
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{user}:***@{host}")
+    return urllib.parse.urlunsplit(parts)
 
 
 def problem(message: str) -> PydanticCustomError:

@@ -106,12 +106,49 @@ class Reloader:
     def _watch(self) -> None:
         import watchfiles  # the server extra's; imported where it is used
 
-        for changes in watchfiles.watch(
-            *self._paths,
-            debounce=self._debounce,
-            stop_event=self._stop,
-            raise_interrupt=False,
-        ):
-            names = sorted({Path(path).name for _, path in changes})
-            _log.info("policy files changed: %s", ", ".join(names[:5]))
-            self.reload("watch")
+        # A watch follows the directory it began on: one deleted and made again (a
+        # deployment's ``rm -rf`` and copy, a remount) would never be seen again. So the
+        # paths are compared with what the watch began on about every second, and a
+        # replaced one is reloaded and watched again.
+        while not self._stop.is_set():
+            began = self._identity()
+            if None in began:  # gone for now: look again in a second
+                self._stop.wait(1.0)
+                if self._identity() != began:
+                    self.reload("watch")
+                continue
+            try:
+                for changes in watchfiles.watch(
+                    *self._paths,
+                    debounce=self._debounce,
+                    stop_event=self._stop,
+                    raise_interrupt=False,
+                    rust_timeout=1000,
+                    yield_on_timeout=True,
+                ):
+                    if changes:
+                        names = sorted({Path(path).name for _, path in changes})
+                        _log.info("policy files changed: %s", ", ".join(names[:5]))
+                        self.reload("watch")
+                    if self._identity() != began:
+                        _log.info("policy path replaced: watching the new one")
+                        if not changes:  # else just reloaded
+                            self.reload("watch")
+                        break
+                else:
+                    return  # stopped
+            except (FileNotFoundError, RuntimeError) as exc:  # removed as the watch began
+                _log.warning("cannot watch the policies (%s): trying again", exc)
+                self._stop.wait(1.0)
+
+    def _identity(self) -> tuple[tuple[int, int] | None, ...]:
+        """Each path's device and inode (None: absent)."""
+        found: list[tuple[int, int] | None] = []
+        for path in self._paths:
+            try:
+                stat = path.stat()
+            except OSError:
+                found.append(None)
+            else:
+                found.append((stat.st_dev, stat.st_ino))
+        return tuple(found)
