@@ -1,5 +1,11 @@
-"""The command line: ``zerotrust validate | test | eval | demo | serve | report``; the only
-module that prints.
+"""The command line: ``zerotrust validate | test | eval | demo | serve | report |
+completion``; the only module that prints.
+
+One path convention: a command's main input is its first positional argument
+(``validate POLICIES``, ``test POLICIES``, ``eval POLICIES [REQUEST]``, ``demo [POLICIES]``,
+``report LOG``); the flags that named it before (``--policies``, ``--log``) stay as
+aliases, so scripts written for them keep working. ``serve`` is the exception: its
+``--policies`` is a configuration key, as settable from a file or the environment.
 
 Exit codes: 0 success (``eval``: allow), 1 invalid policies, failed tests or a log
 without decision records, 2 usage error, invalid request, a server that cannot start or
@@ -18,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from zerotrust import __version__
 from zerotrust._plain import parse_json_object
 from zerotrust.audit import JsonLinesLog
 from zerotrust.decision import Effect
@@ -111,28 +118,64 @@ def _parser(full_serve: bool = False) -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok/allow, 1 invalid policies, failed tests or no decision "
         "records, 2 usage, bad request or unreadable file, 3 deny, 4 step_up.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"zerotrust {__version__}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, metavar="COMMAND"
+    )
 
     validate = sub.add_parser("validate", help="check a policy file or directory")
-    validate.add_argument("path", help="policy file or directory")
+    _path(validate.add_argument("path", metavar="POLICIES", help="policy file or directory"))
 
     test = sub.add_parser("test", help="run the *_test.yaml suites beside the policies")
-    test.add_argument("path", help="policy directory")
+    _path(test.add_argument("path", metavar="POLICIES", help="policy directory"))
     test.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
 
-    ev = sub.add_parser("eval", help="decide one request and print the decision as JSON")
-    ev.add_argument("--policies", required=True, help="policy file or directory")
-    ev.add_argument("request", nargs="?", default="-", help="request JSON file, or - for stdin")
+    ev = sub.add_parser(
+        "eval",
+        help="decide one request and print the decision as JSON",
+        usage="zerotrust eval [-h] POLICIES [REQUEST] [--explain] [--now NOW] [--compact]",
+    )
+    # Positional POLICIES [REQUEST]; with --policies (the older form) the one positional
+    # is the request. Resolved in _resolve_paths, after parsing.
+    _path(
+        ev.add_argument("policies", nargs="?", metavar="POLICIES", help="policy file or directory")
+    )
+    _path(
+        ev.add_argument(
+            "request",
+            nargs="?",
+            metavar="REQUEST",
+            help="request JSON file, or - for stdin (default)",
+        )
+    )
+    _path(
+        ev.add_argument(
+            "--policies", dest="policies_flag", metavar="POLICIES", help="the same as POLICIES"
+        )
+    )
     ev.add_argument("--explain", action="store_true", help="add the trace of every rule")
     ev.add_argument("--now", help="evaluate at this ISO 8601 time (with timezone)")
     ev.add_argument("--compact", action="store_true", help="one-line JSON")
 
     demo = sub.add_parser(
-        "demo", help="replay the insider scenario (bulk reading at night) and print the timeline"
+        "demo",
+        help="replay the insider scenario (bulk reading at night) and print the timeline",
+        usage="zerotrust demo [-h] [POLICIES] [--scenario {bulk-night,low-and-slow}] [--log LOG]",
     )
-    demo.add_argument("--policies", help="policy directory (default: ./policies)")
-    demo.add_argument(
-        "--log", help="also write every decision to this new file (JSON lines, for `report`)"
+    _path(
+        demo.add_argument(
+            "policies", nargs="?", metavar="POLICIES", help="policy directory (default: ./policies)"
+        )
+    )
+    _path(
+        demo.add_argument(
+            "--policies", dest="policies_flag", metavar="POLICIES", help="the same as POLICIES"
+        )
+    )
+    _path(
+        demo.add_argument(
+            "--log", help="also write every decision to this new file (JSON lines, for `report`)"
+        )
     )
     demo.add_argument(
         "--scenario",
@@ -155,10 +198,17 @@ def _parser(full_serve: bool = False) -> argparse.ArgumentParser:
     else:  # the flags need the server extra: read only when `serve` runs
         serve.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     report = sub.add_parser(
-        "report", help="rank subjects in a decision log and write one self-contained HTML page"
+        "report",
+        help="rank subjects in a decision log and write one self-contained HTML page",
+        usage="zerotrust report [-h] LOG --out OUT [--top N] [--min-score S] [--title T]",
     )
-    report.add_argument("--log", required=True, help="decision log (JSON lines; .gz read too)")
-    report.add_argument("--out", required=True, help="HTML file to write")
+    _path(
+        report.add_argument(
+            "log", nargs="?", metavar="LOG", help="decision log (JSON lines; .gz read too)"
+        )
+    )
+    _path(report.add_argument("--log", dest="log_flag", metavar="LOG", help="the same as LOG"))
+    _path(report.add_argument("--out", required=True, help="HTML file to write"))
     report.add_argument(
         "--top", type=_count, default=10, help="subjects shown in detail at most (default 10)"
     )
@@ -169,7 +219,65 @@ def _parser(full_serve: bool = False) -> argparse.ArgumentParser:
         help="lowest score shown in detail (default 20)",
     )
     report.add_argument("--title", help="the page's title")
+    completion = sub.add_parser(
+        "completion",
+        help="print the shell completion script (needs shtab)",
+        description="Print the completion script for the shell; for bash, add "
+        "'eval \"$(zerotrust completion bash)\"' to ~/.bashrc.",
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"), help="the shell")
+    for name, command in sub.choices.items():
+        command.set_defaults(command_parser=command, command_name=name)
     return parser
+
+
+def _path(action: argparse.Action) -> None:
+    """Mark an argument as a path, for the completion script (files and directories)."""
+    setattr(action, "zerotrust_path", True)  # noqa: B010  (argparse.Action has no slot)
+
+
+def _resolve_paths(args: argparse.Namespace) -> None:
+    """Merge each positional path with the flag kept as its alias; given twice with two
+    different values is a usage error naming both (exit 2)."""
+    parser: argparse.ArgumentParser = args.command_parser
+    if args.command == "eval":
+        flag = args.policies_flag
+        # `eval --policies DIR REQUEST`: the one positional is the request (unless it is
+        # the same directory again).
+        one = flag is not None and args.request is None and args.policies is not None
+        if one and not _same_path(args.policies, flag):
+            args.policies, args.request = flag, args.policies
+        _merge(parser, args, "policies", "POLICIES", "--policies", required=True)
+        if args.request is None:
+            args.request = "-"
+    elif args.command == "demo":
+        _merge(parser, args, "policies", "POLICIES", "--policies", required=False)
+    elif args.command == "report":
+        _merge(parser, args, "log", "LOG", "--log", required=True)
+
+
+def _merge(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    dest: str,
+    positional: str,
+    flag: str,
+    *,
+    required: bool,
+) -> None:
+    given, aliased = getattr(args, dest), getattr(args, dest + "_flag")
+    if given is not None and aliased is not None and not _same_path(given, aliased):
+        parser.error(
+            f"{positional} given twice, as {positional} {given!r} and {flag} {aliased!r}: give one"
+        )
+    value = given if given is not None else aliased
+    if value is None and required:
+        parser.error(f"the following arguments are required: {positional} (or {flag})")
+    setattr(args, dest, value)
+
+
+def _same_path(first: str, second: str) -> bool:
+    return first == second or Path(first).resolve() == Path(second).resolve()
 
 
 def _workers(text: str) -> int:
@@ -203,8 +311,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # or stop the start-up if it is gone. Dropped before prometheus_client is
         # imported (the server's flags import it): it picks its value class then.
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if not argv:  # a bare `zerotrust`: the help, with its list of commands, as usage
+        _parser().print_help(sys.stderr)
+        return EXIT_USAGE
     args = _parser(full_serve=argv[:1] == ["serve"]).parse_args(argv)
+    _resolve_paths(args)
     try:
+        if args.command == "completion":
+            return _completion(args.shell, sys.stdout)
         if args.command == "validate":
             return _validate(args.path, sys.stdout)
         if args.command == "test":
@@ -225,6 +339,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Output piped into e.g. `head`: stop quietly, as Unix tools do.
         sys.stderr.close()
         return EXIT_OK
+
+
+def _completion(shell: str, out: TextIO) -> int:
+    """The completion script, made by shtab from the parser (serve's flags included when
+    the server extra is installed); shtab is optional, so without it one line and exit 2."""
+    try:
+        import shtab
+    except ImportError:
+        print(
+            "zerotrust completion: needs shtab: pip install shtab "
+            "(or pip install 'zerotrust[completion]')",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    parser = _parser(full_serve=True)
+    for action in _actions(parser):
+        if getattr(action, "zerotrust_path", False):
+            action.complete = shtab.FILE  # type: ignore[attr-defined]
+    out.write(shtab.complete(parser, shell=shell))
+    return EXIT_OK
+
+
+def _actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """Every argument of the parser and its subcommands."""
+    found = []
+    for action in parser._actions:
+        found.append(action)
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                found.extend(_actions(command))
+    return found
 
 
 def _print_diagnostics(exc: PolicyError, out: TextIO) -> None:
@@ -549,6 +694,13 @@ def _eval(args: argparse.Namespace, out: TextIO) -> int:
             )
             return EXIT_USAGE
         clock = lambda: now  # noqa: E731
+    if args.request == "-" and sys.stdin is not None and sys.stdin.isatty():
+        # A person at a terminal, not a pipe: say why nothing happens.
+        print(
+            "zerotrust eval: reading the request from standard input (Ctrl-D to end)",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         data = _stdin_bytes() if args.request == "-" else Path(args.request).read_bytes()
     except OSError as exc:
