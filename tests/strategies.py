@@ -257,6 +257,8 @@ class PolicyModel:
         out: dict[str, Any] = {"policy": self.name}
         if self.resources is not None:
             out["target"] = {"resources": list(self.resources), "actions": ["read", "write"]}
+        if any("log" in r.obligations for r in self.rules):
+            out["obligation_types"] = ["log"]  # the application's own type, declared
         if self.signals:
             out["signals"] = [s.document() for s in self.signals]
         out["rules"] = [r.document() for r in self.rules]

@@ -321,9 +321,10 @@ def test_limit_on_records_it_cannot_count_is_refused_not_returned() -> None:
 # --- built-in obligations are checked where policies load --------------------------------
 
 
-def _policy(obligation: Mapping[str, Any]) -> str:
-    document = {
+def _policy(obligation: Mapping[str, Any], *, declared: tuple[str, ...] = ()) -> str:
+    document: dict[str, Any] = {
         "policy": "p",
+        "obligation_types": list(declared),
         "target": {"resources": ["doc"], "actions": ["read"]},
         "rules": [{"id": "allow", "effect": "allow", "obligations": [dict(obligation)]}],
     }
@@ -385,7 +386,12 @@ def test_every_wrong_builtin_parameter_is_refused_at_load_and_by_the_pep(
 
 def test_application_obligation_types_still_load_and_are_refused_unless_handled() -> None:
     pdp = PolicyDecisionPoint.from_texts(
-        {"p.yaml": _policy({"type": "watermark", "text": "confidential", "max_rows": 50})}
+        {
+            "p.yaml": _policy(
+                {"type": "watermark", "text": "confidential", "max_rows": 50},
+                declared=("watermark",),
+            )
+        }
     )
     decision = pdp.evaluate(
         {"subject": {"id": "u"}, "action": {"name": "read"}, "resource": {"type": "doc"}}

@@ -181,6 +181,7 @@ class RecordingLog:
 WATERMARK_POLICY = """
 policy: watermark-updates
 target: {resources: [customer_record], actions: [update]}
+obligation_types: [watermark]
 rules:
   - id: allow-agent-update-with-watermark
     effect: allow

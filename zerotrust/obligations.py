@@ -4,7 +4,8 @@ One grammar with two readers, so that what loads is exactly what can be carried 
 the policy validator reports a malformed built-in obligation as a ``PolicyError`` with
 its position, and the enforcement point (:mod:`zerotrust.web.obligations`) refuses an
 obligation built by hand with the same words. Other obligation types belong to the
-application; zerotrust passes their parameters on unread.
+application: a policy declares them (``obligation_types``), so that a misspelt type is
+caught at load too, and zerotrust passes their parameters on unread.
 
 * ``mask``: ``fields`` (a key name or a non-empty list of them), ``keep_last``
   (characters kept at the end, 0 to 2147483647, default 0), ``replacement`` (the text
@@ -20,7 +21,8 @@ through unmasked.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import difflib
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -37,6 +39,7 @@ __all__ = [
     "ParamProblem",
     "Reading",
     "Tokenize",
+    "did_you_mean",
     "read_obligation",
 ]
 
@@ -77,10 +80,12 @@ Builtin = Mask | Tokenize | Limit
 @attrs.frozen
 class ParamProblem:
     """One fault in a built-in obligation; ``param`` names the key at fault (``None``:
-    the obligation as a whole, e.g. a required key is missing)."""
+    the obligation as a whole, e.g. a required key is missing). ``unknown``: the key
+    itself is the fault, not its value (so a diagnostic points at the key)."""
 
     param: str | None
     message: str
+    unknown: bool = False
 
 
 @attrs.frozen
@@ -185,7 +190,9 @@ def read_obligation(type_: str, params: Mapping[str, Any]) -> Reading:
             problems.append(
                 ParamProblem(
                     key if type(key) is str else None,
-                    f"unknown parameter {_shown(key)} (allowed: {allowed})",
+                    f"unknown parameter {_shown(key)}{did_you_mean(key, readers)} "
+                    f"(allowed: {allowed})",
+                    unknown=True,
                 )
             )
     for key, (read, required) in readers.items():
@@ -202,6 +209,27 @@ def read_obligation(type_: str, params: Mapping[str, Any]) -> Reading:
     if problems:
         return Reading(None, tuple(problems))
     return Reading(build(**values))
+
+
+def did_you_mean(word: Any, choices: Iterable[str]) -> str:
+    """``": did you mean 'max'?"`` for the choice closest to a misspelt ``word``, else ``""``.
+
+    A choice that is a prefix of the word counts as close too (``max_rows`` → ``max``):
+    a short real name with a suffix added is the usual slip, and too far apart for
+    ``difflib`` alone.
+    """
+    if type(word) is not str or not word:
+        return ""
+    names = sorted(c for c in choices if c != word)
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    if not close:
+        close = [c for c in names if min(len(c), len(word)) >= 3 and _prefixed(c, word)]
+    return f": did you mean {close[0]!r}?" if close else ""
+
+
+def _prefixed(one: str, other: str) -> bool:
+    """Whether the shorter of the two begins the longer."""
+    return one.startswith(other) or other.startswith(one)
 
 
 def _shown(value: Any) -> str:

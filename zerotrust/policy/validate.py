@@ -14,7 +14,7 @@ import attrs
 from zerotrust._describe import describe
 from zerotrust.decision import ACR_VALUE, MAX_AGE_LIMIT, Effect, Obligation, StepUp
 from zerotrust.errors import Diagnostic
-from zerotrust.obligations import read_obligation
+from zerotrust.obligations import BUILTIN_OBLIGATIONS, did_you_mean, read_obligation
 from zerotrust.policy.located import LNode
 from zerotrust.policy.model import CelSource, PolicySpec, RuleSpec, SignalSpec, Target
 
@@ -22,7 +22,7 @@ __all__ = ["NAME_PATTERN", "Condition", "Validated", "validate_policy"]
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 _SHOWN = 60
-_POLICY_KEYS = ("policy", "description", "target", "signals", "rules")
+_POLICY_KEYS = ("policy", "description", "target", "obligation_types", "signals", "rules")
 _TARGET_KEYS = ("resources", "actions")
 _SIGNAL_KEYS = ("name", "when", "score", "description")
 _RULE_KEYS = ("id", "effect", "when", "reason", "mode", "step_up", "obligations", "description")
@@ -39,6 +39,8 @@ class _Collector:
         self.policy: str | None = None
         self.rule: str | None = None
         self.items: list[Diagnostic] = []
+        #: The application's obligation types this document declares (``obligation_types``).
+        self.obligation_types: frozenset[str] = frozenset()
         # Every condition seen, so CEL is checked even when the document has other errors.
         self.conditions: list[Condition] = []
 
@@ -79,6 +81,7 @@ def validate_policy(doc: LNode, file: str) -> Validated:
     _unknown_keys(doc, _POLICY_KEYS, "policy", out)
     description = _optional_str(fields.get("description"), "description", out)
     target = _target(fields.get("target"), out)
+    out.obligation_types = _obligation_types(fields.get("obligation_types"), out)
     signals = _signals(fields.get("signals"), out)
     rules = _rules(fields.get("rules"), doc, out)
     if out.items or name is None or target is None:
@@ -360,6 +363,25 @@ def _acr_values(node: LNode | None, out: _Collector) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
+def _obligation_types(node: LNode | None, out: _Collector) -> frozenset[str]:
+    """The application's own obligation types: declared, so that a misspelt one is caught."""
+    if node is None or node.value is None:
+        return frozenset()
+    items = node.value if isinstance(node.value, list) else None
+    if items is None:
+        out.add(node, f"obligation_types must be a list of type names, not {_kind(node.value)}")
+        return frozenset()
+    declared: set[str] = set()
+    for item in items:
+        if not isinstance(item.value, str) or not item.value:
+            out.add(item, f"obligation_types entries must be non-empty strings, not {_shown(item)}")
+        elif item.value in BUILTIN_OBLIGATIONS:
+            out.add(item, f"obligation type {item.value!r} is built in: it needs no declaration")
+        else:
+            declared.add(item.value)
+    return frozenset(declared)
+
+
 def _obligations(
     node: LNode | None, rule_id: str | None, out: _Collector
 ) -> tuple[Obligation, ...]:
@@ -375,10 +397,21 @@ def _obligations(
                 f"obligation type must be a non-empty string, not {_kind(type_node.value)}",
             )
             continue
+        type_ = type_node.value
         params = {k: v.plain() for k, v in item.value.items() if k != "type"}
+        if type_ not in BUILTIN_OBLIGATIONS and type_ not in out.obligation_types:
+            known = BUILTIN_OBLIGATIONS | out.obligation_types
+            out.add(
+                type_node,
+                f"unknown obligation type {type_!r}{did_you_mean(type_, known)} (built in: "
+                f"{', '.join(sorted(BUILTIN_OBLIGATIONS))}; declare an application's own "
+                "type in the policy's obligation_types)",
+            )
         # Built-in types are checked here, so what loads is what the PEP can carry out.
-        for problem in read_obligation(type_node.value, params).problems:
-            at = item.value.get(problem.param, item) if problem.param else item
-            out.add(at, f"obligation {type_node.value}: {problem.message}")
+        # An unknown parameter is reported at its key, a wrong value at the value.
+        for problem in read_obligation(type_, params).problems:
+            where: dict[str, LNode] = (item.keys or {}) if problem.unknown else item.value
+            at = where.get(problem.param, item) if problem.param else item
+            out.add(at, f"obligation {type_}: {problem.message}")
         obligations.append(Obligation(type=type_node.value, params=params, rule=rule_id))
     return tuple(obligations)
