@@ -226,6 +226,13 @@ def _parser(full_serve: bool = False) -> argparse.ArgumentParser:
         "'eval \"$(zerotrust completion bash)\"' to ~/.bashrc.",
     )
     completion.add_argument("shell", choices=("bash", "zsh"), help="the shell")
+    schema = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of policy, data or test-suite files",
+        description="Print a JSON Schema (draft 2020-12) for editors: policy (*.yaml), "
+        "data (*.data.yaml, *.data.json) or test (*_test.yaml).",
+    )
+    schema.add_argument("kind", choices=("policy", "data", "test"), help="the kind of file")
     for name, command in sub.choices.items():
         command.set_defaults(command_parser=command, command_name=name)
     return parser
@@ -319,6 +326,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "completion":
             return _completion(args.shell, sys.stdout)
+        if args.command == "schema":
+            from zerotrust.policy.schemas import schema_text
+
+            sys.stdout.write(schema_text(args.kind))
+            return EXIT_OK
         if args.command == "validate":
             return _validate(args.path, sys.stdout)
         if args.command == "test":
