@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -293,3 +294,62 @@ def test_console_script_prints_the_schema_and_refuses_an_unknown_kind() -> None:
     assert bad.returncode == 2
     assert "invalid choice: 'rules'" in bad.stderr
     assert bad.stdout == ""
+
+
+DOC = ROOT / "docs" / "policy-language.md"
+
+
+def _section_blocks() -> dict[str, str]:
+    text = DOC.read_text(encoding="utf-8")
+    section = text.split("## Schemas for editors\n", 1)[1].split("\n## ", 1)[0]
+    return dict(re.findall(r"^```(\w+)\n(.*?)^```", section, re.S | re.M))
+
+
+def test_the_editor_section_runs(tmp_path: Path) -> None:
+    """The commands write the schemas, the example policy names one by its first line
+    and loads, and the workspace settings point at the files written."""
+    blocks = _section_blocks()
+    (tmp_path / "schemas").mkdir()
+    for line in blocks["sh"].splitlines():
+        command, _, _comment = line.partition("#")
+        words = command.split()
+        assert words[:2] == ["zerotrust", "schema"] and words[3] == ">", line
+        done = subprocess.run(
+            [sys.executable, "-m", "zerotrust", "schema", words[2]],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        (tmp_path / "schemas" / words[4]).write_text(done.stdout, encoding="utf-8")
+    policy = tmp_path / "policies" / "reports.yaml"
+    policy.parent.mkdir()
+    policy.write_text(blocks["yaml"], encoding="utf-8")
+    first = blocks["yaml"].splitlines()[0]
+    named = first.removeprefix("# yaml-language-server: $schema=")
+    assert named != first
+    schema_file = policy.parent / named
+    document = yaml.safe_load(blocks["yaml"])
+    assert jsonschema.Draft202012Validator(json.loads(schema_file.read_text())).is_valid(document)
+    load_path(policy, default_backend())
+    settings = json.loads(blocks["json"])
+    for path, globs in settings["yaml.schemas"].items():
+        assert (tmp_path / path).is_file()
+        assert all(
+            _kind(Path(f"x{g.removeprefix('*')}")) == Path(path).name.split(".")[0] for g in globs
+        )
+    for entry in settings["json.schemas"]:
+        assert (tmp_path / entry["url"]).is_file()
+
+
+def test_what_the_section_says_a_schema_cannot_see() -> None:
+    validator = _validator("policy")
+    doc = {
+        "policy": "p",
+        "signals": [{"name": "s", "score": 1.0}],
+        "rules": [{"id": "r", "effect": "allow"}],
+    }
+    assert validator.is_valid(doc)  # an integral float: the loader refuses it
+    [node] = load_documents(yaml.safe_dump(doc))
+    assert validate_policy(node, "p.yaml").diagnostics
+    suite = {"cases": [{"request": {}, "expect": {"effect": "allow", "risk": "high"}}]}
+    assert not _validator("test").is_valid(suite)
