@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -219,3 +220,54 @@ def test_customer_records_file_alone_loads_its_data_and_risk_policies(tmp_path: 
     got = unmanaged.got()
     assert got is not None
     assert (got["risk"], got["signals"]) == (30, ["unmanaged-device"])
+
+
+GUIDE = ROOT / "docs" / "getting-started.md"
+
+
+def _guide_set(tmp_path: Path) -> tuple[str, Path]:
+    """The guide's policy, data file and suite (its first three YAML blocks), written out."""
+    text = GUIDE.read_text(encoding="utf-8")
+    policy, data, suite = re.findall(r"```yaml\n(.*?)```", text, re.S)[:3]
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "customer-records.yaml").write_text(policy)
+    (policies / "network.data.yaml").write_text(data)
+    (policies / "customer-records_test.yaml").write_text(suite)
+    return text, policies
+
+
+def _transcript(text: str, command: str) -> str:
+    """The output the guide shows for ``$ command``."""
+    match = re.search(r"```text\n\$ " + re.escape(command) + r"\n(.*?)```", text, re.S)
+    assert match is not None, command
+    return match.group(1)
+
+
+def test_the_guides_test_transcripts_are_what_the_cli_prints(tmp_path: Path) -> None:
+    text, policies = _guide_set(tmp_path)
+    verbose = run_cli("test", "-v", "--run", "unmanaged", "policies", cwd=tmp_path)
+    assert verbose.stdout == _transcript(text, "zerotrust test -v --run unmanaged policies")
+    assert run_cli("test", "policies", cwd=tmp_path).stdout == "5 passed, 0 failed\n"
+    policy = policies / "customer-records.yaml"
+    typo = "subject.properties.departmnt == resource.properties.owner_dept"
+    assert typo in text
+    policy.write_text(
+        policy.read_text().replace(
+            "subject.properties.department ==", "subject.properties.departmnt =="
+        )
+    )
+    failing = run_cli("test", "policies", cwd=tmp_path)
+    assert failing.returncode == 1
+    shown = re.findall(r"```text\n\$ zerotrust test policies\n(.*?)```", text, re.S)
+    assert failing.stdout in shown
+
+
+def test_the_guides_python_snippet_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text, _ = _guide_set(tmp_path)
+    snippet = re.search(r"```python\n(from zerotrust.testing import run_tests.*?)```", text, re.S)
+    assert snippet is not None
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(snippet.group(1), namespace)
+    namespace["test_policies"]()  # type: ignore[operator]
