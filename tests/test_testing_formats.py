@@ -13,9 +13,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zerotrust.cli import main
-from zerotrust.testing import run_tests, to_json, to_junit
+from zerotrust.testing import CaseResult, SuiteReport, run_tests, to_json, to_junit
+
+_NOT_XML_CHARS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -204,7 +208,9 @@ def test_one_file_runs_its_own_suite_against_the_whole_directory(
     assert capsys.readouterr().out.splitlines()[-1] == "1 passed, 0 failed"
 
 
-def test_customer_records_file_alone_loads_its_data_and_risk_policies(tmp_path: Path) -> None:
+def test_customer_records_yaml_alone_no_longer_fails_on_risk_expected_30_got_0(
+    tmp_path: Path,
+) -> None:
     """`zerotrust test policies/customer-records.yaml` once loaded that file only, so its
     suite saw no risk signals (no risk policy, no network data) and failed on `risk`."""
     shipped = tmp_path / "policies"
@@ -271,3 +277,23 @@ def test_the_guides_python_snippet_runs(tmp_path: Path, monkeypatch: pytest.Monk
     namespace: dict[str, object] = {}
     exec(snippet.group(1), namespace)
     namespace["test_policies"]()  # type: ignore[operator]
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.text(), file=st.text(min_size=1), failure=st.text())
+def test_junit_is_well_formed_whatever_the_names(name: str, file: str, failure: str) -> None:
+    report = SuiteReport(
+        (CaseResult(file, "s", name, 1, (failure,)), CaseResult(file, "s", name, 2, ()))
+    )
+    root = ET.fromstring(to_junit(report))
+    (suite,) = root.findall("testsuite")
+    cases = suite.findall("testcase")
+    assert [c.get("line") for c in cases] == ["1", "2"]
+    assert (suite.get("tests"), suite.get("failures")) == ("2", "1")
+    failed = cases[0].find("failure")
+    assert failed is not None and cases[1].find("failure") is None
+    # Attributes come back exactly; a character XML cannot carry is shown as \uXXXX.
+    for shown, given_ in ((cases[0].get("name"), name), (failed.get("message"), failure)):
+        expected = _NOT_XML_CHARS.sub(lambda m: f"\\u{ord(m.group()):04x}", given_)
+        assert shown == expected
+    assert json.loads(to_json(report))["cases"][0]["name"] == name

@@ -374,6 +374,15 @@ def to_json(report: SuiteReport) -> str:
     return json.dumps(body, indent=2, default=str)
 
 
+# Characters XML 1.0 cannot carry, even escaped: a case name or a request value holding
+# one would make the whole report unreadable to the CI system.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml(text: str) -> str:
+    return _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def to_junit(report: SuiteReport) -> str:
     """The report as JUnit XML, the format CI systems read: one ``testsuite`` per suite
     file, one ``testcase`` per case (``classname`` the file), a ``failure`` for each
@@ -393,7 +402,7 @@ def to_junit(report: SuiteReport) -> str:
         suite = ET.SubElement(
             root,
             "testsuite",
-            name=file,
+            name=_xml(file),
             tests=str(len(results)),
             failures=str(failed),
             errors="0",
@@ -403,15 +412,20 @@ def to_junit(report: SuiteReport) -> str:
             case = ET.SubElement(
                 suite,
                 "testcase",
-                name=result.name,
-                classname=file,
-                file=file,
+                name=_xml(result.name),
+                classname=_xml(file),
+                file=_xml(file),
                 line=str(result.line),
             )
             if not result.passed:
                 failure = ET.SubElement(
-                    case, "failure", message="; ".join(result.failures), type="PolicyTestFailure"
+                    case,
+                    "failure",
+                    message=_xml("; ".join(result.failures)),
+                    type="PolicyTestFailure",
                 )
-                failure.text = "\n".join(result.explanation())
+                failure.text = _xml("\n".join(result.explanation()))
     ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+    # ASCII with character references: the same document on any terminal or pipe encoding.
+    document: bytes = ET.tostring(root, encoding="us-ascii", xml_declaration=True)
+    return document.decode("ascii") + "\n"
