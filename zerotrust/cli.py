@@ -18,6 +18,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -127,8 +128,25 @@ def _parser(full_serve: bool = False) -> argparse.ArgumentParser:
     _path(validate.add_argument("path", metavar="POLICIES", help="policy file or directory"))
 
     test = sub.add_parser("test", help="run the *_test.yaml suites beside the policies")
-    _path(test.add_argument("path", metavar="POLICIES", help="policy directory"))
-    test.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
+    _path(
+        test.add_argument(
+            "path",
+            metavar="POLICIES",
+            help="policy directory, or one policy or suite file (its directory is loaded)",
+        )
+    )
+    test.add_argument(
+        "-v", "--verbose", action="store_true", help="list passing cases too, with the trace"
+    )
+    test.add_argument(
+        "--format",
+        choices=("text", "json", "junit"),
+        default="text",
+        help="text (default), one JSON object, or JUnit XML for CI",
+    )
+    test.add_argument(
+        "--run", metavar="REGEX", type=_regex, help="only the cases whose name matches"
+    )
 
     ev = sub.add_parser(
         "eval",
@@ -334,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(args.path, sys.stdout)
         if args.command == "test":
-            return _test(args.path, args.verbose, sys.stdout)
+            return _test(args.path, args.verbose, args.format, args.run, sys.stdout)
         if args.command == "demo":
             return _demo(args.policies, args.scenario, args.log, sys.stdout, sys.stderr)
         if args.command == "report":
@@ -408,21 +426,38 @@ def _plural(count: int, word: str, plural: str | None = None) -> str:
     return f"{count} {word if count == 1 else plural or word + 's'}"
 
 
-def _test(path: str, verbose: bool, out: TextIO) -> int:
-    from zerotrust.testing import run_tests
+def _regex(text: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"not a regular expression: {exc}") from None
 
-    report = run_tests(path)
+
+def _test(path: str, verbose: bool, fmt: str, select: re.Pattern[str] | None, out: TextIO) -> int:
+    from zerotrust.testing import run_tests, to_json, to_junit
+
+    report = run_tests(path, select=select)
+    code = EXIT_OK if report.ok and report.results else EXIT_INVALID
+    if fmt == "json":
+        print(to_json(report), file=out)
+        return code
+    if fmt == "junit":
+        out.write(to_junit(report))
+        return code
     for result in report.results:
         if result.passed and not verbose:
             continue
         status = "PASS" if result.passed else "FAIL"
         print(f"{status} {result.file}:{result.line} {result.suite} :: {result.name}", file=out)
-        for failure in result.failures:
-            print(f"    {failure}", file=out)
+        for line in result.explanation() if not result.passed else ():
+            print(f"    {line}", file=out)
+        if verbose:
+            for line in result.trace():
+                print(f"    trace: {line}", file=out)
     if not report.results:
         print("no test cases found (*_test.yaml)", file=out)
     print(report.summary(), file=out)
-    return EXIT_OK if report.ok and report.results else EXIT_INVALID
+    return code
 
 
 def _demo(

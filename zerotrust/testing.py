@@ -7,6 +7,9 @@ A suite that is itself malformed raises :class:`PolicyError` with positions, lik
 from __future__ import annotations
 
 import datetime
+import json
+import re
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,15 @@ from zerotrust.policy.loader import is_test_file, load_path
 from zerotrust.policy.located import LNode, YamlProblem, load_documents
 from zerotrust.request import AccessRequest
 
-__all__ = ["CaseResult", "StaticBehavior", "SuiteReport", "run_suite_file", "run_tests"]
+__all__ = [
+    "CaseResult",
+    "StaticBehavior",
+    "SuiteReport",
+    "run_suite_file",
+    "run_tests",
+    "to_json",
+    "to_junit",
+]
 
 _SUITE_KEYS = ("suite", "defaults", "cases")
 _DEFAULT_KEYS = ("now", "request", "behavior")
@@ -40,10 +51,55 @@ class CaseResult:
     line: int
     failures: tuple[str, ...]
     decision: Decision | None = None
+    expected: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
 
     @property
     def passed(self) -> bool:
         return not self.failures
+
+    def got(self) -> dict[str, Any] | None:
+        """What the decision was, in the terms of ``expect`` (plus its errors)."""
+        d = self.decision
+        if d is None:
+            return None
+        return {
+            "effect": d.effect.value,
+            "rules": sorted(r.rule for r in d.reasons),
+            "risk": d.risk.score,
+            "signals": sorted(d.risk.signals),
+            "step_up": d.step_up.to_dict() if d.step_up else None,
+            "obligations": sorted(o.type for o in d.obligations),
+            "report_only": sorted(r.rule for r in d.report_only if r.matched),
+            "errors": [{"rule": e.rule, "kind": e.kind, "message": e.message} for e in d.errors],
+        }
+
+    def explanation(self) -> tuple[str, ...]:
+        """What differed, then what happened: a failure is only useful with the second
+        part (a typo'd attribute shows up as an evaluation error, not as a wrong effect)."""
+        lines = list(self.failures)
+        got = self.got()
+        if got is None:
+            return tuple(lines)
+        lines.append(
+            f"got: effect {got['effect']}, rules {', '.join(got['rules'])}, risk {got['risk']}"
+            + (f" (signals {', '.join(got['signals'])})" if got["signals"] else "")
+        )
+        if got["report_only"]:
+            lines.append(f"report-only matched: {', '.join(got['report_only'])}")
+        for error in got["errors"]:
+            lines.append(f"error in {error['kind']} {error['rule']}: {error['message']}")
+        return tuple(lines)
+
+    def trace(self) -> tuple[str, ...]:
+        """Every applicable rule and signal and its outcome (``zerotrust test -v``)."""
+        if self.decision is None or not self.decision.trace:
+            return ()
+        lines = []
+        for entry in self.decision.trace:
+            what = f"{entry.kind} {entry.rule}" + (f" ({entry.effect})" if entry.effect else "")
+            note = f": {entry.message}" if entry.message else ""
+            lines.append(f"{what}: {entry.outcome}{note}")
+        return tuple(lines)
 
 
 @attrs.frozen
@@ -82,20 +138,33 @@ class StaticBehavior:
         return None
 
 
-def run_tests(path: str | Path, *, backend: Backend | None = None) -> SuiteReport:
-    """Load the policies under ``path`` and run every ``*_test.yaml`` suite beside them."""
+def run_tests(
+    path: str | Path,
+    *,
+    backend: Backend | None = None,
+    select: str | re.Pattern[str] | None = None,
+) -> SuiteReport:
+    """Load the policies under ``path`` and run every ``*_test.yaml`` suite beside them.
+
+    ``path`` may be one file: the whole set of its directory is loaded still (its rules
+    and signals depend on the other policies and the data files), and only that file's
+    suite runs (``x.yaml`` -> ``x_test.yaml``; a suite file runs itself). ``select``
+    keeps the cases whose name it matches (``re.search``).
+    """
     backend = backend or default_backend()
     root = Path(path)
-    policies = load_path(root, backend)
     if root.is_dir():
+        policies = load_path(root, backend)
         suites = sorted(p for p in root.rglob("*") if p.is_file() and is_test_file(p))
     else:
-        suites = sorted(p for p in root.parent.glob("*") if p.is_file() and is_test_file(p))
+        policies = load_path(root.parent, backend)
+        suites = [root] if is_test_file(root) else _suites_of(root)
+    pattern = re.compile(select) if isinstance(select, str) else select
     results: list[CaseResult] = []
     problems: list[Diagnostic] = []
     for suite in suites:
         try:
-            results.extend(run_suite_file(suite, policies, backend))
+            results.extend(run_suite_file(suite, policies, backend, select=pattern))
         except PolicyError as exc:
             problems.extend(exc.diagnostics)
     if problems:
@@ -103,8 +172,20 @@ def run_tests(path: str | Path, *, backend: Backend | None = None) -> SuiteRepor
     return SuiteReport(tuple(results))
 
 
-def run_suite_file(path: Path, policies: PolicySet, backend: Backend) -> list[CaseResult]:
-    """Run one suite file against a loaded set."""
+def _suites_of(policy_file: Path) -> list[Path]:
+    stem = policy_file.name.rsplit(".", 1)[0]
+    found = (policy_file.with_name(f"{stem}_test{suffix}") for suffix in (".yaml", ".yml"))
+    return [p for p in found if p.is_file()]
+
+
+def run_suite_file(
+    path: Path,
+    policies: PolicySet,
+    backend: Backend,
+    *,
+    select: re.Pattern[str] | None = None,
+) -> list[CaseResult]:
+    """Run one suite file (the cases ``select`` matches, or all) against a loaded set."""
     name = str(path)
     try:
         documents = load_documents(path.read_text(encoding="utf-8"))
@@ -119,6 +200,8 @@ def run_suite_file(path: Path, policies: PolicySet, backend: Backend) -> list[Ca
             continue
         cases = _parse_suite(doc, name, problems)
         for case in cases:
+            if select is not None and not select.search(case.name):
+                continue
             results.append(_run_case(case, name, policies, backend))
     if problems:
         raise PolicyError(problems)
@@ -227,12 +310,12 @@ def _run_case(case: _Case, file: str, policies: PolicySet, backend: Backend) -> 
         backend=backend,
     )
     try:
-        decision = pdp.evaluate(case.request)
+        decision = pdp.evaluate(case.request, explain=True)
     except RequestError as exc:
-        return CaseResult(file, case.suite, case.name, case.line, (f"invalid request: {exc}",))
-    return CaseResult(
-        file, case.suite, case.name, case.line, tuple(_compare(case.expect, decision)), decision
-    )
+        failure = (f"invalid request: {exc}",)
+        return CaseResult(file, case.suite, case.name, case.line, failure, None, case.expect)
+    failures = tuple(_compare(case.expect, decision))
+    return CaseResult(file, case.suite, case.name, case.line, failures, decision, case.expect)
 
 
 def _compare(expect: Mapping[str, Any], decision: Decision) -> list[str]:
@@ -265,3 +348,84 @@ def _compare(expect: Mapping[str, Any], decision: Decision) -> list[str]:
         matched = sorted(r.rule for r in decision.report_only if r.matched)
         check("report_only", matched, sorted(expect["report_only"] or []))
     return failures
+
+
+def _case_dict(result: CaseResult) -> dict[str, Any]:
+    return {
+        "file": result.file,
+        "line": result.line,
+        "suite": result.suite,
+        "name": result.name,
+        "passed": result.passed,
+        "expected": dict(result.expected),
+        "got": result.got(),
+        "failures": list(result.failures),
+        "explanation": list(result.explanation()),
+    }
+
+
+def to_json(report: SuiteReport) -> str:
+    """The report as one JSON object: the counts and every case."""
+    body = {
+        "passed": report.passed,
+        "failed": report.failed,
+        "cases": [_case_dict(r) for r in report.results],
+    }
+    return json.dumps(body, indent=2, default=str)
+
+
+# Characters XML 1.0 cannot carry, even escaped: a case name or a request value holding
+# one would make the whole report unreadable to the CI system.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml(text: str) -> str:
+    return _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def to_junit(report: SuiteReport) -> str:
+    """The report as JUnit XML, the format CI systems read: one ``testsuite`` per suite
+    file, one ``testcase`` per case (``classname`` the file), a ``failure`` for each
+    failing case with its explanation."""
+    root = ET.Element(
+        "testsuites",
+        name="zerotrust",
+        tests=str(len(report.results)),
+        failures=str(report.failed),
+        errors="0",
+    )
+    by_file: dict[str, list[CaseResult]] = {}
+    for result in report.results:
+        by_file.setdefault(result.file, []).append(result)
+    for file, results in by_file.items():
+        failed = sum(1 for r in results if not r.passed)
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=_xml(file),
+            tests=str(len(results)),
+            failures=str(failed),
+            errors="0",
+            skipped="0",
+        )
+        for result in results:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                name=_xml(result.name),
+                classname=_xml(file),
+                file=_xml(file),
+                line=str(result.line),
+            )
+            if not result.passed:
+                failure = ET.SubElement(
+                    case,
+                    "failure",
+                    message=_xml("; ".join(result.failures)),
+                    type="PolicyTestFailure",
+                )
+                failure.text = _xml("\n".join(result.explanation()))
+    ET.indent(root)
+    # ASCII with character references: the same document on any terminal or pipe encoding.
+    document: bytes = ET.tostring(root, encoding="us-ascii", xml_declaration=True)
+    return document.decode("ascii") + "\n"
