@@ -44,7 +44,7 @@ from zerotrust.errors import RequestError
 from zerotrust.server.config import ServerConfig
 from zerotrust.server.entities import Entities, load_entities
 from zerotrust.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from zerotrust.server.metrics import Metrics, Sample
+from zerotrust.server.metrics import Metrics, sample_of
 from zerotrust.server.openapi import OPENAPI_PATH, openapi_document
 from zerotrust.server.protocol import SearchKind, parse_json
 from zerotrust.server.search import PageTokens
@@ -132,7 +132,7 @@ def create_app(
     """
     if entities is None and config.entities_file is not None:
         entities = load_entities(config.entities_file)
-    metrics = Metrics(functools.partial(_sample, pdp))
+    metrics = Metrics(functools.partial(sample_of, pdp))
     service = Service(pdp, config, metrics, PageTokens(_page_key(config)), entities, tracing)
     api = _Api(service, config, metrics, Inline(decide_inline), tracing)
     endpoints = {
@@ -472,29 +472,6 @@ class _Api:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _sample(pdp: PolicyDecisionPoint) -> Sample:
-    """The counts the PDP and its store keep; read defensively: a PDP without the
-    ``behavior_failures`` count (a test double) simply omits that metric."""
-    behavior = getattr(pdp, "behavior_failures", None)
-    stats = getattr(getattr(pdp, "behavior_store", None), "stats", None)
-    store: dict[str, Any] = {}
-    if callable(stats):
-        found = stats()
-        store = {
-            "round_trips": found.round_trips,
-            "failures": found.failures,
-            "rejected": found.rejected,
-            "lost_outcomes": found.lost_outcomes,
-            "breaker": str(getattr(found.breaker, "value", found.breaker)),
-        }
-    return Sample(
-        log_failures=pdp.decision_log_failures,
-        behavior_failures=behavior if isinstance(behavior, int) else None,
-        revision=pdp.revision,
-        store=store,
-    )
 
 
 def _subject_token(headers: Headers) -> str | Response | None:

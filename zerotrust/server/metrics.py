@@ -33,6 +33,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from zerotrust.engine import PolicyDecisionPoint
+
 __all__ = [
     "CONTENT_TYPE",
     "LATENCY_BUCKETS",
@@ -40,6 +42,7 @@ __all__ = [
     "Metrics",
     "Sample",
     "multiprocess_dir",
+    "sample_of",
 ]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -203,10 +206,6 @@ class Metrics:
         """A policy reload, done (``ok``) or refused, the last good set kept."""
         self._reloads.labels("ok" if ok else "failed").inc()
 
-    def decisions(self, effect: str) -> int:
-        """Decisions of ``effect`` counted by this process."""
-        return int(self._by_effect[effect]._value.get())
-
     def sample(self) -> None:
         """Bring the counts the PDP keeps itself into the metrics."""
         if self._sample is None:
@@ -268,3 +267,26 @@ class _Fixed:
 
     def collect(self) -> Any:
         yield self._family
+
+
+def sample_of(pdp: PolicyDecisionPoint) -> Sample:
+    """The counts the PDP and its store keep; read defensively: a PDP without the
+    ``behavior_failures`` count (a test double) simply omits that metric."""
+    behavior = getattr(pdp, "behavior_failures", None)
+    stats = getattr(getattr(pdp, "behavior_store", None), "stats", None)
+    store: dict[str, Any] = {}
+    if callable(stats):
+        found = stats()
+        store = {
+            "round_trips": found.round_trips,
+            "failures": found.failures,
+            "rejected": found.rejected,
+            "lost_outcomes": found.lost_outcomes,
+            "breaker": str(getattr(found.breaker, "value", found.breaker)),
+        }
+    return Sample(
+        log_failures=pdp.decision_log_failures,
+        behavior_failures=behavior if isinstance(behavior, int) else None,
+        revision=pdp.revision,
+        store=store,
+    )
