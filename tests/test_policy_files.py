@@ -315,7 +315,12 @@ def test_alias_of_a_deep_value_counts_the_depth_where_it_is_used() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("a: *nowhere\n", "invalid YAML: alias *nowhere has no anchor"),
+        (
+            "a: *nowhere\n",
+            "invalid YAML: alias *nowhere has no anchor; hint: '*' starts a YAML alias; "
+            "if you meant text, quote the whole value (a: '...'), or write it as a block "
+            "scalar (a: | on its own line, the text indented below)",
+        ),
         ("a: &x 1\nb: &x 2\n", "invalid YAML: anchor &x is defined twice"),
     ],
 )

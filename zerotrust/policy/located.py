@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 from yaml import events
 
+from zerotrust.policy.yaml_hints import yaml_hint
 from zerotrust.policy.yaml_versions import disagreement
 from zerotrust.request import INT64_MAX, INT64_MIN
 
@@ -59,6 +60,10 @@ _NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udf
 # digits); longer ones are refused before int() runs (CPython refuses > 4,300 decimal
 # digits with a ValueError, and without that limit the conversion is quadratic).
 _MAX_INT_CHARS = 100
+# libyaml's context for a quote never closed, and what we say instead.
+_UNCLOSED = {
+    "while scanning a quoted scalar": "this quoted value is never closed",
+}
 
 
 class YamlProblem(Exception):
@@ -139,19 +144,29 @@ def load_documents(text: str, budget: AliasBudget | None = None) -> list[LNode]:
         raise YamlProblem(text_problem(surrogate.group()) or "", line, column)
     try:
         return _Composer(text, budget or AliasBudget()).documents()
+    except YamlProblem as exc:  # ours, from composing: an alias or a tag may want a hint
+        problem = exc.message.partition(": ")[2]
+        hint = yaml_hint(problem, text, exc.line, exc.column) if problem else ""
+        if not hint:
+            raise
+        raise YamlProblem(exc.message + hint, exc.line, exc.column) from exc
     except yaml.reader.ReaderError as exc:
         line, column = position(text, exc.position)
         raise YamlProblem(f"invalid YAML: {_reader_problem(exc)}", line, column) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context_mark is not None and exc.context in _UNCLOSED:
+            # libyaml points at the end of the file; the slip is where the quote opened.
+            mark, problem = exc.context_mark, _UNCLOSED[exc.context]
         line = mark.line + 1 if mark else 1
         column = mark.column + 1 if mark else 1
-        problem = exc.problem or exc.context or "invalid YAML"
         if "maximum nesting depth" in problem:
             # libyaml 0.2.6 (bundled from PyYAML 6.0.4) refuses nesting past 1,000 levels
             # while scanning ahead, before our own limit sees the events: the same fault.
             raise YamlProblem(TOO_DEEP, line, column) from exc
-        raise YamlProblem(f"invalid YAML: {problem}", line, column) from exc
+        hint = yaml_hint(problem, text, line, column)
+        raise YamlProblem(f"invalid YAML: {problem}{hint}", line, column) from exc
     except yaml.YAMLError as exc:
         raise YamlProblem(f"invalid YAML: {exc}", 1, 1) from exc
 

@@ -117,7 +117,8 @@ def _unknown_keys(node: LNode, allowed: tuple[str, ...], what: str, out: _Collec
         if key not in allowed:
             out.add(
                 keys.get(key, node),
-                f"unknown key {key!r} in {what} (allowed: {', '.join(allowed)})",
+                f"unknown key {key!r} in {what}{did_you_mean(key, allowed)} "
+                f"(allowed: {', '.join(allowed)})",
             )
 
 
@@ -284,7 +285,9 @@ def _rule(item: LNode, seen: dict[str, LNode], out: _Collector) -> RuleSpec | No
         out.add(item, "rule effect is required (allow, deny or step_up)")
     elif not isinstance(effect_node.value, str) or effect_node.value not in _EFFECTS:
         out.add(
-            effect_node, f"rule effect must be allow, deny or step_up, not {_shown(effect_node)}"
+            effect_node,
+            f"rule effect must be allow, deny or step_up, not {_shown(effect_node)}"
+            f"{did_you_mean(effect_node.value, _EFFECTS)}",
         )
     else:
         effect = _EFFECTS[effect_node.value]
@@ -293,7 +296,11 @@ def _rule(item: LNode, seen: dict[str, LNode], out: _Collector) -> RuleSpec | No
     mode_node = fields.get("mode")
     if mode_node is not None:
         if not isinstance(mode_node.value, str) or mode_node.value not in _MODES:
-            out.add(mode_node, f"rule mode must be enforce or report-only, not {_shown(mode_node)}")
+            out.add(
+                mode_node,
+                f"rule mode must be enforce or report-only, not {_shown(mode_node)}"
+                f"{did_you_mean(mode_node.value, _MODES)}",
+            )
         else:
             report_only = _MODES[mode_node.value]
 
