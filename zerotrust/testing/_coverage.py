@@ -29,6 +29,7 @@ class ItemCoverage:
     ref: str
     kind: str  # "rule", "report-only" or "signal"
     line: int  # where it is written (0: not known, a set loaded from texts)
+    column: int
     unconditional: bool  # no ``when``: it can only match
     matched: int = 0
     not_matched: int = 0
@@ -57,6 +58,7 @@ class ItemCoverage:
             "ref": self.ref,
             "kind": self.kind,
             "line": self.line,
+            "column": self.column,
             "unconditional": self.unconditional,
             "matched": self.matched,
             "not_matched": self.not_matched,
@@ -123,7 +125,7 @@ class Coverage:
             out.append(f"  {file.file}: {done} of {count} ({share}%)")
             for item in file.items:
                 if not item.covered:
-                    where = f"{file.file}:{item.line}" if item.line else file.file
+                    where = f"{file.file}:{item.line}:{item.column}" if item.line else file.file
                     out.append(f"    {where} {item.kind} {item.ref}: {item.gap()}")
         return tuple(out)
 
@@ -154,15 +156,19 @@ def coverage_of(report: SuiteReport, policies: PolicySet | None = None) -> Cover
         ]  # fmt: skip
         for kind, ref, name, unconditional in named:
             matched, not_matched, errors = counts.get(ref, (0, 0, 0))
-            line = lines.get((kind == "signal", name), 0)
-            items.append(ItemCoverage(ref, kind, line, unconditional, matched, not_matched, errors))
+            line, column = lines.get((kind == "signal", name), (0, 0))
+            items.append(
+                ItemCoverage(ref, kind, line, column, unconditional, matched, not_matched, errors)
+            )
     return Coverage(tuple(FileCoverage(f, tuple(i)) for f, i in sorted(by_file.items())))
 
 
-def _places(sources: Iterable[str]) -> dict[str, tuple[str, dict[tuple[bool, str], int]]]:
+def _places(
+    sources: Iterable[str],
+) -> dict[str, tuple[str, dict[tuple[bool, str], tuple[int, int]]]]:
     """Policy name -> (its file, line of each (is signal, name)), read from the sources
     again: the compiled set keeps what decides, not where it was written."""
-    places: dict[str, tuple[str, dict[tuple[bool, str], int]]] = {}
+    places: dict[str, tuple[str, dict[tuple[bool, str], tuple[int, int]]]] = {}
     for source in sources:
         if not is_policy_file(source):
             continue
@@ -173,12 +179,12 @@ def _places(sources: Iterable[str]) -> dict[str, tuple[str, dict[tuple[bool, str
         for doc in documents:
             if not isinstance(doc.value, dict) or "policy" not in doc.value:
                 continue
-            lines: dict[tuple[bool, str], int] = {}
+            lines: dict[tuple[bool, str], tuple[int, int]] = {}
             for key, is_signal, name_key in (("signals", True, "name"), ("rules", False, "id")):
                 for item in _items(doc.value.get(key)):
                     name = item.value.get(name_key) if isinstance(item.value, dict) else None
                     if name is not None:
-                        lines[(is_signal, str(name.value))] = item.line
+                        lines[(is_signal, str(name.value))] = (item.line, item.column)
             places[str(doc.value["policy"].value)] = (source, lines)
     return places
 
