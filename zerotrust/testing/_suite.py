@@ -82,7 +82,7 @@ def read_suite(path: Path, known: Known | None) -> tuple[list[Case], list[Diagno
     for doc in documents:
         if doc.value is not None:
             cases.extend(reader.suite(doc))
-    return cases, reader.problems
+    return cases, sorted(reader.problems, key=lambda d: (d.line, d.column))
 
 
 class _Reader:
