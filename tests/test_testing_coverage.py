@@ -172,3 +172,18 @@ def test_the_shipped_policies_are_fully_covered_by_their_suites() -> None:
     gaps = [line for line in coverage.lines() if line.startswith("    ")]
     assert not gaps, "\n".join(gaps)
     assert coverage.percent == 100.0
+
+
+def test_the_guide_shows_what_coverage_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_testing_suites import guide_set, transcript
+
+    guide_set(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    command = 'zerotrust test policies --coverage --run "department|MFA"'
+    [shown] = transcript(command)
+    assert main(["test", "policies", "--coverage", "--run", "department|MFA"]) == 0
+    assert capsys.readouterr().out.splitlines() == shown
+    assert main(["test", "policies", "--coverage"]) == 0  # "the suite above covers all six"
+    assert "coverage: 6 of 6 rules and signals covered (100.0%)" in capsys.readouterr().out

@@ -407,3 +407,57 @@ def test_a_bad_effect_is_reported_at_its_value_and_named(tmp_path: Path, value: 
     assert found[0].startswith(
         f"{line}:{column}: case 'a': expect.effect must be allow, deny or step_up, not {value!r}"
     )
+
+
+# --- the docs' examples are what the CLI prints -------------------------------------------
+
+GUIDE = ROOT / "docs" / "getting-started.md"
+
+
+def guide_set(folder: Path) -> Path:
+    """The getting-started policy set (policy, data, suite), written under ``folder``."""
+    blocks = re.findall(r"```yaml\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S)
+    policies = folder / "policies"
+    policies.mkdir()
+    for name, start in (
+        ("customer-records.yaml", "policy: customer-records"),
+        ("network.data.yaml", "office_networks:"),
+        ("customer-records_test.yaml", "suite: customer-records"),
+    ):
+        (policies / name).write_text(next(b for b in blocks if b.startswith(start)))
+    return policies
+
+
+def transcript(command: str) -> list[list[str]]:
+    """The lines each ```text block of the guide shows after ``$ command``."""
+    text = GUIDE.read_text(encoding="utf-8")
+    found = re.findall(rf"```text\n\$ {re.escape(command)}\n(.*?)```", text, re.S)
+    return [block.splitlines() for block in found]
+
+
+def test_the_guide_shows_what_validate_prints_for_a_suite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = guide_set(tmp_path) / "customer-records_test.yaml"
+    monkeypatch.chdir(tmp_path)
+    [broken, fine] = transcript("zerotrust validate policies")[-2:]
+    assert main(["validate", "policies"]) == 0
+    assert capsys.readouterr().out.splitlines() == fine
+    text = suite.read_text()
+    text = text.replace("      effect: step_up", "      effect: stepup")
+    text = text.replace(
+        "[customer-records/step-up-sensitive,", "[customer-records/step-up-sensitve,"
+    )
+    suite.write_text(text)
+    assert main(["validate", "policies"]) == 1
+    assert capsys.readouterr().err.splitlines() == broken
+
+
+def test_the_guide_unset_example_passes(tmp_path: Path) -> None:
+    suite = guide_set(tmp_path) / "customer-records_test.yaml"
+    text = GUIDE.read_text(encoding="utf-8")
+    example = re.search(r"```yaml\n(  - name: no address at all.*?)```", text, re.S)
+    assert example is not None
+    suite.write_text(suite.read_text() + example.group(1))
+    report = run_tests(tmp_path / "policies", select="no address")
+    assert [r.failures for r in report.results] == [()]
