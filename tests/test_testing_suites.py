@@ -461,3 +461,13 @@ def test_the_guide_unset_example_passes(tmp_path: Path) -> None:
     suite.write_text(suite.read_text() + example.group(1))
     report = run_tests(tmp_path / "policies", select="no address")
     assert [r.failures for r in report.results] == [()]
+
+
+def test_test_reports_policy_and_suite_problems_together(tmp_path: Path) -> None:
+    write(tmp_path, BROKEN, POLICY.replace("effect: allow", "effect: alow"))
+    with pytest.raises(PolicyError) as info:
+        run_tests(tmp_path)
+    assert [(Path(d.file).name, d.line) for d in info.value.diagnostics] == [
+        ("p.yaml", 7),
+        ("p_test.yaml", 9),
+    ]

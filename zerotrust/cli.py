@@ -124,8 +124,14 @@ def _parser(full_serve: bool = False) -> argparse.ArgumentParser:
         dest="command", required=True, parser_class=_Parser, metavar="COMMAND"
     )
 
-    validate = sub.add_parser("validate", help="check a policy file or directory")
-    _path(validate.add_argument("path", metavar="POLICIES", help="policy file or directory"))
+    validate = sub.add_parser(
+        "validate", help="check a policy file or directory, and its *_test.yaml suites"
+    )
+    _path(
+        validate.add_argument(
+            "path", metavar="POLICIES", help="policy file or directory, or one suite file"
+        )
+    )
 
     test = sub.add_parser("test", help="run the *_test.yaml suites beside the policies")
     _path(

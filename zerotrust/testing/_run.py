@@ -147,7 +147,11 @@ def run_tests(
     """
     backend = backend or default_backend()
     root = Path(path)
-    policies = load_path(root if root.is_dir() else root.parent, backend)
+    try:
+        policies = load_path(root if root.is_dir() else root.parent, backend)
+    except PolicyError as exc:  # the suites' own problems too, all at once
+        shape = [p for suite in suite_files(root) for p in read_suite(suite, None)[1]]
+        raise PolicyError([*exc.diagnostics, *shape]) from None
     pattern = re.compile(select) if isinstance(select, str) else select
     known = Known.of(policies)
     results: list[CaseResult] = []
