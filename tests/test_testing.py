@@ -90,7 +90,10 @@ def test_invalid_request_fails_the_case(tmp_path: Path) -> None:
             BASE + "  - name: x\n    now: 2026-01-01T00:00:00\n    expect: {effect: allow}\n",
             "timezone",
         ),
-        (BASE + "  - name: x\n    expect: {effect: allow, bogus: 1}\n", "unknown expect key"),
+        (
+            BASE + "  - name: x\n    expect: {effect: allow, bogus: 1}\n",
+            "unknown key 'bogus' in expect",
+        ),
         (
             BASE + "  - name: x\n    surprise: 1\n    expect: {effect: allow}\n",
             "unknown key 'surprise'",

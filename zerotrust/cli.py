@@ -30,7 +30,7 @@ from zerotrust._plain import parse_json_object
 from zerotrust.audit import JsonLinesLog
 from zerotrust.decision import Effect
 from zerotrust.engine import PolicyDecisionPoint
-from zerotrust.errors import PolicyError, RequestError, ZeroTrustError
+from zerotrust.errors import Diagnostic, PolicyError, RequestError, ZeroTrustError
 
 __all__ = ["main"]
 
@@ -124,8 +124,14 @@ def _parser(full_serve: bool = False) -> argparse.ArgumentParser:
         dest="command", required=True, parser_class=_Parser, metavar="COMMAND"
     )
 
-    validate = sub.add_parser("validate", help="check a policy file or directory")
-    _path(validate.add_argument("path", metavar="POLICIES", help="policy file or directory"))
+    validate = sub.add_parser(
+        "validate", help="check a policy file or directory, and its *_test.yaml suites"
+    )
+    _path(
+        validate.add_argument(
+            "path", metavar="POLICIES", help="policy file or directory, or one suite file"
+        )
+    )
 
     test = sub.add_parser("test", help="run the *_test.yaml suites beside the policies")
     _path(
@@ -146,6 +152,12 @@ def _parser(full_serve: bool = False) -> argparse.ArgumentParser:
     )
     test.add_argument(
         "--run", metavar="REGEX", type=_regex, help="only the cases whose name matches"
+    )
+    test.add_argument(
+        "--coverage",
+        action="store_true",
+        help="also list, per policy file, the rules and signals no case saw both match "
+        "and not match (text, or a 'coverage' key in JSON)",
     )
 
     ev = sub.add_parser(
@@ -352,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(args.path, sys.stdout)
         if args.command == "test":
-            return _test(args.path, args.verbose, args.format, args.run, sys.stdout)
+            return _test(args.path, args.verbose, args.format, args.run, args.coverage, sys.stdout)
         if args.command == "demo":
             return _demo(args.policies, args.scenario, args.log, sys.stdout, sys.stderr)
         if args.command == "report":
@@ -410,15 +422,32 @@ def _print_diagnostics(exc: PolicyError, out: TextIO) -> None:
 
 
 def _validate(path: str, out: TextIO) -> int:
-    pdp = PolicyDecisionPoint.from_path(path, behavior=None)
-    policies = pdp.policies
-    files = len(policies.sources)
-    print(
-        f"ok: {_plural(len(policies.policies), 'policy', 'policies')}, "
-        f"{_plural(policies.rule_count, 'rule')} in {_plural(files, 'file')} "
-        f"(revision {policies.revision})",
-        file=out,
-    )
+    from zerotrust.policy.loader import is_test_file
+    from zerotrust.testing import check_suites
+
+    problems: list[Diagnostic] = []
+    policies = None
+    if not is_test_file(path):  # a suite file is checked against its directory's set
+        try:
+            policies = PolicyDecisionPoint.from_path(path, behavior=None).policies
+        except PolicyError as exc:
+            problems.extend(exc.diagnostics)
+    suites = check_suites(path, policies)
+    problems.extend(suites.problems)
+    if problems:
+        raise PolicyError(sorted(problems, key=lambda d: (d.file, d.line, d.column)))
+    if policies is not None:
+        print(
+            f"ok: {_plural(len(policies.policies), 'policy', 'policies')}, "
+            f"{_plural(policies.rule_count, 'rule')} in {_plural(len(policies.sources), 'file')} "
+            f"(revision {policies.revision})",
+            file=out,
+        )
+    if suites.suites or policies is None:
+        print(
+            f"ok: {_plural(suites.suites, 'test suite')}, {_plural(suites.cases, 'case')}",
+            file=out,
+        )
     return EXIT_OK
 
 
@@ -433,13 +462,27 @@ def _regex(text: str) -> re.Pattern[str]:
         raise argparse.ArgumentTypeError(f"not a regular expression: {exc}") from None
 
 
-def _test(path: str, verbose: bool, fmt: str, select: re.Pattern[str] | None, out: TextIO) -> int:
-    from zerotrust.testing import run_tests, to_json, to_junit
+def _test(
+    path: str,
+    verbose: bool,
+    fmt: str,
+    select: re.Pattern[str] | None,
+    coverage: bool,
+    out: TextIO,
+) -> int:
+    from zerotrust.testing import coverage_of, run_tests, to_json, to_junit
 
+    if coverage and fmt == "junit":
+        print(
+            "zerotrust test: --coverage has no JUnit form; use --format text or json",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     report = run_tests(path, select=select)
     code = EXIT_OK if report.ok and report.results else EXIT_INVALID
+    covered = coverage_of(report) if coverage else None
     if fmt == "json":
-        print(to_json(report), file=out)
+        print(to_json(report, covered), file=out)
         return code
     if fmt == "junit":
         out.write(to_junit(report))
@@ -457,6 +500,8 @@ def _test(path: str, verbose: bool, fmt: str, select: re.Pattern[str] | None, ou
     if not report.results:
         print("no test cases found (*_test.yaml)", file=out)
     print(report.summary(), file=out)
+    for line in covered.lines() if covered is not None else ():
+        print(line, file=out)
     return code
 
 
