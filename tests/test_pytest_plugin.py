@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
-import textwrap
 import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -116,6 +116,11 @@ def test_a_failing_case_shows_what_zerotrust_test_prints(pytester: pytest.Pytest
     )
     assert block in result.stdout.str()
     result.stdout.fnmatch_lines(["FAILED policies/typo_test.yaml::typo in the property*"])
+    assert "trace: " not in result.stdout.str()
+    verbose = pytester.runpytest(*PLUGIN, "-v", "policies/typo_test.yaml").stdout.str()
+    trace = "\n".join(f"    trace: {line}" for line in failed.trace())
+    assert failed.trace()
+    assert f"{block}\n{trace}" in verbose
 
 
 def test_k_selects_cases_by_name_and_by_suite(pytester: pytest.Pytester) -> None:
@@ -193,7 +198,10 @@ def test_a_malformed_policy_set_is_one_error_however_many_suites(
     assert result.stdout.str().count("problem in policy set") == 1
 
 
-def test_inert_when_not_configured(pytester: pytest.Pytester) -> None:
+def test_inert_when_not_configured(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")  # only the plugin under test
     project(pytester, ini="")
     pytester.makeconftest(
         """
@@ -236,6 +244,15 @@ def test_only_suites_under_the_configured_directory_are_collected(
         "tests/test_app.py::test_app",
         "policies/records_test.yaml::owner reads",
         "policies/records_test.yaml::stranger is refused",
+    ]
+
+
+def test_a_directory_reached_through_a_symlink_is_collected(pytester: pytest.Pytester) -> None:
+    policies = project(pytester, ini="zerotrust_policies = linked")
+    (pytester.path / "linked").symlink_to(policies, target_is_directory=True)
+    assert collected(pytester, "linked") == [
+        "linked/records_test.yaml::owner reads",
+        "linked/records_test.yaml::stranger is refused",
     ]
 
 
@@ -316,29 +333,53 @@ def test_a_real_pytest_loads_the_entry_point(tmp_path: Path) -> None:
     env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
     env.pop("PYTEST_ADDOPTS", None)
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "site"), str(ROOT)])
-    out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        check=False,
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
     count = len(run_tests(ROOT / "policies").results)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert f"{count} passed" in out.stdout
+    for extra, autoload in (((), True), (("-p", "zerotrust"), False)):  # as the docs say
+        if not autoload:
+            env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        out = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra],
+            check=False,
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert f"{count} passed" in out.stdout
+
+
+def _docs_section() -> str:
+    docs = (ROOT / "docs" / "policy-language.md").read_text()
+    return docs.split("## Running policy tests in pytest", 1)[1].split("\n## ", 1)[0]
 
 
 def test_the_documented_configuration_works(pytester: pytest.Pytester) -> None:
-    docs = (ROOT / "docs" / "policy-language.md").read_text()
-    section = docs.split("## Running policy tests in pytest", 1)[1].split("\n## ", 1)[0]
-    toml = re.search(r"```toml\n(.*?)```", section, re.S)
+    toml = re.search(r"```toml\n(.*?)```", _docs_section(), re.S)
     assert toml is not None
+    assert toml.group(1).startswith("[tool.pytest.ini_options]")
     (pytester.path / "pyproject.toml").write_text(toml.group(1))
     shutil.copytree(ROOT / "policies", pytester.path / "policies")
     pytester.mkdir("tests")
     (pytester.path / "tests" / "test_app.py").write_text("def test_app():\n    pass\n")
     count = len(run_tests(ROOT / "policies").results)
     pytester.runpytest(*PLUGIN).assert_outcomes(passed=count + 1)
-    assert textwrap.dedent(toml.group(1)).startswith("[tool.pytest.ini_options]")
+
+
+def test_the_documented_failure_is_what_pytest_prints(pytester: pytest.Pytester) -> None:
+    (block,) = [b for b in re.findall(r"```text\n(.*?)```", _docs_section(), re.S) if "$ " in b]
+    command, _, shown = block.partition("\n")
+    expected = shown.split(" ______\n", 1)[1]  # past the width-dependent header
+    policies = pytester.path / "policies"
+    shutil.copytree(ROOT / "policies", policies)
+    policy = policies / "customer-records.yaml"
+    typo = "&& subject.properties.departmnt == resource.properties.owner_dept"
+    text = policy.read_text()
+    policy.write_text(text.replace(typo.replace("departmnt", "department"), typo, 1))
+    assert policy.read_text() != text
+    pytester.makeini("[pytest]\nzerotrust_policies = policies\n")
+    args = shlex.split(command.removeprefix("$ pytest "))
+    result = pytester.runpytest(*PLUGIN, *args)
+    result.assert_outcomes(failed=1, deselected=len(run_tests(ROOT / "policies").results) - 1)
+    assert expected in result.stdout.str()

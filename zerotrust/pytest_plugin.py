@@ -58,9 +58,13 @@ class _State:
     loaded: dict[Path, _Loaded] = attrs.field(factory=dict)
 
     def root_of(self, path: Path) -> Path | None:
-        """The innermost configured directory holding ``path``."""
-        holding = [root for root in self.roots if root in path.parents]
-        return max(holding, key=lambda root: len(root.parts), default=None)
+        """The innermost configured directory holding ``path``, as pytest walked to it
+        or, through symbolic links, where it really is."""
+        for where in (_absolute(path), path.resolve()):
+            holding = [r for r in self.roots if {r, r.resolve()} & set(where.parents)]
+            if holding:
+                return max(holding, key=lambda root: len(root.parts))
+        return None
 
     def load(self, root: Path, shown: str) -> _Loaded:
         if root not in self.loaded:
@@ -113,7 +117,7 @@ def pytest_configure(config: pytest.Config) -> None:
         base = config.rootpath
     if not given:
         return
-    roots = tuple(dict.fromkeys((base / p).resolve() for p in given))
+    roots = tuple(dict.fromkeys(_absolute(base / p) for p in given))
     missing = [str(root) for root in roots if not root.is_dir()]
     if missing:
         raise pytest.UsageError(f"{_INI}: not a directory: {', '.join(missing)}")
@@ -132,7 +136,7 @@ def _add_to_testpaths_run(config: pytest.Config, roots: Iterable[Path]) -> None:
         return
     from zerotrust.policy.loader import is_test_file
 
-    covered = [(config.invocation_params.dir / arg).resolve() for arg in config.args]
+    covered = [_absolute(config.invocation_params.dir / arg) for arg in config.args]
     for root in roots:
         suites = sorted(p for p in root.rglob("*") if p.is_file() and is_test_file(p))
         for suite in suites:
@@ -148,7 +152,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> PolicySuit
 
     if not is_test_file(file_path):
         return None
-    if state.root_of(file_path.resolve()) is None:
+    if state.root_of(file_path) is None:
         return None
     suite: PolicySuite = PolicySuite.from_parent(parent, path=file_path)
     return suite
@@ -163,7 +167,7 @@ class PolicySuite(pytest.File):
         from zerotrust.testing import run_suite_file
 
         state = self.config.stash[_STATE]
-        root = state.root_of(self.path.resolve())
+        root = state.root_of(self.path)
         if root is None:  # pragma: no cover - pytest_collect_file checked it
             return
         loaded = state.load(root, _shown(root, self.config))
@@ -204,7 +208,10 @@ class PolicyCase(pytest.Item):
         if isinstance(excinfo.value, PolicyCaseFailure):
             result = excinfo.value.result
             where = f"{result.file}:{result.line} {result.suite} :: {result.name}"
-            return "\n".join([where, *(f"    {line}" for line in result.explanation())])
+            lines = [f"    {line}" for line in result.explanation()]
+            if self.config.get_verbosity() > 0:  # as ``zerotrust test -v``
+                lines += [f"    trace: {line}" for line in result.trace()]
+            return "\n".join([where, *lines])
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -225,6 +232,11 @@ def unique_names(names: list[str]) -> list[str]:
         used.add(name)
         out.append(name)
     return out
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` made absolute with ``..`` removed, symbolic links kept (as pytest walks)."""
+    return Path(os.path.normpath(path.absolute()))
 
 
 def _shown(path: Path, config: pytest.Config) -> str:
