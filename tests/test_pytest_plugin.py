@@ -8,6 +8,7 @@ twice under two names).
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shlex
@@ -217,13 +218,27 @@ def test_inert_when_not_configured(
     assert "LOADED ['zerotrust.pytest_plugin']" in result.stdout.str()
 
 
-def test_importing_the_plugin_imports_nothing_a_pytest_run_lacks() -> None:
+def _imported_by_the_plugin(first: str) -> list[str]:
     code = (
-        "import sys, pytest, zerotrust; before = set(sys.modules); "
+        f"import sys, {first}; before = set(sys.modules); "
         "import zerotrust.pytest_plugin; print(sorted(set(sys.modules) - before))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "['zerotrust.pytest_plugin']"
+    return list(ast.literal_eval(out.stdout))
+
+
+def test_the_plugin_module_imports_nothing_a_pytest_run_lacks() -> None:
+    assert _imported_by_the_plugin("pytest, zerotrust") == ["zerotrust.pytest_plugin"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="importing zerotrust.pytest_plugin runs zerotrust/__init__.py, which imports the "
+    "engine (the CEL backends, lark, YAML): every pytest run where zerotrust is installed "
+    "pays for it until the package's __init__ imports lazily (PEP 562 __getattr__)",
+)
+def test_loading_the_entry_point_imports_no_more_than_the_package_name() -> None:
+    assert _imported_by_the_plugin("pytest") == ["zerotrust", "zerotrust.pytest_plugin"]
 
 
 def test_options_are_namespaced(pytester: pytest.Pytester) -> None:

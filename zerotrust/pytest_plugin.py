@@ -4,25 +4,21 @@ pytest loads it through the ``pytest11`` entry point in every run of every proje
 zerotrust is installed, so it stays inert (no collection, nothing imported beyond pytest)
 until the ``zerotrust_policies`` ini option or ``--zerotrust-policies`` names a policy
 directory. Only then does it import the engine, load each set once and run its suites.
-It has no asserts for pytest to rewrite: PYTEST_DONT_REWRITE (no warning when it was
-imported before pytest registers it).
+It imports only what a pytest run has loaded already, and has no asserts for pytest to
+rewrite: PYTEST_DONT_REWRITE (no warning when it was imported before pytest registers it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import pytest
 
-from zerotrust.errors import ZeroTrustError  # light; the package imported it already
-
 if TYPE_CHECKING:
-    from _pytest._code.code import TerminalRepr
-
     from zerotrust.cel import Backend
     from zerotrust.errors import PolicyError
     from zerotrust.policy.compile import PolicySet
@@ -30,7 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PolicyCase",
-    "PolicyCaseFailure",
     "PolicySuite",
     "pytest_addoption",
     "pytest_collect_file",
@@ -40,7 +35,7 @@ __all__ = [
 _INI = "zerotrust_policies"
 
 
-@attrs.define
+@dataclasses.dataclass
 class _Loaded:
     """One policy directory, loaded once per session (or the error, reported once)."""
 
@@ -50,12 +45,12 @@ class _Loaded:
     error_reported: bool = False
 
 
-@attrs.define
+@dataclasses.dataclass
 class _State:
     """The configured directories; lives in ``config.stash``, so nothing is global."""
 
     roots: tuple[Path, ...]
-    loaded: dict[Path, _Loaded] = attrs.field(factory=dict)
+    loaded: dict[Path, _Loaded] = dataclasses.field(default_factory=dict)
 
     def root_of(self, path: Path) -> Path | None:
         """The innermost configured directory holding ``path``, as pytest walked to it
@@ -81,14 +76,6 @@ class _State:
 
 
 _STATE = pytest.StashKey[_State]()
-
-
-class PolicyCaseFailure(ZeroTrustError, AssertionError):
-    """A policy test case got another decision than it expects (reported by the item)."""
-
-    def __init__(self, result: CaseResult) -> None:
-        super().__init__("\n".join(result.explanation()))
-        self.result = result
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -199,20 +186,14 @@ class PolicyCase(pytest.Item):
             self.extra_keyword_matches.add(result.suite)
 
     def runtest(self) -> None:
-        if not self.result.passed:
-            raise PolicyCaseFailure(self.result)
-
-    def repr_failure(
-        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
-    ) -> str | TerminalRepr:
-        if isinstance(excinfo.value, PolicyCaseFailure):
-            result = excinfo.value.result
-            where = f"{result.file}:{result.line} {result.suite} :: {result.name}"
-            lines = [f"    {line}" for line in result.explanation()]
-            if self.config.get_verbosity() > 0:  # as ``zerotrust test -v``
-                lines += [f"    trace: {line}" for line in result.trace()]
-            return "\n".join([where, *lines])
-        return super().repr_failure(excinfo, style)
+        result = self.result
+        if result.passed:
+            return
+        where = f"{result.file}:{result.line} {result.suite} :: {result.name}"
+        lines = [f"    {line}" for line in result.explanation()]
+        if self.config.get_verbosity() > 0:  # as ``zerotrust test -v``
+            lines += [f"    trace: {line}" for line in result.trace()]
+        pytest.fail("\n".join([where, *lines]), pytrace=False)
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.result.line - 1, f"{self.result.suite} :: {self.result.name}"
