@@ -84,7 +84,9 @@ def collected(pytester: pytest.Pytester, *args: str) -> list[str]:
 
 
 def test_each_case_is_an_item_named_after_its_file_and_case(pytester: pytest.Pytester) -> None:
-    project(pytester)
+    policies = project(pytester)
+    (policies / ".drafts").mkdir()
+    (policies / ".drafts" / "draft_test.yaml").write_text("not: [a suite")  # skipped
     assert collected(pytester) == [
         "tests/test_app.py::test_app",
         "policies/records_test.yaml::owner reads",

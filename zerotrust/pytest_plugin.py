@@ -117,7 +117,8 @@ def _add_to_testpaths_run(config: pytest.Config, roots: Iterable[Path]) -> None:
     explicit arguments, or a run from a subdirectory, choose for themselves.
 
     The suite files are added, not their directory: a directory argument would
-    collect any Python tests under it as well, past ``testpaths``.
+    collect any Python tests under it as well, past ``testpaths``. Hidden files and
+    directories are skipped, as the policy loader and pytest's walk skip them.
     """
     if config.args_source is not pytest.Config.ArgsSource.TESTPATHS or config.option.pyargs:
         return
@@ -125,8 +126,10 @@ def _add_to_testpaths_run(config: pytest.Config, roots: Iterable[Path]) -> None:
 
     covered = [_absolute(config.invocation_params.dir / arg) for arg in config.args]
     for root in roots:
-        suites = sorted(p for p in root.rglob("*") if p.is_file() and is_test_file(p))
-        for suite in suites:
+        for suite in sorted(root.rglob("*")):
+            hidden = any(part.startswith(".") for part in suite.relative_to(root).parts)
+            if hidden or not suite.is_file() or not is_test_file(suite):
+                continue
             if not any(suite == path or path in suite.parents for path in covered):
                 config.args.append(str(suite))
 
