@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 from redis_server import RedisServer, running_redis
 
+# pytester runs pytest inside a test (the pytest plugin's tests); pytest documents
+# enabling it from the topmost conftest.
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "conformance"
 FIXED_NOW = datetime.datetime(2026, 3, 2, 10, 0, tzinfo=datetime.UTC)
