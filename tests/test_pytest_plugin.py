@@ -233,12 +233,6 @@ def test_the_plugin_module_imports_nothing_a_pytest_run_lacks() -> None:
     assert _imported_by_the_plugin("pytest, zerotrust") == ["zerotrust.pytest_plugin"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="importing zerotrust.pytest_plugin runs zerotrust/__init__.py, which imports the "
-    "engine (the CEL backends, lark, YAML): every pytest run where zerotrust is installed "
-    "pays for it until the package's __init__ imports lazily (PEP 562 __getattr__)",
-)
 def test_loading_the_entry_point_imports_no_more_than_the_package_name() -> None:
     assert _imported_by_the_plugin("pytest") == ["zerotrust", "zerotrust.pytest_plugin"]
 
