@@ -12,8 +12,9 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
+from zerotrust._explain import no_policy, reads
 from zerotrust.behavior.config import StoreErrorMode
-from zerotrust.cel import Backend, ConditionError
+from zerotrust.cel import Backend, Condition, ConditionError
 from zerotrust.decision import (
     Decision,
     Effect,
@@ -24,6 +25,7 @@ from zerotrust.decision import (
     Risk,
     StepUp,
     TraceEntry,
+    ValueRead,
 )
 from zerotrust.policy.compile import CompiledRule, PolicySet
 from zerotrust.request import AccessRequest, request_variables
@@ -74,6 +76,11 @@ def decide(
         }
     )
 
+    # What conditions read, as plain values, for the trace (explain only).
+    scope: dict[str, Any] | None = None
+    if trace is not None:
+        scope = {**variables, "data": policies.data, "behavior": features, "now": now}
+
     score = 0
     signals: list[str] = []
     for policy in applicable:
@@ -88,10 +95,14 @@ def decide(
             if matched:
                 score += signal.score
                 signals.append(signal.name)
-            if trace is not None:
-                trace.append(_entry(signal.ref, "signal", None, matched, error))
+            if trace is not None and scope is not None:
+                trace.append(
+                    _entry(signal.ref, "signal", None, matched, error, signal.condition, scope)
+                )
     risk = Risk(score=min(100, score), signals=tuple(signals))
     bindings = backend.extend(bindings, {"risk": {"score": risk.score, "signals": signals[:]}})
+    if scope is not None:
+        scope["risk"] = {"score": risk.score, "signals": signals[:]}
 
     # The hot loop: effects told apart by identity (an Enum's hash and value are
     # Python-level calls), and each matched rule's Reason built once at load.
@@ -138,9 +149,11 @@ def decide(
                     step_ups.append(rule)
                 else:
                     allows.append(rule)
-            if trace is not None:
+            if trace is not None and scope is not None:
                 kind = "report-only" if rule.report_only else "rule"
-                trace.append(_entry(rule.ref, kind, rule.effect.value, matched, error))
+                trace.append(
+                    _entry(rule.ref, kind, rule.effect.value, matched, error, condition, scope)
+                )
 
     if denies:
         effect, final = _DENY, denies
@@ -185,6 +198,7 @@ def decide(
         now,
         tuple(trace) if trace is not None else None,
         source,
+        None if trace is None or applicable else no_policy(policies, *_target(variables)),
     )
     if features_plain and source is not None:
         object.__setattr__(decision, "_plain_behavior", True)  # frozen: set once, here
@@ -221,6 +235,19 @@ def _store_unavailable(
     return Effect.STEP_UP, [reason, *reasons], merged, kept
 
 
-def _entry(ref: str, kind: str, effect: str | None, matched: bool, error: str | None) -> TraceEntry:
+def _entry(
+    ref: str,
+    kind: str,
+    effect: str | None,
+    matched: bool,
+    error: str | None,
+    condition: Condition | None,
+    scope: Mapping[str, Any],
+) -> TraceEntry:
     outcome = "error" if error is not None else ("matched" if matched else "not_matched")
-    return TraceEntry(ref, kind, effect, outcome, error)
+    read: tuple[ValueRead, ...] = reads(condition, scope)
+    return TraceEntry(ref, kind, effect, outcome, error, read)
+
+
+def _target(variables: Mapping[str, Any]) -> tuple[str, str]:
+    return variables["resource"]["type"], variables["action"]["name"]
