@@ -24,6 +24,7 @@ from zerotrust.decision import (
     Risk,
     StepUp,
     TraceEntry,
+    ValueRead,
 )
 from zerotrust.engine import DecisionPoint, PolicyDecisionPoint
 from zerotrust.errors import (
@@ -82,6 +83,7 @@ __all__ = [
     "StoreErrorMode",
     "Subject",
     "TraceEntry",
+    "ValueRead",
     "ZeroTrustError",
     "__version__",
     "audit_record",

@@ -90,8 +90,6 @@ def no_policy(policies: PolicySet, resource_type: str, action: str) -> str | Non
     if policies.applicable(resource_type, action):
         return None
     head = f"no policy targets resource type {quote(resource_type)} with action {quote(action)}"
-    if not policies.policies:
-        return f"{head}: the policy set is empty"
     types = _resource_types(policies)
     if resource_type in types:
         actions = policies.action_names(resource_type)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +35,7 @@ _NAME = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*\Z")
 _WRAPPERS = frozenset(
     {"expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication", "unary"}
 )
+_KEY_CHARS = 60  # of a looked-up key shown in a path
 _PATH_NODES = frozenset({"member", "primary", "ident", "dot_ident"})
 #: Paths kept per source text (the parse is the expensive part).
 _CACHED = 2048
@@ -135,8 +137,8 @@ def _index_text(key: Any) -> str:
 
 
 def _quoted(text: str) -> str:
-    shown = text if len(text) <= 60 else text[:57] + "..."
-    return '"' + shown.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A key as a JSON string literal (CEL reads it the same), cut short when long."""
+    return json.dumps(text if len(text) <= _KEY_CHARS else text[: _KEY_CHARS - 3] + "...")
 
 
 class _Missing:
