@@ -262,8 +262,8 @@ def _property_requests(draw: st.DrawFn) -> dict[str, Any]:
     return request
 
 
-_PATH_STEP = re.compile(r'\.([_a-zA-Z][_a-zA-Z0-9]*)|\[("(?:[^"\\]|\\.)*"|\d+)\]')
 _MISSING = object()
+_JSON = json.JSONDecoder()
 
 
 def _lookup(path: str, scope: Mapping[str, Any]) -> Any:
@@ -271,13 +271,20 @@ def _lookup(path: str, scope: Mapping[str, Any]) -> Any:
     root = re.match(r"[_a-zA-Z]+", path)
     assert root is not None
     value: Any = scope.get(root.group(), _MISSING)
-    rest = path[root.end() :]
-    while rest:
-        step = _PATH_STEP.match(rest)
-        assert step is not None, rest
-        rest = rest[step.end() :]
-        key = step.group(1) if step.group(1) is not None else json.loads(step.group(2))
-        in_map = isinstance(value, Mapping) and key in value
+    at = root.end()
+    while at < len(path):
+        name = re.compile(r"\.([_a-zA-Z][_a-zA-Z0-9]*)").match(path, at)
+        if name is not None:
+            key, at = name.group(1), name.end()
+        else:
+            assert path[at] == "[", path[at:]
+            key, at = _JSON.raw_decode(path, at + 1)
+            assert path[at] == "]", path[at:]
+            at += 1
+        try:
+            in_map = isinstance(value, Mapping) and key in value
+        except TypeError:  # an unhashable key is in no map
+            in_map = False
         if not in_map and not (isinstance(value, list) and type(key) is int and key < len(value)):
             return _MISSING
         value = value[key]

@@ -125,15 +125,16 @@ def _step_text(key: Any) -> str:
 
 
 def _index_text(key: Any) -> str:
+    """A key as CEL would write it: JSON literals are CEL literals (``["a-b"]``,
+    ``[2]``, ``[null]``); a timestamp as its ISO 8601 text."""
     if type(key) is str:
         return "[" + _quoted(key) + "]"
-    if type(key) is bool:
-        return "[true]" if key else "[false]"
-    if type(key) is int:
-        return f"[{key}]"
     if isinstance(key, datetime.datetime):
-        return f'[timestamp("{key.isoformat()}")]'
-    return f"[{key!r}]"
+        return "[" + _quoted(key.isoformat()) + "]"
+    try:
+        return "[" + json.dumps(key) + "]"
+    except (TypeError, ValueError):
+        return "[" + _quoted(repr(key)) + "]"
 
 
 def _quoted(text: str) -> str:
