@@ -172,7 +172,11 @@ def _parser(full_serve: bool = False) -> argparse.ArgumentParser:
             "--policies", dest="policies_flag", metavar="POLICIES", help="the same as POLICIES"
         )
     )
-    ev.add_argument("--explain", action="store_true", help="add the trace of every rule")
+    ev.add_argument(
+        "--explain",
+        action="store_true",
+        help="add the trace: every rule and signal, with the values its condition read",
+    )
     ev.add_argument("--now", help="evaluate at this ISO 8601 time (with timezone)")
     ev.add_argument("--compact", action="store_true", help="one-line JSON")
 
