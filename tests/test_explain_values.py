@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import io
 import json
+import pickle
 import re
 import subprocess
 import sys
@@ -433,3 +435,10 @@ def test_value_read_text_form() -> None:
         str(ValueRead("subject.properties.wrd", missing=True)) == "subject.properties.wrd: missing"
     )
     assert io.StringIO(str(ValueRead("a", {"b": "ü"}))).read() == 'a = {"b": "ü"}'
+
+
+def test_an_explained_decision_survives_pickling_and_copying() -> None:
+    request = {**REQUEST, "resource": {"type": "customer_recrod"}}
+    decision = _pdp().evaluate(request, explain=True)
+    for copied in (pickle.loads(pickle.dumps(decision)), copy.deepcopy(decision)):
+        assert copied == decision and copied.no_policy == decision.no_policy is not None

@@ -15,15 +15,16 @@ from typing import Any
 
 from zerotrust._describe import quote
 from zerotrust.cel import Condition, values_read
-from zerotrust.decision import ValueRead
+from zerotrust.decision import Risk, TraceEntry, ValueRead
 from zerotrust.obligations import did_you_mean
-from zerotrust.policy.compile import PolicySet
+from zerotrust.policy.compile import CompiledRule, PolicySet
 from zerotrust.request import AccessRequest
 
 __all__ = [
     "MAX_DEPTH",
     "MAX_ITEMS",
     "MAX_TEXT",
+    "Tracer",
     "bounded",
     "no_policy",
     "no_policy_for",
@@ -37,6 +38,51 @@ MAX_ITEMS = 20
 #: Levels of nesting shown; deeper lists and maps are summarised.
 MAX_DEPTH = 4
 _NAMES_LISTED = 30
+
+
+class Tracer:
+    """Collects the trace of one decision: each signal and rule, its outcome and the
+    values its condition read (from the same plain values the conditions were bound to).
+    """
+
+    __slots__ = ("_entries", "_scope")
+
+    def __init__(
+        self,
+        variables: Mapping[str, Any],
+        data: Mapping[str, Any],
+        behavior: Mapping[str, Any],
+        now: datetime.datetime,
+    ) -> None:
+        self._entries: list[TraceEntry] = []
+        self._scope = {**variables, "data": data, "behavior": behavior, "now": now}
+
+    def signal(
+        self, ref: str, matched: bool, error: str | None, condition: Condition | None
+    ) -> None:
+        self._add(ref, "signal", None, matched, error, condition)
+
+    def rule(self, rule: CompiledRule, matched: bool, error: str | None, risk: Risk) -> None:
+        if "risk" not in self._scope:  # rules see the risk the signals made
+            self._scope["risk"] = {"score": risk.score, "signals": list(risk.signals)}
+        kind = "report-only" if rule.report_only else "rule"
+        self._add(rule.ref, kind, rule.effect.value, matched, error, rule.condition)
+
+    def entries(self) -> tuple[TraceEntry, ...]:
+        return tuple(self._entries)
+
+    def _add(
+        self,
+        ref: str,
+        kind: str,
+        effect: str | None,
+        matched: bool,
+        error: str | None,
+        condition: Condition | None,
+    ) -> None:
+        outcome = "error" if error is not None else ("matched" if matched else "not_matched")
+        found = reads(condition, self._scope)
+        self._entries.append(TraceEntry(ref, kind, effect, outcome, error, found))
 
 
 def reads(condition: Condition | None, scope: Mapping[str, Any]) -> tuple[ValueRead, ...]:

@@ -12,9 +12,9 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from zerotrust._explain import no_policy, reads
+from zerotrust._explain import Tracer, no_policy
 from zerotrust.behavior.config import StoreErrorMode
-from zerotrust.cel import Backend, Condition, ConditionError
+from zerotrust.cel import Backend, ConditionError
 from zerotrust.decision import (
     Decision,
     Effect,
@@ -24,8 +24,6 @@ from zerotrust.decision import (
     ReportOnlyResult,
     Risk,
     StepUp,
-    TraceEntry,
-    ValueRead,
 )
 from zerotrust.policy.compile import CompiledRule, PolicySet
 from zerotrust.request import AccessRequest, request_variables
@@ -65,7 +63,7 @@ def decide(
     # Conditions only read: the request's private plain data is shared, not copied.
     variables = request_variables(req)
     applicable = policies.applicable(variables["resource"]["type"], variables["action"]["name"])
-    trace: list[TraceEntry] | None = [] if explain else None
+    trace = Tracer(variables, policies.data, features, now) if explain else None
     errors: list[EvaluationError] = []
     bindings = backend.bind(
         {
@@ -75,11 +73,6 @@ def decide(
             "now": now,
         }
     )
-
-    # What conditions read, as plain values, for the trace (explain only).
-    scope: dict[str, Any] | None = None
-    if trace is not None:
-        scope = {**variables, "data": policies.data, "behavior": features, "now": now}
 
     score = 0
     signals: list[str] = []
@@ -95,14 +88,10 @@ def decide(
             if matched:
                 score += signal.score
                 signals.append(signal.name)
-            if trace is not None and scope is not None:
-                trace.append(
-                    _entry(signal.ref, "signal", None, matched, error, signal.condition, scope)
-                )
+            if trace is not None:
+                trace.signal(signal.ref, matched, error, signal.condition)
     risk = Risk(score=min(100, score), signals=tuple(signals))
     bindings = backend.extend(bindings, {"risk": {"score": risk.score, "signals": signals[:]}})
-    if scope is not None:
-        scope["risk"] = {"score": risk.score, "signals": signals[:]}
 
     # The hot loop: effects told apart by identity (an Enum's hash and value are
     # Python-level calls), and each matched rule's Reason built once at load.
@@ -149,11 +138,8 @@ def decide(
                     step_ups.append(rule)
                 else:
                     allows.append(rule)
-            if trace is not None and scope is not None:
-                kind = "report-only" if rule.report_only else "rule"
-                trace.append(
-                    _entry(rule.ref, kind, rule.effect.value, matched, error, condition, scope)
-                )
+            if trace is not None:
+                trace.rule(rule, matched, error, risk)
 
     if denies:
         effect, final = _DENY, denies
@@ -196,10 +182,12 @@ def decide(
         policies.revision,
         _decision_id(),
         now,
-        tuple(trace) if trace is not None else None,
+        trace.entries() if trace is not None else None,
         source,
-        None if trace is None or applicable else no_policy(policies, *_target(variables)),
     )
+    if explain and not applicable:
+        why = no_policy(policies, variables["resource"]["type"], variables["action"]["name"])
+        object.__setattr__(decision, "no_policy", why)  # frozen: set once, here
     if features_plain and source is not None:
         object.__setattr__(decision, "_plain_behavior", True)  # frozen: set once, here
     return decision
@@ -233,21 +221,3 @@ def _store_unavailable(
     merged = (step_up or StepUp()).merge(required or StepUp())
     kept = obligations if effect is Effect.STEP_UP else []
     return Effect.STEP_UP, [reason, *reasons], merged, kept
-
-
-def _entry(
-    ref: str,
-    kind: str,
-    effect: str | None,
-    matched: bool,
-    error: str | None,
-    condition: Condition | None,
-    scope: Mapping[str, Any],
-) -> TraceEntry:
-    outcome = "error" if error is not None else ("matched" if matched else "not_matched")
-    read: tuple[ValueRead, ...] = reads(condition, scope)
-    return TraceEntry(ref, kind, effect, outcome, error, read)
-
-
-def _target(variables: Mapping[str, Any]) -> tuple[str, str]:
-    return variables["resource"]["type"], variables["action"]["name"]
