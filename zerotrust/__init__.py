@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         Risk,
         StepUp,
         TraceEntry,
+        ValueRead,
     )
     from zerotrust.engine import DecisionPoint, PolicyDecisionPoint
     from zerotrust.errors import (
@@ -86,6 +87,7 @@ __all__ = [
     "StoreErrorMode",
     "Subject",
     "TraceEntry",
+    "ValueRead",
     "ZeroTrustError",
     "__version__",
     "audit_record",
@@ -116,6 +118,7 @@ _WHERE = {
     "Risk": "zerotrust.decision",
     "StepUp": "zerotrust.decision",
     "TraceEntry": "zerotrust.decision",
+    "ValueRead": "zerotrust.decision",
     "DecisionPoint": "zerotrust.engine",
     "PolicyDecisionPoint": "zerotrust.engine",
     "BehaviorConfigError": "zerotrust.errors",

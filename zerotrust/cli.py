@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from zerotrust import __version__
+from zerotrust._explain import no_policy_for
 from zerotrust._plain import parse_json_object
 from zerotrust.audit import JsonLinesLog
 from zerotrust.decision import Effect
@@ -183,7 +184,11 @@ def _parser(full_serve: bool = False) -> argparse.ArgumentParser:
             "--policies", dest="policies_flag", metavar="POLICIES", help="the same as POLICIES"
         )
     )
-    ev.add_argument("--explain", action="store_true", help="add the trace of every rule")
+    ev.add_argument(
+        "--explain",
+        action="store_true",
+        help="add the trace: every rule and signal, with the values its condition read",
+    )
     ev.add_argument("--now", help="evaluate at this ISO 8601 time (with timezone)")
     ev.add_argument("--compact", action="store_true", help="one-line JSON")
 
@@ -811,6 +816,10 @@ def _eval(args: argparse.Namespace, out: TextIO) -> int:
         return _bad_request(exc)
     indent = None if args.compact else 2
     print(json.dumps(decision.to_dict(), indent=indent), file=out)
+    # A default deny because nothing applied is most often a misspelt type or action.
+    why = decision.no_policy if args.explain else no_policy_for(pdp.policies, request)
+    if why is not None:
+        print(f"zerotrust eval: {_printable(why)}", file=sys.stderr)
     return _EFFECT_EXIT[decision.effect]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = [
     "Risk",
     "StepUp",
     "TraceEntry",
+    "ValueRead",
     "acr_values_problem",
     "max_age_problem",
     "plain_behavior",
@@ -201,14 +203,42 @@ class EvaluationError:
 
 
 @attrs.frozen
+class ValueRead:
+    """An attribute path a condition reads and its value in the request (for ``explain``).
+
+    ``value`` is JSON data, cut short where long (see ``docs/policy-language.md``), and
+    None when ``missing``: the request has no such attribute, the usual sign of a typo.
+    """
+
+    path: str
+    value: Any = attrs.field(default=None, hash=False)
+    missing: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.missing:
+            return {"path": self.path, "missing": True}
+        return {"path": self.path, "value": self.value}
+
+    def __str__(self) -> str:
+        if self.missing:
+            return f"{self.path}: missing"
+        return f"{self.path} = {json.dumps(self.value, ensure_ascii=False)}"
+
+
+@attrs.frozen
 class TraceEntry:
-    """One applicable rule or signal and what became of it (for ``explain``)."""
+    """One applicable rule or signal and what became of it (for ``explain``).
+
+    ``reads`` are the attribute paths its condition reads with their values, so an
+    author sees why it matched or not.
+    """
 
     rule: str
     kind: str  # "rule", "signal" or "report-only"
     effect: str | None  # the rule's effect, or None for signals
     outcome: str  # "matched", "not_matched" or "error"
     message: str | None = None
+    reads: tuple[ValueRead, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -217,6 +247,7 @@ class TraceEntry:
             "effect": self.effect,
             "outcome": self.outcome,
             "message": self.message,
+            "reads": [r.to_dict() for r in self.reads],
         }
 
 
@@ -244,6 +275,9 @@ class Decision:
     evaluated_at: datetime.datetime
     trace: tuple[TraceEntry, ...] | None = None
     behavior: Mapping[str, Any] | None = attrs.field(default=None, hash=False, repr=False)
+    #: With ``explain=True``, why no policy applied when none did (a misspelt resource
+    #: type or action is the usual cause); None otherwise.
+    no_policy: str | None = None
     # Set by the PDP when ``behavior`` is plain JSON data by construction (the memory
     # store's own map): the decision log then writes it without checking a copy.
     _plain_behavior: bool = attrs.field(default=False, init=False, eq=False, repr=False)
@@ -274,6 +308,7 @@ class Decision:
         }
         if self.trace is not None:
             out["explain"] = [t.to_dict() for t in self.trace]
+            out["no_policy"] = self.no_policy
         return out
 
 

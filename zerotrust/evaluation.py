@@ -12,6 +12,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
+from zerotrust._explain import Tracer, no_policy
 from zerotrust.behavior.config import StoreErrorMode
 from zerotrust.cel import Backend, ConditionError
 from zerotrust.decision import (
@@ -23,7 +24,6 @@ from zerotrust.decision import (
     ReportOnlyResult,
     Risk,
     StepUp,
-    TraceEntry,
 )
 from zerotrust.policy.compile import CompiledRule, PolicySet
 from zerotrust.request import AccessRequest, request_variables
@@ -63,7 +63,7 @@ def decide(
     # Conditions only read: the request's private plain data is shared, not copied.
     variables = request_variables(req)
     applicable = policies.applicable(variables["resource"]["type"], variables["action"]["name"])
-    trace: list[TraceEntry] | None = [] if explain else None
+    trace = Tracer(variables, policies.data, features, now) if explain else None
     errors: list[EvaluationError] = []
     bindings = backend.bind(
         {
@@ -89,7 +89,7 @@ def decide(
                 score += signal.score
                 signals.append(signal.name)
             if trace is not None:
-                trace.append(_entry(signal.ref, "signal", None, matched, error))
+                trace.signal(signal.ref, matched, error, signal.condition)
     risk = Risk(score=min(100, score), signals=tuple(signals))
     bindings = backend.extend(bindings, {"risk": {"score": risk.score, "signals": signals[:]}})
 
@@ -139,8 +139,7 @@ def decide(
                 else:
                     allows.append(rule)
             if trace is not None:
-                kind = "report-only" if rule.report_only else "rule"
-                trace.append(_entry(rule.ref, kind, rule.effect.value, matched, error))
+                trace.rule(rule, matched, error, risk)
 
     if denies:
         effect, final = _DENY, denies
@@ -183,9 +182,12 @@ def decide(
         policies.revision,
         _decision_id(),
         now,
-        tuple(trace) if trace is not None else None,
+        trace.entries() if trace is not None else None,
         source,
     )
+    if explain and not applicable:
+        why = no_policy(policies, variables["resource"]["type"], variables["action"]["name"])
+        object.__setattr__(decision, "no_policy", why)  # frozen: set once, here
     if features_plain and source is not None:
         object.__setattr__(decision, "_plain_behavior", True)  # frozen: set once, here
     return decision
@@ -219,8 +221,3 @@ def _store_unavailable(
     merged = (step_up or StepUp()).merge(required or StepUp())
     kept = obligations if effect is Effect.STEP_UP else []
     return Effect.STEP_UP, [reason, *reasons], merged, kept
-
-
-def _entry(ref: str, kind: str, effect: str | None, matched: bool, error: str | None) -> TraceEntry:
-    outcome = "error" if error is not None else ("matched" if matched else "not_matched")
-    return TraceEntry(ref, kind, effect, outcome, error)

@@ -18,6 +18,7 @@ from zerotrust.cel._backend import (
 )
 from zerotrust.cel._compiler import CompiledBackend
 from zerotrust.cel._interpreter import InterpreterBackend
+from zerotrust.cel._reads import PathValue, values_read
 from zerotrust.cel.functions import EXTRA_FUNCTIONS
 
 __all__ = [
@@ -29,7 +30,9 @@ __all__ = [
     "Condition",
     "ConditionError",
     "InterpreterBackend",
+    "PathValue",
     "default_backend",
+    "values_read",
 ]
 
 
