@@ -38,6 +38,8 @@ import attrs
 import pytest
 
 import zerotrust
+from zerotrust import PolicyDecisionPoint
+from zerotrust.cel import Backend, CompiledBackend, InterpreterBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
@@ -284,3 +286,42 @@ def test_a_console_block_runs_only_zerotrust(tmp_path: Path) -> None:
     assert _run_console(block, tmp_path) == [
         "README.md:1: `$ rm -rf /tmp/x` is not a zerotrust command"
     ]
+
+
+# --- what the pages state about conditions, on both backends ----------------------------
+
+
+def _decide(condition: str, backend: Backend) -> tuple[str, list[str]]:
+    text = (
+        "policy: p\ntarget: {resources: [t], actions: [r]}\n"
+        f"rules:\n  - id: a\n    effect: allow\n    when: {condition!r}\n"
+    )
+    pdp = PolicyDecisionPoint.from_texts({"p.yaml": text}, backend=backend, behavior=None)
+    request = {"subject": {"id": "u"}, "action": {"name": "r"}, "resource": {"type": "t"}}
+    decision = pdp.evaluate(request)
+    return decision.effect.value, [error.message for error in decision.errors]
+
+
+@pytest.mark.parametrize("backend", ["compiled", "interpreter"])
+def test_numbers_of_different_types_compare_but_do_not_add(backend: str) -> None:
+    """policy-language.md, "Semantics to know": the same on both backends."""
+    chosen = CompiledBackend() if backend == "compiled" else InterpreterBackend()
+    for condition in ("3 >= 2.5", "2 < 2.5", "1 == 1.0", "1u == 1", "1.0 in [1]"):
+        assert _decide(condition, chosen) == ("allow", []), condition
+    assert _decide("1 + 1.5 == 2.5", chosen) == (
+        "deny",
+        ["no such overload: _+_(int, double)"],
+    )
+
+
+def test_the_interpreter_refuses_deep_conditions_at_evaluation_as_documented() -> None:
+    """cel-compiler.md and policy-language.md: about 20 brackets, about 180 chained
+    terms on the interpreter; the compiler takes both."""
+    too_deep = ["expression nested too deeply to evaluate"]
+    for condition, shallow in (
+        ("(" * 30 + "true" + ")" * 30, "(" * 12 + "true" + ")" * 12),
+        (" || ".join(["false"] * 250 + ["true"]), " || ".join(["false"] * 150 + ["true"])),
+    ):
+        assert _decide(condition, CompiledBackend()) == ("allow", [])
+        assert _decide(condition, InterpreterBackend()) == ("deny", too_deep)
+        assert _decide(shallow, InterpreterBackend()) == ("allow", [])
