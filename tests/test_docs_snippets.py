@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 _FENCE = re.compile(r"^```(\w*)([^\n]*)\n(.*?)^```[ \t]*$", re.S | re.M)
 _TITLE = re.compile(r'title="([^"]+)"')
-_NOT_RUN = re.compile(r"<!--\s*not-run:\s*\S.*?-->\s*\Z", re.S)
+_NOT_RUN = re.compile(r"<!--\s*not-run:\s*\S(?:(?!-->).)*-->\s*\Z", re.S)
 _DELEGATED = re.compile(r"<!--\s*snippets:\s*(\S+)[^>]*-->")
 _TIMEOUT = 120
 
@@ -271,11 +271,12 @@ def test_a_transcript_that_drifted_is_reported(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text(
         "<!-- x -->\n```console\n$ zerotrust --version\nzerotrust 0.0.0-not-this\n```\n"
-        "<!-- not-run: shown only -->\n```console\n$ zerotrust nonsense\n```\n",
+        "<!-- not-run: shown only -->\n```console\n$ zerotrust nonsense\n```\n"
+        "<!-- not-run: an earlier block's -->\ntext\n<!-- x -->\n```python\npass\n```\n",
         encoding="utf-8",
     )
-    first, second = blocks(page)
-    assert (first.not_run, second.not_run) == (False, True)
+    first, second, third = blocks(page)
+    assert (first.not_run, second.not_run, third.not_run) == (False, True, False)
     (problem,) = _run_console(attrs.evolve(first, page=ROOT / "README.md"), tmp_path)
     printed = problem.split("printed:\n")[1].split("\n--- the page shows:")[0]
     assert printed == f"zerotrust {zerotrust.__version__}"
