@@ -276,5 +276,11 @@ def test_the_documented_obligation_examples_load_and_are_applied() -> None:
 
 def test_the_documented_max_rows_message_is_the_one_printed() -> None:
     section = _section(DOC.read_text(encoding="utf-8"), "### `obligations`")
-    (shown,) = re.findall(r"```text\n(.*?)\n```", section, re.S)
-    assert shown in _diagnostics({"p.yaml": MAX_ROWS})
+    (policy,) = re.findall(r'```yaml title="exports.yaml"\n(.*?)```', section, re.S)
+    (shown,) = re.findall(
+        r"```console\n\$ zerotrust validate exports.yaml\n(.*?)```", section, re.S
+    )
+    *lines, count = shown.splitlines()
+    assert lines == _diagnostics({"exports.yaml": policy})
+    assert count == f"{len(lines)} problems found"
+    assert "unknown parameter 'max_rows'" in lines[-1]

@@ -234,7 +234,7 @@ GUIDE = ROOT / "docs" / "getting-started.md"
 def _guide_set(tmp_path: Path) -> tuple[str, Path]:
     """The guide's policy, data file and suite (its first three YAML blocks), written out."""
     text = GUIDE.read_text(encoding="utf-8")
-    policy, data, suite = re.findall(r"```yaml\n(.*?)```", text, re.S)[:3]
+    policy, data, suite = re.findall(r"```yaml[^\n]*\n(.*?)```", text, re.S)[:3]
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "customer-records.yaml").write_text(policy)
@@ -245,7 +245,7 @@ def _guide_set(tmp_path: Path) -> tuple[str, Path]:
 
 def _transcript(text: str, command: str) -> str:
     """The output the guide shows for ``$ command``."""
-    match = re.search(r"```text\n\$ " + re.escape(command) + r"\n(.*?)```", text, re.S)
+    match = re.search(r"```(?:text|console)\n\$ " + re.escape(command) + r"\n(.*?)```", text, re.S)
     assert match is not None, command
     return match.group(1)
 
