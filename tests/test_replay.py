@@ -30,6 +30,7 @@ from zerotrust.behavior.memory import MemoryBehaviorStore
 from zerotrust.cel import default_backend
 from zerotrust.cli import main
 from zerotrust.decision import Decision
+from zerotrust.errors import PolicyError, ZeroTrustError
 from zerotrust.policy.loader import load_path
 from zerotrust.replay import ReplayReport, open_log, replay, to_json, to_text
 from zerotrust.request import AccessRequest
@@ -235,6 +236,7 @@ def test_rules_that_change_without_the_outcome_are_counted_apart(tmp_path: Path,
     )
     report = run_replay(target, log)
     assert report.changed == 0 and report.rules_only == 1
+    assert ": 0 would change; 1 decided alike by other rules\n" in to_text(report)
 
 
 def test_behaviour_is_the_logged_one_not_recomputed(tmp_path: Path) -> None:
@@ -633,3 +635,11 @@ def test_console_script_file_gzip_and_stdin(tmp_path: Path, log: Path, changed: 
     assert piped.returncode == 1 and json.loads(piped.stdout) == body
     empty = console(str(POLICIES), "--log", "-", stdin=b"")
     assert empty.returncode == 2 and b"no replayable decision entry in -" in empty.stderr
+
+
+def test_paths_are_taken_as_well_as_a_set_and_a_stream(log: Path, changed: Path) -> None:
+    assert replay(str(changed), log) == run_replay(changed, log)
+    with pytest.raises(ZeroTrustError, match="examples must be >= 0"):
+        replay(POLICIES, log, examples=-1)
+    with pytest.raises(PolicyError):
+        replay(log, log)  # a log is not a policy file

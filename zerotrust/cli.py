@@ -576,9 +576,15 @@ def _replay_parser(sub: Any) -> None:
         )
     )
     replay.add_argument(
-        "--examples", type=_count, default=10, help="changed decisions listed (default 10)"
+        "--examples",
+        type=_count,
+        default=10,
+        metavar="N",
+        help="changed decisions listed (default 10)",
     )
-    replay.add_argument("--format", choices=("text", "json"), default="text", help="output")
+    replay.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (default) or JSON"
+    )
     replay.add_argument(
         "--exit-zero", action="store_true", help="exit 0 when decisions change (report only)"
     )

@@ -15,6 +15,7 @@ import datetime
 import gzip
 import io
 import json
+import os
 import zlib
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -31,6 +32,7 @@ from zerotrust.decision import Decision, Effect, StepUp
 from zerotrust.errors import ZeroTrustError
 from zerotrust.evaluation import STORE_UNAVAILABLE, decide
 from zerotrust.policy.compile import PolicySet
+from zerotrust.policy.loader import load_path
 from zerotrust.request import AccessRequest
 
 __all__ = [
@@ -127,24 +129,37 @@ class _Skip(Exception):
 
 
 def replay(
-    policies: PolicySet,
-    log: IO[bytes],
+    policies: PolicySet | str | os.PathLike[str],
+    log: IO[bytes] | str | os.PathLike[str],
     *,
     examples: int = 10,
     backend: Backend | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
 ) -> ReplayReport:
-    """Decide every entry of the decision log ``log`` (JSON lines, binary) again with
-    ``policies`` and report what would change; keeps the first ``examples`` changes.
+    """Decide every entry of the decision log ``log`` again with ``policies`` and report
+    what would change; keeps the first ``examples`` changes.
 
-    ``backend`` must be the one ``policies`` were compiled with (the default backend
-    when left out, as :func:`zerotrust.policy.loader.load_path` uses by default).
-    Raises ``OSError`` only when the stream cannot be read (a gzip stream cut short
-    or corrupt included); nothing a line holds raises.
+    ``policies``: a policy file or directory, or a loaded set (compiled with
+    ``backend``, the default backend when left out). ``log``: a path (gzip read too,
+    see :func:`open_log`) or a binary stream of JSON lines. Raises
+    :class:`~zerotrust.errors.PolicyError` for invalid policies and ``OSError`` when
+    the log cannot be read (a gzip stream cut short or corrupt included); nothing a
+    line holds raises.
     """
     if examples < 0:
         raise ZeroTrustError(f"examples must be >= 0, not {examples}")
     backend = backend or default_backend()
+    if not isinstance(policies, PolicySet):
+        policies = load_path(policies, backend)
+    if isinstance(log, str | os.PathLike):
+        with open_log(log) as stream:
+            return _replay(policies, stream, examples, backend, max_line_bytes)
+    return _replay(policies, log, examples, backend, max_line_bytes)
+
+
+def _replay(
+    policies: PolicySet, log: IO[bytes], examples: int, backend: Backend, max_line_bytes: int
+) -> ReplayReport:
     skips: dict[str, tuple[int, list[int]]] = {}
     groups: dict[tuple[str, str], tuple[int, Counter[str], Counter[str]]] = {}
     kept: list[Change] = []
@@ -197,7 +212,7 @@ def replay(
 
 
 @contextlib.contextmanager
-def open_log(path: str | Path, stdin: IO[bytes] | None = None) -> Iterator[IO[bytes]]:
+def open_log(path: str | os.PathLike[str], stdin: IO[bytes] | None = None) -> Iterator[IO[bytes]]:
     """The log at ``path`` (``-``: ``stdin``, left open) as a binary stream, gunzipped
     when it starts like gzip (whatever its name). Raises ``OSError`` if it cannot be
     opened."""
@@ -422,7 +437,7 @@ def to_text(report: ReplayReport) -> str:
     out = [
         f"replayed {_n(report.replayed, 'decision')} against revision {report.revision}: "
         f"{report.changed} would change"
-        + (f", {report.rules_only} more decided alike by other rules" if report.rules_only else "")
+        + (f"; {report.rules_only} decided alike by other rules" if report.rules_only else "")
     ]
     for t in report.transitions:
         out.append(f"  {t.old} -> {t.new}: {t.count}")
