@@ -1,5 +1,5 @@
-"""``zerotrust replay``: logs written by the real PDP through the real sinks, decided
-again with the same and with changed policies, through ``main`` and the console script.
+"""``zerotrust.replay``: logs written by the real PDP through the real sinks, decided
+again with the same and with changed policies.
 
 The log is untrusted input: every line that is not replayed is counted with its line
 number, and a redacted entry is skipped rather than decided on a placeholder.
@@ -14,137 +14,32 @@ import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from replay_helpers import (
+    POLICIES,
+    TRAFFIC,
+    Clock,
+    changed_policies,
+    request,
+    run_replay,
+    write_log,
+)
 
 from zerotrust import JsonLinesLog, LoggingLog, PolicyDecisionPoint, StdoutLog
 from zerotrust.behavior.config import BehaviorConfig
 from zerotrust.behavior.memory import MemoryBehaviorStore
 from zerotrust.cel import default_backend
-from zerotrust.cli import main
 from zerotrust.decision import Decision
 from zerotrust.errors import PolicyError, ZeroTrustError
 from zerotrust.policy.loader import load_path
-from zerotrust.replay import ReplayReport, open_log, replay, to_json, to_text
+from zerotrust.replay import MAX_RULES, OTHER_RULES, open_log, replay, to_text
 from zerotrust.request import AccessRequest
-
-ROOT = Path(__file__).resolve().parent.parent
-POLICIES = ROOT / "policies"
-START = datetime.datetime(2026, 3, 2, 9, 0, tzinfo=datetime.UTC)  # Monday, 10:00 Berlin
-
-
-def request(
-    subject: str = "u-anna",
-    *,
-    roles: tuple[str, ...] = ("agent",),
-    department: str = "support",
-    amr: tuple[str, ...] = ("pwd",),
-    action: str = "read",
-    owner: str = "support",
-    sensitivity: int = 2,
-    managed: bool = True,
-    ip: str = "10.1.2.3",
-    records: int = 1,
-) -> dict[str, Any]:
-    return {
-        "subject": {
-            "type": "user",
-            "id": subject,
-            "properties": {"department": department, "roles": list(roles), "amr": list(amr)},
-        },
-        "action": {"name": action},
-        "resource": {
-            "type": "customer_record",
-            "id": f"c-{sensitivity}{records}",
-            "properties": {"owner_dept": owner, "sensitivity": sensitivity},
-        },
-        "device": {"id": "d-1", "managed": managed, "compliant": managed},
-        "context": {"ip": ip, "country": "DE", "records": records},
-    }
-
-
-class Clock:
-    """Steps a minute a decision, so logged times differ (and reach the night)."""
-
-    def __init__(self, start: datetime.datetime = START, step: float = 60.0) -> None:
-        self.now, self.step = start, datetime.timedelta(seconds=step)
-
-    def __call__(self) -> datetime.datetime:
-        now, self.now = self.now, self.now + self.step
-        return now
-
-
-# A day's traffic for the shipped policies: own department, other department, a
-# restricted record, an unmanaged laptop, a manager, an export, a bulk read.
-TRAFFIC = [
-    request(),
-    request(sensitivity=1),
-    request(owner="sales"),
-    request(sensitivity=3),
-    request(sensitivity=3, amr=("pwd", "mfa")),
-    request(sensitivity=4, amr=("pwd", "mfa", "hwk")),
-    request(managed=False, ip="203.0.113.9"),
-    request("u-max", roles=("manager",)),
-    request(action="export", records=500),
-    request(action="update"),
-    request(records=900),
-]
-
-
-def write_log(path: Path, traffic: list[dict[str, Any]] = TRAFFIC, **sink: Any) -> int:
-    """Decide ``traffic`` with the shipped policies and a memory store into ``path``."""
-    with JsonLinesLog(path, **sink) as log:
-        pdp = PolicyDecisionPoint.from_path(POLICIES, clock=Clock(), decision_log=log)
-        for item in traffic:
-            pdp.evaluate(item)
-    assert pdp.decision_log_failures == 0
-    return len(traffic)
-
-
-def changed_policies(tmp_path: Path) -> Path:
-    """The shipped set with confidential MFA moved down to internal records (level 2)."""
-    target = tmp_path / "changed"
-    shutil.copytree(POLICIES, target)
-    path = target / "customer-records.yaml"
-    text = path.read_text()
-    assert text.count("resource.properties.sensitivity >= 3") == 1
-    path.write_text(
-        text.replace("resource.properties.sensitivity >= 3", "resource.properties.sensitivity >= 2")
-    )
-    return target
-
-
-def run_replay(policies: Path, log: Path | IO[bytes], examples: int = 10) -> ReplayReport:
-    backend = default_backend()
-    if not isinstance(log, Path):
-        return replay(load_path(policies, backend), log, examples=examples, backend=backend)
-    with open_log(log) as stream:
-        return replay(load_path(policies, backend), stream, examples=examples, backend=backend)
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(["replay", *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def console(*argv: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "zerotrust", "replay", *argv],
-        input=stdin,
-        capture_output=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -539,107 +434,39 @@ def test_replaying_against_the_same_policies_changes_nothing(
     path.unlink()
 
 
-# --- the command -----------------------------------------------------------------------
-
-
-def test_cli_no_change_exits_0(capsys: pytest.CaptureFixture[str], log: Path) -> None:
-    code, out, err = cli(capsys, str(POLICIES), "--log", str(log))
-    assert code == 0 and err == ""
-    assert out.startswith("replayed 11 decisions against revision sha256:")
-    assert out.rstrip().endswith(": 0 would change")
-
-
-def test_cli_changes_exit_1_and_exit_zero_reports_only(
-    capsys: pytest.CaptureFixture[str], log: Path, changed: Path
-) -> None:
-    code, out, _ = cli(capsys, str(changed), "--log", str(log), "--examples", "2")
-    assert code == 1
-    assert "  allow -> step_up: " in out
-    assert "      + customer-records/step-up-confidential (" in out
-    assert "first 2 changes:" in out and out.count("  line ") == 2
-    code, again, _ = cli(capsys, "--policies", str(changed), "--log", str(log), "--exit-zero")
-    assert code == 0 and "allow -> step_up" in again
-
-
-def test_cli_json(capsys: pytest.CaptureFixture[str], log: Path, changed: Path) -> None:
-    code, out, _ = cli(capsys, str(changed), "--log", str(log), "--format", "json")
-    body = json.loads(out)
-    assert code == 1
-    assert body["replayed"] == 11 and body["lines"] == 11 and body["skipped"] == []
-    (transition,) = body["transitions"]
-    assert transition["from"] == "allow" and transition["to"] == "step_up"
-    assert transition["newly_matching"] == {
-        "customer-records/step-up-confidential": body["changed"]
-    }
-    assert transition["no_longer_matching"] == {}
-    example = body["examples"][0]
-    assert set(example) == {
-        "line",
-        "decision_id",
-        "time",
-        "subject",
-        "action",
-        "resource",
-        "old_effect",
-        "new_effect",
-        "differs",
-        "newly_matching",
-        "no_longer_matching",
-    }
-    assert example["differs"] == ["effect", "step_up", "obligations"]
-    assert json.loads(to_json(run_replay(changed, log))) == body
-
-
-def test_cli_bad_input_exits_2(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, log: Path
-) -> None:
-    code, _, err = cli(capsys, str(POLICIES), "--log", str(tmp_path / "missing.jsonl"))
-    assert code == 2 and "missing.jsonl: No such file or directory" in err
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "p.yaml").write_text("policy: p\nrules: [{id: r, effect: allow, when: 'x +'}]\n")
-    code, _, err = cli(capsys, str(broken), "--log", str(log))
-    assert code == 2 and "problem" in err
-    junk = tmp_path / "junk.jsonl"
-    junk.write_text("hello\n")
-    code, out, err = cli(capsys, str(POLICIES), "--log", str(junk))
-    assert code == 2 and "no replayable decision entry" in err
-    assert "skipped 1 of 1 line: 1 not JSON (line 1)" in out
-    corrupt = tmp_path / "cut.jsonl.gz"
-    corrupt.write_bytes(gzip.compress(log.read_bytes())[:-20])
-    code, _, err = cli(capsys, str(POLICIES), "--log", str(corrupt))
-    assert code == 2 and "cut short or corrupt" in err
-
-
-def test_cli_usage_errors(capsys: pytest.CaptureFixture[str], log: Path, changed: Path) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["replay", str(POLICIES)])
-    assert exit_info.value.code == 2
-    assert "--log" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_info:
-        main(["replay", str(POLICIES), "--policies", str(changed), "--log", str(log)])
-    assert exit_info.value.code == 2
-    assert "POLICIES given twice" in capsys.readouterr().err
-
-
-def test_console_script_file_gzip_and_stdin(tmp_path: Path, log: Path, changed: Path) -> None:
-    same = console(str(POLICIES), "--log", str(log))
-    assert same.returncode == 0, same.stderr
-    moved = console(str(changed), "--log", str(log), "--format", "json")
-    assert moved.returncode == 1 and moved.stderr == b""
-    body = json.loads(moved.stdout)
-    assert body["changed"] >= 3
-    piped = console(
-        str(changed), "--log", "-", "--format", "json", stdin=gzip.compress(log.read_bytes())
-    )
-    assert piped.returncode == 1 and json.loads(piped.stdout) == body
-    empty = console(str(POLICIES), "--log", "-", stdin=b"")
-    assert empty.returncode == 2 and b"no replayable decision entry in -" in empty.stderr
-
-
 def test_paths_are_taken_as_well_as_a_set_and_a_stream(log: Path, changed: Path) -> None:
     assert replay(str(changed), log) == run_replay(changed, log)
     with pytest.raises(ZeroTrustError, match="examples must be >= 0"):
         replay(POLICIES, log, examples=-1)
     with pytest.raises(PolicyError):
         replay(log, log)  # a log is not a policy file
+
+
+def test_a_changed_step_up_requirement_is_a_change(tmp_path: Path, log: Path) -> None:
+    target = tmp_path / "stricter"
+    shutil.copytree(POLICIES, target)
+    path = target / "customer-records.yaml"
+    text = path.read_text()
+    assert text.count("max_age: 3600") == 1
+    path.write_text(text.replace("max_age: 3600", "max_age: 600"))
+    report = run_replay(target, log)
+    assert report.changed >= 1
+    assert {(t.old, t.new) for t in report.transitions} == {("step_up", "step_up")}
+    assert all(c.differs == ("step_up",) for c in report.examples)
+    assert all(c.newly_matching == c.no_longer_matching == () for c in report.examples)
+
+
+def test_rule_counts_are_bounded_whatever_the_log_names(log: Path) -> None:
+    """A log naming a million rules cannot grow the report: past MAX_RULES per
+    transition they are counted together."""
+    entry = json.loads(log.read_bytes().splitlines()[0])
+    assert entry["effect"] == "allow"
+    lines = []
+    for i in range(MAX_RULES + 50):
+        forged = {**entry, "effect": "deny", "matched_rules": [f"forged/rule-{i}"]}
+        lines.append(json.dumps(forged).encode())
+    report = run_replay(POLICIES, io.BytesIO(b"\n".join(lines)))
+    (transition,) = report.transitions
+    assert (transition.old, transition.new, transition.count) == ("deny", "allow", MAX_RULES + 50)
+    gone = dict(transition.no_longer_matching)
+    assert len(gone) == MAX_RULES + 1 and gone[OTHER_RULES] == 50

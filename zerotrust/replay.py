@@ -37,6 +37,8 @@ from zerotrust.request import AccessRequest
 
 __all__ = [
     "MAX_LINE_BYTES",
+    "MAX_RULES",
+    "OTHER_RULES",
     "Change",
     "ReplayReport",
     "Transition",
@@ -50,6 +52,10 @@ __all__ = [
 MAX_LINE_BYTES = 16 * 1024 * 1024
 #: Line numbers kept per skip reason (the count is always exact).
 LINES_KEPT = 5
+#: Distinct rule refs counted per transition; the log names them, and a hostile or
+#: odd log could name millions: the rest are counted together under :data:`OTHER_RULES`.
+MAX_RULES = 1_000
+OTHER_RULES = "(other rules)"
 _EFFECTS = {e.value: e for e in Effect}
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -186,8 +192,8 @@ def _replay(
         changed += 1
         key = (old["effect"], new.effect.value)
         count, plus, minus = groups.get(key) or (0, Counter(), Counter())
-        plus.update(added)
-        minus.update(removed)
+        _count(plus, added)
+        _count(minus, removed)
         groups[key] = (count + 1, plus, minus)
         if len(kept) < examples:
             kept.append(_change(number, entry, new, differs, added, removed))
@@ -403,6 +409,11 @@ def _change(
         newly_matching=added,
         no_longer_matching=removed,
     )
+
+
+def _count(counts: Counter[str], rules: tuple[str, ...]) -> None:
+    for rule in rules:
+        counts[rule if rule in counts or len(counts) < MAX_RULES else OTHER_RULES] += 1
 
 
 def _ranked(counts: Counter[str]) -> tuple[tuple[str, int], ...]:
