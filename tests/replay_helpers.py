@@ -36,7 +36,7 @@ def request(
     amr: tuple[str, ...] = ("pwd",),
     action: str = "read",
     owner: str = "support",
-    sensitivity: int = 2,
+    sensitivity: float = 2,
     managed: bool = True,
     ip: str = "10.1.2.3",
     records: int = 1,
