@@ -130,7 +130,7 @@ class ReplayReport:
         return sum(count for _, count, _ in self.skipped)
 
 
-class _Skip(Exception):
+class _Skip(ZeroTrustError):
     """A line that is not replayed, and why (internal: counted, never raised out)."""
 
 
