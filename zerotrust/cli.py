@@ -1,5 +1,5 @@
 """The command line: ``zerotrust validate | test | eval | demo | serve | report |
-completion``; the only module that prints.
+replay | schema | completion``; the only module that prints.
 
 One path convention: a command's main input is its first positional argument
 (``validate POLICIES``, ``test POLICIES``, ``eval POLICIES [REQUEST]``, ``demo [POLICIES]``,
@@ -10,6 +10,8 @@ aliases, so scripts written for them keep working. ``serve`` is the exception: i
 Exit codes: 0 success (``eval``: allow), 1 invalid policies, failed tests or a log
 without decision records, 2 usage error, invalid request, a server that cannot start or
 a file that cannot be read or written, 3 ``eval`` denied, 4 ``eval`` step-up required.
+``replay`` differs: 0 no change, 1 decisions would change, 2 bad input (invalid
+policies included, so that 1 always means changes).
 """
 
 from __future__ import annotations
@@ -118,7 +120,8 @@ def _parser(full_serve: bool = False) -> argparse.ArgumentParser:
         prog="zerotrust",
         description="Zero Trust policy decision point: validate, test and evaluate policies.",
         epilog="Exit codes: 0 ok/allow, 1 invalid policies, failed tests or no decision "
-        "records, 2 usage, bad request or unreadable file, 3 deny, 4 step_up.",
+        "records, 2 usage, bad request or unreadable file, 3 deny, 4 step_up "
+        "(replay: 0 no change, 1 changes, 2 bad input).",
     )
     parser.add_argument("--version", action="version", version=f"zerotrust {__version__}")
     sub = parser.add_subparsers(
@@ -254,6 +257,7 @@ def _parser(full_serve: bool = False) -> argparse.ArgumentParser:
         help="lowest score shown in detail (default 20)",
     )
     report.add_argument("--title", help="the page's title")
+    _replay_parser(sub)
     completion = sub.add_parser(
         "completion",
         help="print the shell completion script (needs shtab)",
@@ -296,6 +300,8 @@ def _resolve_paths(args: argparse.Namespace) -> None:
         _merge(parser, args, "policies", "POLICIES", "--policies", required=False)
     elif args.command == "report":
         _merge(parser, args, "log", "LOG", "--log", required=True)
+    elif args.command == "replay":
+        _merge(parser, args, "policies", "POLICIES", "--policies", required=True)
 
 
 def _merge(
@@ -376,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args, sys.stdout)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "replay":
+            return _replay(args, sys.stdout)
         return _eval(args, sys.stdout)
     except PolicyError as exc:
         _print_diagnostics(exc, sys.stderr)
@@ -594,6 +602,73 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_INVALID
     print(f"{_printable(args.out)}: {summary}", file=out)
     return EXIT_OK
+
+
+def _replay_parser(sub: Any) -> None:
+    replay = sub.add_parser(
+        "replay",
+        help="decide a decision log's requests again with other policies: what would change",
+        usage="zerotrust replay [-h] POLICIES --log LOG [--examples N] "
+        "[--format {text,json}] [--exit-zero]",
+        description="Decide every request of a decision log again, at its logged time and "
+        "with its logged behaviour features, and report the decisions that would change. "
+        "Exit 0 no change, 1 changes, 2 bad input (policies, log, or nothing to replay).",
+    )
+    _path(replay.add_argument("policies", nargs="?", metavar="POLICIES", help="the new policies"))
+    _path(
+        replay.add_argument(
+            "--policies", dest="policies_flag", metavar="POLICIES", help="the same as POLICIES"
+        )
+    )
+    _path(
+        replay.add_argument(
+            "--log", required=True, help="decision log (JSON lines, gzip read too; - for stdin)"
+        )
+    )
+    replay.add_argument(
+        "--examples",
+        type=_count,
+        default=10,
+        metavar="N",
+        help="changed decisions listed (default 10)",
+    )
+    replay.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (default) or JSON"
+    )
+    replay.add_argument(
+        "--exit-zero", action="store_true", help="exit 0 when decisions change (report only)"
+    )
+
+
+def _replay(args: argparse.Namespace, out: TextIO) -> int:
+    """Exit 0 no change, 1 changes (0 with --exit-zero), 2 invalid policies, a log that
+    cannot be read or one without a single replayable decision entry."""
+    from zerotrust.cel import default_backend
+    from zerotrust.policy.loader import load_path
+    from zerotrust.replay import open_log, replay, to_json, to_text
+
+    backend = default_backend()
+    try:
+        policies = load_path(args.policies, backend)
+    except PolicyError as exc:
+        _print_diagnostics(exc, sys.stderr)
+        return EXIT_USAGE
+    stdin = getattr(sys.stdin, "buffer", None)
+    try:
+        with open_log(args.log, stdin) as log:
+            report = replay(policies, log, examples=args.examples, backend=backend)
+    except OSError as exc:
+        where = "" if exc.filename is not None else f"{_printable(args.log)}: "
+        print(f"zerotrust replay: {where}{_os_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    out.write(to_json(report) + "\n" if args.format == "json" else to_text(report))
+    if not report.replayed:
+        print(
+            f"zerotrust replay: no replayable decision entry in {_printable(args.log)}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return EXIT_INVALID if report.changed and not args.exit_zero else EXIT_OK
 
 
 def _os_error(exc: OSError) -> str:
