@@ -416,7 +416,7 @@ GUIDE = ROOT / "docs" / "getting-started.md"
 
 def guide_set(folder: Path) -> Path:
     """The getting-started policy set (policy, data, suite), written under ``folder``."""
-    blocks = re.findall(r"```yaml\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S)
+    blocks = re.findall(r"```yaml[^\n]*\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S)
     policies = folder / "policies"
     policies.mkdir()
     for name, start in (
