@@ -5,7 +5,7 @@ day each, office hours, managed laptops), then one agent reading customer record
 in bulk at night from a device she never used before. Every request goes through a
 real :class:`PolicyDecisionPoint` with the shipped policies, a
 :class:`MemoryBehaviorStore` and a simulated clock. This module only computes: it
-returns a :class:`DemoReport` and ``cli.py`` prints it.
+returns a :class:`DemoReport` and ``zerotrust.cli`` prints it.
 """
 
 from __future__ import annotations

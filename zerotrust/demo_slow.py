@@ -8,7 +8,7 @@ group (``department``). Every request goes through a real
 :class:`PolicyDecisionPoint` with the shipped policies and a behaviour store (the
 memory store unless one is given) on a simulated clock. A step-up is passed (she has
 her own second factor): the session then has MFA for the rest of the day. This module
-only computes; ``cli.py`` prints the :class:`SlowReport`.
+only computes; ``zerotrust.cli`` prints the :class:`SlowReport`.
 """
 
 from __future__ import annotations
