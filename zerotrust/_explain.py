@@ -136,7 +136,7 @@ def no_policy(policies: PolicySet, resource_type: str, action: str) -> str | Non
     if policies.applicable(resource_type, action):
         return None
     head = f"no policy targets resource type {quote(resource_type)} with action {quote(action)}"
-    types = _resource_types(policies)
+    types = policies.resource_types()
     if resource_type in types:
         actions = policies.action_names(resource_type)
         return f"{head}; actions for this type: {_listed(actions)}{did_you_mean(action, actions)}"
@@ -150,13 +150,6 @@ def no_policy_for(policies: PolicySet, request: Mapping[str, Any] | AccessReques
     """:func:`no_policy` for a request (raises :class:`RequestError` if it is invalid)."""
     req = AccessRequest.from_mapping(request)
     return no_policy(policies, req.resource.type, req.action.name)
-
-
-def _resource_types(policies: PolicySet) -> tuple[str, ...]:
-    """Every resource type a target names (read from the set's index; explain path only)."""
-    exact: Mapping[tuple[str, str], Any] = policies._exact
-    by_resource: Mapping[str, Any] = policies._by_resource
-    return tuple(sorted({resource for resource, _ in exact} | set(by_resource)))
 
 
 def _listed(names: tuple[str, ...]) -> str:

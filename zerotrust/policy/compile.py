@@ -143,6 +143,10 @@ class PolicySet:
         names.update(self._by_action)
         return tuple(sorted(names))
 
+    def resource_types(self) -> tuple[str, ...]:
+        """The resource types targets name, sorted (for "no policy applied" hints)."""
+        return tuple(sorted({resource for resource, _ in self._exact} | set(self._by_resource)))
+
     @property
     def rule_count(self) -> int:
         return sum(len(p.rules) for p in self.policies)
