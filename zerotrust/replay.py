@@ -10,21 +10,17 @@ number, never guessed at and never dropped silently.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import gzip
-import io
 import json
 import os
-import zlib
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from pathlib import Path
-from typing import IO, Any, cast
+from collections.abc import Mapping
+from typing import IO, Any
 
 import attrs
 
 from zerotrust._ijson import loads
+from zerotrust.audit.logfile import log_lines, open_log
 from zerotrust.audit.record import REDACTED
 from zerotrust.behavior.config import StoreErrorMode
 from zerotrust.cel import Backend, default_backend
@@ -57,7 +53,6 @@ LINES_KEPT = 5
 MAX_RULES = 1_000
 OTHER_RULES = "(other rules)"
 _EFFECTS = {e.value: e for e in Effect}
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @attrs.frozen
@@ -170,7 +165,7 @@ def _replay(
     groups: dict[tuple[str, str], tuple[int, Counter[str], Counter[str]]] = {}
     kept: list[Change] = []
     lines = replayed = changed = rules_only = 0
-    for number, data in _lines(log, max_line_bytes):
+    for number, data in log_lines(log, max_line_bytes):
         lines = number
         try:
             entry = _entry(data)
@@ -215,52 +210,6 @@ def _replay(
             for reason, (count, first) in sorted(skips.items(), key=lambda i: -i[1][0])
         ),
     )
-
-
-@contextlib.contextmanager
-def open_log(path: str | os.PathLike[str], stdin: IO[bytes] | None = None) -> Iterator[IO[bytes]]:
-    """The log at ``path`` (``-``: ``stdin``, left open) as a binary stream, gunzipped
-    when it starts like gzip (whatever its name). Raises ``OSError`` if it cannot be
-    opened."""
-    with contextlib.ExitStack() as stack:
-        if str(path) == "-":
-            if stdin is None:
-                raise ZeroTrustError("a log read from - needs the stdin stream")
-            stream = stdin  # the caller's: not closed here
-        else:
-            stream = stack.enter_context(Path(path).open("rb"))
-        peek = getattr(stream, "peek", None)
-        if peek is None:
-            reader = io.BufferedReader(cast(io.RawIOBase, stream))
-            stream, peek = cast(IO[bytes], reader), reader.peek
-        if bytes(peek(2))[:2] == _GZIP_MAGIC:
-            stream = cast(IO[bytes], stack.enter_context(gzip.GzipFile(fileobj=stream)))
-        yield stream
-
-
-def _lines(stream: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | None]]:
-    """The stream's lines without their newline; None for one longer than ``limit``."""
-    number = 0
-    while True:
-        line = _read(stream, limit + 1)
-        if not line:
-            return
-        number += 1
-        if line.endswith(b"\n"):
-            yield number, line[:-1]
-        elif len(line) <= limit:
-            yield number, line  # the last line, without its newline (a torn write?)
-        else:
-            while line and not line.endswith(b"\n"):
-                line = _read(stream, 1 << 16)
-            yield number, None
-
-
-def _read(stream: IO[bytes], limit: int) -> bytes:
-    try:
-        return stream.readline(limit)
-    except (EOFError, zlib.error) as exc:
-        raise OSError(f"compressed data is cut short or corrupt ({exc})") from exc
 
 
 def _entry(data: bytes | None) -> dict[str, Any]:

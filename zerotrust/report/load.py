@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import collections
 import datetime
-import gzip
 import hashlib
-import io
 import json
-import zlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from zerotrust.audit.logfile import log_lines, open_log
 from zerotrust.behavior.features import MAX_RECORDS, counted_records
 from zerotrust.report.options import ReportOptions
 
@@ -335,31 +333,8 @@ def _records(
 
 
 def _lines(path: str | Path, limit: int) -> Iterator[tuple[int, bytes | None]]:
-    """The file's lines without their newline, None for one longer than ``limit``
-    bytes (read past in chunks, never held whole)."""
-    with _open(Path(path)) as file:
-        number = 0
-        while True:
-            line = _read(file, limit + 1, path)
-            if not line:
-                return
-            number += 1
-            if line.endswith(b"\n"):
-                yield number, line[:-1]
-            elif len(line) <= limit:
-                yield number, line  # the last line, without its newline (a torn write?)
-            else:
-                while line and not line.endswith(b"\n"):
-                    line = _read(file, 1 << 16, path)
-                yield number, None
-
-
-def _read(file: io.BufferedIOBase, limit: int, path: str | Path) -> bytes:
-    """One ``readline``; a gzip stream cut short or corrupt is an ``OSError`` too."""
-    try:
-        return file.readline(limit)
-    except (EOFError, zlib.error) as exc:
-        raise OSError(f"{path}: compressed data is cut short or corrupt ({exc})") from exc
+    with open_log(path) as file:
+        yield from log_lines(file, limit, str(path))
 
 
 def shorten(text: str) -> str:
@@ -369,12 +344,6 @@ def shorten(text: str) -> str:
         return text
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return f"{text[:KEPT]}\u2026 ({len(text):,} characters, sha256 {digest})"
-
-
-def _open(path: Path) -> io.BufferedIOBase:
-    if path.suffix == ".gz":
-        return gzip.GzipFile(path, "rb")
-    return path.open("rb")
 
 
 def _no_constant(token: str) -> Any:
