@@ -188,8 +188,10 @@ def test_figures_of_a_log_written_by_the_pdp(peers_log: Path) -> None:
     assert ("reads/deny-far-above-peers", "deny") in rules
 
 
-def test_gzip_log_reads_as_the_plain_one(peers_log: Path, tmp_path: Path) -> None:
-    packed = tmp_path / "decisions.jsonl.gz"
+@pytest.mark.parametrize("name", ["decisions.jsonl.gz", "decisions.jsonl"])
+def test_gzip_log_reads_as_the_plain_one(peers_log: Path, tmp_path: Path, name: str) -> None:
+    """Recognised by its content: a rotated log is often compressed under its old name."""
+    packed = tmp_path / name
     packed.write_bytes(gzip.compress(peers_log.read_bytes()))
     assert read_log(packed).subjects == read_log(peers_log).subjects
 
@@ -197,7 +199,7 @@ def test_gzip_log_reads_as_the_plain_one(peers_log: Path, tmp_path: Path) -> Non
 def test_gzip_log_cut_short_is_an_os_error(peers_log: Path, tmp_path: Path) -> None:
     packed = tmp_path / "cut.jsonl.gz"
     packed.write_bytes(gzip.compress(peers_log.read_bytes())[:-200])
-    with pytest.raises(OSError, match="cut short or corrupt"):
+    with pytest.raises(OSError, match=f"^{packed}: compressed data is cut short or corrupt"):
         read_log(packed)
 
 
