@@ -251,6 +251,15 @@ def _parser(full_serve: bool = False) -> argparse.ArgumentParser:
         "data (*.data.yaml, *.data.json) or test (*_test.yaml).",
     )
     schema.add_argument("kind", choices=("policy", "data", "test"), help="the kind of file")
+    from zerotrust.lint.command import add_arguments as _lint_arguments
+
+    lint = sub.add_parser(
+        "lint",
+        help="prove rules dead, shadowed or always matching (needs z3: the lint extra)",
+        description="Static analysis with an SMT solver. Exit codes: 0 no findings, "
+        "1 findings (0 with --exit-zero), 2 invalid policies, usage or no z3.",
+    )
+    _path(_lint_arguments(lint))
     for name, command in sub.choices.items():
         command.set_defaults(command_parser=command, command_name=name)
     return parser
@@ -359,6 +368,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args, sys.stdout)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "lint":
+            from zerotrust.lint.command import run as _lint
+
+            return _lint(args, sys.stdout, sys.stderr)
         return _eval(args, sys.stdout)
     except PolicyError as exc:
         _print_diagnostics(exc, sys.stderr)
