@@ -8,6 +8,7 @@ that errors counts. Report-only rules never change a decision, so they never sha
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -15,9 +16,11 @@ from typing import Any
 import attrs
 import z3  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
+from zerotrust.cel import default_backend
 from zerotrust.cel._compiler import FUNCTIONS
 from zerotrust.cel._syntax import parse
 from zerotrust.decision import Effect
+from zerotrust.errors import ZeroTrustError
 from zerotrust.lint._encode import Encoder, Tri, double_of, string_of
 from zerotrust.lint._model import Finding, LintOptions
 from zerotrust.policy.model import CelSource, PolicySpec, RuleSpec, Target
@@ -195,7 +198,7 @@ def _shadowed(items: list[_Item], live: list[_Item], solver: _Solver) -> Iterato
         }
         if not candidates:
             continue
-        names = solver.core(allow.cond.t, candidates)
+        names = _shadowers(allow, candidates, solver)
         if names is None:
             continue
         by_ref = {i.ref: i for i in stronger}
@@ -203,15 +206,35 @@ def _shadowed(items: list[_Item], live: list[_Item], solver: _Solver) -> Iterato
         read = allow.read.union(*(by_ref[n].read for n in names))
         model = solver.model(z3.And(*both), *_plain(solver, read)) if len(names) == 1 else None
         example = _example(solver, model, read)
-        whom = ", ".join(names)
+        if example is not None and names:
+            example = _verified(example, [allow, by_ref[names[0]]])
+        whom = names[0] if len(names) == 1 else "one of " + ", ".join(names)
         yield _finding(
             allow,
             "shadowed-allow",
-            f"allow rule never changes a decision: whenever it matches, {whom}"
-            f" {'matches' if len(names) == 1 else 'match'} too and outranks it",
+            f"allow rule never decides a request: whenever it matches, {whom} matches"
+            " too and outranks it",
             related=tuple(names),
             example=example,
         )
+
+
+def _shadowers(allow: _Item, candidates: dict[str, Any], solver: _Solver) -> list[str] | None:
+    """The fewest deny/step-up rules found that match whenever ``allow`` does: one if one
+    does, else a set from z3's unsat core, each member needed."""
+    if not solver.unsat(allow.cond.t, *(f for f in candidates.values())):
+        return None  # (all of them together do not: no query for each)
+    for name, f in candidates.items():
+        if solver.unsat(allow.cond.t, f):
+            return [name]
+    names = solver.core(allow.cond.t, candidates)
+    if names is None:
+        return None
+    for name in list(names):
+        rest = [n for n in names if n != name]
+        if rest and solver.unsat(allow.cond.t, *(candidates[n] for n in rest)):
+            names = rest
+    return sorted(names)
 
 
 def _duplicates(live: list[_Item], solver: _Solver) -> Iterator[Finding]:
@@ -222,8 +245,8 @@ def _duplicates(live: list[_Item], solver: _Solver) -> Iterator[Finding]:
     for group in groups.values():
         for index, later in enumerate(group):
             for earlier in group[:index]:
-                if earlier.read != later.read:
-                    continue  # (reading different things: not worth a query)
+                if _paths_of(earlier) != _paths_of(later):
+                    continue  # (reading different attributes: not worth a query)
                 a, b = earlier.cond, later.cond
                 differ = z3.Or(z3.Xor(a.t, b.t), z3.Xor(a.f, b.f))
                 if solver.unsat(differ):
@@ -250,6 +273,10 @@ def _plain(solver: _Solver, read: frozenset[Any]) -> list[Any]:
             kinds.append("map")
         out.append(z3.Implies(v["has"], z3.Or(*(v[k] for k in kinds))))
     return out
+
+
+def _paths_of(item: _Item) -> frozenset[Any]:
+    return frozenset(p for p in item.read if isinstance(p, tuple))
 
 
 def _place(item: _Item) -> str:
@@ -280,6 +307,42 @@ def _example(solver: _Solver, model: Any | None, read: frozenset[Any]) -> dict[s
                 return None
         _put(out, parts, value)
     return dict(sorted(out.items(), key=lambda kv: _order(kv[0])))
+
+
+def _verified(example: dict[str, Any], items: list[_Item]) -> dict[str, Any] | None:
+    """``example`` if the engine's own conditions are all true on a request holding it
+    (defaults elsewhere), else None: an example is shown only once it is checked."""
+    backend = default_backend()
+    variables: dict[str, Any] = {
+        "subject": {"type": "user", "id": "someone", "properties": {}},
+        "action": {"name": "read", "properties": {}},
+        "resource": {"type": "record", "id": None, "properties": {}},
+        "device": {},
+        "context": {},
+        "behavior": {},
+        "risk": {"score": 0, "signals": []},
+    }
+    _merge(variables, example)
+    variables["data"] = {}
+    variables["now"] = datetime.datetime.now(datetime.UTC)
+    bindings = backend.bind(variables)
+    for item in items:
+        if item.when is None:
+            continue
+        try:
+            if backend.compile(item.when.text)(bindings) is not True:
+                return None
+        except ZeroTrustError:
+            return None
+    return example
+
+
+def _merge(into: dict[str, Any], values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
 
 
 def _order(name: str) -> int:

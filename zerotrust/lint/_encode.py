@@ -31,16 +31,32 @@ from zerotrust.cel._codegen_base import literal_value
 __all__ = ["INT_MAX", "INT_MIN", "Encoder", "Tri", "double_of", "string_of", "string_val"]
 
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
-#: The largest code point z3's strings hold; literals beyond it are unknown.
-_Z3_MAX_CHAR = 0x2FFFF
+#: The largest code point a string literal may hold to be encoded (else it is unknown).
+#: z3's characters stop at U+2FFFF; literals within the BMP leave the characters above
+#: them room for every character a real string holds above U+FFFF, in order.
+_LITERAL_MAX_CHAR = 0xFFFF
 _DOUBLE = z3.Float64()
 _RNE = z3.RNE()
 _KINDS = ("int", "double", "string", "bool")
 _ORDERED = ("int", "double", "string")
+#: What a validated request always holds (an AccessRequest's variables): the flag set,
+#: or "" for present (``resource.id`` is a string or null). ``behavior`` is a map too.
+_SHAPE: dict[tuple[str, ...], str] = {
+    **{(name,): "map" for name in ("subject", "action", "resource", "device", "context")},
+    **{(name, "properties"): "map" for name in ("subject", "action", "resource")},
+    ("subject", "type"): "is_string",
+    ("subject", "id"): "is_string",
+    ("action", "name"): "is_string",
+    ("resource", "type"): "is_string",
+    ("resource", "id"): "",
+    ("behavior",): "map",
+}
+#: The variables made from the validated request.
+_VALIDATED = frozenset({"subject", "action", "resource", "device", "context"})
 _REQUEST_VARIABLES = frozenset({"subject", "action", "resource", "device", "context", "behavior"})
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class Tri:
     """A CEL boolean: ``t`` it is true, ``f`` it is false, neither it is an error."""
 
@@ -57,7 +73,7 @@ class Tri:
         return z3.Not(self.f)
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class _Val:
     """A non-boolean value of a known kind, meaningful only where ``ok`` holds."""
 
@@ -126,7 +142,7 @@ class Encoder:
         found = self._paths.get(parts)
         if found is not None:
             return found
-        name = ".".join(parts)
+        name = repr(parts)  # not dotted: context["a.b"] is not context.a.b
         v: dict[str, Any] = {
             "has": z3.Bool(f"has {name}"),
             "map": z3.Bool(f"map {name}"),
@@ -149,6 +165,12 @@ class Encoder:
         if len(parts) > 1:
             parent = self.path_vars(parts[:-1])
             self.axioms.append(z3.Implies(v["has"], z3.And(parent["has"], parent["map"])))
+        if parts[0] in _VALIDATED:  # requests hold no NaN or infinity (I-JSON)
+            finite = z3.Not(z3.Or(z3.fpIsNaN(v["double"]), z3.fpIsInf(v["double"])))
+            self.axioms.append(z3.Implies(v["is_double"], finite))
+        shape = _SHAPE.get(parts)
+        if shape is not None:  # what every validated request has
+            self.axioms.append(z3.And(v["has"], v[shape]) if shape else v["has"])
         if parts == ("risk", "score"):
             known = z3.And(v["has"], v["is_int"], v["int"] >= 0, v["int"] <= 100)
             self.axioms.append(known)
@@ -269,7 +291,7 @@ class Encoder:
             return _Val("int", z3.IntVal(value), z3.BoolVal(True))
         if isinstance(value, float):
             return _Val("double", z3.FPVal(value, _DOUBLE), z3.BoolVal(True))
-        if isinstance(value, str) and all(ord(c) <= _Z3_MAX_CHAR for c in value):
+        if isinstance(value, str) and all(ord(c) <= _LITERAL_MAX_CHAR for c in value):
             return _Val("string", string_val(value), z3.BoolVal(True))
         return None  # null, bytes, uint: not encoded
 
@@ -287,7 +309,8 @@ class Encoder:
     def _negate(self, value: Any) -> Any:
         if isinstance(value, _Val) and value.kind == "int":
             result = -value.expr
-            return _Val("int", result, z3.And(value.ok, result <= INT_MAX), value.err)
+            overflow = z3.And(value.ok, result > INT_MAX)
+            return _Val("int", result, z3.And(value.ok, result <= INT_MAX), z3.Or(value.err, overflow))
         if isinstance(value, _Val) and value.kind == "double":
             return _Val("double", z3.fpNeg(value.expr), value.ok, value.err)
         return None
@@ -331,7 +354,8 @@ class Encoder:
                 op, a.expr * b.expr
             )
             in_range = z3.And(result >= INT_MIN, result <= INT_MAX)  # else: overflow error
-            return _Val("int", result, z3.And(ok, in_range), err)
+            overflow = z3.And(ok, z3.Not(in_range))  # an error, as CEL says
+            return _Val("int", result, z3.And(ok, in_range), z3.Or(err, overflow))
         fp = {
             "addition_add": z3.fpAdd,
             "addition_sub": z3.fpSub,
@@ -400,7 +424,7 @@ class Encoder:
 
     def _path_pair(self, op: str, left: _Path, right: _Path, key: str) -> Tri:
         if op == "relation_eq":  # symmetric: a == b and b == a share their unknown
-            key = "== " + " ".join(sorted(".".join(p.parts) for p in (left, right)))
+            key = "== " + " ".join(sorted(repr(p.parts) for p in (left, right)))
         a, b = self.path_vars(left.parts), self.path_vars(right.parts)
         kinds = _KINDS if op == "relation_eq" else _ORDERED
         oks, trues = [], []
