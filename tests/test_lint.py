@@ -13,9 +13,9 @@ from conftest import ROOT
 
 pytest.importorskip("z3")
 
-from zerotrust.cli import main  # noqa: E402
-from zerotrust.errors import PolicyError  # noqa: E402
-from zerotrust.lint import KINDS, Finding, LintOptions, lint_path  # noqa: E402
+from zerotrust.cli import main
+from zerotrust.errors import PolicyError
+from zerotrust.lint import KINDS, Finding, LintOptions, lint_path
 
 CORPUS = ROOT / "tests" / "lint_corpus"
 FINDINGS = CORPUS / "findings"

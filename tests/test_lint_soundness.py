@@ -55,9 +55,9 @@ _atoms = st.one_of(
     st.tuples(_values, _ops, _values).map(" ".join),
     _paths.map(lambda p: f"has({p})"),
     st.tuples(_values, _lists).map(lambda t: f"{t[0]} in {t[1]}"),
-    st.tuples(_paths, st.sampled_from(["startsWith", "endsWith", "contains"]), st.sampled_from(STRINGS)).map(
-        lambda t: f"{t[0]}.{t[1]}({_string_literal(t[2])})"
-    ),
+    st.tuples(
+        _paths, st.sampled_from(["startsWith", "endsWith", "contains"]), st.sampled_from(STRINGS)
+    ).map(lambda t: f"{t[0]}.{t[1]}({_string_literal(t[2])})"),
     _paths,  # a path read as a bool
     _paths.map(lambda p: f"size({p}) > 1"),  # not encoded: an unknown
     st.sampled_from(["true", "false"]),
@@ -156,9 +156,7 @@ def _outcome(source: str, variables: dict[str, Any]) -> str | None:
     return "true" if result is True else "false"
 
 
-@settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(CONDITIONS, VARIABLES)
 def test_the_encoding_allows_what_the_engine_does(source: str, drawn: tuple[Any, Any]) -> None:
     device, x = drawn
@@ -197,7 +195,9 @@ def test_the_encoding_allows_what_the_engine_does(source: str, drawn: tuple[Any,
         ("device.a + 1 > 0", {"a": 2**63 - 1}, "error"),  # overflow errors
     ],
 )
-def test_the_encoding_allows_these_outcomes(source: str, device: dict[str, Any], outcome: str) -> None:
+def test_the_encoding_allows_these_outcomes(
+    source: str, device: dict[str, Any], outcome: str
+) -> None:
     variables = {"device": device, "resource": {"properties": {}}}
     assert _outcome(source, variables) == outcome  # the engine, as the case says
     encoder = Encoder()
@@ -206,6 +206,10 @@ def test_the_encoding_allows_these_outcomes(source: str, device: dict[str, Any],
     solver = z3.Solver()
     solver.add(*encoder.axioms, *_fixed(encoder, variables))
     assert solver.check(formula) == z3.sat
-    others = [f for name, f in (("true", tri.t), ("false", tri.f), ("error", tri.error)) if name != outcome]
+    others = [
+        f
+        for name, f in (("true", tri.t), ("false", tri.f), ("error", tri.error))
+        if name != outcome
+    ]
     # and the encoding is exact here: no other outcome is possible
     assert all(solver.check(f) == z3.unsat for f in others)

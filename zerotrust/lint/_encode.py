@@ -310,7 +310,9 @@ class Encoder:
         if isinstance(value, _Val) and value.kind == "int":
             result = -value.expr
             overflow = z3.And(value.ok, result > INT_MAX)
-            return _Val("int", result, z3.And(value.ok, result <= INT_MAX), z3.Or(value.err, overflow))
+            return _Val(
+                "int", result, z3.And(value.ok, result <= INT_MAX), z3.Or(value.err, overflow)
+            )
         if isinstance(value, _Val) and value.kind == "double":
             return _Val("double", z3.fpNeg(value.expr), value.ok, value.err)
         return None
