@@ -4,6 +4,7 @@ example policies, and the command through the real console script."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -262,3 +263,30 @@ def test_main_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["lint", path, "--exit-zero", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["count"] == 4
     assert main(["lint", str(CORPUS / "clean")]) == 0
+
+
+def test_the_docs_example_is_what_the_linter_prints(tmp_path: Path) -> None:
+    """docs/lint.md shows a policy and the report on it: the report is the real one (the
+    example values under a shadowed allow are the solver's choice, so only checked)."""
+    page = (ROOT / "docs" / "lint.md").read_text(encoding="utf-8")
+    policy = page.split("```yaml\n", 1)[1].split("```", 1)[0]
+    shown = page.split("```text\n$ zerotrust lint policies\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "invoices.yaml").write_text(policy, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "zerotrust", "lint", "policies"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 1, done.stderr
+
+    def lines(text: str) -> list[str]:
+        return [line for line in text.splitlines() if not line.startswith("    for example: ")]
+
+    assert lines(done.stdout) == lines(shown)
+    example = next(line for line in done.stdout.splitlines() if "for example" in line)
+    assert '"kind": "contractor"' in example

@@ -23,7 +23,9 @@ EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.Action:
     """The lint command's arguments; returns the path argument (to mark it a path)."""
     path = parser.add_argument("path", metavar="POLICIES", help="policy file or directory")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output format (default text)"
+    )
     parser.add_argument(
         "--exit-zero", action="store_true", help="exit 0 even when there are findings"
     )
