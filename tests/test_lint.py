@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -72,8 +73,13 @@ EXPECTED = {
 def _policy_sets() -> list[Path]:
     """Every shipped and example policy directory (a set the engine loads)."""
     examples = sorted(
-        p for p in (ROOT / "examples").iterdir() if p.is_dir() and p.name.startswith("authzen-")
+        {
+            path.parent
+            for path in (ROOT / "examples").rglob("*.y*ml")
+            if re.search(r"^policy:", path.read_text(encoding="utf-8"), re.M)
+        }
     )
+    assert examples  # (the search still finds them)
     return [ROOT / "policies", *examples]
 
 
@@ -159,9 +165,17 @@ def test_invalid_policies_raise_the_loaders_diagnostics(tmp_path: Path) -> None:
 
 
 def test_a_timeout_gives_fewer_findings_never_other_ones() -> None:
-    """unknown is no proof: with a one-millisecond budget nothing false appears."""
-    findings = lint_path(FINDINGS, LintOptions(timeout_ms=1))
-    assert _seen(findings) <= EXPECTED
+    """unknown is no proof: with a one-millisecond budget nothing false appears. (What a
+    timeout may change: a dead rule told as never true when its errors were not settled,
+    and a shadowed allow naming more rules than needed, each of them a true statement.)"""
+
+    def claims(seen: set[tuple[str, int, str, str, tuple[str, ...]]]) -> set[tuple[str, ...]]:
+        never = {"dead-rule": "never", "dead-signal": "never", "never-true": "never"}
+        return {(file, str(line), never.get(kind, kind), ref) for file, line, kind, ref, _ in seen}
+
+    for _ in range(3):
+        findings = lint_path(FINDINGS, LintOptions(timeout_ms=1))
+        assert claims(_seen(findings)) <= claims(EXPECTED)
 
 
 # -- the command ---------------------------------------------------------------------

@@ -23,10 +23,22 @@ z3 = pytest.importorskip("z3")
 from zerotrust.cel import CelCompileError, CompiledBackend, ConditionError  # noqa: E402
 from zerotrust.cel._compiler import FUNCTIONS  # noqa: E402
 from zerotrust.cel._syntax import parse  # noqa: E402
-from zerotrust.lint._encode import Encoder, string_val  # noqa: E402
+from zerotrust.lint._encode import Encoder  # noqa: E402
+from zerotrust.lint._values import string_val  # noqa: E402
 
 BACKEND = CompiledBackend()
-PATHS = ("device.a", "device.b", "device.m.c", "device.m", "resource.properties.x")
+PATHS = (
+    "device.a",
+    "device.b",
+    "device.m.c",
+    "device.m",
+    'device["a"]',
+    "resource.properties.x",
+    "resource.id",
+    "subject.id",
+    "risk.score",
+    'context["k"]',
+)
 STRINGS = ("", "a", "b", "ab", "\\", "é", "\U0001f600")
 
 
@@ -50,7 +62,7 @@ _values = st.one_of(
     _paths.map(lambda p: f"-{p}"),
 )
 _ops = st.sampled_from(["==", "!=", "<", "<=", ">", ">="])
-_lists = st.lists(_literals, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]")
+_lists = st.lists(_literals | _values, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]")
 _atoms = st.one_of(
     st.tuples(_values, _ops, _values).map(" ".join),
     _paths.map(lambda p: f"has({p})"),

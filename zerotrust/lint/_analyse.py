@@ -21,8 +21,9 @@ from zerotrust.cel._compiler import FUNCTIONS
 from zerotrust.cel._syntax import parse
 from zerotrust.decision import Effect
 from zerotrust.errors import ZeroTrustError
-from zerotrust.lint._encode import Encoder, Tri, double_of, string_of
+from zerotrust.lint._encode import Encoder
 from zerotrust.lint._model import Finding, LintOptions
+from zerotrust.lint._values import Tri, double_of, string_of
 from zerotrust.policy.model import CelSource, PolicySpec, RuleSpec, Target
 
 __all__ = ["lint_specs"]

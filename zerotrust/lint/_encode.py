@@ -18,24 +18,38 @@ the same result within one request.
 
 from __future__ import annotations
 
-import fractions
-import math
 from typing import Any
 
-import attrs
 import lark
 import z3  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
 from zerotrust.cel._codegen_base import literal_value
+from zerotrust.lint._values import (
+    DOUBLE,
+    FALSE,
+    INT_MAX,
+    INT_MIN,
+    TRUE,
+    ListValue,
+    Path,
+    Tri,
+    Val,
+    bool_literal,
+    is_literal,
+    kind_of,
+    literal_text,
+    real_of,
+    relation,
+    string_val,
+    text_key,
+)
 
-__all__ = ["INT_MAX", "INT_MIN", "Encoder", "Tri", "double_of", "string_of", "string_val"]
+__all__ = ["Encoder"]
 
-INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 #: The largest code point a string literal may hold to be encoded (else it is unknown).
 #: z3's characters stop at U+2FFFF; literals within the BMP leave the characters above
 #: them room for every character a real string holds above U+FFFF, in order.
 _LITERAL_MAX_CHAR = 0xFFFF
-_DOUBLE = z3.Float64()
 _RNE = z3.RNE()
 _KINDS = ("int", "double", "string", "bool")
 _ORDERED = ("int", "double", "string")
@@ -54,57 +68,6 @@ _SHAPE: dict[tuple[str, ...], str] = {
 #: The variables made from the validated request.
 _VALIDATED = frozenset({"subject", "action", "resource", "device", "context"})
 _REQUEST_VARIABLES = frozenset({"subject", "action", "resource", "device", "context", "behavior"})
-
-
-@attrs.frozen(eq=False)
-class Tri:
-    """A CEL boolean: ``t`` it is true, ``f`` it is false, neither it is an error."""
-
-    t: Any
-    f: Any
-
-    @property
-    def error(self) -> Any:
-        return z3.And(z3.Not(self.t), z3.Not(self.f))
-
-    @property
-    def matches(self) -> Any:
-        """When a deny or step-up matches: true, or an error (fail closed)."""
-        return z3.Not(self.f)
-
-
-@attrs.frozen(eq=False)
-class _Val:
-    """A non-boolean value of a known kind, meaningful only where ``ok`` holds."""
-
-    kind: str
-    expr: Any
-    ok: Any
-    #: Where evaluating it certainly errors (a missing attribute): never where ``ok``.
-    err: Any = attrs.field(factory=lambda: z3.BoolVal(False))
-
-
-@attrs.frozen
-class _Path:
-    """An attribute path (``resource.properties.owner_dept``), typed where it is used."""
-
-    parts: tuple[str, ...]
-
-
-@attrs.frozen
-class _List:
-    items: tuple[Any, ...]
-
-
-_TRUE = Tri(z3.BoolVal(True), z3.BoolVal(False))
-_FALSE = Tri(z3.BoolVal(False), z3.BoolVal(True))
-
-
-def _key(node: Any) -> str:
-    """Canonical text of a subtree (no positions): equal for equal expressions."""
-    if isinstance(node, lark.Tree):
-        return f"{node.data}(" + ",".join(_key(c) for c in node.children) + ")"
-    return repr(None if node is None else str(node))
 
 
 class Encoder:
@@ -151,7 +114,7 @@ class Encoder:
             "is_string": z3.Bool(f"is_string {name}"),
             "is_bool": z3.Bool(f"is_bool {name}"),
             "int": z3.Int(f"int {name}"),
-            "double": z3.FP(f"double {name}", _DOUBLE),
+            "double": z3.FP(f"double {name}", DOUBLE),
             "string": z3.String(f"string {name}"),
             "bool": z3.Bool(f"bool {name}"),
         }
@@ -203,7 +166,7 @@ class Encoder:
     # -- expressions --------------------------------------------------------------------
 
     def _expr(self, node: Any) -> Any:
-        """The encoding of ``node``: a Tri, _Val, _Path, _List, or None (unknown)."""
+        """The encoding of ``node``: a Tri, Val, Path, ListValue, or None (unknown)."""
         if not isinstance(node, lark.Tree):
             return None
         data = node.data
@@ -226,7 +189,7 @@ class Encoder:
             op_node = kids[0]
             left_node = op_node.children[0]
             return self._binary(
-                op_node.data, self._expr(left_node), self._expr(kids[1]), _key(node)
+                op_node.data, self._expr(left_node), self._expr(kids[1]), text_key(node)
             )
         if data == "unary":
             if len(kids) == 1:
@@ -242,24 +205,24 @@ class Encoder:
             return self._literal(kids[0])
         if data == "ident":
             name = str(kids[0])
-            return _Path((name,)) if self._readable(name) else None
+            return Path((name,)) if self._readable(name) else None
         if data == "member_dot":
             target = self._expr(kids[0])
-            if isinstance(target, _Path):
-                return _Path((*target.parts, str(kids[1])))
+            if isinstance(target, Path):
+                return Path((*target.parts, str(kids[1])))
             return None
         if data == "member_index":
             target = self._expr(kids[0])
             index = self._expr(kids[1])
-            if isinstance(target, _Path) and isinstance(index, _Val) and index.kind == "string":
-                text = _literal_text(kids[1])
+            if isinstance(target, Path) and isinstance(index, Val) and index.kind == "string":
+                text = literal_text(kids[1])
                 if text is not None:
-                    return _Path((*target.parts, text))
+                    return Path((*target.parts, text))
             return None
         if data == "list_lit":
             if not kids or kids[0] is None:
-                return _List(())
-            return _List(tuple(self._expr(e) for e in kids[0].children))
+                return ListValue(())
+            return ListValue(tuple(self._expr(e) for e in kids[0].children))
         if data == "ident_arg" and str(kids[0]) == "has":
             return self._has(kids[1] if len(kids) > 1 else None, node)
         if data == "member_dot_arg":
@@ -274,11 +237,11 @@ class Encoder:
     def _as_bool(self, value: Any, node: Any) -> Tri:
         if isinstance(value, Tri):
             return value
-        if isinstance(value, _Path):
+        if isinstance(value, Path):
             v = self.path_vars(value.parts)
             # anything but a bool errors in a logical operator (CEL has no truthiness)
             return Tri(z3.And(v["is_bool"], v["bool"]), z3.And(v["is_bool"], z3.Not(v["bool"])))
-        return self._unknown("bool " + _key(node))
+        return self._unknown("bool " + text_key(node))
 
     def _literal(self, token: Any) -> Any:
         try:
@@ -286,13 +249,13 @@ class Encoder:
         except Exception:  # the loader has checked it; be safe anyway
             return None
         if isinstance(value, bool):
-            return _TRUE if value else _FALSE
+            return TRUE if value else FALSE
         if isinstance(value, int) and token.type == "INT_LIT":
-            return _Val("int", z3.IntVal(value), z3.BoolVal(True))
+            return Val("int", z3.IntVal(value), z3.BoolVal(True))
         if isinstance(value, float):
-            return _Val("double", z3.FPVal(value, _DOUBLE), z3.BoolVal(True))
+            return Val("double", z3.FPVal(value, DOUBLE), z3.BoolVal(True))
         if isinstance(value, str) and all(ord(c) <= _LITERAL_MAX_CHAR for c in value):
-            return _Val("string", string_val(value), z3.BoolVal(True))
+            return Val("string", string_val(value), z3.BoolVal(True))
         return None  # null, bytes, uint: not encoded
 
     def _ternary(self, node: lark.Tree[Any]) -> Any:
@@ -307,24 +270,24 @@ class Encoder:
         )
 
     def _negate(self, value: Any) -> Any:
-        if isinstance(value, _Val) and value.kind == "int":
+        if isinstance(value, Val) and value.kind == "int":
             result = -value.expr
             overflow = z3.And(value.ok, result > INT_MAX)
-            return _Val(
+            return Val(
                 "int", result, z3.And(value.ok, result <= INT_MAX), z3.Or(value.err, overflow)
             )
-        if isinstance(value, _Val) and value.kind == "double":
-            return _Val("double", z3.fpNeg(value.expr), value.ok, value.err)
+        if isinstance(value, Val) and value.kind == "double":
+            return Val("double", z3.fpNeg(value.expr), value.ok, value.err)
         return None
 
-    def _typed(self, value: Any, kind: str, *, strict: bool = False) -> _Val | None:
+    def _typed(self, value: Any, kind: str, *, strict: bool = False) -> Val | None:
         """``value`` as a value of ``kind``: a path is read at that type. ``strict``:
         where a value of another type errors (arithmetic, a method's receiver)."""
-        if isinstance(value, _Path):
+        if isinstance(value, Path):
             v = self.path_vars(value.parts)
             err = z3.Not(v[f"is_{kind}"]) if strict else z3.Not(v["has"])
-            return _Val(kind, v[kind], v[f"is_{kind}"], err)
-        if isinstance(value, _Val) and value.kind == kind:
+            return Val(kind, v[kind], v[f"is_{kind}"], err)
+        if isinstance(value, Val) and value.kind == kind:
             return value
         return None
 
@@ -338,7 +301,7 @@ class Encoder:
         return self._compare(op, left, right, key)
 
     def _arithmetic(self, op: str, left: Any, right: Any) -> Any:
-        kind = _kind_of(left, right)
+        kind = kind_of(left, right)
         if kind is None or kind == "bool":
             return None
         a, b = self._typed(left, kind, strict=True), self._typed(right, kind, strict=True)
@@ -348,7 +311,7 @@ class Encoder:
         if kind == "string":
             if op != "addition_add":
                 return None
-            return _Val("string", z3.Concat(a.expr, b.expr), ok, err)
+            return Val("string", z3.Concat(a.expr, b.expr), ok, err)
         if kind == "int":
             if op == "multiplication_div":
                 return None  # truncating division and its errors: not encoded
@@ -357,59 +320,59 @@ class Encoder:
             )
             in_range = z3.And(result >= INT_MIN, result <= INT_MAX)  # else: overflow error
             overflow = z3.And(ok, z3.Not(in_range))  # an error, as CEL says
-            return _Val("int", result, z3.And(ok, in_range), z3.Or(err, overflow))
+            return Val("int", result, z3.And(ok, in_range), z3.Or(err, overflow))
         fp = {
             "addition_add": z3.fpAdd,
             "addition_sub": z3.fpSub,
             "multiplication_mul": z3.fpMul,
             "multiplication_div": z3.fpDiv,
         }[op]
-        return _Val("double", fp(_RNE, a.expr, b.expr), ok, err)
+        return Val("double", fp(_RNE, a.expr, b.expr), ok, err)
 
     def _compare(self, op: str, left: Any, right: Any, key: str) -> Tri:
         if op == "relation_ne":  # CEL's != is exactly the negation of ==, errors alike
             equal = self._compare("relation_eq", left, right, key)
             return Tri(equal.f, equal.t)
-        if isinstance(left, _Path) or isinstance(right, _Path):
-            left, right = _bool_literal(left), _bool_literal(right)
+        if isinstance(left, Path) or isinstance(right, Path):
+            left, right = bool_literal(left), bool_literal(right)
         if op != "relation_eq" and any(
-            isinstance(x, Tri) or (isinstance(x, _Val) and x.kind == "bool") for x in (left, right)
+            isinstance(x, Tri) or (isinstance(x, Val) and x.kind == "bool") for x in (left, right)
         ):
             return self._unknown(key)  # bools are ordered too (false < true): not encoded
         if isinstance(left, Tri) and isinstance(right, Tri) and op == "relation_eq":
             same = z3.Or(z3.And(left.t, right.t), z3.And(left.f, right.f))
             differ = z3.Or(z3.And(left.t, right.f), z3.And(left.f, right.t))
             return Tri(same, differ)
-        if isinstance(left, _Path) and isinstance(right, _Val):
+        if isinstance(left, Path) and isinstance(right, Val):
             return self._path_value(op, left, right, key, path_left=True)
-        if isinstance(right, _Path) and isinstance(left, _Val):
+        if isinstance(right, Path) and isinstance(left, Val):
             return self._path_value(op, right, left, key, path_left=False)
-        if isinstance(left, _Path) and isinstance(right, _Path):
+        if isinstance(left, Path) and isinstance(right, Path):
             return self._path_pair(op, left, right, key)
-        if isinstance(left, _Val) and isinstance(right, _Val) and left.kind == right.kind:
+        if isinstance(left, Val) and isinstance(right, Val) and left.kind == right.kind:
             ok, err = z3.And(left.ok, right.ok), z3.Or(left.err, right.err)
-            return self._guarded(ok, _relation(op, left.kind, left.expr, right.expr), key, err)
+            return self._guarded(ok, relation(op, left.kind, left.expr, right.expr), key, err)
         return self._unknown(key)
 
-    def _path_value(self, op: str, path: _Path, value: _Val, key: str, *, path_left: bool) -> Tri:
+    def _path_value(self, op: str, path: Path, value: Val, key: str, *, path_left: bool) -> Tri:
         """``path op value``: exact at the value's kind, across int and double for a
         literal, false for == with a value of another kind (CEL's heterogeneous equality)."""
         v = self.path_vars(path.parts)
         kind = value.kind
 
         def rel(k: str, a: Any, b: Any) -> Any:
-            return _relation(op, k, a, b) if path_left else _relation(op, k, b, a)
+            return relation(op, k, a, b) if path_left else relation(op, k, b, a)
 
         oks = [z3.And(v[f"is_{kind}"], value.ok)]
         trues = [z3.And(oks[0], rel(kind, v[kind], value.expr))]
         cross = {"int": "double", "double": "int"}.get(kind)
         literal = z3.simplify(value.expr)
         if kind == "int" and z3.is_int_value(literal) and abs(literal.as_long()) <= 2**53:
-            as_double = z3.FPVal(float(literal.as_long()), _DOUBLE)
+            as_double = z3.FPVal(float(literal.as_long()), DOUBLE)
             oks.append(v["is_double"])
             trues.append(z3.And(v["is_double"], rel("double", v["double"], as_double)))
         elif kind == "double" and z3.is_fp_value(literal):
-            exact = _real_of(literal)
+            exact = real_of(literal)
             if exact is not None:
                 oks.append(v["is_int"])
                 trues.append(z3.And(v["is_int"], rel("real", z3.ToReal(v["int"]), exact)))
@@ -424,7 +387,7 @@ class Encoder:
             err = z3.Or(err, z3.Not(z3.Or(*same)))
         return self._guarded(z3.Or(*oks), z3.Or(*trues), key, err)
 
-    def _path_pair(self, op: str, left: _Path, right: _Path, key: str) -> Tri:
+    def _path_pair(self, op: str, left: Path, right: Path, key: str) -> Tri:
         if op == "relation_eq":  # symmetric: a == b and b == a share their unknown
             key = "== " + " ".join(sorted(repr(p.parts) for p in (left, right)))
         a, b = self.path_vars(left.parts), self.path_vars(right.parts)
@@ -433,7 +396,7 @@ class Encoder:
         for k in kinds:
             ok = z3.And(a[f"is_{k}"], b[f"is_{k}"])
             oks.append(ok)
-            trues.append(z3.And(ok, _relation(op, k, a[k], b[k])))
+            trues.append(z3.And(ok, relation(op, k, a[k], b[k])))
         if op == "relation_eq":
             flags = ("is_int", "is_double", "is_string", "is_bool", "map")
             numeric = {"is_int", "is_double"}
@@ -464,20 +427,20 @@ class Encoder:
         return self._guarded(z3.Or(*oks), z3.Or(*trues), key, err)
 
     def _in(self, left: Any, right: Any, key: str) -> Tri:
-        if not isinstance(right, _List):
+        if not isinstance(right, ListValue):
             return self._unknown(key)
         if not right.items:
             return self._guarded(_defined(self, left), z3.BoolVal(False), key)  # x in []
-        kinds = {item.kind for item in right.items if isinstance(item, _Val)}
-        if len(kinds) != 1 or not all(isinstance(i, _Val) for i in right.items):
-            return self._unknown(key)
+        kinds = {item.kind for item in right.items if isinstance(item, Val)}
+        if len(kinds) != 1 or not all(is_literal(i) for i in right.items):
+            return self._unknown(key)  # only a list of literals of one type is encoded
         (kind,) = kinds
         value = self._typed(left, kind)
         if value is None:
             return self._unknown(key)
-        hits = [_relation("relation_eq", kind, value.expr, item.expr) for item in right.items]
+        hits = [relation("relation_eq", kind, value.expr, item.expr) for item in right.items]
         ok = value.ok
-        if isinstance(left, _Path):
+        if isinstance(left, Path):
             v = self.path_vars(left.parts)  # another kind is in no list of these: false
             same = [v["is_int"], v["is_double"]] if kind in ("int", "double") else [v[f"is_{kind}"]]
             ok = z3.Or(ok, z3.And(v["has"], z3.Not(z3.Or(*same))))
@@ -485,12 +448,12 @@ class Encoder:
         return self._guarded(ok, z3.Or(*hits), key, value.err)
 
     def _has(self, args: Any, node: lark.Tree[Any]) -> Tri:
-        key = _key(node)
+        key = text_key(node)
         exprs = args.children if isinstance(args, lark.Tree) else []
         if len(exprs) != 1:
             return self._unknown(key)
         target = self._expr(exprs[0])
-        if not isinstance(target, _Path) or len(target.parts) < 2:
+        if not isinstance(target, Path) or len(target.parts) < 2:
             return self._unknown(key)
         v = self.path_vars(target.parts)
         parent = self.path_vars(target.parts[:-1])
@@ -498,7 +461,7 @@ class Encoder:
         return Tri(z3.And(parent["map"], v["has"]), z3.And(parent["map"], z3.Not(v["has"])))
 
     def _method(self, node: lark.Tree[Any]) -> Any:
-        key = _key(node)
+        key = text_key(node)
         name = str(node.children[1])
         args = node.children[2] if len(node.children) > 2 else None
         exprs = args.children if isinstance(args, lark.Tree) else []
@@ -517,106 +480,10 @@ class Encoder:
         return self._guarded(ok, exact, key, err)
 
 
-def _literal_text(node: Any) -> str | None:
-    """The string a literal-only expression node is (``["key"]``), else None."""
-    while isinstance(node, lark.Tree) and len(node.children) == 1:
-        node = node.children[0]
-    if isinstance(node, lark.Token) and node.type == "STRING_LIT":
-        try:
-            value = literal_value(node)
-        except Exception:
-            return None
-        return value if isinstance(value, str) else None
-    return None
-
-
-def _bool_literal(value: Any) -> Any:
-    """A ``true``/``false`` literal as a bool value, so a path compared with it is typed."""
-    if value is _TRUE or value is _FALSE:
-        return _Val("bool", z3.BoolVal(value is _TRUE), z3.BoolVal(True))
-    return value
-
-
-def _real_of(value: Any) -> Any | None:
-    """A finite double literal as the exact real it is."""
-    number = float(double_of(value))
-    if not math.isfinite(number):
-        return None
-    exact = fractions.Fraction(number)
-    return z3.RealVal(f"{exact.numerator}/{exact.denominator}")
-
-
-def double_of(value: Any) -> float:
-    """The Python float of a z3 double value."""
-    if value.isNaN():
-        return math.nan
-    if value.isInf():
-        return -math.inf if value.isNegative() else math.inf
-    real = z3.simplify(z3.fpToReal(value))
-    return float(fractions.Fraction(real.numerator_as_long(), real.denominator_as_long()))
-
-
 def _defined(encoder: Encoder, value: Any) -> Any:
     """When evaluating ``value`` certainly does not error (for ``x in []``)."""
-    if isinstance(value, _Val):
+    if isinstance(value, Val):
         return value.ok
-    if isinstance(value, _Path):
+    if isinstance(value, Path):
         return encoder.path_vars(value.parts)["has"]
     return z3.BoolVal(False)
-
-
-def _kind_of(left: Any, right: Any) -> str | None:
-    """The kind both operands are read at: that of the one that has a kind."""
-    kinds = {v.kind for v in (left, right) if isinstance(v, _Val)}
-    if len(kinds) != 1:
-        return None
-    (kind,) = kinds
-    other = right if isinstance(left, _Val) and left.kind == kind else left
-    if isinstance(other, (_Val, _Path)):
-        return kind
-    return None
-
-
-def _relation(op: str, kind: str, a: Any, b: Any) -> Any:
-    if kind == "double":
-        double = {
-            "relation_lt": z3.fpLT,
-            "relation_le": z3.fpLEQ,
-            "relation_gt": z3.fpGT,
-            "relation_ge": z3.fpGEQ,
-            "relation_eq": z3.fpEQ,
-        }
-        if op == "relation_ne":
-            return z3.Not(z3.fpEQ(a, b))
-        return double[op](a, b)
-    if op == "relation_eq":
-        return a == b
-    if op == "relation_ne":
-        return a != b
-    if kind == "bool":
-        return z3.BoolVal(False)  # not reached: bools are only compared for equality
-    return {
-        "relation_lt": lambda: a < b,
-        "relation_le": lambda: a <= b,
-        "relation_gt": lambda: a > b,
-        "relation_ge": lambda: a >= b,
-    }[op]()
-
-
-def string_val(text: str) -> Any:
-    """A z3 string of exactly ``text``: z3 reads ``\\u{...}`` escapes in its literals, so
-    every character but printable ASCII (the backslash included) is written as one."""
-    return z3.StringVal(
-        "".join(c if " " <= c <= "~" and c != "\\" else f"\\u{{{ord(c):x}}}" for c in text)
-    )
-
-
-def string_of(model: Any, expr: Any) -> str:
-    """The string ``expr`` has in ``model``, read character by character (z3's printed
-    form is ambiguous: it leaves a backslash unescaped)."""
-    n = model.eval(z3.Length(expr), model_completion=True).as_long()
-    codes = (
-        model.eval(z3.StrToCode(z3.SubString(expr, i, 1)), model_completion=True).as_long()
-        for i in range(n)
-    )
-    return "".join(chr(c) for c in codes)
