@@ -17,7 +17,7 @@ pytest.importorskip("z3")
 
 from zerotrust.cli import main
 from zerotrust.errors import PolicyError
-from zerotrust.lint import KINDS, Finding, LintOptions, lint_path
+from zerotrust.lint import KINDS, Finding, LintOptions, LintReport, lint_path
 
 CORPUS = ROOT / "tests" / "lint_corpus"
 FINDINGS = CORPUS / "findings"
@@ -89,7 +89,9 @@ def _seen(findings: list[Finding]) -> set[tuple[str, int, str, str, tuple[str, .
 
 @pytest.fixture(scope="module")
 def corpus_findings() -> list[Finding]:
-    return lint_path(FINDINGS)
+    report = lint_path(FINDINGS)
+    assert report.undecided == 0
+    return list(report.findings)
 
 
 def test_the_corpus_gives_exactly_its_known_findings(corpus_findings: list[Finding]) -> None:
@@ -141,16 +143,16 @@ def _without(mapping: dict[str, object], key: str) -> dict[str, object]:
 
 
 def test_near_misses_give_no_finding() -> None:
-    assert lint_path(CORPUS / "clean") == []
+    assert lint_path(CORPUS / "clean") == LintReport((), 0)
 
 
 @pytest.mark.parametrize("path", _policy_sets(), ids=lambda p: p.name)
 def test_no_finding_on_shipped_and_example_policies(path: Path) -> None:
-    assert lint_path(path) == []
+    assert lint_path(path) == LintReport((), 0)
 
 
 def test_a_single_file_is_linted_alone() -> None:
-    findings = lint_path(FINDINGS / "shadowed.yaml")
+    findings = lint_path(FINDINGS / "shadowed.yaml").findings
     assert {f.ref for f in findings} == {
         "shadowed/allow-contractor-drafts",
         "shadowed/allow-huge-for-staff",
@@ -174,8 +176,8 @@ def test_a_timeout_gives_fewer_findings_never_other_ones() -> None:
         return {(file, str(line), never.get(kind, kind), ref) for file, line, kind, ref, _ in seen}
 
     for _ in range(3):
-        findings = lint_path(FINDINGS, LintOptions(timeout_ms=1))
-        assert claims(_seen(findings)) <= claims(EXPECTED)
+        report = lint_path(FINDINGS, LintOptions(timeout_ms=1))
+        assert claims(_seen(list(report.findings))) <= claims(EXPECTED)
 
 
 # -- the command ---------------------------------------------------------------------
@@ -213,6 +215,7 @@ def test_cli_json_and_exit_zero() -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["count"] == len(EXPECTED) == len(report["findings"])
+    assert report["undecided"] == 0
     seen = {
         (Path(f["file"]).name, f["line"], f["kind"], f["ref"], tuple(f["related"]))
         for f in report["findings"]

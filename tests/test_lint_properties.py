@@ -94,7 +94,7 @@ def test_every_finding_holds_on_requests(
     validated = validate_policy(document, "p.yaml")
     assume(validated.spec is not None)
     assert validated.spec is not None
-    findings = lint_specs([validated.spec])
+    findings = lint_specs([validated.spec]).findings
     sources = {f"p/r{n}": source for n, (_, source) in enumerate(rules)}
     sources |= {f"p/s{n}": source for n, source in enumerate(signals)}
     effects = {f"p/r{n}": effect for n, (effect, _) in enumerate(rules)}

@@ -12,17 +12,24 @@ import os
 from pathlib import PurePath
 
 from zerotrust.errors import ZeroTrustError
-from zerotrust.lint._model import KINDS, Finding, LintOptions
+from zerotrust.lint._model import KINDS, Finding, LintOptions, LintReport
 
-__all__ = ["KINDS", "Finding", "LintOptions", "SolverUnavailableError", "lint_path"]
+__all__ = [
+    "KINDS",
+    "Finding",
+    "LintOptions",
+    "LintReport",
+    "SolverUnavailableError",
+    "lint_path",
+]
 
 
 class SolverUnavailableError(ZeroTrustError, ImportError):
     """Raised by :func:`lint_path` when z3 (the ``lint`` extra) is not installed."""
 
 
-def lint_path(path: str | os.PathLike[str], options: LintOptions | None = None) -> list[Finding]:
-    """Every finding for the policies at ``path`` (a file or directory), in file order.
+def lint_path(path: str | os.PathLike[str], options: LintOptions | None = None) -> LintReport:
+    """The findings for the policies at ``path`` (a file or directory), in file order.
 
     The set is loaded as the engine loads it first, so invalid policies raise
     :class:`~zerotrust.errors.PolicyError` with every diagnostic.

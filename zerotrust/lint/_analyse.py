@@ -22,7 +22,7 @@ from zerotrust.cel._syntax import parse
 from zerotrust.decision import Effect
 from zerotrust.errors import ZeroTrustError
 from zerotrust.lint._encode import Encoder
-from zerotrust.lint._model import Finding, LintOptions
+from zerotrust.lint._model import Finding, LintOptions, LintReport
 from zerotrust.lint._values import Tri, double_of, string_of
 from zerotrust.policy.model import CelSource, PolicySpec, RuleSpec, Target
 
@@ -60,12 +60,16 @@ class _Solver:
         self.solver = z3.Solver()
         self.solver.set("timeout", options.timeout_ms)
         self.solver.add(*encoder.axioms)
+        #: Questions answered ``unknown`` (timeouts): no finding came of them.
+        self.undecided = 0
 
     def _check(self, formulas: tuple[Any, ...], *assumptions: Any) -> tuple[Any, Any]:
         self.solver.push()
         try:
             self.solver.add(*formulas)
             answer = self.solver.check(*assumptions)
+            if answer == z3.unknown:
+                self.undecided += 1
             if answer == z3.sat:
                 return answer, self.solver.model()
             if answer == z3.unsat and assumptions:
@@ -77,6 +81,10 @@ class _Solver:
     def unsat(self, *formulas: Any) -> bool:
         """Proved impossible; ``unknown`` (a timeout) is not a proof."""
         return bool(self._check(formulas)[0] == z3.unsat)
+
+    def answer(self, *formulas: Any) -> Any:
+        """``z3.sat``, ``z3.unsat`` or ``z3.unknown``."""
+        return self._check(formulas)[0]
 
     def model(self, *formulas: Any) -> Any | None:
         answer, model = self._check(formulas)
@@ -92,28 +100,32 @@ class _Solver:
         return sorted(guards[g] for g in core)
 
 
-def lint_specs(specs: Sequence[PolicySpec], options: LintOptions | None = None) -> list[Finding]:
+def lint_specs(specs: Sequence[PolicySpec], options: LintOptions | None = None) -> LintReport:
     """Every finding for the policies ``specs`` (already validated), in file order."""
     options = options or LintOptions()
     encoder = Encoder()
     items = list(_items(specs, encoder))
     solver = _Solver(encoder, options)
     findings: list[Finding] = []
-    dead: set[str] = set()
+    live: list[_Item] = []
     for item in items:
-        found = _dead(item, solver)
-        if found is not None:
+        answer = z3.sat if item.when is None else solver.answer(item.cond.t)
+        if answer == z3.sat:
+            live.append(item)
+        elif answer == z3.unsat:
+            found = _dead(item, solver)
             findings.append(found)
-            if found.kind in ("dead-rule", "dead-signal"):
-                dead.add(item.ref)
-    live = [i for i in items if i.ref not in dead]
+            if found.kind == "never-true":
+                live.append(item)
+        # else undecided: judged no further, lest a dead rule be called shadowed
     for item in live:
         always = _always(item, solver) if _can_always(item) else None
         if always is not None:
             findings.append(always)
     findings.extend(_shadowed(items, live, solver))
     findings.extend(_duplicates(live, solver))
-    return sorted(findings, key=lambda f: (f.file, f.line, f.column, f.kind))
+    findings.sort(key=lambda f: (f.file, f.line, f.column, f.kind))
+    return LintReport(tuple(findings), solver.undecided)
 
 
 def _items(specs: Sequence[PolicySpec], encoder: Encoder) -> Iterator[_Item]:
@@ -145,9 +157,8 @@ def _finding(item: _Item, kind: str, message: str, **more: Any) -> Finding:
     return Finding(kind, file, line, column, item.ref, message, **more)
 
 
-def _dead(item: _Item, solver: _Solver) -> Finding | None:
-    if item.when is None or not solver.unsat(item.cond.t):
-        return None
+def _dead(item: _Item, solver: _Solver) -> Finding:
+    """The finding for ``item``, whose condition is never true."""
     what = "signal" if item.effect is None else f"{item.effect.value} rule"
     if item.effect is Effect.ALLOW:
         return _finding(

@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["KINDS", "Finding", "LintOptions"]
+__all__ = ["KINDS", "Finding", "LintOptions", "LintReport"]
 
 #: Every kind of finding, in the order the documentation explains them.
 KINDS = (
@@ -44,3 +44,12 @@ class Finding:
     message: str
     related: tuple[str, ...] = ()
     example: dict[str, Any] | None = attrs.field(default=None, eq=False, hash=False)
+
+
+@attrs.frozen
+class LintReport:
+    """The findings, in file order, and how many questions z3 left undecided within the
+    timeout (each gave no finding: raise the timeout to have them decided)."""
+
+    findings: tuple[Finding, ...]
+    undecided: int = 0

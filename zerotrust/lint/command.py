@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import attrs
 
 from zerotrust.errors import PolicyError
-from zerotrust.lint import Finding, LintOptions, SolverUnavailableError, lint_path
+from zerotrust.lint import LintOptions, LintReport, SolverUnavailableError, lint_path
 
 __all__ = ["add_arguments", "render_json", "render_text", "run"]
 
@@ -48,7 +48,7 @@ def _timeout(text: str) -> int:
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Lint ``args.path``; print findings to ``out``, problems to ``err``."""
     try:
-        findings = lint_path(args.path, LintOptions(timeout_ms=args.timeout_ms))
+        report = lint_path(args.path, LintOptions(timeout_ms=args.timeout_ms))
     except SolverUnavailableError as exc:
         print(f"zerotrust lint: {exc}", file=err)
         return EXIT_BAD_INPUT
@@ -57,29 +57,36 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(diagnostic, file=err)
         print("zerotrust lint: the policies do not load; fix them first", file=err)
         return EXIT_BAD_INPUT
-    out.write(render_json(findings) if args.format == "json" else render_text(findings))
-    if findings and not args.exit_zero:
+    out.write(render_json(report) if args.format == "json" else render_text(report))
+    if report.findings and not args.exit_zero:
         return EXIT_FINDINGS
     return EXIT_OK
 
 
-def render_text(findings: list[Finding]) -> str:
+def render_text(report: LintReport) -> str:
     """One block per finding: ``file:line:col: kind: ref: message``, then its details."""
     lines: list[str] = []
+    findings = report.findings
     for f in findings:
         lines.append(f"{f.file}:{f.line}:{f.column}: {f.kind}: {f.ref}: {f.message}")
         if f.example is not None:
             lines.append(f"    for example: {json.dumps(f.example, sort_keys=False)}")
     count = len(findings)
     lines.append(f"{count} finding{'s' if count != 1 else ''}" if count else "no findings")
+    if report.undecided:
+        lines.append(
+            f"{report.undecided} question{'s' if report.undecided != 1 else ''} not decided"
+            " within --timeout-ms: no finding came of them"
+        )
     return "\n".join(lines) + "\n"
 
 
-def render_json(findings: list[Finding]) -> str:
-    """``{"findings": [...], "count": N}``; each finding's fields by name."""
+def render_json(report: LintReport) -> str:
+    """``{"findings": [...], "count": N, "undecided": N}``; each finding's fields by name."""
     items: list[dict[str, Any]] = []
-    for f in findings:
+    for f in report.findings:
         item = attrs.asdict(f)
         item["related"] = list(f.related)
         items.append(item)
-    return json.dumps({"findings": items, "count": len(items)}, indent=2) + "\n"
+    document = {"findings": items, "count": len(items), "undecided": report.undecided}
+    return json.dumps(document, indent=2) + "\n"
