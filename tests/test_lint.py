@@ -307,3 +307,19 @@ def test_the_docs_example_is_what_the_linter_prints(tmp_path: Path) -> None:
     assert lines(done.stdout) == lines(shown)
     example = next(line for line in done.stdout.splitlines() if "for example" in line)
     assert '"kind": "contractor"' in example
+
+
+def test_undecided_questions_are_reported_not_hidden() -> None:
+    from zerotrust.lint.command import render_json, render_text
+
+    finding = Finding("dead-rule", "p.yaml", 3, 11, "p/r", "allow rule can never match")
+    report = LintReport((finding,), undecided=2)
+    assert render_text(report).splitlines() == [
+        "p.yaml:3:11: dead-rule: p/r: allow rule can never match",
+        "1 finding",
+        "2 questions not decided within --timeout-ms: no finding came of them",
+    ]
+    document = json.loads(render_json(report))
+    assert (document["count"], document["undecided"]) == (1, 2)
+    assert document["findings"][0]["example"] is None
+    assert render_text(LintReport((), 0)) == "no findings\n"
