@@ -1,5 +1,5 @@
-"""The command line: ``zerotrust validate | test | eval | demo | serve | report |
-replay | schema | completion``; the only module that prints.
+"""The command line: ``zerotrust validate | test | eval | lint | replay | demo | serve |
+report | schema | completion``; the only package that prints.
 
 One path convention: a command's main input is its first positional argument
 (``validate POLICIES``, ``test POLICIES``, ``eval POLICIES [REQUEST]``, ``demo [POLICIES]``,
@@ -10,8 +10,9 @@ aliases, so scripts written for them keep working. ``serve`` is the exception: i
 Exit codes: 0 success (``eval``: allow), 1 invalid policies, failed tests or a log
 without decision records, 2 usage error, invalid request, a server that cannot start or
 a file that cannot be read or written, 3 ``eval`` denied, 4 ``eval`` step-up required.
-``replay`` differs: 0 no change, 1 decisions would change, 2 bad input (invalid
-policies included, so that 1 always means changes).
+``replay`` and ``lint`` differ: 0 no change (no finding), 1 decisions would change
+(findings), 2 bad input (invalid policies included, so that 1 always means changes or
+findings).
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from zerotrust.cli._serve import serve
 
             return serve(args)
+        if args.command == "lint":
+            from zerotrust.lint.command import run as lint
+
+            return lint(args, sys.stdout, sys.stderr)
         if args.command == "replay":
             from zerotrust.cli._policies import replay_command
 

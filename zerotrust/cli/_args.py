@@ -104,7 +104,7 @@ def build_parser(full_serve: bool = False) -> argparse.ArgumentParser:
         description="Zero Trust policy decision point: validate, test and evaluate policies.",
         epilog="Exit codes: 0 ok/allow, 1 invalid policies, failed tests or no decision "
         "records, 2 usage, bad request or unreadable file, 3 deny, 4 step_up "
-        "(replay: 0 no change, 1 changes, 2 bad input).",
+        "(replay, lint: 0 no change or finding, 1 changes or findings, 2 bad input).",
     )
     parser.add_argument("--version", action="version", version=f"zerotrust {__version__}")
     sub = parser.add_subparsers(
@@ -257,6 +257,15 @@ def build_parser(full_serve: bool = False) -> argparse.ArgumentParser:
         "data (*.data.yaml, *.data.json) or test (*_test.yaml).",
     )
     schema.add_argument("kind", choices=("policy", "data", "test"), help="the kind of file")
+    from zerotrust.lint.command import add_arguments as add_lint_arguments
+
+    lint = sub.add_parser(
+        "lint",
+        help="prove rules dead, shadowed or always matching (needs z3: the lint extra)",
+        description="Static analysis with an SMT solver. Exit codes: 0 no findings, "
+        "1 findings (0 with --exit-zero), 2 invalid policies, usage or no z3.",
+    )
+    path_argument(add_lint_arguments(lint))
     for name, command in sub.choices.items():
         command.set_defaults(command_parser=command, command_name=name)
     return parser

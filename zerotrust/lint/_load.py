@@ -1,0 +1,46 @@
+"""The validated policy models of a path, with the positions the findings need.
+
+The compiled set keeps no source positions, so after loading it as the engine does (which
+refuses an invalid set with every diagnostic) the policy files are read once more into
+their models.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from zerotrust.cel import default_backend
+from zerotrust.errors import Diagnostic, PolicyError
+from zerotrust.policy.loader import is_data_file, is_test_file, load_path
+from zerotrust.policy.located import YamlProblem, load_documents
+from zerotrust.policy.model import PolicySpec
+from zerotrust.policy.snapshot import read_snapshot
+from zerotrust.policy.validate import validate_policy
+
+__all__ = ["policy_specs"]
+
+
+def policy_specs(path: PurePath) -> list[PolicySpec]:
+    """The policies at ``path`` in load order; :class:`PolicyError` if the set is invalid."""
+    load_path(path, default_backend())
+    snapshot = read_snapshot(path, lambda name: name.endswith((".yaml", ".yml")))
+    specs: list[PolicySpec] = []
+    problems: list[Diagnostic] = list(snapshot.problems)
+    for name, text in snapshot.texts.items():
+        if is_test_file(name) or is_data_file(name):
+            continue
+        try:
+            documents = load_documents(text)
+        except YamlProblem as exc:  # changed since it loaded
+            problems.append(Diagnostic(name, exc.line, exc.column, exc.message))
+            continue
+        for document in documents:
+            if document.value is None:
+                continue
+            validated = validate_policy(document, name)
+            problems.extend(validated.diagnostics)
+            if validated.spec is not None:
+                specs.append(validated.spec)
+    if problems:
+        raise PolicyError(problems)
+    return specs
