@@ -81,7 +81,8 @@ class CaseResult:
         return tuple(lines)
 
     def trace(self) -> tuple[str, ...]:
-        """Every applicable rule and signal and its outcome (``zerotrust test -v``)."""
+        """Every applicable rule and signal, its outcome and, indented below, the values
+        its condition read (``zerotrust test -v``)."""
         if self.decision is None or not self.decision.trace:
             return ()
         lines = []
@@ -89,6 +90,7 @@ class CaseResult:
             what = f"{entry.kind} {entry.rule}" + (f" ({entry.effect})" if entry.effect else "")
             note = f": {entry.message}" if entry.message else ""
             lines.append(f"{what}: {entry.outcome}{note}")
+            lines.extend(f"    {read}" for read in entry.reads)
         return tuple(lines)
 
 
