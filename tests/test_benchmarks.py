@@ -28,3 +28,29 @@ def test_decision_benchmark_cross_checks_every_engine_and_prints_the_targets() -
         "memory store's own work",
     ):
         assert configuration in run.stdout.split("targets")[1]
+
+
+def test_explain_benchmark_checks_both_modes_agree_and_prints_the_ratio() -> None:
+    run = subprocess.run(
+        [sys.executable, "benchmarks/bench_explain.py", "--rounds", "1", "--number", "20"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].split() == [
+        "policy",
+        "set",
+        "explain",
+        "off",
+        "explain",
+        "on",
+        "on",
+        "/",
+        "off",
+    ]
+    assert [line.split()[0] for line in lines[1:]] == ["20", "shipped"]
