@@ -323,3 +323,26 @@ def test_undecided_questions_are_reported_not_hidden() -> None:
     assert (document["count"], document["undecided"]) == (1, 2)
     assert document["findings"][0]["example"] is None
     assert render_text(LintReport((), 0)) == "no findings\n"
+
+
+def test_int_past_2_53_against_a_double_is_no_false_finding(tmp_path: Path) -> None:
+    """The engine compares an int with a double as doubles: 2**53 + 1 == 2**53.0 holds and
+    2**53 + 1 > 2**53.0 does not. Exact arithmetic would call these rules dead, shadowed,
+    duplicate and always matching, all four false for n = m = k = 2**53 + 1."""
+    (tmp_path / "big.yaml").write_text(
+        "policy: big\n"
+        "target: {resources: [doc], actions: [read]}\n"
+        "rules:\n"
+        "  - id: allow-exact\n    effect: allow\n"
+        '    when: "subject.properties.n == 9007199254740992.0'
+        ' && subject.properties.n > 9007199254740992"\n'
+        "  - id: allow-above\n    effect: allow\n"
+        '    when: "subject.properties.m > 9007199254740992"\n'
+        "  - id: deny-above-double\n    effect: deny\n"
+        '    when: "subject.properties.m > 9007199254740992.0"\n'
+        "  - id: deny-either-side\n    effect: deny\n"
+        '    when: "subject.properties.k <= 9007199254740992'
+        ' || subject.properties.k > 9007199254740992.0"\n',
+        encoding="utf-8",
+    )
+    assert lint_path(tmp_path).findings == ()

@@ -11,6 +11,7 @@ own grammar of what it encodes, and nothing else draws from it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -46,8 +47,8 @@ def _string_literal(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-_ints = st.integers(-3, 3) | st.sampled_from([2**53 + 1, 2**63 - 1, -(2**63)])
-_doubles = st.sampled_from([0.0, -0.0, 0.5, 1.0, 2.0, -1.5, 1e300])
+_ints = st.integers(-3, 3) | st.sampled_from([2**53, 2**53 + 1, 2**63 - 1, -(2**63)])
+_doubles = st.sampled_from([0.0, -0.0, 0.5, 1.0, 2.0, -1.5, 1e300, 9007199254740992.0])
 _literals = st.one_of(
     _ints.map(str),
     _doubles.map(repr),
@@ -171,6 +172,25 @@ def _outcome(source: str, variables: dict[str, Any]) -> str | None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(CONDITIONS, VARIABLES)
 def test_the_encoding_allows_what_the_engine_does(source: str, drawn: tuple[Any, Any]) -> None:
+    _check_encoding(source, drawn)
+
+
+# Numbers where a double cannot hold every int: the engine compares an int with a double
+# as doubles (2**53 + 1 == 2**53.0), exact arithmetic would not. The whole family, every
+# operator and operand order over ints and doubles around +-2**53, is small enough to try.
+_BIG = 2**53
+_NEAR = [_BIG, _BIG + 1, -(_BIG + 1), float(_BIG), float(_BIG + 2)]
+_NEAR_OPERANDS = ["device.a", "device.b", *(repr(v) for v in _NEAR)]
+
+
+@pytest.mark.parametrize("left", _NEAR_OPERANDS)
+def test_the_encoding_allows_what_the_engine_does_with_numbers_past_2_53(left: str) -> None:
+    for op, right in itertools.product(["==", "!=", "<", "<=", ">", ">="], _NEAR_OPERANDS):
+        for a, b in itertools.product(_NEAR, [_BIG + 1, float(_BIG)]):
+            _check_encoding(f"{left} {op} {right}", ({"a": a, "b": b}, _MISSING))
+
+
+def _check_encoding(source: str, drawn: tuple[Any, Any]) -> None:
     device, x = drawn
     properties = {} if x is _MISSING else {"x": x}
     variables = {

@@ -374,8 +374,9 @@ class Encoder:
         elif kind == "double" and z3.is_fp_value(literal):
             exact = real_of(literal)
             if exact is not None:
-                oks.append(v["is_int"])
-                trues.append(z3.And(v["is_int"], rel("real", z3.ToReal(v["int"]), exact)))
+                small = _exactly_double(v["int"])
+                oks.append(z3.And(v["is_int"], small))
+                trues.append(z3.And(v["is_int"], small, rel("real", z3.ToReal(v["int"]), exact)))
         if op == "relation_eq":
             other = [v["has"], z3.Not(v[f"is_{kind}"]), value.ok]
             if cross is not None:
@@ -406,10 +407,12 @@ class Encoder:
                         oks.append(z3.And(a[fa], b[fb]))  # different kinds: false
             for i, d in ((a, b), (b, a)):  # an int and a double: compared as numbers
                 finite = z3.Not(z3.Or(z3.fpIsNaN(d["double"]), z3.fpIsInf(d["double"])))
-                oks.append(z3.And(i["is_int"], d["is_double"]))
+                small = _exactly_double(i["int"])
+                oks.append(z3.And(i["is_int"], small, d["is_double"]))
                 trues.append(
                     z3.And(
                         i["is_int"],
+                        small,
                         d["is_double"],
                         finite,
                         z3.ToReal(i["int"]) == z3.fpToReal(d["double"]),
@@ -478,6 +481,13 @@ class Encoder:
         }[name]
         ok, err = z3.And(receiver.ok, arg.ok), z3.Or(receiver.err, arg.err)
         return self._guarded(ok, exact, key, err)
+
+
+def _exactly_double(integer: Any) -> Any:
+    """The int is one a double holds exactly (|i| <= 2**53). The engine compares an int
+    with a double as two doubles, so past that the int is rounded first: such a
+    comparison is left unknown rather than judged as exact arithmetic would."""
+    return z3.And(integer >= -(2**53), integer <= 2**53)
 
 
 def _defined(encoder: Encoder, value: Any) -> Any:
