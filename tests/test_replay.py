@@ -32,6 +32,7 @@ from replay_helpers import (
 )
 
 from zerotrust import JsonLinesLog, LoggingLog, PolicyDecisionPoint, StdoutLog
+from zerotrust.audit.logfile import parse_entry
 from zerotrust.behavior.config import BehaviorConfig
 from zerotrust.behavior.memory import MemoryBehaviorStore
 from zerotrust.cel import default_backend
@@ -39,6 +40,7 @@ from zerotrust.decision import Decision
 from zerotrust.errors import PolicyError, ZeroTrustError
 from zerotrust.policy.loader import load_path
 from zerotrust.replay import MAX_RULES, OTHER_RULES, open_log, replay, to_text
+from zerotrust.report.load import read_log
 from zerotrust.request import AccessRequest
 
 
@@ -189,6 +191,44 @@ def test_a_stdout_log_and_a_logging_log_replay_alike(tmp_path: Path, changed: Pa
         same = run_replay(POLICIES, path)
         assert (same.replayed, same.changed, same.skipped) == (len(TRAFFIC), 0, ())
         assert run_replay(changed, path).changed >= 3
+
+
+def test_logging_log_through_a_prefixing_format_replays(tmp_path: Path) -> None:
+    """An ordinary handler puts time, level and logger before each message: the entry is
+    found after the prefix, by the report as by replay."""
+    logger = logging.getLogger("zerotrust.test_replay_prefixed")
+    logger.propagate = False
+    handler = logging.FileHandler(tmp_path / "decisions.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(name)s]: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        pdp = PolicyDecisionPoint.from_path(
+            POLICIES, clock=Clock(), decision_log=LoggingLog(logger)
+        )
+        for item in TRAFFIC:
+            pdp.evaluate(item)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    path = tmp_path / "decisions.log"
+    assert path.read_text(encoding="utf-8")[:4].isdigit()
+    same = run_replay(POLICIES, path)
+    assert (same.replayed, same.changed, same.skipped) == (len(TRAFFIC), 0, ())
+    assert read_log(path).skipped_lines == 0
+
+
+_PREFIX = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="{\n\r"), max_size=60
+)
+
+
+@given(_PREFIX, st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5)))
+def test_any_prefix_without_a_brace_before_an_entry_is_skipped_over(
+    prefix: str, entry: dict[str, Any]
+) -> None:
+    line = (prefix + json.dumps({"decision_id": "d", **entry})).encode("utf-8")
+    assert parse_entry(line, json.loads) == {"decision_id": "d", **entry}
 
 
 def test_redacted_entries_are_skipped_never_guessed(tmp_path: Path) -> None:

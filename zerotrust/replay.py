@@ -20,7 +20,7 @@ from typing import IO, Any
 import attrs
 
 from zerotrust._ijson import loads
-from zerotrust.audit.logfile import log_lines, open_log
+from zerotrust.audit.logfile import log_lines, open_log, parse_entry
 from zerotrust.audit.record import REDACTED
 from zerotrust.behavior.config import StoreErrorMode
 from zerotrust.cel import Backend, default_backend
@@ -219,7 +219,7 @@ def _entry(data: bytes | None) -> dict[str, Any]:
     if not data.strip():
         raise _Skip("blank")
     try:
-        value = loads(data)
+        value = parse_entry(data, loads)
     except UnicodeDecodeError:
         raise _Skip("not UTF-8") from None
     except (ValueError, RecursionError):

@@ -9,15 +9,17 @@ import gzip
 import io
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 from zerotrust.errors import ZeroTrustError
 
-__all__ = ["log_lines", "open_log"]
+__all__ = ["log_lines", "open_log", "parse_entry"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
+# How many '{"' of a prefixed line are tried as the start of the entry.
+_STARTS_TRIED = 8
 
 
 @contextlib.contextmanager
@@ -67,3 +69,20 @@ def _read(stream: IO[bytes], limit: int, name: str) -> bytes:
     except (EOFError, zlib.error) as exc:
         where = f"{name}: " if name else ""
         raise OSError(f"{where}compressed data is cut short or corrupt ({exc})") from exc
+
+
+def parse_entry(line: bytes, loads: Callable[[bytes], Any]) -> Any:
+    """The JSON value of a log line: the whole line, or, for a line that a logging format
+    prefixed (``2026-03-02 14:30:00 INFO zerotrust.decisions: {...}``, ``LoggingLog``
+    through an ordinary handler), the rest of the line from the first ``{"`` at which it
+    parses. Raises what ``loads`` raises for the whole line when no start parses."""
+    if line.lstrip()[:1] != b"{":
+        start = line.find(b'{"')
+        for _ in range(_STARTS_TRIED):
+            if start <= 0:
+                break
+            try:
+                return loads(line[start:])
+            except (ValueError, RecursionError):
+                start = line.find(b'{"', start + 1)
+    return loads(line)

@@ -61,6 +61,10 @@ _TYPE_NAMES = frozenset(
 )
 _HAS = frozenset({"has"})
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Bidirectional embeddings, overrides and isolates: inside a string literal they make a
+# condition display otherwise than it evaluates ("Trojan Source", CVE-2021-42574); the
+# set rustc's text_direction_codepoint lints refuse.
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _WORD = frozenset(string.ascii_letters + string.digits + "_")
 _NOTHING: frozenset[str] = frozenset()
 _IDENTS = frozenset({"ident", "dot_ident"})
@@ -109,6 +113,18 @@ def _check_source(source: Any) -> None:
         line, column = source.count("\n", 0, i) + 1, i - source.rfind("\n", 0, i)
         raise CelCompileError(
             "an unpaired surrogate is not text (not encodable as UTF-8)", line, column
+        )
+    bidi = _BIDI.search(source)
+    if bidi is not None:
+        i = bidi.start()
+        line, column = source.count("\n", 0, i) + 1, i - source.rfind("\n", 0, i)
+        code = f"{ord(bidi.group()):04x}"
+        raise CelCompileError(
+            f"bidirectional control character U+{code.upper()} in a condition: it makes the "
+            f"condition display otherwise than it evaluates; to match the character, write "
+            f"it as an escape (\\u{code})",
+            line,
+            column,
         )
     _check_strings(source)
 

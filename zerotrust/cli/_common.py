@@ -41,7 +41,7 @@ def printable(text: str) -> str:
 
 
 def print_diagnostics(exc: PolicyError, out: TextIO) -> None:
-    for diagnostic in exc.diagnostics:
-        print(str(diagnostic), file=out)
+    for diagnostic in exc.diagnostics:  # file names and values shown may hold controls
+        print(printable(str(diagnostic)), file=out)
     count = len(exc.diagnostics)
     print(f"{count} problem{'s' if count != 1 else ''} found", file=out)

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from zerotrust.audit.logfile import log_lines, open_log
+from zerotrust.audit.logfile import log_lines, open_log, parse_entry
 from zerotrust.behavior.features import MAX_RECORDS, counted_records
 from zerotrust.report.options import ReportOptions
 
@@ -315,13 +315,13 @@ def _records(
             yield number, None
             continue
         try:
-            text = data.decode("utf-8")
+            data.decode("utf-8")
         except UnicodeDecodeError:
             skips.add("not UTF-8", number)
             yield number, None
             continue
         try:
-            value = json.loads(text, parse_constant=_no_constant)
+            value = parse_entry(data, _json_loads)
         except (ValueError, RecursionError):
             skips.add("not JSON", number)
             yield number, None
@@ -344,6 +344,10 @@ def shorten(text: str) -> str:
         return text
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return f"{text[:KEPT]}\u2026 ({len(text):,} characters, sha256 {digest})"
+
+
+def _json_loads(data: bytes) -> Any:
+    return json.loads(data.decode("utf-8"), parse_constant=_no_constant)
 
 
 def _no_constant(token: str) -> Any:
