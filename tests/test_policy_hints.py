@@ -4,6 +4,7 @@ quote or bracket, indentation, tabs, an unclosed quote)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -176,3 +177,48 @@ def test_validate_prints_the_hint(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert f"{tmp_path / 'p.yaml'}:5:12: invalid YAML: mapping values" in done.stderr
     assert "hint: a value cannot contain ': ' unquoted" in done.stderr
+
+
+# --- what a terminal or a review would show otherwise than it is ------------------------
+
+_BIDI = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+
+
+def test_trojan_source_condition_is_refused_at_the_character() -> None:
+    """CVE-2021-42574: an override inside a string literal displays ``|| true`` as code."""
+    when = "\"subject.id == 'user\u202e \u2066|| true\u2069 \u2066'\""
+    (d,) = _diagnostics(_rule("", when=when))
+    assert (d.line, d.column) == (5, 31)
+    assert d.message.startswith("CEL: bidirectional control character U+202E in a condition")
+    assert d.message.endswith("write it as an escape (\\u202e)")
+
+
+@given(st.sampled_from(_BIDI), st.integers(0, 20))
+def test_every_bidi_control_anywhere_in_a_condition_is_refused(char: str, at: int) -> None:
+    text = "subject.id == 'abcdefghij' || true"
+    at = min(at, len(text))
+    source = text[:at] + char + text[at:]
+    problems = _diagnostics(_rule("", when=json.dumps(source)))
+    assert any("bidirectional control character" in d.message for d in problems)
+
+
+def test_an_escaped_bidi_character_still_matches() -> None:
+    pdp = PolicyDecisionPoint.from_texts(
+        {"p.yaml": _rule("", when="\"subject.id == 'a\\\\u202eb'\"")}
+    )
+    request = {"subject": {"id": "a\u202eb"}, "action": {"name": "r"}, "resource": {"type": "t"}}
+    assert pdp.evaluate(request).allowed
+
+
+def test_diagnostics_print_control_characters_of_file_names_escaped(tmp_path: Path) -> None:
+    name = "x\x1b]0;PWN\x07\x1b[31m.yaml"
+    (tmp_path / name).write_text("policy: a\nrules: []\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "zerotrust", "validate", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr
+    assert "x\\x1b]0;PWN\\x07\\x1b[31m.yaml:2:8:" in done.stderr
