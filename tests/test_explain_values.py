@@ -147,7 +147,12 @@ def test_behaviour_left_out_reads_as_missing() -> None:
         ('subject.properties["department"] == "x"', [("subject.properties.department", "d")]),
         ('subject.properties["a-b"] == 1', [('subject.properties["a-b"]', None)]),
         ("subject.properties.list[1] == 2", [("subject.properties.list[1]", 20)]),
-        ("subject.properties.list[5] == 2", [("subject.properties.list[5]", None)]),
+        (
+            "subject.properties.list[5] == 2",
+            [("subject.properties.list", [10, 20]), ("subject.properties.list[5]", None)],
+        ),
+        # A field of a value that has none: not a misspelt key, so the value is shown.
+        ("subject.id.z == 1", [("subject.id", "u-1"), ("subject.id.z", None)]),
         ("has(subject.properties.x.y)", [("subject.properties.x.y", None)]),
         ("subject.id.startsWith('u')", [("subject.id", "u-1")]),
         ("size(.subject.properties.list) > 1", [("subject.properties.list", [10, 20])]),

@@ -94,6 +94,7 @@ def _resolve(path: AttributePath, variables: Mapping[str, Any], out: dict[str, P
     text = path.root
     value: Any = variables.get(path.root, _MISSING)
     for step in path.steps:
+        before = text
         if isinstance(step, AttributePath):
             key = _resolve(step, variables, out)
             if key is _MISSING:
@@ -103,7 +104,11 @@ def _resolve(path: AttributePath, variables: Mapping[str, Any], out: dict[str, P
             key = step
             text += _step_text(key)
         if value is not _MISSING:
-            value = _step(value, key)
+            stepped = _step(value, key)
+            if stepped is _MISSING and not isinstance(value, Mapping):
+                # Not a misspelt key: what it is read from has no fields. Show that value.
+                out.setdefault(before, PathValue(before, True, value))
+            value = stepped
     found = value is not _MISSING
     out.setdefault(text, PathValue(text, found, value if found else None))
     return value
