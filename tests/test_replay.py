@@ -231,6 +231,18 @@ def test_any_prefix_without_a_brace_before_an_entry_is_skipped_over(
     assert parse_entry(line, json.loads) == {"decision_id": "d", **entry}
 
 
+def test_a_request_without_resource_id_is_named_by_its_type_alone(
+    tmp_path: Path, changed: Path
+) -> None:
+    path = tmp_path / "decisions.jsonl"
+    item = request()
+    del item["resource"]["id"]
+    write_log(path, [item])
+    report = run_replay(changed, path)
+    assert [c.resource for c in report.examples] == ["customer_record"]
+    assert "None" not in to_text(report)
+
+
 def test_redacted_entries_are_skipped_never_guessed(tmp_path: Path) -> None:
     path = tmp_path / "decisions.jsonl"
     traffic = [request(), {**request(), "context": {"country": "DE"}}, request()]

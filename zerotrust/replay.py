@@ -349,9 +349,9 @@ def _change(
         line=number,
         decision_id=entry["decision_id"],
         time=new.evaluated_at.isoformat(),
-        subject=f"{subject.get('type')} {subject.get('id')}",
+        subject=_named(subject),
         action=str((request.get("action") or {}).get("name")),
-        resource=f"{resource.get('type')} {resource.get('id')}",
+        resource=_named(resource),
         old_effect=entry["effect"],
         new_effect=new.effect.value,
         differs=differs,
@@ -432,3 +432,8 @@ def _printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _named(part: Mapping[str, Any]) -> str:
+    """``type id`` of a subject or resource, leaving out what the request did not give."""
+    return " ".join(str(part[key]) for key in ("type", "id") if part.get(key) is not None) or "-"
