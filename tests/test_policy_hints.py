@@ -222,3 +222,16 @@ def test_diagnostics_print_control_characters_of_file_names_escaped(tmp_path: Pa
     assert done.returncode == 1
     assert "\x1b" not in done.stderr and "\x07" not in done.stderr
     assert "x\\x1b]0;PWN\\x07\\x1b[31m.yaml:2:8:" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("when", "advice"),
+    [
+        ("subject.id == a: b", "quote the whole value (when: '...'), or write it as a block"),
+        ("'a' == subject.id && x", 'quote the whole value (when: "..."), or write it as a block'),
+        ("'a' == \"b\" && x", "; write it as a block scalar"),
+    ],
+)
+def test_the_quoting_advice_uses_quotes_the_value_does_not_hold(when: str, advice: str) -> None:
+    (d,) = _diagnostics(_rule("", when=when))
+    assert advice in d.message

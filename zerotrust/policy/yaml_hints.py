@@ -12,10 +12,7 @@ from __future__ import annotations
 
 __all__ = ["yaml_hint"]
 
-_QUOTE_IT = (
-    "quote the whole value ({key}: '...'), or write it as a block scalar "
-    "({key}: | on its own line, the text indented below)"
-)
+_BLOCK = "write it as a block scalar ({key}: | on its own line, the text indented below)"
 _INDENT = (
     "check the indentation: the keys of one mapping, and the '-' of one list, "
     "must start in the same column"
@@ -37,16 +34,16 @@ def yaml_hint(problem: str, text: str, line: int, column: int) -> str:
         hint = _TABS
     elif problem == "mapping values are not allowed in this context":
         if value is not None and ": " in value + " ":
-            hint = f"a value cannot contain ': ' unquoted; {_QUOTE_IT.format(key=key)}"
+            hint = f"a value cannot contain ': ' unquoted; {_quote_it(key, value)}"
         else:
             hint = "this line reads as part of the value above it; " + _INDENT
     elif problem == "found character that cannot start any token" and at in _RESERVED:
         what = _RESERVED[at]
-        hint = f"{at!r} is {what} in YAML and cannot start a value; {_QUOTE_IT.format(key=key)}"
+        hint = f"{at!r} is {what} in YAML and cannot start a value; {_quote_it(key, value)}"
     elif problem.startswith("could not determine a constructor for the tag") and value:
-        hint = f"'!' starts a YAML tag; {_QUOTE_IT.format(key=key)}"
+        hint = f"'!' starts a YAML tag; {_quote_it(key, value)}"
     elif problem.startswith("alias ") and value and value.startswith("*"):
-        hint = f"'*' starts a YAML alias; if you meant text, {_QUOTE_IT.format(key=key)}"
+        hint = f"'*' starts a YAML alias; if you meant text, {_quote_it(key, value)}"
     elif problem == "found unknown escape character":
         hint = (
             'inside double quotes a backslash starts an escape (\\n, \\"); write a '
@@ -60,7 +57,7 @@ def yaml_hint(problem: str, text: str, line: int, column: int) -> str:
         closes = "quote" if value[0] in "\"'" else "bracket"
         hint = (
             f"a value that starts with {value[0]!r} ends where that {closes} closes, so "
-            f"what follows is out of place; {_QUOTE_IT.format(key=key)}"
+            f"what follows is out of place; {_quote_it(key, value)}"
         )
     if not hint and problem in (
         "did not find expected key",
@@ -71,6 +68,17 @@ def yaml_hint(problem: str, text: str, line: int, column: int) -> str:
         if problem == "could not find expected ':'":
             hint += ", and every key needs a ':' after it"
     return f"; hint: {hint}" if hint else ""
+
+
+def _quote_it(key: str, value: str | None) -> str:
+    """How to write the value whole: in the quotes it does not hold, else as a block."""
+    block = _BLOCK.format(key=key)
+    text = value or ""
+    if "'" not in text:
+        return f"quote the whole value ({key}: '...'), or {block}"
+    if '"' not in text and "\\" not in text:
+        return f'quote the whole value ({key}: "..."), or {block}'
+    return block
 
 
 def _key_value(source: str) -> tuple[str, str | None]:
