@@ -101,7 +101,8 @@ def _metavar(schema: Any) -> str:
 def build_parser(full_serve: bool = False) -> argparse.ArgumentParser:
     parser = Parser(
         prog="zerotrust",
-        description="Zero Trust policy decision point: validate, test and evaluate policies.",
+        description="Zero Trust policy decision point: validate, test, evaluate, lint and "
+        "replay policies; serve them over HTTP.",
         epilog="Exit codes: 0 ok/allow, 1 invalid policies, failed tests or no decision "
         "records, 2 usage, bad request or unreadable file, 3 deny, 4 step_up "
         "(replay, lint: 0 no change or finding, 1 changes or findings, 2 bad input).",
@@ -178,6 +179,16 @@ def build_parser(full_serve: bool = False) -> argparse.ArgumentParser:
     ev.add_argument("--now", help="evaluate at this ISO 8601 time (with timezone)")
     ev.add_argument("--compact", action="store_true", help="one-line JSON")
 
+    from zerotrust.lint.command import add_arguments as add_lint_arguments
+
+    lint = sub.add_parser(
+        "lint",
+        help="prove rules dead, shadowed or always matching (needs z3: the lint extra)",
+        description="Static analysis with an SMT solver. Exit codes: 0 no findings, "
+        "1 findings (0 with --exit-zero), 2 invalid policies, usage or no z3.",
+    )
+    path_argument(add_lint_arguments(lint))
+    add_replay_parser(sub)
     demo = sub.add_parser(
         "demo",
         help="replay the insider scenario (bulk reading at night) and print the timeline",
@@ -242,7 +253,6 @@ def build_parser(full_serve: bool = False) -> argparse.ArgumentParser:
         help="lowest score shown in detail (default 20)",
     )
     report.add_argument("--title", help="the page's title")
-    add_replay_parser(sub)
     completion = sub.add_parser(
         "completion",
         help="print the shell completion script (needs shtab)",
@@ -257,15 +267,6 @@ def build_parser(full_serve: bool = False) -> argparse.ArgumentParser:
         "data (*.data.yaml, *.data.json) or test (*_test.yaml).",
     )
     schema.add_argument("kind", choices=("policy", "data", "test"), help="the kind of file")
-    from zerotrust.lint.command import add_arguments as add_lint_arguments
-
-    lint = sub.add_parser(
-        "lint",
-        help="prove rules dead, shadowed or always matching (needs z3: the lint extra)",
-        description="Static analysis with an SMT solver. Exit codes: 0 no findings, "
-        "1 findings (0 with --exit-zero), 2 invalid policies, usage or no z3.",
-    )
-    path_argument(add_lint_arguments(lint))
     for name, command in sub.choices.items():
         command.set_defaults(command_parser=command, command_name=name)
     return parser
