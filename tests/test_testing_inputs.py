@@ -310,3 +310,18 @@ def test_the_review_unset_example_reads_plainly(tmp_path: Path) -> None:
         "8:41: case 'dup': unset: request.subject.properties.roles is inside "
         "request.subject.properties, which this case already unsets"
     ]
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("request.subject.id.x", "request.subject.id is a string, not a mapping"),
+        ("request.subject.properties.roles.0", "request.subject.properties.roles is a list"),
+    ],
+)
+def test_unset_into_a_value_that_is_not_a_mapping_says_what_it_is(
+    tmp_path: Path, path: str, why: str
+) -> None:
+    suite = HEAD + f"  - unset: [{path}]\n    expect: {{effect: allow}}\n"
+    [found] = problems(write(tmp_path, suite))
+    assert why in found, found

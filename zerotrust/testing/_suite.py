@@ -247,6 +247,8 @@ class _Reader:
                     )
                     where = ".".join(parts[:depth]) or "defaults"
                     hint = did_you_mean(part, choices)
+                    if at is not None and at.value is not None and not isinstance(at.value, dict):
+                        hint = f" ({where} is {_kind(at)}, not a mapping)"
                     self.bad(item, f"{prefix}unset: {where} has no key {part!r} to remove{hint}")
                     break
                 at = at.value[part]
