@@ -43,6 +43,8 @@ def validate(path: str, out: TextIO) -> int:
     from zerotrust.policy.loader import is_test_file
     from zerotrust.testing import check_suites
 
+    if not Path(path).exists():  # said once, whether it named policies or a suite
+        raise PolicyError(list(check_suites(path, None).problems))
     problems: list[Diagnostic] = []
     policies = None
     if not is_test_file(path):  # a suite file is checked against its directory's set
@@ -160,6 +162,9 @@ def evaluate(args: argparse.Namespace, out: TextIO) -> int:
             )
             return EXIT_USAGE
         clock = lambda: now  # noqa: E731
+    # The policies first: a mistyped directory is the answer, whatever the request holds.
+    # One request has no history: behaviour features stay empty (`has(behavior.x)` is false).
+    pdp = PolicyDecisionPoint.from_path(args.policies, clock=clock, behavior=None)
     if args.request == "-" and sys.stdin is not None and sys.stdin.isatty():
         # A person at a terminal, not a pipe: say why nothing happens.
         print(
@@ -177,8 +182,6 @@ def evaluate(args: argparse.Namespace, out: TextIO) -> int:
         request = parse_json_object(data)
     except RequestError as exc:
         return _bad_request(exc)
-    # One request has no history: behaviour features stay empty (`has(behavior.x)` is false).
-    pdp = PolicyDecisionPoint.from_path(args.policies, clock=clock, behavior=None)
     try:
         decision = pdp.evaluate(request, explain=args.explain)
     except RequestError as exc:

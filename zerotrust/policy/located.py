@@ -135,21 +135,28 @@ def text_problem(value: str) -> str | None:
     return f"strings must be text: U+{char:04X} is {what}"
 
 
-def load_documents(text: str, budget: AliasBudget | None = None) -> list[LNode]:
+def load_documents(
+    text: str, budget: AliasBudget | None = None, *, problems: list[YamlProblem] | None = None
+) -> list[LNode]:
     """Every YAML document in ``text``, in order; an empty document (nothing, ``~``,
-    ``null``) is an LNode whose value is None. Raises :class:`YamlProblem`."""
+    ``null``) is an LNode whose value is None. Raises :class:`YamlProblem`.
+
+    With ``problems``, a value that is not acceptable on its own (NaN, a control
+    character, an integer out of range...) is appended there and read as null, so the
+    reader can go on and report every other problem too; the file's structure must
+    still be sound (and keys stay strict: a key read as null would mislead).
+    """
     surrogate = _SURROGATE.search(text)
     if surrogate is not None:  # libyaml reads UTF-8: it would fail to encode the text
         line, column = position(text, surrogate.start())
         raise YamlProblem(text_problem(surrogate.group()) or "", line, column)
     try:
-        return _Composer(text, budget or AliasBudget()).documents()
+        return _Composer(text, budget or AliasBudget(), problems).documents()
     except YamlProblem as exc:  # ours, from composing: an alias or a tag may want a hint
-        problem = exc.message.partition(": ")[2]
-        hint = yaml_hint(problem, text, exc.line, exc.column) if problem else ""
-        if not hint:
+        hinted = _with_hint(exc, text)
+        if hinted is exc:
             raise
-        raise YamlProblem(exc.message + hint, exc.line, exc.column) from exc
+        raise hinted from exc
     except yaml.reader.ReaderError as exc:
         line, column = position(text, exc.position)
         raise YamlProblem(f"invalid YAML: {_reader_problem(exc)}", line, column) from exc
@@ -169,6 +176,12 @@ def load_documents(text: str, budget: AliasBudget | None = None) -> list[LNode]:
         raise YamlProblem(f"invalid YAML: {problem}{hint}", line, column) from exc
     except yaml.YAMLError as exc:
         raise YamlProblem(f"invalid YAML: {exc}", 1, 1) from exc
+
+
+def _with_hint(exc: YamlProblem, text: str) -> YamlProblem:
+    problem = exc.message.partition(": ")[2]
+    hint = yaml_hint(problem, text, exc.line, exc.column) if problem else ""
+    return YamlProblem(exc.message + hint, exc.line, exc.column) if hint else exc
 
 
 def position(text: str, index: int) -> tuple[int, int]:
@@ -211,9 +224,12 @@ class _Composer:
     depth below the alias.
     """
 
-    def __init__(self, text: str, budget: AliasBudget) -> None:
+    def __init__(
+        self, text: str, budget: AliasBudget, problems: list[YamlProblem] | None = None
+    ) -> None:
         self.text = text
         self.budget = budget
+        self.problems = problems
         self.values = 0
         self.constructor = yaml.SafeLoader("")
         # anchor -> (node, values, characters, levels below it); None while still open.
@@ -268,27 +284,40 @@ class _Composer:
         elif tag is None:
             tag = parser.resolve(yaml.ScalarNode, text, event.implicit)
         start, end = event.start_mark.index, event.end_mark.index
-        if tag == _STR or (resolved and tag == _STD + "timestamp"):
-            # A plain timestamp stays the text written, as YAML 1.2 reads it (1.1 would
-            # make it a datetime, rewritten): "2026-01-01T10:00:00Z" for timestamp().
-            value: Any = _text(text, line, column)
-        elif tag == _STD + "merge":
+        if tag == _STD + "merge":
             raise YamlProblem("YAML merge keys (<<) are not supported", line, column)
-        elif tag == _STD + "value":
+        if tag == _STD + "value":
             raise YamlProblem(f"{text!r} is a YAML 1.1 value key: quote it for text", line, column)
-        else:
-            written = yaml.ScalarNode(tag, text, event.start_mark, event.end_mark)
-            value = _scalar(written, self.constructor, line, column)
-        explicit = tag.removeprefix(_STD) if not resolved and tag in _CHECKED_TAGS else None
-        if resolved or explicit is not None:
-            problem = disagreement(text, value, tag=explicit)
-            if problem is not None:
-                raise YamlProblem(problem, line, column)
+        try:
+            value = self.value(tag, text, event, resolved, (line, column))
+        except YamlProblem as exc:
+            parent = self.stack[-1] if self.stack else None
+            is_key = parent is not None and isinstance(parent.items, dict) and parent.key is None
+            if self.problems is None or is_key:
+                raise
+            self.problems.append(_with_hint(exc, self.text))
+            value = None
         raw = self.text[start:end] if isinstance(value, str) else None
         node = LNode(value, line, column, style=event.style, raw=raw)
         if event.anchor is not None:
             self.anchor(event.anchor, (node, 1, end - start, 0), event.start_mark)
         self.add(node, 1, end - start, 0, (line, column))
+
+    def value(self, tag: str, text: str, event: Any, resolved: bool, at: tuple[int, int]) -> Any:
+        """A scalar's value, or :class:`YamlProblem` when it is not acceptable."""
+        if tag == _STR or (resolved and tag == _STD + "timestamp"):
+            # A plain timestamp stays the text written, as YAML 1.2 reads it (1.1 would
+            # make it a datetime, rewritten): "2026-01-01T10:00:00Z" for timestamp().
+            value: Any = _text(text, *at)
+        else:
+            written = yaml.ScalarNode(tag, text, event.start_mark, event.end_mark)
+            value = _scalar(written, self.constructor, *at)
+        explicit = tag.removeprefix(_STD) if not resolved and tag in _CHECKED_TAGS else None
+        if resolved or explicit is not None:
+            problem = disagreement(text, value, tag=explicit)
+            if problem is not None:
+                raise YamlProblem(problem, *at)
+        return value
 
     def start(self, event: Any, parser: Any, sequence: bool) -> None:
         self.count(1, event.start_mark)

@@ -149,6 +149,7 @@ def run_tests(
     """
     backend = backend or default_backend()
     root = Path(path)
+    _must_exist(root)
     try:
         policies = load_path(root if root.is_dir() else root.parent, backend)
     except PolicyError as exc:  # the suites' own problems too, all at once
@@ -201,6 +202,8 @@ def check_suites(
     suites are checked for their shape only, so their problems are still reported.
     """
     root = Path(path)
+    if not root.exists():
+        return SuiteCheck(0, 0, (_missing(root),))
     if not root.is_dir():
         try:
             policies = load_path(root.parent, backend or default_backend())
@@ -215,6 +218,17 @@ def check_suites(
         cases += len(found)
         problems.extend(suite_problems)
     return SuiteCheck(len(suites), cases, tuple(problems))
+
+
+def _must_exist(root: Path) -> None:
+    """A path that is not there is refused by name: loading its parent directory
+    instead would search a set the user never named (a typo in ``x/typo`` loads ``x``)."""
+    if not root.exists():
+        raise PolicyError([_missing(root)])
+
+
+def _missing(root: Path) -> Diagnostic:
+    return Diagnostic(str(root), 0, 0, "no such file or directory")
 
 
 def run_suite_file(

@@ -71,18 +71,29 @@ def read_suite(path: Path, known: Known | None) -> tuple[list[Case], list[Diagno
     """The cases of one suite file and every problem in it (references are checked
     against ``known``, or not at all when it is None: the policies did not load)."""
     file = str(path)
+    # A bad value (NaN, a control character) is read as null and reported with the rest.
+    values: list[YamlProblem] = []
     try:
-        documents = load_documents(path.read_text(encoding="utf-8"))
+        documents = load_documents(path.read_text(encoding="utf-8"), problems=values)
     except YamlProblem as exc:
-        return [], [Diagnostic(file, exc.line, exc.column, exc.message)]
+        found = [*values, exc]
+        return [], [Diagnostic(file, p.line, p.column, p.message) for p in found]
+    except FileNotFoundError:
+        return [], [Diagnostic(file, 0, 0, "no such file or directory")]
     except (OSError, UnicodeDecodeError) as exc:
         return [], [Diagnostic(file, 0, 0, f"cannot read test suite: {exc}")]
     reader = _Reader(file, known)
+    for problem in values:
+        reader.bad(LNode(None, problem.line, problem.column), problem.message)
     cases: list[Case] = []
     for doc in documents:
         if doc.value is not None:
             cases.extend(reader.suite(doc))
-    return cases, sorted(reader.problems, key=lambda d: (d.line, d.column))
+    # What the null standing for a bad value led to is said already, at the same place.
+    said, later = reader.problems[: len(values)], reader.problems[len(values) :]
+    bad_values = {(p.line, p.column) for p in values}
+    problems = [*said, *(d for d in later if (d.line, d.column) not in bad_values)]
+    return cases, sorted(problems, key=lambda d: (d.line, d.column))
 
 
 class _Reader:
@@ -112,8 +123,7 @@ class _Reader:
             self.bad(doc, f"a test suite must be a mapping with a 'cases' list, not {_kind(doc)}")
             return []
         self.keys(doc, SUITE_KEYS, "test suite")
-        name_node = doc.value.get("suite")
-        suite = str(name_node.value) if name_node is not None else Path(self.file).stem
+        suite = self.name(doc, "suite", "") or Path(self.file).stem
         defaults = doc.value.get("defaults")
         if defaults is not None and defaults.value is not None:
             if isinstance(defaults.value, dict):
@@ -136,6 +146,17 @@ class _Reader:
             if case is not None:
                 cases.append(case)
         return cases
+
+    def name(self, node: LNode, key: str, prefix: str) -> str | None:
+        """The ``suite`` or case ``name`` written, or None (not given, or reported here:
+        a blank or non-text name would leave a blank or a Python repr in every report)."""
+        found = _get(node, key)
+        if found is None:
+            return None
+        if type(found.value) is str and found.value.strip():
+            return found.value
+        self.bad(found, f"{prefix}{key} must be a non-empty string, not {_shown(found)}")
+        return None
 
     def shared(self, node: LNode, prefix: str) -> bool:
         """Check ``now``, ``request`` and ``behavior`` of defaults or a case, each at its value."""
@@ -161,12 +182,7 @@ class _Reader:
                 node, f"each case must be a mapping with expect and a request, not {_kind(node)}"
             )
             return None
-        name_node = node.value.get("name")
-        name = (
-            str(name_node.value)
-            if name_node is not None and name_node.value is not None
-            else f"case {index}"
-        )
+        name = self.name(node, "name", f"case {index}: ") or f"case {index}"
         prefix = f"case {name!r}: "
         self.keys(node, CASE_KEYS, "test case")
         ok = self.shared(node, "")
@@ -203,6 +219,7 @@ class _Reader:
         if not isinstance(node.value, list):
             self.bad(node, f"{prefix}unset must be a list of paths, not {_kind(node)}")
             return defaults
+        removed: list[str] = []
         for item in node.value:
             if type(item.value) is not str or not item.value:
                 self.bad(
@@ -210,6 +227,18 @@ class _Reader:
                 )
                 continue
             parts = item.value.split(".")
+            # An earlier entry removed it already: say so, not "no key" (it was there).
+            earlier = next((r for r in removed if parts[: r.count(".") + 1] == r.split(".")), None)
+            if earlier == item.value:
+                self.bad(item, f"{prefix}unset: {item.value} is listed twice")
+                continue
+            if earlier is not None:
+                self.bad(
+                    item,
+                    f"{prefix}unset: {item.value} is inside {earlier}, "
+                    "which this case already unsets",
+                )
+                continue
             at: LNode | None = defaults
             for depth, part in enumerate(parts):
                 if at is None or not isinstance(at.value, dict) or part not in at.value:
@@ -218,11 +247,14 @@ class _Reader:
                     )
                     where = ".".join(parts[:depth]) or "defaults"
                     hint = did_you_mean(part, choices)
+                    if at is not None and at.value is not None and not isinstance(at.value, dict):
+                        hint = f" ({where} is {_kind(at)}, not a mapping)"
                     self.bad(item, f"{prefix}unset: {where} has no key {part!r} to remove{hint}")
                     break
                 at = at.value[part]
             else:
                 defaults = _without(defaults, parts) if defaults is not None else None
+                removed.append(item.value)
         return defaults
 
     def request(self, node: LNode, prefix: str, inherited: set[int]) -> bool:
