@@ -544,3 +544,28 @@ def test_scalar_yaml_readers_disagree_on_is_refused_even_tagged_or_signed(
     loaded as text or numbers other tools read differently."""
     (d,) = _refused({"p.yaml": ALLOW, "d.data.yaml": f"codes: [{written}]\n"})
     assert d.message.startswith(message) and (d.line, d.column) == (1, 9)
+
+
+_BAD_VALUES = {
+    ".nan": "NaN and infinity are not allowed",
+    "-.inf": "NaN and infinity are not allowed",
+    '"a\\x01b"': "strings must be text: U+0001 is a control character",
+    "1" + "0" * 30: "",
+}
+
+
+@given(st.sampled_from(sorted(_BAD_VALUES)), st.sampled_from(["reason", "description"]))
+def test_a_bad_value_does_not_hide_the_files_other_problems(bad: str, key: str) -> None:
+    """One value refused on its own (NaN, a control character, an integer past 64 bits) is
+    reported with every other problem of the file, not instead of them."""
+    text = (
+        "policy: p\nrules:\n"
+        f"  - id: r\n    effect: deny\n    when: 'true'\n    {key}: {bad}\n"
+        "  - id: s\n    effect: alow\n    when: 'true'\n"
+    )
+    with pytest.raises(PolicyError) as caught:
+        PolicyDecisionPoint.from_texts({"p.yaml": text})
+    found = [(d.line, d.message) for d in caught.value.diagnostics]
+    assert any(line == 6 and _BAD_VALUES[bad] in message for line, message in found), found
+    assert any(line == 8 and "not 'alow': did you mean 'allow'?" in m for line, m in found), found
+    assert [line for line, _ in found].count(6) == 1, found  # no follow-on error at the value

@@ -159,11 +159,14 @@ def _load_texts(
         if is_data_file(name):
             _load_data(name, text, data, data_origin, diagnostics, budget)
             continue
+        values: list[YamlProblem] = []  # bad values, read as null so the rest is checked
         try:
-            documents = load_documents(text, budget)
+            documents = load_documents(text, budget, problems=values)
         except YamlProblem as exc:
             diagnostics.append(Diagnostic(name, exc.line, exc.column, exc.message))
             continue
+        diagnostics.extend(Diagnostic(name, v.line, v.column, v.message) for v in values)
+        bad_at = {(v.line, v.column) for v in values}  # their follow-on errors are noise
         if not documents:
             diagnostics.append(Diagnostic(name, 1, 1, NO_POLICY))
         for doc in documents:
@@ -172,8 +175,8 @@ def _load_texts(
                 diagnostics.append(Diagnostic(name, doc.line, doc.column, message))
                 continue
             validated = validate_policy(doc, name)
-            diagnostics.extend(validated.diagnostics)
-            if validated.spec is not None:
+            diagnostics.extend(d for d in validated.diagnostics if (d.line, d.column) not in bad_at)
+            if validated.spec is not None and not values:
                 specs.append(validated.spec)
             else:
                 diagnostics.extend(check_conditions(validated.conditions, backend))
