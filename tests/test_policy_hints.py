@@ -235,3 +235,22 @@ def test_diagnostics_print_control_characters_of_file_names_escaped(tmp_path: Pa
 def test_the_quoting_advice_uses_quotes_the_value_does_not_hold(when: str, advice: str) -> None:
     (d,) = _diagnostics(_rule("", when=when))
     assert advice in d.message
+
+
+def test_test_output_prints_controls_of_file_and_case_names_escaped(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(_rule(""), encoding="utf-8")
+    suite = (
+        'cases:\n  - name: "a\\u202eb"\n'
+        "    request: {subject: {id: u}, action: {name: r}, resource: {type: t}}\n"
+        "    expect: {effect: deny}\n"
+    )
+    (tmp_path / "x\x1b[31m_test.yaml").write_text(suite, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "zerotrust", "test", "-v", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "\x1b" not in done.stdout and "\u202e" not in done.stdout
+    assert "x\\x1b[31m_test :: a\\u202eb" in done.stdout

@@ -104,17 +104,18 @@ def run_tests_command(
         if result.passed and not verbose:
             continue
         status = "PASS" if result.passed else "FAIL"
-        print(f"{status} {result.file}:{result.line} {result.suite} :: {result.name}", file=out)
+        title = f"{status} {result.file}:{result.line} {result.suite} :: {result.name}"
+        print(printable(title), file=out)  # names and values may hold controls
         for line in result.explanation() if not result.passed else ():
-            print(f"    {line}", file=out)
+            print(printable(f"    {line}"), file=out)
         if verbose:
             for line in result.trace():
-                print(f"    trace: {line}", file=out)
+                print(printable(f"    trace: {line}"), file=out)
     if not report.results:
         print("no test cases found (*_test.yaml)", file=out)
     print(report.summary(), file=out)
     for line in covered.lines() if covered is not None else ():
-        print(line, file=out)
+        print(printable(line), file=out)
     return code
 
 
