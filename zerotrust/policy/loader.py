@@ -28,12 +28,26 @@ from typing import Any
 
 from zerotrust.cel import Backend
 from zerotrust.errors import Diagnostic, PolicyError
-from zerotrust.policy.compile import PolicySet, check_conditions, compile_policies
+from zerotrust.policy.action_groups import (
+    DATA_KEY,
+    ActionGroup,
+    ActionGroups,
+    condition_references,
+    expand_specs,
+    resolve_action_groups,
+    unknown_group_message,
+)
+from zerotrust.policy.compile import (
+    PolicySet,
+    _file_position,
+    check_conditions,
+    compile_policies,
+)
 from zerotrust.policy.json_data import load_json
 from zerotrust.policy.located import AliasBudget, LNode, YamlProblem, load_documents
 from zerotrust.policy.model import PolicySpec
 from zerotrust.policy.snapshot import MAX_FILE_BYTES, read_snapshot
-from zerotrust.policy.validate import validate_policy
+from zerotrust.policy.validate import Condition, validate_policy
 
 __all__ = ["is_data_file", "is_policy_file", "is_test_file", "load_path", "load_texts"]
 
@@ -145,6 +159,8 @@ def _load_texts(
     texts: Mapping[str, str], backend: Backend, diagnostics: list[Diagnostic], origin: str
 ) -> PolicySet:
     specs: list[PolicySpec] = []
+    groups: list[ActionGroup] = []
+    conditions: list[Condition] = []
     data: dict[str, Any] = {}
     data_origin: dict[str, str] = {}
     budget = AliasBudget()
@@ -173,17 +189,41 @@ def _load_texts(
                 continue
             validated = validate_policy(doc, name)
             diagnostics.extend(validated.diagnostics)
+            groups.extend(validated.groups)
+            conditions.extend(validated.conditions)
             if validated.spec is not None:
                 specs.append(validated.spec)
             else:
                 diagnostics.extend(check_conditions(validated.conditions, backend))
     if not specs and not diagnostics:
         diagnostics.append(Diagnostic(origin, 0, 0, "the policy set holds no policy"))
-    compiled, found = compile_policies(specs, data, backend)
+    resolved, problems = resolve_action_groups(groups, data_origin)
+    diagnostics.extend(problems)
+    diagnostics.extend(_group_references(conditions, resolved))
+    if resolved.flat:
+        data[DATA_KEY] = resolved.as_data()
+    compiled, found = compile_policies(
+        expand_specs(specs, resolved), data, backend, more_sources={g.file for g in groups}
+    )
     diagnostics.extend(found)
     if diagnostics or compiled is None:
         raise PolicyError(sorted(diagnostics, key=lambda d: (d.file, d.line, d.column)))
     return compiled
+
+
+def _group_references(conditions: list[Condition], groups: ActionGroups) -> list[Diagnostic]:
+    """Conditions that read a group that is not declared, at the name they read."""
+    found = []
+    for condition in conditions:
+        source = condition.source
+        for name, line, column in condition_references(source):
+            message = unknown_group_message(name, groups.names)
+            if message is not None:
+                at = _file_position(source, line, column)
+                found.append(
+                    Diagnostic(source.file, *at, message, condition.policy, condition.owner)
+                )
+    return found
 
 
 def _load_data(
