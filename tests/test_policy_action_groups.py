@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from zerotrust import PolicyDecisionPoint, PolicyError
 from zerotrust.cel import default_backend
 from zerotrust.cli import main
-from zerotrust.policy.loader import load_texts
+from zerotrust.policy.loader import load_texts, with_action_groups
 from zerotrust.policy.located import load_documents
 from zerotrust.policy.schemas import schema
 from zerotrust.policy.validate import validate_policy
@@ -125,6 +125,15 @@ def test_conditions_read_the_flattened_groups_as_data(
     decision = _pdp(GROUPS, CONDITIONS).evaluate(_request(action, "folder", subject))
     assert decision.allowed is allowed
     assert decision.errors == ()
+
+
+def test_tools_reading_documents_again_get_the_expanded_targets() -> None:
+    documents = [
+        validate_policy(node, "p.yaml") for node in load_documents(f"{GROUPS}---\n{POLICY}")
+    ]
+    [spec] = with_action_groups(documents)
+    assert spec.target.actions == frozenset({"read", "list", "search"})
+    assert spec.target.resources == frozenset({"document"})
 
 
 def test_the_data_holds_each_group_sorted_and_flattened() -> None:

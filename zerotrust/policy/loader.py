@@ -2,7 +2,8 @@
 
 Layout of a policy directory (searched recursively, in sorted path order):
 
-* ``*.yaml`` / ``*.yml``: policies, one per YAML document;
+* ``*.yaml`` / ``*.yml``: policies, one per YAML document, and the set's action groups
+  (a document holding only ``action_groups``, see :mod:`zerotrust.policy.action_groups`);
 * ``*_test.yaml`` / ``*_test.yml``: policy test suites, skipped here;
 * ``*.data.yaml`` / ``*.data.yml`` / ``*.data.json``: policy data; each file is a
   mapping whose top-level keys become keys of the ``data`` variable.
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import PurePath
 from typing import Any
 
@@ -47,9 +48,16 @@ from zerotrust.policy.json_data import load_json
 from zerotrust.policy.located import AliasBudget, LNode, YamlProblem, load_documents
 from zerotrust.policy.model import PolicySpec
 from zerotrust.policy.snapshot import MAX_FILE_BYTES, read_snapshot
-from zerotrust.policy.validate import Condition, validate_policy
+from zerotrust.policy.validate import Condition, Validated, validate_policy
 
-__all__ = ["is_data_file", "is_policy_file", "is_test_file", "load_path", "load_texts"]
+__all__ = [
+    "is_data_file",
+    "is_policy_file",
+    "is_test_file",
+    "load_path",
+    "load_texts",
+    "with_action_groups",
+]
 
 _TEST = ("_test.yaml", "_test.yml")
 _DATA = (".data.yaml", ".data.yml", ".data.json")
@@ -209,6 +217,17 @@ def _load_texts(
     if diagnostics or compiled is None:
         raise PolicyError(sorted(diagnostics, key=lambda d: (d.file, d.line, d.column)))
     return compiled
+
+
+def with_action_groups(documents: Iterable[Validated]) -> list[PolicySpec]:
+    """The policies of validated documents with action groups expanded in their targets,
+    as the loaded set has them: for tools that read the documents again for positions
+    (the set must have loaded, so the groups are known to resolve)."""
+    documents = list(documents)
+    groups = [group for document in documents for group in document.groups]
+    resolved, _ = resolve_action_groups(groups, {})
+    specs = [document.spec for document in documents if document.spec is not None]
+    return expand_specs(specs, resolved)
 
 
 def _group_references(conditions: list[Condition], groups: ActionGroups) -> list[Diagnostic]:
