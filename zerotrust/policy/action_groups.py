@@ -10,7 +10,7 @@ need no new CEL function.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -97,14 +97,13 @@ class ActionGroups:
     flat: Mapping[str, frozenset[str]] = attrs.field(factory=dict)
     #: Every group name declared, even when the groups were refused (for references).
     names: frozenset[str] = frozenset()
-    #: Where the first group document is, for problems of the whole declaration.
-    file: str = ""
-    line: int = 0
-    column: int = 0
 
     def as_data(self) -> dict[str, list[str]]:
         """The flattened groups as ``data.action_groups`` holds them (sorted lists)."""
         return {name: sorted(actions) for name, actions in sorted(self.flat.items())}
+
+
+_Add = Callable[[LNode, str], None]
 
 
 def _kind(value: Any) -> str:
@@ -143,7 +142,7 @@ def read_action_groups(doc: LNode, file: str) -> tuple[tuple[ActionGroup, ...], 
     return tuple(groups), problems
 
 
-def _group_name_ok(name: Any, at: LNode, add: Any) -> bool:
+def _group_name_ok(name: Any, at: LNode, add: _Add) -> bool:
     if not isinstance(name, str) or not GROUP_NAME.match(name):
         add(
             at,
@@ -161,7 +160,7 @@ def _group_name_ok(name: Any, at: LNode, add: Any) -> bool:
     return True
 
 
-def _members(name: str, node: LNode, add: Any) -> tuple[Member, ...] | None:
+def _members(name: str, node: LNode, add: _Add) -> tuple[Member, ...] | None:
     if not isinstance(node.value, list):
         add(
             node,
@@ -241,7 +240,7 @@ def resolve_action_groups(
     names = frozenset(declared)
     if problems:
         return ActionGroups(names=names), problems
-    return ActionGroups(_flatten_all(declared), names, head.file, head.line, head.column), []
+    return ActionGroups(_flatten_all(declared), names), []
 
 
 def _cycles(declared: Mapping[str, ActionGroup]) -> Iterator[tuple[list[str], Member, ActionGroup]]:
