@@ -230,8 +230,12 @@ def compile_policies(
     specs: Iterable[PolicySpec],
     data: Mapping[str, Any],
     backend: Backend,
+    *,
+    more_sources: Iterable[str] = (),
 ) -> tuple[PolicySet | None, list[Diagnostic]]:
-    """Compile every condition; report every CEL problem with its file position."""
+    """Compile every condition; report every CEL problem with its file position.
+
+    ``more_sources`` are files that hold no policy but shape the set (action groups)."""
     backend = _Memoised(backend)
     diagnostics: list[Diagnostic] = []
     compiled: list[CompiledPolicy] = []
@@ -281,7 +285,7 @@ def compile_policies(
         compiled.append(CompiledPolicy(ordinal, spec.name, spec.description, signals, rules))
     if diagnostics:
         return None, diagnostics
-    return _index(compiled, data, ordered), []
+    return _index(compiled, data, ordered, more_sources), []
 
 
 def _compile_condition(
@@ -359,7 +363,10 @@ def revision_of(specs: Iterable[PolicySpec], data: Mapping[str, Any]) -> str:
 
 
 def _index(
-    policies: list[CompiledPolicy], data: Mapping[str, Any], specs: list[PolicySpec]
+    policies: list[CompiledPolicy],
+    data: Mapping[str, Any],
+    specs: list[PolicySpec],
+    more_sources: Iterable[str],
 ) -> PolicySet:
     exact: dict[tuple[str, str], list[CompiledPolicy]] = {}
     by_resource: dict[str, list[CompiledPolicy]] = {}
@@ -385,7 +392,7 @@ def _index(
         policies=tuple(policies),
         data=data,
         revision=revision_of(specs, data),
-        sources=tuple(sorted({s.file for s in specs})),
+        sources=tuple(sorted({s.file for s in specs}.union(more_sources))),
         exact={k: tuple(v) for k, v in exact.items()},
         by_resource={k: tuple(v) for k, v in by_resource.items()},
         by_action={k: tuple(v) for k, v in by_action.items()},

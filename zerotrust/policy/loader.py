@@ -2,7 +2,8 @@
 
 Layout of a policy directory (searched recursively, in sorted path order):
 
-* ``*.yaml`` / ``*.yml``: policies, one per YAML document;
+* ``*.yaml`` / ``*.yml``: policies, one per YAML document, and the set's action groups
+  (a document holding only ``action_groups``, see :mod:`zerotrust.policy.action_groups`);
 * ``*_test.yaml`` / ``*_test.yml``: policy test suites, skipped here;
 * ``*.data.yaml`` / ``*.data.yml`` / ``*.data.json``: policy data; each file is a
   mapping whose top-level keys become keys of the ``data`` variable.
@@ -22,20 +23,41 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import PurePath
 from typing import Any
 
 from zerotrust.cel import Backend
 from zerotrust.errors import Diagnostic, PolicyError
-from zerotrust.policy.compile import PolicySet, check_conditions, compile_policies
+from zerotrust.policy.action_groups import (
+    DATA_KEY,
+    ActionGroup,
+    ActionGroups,
+    condition_references,
+    expand_specs,
+    resolve_action_groups,
+    unknown_group_message,
+)
+from zerotrust.policy.compile import (
+    PolicySet,
+    _file_position,
+    check_conditions,
+    compile_policies,
+)
 from zerotrust.policy.json_data import load_json
 from zerotrust.policy.located import AliasBudget, LNode, YamlProblem, load_documents
 from zerotrust.policy.model import PolicySpec
 from zerotrust.policy.snapshot import MAX_FILE_BYTES, read_snapshot
-from zerotrust.policy.validate import validate_policy
+from zerotrust.policy.validate import Condition, Validated, validate_policy
 
-__all__ = ["is_data_file", "is_policy_file", "is_test_file", "load_path", "load_texts"]
+__all__ = [
+    "is_data_file",
+    "is_policy_file",
+    "is_test_file",
+    "load_path",
+    "load_texts",
+    "with_action_groups",
+]
 
 _TEST = ("_test.yaml", "_test.yml")
 _DATA = (".data.yaml", ".data.yml", ".data.json")
@@ -145,6 +167,8 @@ def _load_texts(
     texts: Mapping[str, str], backend: Backend, diagnostics: list[Diagnostic], origin: str
 ) -> PolicySet:
     specs: list[PolicySpec] = []
+    groups: list[ActionGroup] = []
+    conditions: list[Condition] = []
     data: dict[str, Any] = {}
     data_origin: dict[str, str] = {}
     budget = AliasBudget()
@@ -176,17 +200,52 @@ def _load_texts(
                 continue
             validated = validate_policy(doc, name)
             diagnostics.extend(d for d in validated.diagnostics if (d.line, d.column) not in bad_at)
+            groups.extend(validated.groups)
+            conditions.extend(validated.conditions)
             if validated.spec is not None and not values:
                 specs.append(validated.spec)
             else:
                 diagnostics.extend(check_conditions(validated.conditions, backend))
     if not specs and not diagnostics:
         diagnostics.append(Diagnostic(origin, 0, 0, "the policy set holds no policy"))
-    compiled, found = compile_policies(specs, data, backend)
+    resolved, problems = resolve_action_groups(groups, data_origin)
+    diagnostics.extend(problems)
+    diagnostics.extend(_group_references(conditions, resolved))
+    if resolved.flat:
+        data[DATA_KEY] = resolved.as_data()
+    compiled, found = compile_policies(
+        expand_specs(specs, resolved), data, backend, more_sources={g.file for g in groups}
+    )
     diagnostics.extend(found)
     if diagnostics or compiled is None:
         raise PolicyError(sorted(diagnostics, key=lambda d: (d.file, d.line, d.column)))
     return compiled
+
+
+def with_action_groups(documents: Iterable[Validated]) -> list[PolicySpec]:
+    """The policies of validated documents with action groups expanded in their targets,
+    as the loaded set has them: for tools that read the documents again for positions
+    (the set must have loaded, so the groups are known to resolve)."""
+    documents = list(documents)
+    groups = [group for document in documents for group in document.groups]
+    resolved, _ = resolve_action_groups(groups, {})
+    specs = [document.spec for document in documents if document.spec is not None]
+    return expand_specs(specs, resolved)
+
+
+def _group_references(conditions: list[Condition], groups: ActionGroups) -> list[Diagnostic]:
+    """Conditions that read a group that is not declared, at the name they read."""
+    found = []
+    for condition in conditions:
+        source = condition.source
+        for name, line, column in condition_references(source):
+            message = unknown_group_message(name, groups.names)
+            if message is not None:
+                at = _file_position(source, line, column)
+                found.append(
+                    Diagnostic(source.file, *at, message, condition.policy, condition.owner)
+                )
+    return found
 
 
 def _load_data(

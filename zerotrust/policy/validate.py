@@ -15,6 +15,7 @@ from zerotrust._describe import describe
 from zerotrust.decision import ACR_VALUE, MAX_AGE_LIMIT, Effect, Obligation, StepUp
 from zerotrust.errors import Diagnostic
 from zerotrust.obligations import BUILTIN_OBLIGATIONS, did_you_mean, read_obligation
+from zerotrust.policy.action_groups import DOCUMENT_KEY, ActionGroup, read_action_groups
 from zerotrust.policy.located import LNode
 from zerotrust.policy.model import CelSource, PolicySpec, RuleSpec, SignalSpec, Target
 
@@ -62,11 +63,13 @@ class Condition:
 
 @attrs.frozen
 class Validated:
-    """One document's outcome: a spec only when no diagnostic was found."""
+    """One document's outcome: a spec only when no diagnostic was found; an action
+    groups document gives no spec, its groups instead."""
 
     spec: PolicySpec | None
     diagnostics: tuple[Diagnostic, ...]
     conditions: tuple[Condition, ...]
+    groups: tuple[ActionGroup, ...] = ()
 
 
 def validate_policy(doc: LNode, file: str) -> Validated:
@@ -76,9 +79,18 @@ def validate_policy(doc: LNode, file: str) -> Validated:
         out.add(doc, f"a policy document must be a mapping, not {_kind(doc.value)}")
         return Validated(None, tuple(out.items), ())
     fields: dict[str, LNode] = doc.value
+    if DOCUMENT_KEY in fields and "policy" not in fields:
+        groups, problems = read_action_groups(doc, file)
+        return Validated(None, tuple(problems), (), groups)
     name = _name(fields.get("policy"), "policy", out, doc)
     out.policy = name
-    _unknown_keys(doc, _POLICY_KEYS, "policy", out)
+    _unknown_keys(doc, (*_POLICY_KEYS, DOCUMENT_KEY), "policy", out)
+    if DOCUMENT_KEY in fields:
+        out.add(
+            (doc.keys or {}).get(DOCUMENT_KEY, doc),
+            f"{DOCUMENT_KEY} is a document of its own, not a key of a policy: "
+            "move it after --- (it applies to the whole policy set)",
+        )
     description = _optional_str(fields.get("description"), "description", out)
     target = _target(fields.get("target"), out)
     out.obligation_types = _obligation_types(fields.get("obligation_types"), out)
