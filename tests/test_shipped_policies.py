@@ -7,9 +7,10 @@ every rule and every signal of the set.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +235,19 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
     return out
 
 
+def _unset(base: Mapping[str, Any], paths: Sequence[str]) -> dict[str, Any]:
+    """The suites' ``unset`` rule: dotted paths removed from the defaults, before the
+    case's own values are merged in."""
+    out = copy.deepcopy(dict(base))
+    for path in paths:
+        *parents, last = path.split(".")
+        node = out
+        for part in parents:
+            node = node[part]
+        del node[last]
+    return out
+
+
 def _now(value: Any) -> datetime.datetime:
     if isinstance(value, datetime.datetime):
         return value
@@ -248,7 +262,7 @@ def suite_cases() -> list[tuple[str, dict[str, Any]]]:
                 continue
             defaults = suite.get("defaults") or {}
             for case in suite["cases"]:
-                merged = _merge(defaults, case)
+                merged = _merge(_unset(defaults, case.get("unset") or ()), case)
                 cases.append((f"{path.name}: {merged['name']}", merged))
     return cases
 
