@@ -3,11 +3,15 @@
 A query that z3 answers ``unknown`` (a timeout) gives no finding. Rules are judged as the
 engine combines them: any matching deny wins, then any step-up, then any allow; an allow
 that errors does not match, a deny or step-up that errors does (fail closed); a signal
-that errors counts. Report-only rules never change a decision, so they never shadow.
+that errors counts. Report-only rules never change a decision, so they never shadow and
+are never "always matching". Most questions about pairs of rules are settled first by
+sample requests run through the engine's own conditions (``_samples``): a sample can only
+show that the answer is no, so it removes queries, never findings.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -73,10 +77,11 @@ def lint_specs(
 
     ``samples=False`` asks the solver every question (the same findings, slower: for
     tests that check the samples remove queries, never findings)."""
+    started = time.monotonic()
     options = options or LintOptions()
     encoder = Encoder()
     items = list(_items(specs, encoder))
-    solver = Solver(encoder, options)
+    solver = Solver(encoder, options, started)
     witnesses = _Witnesses(solver, enabled=samples)
     findings: list[Finding] = []
     live: list[_Item] = []
@@ -117,8 +122,10 @@ class _Witnesses:
         self._more: dict[int, list[int]] = {}
 
     def found(self, item: _Item, model: Any | None) -> None:
+        if not self.enabled:
+            return
         base = {} if model is None else request_of(model, self.solver.encoder.paths())
-        if base is not None and self.enabled:
+        if base is not None:
             self._base[id(item)] = base
 
     def of(self, item: _Item) -> list[int]:

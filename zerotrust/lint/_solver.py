@@ -21,13 +21,12 @@ __all__ = ["Solver"]
 class Solver:
     """The axioms of ``encoder`` and the questions asked on top of them."""
 
-    def __init__(self, encoder: Encoder, options: LintOptions) -> None:
+    def __init__(self, encoder: Encoder, options: LintOptions, started: float) -> None:
+        """``started``: when the run began (``time.monotonic()``), for ``max_seconds``."""
         self.encoder = encoder
         self.solver = z3.Solver()
         self._timeout_ms = options.timeout_ms
-        self._deadline = (
-            None if options.max_seconds is None else time.monotonic() + options.max_seconds
-        )
+        self._deadline = None if options.max_seconds is None else started + options.max_seconds
         self.solver.add(*encoder.axioms)
         #: Questions answered ``unknown``, or not asked once the budget was spent.
         self.undecided = 0

@@ -42,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.Action:
         type=_seconds,
         default=None,
         metavar="SECONDS",
-        help="longest the whole run may spend in the solver; questions left then are"
-        " reported undecided, never as findings (default: no limit)",
+        help="longest the analyses may run in all; questions left then are reported"
+        " undecided, never as findings (default: no limit)",
     )
     return path
 
