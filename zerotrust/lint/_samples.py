@@ -26,7 +26,17 @@ from zerotrust.cel._codegen_base import literal_value
 from zerotrust.errors import ZeroTrustError
 from zerotrust.lint._values import INT_MAX, INT_MIN, double_of, string_of
 
-__all__ = ["Samples", "base_variables", "request_of"]
+__all__ = [
+    "ERROR",
+    "FALSE",
+    "TRUE",
+    "UNSURE",
+    "Samples",
+    "extremes",
+    "literals",
+    "request_of",
+    "variants",
+]
 
 #: Outcomes of a condition on a sample: true, false, an error, or not known (an
 #: unexpected exception, or a sample the engine refused): such a sample refutes nothing.
@@ -34,7 +44,7 @@ TRUE, FALSE, ERROR, UNSURE = "t", "f", "e", "?"
 _NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
 
 
-def base_variables() -> dict[str, Any]:
+def _base_variables() -> dict[str, Any]:
     """What a request holds when a sample says nothing else (as an engine binds it)."""
     return {
         "subject": {"type": "user", "id": "someone", "properties": {}},
@@ -47,15 +57,15 @@ def base_variables() -> dict[str, Any]:
     }
 
 
-def merge(into: dict[str, Any], values: dict[str, Any]) -> None:
+def _merge(into: dict[str, Any], values: dict[str, Any]) -> None:
     for key, value in values.items():
         if isinstance(value, dict) and isinstance(into.get(key), dict):
-            merge(into[key], value)
+            _merge(into[key], value)
         else:
             into[key] = value
 
 
-def put(out: dict[str, Any], parts: tuple[str, ...], value: Any) -> None:
+def _put(out: dict[str, Any], parts: tuple[str, ...], value: Any) -> None:
     node = out
     for part in parts[:-1]:
         child = node.get(part)
@@ -90,7 +100,7 @@ def request_of(
             value = double_of(model.eval(v["double"], model_completion=True))
             if not math.isfinite(value):
                 return None
-        put(out, parts, value)
+        _put(out, parts, value)
     return out
 
 
@@ -145,7 +155,7 @@ def variants(
             for value in _near(literal):
                 if value != current or type(value) is not type(current):
                     copy = _copy(sample)
-                    put(copy, parts, value)
+                    _put(copy, parts, value)
                     yield copy
 
 
@@ -190,8 +200,8 @@ class Samples:
         """The index of a new sample holding ``sample``'s values, or None if refused."""
         if not _is_plain(sample):
             return None
-        variables = base_variables()
-        merge(variables, sample)
+        variables = _base_variables()
+        _merge(variables, sample)
         variables["data"] = {}
         variables["now"] = _NOW
         try:
@@ -262,7 +272,7 @@ def extremes(
             if isinstance(current, int) and not INT_MIN <= value <= INT_MAX:
                 continue
             one = _copy(sample)
-            put(one, parts, value)
-            put(together, parts, value)
+            _put(one, parts, value)
+            _put(together, parts, value)
             yield one
         yield together
