@@ -89,7 +89,7 @@ def lint_specs(
         if item.when is None:
             answer, model = z3.sat, None
         else:
-            answer, model = solver.check((item.cond.t,), model=True)
+            answer, model = solver.check((item.cond.t,), model=samples)
         if answer == z3.sat:
             live.append(item)
             witnesses.found(item, model)
