@@ -230,6 +230,7 @@ def test_cli_json_and_exit_zero() -> None:
         "message",
         "related",
         "example",
+        "example_with",
     }
 
 

@@ -21,9 +21,11 @@ KINDS = (
 
 @attrs.frozen
 class LintOptions:
-    """``timeout_ms``: the longest z3 may spend on one query (then: no finding)."""
+    """``timeout_ms``: the longest z3 may spend on one question; ``max_seconds``: on the
+    whole run (None: no limit). A question not decided in time gives no finding."""
 
     timeout_ms: int = 5000
+    max_seconds: float | None = None
 
 
 @attrs.frozen
@@ -33,7 +35,9 @@ class Finding:
     ``kind`` is one of ``dead-rule``, ``never-true``, ``shadowed-allow``,
     ``always-matches``, ``duplicate-condition``, ``dead-signal``; ``ref`` is
     ``policy/rule`` or ``policy/signal``; ``related`` the other rules the proof used;
-    ``example`` values a request could have for the situation described, or None.
+    ``example`` values a request could have for the situation described, or None;
+    ``example_with`` the values of ``risk`` and ``behavior`` (which the engine computes,
+    a request never carries) that the example was checked with, or None.
     """
 
     kind: str
@@ -44,12 +48,15 @@ class Finding:
     message: str
     related: tuple[str, ...] = ()
     example: dict[str, Any] | None = attrs.field(default=None, eq=False, hash=False)
+    example_with: dict[str, Any] | None = attrs.field(default=None, eq=False, hash=False)
 
 
 @attrs.frozen
 class LintReport:
     """The findings, in file order, and how many questions z3 left undecided within the
-    timeout (each gave no finding: raise the timeout to have them decided)."""
+    timeout or the overall budget (each gave no finding: raise the limit to have them
+    decided); ``out_of_time`` when the budget ran out before every question was asked."""
 
     findings: tuple[Finding, ...]
     undecided: int = 0
+    out_of_time: bool = False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any, TextIO
 
 import attrs
@@ -36,6 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.Action:
         metavar="MS",
         help="longest the solver may spend on one question (then no finding); default 5000",
     )
+    parser.add_argument(
+        "--max-seconds",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="longest the analyses may run in all; questions left then are reported"
+        " undecided, never as findings (default: no limit)",
+    )
     return path
 
 
@@ -45,10 +54,22 @@ def _timeout(text: str) -> int:
     return int(text)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= 86_400):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text!r}")
+    return value
+
+
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Lint ``args.path``; print findings to ``out``, problems to ``err``."""
     try:
-        report = lint_path(args.path, LintOptions(timeout_ms=args.timeout_ms))
+        report = lint_path(
+            args.path, LintOptions(timeout_ms=args.timeout_ms, max_seconds=args.max_seconds)
+        )
     except SolverUnavailableError as exc:
         print(f"zerotrust lint: {exc}", file=err)
         return EXIT_BAD_INPUT
@@ -70,23 +91,43 @@ def render_text(report: LintReport) -> str:
     for f in findings:
         lines.append(f"{f.file}:{f.line}:{f.column}: {f.kind}: {f.ref}: {f.message}")
         if f.example is not None:
-            lines.append(f"    for example: {json.dumps(f.example, sort_keys=False)}")
+            given = _dotted(f.example_with or {})
+            with_ = " with " + ", ".join(given) if given else ""
+            lines.append(f"    for example: {json.dumps(f.example, sort_keys=False)}{with_}")
     count = len(findings)
     lines.append(f"{count} finding{'s' if count != 1 else ''}" if count else "no findings")
     if report.undecided:
+        within = "--max-seconds" if report.out_of_time else "--timeout-ms"
         lines.append(
             f"{report.undecided} question{'s' if report.undecided != 1 else ''} not decided"
-            " within --timeout-ms: no finding came of them"
+            f" within {within}: no finding came of them"
         )
     return "\n".join(lines) + "\n"
 
 
+def _dotted(values: dict[str, Any], prefix: str = "") -> list[str]:
+    """``{"risk": {"score": 0}}`` as ``["risk.score = 0"]``."""
+    out: list[str] = []
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            out.extend(_dotted(value, f"{prefix}{key}."))
+        else:
+            out.append(f"{prefix}{key} = {json.dumps(value)}")
+    return out
+
+
 def render_json(report: LintReport) -> str:
-    """``{"findings": [...], "count": N, "undecided": N}``; each finding's fields by name."""
+    """``{"findings": [...], "count": N, "undecided": N, "out_of_time": bool}``; each
+    finding's fields by name."""
     items: list[dict[str, Any]] = []
     for f in report.findings:
         item = attrs.asdict(f)
         item["related"] = list(f.related)
         items.append(item)
-    document = {"findings": items, "count": len(items), "undecided": report.undecided}
+    document = {
+        "findings": items,
+        "count": len(items),
+        "undecided": report.undecided,
+        "out_of_time": report.out_of_time,
+    }
     return json.dumps(document, indent=2) + "\n"
