@@ -347,3 +347,41 @@ def test_int_past_2_53_against_a_double_is_no_false_finding(tmp_path: Path) -> N
         encoding="utf-8",
     )
     assert lint_path(tmp_path).findings == ()
+
+
+def test_targets_by_action_group_are_compared_as_their_actions(tmp_path: Path) -> None:
+    """An allow whose target names a group and a deny listing the group's actions have
+    the same target once the group is expanded, as the loaded set has it."""
+    (tmp_path / "groups.yaml").write_text(
+        "action_groups:\n  viewing: [read, list]\n", encoding="utf-8"
+    )
+    (tmp_path / "p.yaml").write_text(
+        "policy: p\n"
+        "target: {resources: [doc], actions: [viewing]}\n"
+        "rules:\n"
+        "  - id: allow-one\n    effect: allow\n    when: subject.properties.x == 1\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "q.yaml").write_text(
+        "policy: q\n"
+        "target: {resources: [doc], actions: [list, read]}\n"
+        "rules:\n"
+        "  - id: deny-positive\n    effect: deny\n    when: subject.properties.x > 0\n",
+        encoding="utf-8",
+    )
+    findings = lint_path(tmp_path).findings
+    assert [(f.kind, f.ref, f.related) for f in findings] == [
+        ("shadowed-allow", "p/allow-one", ("q/deny-positive",))
+    ]
+
+
+def test_lint_prints_control_characters_of_file_names_escaped(tmp_path: Path) -> None:
+    (tmp_path / "x\x1b]0;PWN\x07.yaml").write_text("policy: a\nrules: []\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "zerotrust", "lint", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "\x1b" not in done.stderr and "x\\x1b]0;PWN\\x07.yaml:2:8:" in done.stderr

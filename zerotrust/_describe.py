@@ -12,7 +12,15 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["QUOTED_PREFIX", "QUOTED_WHOLE", "describe", "escape", "hider", "quote"]
+__all__ = [
+    "QUOTED_PREFIX",
+    "QUOTED_WHOLE",
+    "describe",
+    "escape",
+    "hider",
+    "printable",
+    "quote",
+]
 
 #: Strings up to this many characters are quoted whole...
 QUOTED_WHOLE = 64
@@ -58,6 +66,15 @@ def quote(value: Any) -> str:
     if len(text) <= QUOTED_WHOLE:
         return f"'{escape(text)}'"
     return f"'{escape(text[:QUOTED_PREFIX])}'... ({len(text)} characters)"
+
+
+def printable(text: str) -> str:
+    """``text`` on one line, safe for a terminal: a control character, line break,
+    bidirectional control or lone surrogate (a file name or key may hold any) is shown
+    escaped (``\\x1b``, ``\\u202e``); the rest is left as it is."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def escape(text: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TextIO
 
+from zerotrust._describe import printable
+
 if TYPE_CHECKING:
     from zerotrust.errors import PolicyError
 
@@ -30,14 +32,6 @@ def os_error(exc: OSError) -> str:
     if exc.strerror and exc.filename is not None:
         return printable(f"{exc.filename}: {exc.strerror}")
     return printable(" ".join(str(exc).split()))
-
-
-def printable(text: str) -> str:
-    """``text`` on one line: a control character, line break or lone surrogate (a key
-    may hold any) is shown escaped."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def print_diagnostics(exc: PolicyError, out: TextIO) -> None:

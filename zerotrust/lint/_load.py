@@ -11,11 +11,11 @@ from pathlib import PurePath
 
 from zerotrust.cel import default_backend
 from zerotrust.errors import Diagnostic, PolicyError
-from zerotrust.policy.loader import is_data_file, is_test_file, load_path
+from zerotrust.policy.loader import is_data_file, is_test_file, load_path, with_action_groups
 from zerotrust.policy.located import YamlProblem, load_documents
 from zerotrust.policy.model import PolicySpec
 from zerotrust.policy.snapshot import read_snapshot
-from zerotrust.policy.validate import validate_policy
+from zerotrust.policy.validate import Validated, validate_policy
 
 __all__ = ["policy_specs"]
 
@@ -24,7 +24,7 @@ def policy_specs(path: PurePath) -> list[PolicySpec]:
     """The policies at ``path`` in load order; :class:`PolicyError` if the set is invalid."""
     load_path(path, default_backend())
     snapshot = read_snapshot(path, lambda name: name.endswith((".yaml", ".yml")))
-    specs: list[PolicySpec] = []
+    validated: list[Validated] = []
     problems: list[Diagnostic] = list(snapshot.problems)
     for name, text in snapshot.texts.items():
         if is_test_file(name) or is_data_file(name):
@@ -37,10 +37,9 @@ def policy_specs(path: PurePath) -> list[PolicySpec]:
         for document in documents:
             if document.value is None:
                 continue
-            validated = validate_policy(document, name)
-            problems.extend(validated.diagnostics)
-            if validated.spec is not None:
-                specs.append(validated.spec)
+            one = validate_policy(document, name)
+            problems.extend(one.diagnostics)
+            validated.append(one)
     if problems:
         raise PolicyError(problems)
-    return specs
+    return with_action_groups(validated)  # targets as the loaded set has them

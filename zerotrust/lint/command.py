@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 import attrs
 
+from zerotrust._describe import printable
 from zerotrust.errors import PolicyError
 from zerotrust.lint import LintOptions, LintReport, SolverUnavailableError, lint_path
 
@@ -74,11 +75,14 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"zerotrust lint: {exc}", file=err)
         return EXIT_BAD_INPUT
     except PolicyError as exc:
-        for diagnostic in exc.diagnostics:
-            print(diagnostic, file=err)
+        for diagnostic in exc.diagnostics:  # file names may hold control characters
+            print(printable(str(diagnostic)), file=err)
         print("zerotrust lint: the policies do not load; fix them first", file=err)
         return EXIT_BAD_INPUT
-    out.write(render_json(report) if args.format == "json" else render_text(report))
+    if args.format == "json":
+        out.write(render_json(report))
+    else:
+        out.write("".join(printable(line) + "\n" for line in render_text(report).splitlines()))
     if report.findings and not args.exit_zero:
         return EXIT_FINDINGS
     return EXIT_OK
