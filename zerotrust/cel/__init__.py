@@ -19,10 +19,14 @@ from zerotrust.cel._backend import (
 from zerotrust.cel._compiler import CompiledBackend
 from zerotrust.cel._interpreter import InterpreterBackend
 from zerotrust.cel._reads import PathValue, values_read
+from zerotrust.cel._references import NAMESPACE, VariableReference, variable_references
+from zerotrust.cel._syntax import MAX_SOURCE_CHARS
 from zerotrust.cel.functions import EXTRA_FUNCTIONS
 
 __all__ = [
     "EXTRA_FUNCTIONS",
+    "MAX_SOURCE_CHARS",
+    "NAMESPACE",
     "VARIABLES",
     "Backend",
     "CelCompileError",
@@ -31,8 +35,10 @@ __all__ = [
     "ConditionError",
     "InterpreterBackend",
     "PathValue",
+    "VariableReference",
     "default_backend",
     "values_read",
+    "variable_references",
 ]
 
 

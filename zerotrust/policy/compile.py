@@ -19,7 +19,9 @@ import attrs
 from zerotrust.cel import Backend, CelCompileError, Condition
 from zerotrust.decision import Effect, Obligation, Reason, StepUp
 from zerotrust.errors import Diagnostic
-from zerotrust.policy.model import CelSource, PolicySpec
+from zerotrust.policy.model import CelSource, PolicySpec, VariableSpec
+from zerotrust.policy.positions import file_position as _file_position
+from zerotrust.policy.positions import offset_position, text_offset
 from zerotrust.policy.validate import Condition as FoundCondition
 
 __all__ = [
@@ -152,46 +154,6 @@ class PolicySet:
         return sum(len(p.rules) for p in self.policies)
 
 
-def _file_position(source: CelSource, line: int, column: int) -> tuple[int, int]:
-    """Map a 1-based position inside a CEL string to its position in the YAML file."""
-    parts = source.text.split("\n")
-    line = min(max(line, 1), len(parts))
-    offset = sum(len(p) + 1 for p in parts[: line - 1]) + max(column, 1) - 1
-    index = _raw_index(source, min(offset, len(source.text)))
-    if index is None:
-        return source.line, source.column
-    before = source.raw[:index] if source.raw else ""
-    newlines = before.count("\n")
-    if not newlines:
-        return source.line, source.column + index
-    return source.line + newlines, index - before.rfind("\n")
-
-
-def _raw_index(source: CelSource, offset: int) -> int | None:
-    """Where character ``offset`` of the value was written in the raw scalar.
-
-    Walks value and raw text together, skipping what YAML removed (quotes, escape
-    backslashes, indentation, folded line breaks); None if they cannot be aligned.
-    """
-    raw, value = source.raw, source.text
-    if raw is None:
-        return None
-    j = 0
-    if source.style in ("|", ">"):
-        j = raw.find("\n") + 1  # skip the header line: indicator, chomping, comment
-    elif source.style in ("'", '"'):
-        j = 1
-    for i, char in enumerate(value):
-        while j < len(raw) and raw[j] != char:
-            j += 1
-        if j >= len(raw):
-            return None
-        if i == offset:
-            return j
-        j += 1
-    return j if offset >= len(value) else None
-
-
 class _Memoised:
     """One load's view of a backend: each distinct condition text is compiled once.
 
@@ -256,6 +218,7 @@ def compile_policies(
             )
             continue
         seen[spec.name] = spec
+        broken = _check_variables(backend, spec.variables, spec.name, diagnostics)
 
         signals = tuple(
             CompiledSignal(
@@ -263,7 +226,7 @@ def compile_policies(
                 name=s.name,
                 score=s.score,
                 condition=_compile_condition(
-                    backend, s.when, spec.name, s.name, diagnostics, forbid_risk=True
+                    backend, s.when, spec.name, s.name, diagnostics, broken, forbid_risk=True
                 ),
             )
             for s in spec.signals
@@ -272,7 +235,7 @@ def compile_policies(
             CompiledRule(
                 ref=f"{spec.name}/{r.id}",
                 effect=r.effect,
-                condition=_compile_condition(backend, r.when, spec.name, r.id, diagnostics),
+                condition=_compile_condition(backend, r.when, spec.name, r.id, diagnostics, broken),
                 reason=r.reason,
                 report_only=r.report_only,
                 step_up=r.step_up,
@@ -294,42 +257,109 @@ def _compile_condition(
     policy: str,
     rule: str,
     diagnostics: list[Diagnostic],
+    broken: frozenset[str] = frozenset(),
     *,
     forbid_risk: bool = False,
 ) -> Condition | None:
-    if source is None:
-        return None
+    """Compile a condition, its variables inlined; ``broken`` are the policy's variables
+    whose own errors are already reported (an error inside one is not repeated)."""
+    if source is None or (source.inlined is not None and source.inlined.variables & broken):
+        return None  # (a variable it reads has an error, reported at the variable)
+    text = source.compiled_text
     try:
-        cond = backend.compile(source.text)
+        cond = backend.compile(text)
     except CelCompileError as exc:
-        line, column = _file_position(source, exc.line, exc.column)
-        diagnostics.append(
-            Diagnostic(source.file, line, column, f"CEL: {exc.message}", policy, rule)
-        )
+        found = _locate(source, text_offset(text, exc.line, exc.column), None, broken)
+        if found is not None:
+            line, column, where = found
+            message = f"CEL: {exc.message}{where}"
+            diagnostics.append(Diagnostic(source.file, line, column, message, policy, rule))
         return None
     except Exception as exc:
-        # Not a diagnosis the compiler made: a bug. The condition is refused (and the set
-        # with it) at its own position, the other problems are still listed, and the
-        # details, which are about our code and not the policy, go to the log.
-        _log.error("compiling %s/%s failed", policy, rule, exc_info=exc)
-        message = "CEL: this condition could not be compiled (details in the log)"
-        diagnostics.append(
-            Diagnostic(source.file, source.line, source.column, message, policy, rule)
-        )
+        _internal_error(exc, source, policy, rule, diagnostics)
         return None
     if forbid_risk and "risk" in cond.variables:
-        line, column = _file_position(source, *_first_use(source.text, "risk"))
+        at = text_offset(text, *_first_use(text, "risk"))
+        line, column, where = _locate(source, at, None, frozenset()) or (0, 0, "")
         diagnostics.append(
             Diagnostic(
                 source.file,
                 line,
                 column,
-                "a signal cannot read risk: the score is computed from the signals",
+                f"a signal cannot read risk: the score is computed from the signals{where}",
                 policy,
                 rule,
             )
         )
     return cond
+
+
+def _internal_error(
+    exc: Exception, source: CelSource, policy: str, rule: str | None, out: list[Diagnostic]
+) -> None:
+    # Not a diagnosis the compiler made: a bug. The condition is refused (and the set
+    # with it) at its own position, the other problems are still listed, and the
+    # details, which are about our code and not the policy, go to the log.
+    _log.error("compiling %s/%s failed", policy, rule, exc_info=exc)
+    message = "CEL: this condition could not be compiled (details in the log)"
+    out.append(Diagnostic(source.file, source.line, source.column, message, policy, rule))
+
+
+#: A variable is checked as a condition that holds whatever its value's type.
+_WRAP = ("[(", ")] != []")
+
+
+def _check_variables(
+    backend: Backend, variables: Iterable[VariableSpec], policy: str, out: list[Diagnostic]
+) -> frozenset[str]:
+    """Report each variable's own CEL errors at its definition; the names with errors.
+
+    A variable that fails because one it reads fails is not reported again."""
+    failed: dict[str, tuple[VariableSpec, Exception]] = {}
+    for variable in variables:
+        text = _WRAP[0] + variable.when.compiled_text + _WRAP[1]
+        try:
+            backend.compile(text)
+        except Exception as problem:
+            failed[variable.name] = (variable, problem)
+    broken = frozenset(failed)
+    for name, (variable, exc) in failed.items():
+        source = variable.when
+        if source.inlined is not None and source.inlined.variables & broken:
+            continue
+        if not isinstance(exc, CelCompileError):
+            _internal_error(exc, source, policy, None, out)
+            continue
+        text = _WRAP[0] + source.compiled_text + _WRAP[1]
+        inner = text_offset(text, exc.line, exc.column) - len(_WRAP[0])
+        offset = min(max(inner, 0), len(source.compiled_text))
+        said = exc.message
+        if inner >= len(source.compiled_text.rstrip()) and said.startswith("syntax error"):
+            said = "syntax error: unexpected end of expression"  # (the bracket _WRAP added)
+        line, column, where = _locate(source, offset, name, frozenset()) or (0, 0, "")
+        message = f"CEL: {said} (in variable {name!r}){where}"
+        out.append(Diagnostic(source.file, line, column, message, policy))
+    return broken
+
+
+def _locate(
+    source: CelSource, offset: int, own: str | None, broken: frozenset[str]
+) -> tuple[int, int, str] | None:
+    """Where, in the file, character ``offset`` of ``source``'s compiled text was written,
+    and a note when that is inside a variable inlined there; None when it is inside a
+    variable in ``broken`` (its error is reported at the variable)."""
+    inlined = source.inlined
+    piece = None if inlined is None else inlined.origin(offset)
+    if piece is None:
+        return (*_file_position(source, *offset_position(source.text, offset)), "")
+    if piece.variable == own:
+        at = piece.offset + (offset - piece.start if piece.verbatim else 0)
+        return (*_file_position(source, *offset_position(source.text, at)), "")
+    if piece.variable in broken:
+        return None
+    at = piece.anchor if piece.anchor is not None else 0
+    where = f" (in variable {piece.variable!r}, inlined here)"
+    return (*_file_position(source, *offset_position(source.text, at)), where)
 
 
 def _first_use(text: str, name: str) -> tuple[int, int]:
@@ -343,11 +373,28 @@ def _first_use(text: str, name: str) -> tuple[int, int]:
 
 def check_conditions(conditions: Iterable[FoundCondition], backend: Backend) -> list[Diagnostic]:
     """CEL diagnostics for the conditions of a document that failed validation."""
+    conditions = list(conditions)
     diagnostics: list[Diagnostic] = []
+    broken: dict[str | None, frozenset[str]] = {}
     for c in conditions:
-        found: list[Diagnostic] = []
+        if c.is_variable and c.owner is not None:
+            found: list[Diagnostic] = []
+            variable = VariableSpec(c.owner, c.source, c.source.line, c.source.column)
+            failed = _check_variables(backend, [variable], c.policy or "", found)
+            broken[c.policy] = broken.get(c.policy, frozenset()) | failed
+            diagnostics.extend(attrs.evolve(d, policy=c.policy) for d in found)
+    for c in conditions:
+        if c.is_variable:
+            continue
+        found = []
         _compile_condition(
-            backend, c.source, c.policy or "", c.owner or "", found, forbid_risk=c.is_signal
+            backend,
+            c.source,
+            c.policy or "",
+            c.owner or "",
+            found,
+            broken.get(c.policy, frozenset()),
+            forbid_risk=c.is_signal,
         )
         diagnostics.extend(attrs.evolve(d, policy=c.policy, rule=c.owner) for d in found)
     return diagnostics

@@ -38,15 +38,11 @@ from zerotrust.policy.action_groups import (
     resolve_action_groups,
     unknown_group_message,
 )
-from zerotrust.policy.compile import (
-    PolicySet,
-    _file_position,
-    check_conditions,
-    compile_policies,
-)
+from zerotrust.policy.compile import PolicySet, check_conditions, compile_policies
 from zerotrust.policy.json_data import load_json
 from zerotrust.policy.located import AliasBudget, LNode, YamlProblem, load_documents
 from zerotrust.policy.model import PolicySpec
+from zerotrust.policy.positions import file_position as _file_position
 from zerotrust.policy.snapshot import MAX_FILE_BYTES, read_snapshot
 from zerotrust.policy.validate import Condition, Validated, validate_policy
 

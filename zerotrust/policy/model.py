@@ -9,7 +9,16 @@ import attrs
 
 from zerotrust.decision import Effect, Obligation, StepUp
 
-__all__ = ["CelSource", "PolicySpec", "RuleSpec", "SignalSpec", "Target"]
+__all__ = [
+    "CelSource",
+    "Inlined",
+    "InlinedPiece",
+    "PolicySpec",
+    "RuleSpec",
+    "SignalSpec",
+    "Target",
+    "VariableSpec",
+]
 
 
 @attrs.frozen
@@ -27,6 +36,60 @@ class CelSource:
     column: int
     style: str | None = None
     raw: str | None = None
+    #: The expression with the policy's variables inlined, when it reads any: what is
+    #: compiled, and what tools that reason about the condition should read.
+    inlined: Inlined | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def compiled_text(self) -> str:
+        """The text that is compiled: ``inlined.text``, or ``text`` when no variable is read."""
+        return self.text if self.inlined is None else self.inlined.text
+
+
+@attrs.frozen
+class InlinedPiece:
+    """Characters ``start:end`` of an inlined text, and where they were written.
+
+    ``verbatim`` pieces were copied from ``source.text`` at ``offset``; the others are
+    the brackets put around a variable, and stand for the reference at ``offset``.
+    ``variable`` is whose text it is (None: the condition's own), and ``anchor`` the
+    offset, in the condition's own text, of the reference it was inlined through.
+    """
+
+    start: int
+    end: int
+    source: CelSource
+    offset: int
+    verbatim: bool
+    variable: str | None
+    anchor: int | None
+
+
+@attrs.frozen
+class Inlined:
+    """An expression with every ``variables.<name>`` replaced by ``(<its expression>)``;
+    ``variables`` are the names read, directly or through other variables."""
+
+    text: str
+    pieces: tuple[InlinedPiece, ...]
+    variables: frozenset[str]
+
+    def origin(self, offset: int) -> InlinedPiece | None:
+        """The piece character ``offset`` of ``text`` came from (the last one at the end)."""
+        for piece in self.pieces:
+            if piece.start <= offset < piece.end:
+                return piece
+        return self.pieces[-1] if self.pieces else None
+
+
+@attrs.frozen
+class VariableSpec:
+    """A named expression of a policy (``variables: {name: expression}``)."""
+
+    name: str
+    when: CelSource
+    line: int
+    column: int
 
 
 @attrs.frozen
@@ -70,3 +133,5 @@ class PolicySpec:
     #: Where the ``policy:`` name value is, for diagnostics about the name.
     name_line: int = 0
     name_column: int = 0
+    #: The policy's variables, already inlined into the conditions that read them.
+    variables: tuple[VariableSpec, ...] = ()

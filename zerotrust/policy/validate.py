@@ -17,13 +17,29 @@ from zerotrust.errors import Diagnostic
 from zerotrust.obligations import BUILTIN_OBLIGATIONS, did_you_mean, read_obligation
 from zerotrust.policy.action_groups import DOCUMENT_KEY, ActionGroup, read_action_groups
 from zerotrust.policy.located import LNode
-from zerotrust.policy.model import CelSource, PolicySpec, RuleSpec, SignalSpec, Target
+from zerotrust.policy.model import (
+    CelSource,
+    PolicySpec,
+    RuleSpec,
+    SignalSpec,
+    Target,
+    VariableSpec,
+)
+from zerotrust.policy.variables import PolicyVariables, read_variables
 
 __all__ = ["NAME_PATTERN", "Condition", "Validated", "validate_policy"]
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 _SHOWN = 60
-_POLICY_KEYS = ("policy", "description", "target", "obligation_types", "signals", "rules")
+_POLICY_KEYS = (
+    "policy",
+    "description",
+    "target",
+    "obligation_types",
+    "variables",
+    "signals",
+    "rules",
+)
 _TARGET_KEYS = ("resources", "actions")
 _SIGNAL_KEYS = ("name", "when", "score", "description")
 _RULE_KEYS = ("id", "effect", "when", "reason", "mode", "step_up", "obligations", "description")
@@ -44,6 +60,8 @@ class _Collector:
         self.obligation_types: frozenset[str] = frozenset()
         # Every condition seen, so CEL is checked even when the document has other errors.
         self.conditions: list[Condition] = []
+        #: The policy's variables, inlined into each condition as it is read.
+        self.variables = PolicyVariables({}, None)
 
     def add(self, node: LNode | None, message: str, *, line: int = 0, column: int = 0) -> None:
         if node is not None:
@@ -59,6 +77,8 @@ class Condition:
     policy: str | None
     owner: str | None
     is_signal: bool
+    #: A policy variable's expression (``owner`` its name), not a condition.
+    is_variable: bool = False
 
 
 @attrs.frozen
@@ -94,8 +114,10 @@ def validate_policy(doc: LNode, file: str) -> Validated:
     description = _optional_str(fields.get("description"), "description", out)
     target = _target(fields.get("target"), out)
     out.obligation_types = _obligation_types(fields.get("obligation_types"), out)
+    variables = _variables(fields.get("variables"), out)
     signals = _signals(fields.get("signals"), out)
     rules = _rules(fields.get("rules"), doc, out)
+    out.items.extend(out.variables.diagnostics)
     if out.items or name is None or target is None:
         return Validated(None, tuple(out.items), tuple(out.conditions))
     spec = PolicySpec(
@@ -109,6 +131,7 @@ def validate_policy(doc: LNode, file: str) -> Validated:
         raw=doc.plain(),
         name_line=fields["policy"].line,
         name_column=fields["policy"].column,
+        variables=variables,
     )
     return Validated(spec, (), tuple(out.conditions))
 
@@ -212,8 +235,24 @@ def _cel(
         out.add(node, f"{what} must be a CEL expression string, not {_kind(node.value)}{hint}")
         return None
     source = CelSource(node.value, out.file, node.line, node.column, node.style, node.raw)
-    out.conditions.append(Condition(source, out.policy, owner, is_signal))
-    return source
+    inlined = out.variables.inline(source, owner)
+    if inlined is None:
+        return source  # (the document is refused: the problem is reported)
+    out.conditions.append(Condition(inlined, out.policy, owner, is_signal))
+    return inlined
+
+
+def _variables(node: LNode | None, out: _Collector) -> tuple[VariableSpec, ...]:
+    """Read and resolve the policy's variables; they are inlined as conditions are read."""
+    specs, problems = read_variables(node, out.file, out.policy)
+    out.items.extend(problems)
+    out.variables = PolicyVariables(specs, out.policy)
+    found = []
+    for spec in out.variables.resolved():
+        if out.variables.inlinable(spec.name):
+            out.conditions.append(Condition(spec.when, out.policy, spec.name, False, True))
+        found.append(spec)
+    return tuple(found)
 
 
 def _list_of_mappings(node: LNode | None, what: str, out: _Collector) -> list[LNode]:
