@@ -119,6 +119,7 @@ STRUCTURAL = [
     "unknown-rule-key.yaml",
     "unknown-target-key.yaml",
     "unknown-top-level-key.yaml",
+    "variable-not-a-string.yaml",
     "when-is-yaml-bool.yaml",
 ]
 

@@ -54,7 +54,8 @@ def read_variables(
             problems.append(Diagnostic(file, key.line, key.column, message, policy))
             continue
         if not isinstance(value.value, str):
-            message = f"variable {name!r} must be a CEL expression string"
+            hint = ' (quote it: "true")' if isinstance(value.value, bool) else ""
+            message = f"variable {name!r} must be a CEL expression string{hint}"
             problems.append(Diagnostic(file, value.line, value.column, message, policy))
             continue
         source = CelSource(value.value, file, value.line, value.column, value.style, value.raw)
