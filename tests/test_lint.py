@@ -385,3 +385,22 @@ def test_lint_prints_control_characters_of_file_names_escaped(tmp_path: Path) ->
     )
     assert done.returncode == 2
     assert "\x1b" not in done.stderr and "x\\x1b]0;PWN\\x07.yaml:2:8:" in done.stderr
+
+
+def test_conditions_using_policy_variables_are_linted_as_inlined(tmp_path: Path) -> None:
+    """A rule reading ``variables.x`` is analysed as the condition the engine compiles."""
+    (tmp_path / "p.yaml").write_text(
+        "policy: p\n"
+        "target: {resources: [doc], actions: [read]}\n"
+        "variables:\n"
+        "  positive: subject.properties.x > 0\n"
+        "  negative: subject.properties.x < 0\n"
+        "rules:\n"
+        "  - id: deny-positive\n    effect: deny\n    when: variables.positive\n"
+        "  - id: allow-one\n    effect: allow\n    when: subject.properties.x == 1\n"
+        "  - id: allow-never\n    effect: allow\n"
+        "    when: variables.positive && variables.negative\n",
+        encoding="utf-8",
+    )
+    found = {(f.kind, f.ref) for f in lint_path(tmp_path).findings}
+    assert found == {("shadowed-allow", "p/allow-one"), ("dead-rule", "p/allow-never")}

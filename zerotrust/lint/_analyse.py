@@ -165,7 +165,7 @@ class _Witnesses:
     def outcome(self, item: _Item, index: int) -> str:
         if item.when is None:
             return TRUE
-        return self.samples.outcome(item.when.text, index)
+        return self.samples.outcome(item.when.compiled_text, index)
 
 
 def _items(specs: Sequence[PolicySpec], encoder: Encoder) -> Iterator[_Item]:
@@ -193,7 +193,7 @@ def _encode(
     if when is None:
         encoder.read = set()
         return Tri(z3.BoolVal(True), z3.BoolVal(False)), ()
-    tree = parse(when.text, FUNCTIONS).tree
+    tree = parse(when.compiled_text, FUNCTIONS).tree
     return encoder.condition(tree, risk_known=risk_known), tuple(literals(tree))
 
 
