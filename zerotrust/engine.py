@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import attrs
+
 from zerotrust.audit.record import DecisionLog
 from zerotrust.audit.sinks import NullLog
 from zerotrust.behavior import BehaviorSource
@@ -23,12 +25,17 @@ from zerotrust.behavior.config import StoreErrorMode
 from zerotrust.behavior.features import MAX_RECORDS, counted_records
 from zerotrust.behavior.memory import MemoryBehaviorStore
 from zerotrust.cel import Backend, default_backend
-from zerotrust.decision import Decision, Effect, StepUp
+from zerotrust.decision import Decision, Effect, EvaluationError, StepUp
 from zerotrust.errors import RequestError, ZeroTrustError
 from zerotrust.evaluation import DEFAULT_DENY, STORE_UNAVAILABLE, decide
 from zerotrust.policy.compile import PolicySet
 from zerotrust.policy.loader import load_path, load_texts
-from zerotrust.request import AccessRequest, plain_mapping, validated_variables
+from zerotrust.request import (
+    AccessRequest,
+    plain_mapping,
+    request_variables,
+    validated_variables,
+)
 
 __all__ = [
     "DEFAULT_DENY",
@@ -43,6 +50,7 @@ __all__ = [
 REMEMBERED_DECISIONS = 10_000
 _log = logging.getLogger("zerotrust")
 _ALLOW = Effect.ALLOW
+_SCHEMA_MODES = ("off", "report", "enforce")
 Clock = Callable[[], datetime.datetime]
 
 
@@ -127,7 +135,14 @@ class PolicyDecisionPoint:
         backend: Backend | None = None,
         loader: Callable[[Backend], PolicySet] | None = None,
         identity: IdentitySource | None = None,
+        schema_validation: str = "report",
     ) -> None:
+        if schema_validation not in _SCHEMA_MODES:
+            raise ZeroTrustError(
+                f"schema_validation must be one of {', '.join(_SCHEMA_MODES)}, "
+                f"not {schema_validation!r}"
+            )
+        self._schema_mode = schema_validation
         self._set = policies
         self._identity = identity
         self._clock = clock or _utc_now
@@ -152,6 +167,7 @@ class PolicyDecisionPoint:
         behavior: BehaviorSource | _Default | None = _Default.MEMORY,
         backend: Backend | None = None,
         identity: IdentitySource | None = None,
+        schema_validation: str = "report",
     ) -> PolicyDecisionPoint:
         """Load a policy file or directory; raise :class:`PolicyError` listing every problem."""
         return cls._loaded(
@@ -161,6 +177,7 @@ class PolicyDecisionPoint:
             behavior=behavior,
             backend=backend,
             identity=identity,
+            schema_validation=schema_validation,
         )
 
     @classmethod
@@ -173,6 +190,7 @@ class PolicyDecisionPoint:
         behavior: BehaviorSource | _Default | None = _Default.MEMORY,
         backend: Backend | None = None,
         identity: IdentitySource | None = None,
+        schema_validation: str = "report",
     ) -> PolicyDecisionPoint:
         """Load policies from ``{file name: YAML text}`` (names ending ``.data.yaml`` are data)."""
         frozen = dict(texts)
@@ -183,6 +201,7 @@ class PolicyDecisionPoint:
             behavior=behavior,
             backend=backend,
             identity=identity,
+            schema_validation=schema_validation,
         )
 
     @classmethod
@@ -195,6 +214,7 @@ class PolicyDecisionPoint:
         behavior: BehaviorSource | _Default | None,
         backend: Backend | None,
         identity: IdentitySource | None,
+        schema_validation: str,
     ) -> PolicyDecisionPoint:
         backend = backend or default_backend()
         if behavior is _Default.MEMORY:
@@ -207,6 +227,7 @@ class PolicyDecisionPoint:
             backend=backend,
             loader=loader,
             identity=identity,
+            schema_validation=schema_validation,
         )
 
     @property
@@ -287,8 +308,21 @@ class PolicyDecisionPoint:
         self, request: Mapping[str, Any] | AccessRequest, now: datetime.datetime
     ) -> AccessRequest:
         if self._identity is not None:
-            return AccessRequest.from_mapping(self._identity.resolve(_raw(request), now=now))
-        return AccessRequest.from_mapping(request)
+            req = AccessRequest.from_mapping(self._identity.resolve(_raw(request), now=now))
+        else:
+            req = AccessRequest.from_mapping(request)
+        self._enforce_schemas(req)
+        return req
+
+    def _enforce_schemas(self, req: AccessRequest) -> None:
+        """``enforce``: a request that does not match the set's schemas is refused."""
+        checker = self._set.checker
+        if checker is None or self._schema_mode != "enforce":
+            return
+        found = checker.check(request_variables(req))
+        if found:
+            more = f" (and {len(found) - 1} more mismatches)" if len(found) > 1 else ""
+            raise RequestError(found[0].field, f"{found[0].message}{more}")
 
     def _evaluate_at(
         self,
@@ -319,6 +353,7 @@ class PolicyDecisionPoint:
             req = AccessRequest.from_mapping(resolved)
         else:
             req = AccessRequest.from_mapping(request)
+        self._enforce_schemas(req)
         get_async = getattr(self._behavior, "features_async", None)
         if get_async is not None:
             try:
@@ -391,7 +426,7 @@ class PolicyDecisionPoint:
     ) -> Decision:
         mode = getattr(self._behavior, "on_store_error", StoreErrorMode.EVALUATE)
         required = getattr(self._behavior, "store_error_step_up", None)
-        return decide(
+        decision = decide(
             self._set,
             req,
             now,
@@ -404,6 +439,16 @@ class PolicyDecisionPoint:
             # from validated requests; another source's map is checked when logged.
             features_plain=type(self._behavior) is MemoryBehaviorStore,
         )
+        checker = self._set.checker
+        if checker is None or self._schema_mode != "report":
+            return decision
+        # ``report``: each mismatch is an error of the decision (and so of its log
+        # record); the decision is otherwise the one the policies made.
+        found = checker.check(request_variables(req))
+        if not found:
+            return decision
+        mismatches = [EvaluationError(m.field, "schema", m.message) for m in found]
+        return attrs.evolve(decision, errors=(*mismatches, *decision.errors))
 
     def _remember(self, req: AccessRequest, decision: Decision) -> None:
         """Keep a recorded decision for :meth:`record_access` (bounded, oldest dropped)."""

@@ -19,6 +19,8 @@ import attrs
 from zerotrust.cel import Backend, CelCompileError, Condition
 from zerotrust.decision import Effect, Obligation, Reason, StepUp
 from zerotrust.errors import Diagnostic
+from zerotrust.policy.attr_check import RequestChecker
+from zerotrust.policy.attr_schema import AttributeSchemas
 from zerotrust.policy.model import CelSource, PolicySpec, VariableSpec
 from zerotrust.policy.positions import file_position as _file_position
 from zerotrust.policy.positions import offset_position, text_offset
@@ -109,6 +111,10 @@ class PolicySet:
     _applicable: dict[tuple[str, str], _Bucket] = attrs.field(
         init=False, factory=dict, eq=False, hash=False, repr=False
     )
+    #: The set's attribute schemas (``*.schema.yaml``), None when it has none.
+    schemas: AttributeSchemas | None = attrs.field(default=None, hash=False, repr=False)
+    #: The schemas compiled into request checks (see :mod:`zerotrust.policy.attr_check`).
+    checker: RequestChecker | None = attrs.field(default=None, eq=False, hash=False, repr=False)
 
     def applicable(self, resource_type: str, action: str) -> _Bucket:
         """The policies whose target matches, in load order."""

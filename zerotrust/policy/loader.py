@@ -6,7 +6,9 @@ Layout of a policy directory (searched recursively, in sorted path order):
   (a document holding only ``action_groups``, see :mod:`zerotrust.policy.action_groups`);
 * ``*_test.yaml`` / ``*_test.yml``: policy test suites, skipped here;
 * ``*.data.yaml`` / ``*.data.yml`` / ``*.data.json``: policy data; each file is a
-  mapping whose top-level keys become keys of the ``data`` variable.
+  mapping whose top-level keys become keys of the ``data`` variable;
+* ``*.schema.yaml`` / ``*.schema.yml``: attribute schemas (see
+  :mod:`zerotrust.policy.attr_schema`).
 
 Names are matched with case, and a name that matches only without case (``Deny.YAML``)
 is refused rather than skipped. A file that contributes nothing is refused too: a
@@ -21,11 +23,14 @@ reason, even one we did not foresee, is refused whole with a diagnostic.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import PurePath
 from typing import Any
+
+import attrs
 
 from zerotrust.cel import Backend
 from zerotrust.errors import Diagnostic, PolicyError
@@ -38,6 +43,8 @@ from zerotrust.policy.action_groups import (
     resolve_action_groups,
     unknown_group_message,
 )
+from zerotrust.policy.attr_check import compile_checker
+from zerotrust.policy.attr_schema import SchemaFile, merge_schema_files, read_schema_file
 from zerotrust.policy.compile import PolicySet, check_conditions, compile_policies
 from zerotrust.policy.json_data import load_json
 from zerotrust.policy.located import AliasBudget, LNode, YamlProblem, load_documents
@@ -49,6 +56,7 @@ from zerotrust.policy.validate import Condition, Validated, validate_policy
 __all__ = [
     "is_data_file",
     "is_policy_file",
+    "is_schema_file",
     "is_test_file",
     "load_path",
     "load_texts",
@@ -57,6 +65,7 @@ __all__ = [
 
 _TEST = ("_test.yaml", "_test.yml")
 _DATA = (".data.yaml", ".data.yml", ".data.json")
+_SCHEMA = (".schema.yaml", ".schema.yml")
 _YAML = (".yaml", ".yml")
 _log = logging.getLogger("zerotrust")
 
@@ -78,17 +87,26 @@ def is_data_file(path: str | PurePath) -> bool:
     return PurePath(path).name.endswith(_DATA)
 
 
+def is_schema_file(path: str | PurePath) -> bool:
+    return PurePath(path).name.endswith(_SCHEMA)
+
+
 def is_policy_file(path: str | PurePath) -> bool:
-    return PurePath(path).suffix in _YAML and not is_test_file(path) and not is_data_file(path)
+    return (
+        PurePath(path).suffix in _YAML
+        and not is_test_file(path)
+        and not is_data_file(path)
+        and not is_schema_file(path)
+    )
 
 
 def _loaded(name: str) -> bool:
-    return is_policy_file(name) or is_data_file(name)
+    return is_policy_file(name) or is_data_file(name) or is_schema_file(name)
 
 
 def _suffix(name: str) -> str | None:
     """The suffix that decides what a file is (``.data.yaml``...), or None."""
-    return next((s for s in (*_TEST, *_DATA, *_YAML) if name.endswith(s)), None)
+    return next((s for s in (*_TEST, *_DATA, *_SCHEMA, *_YAML) if name.endswith(s)), None)
 
 
 def _miscased(name: str) -> str | None:
@@ -167,6 +185,7 @@ def _load_texts(
     conditions: list[Condition] = []
     data: dict[str, Any] = {}
     data_origin: dict[str, str] = {}
+    schema_files: list[SchemaFile] = []
     budget = AliasBudget()
     for name, text in texts.items():
         if is_test_file(name):
@@ -178,6 +197,9 @@ def _load_texts(
             continue
         if is_data_file(name):
             _load_data(name, text, data, data_origin, diagnostics, budget)
+            continue
+        if is_schema_file(name):
+            schema_files.extend(_load_schema(name, text, diagnostics, budget))
             continue
         values: list[YamlProblem] = []  # bad values, read as null so the rest is checked
         try:
@@ -213,9 +235,40 @@ def _load_texts(
         expand_specs(specs, resolved), data, backend, more_sources={g.file for g in groups}
     )
     diagnostics.extend(found)
+    schemas, clashes = merge_schema_files(schema_files)
+    diagnostics.extend(clashes)
     if diagnostics or compiled is None:
         raise PolicyError(sorted(diagnostics, key=lambda d: (d.file, d.line, d.column)))
+    if schema_files:
+        # The schemas are part of what the set means: a changed schema is a new revision.
+        mixed = f"{compiled.revision}\n{schemas!r}".encode()
+        revision = "sha256:" + hashlib.sha256(mixed).hexdigest()[:32]
+        sources = tuple(sorted({*compiled.sources, *schemas.files}))
+        checker = compile_checker(schemas)
+        return attrs.evolve(
+            compiled, schemas=schemas, checker=checker, revision=revision, sources=sources
+        )
     return compiled
+
+
+def _load_schema(
+    name: str, text: str, diagnostics: list[Diagnostic], budget: AliasBudget
+) -> list[SchemaFile]:
+    """One schema file (one YAML document holding a mapping), or its problems."""
+    try:
+        documents = load_documents(text, budget)
+    except YamlProblem as exc:
+        diagnostics.append(Diagnostic(name, exc.line, exc.column, exc.message))
+        return []
+    if len(documents) > 1:
+        second = documents[1]
+        message = "a schema file holds one document"
+        diagnostics.append(Diagnostic(name, second.line, second.column, message))
+        return []
+    document = documents[0] if documents else LNode(None, 1, 1)
+    found, problems = read_schema_file(name, document)
+    diagnostics.extend(problems)
+    return [found]
 
 
 def with_action_groups(documents: Iterable[Validated]) -> list[PolicySpec]:

@@ -1,4 +1,5 @@
-"""JSON Schemas (draft 2020-12) of policy, data and test-suite files, for editors.
+"""JSON Schemas (draft 2020-12) of policy, data, test-suite and attribute schema files,
+for editors.
 
 They describe the structure the loader accepts, so an editor flags a misspelt key or a
 wrong type as it is typed. They cannot see CEL, duplicate names or undeclared obligation
@@ -14,23 +15,25 @@ from typing import Any
 
 from zerotrust.errors import ZeroTrustError
 
-__all__ = ["KINDS", "UnknownSchemaError", "schema", "schema_text"]
+__all__ = ["ALL_KINDS", "KINDS", "UnknownSchemaError", "schema", "schema_text"]
 
 KINDS = ("policy", "data", "test")
+#: Every schema shipped: ``schema`` describes attribute schema files (``*.schema.yaml``).
+ALL_KINDS = (*KINDS, "schema")
 
 
 class UnknownSchemaError(ZeroTrustError, LookupError):
-    """Raised when a schema is asked for a kind other than policy, data or test."""
+    """Raised when a schema is asked for a kind other than those of :data:`ALL_KINDS`."""
 
 
 def schema_text(kind: str) -> str:
     """The schema of ``kind`` as shipped (JSON text), for printing unchanged."""
-    if kind not in KINDS:
-        raise UnknownSchemaError(f"no schema for {kind!r} (known: {', '.join(KINDS)})")
+    if kind not in ALL_KINDS:
+        raise UnknownSchemaError(f"no schema for {kind!r} (known: {', '.join(ALL_KINDS)})")
     return resources.files(__name__).joinpath(f"{kind}.schema.json").read_text(encoding="utf-8")
 
 
 def schema(kind: str) -> dict[str, Any]:
-    """The schema of ``kind`` (``policy``, ``data`` or ``test``) as a fresh dict."""
+    """The schema of ``kind`` (one of :data:`ALL_KINDS`) as a fresh dict."""
     loaded: dict[str, Any] = json.loads(schema_text(kind))
     return loaded
