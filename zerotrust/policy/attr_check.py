@@ -1,7 +1,9 @@
 """Requests checked against the set's attribute schemas, by checkers compiled at load.
 
-Each schema becomes a tree of closures once, when the set loads; a request is then
-checked by calling them, with no schema walked per request. We compile the typed model
+Each schema becomes two trees of closures once, when the set loads: a fast one that
+only says whether a value conforms (no paths built, simple fields checked by one type
+lookup), run on every request, and one that lists each mismatch by its path, run only
+when the first says no. No schema is walked per request. We compile the typed model
 ourselves rather than hand it to a JSON Schema library: the subset is seven keywords,
 and the checks must follow CEL's reading of JSON exactly (an int where a double is
 declared is fine, ``1.0`` where an int is declared is not, a bool is never a number;
@@ -11,6 +13,7 @@ report every mismatch by its path in the request, not only the first.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from collections.abc import Callable, Mapping
@@ -37,6 +40,9 @@ __all__ = ["Mismatch", "RequestChecker", "compile_checker"]
 
 #: Appends ``(path, message)`` for each mismatch below ``value`` to ``out``.
 _Check = Callable[[Any, str, list[tuple[str, str]]], None]
+#: Whether a value conforms, and nothing else: the path every request takes.
+_Accepts = Callable[[Any], bool]
+_MISSING = object()
 
 
 @attrs.frozen
@@ -52,34 +58,48 @@ class Mismatch:
 class RequestChecker:
     """The compiled checks of one policy set's schemas."""
 
-    resources: Mapping[str, _Check] = attrs.field(hash=False)
-    subjects: Mapping[str, _Check] = attrs.field(hash=False)
-    singles: tuple[tuple[str, _Check], ...]  # ("action", ...), ("device", ...), ...
+    resources: Mapping[str, tuple[_Accepts, _Check]] = attrs.field(hash=False)
+    subjects: Mapping[str, tuple[_Accepts, _Check]] = attrs.field(hash=False)
+    singles: tuple[tuple[str, _Accepts, _Check], ...]  # ("action", ...), ("device", ...)
 
     def check(self, variables: Mapping[str, Any]) -> list[Mismatch]:
         """Every mismatch of a request (its plain variables: ``subject``, ``resource``...).
         A resource or subject type with no schema is not checked."""
+        resource, subject = variables["resource"], variables["subject"]
+        found = self.resources.get(resource["type"])
+        if found is None or found[0](resource["properties"]):
+            found = self.subjects.get(subject["type"])
+            if found is None or found[0](subject["properties"]):
+                for name, accepts, _ in self.singles:
+                    part = variables[name]
+                    if not accepts(part["properties"] if name == "action" else part):
+                        break
+                else:
+                    return []
+        return self._mismatches(variables)
+
+    def _mismatches(self, variables: Mapping[str, Any]) -> list[Mismatch]:
         out: list[tuple[str, str]] = []
         resource = variables["resource"]
         found = self.resources.get(resource["type"])
         if found is not None:
-            found(resource["properties"], "resource.properties", out)
+            found[1](resource["properties"], "resource.properties", out)
         subject = variables["subject"]
         found = self.subjects.get(subject["type"])
         if found is not None:
-            found(subject["properties"], "subject.properties", out)
-        for name, single in self.singles:
+            found[1](subject["properties"], "subject.properties", out)
+        for name, _, single in self.singles:
             if name == "action":
                 single(variables["action"]["properties"], "action.properties", out)
             else:
                 single(variables[name], name, out)
-        return [Mismatch(path, message) for path, message in out] if out else []
+        return [Mismatch(path, message) for path, message in out]
 
 
 def compile_checker(schemas: AttributeSchemas) -> RequestChecker:
     """Compile every schema of a set once."""
     singles = [
-        (name, _compile(made))
+        (name, _accepts(made), _compile(made))
         for name, made in (
             ("action", schemas.action),
             ("device", schemas.device),
@@ -88,10 +108,88 @@ def compile_checker(schemas: AttributeSchemas) -> RequestChecker:
         if made is not None
     ]
     return RequestChecker(
-        {name: _compile(made) for name, made in schemas.resources},
-        {name: _compile(made) for name, made in schemas.subjects},
+        {name: (_accepts(made), _compile(made)) for name, made in schemas.resources},
+        {name: (_accepts(made), _compile(made)) for name, made in schemas.subjects},
         tuple(singles),
     )
+
+
+def _accepts(made: FieldType) -> _Accepts:
+    """The fast conformance test of ``made`` (the same verdict as :func:`_compile`)."""
+    if isinstance(made, ObjectType):
+        simple: dict[str, tuple[type, ...]] = {}
+        nested: dict[str, _Accepts] = {}
+        for name, kind in made.properties:
+            exact = _exact_types(kind)
+            if exact is not None:
+                simple[name] = exact
+            else:
+                nested[name] = _accepts(kind)
+        required = frozenset(made.required)
+        extra = made.additional
+        more = None if isinstance(extra, bool) else _accepts(extra)
+
+        def accepts_object(value: Any) -> bool:
+            if type(value) is not dict or not required <= value.keys():
+                return False
+            for key, item in value.items():
+                types = simple.get(key)
+                if types is not None:
+                    if type(item) not in types:
+                        return False
+                    continue
+                test = nested.get(key)
+                if test is not None:
+                    if not test(item):
+                        return False
+                elif more is not None:
+                    if not more(item):
+                        return False
+                elif extra is False:
+                    return False
+            return True
+
+        return accepts_object
+    if isinstance(made, MapType):
+        values = _accepts(made.values)
+        return lambda v: type(v) is dict and all(values(i) for i in v.values())
+    if isinstance(made, ListType):
+        if made.items is None:
+            return lambda v: type(v) is list
+        exact = _exact_types(made.items)
+        if exact is not None:
+            kinds = frozenset(exact)  # the item types, gathered by C-level map
+            return lambda v: type(v) is list and kinds.issuperset(map(type, v))
+        items = _accepts(made.items)
+        return lambda v: type(v) is list and all(items(i) for i in v)
+    exact = _exact_types(made)
+    if exact is not None:
+        types = exact
+        return lambda v: type(v) in types
+    if isinstance(made, StringType) and made.format == "ip" and made.enum is None:
+        return lambda v: type(v) is str and _is_address(v)
+    # other enums and formats: the reporting check is fast enough and says the same
+    check = _compile(made)
+
+    def accepts_other(value: Any) -> bool:
+        out: list[tuple[str, str]] = []
+        check(value, "", out)
+        return not out
+
+    return accepts_other
+
+
+def _exact_types(made: FieldType) -> tuple[type, ...] | None:
+    """The Python types a field accepts when its type alone decides, else None."""
+    if isinstance(made, StringType) and made.format is None and made.enum is None:
+        return (str,)
+    if isinstance(made, IntType) and made.enum is None:
+        return (int,)
+    if isinstance(made, DoubleType) and made.enum is None:
+        return (float, int)
+    if isinstance(made, BoolType) and made.enum is None:
+        return (bool,)
+    return None
 
 
 def _compile(made: FieldType) -> _Check:
@@ -165,7 +263,7 @@ def _object(made: ObjectType) -> _Check:
 def _string(made: StringType) -> _Check:
     if made.format is not None:
         kind = "an IP address" if made.format == "ip" else "a CIDR block (10.0.0.0/8)"
-        parse = ipaddress.ip_address if made.format == "ip" else _network
+        parse = _address if made.format == "ip" else _network
 
         def check_format(value: Any, path: str, out: list[tuple[str, str]]) -> None:
             if type(value) is not str:
@@ -178,6 +276,22 @@ def _string(made: StringType) -> _Check:
 
         return check_format
     return _scalar(lambda v: type(v) is str, "a string", made.enum)
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(text: str) -> object:
+    """Parsed once per distinct address (the usual request comes from few), as
+    ``ip_in_cidr`` does; a bad one raises each time (exceptions are not cached)."""
+    return ipaddress.ip_address(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_address(text: str) -> bool:
+    try:
+        _address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _network(text: str) -> object:
