@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from zerotrust import PolicyDecisionPoint, PolicyError, RequestError, ZeroTrustError
 from zerotrust.cel import default_backend
 from zerotrust.cli import main
+from zerotrust.policy.attr_check import _accepts, _compile
 from zerotrust.policy.attr_schema import (
     BoolType,
     DoubleType,
@@ -162,6 +163,8 @@ def test_a_changed_schema_is_a_new_revision() -> None:
     assert len({plain.revision, one.revision, two.revision}) == 3
     again = load_texts({"p.yaml": POLICY, "a.schema.yaml": SCHEMA}, default_backend())
     assert again.revision == one.revision
+    renamed = load_texts({"p.yaml": POLICY, "b.schema.yml": SCHEMA}, default_backend())
+    assert renamed.revision == one.revision  # what the schemas say, not where
 
 
 # --- refusals, each at its position --------------------------------------------------------
@@ -492,3 +495,35 @@ def test_validate_reports_a_bad_schema_through_the_console_script(tmp_path: Path
 def test_the_editor_schema_is_shipped_beside_the_others() -> None:
     assert "schema" in ALL_KINDS
     assert schema_text("schema").startswith("{")
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.floats(-5, 5)
+    | st.sampled_from(["", "x", "10.0.0.1", "10.0.0.0/8", "1h", "2026-01-31T09:00:00Z"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("fkx"), inner),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=_field(), value=_JSON, use_good=st.booleans())
+def test_the_fast_check_and_the_reporting_walk_agree(
+    field: tuple[dict[str, Any], Any, Any], value: Any, use_good: bool
+) -> None:
+    """Every request takes the fast check; only a refused one is walked for paths. They
+    must agree, or a mismatch would pass unreported (or a good request be refused)."""
+    document = {"context": {"properties": {"f": field[0]}}}
+    loaded = load_texts(
+        {"p.yaml": POLICY, "a.schema.yaml": yaml.safe_dump(document)}, default_backend()
+    )
+    assert loaded.schemas is not None and loaded.schemas.context is not None
+    made = loaded.schemas.context
+    candidate = {"f": field[1] if use_good else value}
+    out: list[tuple[str, str]] = []
+    _compile(made)(candidate, "context", out)
+    assert _accepts(made)(candidate) is (not out), out
+    if use_good:
+        assert out == []

@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import attrs
-
 from zerotrust.audit.record import DecisionLog
 from zerotrust.audit.sinks import NullLog
 from zerotrust.behavior import BehaviorSource
@@ -25,7 +23,7 @@ from zerotrust.behavior.config import StoreErrorMode
 from zerotrust.behavior.features import MAX_RECORDS, counted_records
 from zerotrust.behavior.memory import MemoryBehaviorStore
 from zerotrust.cel import Backend, default_backend
-from zerotrust.decision import Decision, Effect, EvaluationError, StepUp
+from zerotrust.decision import Decision, Effect, StepUp
 from zerotrust.errors import RequestError, ZeroTrustError
 from zerotrust.evaluation import DEFAULT_DENY, STORE_UNAVAILABLE, decide
 from zerotrust.policy.compile import PolicySet
@@ -317,12 +315,8 @@ class PolicyDecisionPoint:
     def _enforce_schemas(self, req: AccessRequest) -> None:
         """``enforce``: a request that does not match the set's schemas is refused."""
         checker = self._set.checker
-        if checker is None or self._schema_mode != "enforce":
-            return
-        found = checker.check(request_variables(req))
-        if found:
-            more = f" (and {len(found) - 1} more mismatches)" if len(found) > 1 else ""
-            raise RequestError(found[0].field, f"{found[0].message}{more}")
+        if checker is not None and self._schema_mode == "enforce":
+            checker.enforce(request_variables(req))
 
     def _evaluate_at(
         self,
@@ -442,13 +436,7 @@ class PolicyDecisionPoint:
         checker = self._set.checker
         if checker is None or self._schema_mode != "report":
             return decision
-        # ``report``: each mismatch is an error of the decision (and so of its log
-        # record); the decision is otherwise the one the policies made.
-        found = checker.check(request_variables(req))
-        if not found:
-            return decision
-        mismatches = [EvaluationError(m.field, "schema", m.message) for m in found]
-        return attrs.evolve(decision, errors=(*mismatches, *decision.errors))
+        return checker.reported(decision, request_variables(req))
 
     def _remember(self, req: AccessRequest, decision: Decision) -> None:
         """Keep a recorded decision for :meth:`record_access` (bounded, oldest dropped)."""

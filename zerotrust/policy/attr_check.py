@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,6 +22,8 @@ import attrs
 
 from zerotrust.cel._runtime_time import parse_duration, parse_timestamp
 from zerotrust.cel._runtime_values import CelError
+from zerotrust.decision import Decision, EvaluationError
+from zerotrust.errors import RequestError
 from zerotrust.policy.attr_schema import (
     AttributeSchemas,
     BoolType,
@@ -77,6 +78,22 @@ class RequestChecker:
                 else:
                     return []
         return self._mismatches(variables)
+
+    def enforce(self, variables: Mapping[str, Any]) -> None:
+        """``enforce``: raise :class:`RequestError` naming the first mismatching field."""
+        found = self.check(variables)
+        if found:
+            more = f" (and {len(found) - 1} more mismatches)" if len(found) > 1 else ""
+            raise RequestError(found[0].field, f"{found[0].message}{more}")
+
+    def reported(self, decision: Decision, variables: Mapping[str, Any]) -> Decision:
+        """``report``: each mismatch becomes an error of the decision (and so of its log
+        record), kind ``schema``; the decision is otherwise the one the policies made."""
+        found = self.check(variables)
+        if not found:
+            return decision
+        mismatches = [EvaluationError(m.field, "schema", m.message) for m in found]
+        return attrs.evolve(decision, errors=(*mismatches, *decision.errors))
 
     def _mismatches(self, variables: Mapping[str, Any]) -> list[Mismatch]:
         out: list[tuple[str, str]] = []
@@ -166,6 +183,10 @@ def _accepts(made: FieldType) -> _Accepts:
     if exact is not None:
         types = exact
         return lambda v: type(v) in types
+    if isinstance(made, StringType | IntType | DoubleType | BoolType) and made.enum:
+        enum_types = _ENUM_TYPES[type(made)]  # (an enum never has a format: refused at load)
+        allowed = frozenset(made.enum)
+        return lambda v: type(v) in enum_types and v in allowed
     if isinstance(made, StringType) and made.format == "ip" and made.enum is None:
         return lambda v: type(v) is str and _is_address(v)
     # other enums and formats: the reporting check is fast enough and says the same
@@ -177,6 +198,14 @@ def _accepts(made: FieldType) -> _Accepts:
         return not out
 
     return accepts_other
+
+
+_ENUM_TYPES: dict[type, tuple[type, ...]] = {
+    StringType: (str,),
+    IntType: (int,),
+    DoubleType: (float, int),
+    BoolType: (bool,),
+}
 
 
 def _exact_types(made: FieldType) -> tuple[type, ...] | None:
@@ -316,7 +345,7 @@ def _scalar(accepts: Callable[[Any], bool], expected: str, enum: tuple[Any, ...]
     def check_enum(value: Any, path: str, out: list[tuple[str, str]]) -> None:
         if not accepts(value):
             out.append((path, f"expected {expected}"))
-        elif value not in allowed or (type(value) is float and math.isnan(value)):
+        elif value not in allowed:
             out.append((path, f"expected one of {listed}"))
 
     return check_enum

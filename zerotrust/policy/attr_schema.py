@@ -150,7 +150,8 @@ class AttributeSchemas:
     action: ObjectType | None = None
     device: ObjectType | None = None
     context: ObjectType | None = None
-    files: tuple[str, ...] = ()
+    # Where they came from; not part of what they mean (nor of the set's revision).
+    files: tuple[str, ...] = attrs.field(default=(), eq=False, repr=False)
 
     def resource(self, type_name: str) -> ObjectType | None:
         """The schema of a resource type's ``properties``, or None."""
