@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -509,21 +510,42 @@ _JSON = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
-@given(field=_field(), value=_JSON, use_good=st.booleans())
+@given(
+    field=_field(),
+    value=_JSON,
+    use_good=st.booleans(),
+    additional=st.sampled_from([True, False, {"type": "integer"}]),
+    extra=st.dictionaries(st.sampled_from("gx"), _JSON, max_size=2),
+)
 def test_the_fast_check_and_the_reporting_walk_agree(
-    field: tuple[dict[str, Any], Any, Any], value: Any, use_good: bool
+    field: tuple[dict[str, Any], Any, Any],
+    value: Any,
+    use_good: bool,
+    additional: Any,
+    extra: dict[str, Any],
 ) -> None:
     """Every request takes the fast check; only a refused one is walked for paths. They
     must agree, or a mismatch would pass unreported (or a good request be refused)."""
-    document = {"context": {"properties": {"f": field[0]}}}
+    document = {"context": {"properties": {"f": field[0]}, "additionalProperties": additional}}
     loaded = load_texts(
         {"p.yaml": POLICY, "a.schema.yaml": yaml.safe_dump(document)}, default_backend()
     )
     assert loaded.schemas is not None and loaded.schemas.context is not None
     made = loaded.schemas.context
-    candidate = {"f": field[1] if use_good else value}
+    candidate = {**extra, "f": field[1] if use_good else value}
     out: list[tuple[str, str]] = []
     _compile(made)(candidate, "context", out)
     assert _accepts(made)(candidate) is (not out), out
-    if use_good:
+    if use_good and not extra:
         assert out == []
+
+
+@pytest.mark.parametrize("name", ["it's", 'a"b', "x\\n", "'); raise SystemExit('", "ü €", ""])
+def test_field_names_are_data_never_code(name: str) -> None:
+    """The fast check is generated code: a field name must stay a string literal in it."""
+    document = {"context": {"properties": {name: {"type": "integer"}}, "required": [name]}}
+    pdp = _pdp("enforce", json.dumps(document))
+    assert pdp.evaluate(_request(GOOD_PROPERTIES, context={name: 1})).allowed
+    with pytest.raises(RequestError) as info:
+        pdp.evaluate(_request(GOOD_PROPERTIES, context={name: "1"}))
+    assert info.value.field == f"context.{name}"
