@@ -1,9 +1,10 @@
 """Requests checked against the set's attribute schemas, by checkers compiled at load.
 
-Each schema becomes two trees of closures once, when the set loads: a fast one that
-only says whether a value conforms (no paths built, simple fields checked by one type
-lookup), run on every request, and one that lists each mismatch by its path, run only
-when the first says no. No schema is walked per request. We compile the typed model
+Each schema is compiled twice, once, when the set loads: a fast test that only says
+whether a value conforms (a generated function per object, no paths built), run on
+every request, and a tree of closures that lists each mismatch by its path, run only
+when the first says no. No schema is walked per request. A property test holds the two
+to the same verdict. We compile the typed model
 ourselves rather than hand it to a JSON Schema library: the subset is seven keywords,
 and the checks must follow CEL's reading of JSON exactly (an int where a double is
 declared is fine, ``1.0`` where an int is declared is not, a bool is never a number;
