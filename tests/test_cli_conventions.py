@@ -3,6 +3,7 @@ prompt on a terminal, shell completion; through ``python -m zerotrust`` and ``ma
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pty
@@ -310,3 +311,13 @@ def test_completion_of_an_unknown_shell_is_a_usage_error() -> None:
     result = zerotrust_cli("completion", "fish")
     assert result.returncode == 2
     assert "invalid choice: 'fish'" in result.stderr
+
+
+def test_the_schema_command_offers_every_shipped_kind() -> None:
+    from zerotrust.cli._args import build_parser
+    from zerotrust.policy.schemas import KINDS
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    kind = next(a for a in commands.choices["schema"]._actions if a.dest == "kind")
+    assert tuple(kind.choices or ()) == KINDS

@@ -37,7 +37,7 @@ from zerotrust.policy.attr_schema import (
     TimestampType,
 )
 from zerotrust.policy.loader import is_policy_file, is_schema_file, load_texts
-from zerotrust.policy.schemas import ALL_KINDS, schema, schema_text
+from zerotrust.policy.schemas import KINDS, schema, schema_text
 
 POLICY = "policy: documents\nrules:\n  - id: everyone\n    effect: allow\n"
 
@@ -494,7 +494,7 @@ def test_validate_reports_a_bad_schema_through_the_console_script(tmp_path: Path
 
 
 def test_the_editor_schema_is_shipped_beside_the_others() -> None:
-    assert "schema" in ALL_KINDS
+    assert "schema" in KINDS
     assert schema_text("schema").startswith("{")
 
 

@@ -24,7 +24,13 @@ from hypothesis import strategies as st
 from zerotrust.cel import default_backend
 from zerotrust.cli import main
 from zerotrust.errors import PolicyError
-from zerotrust.policy.loader import is_data_file, is_policy_file, is_test_file, load_path
+from zerotrust.policy.loader import (
+    is_data_file,
+    is_policy_file,
+    is_schema_file,
+    is_test_file,
+    load_path,
+)
 from zerotrust.policy.located import load_documents
 from zerotrust.policy.schemas import KINDS, UnknownSchemaError, schema, schema_text
 from zerotrust.policy.validate import validate_policy
@@ -44,6 +50,8 @@ def _kind(path: Path) -> str | None:
         return "test"
     if is_data_file(path):
         return "data"
+    if is_schema_file(path):
+        return "schema"
     return "policy" if is_policy_file(path) else None
 
 

@@ -262,11 +262,13 @@ def build_parser(full_serve: bool = False) -> argparse.ArgumentParser:
     completion.add_argument("shell", choices=("bash", "zsh"), help="the shell")
     schema = sub.add_parser(
         "schema",
-        help="print the JSON Schema of policy, data or test-suite files",
+        help="print the JSON Schema of policy, data, test-suite or attribute-schema files",
         description="Print a JSON Schema (draft 2020-12) for editors: policy (*.yaml), "
-        "data (*.data.yaml, *.data.json) or test (*_test.yaml).",
+        "data (*.data.yaml, *.data.json), test (*_test.yaml) or schema (*.schema.yaml).",
     )
-    schema.add_argument("kind", choices=("policy", "data", "test"), help="the kind of file")
+    schema.add_argument(
+        "kind", choices=("policy", "data", "test", "schema"), help="the kind of file"
+    )
     for name, command in sub.choices.items():
         command.set_defaults(command_parser=command, command_name=name)
     return parser

@@ -15,25 +15,24 @@ from typing import Any
 
 from zerotrust.errors import ZeroTrustError
 
-__all__ = ["ALL_KINDS", "KINDS", "UnknownSchemaError", "schema", "schema_text"]
+__all__ = ["KINDS", "UnknownSchemaError", "schema", "schema_text"]
 
-KINDS = ("policy", "data", "test")
 #: Every schema shipped: ``schema`` describes attribute schema files (``*.schema.yaml``).
-ALL_KINDS = (*KINDS, "schema")
+KINDS = ("policy", "data", "test", "schema")
 
 
 class UnknownSchemaError(ZeroTrustError, LookupError):
-    """Raised when a schema is asked for a kind other than those of :data:`ALL_KINDS`."""
+    """Raised when a schema is asked for a kind other than those of :data:`KINDS`."""
 
 
 def schema_text(kind: str) -> str:
     """The schema of ``kind`` as shipped (JSON text), for printing unchanged."""
-    if kind not in ALL_KINDS:
-        raise UnknownSchemaError(f"no schema for {kind!r} (known: {', '.join(ALL_KINDS)})")
+    if kind not in KINDS:
+        raise UnknownSchemaError(f"no schema for {kind!r} (known: {', '.join(KINDS)})")
     return resources.files(__name__).joinpath(f"{kind}.schema.json").read_text(encoding="utf-8")
 
 
 def schema(kind: str) -> dict[str, Any]:
-    """The schema of ``kind`` (one of :data:`ALL_KINDS`) as a fresh dict."""
+    """The schema of ``kind`` (one of :data:`KINDS`) as a fresh dict."""
     loaded: dict[str, Any] = json.loads(schema_text(kind))
     return loaded
