@@ -41,6 +41,7 @@ SAMPLES: dict[str, str] = {
     "bearer_secrets_file": "secrets.txt",
     "insecure_local": "true",
     "include_reasons": "false",
+    "schema_validation": "enforce",
     "max_body_bytes": "2048",
     "request_timeout_seconds": "2.5",
     "max_requests_in_flight": "64",

@@ -179,6 +179,9 @@ class ServerConfig(Section):
     ``insecure_local``: serve without a secret, to loopback clients only (development).
     ``include_reasons``: put matched rules, risk and errors in the response context;
     switch off for PEPs that should not learn how the policies are written.
+    ``schema_validation``: requests checked against the policies' attribute schemas:
+    ``report`` records a mismatch in the decision, ``enforce`` answers 400 naming the
+    field (nothing is decided), ``off`` skips the check.
     ``entities_file``: subjects, resources and actions for the search APIs; without it
     they come from the ``entities`` key of the policy data.
     ``base_url``: the ``policy_decision_point`` identifier published in the metadata;
@@ -229,6 +232,9 @@ class ServerConfig(Section):
     )
     insecure_local: bool = Field(False, description="no PEP authentication; loopback only")
     include_reasons: bool = Field(True, description="send reasons, risk and errors")
+    schema_validation: Literal["off", "report", "enforce"] = Field(
+        "report", description="requests against the attribute schemas: off, report or enforce"
+    )
     max_body_bytes: Count = Field(1024 * 1024, description="largest request body")
     request_timeout: float = Field(
         5.0,

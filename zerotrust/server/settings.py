@@ -179,7 +179,7 @@ def _given(
             # Never read as YAML (its messages may quote the text): comma-separated, as a
             # comma is in no RFC 6750 token.
             value = [part for part in value.split(",") if part]  # noqa: PLW2901
-        elif isinstance(value, str) and schema is not None and not _text(schema):
+        elif isinstance(value, str) and schema is not None and not _text(schema, value):
             try:
                 documents = load_documents(value)
             except YamlProblem as exc:
@@ -198,9 +198,12 @@ def _given(
     return data, origins
 
 
-def _text(schema: Mapping[str, Any]) -> bool:
-    """Whether a key takes text only (so its value is taken as written)."""
+def _text(schema: Mapping[str, Any], value: str) -> bool:
+    """Whether ``value`` is taken as written: for a key that takes text only, and for
+    one of a key's choices (``--schema-validation off`` is the choice, not YAML false)."""
     options = schema.get("anyOf", [schema])
+    if any(value in o.get("enum", ()) for o in options):
+        return True
     kinds = {o.get("type") for o in options} - {"null"}
     return kinds == {"string"} and not any("enum" in o for o in options)
 

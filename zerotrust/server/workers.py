@@ -161,7 +161,11 @@ def build(
             else RedisBehaviorStore.from_url(url, config=behavior)
         )
         pdp = PolicyDecisionPoint.from_path(
-            policies, decision_log=log, identity=identity, behavior=store
+            policies,
+            decision_log=log,
+            identity=identity,
+            behavior=store,
+            schema_validation=config.schema_validation,
         )
         # Decisions on the event loop only when nothing in them waits on the network
         # (nor a decision log that forces each line to disk).

@@ -306,11 +306,14 @@ class Gate:
         return Verdict(None, decision, plan)
 
     def decide(self, prepared: Prepared) -> Decision | Reply:
-        """The PDP's decision, or a 503 when none could be had (a remote PDP down)."""
+        """The PDP's decision, a 503 when none could be had (a remote PDP down), or a 400
+        when the PDP refuses the request (one off its attribute schemas, ``enforce``)."""
         try:
             return self.pdp.evaluate(prepared.access, extra=prepared.extra)
         except DecisionUnavailableError as exc:
             return self.unavailable(exc)
+        except RequestError as exc:
+            return self.invalid(exc)
 
     async def decide_async(self, prepared: Prepared) -> Decision | Reply:
         """:meth:`decide` for async frameworks."""
@@ -318,6 +321,13 @@ class Gate:
             return await self.pdp.evaluate_async(prepared.access, extra=prepared.extra)
         except DecisionUnavailableError as exc:
             return self.unavailable(exc)
+        except RequestError as exc:
+            return self.invalid(exc)
+
+    def invalid(self, exc: RequestError) -> Reply:
+        """Refused, undecided: the message names the field, which the caller can fix."""
+        _log.info("request refused by the PDP: %s", exc)
+        return self._reply(400, "invalid_request", str(exc))
 
     def unavailable(self, exc: DecisionUnavailableError) -> Reply:
         """Refused for want of a decision: try again later, never run the app."""
