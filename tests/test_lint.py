@@ -311,7 +311,7 @@ def test_the_docs_example_is_what_the_linter_prints(tmp_path: Path) -> None:
 
 
 def test_undecided_questions_are_reported_not_hidden() -> None:
-    from zerotrust.lint.command import render_json, render_text
+    from zerotrust.cli._lint import render_json, render_text
 
     finding = Finding("dead-rule", "p.yaml", 3, 11, "p/r", "allow rule can never match")
     report = LintReport((finding,), undecided=2)

@@ -25,10 +25,10 @@ from test_lint_soundness import CONDITIONS
 
 from zerotrust import PolicyDecisionPoint
 from zerotrust.cli import main
+from zerotrust.cli._lint import render_json, render_text
 from zerotrust.lint import Finding, LintOptions, LintReport, lint_path
 from zerotrust.lint._analyse import lint_specs
 from zerotrust.lint._load import policy_specs
-from zerotrust.lint.command import render_json, render_text
 from zerotrust.policy.located import load_documents
 from zerotrust.policy.validate import validate_policy
 

@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return serve(args)
         if args.command == "lint":
-            from zerotrust.lint.command import run as lint
+            from zerotrust.cli._lint import run as lint
 
             return lint(args, sys.stdout, sys.stderr)
         if args.command == "replay":

@@ -179,7 +179,7 @@ def build_parser(full_serve: bool = False) -> argparse.ArgumentParser:
     ev.add_argument("--now", help="evaluate at this ISO 8601 time (with timezone)")
     ev.add_argument("--compact", action="store_true", help="one-line JSON")
 
-    from zerotrust.lint.command import add_arguments as add_lint_arguments
+    from zerotrust.cli._lint import add_arguments as add_lint_arguments
 
     lint = sub.add_parser(
         "lint",

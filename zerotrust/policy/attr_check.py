@@ -307,17 +307,7 @@ def _string(made: StringType) -> _Check:
     if made.format is not None:
         kind = "an IP address" if made.format == "ip" else "a CIDR block (10.0.0.0/8)"
         parse = _address if made.format == "ip" else _network
-
-        def check_format(value: Any, path: str, out: list[tuple[str, str]]) -> None:
-            if type(value) is not str:
-                out.append((path, f"expected a string holding {kind}"))
-                return
-            try:
-                parse(value)
-            except ValueError:
-                out.append((path, f"expected a string holding {kind}"))
-
-        return check_format
+        return _parsed(parse, f"a string holding {kind}", ValueError)
     return _scalar(lambda v: type(v) is str, "a string", made.enum)
 
 
@@ -365,14 +355,18 @@ def _scalar(accepts: Callable[[Any], bool], expected: str, enum: tuple[Any, ...]
     return check_enum
 
 
-def _parsed(parse: Callable[[str], object], expected: str) -> _Check:
+def _parsed(
+    parse: Callable[[str], object], expected: str, error: type[Exception] = CelError
+) -> _Check:
+    """A string that ``parse`` reads without raising ``error``."""
+
     def check(value: Any, path: str, out: list[tuple[str, str]]) -> None:
         if type(value) is not str:
             out.append((path, f"expected {expected}"))
             return
         try:
             parse(value)
-        except CelError:
+        except error:
             out.append((path, f"expected {expected}"))
 
     return check
