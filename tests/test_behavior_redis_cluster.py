@@ -44,7 +44,11 @@ from zerotrust.behavior.breaker import BreakerState
 from zerotrust.engine import STORE_UNAVAILABLE
 
 NOW = datetime.datetime(2026, 3, 2, 10, 0, tzinfo=datetime.UTC)
-PEERS = BehaviorConfig(peer_groups=("department",), min_peers=2)
+# Tests of what the store counts wait for a loaded machine (the default 50 ms
+# would turn a slow first connection into an unavailable answer); the tests of
+# faults set their own timeouts.
+ROOMY = BehaviorConfig(timeout=2.0, connect_timeout=2.0)
+PEERS = attrs.evolve(ROOMY, peer_groups=("department",), min_peers=2)
 POLICY = """
 policy: p
 target: {resources: [customer_record], actions: [read]}
@@ -278,7 +282,7 @@ def test_an_outcome_of_a_subject_on_another_node_rides_with_the_next_call(
 ) -> None:
     """A deferred denial of one subject goes in the pipeline of another subject's
     call on another node: the batch spans nodes, each part is written once."""
-    store = RedisBehaviorStore.from_url(cluster.url)
+    store = RedisBehaviorStore.from_url(cluster.url, ROOMY)
     keys = {s: _keyslot(cluster, f"user:{s}".encode()) for s in (f"u-{n}" for n in range(40))}
     owner = _slot_owners(cluster)
     first = "u-0"
@@ -431,7 +435,7 @@ def test_the_demo_insider_sent_to_two_pdps_on_the_cluster_is_stopped_as_on_one(
         zdemo.default_policies(), clock=lambda: now[0], behavior=MemoryBehaviorStore()
     )
     assert _demo_decisions([alone], now) == ((page, report.stopped_by), report.attack_records)
-    stores = [RedisBehaviorStore.from_url(cluster.url) for _ in range(2)]
+    stores = [RedisBehaviorStore.from_url(cluster.url, ROOMY) for _ in range(2)]
     pdps = [
         PolicyDecisionPoint.from_path(zdemo.default_policies(), clock=lambda: now[0], behavior=s)
         for s in stores
@@ -485,7 +489,7 @@ def test_a_slot_moved_under_the_store_is_followed_ask_then_moved(
     lost or counted twice. Through ``features`` and ``features_async``."""
     from redis.crc import key_slot
 
-    store = RedisBehaviorStore.from_url(cluster.url)
+    store = RedisBehaviorStore.from_url(cluster.url, ROOMY)
     loop = asyncio.new_event_loop()
 
     def features(request: AccessRequest) -> Mapping[str, Any]:
