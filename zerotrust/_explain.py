@@ -9,15 +9,17 @@ cut short here (long strings, lists and maps, deep nesting) before anything sees
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
 
 from zerotrust._describe import quote
-from zerotrust.cel import Condition, values_read
+from zerotrust.cel import VARIABLES, CelCompileError, Condition, values_read
+from zerotrust.cel._compiler import _error_message, compile_expression
 from zerotrust.decision import Risk, TraceEntry, ValueRead
 from zerotrust.obligations import did_you_mean
-from zerotrust.policy.compile import CompiledRule, PolicySet
+from zerotrust.policy.compile import CompiledRule, PolicySet, Values
 from zerotrust.request import AccessRequest
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "no_policy",
     "no_policy_for",
     "reads",
+    "variable_values",
 ]
 
 #: Characters of a string value shown; the rest is replaced by a count.
@@ -58,15 +61,20 @@ class Tracer:
         self._scope = {**variables, "data": data, "behavior": behavior, "now": now}
 
     def signal(
-        self, ref: str, matched: bool, error: str | None, condition: Condition | None
+        self,
+        ref: str,
+        matched: bool,
+        error: str | None,
+        condition: Condition | None,
+        values: Values = (),
     ) -> None:
-        self._add(ref, "signal", None, matched, error, condition)
+        self._add(ref, "signal", None, matched, error, condition, values)
 
     def rule(self, rule: CompiledRule, matched: bool, error: str | None, risk: Risk) -> None:
         if "risk" not in self._scope:  # rules see the risk the signals made
             self._scope["risk"] = {"score": risk.score, "signals": list(risk.signals)}
         kind = "report-only" if rule.report_only else "rule"
-        self._add(rule.ref, kind, rule.effect.value, matched, error, rule.condition)
+        self._add(rule.ref, kind, rule.effect.value, matched, error, rule.condition, rule.values)
 
     def entries(self) -> tuple[TraceEntry, ...]:
         return tuple(self._entries)
@@ -79,10 +87,12 @@ class Tracer:
         matched: bool,
         error: str | None,
         condition: Condition | None,
+        values: Values = (),
     ) -> None:
         outcome = "error" if error is not None else ("matched" if matched else "not_matched")
         found = reads(condition, self._scope)
-        self._entries.append(TraceEntry(ref, kind, effect, outcome, error, found))
+        named = variable_values(values, self._scope)
+        self._entries.append(TraceEntry(ref, kind, effect, outcome, error, found, named))
 
 
 def reads(condition: Condition | None, scope: Mapping[str, Any]) -> tuple[ValueRead, ...]:
@@ -96,6 +106,36 @@ def reads(condition: Condition | None, scope: Mapping[str, Any]) -> tuple[ValueR
         ValueRead(r.path, bounded(r.value)) if r.found else ValueRead(r.path, missing=True)
         for r in values_read(source, scope)
     )
+
+
+def variable_values(values: Values, scope: Mapping[str, Any]) -> tuple[ValueRead, ...]:
+    """Each variable's or derived role's (bounded) value in ``scope``, or its error.
+
+    Evaluated here, apart from the decision: the condition that ran has them inlined."""
+    found = []
+    for path, text in values:
+        try:
+            value = _expression(text)(scope)
+        except Exception as exc:
+            found.append(ValueRead(path, error=_error_message(exc)))
+            continue
+        found.append(ValueRead(path, bounded(value)))
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=256)
+def _expression(text: str) -> Any:
+    """``text`` compiled as a CEL expression of any type (a variable's value need not
+    be a boolean); the same text compiles to the same function."""
+    try:
+        return compile_expression(text, VARIABLES)
+    except CelCompileError as exc:  # (it compiled inside its condition: not expected)
+        message = exc.message
+
+        def fail(scope: Any) -> Any:
+            raise CelCompileError(message)
+
+        return fail
 
 
 def bounded(value: Any, depth: int = 0) -> Any:

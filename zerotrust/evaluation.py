@@ -89,7 +89,7 @@ def decide(
                 score += signal.score
                 signals.append(signal.name)
             if trace is not None:
-                trace.signal(signal.ref, matched, error, signal.condition)
+                trace.signal(signal.ref, matched, error, signal.condition, signal.values)
     risk = Risk(score=min(100, score), signals=tuple(signals))
     bindings = backend.extend(bindings, {"risk": {"score": risk.score, "signals": signals[:]}})
 

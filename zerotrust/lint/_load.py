@@ -11,8 +11,16 @@ from pathlib import PurePath
 
 from zerotrust.cel import default_backend
 from zerotrust.errors import Diagnostic, PolicyError
-from zerotrust.policy.loader import is_data_file, is_test_file, load_path, with_action_groups
-from zerotrust.policy.located import YamlProblem, load_documents
+from zerotrust.policy.compile import library_checker
+from zerotrust.policy.libraries import is_library, resolve_library_documents
+from zerotrust.policy.loader import (
+    is_data_file,
+    is_schema_file,
+    is_test_file,
+    load_path,
+    with_action_groups,
+)
+from zerotrust.policy.located import LNode, YamlProblem, load_documents
 from zerotrust.policy.model import PolicySpec
 from zerotrust.policy.snapshot import read_snapshot
 from zerotrust.policy.validate import Validated, validate_policy
@@ -22,22 +30,26 @@ __all__ = ["policy_specs"]
 
 def policy_specs(path: PurePath) -> list[PolicySpec]:
     """The policies at ``path`` in load order; :class:`PolicyError` if the set is invalid."""
-    load_path(path, default_backend())
+    backend = default_backend()
+    load_path(path, backend)
     snapshot = read_snapshot(path, lambda name: name.endswith((".yaml", ".yml")))
     validated: list[Validated] = []
     problems: list[Diagnostic] = list(snapshot.problems)
+    found: list[tuple[str, LNode]] = []
     for name, text in snapshot.texts.items():
-        if is_test_file(name) or is_data_file(name):
+        if is_test_file(name) or is_data_file(name) or is_schema_file(name):
             continue
         try:
             documents = load_documents(text)
         except YamlProblem as exc:  # changed since it loaded
             problems.append(Diagnostic(name, exc.line, exc.column, exc.message))
             continue
-        for document in documents:
-            if document.value is None:
-                continue
-            one = validate_policy(document, name)
+        found.extend((name, document) for document in documents if document.value is not None)
+    libraries, more = resolve_library_documents(found, library_checker(backend))
+    problems.extend(more)
+    for name, document in found:
+        if not is_library(document):
+            one = validate_policy(document, name, libraries)
             problems.extend(one.diagnostics)
             validated.append(one)
     if problems:

@@ -2,8 +2,9 @@
 
 Layout of a policy directory (searched recursively, in sorted path order):
 
-* ``*.yaml`` / ``*.yml``: policies, one per YAML document, and the set's action groups
-  (a document holding only ``action_groups``, see :mod:`zerotrust.policy.action_groups`);
+* ``*.yaml`` / ``*.yml``: policies, one per YAML document, the set's action groups
+  (a document holding only ``action_groups``, see :mod:`zerotrust.policy.action_groups`)
+  and condition libraries (``library:`` documents, see :mod:`zerotrust.policy.libraries`);
 * ``*_test.yaml`` / ``*_test.yml``: policy test suites, skipped here;
 * ``*.data.yaml`` / ``*.data.yml`` / ``*.data.json``: policy data; each file is a
   mapping whose top-level keys become keys of the ``data`` variable;
@@ -24,6 +25,7 @@ reason, even one we did not foresee, is refused whole with a diagnostic.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -45,8 +47,14 @@ from zerotrust.policy.action_groups import (
 )
 from zerotrust.policy.attr_check import compile_checker
 from zerotrust.policy.attr_schema import SchemaFile, merge_schema_files, read_schema_file
-from zerotrust.policy.compile import PolicySet, check_conditions, compile_policies
+from zerotrust.policy.compile import (
+    PolicySet,
+    check_conditions,
+    compile_policies,
+    library_checker,
+)
 from zerotrust.policy.json_data import load_json
+from zerotrust.policy.libraries import is_library, resolve_library_documents
 from zerotrust.policy.located import AliasBudget, LNode, YamlProblem, load_documents
 from zerotrust.policy.model import PolicySpec
 from zerotrust.policy.positions import file_position as _file_position
@@ -186,6 +194,8 @@ def _load_texts(
     data: dict[str, Any] = {}
     data_origin: dict[str, str] = {}
     schema_files: list[SchemaFile] = []
+    # Policies are validated once every library is read: they may import any of them.
+    pending: list[tuple[str, LNode, set[tuple[int, int]], bool]] = []
     budget = AliasBudget()
     for name, text in texts.items():
         if is_test_file(name):
@@ -216,14 +226,22 @@ def _load_texts(
                 message = NO_POLICY if len(documents) == 1 else EMPTY_DOCUMENT
                 diagnostics.append(Diagnostic(name, doc.line, doc.column, message))
                 continue
-            validated = validate_policy(doc, name)
-            diagnostics.extend(d for d in validated.diagnostics if (d.line, d.column) not in bad_at)
-            groups.extend(validated.groups)
-            conditions.extend(validated.conditions)
-            if validated.spec is not None and not values:
-                specs.append(validated.spec)
-            else:
-                diagnostics.extend(check_conditions(validated.conditions, backend))
+            pending.append((name, doc, bad_at, bool(values)))
+    libraries, found = resolve_library_documents(
+        ((name, doc) for name, doc, _, _ in pending), library_checker(backend)
+    )
+    diagnostics.extend(found)
+    for name, doc, bad_at, bad_values in pending:
+        if is_library(doc):
+            continue
+        validated = validate_policy(doc, name, libraries)
+        diagnostics.extend(d for d in validated.diagnostics if (d.line, d.column) not in bad_at)
+        groups.extend(validated.groups)
+        conditions.extend(validated.conditions)
+        if validated.spec is not None and not bad_values:
+            specs.append(validated.spec)
+        else:
+            diagnostics.extend(check_conditions(validated.conditions, backend))
     if not specs and not diagnostics:
         diagnostics.append(Diagnostic(origin, 0, 0, "the policy set holds no policy"))
     resolved, problems = resolve_action_groups(groups, data_origin)
@@ -232,9 +250,17 @@ def _load_texts(
     if resolved.flat:
         data[DATA_KEY] = resolved.as_data()
     compiled, found = compile_policies(
-        expand_specs(specs, resolved), data, backend, more_sources={g.file for g in groups}
+        expand_specs(specs, resolved),
+        data,
+        backend,
+        more_sources={g.file for g in groups} | libraries.files,
     )
     diagnostics.extend(found)
+    if compiled is not None and libraries.by_name:
+        # What the libraries say is part of what the set means (the policies hold only names).
+        mixed = json.dumps([compiled.revision, libraries.meaning()], sort_keys=True, default=str)
+        revision = "sha256:" + hashlib.sha256(mixed.encode()).hexdigest()[:32]
+        compiled = attrs.evolve(compiled, revision=revision)
     schemas, clashes = merge_schema_files(schema_files)
     diagnostics.extend(clashes)
     if diagnostics or compiled is None:
