@@ -34,8 +34,8 @@ __all__ = [
     "PolicySet",
     "check_conditions",
     "check_variables",
-    "library_checker",
     "compile_policies",
+    "library_checker",
     "revision_of",
 ]
 

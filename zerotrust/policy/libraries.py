@@ -22,9 +22,9 @@ import attrs
 from zerotrust._describe import describe
 from zerotrust.errors import Diagnostic
 from zerotrust.obligations import did_you_mean
+from zerotrust.policy.action_groups import _CEL_WORDS
 from zerotrust.policy.located import LNode
 from zerotrust.policy.model import CelSource, Inlined, InlinedPiece, VariableSpec
-from zerotrust.policy.action_groups import _CEL_WORDS
 from zerotrust.policy.variables import (
     ROLES,
     VARIABLE_NAME,
@@ -36,9 +36,9 @@ from zerotrust.policy.variables import (
 __all__ = [
     "DOCUMENT_KEY",
     "IMPORTS_KEY",
+    "Checker",
     "ImportScope",
     "Libraries",
-    "Checker",
     "LibrarySpec",
     "RoleSpec",
     "is_library",
@@ -135,7 +135,10 @@ class Libraries:
         failed = False
         items = [] if node is None or node.value is None else node.value
         if not isinstance(items, list):
-            add(node or LNode(None, 0, 0), f"imports must be a list of library names, not {_kind(items)}")
+            add(
+                node or LNode(None, 0, 0),
+                f"imports must be a list of library names, not {_kind(items)}",
+            )
             items = []
         for item in items:
             name = item.value
@@ -276,7 +279,9 @@ def _roles(node: LNode | None, file: str, add: Any) -> tuple[RoleSpec, ...]:
     if node is None or node.value is None:
         return ()
     if not isinstance(node.value, dict):
-        add(node, f"{ROLES} must be a mapping of role names to definitions, not {_kind(node.value)}")
+        add(
+            node, f"{ROLES} must be a mapping of role names to definitions, not {_kind(node.value)}"
+        )
         return ()
     keys = node.keys or {}
     roles: list[RoleSpec] = []
@@ -290,7 +295,11 @@ def _roles(node: LNode | None, file: str, add: Any) -> tuple[RoleSpec, ...]:
             )
             continue
         if not isinstance(item.value, dict):
-            add(item, f"derived role {name!r} must be a mapping (parent_roles, when), not {_kind(item.value)}")
+            add(
+                item,
+                f"derived role {name!r} must be a mapping (parent_roles, when), "
+                f"not {_kind(item.value)}",
+            )
             continue
         item_keys = item.keys or {}
         for key in item.value:
@@ -331,7 +340,9 @@ def _parent_roles(node: LNode | None, role: str, add: Any) -> tuple[str, ...] | 
     for item in items:
         if not isinstance(item.value, str) or not item.value:
             shown = "an empty string" if item.value == "" else _kind(item.value)
-            add(item, f"derived role {role!r}: parent_roles entries must be role names, not {shown}")
+            add(
+                item, f"derived role {role!r}: parent_roles entries must be role names, not {shown}"
+            )
             return None
         names.append(item.value)
     return tuple(dict.fromkeys(names))

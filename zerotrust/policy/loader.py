@@ -258,8 +258,8 @@ def _load_texts(
     diagnostics.extend(found)
     if compiled is not None and libraries.by_name:
         # What the libraries say is part of what the set means (the policies hold only names).
-        mixed = json.dumps([compiled.revision, libraries.meaning()], sort_keys=True, default=str)
-        revision = "sha256:" + hashlib.sha256(mixed.encode()).hexdigest()[:32]
+        meaning = json.dumps([compiled.revision, libraries.meaning()], sort_keys=True, default=str)
+        revision = "sha256:" + hashlib.sha256(meaning.encode()).hexdigest()[:32]
         compiled = attrs.evolve(compiled, revision=revision)
     schemas, clashes = merge_schema_files(schema_files)
     diagnostics.extend(clashes)

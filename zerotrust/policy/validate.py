@@ -258,9 +258,7 @@ def _cel(
     return inlined
 
 
-def _variables(
-    node: LNode | None, out: _Collector, scope: ImportScope
-) -> tuple[VariableSpec, ...]:
+def _variables(node: LNode | None, out: _Collector, scope: ImportScope) -> tuple[VariableSpec, ...]:
     """Read and resolve the policy's variables, with what its imports give; they are
     inlined as conditions are read."""
     specs, problems = read_variables(node, out.file, out.policy)

@@ -293,7 +293,9 @@ class PolicyVariables:
                 return None
             if ref.start > at:
                 chunk = text[at : ref.start]
-                piece = InlinedPiece(size, size + len(chunk), source, at, True, variable, None, library)
+                piece = InlinedPiece(
+                    size, size + len(chunk), source, at, True, variable, None, library
+                )
                 put(chunk, piece)
             bracket = InlinedPiece(
                 size, size + 1, source, ref.start, False, variable, ref.start, library
@@ -316,7 +318,9 @@ class PolicyVariables:
                 self._add(source, 0, TOO_LONG, owner)
                 return None
         if at < len(text):
-            rest = InlinedPiece(size, size + len(text) - at, source, at, True, variable, None, library)
+            rest = InlinedPiece(
+                size, size + len(text) - at, source, at, True, variable, None, library
+            )
             put(text[at:], rest)
         unique = tuple(dict.fromkeys(values))
         return Inlined("".join(parts), tuple(pieces), frozenset(names), unique)
