@@ -96,7 +96,7 @@ class ImportScope:
     elsewhere: Mapping[str, str] = attrs.field(factory=dict)
     #: Where each imported name is defined (library, file, line, column).
     defined: Mapping[str, tuple[str, str, int, int]] = attrs.field(factory=dict)
-    #: An import names a library refused for its own problems (reported there).
+    #: An import names an unknown library, or one refused for its own problems.
     failed: bool = False
 
 
@@ -144,12 +144,14 @@ class Libraries:
             name = item.value
             if not isinstance(name, str) or not name:
                 add(item, f"imports entries must be library names, not {_kind(name)}")
+                failed = True
             elif name in names:
                 add(item, f"library {name!r} is imported twice")
             elif name not in self.names:
                 hint = did_you_mean(name, self.names) if self.names else ""
                 none = "" if self.names else " (no library is declared in the policy set)"
                 add(item, f"unknown library {name!r}{hint}{none}")
+                failed = True
             else:
                 names.append(name)
                 failed = failed or name not in self.by_name

@@ -265,7 +265,11 @@ def _variables(node: LNode | None, out: _Collector, scope: ImportScope) -> tuple
     out.items.extend(problems)
     out.items.extend(own_clashes(scope, specs.values(), out.file, out.policy))
     out.variables = PolicyVariables(
-        specs, out.policy, imported=scope.items, elsewhere=scope.elsewhere
+        specs,
+        out.policy,
+        imported=scope.items,
+        elsewhere=scope.elsewhere,
+        incomplete=scope.failed,
     )
     found = []
     for spec in out.variables.resolved():

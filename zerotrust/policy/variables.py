@@ -95,8 +95,9 @@ class PolicyVariables:
 
     ``imported`` are the variables and derived roles of the libraries the policy imports,
     already inlined (None: refused in its library, where that is reported);
-    ``elsewhere`` the names other libraries declare, with their library, for hints.
-    A library's own variables are resolved here too, with ``library`` its name.
+    ``elsewhere`` the names other libraries declare, with their library, for hints;
+    ``incomplete`` when an import is unknown or refused, so unknown names are not
+    reported again. A library's own variables are resolved here too, ``library`` its name.
     """
 
     def __init__(
@@ -107,8 +108,11 @@ class PolicyVariables:
         imported: Mapping[str, Inlined | None] | None = None,
         elsewhere: Mapping[str, str] | None = None,
         library: str | None = None,
+        incomplete: bool = False,
     ) -> None:
         self.specs = specs
+        #: An import could not be read (reported there): an unknown name may be in it.
+        self.incomplete = incomplete
         self.policy = policy
         self.imported = imported or {}
         self.elsewhere = elsewhere or {}
@@ -179,7 +183,10 @@ class PolicyVariables:
         for ref in refs:
             message = self._unknown(ref.name)
             if message is not None:
-                self._add(source, ref.start, message, owner)
+                if self.incomplete:
+                    self.failed = True
+                else:
+                    self._add(source, ref.start, message, owner)
                 ok = False
         return tuple(refs) if ok else None
 
