@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -26,6 +27,7 @@ from zerotrust.cel._compiler import compile_expression
 from zerotrust.cli import main
 from zerotrust.errors import Diagnostic
 from zerotrust.policy.loader import load_texts
+from zerotrust.policy.schemas import schema
 from zerotrust.request import AccessRequest, request_variables
 
 LIBRARY = """\
@@ -53,6 +55,9 @@ rules:
     effect: allow
     when: derived_roles.owner && variables.small_own
 """
+
+
+PLAIN = "policy: plain\nrules:\n  - id: r\n    effect: allow\n"
 
 
 def _request(roles: Any = None, owner: str = "alice", size: int = 1) -> dict[str, Any]:
@@ -375,8 +380,7 @@ def test_an_error_from_where_it_is_used_is_at_the_reference_noting_the_library()
 def test_malformed_libraries_are_refused(
     library: str, line: int, column: int, message: str
 ) -> None:
-    policy = "policy: p\nrules:\n  - id: r\n    effect: allow\n"
-    found = _where(_problems({"lib.yaml": library, "p.yaml": policy}))
+    found = _where(_problems({"lib.yaml": library, "p.yaml": PLAIN}))
     assert len(found) == 1, found
     assert found[0][:3] == ("lib.yaml", line, column)
     assert message in found[0][3]
@@ -571,3 +575,37 @@ def test_lint_reads_a_set_with_libraries(
     code = main(["lint", str(tmp_path)])
     out = capsys.readouterr()
     assert code == 0, out
+
+
+# --- the editor schema --------------------------------------------------------------------
+
+
+def _schema_errors(text: str) -> list[str]:
+    validator = jsonschema.Draft202012Validator(schema("policy"))
+    return [e.message for e in validator.iter_errors(yaml.safe_load(text))]
+
+
+def test_the_editor_schema_accepts_libraries_and_imports() -> None:
+    assert _schema_errors(LIBRARY) == []
+    assert _schema_errors(POLICY) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "library: x\n",  # declares nothing
+        "library: X\nvariables: {a: 'true'}\n",
+        "library: x\nvariabels: {a: 'true'}\n",
+        "library: x\nderived_roles: {a: {}}\n",
+        "library: x\nderived_roles: {a: {parent_roles: []}}\n",
+        "library: x\nderived_roles: {a: {when: true}}\n",
+        "library: x\nderived_roles: {a: {when: 'true', parents: [x]}}\n",
+        "library: x\nderived_roles: {1a: {when: 'true'}}\n",
+        POLICY.replace("[ownership]", "ownership"),
+        POLICY.replace("[ownership]", "[ownership, ownership]"),
+    ],
+)
+def test_the_editor_schema_refuses_what_the_loader_refuses(text: str) -> None:
+    assert _schema_errors(text)
+    with pytest.raises(PolicyError):
+        load_texts({"lib.yaml": LIBRARY, "p.yaml": PLAIN, "x.yaml": text}, default_backend())
