@@ -226,7 +226,8 @@ def own_clashes(
         other = scope.defined.get(variable.name)
         if other is not None:
             own = ("", file, variable.line, variable.column)
-            found.extend(_clash(variable.name, other, own, policy))
+            at_own, at_library = _clash(variable.name, other, own, policy)
+            found.extend((attrs.evolve(at_own, policy=policy), at_library))
     return found
 
 
@@ -414,7 +415,7 @@ def _role(role: RoleSpec, spec: LibrarySpec, variables: PolicyVariables) -> Inli
     key = f"{ROLES}.{role.name}"
     when = None
     if role.when is not None:
-        when = variables.inline_as(role.when, key, role.name)
+        when = variables.inline_as(role.when, key, None)
         if when is None:
             return None
     parts: list[tuple[str, InlinedPiece | None]] = []
