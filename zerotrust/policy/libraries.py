@@ -415,7 +415,7 @@ def _role(role: RoleSpec, spec: LibrarySpec, variables: PolicyVariables) -> Inli
     key = f"{ROLES}.{role.name}"
     when = None
     if role.when is not None:
-        when = variables.inline_as(role.when, key, None)
+        when = variables.inline_as(role.when, key)
         if when is None:
             return None
     parts: list[tuple[str, InlinedPiece | None]] = []

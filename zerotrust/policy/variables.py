@@ -149,11 +149,11 @@ class PolicyVariables:
         inlined = self._build(source, refs, None, owner)
         return None if inlined is None else attrs.evolve(source, inlined=inlined)
 
-    def inline_as(self, source: CelSource, name: str, owner: str | None) -> Inlined | None:
+    def inline_as(self, source: CelSource, name: str) -> Inlined | None:
         """``source`` inlined as the text of ``name`` (a derived role): every piece of it
         is ``name``'s, even when it reads no variable."""
-        refs = self._references(source, owner)
-        return None if refs is None else self._build(source, refs, name, owner)
+        refs = self._references(source, None)
+        return None if refs is None else self._build(source, refs, name, None)
 
     def inlined(self, name: str) -> Inlined | None:
         """Variable ``name`` inlined (also when it reads no variable), or None when its
