@@ -609,3 +609,39 @@ def test_the_editor_schema_refuses_what_the_loader_refuses(text: str) -> None:
     assert _schema_errors(text)
     with pytest.raises(PolicyError):
         load_texts({"lib.yaml": LIBRARY, "p.yaml": PLAIN, "x.yaml": text}, default_backend())
+
+
+def test_test_v_prints_each_variable_below_the_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write(tmp_path)
+    suite = {
+        "cases": [
+            {
+                "name": "an owner without a size",
+                "request": {
+                    "subject": {"id": "alice", "properties": {"roles": ["user"]}},
+                    "action": {"name": "read"},
+                    "resource": {"type": "document", "properties": {"owner": "alice"}},
+                },
+                "expect": {"effect": "deny"},
+            }
+        ]
+    }
+    (tmp_path / "p_test.yaml").write_text(yaml.safe_dump(suite), encoding="utf-8")
+    assert main(["test", "-v", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = lines.index("    trace: rule documents/owners-read (allow): error: no such key: 'size'")
+    assert lines[at + 1 : at + 9] == [
+        "    trace:     " + line
+        for line in [
+            'subject.properties.roles = ["user"]',
+            'resource.properties.owner = "alice"',
+            'subject.id = "alice"',
+            "resource.properties.size: missing",
+            "derived_roles.owner = true",
+            "variables.is_owner = true",
+            "variables.small_own: error: no such key: 'size'",
+            "variables.big: error: no such key: 'size'",
+        ]
+    ]
