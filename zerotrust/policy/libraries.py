@@ -139,7 +139,7 @@ class Libraries:
                 node or LNode(None, 0, 0),
                 f"imports must be a list of library names, not {_kind(items)}",
             )
-            items = []
+            items, failed = [], True
         for item in items:
             name = item.value
             if not isinstance(name, str) or not name:
@@ -418,14 +418,6 @@ def _role(role: RoleSpec, spec: LibrarySpec, variables: PolicyVariables) -> Inli
         when = variables.inline_as(role.when, key)
         if when is None:
             return None
-    parts: list[tuple[str, InlinedPiece | None]] = []
-    if role.parent_roles:
-        listed = ", ".join(json.dumps(name, ensure_ascii=False) for name in role.parent_roles)
-        check = (
-            f"has({ROLES_PATH}) && type({ROLES_PATH}) == list && "
-            f"{ROLES_PATH}.exists(r, r in [{listed}])"
-        )
-        parts.append((check, None))
     anchor = role.when or CelSource(role.name, spec.file, role.line, role.column)
     text = ""
     pieces: list[InlinedPiece] = []
@@ -437,7 +429,12 @@ def _role(role: RoleSpec, spec: LibrarySpec, variables: PolicyVariables) -> Inli
         pieces.append(InlinedPiece(start, len(text), anchor, 0, False, key, None, spec.name))
 
     if role.parent_roles:
-        synthetic("(" + parts[0][0] + ")")
+        listed = ", ".join(json.dumps(name, ensure_ascii=False) for name in role.parent_roles)
+        # Never an error: no roles, or roles that are not a list, hold no parent role.
+        synthetic(
+            f"(has({ROLES_PATH}) && type({ROLES_PATH}) == list && "
+            f"{ROLES_PATH}.exists(r, r in [{listed}]))"
+        )
         if when is not None:
             synthetic(" && ")
     if when is not None:
