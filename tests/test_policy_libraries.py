@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_policy_variables import _REQUESTS, _program, _render
+from test_testing_formats import run_cli
 
 from zerotrust import PolicyDecisionPoint, PolicyError
 from zerotrust.cel import VARIABLES, default_backend
@@ -557,12 +556,7 @@ def test_validate_and_eval_explain(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_validate_reports_library_problems_through_the_console_script(tmp_path: Path) -> None:
     _write(tmp_path)
     (tmp_path / "p.yaml").write_text(POLICY.replace("[ownership]", "[ownrship]"), encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "zerotrust", "validate", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = run_cli("validate", str(tmp_path))
     assert done.returncode == 1
     assert "p.yaml:2:11: [documents] unknown library 'ownrship': did you mean 'ownership'?" in (
         done.stdout + done.stderr
