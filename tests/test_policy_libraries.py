@@ -21,7 +21,14 @@ from test_policy_variables import _REQUESTS, _program, _render
 from test_testing_formats import run_cli
 
 from zerotrust import PolicyDecisionPoint, PolicyError
-from zerotrust.cel import VARIABLES, default_backend
+from zerotrust.audit.sinks import JsonLinesLog
+from zerotrust.cel import (
+    VARIABLES,
+    Backend,
+    CompiledBackend,
+    InterpreterBackend,
+    default_backend,
+)
 from zerotrust.cel._compiler import compile_expression
 from zerotrust.cli import main
 from zerotrust.errors import Diagnostic
@@ -94,10 +101,12 @@ def _where(found: list[Diagnostic]) -> list[tuple[str, int, int, str]]:
         (["user"], "alice", 11, "deny"),  # the policy's own variable reads the library's
     ],
 )
+@pytest.mark.parametrize("backend", [CompiledBackend, InterpreterBackend])
 def test_a_policy_reads_its_imports_variables_and_derived_roles(
-    roles: Any, owner: str, size: int, effect: str
+    roles: Any, owner: str, size: int, effect: str, backend: type[Backend]
 ) -> None:
-    pdp = PolicyDecisionPoint.from_texts({"lib.yaml": LIBRARY, "p.yaml": POLICY})
+    texts = {"lib.yaml": LIBRARY, "p.yaml": POLICY}
+    pdp = PolicyDecisionPoint.from_texts(texts, backend=backend())
     decision = pdp.evaluate(_request(roles, owner, size))
     assert decision.effect.value == effect
     assert decision.errors == ()
@@ -640,3 +649,15 @@ def test_test_v_prints_each_variable_below_the_reads(
             "variables.big: error: no such key: 'size'",
         ]
     ]
+
+
+def test_the_decision_log_never_receives_the_values(tmp_path: Path) -> None:
+    log = tmp_path / "decisions.jsonl"
+    sink = JsonLinesLog(log)
+    pdp = PolicyDecisionPoint.from_texts({"lib.yaml": LIBRARY, "p.yaml": POLICY}, decision_log=sink)
+    assert pdp.evaluate(_request(["user"]), explain=True).explain[0].variables
+    sink.close()
+    written = log.read_text(encoding="utf-8")
+    assert written.count("\n") == 1
+    assert "variables.is_owner" not in written
+    assert "derived_roles" not in written
