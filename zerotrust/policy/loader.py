@@ -41,6 +41,7 @@ from zerotrust.policy.action_groups import (
     condition_references,
     expand_specs,
     resolve_action_groups,
+    undeclared_actions,
     unknown_group_message,
 )
 from zerotrust.policy.attr_check import compile_checker
@@ -183,6 +184,7 @@ def _load_texts(
     specs: list[PolicySpec] = []
     groups: list[ActionGroup] = []
     conditions: list[Condition] = []
+    targets: list[tuple[str, str, LNode]] = []
     data: dict[str, Any] = {}
     data_origin: dict[str, str] = {}
     schema_files: list[SchemaFile] = []
@@ -222,6 +224,7 @@ def _load_texts(
             conditions.extend(validated.conditions)
             if validated.spec is not None and not values:
                 specs.append(validated.spec)
+                targets.extend(_target_actions(doc, name, validated.spec.name))
             else:
                 diagnostics.extend(check_conditions(validated.conditions, backend))
     if not specs and not diagnostics:
@@ -237,6 +240,8 @@ def _load_texts(
     diagnostics.extend(found)
     schemas, clashes = merge_schema_files(schema_files)
     diagnostics.extend(clashes)
+    if schemas.actions is not None:
+        diagnostics.extend(undeclared_actions(targets, groups, schemas.actions))
     if diagnostics or compiled is None:
         raise PolicyError(sorted(diagnostics, key=lambda d: (d.file, d.line, d.column)))
     if schema_files:
@@ -280,6 +285,15 @@ def with_action_groups(documents: Iterable[Validated]) -> list[PolicySpec]:
     resolved, _ = resolve_action_groups(groups, {})
     specs = [document.spec for document in documents if document.spec is not None]
     return expand_specs(specs, resolved)
+
+
+def _target_actions(doc: LNode, file: str, policy: str) -> list[tuple[str, str, LNode]]:
+    """The names of a valid policy document's ``target.actions``, where written."""
+    target = doc.value.get("target")
+    actions = target.value.get("actions") if target is not None and target.value else None
+    if actions is None or not isinstance(actions.value, list):
+        return []  # no target, or a single "*"
+    return [(file, policy, item) for item in actions.value]
 
 
 def _group_references(conditions: list[Condition], groups: ActionGroups) -> list[Diagnostic]:
