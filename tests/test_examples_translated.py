@@ -113,13 +113,14 @@ def test_the_console_script_runs_every_suite() -> None:
 # `*.next` files are the same translations written with derived roles and in_group(); the
 # loader ignores them until they replace the files of the same name.
 
+_RULE = "rules:\n  - {id: r, effect: allow, when: '%s'}\n"
 _LIBRARY_PROBE = {
     "lib.yaml": "library: probe\nvariables:\n  yes_: 'true'\n",
-    "p.yaml": "policy: p\nimports: [probe]\nrules:\n  - {id: r, effect: allow, when: variables.yes_}\n",
+    "p.yaml": "policy: p\nimports: [probe]\n" + _RULE % "variables.yes_",
 }
 _GROUPS_PROBE = {
     "g.data.yaml": "groups:\n  g: {members: [u]}\n",
-    "p.yaml": "policy: p\nrules:\n  - {id: r, effect: allow, when: 'in_group(subject.id, \"g\")'}\n",
+    "p.yaml": "policy: p\n" + _RULE % 'in_group(subject.id, "g")',
 }
 
 
