@@ -96,17 +96,22 @@ def test_requests_match_the_schemas_but_where_a_case_takes_an_attribute_away(
     assert missing_cases, "each suite has a case with a missing attribute"
 
 
-def test_the_console_script_runs_every_suite() -> None:
+def _console(*args: str) -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "zerotrust", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout.splitlines()
+
+
+def test_the_console_script_validates_and_runs_every_suite() -> None:
     for example in EXAMPLES:
-        proc = subprocess.run(
-            [sys.executable, "-m", "zerotrust", "test", str(example)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert proc.stdout.splitlines()[-1] == f"{_case_count(example)} passed, 0 failed"
+        assert _console("validate", str(example))[0].startswith("ok: "), example
+        assert _console("test", str(example)) == [f"{_case_count(example)} passed, 0 failed"]
 
 
 # --- the forms that use condition libraries and group hierarchies -------------------------
