@@ -11,7 +11,7 @@ from pathlib import PurePath
 
 from zerotrust.cel import default_backend
 from zerotrust.errors import Diagnostic, PolicyError
-from zerotrust.policy.loader import is_data_file, is_test_file, load_path, with_action_groups
+from zerotrust.policy.loader import is_policy_file, load_path, with_action_groups
 from zerotrust.policy.located import YamlProblem, load_documents
 from zerotrust.policy.model import PolicySpec
 from zerotrust.policy.snapshot import read_snapshot
@@ -27,7 +27,7 @@ def policy_specs(path: PurePath) -> list[PolicySpec]:
     validated: list[Validated] = []
     problems: list[Diagnostic] = list(snapshot.problems)
     for name, text in snapshot.texts.items():
-        if is_test_file(name) or is_data_file(name):
+        if not is_policy_file(name):  # suites, data and schemas hold no policies
             continue
         try:
             documents = load_documents(text)
