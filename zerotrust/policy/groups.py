@@ -57,10 +57,12 @@ class GroupIndex:
 
     closure: Mapping[str, frozenset[str]]
     names: frozenset[str]
+    #: False when the declaration could not be read at all (its names are unknown).
+    readable: bool = True
 
     def check(self, group: Any) -> None:
         """``ValueError`` for a group name written in a condition that is not declared."""
-        if group not in self.names:
+        if self.readable and group not in self.names:
             hint = did_you_mean(group, self.names) or " (it is not declared)"
             raise ValueError(f"unknown group {group!r}{hint}")
 
@@ -74,8 +76,9 @@ def _kind(value: Any) -> str:
     return describe(value, mapping="a mapping", sequence="a list")
 
 
-def read_groups(node: LNode, file: str) -> tuple[tuple[Group, ...], list[Diagnostic]]:
-    """The groups a data file's ``groups`` key declares, with every structural problem."""
+def read_groups(node: LNode, file: str) -> tuple[tuple[Group, ...] | None, list[Diagnostic]]:
+    """The groups a data file's ``groups`` key declares (None when it is no mapping), with
+    every structural problem."""
     problems: list[Diagnostic] = []
 
     def add(at: LNode, message: str) -> None:
@@ -87,7 +90,7 @@ def read_groups(node: LNode, file: str) -> tuple[tuple[Group, ...], list[Diagnos
             f"{DATA_KEY} must be a mapping of group names to {{members: [...], groups: [...]}}, "
             f"not {_kind(node.value)}",
         )
-        return (), problems
+        return None, problems
     found: list[Group] = []
     keys = node.keys or {}
     for name, body in node.value.items():
@@ -141,10 +144,13 @@ def _names(group: str, field: str, node: LNode | None, add: _Add) -> tuple[Membe
     return tuple(names.values())
 
 
-def resolve_groups(groups: Iterable[Group]) -> tuple[GroupIndex, list[Diagnostic]]:
+def resolve_groups(groups: Iterable[Group] | None) -> tuple[GroupIndex, list[Diagnostic]]:
     """The closure of the declared groups; refuses a subgroup that is not declared and
     each cycle (named from the subgroup that closes it). With problems, the index holds
-    the declared names only, so conditions are still checked against them."""
+    the declared names only, so conditions are still checked against them; None (an
+    unreadable declaration, already reported) checks nothing."""
+    if groups is None:
+        return GroupIndex(MappingProxyType({}), frozenset(), readable=False), []
     declared = {group.name: group for group in groups}
     names = frozenset(declared)
     problems: list[Diagnostic] = []

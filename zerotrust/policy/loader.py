@@ -191,7 +191,7 @@ def _load_texts(
     data: dict[str, Any] = {}
     data_origin: dict[str, str] = {}
     schema_files: list[SchemaFile] = []
-    declared: list[Group] | None = None  # the data's groups; None when none are declared
+    declared: list[tuple[Group, ...] | None] = []  # the data's groups, if it declares any
     unchecked: list[Condition] = []  # of documents that failed validation: checked below
     budget = AliasBudget()
     for name, text in texts.items():
@@ -206,7 +206,7 @@ def _load_texts(
             node = _load_data(name, text, data, data_origin, diagnostics, budget)
             if node is not None:
                 found_groups, problems = read_groups(node, name)
-                declared = list(found_groups)
+                declared.append(found_groups)
                 diagnostics.extend(problems)
             continue
         if is_schema_file(name):
@@ -244,8 +244,8 @@ def _load_texts(
     if resolved.flat:
         data[DATA_KEY] = resolved.as_data()
     functions = None
-    if declared is not None:
-        index, problems = resolve_groups(declared)
+    if declared:  # (one at most: a second file's groups key is refused as a data key)
+        index, problems = resolve_groups(declared[0])
         diagnostics.extend(problems)
         functions = index.functions()
     diagnostics.extend(check_conditions(unchecked, backend, functions))
