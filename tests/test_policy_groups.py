@@ -256,6 +256,7 @@ def test_changing_a_group_changes_the_revision() -> None:
             "a group name must be a non-empty string",
         ),
         ("groups: [support-leads]\n", POLICY, "groups must be a mapping of group names"),
+        (GROUPS + "  auditors: {}\n", POLICY, "duplicate key 'auditors'"),
         (
             GROUPS,
             POLICY.replace('"support-leads")', '"support-lead")'),

@@ -148,7 +148,7 @@ def resolve_groups(groups: Iterable[Group] | None) -> tuple[GroupIndex, list[Dia
     """The closure of the declared groups; refuses a subgroup that is not declared and
     each cycle (named from the subgroup that closes it). With problems, the index holds
     the declared names only, so conditions are still checked against them; None (an
-    unreadable declaration, already reported) checks nothing."""
+    unreadable declaration or data file, already reported) checks nothing."""
     if groups is None:
         return GroupIndex(MappingProxyType({}), frozenset(), readable=False), []
     declared = {group.name: group for group in groups}

@@ -192,6 +192,7 @@ def _load_texts(
     data_origin: dict[str, str] = {}
     schema_files: list[SchemaFile] = []
     declared: list[tuple[Group, ...] | None] = []  # the data's groups, if it declares any
+    unread = False  # a data file could not be read: it may be the one declaring groups
     unchecked: list[Condition] = []  # of documents that failed validation: checked below
     budget = AliasBudget()
     for name, text in texts.items():
@@ -203,7 +204,9 @@ def _load_texts(
             diagnostics.append(Diagnostic(name, 0, 0, f"file larger than {MAX_FILE_BYTES} bytes"))
             continue
         if is_data_file(name):
+            before = len(diagnostics)
             node = _load_data(name, text, data, data_origin, diagnostics, budget)
+            unread = unread or len(diagnostics) > before
             if node is not None:
                 found_groups, problems = read_groups(node, name)
                 declared.append(found_groups)
@@ -244,8 +247,8 @@ def _load_texts(
     if resolved.flat:
         data[DATA_KEY] = resolved.as_data()
     functions = None
-    if declared:  # (one at most: a second file's groups key is refused as a data key)
-        index, problems = resolve_groups(declared[0])
+    if declared or unread:  # (one at most: a second file's groups key is refused)
+        index, problems = resolve_groups(declared[0] if declared else None)
         diagnostics.extend(problems)
         functions = index.functions()
     diagnostics.extend(check_conditions(unchecked, backend, functions))
