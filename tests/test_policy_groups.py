@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_cli_conventions import zerotrust_cli
 
 from zerotrust import PolicyDecisionPoint, PolicyError
 from zerotrust.cel import Backend, CompiledBackend, InterpreterBackend
@@ -463,28 +462,18 @@ def policies(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "zerotrust", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
 def test_console_validate_and_eval(policies: Path) -> None:
-    done = _run("validate", str(policies))
+    done = zerotrust_cli("validate", str(policies))
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok: 1 policy, 3 rules in "), done.stdout
-    done = _run("eval", str(policies), "-", stdin=json.dumps(_request("u-carol")))
+    done = zerotrust_cli("eval", str(policies), "-", stdin=json.dumps(_request("u-carol")))
     assert json.loads(done.stdout)["effect"] == "allow", done.stderr
 
 
 def test_console_validate_names_the_cycle(policies: Path) -> None:
     data = policies / "org.data.yaml"
     data.write_text(GROUPS.replace("members: [u-carol]", "groups: [support]"), "utf-8")
-    done = _run("validate", str(policies))
+    done = zerotrust_cli("validate", str(policies))
     assert done.returncode == 1
     assert (
         "org.data.yaml:9:14: group cycle: support -> support-leads -> emea-support-leads -> support"
