@@ -158,6 +158,17 @@ def test_a_group_argument_that_is_not_a_string_is_an_evaluation_error(
     assert error.message == "in_group(): group must be a string, not int"
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_in_group_works_inside_a_macro(backend: type[Backend]) -> None:
+    policy = SIMPLE.replace(
+        'in_group(subject.id, "support-leads")',
+        'subject.properties.groups.exists(g, in_group(g, "support-leads"))',
+    )
+    pdp = _pdp(backend, GROUPS, policy)
+    assert pdp.evaluate(_request("x", groups=["auditors", "emea-support-leads"])).allowed
+    assert not pdp.evaluate(_request("x", groups=["auditors", "support"])).allowed
+
+
 def test_the_function_alone_checks_every_listed_name() -> None:
     closure = {"a": frozenset({"a"})}
     assert in_group(closure, ["a"], "a") is True
