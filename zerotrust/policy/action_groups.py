@@ -28,6 +28,7 @@ __all__ = [
     "ActionGroups",
     "Member",
     "condition_references",
+    "cycles",
     "expand_specs",
     "read_action_groups",
     "resolve_action_groups",
@@ -232,7 +233,7 @@ def resolve_action_groups(
                 f"action groups, which conditions read as data.{DATA_KEY}: rename the key",
             )
         )
-    for cycle, member, owner in _cycles(declared):
+    for cycle, member, owner in cycles(declared):
         problems.append(
             Diagnostic(
                 owner.file, member.line, member.column, f"action group cycle: {' -> '.join(cycle)}"
@@ -244,9 +245,10 @@ def resolve_action_groups(
     return ActionGroups(_flatten_all(declared), names), []
 
 
-def _cycles(declared: Mapping[str, ActionGroup]) -> Iterator[tuple[list[str], Member, ActionGroup]]:
+def cycles(declared: Mapping[str, ActionGroup]) -> Iterator[tuple[list[str], Member, ActionGroup]]:
     """Each back edge of a depth-first walk closes one cycle: (the cycle, that member,
-    its group). Iterative, so a long chain of groups cannot exhaust the stack."""
+    its group); a member that names no declared group is a leaf. Iterative, so a long
+    chain of groups cannot exhaust the stack."""
     state: dict[str, int] = {}  # 1: on the path, 2: done
     for root in declared:
         if root in state:

@@ -47,6 +47,9 @@ from zerotrust.policy.action_groups import (
 from zerotrust.policy.attr_check import compile_checker
 from zerotrust.policy.attr_schema import SchemaFile, merge_schema_files, read_schema_file
 from zerotrust.policy.compile import PolicySet, check_conditions, compile_policies
+from zerotrust.policy.groups import DATA_KEY as GROUPS_KEY
+from zerotrust.policy.groups import Group, read_groups, resolve_groups
+from zerotrust.policy.groups import located as _located
 from zerotrust.policy.json_data import load_json
 from zerotrust.policy.located import AliasBudget, LNode, YamlProblem, load_documents
 from zerotrust.policy.model import PolicySpec
@@ -188,6 +191,9 @@ def _load_texts(
     data: dict[str, Any] = {}
     data_origin: dict[str, str] = {}
     schema_files: list[SchemaFile] = []
+    declared: list[tuple[Group, ...] | None] = []  # the data's groups, if it declares any
+    unread = False  # a data file could not be read: it may be the one declaring groups
+    unchecked: list[Condition] = []  # of documents that failed validation: checked below
     budget = AliasBudget()
     for name, text in texts.items():
         if is_test_file(name):
@@ -198,7 +204,13 @@ def _load_texts(
             diagnostics.append(Diagnostic(name, 0, 0, f"file larger than {MAX_FILE_BYTES} bytes"))
             continue
         if is_data_file(name):
-            _load_data(name, text, data, data_origin, diagnostics, budget)
+            before = len(diagnostics)
+            node = _load_data(name, text, data, data_origin, diagnostics, budget)
+            unread = unread or len(diagnostics) > before
+            if node is not None:
+                found_groups, problems = read_groups(node, name)
+                declared.append(found_groups)
+                diagnostics.extend(problems)
             continue
         if is_schema_file(name):
             schema_files.extend(_load_schema(name, text, diagnostics, budget))
@@ -226,7 +238,7 @@ def _load_texts(
                 specs.append(validated.spec)
                 targets.extend(_target_actions(doc, name, validated.spec.name))
             else:
-                diagnostics.extend(check_conditions(validated.conditions, backend))
+                unchecked.extend(validated.conditions)
     if not specs and not diagnostics:
         diagnostics.append(Diagnostic(origin, 0, 0, "the policy set holds no policy"))
     resolved, problems = resolve_action_groups(groups, data_origin)
@@ -234,8 +246,18 @@ def _load_texts(
     diagnostics.extend(_group_references(conditions, resolved))
     if resolved.flat:
         data[DATA_KEY] = resolved.as_data()
+    functions = None
+    if declared or unread:  # (one at most: a second file's groups key is refused)
+        index, problems = resolve_groups(declared[0] if declared else None)
+        diagnostics.extend(problems)
+        functions = index.functions()
+    diagnostics.extend(check_conditions(unchecked, backend, functions))
     compiled, found = compile_policies(
-        expand_specs(specs, resolved), data, backend, more_sources={g.file for g in groups}
+        expand_specs(specs, resolved),
+        data,
+        backend,
+        more_sources={g.file for g in groups},
+        functions=functions,
     )
     diagnostics.extend(found)
     schemas, clashes = merge_schema_files(schema_files)
@@ -318,10 +340,12 @@ def _load_data(
     origin: dict[str, str],
     diagnostics: list[Diagnostic],
     budget: AliasBudget,
-) -> None:
+) -> LNode | None:
     """Merge one data file's top-level keys into ``data``; YAML and JSON obey the same
-    limits (see :mod:`zerotrust.policy.located`)."""
+    limits (see :mod:`zerotrust.policy.located`). The file's ``groups``, when it is the
+    one that declares them (see :mod:`zerotrust.policy.groups`)."""
     positions: dict[str, tuple[int, int]] = {}
+    nodes: dict[str, LNode] = {}
     try:
         if name.endswith(".json"):
             value, positions = load_json(text)
@@ -334,16 +358,17 @@ def _load_data(
                 diagnostics.append(
                     Diagnostic(name, second.line, second.column, "a data file holds one document")
                 )
-                return
+                return None
             document = documents[0] if documents else LNode(None, 1, 1)
             value, at = document.plain(), (document.line, document.column)
             positions = {k: (n.line, n.column) for k, n in (document.keys or {}).items()}
+            nodes = document.value if isinstance(document.value, dict) else {}
     except YamlProblem as exc:
         diagnostics.append(Diagnostic(name, exc.line, exc.column, exc.message))
-        return
+        return None
     if not isinstance(value, dict):
         diagnostics.append(Diagnostic(name, *at, EMPTY_DATA))
-        return
+        return None
     for key, item in value.items():
         if key in origin:
             diagnostics.append(
@@ -356,3 +381,8 @@ def _load_data(
             continue
         origin[key] = name
         data[key] = item
+    if origin.get(GROUPS_KEY) != name:
+        return None
+    if GROUPS_KEY in nodes:
+        return nodes[GROUPS_KEY]
+    return _located(value[GROUPS_KEY], *positions.get(GROUPS_KEY, at))
