@@ -123,10 +123,6 @@ _LIBRARY_PROBE = {
     "lib.yaml": "library: probe\nvariables:\n  yes_: 'true'\n",
     "p.yaml": "policy: p\nimports: [probe]\n" + _RULE % "variables.yes_",
 }
-_GROUPS_PROBE = {
-    "g.data.yaml": "groups:\n  g: {members: [u]}\n",
-    "p.yaml": "policy: p\n" + _RULE % 'in_group(subject.id, "g")',
-}
 
 
 def _supported(texts: dict[str, str]) -> bool:
@@ -139,7 +135,7 @@ def _supported(texts: dict[str, str]) -> bool:
 
 @pytest.mark.parametrize(
     ("name", "probe"),
-    [("from-cerbos-album", _LIBRARY_PROBE), ("from-cedar-document-cloud", _GROUPS_PROBE)],
+    [("from-cerbos-album", _LIBRARY_PROBE)],
 )
 def test_the_next_forms_decide_as_the_suites_say(
     name: str, probe: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
