@@ -11,15 +11,8 @@ from pathlib import PurePath
 
 from zerotrust.cel import default_backend
 from zerotrust.errors import Diagnostic, PolicyError
-from zerotrust.policy.compile import library_checker
 from zerotrust.policy.libraries import is_library, resolve_library_documents
-from zerotrust.policy.loader import (
-    is_data_file,
-    is_schema_file,
-    is_test_file,
-    load_path,
-    with_action_groups,
-)
+from zerotrust.policy.loader import is_policy_file, load_path, with_action_groups
 from zerotrust.policy.located import LNode, YamlProblem, load_documents
 from zerotrust.policy.model import PolicySpec
 from zerotrust.policy.snapshot import read_snapshot
@@ -30,14 +23,13 @@ __all__ = ["policy_specs"]
 
 def policy_specs(path: PurePath) -> list[PolicySpec]:
     """The policies at ``path`` in load order; :class:`PolicyError` if the set is invalid."""
-    backend = default_backend()
-    load_path(path, backend)
+    load_path(path, default_backend())
     snapshot = read_snapshot(path, lambda name: name.endswith((".yaml", ".yml")))
     validated: list[Validated] = []
     problems: list[Diagnostic] = list(snapshot.problems)
     found: list[tuple[str, LNode]] = []
     for name, text in snapshot.texts.items():
-        if is_test_file(name) or is_data_file(name) or is_schema_file(name):
+        if not is_policy_file(name):  # suites, data and schemas hold no policies
             continue
         try:
             documents = load_documents(text)
@@ -45,7 +37,7 @@ def policy_specs(path: PurePath) -> list[PolicySpec]:
             problems.append(Diagnostic(name, exc.line, exc.column, exc.message))
             continue
         found.extend((name, document) for document in documents if document.value is not None)
-    libraries, more = resolve_library_documents(found, library_checker(backend))
+    libraries, more = resolve_library_documents(found)  # (checked when the set loaded)
     problems.extend(more)
     for name, document in found:
         if not is_library(document):

@@ -45,7 +45,7 @@ __all__ = [
 #: The JSON Schema keywords understood; any other is refused.
 KEYWORDS = ("type", "properties", "required", "items", "additionalProperties", "enum", "format")
 #: The top-level keys of a schema file.
-SECTIONS = ("resources", "subjects", "action", "device", "context")
+SECTIONS = ("resources", "subjects", "action", "device", "context", "actions")
 _TYPES = ("string", "integer", "number", "boolean", "array", "object")
 _FORMATS = ("date-time", "duration", "ip", "cidr")
 _OBJECT_ONLY = ("properties", "required", "additionalProperties")
@@ -139,6 +139,8 @@ class SchemaFile:
     resources: tuple[tuple[str, ObjectType, int, int], ...] = ()
     subjects: tuple[tuple[str, ObjectType, int, int], ...] = ()
     singles: tuple[tuple[str, ObjectType, int, int], ...] = ()  # action, device, context
+    #: The ``actions`` list (the set's action names), with where the key is written.
+    actions: tuple[tuple[str, ...], int, int] | None = None
 
 
 @attrs.frozen
@@ -150,6 +152,8 @@ class AttributeSchemas:
     action: ObjectType | None = None
     device: ObjectType | None = None
     context: ObjectType | None = None
+    #: Every action name the set knows (``actions``), or None when not declared.
+    actions: tuple[str, ...] | None = None
     # Where they came from; not part of what they mean (nor of the set's revision).
     files: tuple[str, ...] = attrs.field(default=(), eq=False, repr=False)
 
@@ -224,6 +228,22 @@ class _Reader:
         if made is None or "enum" not in value:
             return made
         return self.enum(made, value["enum"], where)
+
+    def action_names(self, node: LNode) -> tuple[str, ...] | None:
+        """``actions``: a non-empty list of distinct action names (never ``"*"``)."""
+        if not isinstance(node.value, list) or not node.value:
+            self.problem(node, "actions must be a non-empty list of action names")
+            return None
+        names: list[str] = []
+        for item in node.value:
+            name = item.value
+            if not isinstance(name, str) or not name or name == "*":
+                self.problem(item, f"an action name must be a non-empty string, not {_shown(item)}")
+            elif name in names:
+                self.problem(item, f"action {name!r} is listed twice")
+            else:
+                names.append(name)
+        return tuple(names) if len(names) == len(node.value) else None
 
     def object_of(
         self, value: dict[str, LNode], keys: dict[str, LNode], where: str
@@ -380,10 +400,16 @@ def read_schema_file(file: str, document: LNode) -> tuple[SchemaFile, list[Diagn
     keys = document.keys or {}
     named: dict[str, list[tuple[str, ObjectType, int, int]]] = {"resources": [], "subjects": []}
     singles: list[tuple[str, ObjectType, int, int]] = []
+    actions: tuple[tuple[str, ...], int, int] | None = None
     for section, node in document.value.items():
         if section not in SECTIONS:
             hint = did_you_mean(section, SECTIONS) or f" (known: {', '.join(SECTIONS)})"
             reader.problem(keys[section], f"unknown schema file key {section!r}{hint}")
+            continue
+        if section == "actions":
+            names = reader.action_names(node)
+            if names is not None:
+                actions = (names, keys[section].line, keys[section].column)
             continue
         if section in named:
             if not isinstance(node.value, dict):
@@ -398,7 +424,9 @@ def read_schema_file(file: str, document: LNode) -> tuple[SchemaFile, list[Diagn
         found = reader.type_of(node, section, top=True)
         if isinstance(found, ObjectType):
             singles.append((section, found, keys[section].line, keys[section].column))
-    made = SchemaFile(file, tuple(named["resources"]), tuple(named["subjects"]), tuple(singles))
+    made = SchemaFile(
+        file, tuple(named["resources"]), tuple(named["subjects"]), tuple(singles), actions
+    )
     return made, reader.problems
 
 
@@ -409,28 +437,35 @@ def merge_schema_files(files: Iterable[SchemaFile]) -> tuple[AttributeSchemas, l
     seen: dict[tuple[str, str], tuple[str, int, int]] = {}
     merged: dict[str, list[tuple[str, ObjectType]]] = {"resources": [], "subjects": []}
     singles: dict[str, ObjectType] = {}
+    actions: tuple[str, ...] | None = None
     names: list[str] = []
     for one in files:
         names.append(one.file)
+        entries: list[tuple[str, str, ObjectType | tuple[str, ...], int, int]]
         entries = [("resources", *e) for e in one.resources]
         entries += [("subjects", *e) for e in one.subjects]
         entries += [(e[0], *e) for e in one.singles]
+        if one.actions is not None:
+            entries.append(("actions", "actions", *one.actions))
         for section, name, made, line, column in entries:
             first = seen.get((section, name))
             if first is not None:
                 what = name if section == name else f"{section[:-1]} type {name!r}"
+                what = "the actions" if section == "actions" else f"a schema for {what}"
+                verb = "are" if section == "actions" else "is"
                 problems.append(
                     Diagnostic(
                         one.file,
                         line,
                         column,
-                        f"a schema for {what} is already declared at "
-                        f"{first[0]}:{first[1]}:{first[2]}",
+                        f"{what} {verb} already declared at {first[0]}:{first[1]}:{first[2]}",
                     )
                 )
                 continue
             seen[(section, name)] = (one.file, line, column)
-            if section in merged:
+            if isinstance(made, tuple):
+                actions = made
+            elif section in merged:
                 merged[section].append((name, made))
             else:
                 singles[section] = made
@@ -440,6 +475,7 @@ def merge_schema_files(files: Iterable[SchemaFile]) -> tuple[AttributeSchemas, l
         singles.get("action"),
         singles.get("device"),
         singles.get("context"),
+        actions,
         tuple(names),
     )
     return schemas, problems

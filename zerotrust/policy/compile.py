@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from zerotrust.cel import Backend, CelCompileError, Condition
+from zerotrust.cel.functions import SetFunction
 from zerotrust.decision import Effect, Obligation, Reason, StepUp
 from zerotrust.errors import Diagnostic
 from zerotrust.policy.attr_check import RequestChecker
@@ -181,16 +182,21 @@ class _Memoised:
     rule still gets its own diagnostic, at its own position).
     """
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, functions: Mapping[str, SetFunction] | None) -> None:
         self._backend = backend
         self._seen: dict[str, Condition | Exception] = {}
         self.name = backend.name
+        #: The set's own functions (``in_group``); passed on only when there are some,
+        #: so a backend written before them still compiles every other condition.
+        self._functions = {"functions": functions} if functions else {}
 
-    def compile(self, source: str) -> Condition:
+    def compile(
+        self, source: str, *, functions: Mapping[str, SetFunction] | None = None
+    ) -> Condition:
         found = self._seen.get(source)
         if found is None:
             try:
-                found = self._backend.compile(source)
+                found = self._backend.compile(source, **self._functions)
             except Exception as exc:
                 found = exc
             self._seen[source] = found
@@ -211,11 +217,13 @@ def compile_policies(
     backend: Backend,
     *,
     more_sources: Iterable[str] = (),
+    functions: Mapping[str, SetFunction] | None = None,
 ) -> tuple[PolicySet | None, list[Diagnostic]]:
     """Compile every condition; report every CEL problem with its file position.
 
-    ``more_sources`` are files that hold no policy but shape the set (action groups)."""
-    backend = _Memoised(backend)
+    ``more_sources`` are files that hold no policy but shape the set (action groups);
+    ``functions`` the set's own CEL functions (``in_group``)."""
+    backend = _Memoised(backend, functions)
     diagnostics: list[Diagnostic] = []
     compiled: list[CompiledPolicy] = []
     seen: dict[str, PolicySpec] = {}
@@ -368,10 +376,10 @@ def check_variables(
 
 
 def library_checker(
-    backend: Backend,
+    backend: Backend, functions: Mapping[str, SetFunction] | None = None
 ) -> Callable[[list[VariableSpec], list[Diagnostic]], frozenset[str]]:
     """:func:`check_variables` for condition libraries (their items belong to no policy)."""
-    memoised = _Memoised(backend)
+    memoised = _Memoised(backend, functions)
     return lambda variables, out: check_variables(memoised, variables, None, out)
 
 
@@ -405,8 +413,13 @@ def _first_use(text: str, name: str) -> tuple[int, int]:
     return 1, 1
 
 
-def check_conditions(conditions: Iterable[FoundCondition], backend: Backend) -> list[Diagnostic]:
+def check_conditions(
+    conditions: Iterable[FoundCondition],
+    backend: Backend,
+    functions: Mapping[str, SetFunction] | None = None,
+) -> list[Diagnostic]:
     """CEL diagnostics for the conditions of a document that failed validation."""
+    backend = _Memoised(backend, functions)
     conditions = list(conditions)
     diagnostics: list[Diagnostic] = []
     broken: dict[str | None, frozenset[str]] = {}

@@ -352,9 +352,10 @@ def _parent_roles(node: LNode | None, role: str, add: Any) -> tuple[str, ...] | 
 
 
 def resolve_library_documents(
-    documents: Iterable[tuple[str, LNode]], check: Checker
+    documents: Iterable[tuple[str, LNode]], check: Checker | None = None
 ) -> tuple[Libraries, list[Diagnostic]]:
-    """Read every library document among ``documents`` (file, document) and resolve them."""
+    """Read every library document among ``documents`` (file, document) and resolve them;
+    without ``check`` their CEL is not checked (for tools reading a set that loaded)."""
     specs: list[LibrarySpec] = []
     problems: list[Diagnostic] = []
     for file, doc in documents:
@@ -368,7 +369,7 @@ def resolve_library_documents(
 
 
 def resolve_libraries(
-    specs: Iterable[LibrarySpec], check: Checker
+    specs: Iterable[LibrarySpec], check: Checker | None = None
 ) -> tuple[Libraries, list[Diagnostic]]:
     """Inline each library's variables into its variables and roles and check their CEL
     once, at the library; refuses a library defined twice (naming the first)."""
@@ -403,7 +404,7 @@ def resolve_libraries(
             for key, inlined in items.items()
             if inlined is not None
         ]
-        broken = check(checked, problems)
+        broken = frozenset() if check is None else check(checked, problems)
         kept = {key: None if key in broken else inlined for key, inlined in items.items()}
         resolved[spec.name] = _Library(spec, kept)
     return Libraries(resolved, frozenset(declared)), problems
