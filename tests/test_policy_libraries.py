@@ -661,3 +661,27 @@ def test_the_decision_log_never_receives_the_values(tmp_path: Path) -> None:
     assert written.count("\n") == 1
     assert "variables.is_owner" not in written
     assert "derived_roles" not in written
+
+
+@pytest.mark.parametrize("backend", [CompiledBackend, InterpreterBackend])
+def test_a_library_may_read_the_sets_group_hierarchy(backend: type[Backend]) -> None:
+    groups = (
+        "groups:\n  staff:\n    members: [bob]\n    groups: [leads]\n"
+        "  leads:\n    members: [alice]\n"
+    )
+    library = "library: org\nderived_roles:\n  staff:\n    when: in_group(subject.id, 'staff')\n"
+    policy = (
+        "policy: p\nimports: [org]\nrules:\n  - id: r\n    effect: allow\n"
+        "    when: derived_roles.staff\n"
+    )
+    texts = {"org.data.yaml": groups, "lib.yaml": library, "p.yaml": policy}
+    pdp = PolicyDecisionPoint.from_texts(texts, backend=backend())
+    for who, effect in [("alice", "allow"), ("bob", "allow"), ("eve", "deny")]:
+        request = {**_request(), "subject": {"type": "user", "id": who}}
+        assert pdp.evaluate(request).effect.value == effect
+    broken = library.replace("'staff'", "'staf'")
+    found = _where(_problems({**texts, "lib.yaml": broken}))
+    assert [(f, line) for f, line, _, _ in found] == [("lib.yaml", 4)]
+    assert (
+        "in variable" not in found[0][3] and "derived role 'staff' of library 'org'" in found[0][3]
+    )
