@@ -678,7 +678,14 @@ def test_a_library_may_read_the_sets_group_hierarchy(backend: type[Backend]) -> 
     pdp = PolicyDecisionPoint.from_texts(texts, backend=backend())
     for who, effect in [("alice", "allow"), ("bob", "allow"), ("eve", "deny")]:
         request = {**_request(), "subject": {"type": "user", "id": who}}
-        assert pdp.evaluate(request).effect.value == effect
+        decision = pdp.evaluate(request, explain=True)
+        assert decision.effect.value == effect
+        (shown,) = decision.explain[0].variables  # explain evaluates in_group() too
+        assert (shown.path, shown.value, shown.error) == (
+            "derived_roles.staff",
+            effect == "allow",
+            None,
+        )
     broken = library.replace("'staff'", "'staf'")
     found = _where(_problems({**texts, "lib.yaml": broken}))
     assert [(f, line) for f, line, _, _ in found] == [("lib.yaml", 4)]

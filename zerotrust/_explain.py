@@ -9,7 +9,6 @@ cut short here (long strings, lists and maps, deep nesting) before anything sees
 from __future__ import annotations
 
 import datetime
-import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from zerotrust._describe import quote
 from zerotrust.cel import VARIABLES, CelCompileError, Condition, values_read
 from zerotrust.cel._compiler import _error_message, compile_expression
+from zerotrust.cel.functions import SetFunction
 from zerotrust.decision import Risk, TraceEntry, ValueRead
 from zerotrust.obligations import did_you_mean
 from zerotrust.policy.compile import CompiledRule, PolicySet, Values
@@ -48,7 +48,7 @@ class Tracer:
     values its condition read (from the same plain values the conditions were bound to).
     """
 
-    __slots__ = ("_entries", "_scope")
+    __slots__ = ("_entries", "_functions", "_scope")
 
     def __init__(
         self,
@@ -56,9 +56,11 @@ class Tracer:
         data: Mapping[str, Any],
         behavior: Mapping[str, Any],
         now: datetime.datetime,
+        functions: Mapping[str, SetFunction] | None = None,
     ) -> None:
         self._entries: list[TraceEntry] = []
         self._scope = {**variables, "data": data, "behavior": behavior, "now": now}
+        self._functions = functions
 
     def signal(
         self,
@@ -91,7 +93,7 @@ class Tracer:
     ) -> None:
         outcome = "error" if error is not None else ("matched" if matched else "not_matched")
         found = reads(condition, self._scope)
-        named = variable_values(values, self._scope)
+        named = variable_values(values, self._scope, self._functions)
         self._entries.append(TraceEntry(ref, kind, effect, outcome, error, found, named))
 
 
@@ -108,34 +110,26 @@ def reads(condition: Condition | None, scope: Mapping[str, Any]) -> tuple[ValueR
     )
 
 
-def variable_values(values: Values, scope: Mapping[str, Any]) -> tuple[ValueRead, ...]:
+def variable_values(
+    values: Values, scope: Mapping[str, Any], functions: Mapping[str, SetFunction] | None = None
+) -> tuple[ValueRead, ...]:
     """Each variable's or derived role's (bounded) value in ``scope``, or its error.
 
-    Evaluated here, apart from the decision: the condition that ran has them inlined."""
+    Evaluated here, apart from the decision, which runs the condition with them inlined;
+    each text is compiled as an expression of any type (a value need not be a boolean).
+    """
     found = []
     for path, text in values:
         try:
-            value = _expression(text)(scope)
+            value = compile_expression(text, VARIABLES, functions)(scope)
+        except CelCompileError as exc:  # (it compiled inside its condition: not expected)
+            found.append(ValueRead(path, error=exc.message))
+            continue
         except Exception as exc:
             found.append(ValueRead(path, error=_error_message(exc)))
             continue
         found.append(ValueRead(path, bounded(value)))
     return tuple(found)
-
-
-@functools.lru_cache(maxsize=256)
-def _expression(text: str) -> Any:
-    """``text`` compiled as a CEL expression of any type (a variable's value need not
-    be a boolean); the same text compiles to the same function."""
-    try:
-        return compile_expression(text, VARIABLES)
-    except CelCompileError as exc:  # (it compiled inside its condition: not expected)
-        message = exc.message
-
-        def fail(scope: Any) -> Any:
-            raise CelCompileError(message)
-
-        return fail
 
 
 def bounded(value: Any, depth: int = 0) -> Any:

@@ -63,7 +63,7 @@ def decide(
     # Conditions only read: the request's private plain data is shared, not copied.
     variables = request_variables(req)
     applicable = policies.applicable(variables["resource"]["type"], variables["action"]["name"])
-    trace = Tracer(variables, policies.data, features, now) if explain else None
+    trace = Tracer(variables, policies.data, features, now, policies.functions) if explain else None
     errors: list[EvaluationError] = []
     bindings = backend.bind(
         {

@@ -308,8 +308,13 @@ class CompiledBackend:
         return {**bindings, **variables}
 
 
-def compile_expression(source: str, variables: frozenset[str]) -> Callable[[Any], Any]:
-    """Any CEL expression (not only conditions) over ``variables``, for tests and tools.
+def compile_expression(
+    source: str,
+    variables: frozenset[str],
+    functions: Mapping[str, SetFunction] | None = None,
+) -> Callable[[Any], Any]:
+    """Any CEL expression (not only conditions) over ``variables``, for tests and tools;
+    ``functions`` are a policy set's own (``in_group``).
 
     The function returns the CEL value, or raises: :class:`rt.CelError` or a builtin
     lookup/type error for a CEL evaluation error.
@@ -325,7 +330,8 @@ def compile_expression(source: str, variables: frozenset[str]) -> Callable[[Any]
     except RecursionError:
         raise CelCompileError(TOO_DEEP) from None
     _check_depth(tree)
-    return _build(_generate(tree, variables), source, condition=False)
+    program = _generate(tree, variables, *function_tables(functions))
+    return _build(program, source, condition=False)
 
 
 def _check_depth(tree: lark.Tree[Any]) -> None:

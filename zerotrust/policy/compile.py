@@ -127,6 +127,10 @@ class PolicySet:
     schemas: AttributeSchemas | None = attrs.field(default=None, hash=False, repr=False)
     #: The schemas compiled into request checks (see :mod:`zerotrust.policy.attr_check`).
     checker: RequestChecker | None = attrs.field(default=None, eq=False, hash=False, repr=False)
+    #: The set's own CEL functions (``in_group``), for ``explain``'s variable values.
+    functions: Mapping[str, SetFunction] | None = attrs.field(
+        default=None, eq=False, hash=False, repr=False
+    )
 
     def applicable(self, resource_type: str, action: str) -> _Bucket:
         """The policies whose target matches, in load order."""
@@ -275,7 +279,8 @@ def compile_policies(
         compiled.append(CompiledPolicy(ordinal, spec.name, spec.description, signals, rules))
     if diagnostics:
         return None, diagnostics
-    return _index(compiled, data, ordered, more_sources), []
+    indexed = _index(compiled, data, ordered, more_sources)
+    return (attrs.evolve(indexed, functions=functions) if functions else indexed), []
 
 
 def _values(source: CelSource | None) -> Values:
