@@ -290,6 +290,16 @@ derived_roles:
             [("p.yaml", 2, 22, "library 'ownership' is imported twice")],
             id="imported-twice",
         ),
+        pytest.param(
+            {
+                "lib.yaml": LIBRARY,
+                "p.yaml": POLICY.replace(
+                    "derived_roles.owner &&", "true && [1].exists(subject, derived_roles.owner) &&"
+                ),
+            },
+            [("p.yaml", 9, 39, "derived_roles.owner reads 'subject', which a macro around it")],
+            id="macro-rebinds-what-a-role-reads",
+        ),
     ],
 )
 def test_misuse_is_refused_at_its_position(
