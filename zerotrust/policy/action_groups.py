@@ -351,7 +351,17 @@ def undeclared_actions(
         (file, policy, node.value, node.line, node.column) for file, policy, node in targets
     ]
     entries += [(g.file, None, m.name, m.line, m.column) for g in groups for m in g.members]
-    found = []
+    found = [
+        Diagnostic(
+            g.file,
+            g.line,
+            g.column,
+            f"action group {g.name!r} has the name of a declared action: a target naming "
+            "it could mean either, so rename the group or the action",
+        )
+        for g in groups
+        if g.name in known
+    ]
     for file, policy, name, line, column in entries:
         if name in known or name in names or name == "*":
             continue

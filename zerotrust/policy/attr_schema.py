@@ -237,7 +237,13 @@ class _Reader:
         names: list[str] = []
         for item in node.value:
             name = item.value
-            if not isinstance(name, str) or not name or name == "*":
+            if name == "*":
+                self.problem(
+                    item,
+                    "'*' is not an action name: list each action here (a target's '*' "
+                    "already means any action)",
+                )
+            elif not isinstance(name, str) or not name:
                 self.problem(item, f"an action name must be a non-empty string, not {_shown(item)}")
             elif name in names:
                 self.problem(item, f"action {name!r} is listed twice")
