@@ -26,6 +26,7 @@ from zerotrust.policy.located import LNode
 __all__ = [
     "KEYWORDS",
     "SECTIONS",
+    "VALIDATIONS",
     "AttributeSchemas",
     "BoolType",
     "DoubleType",
@@ -45,7 +46,10 @@ __all__ = [
 #: The JSON Schema keywords understood; any other is refused.
 KEYWORDS = ("type", "properties", "required", "items", "additionalProperties", "enum", "format")
 #: The top-level keys of a schema file.
-SECTIONS = ("resources", "subjects", "action", "device", "context")
+SECTIONS = ("resources", "subjects", "action", "device", "context", "validation")
+#: What ``validation:`` may say: whether an optional field read without ``has()`` is an
+#: error (``strict``) or a warning (``permissive``) of the condition type checker.
+VALIDATIONS = ("strict", "permissive")
 _TYPES = ("string", "integer", "number", "boolean", "array", "object")
 _FORMATS = ("date-time", "duration", "ip", "cidr")
 _OBJECT_ONLY = ("properties", "required", "additionalProperties")
@@ -139,6 +143,7 @@ class SchemaFile:
     resources: tuple[tuple[str, ObjectType, int, int], ...] = ()
     subjects: tuple[tuple[str, ObjectType, int, int], ...] = ()
     singles: tuple[tuple[str, ObjectType, int, int], ...] = ()  # action, device, context
+    validation: tuple[str, int, int] | None = None  # the setting, where it is written
 
 
 @attrs.frozen
@@ -150,6 +155,8 @@ class AttributeSchemas:
     action: ObjectType | None = None
     device: ObjectType | None = None
     context: ObjectType | None = None
+    #: ``strict`` or ``permissive``: see :data:`VALIDATIONS`.
+    validation: str = "strict"
     # Where they came from; not part of what they mean (nor of the set's revision).
     files: tuple[str, ...] = attrs.field(default=(), eq=False, repr=False)
 
@@ -380,10 +387,20 @@ def read_schema_file(file: str, document: LNode) -> tuple[SchemaFile, list[Diagn
     keys = document.keys or {}
     named: dict[str, list[tuple[str, ObjectType, int, int]]] = {"resources": [], "subjects": []}
     singles: list[tuple[str, ObjectType, int, int]] = []
+    validation: tuple[str, int, int] | None = None
     for section, node in document.value.items():
         if section not in SECTIONS:
             hint = did_you_mean(section, SECTIONS) or f" (known: {', '.join(SECTIONS)})"
             reader.problem(keys[section], f"unknown schema file key {section!r}{hint}")
+            continue
+        if section == "validation":
+            if node.value in VALIDATIONS:
+                validation = (node.value, keys[section].line, keys[section].column)
+            else:
+                hint = did_you_mean(node.value, VALIDATIONS) if isinstance(node.value, str) else ""
+                reader.problem(
+                    node, f"validation must be strict or permissive, not {_shown(node)}{hint}"
+                )
             continue
         if section in named:
             if not isinstance(node.value, dict):
@@ -398,7 +415,9 @@ def read_schema_file(file: str, document: LNode) -> tuple[SchemaFile, list[Diagn
         found = reader.type_of(node, section, top=True)
         if isinstance(found, ObjectType):
             singles.append((section, found, keys[section].line, keys[section].column))
-    made = SchemaFile(file, tuple(named["resources"]), tuple(named["subjects"]), tuple(singles))
+    made = SchemaFile(
+        file, tuple(named["resources"]), tuple(named["subjects"]), tuple(singles), validation
+    )
     return made, reader.problems
 
 
@@ -410,8 +429,22 @@ def merge_schema_files(files: Iterable[SchemaFile]) -> tuple[AttributeSchemas, l
     merged: dict[str, list[tuple[str, ObjectType]]] = {"resources": [], "subjects": []}
     singles: dict[str, ObjectType] = {}
     names: list[str] = []
+    validation: tuple[str, str, int, int] | None = None
     for one in files:
         names.append(one.file)
+        if one.validation is not None:
+            if validation is None:
+                validation = (one.file, *one.validation)
+            else:
+                problems.append(
+                    Diagnostic(
+                        one.file,
+                        one.validation[1],
+                        one.validation[2],
+                        f"validation is already set at {validation[0]}:{validation[2]}:"
+                        f"{validation[3]} (a policy set says it once)",
+                    )
+                )
         entries = [("resources", *e) for e in one.resources]
         entries += [("subjects", *e) for e in one.subjects]
         entries += [(e[0], *e) for e in one.singles]
@@ -440,6 +473,7 @@ def merge_schema_files(files: Iterable[SchemaFile]) -> tuple[AttributeSchemas, l
         singles.get("action"),
         singles.get("device"),
         singles.get("context"),
+        "strict" if validation is None else validation[1],
         tuple(names),
     )
     return schemas, problems

@@ -115,6 +115,9 @@ class PolicySet:
     schemas: AttributeSchemas | None = attrs.field(default=None, hash=False, repr=False)
     #: The schemas compiled into request checks (see :mod:`zerotrust.policy.attr_check`).
     checker: RequestChecker | None = attrs.field(default=None, eq=False, hash=False, repr=False)
+    #: What loading found worth saying but not refusing (the type checker's findings
+    #: under ``validation: permissive``), sorted by position.
+    warnings: tuple[Diagnostic, ...] = attrs.field(default=(), eq=False, hash=False, repr=False)
 
     def applicable(self, resource_type: str, action: str) -> _Bucket:
         """The policies whose target matches, in load order."""

@@ -46,6 +46,7 @@ from zerotrust.policy.action_groups import (
 from zerotrust.policy.attr_check import compile_checker
 from zerotrust.policy.attr_schema import SchemaFile, merge_schema_files, read_schema_file
 from zerotrust.policy.compile import PolicySet, check_conditions, compile_policies
+from zerotrust.policy.typecheck import typecheck_policies
 from zerotrust.policy.json_data import load_json
 from zerotrust.policy.located import AliasBudget, LNode, YamlProblem, load_documents
 from zerotrust.policy.model import PolicySpec
@@ -231,12 +232,17 @@ def _load_texts(
     diagnostics.extend(_group_references(conditions, resolved))
     if resolved.flat:
         data[DATA_KEY] = resolved.as_data()
+    expanded = expand_specs(specs, resolved)
     compiled, found = compile_policies(
-        expand_specs(specs, resolved), data, backend, more_sources={g.file for g in groups}
+        expanded, data, backend, more_sources={g.file for g in groups}
     )
     diagnostics.extend(found)
     schemas, clashes = merge_schema_files(schema_files)
     diagnostics.extend(clashes)
+    warnings: list[Diagnostic] = []
+    if schema_files and not clashes:
+        typed, warnings = typecheck_policies(expanded, schemas, data)
+        diagnostics.extend(typed)
     if diagnostics or compiled is None:
         raise PolicyError(sorted(diagnostics, key=lambda d: (d.file, d.line, d.column)))
     if schema_files:
@@ -246,7 +252,12 @@ def _load_texts(
         sources = tuple(sorted({*compiled.sources, *schemas.files}))
         checker = compile_checker(schemas)
         return attrs.evolve(
-            compiled, schemas=schemas, checker=checker, revision=revision, sources=sources
+            compiled,
+            schemas=schemas,
+            checker=checker,
+            revision=revision,
+            sources=sources,
+            warnings=tuple(sorted(warnings, key=lambda d: (d.file, d.line, d.column))),
         )
     return compiled
 

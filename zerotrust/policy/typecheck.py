@@ -1,0 +1,86 @@
+"""Type-checking a policy set's conditions against its attribute schemas, at load.
+
+Runs only when the set has schema files. Each rule and signal condition is checked as
+it is compiled, with the policy's variables inlined, against the types of the request
+(``resource.properties`` from the schemas of the resource types the policy targets),
+of the loaded ``data``, ``risk``, ``behavior`` and ``now``. What can fail on a request
+that conforms to the schemas is refused with its position: a field the schema does not
+declare, an operator or function with no overload for its operands, a condition that
+is not a bool. An optional field read without a ``has()`` guard is an error under
+``validation: strict`` (the default) and a warning under ``permissive``. The check
+never refuses what cannot fail: where a type is not known it is ``dyn``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from lark.exceptions import LarkError
+
+from zerotrust.cel._backend import CelCompileError
+from zerotrust.cel._syntax import _parser
+from zerotrust.errors import Diagnostic
+from zerotrust.policy.attr_schema import AttributeSchemas
+from zerotrust.policy.compile import _locate
+from zerotrust.policy.model import CelSource, PolicySpec
+from zerotrust.policy.typecheck_types import (
+    Prim,
+    Type,
+    request_types,
+    resource_properties,
+    resource_type,
+)
+from zerotrust.policy.typecheck_walk import Problem, Walk
+
+__all__ = ["check_text", "typecheck_policies"]
+
+
+def check_text(text: str, roots: Mapping[str, Type]) -> list[Problem] | None:
+    """The problems of one condition text, or None when it does not parse (the
+    compiler reports that)."""
+    try:
+        tree = _parser().parse(text)
+        walk = Walk(roots)
+        found = walk.run(tree)
+    except (LarkError, CelCompileError, RecursionError):
+        return None
+    if not (isinstance(found, Prim) and found.name in ("bool", "dyn")):
+        walk.problems.append(Problem(0, f"the condition is of type {found}, never a bool"))
+    return walk.problems
+
+
+def typecheck_policies(
+    specs: Iterable[PolicySpec], schemas: AttributeSchemas, data: Mapping[str, Any]
+) -> tuple[list[Diagnostic], list[Diagnostic]]:
+    """Every condition's type errors, and its warnings (optional reads, when permissive)."""
+    strict = schemas.validation != "permissive"
+    errors: list[Diagnostic] = []
+    warnings: list[Diagnostic] = []
+    bases = {rules: request_types(schemas, data, rules=rules) for rules in (True, False)}
+    memo: dict[tuple[str, frozenset[str] | None, bool], list[Problem] | None] = {}
+    for spec in specs:
+        targeted = spec.target.resources
+        resource = resource_type(resource_properties(schemas, targeted))
+        checks = [(s.when, s.name, False) for s in spec.signals]
+        checks += [(r.when, r.id, True) for r in spec.rules]
+        for source, owner, rules in checks:
+            if source is None:
+                continue
+            key = (source.compiled_text, targeted, rules)
+            if key not in memo:
+                memo[key] = check_text(source.compiled_text, {**bases[rules], "resource": resource})
+            for problem in memo[key] or ():
+                made = _diagnostic(source, problem, spec.name, owner)
+                if made is None:
+                    continue
+                (warnings if problem.optional and not strict else errors).append(made)
+    return errors, warnings
+
+
+def _diagnostic(source: CelSource, problem: Problem, policy: str, owner: str) -> Diagnostic | None:
+    found = _locate(source, problem.offset, None, frozenset())
+    if found is None:
+        return None
+    line, column, where = found
+    return Diagnostic(source.file, line, column, f"type: {problem.message}{where}", policy, owner)
