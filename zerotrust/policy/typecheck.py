@@ -24,6 +24,7 @@ from zerotrust.errors import Diagnostic
 from zerotrust.policy.attr_schema import AttributeSchemas
 from zerotrust.policy.compile import _locate
 from zerotrust.policy.model import CelSource, PolicySpec
+from zerotrust.policy.positions import file_position, offset_position
 from zerotrust.policy.typecheck_types import (
     Prim,
     Type,
@@ -58,6 +59,7 @@ def typecheck_policies(
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = []
     bases = {rules: request_types(schemas, data, rules=rules) for rules in (True, False)}
+    seen: set[Diagnostic] = set()
     memo: dict[tuple[str, frozenset[str] | None, bool], list[Problem] | None] = {}
     for spec in specs:
         targeted = spec.target.resources
@@ -71,16 +73,30 @@ def typecheck_policies(
             if key not in memo:
                 memo[key] = check_text(source.compiled_text, {**bases[rules], "resource": resource})
             for problem in memo[key] or ():
-                made = _diagnostic(source, problem, spec.name, owner)
-                if made is None:
-                    continue
-                (warnings if problem.optional and not strict else errors).append(made)
+                out = warnings if problem.optional and not strict else errors
+                for made in _diagnostics(source, problem, spec.name, owner):
+                    if made not in seen:
+                        seen.add(made)
+                        out.append(made)
     return errors, warnings
 
 
-def _diagnostic(source: CelSource, problem: Problem, policy: str, owner: str) -> Diagnostic | None:
+def _diagnostics(
+    source: CelSource, problem: Problem, policy: str, owner: str
+) -> list[Diagnostic]:
+    """Where the problem is: at the condition, and, when it is inside a variable inlined
+    there, also where that variable is defined."""
     found = _locate(source, problem.offset, None, frozenset())
     if found is None:
-        return None
+        return []
     line, column, where = found
-    return Diagnostic(source.file, line, column, f"type: {problem.message}{where}", policy, owner)
+    message = f"type: {problem.message}"
+    made = [Diagnostic(source.file, line, column, message + where, policy, owner)]
+    piece = None if source.inlined is None else source.inlined.origin(problem.offset)
+    if piece is not None and piece.variable is not None and piece.verbatim:
+        at = piece.offset + problem.offset - piece.start
+        defined = piece.source
+        line, column = file_position(defined, *offset_position(defined.text, at))
+        said = f"{message} (in variable {piece.variable!r})"
+        made.append(Diagnostic(defined.file, line, column, said, policy))
+    return made
