@@ -25,6 +25,8 @@ from zerotrust.policy.typecheck_types import DYN, ListT, MapT, ObjT, Prim, Type,
 __all__ = ["Problem", "Walk"]
 
 _BOOL = Prim("bool")
+_MAYBE_NULL = Prim("string|null")
+_NOT_NULL = "\0not null"  # a path's last step in the facts: the value is not null
 _Path = tuple[str, ...]
 _NONE: frozenset[_Path] = frozenset()
 _Facts = tuple[frozenset[_Path], frozenset[_Path]]  # known present when true / when false
@@ -154,8 +156,20 @@ class Walk:
             no = self.check(kids[2], scope.knowing(when_false))
             return join(yes[0], no[0]), yes[1] & no[1], yes[2] & no[2]
         if kind in ("relation", "addition", "multiplication"):
-            return self.binary(node, kids[0], kids[1], scope), _NONE, _NONE
+            made = self.binary(node, kids[0], kids[1], scope)
+            return made, *self.null_test(kids[0], kids[1], scope)
         return self.member(node, scope)
+
+    def null_test(self, op_node: Any, right: Any, scope: _Scope) -> _Facts:
+        """``p != null`` / ``p == null``: where ``p`` is known not to be null."""
+        if op_node.data not in ("relation_eq", "relation_ne"):
+            return _NONE, _NONE
+        left = op_node.children[0]
+        path = self.path(right if _is_null(left) else left, scope)
+        if path is None or not (_is_null(left) or _is_null(right)):
+            return _NONE, _NONE
+        known = frozenset({(*path, _NOT_NULL)})
+        return (known, _NONE) if op_node.data == "relation_ne" else (_NONE, known)
 
     def binary(self, node: Any, op_node: Any, right_node: Any, scope: _Scope) -> Type:
         op = _BINARY[op_node.data]
@@ -189,7 +203,10 @@ class Walk:
                 return Prim("type"), _NONE, _NONE
             target = self.check(kids[0], scope)[0]
             path = self.path(node, scope)
-            return self.select(kids[1], target, str(kids[1]), path, scope), _NONE, _NONE
+            found = self.select(kids[1], target, str(kids[1]), path, scope)
+            if found == _MAYBE_NULL and path is not None and (*path, _NOT_NULL) in scope.guards:
+                found = Prim("string")
+            return found, _NONE, _NONE
         if kind == "member_index":
             return self.index(node, scope), _NONE, _NONE
         if kind in ("ident_arg", "dot_ident_arg"):
@@ -282,7 +299,7 @@ class Walk:
         if isinstance(target, ObjT) and literal is not None:
             return self.select(key_node, target, literal, self.path(node, scope), scope)
         if isinstance(target, ObjT | MapT):
-            if not _is(key, "string"):
+            if not _is(key, "string", "string|null"):  # (null: fails closed, as an absent key)
                 return self.fail(key_node, f"no such overload: _[_]({target}, {key})")
             if isinstance(target, MapT):
                 return target.value
@@ -369,6 +386,15 @@ def _joined(types: list[Type]) -> Type:
     for t in types[1:]:
         made = join(made, t)
     return made
+
+
+def _is_null(node: Any) -> bool:
+    inner = _unwrap(node)
+    return (
+        isinstance(inner, lark.Tree)
+        and inner.data == "literal"
+        and getattr(inner.children[0], "type", None) == "NULL_LIT"
+    )
 
 
 def _string_literal(node: Any) -> str | None:
