@@ -47,7 +47,9 @@ def check_text(text: str, roots: Mapping[str, Type]) -> list[Problem] | None:
     except (LarkError, CelCompileError, RecursionError):
         return None
     if not (isinstance(found, Prim) and found.name in ("bool", "dyn")):
-        walk.problems.append(Problem(0, f"the condition is of type {found}, never a bool"))
+        never = "|" not in str(found)
+        said = "never a bool" if never else "not always a bool"
+        walk.problems.append(Problem(0, f"the condition is of type {found}, {said}"))
     return walk.problems
 
 

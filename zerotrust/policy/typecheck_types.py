@@ -107,17 +107,25 @@ def named(name: str) -> Prim:
 
 
 def join(a: Type, b: Type) -> Type:
-    """One type for two (branches of ``?:``, items of a list literal): equal or ``dyn``."""
+    """One type for two (branches of ``?:``, items of a list): what a value of either
+    is known to be. Unlike scalars make a union (``bool|string``) that no operator but
+    equality takes: a value of it may be either at run time."""
+    if a == DYN or b == DYN:
+        return DYN
     if a == b:
         return a if not isinstance(a, Prim) or a.enum == getattr(b, "enum", None) else Prim(a.name)
     if isinstance(a, ListT) and isinstance(b, ListT):
         return ListT(join(a.elem, b.elem))
-    if isinstance(a, Prim) and isinstance(b, Prim) and {a.name, b.name} <= _NUMBERS:
-        return Prim("number") if {a.name, b.name} <= {"int", "double", "number"} else DYN
-    return DYN
+    if isinstance(a, MapT) and isinstance(b, MapT):
+        return MapT(join(a.key, b.key), join(a.value, b.value))
+    if isinstance(a, ObjT) and isinstance(b, ObjT):
+        return _union([a, b], a.what if a.what == b.what else "a map")
+    names = set(str(a).split("|")) | set(str(b).split("|"))
+    if names <= {"int", "double", "number"}:
+        return Prim("number")
+    return Prim("|".join(sorted(names)))
 
 
-_NUMBERS = frozenset({"int", "uint", "double", "number"})
 
 
 def from_schema(field: FieldType, what: str) -> Type:

@@ -25,6 +25,8 @@ from zerotrust.policy.typecheck_types import DYN, ListT, MapT, ObjT, Prim, Type,
 __all__ = ["Problem", "Walk"]
 
 _BOOL = Prim("bool")
+#: What may be looked up in a map: any other type is an error, not absent.
+_MAP_KEYS = ("string", "int", "uint", "double", "number", "bool")
 _MAYBE_NULL = Prim("string|null")
 _NOT_NULL = "\0not null"  # a path's last step in the facts: the value is not null
 _Path = tuple[str, ...]
@@ -178,8 +180,10 @@ class Walk:
         if op in ("==", "!="):
             return _BOOL  # any two values: unlike types are unequal, never an error
         if op == "in":
-            if isinstance(right, ListT | MapT | ObjT) or right == DYN:
+            if isinstance(right, ListT) or right == DYN:
                 return _BOOL
+            if isinstance(right, MapT | ObjT) and _is(left, *_MAP_KEYS):
+                return _BOOL  # (a key of another type than the map's is simply not in it)
             return self.fail(node, f"no such overload: @in({left}, {right})")
         made = compare(left, right) if op in ("<", "<=", ">", ">=") else arithmetic(op, left, right)
         if made is not None:
