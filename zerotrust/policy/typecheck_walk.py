@@ -307,7 +307,10 @@ class Walk:
                 return self.fail(key_node, f"no such overload: _[_]({target}, {key})")
             if isinstance(target, MapT):
                 return target.value
-            values = [t for _, t, _ in target.fields] + ([target.rest] if target.rest else [])
+            # Through a key only known at run time: a declared field, or an undeclared
+            # key's value, which is dyn where the object is open (and not checked).
+            values = [t for _, t, _ in target.fields]
+            values += [target.rest] if target.rest is not None and target.rest != DYN else []
             return _joined(values) if values else DYN
         if isinstance(target, ListT):
             if not _is(key, "int", "uint", "double", "number"):
