@@ -3180,7 +3180,20 @@ def conforming_properties(schema: TypedSchema) -> st.SearchStrategy[dict[str, An
     return _object_value(schema.fields, schema.closed, top=True)
 
 
-_LITERALS = ("1", "0", "2", "1.5", "'a'", '"b"', "true", "1u", "null", "[1, 2]", "['a']", "{'a': 1}")
+_LITERALS = (
+    "1",
+    "0",
+    "2",
+    "1.5",
+    "'a'",
+    '"b"',
+    "true",
+    "1u",
+    "null",
+    "[1, 2]",
+    "['a']",
+    "{'a': 1}",
+)
 _ATOMS = (
     "{p} == {l}",
     "{p} != {l}",

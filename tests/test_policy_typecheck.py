@@ -171,12 +171,14 @@ def test_ill_typed_conditions_are_refused_at_their_position(
 
 def test_a_field_in_only_some_targeted_types_is_optional() -> None:
     # folder declares no price, and pages only as optional
-    assert "is optional in the schema of resource types 'document', 'folder'" in (
-        _problems("resource.properties.pages > 1", target="[document, folder]")[0][1]
+    assert (
+        "is optional in the schema of resource types 'document', 'folder'"
+        in (_problems("resource.properties.pages > 1", target="[document, folder]")[0][1])
     )
-    assert "price is optional" in _problems(
-        "resource.properties.price > 1", target="[document, folder]"
-    )[0][1]
+    assert (
+        "price is optional"
+        in _problems("resource.properties.price > 1", target="[document, folder]")[0][1]
+    )
     _load("resource.properties.owner_dept == 'a'", target="[document, folder]")
     _load(
         "has(resource.properties.pages) && resource.properties.pages > 1",
@@ -245,7 +247,10 @@ def test_permissive_makes_an_optional_read_a_warning_and_nothing_else() -> None:
     warnings = loaded.warnings  # type: ignore[attr-defined]
     assert [(w.line, w.column, w.rule) for w in warnings] == [(7, 32, "r")]
     assert "resource.properties.label is optional" in warnings[0].message
-    assert "did you mean 'owner_dept'" in _problems("resource.properties.owner_dep == 1", PERMISSIVE)[0][1]
+    assert (
+        "did you mean 'owner_dept'"
+        in _problems("resource.properties.owner_dep == 1", PERMISSIVE)[0][1]
+    )
     assert _load("resource.properties.pages > 1").warnings == ()  # type: ignore[attr-defined]
 
 

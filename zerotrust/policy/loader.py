@@ -46,12 +46,12 @@ from zerotrust.policy.action_groups import (
 from zerotrust.policy.attr_check import compile_checker
 from zerotrust.policy.attr_schema import SchemaFile, merge_schema_files, read_schema_file
 from zerotrust.policy.compile import PolicySet, check_conditions, compile_policies
-from zerotrust.policy.typecheck import typecheck_policies
 from zerotrust.policy.json_data import load_json
 from zerotrust.policy.located import AliasBudget, LNode, YamlProblem, load_documents
 from zerotrust.policy.model import PolicySpec
 from zerotrust.policy.positions import file_position as _file_position
 from zerotrust.policy.snapshot import MAX_FILE_BYTES, read_snapshot
+from zerotrust.policy.typecheck import typecheck_policies
 from zerotrust.policy.validate import Condition, Validated, validate_policy
 
 __all__ = [

@@ -19,7 +19,8 @@ from typing import Any
 from lark.exceptions import LarkError
 
 from zerotrust.cel._backend import CelCompileError
-from zerotrust.cel._syntax import _parser
+from zerotrust.cel._compiler import FUNCTIONS
+from zerotrust.cel._syntax import _parser, parse_fast
 from zerotrust.errors import Diagnostic
 from zerotrust.policy.attr_schema import AttributeSchemas
 from zerotrust.policy.compile import _locate
@@ -39,13 +40,28 @@ __all__ = ["check_text", "typecheck_policies"]
 
 def check_text(text: str, roots: Mapping[str, Type]) -> list[Problem] | None:
     """The problems of one condition text, or None when it does not parse (the
-    compiler reports that)."""
+    compiler reports that).
+
+    Walks the tree of the compiler's fast parser (no positions: a tenth of the cost);
+    only a text with problems is parsed again with positions, and walked again, to say
+    where they are.
+    """
+    fast = parse_fast(text, FUNCTIONS)
+    if fast is None:
+        return None
+    found = _walk(fast.tree, roots)
+    if not found:
+        return found
     try:
         tree = _parser().parse(text)
-        walk = Walk(roots)
-        found = walk.run(tree)
     except (LarkError, CelCompileError, RecursionError):
         return None
+    return _walk(tree, roots)
+
+
+def _walk(tree: Any, roots: Mapping[str, Type]) -> list[Problem]:
+    walk = Walk(roots)
+    found = walk.run(tree)
     if not (isinstance(found, Prim) and found.name in ("bool", "dyn")):
         never = "|" not in str(found)
         said = "never a bool" if never else "not always a bool"
@@ -83,9 +99,7 @@ def typecheck_policies(
     return errors, warnings
 
 
-def _diagnostics(
-    source: CelSource, problem: Problem, policy: str, owner: str
-) -> list[Diagnostic]:
+def _diagnostics(source: CelSource, problem: Problem, policy: str, owner: str) -> list[Diagnostic]:
     """Where the problem is: at the condition, and, when it is inside a variable inlined
     there, also where that variable is defined."""
     found = _locate(source, problem.offset, None, frozenset())

@@ -110,7 +110,7 @@ def join(a: Type, b: Type) -> Type:
     """One type for two (branches of ``?:``, items of a list): what a value of either
     is known to be. Unlike scalars make a union (``bool|string``) that no operator but
     equality takes: a value of it may be either at run time."""
-    if a == DYN or b == DYN:
+    if DYN in (a, b):
         return DYN
     if a == b:
         return a if not isinstance(a, Prim) or a.enum == getattr(b, "enum", None) else Prim(a.name)
@@ -124,8 +124,6 @@ def join(a: Type, b: Type) -> Type:
     if names <= {"int", "double", "number"}:
         return Prim("number")
     return Prim("|".join(sorted(names)))
-
-
 
 
 def from_schema(field: FieldType, what: str) -> Type:
@@ -215,7 +213,9 @@ def request_types(
         if subjects
         else DYN
     )
-    action_props: Type = DYN if schemas.action is None else _object(schemas.action, "the schema of action")
+    action_props: Type = (
+        DYN if schemas.action is None else _object(schemas.action, "the schema of action")
+    )
     found: dict[str, Type] = {
         "subject": ObjT(
             "the request's subject",
@@ -223,17 +223,25 @@ def request_types(
             None,
         ),
         "action": ObjT(
-            "the request's action", (("name", _STRING, True), ("properties", action_props, True)), None
+            "the request's action",
+            (("name", _STRING, True), ("properties", action_props, True)),
+            None,
         ),
-        "device": DYN if schemas.device is None else _object(schemas.device, "the schema of device"),
-        "context": DYN if schemas.context is None else _object(schemas.context, "the schema of context"),
+        "device": DYN
+        if schemas.device is None
+        else _object(schemas.device, "the schema of device"),
+        "context": DYN
+        if schemas.context is None
+        else _object(schemas.context, "the schema of context"),
         "data": data_type(data, "the loaded data"),
         "behavior": MapT(_STRING, DYN),
         "now": Prim("timestamp"),
     }
     if rules:
         found["risk"] = ObjT(
-            "the decision's risk", (("score", Prim("int"), True), ("signals", ListT(_STRING), True)), None
+            "the decision's risk",
+            (("score", Prim("int"), True), ("signals", ListT(_STRING), True)),
+            None,
         )
     return found
 
@@ -263,9 +271,7 @@ def data_type(value: Any, what: str) -> Type:
     if value is None:
         return Prim("null")
     if isinstance(value, Mapping):
-        fields = tuple(
-            (str(k), data_type(v, what), True) for k, v in value.items()
-        )
+        fields = tuple((str(k), data_type(v, what), True) for k, v in value.items())
         return ObjT(what, fields, None)
     if isinstance(value, list | tuple):
         if not value:

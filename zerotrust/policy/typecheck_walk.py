@@ -88,15 +88,26 @@ def _at(node: Any) -> int:
     return 0 if getattr(meta, "empty", True) else int(meta.start_pos)
 
 
+#: Nodes that, with one child, are only that child.
+_WRAPPERS = frozenset(
+    {
+        "expr",
+        "conditionalor",
+        "conditionaland",
+        "relation",
+        "addition",
+        "multiplication",
+        "unary",
+        "member",
+        "primary",
+        "paren_expr",
+    }
+)
+
+
 def _unwrap(node: Any) -> Any:
-    while (
-        isinstance(node, lark.Tree)
-        and len(node.children) == 1
-        and node.data in ("expr", "conditionalor", "conditionaland", "relation", "addition")
-        or isinstance(node, lark.Tree)
-        and len(node.children) == 1
-        and node.data in ("multiplication", "unary", "member", "primary", "paren_expr")
-    ):
+    tree = lark.Tree
+    while node.__class__ is tree and len(node.children) == 1 and node.data in _WRAPPERS:
         node = node.children[0]
     return node
 
@@ -285,10 +296,12 @@ class Walk:
             if target.rest is not None and guarded:
                 return target.rest
             hint = did_you_mean(field, [n for n, _, _ in target.fields])
-            more = "" if target.rest is None else f" (the schema is open: an undeclared field may be read under has())"
-            return self.fail(
-                at, f"{shown_path} is not declared in {target.what}{hint}{more}"
+            more = (
+                ""
+                if target.rest is None
+                else " (the schema is open: an undeclared field may be read under has())"
             )
+            return self.fail(at, f"{shown_path} is not declared in {target.what}{hint}{more}")
         if isinstance(target, MapT):
             return target.value
         if target == DYN:
@@ -320,7 +333,9 @@ class Walk:
             return DYN
         return self.fail(node, f"no such overload: _[_]({target}, {key})")
 
-    def has(self, node: Any, arg: Any, scope: _Scope) -> tuple[Type, frozenset[_Path], frozenset[_Path]]:
+    def has(
+        self, node: Any, arg: Any, scope: _Scope
+    ) -> tuple[Type, frozenset[_Path], frozenset[_Path]]:
         inner = _unwrap(arg)
         if not isinstance(inner, lark.Tree) or inner.data != "member_dot":
             return DYN, _NONE, _NONE  # (refused by the compiler)
