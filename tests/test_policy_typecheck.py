@@ -116,7 +116,8 @@ ACCEPTED = [
     "dyn(resource.properties.pages) + 1.0 > 0.0",  # dyn: anything goes
     "resource.properties.tags.filter(t, t != '').size() > 0",
     "has(subject.properties.level) && subject.properties.level > 1",
-    "resource.properties.counts.x > 1",  # a map's key: the run time says if it is there
+    "has(resource.properties.counts.x) && resource.properties.counts.x > 1",
+    "resource.properties.counts[action.name] > 1",  # a key known only at run time
 ]
 
 
@@ -155,6 +156,8 @@ REFUSED = [
     ("resource.properties.pages > 1 && 'a'", 34, "an operand of && must be a bool"),
     ("-resource.properties.owner_dept == 'a'", 1, "no such overload: -_(string)"),
     ("device.managed.startsWith('a')", 16, "no such overload: bool.startsWith(string)"),
+    ("resource.properties.counts.x > 1", 28, "counts.x may be absent (a key of a map)"),
+    ("resource.properties.counts['x'] > 1", 28, "counts.x may be absent"),
 ]
 
 
@@ -232,9 +235,9 @@ def test_guards_follow_the_short_circuit_order() -> None:
 def test_a_macro_variable_shadowing_a_guarded_path_is_not_guarded() -> None:
     when = (
         "has(subject.properties.level) && "
-        "[{'properties': {}}].all(subject, subject.properties.level > 1)"
+        "[{'properties': {'level': 2}}].all(subject, subject.properties.level > 1)"
     )
-    _load(when)  # the macro's subject is a map literal: dyn, nothing to guard
+    assert "subject.properties may be absent (a key of a map)" in _problems(when)[0][1]
     shadow = "has(resource.properties.label) && ['a'].all(resource, resource.size() > 0)"
     _load(shadow)
 

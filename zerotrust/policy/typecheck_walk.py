@@ -303,6 +303,13 @@ class Walk:
             )
             return self.fail(at, f"{shown_path} is not declared in {target.what}{hint}{more}")
         if isinstance(target, MapT):
+            if path is None or path not in scope.guards:
+                self.fail(
+                    at,
+                    f"{shown_path} may be absent (a key of a map): read it only under "
+                    f"has({shown_path})",
+                    optional=True,
+                )
             return target.value
         if target == DYN:
             return DYN
@@ -313,7 +320,7 @@ class Walk:
         target = self.check(target_node, scope)[0]
         key = self.check(key_node, scope)[0]
         literal = _string_literal(key_node)
-        if isinstance(target, ObjT) and literal is not None:
+        if isinstance(target, ObjT | MapT) and literal is not None:
             return self.select(key_node, target, literal, self.path(node, scope), scope)
         if isinstance(target, ObjT | MapT):
             if not _is(key, "string", "string|null"):  # (null: fails closed, as an absent key)
