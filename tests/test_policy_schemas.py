@@ -39,6 +39,7 @@ from zerotrust.testing import run_tests
 ROOT = Path(__file__).resolve().parents[1]
 MALFORMED = ROOT / "tests" / "policies" / "malformed"
 POLICY_DIRS = [ROOT / "policies", *sorted((ROOT / "examples").glob("authzen-*"))]
+POLICY_DIRS += sorted((ROOT / "examples").glob("from-*"))  # translations from other languages
 
 
 def _validator(kind: str) -> jsonschema.Draft202012Validator:

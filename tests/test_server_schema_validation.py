@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
-from web_helpers import POLICIES, bearer, resolve, web_config
+from web_helpers import assert_invalid_request, bearer, resolve, schema_pdp, web_config
 
-from zerotrust import PolicyDecisionPoint
 from zerotrust.cli import main
 from zerotrust.server import ServerConfig, ServerConfigError
 from zerotrust.server.settings import resolve as resolve_config
@@ -200,44 +198,21 @@ def test_off_does_not_check(policies: Path) -> None:
 
 # --- a web integration ------------------------------------------------------------------
 
-CUSTOMER_SCHEMA = """\
-resources:
-  customer_record:
-    properties:
-      owner_dept: {type: string}
-      sensitivity: {type: integer}
-      region: {type: string}
-    required: [region]
-"""
-
 
 async def customer(request: Request) -> Response:
     return PlainTextResponse("the record")
 
 
 def web_app(mode: str) -> Starlette:
-    texts = {p.name: p.read_text() for p in sorted(POLICIES.glob("*.yaml"))}
-    texts = {k: v for k, v in texts.items() if not k.endswith("_test.yaml")}
-    texts["customer.schema.yaml"] = CUSTOMER_SCHEMA
-    pdp = PolicyDecisionPoint.from_texts(texts, schema_validation=mode)
+    pdp = schema_pdp(mode)
     app = Starlette(routes=[Route("/customers/{id}", customer)])
     app.add_middleware(ZeroTrustMiddleware, pdp=pdp, resolve=resolve, config=web_config())
     return app
-
-
-def problem(body: Mapping[str, Any]) -> tuple[Any, ...]:
-    return body["status"], body["code"], body["detail"]
 
 
 def test_a_web_integration_answers_400_naming_the_field_with_enforce() -> None:
     """The route's properties lack the required ``region``: refused before the app runs."""
     with TestClient(web_app("enforce")) as client:
         r = client.get("/customers/c-1001", headers=bearer())
-    assert r.status_code == 400, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    assert problem(r.json()) == (
-        400,
-        "invalid_request",
-        "resource.properties.region: is required and missing",
-    )
+    assert_invalid_request(r.status_code, r.headers["content-type"], r.json())
     assert "the record" not in r.text

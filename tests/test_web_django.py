@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 from web_helpers import (
     WATERMARK_POLICY,
     RecordingLog,
+    assert_invalid_request,
     attestation,
     bearer,
     django_urls,
     resolve,
     rogue_key,
+    schema_pdp,
     shipped_pdp,
     token,
     web_config,
@@ -442,3 +444,12 @@ def test_any_decision_point_is_accepted_and_an_unreachable_one_refuses(
     r = Client(raise_request_exception=False).get("/customers/c-1001", headers=bearer())
     assert r.status_code == 500 and b"4111" not in r.content
     assert calls() == ["c-1001"]
+
+
+def test_a_request_the_pdp_refuses_for_its_attributes_is_a_400(site: Any) -> None:
+    """``schema_validation="enforce"``: the view's properties lack the required
+    ``region``; refused in ``process_view`` before the view runs, naming the field."""
+    site(PDP=schema_pdp("enforce"))
+    r = Client().get("/customers/c-1001", headers=bearer())
+    assert_invalid_request(r.status_code, r["content-type"], r.json())
+    assert calls() == []

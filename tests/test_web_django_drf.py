@@ -11,10 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from web_helpers import (
     RecordingLog,
+    assert_invalid_request,
     attestation,
     bearer,
     django_urls,
     rogue_key,
+    schema_pdp,
     shipped_pdp,
     token,
     web_config,
@@ -271,3 +273,23 @@ def test_the_list_holds_exactly_the_records_the_detail_view_releases(
             if (r := client.get(f"/api/customers/{rid}/", headers=headers)).status_code == 200
         }
     assert {c["id"]: c for c in listed.json()} == released
+
+
+def test_a_request_the_pdp_refuses_for_its_attributes_is_a_400(log: RecordingLog) -> None:
+    """``schema_validation="enforce"``: the object's fields lack the required ``region``;
+    the permission answers 400 naming the field, the view's body never runs."""
+    with (
+        django_urls([]),
+        override_settings(
+            ROOT_URLCONF="django_site.drf_urls",
+            MIDDLEWARE=["zerotrust.web.django.ZeroTrustMiddleware"],
+            ZEROTRUST={"PDP": schema_pdp("enforce", log), "CONFIG": web_config()},
+            REST_FRAMEWORK=REST_FRAMEWORK,
+        ),
+    ):
+        from rest_framework.test import APIClient
+
+        calls().clear()
+        r = APIClient().get("/customers/c-1001", headers=bearer())
+        assert_invalid_request(r.status_code, r["content-type"], r.json())
+        assert calls() == []

@@ -20,9 +20,11 @@ from web_helpers import (
     CUSTOMERS,
     WATERMARK_POLICY,
     RecordingLog,
+    assert_invalid_request,
     attestation,
     bearer,
     rogue_key,
+    schema_pdp,
     shipped_pdp,
     token,
     web_config,
@@ -763,3 +765,13 @@ def test_whatever_a_lookup_raises_the_view_never_runs(
     )
     assert r.status_code == 500 and ran == [] and log.entries == []
     assert CUSTOMERS[customer]["card_number"] not in r.text
+
+
+def test_a_request_the_pdp_refuses_for_its_attributes_is_a_400() -> None:
+    """``schema_validation="enforce"``: the dependency's properties lack the required
+    ``region``; refused before the endpoint runs, naming the field."""
+    CALLS.clear()
+    client = TestClient(build(pdp=schema_pdp("enforce")))
+    r = client.get("/customers/c-1001", headers=bearer())
+    assert_invalid_request(r.status_code, r.headers["content-type"], r.json())
+    assert CALLS == []

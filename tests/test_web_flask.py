@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,11 +16,13 @@ from web_helpers import (
     CUSTOMERS,
     WATERMARK_POLICY,
     RecordingLog,
+    assert_invalid_request,
     attestation,
     bearer,
     customer_properties,
     resolve,
     rogue_key,
+    schema_pdp,
     shipped_pdp,
     token,
     web_config,
@@ -532,3 +535,18 @@ def test_a_lookup_the_route_cannot_call_is_a_typed_error_naming_the_fix(
         zt.requires("customer_record", "read", properties=lookup)
     with pytest.raises(WebConfigError, match="signature"):
         zt.requires("customer_record", "read", context=dict)
+
+
+@pytest.mark.parametrize("mode", ["enforce", "report"])
+def test_a_request_the_pdp_refuses_for_its_attributes_is_a_400(
+    monkeypatch: pytest.MonkeyPatch, log: RecordingLog, mode: str
+) -> None:
+    """``enforce``: the view's properties lack the required ``region``, refused before
+    the view runs, naming the field; ``report`` decides as usual."""
+    monkeypatch.setattr(sys.modules[__name__], "shipped_pdp", lambda *a, **k: schema_pdp(mode))
+    r = build(log).test_client().get("/customers/c-1001", headers=bearer())
+    if mode == "enforce":
+        assert_invalid_request(r.status_code, r.mimetype, r.json)
+        assert CALLS == []
+    else:
+        assert r.status_code == 200 and CALLS == ["c-1001"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -15,12 +16,14 @@ from web_helpers import (
     CUSTOMERS,
     WATERMARK_POLICY,
     RecordingLog,
+    assert_invalid_request,
     attestation,
     bearer,
     customer_properties,
     django_urls,
     resolve,
     rogue_key,
+    schema_pdp,
     shipped_pdp,
     token,
     web_config,
@@ -431,3 +434,14 @@ def test_underscore_spelt_forwarded_headers_are_dropped_by_the_development_serve
         server.server_close()
     _, request, _ = log.last
     assert request.context["ip"] == "198.51.100.7" and request.context["country"] == "US"
+
+
+def test_a_request_the_pdp_refuses_for_its_attributes_is_a_400(
+    monkeypatch: pytest.MonkeyPatch, log: RecordingLog
+) -> None:
+    """``schema_validation="enforce"``: the route's properties lack the required
+    ``region``; refused before the app runs, naming the field."""
+    monkeypatch.setattr(sys.modules[__name__], "shipped_pdp", lambda *a, **k: schema_pdp("enforce"))
+    r = flask_app(log).test_client().get("/customers/c-1001", headers=bearer())
+    assert_invalid_request(r.status_code, r.mimetype, r.json)
+    assert CALLS == []

@@ -202,6 +202,40 @@ def shipped_pdp(
     return PolicyDecisionPoint.from_texts(texts, clock=lambda: NOW, decision_log=log)
 
 
+# A customer_record schema the shipped test routes never meet: they send no ``region``.
+CUSTOMER_SCHEMA = """\
+resources:
+  customer_record:
+    properties:
+      owner_dept: {type: string}
+      sensitivity: {type: integer}
+      region: {type: string}
+    required: [region]
+"""
+REGION_MISSING = "resource.properties.region: is required and missing"
+
+
+def schema_pdp(mode: str, log: RecordingLog | None = None) -> PolicyDecisionPoint:
+    """The shipped policies with :data:`CUSTOMER_SCHEMA`, checked with ``mode``."""
+    texts = {p.name: p.read_text() for p in sorted(POLICIES.glob("*.yaml"))}
+    texts = {k: v for k, v in texts.items() if not k.endswith("_test.yaml")}
+    texts["customer.schema.yaml"] = CUSTOMER_SCHEMA
+    return PolicyDecisionPoint.from_texts(
+        texts, clock=lambda: NOW, decision_log=log, schema_validation=mode
+    )
+
+
+def assert_invalid_request(status: int, content_type: str, body: Mapping[str, Any]) -> None:
+    """The PEP's answer to a request the PDP refused for its attributes (``enforce``)."""
+    assert status == 400, body
+    assert content_type == "application/problem+json"
+    assert (body["status"], body["code"], body["detail"]) == (
+        400,
+        "invalid_request",
+        REGION_MISSING,
+    )
+
+
 def web_config(**over: Any) -> WebConfig:
     options: dict[str, Any] = {
         "jwt": verifier(),

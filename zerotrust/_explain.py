@@ -14,10 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from zerotrust._describe import quote
-from zerotrust.cel import Condition, values_read
+from zerotrust.cel import VARIABLES, CelCompileError, Condition, values_read
+from zerotrust.cel._compiler import _error_message, compile_expression
+from zerotrust.cel.functions import SetFunction
 from zerotrust.decision import Risk, TraceEntry, ValueRead
 from zerotrust.obligations import did_you_mean
-from zerotrust.policy.compile import CompiledRule, PolicySet
+from zerotrust.policy.compile import CompiledRule, PolicySet, Values
 from zerotrust.request import AccessRequest
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "no_policy",
     "no_policy_for",
     "reads",
+    "variable_values",
 ]
 
 #: Characters of a string value shown; the rest is replaced by a count.
@@ -45,7 +48,7 @@ class Tracer:
     values its condition read (from the same plain values the conditions were bound to).
     """
 
-    __slots__ = ("_entries", "_scope")
+    __slots__ = ("_entries", "_functions", "_scope")
 
     def __init__(
         self,
@@ -53,20 +56,27 @@ class Tracer:
         data: Mapping[str, Any],
         behavior: Mapping[str, Any],
         now: datetime.datetime,
+        functions: Mapping[str, SetFunction] | None = None,
     ) -> None:
         self._entries: list[TraceEntry] = []
         self._scope = {**variables, "data": data, "behavior": behavior, "now": now}
+        self._functions = functions
 
     def signal(
-        self, ref: str, matched: bool, error: str | None, condition: Condition | None
+        self,
+        ref: str,
+        matched: bool,
+        error: str | None,
+        condition: Condition | None,
+        values: Values = (),
     ) -> None:
-        self._add(ref, "signal", None, matched, error, condition)
+        self._add(ref, "signal", None, matched, error, condition, values)
 
     def rule(self, rule: CompiledRule, matched: bool, error: str | None, risk: Risk) -> None:
         if "risk" not in self._scope:  # rules see the risk the signals made
             self._scope["risk"] = {"score": risk.score, "signals": list(risk.signals)}
         kind = "report-only" if rule.report_only else "rule"
-        self._add(rule.ref, kind, rule.effect.value, matched, error, rule.condition)
+        self._add(rule.ref, kind, rule.effect.value, matched, error, rule.condition, rule.values)
 
     def entries(self) -> tuple[TraceEntry, ...]:
         return tuple(self._entries)
@@ -79,10 +89,12 @@ class Tracer:
         matched: bool,
         error: str | None,
         condition: Condition | None,
+        values: Values = (),
     ) -> None:
         outcome = "error" if error is not None else ("matched" if matched else "not_matched")
         found = reads(condition, self._scope)
-        self._entries.append(TraceEntry(ref, kind, effect, outcome, error, found))
+        named = variable_values(values, self._scope, self._functions)
+        self._entries.append(TraceEntry(ref, kind, effect, outcome, error, found, named))
 
 
 def reads(condition: Condition | None, scope: Mapping[str, Any]) -> tuple[ValueRead, ...]:
@@ -96,6 +108,28 @@ def reads(condition: Condition | None, scope: Mapping[str, Any]) -> tuple[ValueR
         ValueRead(r.path, bounded(r.value)) if r.found else ValueRead(r.path, missing=True)
         for r in values_read(source, scope)
     )
+
+
+def variable_values(
+    values: Values, scope: Mapping[str, Any], functions: Mapping[str, SetFunction] | None = None
+) -> tuple[ValueRead, ...]:
+    """Each variable's or derived role's (bounded) value in ``scope``, or its error.
+
+    Evaluated here, apart from the decision, which runs the condition with them inlined;
+    each text is compiled as an expression of any type (a value need not be a boolean).
+    """
+    found = []
+    for path, text in values:
+        try:
+            value = compile_expression(text, VARIABLES, functions)(scope)
+        except CelCompileError as exc:  # (it compiled inside its condition: not expected)
+            found.append(ValueRead(path, error=exc.message))
+            continue
+        except Exception as exc:
+            found.append(ValueRead(path, error=_error_message(exc)))
+            continue
+        found.append(ValueRead(path, bounded(value)))
+    return tuple(found)
 
 
 def bounded(value: Any, depth: int = 0) -> Any:

@@ -213,15 +213,21 @@ class ValueRead:
     path: str
     value: Any = attrs.field(default=None, hash=False)
     missing: bool = False
+    #: For a variable or derived role (``TraceEntry.variables``): why it has no value.
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         if self.missing:
             return {"path": self.path, "missing": True}
+        if self.error is not None:
+            return {"path": self.path, "error": self.error}
         return {"path": self.path, "value": self.value}
 
     def __str__(self) -> str:
         if self.missing:
             return f"{self.path}: missing"
+        if self.error is not None:
+            return f"{self.path}: error: {self.error}"
         return f"{self.path} = {json.dumps(self.value, ensure_ascii=False)}"
 
 
@@ -239,9 +245,12 @@ class TraceEntry:
     outcome: str  # "matched", "not_matched" or "error"
     message: str | None = None
     reads: tuple[ValueRead, ...] = ()
+    #: The value of each policy variable and derived role the condition reads (directly
+    #: or through another), evaluated for explain only; listed when there are any.
+    variables: tuple[ValueRead, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "rule": self.rule,
             "kind": self.kind,
             "effect": self.effect,
@@ -249,6 +258,9 @@ class TraceEntry:
             "message": self.message,
             "reads": [r.to_dict() for r in self.reads],
         }
+        if self.variables:
+            out["variables"] = [v.to_dict() for v in self.variables]
+        return out
 
 
 @attrs.frozen

@@ -63,7 +63,7 @@ def decide(
     # Conditions only read: the request's private plain data is shared, not copied.
     variables = request_variables(req)
     applicable = policies.applicable(variables["resource"]["type"], variables["action"]["name"])
-    trace = Tracer(variables, policies.data, features, now) if explain else None
+    trace = Tracer(variables, policies.data, features, now, policies.functions) if explain else None
     errors: list[EvaluationError] = []
     bindings = backend.bind(
         {
@@ -89,7 +89,7 @@ def decide(
                 score += signal.score
                 signals.append(signal.name)
             if trace is not None:
-                trace.signal(signal.ref, matched, error, signal.condition)
+                trace.signal(signal.ref, matched, error, signal.condition, signal.values)
     risk = Risk(score=min(100, score), signals=tuple(signals))
     bindings = backend.extend(bindings, {"risk": {"score": risk.score, "signals": signals[:]}})
 

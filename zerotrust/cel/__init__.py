@@ -21,7 +21,7 @@ from zerotrust.cel._interpreter import InterpreterBackend
 from zerotrust.cel._reads import PathValue, values_read
 from zerotrust.cel._references import NAMESPACE, VariableReference, variable_references
 from zerotrust.cel._syntax import MAX_SOURCE_CHARS
-from zerotrust.cel.functions import EXTRA_FUNCTIONS
+from zerotrust.cel.functions import EXTRA_FUNCTIONS, SetFunction
 
 __all__ = [
     "EXTRA_FUNCTIONS",
@@ -35,6 +35,7 @@ __all__ = [
     "ConditionError",
     "InterpreterBackend",
     "PathValue",
+    "SetFunction",
     "VariableReference",
     "default_backend",
     "values_read",

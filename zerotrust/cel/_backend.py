@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from zerotrust.cel.functions import SetFunction
 from zerotrust.errors import ZeroTrustError
 
 __all__ = [
@@ -59,8 +60,11 @@ class Backend(Protocol):
 
     name: str
 
-    def compile(self, source: str) -> Condition:
-        """Parse, check and compile ``source``; raise :class:`CelCompileError`."""
+    def compile(
+        self, source: str, *, functions: Mapping[str, SetFunction] | None = None
+    ) -> Condition:
+        """Parse, check and compile ``source``; raise :class:`CelCompileError`.
+        ``functions`` are the policy set's own (``in_group``), passed only when it has any."""
         ...
 
     def bind(self, variables: Mapping[str, Any]) -> Any:

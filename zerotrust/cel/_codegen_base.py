@@ -19,6 +19,7 @@ import lark
 from zerotrust._describe import quote
 from zerotrust.cel import _compiler_runtime as rt
 from zerotrust.cel._backend import CelCompileError
+from zerotrust.cel.functions import LITERAL_CHECKS
 
 __all__ = [
     "INT_STANDIN",
@@ -108,10 +109,14 @@ class _Emitter:
     """
 
     def __init__(
-        self, variables: frozenset[str], extras: Mapping[str, tuple[Callable[..., bool], int]]
+        self,
+        variables: frozenset[str],
+        extras: Mapping[str, tuple[Callable[..., bool], int]],
+        checks: Mapping[str, tuple[Callable[[Any], Any] | None, ...]] = LITERAL_CHECKS,
     ) -> None:
         self.variables = variables
         self.extras = extras
+        self.checks = checks
         self.lines: list[str] = []
         self.depth = 1
         self.nesting = 0

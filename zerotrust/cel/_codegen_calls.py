@@ -26,7 +26,7 @@ from zerotrust.cel._codegen_base import (
     _where,
 )
 from zerotrust.cel._syntax import _ident, unwrap
-from zerotrust.cel.functions import LITERAL_CHECKS
+from zerotrust.cel.functions import SET_FUNCTIONS
 
 __all__: list[str] = []
 
@@ -163,7 +163,7 @@ class _CallGenerator(_Emitter):
 
     def _check_literal_args(self, token: Any, name: str, arg_nodes: list[lark.Tree[Any]]) -> None:
         """An extra function's literal arguments (``ip_in_cidr(x, "10.0.0.0/8")``), at load."""
-        for check, node in zip(LITERAL_CHECKS.get(name, ()), arg_nodes, strict=False):
+        for check, node in zip(self.checks.get(name, ()), arg_nodes, strict=False):
             if check is None:
                 continue
             text = self._string_literal(node)
@@ -295,6 +295,8 @@ class _CallGenerator(_Emitter):
             if count != arity:
                 raise _fail(token, f"{name}() takes {arity} argument(s), got {count}")
             return _Code(f"_call_extra({self.const(fn)}, {name!r}, {srcs})", "bool")
+        if name in SET_FUNCTIONS and not method:
+            raise _fail(token, f"{name}(): {SET_FUNCTIONS[name]}")
         form = "method" if method else "function"
         raise _fail(token, f"unsupported {form} {name}() with {count} argument(s)")
 

@@ -28,7 +28,15 @@ from zerotrust.cel._backend import VARIABLES, CelCompileError, Condition, Condit
 from zerotrust.cel._codegen_base import INT_STANDIN
 from zerotrust.cel._compiler_codegen import HELPERS, CelLiteralError, Program, generate
 from zerotrust.cel._syntax import _SURROGATE, MAX_TREE_DEPTH, TOO_DEEP, _parser, parse, parse_fast
-from zerotrust.cel.functions import EXTRA_FUNCTIONS
+from zerotrust.cel.functions import (
+    EXTRA_FUNCTIONS,
+    LITERAL_CHECKS,
+    SET_FUNCTIONS,
+    Checks,
+    Extras,
+    SetFunction,
+    function_tables,
+)
 
 __all__ = ["CelLiteralError", "CompiledBackend", "compile_expression"]
 
@@ -38,6 +46,7 @@ FUNCTIONS = frozenset(
     | set(rt.CONVERSIONS)
     | set(rt.ACCESSORS)
     | set(EXTRA_FUNCTIONS)
+    | set(SET_FUNCTIONS)
     | set(rt.NETWORK_FUNCTIONS)
     | set(rt.NETWORK_METHODS)
     | set(rt.QUALIFIED_FUNCTIONS)
@@ -197,9 +206,14 @@ def _build(program: Program, source: str, *, condition: bool) -> Callable[[Any],
     return result
 
 
-def _generate(tree: lark.Tree[Any], variables: frozenset[str]) -> Program:
+def _generate(
+    tree: lark.Tree[Any],
+    variables: frozenset[str],
+    extras: Extras = EXTRA_FUNCTIONS,
+    checks: Checks = LITERAL_CHECKS,
+) -> Program:
     try:
-        return generate(tree, variables, EXTRA_FUNCTIONS)
+        return generate(tree, variables, extras, checks)
     except RecursionError:
         raise CelCompileError(TOO_DEEP) from None
 
@@ -230,32 +244,35 @@ class CompiledBackend:
         # generated text and integers -> code with the integers in it, and its listing
         self._code: dict[tuple[str, tuple[int, ...]], tuple[CodeType, str]] = {}
 
-    def compile(self, source: str) -> Condition:
+    def compile(
+        self, source: str, *, functions: Mapping[str, SetFunction] | None = None
+    ) -> Condition:
         """The generated function itself is the condition: no wrapper call per evaluation.
 
-        It carries ``source``, ``variables`` and, for debugging, ``python_source``.
-        Raises :class:`CelCompileError` and nothing else: a failure the checks above
-        did not foresee is still a diagnostic (and a bug to report), never a crash of
-        the loader.
+        It carries ``source``, ``variables`` and, for debugging, ``python_source``;
+        ``functions`` are the policy set's own (``in_group``), closure constants like
+        any other. Raises :class:`CelCompileError` and nothing else: a failure the
+        checks above did not foresee is still a diagnostic (and a bug to report),
+        never a crash of the loader.
         """
         try:
-            return self._compile(source)
+            return self._compile(source, *function_tables(functions))
         except CelCompileError:
             raise
         except Exception as exc:
             raise CelCompileError("condition could not be compiled") from exc
 
-    def _compile(self, source: str) -> Condition:
+    def _compile(self, source: str, extras: Extras, checks: Checks) -> Condition:
         parsed = parse_fast(source, FUNCTIONS)
         program = None
         if parsed is not None:
             with contextlib.suppress(CelCompileError, RecursionError):
-                program = generate(parsed.tree, VARIABLES, EXTRA_FUNCTIONS)
+                program = generate(parsed.tree, VARIABLES, extras, checks)
         if parsed is None or program is None:
             # A problem (or a refusal by the fast path): the exact path, with positions,
             # raises the diagnostic, or (never seen) accepts and its result is used.
             parsed = parse(source, FUNCTIONS)
-            program = _generate(parsed.tree, VARIABLES)
+            program = _generate(parsed.tree, VARIABLES, extras, checks)
         text = _text(program, condition=True)
         key = (text, tuple(program.ints))
         cached = self._code.get(key)
@@ -291,8 +308,13 @@ class CompiledBackend:
         return {**bindings, **variables}
 
 
-def compile_expression(source: str, variables: frozenset[str]) -> Callable[[Any], Any]:
-    """Any CEL expression (not only conditions) over ``variables``, for tests and tools.
+def compile_expression(
+    source: str,
+    variables: frozenset[str],
+    functions: Mapping[str, SetFunction] | None = None,
+) -> Callable[[Any], Any]:
+    """Any CEL expression (not only conditions) over ``variables``, for tests and tools;
+    ``functions`` are a policy set's own (``in_group``).
 
     The function returns the CEL value, or raises: :class:`rt.CelError` or a builtin
     lookup/type error for a CEL evaluation error.
@@ -308,7 +330,8 @@ def compile_expression(source: str, variables: frozenset[str]) -> Callable[[Any]
     except RecursionError:
         raise CelCompileError(TOO_DEEP) from None
     _check_depth(tree)
-    return _build(_generate(tree, variables), source, condition=False)
+    program = _generate(tree, variables, *function_tables(functions))
+    return _build(program, source, condition=False)
 
 
 def _check_depth(tree: lark.Tree[Any]) -> None:

@@ -31,6 +31,7 @@ from zerotrust.cel._codegen_base import (
     decode_string,
 )
 from zerotrust.cel._codegen_calls import _CallGenerator
+from zerotrust.cel.functions import LITERAL_CHECKS
 
 __all__ = ["HELPERS", "CelLiteralError", "Program", "decode_string", "generate"]
 
@@ -99,9 +100,11 @@ def generate(
     tree: lark.Tree[Any],
     variables: frozenset[str],
     extras: Mapping[str, tuple[Callable[..., bool], int]],
+    checks: Mapping[str, tuple[Callable[[Any], Any] | None, ...]] = LITERAL_CHECKS,
 ) -> Program:
-    """Generate the function body for ``tree``; ``variables`` are the names it may read."""
-    gen = _Generator(variables, extras)
+    """Generate the function body for ``tree``; ``variables`` are the names it may read,
+    ``extras`` the functions it may call and ``checks`` their literal arguments' checks."""
+    gen = _Generator(variables, extras, checks)
     code = gen.expr(tree)
     return Program(gen.lines, code.src, gen.constants, gen.ints)
 

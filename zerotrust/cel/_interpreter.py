@@ -34,7 +34,7 @@ from zerotrust.cel._codegen_base import literal_value
 from zerotrust.cel._compiler import FUNCTIONS, _error_message
 from zerotrust.cel._compiler_codegen import generate
 from zerotrust.cel._syntax import TOO_DEEP, Parsed, _ident, parse, unwrap
-from zerotrust.cel.functions import EXTRA_FUNCTIONS
+from zerotrust.cel.functions import EXTRA_FUNCTIONS, SetFunction, function_tables
 
 __all__ = ["InterpreterBackend"]
 
@@ -117,6 +117,10 @@ _OPERATORS: Mapping[str, Callable[..., Any]] = MappingProxyType(
 )
 
 
+def _extras(functions: Mapping[str, SetFunction]) -> dict[str, Callable[..., Any]]:
+    return {name: functools.partial(rt.call_extra, f.fn, name) for name, f in functions.items()}
+
+
 def _table(*parts: Mapping[str, Callable[..., Any]]) -> Mapping[str, Callable[..., Any]]:
     merged: dict[str, Callable[..., Any]] = {}
     for part in parts:
@@ -138,7 +142,7 @@ _FUNCTIONS = _table(
     _EITHER_FORM,
     rt.CONVERSIONS,
     {name: fn for name, (fn, _) in rt.NETWORK_FUNCTIONS.items()},
-    {name: functools.partial(rt.call_extra, fn, name) for name, (fn, _) in EXTRA_FUNCTIONS.items()},
+    _extras({name: SetFunction(fn, arity) for name, (fn, arity) in EXTRA_FUNCTIONS.items()}),
 )
 #: Calls ``x.f(...)``: the code generator's ``_call(method=True)`` table.
 _METHODS = _table(
@@ -151,8 +155,13 @@ _METHODS = _table(
 class _Evaluator(celpy.evaluation.Evaluator):
     """cel-python's tree walk, with every operation the runtime's (see the module doc)."""
 
+    #: The ``f(x)`` table: :data:`_FUNCTIONS`, plus the policy set's own when it has any.
+    functions: Mapping[str, Callable[..., Any]] = _FUNCTIONS
+
     def sub_evaluator(self, ast: lark.Tree[Any]) -> _Evaluator:
-        return _Evaluator(ast, activation=self.activation)
+        sub = _Evaluator(ast, activation=self.activation)
+        sub.functions = self.functions
+        return sub
 
     # --- values -------------------------------------------------------------------------
 
@@ -225,7 +234,7 @@ class _Evaluator(celpy.evaluation.Evaluator):
         return _strict(rt.has)(target, str(node.children[1]))
 
     def function_eval(self, name_token: lark.Token, exprlist: Any = None) -> Any:
-        return self._call(_FUNCTIONS, str(name_token), [], exprlist)
+        return self._call(self.functions, str(name_token), [], exprlist)
 
     def method_eval(self, object: Any, method_ident: lark.Token, exprlist: Any = None) -> Any:
         return self._call(_METHODS, str(method_ident), [object], exprlist)
@@ -304,10 +313,11 @@ class _Evaluator(celpy.evaluation.Evaluator):
 
 
 class _InterpretedCondition:
-    __slots__ = ("_parsed",)
+    __slots__ = ("_functions", "_parsed")
 
-    def __init__(self, parsed: Parsed) -> None:
+    def __init__(self, parsed: Parsed, functions: Mapping[str, Callable[..., Any]]) -> None:
         self._parsed = parsed
+        self._functions = functions
 
     @property
     def source(self) -> str:
@@ -320,6 +330,7 @@ class _InterpretedCondition:
     def __call__(self, bindings: Any) -> bool:
         activation = celpy.evaluation.Activation(functions=_OPERATORS, vars=bindings)
         evaluator = _Evaluator(ast=self._parsed.tree, activation=activation)
+        evaluator.functions = self._functions
         try:
             value: Any = evaluator.evaluate()
         except _EvalError as exc:
@@ -353,19 +364,25 @@ class InterpreterBackend:
 
     name = "cel-python"
 
-    def compile(self, source: str) -> _InterpretedCondition:
+    def compile(
+        self, source: str, *, functions: Mapping[str, SetFunction] | None = None
+    ) -> _InterpretedCondition:
         """Parse and check ``source`` as the compiled backend does; raises
-        :class:`CelCompileError` and nothing else."""
+        :class:`CelCompileError` and nothing else. ``functions``: the policy set's own."""
+        table = _FUNCTIONS
         try:
+            extras, checks = function_tables(functions)
             parsed = parse(source, FUNCTIONS)
-            generate(parsed.tree, VARIABLES, EXTRA_FUNCTIONS)  # every load-time check
+            generate(parsed.tree, VARIABLES, extras, checks)  # every load-time check
+            if functions:
+                table = MappingProxyType({**table, **_table(_extras(functions))})
         except CelCompileError:
             raise
         except RecursionError:
             raise CelCompileError(TOO_DEEP) from None
         except Exception as exc:  # as CompiledBackend.compile: a bug, still a diagnostic
             raise CelCompileError("condition could not be compiled") from exc
-        return _InterpretedCondition(parsed)
+        return _InterpretedCondition(parsed, table)
 
     def bind(self, variables: Mapping[str, Any]) -> Mapping[str, Any]:
         return variables

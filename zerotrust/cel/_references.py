@@ -36,14 +36,17 @@ class VariableReference:
     rebound: frozenset[str] = frozenset()
 
 
-def variable_references(source: str) -> tuple[VariableReference, ...]:
-    """Every ``variables.<name>`` in ``source``, in text order.
+def variable_references(
+    source: str, namespace: str = NAMESPACE, what: str = "a policy variable"
+) -> tuple[VariableReference, ...]:
+    """Every ``<namespace>.<name>`` in ``source`` (``variables.<name>`` by default), in
+    text order; ``what`` names such a reference in the error below.
 
     A text that does not parse gives ``()``: compiling it reports the syntax error.
-    ``variables`` read any other way (alone, indexed, called) is a
+    ``namespace`` read any other way (alone, indexed, called) is a
     :class:`CelCompileError` at its position.
     """
-    if NAMESPACE not in source:
+    if namespace not in source:
         return ()
     try:
         tree = _parser().parse(source)
@@ -58,8 +61,8 @@ def variable_references(source: str) -> tuple[VariableReference, ...]:
         data = node.data
         if (
             data == "member_dot"
-            and _ident(node.children[0]) == NAMESPACE
-            and (NAMESPACE not in bound)
+            and _ident(node.children[0]) == namespace
+            and (namespace not in bound)
         ):
             meta = node.meta
             found.append(
@@ -75,11 +78,11 @@ def variable_references(source: str) -> tuple[VariableReference, ...]:
             continue
         if (
             data in ("ident", "dot_ident")
-            and str(node.children[0]) == NAMESPACE
-            and (data == "dot_ident" or NAMESPACE not in bound)
+            and str(node.children[0]) == namespace
+            and (data == "dot_ident" or namespace not in bound)
         ):
             line, column = _where(node.children[0])
-            raise CelCompileError(f"read a policy variable as {NAMESPACE}.<name>", line, column)
+            raise CelCompileError(f"read {what} as {namespace}.<name>", line, column)
         if data == "member_dot_arg" and str(node.children[1]) in _MACROS:
             args = node.children[2] if len(node.children) > 2 else None
             exprs = args.children if isinstance(args, lark.Tree) else []

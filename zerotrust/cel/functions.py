@@ -21,12 +21,20 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+import attrs
+
 from zerotrust._describe import quote
 
 __all__ = [
     "EXTRA_FUNCTIONS",
     "LITERAL_CHECKS",
     "PRIVATE_RANGES",
+    "SET_FUNCTIONS",
+    "Checks",
+    "Extras",
+    "SetFunction",
+    "function_tables",
+    "in_group",
     "ip_in_cidr",
     "ip_is_private",
     "parse_address",
@@ -215,3 +223,52 @@ LITERAL_CHECKS: Mapping[str, tuple[Callable[[Any], Any] | None, ...]] = MappingP
         "ip_is_private": (parse_address,),
     }
 )
+
+
+def in_group(closure: Mapping[str, frozenset[str]], who: Any, group: Any) -> bool:
+    """``in_group(subject.id, "support-leads")``: whether ``who`` (a member id or group
+    name, or a list of them) is in ``group``, given ``closure``: each member id and group
+    name -> every group it is in, transitively (a group is in itself). One lookup per
+    name; a group not in the closure holds nobody."""
+    wanted = _text(group, "group")
+    if isinstance(who, str):
+        return wanted in closure.get(_text(who, "member"), ())
+    if not isinstance(who, list | tuple):
+        raise ValueError(f"member must be a string or a list of strings, not {type(who).__name__}")
+    names = [_text(name, "each listed name") for name in who]  # every one, even after a match
+    return any(wanted in closure.get(name, ()) for name in names)
+
+
+@attrs.frozen
+class SetFunction:
+    """A function whose meaning the loaded policy set gives (``in_group`` reads the set's
+    groups): built at load and compiled into each condition that calls it, so a call costs
+    what any extra function costs. ``checks`` are as in :data:`LITERAL_CHECKS`."""
+
+    fn: Callable[..., bool]
+    arity: int
+    checks: tuple[Callable[[Any], Any] | None, ...] = ()
+
+
+#: Names a condition may call only when its policy set provides them (as
+#: ``Backend.compile(source, functions={name: SetFunction})``): name -> why a call
+#: cannot compile without it.
+SET_FUNCTIONS: Mapping[str, str] = MappingProxyType(
+    {"in_group": "no groups are declared (a data file's top-level key groups declares them)"}
+)
+
+Extras = Mapping[str, tuple[Callable[..., bool], int]]
+Checks = Mapping[str, tuple[Callable[[Any], Any] | None, ...]]
+
+
+def function_tables(functions: Mapping[str, SetFunction] | None) -> tuple[Extras, Checks]:
+    """The extra functions and literal checks a compile uses: the fixed ones, plus the
+    set's; ``ValueError`` for a name that is not a set function."""
+    if not functions:
+        return EXTRA_FUNCTIONS, LITERAL_CHECKS
+    unknown = sorted(set(functions) - set(SET_FUNCTIONS))
+    if unknown:
+        raise ValueError(f"not functions a policy set provides: {', '.join(unknown)}")
+    extras = {**EXTRA_FUNCTIONS, **{n: (f.fn, f.arity) for n, f in functions.items()}}
+    checks = {**LITERAL_CHECKS, **{n: f.checks for n, f in functions.items()}}
+    return MappingProxyType(extras), MappingProxyType(checks)

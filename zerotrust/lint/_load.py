@@ -11,8 +11,9 @@ from pathlib import PurePath
 
 from zerotrust.cel import default_backend
 from zerotrust.errors import Diagnostic, PolicyError
-from zerotrust.policy.loader import is_data_file, is_test_file, load_path, with_action_groups
-from zerotrust.policy.located import YamlProblem, load_documents
+from zerotrust.policy.libraries import is_library, resolve_library_documents
+from zerotrust.policy.loader import is_policy_file, load_path, with_action_groups
+from zerotrust.policy.located import LNode, YamlProblem, load_documents
 from zerotrust.policy.model import PolicySpec
 from zerotrust.policy.snapshot import read_snapshot
 from zerotrust.policy.validate import Validated, validate_policy
@@ -26,18 +27,21 @@ def policy_specs(path: PurePath) -> list[PolicySpec]:
     snapshot = read_snapshot(path, lambda name: name.endswith((".yaml", ".yml")))
     validated: list[Validated] = []
     problems: list[Diagnostic] = list(snapshot.problems)
+    found: list[tuple[str, LNode]] = []
     for name, text in snapshot.texts.items():
-        if is_test_file(name) or is_data_file(name):
+        if not is_policy_file(name):  # suites, data and schemas hold no policies
             continue
         try:
             documents = load_documents(text)
         except YamlProblem as exc:  # changed since it loaded
             problems.append(Diagnostic(name, exc.line, exc.column, exc.message))
             continue
-        for document in documents:
-            if document.value is None:
-                continue
-            one = validate_policy(document, name)
+        found.extend((name, document) for document in documents if document.value is not None)
+    libraries, more = resolve_library_documents(found)  # (checked when the set loaded)
+    problems.extend(more)
+    for name, document in found:
+        if not is_library(document):
+            one = validate_policy(document, name, libraries)
             problems.extend(one.diagnostics)
             validated.append(one)
     if problems:

@@ -28,9 +28,11 @@ __all__ = [
     "ActionGroups",
     "Member",
     "condition_references",
+    "cycles",
     "expand_specs",
     "read_action_groups",
     "resolve_action_groups",
+    "undeclared_actions",
     "unknown_group_message",
 ]
 
@@ -231,7 +233,7 @@ def resolve_action_groups(
                 f"action groups, which conditions read as data.{DATA_KEY}: rename the key",
             )
         )
-    for cycle, member, owner in _cycles(declared):
+    for cycle, member, owner in cycles(declared):
         problems.append(
             Diagnostic(
                 owner.file, member.line, member.column, f"action group cycle: {' -> '.join(cycle)}"
@@ -243,9 +245,10 @@ def resolve_action_groups(
     return ActionGroups(_flatten_all(declared), names), []
 
 
-def _cycles(declared: Mapping[str, ActionGroup]) -> Iterator[tuple[list[str], Member, ActionGroup]]:
+def cycles(declared: Mapping[str, ActionGroup]) -> Iterator[tuple[list[str], Member, ActionGroup]]:
     """Each back edge of a depth-first walk closes one cycle: (the cycle, that member,
-    its group). Iterative, so a long chain of groups cannot exhaust the stack."""
+    its group); a member that names no declared group is a leaf. Iterative, so a long
+    chain of groups cannot exhaust the stack."""
     state: dict[str, int] = {}  # 1: on the path, 2: done
     for root in declared:
         if root in state:
@@ -330,3 +333,29 @@ def unknown_group_message(name: str | None, known: frozenset[str]) -> str | None
     if name is None or name in known:
         return None
     return f"unknown action group {name!r}{did_you_mean(name, known)}"
+
+
+def undeclared_actions(
+    targets: Iterable[tuple[str, str, LNode]],
+    groups: Iterable[ActionGroup],
+    actions: Iterable[str],
+) -> list[Diagnostic]:
+    """With the set's actions declared (the schemas' ``actions``), every name in a
+    target (``(file, policy, node)``) or in a group that is neither a declared action
+    nor a group. Without the declaration a misspelt group is read as an action that no
+    request names, and its policy silently applies to nothing."""
+    groups = list(groups)
+    known = frozenset(actions)
+    names = frozenset(g.name for g in groups)
+    entries: list[tuple[str, str | None, Any, int, int]] = [
+        (file, policy, node.value, node.line, node.column) for file, policy, node in targets
+    ]
+    entries += [(g.file, None, m.name, m.line, m.column) for g in groups for m in g.members]
+    found = []
+    for file, policy, name, line, column in entries:
+        if name in known or name in names or name == "*":
+            continue
+        hint = did_you_mean(name, known | names)
+        message = f"{name!r} is neither a declared action nor an action group{hint}"
+        found.append(Diagnostic(file, line, column, message, policy))
+    return found

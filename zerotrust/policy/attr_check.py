@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
 
+from zerotrust._describe import quote
 from zerotrust.cel._runtime_time import parse_duration, parse_timestamp
 from zerotrust.cel._runtime_values import CelError
 from zerotrust.decision import Decision, EvaluationError
 from zerotrust.errors import RequestError
+from zerotrust.obligations import did_you_mean
 from zerotrust.policy.attr_schema import (
     AttributeSchemas,
     BoolType,
@@ -38,7 +40,7 @@ from zerotrust.policy.attr_schema import (
     TimestampType,
 )
 
-__all__ = ["Mismatch", "RequestChecker", "compile_checker"]
+__all__ = ["Mismatch", "RequestChecker", "compile_checker", "undeclared_action"]
 
 #: Appends ``(path, message)`` for each mismatch below ``value`` to ``out``.
 _Check = Callable[[Any, str, list[tuple[str, str]]], None]
@@ -63,11 +65,14 @@ class RequestChecker:
     resources: Mapping[str, tuple[_Accepts, _Check]] = attrs.field(hash=False)
     subjects: Mapping[str, tuple[_Accepts, _Check]] = attrs.field(hash=False)
     singles: tuple[tuple[str, _Accepts, _Check], ...]  # ("action", ...), ("device", ...)
+    actions: frozenset[str] | None = None  # the declared action names, when declared
 
     def check(self, variables: Mapping[str, Any]) -> list[Mismatch]:
         """Every mismatch of a request (its plain variables: ``subject``, ``resource``...).
         A resource or subject type with no schema is not checked."""
         resource, subject = variables["resource"], variables["subject"]
+        if self.actions is not None and variables["action"]["name"] not in self.actions:
+            return self._mismatches(variables)
         found = self.resources.get(resource["type"])
         if found is None or found[0](resource["properties"]):
             found = self.subjects.get(subject["type"])
@@ -98,6 +103,9 @@ class RequestChecker:
 
     def _mismatches(self, variables: Mapping[str, Any]) -> list[Mismatch]:
         out: list[tuple[str, str]] = []
+        name = variables["action"]["name"]
+        if self.actions is not None and name not in self.actions:
+            out.append(("action.name", undeclared_action(name, self.actions)))
         resource = variables["resource"]
         found = self.resources.get(resource["type"])
         if found is not None:
@@ -129,7 +137,16 @@ def compile_checker(schemas: AttributeSchemas) -> RequestChecker:
         {name: (_accepts(made), _compile(made)) for name, made in schemas.resources},
         {name: (_accepts(made), _compile(made)) for name, made in schemas.subjects},
         tuple(singles),
+        None if schemas.actions is None else frozenset(schemas.actions),
     )
+
+
+def undeclared_action(name: str, actions: Iterable[str]) -> str:
+    """Why ``name`` is not an action of the set, with the closest declared name."""
+    known = sorted(actions)
+    listed = ", ".join(known) if len(known) <= 12 else f"{len(known)} names"
+    hint = did_you_mean(name, known) if len(name) <= 64 else ""  # a request's: bounded work
+    return f"{quote(name)} is not a declared action (actions: {listed}){hint}"
 
 
 def _accepts(made: FieldType) -> _Accepts:

@@ -46,7 +46,7 @@ __all__ = [
 #: The JSON Schema keywords understood; any other is refused.
 KEYWORDS = ("type", "properties", "required", "items", "additionalProperties", "enum", "format")
 #: The top-level keys of a schema file.
-SECTIONS = ("resources", "subjects", "action", "device", "context", "validation")
+SECTIONS = ("resources", "subjects", "action", "device", "context", "actions", "validation")
 #: What ``validation:`` may say: whether an optional field read without ``has()`` is an
 #: error (``strict``) or a warning (``permissive``) of the condition type checker.
 VALIDATIONS = ("strict", "permissive")
@@ -143,6 +143,8 @@ class SchemaFile:
     resources: tuple[tuple[str, ObjectType, int, int], ...] = ()
     subjects: tuple[tuple[str, ObjectType, int, int], ...] = ()
     singles: tuple[tuple[str, ObjectType, int, int], ...] = ()  # action, device, context
+    #: The ``actions`` list (the set's action names), with where the key is written.
+    actions: tuple[tuple[str, ...], int, int] | None = None
     validation: tuple[str, int, int] | None = None  # the setting, where it is written
 
 
@@ -155,6 +157,8 @@ class AttributeSchemas:
     action: ObjectType | None = None
     device: ObjectType | None = None
     context: ObjectType | None = None
+    #: Every action name the set knows (``actions``), or None when not declared.
+    actions: tuple[str, ...] | None = None
     #: ``strict`` or ``permissive``: see :data:`VALIDATIONS`.
     validation: str = "strict"
     # Where they came from; not part of what they mean (nor of the set's revision).
@@ -231,6 +235,22 @@ class _Reader:
         if made is None or "enum" not in value:
             return made
         return self.enum(made, value["enum"], where)
+
+    def action_names(self, node: LNode) -> tuple[str, ...] | None:
+        """``actions``: a non-empty list of distinct action names (never ``"*"``)."""
+        if not isinstance(node.value, list) or not node.value:
+            self.problem(node, "actions must be a non-empty list of action names")
+            return None
+        names: list[str] = []
+        for item in node.value:
+            name = item.value
+            if not isinstance(name, str) or not name or name == "*":
+                self.problem(item, f"an action name must be a non-empty string, not {_shown(item)}")
+            elif name in names:
+                self.problem(item, f"action {name!r} is listed twice")
+            else:
+                names.append(name)
+        return tuple(names) if len(names) == len(node.value) else None
 
     def object_of(
         self, value: dict[str, LNode], keys: dict[str, LNode], where: str
@@ -387,6 +407,7 @@ def read_schema_file(file: str, document: LNode) -> tuple[SchemaFile, list[Diagn
     keys = document.keys or {}
     named: dict[str, list[tuple[str, ObjectType, int, int]]] = {"resources": [], "subjects": []}
     singles: list[tuple[str, ObjectType, int, int]] = []
+    actions: tuple[tuple[str, ...], int, int] | None = None
     validation: tuple[str, int, int] | None = None
     for section, node in document.value.items():
         if section not in SECTIONS:
@@ -402,6 +423,11 @@ def read_schema_file(file: str, document: LNode) -> tuple[SchemaFile, list[Diagn
                     node, f"validation must be strict or permissive, not {_shown(node)}{hint}"
                 )
             continue
+        if section == "actions":
+            names = reader.action_names(node)
+            if names is not None:
+                actions = (names, keys[section].line, keys[section].column)
+            continue
         if section in named:
             if not isinstance(node.value, dict):
                 reader.problem(node, f"{section} must be a mapping of type names to schemas")
@@ -416,7 +442,12 @@ def read_schema_file(file: str, document: LNode) -> tuple[SchemaFile, list[Diagn
         if isinstance(found, ObjectType):
             singles.append((section, found, keys[section].line, keys[section].column))
     made = SchemaFile(
-        file, tuple(named["resources"]), tuple(named["subjects"]), tuple(singles), validation
+        file,
+        tuple(named["resources"]),
+        tuple(named["subjects"]),
+        tuple(singles),
+        actions,
+        validation,
     )
     return made, reader.problems
 
@@ -428,6 +459,7 @@ def merge_schema_files(files: Iterable[SchemaFile]) -> tuple[AttributeSchemas, l
     seen: dict[tuple[str, str], tuple[str, int, int]] = {}
     merged: dict[str, list[tuple[str, ObjectType]]] = {"resources": [], "subjects": []}
     singles: dict[str, ObjectType] = {}
+    actions: tuple[str, ...] | None = None
     names: list[str] = []
     validation: tuple[str, str, int, int] | None = None
     for one in files:
@@ -445,25 +477,31 @@ def merge_schema_files(files: Iterable[SchemaFile]) -> tuple[AttributeSchemas, l
                         f"{validation[3]} (a policy set says it once)",
                     )
                 )
+        entries: list[tuple[str, str, ObjectType | tuple[str, ...], int, int]]
         entries = [("resources", *e) for e in one.resources]
         entries += [("subjects", *e) for e in one.subjects]
         entries += [(e[0], *e) for e in one.singles]
+        if one.actions is not None:
+            entries.append(("actions", "actions", *one.actions))
         for section, name, made, line, column in entries:
             first = seen.get((section, name))
             if first is not None:
                 what = name if section == name else f"{section[:-1]} type {name!r}"
+                what = "the actions" if section == "actions" else f"a schema for {what}"
+                verb = "are" if section == "actions" else "is"
                 problems.append(
                     Diagnostic(
                         one.file,
                         line,
                         column,
-                        f"a schema for {what} is already declared at "
-                        f"{first[0]}:{first[1]}:{first[2]}",
+                        f"{what} {verb} already declared at {first[0]}:{first[1]}:{first[2]}",
                     )
                 )
                 continue
             seen[(section, name)] = (one.file, line, column)
-            if section in merged:
+            if isinstance(made, tuple):
+                actions = made
+            elif section in merged:
                 merged[section].append((name, made))
             else:
                 singles[section] = made
@@ -473,6 +511,7 @@ def merge_schema_files(files: Iterable[SchemaFile]) -> tuple[AttributeSchemas, l
         singles.get("action"),
         singles.get("device"),
         singles.get("context"),
+        actions,
         "strict" if validation is None else validation[1],
         tuple(names),
     )

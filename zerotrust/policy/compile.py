@@ -10,13 +10,14 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from itertools import chain
 from typing import Any
 
 import attrs
 
 from zerotrust.cel import Backend, CelCompileError, Condition
+from zerotrust.cel.functions import SetFunction
 from zerotrust.decision import Effect, Obligation, Reason, StepUp
 from zerotrust.errors import Diagnostic
 from zerotrust.policy.attr_check import RequestChecker
@@ -25,6 +26,7 @@ from zerotrust.policy.model import CelSource, PolicySpec, VariableSpec
 from zerotrust.policy.positions import file_position as _file_position
 from zerotrust.policy.positions import offset_position, text_offset
 from zerotrust.policy.validate import Condition as FoundCondition
+from zerotrust.policy.variables import described
 
 __all__ = [
     "CompiledPolicy",
@@ -32,11 +34,17 @@ __all__ = [
     "CompiledSignal",
     "PolicySet",
     "check_conditions",
+    "check_variables",
     "compile_policies",
+    "library_checker",
     "revision_of",
 ]
 
 _log = logging.getLogger("zerotrust")
+
+
+#: The variables and derived roles a condition reads: each one's path and inlined text.
+Values = tuple[tuple[str, str], ...]
 
 
 @attrs.frozen
@@ -45,6 +53,8 @@ class CompiledSignal:
     name: str
     score: int
     condition: Condition | None
+    #: For ``explain`` only (see :data:`Values`).
+    values: Values = attrs.field(default=(), eq=False, repr=False)
 
 
 @attrs.frozen
@@ -56,6 +66,8 @@ class CompiledRule:
     report_only: bool
     step_up: StepUp | None
     obligations: tuple[Obligation, ...]
+    #: For ``explain`` only (see :data:`Values`).
+    values: Values = attrs.field(default=(), eq=False, repr=False)
     #: The reason a decision gives when this rule matches and is enforced: built once
     #: here, shared by every such decision (a Reason is immutable).
     matched: Reason = attrs.field(init=False, eq=False, repr=False)
@@ -115,6 +127,10 @@ class PolicySet:
     schemas: AttributeSchemas | None = attrs.field(default=None, hash=False, repr=False)
     #: The schemas compiled into request checks (see :mod:`zerotrust.policy.attr_check`).
     checker: RequestChecker | None = attrs.field(default=None, eq=False, hash=False, repr=False)
+    #: The set's own CEL functions (``in_group``), for ``explain``'s variable values.
+    functions: Mapping[str, SetFunction] | None = attrs.field(
+        default=None, eq=False, hash=False, repr=False
+    )
     #: What loading found worth saying but not refusing (the type checker's findings
     #: under ``validation: permissive``), sorted by position.
     warnings: tuple[Diagnostic, ...] = attrs.field(default=(), eq=False, hash=False, repr=False)
@@ -173,16 +189,21 @@ class _Memoised:
     rule still gets its own diagnostic, at its own position).
     """
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, functions: Mapping[str, SetFunction] | None) -> None:
         self._backend = backend
         self._seen: dict[str, Condition | Exception] = {}
         self.name = backend.name
+        #: The set's own functions (``in_group``); passed on only when there are some,
+        #: so a backend written before them still compiles every other condition.
+        self._functions = {"functions": functions} if functions else {}
 
-    def compile(self, source: str) -> Condition:
+    def compile(
+        self, source: str, *, functions: Mapping[str, SetFunction] | None = None
+    ) -> Condition:
         found = self._seen.get(source)
         if found is None:
             try:
-                found = self._backend.compile(source)
+                found = self._backend.compile(source, **self._functions)
             except Exception as exc:
                 found = exc
             self._seen[source] = found
@@ -203,11 +224,13 @@ def compile_policies(
     backend: Backend,
     *,
     more_sources: Iterable[str] = (),
+    functions: Mapping[str, SetFunction] | None = None,
 ) -> tuple[PolicySet | None, list[Diagnostic]]:
     """Compile every condition; report every CEL problem with its file position.
 
-    ``more_sources`` are files that hold no policy but shape the set (action groups)."""
-    backend = _Memoised(backend)
+    ``more_sources`` are files that hold no policy but shape the set (action groups);
+    ``functions`` the set's own CEL functions (``in_group``)."""
+    backend = _Memoised(backend, functions)
     diagnostics: list[Diagnostic] = []
     compiled: list[CompiledPolicy] = []
     seen: dict[str, PolicySpec] = {}
@@ -227,7 +250,7 @@ def compile_policies(
             )
             continue
         seen[spec.name] = spec
-        broken = _check_variables(backend, spec.variables, spec.name, diagnostics)
+        broken = check_variables(backend, spec.variables, spec.name, diagnostics)
 
         signals = tuple(
             CompiledSignal(
@@ -237,6 +260,7 @@ def compile_policies(
                 condition=_compile_condition(
                     backend, s.when, spec.name, s.name, diagnostics, broken, forbid_risk=True
                 ),
+                values=_values(s.when),
             )
             for s in spec.signals
         )
@@ -251,13 +275,19 @@ def compile_policies(
                 obligations=tuple(
                     attrs.evolve(o, rule=f"{spec.name}/{r.id}") for o in r.obligations
                 ),
+                values=_values(r.when),
             )
             for r in spec.rules
         )
         compiled.append(CompiledPolicy(ordinal, spec.name, spec.description, signals, rules))
     if diagnostics:
         return None, diagnostics
-    return _index(compiled, data, ordered, more_sources), []
+    indexed = _index(compiled, data, ordered, more_sources)
+    return (attrs.evolve(indexed, functions=functions) if functions else indexed), []
+
+
+def _values(source: CelSource | None) -> Values:
+    return () if source is None or source.inlined is None else source.inlined.values
 
 
 def _compile_condition(
@@ -304,7 +334,7 @@ def _compile_condition(
 
 
 def _internal_error(
-    exc: Exception, source: CelSource, policy: str, rule: str | None, out: list[Diagnostic]
+    exc: Exception, source: CelSource, policy: str | None, rule: str | None, out: list[Diagnostic]
 ) -> None:
     # Not a diagnosis the compiler made: a bug. The condition is refused (and the set
     # with it) at its own position, the other problems are still listed, and the
@@ -318,12 +348,13 @@ def _internal_error(
 _WRAP = ("[(", ")] != []")
 
 
-def _check_variables(
-    backend: Backend, variables: Iterable[VariableSpec], policy: str, out: list[Diagnostic]
+def check_variables(
+    backend: Backend, variables: Iterable[VariableSpec], policy: str | None, out: list[Diagnostic]
 ) -> frozenset[str]:
     """Report each variable's own CEL errors at its definition; the names with errors.
 
-    A variable that fails because one it reads fails is not reported again."""
+    A variable that fails because one it reads fails is not reported again. Also checks a
+    library's variables and derived roles (``policy`` None)."""
     failed: dict[str, tuple[VariableSpec, Exception]] = {}
     for variable in variables:
         text = _WRAP[0] + variable.when.compiled_text + _WRAP[1]
@@ -346,9 +377,18 @@ def _check_variables(
         if inner >= len(source.compiled_text.rstrip()) and said.startswith("syntax error"):
             said = "syntax error: unexpected end of expression"  # (the bracket _WRAP added)
         line, column, where = _locate(source, offset, name, frozenset()) or (0, 0, "")
-        message = f"CEL: {said} (in variable {name!r}){where}"
+        library = source.inlined.pieces[0].library if source.inlined else None
+        message = f"CEL: {said} (in {described(name, library)}){where}"
         out.append(Diagnostic(source.file, line, column, message, policy))
     return broken
+
+
+def library_checker(
+    backend: Backend, functions: Mapping[str, SetFunction] | None = None
+) -> Callable[[list[VariableSpec], list[Diagnostic]], frozenset[str]]:
+    """:func:`check_variables` for condition libraries (their items belong to no policy)."""
+    memoised = _Memoised(backend, functions)
+    return lambda variables, out: check_variables(memoised, variables, None, out)
 
 
 def _locate(
@@ -367,7 +407,8 @@ def _locate(
     if piece.variable in broken:
         return None
     at = piece.anchor if piece.anchor is not None else 0
-    where = f" (in variable {piece.variable!r}, inlined here)"
+    name = described(piece.variable or "", piece.library)
+    where = f" (in {name}, inlined here)"
     return (*_file_position(source, *offset_position(source.text, at)), where)
 
 
@@ -380,8 +421,13 @@ def _first_use(text: str, name: str) -> tuple[int, int]:
     return 1, 1
 
 
-def check_conditions(conditions: Iterable[FoundCondition], backend: Backend) -> list[Diagnostic]:
+def check_conditions(
+    conditions: Iterable[FoundCondition],
+    backend: Backend,
+    functions: Mapping[str, SetFunction] | None = None,
+) -> list[Diagnostic]:
     """CEL diagnostics for the conditions of a document that failed validation."""
+    backend = _Memoised(backend, functions)
     conditions = list(conditions)
     diagnostics: list[Diagnostic] = []
     broken: dict[str | None, frozenset[str]] = {}
@@ -389,7 +435,7 @@ def check_conditions(conditions: Iterable[FoundCondition], backend: Backend) -> 
         if c.is_variable and c.owner is not None:
             found: list[Diagnostic] = []
             variable = VariableSpec(c.owner, c.source, c.source.line, c.source.column)
-            failed = _check_variables(backend, [variable], c.policy or "", found)
+            failed = check_variables(backend, [variable], c.policy or "", found)
             broken[c.policy] = broken.get(c.policy, frozenset()) | failed
             diagnostics.extend(attrs.evolve(d, policy=c.policy) for d in found)
     for c in conditions:

@@ -2,8 +2,9 @@
 
 Layout of a policy directory (searched recursively, in sorted path order):
 
-* ``*.yaml`` / ``*.yml``: policies, one per YAML document, and the set's action groups
-  (a document holding only ``action_groups``, see :mod:`zerotrust.policy.action_groups`);
+* ``*.yaml`` / ``*.yml``: policies, one per YAML document, the set's action groups
+  (a document holding only ``action_groups``, see :mod:`zerotrust.policy.action_groups`)
+  and condition libraries (``library:`` documents, see :mod:`zerotrust.policy.libraries`);
 * ``*_test.yaml`` / ``*_test.yml``: policy test suites, skipped here;
 * ``*.data.yaml`` / ``*.data.yml`` / ``*.data.json``: policy data; each file is a
   mapping whose top-level keys become keys of the ``data`` variable;
@@ -24,6 +25,7 @@ reason, even one we did not foresee, is refused whole with a diagnostic.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -41,12 +43,22 @@ from zerotrust.policy.action_groups import (
     condition_references,
     expand_specs,
     resolve_action_groups,
+    undeclared_actions,
     unknown_group_message,
 )
 from zerotrust.policy.attr_check import compile_checker
 from zerotrust.policy.attr_schema import SchemaFile, merge_schema_files, read_schema_file
-from zerotrust.policy.compile import PolicySet, check_conditions, compile_policies
+from zerotrust.policy.compile import (
+    PolicySet,
+    check_conditions,
+    compile_policies,
+    library_checker,
+)
+from zerotrust.policy.groups import DATA_KEY as GROUPS_KEY
+from zerotrust.policy.groups import Group, read_groups, resolve_groups
+from zerotrust.policy.groups import located as _located
 from zerotrust.policy.json_data import load_json
+from zerotrust.policy.libraries import is_library, resolve_library_documents
 from zerotrust.policy.located import AliasBudget, LNode, YamlProblem, load_documents
 from zerotrust.policy.model import PolicySpec
 from zerotrust.policy.positions import file_position as _file_position
@@ -184,9 +196,15 @@ def _load_texts(
     specs: list[PolicySpec] = []
     groups: list[ActionGroup] = []
     conditions: list[Condition] = []
+    targets: list[tuple[str, str, LNode]] = []
     data: dict[str, Any] = {}
     data_origin: dict[str, str] = {}
     schema_files: list[SchemaFile] = []
+    declared: list[tuple[Group, ...] | None] = []  # the data's groups, if it declares any
+    unread = False  # a data file could not be read: it may be the one declaring groups
+    unchecked: list[Condition] = []  # of documents that failed validation: checked below
+    # Policies are validated once every library is read: they may import any of them.
+    pending: list[tuple[str, LNode, set[tuple[int, int]], bool]] = []
     budget = AliasBudget()
     for name, text in texts.items():
         if is_test_file(name):
@@ -197,7 +215,13 @@ def _load_texts(
             diagnostics.append(Diagnostic(name, 0, 0, f"file larger than {MAX_FILE_BYTES} bytes"))
             continue
         if is_data_file(name):
-            _load_data(name, text, data, data_origin, diagnostics, budget)
+            before = len(diagnostics)
+            node = _load_data(name, text, data, data_origin, diagnostics, budget)
+            unread = unread or len(diagnostics) > before
+            if node is not None:
+                found_groups, problems = read_groups(node, name)
+                declared.append(found_groups)
+                diagnostics.extend(problems)
             continue
         if is_schema_file(name):
             schema_files.extend(_load_schema(name, text, diagnostics, budget))
@@ -217,14 +241,28 @@ def _load_texts(
                 message = NO_POLICY if len(documents) == 1 else EMPTY_DOCUMENT
                 diagnostics.append(Diagnostic(name, doc.line, doc.column, message))
                 continue
-            validated = validate_policy(doc, name)
-            diagnostics.extend(d for d in validated.diagnostics if (d.line, d.column) not in bad_at)
-            groups.extend(validated.groups)
-            conditions.extend(validated.conditions)
-            if validated.spec is not None and not values:
-                specs.append(validated.spec)
-            else:
-                diagnostics.extend(check_conditions(validated.conditions, backend))
+            pending.append((name, doc, bad_at, bool(values)))
+    functions = None
+    if declared or unread:  # (one at most: a second file's groups key is refused)
+        index, problems = resolve_groups(declared[0] if declared else None)
+        diagnostics.extend(problems)
+        functions = index.functions()
+    libraries, found = resolve_library_documents(
+        ((name, doc) for name, doc, _, _ in pending), library_checker(backend, functions)
+    )
+    diagnostics.extend(found)
+    for name, doc, bad_at, bad_values in pending:
+        if is_library(doc):
+            continue
+        validated = validate_policy(doc, name, libraries)
+        diagnostics.extend(d for d in validated.diagnostics if (d.line, d.column) not in bad_at)
+        groups.extend(validated.groups)
+        conditions.extend(validated.conditions)
+        if validated.spec is not None and not bad_values:
+            specs.append(validated.spec)
+            targets.extend(_target_actions(doc, name, validated.spec.name))
+        else:
+            unchecked.extend(validated.conditions)
     if not specs and not diagnostics:
         diagnostics.append(Diagnostic(origin, 0, 0, "the policy set holds no policy"))
     resolved, problems = resolve_action_groups(groups, data_origin)
@@ -232,13 +270,25 @@ def _load_texts(
     diagnostics.extend(_group_references(conditions, resolved))
     if resolved.flat:
         data[DATA_KEY] = resolved.as_data()
+    diagnostics.extend(check_conditions(unchecked, backend, functions))
     expanded = expand_specs(specs, resolved)
     compiled, found = compile_policies(
-        expanded, data, backend, more_sources={g.file for g in groups}
+        expanded,
+        data,
+        backend,
+        more_sources={g.file for g in groups} | libraries.files,
+        functions=functions,
     )
     diagnostics.extend(found)
+    if compiled is not None and libraries.by_name:
+        # What the libraries say is part of what the set means (the policies hold only names).
+        meaning = json.dumps([compiled.revision, libraries.meaning()], sort_keys=True, default=str)
+        revision = "sha256:" + hashlib.sha256(meaning.encode()).hexdigest()[:32]
+        compiled = attrs.evolve(compiled, revision=revision)
     schemas, clashes = merge_schema_files(schema_files)
     diagnostics.extend(clashes)
+    if schemas.actions is not None:
+        diagnostics.extend(undeclared_actions(targets, groups, schemas.actions))
     warnings: list[Diagnostic] = []
     if schema_files and not clashes:
         typed, warnings = typecheck_policies(expanded, schemas, data)
@@ -293,6 +343,15 @@ def with_action_groups(documents: Iterable[Validated]) -> list[PolicySpec]:
     return expand_specs(specs, resolved)
 
 
+def _target_actions(doc: LNode, file: str, policy: str) -> list[tuple[str, str, LNode]]:
+    """The names of a valid policy document's ``target.actions``, where written."""
+    target = doc.value.get("target")
+    actions = target.value.get("actions") if target is not None and target.value else None
+    if actions is None or not isinstance(actions.value, list):
+        return []  # no target, or a single "*"
+    return [(file, policy, item) for item in actions.value]
+
+
 def _group_references(conditions: list[Condition], groups: ActionGroups) -> list[Diagnostic]:
     """Conditions that read a group that is not declared, at the name they read."""
     found = []
@@ -315,10 +374,12 @@ def _load_data(
     origin: dict[str, str],
     diagnostics: list[Diagnostic],
     budget: AliasBudget,
-) -> None:
+) -> LNode | None:
     """Merge one data file's top-level keys into ``data``; YAML and JSON obey the same
-    limits (see :mod:`zerotrust.policy.located`)."""
+    limits (see :mod:`zerotrust.policy.located`). The file's ``groups``, when it is the
+    one that declares them (see :mod:`zerotrust.policy.groups`)."""
     positions: dict[str, tuple[int, int]] = {}
+    nodes: dict[str, LNode] = {}
     try:
         if name.endswith(".json"):
             value, positions = load_json(text)
@@ -331,16 +392,17 @@ def _load_data(
                 diagnostics.append(
                     Diagnostic(name, second.line, second.column, "a data file holds one document")
                 )
-                return
+                return None
             document = documents[0] if documents else LNode(None, 1, 1)
             value, at = document.plain(), (document.line, document.column)
             positions = {k: (n.line, n.column) for k, n in (document.keys or {}).items()}
+            nodes = document.value if isinstance(document.value, dict) else {}
     except YamlProblem as exc:
         diagnostics.append(Diagnostic(name, exc.line, exc.column, exc.message))
-        return
+        return None
     if not isinstance(value, dict):
         diagnostics.append(Diagnostic(name, *at, EMPTY_DATA))
-        return
+        return None
     for key, item in value.items():
         if key in origin:
             diagnostics.append(
@@ -353,3 +415,8 @@ def _load_data(
             continue
         origin[key] = name
         data[key] = item
+    if origin.get(GROUPS_KEY) != name:
+        return None
+    if GROUPS_KEY in nodes:
+        return nodes[GROUPS_KEY]
+    return _located(value[GROUPS_KEY], *positions.get(GROUPS_KEY, at))

@@ -54,6 +54,8 @@ class InlinedPiece:
     the brackets put around a variable, and stand for the reference at ``offset``.
     ``variable`` is whose text it is (None: the condition's own), and ``anchor`` the
     offset, in the condition's own text, of the reference it was inlined through.
+    ``library`` is the condition library the variable (or derived role,
+    ``derived_roles.<name>``) belongs to, if any.
     """
 
     start: int
@@ -63,16 +65,20 @@ class InlinedPiece:
     verbatim: bool
     variable: str | None
     anchor: int | None
+    library: str | None = None
 
 
 @attrs.frozen
 class Inlined:
     """An expression with every ``variables.<name>`` replaced by ``(<its expression>)``;
-    ``variables`` are the names read, directly or through other variables."""
+    ``variables`` are the names read, directly or through other variables; ``values``
+    each one's path as written (``variables.x``, ``derived_roles.y``) and inlined text,
+    so ``explain`` can show its value."""
 
     text: str
     pieces: tuple[InlinedPiece, ...]
     variables: frozenset[str]
+    values: tuple[tuple[str, str], ...] = ()
 
     def origin(self, offset: int) -> InlinedPiece | None:
         """The piece character ``offset`` of ``text`` came from (the last one at the end)."""
@@ -135,3 +141,5 @@ class PolicySpec:
     name_column: int = 0
     #: The policy's variables, already inlined into the conditions that read them.
     variables: tuple[VariableSpec, ...] = ()
+    #: The condition libraries the policy imports (``imports:``), by name.
+    imports: tuple[str, ...] = ()

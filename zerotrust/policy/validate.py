@@ -16,6 +16,14 @@ from zerotrust.decision import ACR_VALUE, MAX_AGE_LIMIT, Effect, Obligation, Ste
 from zerotrust.errors import Diagnostic
 from zerotrust.obligations import BUILTIN_OBLIGATIONS, did_you_mean, read_obligation
 from zerotrust.policy.action_groups import DOCUMENT_KEY, ActionGroup, read_action_groups
+from zerotrust.policy.libraries import (
+    IMPORTS_KEY,
+    ImportScope,
+    Libraries,
+    is_library,
+    own_clashes,
+    read_library,
+)
 from zerotrust.policy.located import LNode
 from zerotrust.policy.model import (
     CelSource,
@@ -36,6 +44,7 @@ _POLICY_KEYS = (
     "description",
     "target",
     "obligation_types",
+    IMPORTS_KEY,
     "variables",
     "signals",
     "rules",
@@ -92,8 +101,10 @@ class Validated:
     groups: tuple[ActionGroup, ...] = ()
 
 
-def validate_policy(doc: LNode, file: str) -> Validated:
-    """Validate one document, collecting every structural problem."""
+def validate_policy(doc: LNode, file: str, libraries: Libraries | None = None) -> Validated:
+    """Validate one document, collecting every structural problem; ``libraries`` are the
+    set's condition libraries, which a policy may import (a library document gives
+    only its structural problems here: see :mod:`zerotrust.policy.libraries`)."""
     out = _Collector(file)
     if not isinstance(doc.value, dict):
         out.add(doc, f"a policy document must be a mapping, not {_kind(doc.value)}")
@@ -102,6 +113,8 @@ def validate_policy(doc: LNode, file: str) -> Validated:
     if DOCUMENT_KEY in fields and "policy" not in fields:
         groups, problems = read_action_groups(doc, file)
         return Validated(None, tuple(problems), (), groups)
+    if is_library(doc):
+        return Validated(None, tuple(read_library(doc, file)[1]), ())
     name = _name(fields.get("policy"), "policy", out, doc)
     out.policy = name
     _unknown_keys(doc, (*_POLICY_KEYS, DOCUMENT_KEY), "policy", out)
@@ -114,11 +127,13 @@ def validate_policy(doc: LNode, file: str) -> Validated:
     description = _optional_str(fields.get("description"), "description", out)
     target = _target(fields.get("target"), out)
     out.obligation_types = _obligation_types(fields.get("obligation_types"), out)
-    variables = _variables(fields.get("variables"), out)
+    scope, problems = (libraries or Libraries()).scope(fields.get(IMPORTS_KEY), file, name)
+    out.items.extend(problems)
+    variables = _variables(fields.get("variables"), out, scope)
     signals = _signals(fields.get("signals"), out)
     rules = _rules(fields.get("rules"), doc, out)
     out.items.extend(out.variables.diagnostics)
-    if out.items or name is None or target is None:
+    if out.items or name is None or target is None or scope.failed or out.variables.failed:
         return Validated(None, tuple(out.items), tuple(out.conditions))
     spec = PolicySpec(
         name=name,
@@ -132,6 +147,7 @@ def validate_policy(doc: LNode, file: str) -> Validated:
         name_line=fields["policy"].line,
         name_column=fields["policy"].column,
         variables=variables,
+        imports=scope.names,
     )
     return Validated(spec, (), tuple(out.conditions))
 
@@ -242,11 +258,19 @@ def _cel(
     return inlined
 
 
-def _variables(node: LNode | None, out: _Collector) -> tuple[VariableSpec, ...]:
-    """Read and resolve the policy's variables; they are inlined as conditions are read."""
+def _variables(node: LNode | None, out: _Collector, scope: ImportScope) -> tuple[VariableSpec, ...]:
+    """Read and resolve the policy's variables, with what its imports give; they are
+    inlined as conditions are read."""
     specs, problems = read_variables(node, out.file, out.policy)
     out.items.extend(problems)
-    out.variables = PolicyVariables(specs, out.policy)
+    out.items.extend(own_clashes(scope, specs.values(), out.file, out.policy))
+    out.variables = PolicyVariables(
+        specs,
+        out.policy,
+        imported=scope.items,
+        elsewhere=scope.elsewhere,
+        incomplete=scope.failed,
+    )
     found = []
     for spec in out.variables.resolved():
         if out.variables.inlinable(spec.name):

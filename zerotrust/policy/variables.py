@@ -9,6 +9,7 @@ reported in the variable or the condition it is in (see :class:`Inlined`).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import attrs
 
@@ -21,9 +22,20 @@ from zerotrust.policy.located import LNode
 from zerotrust.policy.model import CelSource, Inlined, InlinedPiece, VariableSpec
 from zerotrust.policy.positions import file_position, offset_position, text_offset
 
-__all__ = ["DOCUMENT_KEY", "VARIABLE_NAME", "PolicyVariables", "read_variables"]
+__all__ = [
+    "DOCUMENT_KEY",
+    "ROLES",
+    "VARIABLE_NAME",
+    "PolicyVariables",
+    "described",
+    "read_variables",
+    "written",
+]
 
 DOCUMENT_KEY = "variables"
+#: The name conditions read an imported library's derived roles through; a derived role
+#: is known here as ``derived_roles.<name>`` (a variable's name has no dot).
+ROLES = "derived_roles"
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 TOO_LONG = (
     f"with its variables inlined this expression is longer than {MAX_SOURCE_CHARS} "
@@ -63,14 +75,51 @@ def read_variables(
     return found, problems
 
 
+def written(name: str) -> str:
+    """How a condition reads variable or derived role ``name``."""
+    return name if name.startswith(ROLES + ".") else f"{NAMESPACE}.{name}"
+
+
+def described(name: str, library: str | None) -> str:
+    """``name`` in a message: ``variable 'x'`` or ``derived role 'y' of library 'z'``."""
+    if name.startswith(ROLES + "."):
+        what = f"derived role {name[len(ROLES) + 1 :]!r}"
+    else:
+        what = f"variable {name!r}"
+    return what if library is None else f"{what} of library {library!r}"
+
+
 class PolicyVariables:
     """One policy's variables, resolved: unknown names, cycles and misuse are diagnostics,
-    and :meth:`inline` gives a condition with the variables it reads inlined."""
+    and :meth:`inline` gives a condition with the variables it reads inlined.
 
-    def __init__(self, specs: dict[str, VariableSpec], policy: str | None) -> None:
+    ``imported`` are the variables and derived roles of the libraries the policy imports,
+    already inlined (None: refused in its library, where that is reported);
+    ``elsewhere`` the names other libraries declare, with their library, for hints;
+    ``incomplete`` when an import is unknown or refused, so unknown names are not
+    reported again. A library's own variables are resolved here too, ``library`` its name.
+    """
+
+    def __init__(
+        self,
+        specs: dict[str, VariableSpec],
+        policy: str | None,
+        *,
+        imported: Mapping[str, Inlined | None] | None = None,
+        elsewhere: Mapping[str, str] | None = None,
+        library: str | None = None,
+        incomplete: bool = False,
+    ) -> None:
         self.specs = specs
+        #: An import could not be read (reported there): an unknown name may be in it.
+        self.incomplete = incomplete
         self.policy = policy
+        self.imported = imported or {}
+        self.elsewhere = elsewhere or {}
+        self.library = library
         self.diagnostics: list[Diagnostic] = []
+        #: A condition read an import that was refused in its library (not reported here).
+        self.failed = False
         self._refs: dict[str, tuple[Reference, ...] | None] = {
             name: self._references(spec.when, None) for name, spec in specs.items()
         }
@@ -100,6 +149,17 @@ class PolicyVariables:
         inlined = self._build(source, refs, None, owner)
         return None if inlined is None else attrs.evolve(source, inlined=inlined)
 
+    def inline_as(self, source: CelSource, name: str) -> Inlined | None:
+        """``source`` inlined as the text of ``name`` (a derived role): every piece of it
+        is ``name``'s, even when it reads no variable."""
+        refs = self._references(source, None)
+        return None if refs is None else self._build(source, refs, name, None)
+
+    def inlined(self, name: str) -> Inlined | None:
+        """Variable ``name`` inlined (also when it reads no variable), or None when its
+        problem is reported."""
+        return self._inlined.get(name)
+
     def inlinable(self, name: str) -> bool:
         """Whether variable ``name`` could be inlined (else its problem is reported)."""
         return self._inlined.get(name) is not None
@@ -111,23 +171,52 @@ class PolicyVariables:
     def _references(self, source: CelSource, owner: str | None) -> tuple[Reference, ...] | None:
         """The references of ``source``, each checked; None when one cannot be inlined."""
         try:
-            refs = variable_references(source.text)
+            refs = [*variable_references(source.text)]
+            roles = variable_references(source.text, ROLES, "a derived role")
         except CelCompileError as exc:
             offset = text_offset(source.text, exc.line, exc.column)
             self._add(source, offset, f"CEL: {exc.message}", owner)
             return None
+        refs.extend(attrs.evolve(ref, name=f"{ROLES}.{ref.name}") for ref in roles)
+        refs.sort(key=lambda ref: ref.start)
         ok = True
         for ref in refs:
-            if ref.name not in self.specs:
-                if self.specs:
-                    hint = did_you_mean(ref.name, self.specs)
-                    message = f"unknown variable {ref.name!r}{hint}"
+            message = self._unknown(ref.name)
+            if message is not None:
+                if self.incomplete:
+                    self.failed = True
                 else:
-                    message = f"unknown variable {ref.name!r}: this policy declares no variables"
-                self._add(source, ref.start, message, owner)
+                    self._add(source, ref.start, message, owner)
                 ok = False
-                continue
         return tuple(refs) if ok else None
+
+    def _unknown(self, name: str) -> str | None:
+        """Why ``name`` cannot be read here, or None when it can."""
+        if name in self.specs or name in self.imported:
+            return None
+        role = name.startswith(ROLES + ".")
+        short = name[len(ROLES) + 1 :] if role else name
+        what = "derived role" if role else "variable"
+        if role and self.library is not None:
+            return (
+                f"a library cannot read derived roles ({name}): a derived role's when "
+                f"reads the library's variables ({NAMESPACE}.<name>)"
+            )
+        library = self.elsewhere.get(name)
+        if library is not None and self.library is None:
+            return (
+                f"unknown {what} {short!r}: it is in library {library!r}, which this "
+                f"policy does not import (add imports: [{library}])"
+            )
+        known = [n for n in (*self.specs, *self.imported) if n.startswith(ROLES + ".") == role]
+        if known:
+            shorts = [n[len(ROLES) + 1 :] if role else n for n in known]
+            return f"unknown {what} {short!r}{did_you_mean(short, shorts)}"
+        if self.library is not None:
+            return f"unknown variable {name!r}: library {self.library!r} declares no variables"
+        if role:
+            return f"unknown derived role {short!r}: this policy imports no derived roles"
+        return f"unknown variable {name!r}: this policy declares no variables"
 
     def _report_cycles(self) -> None:
         """Each cycle once, at the reference that closes it, named in full."""
@@ -158,6 +247,10 @@ class PolicyVariables:
             visit(name, [])
 
     def _variable(self, name: str, stack: tuple[str, ...]) -> Inlined | None:
+        if name in self.imported:
+            found = self.imported[name]
+            self.failed = self.failed or found is None
+            return found
         if name in self._inlined:
             return self._inlined[name]
         if name in stack:
@@ -182,7 +275,9 @@ class PolicyVariables:
         parts: list[str] = []
         pieces: list[InlinedPiece] = []
         names: set[str] = set()
+        values: list[tuple[str, str]] = []
         at = 0  # in text
+        library = self.library
         size = 0  # of the inlined text so far
 
         def put(chunk: str, piece: InlinedPiece) -> None:
@@ -198,15 +293,20 @@ class PolicyVariables:
             clash = sorted(ref.rebound & _words(inner.text))
             if clash:
                 message = (
-                    f"{NAMESPACE}.{ref.name} reads {clash[0]!r}, which a macro around it "
+                    f"{written(ref.name)} reads {clash[0]!r}, which a macro around it "
                     "binds as its loop variable: rename the loop variable"
                 )
                 self._add(source, ref.start, message, owner)
                 return None
             if ref.start > at:
                 chunk = text[at : ref.start]
-                put(chunk, InlinedPiece(size, size + len(chunk), source, at, True, variable, None))
-            bracket = InlinedPiece(size, size + 1, source, ref.start, False, variable, ref.start)
+                piece = InlinedPiece(
+                    size, size + len(chunk), source, at, True, variable, None, library
+                )
+                put(chunk, piece)
+            bracket = InlinedPiece(
+                size, size + 1, source, ref.start, False, variable, ref.start, library
+            )
             put("(", bracket)
             for piece in inner.pieces:
                 shifted = attrs.evolve(
@@ -218,14 +318,19 @@ class PolicyVariables:
             put(")", attrs.evolve(bracket, start=size, end=size + 1))
             names.add(ref.name)
             names.update(inner.variables)
+            values.append((written(ref.name), inner.text))
+            values.extend(inner.values)
             at = ref.end
             if size > MAX_SOURCE_CHARS:
                 self._add(source, 0, TOO_LONG, owner)
                 return None
         if at < len(text):
-            rest = InlinedPiece(size, size + len(text) - at, source, at, True, variable, None)
+            rest = InlinedPiece(
+                size, size + len(text) - at, source, at, True, variable, None, library
+            )
             put(text[at:], rest)
-        return Inlined("".join(parts), tuple(pieces), frozenset(names))
+        unique = tuple(dict.fromkeys(values))
+        return Inlined("".join(parts), tuple(pieces), frozenset(names), unique)
 
 
 def _words(text: str) -> frozenset[str]:

@@ -90,7 +90,7 @@ class CaseResult:
             what = f"{entry.kind} {entry.rule}" + (f" ({entry.effect})" if entry.effect else "")
             note = f": {entry.message}" if entry.message else ""
             lines.append(f"{what}: {entry.outcome}{note}")
-            lines.extend(f"    {read}" for read in entry.reads)
+            lines.extend(f"    {read}" for read in (*entry.reads, *entry.variables))
         return tuple(lines)
 
 
