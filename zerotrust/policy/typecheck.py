@@ -19,8 +19,8 @@ from typing import Any
 from lark.exceptions import LarkError
 
 from zerotrust.cel._backend import CelCompileError
-from zerotrust.cel._compiler import FUNCTIONS
-from zerotrust.cel._syntax import _parser, parse_fast
+from zerotrust.cel._syntax import _parser
+from zerotrust.cel._syntax_fast import _fast_parser
 from zerotrust.errors import Diagnostic
 from zerotrust.policy.attr_schema import AttributeSchemas
 from zerotrust.policy.compile import _locate
@@ -46,10 +46,13 @@ def check_text(text: str, roots: Mapping[str, Type]) -> list[Problem] | None:
     only a text with problems is parsed again with positions, and walked again, to say
     where they are.
     """
-    fast = parse_fast(text, FUNCTIONS)
+    try:
+        fast = _fast_parser()(text)  # (names are the compiler's to check, not ours)
+    except (LarkError, RecursionError):
+        return None
     if fast is None:
         return None
-    found = _walk(fast.tree, roots)
+    found = _walk(fast, roots)
     if not found:
         return found
     try:
@@ -76,7 +79,8 @@ def typecheck_policies(
     strict = schemas.validation != "permissive"
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = []
-    bases = {rules: request_types(schemas, data, rules=rules) for rules in (True, False)}
+    full = request_types(schemas, data, rules=True)  # (data is typed once: it may be large)
+    bases = {True: full, False: {k: v for k, v in full.items() if k != "risk"}}
     seen: set[Diagnostic] = set()
     memo: dict[tuple[str, frozenset[str] | None, bool], list[Problem] | None] = {}
     for spec in specs:

@@ -217,10 +217,11 @@ class Walk:
             if qualified in _QUALIFIED_TYPES:
                 return Prim("type"), _NONE, _NONE
             target = self.check(kids[0], scope)[0]
-            path = self.path(node, scope)
-            found = self.select(kids[1], target, str(kids[1]), path, scope)
-            if found == _MAYBE_NULL and path is not None and (*path, _NOT_NULL) in scope.guards:
-                found = Prim("string")
+            found = self.select(kids[1], target, str(kids[1]), node, scope)
+            if found == _MAYBE_NULL:
+                path = self.path(node, scope)
+                if path is not None and (*path, _NOT_NULL) in scope.guards:
+                    found = Prim("string")
             return found, _NONE, _NONE
         if kind == "member_index":
             return self.index(node, scope), _NONE, _NONE
@@ -278,14 +279,17 @@ class Walk:
             return None if base is None or key is None else (*base, key)
         return None
 
-    def select(self, at: Any, target: Type, field: str, path: _Path | None, scope: _Scope) -> Type:
-        """``target.field`` (or ``target["field"]``), reported at ``at``."""
-        shown_path = _text(path, field)
+    def select(self, at: Any, target: Type, field: str, node: Any, scope: _Scope) -> Type:
+        """``target.field`` (or ``target["field"]``: ``node``), reported at ``at``."""
         if isinstance(target, ObjT):
             found = target.field(field)
+            if found is not None and found[1]:
+                return found[0]  # required: the common case, no path needed
+            path = self.path(node, scope)
             guarded = path is not None and path in scope.guards
             if found is not None:
-                if not found[1] and not guarded:
+                if not guarded:
+                    shown_path = _text(path, field)
                     self.fail(
                         at,
                         f"{shown_path} is optional in {target.what}: read it "
@@ -301,9 +305,12 @@ class Walk:
                 if target.rest is None
                 else " (the schema is open: an undeclared field may be read under has())"
             )
+            shown_path = _text(path, field)
             return self.fail(at, f"{shown_path} is not declared in {target.what}{hint}{more}")
         if isinstance(target, MapT):
+            path = self.path(node, scope)
             if path is None or path not in scope.guards:
+                shown_path = _text(path, field)
                 self.fail(
                     at,
                     f"{shown_path} may be absent (a key of a map): read it only under "
@@ -321,7 +328,7 @@ class Walk:
         key = self.check(key_node, scope)[0]
         literal = _string_literal(key_node)
         if isinstance(target, ObjT | MapT) and literal is not None:
-            return self.select(key_node, target, literal, self.path(node, scope), scope)
+            return self.select(key_node, target, literal, node, scope)
         if isinstance(target, ObjT | MapT):
             if not _is(key, "string", "string|null"):  # (null: fails closed, as an absent key)
                 return self.fail(key_node, f"no such overload: _[_]({target}, {key})")
