@@ -118,6 +118,8 @@ ACCEPTED = [
     "has(subject.properties.level) && subject.properties.level > 1",
     "has(resource.properties.counts.x) && resource.properties.counts.x > 1",
     "resource.properties.counts[action.name] > 1",  # a key known only at run time
+    "matches(subject.id, '^u-') && startsWith(subject.id, 'u')",
+    "string(resource.properties.price) != '' && int(now) > 0 && double(1u) > 0.0",
 ]
 
 
@@ -156,6 +158,8 @@ REFUSED = [
     ("resource.properties.pages > 1 && 'a'", 34, "an operand of && must be a bool"),
     ("-resource.properties.owner_dept == 'a'", 1, "no such overload: -_(string)"),
     ("device.managed.startsWith('a')", 16, "no such overload: bool.startsWith(string)"),
+    ("string(resource.properties.tags) == ''", 1, "no such overload: string(list(string))"),
+    ("now.getHours(1) == 1", 5, "no such overload: timestamp.getHours(int)"),
     ("resource.properties.counts.x > 1", 28, "counts.x may be absent (a key of a map)"),
     ("resource.properties.counts['x'] > 1", 28, "counts.x may be absent"),
 ]

@@ -190,3 +190,100 @@ def test_a_set_refused_by_the_checker_names_every_fault_once() -> None:
         (7, 31, "a"),
         (10, 11, "b"),
     ]
+
+
+#: A value of each type, as CEL text.
+_VALUES = {
+    "int": "1",
+    "uint": "1u",
+    "double": "1.5",
+    "string": "'a'",
+    "bytes": "b'a'",
+    "bool": "true",
+    "null": "null",
+    "timestamp": "now",
+    "duration": "duration('1s')",
+    "list": "[1]",
+    "map": "{'a': 1}",
+    "ip": "ip('1.2.3.4')",
+    "cidr": "cidr('10.0.0.0/8')",
+}
+_OPERATORS = ("+", "-", "*", "/", "%", "<", "<=", ">", ">=", "==", "!=", "in")
+_FUNCTIONS = (
+    "size",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bytes",
+    "bool",
+    "timestamp",
+    "duration",
+    "dyn",
+    "type",
+    "ip",
+    "cidr",
+    "isIP",
+    "ip_is_private",
+)
+_METHODS = (
+    "size",
+    "contains",
+    "startsWith",
+    "matches",
+    "getHours",
+    "getDayOfWeek",
+    "family",
+    "isLoopback",
+    "containsIP",
+    "containsCIDR",
+    "masked",
+    "prefixLength",
+    "ip",
+)
+
+
+def _expressions() -> list[str]:
+    values = list(_VALUES.values())
+    made = [f"{a} {op} {b}" for op in _OPERATORS for a in values for b in values]
+    made += [f"-{a}" for a in values] + [f"!{a}" for a in values]
+    made += [f"{f}({a})" for f in _FUNCTIONS for a in values]
+    made += [f"{a}.{m}()" for m in _METHODS for a in values]
+    made += [f"{a}.{m}({b})" for m in _METHODS for a in values for b in values]
+    return made
+
+
+def _outcome(backend: Any, text: str) -> str:
+    """ "compile" (refused), "overload" (a type error), "error" (another) or "value"."""
+    try:
+        condition = backend.compile(text)
+    except CelCompileError:
+        return "compile"
+    try:
+        condition(backend.bind(_variables({})))
+    except ConditionError as exc:
+        return "overload" if any(e in str(exc) for e in TYPE_ERRORS) else "error"
+    return "value"
+
+
+def test_the_overload_tables_agree_with_both_backends() -> None:
+    """Every operator, function and method on a value of every type: what the checker
+    accepts never fails with a type error, and what it refuses as an overload never
+    gives a value."""
+    roots = request_types(merge_schema_files([])[0], {}, rules=True)
+    unsound, strict = [], []
+    for expression in _expressions():
+        text = f"[{expression}] != []"  # any value is fine: a list of it is compared
+        found = check_text(text, roots)
+        assert found is not None, text
+        refused = any("no such overload" in p.message for p in found)
+        for backend in BACKENDS:
+            outcome = _outcome(backend, text)
+            if outcome == "compile":
+                continue
+            if not found and outcome == "overload":
+                unsound.append((backend.name, expression))
+            if refused and outcome == "value":
+                strict.append((backend.name, expression))
+    assert unsound == [], unsound
+    assert strict == [], strict

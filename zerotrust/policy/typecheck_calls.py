@@ -99,8 +99,8 @@ def _size(arg: Type) -> Type | None:
 
 
 _CONVERSIONS: dict[str, tuple[frozenset[str], str]] = {
-    "int": (frozenset({"int", "uint", "double", "number", "string", "timestamp"}), "int"),
-    "uint": (frozenset({"int", "uint", "double", "number", "string"}), "uint"),
+    "int": (frozenset({"int", "uint", "double", "number", "string", "timestamp", "bool"}), "int"),
+    "uint": (frozenset({"int", "uint", "double", "number", "string", "bool"}), "uint"),
     "double": (frozenset({"int", "uint", "double", "number", "string"}), "double"),
     "string": (
         frozenset(
@@ -124,8 +124,8 @@ _CONVERSIONS: dict[str, tuple[frozenset[str], str]] = {
     "bool": (frozenset({"bool", "string"}), "bool"),
     "timestamp": (frozenset({"string", "timestamp", "int"}), "timestamp"),
     "duration": (frozenset({"string", "duration"}), "duration"),
-    "ip": (frozenset({"string"}), "net.IP"),
-    "cidr": (frozenset({"string"}), "net.CIDR"),
+    "ip": (frozenset({"string", "net.IP", "net.CIDR"}), "net.IP"),
+    "cidr": (frozenset({"string", "net.CIDR"}), "net.CIDR"),
     "isIP": (frozenset({"string"}), "bool"),
     "isCIDR": (frozenset({"string"}), "bool"),
     "ip.isCanonical": (frozenset({"string"}), "bool"),
@@ -174,13 +174,15 @@ def call(name: str, args: Sequence[Type], method: bool) -> Type | None:
     if name in _CONVERSIONS and len(args) == 1 and not method:
         accepted, result = _CONVERSIONS[name]
         return Prim(result) if _is(args[0], *accepted) else None
-    if name in _STRING_TESTS and len(args) == 2 and method:
+    if name in _STRING_TESTS and len(args) == 2:  # s.contains(t) or contains(s, t)
         return _BOOL if all(_is(a, "string") for a in args) else None
     if name in _ACCESSORS and method and len(args) in (1, 2):
-        if len(args) == 2 and not _is(args[1], "string"):
+        # A time zone (null: UTC) for a timestamp; a duration takes none but null.
+        zone = ("string", "null") if _is(args[0], "timestamp") else ("null",)
+        if len(args) == 2 and not _is(args[1], *zone):
             return None
         if _is(args[0], "timestamp") or (name in _DURATION_ACCESSORS and _is(args[0], "duration")):
-            return _INT if len(args) == 1 or _is(args[0], "timestamp") else None
+            return _INT
         return None
     if name == "ip_in_cidr" and len(args) == 2 and not method:
         ranges = args[1]

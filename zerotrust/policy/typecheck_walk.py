@@ -18,6 +18,8 @@ import attrs
 import lark
 
 from zerotrust.cel._codegen_base import literal_value
+from zerotrust.cel._runtime_values import QUALIFIED_TYPES
+from zerotrust.cel._syntax import _MACROS, _TYPE_NAMES
 from zerotrust.obligations import did_you_mean
 from zerotrust.policy.typecheck_calls import arithmetic, call, compare, negate, shown
 from zerotrust.policy.typecheck_types import DYN, ListT, MapT, ObjT, Prim, Type, join
@@ -32,11 +34,7 @@ _NOT_NULL = "\0not null"  # a path's last step in the facts: the value is not nu
 _Path = tuple[str, ...]
 _NONE: frozenset[_Path] = frozenset()
 _Facts = tuple[frozenset[_Path], frozenset[_Path]]  # known present when true / when false
-_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
-_TYPE_NAMES = frozenset(
-    {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"}
-)
-_QUALIFIED_TYPES = frozenset({"net.IP", "net.CIDR"})
+_QUALIFIED_TYPES = frozenset(QUALIFIED_TYPES)
 _LITERALS = {
     "INT_LIT": "int",
     "UINT_LIT": "uint",
