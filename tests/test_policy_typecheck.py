@@ -112,6 +112,7 @@ ACCEPTED = [
     "device.managed",
     "subject.type == 'user' && action.name == 'read'",
     "resource.properties.pages == 'three'",  # unlike types are unequal, never an error
+    "has(resource.properties.label) && 'internal' != resource.properties.label",
     "[1, 2].map(x, x * 2).exists(y, y > 3)",
     "dyn(resource.properties.pages) + 1.0 > 0.0",  # dyn: anything goes
     "resource.properties.tags.filter(t, t != '').size() > 0",
@@ -139,7 +140,7 @@ REFUSED = [
     ("size(1) > 0", 1, "no such overload: size(int)"),
     ("subject.properties.department + 1 == 2", 1, "no such overload: _+_(string, int)"),
     ("resource.properties.price + 1 > 2", 1, "_+_(number, int) (a number may be an int"),
-    ("resource.properties.label == 'x'", 21, "resource.properties.label is optional"),
+    ("resource.properties.label == 'public'", 21, "resource.properties.label is optional"),
     ("resource.properties.pages", 1, "the condition is of type int, never a bool"),
     ("resource.properties.tags.all(t, t + 1 > 0)", 33, "no such overload: _+_(string, int)"),
     ("resource.properties.pages.exists(t, true)", 27, "exists() needs a list or a map, not int"),
@@ -159,6 +160,17 @@ REFUSED = [
     ("-resource.properties.owner_dept == 'a'", 1, "no such overload: -_(string)"),
     ("device.managed.startsWith('a')", 16, "no such overload: bool.startsWith(string)"),
     ("string(resource.properties.tags) == ''", 1, "no such overload: string(list(string))"),
+    (
+        "has(resource.properties.label) && resource.properties.label == 'publc'",
+        64,
+        "'publc' is not one of the values the schema allows ('public', 'internal'): did you "
+        "mean 'public'?",
+    ),
+    (
+        "has(resource.properties.label) && resource.properties.label in ['public', 'secret']",
+        77,
+        "'secret' is not one of the values the schema allows",
+    ),
     ("now.getHours(1) == 1", 5, "no such overload: timestamp.getHours(int)"),
     ("resource.properties.counts.x > 1", 28, "counts.x may be absent (a key of a map)"),
     ("resource.properties.counts['x'] > 1", 28, "counts.x may be absent"),

@@ -44,6 +44,13 @@ _LITERALS = {
     "BOOL_LIT": "bool",
     "NULL_LIT": "null",
 }
+#: Which literals an enum of each type is compared with (numbers by value).
+_ENUM_LITERALS = {
+    "string": ("STRING_LIT",),
+    "int": ("INT_LIT", "FLOAT_LIT"),
+    "number": ("INT_LIT", "FLOAT_LIT"),
+    "bool": ("BOOL_LIT",),
+}
 _BINARY = {
     "relation_lt": "<",
     "relation_le": "<=",
@@ -171,6 +178,25 @@ class Walk:
             return made, *self.null_test(kids[0], kids[1], scope)
         return self.member(node, scope)
 
+    def enum(self, declared: Type, other: Any) -> None:
+        """A literal compared with a field that lists its values must be one of them:
+        otherwise the comparison has the same answer on every request (a misspelling)."""
+        if not isinstance(declared, Prim) or declared.enum is None:
+            return
+        node = _unwrap(other)
+        if not (isinstance(node, lark.Tree) and node.data == "literal"):
+            return
+        token = node.children[0]
+        kinds = _ENUM_LITERALS.get(declared.name, ())
+        if not isinstance(token, lark.Token) or token.type not in kinds:
+            return
+        value = literal_value(token)
+        if any((value == v and type(v) is not bool) or value is v for v in declared.enum):
+            return
+        shown = ", ".join(repr(v) for v in declared.enum)
+        hint = did_you_mean(value, declared.enum) if isinstance(value, str) else ""
+        self.fail(node, f"{value!r} is not one of the values the schema allows ({shown}){hint}")
+
     def null_test(self, op_node: Any, right: Any, scope: _Scope) -> _Facts:
         """``p != null`` / ``p == null``: where ``p`` is known not to be null."""
         if op_node.data not in ("relation_eq", "relation_ne"):
@@ -187,8 +213,14 @@ class Walk:
         left = self.check(op_node.children[0], scope)[0]
         right = self.check(right_node, scope)[0]
         if op in ("==", "!="):
+            self.enum(left, right_node)
+            self.enum(right, op_node.children[0])
             return _BOOL  # any two values: unlike types are unequal, never an error
         if op == "in":
+            list_node = _unwrap(right_node)
+            if isinstance(list_node, lark.Tree) and list_node.data == "list_lit":
+                for item in _exprs(list_node.children[0] if list_node.children else None):
+                    self.enum(left, item)
             if isinstance(right, ListT) or right == DYN:
                 return _BOOL
             if isinstance(right, MapT | ObjT) and _is(left, *_MAP_KEYS):
