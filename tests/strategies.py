@@ -3102,12 +3102,18 @@ class TypedSchema:
     fields: tuple[TypedField, ...]
     closed: bool
 
-    def text(self) -> str:
-        top = _object_schema(self.fields, self.closed)
-        del top["type"]
-        return yaml.safe_dump({"resources": {"doc": top}}, sort_keys=False)
+    def top(self) -> dict[str, Any]:
+        """The schema as a schema file's section holds it."""
+        made = _object_schema(self.fields, self.closed)
+        del made["type"]
+        return made
 
-    def paths(self) -> list[tuple[str, TypedField, tuple[str, ...]]]:
+    def text(self) -> str:
+        return yaml.safe_dump({"resources": {"doc": self.top()}}, sort_keys=False)
+
+    def paths(
+        self, prefix: str = "resource.properties"
+    ) -> list[tuple[str, TypedField, tuple[str, ...]]]:
         """Every field as (path text, field, the optional paths on the way to it)."""
         found: list[tuple[str, TypedField, tuple[str, ...]]] = []
 
@@ -3119,7 +3125,7 @@ class TypedSchema:
                 if f.kind == "object":
                     walk(text, f.children, needs)
 
-        walk("resource.properties", self.fields, ())
+        walk(prefix, self.fields, ())
         return found
 
 
@@ -3223,13 +3229,17 @@ _ATOMS = (
 
 
 @st.composite
-def _atom(draw: st.DrawFn, schema: TypedSchema) -> str:
-    paths = schema.paths()
+def _atom(draw: st.DrawFn, schema: TypedSchema, prefix: str) -> str:
+    paths = schema.paths(prefix)
     text, _, guards = draw(st.sampled_from(paths))
     atom = draw(st.sampled_from(_ATOMS)).format(
         p=text, l=draw(st.sampled_from(_LITERALS)), m=draw(st.sampled_from(_LITERALS))
     )
-    how = draw(st.sampled_from(("guarded", "negated", "bare")))
+    how = draw(st.sampled_from(("guarded", "negated", "bare", "every step")))
+    if how == "every step":  # as where the field is declared by only some types
+        steps = text.removeprefix(prefix + ".").split(".")
+        guards = tuple(".".join([prefix, *steps[: i + 1]]) for i in range(len(steps)))
+        how = "guarded"
     if how == "bare" or not guards:
         return atom
     if how == "guarded":
@@ -3237,10 +3247,12 @@ def _atom(draw: st.DrawFn, schema: TypedSchema) -> str:
     return "(" + " || ".join([*(f"!has({g})" for g in guards), atom]) + ")"
 
 
-def typed_conditions(schema: TypedSchema) -> st.SearchStrategy[str]:
+def typed_conditions(
+    schema: TypedSchema, prefix: str = "resource.properties"
+) -> st.SearchStrategy[str]:
     """Conditions over ``schema``'s paths: many well typed, many not."""
     return st.recursive(
-        _atom(schema),
+        _atom(schema, prefix),
         lambda sub: st.one_of(
             st.tuples(sub, sub).map(lambda t: f"({t[0]} && {t[1]})"),
             st.tuples(sub, sub).map(lambda t: f"({t[0]} || {t[1]})"),

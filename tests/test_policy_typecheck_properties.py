@@ -14,6 +14,7 @@ import datetime
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from strategies import (
@@ -287,3 +288,40 @@ def test_the_overload_tables_agree_with_both_backends() -> None:
                 strict.append((backend.name, expression))
     assert unsound == [], unsound
     assert strict == [], strict
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=st.data(), first=typed_schemas(), second=typed_schemas())
+def test_a_field_of_only_some_subject_types_is_read_soundly(
+    data: st.DataObject, first: TypedSchema, second: TypedSchema
+) -> None:
+    """Two subject types: a condition over either's fields is accepted only where it
+    cannot fail on a subject of either type (a field of one only is optional, a field
+    of unlike types in the two takes only what both take)."""
+    text = yaml.safe_dump({"subjects": {"a": first.top(), "b": second.top()}})
+    read, problems = read_schema_file("a.schema.yaml", load_documents(text)[0])
+    assert problems == []
+    roots = request_types(merge_schema_files([read])[0], {}, rules=True)
+    prefix = "subject.properties"
+    either = st.one_of(typed_conditions(first, prefix), typed_conditions(second, prefix))
+    conditions = data.draw(st.lists(either, min_size=5, max_size=15, unique=True))
+    accepted = [t for t in conditions if check_text(t, roots) == []]
+    compiled = []
+    for condition in accepted:
+        for backend in BACKENDS:
+            with contextlib.suppress(CelCompileError):
+                compiled.append((condition, backend, backend.compile(condition)))
+    for name, schema in (("a", first), ("b", second)):
+        variables = _variables({})
+        properties = data.draw(conforming_properties(schema))
+        variables["subject"] = {"type": name, "id": "u", "properties": properties}
+        for condition, backend, made in compiled:
+            try:
+                made(backend.bind(variables))
+            except ConditionError as exc:
+                said = str(exc)
+                assert not any(e in said for e in TYPE_ERRORS), (backend.name, condition, name)
