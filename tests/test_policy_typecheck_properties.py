@@ -81,19 +81,28 @@ def test_an_accepted_condition_never_fails_with_a_type_error(
         if found == []:
             accepted.append(text)
     assume(accepted)
+    compiled = _compiled(accepted)
+    for properties in data.draw(st.lists(conforming_properties(schema), min_size=1, max_size=4)):
+        _no_type_error(compiled, _variables(properties))
+
+
+def _compiled(accepted: list[str]) -> list[tuple[str, Any, Any]]:
+    """Each accepted condition compiled by each backend (unless a literal is refused)."""
     compiled = []
     for text in accepted:
         for backend in BACKENDS:
-            with contextlib.suppress(CelCompileError):  # (a literal the compiler refuses)
+            with contextlib.suppress(CelCompileError):
                 compiled.append((text, backend, backend.compile(text)))
-    for properties in data.draw(st.lists(conforming_properties(schema), min_size=1, max_size=4)):
-        variables = _variables(properties)
-        for text, backend, condition in compiled:
-            try:
-                condition(backend.bind(variables))
-            except ConditionError as exc:
-                said = str(exc)
-                assert not any(e in said for e in TYPE_ERRORS), (backend.name, text, properties)
+    return compiled
+
+
+def _no_type_error(compiled: list[tuple[str, Any, Any]], variables: dict[str, Any]) -> None:
+    for text, backend, condition in compiled:
+        try:
+            condition(backend.bind(variables))
+        except ConditionError as exc:
+            said = str(exc)
+            assert not any(e in said for e in TYPE_ERRORS), (backend.name, text, variables)
 
 
 def _misspelt(name: str, how: int, at: int) -> str:
@@ -309,19 +318,9 @@ def test_a_field_of_only_some_subject_types_is_read_soundly(
     prefix = "subject.properties"
     either = st.one_of(typed_conditions(first, prefix), typed_conditions(second, prefix))
     conditions = data.draw(st.lists(either, min_size=5, max_size=15, unique=True))
-    accepted = [t for t in conditions if check_text(t, roots) == []]
-    compiled = []
-    for condition in accepted:
-        for backend in BACKENDS:
-            with contextlib.suppress(CelCompileError):
-                compiled.append((condition, backend, backend.compile(condition)))
+    compiled = _compiled([t for t in conditions if check_text(t, roots) == []])
     for name, schema in (("a", first), ("b", second)):
         variables = _variables({})
         properties = data.draw(conforming_properties(schema))
         variables["subject"] = {"type": name, "id": "u", "properties": properties}
-        for condition, backend, made in compiled:
-            try:
-                made(backend.bind(variables))
-            except ConditionError as exc:
-                said = str(exc)
-                assert not any(e in said for e in TYPE_ERRORS), (backend.name, condition, name)
+        _no_type_error(compiled, variables)
