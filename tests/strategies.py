@@ -3046,3 +3046,218 @@ BEHAVIOR_CONFIGS = st.builds(
     peer_days=st.sampled_from([1, 3, 7, 28, 40]),
     peer_refresh=st.sampled_from([1.0, 3600.0, 86_400.0]),
 )
+
+
+# --- typed schemas, the conditions over them and conforming requests (type checker) ------
+
+__all__ += [
+    "TypedField",
+    "TypedSchema",
+    "conforming_properties",
+    "typed_conditions",
+    "typed_schemas",
+]
+
+#: Field names of generated schemas: no two within two edits of each other, so a
+#: misspelling of one is never another.
+TYPED_NAMES = ("alpha", "bravo", "charlie", "delta", "kilo", "oscar")
+_SCALAR_KINDS = ("string", "integer", "number", "boolean", "strings", "integers", "map")
+
+
+@attrs.frozen
+class TypedField:
+    """One field of a generated schema; ``children`` and ``closed`` for an object."""
+
+    name: str
+    kind: str
+    required: bool
+    children: tuple[TypedField, ...] = ()
+    closed: bool = False
+
+    def schema(self) -> dict[str, Any]:
+        if self.kind == "object":
+            return _object_schema(self.children, self.closed)
+        if self.kind in ("strings", "integers"):
+            items = "string" if self.kind == "strings" else "integer"
+            return {"type": "array", "items": {"type": items}}
+        if self.kind == "map":
+            return {"type": "object", "additionalProperties": {"type": "integer"}}
+        return {"type": self.kind}
+
+
+def _object_schema(fields: tuple[TypedField, ...], closed: bool) -> dict[str, Any]:
+    made: dict[str, Any] = {"type": "object", "properties": {f.name: f.schema() for f in fields}}
+    required = [f.name for f in fields if f.required]
+    if required:
+        made["required"] = required
+    if closed:
+        made["additionalProperties"] = False
+    return made
+
+
+@attrs.frozen
+class TypedSchema:
+    """The generated schema of resource type ``doc``'s properties."""
+
+    fields: tuple[TypedField, ...]
+    closed: bool
+
+    def top(self) -> dict[str, Any]:
+        """The schema as a schema file's section holds it."""
+        made = _object_schema(self.fields, self.closed)
+        del made["type"]
+        return made
+
+    def text(self) -> str:
+        return yaml.safe_dump({"resources": {"doc": self.top()}}, sort_keys=False)
+
+    def paths(
+        self, prefix: str = "resource.properties"
+    ) -> list[tuple[str, TypedField, tuple[str, ...]]]:
+        """Every field as (path text, field, the optional paths on the way to it)."""
+        found: list[tuple[str, TypedField, tuple[str, ...]]] = []
+
+        def walk(prefix: str, fields: tuple[TypedField, ...], guards: tuple[str, ...]) -> None:
+            for f in fields:
+                text = f"{prefix}.{f.name}"
+                needs = guards if f.required else (*guards, text)
+                found.append((text, f, needs))
+                if f.kind == "object":
+                    walk(text, f.children, needs)
+
+        walk(prefix, self.fields, ())
+        return found
+
+
+@st.composite
+def _typed_fields(draw: st.DrawFn, depth: int) -> tuple[TypedField, ...]:
+    names = draw(st.lists(st.sampled_from(TYPED_NAMES), min_size=1, max_size=4, unique=True))
+    kinds = _SCALAR_KINDS + (("object",) if depth < 2 else ())
+    fields = []
+    for name in names:
+        kind = draw(st.sampled_from(kinds))
+        children = draw(_typed_fields(depth + 1)) if kind == "object" else ()
+        fields.append(TypedField(name, kind, draw(st.booleans()), children, draw(st.booleans())))
+    return tuple(fields)
+
+
+def typed_schemas() -> st.SearchStrategy[TypedSchema]:
+    return st.builds(TypedSchema, _typed_fields(0), st.booleans())
+
+
+_SHORT_TEXT = st.text(alphabet="ab", max_size=2)
+
+
+def _value(field: TypedField) -> st.SearchStrategy[Any]:
+    kind = field.kind
+    if kind == "string":
+        return _SHORT_TEXT
+    if kind == "integer":
+        return st.integers(-3, 3)
+    if kind == "number":
+        return st.one_of(st.integers(-3, 3), st.floats(-3, 3, allow_nan=False))
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "strings":
+        return st.lists(_SHORT_TEXT, max_size=3)
+    if kind == "integers":
+        return st.lists(st.integers(-3, 3), max_size=3)
+    if kind == "map":
+        return st.dictionaries(_SHORT_TEXT, st.integers(-3, 3), max_size=3)
+    return _object_value(field.children, field.closed)
+
+
+@st.composite
+def _object_value(
+    draw: st.DrawFn, fields: tuple[TypedField, ...], closed: bool, top: bool = False
+) -> dict[str, Any]:
+    made = {}
+    for f in fields:
+        if f.required or draw(st.booleans()):
+            made[f.name] = draw(_value(f))
+    if top and not closed and draw(st.booleans()):
+        # An undeclared key of an open object, named nothing a condition reads: its value
+        # is not known (dyn), so a macro over a nested object's keys would read it unchecked.
+        made["extra"] = draw(st.one_of(st.integers(), _SHORT_TEXT, st.none()))
+    return made
+
+
+def conforming_properties(schema: TypedSchema) -> st.SearchStrategy[dict[str, Any]]:
+    return _object_value(schema.fields, schema.closed, top=True)
+
+
+_LITERALS = (
+    "1",
+    "0",
+    "2",
+    "1.5",
+    "'a'",
+    '"b"',
+    "true",
+    "1u",
+    "null",
+    "[1, 2]",
+    "['a']",
+    "{'a': 1}",
+)
+_ATOMS = (
+    "{p} == {l}",
+    "{p} != {l}",
+    "{p} < {l}",
+    "{p} >= {l}",
+    "{p} + {l} == {m}",
+    "{p} - {l} > {m}",
+    "{p} * {l} < {m}",
+    "size({p}) > 0",
+    "{p}.size() == 1",
+    "{l} in {p}",
+    "{p} in {m}",
+    "{p}.startsWith({l})",
+    "{p}.contains({l})",
+    "{p}.exists(x, x == {l})",
+    "{p}.all(x, x > {l})",
+    "{p}.exists(x, x + {l} > {m})",
+    "{p}.exists(k, {p}[k] > {l})",
+    "!{p}",
+    "{p}",
+    "double({p}) > {l}",
+    "has({p}.alpha) && {p}.alpha == {l}",
+    "{p}[{l}] == {m}",
+    "-{p} < {l}",
+    "({p} ? {l} : {m}) == {l}",
+)
+
+
+@st.composite
+def _atom(draw: st.DrawFn, schema: TypedSchema, prefix: str) -> str:
+    paths = schema.paths(prefix)
+    text, _, guards = draw(st.sampled_from(paths))
+    atom = draw(st.sampled_from(_ATOMS)).format(
+        p=text, l=draw(st.sampled_from(_LITERALS)), m=draw(st.sampled_from(_LITERALS))
+    )
+    how = draw(st.sampled_from(("guarded", "negated", "bare", "every step")))
+    if how == "every step":  # as where the field is declared by only some types
+        steps = text.removeprefix(prefix + ".").split(".")
+        guards = tuple(".".join([prefix, *steps[: i + 1]]) for i in range(len(steps)))
+        how = "guarded"
+    if how == "bare" or not guards:
+        return atom
+    if how == "guarded":
+        return "(" + " && ".join([*(f"has({g})" for g in guards), atom]) + ")"
+    return "(" + " || ".join([*(f"!has({g})" for g in guards), atom]) + ")"
+
+
+def typed_conditions(
+    schema: TypedSchema, prefix: str = "resource.properties"
+) -> st.SearchStrategy[str]:
+    """Conditions over ``schema``'s paths: many well typed, many not."""
+    return st.recursive(
+        _atom(schema, prefix),
+        lambda sub: st.one_of(
+            st.tuples(sub, sub).map(lambda t: f"({t[0]} && {t[1]})"),
+            st.tuples(sub, sub).map(lambda t: f"({t[0]} || {t[1]})"),
+            sub.map(lambda e: f"!({e})"),
+            st.tuples(sub, sub, sub).map(lambda t: f"({t[0]} ? {t[1]} : {t[2]})"),
+        ),
+        max_leaves=4,
+    )

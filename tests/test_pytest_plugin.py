@@ -384,6 +384,8 @@ def test_the_documented_failure_is_what_pytest_prints(pytester: pytest.Pytester)
     expected = shown.split(" ______\n", 1)[1]  # past the width-dependent header
     policies = pytester.path / "policies"
     shutil.copytree(ROOT / "policies", policies)
+    # Without the attribute schema: with it, loading refuses the typo before any test runs.
+    (policies / "attributes.schema.yaml").unlink()
     policy = policies / "customer-records.yaml"
     typo = "&& subject.properties.departmnt == resource.properties.owner_dept"
     text = policy.read_text()

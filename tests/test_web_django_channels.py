@@ -33,7 +33,9 @@ rules:
     when: "subject.properties.department != resource.properties.owner_dept"
   - id: step-up-confidential
     effect: step_up
-    when: "resource.properties.sensitivity >= 3 && !('mfa' in subject.properties.amr)"
+    when: >-
+      has(resource.properties.sensitivity) && resource.properties.sensitivity >= 3
+      && !(has(subject.properties.amr) && 'mfa' in subject.properties.amr)
     step_up: {acr_values: ["urn:example:loa:2"]}
   - id: allow-own-department
     effect: allow

@@ -57,6 +57,8 @@ def validate(path: str, out: TextIO) -> int:
     if problems:
         raise PolicyError(sorted(problems, key=lambda d: (d.file, d.line, d.column)))
     if policies is not None:
+        for warning in policies.warnings:
+            print(_warning(warning), file=out)
         print(
             f"ok: {plural(len(policies.policies), 'policy', 'policies')}, "
             f"{plural(policies.rule_count, 'rule')} in {plural(len(policies.sources), 'file')} "
@@ -69,6 +71,13 @@ def validate(path: str, out: TextIO) -> int:
             file=out,
         )
     return EXIT_OK
+
+
+def _warning(found: Diagnostic) -> str:
+    """``file:line:col: warning: [policy/rule] message``: said, not failing."""
+    owner = found.policy if found.rule is None else f"{found.policy}/{found.rule}"
+    subject = "" if found.policy is None else f" [{owner}]"
+    return f"{found.file}:{found.line}:{found.column}: warning:{subject} {found.message}"
 
 
 def plural(count: int, word: str, plural: str | None = None) -> str:

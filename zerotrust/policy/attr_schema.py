@@ -26,6 +26,7 @@ from zerotrust.policy.located import LNode
 __all__ = [
     "KEYWORDS",
     "SECTIONS",
+    "VALIDATIONS",
     "AttributeSchemas",
     "BoolType",
     "DoubleType",
@@ -45,7 +46,10 @@ __all__ = [
 #: The JSON Schema keywords understood; any other is refused.
 KEYWORDS = ("type", "properties", "required", "items", "additionalProperties", "enum", "format")
 #: The top-level keys of a schema file.
-SECTIONS = ("resources", "subjects", "action", "device", "context", "actions")
+SECTIONS = ("resources", "subjects", "action", "device", "context", "actions", "validation")
+#: What ``validation:`` may say: whether an optional field read without ``has()`` is an
+#: error (``strict``) or a warning (``permissive``) of the condition type checker.
+VALIDATIONS = ("strict", "permissive")
 _TYPES = ("string", "integer", "number", "boolean", "array", "object")
 _FORMATS = ("date-time", "duration", "ip", "cidr")
 _OBJECT_ONLY = ("properties", "required", "additionalProperties")
@@ -141,6 +145,7 @@ class SchemaFile:
     singles: tuple[tuple[str, ObjectType, int, int], ...] = ()  # action, device, context
     #: The ``actions`` list (the set's action names), with where the key is written.
     actions: tuple[tuple[str, ...], int, int] | None = None
+    validation: tuple[str, int, int] | None = None  # the setting, where it is written
 
 
 @attrs.frozen
@@ -154,6 +159,8 @@ class AttributeSchemas:
     context: ObjectType | None = None
     #: Every action name the set knows (``actions``), or None when not declared.
     actions: tuple[str, ...] | None = None
+    #: ``strict`` or ``permissive``: see :data:`VALIDATIONS`.
+    validation: str = "strict"
     # Where they came from; not part of what they mean (nor of the set's revision).
     files: tuple[str, ...] = attrs.field(default=(), eq=False, repr=False)
 
@@ -407,10 +414,20 @@ def read_schema_file(file: str, document: LNode) -> tuple[SchemaFile, list[Diagn
     named: dict[str, list[tuple[str, ObjectType, int, int]]] = {"resources": [], "subjects": []}
     singles: list[tuple[str, ObjectType, int, int]] = []
     actions: tuple[tuple[str, ...], int, int] | None = None
+    validation: tuple[str, int, int] | None = None
     for section, node in document.value.items():
         if section not in SECTIONS:
             hint = did_you_mean(section, SECTIONS) or f" (known: {', '.join(SECTIONS)})"
             reader.problem(keys[section], f"unknown schema file key {section!r}{hint}")
+            continue
+        if section == "validation":
+            if node.value in VALIDATIONS:
+                validation = (node.value, keys[section].line, keys[section].column)
+            else:
+                hint = did_you_mean(node.value, VALIDATIONS) if isinstance(node.value, str) else ""
+                reader.problem(
+                    node, f"validation must be strict or permissive, not {_shown(node)}{hint}"
+                )
             continue
         if section == "actions":
             names = reader.action_names(node)
@@ -431,7 +448,12 @@ def read_schema_file(file: str, document: LNode) -> tuple[SchemaFile, list[Diagn
         if isinstance(found, ObjectType):
             singles.append((section, found, keys[section].line, keys[section].column))
     made = SchemaFile(
-        file, tuple(named["resources"]), tuple(named["subjects"]), tuple(singles), actions
+        file,
+        tuple(named["resources"]),
+        tuple(named["subjects"]),
+        tuple(singles),
+        actions,
+        validation,
     )
     return made, reader.problems
 
@@ -445,8 +467,22 @@ def merge_schema_files(files: Iterable[SchemaFile]) -> tuple[AttributeSchemas, l
     singles: dict[str, ObjectType] = {}
     actions: tuple[str, ...] | None = None
     names: list[str] = []
+    validation: tuple[str, str, int, int] | None = None
     for one in files:
         names.append(one.file)
+        if one.validation is not None:
+            if validation is None:
+                validation = (one.file, *one.validation)
+            else:
+                problems.append(
+                    Diagnostic(
+                        one.file,
+                        one.validation[1],
+                        one.validation[2],
+                        f"validation is already set at {validation[0]}:{validation[2]}:"
+                        f"{validation[3]} (a policy set says it once)",
+                    )
+                )
         entries: list[tuple[str, str, ObjectType | tuple[str, ...], int, int]]
         entries = [("resources", *e) for e in one.resources]
         entries += [("subjects", *e) for e in one.subjects]
@@ -482,6 +518,7 @@ def merge_schema_files(files: Iterable[SchemaFile]) -> tuple[AttributeSchemas, l
         singles.get("device"),
         singles.get("context"),
         actions,
+        "strict" if validation is None else validation[1],
         tuple(names),
     )
     return schemas, problems

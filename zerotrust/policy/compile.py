@@ -131,6 +131,9 @@ class PolicySet:
     functions: Mapping[str, SetFunction] | None = attrs.field(
         default=None, eq=False, hash=False, repr=False
     )
+    #: What loading found worth saying but not refusing (the type checker's findings
+    #: under ``validation: permissive``), sorted by position.
+    warnings: tuple[Diagnostic, ...] = attrs.field(default=(), eq=False, hash=False, repr=False)
 
     def applicable(self, resource_type: str, action: str) -> _Bucket:
         """The policies whose target matches, in load order."""

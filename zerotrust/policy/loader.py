@@ -63,6 +63,7 @@ from zerotrust.policy.located import AliasBudget, LNode, YamlProblem, load_docum
 from zerotrust.policy.model import PolicySpec
 from zerotrust.policy.positions import file_position as _file_position
 from zerotrust.policy.snapshot import MAX_FILE_BYTES, read_snapshot
+from zerotrust.policy.typecheck import typecheck_policies
 from zerotrust.policy.validate import Condition, Validated, validate_policy
 
 __all__ = [
@@ -270,8 +271,9 @@ def _load_texts(
     if resolved.flat:
         data[DATA_KEY] = resolved.as_data()
     diagnostics.extend(check_conditions(unchecked, backend, functions))
+    expanded = expand_specs(specs, resolved)
     compiled, found = compile_policies(
-        expand_specs(specs, resolved),
+        expanded,
         data,
         backend,
         more_sources={g.file for g in groups} | libraries.files,
@@ -287,6 +289,10 @@ def _load_texts(
     diagnostics.extend(clashes)
     if schemas.actions is not None:
         diagnostics.extend(undeclared_actions(targets, groups, schemas.actions))
+    warnings: list[Diagnostic] = []
+    if schema_files and not clashes:
+        typed, warnings = typecheck_policies(expanded, schemas, data)
+        diagnostics.extend(typed)
     if diagnostics or compiled is None:
         raise PolicyError(sorted(diagnostics, key=lambda d: (d.file, d.line, d.column)))
     if schema_files:
@@ -296,7 +302,12 @@ def _load_texts(
         sources = tuple(sorted({*compiled.sources, *schemas.files}))
         checker = compile_checker(schemas)
         return attrs.evolve(
-            compiled, schemas=schemas, checker=checker, revision=revision, sources=sources
+            compiled,
+            schemas=schemas,
+            checker=checker,
+            revision=revision,
+            sources=sources,
+            warnings=tuple(sorted(warnings, key=lambda d: (d.file, d.line, d.column))),
         )
     return compiled
 

@@ -1,0 +1,122 @@
+"""Type-checking a policy set's conditions against its attribute schemas, at load.
+
+Runs only when the set has schema files. Each rule and signal condition is checked as
+it is compiled, with the policy's variables inlined, against the types of the request
+(``resource.properties`` from the schemas of the resource types the policy targets),
+of the loaded ``data``, ``risk``, ``behavior`` and ``now``. What can fail on a request
+that conforms to the schemas is refused with its position: a field the schema does not
+declare, an operator or function with no overload for its operands, a condition that
+is not a bool. An optional field read without a ``has()`` guard is an error under
+``validation: strict`` (the default) and a warning under ``permissive``. The check
+never refuses what cannot fail: where a type is not known it is ``dyn``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from lark.exceptions import LarkError
+
+from zerotrust.cel._backend import CelCompileError
+from zerotrust.cel._syntax import _parser
+from zerotrust.cel._syntax_fast import _fast_parser
+from zerotrust.errors import Diagnostic
+from zerotrust.policy.attr_schema import AttributeSchemas
+from zerotrust.policy.compile import _locate
+from zerotrust.policy.model import CelSource, PolicySpec
+from zerotrust.policy.positions import file_position, offset_position
+from zerotrust.policy.typecheck_types import (
+    Prim,
+    Type,
+    request_types,
+    resource_properties,
+    resource_type,
+)
+from zerotrust.policy.typecheck_walk import Problem, Walk
+
+__all__ = ["check_text", "typecheck_policies"]
+
+
+def check_text(text: str, roots: Mapping[str, Type]) -> list[Problem] | None:
+    """The problems of one condition text, or None when it does not parse (the
+    compiler reports that).
+
+    Walks the tree of the compiler's fast parser (no positions: a tenth of the cost);
+    only a text with problems is parsed again with positions, and walked again, to say
+    where they are.
+    """
+    try:
+        fast = _fast_parser()(text)  # (names are the compiler's to check, not ours)
+    except (LarkError, RecursionError):
+        return None
+    if fast is None:
+        return None
+    found = _walk(fast, roots)
+    if not found:
+        return found
+    try:
+        tree = _parser().parse(text)
+    except (LarkError, CelCompileError, RecursionError):
+        return None
+    return _walk(tree, roots)
+
+
+def _walk(tree: Any, roots: Mapping[str, Type]) -> list[Problem]:
+    walk = Walk(roots)
+    found = walk.run(tree)
+    if not (isinstance(found, Prim) and found.name in ("bool", "dyn")):
+        never = "|" not in str(found)
+        said = "never a bool" if never else "not always a bool"
+        walk.problems.append(Problem(0, f"the condition is of type {found}, {said}"))
+    return walk.problems
+
+
+def typecheck_policies(
+    specs: Iterable[PolicySpec], schemas: AttributeSchemas, data: Mapping[str, Any]
+) -> tuple[list[Diagnostic], list[Diagnostic]]:
+    """Every condition's type errors, and its warnings (optional reads, when permissive)."""
+    strict = schemas.validation != "permissive"
+    errors: list[Diagnostic] = []
+    warnings: list[Diagnostic] = []
+    full = request_types(schemas, data, rules=True)  # (data is typed once: it may be large)
+    bases = {True: full, False: {k: v for k, v in full.items() if k != "risk"}}
+    seen: set[Diagnostic] = set()
+    memo: dict[tuple[str, frozenset[str] | None, bool], list[Problem] | None] = {}
+    for spec in specs:
+        targeted = spec.target.resources
+        resource = resource_type(resource_properties(schemas, targeted))
+        checks = [(s.when, s.name, False) for s in spec.signals]
+        checks += [(r.when, r.id, True) for r in spec.rules]
+        for source, owner, rules in checks:
+            if source is None:
+                continue
+            key = (source.compiled_text, targeted, rules)
+            if key not in memo:
+                memo[key] = check_text(source.compiled_text, {**bases[rules], "resource": resource})
+            for problem in memo[key] or ():
+                out = warnings if problem.optional and not strict else errors
+                for made in _diagnostics(source, problem, spec.name, owner):
+                    if made not in seen:
+                        seen.add(made)
+                        out.append(made)
+    return errors, warnings
+
+
+def _diagnostics(source: CelSource, problem: Problem, policy: str, owner: str) -> list[Diagnostic]:
+    """Where the problem is: at the condition, and, when it is inside a variable inlined
+    there, also where that variable is defined."""
+    found = _locate(source, problem.offset, None, frozenset())
+    if found is None:
+        return []
+    line, column, where = found
+    message = f"type: {problem.message}"
+    made = [Diagnostic(source.file, line, column, message + where, policy, owner)]
+    piece = None if source.inlined is None else source.inlined.origin(problem.offset)
+    if piece is not None and piece.variable is not None and piece.verbatim:
+        at = piece.offset + problem.offset - piece.start
+        defined = piece.source
+        line, column = file_position(defined, *offset_position(defined.text, at))
+        said = f"{message} (in variable {piece.variable!r})"
+        made.append(Diagnostic(defined.file, line, column, said, policy))
+    return made
