@@ -194,7 +194,7 @@ def variant(cel: str, n: int, mode: str) -> str:
     for i, part in enumerate(parts):
         code = part
         if i % 2 == 0 and mode in ("shapes", "structure"):
-            code = _FIELD.sub(lambda m: f".{m.group(1)}_{n}", part)
+            code = _FIELD.sub(lambda m: _renamed(m.group(1), n), part)
         out.append(_LITERAL.sub(literal, code))
     text = "".join(out)
     if mode == "structure":  # the digits of n in base 8 pick a wrapper each: no two alike
@@ -202,6 +202,11 @@ def variant(cel: str, n: int, mode: str) -> str:
             n, digit = divmod(n, len(_WRAPPERS))
             text = _WRAPPERS[digit].format(text)
     return text
+
+
+def _renamed(field: str, n: int) -> str:
+    """A field of type ``n``'s own name: the request's own fields keep theirs."""
+    return f".{field}" if field in ("properties", "name") else f".{field}_{n}"
 
 
 # Eight ways to write the same boolean, each a different syntax tree.

@@ -38,18 +38,26 @@ from zerotrust.policy.typecheck_walk import Problem, Walk
 __all__ = ["check_text", "typecheck_policies"]
 
 
-def check_text(text: str, roots: Mapping[str, Type]) -> list[Problem] | None:
+def check_text(
+    text: str, roots: Mapping[str, Type], trees: dict[str, Any] | None = None
+) -> list[Problem] | None:
     """The problems of one condition text, or None when it does not parse (the
-    compiler reports that).
+    compiler reports that). ``trees`` keeps each text's fast parse for the next
+    check of the same text (a policy set repeats a condition across targets).
 
     Walks the tree of the compiler's fast parser (no positions: a tenth of the cost);
     only a text with problems is parsed again with positions, and walked again, to say
     where they are.
     """
-    try:
-        fast = _fast_parser()(text)  # (names are the compiler's to check, not ours)
-    except (LarkError, RecursionError):
-        return None
+    trees = {} if trees is None else trees
+    if text in trees:
+        fast = trees[text]
+    else:
+        try:
+            fast = _fast_parser()(text)  # (names are the compiler's to check, not ours)
+        except (LarkError, RecursionError):
+            fast = None
+        trees[text] = fast
     if fast is None:
         return None
     found = _walk(fast, roots)
@@ -83,6 +91,7 @@ def typecheck_policies(
     bases = {True: full, False: {k: v for k, v in full.items() if k != "risk"}}
     seen: set[Diagnostic] = set()
     memo: dict[tuple[str, frozenset[str] | None, bool], list[Problem] | None] = {}
+    trees: dict[str, Any] = {}
     for spec in specs:
         targeted = spec.target.resources
         resource = resource_type(resource_properties(schemas, targeted))
@@ -93,7 +102,8 @@ def typecheck_policies(
                 continue
             key = (source.compiled_text, targeted, rules)
             if key not in memo:
-                memo[key] = check_text(source.compiled_text, {**bases[rules], "resource": resource})
+                roots = {**bases[rules], "resource": resource}
+                memo[key] = check_text(source.compiled_text, roots, trees)
             for problem in memo[key] or ():
                 out = warnings if problem.optional and not strict else errors
                 for made in _diagnostics(source, problem, spec.name, owner):
