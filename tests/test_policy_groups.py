@@ -23,7 +23,8 @@ from zerotrust import PolicyDecisionPoint, PolicyError
 from zerotrust.cel import Backend, CompiledBackend, InterpreterBackend
 from zerotrust.cel.functions import in_group
 from zerotrust.cli import main
-from zerotrust.policy.groups import read_groups
+from zerotrust.policy import groups as groups_module
+from zerotrust.policy.groups import read_groups, resolve_groups
 from zerotrust.policy.located import load_documents
 from zerotrust.policy.schemas import schema
 
@@ -92,9 +93,8 @@ def _messages(data: str, policy: str = POLICY) -> list[str]:
         ("u-carol", "allow"),  # a member of a subgroup
         ("u-dave", "deny"),  # a member of the parent only
         ("u-erin", "deny"),  # nobody's member
-        ("support-leads", "allow"),  # a group is in itself
-        ("emea-support-leads", "allow"),  # ... and in its ancestors
-        ("support", "deny"),  # ... never in its subgroups
+        ("support-leads", "deny"),  # a subject id is a member id, never a group name
+        ("emea-support-leads", "deny"),
     ],
 )
 def test_membership_follows_the_hierarchy_down(
@@ -109,8 +109,10 @@ def test_membership_follows_the_hierarchy_down(
     [
         (["emea-support-leads"], "allow"),  # a subgroup of support, two levels down
         (["okta-everyone", "support"], "allow"),  # any listed name will do
+        (["support-leads"], "allow"),  # a listed group is in itself
         (["auditors"], "deny"),
         (["okta-support"], "deny"),  # a group the hierarchy does not declare
+        (["u-alice"], "deny"),  # a listed name is a group name, never a member id
         ([], "deny"),
     ],
 )
@@ -135,8 +137,11 @@ def test_a_group_name_from_the_request_that_is_not_declared_gives_false(
 @pytest.mark.parametrize(
     ("groups", "expected"),
     [
-        (["support", 7], "each listed name must be a string, not int"),
-        ({"support": True}, "member must be a string or a list of strings, not dict"),
+        (["support", 7], "each listed group name must be a string, not int"),
+        (
+            {"support": True},
+            "the first argument must be a member id (a string) or a list of group names, not dict",
+        ),
     ],
 )
 def test_a_wrong_argument_type_is_an_evaluation_error(
@@ -162,7 +167,7 @@ def test_a_group_argument_that_is_not_a_string_is_an_evaluation_error(
 def test_in_group_works_inside_a_macro(backend: type[Backend]) -> None:
     policy = SIMPLE.replace(
         'in_group(subject.id, "support-leads")',
-        'subject.properties.groups.exists(g, in_group(g, "support-leads"))',
+        'subject.properties.groups.exists(g, in_group([g], "support-leads"))',
     )
     pdp = _pdp(backend, GROUPS, policy)
     assert pdp.evaluate(_request("x", groups=["auditors", "emea-support-leads"])).allowed
@@ -170,12 +175,13 @@ def test_in_group_works_inside_a_macro(backend: type[Backend]) -> None:
 
 
 def test_the_function_alone_checks_every_listed_name() -> None:
-    closure = {"a": frozenset({"a"})}
-    assert in_group(closure, ["a"], "a") is True
-    with pytest.raises(ValueError, match="each listed name must be a string"):
-        in_group(closure, ["a", None], "a")  # after a match, still refused
-    with pytest.raises(ValueError, match="member must be a string"):
-        in_group(closure, None, "a")
+    above = {"a": frozenset({"a"})}
+    assert in_group({}, above, ["a"], "a") is True
+    assert in_group({}, above, "a", "a") is False  # a string is a member id
+    with pytest.raises(ValueError, match="each listed group name must be a string"):
+        in_group({}, above, ["a", None], "a")  # after a match, still refused
+    with pytest.raises(ValueError, match="must be a member id"):
+        in_group({}, above, None, "a")
 
 
 def test_data_groups_holds_the_declaration_as_written() -> None:
@@ -189,17 +195,36 @@ def test_a_json_data_file_declares_groups_too() -> None:
     assert pdp.evaluate(_request("u-carol")).effect.value == "allow"
 
 
-def test_a_name_that_is_both_a_member_and_a_group_is_in_the_groups_of_both() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_subject_id_equal_to_a_group_name_does_not_get_that_group(
+    backend: type[Backend],
+) -> None:
+    # Member ids and group names are separate: an account named like a group is only
+    # in the groups that list it as a member.
     data = """\
 groups:
   ops: {members: [support-leads]}
   support-leads: {members: [u-alice]}
   support: {}
 """
-    policy = POLICY.replace('"support-leads")', '"ops")', 1)
-    pdp = _pdp(CompiledBackend, data, policy)
-    assert pdp.evaluate(_request("support-leads")).effect.value == "allow"
-    assert pdp.evaluate(_request("u-alice")).effect.value == "deny"
+    ops = _pdp(backend, data, POLICY.replace('"support-leads")', '"ops")', 1))
+    assert ops.evaluate(_request("support-leads")).effect.value == "allow"
+    assert ops.evaluate(_request("u-alice")).effect.value == "deny"
+    leads = _pdp(backend, data)
+    assert leads.evaluate(_request("support-leads")).effect.value == "deny"
+    assert leads.evaluate(_request("u-alice")).effect.value == "allow"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_request_groups_listing_a_user_id_do_not_get_that_users_groups(
+    backend: type[Backend],
+) -> None:
+    pdp = _pdp(backend)
+    for listed in (["u-alice"], ["u-carol", "u-dave"]):
+        decision = pdp.evaluate(_request("u-nobody", groups=listed))
+        assert decision.effect.value == "deny", listed
+        assert not decision.errors
+    assert pdp.evaluate(_request("u-nobody", groups=["support"])).effect.value == "allow"
 
 
 def test_an_empty_group_and_an_empty_declaration_are_allowed() -> None:
@@ -298,14 +323,28 @@ def test_a_second_data_file_declaring_groups_is_refused_naming_the_first() -> No
     assert problem.message == "data key 'groups' is also defined in a.data.yaml"
 
 
-def test_a_method_form_is_not_provided() -> None:
-    messages = _messages(
-        GROUPS,
-        POLICY.replace(
-            'in_group(subject.id, "support-leads")', 'subject.id.in_group("support-leads")'
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    ("written", "right"),
+    [
+        ('subject.id.in_group("support-leads")', 'in_group(subject.id, "support-leads")'),
+        (
+            "subject.properties.groups.in_group(resource.properties.group)",
+            "in_group(subject.properties.groups, resource.properties.group)",
         ),
-    )
-    assert "unsupported method in_group()" in messages[0], messages
+        ('true && [subject.id].in_group("support")', 'in_group(..., "support")'),
+        ('subject.id.in_group("support", "x")', 'in_group(subject.id, "support", "x")'),
+    ],
+)
+def test_method_form_in_group_names_the_function_form(
+    backend: type[Backend], written: str, right: str
+) -> None:
+    policy = SIMPLE.replace('in_group(subject.id, "support-leads")', written)
+    with pytest.raises(PolicyError) as caught:
+        _pdp(backend, GROUPS, policy)
+    [problem] = caught.value.diagnostics
+    assert problem.message == f"CEL: in_group() is a function, not a method: write {right}"
+    assert (problem.line, problem.column) == (7, 11 + written.index(".in_group") + 1)
 
 
 def test_conditions_of_a_policy_that_failed_validation_see_the_groups() -> None:
@@ -339,7 +378,8 @@ def _hierarchies(draw: st.DrawFn) -> dict[str, dict[str, list[str]]]:
     forward = draw(st.booleans())
     return {
         name: {
-            "members": draw(st.lists(st.sampled_from(_USERS), unique=True, max_size=3)),
+            # Members are sometimes named like groups: the namespaces must stay apart.
+            "members": draw(st.lists(st.sampled_from([*_USERS, *_NAMES]), unique=True, max_size=3)),
             "groups": draw(
                 st.lists(
                     st.sampled_from(names[i + 1 :] if forward and i + 1 < len(names) else names),
@@ -369,11 +409,15 @@ def _has_cycle(declared: dict[str, dict[str, list[str]]]) -> bool:
     )
 
 
-def _naive(declared: dict[str, dict[str, list[str]]], who: list[str], group: str) -> bool:
+def _naive(declared: dict[str, dict[str, list[str]]], who: str | list[str], group: str) -> bool:
+    """A string is a member id: listed as a member of the group or of a group below it.
+    A list holds group names: one is the group or a group below it. Never the other way."""
     if group not in declared:
         return False
     below = _below(declared, group)
-    return any(n in below or any(n in declared[g]["members"] for g in below) for n in who)
+    if isinstance(who, str):
+        return any(who in declared[g]["members"] for g in below)
+    return any(name in below for name in who)
 
 
 _MEMBERSHIP = """\
@@ -387,7 +431,7 @@ rules:
 
 @settings(max_examples=60, deadline=None)
 @given(_hierarchies(), st.lists(st.sampled_from([*_USERS, *_NAMES, "nobody"]), max_size=3))
-def test_in_group_is_reachability_and_every_cycle_is_refused(
+def test_in_group_is_reachability_in_two_namespaces_and_every_cycle_is_refused(
     declared: dict[str, dict[str, list[str]]], names: list[str]
 ) -> None:
     texts = {"g.data.json": json.dumps({"groups": declared}), "p.yaml": _MEMBERSHIP}
@@ -409,9 +453,72 @@ def test_in_group_is_reachability_and_every_cycle_is_refused(
                     "resource": {"type": "r", "id": "r", "properties": {"group": group}},
                     "action": {"name": "a"},
                 }
-                listed = who if isinstance(who, list) else [who]
-                expected = "allow" if _naive(declared, listed, group) else "deny"
+                expected = "allow" if _naive(declared, who, group) else "deny"
                 assert pdp.evaluate(request).effect.value == expected, (backend, who, group)
+
+
+# --- a group written in the condition must be a string --------------------------------------
+
+_WRONG_GROUPS = [
+    ("1", "a number"),
+    ("2.5", "a number"),
+    ("1u", "a number"),
+    ("true", "a boolean"),
+    ("null", "null"),
+    ('b"support"', "bytes"),
+    ('{"support": 1}', "a map"),
+    ('["support"]', "a list"),
+    ("[subject.id]", "a list"),
+    ("[]", "a list"),
+]
+
+
+def _with_group(literal: str) -> str:
+    """SIMPLE with ``literal`` as the group, in a block scalar (any text is safe in it):
+    ``in_group`` is at line 8, column 7."""
+    return SIMPLE.replace(
+        'when: in_group(subject.id, "support-leads")',
+        f"when: |\n      in_group(subject.id, {literal})",
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("literal", "shown"), _WRONG_GROUPS)
+def test_group_literal_of_wrong_type_is_a_load_error(
+    backend: type[Backend], literal: str, shown: str
+) -> None:
+    with pytest.raises(PolicyError) as caught:
+        _pdp(backend, GROUPS, _with_group(literal))
+    [problem] = caught.value.diagnostics
+    assert (problem.line, problem.column) == (8, 7)
+    expected = f"in_group(): the second argument must be a group name (a string), not {shown}"
+    assert problem.message.startswith(f"CEL: {expected}"), problem.message
+    assert "in_group(subject." in problem.message  # the right form is shown
+
+
+_SCALARS = st.one_of(
+    st.integers(-(2**63), 2**63 - 1).map(str),
+    st.booleans().map(lambda b: str(b).lower()),
+    st.binary(max_size=4).map(lambda b: 'b"' + "".join(f"\\x{c:02x}" for c in b) + '"'),
+    st.just("null"),
+)
+_LITERALS = st.recursive(
+    _SCALARS | st.sampled_from(['"support"', "subject.id"]),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3).map(lambda xs: f"[{', '.join(xs)}]"),
+        st.lists(inner, min_size=1, max_size=2).map(
+            lambda xs: "{" + ", ".join(f'"k{i}": {x}' for i, x in enumerate(xs)) + "}"
+        ),
+    ),
+    max_leaves=4,
+).filter(lambda text: text not in ('"support"', "subject.id"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(_LITERALS)
+def test_any_non_string_group_literal_is_refused_at_load(literal: str) -> None:
+    [message] = _messages(GROUPS, _with_group(literal))
+    assert "in_group(): the second argument must be a group name (a string), not " in message
 
 
 def test_a_long_chain_does_not_exhaust_the_stack() -> None:
@@ -422,6 +529,58 @@ def test_a_long_chain_does_not_exhaust_the_stack() -> None:
     assert pdp.evaluate(_request("u-deep")).effect.value == "allow"
     chain["g1500"] = {"groups": ["g0"]}
     assert "group cycle: g0 -> g1" in _messages_json(chain, policy)[0]
+
+
+def _chain(depth: int, width: int) -> dict[str, Any]:
+    """``depth`` nested groups, each with ``width`` members of its own (g0 at the top)."""
+    return {
+        f"g{i}": {
+            "groups": [f"g{i + 1}"] if i + 1 < depth else [],
+            "members": [f"u{i}-{j}" for j in range(width)],
+        }
+        for i in range(depth)
+    }
+
+
+def test_deep_chain_shares_ancestor_sets_instead_of_copying_them() -> None:
+    # 1,000 levels x 20 members: once 0.5 GB of copied sets; a member in one group holds
+    # that group's own set, so the closure is the groups' sets plus one reference each.
+    [node] = load_documents(json.dumps({"groups": _chain(1000, 20)}))
+    groups, problems = read_groups(node.value["groups"], "g.data.json")
+    index, problems = resolve_groups(groups)
+    assert not problems
+    assert index.members["u999-0"] is index.above["g999"]
+    assert index.members["u999-0"] == frozenset(f"g{i}" for i in range(1000))
+    assert len({id(s) for s in index.members.values()}) == 1000
+
+
+def test_member_in_several_groups_gets_the_union() -> None:
+    data = "groups:\n  a: {members: [u], groups: [b]}\n  b: {}\n  c: {members: [u, v]}\n"
+    [node] = load_documents(data)
+    index, _ = resolve_groups(read_groups(node.value["groups"], "g.data.yaml")[0])
+    assert index.members == {"u": frozenset({"a", "c"}), "v": frozenset({"c"})}
+    assert index.above["b"] == frozenset({"a", "b"})
+
+
+def test_hierarchy_too_large_to_flatten_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The bound counts what would be stored (a chain of n levels stores n(n+1)/2 names,
+    # plus one reference per member), so a data file cannot make the load exhaust memory;
+    # refused at the first group.
+    monkeypatch.setattr(groups_module, "MAX_CLOSURE", 5_050 + 10_000)
+    policy = SIMPLE.replace('"support-leads")', '"g0")')
+    pdp = _pdp(CompiledBackend, json.dumps({"groups": _chain(100, 100)}), policy, "o.data.json")
+    assert pdp.evaluate(_request("u99-0")).effect.value == "allow"
+    with pytest.raises(PolicyError) as caught:
+        _pdp(CompiledBackend, json.dumps({"groups": _chain(101, 100)}), policy, "o.data.json")
+    [problem] = caught.value.diagnostics
+    assert (problem.file, problem.line, problem.column) == ("o.data.json", 1, 2)
+    assert problem.message == (
+        "the group hierarchy is too large to flatten: more than 15,050 (name, group) pairs; "
+        "nest groups fewer levels deep, or put fewer members in several groups each"
+    )
+    both = {"a": {"members": [f"u{i}" for i in range(6_000)]}, "b": {"groups": ["a"]}}
+    both["c"] = {"members": both["a"]["members"]}  # in two groups: 3 names each, a union
+    assert "too large to flatten" in _messages_json(both, policy.replace('"g0"', '"a"'))[0]
 
 
 def _messages_json(groups: dict[str, Any], policy: str) -> list[str]:
