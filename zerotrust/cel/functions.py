@@ -239,7 +239,7 @@ def in_group(
     per name; a group not declared holds nobody."""
     wanted = _text(group, "group")
     if isinstance(who, str):
-        return wanted in members.get(who, ())
+        return wanted in members.get(_text(who, "member id"), ())
     if not isinstance(who, list | tuple):
         raise ValueError(
             f"the first argument must be a member id (a string) or a list of group names, "
