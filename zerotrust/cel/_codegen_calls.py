@@ -139,6 +139,9 @@ class _CallGenerator(_Emitter):
                 raise _fail(token, f"{qualified}() takes {arity} argument(s), got {len(args)}")
             srcs = ", ".join(self.expr(a).src for a in args)
             return _Code(f"{self.const(fn)}({srcs})", None)
+        if name in self.extras or name in SET_FUNCTIONS:
+            call = ", ".join(_spelling(n) or "..." for n in (target_node, *args))
+            raise _fail(token, f"{name}() is a function, not a method: write {name}({call})")
         target = self.expr(target_node)
         return self._call(token, name, [target, *(self.expr(a) for a in args)], method=True)
 
@@ -166,15 +169,28 @@ class _CallGenerator(_Emitter):
         for check, node in zip(self.checks.get(name, ()), arg_nodes, strict=False):
             if check is None:
                 continue
-            text = self._string_literal(node)
-            value = text if text is not None else self._constant_list(node)
-            if value is None:
+            found, value = self._literal_arg(node)
+            if not found:
                 continue
             try:
                 check(value)
             except ValueError as exc:
                 line, column = _where(token)
                 raise CelLiteralError(f"{name}(): {exc}", line, column) from None
+
+    def _literal_arg(self, node: lark.Tree[Any]) -> tuple[bool, Any]:
+        """Whether an argument is written as a literal, and its value for a check: a
+        scalar as itself, a list of scalars as the list, any other list as an empty one and
+        a map as an empty map (their type is what a check can judge)."""
+        inner = unwrap(node)
+        if inner.data == "literal" and isinstance(inner.children[0], lark.Token):
+            return True, self._literal_value(inner.children[0])
+        if inner.data == "map_lit":
+            return True, {}
+        if inner.data == "list_lit":
+            values = self._constant_list(node)
+            return True, [] if values is None else values
+        return False, None
 
     n_dot_ident_arg = n_ident_arg
 
@@ -423,3 +439,13 @@ def _is_display(src: str) -> bool:
     except SyntaxError:
         return False
     return isinstance(body, ast.Constant | ast.List | ast.Tuple | ast.Dict | ast.Set)
+
+
+def _spelling(node: lark.Tree[Any]) -> str | None:
+    """How a simple argument is written (``subject.id``, ``"support"``), else None."""
+    inner = unwrap(node)
+    if inner.data == "member_dot":
+        target = _spelling(inner.children[0])
+        return None if target is None else f"{target}.{inner.children[1]}"
+    token = inner.children[0] if inner.data in ("ident", "literal") else None
+    return str(token) if isinstance(token, lark.Token) else None

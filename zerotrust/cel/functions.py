@@ -225,18 +225,28 @@ LITERAL_CHECKS: Mapping[str, tuple[Callable[[Any], Any] | None, ...]] = MappingP
 )
 
 
-def in_group(closure: Mapping[str, frozenset[str]], who: Any, group: Any) -> bool:
-    """``in_group(subject.id, "support-leads")``: whether ``who`` (a member id or group
-    name, or a list of them) is in ``group``, given ``closure``: each member id and group
-    name -> every group it is in, transitively (a group is in itself). One lookup per
-    name; a group not in the closure holds nobody."""
+def in_group(
+    members: Mapping[str, frozenset[str]],
+    above: Mapping[str, frozenset[str]],
+    who: Any,
+    group: Any,
+) -> bool:
+    """``in_group(subject.id, "support-leads")``: whether ``who`` is in ``group``. A string
+    is a member id, looked up in ``members`` (member id -> every group it is in, through
+    subgroups too); a list holds group names, each looked up in ``above`` (group name ->
+    itself and every group above it). The two are never mixed: a member id equal to a
+    group name is not that group, and a listed group name is not a member id. One lookup
+    per name; a group not declared holds nobody."""
     wanted = _text(group, "group")
     if isinstance(who, str):
-        return wanted in closure.get(_text(who, "member"), ())
+        return wanted in members.get(_text(who, "member id"), ())
     if not isinstance(who, list | tuple):
-        raise ValueError(f"member must be a string or a list of strings, not {type(who).__name__}")
-    names = [_text(name, "each listed name") for name in who]  # every one, even after a match
-    return any(wanted in closure.get(name, ()) for name in names)
+        raise ValueError(
+            f"the first argument must be a member id (a string) or a list of group names, "
+            f"not {type(who).__name__}"
+        )
+    names = [_text(name, "each listed group name") for name in who]  # all, even after a match
+    return any(wanted in above.get(name, ()) for name in names)
 
 
 @attrs.frozen

@@ -1,8 +1,11 @@
 """Group hierarchies: groups of members and of other groups, declared in a data file.
 
-Conditions test membership with ``in_group(x, "group")``. The transitive closure (each
-member id and group name -> every group it is in) is computed once, at load, so a test
-is one dictionary lookup per name however deep the hierarchy. ``data.groups`` keeps the
+Conditions test membership with ``in_group(x, "group")``. Two closures are computed once,
+at load, so a test is one dictionary lookup per name however deep the hierarchy: each
+group name -> itself and every group above it, and each member id -> every group it is
+in. They are kept apart: a member id that happens to equal a group name gets that
+group's membership through neither. Ancestor sets are shared, not copied, and their total
+size is bounded, so a data file cannot make the load exhaust memory. ``data.groups`` keeps the
 declaration as written (plain data, like every other data key); ``in_group`` is what
 follows the hierarchy.
 """
@@ -25,6 +28,7 @@ from zerotrust.policy.located import LNode
 
 __all__ = [
     "DATA_KEY",
+    "MAX_CLOSURE",
     "Group",
     "GroupIndex",
     "located",
@@ -36,6 +40,9 @@ __all__ = [
 DATA_KEY = "groups"
 _FIELDS = ("members", "groups")
 _Add = Callable[[LNode, str], None]
+#: The most (name, group) pairs the flattened hierarchy may hold: far above any real
+#: organisation, far below what would exhaust memory.
+MAX_CLOSURE = 2_000_000
 
 
 @attrs.frozen
@@ -52,24 +59,40 @@ class Group:
 
 @attrs.frozen
 class GroupIndex:
-    """The declared groups, flattened: each member id and group name -> the groups it is
-    in (a group is in itself and in every group above it)."""
+    """The declared groups, flattened: each member id -> the groups it is in (``members``),
+    and each group name -> itself and every group above it (``above``)."""
 
-    closure: Mapping[str, frozenset[str]]
+    members: Mapping[str, frozenset[str]]
+    above: Mapping[str, frozenset[str]]
     names: frozenset[str]
     #: False when the declaration could not be read at all (its names are unknown).
     readable: bool = True
 
     def check(self, group: Any) -> None:
-        """``ValueError`` for a group name written in a condition that is not declared."""
+        """``ValueError`` for a group written in a condition that is no string, or a name
+        that is not declared."""
+        if not isinstance(group, str):
+            shown = describe(group, mapping="a map", sequence="a list")
+            shown = "bytes" if isinstance(group, bytes) else shown
+            hint = (
+                ': a list of group names goes first, in_group(subject.properties.groups, "support")'
+                if isinstance(group, list)
+                else ', like in_group(subject.id, "support")'
+            )
+            raise ValueError(
+                f"the second argument must be a group name (a string), not {shown}{hint}"
+            )
         if self.readable and group not in self.names:
             hint = did_you_mean(group, self.names) or " (it is not declared)"
             raise ValueError(f"unknown group {group!r}{hint}")
 
     def functions(self) -> Mapping[str, SetFunction]:
         """The CEL functions these groups give a condition: ``in_group(x, "group")``."""
-        fn = functools.partial(in_group, self.closure)
+        fn = functools.partial(in_group, self.members, self.above)
         return MappingProxyType({"in_group": SetFunction(fn, 2, (None, self.check))})
+
+
+_EMPTY: Mapping[str, frozenset[str]] = MappingProxyType({})
 
 
 def _kind(value: Any) -> str:
@@ -150,7 +173,7 @@ def resolve_groups(groups: Iterable[Group] | None) -> tuple[GroupIndex, list[Dia
     the declared names only, so conditions are still checked against them; None (an
     unreadable declaration or data file, already reported) checks nothing."""
     if groups is None:
-        return GroupIndex(MappingProxyType({}), frozenset(), readable=False), []
+        return GroupIndex(_EMPTY, _EMPTY, frozenset(), readable=False), []
     declared = {group.name: group for group in groups}
     names = frozenset(declared)
     problems: list[Diagnostic] = []
@@ -167,22 +190,37 @@ def resolve_groups(groups: Iterable[Group] | None) -> tuple[GroupIndex, list[Dia
     for cycle, member, owner in cycles(edges):
         message = f"group cycle: {' -> '.join(cycle)}"
         problems.append(Diagnostic(owner.file, member.line, member.column, message))
-    if problems:
-        return GroupIndex(MappingProxyType({}), names), problems
-    return GroupIndex(_closure(declared), names), []
+    if not problems:
+        members, above, size = _closure(declared)
+        if size <= MAX_CLOSURE:  # else the first group's position carries the refusal
+            return GroupIndex(members, above, names), []
+        first = next(iter(declared.values()))
+        message = (
+            f"the group hierarchy is too large to flatten: more than {MAX_CLOSURE:,} "
+            "(name, group) pairs; nest groups fewer levels deep, or put fewer members in "
+            "several groups each"
+        )
+        problems.append(Diagnostic(first.file, first.line, first.column, message))
+    return GroupIndex(_EMPTY, _EMPTY, names), problems
 
 
-def _closure(declared: Mapping[str, Group]) -> Mapping[str, frozenset[str]]:
-    """Each group's ancestors (itself included), parents first; then each member's, the
-    union over the groups that list it. Iterative: a long chain cannot exhaust the stack."""
+def _closure(
+    declared: Mapping[str, Group],
+) -> tuple[Mapping[str, frozenset[str]], Mapping[str, frozenset[str]], int]:
+    """Each group's ancestors (itself included), each computed once, parents first; then
+    each member's, the union over the groups that list it (the group's own set, shared,
+    when it is in one). Iterative: a long chain cannot exhaust the stack. Also the total
+    size (the entries actually stored), counted before any member set is built, so an
+    oversized hierarchy is refused without building it."""
     parents: dict[str, list[str]] = {name: [] for name in declared}
     for group in declared.values():
         for sub in group.subgroups:
             parents[sub.name].append(group.name)
     above: dict[str, frozenset[str]] = {}
+    size = 0
     for root in declared:
         stack = [root]
-        while stack:
+        while stack and size <= MAX_CLOSURE:
             name = stack[-1]
             if name in above:
                 stack.pop()
@@ -193,11 +231,23 @@ def _closure(declared: Mapping[str, Group]) -> Mapping[str, frozenset[str]]:
                 continue
             stack.pop()
             above[name] = frozenset({name}).union(*(above[p] for p in parents[name]))
-    closure: dict[str, frozenset[str]] = dict(above)
+            size += len(above[name])
+    owners: dict[str, list[str]] = {}
     for group in declared.values():
         for member in group.members:
-            closure[member.name] = closure.get(member.name, frozenset()) | above[group.name]
-    return MappingProxyType(closure)
+            owners.setdefault(member.name, []).append(group.name)
+    for groups in owners.values():
+        # One group: its set is shared (one reference); several: a union is built.
+        size += 1 if len(groups) == 1 else sum(len(above.get(g, ())) for g in groups)
+    if size > MAX_CLOSURE:
+        return _EMPTY, _EMPTY, size
+    members = {
+        who: above[groups[0]]
+        if len(groups) == 1
+        else frozenset().union(*(above[g] for g in groups))
+        for who, groups in owners.items()
+    }
+    return MappingProxyType(members), MappingProxyType(above), size
 
 
 def located(value: Any, line: int, column: int, depth: int = 3) -> LNode:
