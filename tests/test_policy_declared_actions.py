@@ -202,3 +202,19 @@ def test_a_group_named_as_a_declared_action_is_refused() -> None:
         "action group 'viewing' has the name of a declared action: a target naming it "
         "could mean either, so rename the group or the action"
     )
+
+
+def test_a_condition_comparing_with_an_undeclared_action_is_refused() -> None:
+    """``action.name == "raed"`` never holds: with the actions declared, the type
+    checker refuses it at its position with the closest action."""
+    texts = {
+        "documents.yaml": "policy: documents\nrules:\n  - id: readers\n    effect: allow\n"
+        "    when: action.name == 'raed' || action.name in ['list']\n",
+        "actions.schema.yaml": ACTIONS,
+    }
+    with pytest.raises(PolicyError) as caught:
+        PolicyDecisionPoint.from_texts(texts)
+    [problem] = caught.value.diagnostics
+    assert (problem.line, problem.column) == (5, 26)
+    assert "'raed' is not one of the values the schema allows" in problem.message
+    assert problem.message.endswith("did you mean 'read'?")

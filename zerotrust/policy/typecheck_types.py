@@ -224,7 +224,7 @@ def request_types(
         ),
         "action": ObjT(
             "the request's action",
-            (("name", _STRING, True), ("properties", action_props, True)),
+            (("name", Prim("string", schemas.actions), True), ("properties", action_props, True)),
             None,
         ),
         "device": DYN
