@@ -486,7 +486,7 @@ def test_a_wildcard_parent_role_is_refused_saying_what_to_write(parents: str, co
     assert "leave parent_roles out for any subject, or list the roles" in found[0][3]
 
 
-_CONTROL = st.sampled_from([*range(0, 9), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_CONTROL = st.sampled_from([*range(9), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 
 
 @settings(max_examples=40, deadline=None)
@@ -494,10 +494,10 @@ _CONTROL = st.sampled_from([*range(0, 9), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
     _CONTROL,
     st.sampled_from(
         [
-            "derived_roles:\n  r:\n    parent_roles: [\"admin{}\"]\n",
-            "derived_roles:\n  r:\n    parent_roles: [user, \"{}admin\"]\n",
-            "derived_roles:\n  r:\n    when: \"true{}\"\n",
-            "variables:\n  v: \"true{}\"\n",
+            'derived_roles:\n  r:\n    parent_roles: ["admin{}"]\n',
+            'derived_roles:\n  r:\n    parent_roles: [user, "{}admin"]\n',
+            'derived_roles:\n  r:\n    when: "true{}"\n',
+            'variables:\n  v: "true{}"\n',
             'description: "about{}"\nvariables:\n  v: "true"\n',
         ]
     ),

@@ -399,7 +399,7 @@ def _locate(
     variable in ``broken`` (its error is reported at the variable)."""
     inlined = source.inlined
     piece = None if inlined is None else inlined.origin(offset)
-    if piece is None:
+    if inlined is None or piece is None:
         return (*_file_position(source, *offset_position(source.text, offset)), "")
     if piece.variable == own and piece.verbatim:
         at = piece.offset + offset - piece.start
