@@ -476,6 +476,18 @@ def test_every_problem_of_a_library_is_reported_at_once() -> None:
     assert "unknown variable 'w'" in found[0][3]
 
 
+@pytest.mark.parametrize("name", ["Bad Name", "[a]"])
+def test_a_bad_library_name_does_not_hide_the_librarys_other_problems(name: str) -> None:
+    library = f"library: {name}\nvariables:\n  b: 3\nderived_roles:\n  r: {{parent_roles: ['*']}}\n"
+    found = _where(_problems({"lib.yaml": library, "p.yaml": PLAIN}))
+    assert [f[:3] for f in found] == [
+        ("lib.yaml", 1, 10),
+        ("lib.yaml", 3, 6),
+        ("lib.yaml", 5, 22),
+    ], found
+    assert "library name" in found[0][3] and "'*' is not a wildcard" in found[2][3]
+
+
 @pytest.mark.parametrize(("parents", "column"), [("['*']", 20), ("[user, '*']", 26)])
 def test_a_wildcard_parent_role_is_refused_saying_what_to_write(parents: str, column: int) -> None:
     library = f"library: x\nderived_roles:\n  r:\n    parent_roles: {parents}\n"

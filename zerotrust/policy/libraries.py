@@ -257,8 +257,8 @@ def read_library(doc: LNode, file: str) -> tuple[LibrarySpec | None, list[Diagno
     name_node = fields[DOCUMENT_KEY]
     name = name_node.value
     if not isinstance(name, str) or not LIBRARY_NAME.match(name):
+        # (the rest is still read: every problem of the library at once)
         add(name_node, f"library name {name!r} must match [a-z0-9][a-z0-9._-]*")
-        return None, problems
     description = fields.get("description")
     if description is not None and not isinstance(description.value, str | None):
         add(description, f"description must be a string, not {_kind(description.value)}")
@@ -268,6 +268,8 @@ def read_library(doc: LNode, file: str) -> tuple[LibrarySpec | None, list[Diagno
     roles = _roles(fields.get(ROLES), file, add)
     if not found and not roles and not problems:
         add(doc, f"library {name!r} declares nothing: give it variables or {ROLES}")
+    if not isinstance(name, str):
+        return None, problems
     spec = LibrarySpec(
         name,
         tuple(found.values()),
