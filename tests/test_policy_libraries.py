@@ -723,6 +723,21 @@ def test_validate_and_eval_explain(tmp_path: Path, capsys: pytest.CaptureFixture
     assert {"path": "variables.small_own", "value": True} in shown
 
 
+def test_validate_reports_every_problem_of_a_library(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write(tmp_path)
+    broken = LIBRARY.replace("parent_roles: [user, admin]", "parent_roles: ['*']")
+    broken = broken.replace("when: variables.is_owner\n", "when: subject.id + 'x'\n", 1)
+    (tmp_path / "lib.yaml").write_text(broken, encoding="utf-8")
+    assert main(["validate", str(tmp_path)]) == 1
+    out = capsys.readouterr()
+    printed = out.out + out.err
+    assert "lib.yaml:8:20: derived role 'owner': parent_roles lists role names" in printed
+    assert "lib.yaml:9:11: CEL: condition is an addition, never a boolean" in printed
+    assert "2 problems found" in printed
+
+
 def test_validate_reports_library_problems_through_the_console_script(tmp_path: Path) -> None:
     _write(tmp_path)
     (tmp_path / "p.yaml").write_text(POLICY.replace("[ownership]", "[ownrship]"), encoding="utf-8")
