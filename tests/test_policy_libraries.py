@@ -443,37 +443,49 @@ def test_a_derived_roles_when_that_is_not_a_boolean_is_refused_used_or_not(
     assert f"CEL: condition is {message} (in derived role 'sized' of library 'x')" in found[0][3]
 
 
-def test_every_problem_of_a_library_is_reported_at_once() -> None:
+_MANY_PROBLEMS = (
+    "library: x\n"
+    "variables:\n"
+    "  a: variables.w\n"  # unknown
+    "  b: 3\n"  # not a string: refused, and its readers are not told b is unknown
+    "  c: variables.b\n"
+    "derived_roles:\n"
+    "  r:\n"
+    "    parent_roles: []\n"  # structural
+    "    when: resource.properties.size +\n"  # CEL, in the role refused above
+)
+
+
+@pytest.mark.parametrize(
+    ("library", "expected"),
+    [
+        (
+            _MANY_PROBLEMS,
+            [
+                (4, 6, "variable 'b' must be a CEL expression string"),
+                (8, 19, "parent_roles must be a list of role names, not an empty list"),
+                (9, 37, "CEL: syntax error"),
+            ],
+        ),
+        (
+            _MANY_PROBLEMS.replace("  b: 3\n", "").replace("variables.b", "'true'"),
+            [
+                (3, 6, "unknown variable 'w'"),
+                (7, 19, "parent_roles must be a list of role names, not an empty list"),
+                (8, 37, "(in derived role 'r' of library 'x')"),
+            ],
+        ),
+    ],
+)
+def test_every_problem_of_a_library_is_reported_at_once(
+    library: str, expected: list[tuple[int, int, str]]
+) -> None:
     """A structural error does not hide the CEL errors of the same library, nor give
     a bogus unknown name for a variable it refused."""
-    library = (
-        "library: x\n"
-        "variables:\n"
-        "  a: variables.w\n"  # unknown
-        "  b: 3\n"  # not a string: refused, and its readers are not told b is unknown
-        "  c: variables.b\n"
-        "derived_roles:\n"
-        "  r:\n"
-        "    parent_roles: []\n"  # structural
-        "    when: resource.properties.size +\n"  # CEL, in the role refused above
-    )
     found = _where(_problems({"lib.yaml": library, "p.yaml": PLAIN}))
-    assert [f[:3] for f in found] == [
-        ("lib.yaml", 4, 6),
-        ("lib.yaml", 8, 19),
-        ("lib.yaml", 9, 37),
-    ], found
-    assert "variable 'b' must be a CEL expression string" in found[0][3]
-    assert "parent_roles must be a list of role names, not an empty list" in found[1][3]
-    assert "CEL: syntax error" in found[2][3] and "derived role 'r'" in found[2][3]
-    without_b = library.replace("  b: 3\n", "").replace("variables.b", "'true'")
-    found = _where(_problems({"lib.yaml": without_b, "p.yaml": PLAIN}))
-    assert [f[:3] for f in found] == [
-        ("lib.yaml", 3, 6),
-        ("lib.yaml", 7, 19),
-        ("lib.yaml", 8, 37),
-    ], found
-    assert "unknown variable 'w'" in found[0][3]
+    assert [f[:3] for f in found] == [("lib.yaml", *e[:2]) for e in expected], found
+    for got, want in zip(found, expected, strict=True):
+        assert want[2] in got[3], found
 
 
 @pytest.mark.parametrize("name", ["Bad Name", "[a]"])
