@@ -220,7 +220,7 @@ def test_missing_variable_is_an_error_only_when_read() -> None:
         ("subject.a == Foo{x: 1}", 14),
         ("subject.a.unknownMethod()", 11),
         ("size(subject.a, 2) == 1", 1),
-        ("has(subject) && true", 1),
+        ("has(subject) && true", 5),  # at the argument that is no field selection
         ("subject.a.all(x) && true", 11),
         ("[1].map(x, x, x, x) == []", 5),
         ("subject.name.matches('(') && true", 14),

@@ -412,6 +412,169 @@ def test_imports_must_be_a_list_of_names() -> None:
     assert "imports must be a list of library names, not a string" in found[0][3]
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from(
+        [
+            ("resource.properties.size + 1", "an addition, never a boolean"),
+            ("\"'yes'\"", "the constant 'yes', not a boolean"),
+            ("'1.5'", "the constant 1.5, not a boolean"),
+            ("variables.size", "an addition, never a boolean"),
+        ]
+    ),
+    st.sampled_from(["", "    parent_roles: [user]\n"]),
+    st.booleans(),
+)
+def test_a_derived_roles_when_that_is_not_a_boolean_is_refused_used_or_not(
+    when: tuple[str, str], parents: str, used: bool
+) -> None:
+    """As a rule's condition is: a role holding it would error on every request."""
+    text, message = when
+    library = (
+        "library: x\nvariables:\n  size: resource.properties.size + 1\n"
+        f"derived_roles:\n  sized:\n{parents}    when: {text}\n"
+    )
+    policy = "policy: p\nimports: [x]\nrules:\n  - id: r\n    effect: allow\n"
+    policy += "    when: derived_roles.sized\n"
+    found = _where(_problems({"lib.yaml": library, "p.yaml": policy if used else PLAIN}))
+    line = 7 if parents else 6
+    assert len(found) == 1, found
+    assert found[0][:3] == ("lib.yaml", line, 11 + (text[0] in "'\""))
+    assert f"CEL: condition is {message} (in derived role 'sized' of library 'x')" in found[0][3]
+
+
+_MANY_PROBLEMS = (
+    "library: x\n"
+    "variables:\n"
+    "  a: variables.w\n"  # unknown
+    "  b: 3\n"  # not a string: refused, and its readers are not told b is unknown
+    "  c: variables.b\n"
+    "derived_roles:\n"
+    "  r:\n"
+    "    parent_roles: []\n"  # structural
+    "    when: resource.properties.size +\n"  # CEL, in the role refused above
+)
+
+
+@pytest.mark.parametrize(
+    ("library", "expected"),
+    [
+        (
+            _MANY_PROBLEMS,
+            [
+                (4, 6, "variable 'b' must be a CEL expression string"),
+                (8, 19, "parent_roles must be a list of role names, not an empty list"),
+                (9, 37, "CEL: syntax error"),
+            ],
+        ),
+        (
+            _MANY_PROBLEMS.replace("  b: 3\n", "").replace("variables.b", "'true'"),
+            [
+                (3, 6, "unknown variable 'w'"),
+                (7, 19, "parent_roles must be a list of role names, not an empty list"),
+                (8, 37, "(in derived role 'r' of library 'x')"),
+            ],
+        ),
+    ],
+)
+def test_every_problem_of_a_library_is_reported_at_once(
+    library: str, expected: list[tuple[int, int, str]]
+) -> None:
+    """A structural error does not hide the CEL errors of the same library, nor give
+    a bogus unknown name for a variable it refused."""
+    found = _where(_problems({"lib.yaml": library, "p.yaml": PLAIN}))
+    assert [f[:3] for f in found] == [("lib.yaml", *e[:2]) for e in expected], found
+    for got, want in zip(found, expected, strict=True):
+        assert want[2] in got[3], found
+
+
+@pytest.mark.parametrize("name", ["Bad Name", "[a]"])
+def test_a_bad_library_name_does_not_hide_the_librarys_other_problems(name: str) -> None:
+    library = f"library: {name}\nvariables:\n  b: 3\nderived_roles:\n  r: {{parent_roles: ['*']}}\n"
+    found = _where(_problems({"lib.yaml": library, "p.yaml": PLAIN}))
+    assert [f[:3] for f in found] == [
+        ("lib.yaml", 1, 10),
+        ("lib.yaml", 3, 6),
+        ("lib.yaml", 5, 22),
+    ], found
+    assert "library name" in found[0][3] and "'*' is not a wildcard" in found[2][3]
+
+
+@pytest.mark.parametrize(("parents", "column"), [("['*']", 20), ("[user, '*']", 26)])
+def test_a_wildcard_parent_role_is_refused_saying_what_to_write(parents: str, column: int) -> None:
+    library = f"library: x\nderived_roles:\n  r:\n    parent_roles: {parents}\n"
+    found = _where(_problems({"lib.yaml": library, "p.yaml": PLAIN}))
+    assert len(found) == 1, found
+    assert found[0][:3] == ("lib.yaml", 4, column)
+    assert "'*' is not a wildcard" in found[0][3]
+    assert "leave parent_roles out for any subject, or list the roles" in found[0][3]
+
+
+_CONTROL = st.sampled_from([*range(9), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    _CONTROL,
+    st.sampled_from(
+        [
+            'derived_roles:\n  r:\n    parent_roles: ["admin{}"]\n',
+            'derived_roles:\n  r:\n    parent_roles: [user, "{}admin"]\n',
+            'derived_roles:\n  r:\n    when: "true{}"\n',
+            'variables:\n  v: "true{}"\n',
+            'description: "about{}"\nvariables:\n  v: "true"\n',
+        ]
+    ),
+)
+def test_a_control_character_in_a_library_is_one_error(code: int, body: str) -> None:
+    library = "library: x\n" + body.replace("{}", f"\\u{code:04x}")
+    found = _where(_problems({"lib.yaml": library, "p.yaml": PLAIN}))
+    assert len(found) == 1, found
+    assert f"U+{code:04X} is a control character" in found[0][3]
+
+
+def test_an_error_reached_through_a_derived_role_names_the_role() -> None:
+    library = (
+        "library: x\nvariables:\n  risky: risk.score > 1\n  m: subject.id == 'a' || true\n"
+        "derived_roles:\n  sized:\n    when: variables.risky\n  either:\n    when: variables.m\n"
+    )
+    policy = (
+        "policy: p\nimports: [x]\nsignals:\n  - name: s\n    score: 5\n"
+        "    when: derived_roles.sized\nrules:\n  - id: r\n    effect: allow\n"
+        "    when: has(derived_roles.either)\n"
+    )
+    found = _where(_problems({"lib.yaml": library, "p.yaml": policy}))
+    assert [f[:3] for f in found] == [("p.yaml", 6, 11), ("p.yaml", 10, 15)], found
+    assert found[0][3].endswith(
+        "(in variable 'risky' of library 'x', which derived role 'sized' of library 'x' "
+        "reads, inlined here)"
+    )
+    assert found[1][3].endswith("(in derived role 'either' of library 'x', inlined here)")
+
+
+@pytest.mark.parametrize(
+    ("read", "message"),
+    [
+        (
+            "w",
+            "unknown variable 'w': library 'b' reads only its own variables, and 'w' is in "
+            "library 'a' (declare it here too, or read both in the policy that imports them)",
+        ),
+        ("vv", "unknown variable 'vv': did you mean 'v'? (library 'b' reads only its own"),
+    ],
+)
+def test_a_library_reads_only_its_own_variables(read: str, message: str) -> None:
+    texts = {
+        "a.yaml": "library: a\nvariables:\n  w: 'true'\n",
+        "b.yaml": f"library: b\nvariables:\n  v: 'true'\n  u: variables.{read}\n",
+        "p.yaml": PLAIN,
+    }
+    found = _where(_problems(texts))
+    assert len(found) == 1, found
+    assert found[0][:3] == ("b.yaml", 4, 6)
+    assert message in found[0][3]
+
+
 # --- property: importing is pasting -------------------------------------------------------
 
 PARENTS = ["user", "admin"]
@@ -570,6 +733,21 @@ def test_validate_and_eval_explain(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["eval", str(tmp_path), str(request), "--explain"]) == 0
     shown = json.loads(capsys.readouterr().out)["explain"][0]["variables"]
     assert {"path": "variables.small_own", "value": True} in shown
+
+
+def test_validate_reports_every_problem_of_a_library(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write(tmp_path)
+    broken = LIBRARY.replace("parent_roles: [user, admin]", "parent_roles: ['*']")
+    broken = broken.replace("when: variables.is_owner\n", "when: subject.id + 'x'\n", 1)
+    (tmp_path / "lib.yaml").write_text(broken, encoding="utf-8")
+    assert main(["validate", str(tmp_path)]) == 1
+    out = capsys.readouterr()
+    printed = out.out + out.err
+    assert "lib.yaml:8:20: derived role 'owner': parent_roles lists role names" in printed
+    assert "lib.yaml:9:11: CEL: condition is an addition, never a boolean" in printed
+    assert "2 problems found" in printed
 
 
 def test_validate_reports_library_problems_through_the_console_script(tmp_path: Path) -> None:

@@ -156,11 +156,24 @@ def test_the_text_variables_inside_a_string_or_after_a_dot_is_no_reference() -> 
     assert decision.allowed and decision.errors == ()
 
 
-def test_a_macro_variable_named_variables_is_the_macro_variable() -> None:
-    text = _policy("  v: 'true'\n", "subject.properties.tags.exists(variables, variables == 'x')")
-    pdp = PolicyDecisionPoint.from_texts({"p.yaml": text})
-    assert pdp.evaluate(_request(tags=["x"])).allowed
-    assert not pdp.evaluate(_request(tags=["y"])).allowed
+@settings(max_examples=30, deadline=None)
+@given(
+    st.sampled_from(["all", "exists", "exists_one", "map", "filter"]),
+    st.sampled_from(["variables", "derived_roles"]),
+    st.sampled_from(["x == 1", "x.m == 1", "true"]),
+    st.booleans(),
+)
+def test_a_macro_loop_variable_named_variables_or_derived_roles_is_refused(
+    macro: str, name: str, body: str, declared: bool
+) -> None:
+    """Such a loop variable would shadow what conditions read variables and derived
+    roles through: refused at the loop variable, whether the body reads it or not."""
+    condition = f"[{{'m': 1}}].{macro}({name}, {body.replace('x', name)})"
+    when = condition if macro in ("all", "exists", "exists_one") else f"size({condition}) > 0"
+    found = _only(_policy("  m: 'true'\n" if declared else "  v: 'true'\n", f'"{when}"'))
+    assert (found.line, found.column) == (7, 12 + when.index(f"({name},") + 1)
+    assert f"a macro's loop variable cannot be named {name}" in found.message
+    assert "rename the loop variable" in found.message
 
 
 def test_a_variable_inside_a_macro_reads_the_request_not_the_loop_variable() -> None:
@@ -312,6 +325,37 @@ def test_a_signal_reading_risk_through_a_variable_is_refused_at_the_reference() 
     assert (found.line, found.column, found.rule) == (11, 11, "s")
     assert "a signal cannot read risk" in found.message
     assert "(in variable 'risky', inlined here)" in found.message
+
+
+@pytest.mark.parametrize(
+    ("variables", "when", "column", "note"),
+    [
+        (
+            "  m: subject.id == 'a' || subject.id == 'b'\n",
+            "has(variables.m)",
+            15,
+            "(in variable 'm', inlined here)",
+        ),
+        (
+            "  m: subject.id == 'a' || subject.id == 'b'\n  n: variables.m\n",
+            "has(variables.n)",
+            15,
+            "(in variable 'n', inlined here)",
+        ),
+        (
+            "  m: subject.properties.level + 1\n  n: variables.m\n",
+            "variables.n",
+            11,
+            "(in variable 'm', which variable 'n' reads, inlined here)",
+        ),
+    ],
+)
+def test_an_error_reached_through_a_variable_names_the_variable_read_there(
+    variables: str, when: str, column: int, note: str
+) -> None:
+    found = _only(_policy(variables, when))
+    assert (found.line, found.column) == (len(variables.splitlines()) + 6, column)
+    assert found.message.endswith(note), found.message
 
 
 def test_an_inlined_text_longer_than_a_condition_may_be_is_refused() -> None:

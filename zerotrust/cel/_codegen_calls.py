@@ -251,7 +251,8 @@ class _CallGenerator(_Emitter):
     def _has(self, node: lark.Tree[Any], arg_nodes: list[lark.Tree[Any]]) -> _Code:
         inner = unwrap(arg_nodes[0]) if len(arg_nodes) == 1 else None
         if inner is None or inner.data != "member_dot":
-            raise _fail(node, "has() takes a field selection, like has(resource.owner)")
+            at = arg_nodes[0] if arg_nodes else node  # (at what is not a field selection)
+            raise _fail(at, "has() takes a field selection, like has(resource.owner)")
         target_node, token = inner.children
         target = self.expr(target_node)
         return _Code(f"_has({target.src}, {self._field(token)})", "bool")

@@ -59,11 +59,7 @@ def variable_references(
         if not isinstance(node, lark.Tree):
             continue
         data = node.data
-        if (
-            data == "member_dot"
-            and _ident(node.children[0]) == namespace
-            and (namespace not in bound)
-        ):
+        if data == "member_dot" and _ident(node.children[0]) == namespace:
             meta = node.meta
             found.append(
                 VariableReference(
@@ -76,17 +72,21 @@ def variable_references(
                 )
             )
             continue
-        if (
-            data in ("ident", "dot_ident")
-            and str(node.children[0]) == namespace
-            and (data == "dot_ident" or namespace not in bound)
-        ):
+        if data in ("ident", "dot_ident") and str(node.children[0]) == namespace:
             line, column = _where(node.children[0])
             raise CelCompileError(f"read {what} as {namespace}.<name>", line, column)
         if data == "member_dot_arg" and str(node.children[1]) in _MACROS:
             args = node.children[2] if len(node.children) > 2 else None
             exprs = args.children if isinstance(args, lark.Tree) else []
             var = _ident(exprs[0]) if exprs else None
+            if var == namespace:
+                line, column = _where(exprs[0])
+                raise CelCompileError(
+                    f"a macro's loop variable cannot be named {namespace}: conditions read "
+                    f"{what} as {namespace}.<name>, so rename the loop variable",
+                    line,
+                    column,
+                )
             stack.append((node.children[0], bound))
             inner = bound | {var} if var is not None else bound
             stack.extend((e, inner) for e in exprs[1:])

@@ -26,7 +26,7 @@ from zerotrust.policy.model import CelSource, PolicySpec, VariableSpec
 from zerotrust.policy.positions import file_position as _file_position
 from zerotrust.policy.positions import offset_position, text_offset
 from zerotrust.policy.validate import Condition as FoundCondition
-from zerotrust.policy.variables import described
+from zerotrust.policy.variables import ROLES, described
 
 __all__ = [
     "CompiledPolicy",
@@ -354,10 +354,12 @@ def check_variables(
     """Report each variable's own CEL errors at its definition; the names with errors.
 
     A variable that fails because one it reads fails is not reported again. Also checks a
-    library's variables and derived roles (``policy`` None)."""
+    library's variables and derived roles (``policy`` None): a role's when is a condition,
+    so it must be a boolean."""
     failed: dict[str, tuple[VariableSpec, Exception]] = {}
     for variable in variables:
-        text = _WRAP[0] + variable.when.compiled_text + _WRAP[1]
+        wrap = ("", "") if variable.name.startswith(ROLES + ".") else _WRAP
+        text = wrap[0] + variable.when.compiled_text + wrap[1]
         try:
             backend.compile(text)
         except Exception as problem:
@@ -370,8 +372,9 @@ def check_variables(
         if not isinstance(exc, CelCompileError):
             _internal_error(exc, source, policy, None, out)
             continue
-        text = _WRAP[0] + source.compiled_text + _WRAP[1]
-        inner = text_offset(text, exc.line, exc.column) - len(_WRAP[0])
+        wrap = ("", "") if name.startswith(ROLES + ".") else _WRAP
+        text = wrap[0] + source.compiled_text + wrap[1]
+        inner = text_offset(text, exc.line, exc.column) - len(wrap[0])
         offset = min(max(inner, 0), len(source.compiled_text))
         said = exc.message
         if inner >= len(source.compiled_text.rstrip()) and said.startswith("syntax error"):
@@ -399,17 +402,26 @@ def _locate(
     variable in ``broken`` (its error is reported at the variable)."""
     inlined = source.inlined
     piece = None if inlined is None else inlined.origin(offset)
-    if piece is None:
+    if inlined is None or piece is None:
         return (*_file_position(source, *offset_position(source.text, offset)), "")
-    if piece.variable == own:
-        at = piece.offset + (offset - piece.start if piece.verbatim else 0)
+    if piece.variable == own and piece.verbatim:
+        at = piece.offset + offset - piece.start
         return (*_file_position(source, *offset_position(source.text, at)), "")
-    if piece.variable in broken:
+    # Inside what a reference inlined (or at the brackets around it): at the reference,
+    # naming what is written there and, if deeper, the variable the error is in.
+    at = piece.anchor if piece.anchor is not None else piece.offset
+    outer = next((p for p in inlined.pieces if p.anchor == at and p.variable != own), piece)
+    if outer.variable == own:
+        return (*_file_position(source, *offset_position(source.text, at)), "")
+    if piece.variable in broken or outer.variable in broken:
         return None
-    at = piece.anchor if piece.anchor is not None else 0
-    name = described(piece.variable or "", piece.library)
-    where = f" (in {name}, inlined here)"
-    return (*_file_position(source, *offset_position(source.text, at)), where)
+    where = described(outer.variable or "", outer.library)
+    if piece.variable not in (own, outer.variable):
+        where = f"{described(piece.variable or '', piece.library)}, which {where} reads"
+    return (
+        *_file_position(source, *offset_position(source.text, at)),
+        f" (in {where}, inlined here)",
+    )
 
 
 def _first_use(text: str, name: str) -> tuple[int, int]:

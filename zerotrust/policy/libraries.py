@@ -84,6 +84,8 @@ class LibrarySpec:
     column: int
     refused: bool = False
     raw: Any = attrs.field(default=None, eq=False, repr=False)
+    #: A variable was refused as written: a name read but not declared may be that one.
+    partial: bool = False
 
 
 @attrs.frozen
@@ -255,16 +257,19 @@ def read_library(doc: LNode, file: str) -> tuple[LibrarySpec | None, list[Diagno
     name_node = fields[DOCUMENT_KEY]
     name = name_node.value
     if not isinstance(name, str) or not LIBRARY_NAME.match(name):
+        # (the rest is still read: every problem of the library at once)
         add(name_node, f"library name {name!r} must match [a-z0-9][a-z0-9._-]*")
-        return None, problems
     description = fields.get("description")
     if description is not None and not isinstance(description.value, str | None):
         add(description, f"description must be a string, not {_kind(description.value)}")
     found, more = read_variables(fields.get("variables"), file, None)
     problems.extend(more)
+    partial = bool(more)
     roles = _roles(fields.get(ROLES), file, add)
     if not found and not roles and not problems:
         add(doc, f"library {name!r} declares nothing: give it variables or {ROLES}")
+    if not isinstance(name, str):
+        return None, problems
     spec = LibrarySpec(
         name,
         tuple(found.values()),
@@ -274,6 +279,7 @@ def read_library(doc: LNode, file: str) -> tuple[LibrarySpec | None, list[Diagno
         name_node.column,
         bool(problems),
         doc.plain(),
+        partial,
     )
     return spec, problems
 
@@ -323,6 +329,8 @@ def _roles(node: LNode | None, file: str, add: Any) -> tuple[RoleSpec, ...]:
             w = when_node
             when = CelSource(w.value, file, w.line, w.column, w.style, w.raw)
         if parents is None:
+            if when is not None:  # (the library is refused; its when is still checked)
+                roles.append(RoleSpec(name, (), when, at.line, at.column))
             continue
         if not parents and when is None:
             add(at, f"derived role {name!r} needs parent_roles, a when, or both")
@@ -345,6 +353,13 @@ def _parent_roles(node: LNode | None, role: str, add: Any) -> tuple[str, ...] | 
             shown = "an empty string" if item.value == "" else _kind(item.value)
             add(
                 item, f"derived role {role!r}: parent_roles entries must be role names, not {shown}"
+            )
+            return None
+        if item.value == "*":
+            add(
+                item,
+                f"derived role {role!r}: parent_roles lists role names, and '*' is not a "
+                "wildcard: leave parent_roles out for any subject, or list the roles",
             )
             return None
         names.append(item.value)
@@ -391,34 +406,41 @@ def resolve_libraries(
         declared[spec.name] = spec
     resolved: dict[str, _Library] = {}
     for spec in declared.values():
-        if spec.refused:
-            continue
         own = {v.name: v for v in spec.variables}
-        variables = PolicyVariables(own, None, library=spec.name)
+        others = {
+            v.name: other.name
+            for other in declared.values()
+            if other is not spec
+            for v in other.variables
+        }
+        variables = PolicyVariables(
+            own, None, library=spec.name, elsewhere=others, incomplete=spec.partial
+        )
         items = {name: variables.inlined(name) for name in own}
+        # A role's when is checked as a condition is: it must be a boolean.
+        checked = [_checked(name, inlined) for name, inlined in items.items() if inlined]
         for role in spec.roles:
-            items[f"{ROLES}.{role.name}"] = _role(role, spec, variables)
+            key = f"{ROLES}.{role.name}"
+            when = None if role.when is None else variables.inline_as(role.when, key)
+            items[key] = None if role.when is not None and when is None else _role(role, spec, when)
+            if when is not None:
+                checked.append(_checked(key, when))
         problems.extend(variables.diagnostics)
-        checked = [
-            VariableSpec(key, attrs.evolve(inlined.pieces[0].source, inlined=inlined), 0, 0)
-            for key, inlined in items.items()
-            if inlined is not None
-        ]
         broken = frozenset() if check is None else check(checked, problems)
         kept = {key: None if key in broken else inlined for key, inlined in items.items()}
-        resolved[spec.name] = _Library(spec, kept)
+        if not spec.refused:  # (a refused one is still checked: every problem at once)
+            resolved[spec.name] = _Library(spec, kept)
     return Libraries(resolved, frozenset(declared)), problems
 
 
-def _role(role: RoleSpec, spec: LibrarySpec, variables: PolicyVariables) -> Inlined | None:
+def _checked(key: str, inlined: Inlined) -> VariableSpec:
+    return VariableSpec(key, attrs.evolve(inlined.pieces[0].source, inlined=inlined), 0, 0)
+
+
+def _role(role: RoleSpec, spec: LibrarySpec, when: Inlined | None) -> Inlined:
     """The role's condition: ``(<has one parent role>) && (<when>)``, either part
-    left out when the role has none."""
+    left out when the role has none (``when`` is its when, inlined)."""
     key = f"{ROLES}.{role.name}"
-    when = None
-    if role.when is not None:
-        when = variables.inline_as(role.when, key)
-        if when is None:
-            return None
     anchor = role.when or CelSource(role.name, spec.file, role.line, role.column)
     text = ""
     pieces: list[InlinedPiece] = []

@@ -250,7 +250,9 @@ def _load_texts(
     libraries, found = resolve_library_documents(
         ((name, doc) for name, doc, _, _ in pending), library_checker(backend, functions)
     )
-    diagnostics.extend(found)
+    # A bad YAML value is reported once, not again as the null it is read as.
+    bad = {(name, *at) for name, _, bad_at, _ in pending for at in bad_at}
+    diagnostics.extend(d for d in found if (d.file, d.line, d.column) not in bad)
     for name, doc, bad_at, bad_values in pending:
         if is_library(doc):
             continue

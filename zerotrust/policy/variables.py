@@ -203,7 +203,9 @@ class PolicyVariables:
                 f"reads the library's variables ({NAMESPACE}.<name>)"
             )
         library = self.elsewhere.get(name)
-        if library is not None and self.library is None:
+        if self.library is not None:
+            return self._unknown_in_library(name, library)
+        if library is not None:
             return (
                 f"unknown {what} {short!r}: it is in library {library!r}, which this "
                 f"policy does not import (add imports: [{library}])"
@@ -212,11 +214,21 @@ class PolicyVariables:
         if known:
             shorts = [n[len(ROLES) + 1 :] if role else n for n in known]
             return f"unknown {what} {short!r}{did_you_mean(short, shorts)}"
-        if self.library is not None:
-            return f"unknown variable {name!r}: library {self.library!r} declares no variables"
         if role:
             return f"unknown derived role {short!r}: this policy imports no derived roles"
         return f"unknown variable {name!r}: this policy declares no variables"
+
+    def _unknown_in_library(self, name: str, other: str | None) -> str:
+        """Why a library's ``name`` is unknown: it reads only its own variables."""
+        own = f"library {self.library!r} reads only its own variables"
+        if other is not None:
+            return (
+                f"unknown variable {name!r}: {own}, and {name!r} is in library {other!r} "
+                "(declare it here too, or read both in the policy that imports them)"
+            )
+        if self.specs:
+            return f"unknown variable {name!r}{did_you_mean(name, self.specs)} ({own})"
+        return f"unknown variable {name!r}: {own}, and it declares none"
 
     def _report_cycles(self) -> None:
         """Each cycle once, at the reference that closes it, named in full."""
