@@ -34,7 +34,7 @@ subjects:
       department: {type: string, enum: [support, sales, engineering]}
       amr: {type: array, items: {type: string}}
       clearance: {type: integer}
-    required: [department, roles]
+    required: [email, roles, department, amr, clearance]
     additionalProperties: false
 resources:
   customer_record:
@@ -42,7 +42,7 @@ resources:
       owner_dept: {type: string}
       sensitivity: {type: integer}
       tags: {type: array, items: {type: string}}
-    required: [owner_dept]
+    required: [owner_dept, sensitivity, tags]
     additionalProperties: false
 action:
   additionalProperties: false
@@ -53,12 +53,14 @@ device:
     compliant: {type: boolean}
     os: {type: string}
     os_version: {type: integer}
+  required: [managed, compliant, os, os_version]
   additionalProperties: false
 context:
   properties:
     ip: {type: string, format: ip}
     country: {type: string}
     records: {type: integer}
+  required: [ip, country, records]
   additionalProperties: false
 """
 

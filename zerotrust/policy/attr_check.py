@@ -198,14 +198,24 @@ def _object_accepts(made: ObjectType) -> _Accepts:
         names[name] = value
         return name
 
-    if made.required:
-        lines.append(f"    if not {bind(frozenset(made.required))} <= value.keys(): return False")
+    required = frozenset(made.required)
     declared = frozenset(name for name, _ in made.properties)
-    if made.additional is False:
-        lines.append(f"    if not value.keys() <= {bind(declared)}: return False")
+    if made.additional is False and required == declared:
+        lines.append(f"    if value.keys() != {bind(declared)}: return False")  # one test
+    else:
+        if required:
+            lines.append(f"    if not {bind(required)} <= value.keys(): return False")
+        if made.additional is False:
+            lines.append(f"    if not value.keys() <= {bind(declared)}: return False")
     for name, kind in made.properties:
-        lines.append(f"    v = value.get({name!r}, _MISSING)")
-        lines.append(f"    if v is not _MISSING and not ({_test_source(kind, bind)}): return False")
+        if name in required:  # present: tested above
+            lines.append(f"    v = value[{name!r}]")
+            lines.append(f"    if not ({_test_source(kind, bind)}): return False")
+        else:
+            lines.append(f"    v = value.get({name!r}, _MISSING)")
+            lines.append(
+                f"    if v is not _MISSING and not ({_test_source(kind, bind)}): return False"
+            )
     if not isinstance(made.additional, bool):
         more, known = bind(_accepts(made.additional)), bind(declared)
         lines.append(f"    for key in value.keys() - {known}:")
