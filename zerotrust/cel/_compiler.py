@@ -245,25 +245,35 @@ class CompiledBackend:
         self._code: dict[tuple[str, tuple[int, ...]], tuple[CodeType, str]] = {}
 
     def compile(
-        self, source: str, *, functions: Mapping[str, SetFunction] | None = None
+        self,
+        source: str,
+        *,
+        functions: Mapping[str, SetFunction] | None = None,
+        trees: dict[str, Any] | None = None,
     ) -> Condition:
         """The generated function itself is the condition: no wrapper call per evaluation.
 
         It carries ``source``, ``variables`` and, for debugging, ``python_source``;
         ``functions`` are the policy set's own (``in_group``), closure constants like
-        any other. Raises :class:`CelCompileError` and nothing else: a failure the
+        any other; ``trees``, when given, receives the syntax tree (the fast parser's,
+        without positions) of ``source``, for the type checker to walk rather than parse
+        the text again. Raises :class:`CelCompileError` and nothing else: a failure the
         checks above did not foresee is still a diagnostic (and a bug to report),
         never a crash of the loader.
         """
         try:
-            return self._compile(source, *function_tables(functions))
+            return self._compile(source, *function_tables(functions), trees)
         except CelCompileError:
             raise
         except Exception as exc:
             raise CelCompileError("condition could not be compiled") from exc
 
-    def _compile(self, source: str, extras: Extras, checks: Checks) -> Condition:
+    def _compile(
+        self, source: str, extras: Extras, checks: Checks, trees: dict[str, Any] | None
+    ) -> Condition:
         parsed = parse_fast(source, FUNCTIONS)
+        if parsed is not None and trees is not None:
+            trees[source] = parsed.tree
         program = None
         if parsed is not None:
             with contextlib.suppress(CelCompileError, RecursionError):

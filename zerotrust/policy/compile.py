@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from zerotrust.cel import Backend, CelCompileError, Condition
+from zerotrust.cel import Backend, CelCompileError, CompiledBackend, Condition
 from zerotrust.cel.functions import SetFunction
 from zerotrust.decision import Effect, Obligation, Reason, StepUp
 from zerotrust.errors import Diagnostic
@@ -189,13 +189,20 @@ class _Memoised:
     rule still gets its own diagnostic, at its own position).
     """
 
-    def __init__(self, backend: Backend, functions: Mapping[str, SetFunction] | None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        functions: Mapping[str, SetFunction] | None,
+        trees: dict[str, Any] | None = None,
+    ) -> None:
         self._backend = backend
         self._seen: dict[str, Condition | Exception] = {}
         self.name = backend.name
         #: The set's own functions (``in_group``); passed on only when there are some,
         #: so a backend written before them still compiles every other condition.
-        self._functions = {"functions": functions} if functions else {}
+        self._functions: dict[str, Any] = {"functions": functions} if functions else {}
+        if trees is not None and isinstance(backend, CompiledBackend):
+            self._functions["trees"] = trees  # syntax trees for the type checker
 
     def compile(
         self, source: str, *, functions: Mapping[str, SetFunction] | None = None
@@ -225,12 +232,13 @@ def compile_policies(
     *,
     more_sources: Iterable[str] = (),
     functions: Mapping[str, SetFunction] | None = None,
+    trees: dict[str, Any] | None = None,
 ) -> tuple[PolicySet | None, list[Diagnostic]]:
     """Compile every condition; report every CEL problem with its file position.
 
     ``more_sources`` are files that hold no policy but shape the set (action groups);
     ``functions`` the set's own CEL functions (``in_group``)."""
-    backend = _Memoised(backend, functions)
+    backend = _Memoised(backend, functions, trees)
     diagnostics: list[Diagnostic] = []
     compiled: list[CompiledPolicy] = []
     seen: dict[str, PolicySpec] = {}

@@ -274,12 +274,14 @@ def _load_texts(
         data[DATA_KEY] = resolved.as_data()
     diagnostics.extend(check_conditions(unchecked, backend, functions))
     expanded = expand_specs(specs, resolved)
+    trees: dict[str, Any] | None = {} if schema_files else None  # for the type checker
     compiled, found = compile_policies(
         expanded,
         data,
         backend,
         more_sources={g.file for g in groups} | libraries.files,
         functions=functions,
+        trees=trees,
     )
     diagnostics.extend(found)
     if compiled is not None and libraries.by_name:
@@ -293,7 +295,7 @@ def _load_texts(
         diagnostics.extend(undeclared_actions(targets, groups, schemas.actions))
     warnings: list[Diagnostic] = []
     if schema_files and not clashes:
-        typed, warnings = typecheck_policies(expanded, schemas, data)
+        typed, warnings = typecheck_policies(expanded, schemas, data, trees)
         diagnostics.extend(typed)
     if diagnostics or compiled is None:
         raise PolicyError(sorted(diagnostics, key=lambda d: (d.file, d.line, d.column)))

@@ -81,9 +81,13 @@ def _walk(tree: Any, roots: Mapping[str, Type]) -> list[Problem]:
 
 
 def typecheck_policies(
-    specs: Iterable[PolicySpec], schemas: AttributeSchemas, data: Mapping[str, Any]
+    specs: Iterable[PolicySpec],
+    schemas: AttributeSchemas,
+    data: Mapping[str, Any],
+    trees: dict[str, Any] | None = None,
 ) -> tuple[list[Diagnostic], list[Diagnostic]]:
-    """Every condition's type errors, and its warnings (optional reads, when permissive)."""
+    """Every condition's type errors, and its warnings (optional reads, when permissive).
+    ``trees`` holds the syntax trees the compiler made of the texts (not parsed again)."""
     strict = schemas.validation != "permissive"
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = []
@@ -91,7 +95,7 @@ def typecheck_policies(
     bases = {True: full, False: {k: v for k, v in full.items() if k != "risk"}}
     seen: set[Diagnostic] = set()
     memo: dict[tuple[str, frozenset[str] | None, bool], list[Problem] | None] = {}
-    trees: dict[str, Any] = {}
+    trees = {} if trees is None else trees
     for spec in specs:
         targeted = spec.target.resources
         resource = resource_type(resource_properties(schemas, targeted))

@@ -85,12 +85,15 @@ class ObjT:
     what: str
     fields: tuple[tuple[str, Type, bool], ...]
     rest: Type | None
+    # name -> (type, required): a schema may declare thousands of fields
+    _index: dict[str, tuple[Type, bool]] = attrs.field(init=False, eq=False, repr=False, hash=False)
+
+    @_index.default
+    def _indexed(self) -> dict[str, tuple[Type, bool]]:
+        return {n: (t, required) for n, t, required in reversed(self.fields)}
 
     def field(self, name: str) -> tuple[Type, bool] | None:
-        for n, t, required in self.fields:
-            if n == name:
-                return t, required
-        return None
+        return self._index.get(name)
 
     def __str__(self) -> str:
         return "map(string, dyn)"
