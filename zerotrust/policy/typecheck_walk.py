@@ -18,10 +18,18 @@ import attrs
 import lark
 
 from zerotrust.cel._codegen_base import literal_value
+from zerotrust.cel._runtime_net import QUALIFIED_FUNCTIONS
 from zerotrust.cel._runtime_values import QUALIFIED_TYPES
 from zerotrust.cel._syntax import _MACROS, _TYPE_NAMES
 from zerotrust.obligations import did_you_mean
-from zerotrust.policy.typecheck_calls import arithmetic, call, compare, negate, shown
+from zerotrust.policy.typecheck_calls import (
+    arithmetic,
+    call,
+    compare,
+    format_problem,
+    negate,
+    shown,
+)
 from zerotrust.policy.typecheck_types import DYN, ListT, MapT, ObjT, Prim, Type, join
 
 __all__ = ["Problem", "Walk"]
@@ -370,7 +378,7 @@ class Walk:
             values += [target.rest] if target.rest is not None and target.rest != DYN else []
             return _joined(values) if values else DYN
         if isinstance(target, ListT):
-            if not _is(key, "int", "uint", "double", "number"):
+            if not _is(key, "int", "uint"):  # (a double index fails unless it is whole)
                 return self.fail(key_node, f"no such overload: _[_]({target}, {key})")
             return target.elem
         if target == DYN:
@@ -394,7 +402,7 @@ class Walk:
         name = str(name_token)
         args = _exprs(node.children[2]) if len(node.children) > 2 else []
         qualified = self.qualified(target_node, name, scope)
-        if qualified is not None:
+        if qualified is not None and qualified in QUALIFIED_FUNCTIONS:  # (else int.size())
             types = [self.check(a, scope)[0] for a in args]
             return self.called(name_token, qualified, types, method=False)
         target = self.check(target_node, scope)[0]
@@ -433,6 +441,9 @@ class Walk:
         return ListT(self.check(args[1], inner)[0])
 
     def called(self, at: Any, name: str, types: list[Type], *, method: bool) -> Type:
+        wrong = format_problem(name, types, method)
+        if wrong is not None:
+            return self.fail(at, wrong)
         made = call(name, types, method)
         if made is not None:
             return made

@@ -1,0 +1,183 @@
+"""The condition type checker on the faults a review found, one test per kind of fault:
+each was accepted (or crashed the load) and fails at run time, or the reverse."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from zerotrust import PolicyError
+from zerotrust.cel import CompiledBackend, ConditionError, InterpreterBackend, default_backend
+from zerotrust.policy.loader import load_texts
+
+SCHEMA = """\
+resources:
+  doc:
+    properties:
+      n: {type: integer}
+      x: {type: number}
+      gs: {type: array, items: {type: integer}}
+      i: {type: string, format: ip}
+      c: {type: string, format: cidr}
+      t: {type: string, format: date-time}
+      d: {type: string, format: duration}
+      lab: {type: string}
+    required: [n, x, gs, i, c, t, d]
+  open:
+    properties:
+      lab: {type: string}
+subjects:
+  user:
+    properties:
+      level: {type: integer}
+    required: [level]
+  service:
+    properties:
+      name: {type: string}
+"""
+DATA = "groups:\n  support:\n    members: [u]\n"
+
+
+def _problems(when: str, target: str = "[doc]", schema: str = SCHEMA) -> list[str]:
+    policy = f"policy: p\ntarget: {{resources: {target}}}\nrules:\n  - id: r\n"
+    policy += f"    effect: deny\n    when: {when!r}\n"
+    texts = {"p.yaml": policy, "a.schema.yaml": schema, "d.data.yaml": DATA}
+    try:
+        load_texts(texts, default_backend())
+    except PolicyError as exc:
+        return [d.message for d in exc.diagnostics]
+    return []
+
+
+@pytest.mark.parametrize(
+    ("when", "said"),
+    [
+        ('in_group(resource.properties.n, "support")', "in_group(int, string)"),
+        ('in_group(resource.properties.gs, "support")', "in_group(list(int), string)"),
+        ("in_group(subject.id, resource.properties.n)", "in_group(string, int)"),
+        ('in_group(subject.id, "support") + 1 > 0', "_+_(bool, int)"),
+        ("int.size() == 1", "type.size()"),
+        ('string.startsWith("x")', "type.startsWith(string)"),
+    ],
+)
+def test_in_group_and_a_method_of_a_type_name_are_type_checked(when: str, said: str) -> None:
+    assert _problems(when) == [f"type: no such overload: {said}"]
+
+
+def test_in_group_of_a_member_id_or_group_names_is_accepted() -> None:
+    assert _problems('in_group(subject.id, "support") || in_group(["a"], "support")') == []
+
+
+def test_a_field_of_one_type_is_what_another_open_type_lets_it_be() -> None:
+    """'service' does not declare level: its open schema's undeclared keys hold strings
+    ('robot': anything, 'bot': closed, never level)."""
+    schema = """\
+subjects:
+  user:
+    properties: {level: {type: integer}}
+    required: [level]
+  service:
+    properties: {name: {type: string}}
+    additionalProperties: {type: string}
+"""
+    level = "has(subject.properties.level) && subject.properties.level"
+    assert _problems(f"{level} + 1 > 2", schema=schema) == [
+        "type: no such overload: _+_(int|string, int)"
+    ]
+    anything = schema + "  robot:\n    properties: {name: {type: string}}\n"
+    assert _problems(f"{level}.startsWith('a')", schema=anything) == []  # dyn: not known
+    closed = schema.replace("{type: string}}\n", "{type: string}}\n", 1).replace(
+        "additionalProperties: {type: string}", "additionalProperties: false"
+    )
+    assert _problems(f"{level} + 1 > 2", schema=closed) == []
+    assert _problems("subject.properties.level > 1", schema=closed) != []  # (optional)
+
+
+@pytest.mark.parametrize(
+    ("when", "said"),
+    [
+        ("ip(P.c).family() == 4", "ip() never reads a string of format cidr"),
+        ("cidr(P.i).prefixLength() > 0", "cidr() never reads a string of format ip"),
+        ("timestamp(P.d) < now", "timestamp() never reads a string of format duration"),
+        ('duration(P.t) > duration("1s")', "duration() never reads a string of format date-time"),
+        ("cidr(P.c).containsIP(P.c)", "containsIP() never reads a string of format cidr"),
+    ],
+)
+def test_a_conversion_of_a_string_of_another_format_is_refused(when: str, said: str) -> None:
+    (found,) = _problems(when.replace("P.", "resource.properties."))
+    assert found.startswith(f"type: {said} (the schema's): read it with ")
+
+
+def test_a_string_of_the_right_format_or_none_is_converted() -> None:
+    when = (
+        "ip(resource.properties.i).family() == 4 && cidr(resource.properties.c).containsIP("
+        "resource.properties.i) && timestamp(resource.properties.t) < now && duration("
+        "resource.properties.d) > duration('1s') && (!has(resource.properties.lab) || "
+        "ip(resource.properties.lab).family() == 4)"
+    )
+    assert _problems(when) == []
+
+
+def test_a_condition_deeper_than_the_compiler_takes_never_crashes_the_checker() -> None:
+    chained = " && ".join(["resource.properties.n == 1"] * 500)
+    unguarded = " && resource.properties.lab == 'x'"
+    for when in (chained, " && ".join(["true"] * 1000) + unguarded, "!" * 1000 + "true"):
+        (said,) = _problems(when)
+        assert said.startswith("CEL: condition nested too deeply"), said
+
+
+@pytest.mark.parametrize(
+    "when", ["[1, 2][1.5] == 2", "resource.properties.gs[resource.properties.x] > 0"]
+)
+def test_a_double_list_index_is_refused(when: str) -> None:
+    (said,) = _problems(when)
+    assert said.startswith("type: no such overload: _[_](list(int), ")
+
+
+def test_negation_takes_a_schema_number() -> None:
+    assert _problems("-resource.properties.x < 0") == []
+
+
+#: Each format, a conforming value and one that the format's conversion reads.
+_FORMATS = {
+    "ip": (st.sampled_from(["10.0.0.1", "::1", "192.168.1.2"]), "ip({p}).family() > 0"),
+    "cidr": (st.sampled_from(["10.0.0.0/8", "::/0"]), "cidr({p}).prefixLength() >= 0"),
+    "date-time": (st.just("2026-01-31T09:00:00Z"), "timestamp({p}) < now"),
+    "duration": (st.sampled_from(["1h", "90s"]), "duration({p}) > duration('0s')"),
+}
+_USES = [u for _, u in _FORMATS.values()] + [
+    "cidr('10.0.0.0/8').containsIP({p})",
+    "cidr('10.0.0.0/8').containsCIDR({p})",
+]
+
+
+@given(fmt=st.sampled_from(sorted(_FORMATS)), use=st.sampled_from(_USES), data=st.data())
+def test_a_format_string_accepted_by_a_conversion_is_read_by_it(
+    fmt: str, use: str, data: st.DataObject
+) -> None:
+    """Soundness over formats: a conversion the checker accepts on a string of a declared
+    format never fails on a value of that format, on either backend."""
+    schema = f"resources:\n  doc:\n    properties:\n      f: {{type: string, format: {fmt}}}\n"
+    schema += "    required: [f]\n"
+    when = use.format(p="resource.properties.f")
+    policy = "policy: p\ntarget: {resources: [doc]}\nrules:\n  - id: r\n    effect: deny\n"
+    policy += f"    when: {when!r}\n"
+    try:
+        load_texts({"p.yaml": policy, "a.schema.yaml": schema}, default_backend())
+    except PolicyError:
+        return
+    value = data.draw(_FORMATS[fmt][0])
+    variables = {
+        "resource": {"type": "doc", "id": "d", "properties": {"f": value}},
+        "now": datetime.datetime(2027, 1, 1, tzinfo=datetime.UTC),
+    }
+    for backend in (CompiledBackend(), InterpreterBackend()):
+        names = ("subject", "action", "device", "context", "data", "risk", "behavior")
+        base: dict[str, object] = {name: {} for name in names}
+        try:
+            backend.compile(when)(backend.bind({**base, **variables}))
+        except ConditionError as exc:
+            pytest.fail(f"{backend.name}: {when} on {value!r}: {exc}")
