@@ -3262,7 +3262,10 @@ def _atom(draw: st.DrawFn, schema: TypedSchema, prefix: str) -> str:
     if how == "bare" or not guards:
         return atom
     if how == "guarded":
-        return "(" + " && ".join([*(f"has({g})" for g in guards), atom]) + ")"
+        tests = [f"has({g})" for g in guards]
+        if draw(st.booleans()):  # ('k' in m guards m.k as has(m.k) does)
+            tests = [f"{g.rpartition('.')[2]!r} in {g.rpartition('.')[0]}" for g in guards]
+        return "(" + " && ".join([*tests, atom]) + ")"
     return "(" + " || ".join([*(f"!has({g})" for g in guards), atom]) + ")"
 
 

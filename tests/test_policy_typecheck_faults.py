@@ -181,3 +181,15 @@ def test_a_format_string_accepted_by_a_conversion_is_read_by_it(
             backend.compile(when)(backend.bind({**base, **variables}))
         except ConditionError as exc:
             pytest.fail(f"{backend.name}: {when} on {value!r}: {exc}")
+
+
+def test_a_key_that_is_no_identifier_is_guarded_by_in() -> None:
+    schema = SCHEMA.replace(
+        "      lab: {type: string}\n", "      lab: {type: string}\n      x-y: {type: string}\n", 1
+    )
+    read = 'resource.properties["x-y"] == "s"'
+    assert _problems(f'"x-y" in resource.properties && {read}', schema=schema) == []
+    assert _problems(read, schema=schema) == [
+        "type: resource.properties['x-y'] is optional in the schema of resource type 'doc':"
+        " read it only under 'x-y' in resource.properties"
+    ]

@@ -183,7 +183,7 @@ class Walk:
             return join(yes[0], no[0]), yes[1] & no[1], yes[2] & no[2]
         if kind in ("relation", "addition", "multiplication"):
             made = self.binary(node, kids[0], kids[1], scope)
-            return made, *self.null_test(kids[0], kids[1], scope)
+            return made, *self.key_test(kids[0], kids[1], scope)
         return self.member(node, scope)
 
     def enum(self, declared: Type, other: Any) -> None:
@@ -204,6 +204,16 @@ class Walk:
         shown = ", ".join(repr(v) for v in declared.enum)
         hint = did_you_mean(value, declared.enum) if isinstance(value, str) else ""
         self.fail(node, f"{value!r} is not one of the values the schema allows ({shown}){hint}")
+
+    def key_test(self, op_node: Any, right: Any, scope: _Scope) -> _Facts:
+        """``'k' in p``: where ``p.k`` (``p['k']``) is known present; else :meth:`null_test`."""
+        if op_node.data != "relation_in":
+            return self.null_test(op_node, right, scope)
+        key = _string_literal(op_node.children[0])
+        path = self.path(right, scope) if key is not None else None
+        if path is None or key is None:
+            return _NONE, _NONE
+        return frozenset({(*path, key)}), _NONE
 
     def null_test(self, op_node: Any, right: Any, scope: _Scope) -> _Facts:
         """``p != null`` / ``p == null``: where ``p`` is known not to be null."""
@@ -331,7 +341,7 @@ class Walk:
                     self.fail(
                         at,
                         f"{shown_path} is optional in {target.what}: read it "
-                        f"only under has({shown_path})",
+                        f"only under {_guard(path, field)}",
                         optional=True,
                     )
                 return found[0]
@@ -352,7 +362,7 @@ class Walk:
                 self.fail(
                     at,
                     f"{shown_path} may be absent (a key of a map): read it only under "
-                    f"has({shown_path})",
+                    f"{_guard(path, field)}",
                     optional=True,
                 )
             return target.value
@@ -498,3 +508,11 @@ def _text(path: _Path | None, field: str) -> str:
     parts = [path[0].partition("#")[0]]
     parts.extend(p if p.isidentifier() else f"[{p!r}]" for p in path[1:])
     return ".".join(parts).replace(".[", "[")
+
+
+def _guard(path: _Path | None, field: str) -> str:
+    """The guard for a path: ``has()`` takes a field selection, so a key that is no
+    identifier is tested with ``in``."""
+    if field.isidentifier() or path is None or len(path) < 2:
+        return f"has({_text(path, field)})"
+    return f"{field!r} in {_text(path[:-1], path[-2])}"
