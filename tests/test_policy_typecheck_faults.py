@@ -193,3 +193,35 @@ def test_a_key_that_is_no_identifier_is_guarded_by_in() -> None:
         "type: resource.properties['x-y'] is optional in the schema of resource type 'doc':"
         " read it only under 'x-y' in resource.properties"
     ]
+
+
+def test_a_guard_through_a_key_read_from_a_path_covers_the_read() -> None:
+    data = "nested: {a: {x: 1}, b: {y: 2}}\n"
+    read = "data.nested[resource.id].x"
+    policy = (
+        f"policy: p\nrules:\n  - id: r\n    effect: deny\n    when: 'has({read}) && {read} == 1'\n"
+    )
+    texts = {"p.yaml": policy, "a.schema.yaml": SCHEMA, "d.data.yaml": data}
+    load_texts(texts, default_backend())
+    policy = f"policy: p\nrules:\n  - id: r\n    effect: deny\n    when: '{read} == 1'\n"
+    with pytest.raises(PolicyError) as info:
+        load_texts({**texts, "p.yaml": policy}, default_backend())
+    (said,) = [d.message for d in info.value.diagnostics]
+    assert said.startswith(
+        f"type: {read} is optional in the loaded data: read it only under has({read})"
+    )
+
+
+def test_enum_values_are_shown_as_cel_writes_them() -> None:
+    schema = SCHEMA.replace(
+        "      lab: {type: string}\n",
+        "      lab: {type: string}\n      b: {type: boolean, enum: [true]}\n"
+        "      s: {type: string, enum: [a, b]}\n",
+        1,
+    ).replace("required: [n,", "required: [b, s, n,", 1)
+    assert _problems("resource.properties.b == false", schema=schema) == [
+        "type: false is not one of the values the schema allows (true)"
+    ]
+    assert _problems('resource.properties.s == "c"', schema=schema) == [
+        'type: "c" is not one of the values the schema allows ("a", "b")'
+    ]

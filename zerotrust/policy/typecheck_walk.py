@@ -11,6 +11,8 @@ guard on one variable cover another.
 
 from __future__ import annotations
 
+import ast
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +41,7 @@ _BOOL = Prim("bool")
 _MAP_KEYS = ("string", "int", "uint", "double", "number", "bool")
 _MAYBE_NULL = Prim("string|null")
 _NOT_NULL = "\0not null"  # a path's last step in the facts: the value is not null
+_BY = "\1"  # a path's step through a key that is the value of another path
 _Path = tuple[str, ...]
 _NONE: frozenset[_Path] = frozenset()
 _Facts = tuple[frozenset[_Path], frozenset[_Path]]  # known present when true / when false
@@ -201,9 +204,13 @@ class Walk:
         value = literal_value(token)
         if any((value == v and type(v) is not bool) or value is v for v in declared.enum):
             return
-        shown = ", ".join(repr(v) for v in declared.enum)
+        shown = ", ".join(_cel(v) for v in declared.enum)
         hint = did_you_mean(value, declared.enum) if isinstance(value, str) else ""
-        self.fail(node, f"{value!r} is not one of the values the schema allows ({shown}){hint}")
+        if hint:  # (the closest value, as CEL spells it)
+            close = ast.literal_eval(hint.removeprefix(": did you mean ").removesuffix("?"))
+            hint = f": did you mean {_cel(close)}?"
+        said = f"{_cel(value)} is not one of the values the schema allows ({shown}){hint}"
+        self.fail(node, said)
 
     def key_test(self, op_node: Any, right: Any, scope: _Scope) -> _Facts:
         """``'k' in p``: where ``p.k`` (``p['k']``) is known present; else :meth:`null_test`."""
@@ -323,6 +330,9 @@ class Walk:
             return None if base is None else (*base, str(kids[1]))
         if node.data == "member_index":
             key = _string_literal(kids[1])
+            if key is None:  # a key read from a path: one value in one evaluation
+                by = self.path(kids[1], scope)
+                key = None if by is None else _BY + ".".join(by)
             base = self.path(kids[0], scope) if key is not None else None
             return None if base is None or key is None else (*base, key)
         return None
@@ -506,7 +516,9 @@ def _text(path: _Path | None, field: str) -> str:
     if path is None:
         return field
     parts = [path[0].partition("#")[0]]
-    parts.extend(p if p.isidentifier() else f"[{p!r}]" for p in path[1:])
+    for p in path[1:]:
+        by = ".".join(step.partition("#")[0] for step in p.removeprefix(_BY).split("."))
+        parts.append(p if p.isidentifier() else f"[{by}]" if by != p else f"[{p!r}]")
     return ".".join(parts).replace(".[", "[")
 
 
@@ -516,3 +528,8 @@ def _guard(path: _Path | None, field: str) -> str:
     if field.isidentifier() or path is None or len(path) < 2:
         return f"has({_text(path, field)})"
     return f"{field!r} in {_text(path[:-1], path[-2])}"
+
+
+def _cel(value: Any) -> str:
+    """A literal value as CEL writes it (``false``, ``"c"``, ``1.5``)."""
+    return json.dumps(value, ensure_ascii=False)
