@@ -225,3 +225,49 @@ def test_enum_values_are_shown_as_cel_writes_them() -> None:
     assert _problems('resource.properties.s == "c"', schema=schema) == [
         'type: "c" is not one of the values the schema allows ("a", "b")'
     ]
+
+
+@pytest.mark.parametrize(
+    ("when", "said"),
+    [
+        ("has(data.typo)", "data.typo is not declared in the loaded data"),
+        ("has(risk.scroe)", "risk.scroe is not declared in the decision's risk: did you mean"),
+        ("has(subject.idd)", "subject.idd is not declared in the request's subject: did you"),
+    ],
+)
+def test_a_misspelt_path_under_has_on_a_closed_object_is_refused(when: str, said: str) -> None:
+    (found,) = _problems(when)
+    assert found.startswith(f"type: {said}") and found.endswith("(has() of it is always false)")
+
+
+def test_an_undeclared_field_under_has_on_an_open_object_is_accepted() -> None:
+    assert _problems("has(resource.properties.other)", "[open]") == []
+
+
+LIBRARY = "library: own\nderived_roles:\n  boss:\n    parent_roles: [user]\n    when: 'true'\n"
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "properties: {dept: {type: string}}\n    additionalProperties: false",
+        "properties: {roles: {type: string}}",
+        "properties: {roles: {type: string}}\n    required: [roles]",
+        "properties: {roles: {type: array, items: {type: integer}}}",
+    ],
+)
+def test_a_parent_role_test_loads_against_any_subject_schema(subject: str) -> None:
+    policy = "policy: p\nimports: [own]\nrules:\n  - id: r\n    effect: deny\n"
+    policy += "    when: derived_roles.boss\n"
+    texts = {"p.yaml": policy, "lib.yaml": LIBRARY}
+    load_texts(
+        {**texts, "a.schema.yaml": f"subjects:\n  user:\n    {subject}\n"}, default_backend()
+    )
+
+
+def test_type_of_a_path_equal_to_list_makes_it_a_list() -> None:
+    schema = SCHEMA.replace(
+        "      lab: {type: string}\n", "      lab: {type: string}\n      r: {type: string}\n", 1
+    )
+    when = "type(resource.properties.r) == list && resource.properties.r.exists(x, x == 1)"
+    assert _problems(f"has(resource.properties.r) && {when}", schema=schema) == []

@@ -133,13 +133,15 @@ def typecheck_policies(
 def _diagnostics(source: CelSource, problem: Problem, policy: str, owner: str) -> list[Diagnostic]:
     """Where the problem is: at the condition, and, when it is inside a variable inlined
     there, also where that variable is defined."""
+    piece = None if source.inlined is None else source.inlined.origin(problem.offset)
+    if piece is not None and not piece.verbatim and piece.end - piece.start > 1:
+        return []  # (in text inlined around what the author wrote: a role's parent test)
     found = _locate(source, problem.offset, None, frozenset())
     if found is None:
         return []
     line, column, where = found
     message = f"type: {problem.message}"
     made = [Diagnostic(source.file, line, column, message + where, policy, owner)]
-    piece = None if source.inlined is None else source.inlined.origin(problem.offset)
     if piece is not None and piece.variable is not None and piece.verbatim:
         at = piece.offset + problem.offset - piece.start
         defined = piece.source

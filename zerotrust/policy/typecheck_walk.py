@@ -41,6 +41,7 @@ _BOOL = Prim("bool")
 _MAP_KEYS = ("string", "int", "uint", "double", "number", "bool")
 _MAYBE_NULL = Prim("string|null")
 _NOT_NULL = "\0not null"  # a path's last step in the facts: the value is not null
+_A_LIST = "\0a list"  # a path's last step in the facts: the value is a list
 _BY = "\1"  # a path's step through a key that is the value of another path
 _Path = tuple[str, ...]
 _NONE: frozenset[_Path] = frozenset()
@@ -223,15 +224,30 @@ class Walk:
         return frozenset({(*path, key)}), _NONE
 
     def null_test(self, op_node: Any, right: Any, scope: _Scope) -> _Facts:
-        """``p != null`` / ``p == null``: where ``p`` is known not to be null."""
+        """``p != null`` / ``p == null``: where ``p`` is known not to be null;
+        ``type(p) == list``: where it is known to be a list."""
         if op_node.data not in ("relation_eq", "relation_ne"):
             return _NONE, _NONE
         left = op_node.children[0]
+        listed = self.list_test(left, right, scope) or self.list_test(right, left, scope)
+        if listed is not None:
+            known = frozenset({(*listed, _A_LIST)})
+            return (known, _NONE) if op_node.data == "relation_eq" else (_NONE, known)
         path = self.path(right if _is_null(left) else left, scope)
         if path is None or not (_is_null(left) or _is_null(right)):
             return _NONE, _NONE
         known = frozenset({(*path, _NOT_NULL)})
         return (known, _NONE) if op_node.data == "relation_ne" else (_NONE, known)
+
+    def list_test(self, call_node: Any, other: Any, scope: _Scope) -> _Path | None:
+        """The path ``p`` where ``call_node`` is ``type(p)`` and ``other`` is ``list``."""
+        inner, named = _unwrap(call_node), _unwrap(other)
+        if not (isinstance(inner, lark.Tree) and inner.data == "ident_arg"):
+            return None
+        if str(inner.children[0]) != "type" or _identifier(named) != "list":
+            return None
+        args = _exprs(inner.children[1]) if len(inner.children) > 1 else []
+        return self.path(args[0], scope) if len(args) == 1 else None
 
     def binary(self, node: Any, op_node: Any, right_node: Any, scope: _Scope) -> Type:
         op = _BINARY[op_node.data]
@@ -277,6 +293,10 @@ class Walk:
                 path = self.path(node, scope)
                 if path is not None and (*path, _NOT_NULL) in scope.guards:
                     found = Prim("string")
+            elif not isinstance(found, ListT) and scope.guards:
+                path = self.path(node, scope)
+                if path is not None and (*path, _A_LIST) in scope.guards:
+                    found = ListT(DYN)  # (type(p) == list holds)
             return found, _NONE, _NONE
         if kind == "member_index":
             return self.index(node, scope), _NONE, _NONE
@@ -415,6 +435,15 @@ class Walk:
         if not (isinstance(target, ObjT | MapT) or target == DYN):
             self.fail(inner, f"has() needs a map or an object, not {target}")
         path = self.path(inner, scope)
+        field = str(inner.children[1])
+        if isinstance(target, ObjT) and target.rest is None and target.field(field) is None:
+            hint = did_you_mean(field, [n for n, _, _ in target.fields])
+            shown_path = _text(path, field)
+            self.fail(
+                inner.children[1],
+                f"{shown_path} is not declared in {target.what}{hint} (has() of it is "
+                "always false)",
+            )
         return _BOOL, (frozenset({path}) if path else _NONE), _NONE
 
     def method(self, node: Any, scope: _Scope) -> Type:
