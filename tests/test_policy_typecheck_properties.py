@@ -154,6 +154,11 @@ def test_a_misspelt_path_is_always_refused_at_the_misspelt_name(
     assert any(p.offset == offset and "is not declared" in p.message for p in found), found
     if how != 1 or len(name) > 4:
         assert any(f"did you mean {name!r}" in p.message for p in found), found
+    # Under has(): always false on a closed object (a misspelt guard), fine on an open one.
+    closed = {t: f.closed for t, f, _ in paths}.get(parent, schema.closed)
+    guarded = f"{prefix}{guard}has({parent}.{wrong})"
+    said = [p for p in check_text(guarded, _roots(schema)) or [] if "is not declared" in p.message]
+    assert [p.offset for p in said] == ([guarded.rindex("." + wrong) + 1] if closed else [])
 
 
 _WRONG = {
