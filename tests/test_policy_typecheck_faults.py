@@ -271,3 +271,14 @@ def test_type_of_a_path_equal_to_list_makes_it_a_list() -> None:
     )
     when = "type(resource.properties.r) == list && resource.properties.r.exists(x, x == 1)"
     assert _problems(f"has(resource.properties.r) && {when}", schema=schema) == []
+
+
+def test_a_problem_in_a_multi_line_double_quoted_condition_is_at_its_character() -> None:
+    when = '"resource.properties.n == 1 &&\n      \\t resource.properties.lab == \\"\\\\u00e9\\""'
+    policy = "policy: p\ntarget: {resources: [doc]}\nrules:\n  - id: r\n    effect: deny\n"
+    policy += f"    when: {when}\n"
+    with pytest.raises(PolicyError) as info:
+        load_texts({"p.yaml": policy, "a.schema.yaml": SCHEMA}, default_backend())
+    (problem,) = info.value.diagnostics
+    assert (problem.line, problem.column) == (7, 30)  # lab, after \t, a space and the path
+    assert "resource.properties.lab is optional" in problem.message

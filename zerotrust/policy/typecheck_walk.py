@@ -1,7 +1,7 @@
 """The checker's walk over one condition's syntax tree: a type for every node, guards
 for optional reads, and each problem at the offset of the sub-expression it is about.
 
-Guards follow the short-circuit order the backends evaluate in: ``has(p) && e`` checks
+Guards are taken left to right, in the order the backends evaluate: ``has(p) && e`` checks
 ``e`` knowing ``p`` is present, ``!has(p) || e`` too, ``has(p) ? a : b`` checks ``a``
 with it; what a guard establishes reaches into macro bodies, which run after it. A path
 is a chain of field selections (and string-literal indexes) from a variable or a macro
