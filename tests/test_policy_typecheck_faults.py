@@ -282,3 +282,18 @@ def test_a_problem_in_a_multi_line_double_quoted_condition_is_at_its_character()
     (problem,) = info.value.diagnostics
     assert (problem.line, problem.column) == (7, 30)  # lab, after \t, a space and the path
     assert "resource.properties.lab is optional" in problem.message
+
+
+def test_an_enum_in_a_list_that_is_not_all_constants_is_not_judged() -> None:
+    schema = SCHEMA.replace(
+        "      lab: {type: string}\n",
+        "      lab: {type: string}\n      s: {type: string, enum: [a, b]}\n",
+        1,
+    ).replace("required: [n,", "required: [s, n,", 1)
+    assert _problems('resource.properties.s in [resource.properties.lab, "c"]', schema=schema) == [
+        "type: resource.properties.lab is optional in the schema of resource type 'doc': read it"
+        " only under has(resource.properties.lab)"
+    ]
+    assert _problems('resource.properties.s in ["a", "c"]', schema=schema) == [
+        'type: "c" is not one of the values the schema allows ("a", "b")'
+    ]

@@ -260,8 +260,10 @@ class Walk:
         if op == "in":
             list_node = _unwrap(right_node)
             if isinstance(list_node, lark.Tree) and list_node.data == "list_lit":
-                for item in _exprs(list_node.children[0] if list_node.children else None):
-                    self.enum(left, item)
+                items = _exprs(list_node.children[0] if list_node.children else None)
+                if all(_literal(item) for item in items):  # (else not the same every time)
+                    for item in items:
+                        self.enum(left, item)
             if isinstance(right, ListT) or right == DYN:
                 return _BOOL
             if isinstance(right, MapT | ObjT) and _is(left, *_MAP_KEYS):
@@ -562,3 +564,8 @@ def _guard(path: _Path | None, field: str) -> str:
 def _cel(value: Any) -> str:
     """A literal value as CEL writes it (``false``, ``"c"``, ``1.5``)."""
     return json.dumps(value, ensure_ascii=False)
+
+
+def _literal(node: Any) -> bool:
+    inner = _unwrap(node)
+    return isinstance(inner, lark.Tree) and inner.data == "literal"
