@@ -12,7 +12,6 @@ guard on one variable cover another.
 from __future__ import annotations
 
 import ast
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +31,18 @@ from zerotrust.policy.typecheck_calls import (
     negate,
     shown,
 )
+from zerotrust.policy.typecheck_nodes import BY as _BY
+from zerotrust.policy.typecheck_nodes import Path as _Path
+from zerotrust.policy.typecheck_nodes import at as _at
+from zerotrust.policy.typecheck_nodes import cel as _cel
+from zerotrust.policy.typecheck_nodes import exprs as _exprs
+from zerotrust.policy.typecheck_nodes import guard as _guard
+from zerotrust.policy.typecheck_nodes import identifier as _identifier
+from zerotrust.policy.typecheck_nodes import is_null as _is_null
+from zerotrust.policy.typecheck_nodes import literal as _literal
+from zerotrust.policy.typecheck_nodes import string_literal as _string_literal
+from zerotrust.policy.typecheck_nodes import text as _text
+from zerotrust.policy.typecheck_nodes import unwrap as _unwrap
 from zerotrust.policy.typecheck_types import DYN, ListT, MapT, ObjT, Prim, Type, join
 
 __all__ = ["Problem", "Walk"]
@@ -42,8 +53,6 @@ _MAP_KEYS = ("string", "int", "uint", "double", "number", "bool")
 _MAYBE_NULL = Prim("string|null")
 _NOT_NULL = "\0not null"  # a path's last step in the facts: the value is not null
 _A_LIST = "\0a list"  # a path's last step in the facts: the value is a list
-_BY = "\1"  # a path's step through a key that is the value of another path
-_Path = tuple[str, ...]
 _NONE: frozenset[_Path] = frozenset()
 _Facts = tuple[frozenset[_Path], frozenset[_Path]]  # known present when true / when false
 _QUALIFIED_TYPES = frozenset(QUALIFIED_TYPES)
@@ -96,41 +105,6 @@ class _Scope:
 
     def knowing(self, more: frozenset[_Path]) -> _Scope:
         return self if not more else _Scope(self.names, self.guards | more)
-
-
-def _at(node: Any) -> int:
-    if isinstance(node, lark.Token):
-        return node.start_pos or 0
-    meta = node.meta
-    return 0 if getattr(meta, "empty", True) else int(meta.start_pos)
-
-
-#: Nodes that, with one child, are only that child.
-_WRAPPERS = frozenset(
-    {
-        "expr",
-        "conditionalor",
-        "conditionaland",
-        "relation",
-        "addition",
-        "multiplication",
-        "unary",
-        "member",
-        "primary",
-        "paren_expr",
-    }
-)
-
-
-def _unwrap(node: Any) -> Any:
-    tree = lark.Tree
-    while node.__class__ is tree and len(node.children) == 1 and node.data in _WRAPPERS:
-        node = node.children[0]
-    return node
-
-
-def _exprs(node: Any) -> list[Any]:
-    return list(node.children) if isinstance(node, lark.Tree) else []
 
 
 class Walk:
@@ -514,58 +488,3 @@ def _joined(types: list[Type]) -> Type:
     for t in types[1:]:
         made = join(made, t)
     return made
-
-
-def _is_null(node: Any) -> bool:
-    inner = _unwrap(node)
-    return (
-        isinstance(inner, lark.Tree)
-        and inner.data == "literal"
-        and getattr(inner.children[0], "type", None) == "NULL_LIT"
-    )
-
-
-def _string_literal(node: Any) -> str | None:
-    inner = _unwrap(node)
-    if isinstance(inner, lark.Tree) and inner.data == "literal":
-        token = inner.children[0]
-        if isinstance(token, lark.Token) and token.type == "STRING_LIT":
-            value = literal_value(token)
-            return value if isinstance(value, str) else None
-    return None
-
-
-def _identifier(node: Any) -> str | None:
-    inner = _unwrap(node)
-    if isinstance(inner, lark.Tree) and inner.data == "ident":
-        return str(inner.children[0])
-    return None
-
-
-def _text(path: _Path | None, field: str) -> str:
-    """A path as the author wrote it (a macro variable by its name)."""
-    if path is None:
-        return field
-    parts = [path[0].partition("#")[0]]
-    for p in path[1:]:
-        by = ".".join(step.partition("#")[0] for step in p.removeprefix(_BY).split("."))
-        parts.append(p if p.isidentifier() else f"[{by}]" if by != p else f"[{p!r}]")
-    return ".".join(parts).replace(".[", "[")
-
-
-def _guard(path: _Path | None, field: str) -> str:
-    """The guard for a path: ``has()`` takes a field selection, so a key that is no
-    identifier is tested with ``in``."""
-    if field.isidentifier() or path is None or len(path) < 2:
-        return f"has({_text(path, field)})"
-    return f"{field!r} in {_text(path[:-1], path[-2])}"
-
-
-def _cel(value: Any) -> str:
-    """A literal value as CEL writes it (``false``, ``"c"``, ``1.5``)."""
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _literal(node: Any) -> bool:
-    inner = _unwrap(node)
-    return isinstance(inner, lark.Tree) and inner.data == "literal"
