@@ -3101,11 +3101,15 @@ class TypedSchema:
 
     fields: tuple[TypedField, ...]
     closed: bool
+    #: Where open: an undeclared key holds a string (else anything).
+    strings: bool = False
 
     def top(self) -> dict[str, Any]:
         """The schema as a schema file's section holds it."""
         made = _object_schema(self.fields, self.closed)
         del made["type"]
+        if self.strings and not self.closed:
+            made["additionalProperties"] = {"type": "string"}
         return made
 
     def text(self) -> str:
@@ -3142,7 +3146,7 @@ def _typed_fields(draw: st.DrawFn, depth: int) -> tuple[TypedField, ...]:
 
 
 def typed_schemas() -> st.SearchStrategy[TypedSchema]:
-    return st.builds(TypedSchema, _typed_fields(0), st.booleans())
+    return st.builds(TypedSchema, _typed_fields(0), st.booleans(), st.booleans())
 
 
 _SHORT_TEXT = st.text(alphabet="ab", max_size=2)
@@ -3169,21 +3173,31 @@ def _value(field: TypedField) -> st.SearchStrategy[Any]:
 
 @st.composite
 def _object_value(
-    draw: st.DrawFn, fields: tuple[TypedField, ...], closed: bool, top: bool = False
+    draw: st.DrawFn,
+    fields: tuple[TypedField, ...],
+    closed: bool,
+    top: bool = False,
+    strings: bool = False,
 ) -> dict[str, Any]:
     made = {}
     for f in fields:
         if f.required or draw(st.booleans()):
             made[f.name] = draw(_value(f))
-    if top and not closed and draw(st.booleans()):
+    if top and not closed and not strings and draw(st.booleans()):
         # An undeclared key of an open object, named nothing a condition reads: its value
         # is not known (dyn), so a macro over a nested object's keys would read it unchecked.
         made["extra"] = draw(st.one_of(st.integers(), _SHORT_TEXT, st.none()))
+    if top and strings and not closed:
+        # A string under a name another type's schema may declare (as an integer...):
+        # where several types are seen, this one's may hold it.
+        for name in sorted(set(TYPED_NAMES) - {f.name for f in fields}):
+            if draw(st.booleans()):
+                made[name] = draw(_SHORT_TEXT)
     return made
 
 
 def conforming_properties(schema: TypedSchema) -> st.SearchStrategy[dict[str, Any]]:
-    return _object_value(schema.fields, schema.closed, top=True)
+    return _object_value(schema.fields, schema.closed, top=True, strings=schema.strings)
 
 
 _LITERALS = (
@@ -3225,6 +3239,11 @@ _ATOMS = (
     "{p}[{l}] == {m}",
     "-{p} < {l}",
     "({p} ? {l} : {m}) == {l}",
+    "in_group({p}, {l})",
+    "in_group({l}, {p})",
+    "int.size() == {l}",
+    "string.startsWith({p})",
+    "{p}.size() == {p}[{l}]",
 )
 
 
@@ -3243,7 +3262,10 @@ def _atom(draw: st.DrawFn, schema: TypedSchema, prefix: str) -> str:
     if how == "bare" or not guards:
         return atom
     if how == "guarded":
-        return "(" + " && ".join([*(f"has({g})" for g in guards), atom]) + ")"
+        tests = [f"has({g})" for g in guards]
+        if draw(st.booleans()):  # ('k' in m guards m.k as has(m.k) does)
+            tests = [f"{g.rpartition('.')[2]!r} in {g.rpartition('.')[0]}" for g in guards]
+        return "(" + " && ".join([*tests, atom]) + ")"
     return "(" + " || ".join([*(f"!has({g})" for g in guards), atom]) + ")"
 
 

@@ -216,5 +216,5 @@ def test_a_condition_comparing_with_an_undeclared_action_is_refused() -> None:
         PolicyDecisionPoint.from_texts(texts)
     [problem] = caught.value.diagnostics
     assert (problem.line, problem.column) == (5, 26)
-    assert "'raed' is not one of the values the schema allows" in problem.message
-    assert problem.message.endswith("did you mean 'read'?")
+    assert '"raed" is not one of the values the schema allows' in problem.message
+    assert problem.message.endswith('did you mean "read"?')

@@ -163,13 +163,13 @@ REFUSED = [
     (
         "has(resource.properties.label) && resource.properties.label == 'publc'",
         64,
-        "'publc' is not one of the values the schema allows ('public', 'internal'): did you "
-        "mean 'public'?",
+        '"publc" is not one of the values the schema allows ("public", "internal"): did you '
+        'mean "public"?',
     ),
     (
         "has(resource.properties.label) && resource.properties.label in ['public', 'secret']",
         77,
-        "'secret' is not one of the values the schema allows",
+        '"secret" is not one of the values the schema allows',
     ),
     ("now.getHours(1) == 1", 5, "no such overload: timestamp.getHours(int)"),
     ("resource.properties.counts.x > 1", 28, "counts.x may be absent (a key of a map)"),

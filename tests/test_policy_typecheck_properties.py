@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 from typing import Any
 
+import attrs
 import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
@@ -28,6 +30,7 @@ from strategies import (
 from zerotrust import PolicyError
 from zerotrust.cel import CompiledBackend, ConditionError, InterpreterBackend
 from zerotrust.cel._backend import CelCompileError
+from zerotrust.cel.functions import SetFunction, in_group
 from zerotrust.policy.attr_schema import merge_schema_files, read_schema_file
 from zerotrust.policy.loader import load_texts
 from zerotrust.policy.located import load_documents
@@ -36,7 +39,16 @@ from zerotrust.policy.typecheck_types import Type, request_types, resource_prope
 
 BACKENDS = (CompiledBackend(), InterpreterBackend())
 #: What a run-time error says when it is a type error: none may reach an accepted condition.
-TYPE_ERRORS = ("no such overload", "no such key", "has no fields", "map key type", "expected bool")
+TYPE_ERRORS = (
+    "no such overload",
+    "no such key",
+    "has no fields",
+    "map key type",
+    "expected bool",
+    "invalid list index",
+    "must be a member id",
+    "must be a string, not",
+)
 
 
 def _roots(schema: TypedSchema) -> dict[str, Type]:
@@ -86,13 +98,17 @@ def test_an_accepted_condition_never_fails_with_a_type_error(
         _no_type_error(compiled, _variables(properties))
 
 
+#: The set function ``in_group`` over a set that declares no groups (each call is False).
+_IN_GROUP = {"in_group": SetFunction(functools.partial(in_group, {}, {}), 2)}
+
+
 def _compiled(accepted: list[str]) -> list[tuple[str, Any, Any]]:
     """Each accepted condition compiled by each backend (unless a literal is refused)."""
     compiled = []
     for text in accepted:
         for backend in BACKENDS:
             with contextlib.suppress(CelCompileError):
-                compiled.append((text, backend, backend.compile(text)))
+                compiled.append((text, backend, backend.compile(text, functions=_IN_GROUP)))
     return compiled
 
 
@@ -138,6 +154,11 @@ def test_a_misspelt_path_is_always_refused_at_the_misspelt_name(
     assert any(p.offset == offset and "is not declared" in p.message for p in found), found
     if how != 1 or len(name) > 4:
         assert any(f"did you mean {name!r}" in p.message for p in found), found
+    # Under has(): always false on a closed object (a misspelt guard), fine on an open one.
+    closed = {t: f.closed for t, f, _ in paths}.get(parent, schema.closed)
+    guarded = f"{prefix}{guard}has({parent}.{wrong})"
+    said = [p for p in check_text(guarded, _roots(schema)) or [] if "is not declared" in p.message]
+    assert [p.offset for p in said] == ([guarded.rindex("." + wrong) + 1] if closed else [])
 
 
 _WRONG = {
@@ -310,7 +331,10 @@ def test_a_field_of_only_some_subject_types_is_read_soundly(
 ) -> None:
     """Two subject types: a condition over either's fields is accepted only where it
     cannot fail on a subject of either type (a field of one only is optional, a field
-    of unlike types in the two takes only what both take)."""
+    of unlike types in the two takes only what both take; an open one's undeclared keys
+    hold strings, so a field of the other may be one: where a type lets undeclared keys
+    hold anything, the field is dyn, not checked)."""
+    first, second = (attrs.evolve(s, strings=True) for s in (first, second))
     text = yaml.safe_dump({"subjects": {"a": first.top(), "b": second.top()}})
     read, problems = read_schema_file("a.schema.yaml", load_documents(text)[0])
     assert problems == []

@@ -50,12 +50,57 @@ def _raw_index(source: CelSource, offset: int) -> int | None:
         j = raw.find("\n") + 1  # skip the header line: indicator, chomping, comment
     elif source.style in ("'", '"'):
         j = 1
+    quoted = source.style == '"'
     for i, char in enumerate(value):
+        width = 1
         while j < len(raw) and raw[j] != char:
+            width = _escape(raw, j, char) if quoted else 0
+            if width:
+                break
             j += 1
+        width = width or 1
         if j >= len(raw):
             return None
         if i == offset:
             return j
-        j += 1
+        j += width
     return j if offset >= len(value) else None
+
+
+#: YAML's double-quoted escapes of one character after the backslash.
+_ESCAPES = {
+    "0": "\0",
+    "a": "\a",
+    "b": "\b",
+    "t": "\t",
+    "\t": "\t",
+    "n": "\n",
+    "v": "\v",
+    "f": "\f",
+    "r": "\r",
+    "e": "\x1b",
+    " ": " ",
+    "/": "/",
+    "N": "\x85",
+    "_": "\xa0",
+    "L": "\u2028",
+    "P": "\u2029",
+}
+_HEX = {"x": 2, "u": 4, "U": 8}
+
+
+def _escape(raw: str, j: int, char: str) -> int:
+    """How many raw characters at ``j`` spell ``char`` as a double-quoted escape (0: none)."""
+    if raw[j] != "\\" or j + 1 >= len(raw):
+        return 0
+    kind = raw[j + 1]
+    if _ESCAPES.get(kind) == char:
+        return 2
+    digits = _HEX.get(kind)
+    if digits is not None and raw[j + 2 : j + 2 + digits] and len(char) == 1:
+        try:
+            if chr(int(raw[j + 2 : j + 2 + digits], 16)) == char:
+                return 2 + digits
+        except ValueError:
+            return 0
+    return 0

@@ -19,7 +19,7 @@ from typing import Any
 from lark.exceptions import LarkError
 
 from zerotrust.cel._backend import CelCompileError
-from zerotrust.cel._syntax import _parser
+from zerotrust.cel._syntax import MAX_TREE_DEPTH, _parser
 from zerotrust.cel._syntax_fast import _fast_parser
 from zerotrust.errors import Diagnostic
 from zerotrust.policy.attr_schema import AttributeSchemas
@@ -70,9 +70,26 @@ def check_text(
     return _walk(tree, roots)
 
 
-def _walk(tree: Any, roots: Mapping[str, Type]) -> list[Problem]:
+def _too_deep(tree: Any) -> bool:
+    """Deeper than the compiler takes (it refuses the text and says so), measured
+    without recursion: the walk recurses, so it never sees such a tree."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_TREE_DEPTH:
+            return True
+        stack.extend((c, depth + 1) for c in getattr(node, "children", ()) if hasattr(c, "data"))
+    return False
+
+
+def _walk(tree: Any, roots: Mapping[str, Type]) -> list[Problem] | None:
+    if _too_deep(tree):
+        return None
     walk = Walk(roots)
-    found = walk.run(tree)
+    try:
+        found = walk.run(tree)
+    except RecursionError:  # (a tree near the limit, on a deep stack: the check gives up)
+        return None
     if not (isinstance(found, Prim) and found.name in ("bool", "dyn")):
         never = "|" not in str(found)
         said = "never a bool" if never else "not always a bool"
@@ -120,13 +137,15 @@ def typecheck_policies(
 def _diagnostics(source: CelSource, problem: Problem, policy: str, owner: str) -> list[Diagnostic]:
     """Where the problem is: at the condition, and, when it is inside a variable inlined
     there, also where that variable is defined."""
+    piece = None if source.inlined is None else source.inlined.origin(problem.offset)
+    if piece is not None and not piece.verbatim and piece.end - piece.start > 1:
+        return []  # (in text inlined around what the author wrote: a role's parent test)
     found = _locate(source, problem.offset, None, frozenset())
     if found is None:
         return []
     line, column, where = found
     message = f"type: {problem.message}"
     made = [Diagnostic(source.file, line, column, message + where, policy, owner)]
-    piece = None if source.inlined is None else source.inlined.origin(problem.offset)
     if piece is not None and piece.variable is not None and piece.verbatim:
         at = piece.offset + problem.offset - piece.start
         defined = piece.source

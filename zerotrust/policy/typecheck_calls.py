@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from zerotrust.policy.typecheck_types import DYN, ListT, MapT, ObjT, Prim, Type, join
 
-__all__ = ["arithmetic", "call", "compare", "negate", "shown"]
+__all__ = ["arithmetic", "call", "compare", "format_problem", "negate", "shown"]
 
 _BOOL = Prim("bool")
 _INT = Prim("int")
@@ -89,7 +89,7 @@ def _could(op: str, known: str) -> bool:
 
 
 def negate(operand: Type) -> Type | None:
-    return operand if _is(operand, "int", "double") else None
+    return operand if _is(operand, "int", "double", "number") else None
 
 
 def _size(arg: Type) -> Type | None:
@@ -163,6 +163,28 @@ _NETWORK: dict[str, tuple[str, tuple[frozenset[str], ...], str]] = {
 }
 
 
+#: The format of string each conversion reads, and the conversion of each format.
+_READS = {"ip": "ip", "cidr": "cidr", "timestamp": "date-time", "duration": "duration"}
+_READ_BY = {f: c for c, f in _READS.items()}
+
+
+def format_problem(name: str, args: Sequence[Type], method: bool) -> str | None:
+    """A string of a declared format given to the conversion of another: it never
+    parses (a plain string may hold anything, so it is not judged)."""
+    if method and name in ("containsIP", "containsCIDR") and len(args) == 2:
+        wanted, given = name.removeprefix("contains").lower(), args[1]
+    elif not method and name in _READS and len(args) == 1:
+        wanted, given = _READS[name], args[0]
+    else:
+        return None
+    if not isinstance(given, Prim) or given.format in (None, wanted):
+        return None
+    return (
+        f"{name}() never reads a string of format {given.format} (the schema's): "
+        f"read it with {_READ_BY[given.format]}()"
+    )
+
+
 def call(name: str, args: Sequence[Type], method: bool) -> Type | None:
     """A function (``size(x)``) or method (``x.size()``, the receiver first in ``args``)."""
     if name == "dyn" and len(args) == 1 and not method:
@@ -185,9 +207,10 @@ def call(name: str, args: Sequence[Type], method: bool) -> Type | None:
             return _INT
         return None
     if name == "ip_in_cidr" and len(args) == 2 and not method:
-        ranges = args[1]
-        fine = _is(ranges, "string") or (isinstance(ranges, ListT) and _is(ranges.elem, "string"))
-        return _BOOL if _is(args[0], "string") and fine else None
+        return _BOOL if _is(args[0], "string") and _strings(args[1]) else None
+    if name == "in_group" and len(args) == 2 and not method:
+        # A member id, or a list of group names; the group is named by a string.
+        return _BOOL if _strings(args[0]) and _is(args[1], "string") else None
     if name in _NETWORK and method:
         receiver, params, result = _NETWORK[name]
         if len(args) != len(params) + 1 or not _is(args[0], receiver):
@@ -197,9 +220,19 @@ def call(name: str, args: Sequence[Type], method: bool) -> Type | None:
         return None
     if name in _KNOWN:
         return None
-    return DYN  # a function this checker does not know: its result is not known
+    # Every name the compiler accepts is typed above: any other is refused by the
+    # compiler (unsupported function), which reports it; the checker stays silent.
+    return DYN
+
+
+def _strings(t: Type) -> bool:
+    """A string, or a list of strings (``ip_in_cidr``'s ranges, ``in_group``'s groups)."""
+    return _is(t, "string") or (isinstance(t, ListT) and _is(t.elem, "string"))
 
 
 _KNOWN = frozenset(
-    {"dyn", "type", "size", "ip_in_cidr"} | set(_CONVERSIONS) | _STRING_TESTS | _ACCESSORS
+    {"dyn", "type", "size", "ip_in_cidr", "in_group"}
+    | set(_CONVERSIONS)
+    | _STRING_TESTS
+    | _ACCESSORS
 ) | frozenset(_NETWORK)

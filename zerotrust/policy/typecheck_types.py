@@ -50,10 +50,12 @@ __all__ = [
 class Prim:
     """A scalar type by its CEL name (``int``, ``string``, ``timestamp``, ``net.IP``...);
     ``number`` is an int or a double, ``string|null`` a string or null; ``enum`` the
-    values a schema allows, when it lists them."""
+    values a schema allows, when it lists them; ``format`` what a schema string holds
+    (``ip``, ``cidr``, ``date-time``, ``duration``), so only its own conversion reads it."""
 
     name: str
     enum: tuple[Any, ...] | None = attrs.field(default=None, eq=False)
+    format: str | None = attrs.field(default=None, eq=False)
 
     def __str__(self) -> str:
         return self.name
@@ -116,7 +118,10 @@ def join(a: Type, b: Type) -> Type:
     if DYN in (a, b):
         return DYN
     if a == b:
-        return a if not isinstance(a, Prim) or a.enum == getattr(b, "enum", None) else Prim(a.name)
+        if not isinstance(a, Prim) or not isinstance(b, Prim):
+            return a
+        enum = a.enum if a.enum == b.enum else None
+        return Prim(a.name, enum, a.format if a.format == b.format else None)
     if isinstance(a, ListT) and isinstance(b, ListT):
         return ListT(join(a.elem, b.elem))
     if isinstance(a, MapT) and isinstance(b, MapT):
@@ -132,15 +137,17 @@ def join(a: Type, b: Type) -> Type:
 def from_schema(field: FieldType, what: str) -> Type:
     """The run-time type of a value that conforms to ``field``."""
     if isinstance(field, StringType):
-        return Prim("string", field.enum)
+        return Prim("string", field.enum, field.format)
     if isinstance(field, IntType):
         return Prim("int", field.enum)
     if isinstance(field, DoubleType):
         return Prim("number", field.enum)
     if isinstance(field, BoolType):
         return Prim("bool", field.enum)
-    if isinstance(field, TimestampType | DurationType):
-        return _STRING
+    if isinstance(field, TimestampType):
+        return Prim("string", format="date-time")
+    if isinstance(field, DurationType):
+        return Prim("string", format="duration")
     if isinstance(field, ListType):
         return ListT(DYN if field.items is None else from_schema(field.items, what))
     if isinstance(field, MapType):
@@ -171,17 +178,20 @@ def _union(objects: list[ObjT], what: str) -> ObjT:
     fields = []
     for name in names:
         found = [o.field(name) for o in objects]
-        types = [f[0] for f in found if f is not None]
-        joined = types[0]
-        for t in types[1:]:
-            joined = join(joined, t)
+        # Where a type does not declare the field, its undeclared keys' type holds it
+        # (dyn where the object is open); a closed one never has it.
+        types = [o.rest if f is None else f[0] for o, f in zip(objects, found, strict=True)]
         required = all(f is not None and f[1] for f in found)
-        fields.append((name, joined, required))
-    rests = [o.rest for o in objects]
-    rest: Type | None = None
-    if any(r is not None for r in rests):
-        rest = DYN
-    return ObjT(what, tuple(fields), rest)
+        fields.append((name, _joined([t for t in types if t is not None]), required))
+    rests = [o.rest for o in objects if o.rest is not None]
+    return ObjT(what, tuple(fields), _joined(rests) if rests else None)
+
+
+def _joined(types: list[Type]) -> Type:
+    made = types[0]
+    for t in types[1:]:
+        made = join(made, t)
+    return made
 
 
 def _types_text(kind: str, names: Iterable[str]) -> str:

@@ -1,7 +1,7 @@
 """The checker's walk over one condition's syntax tree: a type for every node, guards
 for optional reads, and each problem at the offset of the sub-expression it is about.
 
-Guards follow the short-circuit order the backends evaluate in: ``has(p) && e`` checks
+Guards are taken left to right, in the order the backends evaluate: ``has(p) && e`` checks
 ``e`` knowing ``p`` is present, ``!has(p) || e`` too, ``has(p) ? a : b`` checks ``a``
 with it; what a guard establishes reaches into macro bodies, which run after it. A path
 is a chain of field selections (and string-literal indexes) from a variable or a macro
@@ -11,6 +11,7 @@ guard on one variable cover another.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,10 +19,30 @@ import attrs
 import lark
 
 from zerotrust.cel._codegen_base import literal_value
+from zerotrust.cel._runtime_net import QUALIFIED_FUNCTIONS
 from zerotrust.cel._runtime_values import QUALIFIED_TYPES
 from zerotrust.cel._syntax import _MACROS, _TYPE_NAMES
 from zerotrust.obligations import did_you_mean
-from zerotrust.policy.typecheck_calls import arithmetic, call, compare, negate, shown
+from zerotrust.policy.typecheck_calls import (
+    arithmetic,
+    call,
+    compare,
+    format_problem,
+    negate,
+    shown,
+)
+from zerotrust.policy.typecheck_nodes import BY as _BY
+from zerotrust.policy.typecheck_nodes import Path as _Path
+from zerotrust.policy.typecheck_nodes import at as _at
+from zerotrust.policy.typecheck_nodes import cel as _cel
+from zerotrust.policy.typecheck_nodes import exprs as _exprs
+from zerotrust.policy.typecheck_nodes import guard as _guard
+from zerotrust.policy.typecheck_nodes import identifier as _identifier
+from zerotrust.policy.typecheck_nodes import is_null as _is_null
+from zerotrust.policy.typecheck_nodes import literal as _literal
+from zerotrust.policy.typecheck_nodes import string_literal as _string_literal
+from zerotrust.policy.typecheck_nodes import text as _text
+from zerotrust.policy.typecheck_nodes import unwrap as _unwrap
 from zerotrust.policy.typecheck_types import DYN, ListT, MapT, ObjT, Prim, Type, join
 
 __all__ = ["Problem", "Walk"]
@@ -31,7 +52,7 @@ _BOOL = Prim("bool")
 _MAP_KEYS = ("string", "int", "uint", "double", "number", "bool")
 _MAYBE_NULL = Prim("string|null")
 _NOT_NULL = "\0not null"  # a path's last step in the facts: the value is not null
-_Path = tuple[str, ...]
+_A_LIST = "\0a list"  # a path's last step in the facts: the value is a list
 _NONE: frozenset[_Path] = frozenset()
 _Facts = tuple[frozenset[_Path], frozenset[_Path]]  # known present when true / when false
 _QUALIFIED_TYPES = frozenset(QUALIFIED_TYPES)
@@ -84,41 +105,6 @@ class _Scope:
 
     def knowing(self, more: frozenset[_Path]) -> _Scope:
         return self if not more else _Scope(self.names, self.guards | more)
-
-
-def _at(node: Any) -> int:
-    if isinstance(node, lark.Token):
-        return node.start_pos or 0
-    meta = node.meta
-    return 0 if getattr(meta, "empty", True) else int(meta.start_pos)
-
-
-#: Nodes that, with one child, are only that child.
-_WRAPPERS = frozenset(
-    {
-        "expr",
-        "conditionalor",
-        "conditionaland",
-        "relation",
-        "addition",
-        "multiplication",
-        "unary",
-        "member",
-        "primary",
-        "paren_expr",
-    }
-)
-
-
-def _unwrap(node: Any) -> Any:
-    tree = lark.Tree
-    while node.__class__ is tree and len(node.children) == 1 and node.data in _WRAPPERS:
-        node = node.children[0]
-    return node
-
-
-def _exprs(node: Any) -> list[Any]:
-    return list(node.children) if isinstance(node, lark.Tree) else []
 
 
 class Walk:
@@ -175,7 +161,7 @@ class Walk:
             return join(yes[0], no[0]), yes[1] & no[1], yes[2] & no[2]
         if kind in ("relation", "addition", "multiplication"):
             made = self.binary(node, kids[0], kids[1], scope)
-            return made, *self.null_test(kids[0], kids[1], scope)
+            return made, *self.key_test(kids[0], kids[1], scope)
         return self.member(node, scope)
 
     def enum(self, declared: Type, other: Any) -> None:
@@ -193,20 +179,49 @@ class Walk:
         value = literal_value(token)
         if any((value == v and type(v) is not bool) or value is v for v in declared.enum):
             return
-        shown = ", ".join(repr(v) for v in declared.enum)
+        shown = ", ".join(_cel(v) for v in declared.enum)
         hint = did_you_mean(value, declared.enum) if isinstance(value, str) else ""
-        self.fail(node, f"{value!r} is not one of the values the schema allows ({shown}){hint}")
+        if hint:  # (the closest value, as CEL spells it)
+            close = ast.literal_eval(hint.removeprefix(": did you mean ").removesuffix("?"))
+            hint = f": did you mean {_cel(close)}?"
+        said = f"{_cel(value)} is not one of the values the schema allows ({shown}){hint}"
+        self.fail(node, said)
+
+    def key_test(self, op_node: Any, right: Any, scope: _Scope) -> _Facts:
+        """``'k' in p``: where ``p.k`` (``p['k']``) is known present; else :meth:`null_test`."""
+        if op_node.data != "relation_in":
+            return self.null_test(op_node, right, scope)
+        key = _string_literal(op_node.children[0])
+        path = self.path(right, scope) if key is not None else None
+        if path is None or key is None:
+            return _NONE, _NONE
+        return frozenset({(*path, key)}), _NONE
 
     def null_test(self, op_node: Any, right: Any, scope: _Scope) -> _Facts:
-        """``p != null`` / ``p == null``: where ``p`` is known not to be null."""
+        """``p != null`` / ``p == null``: where ``p`` is known not to be null;
+        ``type(p) == list``: where it is known to be a list."""
         if op_node.data not in ("relation_eq", "relation_ne"):
             return _NONE, _NONE
         left = op_node.children[0]
+        listed = self.list_test(left, right, scope) or self.list_test(right, left, scope)
+        if listed is not None:
+            known = frozenset({(*listed, _A_LIST)})
+            return (known, _NONE) if op_node.data == "relation_eq" else (_NONE, known)
         path = self.path(right if _is_null(left) else left, scope)
         if path is None or not (_is_null(left) or _is_null(right)):
             return _NONE, _NONE
         known = frozenset({(*path, _NOT_NULL)})
         return (known, _NONE) if op_node.data == "relation_ne" else (_NONE, known)
+
+    def list_test(self, call_node: Any, other: Any, scope: _Scope) -> _Path | None:
+        """The path ``p`` where ``call_node`` is ``type(p)`` and ``other`` is ``list``."""
+        inner, named = _unwrap(call_node), _unwrap(other)
+        if not (isinstance(inner, lark.Tree) and inner.data == "ident_arg"):
+            return None
+        if str(inner.children[0]) != "type" or _identifier(named) != "list":
+            return None
+        args = _exprs(inner.children[1]) if len(inner.children) > 1 else []
+        return self.path(args[0], scope) if len(args) == 1 else None
 
     def binary(self, node: Any, op_node: Any, right_node: Any, scope: _Scope) -> Type:
         op = _BINARY[op_node.data]
@@ -219,8 +234,10 @@ class Walk:
         if op == "in":
             list_node = _unwrap(right_node)
             if isinstance(list_node, lark.Tree) and list_node.data == "list_lit":
-                for item in _exprs(list_node.children[0] if list_node.children else None):
-                    self.enum(left, item)
+                items = _exprs(list_node.children[0] if list_node.children else None)
+                if all(_literal(item) for item in items):  # (else not the same every time)
+                    for item in items:
+                        self.enum(left, item)
             if isinstance(right, ListT) or right == DYN:
                 return _BOOL
             if isinstance(right, MapT | ObjT) and _is(left, *_MAP_KEYS):
@@ -252,6 +269,10 @@ class Walk:
                 path = self.path(node, scope)
                 if path is not None and (*path, _NOT_NULL) in scope.guards:
                     found = Prim("string")
+            elif not isinstance(found, ListT) and scope.guards:
+                path = self.path(node, scope)
+                if path is not None and (*path, _A_LIST) in scope.guards:
+                    found = ListT(DYN)  # (type(p) == list holds)
             return found, _NONE, _NONE
         if kind == "member_index":
             return self.index(node, scope), _NONE, _NONE
@@ -305,6 +326,9 @@ class Walk:
             return None if base is None else (*base, str(kids[1]))
         if node.data == "member_index":
             key = _string_literal(kids[1])
+            if key is None:  # a key read from a path: one value in one evaluation
+                by = self.path(kids[1], scope)
+                key = None if by is None else _BY + ".".join(by)
             base = self.path(kids[0], scope) if key is not None else None
             return None if base is None or key is None else (*base, key)
         return None
@@ -323,7 +347,7 @@ class Walk:
                     self.fail(
                         at,
                         f"{shown_path} is optional in {target.what}: read it "
-                        f"only under has({shown_path})",
+                        f"only under {_guard(path, field)}",
                         optional=True,
                     )
                 return found[0]
@@ -344,7 +368,7 @@ class Walk:
                 self.fail(
                     at,
                     f"{shown_path} may be absent (a key of a map): read it only under "
-                    f"has({shown_path})",
+                    f"{_guard(path, field)}",
                     optional=True,
                 )
             return target.value
@@ -370,7 +394,7 @@ class Walk:
             values += [target.rest] if target.rest is not None and target.rest != DYN else []
             return _joined(values) if values else DYN
         if isinstance(target, ListT):
-            if not _is(key, "int", "uint", "double", "number"):
+            if not _is(key, "int", "uint"):  # (a double index fails unless it is whole)
                 return self.fail(key_node, f"no such overload: _[_]({target}, {key})")
             return target.elem
         if target == DYN:
@@ -387,6 +411,15 @@ class Walk:
         if not (isinstance(target, ObjT | MapT) or target == DYN):
             self.fail(inner, f"has() needs a map or an object, not {target}")
         path = self.path(inner, scope)
+        field = str(inner.children[1])
+        if isinstance(target, ObjT) and target.rest is None and target.field(field) is None:
+            hint = did_you_mean(field, [n for n, _, _ in target.fields])
+            shown_path = _text(path, field)
+            self.fail(
+                inner.children[1],
+                f"{shown_path} is not declared in {target.what}{hint} (has() of it is "
+                "always false)",
+            )
         return _BOOL, (frozenset({path}) if path else _NONE), _NONE
 
     def method(self, node: Any, scope: _Scope) -> Type:
@@ -394,7 +427,7 @@ class Walk:
         name = str(name_token)
         args = _exprs(node.children[2]) if len(node.children) > 2 else []
         qualified = self.qualified(target_node, name, scope)
-        if qualified is not None:
+        if qualified is not None and qualified in QUALIFIED_FUNCTIONS:  # (else int.size())
             types = [self.check(a, scope)[0] for a in args]
             return self.called(name_token, qualified, types, method=False)
         target = self.check(target_node, scope)[0]
@@ -433,6 +466,9 @@ class Walk:
         return ListT(self.check(args[1], inner)[0])
 
     def called(self, at: Any, name: str, types: list[Type], *, method: bool) -> Type:
+        wrong = format_problem(name, types, method)
+        if wrong is not None:
+            return self.fail(at, wrong)
         made = call(name, types, method)
         if made is not None:
             return made
@@ -452,38 +488,3 @@ def _joined(types: list[Type]) -> Type:
     for t in types[1:]:
         made = join(made, t)
     return made
-
-
-def _is_null(node: Any) -> bool:
-    inner = _unwrap(node)
-    return (
-        isinstance(inner, lark.Tree)
-        and inner.data == "literal"
-        and getattr(inner.children[0], "type", None) == "NULL_LIT"
-    )
-
-
-def _string_literal(node: Any) -> str | None:
-    inner = _unwrap(node)
-    if isinstance(inner, lark.Tree) and inner.data == "literal":
-        token = inner.children[0]
-        if isinstance(token, lark.Token) and token.type == "STRING_LIT":
-            value = literal_value(token)
-            return value if isinstance(value, str) else None
-    return None
-
-
-def _identifier(node: Any) -> str | None:
-    inner = _unwrap(node)
-    if isinstance(inner, lark.Tree) and inner.data == "ident":
-        return str(inner.children[0])
-    return None
-
-
-def _text(path: _Path | None, field: str) -> str:
-    """A path as the author wrote it (a macro variable by its name)."""
-    if path is None:
-        return field
-    parts = [path[0].partition("#")[0]]
-    parts.extend(p if p.isidentifier() else f"[{p!r}]" for p in path[1:])
-    return ".".join(parts).replace(".[", "[")
