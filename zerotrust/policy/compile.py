@@ -233,11 +233,14 @@ def compile_policies(
     more_sources: Iterable[str] = (),
     functions: Mapping[str, SetFunction] | None = None,
     trees: dict[str, Any] | None = None,
+    after_policy: Callable[[PolicySpec], None] | None = None,
 ) -> tuple[PolicySet | None, list[Diagnostic]]:
     """Compile every condition; report every CEL problem with its file position.
 
     ``more_sources`` are files that hold no policy but shape the set (action groups);
-    ``functions`` the set's own CEL functions (``in_group``)."""
+    ``functions`` the set's own CEL functions (``in_group``); ``trees`` receives the
+    syntax trees of the compiled texts, and ``after_policy`` is called with each policy
+    once its conditions are compiled (the type checker, while the trees are at hand)."""
     backend = _Memoised(backend, functions, trees)
     diagnostics: list[Diagnostic] = []
     compiled: list[CompiledPolicy] = []
@@ -288,6 +291,8 @@ def compile_policies(
             for r in spec.rules
         )
         compiled.append(CompiledPolicy(ordinal, spec.name, spec.description, signals, rules))
+        if after_policy is not None:
+            after_policy(spec)
     if diagnostics:
         return None, diagnostics
     indexed = _index(compiled, data, ordered, more_sources)

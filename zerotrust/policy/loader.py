@@ -63,7 +63,7 @@ from zerotrust.policy.located import AliasBudget, LNode, YamlProblem, load_docum
 from zerotrust.policy.model import PolicySpec
 from zerotrust.policy.positions import file_position as _file_position
 from zerotrust.policy.snapshot import MAX_FILE_BYTES, read_snapshot
-from zerotrust.policy.typecheck import typecheck_policies
+from zerotrust.policy.typecheck import TypeChecker
 from zerotrust.policy.validate import Condition, Validated, validate_policy
 
 __all__ = [
@@ -274,14 +274,26 @@ def _load_texts(
         data[DATA_KEY] = resolved.as_data()
     diagnostics.extend(check_conditions(unchecked, backend, functions))
     expanded = expand_specs(specs, resolved)
-    trees: dict[str, Any] | None = {} if schema_files else None  # for the type checker
+    schemas, clashes = merge_schema_files(schema_files)
+    diagnostics.extend(clashes)
+    if schemas.actions is not None:
+        diagnostics.extend(undeclared_actions(targets, groups, schemas.actions))
+    typing = TypeChecker(schemas, data, expanded) if schema_files and not clashes else None
+    trees: dict[str, Any] = {}
+
+    def type_check(spec: PolicySpec) -> None:
+        if typing is not None:
+            typing.check(spec, trees)
+            trees.clear()  # (the checker keeps the few that repeat)
+
     compiled, found = compile_policies(
         expanded,
         data,
         backend,
         more_sources={g.file for g in groups} | libraries.files,
         functions=functions,
-        trees=trees,
+        trees=trees if typing is not None else None,
+        after_policy=type_check,
     )
     diagnostics.extend(found)
     if compiled is not None and libraries.by_name:
@@ -289,14 +301,10 @@ def _load_texts(
         meaning = json.dumps([compiled.revision, libraries.meaning()], sort_keys=True, default=str)
         revision = "sha256:" + hashlib.sha256(meaning.encode()).hexdigest()[:32]
         compiled = attrs.evolve(compiled, revision=revision)
-    schemas, clashes = merge_schema_files(schema_files)
-    diagnostics.extend(clashes)
-    if schemas.actions is not None:
-        diagnostics.extend(undeclared_actions(targets, groups, schemas.actions))
     warnings: list[Diagnostic] = []
-    if schema_files and not clashes:
-        typed, warnings = typecheck_policies(expanded, schemas, data, trees)
-        diagnostics.extend(typed)
+    if typing is not None:
+        diagnostics.extend(typing.errors)
+        warnings = typing.warnings
     if diagnostics or compiled is None:
         raise PolicyError(sorted(diagnostics, key=lambda d: (d.file, d.line, d.column)))
     if schema_files:
