@@ -148,7 +148,11 @@ def test_near_misses_give_no_finding() -> None:
 
 @pytest.mark.parametrize("path", _policy_sets(), ids=lambda p: p.name)
 def test_no_finding_on_shipped_and_example_policies(path: Path) -> None:
-    assert lint_path(path) == LintReport((), 0)
+    report = lint_path(path)
+    assert report.findings == ()
+    if report.undecided:  # a question timed out on a loaded machine: ask with more time
+        report = lint_path(path, LintOptions(timeout_ms=60_000))
+    assert report == LintReport((), 0)
 
 
 def test_a_single_file_is_linted_alone() -> None:
