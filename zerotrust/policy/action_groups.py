@@ -20,6 +20,7 @@ from zerotrust.errors import Diagnostic
 from zerotrust.obligations import did_you_mean
 from zerotrust.policy.located import LNode
 from zerotrust.policy.model import CelSource, PolicySpec, Target
+from zerotrust.policy.positions import first_declared
 
 __all__ = [
     "DATA_KEY",
@@ -204,22 +205,7 @@ def resolve_action_groups(
     Refuses a group declared twice, a cycle (named, at the member that closes it) and a
     data key ``action_groups`` the groups would shadow.
     """
-    problems: list[Diagnostic] = []
-    declared: dict[str, ActionGroup] = {}
-    for group in groups:
-        first = declared.get(group.name)
-        if first is not None:
-            problems.append(
-                Diagnostic(
-                    group.file,
-                    group.line,
-                    group.column,
-                    f"action group {group.name!r} is defined twice "
-                    f"(first in {first.file}:{first.line}:{first.column})",
-                )
-            )
-            continue
-        declared[group.name] = group
+    declared, problems = first_declared(groups, "action group")
     if not declared:
         return ActionGroups(), problems
     head = min(declared.values(), key=lambda g: (g.file, g.line, g.column))

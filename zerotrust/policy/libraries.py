@@ -25,6 +25,7 @@ from zerotrust.obligations import did_you_mean
 from zerotrust.policy.action_groups import _CEL_WORDS
 from zerotrust.policy.located import LNode
 from zerotrust.policy.model import CelSource, Inlined, InlinedPiece, VariableSpec
+from zerotrust.policy.positions import first_declared
 from zerotrust.policy.variables import (
     ROLES,
     VARIABLE_NAME,
@@ -388,22 +389,7 @@ def resolve_libraries(
 ) -> tuple[Libraries, list[Diagnostic]]:
     """Inline each library's variables into its variables and roles and check their CEL
     once, at the library; refuses a library defined twice (naming the first)."""
-    problems: list[Diagnostic] = []
-    declared: dict[str, LibrarySpec] = {}
-    for spec in specs:
-        first = declared.get(spec.name)
-        if first is not None:
-            problems.append(
-                Diagnostic(
-                    spec.file,
-                    spec.line,
-                    spec.column,
-                    f"library {spec.name!r} is defined twice "
-                    f"(first in {first.file}:{first.line}:{first.column})",
-                )
-            )
-            continue
-        declared[spec.name] = spec
+    declared, problems = first_declared(specs, "library")
     resolved: dict[str, _Library] = {}
     for spec in declared.values():
         own = {v.name: v for v in spec.variables}

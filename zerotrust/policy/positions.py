@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Protocol, TypeVar
+
+from zerotrust.errors import Diagnostic
 from zerotrust.policy.model import CelSource
 
-__all__ = ["file_position", "offset_position", "text_offset"]
+__all__ = ["Declared", "file_position", "first_declared", "offset_position", "text_offset"]
 
 
 def offset_position(text: str, offset: int) -> tuple[int, int]:
@@ -104,3 +108,41 @@ def _escape(raw: str, j: int, char: str) -> int:
         except ValueError:
             return 0
     return 0
+
+
+class Declared(Protocol):
+    """Something declared by name, at a place in a file."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def file(self) -> str: ...
+    @property
+    def line(self) -> int: ...
+    @property
+    def column(self) -> int: ...
+
+
+_D = TypeVar("_D", bound=Declared)
+
+
+def first_declared(items: Iterable[_D], what: str) -> tuple[dict[str, _D], list[Diagnostic]]:
+    """Each name's first declaration; a second one is refused at its place, naming the
+    first (``what`` says what is declared: ``"action group"``, ``"library"``)."""
+    declared: dict[str, _D] = {}
+    problems: list[Diagnostic] = []
+    for item in items:
+        first = declared.get(item.name)
+        if first is None:
+            declared[item.name] = item
+            continue
+        problems.append(
+            Diagnostic(
+                item.file,
+                item.line,
+                item.column,
+                f"{what} {item.name!r} is defined twice "
+                f"(first in {first.file}:{first.line}:{first.column})",
+            )
+        )
+    return declared, problems
