@@ -44,7 +44,7 @@ if TYPE_CHECKING:
         StepUpError,
         ZeroTrustError,
     )
-    from zerotrust.policy.compile import PolicySet
+    from zerotrust.policy.policy_set import PolicySet
     from zerotrust.request import AccessRequest, Action, Resource, Subject
 
 __version__ = "0.1.0"
@@ -132,7 +132,7 @@ _WHERE = {
     "RequestError": "zerotrust.errors",
     "StepUpError": "zerotrust.errors",
     "ZeroTrustError": "zerotrust.errors",
-    "PolicySet": "zerotrust.policy.compile",
+    "PolicySet": "zerotrust.policy.policy_set",
     "AccessRequest": "zerotrust.request",
     "Action": "zerotrust.request",
     "Resource": "zerotrust.request",

@@ -19,7 +19,7 @@ from zerotrust.cel._compiler import _error_message, compile_expression
 from zerotrust.cel.functions import SetFunction
 from zerotrust.decision import Risk, TraceEntry, ValueRead
 from zerotrust.obligations import did_you_mean
-from zerotrust.policy.compile import CompiledRule, PolicySet, Values
+from zerotrust.policy.policy_set import CompiledRule, PolicySet, Values
 from zerotrust.request import AccessRequest
 
 __all__ = [

@@ -26,8 +26,8 @@ from zerotrust.cel import Backend, default_backend
 from zerotrust.decision import Decision, Effect, StepUp
 from zerotrust.errors import RequestError, ZeroTrustError
 from zerotrust.evaluation import DEFAULT_DENY, STORE_UNAVAILABLE, decide
-from zerotrust.policy.compile import PolicySet
 from zerotrust.policy.loader import load_path, load_texts
+from zerotrust.policy.policy_set import PolicySet
 from zerotrust.request import (
     AccessRequest,
     plain_mapping,

@@ -25,7 +25,7 @@ from zerotrust.decision import (
     Risk,
     StepUp,
 )
-from zerotrust.policy.compile import CompiledRule, PolicySet
+from zerotrust.policy.policy_set import CompiledRule, PolicySet
 from zerotrust.request import AccessRequest, request_variables
 
 __all__ = ["DEFAULT_DENY", "STORE_UNAVAILABLE", "decide"]

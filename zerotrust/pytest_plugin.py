@@ -21,7 +21,7 @@ import pytest
 if TYPE_CHECKING:
     from zerotrust.cel import Backend
     from zerotrust.errors import PolicyError
-    from zerotrust.policy.compile import PolicySet
+    from zerotrust.policy.policy_set import PolicySet
     from zerotrust.testing import CaseResult
 
 __all__ = [

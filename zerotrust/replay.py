@@ -27,8 +27,8 @@ from zerotrust.cel import Backend, default_backend
 from zerotrust.decision import Decision, Effect, StepUp
 from zerotrust.errors import ZeroTrustError
 from zerotrust.evaluation import STORE_UNAVAILABLE, decide
-from zerotrust.policy.compile import PolicySet
 from zerotrust.policy.loader import load_path
+from zerotrust.policy.policy_set import PolicySet
 from zerotrust.request import AccessRequest
 
 __all__ = [

@@ -48,12 +48,7 @@ from zerotrust.policy.action_groups import (
 )
 from zerotrust.policy.attr_check import compile_checker
 from zerotrust.policy.attr_schema import SchemaFile, merge_schema_files, read_schema_file
-from zerotrust.policy.compile import (
-    PolicySet,
-    check_conditions,
-    compile_policies,
-    library_checker,
-)
+from zerotrust.policy.compile import check_conditions, compile_policies, library_checker
 from zerotrust.policy.groups import DATA_KEY as GROUPS_KEY
 from zerotrust.policy.groups import Group, read_groups, resolve_groups
 from zerotrust.policy.groups import located as _located
@@ -61,6 +56,7 @@ from zerotrust.policy.json_data import load_json
 from zerotrust.policy.libraries import is_library, resolve_library_documents
 from zerotrust.policy.located import AliasBudget, LNode, YamlProblem, load_documents
 from zerotrust.policy.model import PolicySpec
+from zerotrust.policy.policy_set import PolicySet
 from zerotrust.policy.positions import file_position as _file_position
 from zerotrust.policy.snapshot import MAX_FILE_BYTES, read_snapshot
 from zerotrust.policy.typecheck import TypeChecker

@@ -14,9 +14,9 @@ from typing import Any
 
 import attrs
 
-from zerotrust.policy.compile import PolicySet
 from zerotrust.policy.loader import is_policy_file
 from zerotrust.policy.located import LNode, YamlProblem, load_documents
+from zerotrust.policy.policy_set import PolicySet
 from zerotrust.testing._run import SuiteReport
 
 __all__ = ["Coverage", "FileCoverage", "ItemCoverage", "coverage_of"]

@@ -14,8 +14,8 @@ from zerotrust.cel import Backend, default_backend
 from zerotrust.decision import Decision
 from zerotrust.engine import PolicyDecisionPoint
 from zerotrust.errors import Diagnostic, PolicyError, RequestError
-from zerotrust.policy.compile import PolicySet
 from zerotrust.policy.loader import is_test_file, load_path
+from zerotrust.policy.policy_set import PolicySet
 from zerotrust.request import AccessRequest
 from zerotrust.testing._suite import Case, Known, read_suite
 

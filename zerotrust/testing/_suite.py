@@ -19,8 +19,8 @@ from zerotrust._describe import describe
 from zerotrust.errors import Diagnostic, RequestError
 from zerotrust.evaluation import DEFAULT_DENY
 from zerotrust.obligations import did_you_mean
-from zerotrust.policy.compile import PolicySet
 from zerotrust.policy.located import LNode, YamlProblem, load_documents
+from zerotrust.policy.policy_set import PolicySet
 from zerotrust.request import AccessRequest
 
 __all__ = ["Case", "Known", "read_suite"]
