@@ -30,6 +30,7 @@ __all__ = [
     "acr_values_problem",
     "max_age_problem",
     "plain_behavior",
+    "plan_of",
 ]
 
 #: One acr value. They travel space-separated (OpenID Connect Core 3.1.2.1, RFC 9470
@@ -293,6 +294,9 @@ class Decision:
     # Set by the PDP when ``behavior`` is plain JSON data by construction (the memory
     # store's own map): the decision log then writes it without checking a copy.
     _plain_behavior: bool = attrs.field(default=False, init=False, eq=False, repr=False)
+    # Set by the PDP on the record of a query plan (``PolicyDecisionPoint.plan``): the
+    # plan as JSON data, which the decision log writes with ``"kind": "plan"``.
+    _plan: Mapping[str, Any] | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     @property
     def allowed(self) -> bool:
@@ -336,3 +340,8 @@ def plain_behavior(decision: Decision) -> Mapping[str, Any] | None:
     """The decision's feature map if the PDP made it from plain JSON data by
     construction (nothing to check before it is written), else None."""
     return decision.behavior if decision._plain_behavior else None
+
+
+def plan_of(decision: Decision) -> Mapping[str, Any] | None:
+    """The plan a decision-log record stands for (JSON data), or None for a decision."""
+    return decision._plan

@@ -26,6 +26,9 @@ from zerotrust.cel import Backend, default_backend
 from zerotrust.decision import Decision, Effect, StepUp
 from zerotrust.errors import RequestError, ZeroTrustError
 from zerotrust.evaluation import DEFAULT_DENY, STORE_UNAVAILABLE, decide
+from zerotrust.plan import Plan
+from zerotrust.plan._planner import Planner, plan_request
+from zerotrust.plan._record import plan_record
 from zerotrust.policy.loader import load_path, load_texts
 from zerotrust.policy.policy_set import PolicySet
 from zerotrust.request import (
@@ -154,6 +157,7 @@ class PolicyDecisionPoint:
         self._behavior_failures = 0
         self._recent_lock = threading.Lock()
         self._recent: OrderedDict[str, tuple[AccessRequest, datetime.datetime, int]] = OrderedDict()
+        self._planner: Planner | None = None
 
     @classmethod
     def from_path(
@@ -371,13 +375,72 @@ class PolicyDecisionPoint:
             self._after(req, decision, extra, available)
         return decision
 
+    def plan(self, request: Mapping[str, Any], *, extra: Mapping[str, Any] | None = None) -> Plan:
+        """A query plan: which resources of the request's ``resource.type`` it may read.
+
+        ``request`` is a request whose resource has a ``type`` only (no ``id``, no
+        ``properties``). The plan is logged (``"kind": "plan"``) and counted by the
+        behaviour store as one request; report the rows it returned with
+        :meth:`record_access` (``plan.decision_id``). Raises :class:`RequestError` as
+        :meth:`evaluate` does, and for a resource with an id or properties.
+        """
+        now = self._now()
+        if self._identity is not None:
+            request = self._identity.resolve(_raw(request), now=now)
+        req = plan_request(request)
+        return self._plan_at(req, now, self._features(req, now), extra)
+
+    async def plan_async(
+        self, request: Mapping[str, Any], *, extra: Mapping[str, Any] | None = None
+    ) -> Plan:
+        """As :meth:`plan`, for event loops (the identity source's ``resolve_async``)."""
+        now = self._now()
+        if self._identity is not None:
+            request = await self._identity.resolve_async(_raw(request), now=now)
+        req = plan_request(request)
+        get_async = getattr(self._behavior, "features_async", None)
+        features = self._features(req, now) if get_async is None else None
+        if get_async is not None:
+            try:
+                features = await get_async(req, now)
+            except Exception as exc:
+                features = self._behavior_failed(exc)
+        return self._plan_at(req, now, features, extra)
+
+    def _plan_at(
+        self,
+        req: AccessRequest,
+        now: datetime.datetime,
+        features: Mapping[str, Any] | None,
+        extra: Mapping[str, Any] | None,
+    ) -> Plan:
+        planner = self._planner
+        if planner is None or planner.policies is not self._set:
+            planner = self._planner = Planner(self._set)
+        mode = getattr(self._behavior, "on_store_error", StoreErrorMode.EVALUATE)
+        required = getattr(self._behavior, "store_error_step_up", None)
+        plan = planner.plan(
+            req,
+            now,
+            features,
+            self._backend,
+            on_store_error=mode if type(mode) is StoreErrorMode else StoreErrorMode(mode),
+            store_error_step_up=required if isinstance(required, StepUp) else None,
+        )
+        record = plan_record(plan, features)
+        self._after(req, record, extra, features is None or features.get("available") is not False)
+        return plan
+
     def record_access(
-        self, decision: str | Decision | Mapping[str, Any] | AccessRequest, *, records: int
+        self,
+        decision: str | Decision | Plan | Mapping[str, Any] | AccessRequest,
+        *,
+        records: int,
     ) -> None:
         """Report how many records a request actually read (a query may return more rows
         than it asked for).
 
-        Given a decision (or its id) this PDP made recently, its count becomes
+        Given a decision or a plan (or its id) this PDP made recently, its count becomes
         ``records``; given a request, ``records`` are added for its subject now. A
         count above ``MAX_RECORDS`` counts as ``MAX_RECORDS``, as in ``context.records``.
         Raises :class:`RequestError` for a negative count or an unknown decision id.
@@ -388,6 +451,8 @@ class PolicyDecisionPoint:
         # store's counters, the features and the logged line stay within 64 bits.
         records = min(records, MAX_RECORDS)
         store = getattr(self._behavior, "record_access", None)
+        if isinstance(decision, Plan):
+            decision = decision.decision_id
         if isinstance(decision, Decision | str):
             key = decision if isinstance(decision, str) else decision.decision_id
             with self._recent_lock:

@@ -11,7 +11,7 @@ import attrs
 
 from zerotrust._describe import hider
 from zerotrust._plain import plain_json
-from zerotrust.decision import Decision, plain_behavior
+from zerotrust.decision import Decision, plain_behavior, plan_of
 from zerotrust.errors import ZeroTrustError
 from zerotrust.request import AccessRequest, request_variables
 
@@ -186,6 +186,10 @@ def entry(
         "policy_revision": decision.policy_revision,
         "request": req,
     }
+    plan = plan_of(decision)
+    if plan is not None:  # a query plan's record: what it allows, not one resource's answer
+        record["kind"] = "plan"
+        record["plan"] = plan
     if decision.behavior is not None:
         behavior: Any = plain_behavior(decision)  # shared: redaction copies what it changes
         if behavior is None:

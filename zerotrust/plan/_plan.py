@@ -1,0 +1,171 @@
+"""The query plan: which resources of one type a request may read, as a condition."""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+
+from zerotrust.decision import Decision, EvaluationError, Obligation, Risk, StepUp
+from zerotrust.errors import ZeroTrustError
+from zerotrust.plan import residual as r
+
+__all__ = ["NotExpressibleError", "ObligationBranch", "Plan", "PlanKind", "StepUpPlan"]
+
+T = TypeVar("T")
+
+
+class NotExpressibleError(ZeroTrustError, ValueError):
+    """A plan (or part of it) cannot be a database filter: decide rows one by one
+    (:meth:`Plan.allowed_rows`), or map what the message names."""
+
+
+class PlanKind(enum.StrEnum):
+    """What a plan says about every resource of its type (as Cerbos ``PlanResources``)."""
+
+    ALWAYS_ALLOWED = "always_allowed"
+    ALWAYS_DENIED = "always_denied"
+    CONDITIONAL = "conditional"
+
+
+@attrs.frozen
+class StepUpPlan:
+    """The rows a step-up would open: allowed once ``requirements`` are met (their
+    decision now is ``step_up`` and an allow rule matched them)."""
+
+    condition: r.Node
+    requirements: StepUp
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "condition": r.to_cel(self.condition),
+            "ast": r.to_json(self.condition),
+            "requirements": self.requirements.to_dict(),
+        }
+
+
+@attrs.frozen
+class ObligationBranch:
+    """Obligations that come with the rows where ``condition`` holds (an allow rule's
+    condition); a row carries the obligations of every branch it meets."""
+
+    condition: r.Node
+    obligations: tuple[Obligation, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "condition": r.to_cel(self.condition),
+            "obligations": [o.to_dict() for o in self.obligations],
+        }
+
+
+Row = Mapping[str, Any]
+_Decider = Callable[[Row], Decision]
+
+
+@attrs.frozen
+class Plan:
+    """Which resources of ``resource_type`` the request may read (allow), as a
+    condition over ``resource.id`` and ``resource.properties.*``.
+
+    For every resource of the type, ``condition`` holds exactly when the decision for
+    the request with that resource is allow (the behaviour features, ``now`` and the
+    request's other values are those of the plan). ``kind`` is
+    :attr:`PlanKind.CONDITIONAL` unless the condition is constant. ``not_expressible``
+    names the part of the condition a filter cannot hold (None when it can: then
+    :mod:`zerotrust.plan.sqlalchemy` and :mod:`zerotrust.plan.django` translate it);
+    :meth:`allowed_rows` is exact either way.
+    """
+
+    kind: PlanKind
+    resource_type: str
+    action: str
+    condition: r.Node
+    step_up: StepUpPlan | None
+    obligations: tuple[ObligationBranch, ...]
+    risk: Risk
+    errors: tuple[EvaluationError, ...]
+    policy_revision: str
+    decision_id: str
+    evaluated_at: datetime.datetime
+    _decide_row: _Decider = attrs.field(eq=False, repr=False, alias="decide_row")
+
+    @property
+    def not_expressible(self) -> str | None:
+        return r.expressible(self.condition)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The attribute paths the condition reads (what a filter's mapping must name)."""
+        return r.fields(self.condition)
+
+    def matches(self, resource: Row) -> bool:
+        """Whether the plan allows one resource: ``{"id": ..., "properties": {...}}``.
+
+        Exact: through the residual when it is expressible, else by deciding the
+        request with this resource (as :meth:`decide`).
+        """
+        if self.kind is not PlanKind.CONDITIONAL:
+            return self.kind is PlanKind.ALWAYS_ALLOWED
+        if self.not_expressible is None:
+            return r.holds(self.condition, _row(resource)) is True
+        return self._decide_row(_row(resource)).allowed
+
+    def decide(self, resource: Row) -> Decision:
+        """The decision for the plan's request with this resource, at the plan's time
+        and with its behaviour features (not logged, not counted)."""
+        return self._decide_row(_row(resource))
+
+    def allowed_rows(self, rows: Iterable[T], resource: Callable[[T], Row]) -> list[T]:
+        """The rows the plan allows, deciding each (the fallback when the plan is not a
+        filter): ``resource(row)`` gives ``{"id": ..., "properties": {...}}``."""
+        return [row for row in rows if self.decide(resource(row)).allowed]
+
+    def obligations_for(self, resource: Row) -> tuple[Obligation, ...]:
+        """The obligations the decision for this resource carries: those of every
+        branch it meets when it is allowed, else none."""
+        row = _row(resource)
+        if not self.matches(row):
+            return ()
+        if any(r.expressible(b.condition) is not None for b in self.obligations):
+            return self._decide_row(row).obligations
+        found: list[Obligation] = []
+        for branch in self.obligations:
+            if r.holds(branch.condition, row) is True:
+                found.extend(branch.obligations)
+        return tuple(found)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON data: ``kind``, ``condition`` (CEL-like text), ``ast`` (nested ``op``
+        nodes), ``step_up``, ``obligations``, ``not_expressible``, ids."""
+        return {
+            "kind": self.kind.value,
+            "resource_type": self.resource_type,
+            "action": self.action,
+            "condition": r.to_cel(self.condition),
+            "ast": r.to_json(self.condition),
+            "not_expressible": self.not_expressible,
+            "fields": list(self.fields),
+            "step_up": self.step_up.to_dict() if self.step_up is not None else None,
+            "obligations": [b.to_dict() for b in self.obligations],
+            "risk": self.risk.to_dict(),
+            "errors": [e.to_dict() for e in self.errors],
+            "policy_revision": self.policy_revision,
+            "decision_id": self.decision_id,
+            "evaluated_at": self.evaluated_at.isoformat(),
+        }
+
+
+def _row(resource: Row) -> dict[str, Any]:
+    if not isinstance(resource, Mapping):
+        raise ZeroTrustError(
+            f"a row's resource must be a mapping with id and properties, not "
+            f"{type(resource).__name__}"
+        )
+    properties = resource.get("properties", {})
+    if not isinstance(properties, Mapping):
+        raise ZeroTrustError("a row's resource properties must be a mapping")
+    return {"id": resource.get("id"), "properties": properties}

@@ -1,0 +1,513 @@
+"""What is left of a condition once everything but the resource is known: the residual.
+
+A residual is a small tree over ``resource.id`` and ``resource.properties.*`` whose leaves
+are values computed at plan time. It keeps CEL's meaning exactly, errors included: a row
+for which a residual errors is a row for which the original condition errors. Three
+readers share it: :func:`evaluate` (one row, in Python, with the CEL runtime's own
+operators), :func:`to_cel` (the text ``zerotrust plan`` prints) and the database adapters,
+which translate each node through its *true* and *false* sets (see
+:mod:`zerotrust.plan.sqlalchemy`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from zerotrust.cel import _runtime_ops as ops
+from zerotrust.cel import _runtime_values as rt
+from zerotrust.cel._runtime_values import CelError
+
+__all__ = [
+    "STRING_CALLS",
+    "And",
+    "Call",
+    "Compare",
+    "Error",
+    "Field",
+    "Fires",
+    "Has",
+    "In",
+    "Node",
+    "Not",
+    "Opaque",
+    "Or",
+    "Value",
+    "evaluate",
+    "expressible",
+    "fields",
+    "holds",
+    "to_cel",
+    "to_json",
+]
+
+#: The methods of strings a residual keeps (``size`` is also a function).
+STRING_CALLS = ("startsWith", "endsWith", "contains", "size")
+COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+
+
+class Node:
+    """A residual node; every node type is a frozen attrs class below."""
+
+    __slots__ = ()
+
+
+@attrs.frozen
+class Value(Node):
+    """A value known at plan time (plain JSON data, or a CEL value such as a timestamp)."""
+
+    value: Any
+
+
+@attrs.frozen
+class Error(Node):
+    """An evaluation error known at plan time (a missing subject attribute, say)."""
+
+    message: str
+
+
+@attrs.frozen
+class Field(Node):
+    """``resource.id`` (``("id",)``) or ``resource.properties.a.b`` (``("properties",
+    "a", "b")``): the row's value, an error where it is missing."""
+
+    path: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return _path_text(self.path)
+
+
+@attrs.frozen
+class Has(Node):
+    """``has(resource.properties.a)``: whether the row has the attribute."""
+
+    path: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return _path_text(self.path)
+
+
+@attrs.frozen
+class Compare(Node):
+    """``left op right``, ``op`` one of ``== != < <= > >=``."""
+
+    op: str
+    left: Node
+    right: Node
+
+
+@attrs.frozen
+class In(Node):
+    """``item in container`` (a known list, or a row's value)."""
+
+    item: Node
+    container: Node
+
+
+@attrs.frozen
+class Call(Node):
+    """``target.name(args...)`` for :data:`STRING_CALLS` (``size(x)`` is ``x.size()``)."""
+
+    name: str
+    target: Node
+    args: tuple[Node, ...] = ()
+
+
+@attrs.frozen
+class And(Node):
+    left: Node
+    right: Node
+
+
+@attrs.frozen
+class Or(Node):
+    left: Node
+    right: Node
+
+
+@attrs.frozen
+class Not(Node):
+    operand: Node
+
+
+@attrs.frozen
+class Fires(Node):
+    """True unless ``operand`` is false: a risk signal fires when its condition holds or
+    errors (fail closed), so ``Fires`` is never an error."""
+
+    operand: Node
+
+
+@attrs.frozen
+class Opaque(Node):
+    """A sub-expression about the resource outside the plan language (arithmetic, a
+    macro, a function other than :data:`STRING_CALLS`): the plan cannot be a filter."""
+
+    source: str
+
+
+_ATOMIC_BOOL = (Compare, In, Has, Fires, And, Or, Not)
+
+
+def is_boolean(node: Node) -> bool:
+    """Whether ``node`` gives a bool or an error on every row (never another value)."""
+    if isinstance(node, _ATOMIC_BOOL):
+        return True
+    if isinstance(node, Value):
+        return type(node.value) is bool
+    if isinstance(node, Error):
+        return True
+    return isinstance(node, Call) and node.name != "size"
+
+
+# --- building, with CEL's own simplifications ------------------------------------------
+
+
+def and_(left: Node, right: Node) -> Node:
+    """``left && right``: false wins over an error on either side (CEL's commutative
+    ``&&``), true is dropped only beside a node that is boolean on every row."""
+    if _is(left, False) or _is(right, False):
+        return Value(False)
+    if _is(left, True) and is_boolean(right):
+        return right
+    if _is(right, True) and is_boolean(left):
+        return left
+    if isinstance(left, Error) and isinstance(right, Error):
+        return left
+    return And(left, right)
+
+
+def or_(left: Node, right: Node) -> Node:
+    if _is(left, True) or _is(right, True):
+        return Value(True)
+    if _is(left, False) and is_boolean(right):
+        return right
+    if _is(right, False) and is_boolean(left):
+        return left
+    if isinstance(left, Error) and isinstance(right, Error):
+        return left
+    return Or(left, right)
+
+
+def not_(operand: Node) -> Node:
+    if isinstance(operand, Value):
+        if type(operand.value) is bool:
+            return Value(not operand.value)
+        return Error(f"no such overload: !_({_kind(operand.value)})")
+    if isinstance(operand, Error):
+        return operand
+    if isinstance(operand, Not) and is_boolean(operand.operand):
+        return operand.operand
+    return Not(operand)
+
+
+def fires(operand: Node) -> Node:
+    if isinstance(operand, Value):
+        return Value(operand.value is not False)
+    if isinstance(operand, Error):
+        return Value(True)
+    return Fires(operand)
+
+
+def any_of(nodes: list[Node]) -> Node:
+    made: Node = Value(False)
+    for node in nodes:
+        made = or_(made, node)
+    return made
+
+
+def all_of(nodes: list[Node]) -> Node:
+    made: Node = Value(True)
+    for node in nodes:
+        made = and_(made, node)
+    return made
+
+
+def _is(node: Node, value: bool) -> bool:
+    return isinstance(node, Value) and node.value is value
+
+
+def _kind(value: Any) -> str:
+    try:
+        return rt.kind_of(value).name
+    except CelError:
+        return type(value).__name__
+
+
+# --- one row, in Python ----------------------------------------------------------------
+
+_COMPARE: Mapping[str, Callable[[Any, Any], bool]] = {
+    "==": rt.eq,
+    "!=": rt.ne,
+    "<": rt.lt,
+    "<=": rt.le,
+    ">": rt.gt,
+    ">=": rt.ge,
+}
+_CALL: Mapping[str, Callable[..., Any]] = {
+    "startsWith": ops.starts_with,
+    "endsWith": ops.ends_with,
+    "contains": ops.contains,
+    "size": ops.size,
+}
+
+
+class RowError(Exception):
+    """A residual errored on a row (as the condition would have)."""
+
+
+def holds(node: Node, resource: Mapping[str, Any]) -> bool | None:
+    """True or False as the condition evaluates on this resource, None for an error
+    (or a value that is not a bool). ``resource`` is ``{"id": ..., "properties": {...}}``."""
+    try:
+        made = evaluate(node, resource)
+    except RowError:
+        return None
+    return made if type(made) is bool else None
+
+
+def evaluate(node: Node, resource: Mapping[str, Any]) -> Any:
+    """The node's CEL value on one resource; raises :class:`RowError` for a CEL error.
+
+    Raises :class:`~zerotrust.errors.ZeroTrustError` (through the plan) for
+    :class:`Opaque`, which only the original condition can evaluate.
+    """
+    kind = type(node)
+    if kind is Value:
+        return node.value  # type: ignore[attr-defined]
+    if kind is Error:
+        raise RowError(node.message)  # type: ignore[attr-defined]
+    if kind is Field:
+        return _select(resource, node.path)  # type: ignore[attr-defined]
+    if kind is Has:
+        path = node.path  # type: ignore[attr-defined]
+        parent = _select(resource, path[:-1])
+        try:
+            return rt.has(parent, path[-1])
+        except (CelError, KeyError, TypeError) as exc:
+            raise RowError(str(exc)) from None
+    if kind is And or kind is Or:
+        stop = kind is Or  # the value that decides: true for ||, false for &&
+        failed = False
+        for side in (node.left, node.right):  # type: ignore[attr-defined]
+            try:
+                made = evaluate(side, resource)
+            except RowError:
+                failed = True
+                continue
+            if made is stop:
+                return stop
+            if type(made) is not bool:
+                failed = True
+        if failed:
+            raise RowError("no such overload (a non-boolean or an error)")
+        return not stop
+    if kind is Not or kind is Fires:
+        try:
+            made = evaluate(node.operand, resource)  # type: ignore[attr-defined]
+        except RowError:
+            if kind is Fires:
+                return True
+            raise
+        if kind is Fires:
+            return made is not False
+        if type(made) is not bool:
+            raise RowError(f"no such overload: !_({_kind(made)})")
+        return not made
+    try:
+        if kind is Compare:
+            fn = _COMPARE[node.op]  # type: ignore[attr-defined]
+            return fn(evaluate(node.left, resource), evaluate(node.right, resource))  # type: ignore[attr-defined]
+        if kind is In:
+            item = evaluate(node.item, resource)  # type: ignore[attr-defined]
+            return rt.contained(item, evaluate(node.container, resource))  # type: ignore[attr-defined]
+        if kind is Call:
+            target = evaluate(node.target, resource)  # type: ignore[attr-defined]
+            args = [evaluate(a, resource) for a in node.args]  # type: ignore[attr-defined]
+            return _CALL[node.name](target, *args)  # type: ignore[attr-defined]
+    except (CelError, KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise RowError(str(exc)) from None
+    raise RowError(f"{type(node).__name__} is evaluated by the original condition only")
+
+
+def _select(resource: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = resource
+    for step in path:
+        try:
+            value = rt.index(value, step)
+        except (CelError, KeyError, TypeError) as exc:
+            raise RowError(f"no such key: {step!r}" if isinstance(exc, KeyError) else str(exc))
+    return value
+
+
+# --- reading a residual ----------------------------------------------------------------
+
+
+def children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, And | Or):
+        return (node.left, node.right)
+    if isinstance(node, Not | Fires):
+        return (node.operand,)
+    if isinstance(node, Compare):
+        return (node.left, node.right)
+    if isinstance(node, In):
+        return (node.item, node.container)
+    if isinstance(node, Call):
+        return (node.target, *node.args)
+    return ()
+
+
+def walk(node: Node) -> list[Node]:
+    found, stack = [], [node]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(children(current))
+    return found
+
+
+def fields(node: Node) -> tuple[str, ...]:
+    """The attribute paths a residual reads (``resource.id``, ``resource.properties.a``),
+    sorted: what a filter's mapping must name."""
+    return tuple(sorted({n.name for n in walk(node) if isinstance(n, Field | Has)}))
+
+
+def expressible(node: Node) -> str | None:
+    """None when every node is in the plan language; else what is not (for messages)."""
+    for n in walk(node):
+        if isinstance(n, Opaque):
+            return f"{n.source!r} is outside what a plan can express"
+    return None
+
+
+_PRECEDENCE = {Or: 1, And: 2}
+
+
+def to_cel(node: Node) -> str:
+    """The residual as CEL-like text (``fires(x)`` is the one word CEL lacks)."""
+    return _cel(node, 0)
+
+
+def _cel(node: Node, outer: int) -> str:
+    if isinstance(node, Value):
+        return _literal(node.value)
+    if isinstance(node, Error):
+        return f"error({json.dumps(node.message, ensure_ascii=False)})"
+    if isinstance(node, Field):
+        return _path_text(node.path)
+    if isinstance(node, Has):
+        last = node.path[-1]
+        if last.isidentifier():
+            return f"has({_path_text(node.path)})"
+        return f"{json.dumps(last, ensure_ascii=False)} in {_path_text(node.path[:-1])}"
+    if isinstance(node, And | Or):
+        level = _PRECEDENCE[type(node)]
+        op = " && " if isinstance(node, And) else " || "
+        text = _cel(node.left, level) + op + _cel(node.right, level)
+        return f"({text})" if outer > level else text
+    if isinstance(node, Not):
+        return f"!{_cel(node.operand, 9)}"
+    if isinstance(node, Fires):
+        return f"fires({_cel(node.operand, 0)})"
+    if isinstance(node, Compare):
+        text = f"{_cel(node.left, 5)} {node.op} {_cel(node.right, 5)}"
+        return f"({text})" if outer > 3 else text
+    if isinstance(node, In):
+        text = f"{_cel(node.item, 5)} in {_cel(node.container, 5)}"
+        return f"({text})" if outer > 3 else text
+    if isinstance(node, Call):
+        args = ", ".join(_cel(a, 0) for a in node.args)
+        return f"{_cel(node.target, 9)}.{node.name}({args})"
+    if isinstance(node, Opaque):
+        return f"({node.source})"
+    raise TypeError(f"not a residual node: {node!r}")
+
+
+def _path_text(path: tuple[str, ...]) -> str:
+    text = "resource"
+    for step in path:
+        text += f".{step}" if step.isidentifier() else f"[{json.dumps(step, ensure_ascii=False)}]"
+    return text
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "null"
+    if type(value) is bool:
+        return "true" if value else "false"
+    if type(value) is float:
+        if math.isnan(value) or math.isinf(value):
+            return f'double("{value}")'
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        items = (f"{_literal(k)}: {_literal(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if type(value) is int:
+        return str(value)
+    return f"{_kind(value)}({json.dumps(str(value), ensure_ascii=False)})"
+
+
+def to_json(node: Node) -> Any:
+    """The residual as JSON data: ``{"op": ..., ...}`` nodes, known values as
+    ``{"value": v}`` (or ``{"value": text, "type": kind}`` when JSON has no such value)."""
+    if isinstance(node, Value):
+        return _json_value(node.value)
+    if isinstance(node, Error):
+        return {"error": node.message}
+    if isinstance(node, Field | Has):
+        return {"op": "field" if isinstance(node, Field) else "has", "path": node.name}
+    if isinstance(node, And | Or):
+        return {"op": "and" if isinstance(node, And) else "or", "args": _flat(node, type(node))}
+    if isinstance(node, Not | Fires):
+        return {"op": "not" if isinstance(node, Not) else "fires", "arg": to_json(node.operand)}
+    if isinstance(node, Compare):
+        return {"op": node.op, "args": [to_json(node.left), to_json(node.right)]}
+    if isinstance(node, In):
+        return {"op": "in", "args": [to_json(node.item), to_json(node.container)]}
+    if isinstance(node, Call):
+        return {"op": node.name, "args": [to_json(node.target), *map(to_json, node.args)]}
+    if isinstance(node, Opaque):
+        return {"op": "opaque", "source": node.source}
+    raise TypeError(f"not a residual node: {node!r}")
+
+
+def _flat(node: Node, kind: type) -> list[Any]:
+    if isinstance(node, kind):
+        return _flat(node.left, kind) + _flat(node.right, kind)  # type: ignore[attr-defined]
+    return [to_json(node)]
+
+
+def _json_value(value: Any) -> Any:
+    plain = _plain(value)
+    if plain is not _NOT_JSON:
+        return {"value": plain}
+    return {"value": str(value), "type": _kind(value)}
+
+
+_NOT_JSON = object()
+
+
+def _plain(value: Any) -> Any:
+    if value is None or type(value) in (bool, int, str):
+        return value
+    if type(value) is float:
+        return value if math.isfinite(value) else _NOT_JSON
+    if isinstance(value, list | tuple):
+        items = [_plain(v) for v in value]
+        return _NOT_JSON if any(i is _NOT_JSON for i in items) else items
+    if isinstance(value, Mapping):
+        pairs = {k: _plain(v) for k, v in value.items()}
+        if any(type(k) is not str for k in pairs) or any(v is _NOT_JSON for v in pairs.values()):
+            return _NOT_JSON
+        return pairs
+    return _NOT_JSON
