@@ -192,11 +192,11 @@ class _Builder:
         if _is_resource(node):
             return lambda b: r.Field(())
         if node.data == "member_dot":
-            base = self.path(node.children[0])
-            if base is None:
+            parent = self.path(node.children[0])
+            if parent is None:
                 return None
-            step = str(node.children[1])
-            return lambda b: _step(base(b), step, self.text(node))
+            step, source = str(node.children[1]), self.text(node)
+            return lambda b: _step(parent(b), step, source)
         if node.data == "member_index":
             base = self.path(node.children[0])
             if base is None or _reads_resource(node.children[1]):

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from zerotrust.decision import Decision, EvaluationError, Obligation, Risk, StepUp
+from zerotrust.decision import Decision, Effect, EvaluationError, Obligation, Risk, StepUp
 from zerotrust.errors import ZeroTrustError
 from zerotrust.plan import residual as r
 
@@ -113,6 +113,17 @@ class Plan:
         if self.not_expressible is None:
             return r.holds(self.condition, _row(resource)) is True
         return self._decide_row(_row(resource)).allowed
+
+    def step_up_matches(self, resource: Row) -> bool:
+        """Whether a step-up would open this resource (see :class:`StepUpPlan`)."""
+        if self.step_up is None:
+            return False
+        if r.expressible(self.step_up.condition) is None:
+            return r.holds(self.step_up.condition, _row(resource)) is True
+        decision = self._decide_row(_row(resource))
+        return decision.effect is Effect.STEP_UP and any(
+            reason.effect is Effect.ALLOW for reason in decision.reasons
+        )
 
     def decide(self, resource: Row) -> Decision:
         """The decision for the plan's request with this resource, at the plan's time

@@ -213,7 +213,7 @@ def _risk_branches(
     (empty when there are too many combinations)."""
     if len(per_row) > MAX_ROW_SIGNALS:
         return []
-    made = []
+    made: list[tuple[r.Node, Mapping[str, Any]]] = []
     for fired in itertools.product((True, False), repeat=len(per_row)):
         guard: r.Node = _TRUE
         total, signal_names = score, list(names)
@@ -289,4 +289,3 @@ def _row_decider(
         )
 
     return decide_row
-

@@ -342,7 +342,8 @@ def _select(resource: Mapping[str, Any], path: tuple[str, ...]) -> Any:
         try:
             value = rt.index(value, step)
         except (CelError, KeyError, TypeError) as exc:
-            raise RowError(f"no such key: {step!r}" if isinstance(exc, KeyError) else str(exc))
+            message = f"no such key: {step!r}" if isinstance(exc, KeyError) else str(exc)
+            raise RowError(message) from None
     return value
 
 

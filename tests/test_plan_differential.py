@@ -1,0 +1,43 @@
+"""A plan's condition holds on a resource exactly when ``evaluate`` allows it.
+
+Random policy sets (tests/plan_strategies.py), random subjects and random resources,
+wrong-typed and missing properties included: for every row, the plan (in Python) and the
+step-up plan agree with the decision of the request with that row.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from hypothesis import HealthCheck, given, settings
+from plan_strategies import plan_request, policy_sets, row_request, rows, subjects
+
+from zerotrust.decision import Effect
+from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.plan import PlanKind
+
+NOW = datetime.datetime(2026, 3, 2, 10, 0, tzinfo=datetime.UTC)
+
+
+def _pdp(texts: dict[str, str]) -> PolicyDecisionPoint:
+    return PolicyDecisionPoint.from_texts(texts, clock=lambda: NOW, behavior=None)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(policy_sets(), subjects(), rows(typed=False))
+def test_plan_matches_evaluate_on_every_row(texts, subject, table) -> None:
+    pdp = _pdp(texts)
+    plan = pdp.plan(plan_request(subject))
+    for row in table:
+        decision = pdp.evaluate(row_request(subject, row))
+        assert plan.matches(row) == decision.allowed, (plan.to_dict()["condition"], row)
+        assert plan.decide(row).effect is decision.effect
+        if decision.allowed:
+            assert plan.obligations_for(row) == decision.obligations
+        opened = plan.step_up is not None and plan.step_up_matches(row)
+        expected = decision.effect is Effect.STEP_UP and any(
+            r.effect is Effect.ALLOW for r in decision.reasons
+        )
+        assert opened == expected, (plan.to_dict(), row, decision.reasons)
+    if plan.kind is PlanKind.ALWAYS_DENIED:
+        assert not any(pdp.evaluate(row_request(subject, row)).allowed for row in table)
