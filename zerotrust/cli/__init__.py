@@ -1,15 +1,17 @@
-"""The command line: ``zerotrust validate | test | eval | lint | replay | demo | serve |
-report | schema | completion``; the only package that prints.
+"""The command line: ``zerotrust validate | test | eval | plan | lint | replay | demo |
+serve | report | schema | completion``; the only package that prints.
 
 One path convention: a command's main input is its first positional argument
-(``validate POLICIES``, ``test POLICIES``, ``eval POLICIES [REQUEST]``, ``demo [POLICIES]``,
-``report LOG``); the flags that named it before (``--policies``, ``--log``) stay as
-aliases, so scripts written for them keep working. ``serve`` is the exception: its
-``--policies`` is a configuration key, as settable from a file or the environment.
+(``validate POLICIES``, ``test POLICIES``, ``eval POLICIES [REQUEST]``, ``plan POLICIES
+[REQUEST]``, ``demo [POLICIES]``, ``report LOG``); the flags that named it before
+(``--policies``, ``--log``) stay as aliases, so scripts written for them keep working.
+``serve`` is the exception: its ``--policies`` is a configuration key, as settable from
+a file or the environment.
 
 Exit codes: 0 success (``eval``: allow), 1 invalid policies, failed tests or a log
-without decision records, 2 usage error, invalid request, a server that cannot start or
-a file that cannot be read or written, 3 ``eval`` denied, 4 ``eval`` step-up required.
+without decision records, 2 usage error, invalid request, a server that cannot start,
+a file that cannot be read or written, or a plan that ``plan --sql`` cannot write as
+SQL, 3 ``eval`` denied, 4 ``eval`` step-up required.
 ``replay`` and ``lint`` differ: 0 no change (no finding), 1 decisions would change
 (findings), 2 bad input (invalid policies included, so that 1 always means changes or
 findings).
@@ -85,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from zerotrust.cli._lint import run as lint
 
             return lint(args, sys.stdout, sys.stderr)
+        if args.command == "plan":
+            from zerotrust.cli._plan import run as plan
+
+            return plan(args, sys.stdout)
         if args.command == "replay":
             from zerotrust.cli._policies import replay_command
 

@@ -179,6 +179,9 @@ def build_parser(full_serve: bool = False) -> argparse.ArgumentParser:
     ev.add_argument("--now", help="evaluate at this ISO 8601 time (with timezone)")
     ev.add_argument("--compact", action="store_true", help="one-line JSON")
 
+    from zerotrust.cli._plan import add_arguments as add_plan_arguments
+
+    add_plan_arguments(sub)
     from zerotrust.cli._lint import add_arguments as add_lint_arguments
 
     lint = sub.add_parser(
@@ -283,7 +286,7 @@ def resolve_paths(args: argparse.Namespace) -> None:
     """Merge each positional path with the flag kept as its alias; given twice with two
     different values is a usage error naming both (exit 2)."""
     parser: argparse.ArgumentParser = args.command_parser
-    if args.command == "eval":
+    if args.command in ("eval", "plan"):
         flag = args.policies_flag
         # `eval --policies DIR REQUEST`: the one positional is the request (unless it is
         # the same directory again).

@@ -8,7 +8,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from zerotrust._explain import no_policy_for
 from zerotrust._plain import parse_json_object
@@ -30,10 +30,12 @@ from zerotrust.errors import Diagnostic, PolicyError, RequestError
 _EFFECT_EXIT = {Effect.ALLOW: EXIT_OK, Effect.DENY: EXIT_DENY, Effect.STEP_UP: EXIT_STEP_UP}
 
 __all__ = [
+    "bad_request",
     "completion",
     "evaluate",
     "plural",
     "replay_command",
+    "request_pdp",
     "run_tests_command",
     "validate",
 ]
@@ -159,7 +161,11 @@ def replay_command(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_INVALID if report.changed and not args.exit_zero else EXIT_OK
 
 
-def evaluate(args: argparse.Namespace, out: TextIO) -> int:
+def request_pdp(
+    args: argparse.Namespace,
+) -> tuple[PolicyDecisionPoint, dict[str, Any]] | int:
+    """``eval`` and ``plan``'s inputs: the PDP (at ``--now``) and the request, or the
+    exit code after saying on standard error what is wrong."""
     clock = None
     if args.now is not None:
         try:
@@ -178,7 +184,7 @@ def evaluate(args: argparse.Namespace, out: TextIO) -> int:
     if args.request == "-" and sys.stdin is not None and sys.stdin.isatty():
         # A person at a terminal, not a pipe: say why nothing happens.
         print(
-            "zerotrust eval: reading the request from standard input (Ctrl-D to end)",
+            f"zerotrust {args.command}: reading the request from standard input (Ctrl-D to end)",
             file=sys.stderr,
             flush=True,
         )
@@ -189,13 +195,20 @@ def evaluate(args: argparse.Namespace, out: TextIO) -> int:
         print(f"zerotrust: cannot read request {args.request}: {reason}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        request = parse_json_object(data)
+        return pdp, parse_json_object(data)
     except RequestError as exc:
-        return _bad_request(exc)
+        return bad_request(exc)
+
+
+def evaluate(args: argparse.Namespace, out: TextIO) -> int:
+    given = request_pdp(args)
+    if isinstance(given, int):
+        return given
+    pdp, request = given
     try:
         decision = pdp.evaluate(request, explain=args.explain)
     except RequestError as exc:
-        return _bad_request(exc)
+        return bad_request(exc)
     indent = None if args.compact else 2
     print(json.dumps(decision.to_dict(), indent=indent), file=out)
     # A default deny because nothing applied is most often a misspelt type or action.
@@ -214,7 +227,7 @@ def _stdin_bytes() -> bytes:
     return sys.stdin.read().encode("utf-8", "surrogateescape")  # a text-only stand-in
 
 
-def _bad_request(exc: RequestError) -> int:
+def bad_request(exc: RequestError) -> int:
     """Any malformed request: one line naming the problem, exit 2 (never a traceback)."""
     print(f"zerotrust: invalid request: {printable(str(exc))}", file=sys.stderr)
     return EXIT_USAGE
