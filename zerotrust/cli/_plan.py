@@ -115,11 +115,12 @@ class SqlMapping:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     mapping = None
     if args.sql is not None:  # a bad mapping file is said before the plan is made
-        mapping = read_mapping(Path(args.sql))
-        if isinstance(mapping, list):
-            for problem in mapping:
+        read = read_mapping(Path(args.sql))
+        if isinstance(read, list):
+            for problem in read:
                 print(f"zerotrust plan: {printable(problem)}", file=sys.stderr)
             return EXIT_USAGE
+        mapping = read
     given = request_pdp(args)
     if isinstance(given, int):
         return given

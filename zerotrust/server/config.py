@@ -33,6 +33,8 @@ __all__ = [
     "BehaviorSection",
     "DeviceConfig",
     "IdentityConfig",
+    "SearchDatabaseConfig",
+    "SearchResourceConfig",
     "ServerConfig",
     "ServerConfigError",
     "read_structured",
@@ -167,6 +169,37 @@ class IdentityConfig(Section):
         return _key_source(data)
 
 
+def _some_types(value: dict[str, Any]) -> dict[str, Any]:
+    if not value:
+        raise problem("must map at least one resource type to its table")
+    return value
+
+
+class SearchResourceConfig(Section):
+    """One resource type's table for plan-backed search: ``id`` is the column of
+    ``resource.id``, ``properties`` maps each property name to its column."""
+
+    table: Text = Field(description="the table holding this type's resources")
+    id: Text = Field("id", description="the column of resource.id")
+    properties: dict[Text, Text] = Field(
+        default_factory=dict, description="property name -> column"
+    )
+
+
+class SearchDatabaseConfig(Section):
+    """Where resource search finds its candidates: a database the plan's filter runs in
+    (``search_database`` in the file). ``url`` is an SQLAlchemy URL; ``resources`` maps
+    a resource type to its table; ``pool_size``: connections kept open."""
+
+    secret_keys: ClassVar[frozenset[str]] = frozenset({"url"})
+
+    url: Text = Field(repr=False, description="SQLAlchemy database URL")
+    resources: Annotated[dict[Text, SearchResourceConfig], AfterValidator(_some_types)] = Field(
+        description="resource type -> its table, id and property columns"
+    )
+    pool_size: Count = Field(2, description="database connections kept open")
+
+
 def _memory() -> BehaviorSection:
     defaults: dict[str, Any] = {}
     return BehaviorSection(**defaults)
@@ -214,6 +247,9 @@ class ServerConfig(Section):
     old spelling of ``behavior.store``).
     ``paging_secret``: the key of search page tokens, shared by replicas so a page from
     one continues on another; without it each process has its own.
+    ``search_database``: resource search runs the plan's filter in this database for
+    the types it maps (see :class:`SearchDatabaseConfig`), and decides its rows one by
+    one where a plan cannot be a filter.
     ``identity``: verify a user token the PEP forwards (see :class:`IdentityConfig`);
     the PDP given to :func:`create_app` must then be built with the matching ``identity=``.
     ``policies``, ``host``, ``port``, ``workers``: what ``zerotrust serve`` serves where.
@@ -287,6 +323,9 @@ class ServerConfig(Section):
     )
     paging_secret_file: FilePath | None = Field(None, description="a file holding paging_secret")
     identity: IdentityConfig | None = Field(None, description="verify the user's token")
+    search_database: SearchDatabaseConfig | None = Field(
+        None, description="database for plan-backed resource search"
+    )
     policies: FilePath | None = Field(None, description="policy file or directory")
     host: Text = Field("127.0.0.1", description="address to bind")
     port: int = Field(8080, ge=1, le=65535, description="port to bind")

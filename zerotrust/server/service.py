@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zerotrust.decision import Decision
 from zerotrust.engine import PolicyDecisionPoint
@@ -30,6 +30,7 @@ from zerotrust.server.protocol import (
     BatchRequest,
     Refusal,
     SearchKind,
+    SearchRequest,
     Semantic,
     decision_body,
     error_item,
@@ -41,6 +42,9 @@ from zerotrust.server.protocol import (
 )
 from zerotrust.server.search import PageTokens, candidates
 from zerotrust.server.tracing import Tracing
+
+if TYPE_CHECKING:
+    from zerotrust.server.plan_search import PlanSearch
 
 __all__ = ["RequestTimeout", "Service"]
 
@@ -83,6 +87,11 @@ class Service:
         self._cached: tuple[str, Entities] | None = None
         if entities is None:
             self._data_entities(strict=True)  # a broken entities key fails at start-up
+        self._database: PlanSearch | None = None
+        if config.search_database is not None:
+            from zerotrust.server.plan_search import PlanSearch
+
+            self._database = PlanSearch(config.search_database)
 
     @property
     def pdp(self) -> PolicyDecisionPoint:
@@ -153,7 +162,8 @@ class Service:
         meta: Mapping[str, Any],
         header_token: str | None = None,
     ) -> dict[str, Any]:
-        """POST /access/v1/search/{subject,resource,action}: decide every candidate.
+        """POST /access/v1/search/{subject,resource,action}: decide every candidate
+        (for a resource type ``search_database`` maps: one plan, run as a query).
 
         A refused caller gets no results and the refusal's code in ``context``: the
         credentials are the caller's, so the first refusal ends the search.
@@ -164,13 +174,21 @@ class Service:
             if kind is SearchKind.ACTION
             else ()
         )
-        found = candidates(query, self.entities(), policy_actions)
-        start = 0
-        if query.page is not None and query.page.token is not None:
-            start = self._tokens.decode(query.page.token, query.fingerprint)
         limit = self._config.search_max_results
         if query.page is not None and query.page.limit is not None:
             limit = min(limit, query.page.limit)
+        entities = self.entities()
+        database = self._database
+        if kind is SearchKind.RESOURCE and database and database.maps(query.resource["type"]):
+            if not query.resource.get("properties"):  # else the PEP's values decide
+                planned = self._planned(query, database, limit, deadline, meta, header_token)
+                if planned is not None:
+                    return planned
+            entities = database.entities(query.resource["type"])  # its rows one by one
+        found = candidates(query, entities, policy_actions)
+        start = 0
+        if query.page is not None and query.page.token is not None:
+            start = self._tokens.decode(query.page.token, query.fingerprint)
         results: list[Mapping[str, Any]] = []
         next_index: int | None = None
         for index in range(start, len(found)):
@@ -179,7 +197,7 @@ class Service:
                 found[index].request, {**meta, "search": kind.value}, header_token
             )
             if isinstance(decision, Refusal):
-                return {"context": refusal_body(decision)["context"], "results": []}
+                return _refused_search(decision)
             if not decision.allowed:
                 continue
             if len(results) == limit:
@@ -191,6 +209,46 @@ class Service:
             token = "" if next_index is None else self._tokens.encode(next_index, query.fingerprint)
             out["page"] = {"next_token": token, "count": len(results)}
         out["results"] = [dict(r) for r in results]
+        return out
+
+    def _planned(
+        self,
+        query: SearchRequest,
+        database: PlanSearch,
+        limit: int,
+        deadline: float,
+        meta: Mapping[str, Any],
+        header_token: str | None,
+    ) -> dict[str, Any] | None:
+        """A resource search as one plan and one query; None when the plan is not a
+        filter of the table (the rows are then decided one by one)."""
+        request: Mapping[str, Any] = {
+            "subject": query.subject,
+            "action": query.action,
+            "resource": {"type": query.resource["type"]},
+            "context": query.context,
+            "device": query.context.get("device") or {},
+        }
+        meta = {**meta, "search": SearchKind.RESOURCE.value}
+        if self._identity:
+            prepared = with_credentials(request, header_token, self._subject_type)
+            if isinstance(prepared, Refusal):
+                return _refused_search(self._refused(prepared, meta))
+            request = prepared
+        try:
+            plan = self._pdp.plan(request, extra=meta)
+        except IdentityError as exc:
+            return _refused_search(self._refused(Refusal(exc.code), meta))
+        _check(deadline)
+        token = query.page.token if query.page is not None else None
+        page = database.page(plan, self._tokens, query.fingerprint, token, limit)
+        if page is None:
+            return None
+        self._pdp.record_access(plan, records=len(page.ids))
+        out: dict[str, Any] = {}
+        if query.page is not None or page.next_token:
+            out["page"] = {"next_token": page.next_token, "count": len(page.ids)}
+        out["results"] = [{"type": plan.resource_type, "id": id_} for id_ in page.ids]
         return out
 
     def entities(self) -> Entities:
@@ -263,6 +321,10 @@ class Service:
         if isinstance(decision, Refusal):
             return refusal_body(decision)
         return decision_body(decision, include_reasons=self._config.include_reasons)
+
+
+def _refused_search(refusal: Refusal) -> dict[str, Any]:
+    return {"context": refusal_body(refusal)["context"], "results": []}
 
 
 def _check(deadline: float, clock: Callable[[], float] = time.monotonic) -> None:

@@ -271,6 +271,8 @@ def effective(config: ServerConfig) -> dict[str, Any]:
     for section in (data.get("identity"), (data.get("identity") or {}).get("device")):
         if section and section.get("jwks_url"):
             section["jwks_url"] = masked_url(section["jwks_url"])
+    if data.get("search_database"):
+        data["search_database"]["url"] = masked_url(data["search_database"]["url"])
     if data.get("base_url"):
         data["base_url"] = masked_url(data["base_url"])
     return data
