@@ -110,6 +110,9 @@ SAMPLES: dict[str, str] = {
     "identity.device.leeway_seconds": "1",
     "identity.device.typ": "posture+jwt",
     "identity.device.subject_claim": "uid",
+    "search_database.url": "postgresql://db.example/zt",
+    "search_database.resources": "{record: {table: docs, id: doc_id, properties: {owner: owner}}}",
+    "search_database.pool_size": "5",
     "policies": "policies",
     "host": "10.0.0.1",
     "port": "9090",
@@ -124,6 +127,7 @@ identity:
   audience: zerotrust
   jwks_file: keys.json
   device: {issuer: https://mdm.example.com, jwks_file: mdm.json}
+search_database: {url: "sqlite:///records.db", resources: {record: {table: records}}}
 """
 PATHS = {
     "bearer_secrets_file",
