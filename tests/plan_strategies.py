@@ -114,7 +114,8 @@ def _resource_atom(draw: st.DrawFn) -> str:
             st.sampled_from(
                 [
                     f"data.m[resource.id].level {op} {draw(_INTS)}",
-                    "resource.id in data.m && data.m[resource.id].name == subject.properties.prefix",
+                    "resource.id in data.m"
+                    " && data.m[resource.id].name == subject.properties.prefix",
                     "data.m[resource.id].name.startsWith(subject.properties.prefix)",
                     "data.m[resource.id].level",  # not a bool: an error on every key
                     "has(data.m[resource.id].name) || resource.id in data.l",
