@@ -148,7 +148,7 @@ def test_interop_cases_by_plan_equal_row_by_row_and_expected(
     assert len(CASES) == 18
     with (
         client_for(by_properties, None) as per_row,
-        client_for(EXAMPLE, database_section(records_url)) as fallback,
+        client_for(EXAMPLE, database_section(records_url)) as by_id,
     ):
         for case in CASES:
             before = len(sink.records)
@@ -156,8 +156,8 @@ def test_interop_cases_by_plan_equal_row_by_row_and_expected(
             assert len(sink.records) == before + 1  # one plan, no row decided
             assert getattr(sink.records[-1], "_plan", None) is not None
             assert by_plan == search(per_row, case["request"]) == case["expected"]
-            # The example's rules read the data by id: no filter, its rows one by one.
-            assert search(fallback, case["request"]) == case["expected"]
+            # The example's rules read the data by id: a filter on resource.id.
+            assert search(by_id, case["request"]) == case["expected"]
 
 
 def test_paging_through_thousands_of_rows_gives_every_allowed_row_once(
@@ -197,6 +197,35 @@ def test_paging_through_thousands_of_rows_gives_every_allowed_row_once(
         search(client, body, status=400)
         body["page"] = {"limit": 5, "token": "InIwMDAwMCI." + first.partition(".")[2]}
         search(client, dict(body, subject={"type": "user", "id": "bob"}), status=400)
+
+
+def test_a_plan_that_is_no_filter_decides_the_rows_one_by_one(
+    tmp_path: Path, records_url: str
+) -> None:
+    (tmp_path / "p.yaml").write_text(
+        BY_PROPERTIES.replace(
+            "when: resource.properties.owner == subject.id",
+            'when: resource.properties.owner + "" == subject.id',  # concatenation: opaque
+        ),
+        encoding="utf-8",
+    )
+    shutil.copy(EXAMPLE / "records.data.yaml", tmp_path / "records.data.yaml")
+    body = {
+        "subject": {"type": "user", "id": "erin"},
+        "action": {"name": "delete"},
+        "resource": {"type": "record"},
+        "page": {"limit": 2},
+    }
+    sink = Sink()
+    with client_for(tmp_path, database_section(records_url), sink) as client:
+        first = search(client, body)
+        assert first["results"] == [{"type": "record", "id": i} for i in ("105", "111")]
+        assert len(sink.records) == 1 + 17  # the plan, rows 101..117 (117: a next page)
+        body["page"] = {"limit": 2, "token": first["page"]["next_token"]}
+        assert search(client, body) == {
+            "page": {"next_token": "", "count": 1},
+            "results": [{"type": "record", "id": "117"}],
+        }
 
 
 def test_a_query_with_properties_decides_the_rows_one_by_one(
