@@ -166,8 +166,7 @@ def test_paging_through_thousands_of_rows_gives_every_allowed_row_once(
     owners = ("alice", "bob", "carol", "dan", "erin", "felix", None)
     departments = ("Legal", "Sales", "Finance", None)
     rows = {
-        f"r{n:05d}": {"owner": owners[n % 7], "department": departments[n % 4]}
-        for n in range(3000)
+        f"r{n:05d}": {"owner": owners[n % 7], "department": departments[n % 4]} for n in range(3000)
     }
     rows = {k: {p: v for p, v in r.items() if v is not None} for k, r in rows.items()}
     url = make_database(tmp_path / "many.db", rows)

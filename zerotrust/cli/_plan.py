@@ -244,5 +244,5 @@ def _print_sql(plan: Plan, mapping: SqlMapping, dialect: str, out: TextIO) -> in
         dialect=postgresql.dialect() if dialect == "postgresql" else sqlite.dialect(),
         compile_kwargs={"literal_binds": True},
     )
-    print(f"{compiled};", file=out)
+    print("\n".join(line.rstrip() for line in str(compiled).splitlines()) + ";", file=out)
     return EXIT_OK
