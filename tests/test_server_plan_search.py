@@ -4,6 +4,7 @@ and the fallbacks to deciding rows one by one."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from collections.abc import Iterator, Mapping
@@ -19,6 +20,7 @@ from test_server_http import INTEROP, load
 
 from zerotrust import PolicyDecisionPoint
 from zerotrust.server import ServerConfig, ServerConfigError, create_app
+from zerotrust.server.entities import entities_from_mapping
 from zerotrust.server.settings import config_from_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -301,3 +303,57 @@ def test_the_database_url_is_never_shown() -> None:
         "search_database.url: must be a non-empty string",
         "search_database.resources: must map at least one resource type to its table",
     )
+
+
+def test_refusals_are_as_for_a_search_row_by_row(tmp_path: Path) -> None:
+    """A refused caller gets no results and the refusal's code, plan or no plan; a
+    verified one gets the rows its token's subject may read."""
+    jwt = pytest.importorskip("jwt_helpers")
+    if not jwt.KEYS.is_dir():
+        pytest.skip(f"shared conformance keys not found at {jwt.KEYS}")
+    from zerotrust.server import IdentityConfig
+    from zerotrust.server.identity import build_identity
+
+    user = "someone@example.net"
+    keys = tmp_path / "jwks.json"
+    keys.write_text(json.dumps({"keys": [jwt.rsa_public_jwk()]}), encoding="utf-8")
+    identity = IdentityConfig(
+        issuer=jwt.ISSUER, audiences=["zerotrust"], jwks_file=str(keys), algorithms=["RS256"]
+    )
+    (tmp_path / "p.yaml").write_text(
+        "policy: records\ntarget: {resources: [record]}\nrules:\n"
+        "  - {id: own, effect: allow, when: resource.properties.owner == subject.id}\n",
+        encoding="utf-8",
+    )
+    rows = {"1": {"owner": user}, "2": {"owner": "x"}, "3": {"owner": user}}
+    url = make_database(tmp_path / "r.db", rows)
+    entities = {"resources": {"record": rows}}
+    good = jwt.rs256(jwt.claims(aud="zerotrust"))
+    expired = jwt.rs256(jwt.claims(aud="zerotrust", exp=jwt.T - 3600))
+    bodies = {
+        "good": ({"properties": {"token": good}}, [{"type": "record", "id": i} for i in "13"]),
+        "expired": ({"properties": {"token": expired}}, {"error": {"code": "expired"}}),
+        "missing": ({"type": "user", "id": user}, {"error": {"code": "missing_token"}}),
+    }
+    answers: dict[str, list[Any]] = {name: [] for name in bodies}
+    for section in (database_section(url), None):
+        sink = Sink()
+        pdp = PolicyDecisionPoint.from_path(
+            tmp_path, clock=lambda: jwt.NOW, decision_log=sink, identity=build_identity(identity)
+        )
+        config = ServerConfig(bearer_secrets=(SECRET,), identity=identity, search_database=section)
+        app = create_app(pdp, config=config, entities=entities_from_mapping(entities))
+        with TestClient(app, headers=AUTH) as client:
+            for name, (subject, _) in bodies.items():
+                body = {
+                    "subject": subject,
+                    "action": {"name": "read"},
+                    "resource": {"type": "record"},
+                }
+                answers[name].append(search(client, body))
+        assert len(sink.records) == (1 if section else 3)  # one plan, or three rows
+    for name, (_, expected) in bodies.items():
+        if name == "good":
+            assert answers[name] == [{"results": expected}] * 2
+        else:
+            assert answers[name] == [{"context": expected, "results": []}] * 2
