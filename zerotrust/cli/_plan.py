@@ -220,7 +220,7 @@ def _print_sql(plan: Plan, mapping: SqlMapping, dialect: str, out: TextIO) -> in
         from zerotrust.plan.sqlalchemy import to_filter
     except ImportError:
         print(
-            "zerotrust plan: --sql needs SQLAlchemy: pip install 'zerotrust[sqlalchemy]'",
+            "zerotrust plan: --sql needs SQLAlchemy: pip install 'zerotrust[sql]'",
             file=sys.stderr,
         )
         return EXIT_USAGE

@@ -70,7 +70,7 @@ class PlanSearch:
             import sqlalchemy as sa
         except ImportError as exc:
             raise ServerConfigError(
-                [(("search_database",), "needs SQLAlchemy: pip install 'zerotrust[sqlalchemy]'")]
+                [(("search_database",), "needs SQLAlchemy: pip install 'zerotrust[sql]'")]
             ) from exc
         try:
             self._engine = sa.create_engine(config.url, pool_pre_ping=True)
