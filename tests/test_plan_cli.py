@@ -4,6 +4,7 @@ code."""
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import sqlite3
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from zerotrust import PolicyDecisionPoint
 from zerotrust.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +55,10 @@ columns:
 types:
   flagged: boolean
 """
+
+
+def _at(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text)
 
 
 @pytest.fixture
@@ -134,14 +140,23 @@ def test_the_sql_of_a_mapping_for_both_dialects(
         ("3", "eu", 0, "gold"),
         ("4", "us", None, "std"),
         ("5", None, None, "std"),
-        ("6", "eu", 0, None),
+        ("6", "eu", 0, None),  # no tier: the step-up rule errors, which excludes the row
+        ("7", "eu", 0, "std"),
     ]
     with sqlite3.connect(":memory:") as db:
         db.execute("CREATE TABLE customers (id TEXT, region TEXT, flagged BOOLEAN, tier TEXT)")
         db.executemany("INSERT INTO customers VALUES (?, ?, ?, ?)", rows)
         found = [row[0] for row in db.execute(sqlite_sql.rstrip().rstrip(";"))]
     db.close()
-    assert found == ["1", "6"]
+    assert found == ["1", "7"]
+    pdp = PolicyDecisionPoint.from_path(files["policies"], clock=lambda: _at(MONDAY))
+    for id_, region, flagged, tier in rows:  # NULL: the property is missing
+        flag = None if flagged is None else bool(flagged)
+        values = {"region": region, "flagged": flag, "tier": tier}
+        present = {k: v for k, v in values.items() if v is not None}
+        resource = {"type": "customer", "id": id_, "properties": present}
+        decision = pdp.evaluate(dict(REQUEST, resource=resource))
+        assert decision.allowed is (id_ in found), id_
 
 
 def test_not_expressible_is_said_in_text_and_refused_as_sql(

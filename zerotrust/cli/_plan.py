@@ -214,7 +214,6 @@ def _text_mapping(value: Any) -> bool:
 def _print_sql(plan: Plan, mapping: SqlMapping, dialect: str, out: TextIO) -> int:
     try:
         import sqlalchemy as sa
-        from sqlalchemy.dialects import postgresql, sqlite
 
         from zerotrust.plan import NotExpressibleError
         from zerotrust.plan.sqlalchemy import to_filter
@@ -241,7 +240,7 @@ def _print_sql(plan: Plan, mapping: SqlMapping, dialect: str, out: TextIO) -> in
         return EXIT_USAGE
     statement = sa.select(*table.c).where(where)
     compiled = statement.compile(
-        dialect=postgresql.dialect() if dialect == "postgresql" else sqlite.dialect(),
+        dialect=sa.make_url(f"{dialect}://").get_dialect()(),  # no driver is loaded
         compile_kwargs={"literal_binds": True},
     )
     print("\n".join(line.rstrip() for line in str(compiled).splitlines()) + ";", file=out)
