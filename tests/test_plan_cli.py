@@ -172,6 +172,7 @@ def test_not_expressible_is_said_in_text_and_refused_as_sql(
     assert out.splitlines()[-1] == (
         "not expressible: 'resource.properties.region + \"\"' is outside what a plan can express"
     )
+    pytest.importorskip("sqlalchemy")
     code, out, err = run(
         capsys, monkeypatch, files["policies"], files["request"], "--sql", files["mapping"]
     )

@@ -20,6 +20,7 @@ __all__ = [
     "build_parser",
     "count",
     "path_argument",
+    "policies_and_request",
     "port",
     "regex",
     "resolve_paths",
@@ -153,24 +154,7 @@ def build_parser(full_serve: bool = False) -> argparse.ArgumentParser:
         help="decide one request and print the decision as JSON",
         usage="zerotrust eval [-h] POLICIES [REQUEST] [--explain] [--now NOW] [--compact]",
     )
-    # Positional POLICIES [REQUEST]; with --policies (the older form) the one positional
-    # is the request. Resolved in resolve_paths, after parsing.
-    path_argument(
-        ev.add_argument("policies", nargs="?", metavar="POLICIES", help="policy file or directory")
-    )
-    path_argument(
-        ev.add_argument(
-            "request",
-            nargs="?",
-            metavar="REQUEST",
-            help="request JSON file, or - for stdin (default)",
-        )
-    )
-    path_argument(
-        ev.add_argument(
-            "--policies", dest="policies_flag", metavar="POLICIES", help="the same as POLICIES"
-        )
-    )
+    policies_and_request(ev, "request JSON file, or - for stdin (default)")
     ev.add_argument(
         "--explain",
         action="store_true",
@@ -275,6 +259,22 @@ def build_parser(full_serve: bool = False) -> argparse.ArgumentParser:
     for name, command in sub.choices.items():
         command.set_defaults(command_parser=command, command_name=name)
     return parser
+
+
+def policies_and_request(command: argparse.ArgumentParser, request_help: str) -> None:
+    """Positional POLICIES [REQUEST] (``eval``, ``plan``); with --policies (the older
+    form) the one positional is the request. Resolved in resolve_paths, after parsing."""
+    path_argument(
+        command.add_argument(
+            "policies", nargs="?", metavar="POLICIES", help="policy file or directory"
+        )
+    )
+    path_argument(command.add_argument("request", nargs="?", metavar="REQUEST", help=request_help))
+    path_argument(
+        command.add_argument(
+            "--policies", dest="policies_flag", metavar="POLICIES", help="the same as POLICIES"
+        )
+    )
 
 
 def path_argument(action: argparse.Action) -> None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import attrs
 
-from zerotrust.cli._args import path_argument
+from zerotrust.cli._args import path_argument, policies_and_request
 from zerotrust.cli._common import EXIT_OK, EXIT_USAGE, printable
 from zerotrust.cli._policies import bad_request, request_pdp
 from zerotrust.errors import RequestError
@@ -61,23 +61,8 @@ def add_arguments(sub: Any) -> None:
         "0 printed, 1 invalid policies, 2 usage, bad request, unreadable file, or a plan "
         "--sql cannot write (not expressible, an unmapped attribute).",
     )
-    path_argument(
-        plan.add_argument(
-            "policies", nargs="?", metavar="POLICIES", help="policy file or directory"
-        )
-    )
-    path_argument(
-        plan.add_argument(
-            "request",
-            nargs="?",
-            metavar="REQUEST",
-            help="request JSON file (its resource has a type only), or - for stdin (default)",
-        )
-    )
-    path_argument(
-        plan.add_argument(
-            "--policies", dest="policies_flag", metavar="POLICIES", help="the same as POLICIES"
-        )
+    policies_and_request(
+        plan, "request JSON file (its resource has a type only), or - for stdin (default)"
     )
     plan.add_argument(
         "--format",
