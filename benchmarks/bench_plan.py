@@ -85,7 +85,6 @@ def plan_times(rounds: int, number: int) -> None:
 
 def search(rows: int) -> None:
     import sqlalchemy as sa
-
     from zerotrust.plan.sqlalchemy import to_filter
 
     pdp = PolicyDecisionPoint.from_path(

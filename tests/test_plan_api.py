@@ -123,7 +123,7 @@ def test_constant_plans() -> None:
     [{"id": "c-1"}, {"properties": {"region": "eu"}}, {"id": "c-1", "properties": {}}],
 )
 def test_a_plan_request_names_the_type_only(resource: dict[str, Any]) -> None:
-    with pytest.raises(RequestError, match="resource.type only"):
+    with pytest.raises(RequestError, match=r"resource\.type only"):
         _pdp().plan(_request(**resource))
 
 
