@@ -49,6 +49,7 @@ class User(_Base):
     __tablename__ = "app_user"
     id: Mapped[int] = mapped_column(primary_key=True)
     department: Mapped[str | None]
+    customers: Mapped[list[Customer]] = relationship(viewonly=True)
 
 
 class Customer(_Base):
@@ -307,3 +308,16 @@ def test_a_relationship_mapping(engine) -> None:
         assert set(chosen) == {"none", "nobody"}
         connection.execute(sa.delete(Customer))
         connection.execute(sa.delete(User))
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ((User.customers, Customer.id), "to-many relationship"),
+        ((User.department, User.id), "is not a relationship attribute"),
+        ("department", "not a column"),
+    ],
+)
+def test_a_mapping_that_is_not_a_column_is_a_typed_error(target: Any, message: str) -> None:
+    with pytest.raises(NotExpressibleError, match=message):
+        to_filter(r.Compare("==", NAME, r.Value("x")), {"resource.properties.name": target})

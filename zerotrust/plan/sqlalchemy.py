@@ -196,9 +196,8 @@ class _Translator:
             return present, sa.not_(present)
         if isinstance(node, r.Field):
             term = self.term(node)
-            if term is None or term.kind != "bool":
+            if term is None or term.kind != "bool" or term.expr is None:
                 return _NEVER  # a non-boolean as a condition: an error
-            assert term.expr is not None
             return _both(term.expr, [term])
         if isinstance(node, r.Compare):
             return self.compare(node)
@@ -246,9 +245,8 @@ class _Translator:
             )
         if isinstance(node, r.Call) and node.name == "size" and not node.args:
             target = self.term(node.target)
-            if target is None or target.kind != "string":
+            if target is None or target.kind != "string" or target.expr is None:
                 return None  # size of a number or bool: an error
-            assert target.expr is not None
             return attrs.evolve(target, kind="int", expr=sa.func.length(target.expr))
         raise NotExpressibleError(f"{r.to_cel(node)} cannot be compared in a database filter")
 
