@@ -125,6 +125,7 @@ def test_filter_selects_exactly_the_allowed_rows(engine, texts, subject, table) 
 
 NAME = r.Field(("properties", "name"))
 LEVEL = r.Field(("properties", "level"))
+DEPARTMENT = r.Field(("properties", "department"))
 
 
 def _names(engine: sa.Engine, node: r.Node, names: list[str | None]) -> list[str | None]:
@@ -306,6 +307,11 @@ def test_a_relationship_mapping(engine) -> None:
         absent = to_filter(r.Not(r.Has(("properties", "department"))), department)
         chosen = connection.execute(sa.select(Customer.id).where(absent)).scalars()
         assert set(chosen) == {"none", "nobody"}
+        # a column of the row against one of the related row (owner "sales" owns "sales")
+        both = {"resource.id": Customer.id, **department}
+        same = to_filter(r.Compare("==", r.Field(("id",)), DEPARTMENT), both)
+        chosen = connection.execute(sa.select(Customer.id).where(same)).scalars()
+        assert set(chosen) == {"sales", "hr"}
         connection.execute(sa.delete(Customer))
         connection.execute(sa.delete(User))
 

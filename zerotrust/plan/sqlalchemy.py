@@ -178,7 +178,7 @@ class _Translator:
         """(true on the row, false on the row), both two-valued."""
         if not _reads_row(node):
             known = r.holds(node, {"id": None, "properties": {}})
-            return (sa.true(), sa.false()) if known is True else (sa.false(), _not(known))
+            return _const(known is True), _const(known is False)
         if isinstance(node, r.And | r.Or):
             (lt, lf), (rt, rf) = self.pair(node.left), self.pair(node.right)
             if isinstance(node, r.And):
@@ -303,8 +303,8 @@ class _Translator:
         return _both(expr, terms)
 
 
-def _not(known: bool | None) -> ColumnElement[bool]:
-    return sa.true() if known is False else sa.false()
+def _const(value: bool) -> ColumnElement[bool]:
+    return sa.true() if value else sa.false()
 
 
 def _reads_row(node: r.Node) -> bool:
@@ -322,7 +322,7 @@ def _both(expr: ColumnElement[bool], terms: list[_Term]) -> _Pair:
 
 def _constant(value: bool, terms: list[_Term]) -> _Pair:
     """``value`` on every row where the terms' columns are present, an error elsewhere."""
-    return _both(sa.true() if value else sa.false(), terms)
+    return _both(_const(value), terms)
 
 
 def _through(
@@ -332,7 +332,7 @@ def _through(
     (false where it is NULL: a missing property)."""
     seen: list[tuple[Any, ...]] = []
     for chain in relationships:
-        if chain and not any(chain is s or _same(chain, s) for s in seen):
+        if chain and not any(_same(chain, s) for s in seen):
             seen.append(chain)
             for relationship in reversed(chain):
                 predicate = relationship.has(predicate)
