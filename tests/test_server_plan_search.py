@@ -21,7 +21,7 @@ from test_server_http import INTEROP, load
 from zerotrust import PolicyDecisionPoint
 from zerotrust.server import ServerConfig, ServerConfigError, create_app
 from zerotrust.server.entities import entities_from_mapping
-from zerotrust.server.settings import config_from_mapping
+from zerotrust.server.settings import config_from_mapping, effective
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "authzen-search"
@@ -297,6 +297,7 @@ def test_the_database_url_is_never_shown() -> None:
         {"bearer_secrets": [SECRET], "search_database": database_section(url)}
     )
     assert "hunter2" not in repr(config)
+    assert effective(config)["search_database"]["url"] == "postgresql://zt:***@db.example/zt"
     with pytest.raises(ServerConfigError) as caught:
         ServerConfig(bearer_secrets=(SECRET,), search_database={"url": 5, "resources": {}})
     assert caught.value.problems == (
