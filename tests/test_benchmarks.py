@@ -58,8 +58,7 @@ def test_explain_benchmark_checks_both_modes_agree_and_prints_the_ratio() -> Non
 
 def test_plan_benchmark_checks_the_filter_against_deciding_every_row() -> None:
     run = subprocess.run(
-        [sys.executable, "benchmarks/bench_plan.py", "--rounds", "1", "--number", "5"]
-        + ["--rows", "2000"],
+        [sys.executable, "benchmarks/bench_plan.py", "--rounds=1", "--number=5", "--rows=2000"],
         cwd=ROOT,
         capture_output=True,
         text=True,
