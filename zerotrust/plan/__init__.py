@@ -13,6 +13,14 @@ from zerotrust.plan._plan import (
     Plan,
     PlanKind,
     StepUpPlan,
+    UnmappedAttributeError,
 )
 
-__all__ = ["NotExpressibleError", "ObligationBranch", "Plan", "PlanKind", "StepUpPlan"]
+__all__ = [
+    "NotExpressibleError",
+    "ObligationBranch",
+    "Plan",
+    "PlanKind",
+    "StepUpPlan",
+    "UnmappedAttributeError",
+]

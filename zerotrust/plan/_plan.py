@@ -13,7 +13,14 @@ from zerotrust.decision import Decision, Effect, EvaluationError, Obligation, Ri
 from zerotrust.errors import ZeroTrustError
 from zerotrust.plan import residual as r
 
-__all__ = ["NotExpressibleError", "ObligationBranch", "Plan", "PlanKind", "StepUpPlan"]
+__all__ = [
+    "NotExpressibleError",
+    "ObligationBranch",
+    "Plan",
+    "PlanKind",
+    "StepUpPlan",
+    "UnmappedAttributeError",
+]
 
 T = TypeVar("T")
 
@@ -21,6 +28,17 @@ T = TypeVar("T")
 class NotExpressibleError(ZeroTrustError, ValueError):
     """A plan (or part of it) cannot be a database filter: decide rows one by one
     (:meth:`Plan.allowed_rows`), or map what the message names."""
+
+
+class UnmappedAttributeError(NotExpressibleError):
+    """A plan reads an attribute the filter's mapping does not name: raised when the
+    filter is built, never dropped (a dropped condition would widen what is allowed)."""
+
+    def __init__(self, path: str, mapped: Iterable[str]) -> None:
+        self.path = path
+        self.mapped = tuple(sorted(mapped))
+        known = ", ".join(self.mapped) or "none"
+        super().__init__(f"{path} is not mapped to a column (mapped: {known})")
 
 
 class PlanKind(enum.StrEnum):

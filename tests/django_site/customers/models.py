@@ -25,3 +25,25 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+class Department(models.Model):
+    """A relation for query plans: an account's department, possibly none."""
+
+    name = models.CharField(max_length=32, null=True)
+
+
+class Account(models.Model):
+    """A table for query plans (tests/test_plan_django.py): one nullable column of each
+    kind a plan compares; NULL is a missing property."""
+
+    id = models.CharField(max_length=16, primary_key=True)
+    level = models.IntegerField(null=True)
+    name = models.TextField(null=True)
+    active = models.BooleanField(null=True)
+    score = models.FloatField(null=True)
+    department = models.ForeignKey(Department, null=True, on_delete=models.SET_NULL)
+    opened = models.DateField(null=True)
+
+    class Meta:
+        ordering = ("id",)
