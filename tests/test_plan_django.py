@@ -7,12 +7,14 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from plan_strategies import COLUMNS, plan_request, policy_sets, row_request, rows, subjects
+from test_docs_snippets import Block, blocks
 
 from zerotrust.decision import Effect
 from zerotrust.engine import PolicyDecisionPoint
@@ -385,3 +387,38 @@ def test_what_a_filter_cannot_hold_is_not_expressible(model, node, fields, messa
 def test_presence_of_a_field_of_any_type_is_expressible(table: None) -> None:
     _store(ROWS)
     assert _selected(r.Has(("properties", "opened"))) == set()
+
+
+# --- the documentation ----------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+MODEL_BLOCK = "# customers/models.py\n"
+
+
+def _django_section() -> list[Block]:
+    """The python blocks of the query plans page's Django section (its own file until
+    the page is put together)."""
+    for name in ("query-plans.md", "_plan_django.md"):
+        page = DOCS / name
+        lines = page.read_text(encoding="utf-8").splitlines() if page.exists() else []
+        if "## Django" not in lines:
+            continue
+        start = lines.index("## Django") + 1
+        end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
+        return [b for b in blocks(page) if b.language == "python" and start < b.line <= end]
+    raise AssertionError("no Django section in docs/query-plans.md or docs/_plan_django.md")
+
+
+def test_the_django_section_of_the_docs_runs_as_written(table: None) -> None:
+    """In the test site, whose models are the page's (checked verbatim)."""
+    from django_site.customers import models
+
+    Account.objects.all().delete()
+    namespace: dict[str, object] = {"__name__": "docs_plan_django"}
+    section = _django_section()
+    assert section[0].body.startswith(MODEL_BLOCK)
+    assert section[0].body.removeprefix(MODEL_BLOCK) in Path(models.__file__).read_text()
+    namespace.update(Account=Account, Department=Department, models=models.models)
+    for block in section[1:]:
+        exec(compile(block.body, block.where, "exec"), namespace)
+    assert len(section) >= 3

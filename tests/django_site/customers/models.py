@@ -1,5 +1,6 @@
 """A customer record: what the policies decide on (department, sensitivity) and what
-the obligations mask (card number, national ID) or tokenize (email)."""
+the obligations mask (card number, national ID) or tokenize (email). Accounts and their
+departments: what query plans filter (tests/test_plan_django.py, the query plans page)."""
 
 from __future__ import annotations
 
@@ -28,15 +29,11 @@ class Customer(models.Model):
 
 
 class Department(models.Model):
-    """A relation for query plans: an account's department, possibly none."""
-
     name = models.CharField(max_length=32, null=True)
 
 
 class Account(models.Model):
-    """A table for query plans (tests/test_plan_django.py): one nullable column of each
-    kind a plan compares; NULL is a missing property."""
-
+    # NULL is a missing property: a condition reading it errors, as in evaluate
     id = models.CharField(max_length=16, primary_key=True)
     level = models.IntegerField(null=True)
     name = models.TextField(null=True)
