@@ -11,7 +11,9 @@ by code point (SQLite's BINARY collation; on PostgreSQL give the columns ``"C"``
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -77,23 +79,20 @@ def filter_queryset(queryset: Any, plan: Plan | r.Node, fields: Mapping[str, str
 
 
 def _and(*preds: _Pred) -> _Pred:
-    if any(p is False for p in preds):
-        return False
-    made: _Pred = True
-    for pred in preds:
-        if pred is not True:
-            made = pred if made is True else made & pred
-    return made
+    return _fold(preds, False, operator.and_)
 
 
 def _or(*preds: _Pred) -> _Pred:
-    if any(p is True for p in preds):
-        return True
-    made: _Pred = False
-    for pred in preds:
-        if pred is not False:
-            made = pred if made is False else made | pred
-    return made
+    return _fold(preds, True, operator.or_)
+
+
+def _fold(preds: tuple[_Pred, ...], absorbing: bool, join: Callable[[Any, Any], Any]) -> _Pred:
+    """``preds`` joined: ``absorbing`` (false for AND, true for OR) decides alone, the
+    other constant is dropped."""
+    if any(p is absorbing for p in preds):
+        return absorbing
+    rest = [p for p in preds if not isinstance(p, bool)]
+    return functools.reduce(join, rest) if rest else not absorbing
 
 
 def _not(pred: _Pred) -> _Pred:
@@ -168,7 +167,7 @@ def _resolve(model: type[models.Model], path: str, lookup: str) -> _Column:
                 f"relation {current.__name__}.{part}"
             )
         if i < len(parts) - 1:
-            if not single:
+            if not single or field.related_model is None:
                 raise NotExpressibleError(
                     f"{path} is mapped to {lookup!r}, but {current.__name__}.{part} "
                     "is not a relation"
