@@ -5,8 +5,8 @@ the rows where it is *false* (an error is in neither), each guarded by ``IS NOT 
 SQL's unknown never stands in for CEL's error; a row is selected when the condition is
 true. The predicates are Django expressions rather than field lookups: Django's
 ``~Q(...)`` adds NULL handling of its own, and its ``startswith``/``contains`` are LIKE,
-which ignores ASCII case on SQLite and makes ``%`` and ``_`` wildcards. Strings compare
-by code point (SQLite's BINARY collation; on PostgreSQL give the columns ``"C"``).
+which ignores ASCII case on SQLite and makes ``%`` and ``_`` wildcards. Strings order
+by code point (SQLite's BINARY collation, ``COLLATE "C"`` on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import attrs
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import F, Q, Value, lookups
-from django.db.models.functions import Left, Length, StrIndex, Substr
+from django.db.models.functions import Collate, Left, Length, StrIndex, Substr
 
 from zerotrust.cel._runtime_values import CelUint
 from zerotrust.plan import residual as r
@@ -105,6 +105,17 @@ def _not(pred: _Pred) -> _Pred:
 def _guarded(present: _Pred, condition: Any) -> tuple[_Pred, _Pred]:
     """T and F of a condition that is two-valued wherever ``present`` holds."""
     return _and(present, Q(condition)), _and(present, ~Q(condition))
+
+
+class _CodePoint(Collate):  # type: ignore[misc]
+    """Text ordered by code point, as CEL orders strings: ``COLLATE "C"`` on PostgreSQL
+    (whose columns order by their locale), nothing on SQLite (BINARY already is)."""
+
+    def __init__(self, expression: Any) -> None:
+        super().__init__(expression, "C")
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return compiler.compile(self.source_expressions[0])
 
 
 # --- columns ----------------------------------------------------------------------------
@@ -301,6 +312,8 @@ class _Translator:
         if op == "!=":
             false, true = _guarded(present, lookups.Exact(side.expression, other))
             return true, false
+        if op != "==" and side.kind == "string":
+            return _guarded(present, _LOOKUPS[op](_CodePoint(side.expression), _CodePoint(other)))
         return _guarded(present, _LOOKUPS[op](side.expression, other))
 
     def member(self, node: r.In) -> tuple[_Pred, _Pred]:
