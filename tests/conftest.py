@@ -1,4 +1,5 @@
-"""Shared fixtures: repository paths, a fixed clock and a real redis-server."""
+"""Shared fixtures: repository paths, a fixed clock, a real redis-server and a real
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from postgres_server import running_postgres
 from redis_server import RedisServer, running_redis
 
 # pytester runs pytest inside a test (the pytest plugin's tests); pytest documents
@@ -27,3 +29,11 @@ def fixed_clock() -> datetime.datetime:
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A real redis-server of the test's own (skipped without one, except under CI)."""
     yield from running_redis(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The SQLAlchemy URL of a real PostgreSQL, one for the session (skipped without
+    one, except under CI)."""
+    for server in running_postgres():
+        yield server.url

@@ -50,7 +50,7 @@ def _lit(value: Any) -> str:
 @st.composite
 def _resource_atom(draw: st.DrawFn) -> str:
     """A condition about the resource (and maybe the subject)."""
-    kind = draw(st.integers(0, 13))
+    kind = draw(st.integers(0, 15))
     op = draw(st.sampled_from(["==", "!=", "<", "<=", ">", ">="]))
     if kind == 0:
         return f"resource.properties.level {op} {draw(_INTS)}"
@@ -109,6 +109,21 @@ def _resource_atom(draw: st.DrawFn) -> str:
         return "resource.properties.name in subject.properties.depts"
     if kind == 12:
         return f"resource.properties.level {op} resource.properties.score"
+    if kind == 14:  # known data keyed by the row's id (enumerated over the data's keys)
+        return draw(
+            st.sampled_from(
+                [
+                    f"data.m[resource.id].level {op} {draw(_INTS)}",
+                    "resource.id in data.m"
+                    " && data.m[resource.id].name == subject.properties.prefix",
+                    "data.m[resource.id].name.startsWith(subject.properties.prefix)",
+                    "data.m[resource.id].level",  # not a bool: an error on every key
+                    "has(data.m[resource.id].name) || resource.id in data.l",
+                ]
+            )
+        )
+    if kind == 15:  # data keyed by the row's id mixed with its properties: no filter
+        return f"data.m[resource.id].level {op} resource.properties.level"
     return f'"a" in resource.properties || resource.properties.name == {_lit(draw(_STR))}'
 
 
@@ -173,7 +188,15 @@ def policy_sets(draw: st.DrawFn, *, signals: bool = True) -> dict[str, str]:
             lines.append("    step_up: {acr_values: [mfa]}")
         if effect == "allow" and draw(st.booleans()):
             lines.append(f"    obligations: [{{type: mask, fields: [f{i}]}}]")
-    return {"plans.yaml": "\n".join(lines) + "\n"}
+    data = {
+        "m": {
+            f"r{i}": {"level": draw(_INTS), "name": draw(_STR)}
+            for i in range(8)
+            if draw(st.booleans())
+        },
+        "l": draw(st.lists(st.sampled_from(["r0", "r1", "r5", "x"]), max_size=3)),
+    }
+    return {"plans.yaml": "\n".join(lines) + "\n", "plans.data.yaml": json.dumps(data)}
 
 
 @st.composite

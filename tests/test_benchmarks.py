@@ -54,3 +54,18 @@ def test_explain_benchmark_checks_both_modes_agree_and_prints_the_ratio() -> Non
         "off",
     ]
     assert [line.split()[0] for line in lines[1:]] == ["20", "shipped"]
+
+
+def test_plan_benchmark_checks_the_filter_against_deciding_every_row() -> None:
+    run = subprocess.run(
+        [sys.executable, "benchmarks/bench_plan.py", "--rounds", "1", "--number", "5"]
+        + ["--rows", "2000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert run.returncode == 0, run.stderr  # (the script asserts both ways agree)
+    assert "shipped policies" in run.stdout and "count of all allowed" in run.stdout

@@ -58,7 +58,7 @@ def test_the_site_lists_every_page() -> None:
 
 # Modules whose public names `zerotrust` re-exports (documented there), and the CLI's own.
 _BY_THE_ROOT = {"audit", "behavior", "decision", "engine", "errors", "evaluation", "request"}
-_BY_THE_ROOT |= {"obligations", "policy"}
+_BY_THE_ROOT |= {"obligations", "policy", "protocols"}
 _COMMAND_LINE = {"cli", "demo", "demo_slow", "pytest_plugin"}  # documented as tools
 
 

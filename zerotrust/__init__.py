@@ -30,7 +30,7 @@ if TYPE_CHECKING:
         TraceEntry,
         ValueRead,
     )
-    from zerotrust.engine import DecisionPoint, PolicyDecisionPoint
+    from zerotrust.engine import PolicyDecisionPoint
     from zerotrust.errors import (
         BehaviorConfigError,
         BehaviorStoreError,
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         ZeroTrustError,
     )
     from zerotrust.policy.policy_set import PolicySet
+    from zerotrust.protocols import DecisionPoint
     from zerotrust.request import AccessRequest, Action, Resource, Subject
 
 __version__ = "0.1.0"
@@ -119,7 +120,7 @@ _WHERE = {
     "StepUp": "zerotrust.decision",
     "TraceEntry": "zerotrust.decision",
     "ValueRead": "zerotrust.decision",
-    "DecisionPoint": "zerotrust.engine",
+    "DecisionPoint": "zerotrust.protocols",
     "PolicyDecisionPoint": "zerotrust.engine",
     "BehaviorConfigError": "zerotrust.errors",
     "BehaviorStoreError": "zerotrust.errors",

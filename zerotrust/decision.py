@@ -6,7 +6,7 @@ import datetime
 import enum
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -294,9 +294,11 @@ class Decision:
     # Set by the PDP when ``behavior`` is plain JSON data by construction (the memory
     # store's own map): the decision log then writes it without checking a copy.
     _plain_behavior: bool = attrs.field(default=False, init=False, eq=False, repr=False)
-    # Set by the PDP on the record of a query plan (``PolicyDecisionPoint.plan``): the
-    # plan as JSON data, which the decision log writes with ``"kind": "plan"``.
-    _plan: Mapping[str, Any] | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    # Set by the PDP on the record of a query plan (``PolicyDecisionPoint.plan``): gives
+    # the plan as JSON data (only when a log writes it), with ``"kind": "plan"``.
+    _plan: Callable[[], Mapping[str, Any]] | None = attrs.field(
+        default=None, init=False, eq=False, repr=False
+    )
 
     @property
     def allowed(self) -> bool:
@@ -344,4 +346,4 @@ def plain_behavior(decision: Decision) -> Mapping[str, Any] | None:
 
 def plan_of(decision: Decision) -> Mapping[str, Any] | None:
     """The plan a decision-log record stands for (JSON data), or None for a decision."""
-    return decision._plan
+    return None if decision._plan is None else decision._plan()

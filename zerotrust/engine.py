@@ -11,16 +11,16 @@ import datetime
 import enum
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
+from zerotrust._recent import RecentDecisions
 from zerotrust.audit.record import DecisionLog
 from zerotrust.audit.sinks import NullLog
 from zerotrust.behavior import BehaviorSource
 from zerotrust.behavior.config import StoreErrorMode
-from zerotrust.behavior.features import MAX_RECORDS, counted_records
+from zerotrust.behavior.features import MAX_RECORDS
 from zerotrust.behavior.memory import MemoryBehaviorStore
 from zerotrust.cel import Backend, default_backend
 from zerotrust.decision import Decision, Effect, StepUp
@@ -31,11 +31,11 @@ from zerotrust.plan._planner import Planner, plan_request
 from zerotrust.plan._record import plan_record
 from zerotrust.policy.loader import load_path, load_texts
 from zerotrust.policy.policy_set import PolicySet
+from zerotrust.protocols import DecisionPoint, IdentitySource
 from zerotrust.request import (
     AccessRequest,
     plain_mapping,
     request_variables,
-    validated_variables,
 )
 
 __all__ = [
@@ -47,8 +47,6 @@ __all__ = [
     "decide",
 ]
 
-#: Decisions remembered for :meth:`PolicyDecisionPoint.record_access`.
-REMEMBERED_DECISIONS = 10_000
 _log = logging.getLogger("zerotrust")
 _ALLOW = Effect.ALLOW
 _SCHEMA_MODES = ("off", "report", "enforce")
@@ -57,23 +55,6 @@ Clock = Callable[[], datetime.datetime]
 
 def _utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-class IdentitySource(Protocol):
-    """Turns a request carrying credentials into one with a verified subject and device.
-
-    ``zerotrust.identity.IdentityResolver`` is the shipped implementation. Either method
-    raises :class:`IdentityError` when the credentials do not verify: such a request
-    never reaches the policies.
-    """
-
-    def resolve(
-        self, request: Mapping[str, Any], *, now: datetime.datetime | None = None
-    ) -> dict[str, Any]: ...
-
-    async def resolve_async(
-        self, request: Mapping[str, Any], *, now: datetime.datetime | None = None
-    ) -> dict[str, Any]: ...
 
 
 def _raw(request: Mapping[str, Any] | AccessRequest) -> dict[str, Any]:
@@ -88,29 +69,9 @@ def _raw(request: Mapping[str, Any] | AccessRequest) -> dict[str, Any]:
     return plain_mapping(request.to_dict() if isinstance(request, AccessRequest) else request)
 
 
-@runtime_checkable
-class DecisionPoint(Protocol):
-    """What an enforcement point asks of a PDP: a :class:`PolicyDecisionPoint`, or a
-    remote one through :class:`zerotrust.client.AuthZENClient`.
-
-    The web integrations take any object with these methods as ``pdp=``. Either method
-    raises rather than guess when no decision can be had (a remote PDP unreachable:
-    ``PDPUnavailableError``); the integrations then refuse.
-    """
-
-    def evaluate(
-        self,
-        request: Mapping[str, Any] | AccessRequest,
-        *,
-        extra: Mapping[str, Any] | None = None,
-    ) -> Decision: ...
-
-    async def evaluate_async(
-        self,
-        request: Mapping[str, Any] | AccessRequest,
-        *,
-        extra: Mapping[str, Any] | None = None,
-    ) -> Decision: ...
+def _available(features: Mapping[str, Any] | None) -> bool:
+    """Whether behaviour was available (or there is no source): only then is it recorded."""
+    return features is None or features.get("available") is not False
 
 
 class _Default(enum.Enum):
@@ -155,8 +116,7 @@ class PolicyDecisionPoint:
         self._failures_lock = threading.Lock()
         self._log_failures = 0
         self._behavior_failures = 0
-        self._recent_lock = threading.Lock()
-        self._recent: OrderedDict[str, tuple[AccessRequest, datetime.datetime, int]] = OrderedDict()
+        self._recent = RecentDecisions()
         self._planner: Planner | None = None
 
     @classmethod
@@ -331,8 +291,7 @@ class PolicyDecisionPoint:
     ) -> Decision:
         features = self._features(req, now)
         decision = self._decide(req, now, features, explain)
-        available = features is None or features.get("available") is not False
-        self._after(req, decision, extra, available)
+        self._after(req, decision, extra, _available(features))
         return decision
 
     async def evaluate_async(
@@ -352,27 +311,9 @@ class PolicyDecisionPoint:
         else:
             req = AccessRequest.from_mapping(request)
         self._enforce_schemas(req)
-        get_async = getattr(self._behavior, "features_async", None)
-        if get_async is not None:
-            try:
-                features: Mapping[str, Any] | None = await get_async(req, now)
-            except Exception as exc:
-                features = self._behavior_failed(exc)
-        else:
-            features = self._features(req, now)
+        features = await self._features_async(req, now)
         decision = self._decide(req, now, features, explain)
-        available = features is None or features.get("available") is not False
-        record_async = getattr(self._behavior, "record_async", None)
-        if record_async is not None:
-            if available:
-                try:
-                    await record_async(req, decision)
-                    self._remember(req, decision)
-                except Exception as exc:
-                    self._behavior_failed(exc)
-            self._emit(req, decision, extra)
-        else:
-            self._after(req, decision, extra, available)
+        await self._after_async(req, decision, extra, features)
         return decision
 
     def plan(self, request: Mapping[str, Any], *, extra: Mapping[str, Any] | None = None) -> Plan:
@@ -388,48 +329,65 @@ class PolicyDecisionPoint:
         if self._identity is not None:
             request = self._identity.resolve(_raw(request), now=now)
         req = plan_request(request)
-        return self._plan_at(req, now, self._features(req, now), extra)
+        features = self._features(req, now)
+        plan = self._plan(req, now, features)
+        self._after(req, plan_record(plan, features), extra, _available(features))
+        return plan
 
     async def plan_async(
         self, request: Mapping[str, Any], *, extra: Mapping[str, Any] | None = None
     ) -> Plan:
-        """As :meth:`plan`, for event loops (the identity source's ``resolve_async``)."""
+        """As :meth:`plan`, for event loops (as :meth:`evaluate_async`)."""
         now = self._now()
         if self._identity is not None:
             request = await self._identity.resolve_async(_raw(request), now=now)
         req = plan_request(request)
-        get_async = getattr(self._behavior, "features_async", None)
-        features = self._features(req, now) if get_async is None else None
-        if get_async is not None:
-            try:
-                features = await get_async(req, now)
-            except Exception as exc:
-                features = self._behavior_failed(exc)
-        return self._plan_at(req, now, features, extra)
+        features = await self._features_async(req, now)
+        plan = self._plan(req, now, features)
+        await self._after_async(req, plan_record(plan, features), extra, features)
+        return plan
 
-    def _plan_at(
-        self,
-        req: AccessRequest,
-        now: datetime.datetime,
-        features: Mapping[str, Any] | None,
-        extra: Mapping[str, Any] | None,
+    def _plan(
+        self, req: AccessRequest, now: datetime.datetime, features: Mapping[str, Any] | None
     ) -> Plan:
         planner = self._planner
         if planner is None or planner.policies is not self._set:
             planner = self._planner = Planner(self._set)
-        mode = getattr(self._behavior, "on_store_error", StoreErrorMode.EVALUATE)
-        required = getattr(self._behavior, "store_error_step_up", None)
-        plan = planner.plan(
-            req,
-            now,
-            features,
-            self._backend,
-            on_store_error=mode if type(mode) is StoreErrorMode else StoreErrorMode(mode),
-            store_error_step_up=required if isinstance(required, StepUp) else None,
+        mode, required = self._store_error()
+        return planner.plan(
+            req, now, features, self._backend, on_store_error=mode, store_error_step_up=required
         )
-        record = plan_record(plan, features)
-        self._after(req, record, extra, features is None or features.get("available") is not False)
-        return plan
+
+    async def _features_async(
+        self, req: AccessRequest, now: datetime.datetime
+    ) -> Mapping[str, Any] | None:
+        get_async = getattr(self._behavior, "features_async", None)
+        if get_async is None:
+            return self._features(req, now)
+        try:
+            features: Mapping[str, Any] | None = await get_async(req, now)
+        except Exception as exc:
+            features = self._behavior_failed(exc)
+        return features
+
+    async def _after_async(
+        self,
+        req: AccessRequest,
+        decision: Decision,
+        extra: Mapping[str, Any] | None,
+        features: Mapping[str, Any] | None,
+    ) -> None:
+        record_async = getattr(self._behavior, "record_async", None)
+        if record_async is None:
+            self._after(req, decision, extra, _available(features))
+            return
+        if _available(features):
+            try:
+                await record_async(req, decision)
+                self._recent.remember(req, decision)
+            except Exception as exc:
+                self._behavior_failed(exc)
+        self._emit(req, decision, extra)
 
     def record_access(
         self,
@@ -455,18 +413,7 @@ class PolicyDecisionPoint:
             decision = decision.decision_id
         if isinstance(decision, Decision | str):
             key = decision if isinstance(decision, str) else decision.decision_id
-            with self._recent_lock:
-                remembered = self._recent.get(key)
-                if remembered is not None:
-                    self._recent[key] = (remembered[0], remembered[1], records)
-            if remembered is None:
-                raise RequestError(
-                    "decision_id",
-                    f"unknown decision (this PDP remembers its last {REMEMBERED_DECISIONS} "
-                    "decisions made with behaviour available)",
-                )
-            req, at, counted = remembered
-            delta = records - counted
+            req, at, delta = self._recent.recount(key, records)
         else:
             req, at, delta = AccessRequest.from_mapping(decision), self._now(), records
         if store is None or not delta:
@@ -483,8 +430,7 @@ class PolicyDecisionPoint:
         features: Mapping[str, Any] | None,
         explain: bool,
     ) -> Decision:
-        mode = getattr(self._behavior, "on_store_error", StoreErrorMode.EVALUATE)
-        required = getattr(self._behavior, "store_error_step_up", None)
+        mode, required = self._store_error()
         decision = decide(
             self._set,
             req,
@@ -492,8 +438,8 @@ class PolicyDecisionPoint:
             features,
             self._backend,
             explain=explain,
-            on_store_error=mode if type(mode) is StoreErrorMode else StoreErrorMode(mode),
-            store_error_step_up=required if isinstance(required, StepUp) else None,
+            on_store_error=mode,
+            store_error_step_up=required,
             # The memory store's map holds only counts, ratios and group texts built
             # from validated requests; another source's map is checked when logged.
             features_plain=type(self._behavior) is MemoryBehaviorStore,
@@ -503,17 +449,12 @@ class PolicyDecisionPoint:
             return decision
         return checker.reported(decision, request_variables(req))
 
-    def _remember(self, req: AccessRequest, decision: Decision) -> None:
-        """Keep a recorded decision for :meth:`record_access` (bounded, oldest dropped)."""
-        counted = 0
-        if decision.effect is _ALLOW:
-            variables = validated_variables(req)
-            counted = counted_records(req.context if variables is None else variables["context"])
-        recent = self._recent
-        with self._recent_lock:
-            recent[decision.decision_id] = (req, decision.evaluated_at, counted)
-            while len(recent) > REMEMBERED_DECISIONS:
-                recent.popitem(last=False)
+    def _store_error(self) -> tuple[StoreErrorMode, StepUp | None]:
+        """The behaviour source's ``on_store_error`` and its step-up (the defaults without)."""
+        mode = getattr(self._behavior, "on_store_error", StoreErrorMode.EVALUATE)
+        required = getattr(self._behavior, "store_error_step_up", None)
+        mode = mode if type(mode) is StoreErrorMode else StoreErrorMode(mode)
+        return mode, required if isinstance(required, StepUp) else None
 
     def _now(self) -> datetime.datetime:
         now = self._clock()
@@ -547,7 +488,7 @@ class PolicyDecisionPoint:
         if self._behavior is not None and available:
             try:
                 self._behavior.record(req, decision)
-                self._remember(req, decision)
+                self._recent.remember(req, decision)
             except Exception as exc:
                 self._behavior_failed(exc)
         self._emit(req, decision, extra)

@@ -37,6 +37,9 @@ _RELATIONS = {
     "relation_ne": "!=",
 }
 _METHODS = frozenset({"startsWith", "endsWith", "contains", "size"})
+#: The most keys of known data a condition's ``data.m[resource.id]`` is enumerated over;
+#: past it the condition is :class:`Opaque` (deciding rows one by one).
+MAX_KEYS = 10_000
 
 #: A template: called with the request's bindings, gives the residual.
 Template = Callable[[Mapping[str, Any]], r.Node]
@@ -115,6 +118,9 @@ class _Builder:
         node = _unwrap(node)
         if not _reads_resource(node):
             return self.known(node)
+        keyed = _id_keys(node)
+        if keyed:
+            return self.enumerated(node, keyed)
         kind = node.data
         kids = node.children
         if kind in ("conditionaland", "conditionalor"):
@@ -151,6 +157,47 @@ class _Builder:
                 arg_templates = [self.build(a) for a in args]
                 return lambda b: _call(name, target(b), tuple(t(b) for t in arg_templates))
         return self.opaque(node)
+
+    def enumerated(self, node: Any, containers: list[Any]) -> Template:
+        """A condition that reads the resource only through ``m[resource.id]`` and
+        ``resource.id in m`` with ``m`` known data: evaluated at plan time for every key
+        of those ``m`` and for one id outside them (every such id gives the same, as
+        ``m[id]`` is then an error and ``id in m`` false), then written as lists of ids."""
+        fn = compile_expression(self.text(node), VARIABLES, self.functions)
+        domains = [self.known(c) for c in containers]
+        source = self.text(node)
+
+        def enumerated(bindings: Mapping[str, Any]) -> r.Node:
+            keys: set[str] = set()
+            for domain in domains:
+                made = domain(bindings)
+                value = made.value if isinstance(made, r.Value) else None
+                if isinstance(value, Mapping | list):
+                    keys.update(k for k in value if type(k) is str)
+                if len(keys) > MAX_KEYS:
+                    return r.Opaque(source)
+            resource = dict(bindings["resource"])
+            outside = "\uffff" * (max(map(len, keys), default=0) + 1)
+            outcomes: dict[str, list[str]] = {"true": [], "false": [], "error": []}
+            for key in sorted(keys):
+                outcome = _outcome(fn, {**bindings, "resource": {**resource, "id": key}})
+                if outcome is None:
+                    return r.Opaque(source)
+                outcomes[outcome].append(key)
+            other = fn_value(fn, {**bindings, "resource": {**resource, "id": outside}})
+            if not isinstance(other, r.Error) and not r.is_boolean(other):
+                return r.Opaque(source)
+            ids = r.Field(("id",))
+            rest = r.or_(
+                r.and_(_among(ids, outcomes["error"]), r.Error("an error on these rows")),
+                r.and_(r.not_(_among(ids, sorted(keys))), other),
+            )
+            return r.or_(
+                _among(ids, outcomes["true"]),
+                r.and_(r.not_(_among(ids, outcomes["false"])), rest),
+            )
+
+        return enumerated
 
     def choice(self, node: Any, kids: list[Any]) -> Template:
         """``c ? a : b``: a branch when ``c`` is known, else outside the plan language."""
@@ -215,6 +262,72 @@ class _Builder:
         return None
 
 
+def _id_keys(node: Any) -> list[Any]:
+    """The known containers ``m`` when ``node`` reads the resource only as ``resource.id``
+    in ``m[resource.id]`` (at least once) or ``resource.id in m``; else empty."""
+    containers: list[Any] = []
+    indexed = False
+    stack = [node]
+    while stack:
+        current = _unwrap(stack.pop())
+        if not isinstance(current, lark.Tree):
+            continue
+        if current.data == "member_dot" and _is_resource(_unwrap(current.children[0])):
+            if str(current.children[1]) == "type":
+                continue
+            return []  # resource.id outside a key position, or another field
+        if _is_resource(current):
+            return []
+        if current.data == "member_index" and _is_id(current.children[1]):
+            if _reads_resource(current.children[0]):
+                return []
+            containers.append(current.children[0])
+            indexed = True
+            continue
+        if (
+            current.data == "relation"
+            and current.children[0].data == "relation_in"
+            and _is_id(current.children[0].children[0])
+        ):
+            if _reads_resource(current.children[1]):
+                return []
+            containers.append(current.children[1])
+            continue
+        stack.extend(current.children)
+    return containers if indexed else []
+
+
+def _is_id(node: Any) -> bool:
+    inner = _unwrap(node)
+    return (
+        isinstance(inner, lark.Tree)
+        and inner.data == "member_dot"
+        and str(inner.children[1]) == "id"
+        and _is_resource(_unwrap(inner.children[0]))
+    )
+
+
+def _among(ids: r.Node, keys: list[str]) -> r.Node:
+    return r.In(ids, r.Value(keys)) if keys else r.Value(False)
+
+
+def fn_value(fn: Callable[[Any], Any], bindings: Mapping[str, Any]) -> r.Node:
+    try:
+        return r.Value(fn(bindings))
+    except Exception as exc:  # a CEL error: kept, as CEL keeps it
+        return r.Error(_message(exc))
+
+
+def _outcome(fn: Callable[[Any], Any], bindings: Mapping[str, Any]) -> str | None:
+    """ "true", "false" or "error" for one id; None for a value that is not a bool."""
+    made = fn_value(fn, bindings)
+    if isinstance(made, r.Error):
+        return "error"
+    if type(made.value) is bool:  # type: ignore[attr-defined]
+        return "true" if made.value else "false"  # type: ignore[attr-defined]
+    return None
+
+
 def _step(base: r.Node, step: str, source: str) -> r.Node:
     if isinstance(base, r.Field):
         if not base.path and step not in ("id", "properties"):
@@ -245,6 +358,12 @@ def _contained(item: r.Node, container: r.Node) -> r.Node:
         and type(item.value) is str
     ):
         return r.Has(("properties", item.value))  # a key of the properties map
+    if (
+        isinstance(container, r.Value)
+        and isinstance(container.value, Mapping)
+        and all(type(k) is str for k in container.value)
+    ):
+        return r.In(item, r.Value(sorted(container.value)))  # `in` a map: among its keys
     return r.In(item, container)
 
 

@@ -29,5 +29,5 @@ def plan_record(plan: Plan, features: Mapping[str, Any] | None) -> Decision:
         plan.evaluated_at,
         behavior=features,
     )
-    object.__setattr__(record, "_plan", plan.to_dict())  # frozen: set once, here
+    object.__setattr__(record, "_plan", plan.to_dict)  # frozen: set once, here
     return record

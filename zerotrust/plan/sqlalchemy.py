@@ -1,0 +1,380 @@
+"""Plans as SQLAlchemy 2.0 filters: the WHERE clause of exactly the rows a plan allows.
+
+Each residual node is translated into two predicates, *true on this row* and *false on
+this row* (a row where the node errors, say a missing property, is in neither), and each
+is two-valued in SQL: every column read is guarded with ``IS NOT NULL``, so SQL's
+three-valued logic never meets a NULL and a NULL column means what a missing property
+means to CEL (an erroring deny excludes the row, an erroring allow does not include it).
+Strings compare by code point and case-sensitively, as in CEL: ``COLLATE "C"`` on
+PostgreSQL, SQLite's own ``BINARY`` order; the string methods never use ``LIKE``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias, TypeVar
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import QueryableAttribute, RelationshipProperty
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+
+from zerotrust.cel._runtime_values import CelUint
+from zerotrust.plan import residual as r
+from zerotrust.plan._plan import NotExpressibleError, Plan, PlanKind, UnmappedAttributeError
+
+__all__ = ["ColumnTarget", "to_filter", "where"]
+
+#: What an attribute path maps to: a column (``Column``, a mapped attribute such as
+#: ``Customer.region``, any typed ``ColumnElement``), or a tuple of many-to-one
+#: relationship attributes ending with the related class's column
+#: (``(Customer.owner, User.department)``).
+ColumnTarget: TypeAlias = Any
+
+_S = TypeVar("_S", bound="sa.Select[Any]")
+_Pair = tuple[ColumnElement[bool], ColumnElement[bool]]
+_NUMBERS = ("int", "double")
+_ORDERING = ("<", "<=", ">", ">=")
+_OPS: Mapping[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+_LITERAL_TYPES: Mapping[str, type[sa.types.TypeEngine[Any]]] = {
+    "int": sa.BigInteger,
+    "double": sa.Double,
+    "string": sa.String,
+    "bool": sa.Boolean,
+}
+
+
+def to_filter(plan: Plan | r.Node, columns: Mapping[str, ColumnTarget]) -> ColumnElement[bool]:
+    """The condition a row must meet for ``plan`` to allow it (a plan's condition, or any
+    residual node such as ``plan.step_up.condition``), over the mapped ``columns``.
+
+    Raises :class:`~zerotrust.plan.UnmappedAttributeError` for an attribute path the
+    mapping lacks and :class:`~zerotrust.plan.NotExpressibleError` for what SQL cannot
+    hold exactly (an opaque part, a column of another type than int, double, string or
+    bool): a filter that dropped a condition would allow too much.
+    """
+    if isinstance(plan, Plan):
+        if plan.kind is not PlanKind.CONDITIONAL:
+            return sa.true() if plan.kind is PlanKind.ALWAYS_ALLOWED else sa.false()
+        node = plan.condition
+    elif isinstance(plan, r.Node):
+        node = plan
+    else:
+        raise NotExpressibleError(f"not a plan or a residual node: {type(plan).__name__}")
+    problem = r.expressible(node)
+    if problem is not None:
+        raise NotExpressibleError(problem)
+    for path in r.fields(node):
+        if path not in columns:
+            raise UnmappedAttributeError(path, columns)
+    return _Translator(columns).pair(node)[0]
+
+
+def where(statement: _S, plan: Plan | r.Node, columns: Mapping[str, ColumnTarget]) -> _S:
+    """``statement`` (a ``select()``) with the plan's filter added to its WHERE clause."""
+    return statement.where(to_filter(plan, columns))
+
+
+# --- SQL that means the same on every supported database ------------------------------
+
+
+class _code_points(FunctionElement[str]):
+    """A string expression that compares by code point (CEL's order)."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+class _position(FunctionElement[int]):
+    """Where the second string starts in the first (1-based, 0 when absent), by code point."""
+
+    type = sa.Integer()
+    inherit_cache = True
+
+
+@compiles(_code_points)
+def _code_points_default(element: _code_points, compiler: SQLCompiler, **kw: Any) -> str:
+    _supported(compiler)
+    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
+
+
+@compiles(_code_points, "sqlite")
+def _code_points_sqlite(element: _code_points, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)})"  # BINARY: already code points
+
+
+@compiles(_position)
+def _position_default(element: _position, compiler: SQLCompiler, **kw: Any) -> str:
+    _supported(compiler)
+    text, part = (compiler.process(c, **kw) for c in element.clauses)
+    return f'strpos(({text}) COLLATE "C", {part})'
+
+
+@compiles(_position, "sqlite")
+def _position_sqlite(element: _position, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"instr({compiler.process(element.clauses, **kw)})"
+
+
+def _supported(compiler: SQLCompiler) -> None:
+    # Other databases order and match strings by their own collations; refuse rather
+    # than return rows CEL would not.
+    if compiler.dialect.name not in ("postgresql", "default"):
+        raise NotExpressibleError(
+            f"plan filters compare strings exactly on postgresql and sqlite only, "
+            f"not on {compiler.dialect.name}"
+        )
+
+
+# --- the translation ---------------------------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class _Column:
+    expr: ColumnElement[Any]
+    path: str
+    relationships: tuple[Any, ...]
+
+
+@attrs.frozen(eq=False)
+class _Term:
+    """A comparison's operand: a column read (``expr``) or a known ``value``."""
+
+    kind: str  # int, double, string, bool; for a value also null or other
+    expr: ColumnElement[Any] | None = None
+    value: Any = None
+    guards: tuple[ColumnElement[bool], ...] = ()
+    relationships: tuple[tuple[Any, ...], ...] = ()
+
+    def raw(self) -> ColumnElement[Any]:
+        if self.expr is not None:
+            return self.expr
+        return sa.literal(self.value, _LITERAL_TYPES[self.kind])
+
+    def sql(self) -> ColumnElement[Any]:
+        """As an operand of a comparison (strings by code point)."""
+        raw = self.raw()
+        return _code_points(raw) if self.kind == "string" and self.expr is not None else raw
+
+
+_NEVER: _Pair = (sa.false(), sa.false())
+
+
+class _Translator:
+    def __init__(self, columns: Mapping[str, ColumnTarget]) -> None:
+        self.columns = columns
+
+    def pair(self, node: r.Node) -> _Pair:
+        """(true on the row, false on the row), both two-valued."""
+        if not _reads_row(node):
+            known = r.holds(node, {"id": None, "properties": {}})
+            return _const(known is True), _const(known is False)
+        if isinstance(node, r.And | r.Or):
+            (lt, lf), (rt, rf) = self.pair(node.left), self.pair(node.right)
+            if isinstance(node, r.And):
+                return sa.and_(lt, rt), sa.or_(lf, rf)
+            return sa.or_(lt, rt), sa.and_(lf, rf)
+        if isinstance(node, r.Not):
+            true, false = self.pair(node.operand)
+            return false, true
+        if isinstance(node, r.Fires):
+            false = self.pair(node.operand)[1]
+            return sa.not_(false), false
+        if isinstance(node, r.Has):
+            column = self.column(node.name)
+            present = _through(column.expr.is_not(None), [column.relationships])
+            return present, sa.not_(present)
+        if isinstance(node, r.Field):
+            term = self.term(node)
+            if term is None or term.kind != "bool" or term.expr is None:
+                return _NEVER  # a non-boolean as a condition: an error
+            return _both(term.expr, [term])
+        if isinstance(node, r.Compare):
+            return self.compare(node)
+        if isinstance(node, r.In):
+            return self.contained(node)
+        if isinstance(node, r.Call):
+            return self.string_call(node)
+        raise NotExpressibleError(f"{r.to_cel(node)} cannot be a database filter")
+
+    def column(self, path: str) -> _Column:
+        target = self.columns[path]
+        *relationships, column = target if isinstance(target, tuple) else (target,)
+        for relationship in relationships:
+            prop = getattr(relationship, "property", None)
+            if not isinstance(relationship, QueryableAttribute) or not isinstance(
+                prop, RelationshipProperty
+            ):
+                raise NotExpressibleError(
+                    f"{path}: {relationship!r} is not a relationship attribute"
+                )
+            if prop.uselist:
+                raise NotExpressibleError(
+                    f"{path}: {relationship} is a to-many relationship (map a many-to-one)"
+                )
+        expr = column.__clause_element__() if hasattr(column, "__clause_element__") else column
+        if not isinstance(expr, ColumnElement):
+            raise NotExpressibleError(f"{path} is mapped to {column!r}, not a column")
+        return _Column(expr, path, tuple(relationships))
+
+    def term(self, node: r.Node) -> _Term | None:
+        """The operand of a comparison, ``in`` or string method; None for an error."""
+        if not _reads_row(node):
+            try:
+                value = r.evaluate(node, {"id": None, "properties": {}})
+            except r.RowError:
+                return None
+            return _Term(_value_kind(value), value=value)
+        if isinstance(node, r.Field):
+            column = self.column(node.name)
+            return _Term(
+                _column_kind(column),
+                expr=column.expr,
+                guards=(column.expr.is_not(None),),
+                relationships=(column.relationships,),
+            )
+        if isinstance(node, r.Call) and node.name == "size" and not node.args:
+            target = self.term(node.target)
+            if target is None or target.kind != "string" or target.expr is None:
+                return None  # size of a number or bool: an error
+            return attrs.evolve(target, kind="int", expr=sa.func.length(target.expr))
+        raise NotExpressibleError(f"{r.to_cel(node)} cannot be compared in a database filter")
+
+    def compare(self, node: r.Compare) -> _Pair:
+        left, right = self.term(node.left), self.term(node.right)
+        if left is None or right is None:
+            return _NEVER
+        terms = [left, right]
+        nan = any(t.kind == "double" and t.expr is None and math.isnan(t.value) for t in terms)
+        if nan or not _compatible(left.kind, right.kind):
+            if node.op in _ORDERING and not (nan and _compatible(left.kind, right.kind)):
+                return _NEVER  # ordering across types: an error
+            return _constant(node.op == "!=", terms)
+        return _both(_OPS[node.op](left.sql(), right.sql()), terms)
+
+    def contained(self, node: r.In) -> _Pair:
+        if _reads_row(node.container):
+            raise NotExpressibleError(
+                f"{r.to_cel(node)}: only a known list can hold a row's value in a filter"
+            )
+        item = self.term(node.item)
+        container = self.term(node.container)
+        if item is None or container is None:
+            return _NEVER
+        if not isinstance(container.value, list | tuple):
+            raise NotExpressibleError(f"{r.to_cel(node)}: `in` a filter can hold needs a list")
+        items = [_Term(_value_kind(v), value=v) for v in container.value]
+        found = [
+            t.sql()
+            for t in items
+            if _compatible(item.kind, t.kind) and not (t.kind == "double" and math.isnan(t.value))
+        ]
+        if not found:
+            return _constant(False, [item])
+        return _both(item.sql().in_(found), [item])
+
+    def string_call(self, node: r.Call) -> _Pair:
+        if node.name not in ("startsWith", "endsWith", "contains") or len(node.args) != 1:
+            raise NotExpressibleError(f"{r.to_cel(node)} cannot be a database filter")
+        text, part = self.term(node.target), self.term(node.args[0])
+        if text is None or part is None or text.kind != "string" or part.kind != "string":
+            return _NEVER  # no such overload: an error
+        terms = [text, part]
+        t, p = text.raw(), part.raw()
+        length = sa.func.length
+        if node.name == "startsWith":
+            expr = _code_points(sa.func.substr(t, 1, length(p))) == p
+        elif node.name == "endsWith":
+            # substr's start is >= 1 here: SQLite counts a start below 1 from the end
+            tail = sa.func.substr(t, length(t) - length(p) + 1)
+            expr = sa.and_(length(t) >= length(p), _code_points(tail) == p)
+        else:
+            expr = _position(t, p) > 0
+        return _both(expr, terms)
+
+
+def _const(value: bool) -> ColumnElement[bool]:
+    return sa.true() if value else sa.false()
+
+
+def _reads_row(node: r.Node) -> bool:
+    return any(isinstance(n, r.Field | r.Has) for n in r.walk(node))
+
+
+def _both(expr: ColumnElement[bool], terms: list[_Term]) -> _Pair:
+    """True and false sets of a two-valued ``expr`` over present (non-NULL) columns."""
+    guards = [g for t in terms for g in t.guards]
+    relationships = [rel for t in terms for rel in t.relationships]
+    true = _through(sa.and_(*guards, expr), relationships)
+    false = _through(sa.and_(*guards, sa.not_(expr)), relationships)
+    return true, false
+
+
+def _constant(value: bool, terms: list[_Term]) -> _Pair:
+    """``value`` on every row where the terms' columns are present, an error elsewhere."""
+    return _both(_const(value), terms)
+
+
+def _through(
+    predicate: ColumnElement[bool], relationships: list[tuple[Any, ...]]
+) -> ColumnElement[bool]:
+    """``predicate`` on the related rows: EXISTS through each many-to-one relationship
+    (false where it is NULL: a missing property)."""
+    seen: list[tuple[Any, ...]] = []
+    for chain in relationships:
+        if chain and not any(_same(chain, s) for s in seen):
+            seen.append(chain)
+            for relationship in reversed(chain):
+                predicate = relationship.has(predicate)
+    return predicate
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def _column_kind(column: _Column) -> str:
+    type_ = column.expr.type
+    if isinstance(type_, sa.TypeDecorator):
+        type_ = type_.impl_instance
+    for base, kind in (
+        (sa.Boolean, "bool"),
+        (sa.Integer, "int"),
+        (sa.Float, "double"),
+        (sa.String, "string"),
+    ):
+        if isinstance(type_, base):
+            return kind
+    raise NotExpressibleError(
+        f"{column.path} is a {type_} column: a filter compares int, double, string and bool columns"
+    )
+
+
+def _value_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if type(value) is bool:
+        return "bool"
+    if type(value) is int or type(value) is CelUint:
+        return "int"
+    if type(value) is float:
+        return "double"
+    if type(value) is str:
+        return "string"
+    return "other"
+
+
+def _compatible(a: str, b: str) -> bool:
+    if a in _NUMBERS and b in _NUMBERS:
+        return True
+    return a == b and a in ("string", "bool")
