@@ -25,7 +25,7 @@ from django.db.models.functions import Collate, Left, Length, StrIndex, Substr
 
 from zerotrust.cel._runtime_values import CelUint
 from zerotrust.plan import residual as r
-from zerotrust.plan._plan import NotExpressibleError, Plan, UnmappedAttributeError
+from zerotrust.plan._plan import NotExpressibleError, Plan, filter_condition
 
 __all__ = ["filter_queryset", "to_q"]
 
@@ -53,15 +53,7 @@ def to_q(plan_or_node: Plan | r.Node, model: type[models.Model], fields: Mapping
     Raises :class:`~zerotrust.plan.UnmappedAttributeError` for a path ``fields`` does not
     name and :class:`~zerotrust.plan.NotExpressibleError` for what a filter cannot hold.
     """
-    node = plan_or_node.condition if isinstance(plan_or_node, Plan) else plan_or_node
-    if not isinstance(node, r.Node):
-        raise TypeError(f"to_q takes a Plan or a residual node, not {type(node).__name__}")
-    outside = r.expressible(node)
-    if outside is not None:
-        raise NotExpressibleError(outside)
-    for path in r.fields(node):
-        if path not in fields:
-            raise UnmappedAttributeError(path, fields)
+    node = filter_condition(plan_or_node, fields)
     made = _Translator(model, fields).both(node)[0]
     if made is True:
         return Q(pk__isnull=False)
