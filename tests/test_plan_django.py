@@ -408,6 +408,7 @@ def test_an_opaque_plan_is_not_expressible() -> None:
             FIELDS,
             "compared",
         ),
+        (Account, "resource.properties.level > 1", FIELDS, "not a plan or a residual node"),
     ],
 )
 def test_what_a_filter_cannot_hold_is_not_expressible(model, node, fields, message) -> None:
