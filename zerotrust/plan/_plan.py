@@ -20,6 +20,7 @@ __all__ = [
     "PlanKind",
     "StepUpPlan",
     "UnmappedAttributeError",
+    "filter_condition",
 ]
 
 T = TypeVar("T")
@@ -186,6 +187,23 @@ class Plan:
             "decision_id": self.decision_id,
             "evaluated_at": self.evaluated_at.isoformat(),
         }
+
+
+def filter_condition(plan: Plan | r.Node, mapped: Iterable[str]) -> r.Node:
+    """The condition a filter adapter translates (a plan's, or a residual node itself),
+    once it is known to be one: raises :class:`NotExpressibleError` for a part outside
+    the plan language and :class:`UnmappedAttributeError` for a path not ``mapped``."""
+    node = plan.condition if isinstance(plan, Plan) else plan
+    if not isinstance(node, r.Node):
+        raise NotExpressibleError(f"not a plan or a residual node: {type(plan).__name__}")
+    problem = r.expressible(node)
+    if problem is not None:
+        raise NotExpressibleError(problem)
+    known = frozenset(mapped)
+    for path in r.fields(node):
+        if path not in known:
+            raise UnmappedAttributeError(path, known)
+    return node
 
 
 def _row(resource: Row) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """A customer record: what the policies decide on (department, sensitivity) and what
-the obligations mask (card number, national ID) or tokenize (email)."""
+the obligations mask (card number, national ID) or tokenize (email). Accounts and their
+departments: what query plans filter (tests/test_plan_django.py, the query plans page)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,21 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+class Department(models.Model):
+    name = models.CharField(max_length=32, null=True)
+
+
+class Account(models.Model):
+    # NULL is a missing property: a condition reading it errors, as in evaluate
+    id = models.CharField(max_length=16, primary_key=True)
+    level = models.IntegerField(null=True)
+    name = models.TextField(null=True)
+    active = models.BooleanField(null=True)
+    score = models.FloatField(null=True)
+    department = models.ForeignKey(Department, null=True, on_delete=models.SET_NULL)
+    opened = models.DateField(null=True)
+
+    class Meta:
+        ordering = ("id",)
