@@ -428,17 +428,12 @@ MODEL_BLOCK = "# customers/models.py\n"
 
 
 def _django_section() -> list[Block]:
-    """The python blocks of the query plans page's Django section (its own file until
-    the page is put together)."""
-    for name in ("query-plans.md", "_plan_django.md"):
-        page = DOCS / name
-        lines = page.read_text(encoding="utf-8").splitlines() if page.exists() else []
-        if "## Django" not in lines:
-            continue
-        start = lines.index("## Django") + 1
-        end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
-        return [b for b in blocks(page) if b.language == "python" and start < b.line <= end]
-    raise AssertionError("no Django section in docs/query-plans.md or docs/_plan_django.md")
+    """The python blocks of the query plans page's Django section."""
+    page = DOCS / "query-plans.md"
+    lines = page.read_text(encoding="utf-8").splitlines()
+    start = lines.index("## Django") + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return [b for b in blocks(page) if b.language == "python" and start < b.line <= end]
 
 
 def test_the_django_section_of_the_docs_runs_as_written(table: None) -> None:

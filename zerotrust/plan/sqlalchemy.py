@@ -25,7 +25,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from zerotrust.cel._runtime_values import CelUint
 from zerotrust.plan import residual as r
-from zerotrust.plan._plan import NotExpressibleError, Plan, PlanKind, UnmappedAttributeError
+from zerotrust.plan._plan import NotExpressibleError, Plan, PlanKind, filter_condition
 
 __all__ = ["ColumnTarget", "to_filter", "where"]
 
@@ -64,20 +64,9 @@ def to_filter(plan: Plan | r.Node, columns: Mapping[str, ColumnTarget]) -> Colum
     hold exactly (an opaque part, a column of another type than int, double, string or
     bool): a filter that dropped a condition would allow too much.
     """
-    if isinstance(plan, Plan):
-        if plan.kind is not PlanKind.CONDITIONAL:
-            return sa.true() if plan.kind is PlanKind.ALWAYS_ALLOWED else sa.false()
-        node = plan.condition
-    elif isinstance(plan, r.Node):
-        node = plan
-    else:
-        raise NotExpressibleError(f"not a plan or a residual node: {type(plan).__name__}")
-    problem = r.expressible(node)
-    if problem is not None:
-        raise NotExpressibleError(problem)
-    for path in r.fields(node):
-        if path not in columns:
-            raise UnmappedAttributeError(path, columns)
+    if isinstance(plan, Plan) and plan.kind is not PlanKind.CONDITIONAL:
+        return sa.true() if plan.kind is PlanKind.ALWAYS_ALLOWED else sa.false()
+    node = filter_condition(plan, columns)
     return _Translator(columns).pair(node)[0]
 
 
