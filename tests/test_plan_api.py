@@ -240,3 +240,16 @@ rules:
     plan = _pdp(text).plan(_request())
     assert plan.kind is PlanKind.ALWAYS_DENIED
     assert [e.rule for e in plan.errors] == ["p/a"]
+
+
+def test_redacted_request_values_are_hidden_in_the_logged_plan(tmp_path: Path) -> None:
+    """The plan's condition holds the subject's values ("eu"): a redacted path hides
+    them there too, text and tree alike."""
+    log = JsonLinesLog(tmp_path / "d.jsonl", redact=["subject.properties.region"])
+    subject = {**ANNA, "properties": {**ANNA["properties"], "region": "eu-secret-region"}}
+    plan = _pdp(decision_log=log).plan(_request(subject))
+    log.close()
+    assert "eu-secret-region" in plan.to_dict()["condition"]
+    line = (tmp_path / "d.jsonl").read_text()
+    assert "eu-secret-region" not in line
+    assert json.loads(line)["plan"]["condition"].count("resource.properties.region") >= 1

@@ -214,7 +214,18 @@ def entry(
         for part in ("extra", "behavior"):  # a peer group's key text holds property values
             if part in record:
                 record[part] = _scrub(record[part], hide)
+        if "plan" in record:  # a plan's condition holds the request's values, as text
+            record["plan"] = _scrub(_without_trees(record["plan"]), hide)
     return record
+
+
+def _without_trees(plan: dict[str, Any]) -> dict[str, Any]:
+    """A logged plan without its condition trees (``ast``), whose numbers and values
+    the redaction of text cannot find; the conditions stay, as text to redact."""
+    kept = {k: v for k, v in plan.items() if k != "ast"}
+    if isinstance(kept.get("step_up"), dict):
+        kept["step_up"] = {k: v for k, v in kept["step_up"].items() if k != "ast"}
+    return kept
 
 
 # The entry's texts that may quote request values: error messages ("cannot convert
