@@ -358,3 +358,25 @@ def test_refusals_are_as_for_a_search_row_by_row(tmp_path: Path) -> None:
             assert answers[name] == [{"results": expected}] * 2
         else:
             assert answers[name] == [{"context": expected, "results": []}] * 2
+
+
+def test_a_failing_database_is_a_503_never_an_empty_page(
+    by_properties: Path, tmp_path: Path
+) -> None:
+    """The table is dropped after start-up: the search answers 503 (retry), not "no
+    results", which a PEP would show as "you may read nothing" (or cache)."""
+    url = make_database(tmp_path / "records.db", RECORDS)
+    with client_for(by_properties, database_section(url)) as client:
+        body = {
+            "subject": {"type": "user", "id": "alice"},
+            "action": {"name": "view"},
+            "resource": {"type": "record"},
+        }
+        assert search(client, body)["results"]
+        with sqlite3.connect(tmp_path / "records.db") as db:
+            db.execute("DROP TABLE records")
+        db.close()
+        text = search(client, body, status=503)
+        assert "search database is unavailable" in text
+        fallback = {**body, "resource": {"type": "record", "properties": {"owner": "x"}}}
+        search(client, fallback, status=503)  # deciding rows one by one reads the table too

@@ -40,7 +40,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zerotrust.engine import PolicyDecisionPoint
-from zerotrust.errors import RequestError
+from zerotrust.errors import DecisionUnavailableError, RequestError
 from zerotrust.server.config import ServerConfig
 from zerotrust.server.entities import Entities, load_entities
 from zerotrust.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -413,6 +413,8 @@ class _Api:
                 return _error(400, str(exc))
             except (TimeoutError, RequestTimeout):
                 return _error(503, "the request took longer than the configured timeout")
+            except DecisionUnavailableError as exc:  # (the search database, say)
+                return _error(503, f"{exc}; retry later")
             except Exception:
                 _log.exception("internal error in %s", endpoint)
                 return _error(500, "internal error")

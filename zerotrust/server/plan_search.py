@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from zerotrust.errors import RequestError
+from zerotrust.errors import DecisionUnavailableError, RequestError
 from zerotrust.server.config import SearchDatabaseConfig, SearchResourceConfig
 from zerotrust.server.configbase import ServerConfigError
 from zerotrust.server.entities import Entities, Entity
@@ -130,8 +130,7 @@ class PlanSearch:
         if token is not None:
             statement = statement.where(mapped.id > _after(tokens, token, fingerprint))
         statement = statement.order_by(mapped.id).limit(limit + 1)
-        with self._engine.connect() as connection:
-            found = list(connection.execute(statement).scalars())
+        found = [row[0] for row in self._run(statement)]
         following = ""
         if len(found) > limit:  # looked ahead: there is a further row
             found = found[:limit]
@@ -148,8 +147,7 @@ class PlanSearch:
             path.removeprefix(_PROPERTY): c for path, c in mapped.columns.items() if path != _ID
         }
         statement = sa.select(mapped.id, *names.values()).order_by(mapped.id)
-        with self._engine.connect() as connection:
-            rows = connection.execute(statement).all()
+        rows = self._run(statement)
         members = tuple(
             Entity(
                 resource_type,
@@ -164,6 +162,18 @@ class PlanSearch:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def _run(self, statement: Any) -> list[Any]:
+        """The statement's rows, read whole; a database that fails is no answer (503),
+        never an empty one: :class:`DecisionUnavailableError`."""
+        import sqlalchemy as sa
+
+        try:
+            with self._engine.connect() as connection:
+                return list(connection.execute(statement).all())
+        except sa.exc.SQLAlchemyError as exc:
+            _log.error("the search database failed: %s", type(exc).__name__)
+            raise DecisionUnavailableError("the search database is unavailable") from exc
 
 
 def _missing(resource: SearchResourceConfig, table: sa.Table) -> list[tuple[str, str]]:
