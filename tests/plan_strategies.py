@@ -119,6 +119,8 @@ def _resource_atom(draw: st.DrawFn) -> str:
                     "data.m[resource.id].name.startsWith(subject.properties.prefix)",
                     "data.m[resource.id].level",  # not a bool: an error on every key
                     "has(data.m[resource.id].name) || resource.id in data.l",
+                    "resource.properties.name in data.m",  # `in` a map: its keys (or an error)
+                    'resource.properties.level in {"r1": 1, "x": 2}',
                 ]
             )
         )
@@ -234,7 +236,16 @@ def rows(draw: st.DrawFn, *, typed: bool = True, max_size: int = 12) -> list[dic
                 continue  # missing (NULL)
             value = draw(_column_value(kind))
             if not typed and draw(st.integers(0, 5)) == 0:
-                value = draw(st.one_of(_INTS, _STR, st.booleans(), st.none()))
+                value = draw(
+                    st.one_of(
+                        _INTS,
+                        _STR,
+                        st.booleans(),
+                        st.none(),
+                        st.lists(_STR, max_size=2),
+                        st.dictionaries(_STR, _INTS, max_size=1),
+                    )
+                )
             properties[name] = value
         made.append({"id": f"r{i}", "properties": properties})
     return made

@@ -230,6 +230,13 @@ def test_too_many_signals_on_the_resource_make_risk_rules_not_expressible() -> N
     assert plan.matches(row) is pdp.evaluate(_request(**row)).allowed is False
 
 
+def test_a_condition_that_can_never_hold_is_always_denied() -> None:
+    """``error && !fires(...)`` selects no row: the plan says so (not "conditional")."""
+    subject = {"type": "user", "id": "anna", "properties": {"roles": []}}  # no region
+    plan = _pdp().plan(_request(subject))
+    assert plan.kind is PlanKind.ALWAYS_DENIED and plan.step_up is None
+
+
 def test_an_error_at_plan_time_is_kept_and_reported() -> None:
     text = """
 policy: p
@@ -253,3 +260,54 @@ def test_redacted_request_values_are_hidden_in_the_logged_plan(tmp_path: Path) -
     line = (tmp_path / "d.jsonl").read_text()
     assert "eu-secret-region" not in line
     assert json.loads(line)["plan"]["condition"].count("resource.properties.region") >= 1
+
+
+SCHEMA = """
+validation: permissive
+subjects:
+  user:
+    properties:
+      region: {type: string}
+      roles: {type: array, items: {type: string}}
+      amr: {type: array, items: {type: string}}
+      clearance: {type: integer}
+    required: [region]
+    additionalProperties: false
+device:
+  properties: {managed: {type: boolean}}
+  additionalProperties: false
+"""
+
+
+@pytest.mark.parametrize(
+    ("subject_properties", "device", "field"),
+    [
+        ({"region": "eu", "clearance": 9.5}, {}, "subject.properties.clearance"),
+        ({"region": "eu", "nickname": "x"}, {}, "subject.properties"),
+        ({"roles": []}, {}, "subject.properties"),
+        ({"region": "eu"}, {"managed": "yes"}, "device.managed"),
+    ],
+)
+def test_a_request_evaluate_refuses_under_enforce_gets_no_plan(
+    tmp_path: Path, subject_properties: dict[str, Any], device: dict[str, Any], field: str
+) -> None:
+    """The subject, device and context of a plan's request are checked as a decision's
+    are: refused under ``enforce`` (before being counted or logged), reported under
+    ``report``."""
+    texts = {"p.yaml": POLICY, "attributes.schema.yaml": SCHEMA}
+    subject = {"type": "user", "id": "anna", "properties": subject_properties}
+    request = {**_request(subject), "device": device}
+    row = _row("c-1", region="eu", flagged=False, tier="std")
+    with JsonLinesLog(tmp_path / "d.jsonl") as log:
+        strict = PolicyDecisionPoint.from_texts(
+            texts, clock=lambda: NOW, schema_validation="enforce", decision_log=log
+        )
+        with pytest.raises(RequestError) as refused:
+            strict.plan(request)
+        assert field in str(refused.value)
+        with pytest.raises(RequestError):
+            strict.evaluate({**request, "resource": {"type": "customer", **row}})
+    assert (tmp_path / "d.jsonl").read_text() == ""
+    reported = PolicyDecisionPoint.from_texts(texts, clock=lambda: NOW, behavior=None)
+    plan = reported.plan(request)
+    assert [e.kind for e in plan.errors][:1] == ["schema"]  # (reported, not refused)

@@ -23,7 +23,7 @@ from zerotrust.behavior.config import StoreErrorMode
 from zerotrust.behavior.features import MAX_RECORDS
 from zerotrust.behavior.memory import MemoryBehaviorStore
 from zerotrust.cel import Backend, default_backend
-from zerotrust.decision import Decision, Effect, StepUp
+from zerotrust.decision import Decision, Effect, EvaluationError, StepUp
 from zerotrust.errors import RequestError, ZeroTrustError
 from zerotrust.evaluation import DEFAULT_DENY, STORE_UNAVAILABLE, decide
 from zerotrust.plan import Plan
@@ -329,8 +329,9 @@ class PolicyDecisionPoint:
         if self._identity is not None:
             request = self._identity.resolve(_raw(request), now=now)
         req = plan_request(request)
+        planner, checked = self._planned(req)  # (enforce: refused before it is counted)
         features = self._features(req, now)
-        plan = self._plan(req, now, features)
+        plan = self._plan(planner, checked, req, now, features)
         self._after(req, plan_record(plan, features), extra, _available(features))
         return plan
 
@@ -342,20 +343,36 @@ class PolicyDecisionPoint:
         if self._identity is not None:
             request = await self._identity.resolve_async(_raw(request), now=now)
         req = plan_request(request)
+        planner, checked = self._planned(req)
         features = await self._features_async(req, now)
-        plan = self._plan(req, now, features)
+        plan = self._plan(planner, checked, req, now, features)
         await self._after_async(req, plan_record(plan, features), extra, features)
         return plan
 
-    def _plan(
-        self, req: AccessRequest, now: datetime.datetime, features: Mapping[str, Any] | None
-    ) -> Plan:
+    def _planned(self, req: AccessRequest) -> tuple[Planner, list[EvaluationError]]:
+        """The current set's planner, and the request's schema mismatches to report."""
         planner = self._planner
         if planner is None or planner.policies is not self._set:
             planner = self._planner = Planner(self._set)
+        return planner, planner.schema_errors(request_variables(req), self._schema_mode)
+
+    def _plan(
+        self,
+        planner: Planner,
+        checked: list[EvaluationError],
+        req: AccessRequest,
+        now: datetime.datetime,
+        features: Mapping[str, Any] | None,
+    ) -> Plan:
         mode, required = self._store_error()
         return planner.plan(
-            req, now, features, self._backend, on_store_error=mode, store_error_step_up=required
+            req,
+            now,
+            features,
+            self._backend,
+            on_store_error=mode,
+            store_error_step_up=required,
+            schema_errors=checked,
         )
 
     async def _features_async(

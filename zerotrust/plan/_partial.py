@@ -358,12 +358,6 @@ def _contained(item: r.Node, container: r.Node) -> r.Node:
         and type(item.value) is str
     ):
         return r.Has(("properties", item.value))  # a key of the properties map
-    if (
-        isinstance(container, r.Value)
-        and isinstance(container.value, Mapping)
-        and all(type(k) is str for k in container.value)
-    ):
-        return r.In(item, r.Value(sorted(container.value)))  # `in` a map: among its keys
     return r.In(item, container)
 
 

@@ -203,6 +203,26 @@ def filter_condition(plan: Plan | r.Node, mapped: Iterable[str]) -> r.Node:
     for path in r.fields(node):
         if path not in known:
             raise UnmappedAttributeError(path, known)
+    return _keys_of_maps(node)
+
+
+def _keys_of_maps(node: r.Node) -> r.Node:
+    """``x in m`` for a known map with string keys as ``x in [its keys]``: the same on
+    every row a table can hold (a column's value is a scalar; CEL errors only for a null,
+    list or map key, which a column never is: NULL is a missing property)."""
+    if isinstance(node, r.In):
+        container = node.container
+        if (
+            isinstance(container, r.Value)
+            and isinstance(container.value, Mapping)
+            and all(type(k) is str for k in container.value)
+        ):
+            return r.In(_keys_of_maps(node.item), r.Value(sorted(container.value)))
+        return node
+    if isinstance(node, r.And | r.Or):
+        return type(node)(_keys_of_maps(node.left), _keys_of_maps(node.right))
+    if isinstance(node, r.Not | r.Fires):
+        return type(node)(_keys_of_maps(node.operand))
     return node
 
 

@@ -78,8 +78,12 @@ class Planner:
         *,
         on_store_error: StoreErrorMode = StoreErrorMode.EVALUATE,
         store_error_step_up: StepUp | None = None,
+        schema_errors: list[EvaluationError] | None = None,
     ) -> Plan:
+        """The plan of ``req``; ``schema_errors`` (from :meth:`schema_errors`) lead its
+        ``errors``."""
         variables = request_variables(req)
+        errors = list(schema_errors or ())
         resource_type, action = variables["resource"]["type"], variables["action"]["name"]
         applicable = self.policies.applicable(resource_type, action)
         behavior = features if features is not None else {}
@@ -89,7 +93,6 @@ class Planner:
             "behavior": behavior,
             "now": now,
         }
-        errors: list[EvaluationError] = []
         known_score, known_names, row_signals = self._signals(applicable, bindings, errors)
         branches = _risk_branches(known_score, known_names, row_signals)
         known_risk = {"score": min(100, known_score), "signals": list(known_names)}
@@ -131,7 +134,7 @@ class Planner:
         kind = PlanKind.CONDITIONAL
         if isinstance(condition, r.Value) and condition.value is True:
             kind = PlanKind.ALWAYS_ALLOWED
-        elif isinstance(condition, r.Value | r.Error):
+        elif r.never_true(condition):
             kind, condition, obligations = PlanKind.ALWAYS_DENIED, _FALSE, []
         return Plan(
             kind=kind,
@@ -149,6 +152,19 @@ class Planner:
                 self.policies, req, now, features, backend, on_store_error, store_error_step_up
             ),
         )
+
+    def schema_errors(self, variables: Mapping[str, Any], mode: str) -> list[EvaluationError]:
+        """A plan request against the set's schemas, as ``schema_validation`` says: the
+        parts other than the resource (a plan's has none) refused (``enforce``:
+        :class:`RequestError`) or returned to report (``report``)."""
+        checker = self.policies.checker
+        if checker is None or mode == "off":
+            return []
+        found = [m for m in checker.check(variables) if not m.field.startswith("resource.")]
+        if found and mode == "enforce":
+            more = f" (and {len(found) - 1} more mismatches)" if len(found) > 1 else ""
+            raise RequestError(found[0].field, f"{found[0].message}{more}")
+        return [EvaluationError(m.field, "schema", m.message) for m in found]
 
     def _signals(
         self,
@@ -254,7 +270,7 @@ def _step_up_plan(
     condition = r.all_of(
         [allowed, r.not_(r.any_of(denies)), r.any_of([fired for fired, _ in step_ups])]
     )
-    if _is_false(condition) or isinstance(condition, r.Error):
+    if r.never_true(condition):
         return None
     required = StepUp()
     for _, rule in step_ups:

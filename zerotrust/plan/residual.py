@@ -214,6 +214,37 @@ def fires(operand: Node) -> Node:
     return Fires(operand)
 
 
+def never_true(node: Node) -> bool:
+    """Whether ``node`` is true on no row whatever the row holds (an error and a false
+    ``&&`` beside anything, say): a plan of it allows nothing."""
+    if isinstance(node, Value):
+        return node.value is not True
+    if isinstance(node, Error):
+        return True
+    if isinstance(node, And):
+        return never_true(node.left) or never_true(node.right)
+    if isinstance(node, Or):
+        return never_true(node.left) and never_true(node.right)
+    if isinstance(node, Not):
+        return never_false(node.operand)
+    return False
+
+
+def never_false(node: Node) -> bool:
+    """Whether ``node`` is false on no row (true or an error on each)."""
+    if isinstance(node, Value):
+        return node.value is not False
+    if isinstance(node, Error):
+        return True
+    if isinstance(node, And):
+        return never_false(node.left) and never_false(node.right)
+    if isinstance(node, Or):
+        return never_false(node.left) or never_false(node.right)
+    if isinstance(node, Not | Fires):
+        return never_true(node.operand) if isinstance(node, Not) else never_false(node.operand)
+    return False
+
+
 def any_of(nodes: list[Node]) -> Node:
     made: Node = Value(False)
     for node in nodes:
