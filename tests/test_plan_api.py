@@ -137,6 +137,7 @@ def test_a_plan_is_logged_with_its_own_kind_and_counted_as_one_request(tmp_path:
     assert record["kind"] == "plan"
     assert record["decision_id"] == plan.decision_id
     assert record["plan"]["condition"] == plan.to_dict()["condition"]
+    assert "ast" not in record["plan"]  # (the text says the same, in half the line)
     assert record["resource"] == {"type": "customer", "id": None}
     pdp.record_access(plan, records=37)
     decision = pdp.evaluate(_request(**_row("c-1", region="eu", flagged=False, tier="std")))

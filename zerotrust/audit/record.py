@@ -189,7 +189,7 @@ def entry(
     plan = plan_of(decision)
     if plan is not None:  # a query plan's record: what it allows, not one resource's answer
         record["kind"] = "plan"
-        record["plan"] = plan
+        record["plan"] = _without_trees(plan)  # (the condition as text says it all)
     if decision.behavior is not None:
         behavior: Any = plain_behavior(decision)  # shared: redaction copies what it changes
         if behavior is None:
@@ -215,13 +215,13 @@ def entry(
             if part in record:
                 record[part] = _scrub(record[part], hide)
         if "plan" in record:  # a plan's condition holds the request's values, as text
-            record["plan"] = _scrub(_without_trees(record["plan"]), hide)
+            record["plan"] = _scrub(record["plan"], hide)
     return record
 
 
 def _without_trees(plan: dict[str, Any]) -> dict[str, Any]:
-    """A logged plan without its condition trees (``ast``), whose numbers and values
-    the redaction of text cannot find; the conditions stay, as text to redact."""
+    """A logged plan without its condition trees (``ast``): the text says the same, in
+    half the line, and the redaction of text finds every value in it."""
     kept = {k: v for k, v in plan.items() if k != "ast"}
     if isinstance(kept.get("step_up"), dict):
         kept["step_up"] = {k: v for k, v in kept["step_up"].items() if k != "ast"}

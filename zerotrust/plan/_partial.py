@@ -185,11 +185,13 @@ class _Builder:
                     return r.Opaque(source)
                 outcomes[outcome].append(key)
             other = fn_value(fn, {**bindings, "resource": {**resource, "id": outside}})
-            if not isinstance(other, r.Error) and not r.is_boolean(other):
+            if isinstance(other, r.Error):  # (said without the stand-in id)
+                other = r.Error("an error for every id not in the data")
+            elif not r.is_boolean(other):
                 return r.Opaque(source)
             ids = r.Field(("id",))
             rest = r.or_(
-                r.and_(_among(ids, outcomes["error"]), r.Error("an error on these rows")),
+                r.and_(_among(ids, outcomes["error"]), r.Error("an error for these ids")),
                 r.and_(r.not_(_among(ids, sorted(keys))), other),
             )
             return r.or_(
