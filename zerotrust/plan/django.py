@@ -339,8 +339,11 @@ class _Translator:
 
     def code_point(self, expression: Any) -> Any:
         """Text compared by code point, as CEL compares strings, whatever the column's
-        collation (case-insensitive, trailing blanks ignored, a locale's order)."""
-        return Collate(expression, "BINARY" if self.vendor == "sqlite" else "C")
+        collation (case-insensitive, trailing blanks ignored, a locale's order); on
+        SQLite as text, as a numeric column's affinity would make a number of '5'."""
+        if self.vendor == "sqlite":
+            return Collate(Cast(expression, models.TextField()), "BINARY")
+        return Collate(expression, "C")
 
     def double(self, side: _Operand) -> Any:
         """An int side as the double CEL makes of it beside a double (SQLite would
