@@ -345,16 +345,14 @@ class _Translator:
             return Collate(Cast(expression, models.TextField()), "BINARY")
         return Collate(expression, "C")
 
-    def double(self, side: _Operand) -> Any:
+    @staticmethod
+    def double(side: _Operand) -> Any:
         """An int side as the double CEL makes of it beside a double (SQLite would
-        compare an integer with a real exactly)."""
+        compare an integer with a real exactly, PostgreSQL a bigint with the numeric
+        Django writes a float as)."""
         if isinstance(side.expression, Value):
             return Value(float(side.expression.value))
-        return (
-            Cast(side.expression, models.FloatField())
-            if self.vendor == "sqlite"
-            else side.expression
-        )
+        return Cast(side.expression, models.FloatField())
 
     def pair(self, op: str, left: _Operand, right: _Operand) -> tuple[_Pred, _Pred]:
         """T and F of ``left op right`` where both are present."""
