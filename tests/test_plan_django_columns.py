@@ -30,7 +30,7 @@ from django_site.customers.models import Label  # noqa: E402
 from zerotrust.plan.django import to_q  # noqa: E402
 
 TEXT = ("plain", "nocase", "rtrim")
-COLUMNS = (*TEXT, "count", "ratio")
+COLUMNS = (*TEXT, "count", "ratio", "flag")
 FIELDS = {"resource.id": "pk", **{f"resource.properties.{name}": name for name in COLUMNS}}
 BIG = 2**53
 TEXTS = ["eu", "EU", "Eu", "eu ", "EU ", "e", "E", "", " ", "é", "É", "e-u", "eu-"]
@@ -54,8 +54,8 @@ def store(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     with connection.cursor() as cursor:
         for i, row in enumerate(rows):
             cursor.execute(
-                "INSERT INTO customers_label (id, plain, nocase, rtrim, count, ratio) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
+                "INSERT INTO customers_label (id, plain, nocase, rtrim, count, ratio, flag) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 [f"r{i}", *(row.get(name) for name in COLUMNS)],
             )
     read = []
@@ -110,19 +110,22 @@ def row_values(strangers: bool, nan: bool) -> st.SearchStrategy[dict[str, Any]]:
     texts = st.sampled_from(TEXTS)
     ints = st.sampled_from(INTS)
     doubles = st.sampled_from(DOUBLES + [-math.inf] + ([math.nan] * nan))
-    if strangers:
+    flags = st.booleans()
+    if strangers:  # a boolean field reads "1" as true, the rest as false, "" as missing
         texts, ints = texts | st.sampled_from([5, 2.5]), ints | st.sampled_from(STRANGERS)
         doubles |= st.sampled_from(STRANGERS[:3])
+        flags |= st.sampled_from([2, 1.0, 0.5, "yes", ""])
     return st.fixed_dictionaries(
         {
             **{name: st.none() | texts for name in TEXT},
             "count": st.none() | ints,
             "ratio": st.none() | doubles,
+            "flag": st.none() | flags,
         }
     )
 
 
-_ANY = st.sampled_from(TEXTS + INTS + DOUBLES + [None, True])
+_ANY = st.sampled_from([*TEXTS, *INTS, *DOUBLES, None, True, False])
 _OPS = st.sampled_from(["==", "!=", "<", "<=", ">", ">="])
 _FIELDS = st.sampled_from(COLUMNS).map(_field)
 _ATOMS = st.one_of(
@@ -137,6 +140,7 @@ _ATOMS = st.one_of(
         st.sampled_from(TEXTS).map(lambda text: (r.Value(text),)),
     ),
     st.builds(r.Compare, _OPS, _FIELDS.map(lambda f: r.Call("size", f)), _ANY.map(r.Value)),
+    _FIELDS,  # a boolean only where the row holds one
 )
 NODES = st.recursive(
     _ATOMS,
@@ -211,6 +215,24 @@ def test_text_in_an_integer_column_is_unequal_and_unordered() -> None:
         assert allowed('resource.properties.count == "abc"', resources) == {"r0"}
         assert allowed('resource.properties.count.startsWith("a")', resources) == {"r0"}
         assert allowed("resource.properties.ratio < 1.0", resources) == set()
+        transaction.set_rollback(True)
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's dynamic typing")
+def test_a_boolean_field_holding_other_numbers_or_text() -> None:
+    """Django (Python's sqlite3) reads a boolean field as true where its text is '1'
+    (1.0 is stored as 1), false elsewhere, and an empty one as None: missing."""
+    with transaction.atomic():
+        rows = [{"flag": 2}, {"flag": 1.0}, {"flag": "yes"}, {"flag": False}, {"flag": ""}]
+        resources = store(rows)
+        assert [row["properties"].get("flag") for row in resources] == [
+            False, True, False, False, None
+        ]  # fmt: skip
+        assert allowed("resource.properties.flag", resources) == {"r1"}
+        assert allowed("!resource.properties.flag", resources) == {"r0", "r2", "r3"}
+        assert allowed("has(resource.properties.flag)", resources) == {"r0", "r1", "r2", "r3"}
+        assert allowed("resource.properties.flag == 2", resources) == set()
+        assert allowed("resource.properties.flag != true", resources) == {"r0", "r2", "r3"}
         transaction.set_rollback(True)
 
 

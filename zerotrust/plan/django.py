@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 from django.core.exceptions import FieldDoesNotExist
 from django.db import connections, models, router
-from django.db.models import F, Func, Q, Value, lookups
+from django.db.models import ExpressionWrapper, F, Func, Q, Value, lookups
 from django.db.models.functions import Cast, Collate, Left, Length, StrIndex, Substr
 
 from zerotrust.cel._runtime_values import CelUint
@@ -259,8 +259,8 @@ class _Translator:
             false = self.both(node.operand)[1]
             return _not(false), false
         if isinstance(node, r.Has):
-            column = self.column(node)
-            return column.present, Q(lookups.IsNull(column.expression, True))
+            present = self.present(self.column(node))
+            return present, _not(present)
         if isinstance(node, r.Field):  # a boolean only where the row holds one
             return self.each(
                 self.operands(node),
@@ -294,22 +294,34 @@ class _Translator:
             true, false = _or(true, _and(side.present, t)), _or(false, _and(side.present, f))
         return true, false
 
+    def present(self, column: _Column) -> _Pred:
+        """Where the column holds a property: not NULL, and on SQLite not an empty
+        boolean field (Python's sqlite3 reads that as None)."""
+        if self.vendor == "sqlite" and column.kind == "bool":
+            empty = lookups.Exact(Length(Cast(column.expression, models.BinaryField())), 0)
+            return _and(column.present, ~Q(empty))
+        return column.present
+
     def variants(self, column: _Column) -> list[_Operand]:
-        """The column as the rows hold it: on SQLite by storage class (a boolean field
-        holds 0 and 1, anything else is read as it is), on PostgreSQL a float field's
-        NaN apart."""
+        """The column as Django reads the rows: on SQLite a value by its storage class
+        (an integer field keeps 'abc'), except a boolean field's, true where its text
+        is '1' and false elsewhere; on PostgreSQL a float field's NaN apart."""
         declared = column.need_kind()
         col = column.expression
+        if self.vendor == "sqlite" and declared == "bool":
+            one = lookups.Exact(Cast(col, models.TextField()), Value("1"))
+            return [
+                _Operand(
+                    ExpressionWrapper(Q(one), models.BooleanField()), "bool", self.present(column)
+                )
+            ]
         if self.vendor == "sqlite":
-            made = []
-            for storage, kind in _STORAGE:
-                held = _and(column.present, Q(lookups.Exact(_TypeOf(col), Value(storage))))
-                if declared == "bool" and kind in _NUMBERS:
-                    bit = Q(lookups.In(col, [0, 1]))
-                    made.append(_Operand(col, "bool", _and(held, bit)))
-                    held = _and(held, ~bit)
-                made.append(_Operand(col, kind, held))
-            return made
+            return [
+                _Operand(
+                    col, kind, _and(column.present, Q(lookups.Exact(_TypeOf(col), Value(storage))))
+                )
+                for storage, kind in _STORAGE
+            ]
         if declared == "double" and self.vendor == "postgresql":
             nan = Q(lookups.Exact(col, Value(math.nan)))
             return [

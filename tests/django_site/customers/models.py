@@ -49,7 +49,8 @@ class Account(models.Model):
 class Label(models.Model):
     """What a filter must decide as CEL does, not as the database would: text under
     collations that ignore case or trailing blanks (on PostgreSQL, ICU collations of
-    those names made by the migration), integers beyond a double's precision, floats."""
+    those names made by the migration), integers beyond a double's precision, floats,
+    and on SQLite whatever a column is given."""
 
     id = models.CharField(max_length=16, primary_key=True)
     plain = models.TextField(null=True)
@@ -57,6 +58,7 @@ class Label(models.Model):
     rtrim = models.TextField(null=True, db_collation="RTRIM")
     count = models.BigIntegerField(null=True)
     ratio = models.FloatField(null=True)
+    flag = models.BooleanField(null=True)
 
     class Meta:
         ordering = ("id",)

@@ -33,6 +33,7 @@ class Migration(migrations.Migration):
                 ("rtrim", models.TextField(db_collation="RTRIM", null=True)),
                 ("count", models.BigIntegerField(null=True)),
                 ("ratio", models.FloatField(null=True)),
+                ("flag", models.BooleanField(null=True)),
             ],
             options={
                 "ordering": ("id",),
