@@ -36,6 +36,7 @@ def main(port: int) -> None:
 
     call_command("migrate", "customers", verbosity=0)
     import test_plan_django as t  # (its django_setup finds Django configured)
+    import test_plan_django_columns as c
 
     try:
         for node in t.REGRESSIONS:
@@ -44,6 +45,10 @@ def main(port: int) -> None:
                 transaction.set_rollback(True)
         t.test_a_node_is_true_and_false_on_the_rows_python_says()
         t.test_the_filter_selects_exactly_the_rows_evaluate_allows()
+        for when in c.CASES:  # the Label model's collations are ICU's, case-insensitive
+            c.test_what_the_column_would_decide_otherwise(when)
+        c.test_nan_equals_and_orders_nothing()
+        c.test_collations_big_numbers_and_strange_values_decide_nothing()
     finally:
         connections.close_all()
 

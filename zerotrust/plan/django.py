@@ -5,8 +5,10 @@ the rows where it is *false* (an error is in neither), each guarded by ``IS NOT 
 SQL's unknown never stands in for CEL's error; a row is selected when the condition is
 true. The predicates are Django expressions rather than field lookups: Django's
 ``~Q(...)`` adds NULL handling of its own, and its ``startswith``/``contains`` are LIKE,
-which ignores ASCII case on SQLite and makes ``%`` and ``_`` wildcards. Strings order
-by code point (SQLite's BINARY collation, ``COLLATE "C"`` on PostgreSQL).
+which ignores ASCII case on SQLite and makes ``%`` and ``_`` wildcards. Strings compare
+by code point whatever the column's collation (``COLLATE BINARY`` on SQLite, ``"C"`` on
+PostgreSQL); an int beside a double is made a double, as CEL does; SQLite's rows are
+read by storage class (an integer field may hold text) and PostgreSQL's NaN apart.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from typing import Any
 
 import attrs
 from django.core.exceptions import FieldDoesNotExist
-from django.db import models
-from django.db.models import F, Q, Value, lookups
-from django.db.models.functions import Collate, Left, Length, StrIndex, Substr
+from django.db import connections, models, router
+from django.db.models import ExpressionWrapper, F, Func, Q, Value, lookups
+from django.db.models.functions import Cast, Collate, Left, Length, StrIndex, Substr
 
 from zerotrust.cel._runtime_values import CelUint
 from zerotrust.plan import residual as r
@@ -31,7 +33,6 @@ __all__ = ["filter_queryset", "to_q"]
 
 #: A predicate: a constant, or a two-valued Django condition.
 _Pred = Any
-_NUMBERS = frozenset({"int", "double"})
 _LOOKUPS: Mapping[str, Callable[[Any, Any], Any]] = {
     "==": lookups.Exact,
     "<": lookups.LessThan,
@@ -43,18 +44,27 @@ _FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _NO_ROW: Mapping[str, Any] = {"id": None, "properties": {}}
 
 
-def to_q(plan_or_node: Plan | r.Node, model: type[models.Model], fields: Mapping[str, str]) -> Q:
+def to_q(
+    plan_or_node: Plan | r.Node,
+    model: type[models.Model],
+    fields: Mapping[str, str],
+    *,
+    using: str | None = None,
+) -> Q:
     """The rows of ``model`` where the plan's condition (or a residual node, such as
     ``plan.step_up.condition``) is true, as a ``Q``.
 
     ``fields`` maps attribute paths (``"resource.id"``, ``"resource.properties.region"``)
     to field lookup paths on ``model`` (``"pk"``, ``"region"``, ``"owner__department"``
     across a foreign key); a NULL field, or no related row, is a missing property.
+    ``using`` names the database the ``Q`` is for (default: where ``model`` is read
+    from), as SQLite and PostgreSQL each need their own guards.
     Raises :class:`~zerotrust.plan.UnmappedAttributeError` for a path ``fields`` does not
     name and :class:`~zerotrust.plan.NotExpressibleError` for what a filter cannot hold.
     """
     node = filter_condition(plan_or_node, fields)
-    made = _Translator(model, fields).both(node)[0]
+    vendor = connections[using or router.db_for_read(model)].vendor
+    made = _Translator(model, fields, vendor).both(node)[0]
     if made is True:
         return Q(pk__isnull=False)
     if made is False:
@@ -64,7 +74,7 @@ def to_q(plan_or_node: Plan | r.Node, model: type[models.Model], fields: Mapping
 
 def filter_queryset(queryset: Any, plan: Plan | r.Node, fields: Mapping[str, str]) -> Any:
     """``queryset`` narrowed to the rows the plan allows (see :func:`to_q`)."""
-    return queryset.filter(to_q(plan, queryset.model, fields))
+    return queryset.filter(to_q(plan, queryset.model, fields, using=queryset.db))
 
 
 # --- predicates, with constants folded --------------------------------------------------
@@ -99,15 +109,12 @@ def _guarded(present: _Pred, condition: Any) -> tuple[_Pred, _Pred]:
     return _and(present, Q(condition)), _and(present, ~Q(condition))
 
 
-class _CodePoint(Collate):  # type: ignore[misc]
-    """Text ordered by code point, as CEL orders strings: ``COLLATE "C"`` on PostgreSQL
-    (whose columns order by their locale), nothing on SQLite (BINARY already is)."""
+class _TypeOf(Func):  # type: ignore[misc]
+    """SQLite's storage class of a value: a column keeps what it is given ('abc' in an
+    integer column), and Django reads it back as that."""
 
-    def __init__(self, expression: Any) -> None:
-        super().__init__(expression, "C")
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return compiler.compile(self.source_expressions[0])
+    function = "typeof"
+    output_field = models.CharField()
 
 
 # --- columns ----------------------------------------------------------------------------
@@ -184,42 +191,52 @@ def _resolve(model: type[models.Model], path: str, lookup: str) -> _Column:
 
 # --- the translation --------------------------------------------------------------------
 
+#: SQLite's storage classes and the CEL kind Django reads each as.
+_STORAGE = (("integer", "int"), ("real", "double"), ("text", "string"), ("blob", "bytes"))
+_NUMBERS = frozenset({"int", "double", "nan"})
+
 
 @attrs.frozen
 class _Operand:
-    """One side of a comparison: an expression of a CEL kind, present where ``present``
-    holds (``kind`` None: the side errors on every row, e.g. ``size`` of a number)."""
+    """One side of a comparison on the rows where ``present`` holds: an expression of
+    a CEL kind (``kind`` None: an error there, e.g. ``size`` of a number; "nan": a NaN,
+    which equals and orders nothing)."""
 
     expression: Any
     kind: str | None
     present: _Pred
 
 
-def _value_kind(value: Any) -> str | None:
+def _value_kind(value: Any) -> str:
     kind = type(value)
     if kind is bool:
         return "bool"
     if kind is int or kind is CelUint:
         return "int"
     if kind is float:
-        return "double"
+        return "nan" if math.isnan(value) else "double"
     if kind is str:
         return "string"
-    return None  # null, lists, maps, timestamps: equal to no column value
+    if kind is bytes:
+        return "bytes"
+    return "other"  # null, lists, maps, timestamps: equal to no column value
 
 
-def _compatible(column: str, value: str | None) -> bool:
-    return column == value or (column in _NUMBERS and value in _NUMBERS)
+def _compatible(left: str, right: str) -> bool:
+    return left == right or (left in _NUMBERS and right in _NUMBERS)
 
 
-def _literal(value: Any) -> Value:
-    return Value(int(value) if type(value) is CelUint else value)
+def _literal(value: Any) -> _Operand:
+    return _Operand(
+        Value(int(value) if type(value) is CelUint else value), _value_kind(value), True
+    )
 
 
 @attrs.frozen
 class _Translator:
     model: type[models.Model]
     fields: Mapping[str, str]
+    vendor: str
 
     def column(self, node: r.Field | r.Has) -> _Column:
         return _resolve(self.model, node.name, self.fields[node.name])
@@ -242,13 +259,17 @@ class _Translator:
             false = self.both(node.operand)[1]
             return _not(false), false
         if isinstance(node, r.Has):
-            column = self.column(node)
-            return column.present, Q(lookups.IsNull(column.expression, True))
-        if isinstance(node, r.Field):
-            column = self.column(node)
-            if column.need_kind() != "bool":
-                return False, False  # not a boolean: an error on every row
-            return _guarded(column.present, lookups.Exact(column.expression, Value(True)))
+            present = self.present(self.column(node))
+            return present, _not(present)
+        if isinstance(node, r.Field):  # a boolean only where the row holds one
+            return self.each(
+                self.operands(node),
+                lambda side: (
+                    _guarded(True, lookups.Exact(side.expression, Value(True)))
+                    if side.kind == "bool"
+                    else (False, False)
+                ),
+            )
         if isinstance(node, r.Compare):
             return self.compare(node)
         if isinstance(node, r.In):
@@ -256,76 +277,135 @@ class _Translator:
         if isinstance(node, r.Call) and node.name != "size":
             return self.string_call(node)
         if isinstance(node, r.Call):
-            self.operand(node)
+            self.operands(node)
             return False, False  # a number used as a condition: an error
         raise NotExpressibleError(f"{r.to_cel(node)} cannot be a filter")
 
-    def operand(self, node: r.Node) -> _Operand:
+    @staticmethod
+    def each(
+        operands: list[_Operand], meaning: Callable[[_Operand], tuple[_Pred, _Pred]]
+    ) -> tuple[_Pred, _Pred]:
+        """T and F joined over the operands' rows (which never overlap), ``meaning``
+        giving each's T and F where it is present."""
+        true: _Pred = False
+        false: _Pred = False
+        for side in operands:
+            t, f = meaning(side)
+            true, false = _or(true, _and(side.present, t)), _or(false, _and(side.present, f))
+        return true, false
+
+    def present(self, column: _Column) -> _Pred:
+        """Where the column holds a property: not NULL, and on SQLite not an empty
+        boolean field (Python's sqlite3 reads that as None)."""
+        if self.vendor == "sqlite" and column.kind == "bool":
+            empty = lookups.Exact(Length(Cast(column.expression, models.BinaryField())), 0)
+            return _and(column.present, ~Q(empty))
+        return column.present
+
+    def variants(self, column: _Column) -> list[_Operand]:
+        """The column as Django reads the rows: on SQLite a value by its storage class
+        (an integer field keeps 'abc'), except a boolean field's, true where its text
+        is '1' and false elsewhere; on PostgreSQL a float field's NaN apart."""
+        declared = column.need_kind()
+        col = column.expression
+        if self.vendor == "sqlite" and declared == "bool":
+            one = lookups.Exact(Cast(col, models.TextField()), Value("1"))
+            return [
+                _Operand(
+                    ExpressionWrapper(Q(one), models.BooleanField()), "bool", self.present(column)
+                )
+            ]
+        if self.vendor == "sqlite":
+            return [
+                _Operand(
+                    col, kind, _and(column.present, Q(lookups.Exact(_TypeOf(col), Value(storage))))
+                )
+                for storage, kind in _STORAGE
+            ]
+        if declared == "double" and self.vendor == "postgresql":
+            nan = Q(lookups.Exact(col, Value(math.nan)))
+            return [
+                _Operand(col, "double", _and(column.present, ~nan)),
+                _Operand(None, "nan", _and(column.present, nan)),
+            ]
+        return [_Operand(col, declared, column.present)]
+
+    def operands(self, node: r.Node) -> list[_Operand]:
+        if isinstance(node, r.Value):
+            return [_literal(node.value)]
         if isinstance(node, r.Field):
-            column = self.column(node)
-            return _Operand(column.expression, column.need_kind(), column.present)
+            return self.variants(self.column(node))
         if (
             isinstance(node, r.Call)
             and node.name == "size"
             and not node.args
             and isinstance(node.target, r.Field)
         ):
-            column = self.column(node.target)
-            if column.need_kind() != "string":
-                return _Operand(None, None, False)
-            return _Operand(Length(column.expression), "int", column.present)
+            return [
+                _Operand(Length(side.expression), "int", side.present)
+                if side.kind == "string"
+                else _Operand(None, None, side.present)
+                for side in self.variants(self.column(node.target))
+            ]
         raise NotExpressibleError(f"{r.to_cel(node)} cannot be compared in a filter")
 
-    def compare(self, node: r.Compare) -> tuple[_Pred, _Pred]:
-        op, left, right = node.op, node.left, node.right
-        if isinstance(left, r.Value):
-            op, left, right = _FLIPPED[op], right, left
-        side = self.operand(left)
-        if isinstance(right, r.Value):
-            other: Any = _literal(right.value)
-            other_kind, present = _value_kind(right.value), side.present
-            nan = type(right.value) is float and math.isnan(right.value)
-        else:
-            second = self.operand(right)
-            if second.kind is None:
-                return False, False
-            other, other_kind, nan = second.expression, second.kind, False
-            present = _and(side.present, second.present)
-        if side.kind is None:
+    def code_point(self, expression: Any) -> Any:
+        """Text compared by code point, as CEL compares strings, whatever the column's
+        collation (case-insensitive, trailing blanks ignored, a locale's order); on
+        SQLite as text, as a numeric column's affinity would make a number of '5'."""
+        if self.vendor == "sqlite":
+            return Collate(Cast(expression, models.TextField()), "BINARY")
+        return Collate(expression, "C")
+
+    @staticmethod
+    def double(side: _Operand) -> Any:
+        """An int side as the double CEL makes of it beside a double (SQLite would
+        compare an integer with a real exactly, PostgreSQL a bigint with the numeric
+        Django writes a float as)."""
+        if isinstance(side.expression, Value):
+            return Value(float(side.expression.value))
+        return Cast(side.expression, models.FloatField())
+
+    def pair(self, op: str, left: _Operand, right: _Operand) -> tuple[_Pred, _Pred]:
+        """T and F of ``left op right`` where both are present."""
+        if left.kind is None or right.kind is None:
             return False, False
-        if not _compatible(side.kind, other_kind):
+        if not _compatible(left.kind, right.kind):
             if op == "==":  # unequal kinds are unequal, not an error
-                return False, present
+                return False, True
             if op == "!=":
-                return present, False
+                return True, False
             return False, False  # ordering across kinds: an error
-        if nan:  # NaN equals and orders nothing
-            return (present, False) if op == "!=" else (False, present)
+        if "nan" in (left.kind, right.kind):  # NaN equals and orders nothing
+            return (True, False) if op == "!=" else (False, True)
+        a, b = left.expression, right.expression
+        if left.kind == "string":
+            a, b = self.code_point(a), self.code_point(b)
+        elif left.kind != right.kind:  # an int and a double
+            a = self.double(left) if left.kind == "int" else a
+            b = self.double(right) if right.kind == "int" else b
         if op == "!=":
-            false, true = _guarded(present, lookups.Exact(side.expression, other))
+            false, true = _guarded(True, lookups.Exact(a, b))
             return true, false
-        if op != "==" and side.kind == "string":
-            return _guarded(present, _LOOKUPS[op](_CodePoint(side.expression), _CodePoint(other)))
-        return _guarded(present, _LOOKUPS[op](side.expression, other))
+        return _guarded(True, _LOOKUPS[op](a, b))
+
+    def compare(self, node: r.Compare) -> tuple[_Pred, _Pred]:
+        lefts, rights = self.operands(node.left), self.operands(node.right)
+        return self.each(lefts, lambda a: self.each(rights, lambda b: self.pair(node.op, a, b)))
 
     def member(self, node: r.In) -> tuple[_Pred, _Pred]:
         container = node.container
         if not isinstance(container, r.Value) or not isinstance(container.value, list | tuple):
             raise NotExpressibleError(f"{r.to_cel(node)}: a filter tests membership in lists")
-        side = self.operand(node.item)
-        if side.kind is None:
-            return False, False
-        items = [
-            v
-            for v in container.value
-            if _compatible(side.kind, _value_kind(v)) and not (type(v) is float and math.isnan(v))
-        ]
-        if not items:
-            return False, side.present
-        condition = Q()
-        for item in items:
-            condition |= Q(lookups.Exact(side.expression, _literal(item)))
-        return _and(side.present, condition), _and(side.present, ~condition)
+        items = [_literal(v) for v in container.value]
+
+        def meaning(side: _Operand) -> tuple[_Pred, _Pred]:
+            if side.kind is None:
+                return False, False
+            found = _or(False, *(self.pair("==", side, item)[0] for item in items))
+            return found, _not(found)
+
+        return self.each(self.operands(node.item), meaning)
 
     def string_call(self, node: r.Call) -> tuple[_Pred, _Pred]:
         """startsWith, endsWith and contains: exact and case-sensitive (never LIKE)."""
@@ -334,20 +414,30 @@ class _Translator:
         (arg,) = node.args
         if not isinstance(arg, r.Value):
             raise NotExpressibleError(f"{r.to_cel(node)}: a filter takes a known argument")
-        column = self.column(node.target)
-        if column.need_kind() != "string" or type(arg.value) is not str:
+        sides = self.variants(self.column(node.target))
+        if type(arg.value) is not str:
             return False, False  # no such overload: an error on every row
         text: str = arg.value
+        return self.each(
+            sides,
+            lambda side: (
+                self.text_test(node.name, side.expression, text)
+                if side.kind == "string"
+                else (False, False)
+            ),
+        )
+
+    def text_test(self, name: str, col: Any, text: str) -> tuple[_Pred, _Pred]:
         if not text:
-            return column.present, False
-        col = column.expression
-        if node.name == "startsWith":
-            condition = lookups.Exact(Left(col, len(text)), Value(text))
-        elif node.name == "endsWith":
+            return True, False
+        col = self.code_point(col)
+        if name == "startsWith":
+            condition = lookups.Exact(self.code_point(Left(col, len(text))), Value(text))
+        elif name == "endsWith":
             # A substring is never longer than the column, so a short column (where
             # the position is below 1) never equals the text.
             position = Length(col) - Value(len(text) - 1)
-            condition = lookups.Exact(Substr(col, position), Value(text))
+            condition = lookups.Exact(self.code_point(Substr(col, position)), Value(text))
         else:
             condition = lookups.GreaterThan(StrIndex(col, Value(text)), 0)
-        return _guarded(column.present, condition)
+        return _guarded(True, condition)

@@ -44,3 +44,21 @@ class Account(models.Model):
 
     class Meta:
         ordering = ("id",)
+
+
+class Label(models.Model):
+    """What a filter must decide as CEL does, not as the database would: text under
+    collations that ignore case or trailing blanks (on PostgreSQL, ICU collations of
+    those names made by the migration), integers beyond a double's precision, floats,
+    and on SQLite whatever a column is given."""
+
+    id = models.CharField(max_length=16, primary_key=True)
+    plain = models.TextField(null=True)
+    nocase = models.TextField(null=True, db_collation="NOCASE")
+    rtrim = models.TextField(null=True, db_collation="RTRIM")
+    count = models.BigIntegerField(null=True)
+    ratio = models.FloatField(null=True)
+    flag = models.BooleanField(null=True)
+
+    class Meta:
+        ordering = ("id",)
