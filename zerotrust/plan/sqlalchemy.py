@@ -22,13 +22,11 @@ from typing import Any, TypeAlias, TypeVar
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import QueryableAttribute, RelationshipProperty
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.functions import FunctionElement
 
 from zerotrust.cel._runtime_values import CelUint
+from zerotrust.plan import _sqlalchemy_sql as _sql
 from zerotrust.plan import residual as r
 from zerotrust.plan._plan import NotExpressibleError, Plan, PlanKind, filter_condition
 
@@ -83,131 +81,7 @@ def where(statement: _S, plan: Plan | r.Node, columns: Mapping[str, ColumnTarget
 def by_code_point(expr: ColumnElement[str]) -> ColumnElement[str]:
     """A string expression that compares and sorts by code point on PostgreSQL and SQLite
     whatever its column's collation (say, to page through string ids in CEL's order)."""
-    return _code_points(expr)
-
-
-# --- SQL that means the same on every supported database ------------------------------
-
-
-class _code_points(FunctionElement[str]):
-    """A string expression that compares by code point (CEL's order)."""
-
-    type = sa.String()
-    inherit_cache = True
-
-
-class _position(FunctionElement[int]):
-    """Where the second string starts in the first (1-based, 0 when absent), by code point."""
-
-    type = sa.Integer()
-    inherit_cache = True
-
-
-@compiles(_code_points)
-def _code_points_default(element: _code_points, compiler: SQLCompiler, **kw: Any) -> str:
-    _supported(compiler)
-    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
-
-
-@compiles(_code_points, "sqlite")
-def _code_points_sqlite(element: _code_points, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite compares with a column's own collation (NOCASE, RTRIM) unless told otherwise
-    return f"({compiler.process(element.clauses, **kw)}) COLLATE BINARY"
-
-
-class _stored_as(FunctionElement[bool]):
-    """Whether SQLite stores the value with one of the given storage classes (the
-    further arguments, quoted literal columns); elsewhere a column holds its own type."""
-
-    type = sa.Boolean()
-    inherit_cache = True
-
-
-@compiles(_stored_as)
-def _stored_as_default(element: _stored_as, compiler: SQLCompiler, **kw: Any) -> str:
-    return "true"
-
-
-class _on_sqlite(FunctionElement[bool]):
-    """A predicate on SQLite (one reading a column's value as another type), false
-    elsewhere, where it is not even written (it may not be well typed there)."""
-
-    type = sa.Boolean()
-    inherit_cache = True
-
-
-@compiles(_on_sqlite)
-def _on_sqlite_default(element: _on_sqlite, compiler: SQLCompiler, **kw: Any) -> str:
-    return "false"
-
-
-@compiles(_on_sqlite, "sqlite")
-def _on_sqlite_sqlite(element: _on_sqlite, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(_stored_as, "sqlite")
-def _stored_as_sqlite(element: _stored_as, compiler: SQLCompiler, **kw: Any) -> str:
-    value, *classes = (compiler.process(c, **kw) for c in element.clauses)
-    return f"typeof({value}) IN ({', '.join(classes)})"
-
-
-class _is_nan(FunctionElement[bool]):
-    """Whether a double is NaN: PostgreSQL stores NaN (and holds NaN = NaN), SQLite never."""
-
-    type = sa.Boolean()
-    inherit_cache = True
-
-
-@compiles(_is_nan)
-def _is_nan_default(element: _is_nan, compiler: SQLCompiler, **kw: Any) -> str:
-    _supported(compiler)
-    return f"({compiler.process(element.clauses, **kw)}) = 'NaN'::float8"
-
-
-@compiles(_is_nan, "sqlite")
-def _is_nan_sqlite(element: _is_nan, compiler: SQLCompiler, **kw: Any) -> str:
-    return "0"
-
-
-class _infinity(FunctionElement[float]):
-    """+inf (no argument) or -inf (any argument) as SQL the database parses."""
-
-    type = sa.Double()
-    inherit_cache = True
-
-
-@compiles(_infinity)
-def _infinity_default(element: _infinity, compiler: SQLCompiler, **kw: Any) -> str:
-    _supported(compiler)
-    return f"'{'-' if element.clauses.clauses else ''}Infinity'::float8"
-
-
-@compiles(_infinity, "sqlite")
-def _infinity_sqlite(element: _infinity, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"{'-' if element.clauses.clauses else ''}9e999"  # SQLite has no inf literal
-
-
-@compiles(_position)
-def _position_default(element: _position, compiler: SQLCompiler, **kw: Any) -> str:
-    _supported(compiler)
-    text, part = (compiler.process(c, **kw) for c in element.clauses)
-    return f'strpos(({text}) COLLATE "C", {part})'
-
-
-@compiles(_position, "sqlite")
-def _position_sqlite(element: _position, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"instr({compiler.process(element.clauses, **kw)})"
-
-
-def _supported(compiler: SQLCompiler) -> None:
-    # Other databases order and match strings by their own collations; refuse rather
-    # than return rows CEL would not.
-    if compiler.dialect.name not in ("postgresql", "default"):
-        raise NotExpressibleError(
-            f"plan filters compare exactly on postgresql and sqlite only, "
-            f"not on {compiler.dialect.name}"
-        )
+    return _sql.code_points(expr)
 
 
 # --- the translation ---------------------------------------------------------------------
@@ -241,13 +115,13 @@ class _Term:
         if self.kind == "double" and not math.isfinite(self.value):
             if math.isnan(self.value):
                 raise NotExpressibleError("NaN cannot be a value in a database filter")
-            return _infinity() if self.value > 0 else _infinity(sa.literal(1))
+            return _sql.infinity() if self.value > 0 else _sql.infinity(sa.literal(1))
         return sa.literal(self.value, _LITERAL_TYPES[self.kind])
 
     def sql(self) -> ColumnElement[Any]:
         """As an operand of a comparison (strings by code point)."""
         raw = self.raw()
-        return _code_points(raw) if self.kind == "string" and self.expr is not None else raw
+        return _sql.code_points(raw) if self.kind == "string" and self.expr is not None else raw
 
     def double(self) -> ColumnElement[Any]:
         """As a double: CEL compares an int with a double as two doubles."""
@@ -332,11 +206,13 @@ class _Translator:
             present = column.expr.is_not(None)
             text = None
             if kind != "string":
-                stored = _stored_as(column.expr, sa.literal_column("'text'"))
+                stored = _sql.stored_as(column.expr, sa.literal_column("'text'"))
                 text = _Term(
                     "string", column.expr, None, (present, stored), (column.relationships,)
                 )
-            own = _stored_as(column.expr, *(sa.literal_column(f"'{c}'") for c in _STORAGE[kind]))
+            own = _sql.stored_as(
+                column.expr, *(sa.literal_column(f"'{c}'") for c in _STORAGE[kind])
+            )
             return _Term(kind, column.expr, None, (present, own), (column.relationships,), text)
         if isinstance(node, r.Call) and node.name == "size" and not node.args:
             target = self.term(node.target)
@@ -384,7 +260,7 @@ def _each_view(made: Callable[..., _Pair], *terms: _Term) -> _Pair:
     for combination in itertools.product(*views):
         true, false = made(*combination)
         if any(t is o.text for t, o in zip(combination, terms, strict=True)):
-            true, false = _on_sqlite(true), _on_sqlite(false)  # a column read as text
+            true, false = _sql.on_sqlite(true), _sql.on_sqlite(false)  # a column read as text
         pairs.append((true, false))
     return sa.or_(*(p[0] for p in pairs)), sa.or_(*(p[1] for p in pairs))
 
@@ -400,7 +276,7 @@ def _compared(op: str, left: _Term, right: _Term) -> _Pair:
         expr = _OPS[op](left.double(), right.double())
     else:
         expr = _OPS[op](left.sql(), right.sql())
-    nans = [_is_nan(t.expr) for t in terms if t.kind == "double" and t.expr is not None]
+    nans = [_sql.is_nan(t.expr) for t in terms if t.kind == "double" and t.expr is not None]
     if nans:  # CEL: NaN equals nothing and orders with nothing
         unordered = sa.or_(*nans)
         expr = sa.or_(unordered, expr) if op == "!=" else sa.and_(sa.not_(unordered), expr)
@@ -431,13 +307,13 @@ def _string_call(name: str, text: _Term, part: _Term) -> _Pair:
     t, p = text.raw(), part.raw()
     length = sa.func.length
     if name == "startsWith":
-        expr = _code_points(sa.func.substr(t, 1, length(p))) == p
+        expr = _sql.code_points(sa.func.substr(t, 1, length(p))) == p
     elif name == "endsWith":
         # substr's start is >= 1 here: SQLite counts a start below 1 from the end
         tail = sa.func.substr(t, length(t) - length(p) + 1)
-        expr = sa.and_(length(t) >= length(p), _code_points(tail) == p)
+        expr = sa.and_(length(t) >= length(p), _sql.code_points(tail) == p)
     else:
-        expr = _position(t, p) > 0
+        expr = _sql.position(t, p) > 0
     return _both(expr, [text, part])
 
 

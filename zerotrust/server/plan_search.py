@@ -199,9 +199,7 @@ def _mapped(resource: SearchResourceConfig, table: sa.Table) -> _Mapped:
     columns: dict[str, Any] = {_ID: as_text}
     # a property named "a.b" is the row's property "a.b", not the map a's key b
     columns.update({Field(("properties", p)).name: c for p, c in properties.items()})
-    return _Mapped(
-        table, id_column, order, MappingProxyType(columns), MappingProxyType(properties)
-    )
+    return _Mapped(table, id_column, order, MappingProxyType(columns), MappingProxyType(properties))
 
 
 def _plain(value: Any) -> Any:
