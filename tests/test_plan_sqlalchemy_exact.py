@@ -93,6 +93,21 @@ def _table(engine: sa.Engine, rows: dict[str, dict[str, Any]], **columns: Any) -
     return table
 
 
+def _rows(names: tuple[str, ...], values: Any) -> dict[str, dict[str, Any]]:
+    """Rows ``"0"``, ``"1"``... of the named properties (None: missing)."""
+    return {
+        str(n): {k: v for k, v in zip(names, row, strict=True) if v is not None}
+        for n, row in enumerate(values)
+    }
+
+
+def _assert_exact(
+    engine: sa.Engine, table: sa.Table, rows: dict[str, Any], condition: str, deny: bool
+) -> None:
+    pdp = _pdp(condition, deny)
+    assert _selected(engine, table, pdp) == _evaluated(pdp, rows), (condition, deny)
+
+
 def _cel(value: Any) -> str:
     """A CEL literal (no single quote: the policies are single-quoted YAML)."""
     if isinstance(value, float):
@@ -128,8 +143,7 @@ def test_a_nocase_column_collation_does_not_decide_equality(
 ) -> None:
     table = _table(sqlite, _CASES, r=sa.String(collation=collation))
     for deny in (False, True):
-        pdp = _pdp(condition, deny)
-        assert _selected(sqlite, table, pdp) == _evaluated(pdp, _CASES), (condition, deny)
+        _assert_exact(sqlite, table, _CASES, condition, deny)
 
 
 _TEXT = st.text(alphabet="aAbB ", max_size=3)
@@ -151,10 +165,7 @@ def test_string_comparisons_ignore_any_column_collation(
     value: str,
     deny: bool,
 ) -> None:
-    rows = {
-        str(i): {k: v for k, v in (("s", s), ("t", t)) if v is not None}
-        for i, (s, t) in enumerate(values)
-    }
+    rows = _rows(("s", "t"), values)
     table = _table(
         sqlite, rows, s=sa.String(collation=collations[0]), t=sa.String(collation=collations[1])
     )
@@ -167,8 +178,7 @@ def test_string_comparisons_ignore_any_column_collation(
         condition = f"{s} == {t} || {t} < {s}"
     else:
         condition = f"{s}.{op}({_cel(value)})"
-    pdp = _pdp(condition, deny)
-    assert _selected(sqlite, table, pdp) == _evaluated(pdp, rows), condition
+    _assert_exact(sqlite, table, rows, condition, deny)
 
 
 # --- an int meets a double -------------------------------------------------------------
@@ -189,8 +199,7 @@ def test_an_int_column_against_a_double_compares_as_two_doubles(
 ) -> None:
     table = _table(engine, rows, i=sa.BigInteger())
     for deny in (False, True):
-        pdp = _pdp(condition, deny)
-        assert _selected(engine, table, pdp) == _evaluated(pdp, rows), (condition, deny)
+        _assert_exact(engine, table, rows, condition, deny)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
@@ -215,10 +224,7 @@ def test_numbers_near_two_to_the_53_and_63_compare_as_cel_does(
     column: str,
     deny: bool,
 ) -> None:
-    rows = {
-        str(n): {k: v for k, v in (("i", i), ("d", d)) if v is not None}
-        for n, (i, d) in enumerate(zip(ints, doubles, strict=False))
-    }
+    rows = _rows(("i", "d"), zip(ints, doubles, strict=False))
     table = _table(engine, rows, i=sa.BigInteger(), d=sa.Double())
     if column == "both":
         condition = f"resource.properties.i {'==' if op == 'in' else op} resource.properties.d"
@@ -226,8 +232,7 @@ def test_numbers_near_two_to_the_53_and_63_compare_as_cel_does(
         condition = f"resource.properties.{column} in {_cel([value, other])}"
     else:
         condition = f"resource.properties.{column} {op} {_cel(value)}"
-    pdp = _pdp(condition, deny)
-    assert _selected(engine, table, pdp) == _evaluated(pdp, rows), condition
+    _assert_exact(engine, table, rows, condition, deny)
 
 
 # --- NaN and infinities ---------------------------------------------------------------
@@ -365,8 +370,7 @@ def test_sqlite_text_in_an_integer_column(sqlite: sa.Engine) -> None:
     table, rows = _stored_rows(sqlite, [{"i": "abc"}, {"i": 5}, {"i": 1}])
     for condition in ("resource.properties.i > 3", "resource.properties.i != 3"):
         for deny in (False, True):
-            pdp = _pdp(condition, deny)
-            assert _selected(sqlite, table, pdp) == _evaluated(pdp, rows), (condition, deny)
+            _assert_exact(sqlite, table, rows, condition, deny)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))

@@ -55,6 +55,12 @@ def _stored_as_default(element: stored_as, compiler: SQLCompiler, **kw: Any) -> 
     return "true"
 
 
+@compiles(stored_as, "sqlite")
+def _stored_as_sqlite(element: stored_as, compiler: SQLCompiler, **kw: Any) -> str:
+    value, *classes = (compiler.process(c, **kw) for c in element.clauses)
+    return f"typeof({value}) IN ({', '.join(classes)})"
+
+
 class on_sqlite(FunctionElement[bool]):
     """A predicate on SQLite (one reading a column's value as another type), false
     elsewhere, where it is not even written (it may not be well typed there)."""
@@ -71,12 +77,6 @@ def _on_sqlite_default(element: on_sqlite, compiler: SQLCompiler, **kw: Any) -> 
 @compiles(on_sqlite, "sqlite")
 def _on_sqlite_sqlite(element: on_sqlite, compiler: SQLCompiler, **kw: Any) -> str:
     return f"({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(stored_as, "sqlite")
-def _stored_as_sqlite(element: stored_as, compiler: SQLCompiler, **kw: Any) -> str:
-    value, *classes = (compiler.process(c, **kw) for c in element.clauses)
-    return f"typeof({value}) IN ({', '.join(classes)})"
 
 
 class is_nan(FunctionElement[bool]):
