@@ -235,6 +235,27 @@ def test_numbers_near_two_to_the_53_and_63_compare_as_cel_does(
     _assert_exact(engine, table, rows, condition, deny)
 
 
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "size(resource.properties.i) > 1",
+        'resource.properties.i.startsWith("1")',
+        'resource.properties.i == "12"',
+        "resource.properties.i == resource.properties.s",
+    ],
+)
+def test_a_number_column_read_as_a_string_is_an_error_or_unequal(
+    engine: sa.Engine, condition: str
+) -> None:
+    """CEL has no ``size`` or ``startsWith`` of an int, and an int never equals a string;
+    the filter says so on PostgreSQL too, where the text reading SQLite needs is not
+    even written."""
+    rows = {"a": {"i": 12, "s": "12"}, "b": {"i": 1, "s": "x"}}
+    table = _table(engine, rows, i=sa.BigInteger(), s=sa.String())
+    for deny in (False, True):
+        _assert_exact(engine, table, rows, condition, deny)
+
+
 # --- NaN and infinities ---------------------------------------------------------------
 
 _SPECIAL = [math.nan, math.inf, -math.inf, 0.0, 1.5, -1.5]

@@ -106,6 +106,9 @@ class _Term:
     #: the same column where it holds text, a CEL string (SQLite keeps text in an
     #: INTEGER column): read as a string column on those rows
     text: _Term | None = None
+    #: a reading SQLite alone can make (written as false elsewhere, where a string
+    #: function of a number column is not even well typed)
+    sqlite_only: bool = False
 
     def raw(self) -> ColumnElement[Any]:
         if self.expr is not None:
@@ -208,7 +211,11 @@ class _Translator:
             if kind != "string":
                 stored = _sql.stored_as(column.expr, sa.literal_column("'text'"))
                 text = _Term(
-                    "string", column.expr, None, (present, stored), (column.relationships,)
+                    "string",
+                    column.expr,
+                    guards=(present, stored),
+                    relationships=(column.relationships,),
+                    sqlite_only=True,
                 )
             own = _sql.stored_as(
                 column.expr, *(sa.literal_column(f"'{c}'") for c in _STORAGE[kind])
@@ -259,7 +266,7 @@ def _each_view(made: Callable[..., _Pair], *terms: _Term) -> _Pair:
     pairs = []
     for combination in itertools.product(*views):
         true, false = made(*combination)
-        if any(t is o.text for t, o in zip(combination, terms, strict=True)):
+        if any(t.sqlite_only for t in combination):
             true, false = _sql.on_sqlite(true), _sql.on_sqlite(false)  # a column read as text
         pairs.append((true, false))
     return sa.or_(*(p[0] for p in pairs)), sa.or_(*(p[1] for p in pairs))
