@@ -23,7 +23,7 @@ from typing import Any, TypeAlias, TypeVar
 import attrs
 import sqlalchemy as sa
 from sqlalchemy.orm import QueryableAttribute, RelationshipProperty
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, False_
 
 from zerotrust.cel._runtime_values import CelUint
 from zerotrust.plan import _sqlalchemy_sql as _sql
@@ -266,10 +266,15 @@ def _each_view(made: Callable[..., _Pair], *terms: _Term) -> _Pair:
     pairs = []
     for combination in itertools.product(*views):
         true, false = made(*combination)
-        if any(t.sqlite_only for t in combination):
-            true, false = _sql.on_sqlite(true), _sql.on_sqlite(false)  # a column read as text
+        if any(t.sqlite_only for t in combination):  # a column read as text
+            true, false = _on_sqlite(true), _on_sqlite(false)
         pairs.append((true, false))
     return sa.or_(*(p[0] for p in pairs)), sa.or_(*(p[1] for p in pairs))
+
+
+def _on_sqlite(predicate: ColumnElement[bool]) -> ColumnElement[bool]:
+    # (a false one stays sa.false(), which or_ drops: shorter SQL)
+    return predicate if isinstance(predicate, False_) else _sql.on_sqlite(predicate)
 
 
 def _compared(op: str, left: _Term, right: _Term) -> _Pair:
