@@ -288,3 +288,60 @@ def test_python_m_zerotrust_plan(files: dict[str, Path]) -> None:
     )
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.splitlines()[0] == "plan: read customer (conditional)"
+
+
+def _scores(tmp_path: Path, condition: str) -> tuple[Path, Path, Path]:
+    (tmp_path / "pol").mkdir(exist_ok=True)
+    (tmp_path / "pol" / "p.yaml").write_text(
+        "policy: p\ntarget: {resources: [doc], actions: [read]}\n"
+        f"rules:\n  - {{id: a, effect: allow, when: '{condition}'}}\n",
+        encoding="utf-8",
+    )
+    request = {"subject": {"type": "user", "id": "u"}, "action": {"name": "read"}}
+    (tmp_path / "req.json").write_text(json.dumps({**request, "resource": {"type": "doc"}}))
+    (tmp_path / "map.yaml").write_text(
+        "table: docs\ncolumns:\n  resource.id: id\n  resource.properties.score: score\n"
+        "  resource.properties.n: n\ntypes:\n  score: float\n  n: integer\n",
+        encoding="utf-8",
+    )
+    return tmp_path / "pol", tmp_path / "req.json", tmp_path / "map.yaml"
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_the_sql_of_an_infinite_double_is_valid_sql(
+    dialect: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    sa = pytest.importorskip("sqlalchemy")
+    condition = (
+        'resource.properties.score < double("inf")'
+        ' && resource.properties.score > double("-inf")'
+        ' && resource.properties.score != double("inf")'
+    )
+    args = (*_scores(tmp_path, condition), "--dialect", dialect)
+    code, sql, err = run(capsys, monkeypatch, *args[:2], "--sql", *args[2:])
+    assert code == 0, err
+    url = "sqlite://" if dialect == "sqlite" else request.getfixturevalue("postgres_url")
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as db:
+            db.exec_driver_sql("DROP TABLE IF EXISTS docs")
+            db.exec_driver_sql("CREATE TABLE docs (id TEXT, score FLOAT, n BIGINT)")
+            db.exec_driver_sql("INSERT INTO docs VALUES ('a', 1.0, 1), ('b', NULL, 1)")
+            assert [r[0] for r in db.exec_driver_sql(sql.strip().rstrip(";"))] == ["a"]
+            db.exec_driver_sql("DROP TABLE docs")
+    finally:
+        engine.dispose()
+
+
+def test_the_sql_of_an_integer_beyond_64_bits_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("sqlalchemy")
+    policies, request, mapping = _scores(tmp_path, "resource.properties.n < 18446744073709551615u")
+    code, out, err = run(capsys, monkeypatch, policies, request, "--sql", mapping)
+    assert (code, out) == (2, "")
+    assert "not expressible as SQL" in err and "64-bit" in err

@@ -6,28 +6,31 @@ is two-valued in SQL: every column read is guarded with ``IS NOT NULL``, so SQL'
 three-valued logic never meets a NULL and a NULL column means what a missing property
 means to CEL (an erroring deny excludes the row, an erroring allow does not include it).
 Strings compare by code point and case-sensitively, as in CEL: ``COLLATE "C"`` on
-PostgreSQL, SQLite's own ``BINARY`` order; the string methods never use ``LIKE``.
+PostgreSQL, ``COLLATE BINARY`` on SQLite (whatever collation the column declares); the
+string methods never use ``LIKE``. An int meets a double as a double (CEL converts it),
+a PostgreSQL NaN is unequal to everything and unordered (PostgreSQL sorts it highest),
+and on SQLite a value stored with another storage class than the column's type (text
+in an INTEGER column) is what CEL makes of a value of another type, or an error.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias, TypeVar
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import QueryableAttribute, RelationshipProperty
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.elements import ColumnElement, False_
 
 from zerotrust.cel._runtime_values import CelUint
+from zerotrust.plan import _sqlalchemy_sql as _sql
 from zerotrust.plan import residual as r
 from zerotrust.plan._plan import NotExpressibleError, Plan, PlanKind, filter_condition
 
-__all__ = ["ColumnTarget", "to_filter", "where"]
+__all__ = ["ColumnTarget", "by_code_point", "to_filter", "where"]
 
 #: What an attribute path maps to: a column (``Column``, a mapped attribute such as
 #: ``Customer.region``, any typed ``ColumnElement``), or a tuple of many-to-one
@@ -75,54 +78,10 @@ def where(statement: _S, plan: Plan | r.Node, columns: Mapping[str, ColumnTarget
     return statement.where(to_filter(plan, columns))
 
 
-# --- SQL that means the same on every supported database ------------------------------
-
-
-class _code_points(FunctionElement[str]):
-    """A string expression that compares by code point (CEL's order)."""
-
-    type = sa.String()
-    inherit_cache = True
-
-
-class _position(FunctionElement[int]):
-    """Where the second string starts in the first (1-based, 0 when absent), by code point."""
-
-    type = sa.Integer()
-    inherit_cache = True
-
-
-@compiles(_code_points)
-def _code_points_default(element: _code_points, compiler: SQLCompiler, **kw: Any) -> str:
-    _supported(compiler)
-    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
-
-
-@compiles(_code_points, "sqlite")
-def _code_points_sqlite(element: _code_points, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"({compiler.process(element.clauses, **kw)})"  # BINARY: already code points
-
-
-@compiles(_position)
-def _position_default(element: _position, compiler: SQLCompiler, **kw: Any) -> str:
-    _supported(compiler)
-    text, part = (compiler.process(c, **kw) for c in element.clauses)
-    return f'strpos(({text}) COLLATE "C", {part})'
-
-
-@compiles(_position, "sqlite")
-def _position_sqlite(element: _position, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"instr({compiler.process(element.clauses, **kw)})"
-
-
-def _supported(compiler: SQLCompiler) -> None:
-    # Other databases order and match strings by their own collations; refuse rather
-    # than return rows CEL would not.
-    if compiler.dialect.name not in ("postgresql", "default"):
-        raise NotExpressibleError(
-            f"plan filters compare strings exactly on postgresql and sqlite only, "
-            f"not on {compiler.dialect.name}"
-        )
+def by_code_point(expr: ColumnElement[str]) -> ColumnElement[str]:
+    """A string expression that compares and sorts by code point on PostgreSQL and SQLite
+    whatever its column's collation (say, to page through string ids in CEL's order)."""
+    return _sql.code_points(expr)
 
 
 # --- the translation ---------------------------------------------------------------------
@@ -144,16 +103,36 @@ class _Term:
     value: Any = None
     guards: tuple[ColumnElement[bool], ...] = ()
     relationships: tuple[tuple[Any, ...], ...] = ()
+    #: the same column where it holds text, a CEL string (SQLite keeps text in an
+    #: INTEGER column): read as a string column on those rows
+    text: _Term | None = None
+    #: a reading SQLite alone can make (written as false elsewhere, where a string
+    #: function of a number column is not even well typed)
+    sqlite_only: bool = False
 
     def raw(self) -> ColumnElement[Any]:
         if self.expr is not None:
             return self.expr
+        if self.kind == "int" and not -(2**63) <= self.value < 2**63:
+            raise NotExpressibleError(f"{self.value} is beyond a 64-bit SQL integer")
+        if self.kind == "double" and not math.isfinite(self.value):
+            if math.isnan(self.value):
+                raise NotExpressibleError("NaN cannot be a value in a database filter")
+            return _sql.infinity() if self.value > 0 else _sql.infinity(sa.literal(1))
         return sa.literal(self.value, _LITERAL_TYPES[self.kind])
 
     def sql(self) -> ColumnElement[Any]:
         """As an operand of a comparison (strings by code point)."""
         raw = self.raw()
-        return _code_points(raw) if self.kind == "string" and self.expr is not None else raw
+        return _sql.code_points(raw) if self.kind == "string" and self.expr is not None else raw
+
+    def double(self) -> ColumnElement[Any]:
+        """As a double: CEL compares an int with a double as two doubles."""
+        if self.kind != "int":
+            return self.sql()
+        if self.expr is None:
+            return _Term("double", value=float(self.value)).raw()
+        return sa.cast(self.expr, sa.Double())
 
 
 _NEVER: _Pair = (sa.false(), sa.false())
@@ -226,15 +205,27 @@ class _Translator:
             return _Term(_value_kind(value), value=value)
         if isinstance(node, r.Field):
             column = self.column(node.name)
-            return _Term(
-                _column_kind(column),
-                expr=column.expr,
-                guards=(column.expr.is_not(None),),
-                relationships=(column.relationships,),
+            kind = _column_kind(column)
+            present = column.expr.is_not(None)
+            text = None
+            if kind != "string":
+                stored = _sql.stored_as(column.expr, sa.literal_column("'text'"))
+                text = _Term(
+                    "string",
+                    column.expr,
+                    guards=(present, stored),
+                    relationships=(column.relationships,),
+                    sqlite_only=True,
+                )
+            own = _sql.stored_as(
+                column.expr, *(sa.literal_column(f"'{c}'") for c in _STORAGE[kind])
             )
+            return _Term(kind, column.expr, None, (present, own), (column.relationships,), text)
         if isinstance(node, r.Call) and node.name == "size" and not node.args:
             target = self.term(node.target)
-            if target is None or target.kind != "string" or target.expr is None:
+            if target is not None and target.kind != "string":
+                target = target.text
+            if target is None or target.expr is None:
                 return None  # size of a number or bool: an error
             return attrs.evolve(target, kind="int", expr=sa.func.length(target.expr))
         raise NotExpressibleError(f"{r.to_cel(node)} cannot be compared in a database filter")
@@ -243,13 +234,7 @@ class _Translator:
         left, right = self.term(node.left), self.term(node.right)
         if left is None or right is None:
             return _NEVER
-        terms = [left, right]
-        nan = any(t.kind == "double" and t.expr is None and math.isnan(t.value) for t in terms)
-        if nan or not _compatible(left.kind, right.kind):
-            if node.op in _ORDERING and not (nan and _compatible(left.kind, right.kind)):
-                return _NEVER  # ordering across types: an error
-            return _constant(node.op == "!=", terms)
-        return _both(_OPS[node.op](left.sql(), right.sql()), terms)
+        return _each_view(lambda a, b: _compared(node.op, a, b), left, right)
 
     def contained(self, node: r.In) -> _Pair:
         if _reads_row(node.container):
@@ -263,33 +248,96 @@ class _Translator:
         if not isinstance(container.value, list | tuple):
             raise NotExpressibleError(f"{r.to_cel(node)}: `in` a filter can hold needs a list")
         items = [_Term(_value_kind(v), value=v) for v in container.value]
-        found = [
-            t.sql()
-            for t in items
-            if _compatible(item.kind, t.kind) and not (t.kind == "double" and math.isnan(t.value))
-        ]
-        if not found:
-            return _constant(False, [item])
-        return _both(item.sql().in_(found), [item])
+        return _each_view(lambda i: _member(i, items), item)
 
     def string_call(self, node: r.Call) -> _Pair:
         if node.name not in ("startsWith", "endsWith", "contains") or len(node.args) != 1:
             raise NotExpressibleError(f"{r.to_cel(node)} cannot be a database filter")
         text, part = self.term(node.target), self.term(node.args[0])
-        if text is None or part is None or text.kind != "string" or part.kind != "string":
-            return _NEVER  # no such overload: an error
-        terms = [text, part]
-        t, p = text.raw(), part.raw()
-        length = sa.func.length
-        if node.name == "startsWith":
-            expr = _code_points(sa.func.substr(t, 1, length(p))) == p
-        elif node.name == "endsWith":
-            # substr's start is >= 1 here: SQLite counts a start below 1 from the end
-            tail = sa.func.substr(t, length(t) - length(p) + 1)
-            expr = sa.and_(length(t) >= length(p), _code_points(tail) == p)
-        else:
-            expr = _position(t, p) > 0
-        return _both(expr, terms)
+        if text is None or part is None:
+            return _NEVER
+        return _each_view(lambda t, p: _string_call(node.name, t, p), text, part)
+
+
+def _each_view(made: Callable[..., _Pair], *terms: _Term) -> _Pair:
+    """``made`` over each reading of the terms' columns (as their own type, as text),
+    united: the readings' rows never overlap."""
+    views = [[attrs.evolve(t, text=None), *([t.text] if t.text else [])] for t in terms]
+    pairs = []
+    for combination in itertools.product(*views):
+        true, false = made(*combination)
+        if any(t.sqlite_only for t in combination):  # a column read as text
+            true, false = _on_sqlite(true), _on_sqlite(false)
+        pairs.append((true, false))
+    return sa.or_(*(p[0] for p in pairs)), sa.or_(*(p[1] for p in pairs))
+
+
+def _on_sqlite(predicate: ColumnElement[bool]) -> ColumnElement[bool]:
+    # (a false one stays sa.false(), which or_ drops: shorter SQL)
+    return predicate if isinstance(predicate, False_) else _sql.on_sqlite(predicate)
+
+
+def _compared(op: str, left: _Term, right: _Term) -> _Pair:
+    terms = [left, right]
+    nan = any(t.kind == "double" and t.expr is None and math.isnan(t.value) for t in terms)
+    if nan or not _compatible(left.kind, right.kind):
+        if op in _ORDERING and not (nan and _compatible(left.kind, right.kind)):
+            return _NEVER  # ordering across types: an error
+        return _constant(op == "!=", terms)
+    if {left.kind, right.kind} == {"int", "double"}:
+        expr = _OPS[op](left.double(), right.double())
+    else:
+        expr = _OPS[op](left.sql(), right.sql())
+    nans = [_sql.is_nan(t.expr) for t in terms if t.kind == "double" and t.expr is not None]
+    if nans:  # CEL: NaN equals nothing and orders with nothing
+        unordered = sa.or_(*nans)
+        expr = sa.or_(unordered, expr) if op == "!=" else sa.and_(sa.not_(unordered), expr)
+    return _both(expr, terms)
+
+
+def _member(item: _Term, items: list[_Term]) -> _Pair:
+    found = [
+        t
+        for t in items
+        if _compatible(item.kind, t.kind) and not (t.kind == "double" and math.isnan(t.value))
+    ]
+    if not found:
+        return _constant(False, [item])
+    if item.kind == "double":  # (ints meet doubles as doubles, as CEL's `in` compares)
+        return _both(item.sql().in_([t.double() for t in found]), [item])
+    doubles = [t.sql() for t in found if t.kind == "double"]
+    exact = [t.sql() for t in found if t.kind != "double"]
+    parts = [item.sql().in_(exact)] if exact else []
+    if doubles:
+        parts.append(item.double().in_(doubles))
+    return _both(sa.or_(*parts), [item])
+
+
+def _string_call(name: str, text: _Term, part: _Term) -> _Pair:
+    if text.kind != "string" or part.kind != "string":
+        return _NEVER  # no such overload: an error
+    t, p = text.raw(), part.raw()
+    length = sa.func.length
+    if name == "startsWith":
+        expr = _sql.code_points(sa.func.substr(t, 1, length(p))) == p
+    elif name == "endsWith":
+        # substr's start is >= 1 here: SQLite counts a start below 1 from the end
+        tail = sa.func.substr(t, length(t) - length(p) + 1)
+        expr = sa.and_(length(t) >= length(p), _sql.code_points(tail) == p)
+    else:
+        expr = _sql.position(t, p) > 0
+    return _both(expr, [text, part])
+
+
+#: SQLite's storage class of a column's own CEL kind (a column also read as a string
+#: where it holds text); any other (a real in an INTEGER column, a blob) is an error to
+#: the filter: a row too few where it would be exact, never one too many.
+_STORAGE: Mapping[str, tuple[str, ...]] = {
+    "int": ("integer",),
+    "double": ("real",),
+    "bool": ("integer",),
+    "string": ("text",),
+}
 
 
 def _const(value: bool) -> ColumnElement[bool]:

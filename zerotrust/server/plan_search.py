@@ -39,7 +39,6 @@ __all__ = ["PlanSearch", "SearchPage"]
 
 _log = logging.getLogger("zerotrust.server")
 _ID = "resource.id"
-_PROPERTY = "resource.properties."
 
 
 @attrs.frozen
@@ -53,11 +52,14 @@ class SearchPage:
 
 @attrs.frozen
 class _Mapped:
-    """One resource type's table: its id column and its columns by attribute path."""
+    """One resource type's table: its id column (``order``: in CEL's order, the order
+    of pages), its columns by attribute path and by property name."""
 
     table: sa.Table = attrs.field(hash=False)
     id: sa.Column[Any] = attrs.field(hash=False)
+    order: Any = attrs.field(hash=False)
     columns: Mapping[str, Any] = attrs.field(hash=False)
+    properties: Mapping[str, Any] = attrs.field(hash=False)
 
 
 class PlanSearch:
@@ -128,8 +130,8 @@ class PlanSearch:
             return None
         statement = sa.select(mapped.id).where(where)
         if token is not None:
-            statement = statement.where(mapped.id > _after(tokens, token, fingerprint))
-        statement = statement.order_by(mapped.id).limit(limit + 1)
+            statement = statement.where(mapped.order > _after(tokens, token, fingerprint))
+        statement = statement.order_by(mapped.order).limit(limit + 1)
         found = [row[0] for row in self._run(statement)]
         following = ""
         if len(found) > limit:  # looked ahead: there is a further row
@@ -143,10 +145,8 @@ class PlanSearch:
         import sqlalchemy as sa
 
         mapped = self._types[resource_type]
-        names = {
-            path.removeprefix(_PROPERTY): c for path, c in mapped.columns.items() if path != _ID
-        }
-        statement = sa.select(mapped.id, *names.values()).order_by(mapped.id)
+        names = mapped.properties
+        statement = sa.select(mapped.id, *names.values()).order_by(mapped.order)
         rows = self._run(statement)
         members = tuple(
             Entity(
@@ -185,12 +185,21 @@ def _missing(resource: SearchResourceConfig, table: sa.Table) -> list[tuple[str,
 def _mapped(resource: SearchResourceConfig, table: sa.Table) -> _Mapped:
     import sqlalchemy as sa
 
+    from zerotrust.plan.residual import Field
+    from zerotrust.plan.sqlalchemy import by_code_point
+
     id_column = table.c[resource.id]
     # resource.id is a string in every request: a numeric id column is compared as its text.
-    as_text = id_column if isinstance(id_column.type, sa.String) else sa.cast(id_column, sa.String)
+    text = isinstance(id_column.type, sa.String)
+    as_text = id_column if text else sa.cast(id_column, sa.String)
+    # string ids page in code point order whatever the column's collation: under NOCASE
+    # "a" and "A" are one key, and `id > last` would skip one of them
+    order = by_code_point(id_column) if text else id_column
+    properties = {p: table.c[c] for p, c in resource.properties.items()}
     columns: dict[str, Any] = {_ID: as_text}
-    columns.update({_PROPERTY + p: table.c[c] for p, c in resource.properties.items()})
-    return _Mapped(table, id_column, MappingProxyType(columns))
+    # a property named "a.b" is the row's property "a.b", not the map a's key b
+    columns.update({Field(("properties", p)).name: c for p, c in properties.items()})
+    return _Mapped(table, id_column, order, MappingProxyType(columns), MappingProxyType(properties))
 
 
 def _plain(value: Any) -> Any:
