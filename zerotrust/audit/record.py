@@ -219,7 +219,7 @@ def entry(
     return record
 
 
-def _without_trees(plan: dict[str, Any]) -> dict[str, Any]:
+def _without_trees(plan: Mapping[str, Any]) -> dict[str, Any]:
     """A logged plan without its condition trees (``ast``): the text says the same, in
     half the line, and the redaction of text finds every value in it."""
     kept = {k: v for k, v in plan.items() if k != "ast"}
