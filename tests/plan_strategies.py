@@ -179,7 +179,16 @@ def policy_sets(draw: st.DrawFn, *, signals: bool = True) -> dict[str, str]:
         lines.append(f"  - id: r{i}")
         lines.append(f"    effect: {effect}")
         if draw(st.integers(0, 5)) == 0:
-            condition = f"risk.score >= {draw(st.sampled_from([20, 50, 80]))}"
+            condition = draw(
+                st.sampled_from(
+                    [
+                        f"risk.score >= {draw(st.sampled_from([20, 50, 80]))}",
+                        f'risk.signals[0] == "s{draw(st.integers(0, 2))}"',  # (the order)
+                        f'"s{draw(st.integers(0, 2))}" in risk.signals',
+                        "size(risk.signals) >= 2",
+                    ]
+                )
+            )
             if draw(st.booleans()):
                 condition += f" && ({draw(_CONDITIONS)})"
         else:

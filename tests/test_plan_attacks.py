@@ -92,3 +92,35 @@ def test_in_a_known_map_keeps_cels_key_type_errors(value: Any) -> None:
     row = {"id": "1", "properties": {"x": value}}
     assert pdp.evaluate({**req, "resource": {"type": "doc", **row}}).allowed is False
     assert pdp.plan(req).matches(row) is False
+
+
+def test_risk_signals_are_listed_in_policy_order_whatever_reads_the_row() -> None:
+    """A signal reading the row listed before one that fires anyway: ``risk.signals[0]``
+    must be the first in policy order, as ``evaluate`` lists them."""
+    text = """
+policy: risky
+target: {resources: [doc], actions: [read]}
+signals:
+  - {name: secret, score: 10, when: resource.properties.secret == true}
+  - {name: offhours, score: 10}
+rules:
+  - {id: a, effect: allow}
+  - {id: d, effect: deny, when: 'risk.signals[0] == "secret"'}
+"""
+    pdp = PolicyDecisionPoint.from_texts({"p.yaml": text})
+    request = _request()
+    for secret in (True, False):
+        row = {"id": "1", "properties": {"secret": secret}}
+        decision = pdp.evaluate({**request, "resource": {"type": "doc", **row}})
+        assert pdp.plan(request).matches(row) is decision.allowed is (not secret)
+
+
+@pytest.mark.parametrize("rid", [5, 5.0, True, ["5"]])
+def test_a_row_id_that_is_not_a_string_is_refused_as_evaluate_refuses_it(rid: Any) -> None:
+    pdp = PolicyDecisionPoint.from_texts(
+        {"p.yaml": _policy(ALLOW_ALL_BUT.format('resource.id in ["5"]'))}
+    )
+    with pytest.raises(RequestError):
+        pdp.evaluate({**_request(), "resource": {"type": "doc", "id": rid}})
+    with pytest.raises(RequestError, match=r"resource\.id"):
+        pdp.plan(_request()).matches({"id": rid, "properties": {}})

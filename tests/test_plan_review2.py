@@ -226,7 +226,7 @@ def test_django_integer_pk_as_resource_id_escapes_id_deny() -> None:
     policy = (
         "policy: p\ntarget: {resources: [label], actions: [read]}\nrules:\n"
         "  - {id: all, effect: allow}\n"
-        "  - {id: hold, effect: deny, when: 'resource.id in [\"1\", \"9\"]'}\n"
+        '  - {id: hold, effect: deny, when: \'resource.id in ["1", "9"]\'}\n'
     )
     pdp = PolicyDecisionPoint.from_texts({"p.yaml": policy})
     with transaction.atomic():

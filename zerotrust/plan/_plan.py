@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import attrs
 
 from zerotrust.decision import Decision, Effect, EvaluationError, Obligation, Risk, StepUp
-from zerotrust.errors import ZeroTrustError
+from zerotrust.errors import RequestError, ZeroTrustError
 from zerotrust.plan import residual as r
 
 __all__ = [
@@ -234,5 +234,8 @@ def _row(resource: Row) -> dict[str, Any]:
         )
     properties = resource.get("properties", {})
     if not isinstance(properties, Mapping):
-        raise ZeroTrustError("a row's resource properties must be a mapping")
-    return {"id": resource.get("id"), "properties": properties}
+        raise RequestError("resource.properties", "must be a mapping")
+    rid = resource.get("id")
+    if rid is not None and type(rid) is not str:  # (as evaluate refuses it: ids are text)
+        raise RequestError("resource.id", f"must be a string, not {type(rid).__name__}")
+    return {"id": rid, "properties": properties}

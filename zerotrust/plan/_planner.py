@@ -51,6 +51,10 @@ def plan_request(request: Mapping[str, Any] | AccessRequest) -> AccessRequest:
     return req
 
 
+#: A signal that may fire: name, score, and ``fires(condition)`` when the row decides.
+_Signal = tuple[str, int, "r.Node | None"]
+
+
 class Planner:
     """The templates of one policy set's conditions, built on first use (thread-safe)."""
 
@@ -93,8 +97,10 @@ class Planner:
             "behavior": behavior,
             "now": now,
         }
-        known_score, known_names, row_signals = self._signals(applicable, bindings, errors)
-        branches = _risk_branches(known_score, known_names, row_signals)
+        fired_signals = self._signals(applicable, bindings, errors)
+        known_score = sum(points for _, points, node in fired_signals if node is None)
+        known_names = [name for name, _, node in fired_signals if node is None]
+        branches = _risk_branches(fired_signals)
         known_risk = {"score": min(100, known_score), "signals": list(known_names)}
 
         allows: list[r.Node] = []
@@ -171,23 +177,22 @@ class Planner:
         applicable: tuple[CompiledPolicy, ...],
         bindings: Mapping[str, Any],
         errors: list[EvaluationError],
-    ) -> tuple[int, list[str], list[tuple[str, int, r.Node]]]:
-        """The score and names of the signals that fire whatever the row, and those that
-        depend on it (name, score, ``fires(condition)``), in order."""
-        score, names, per_row = 0, [], []
+    ) -> list[_Signal]:
+        """The signals that may fire, in policy order (the order ``risk.signals`` lists
+        them): name, score, and ``fires(condition)`` when that depends on the row (None
+        when it fires whatever the row)."""
+        found: list[_Signal] = []
         for policy in applicable:
             for signal in policy.signals:
                 made = self.template(signal.condition)(bindings)
                 if isinstance(made, r.Error):
                     errors.append(EvaluationError(signal.ref, "signal", made.message))
                 fired = r.fires(made)
-                if isinstance(fired, r.Value):
-                    if fired.value:
-                        score += signal.score
-                        names.append(signal.name)
-                else:
-                    per_row.append((signal.name, signal.score, fired))
-        return score, names, per_row
+                if not isinstance(fired, r.Value):
+                    found.append((signal.name, signal.score, fired))
+                elif fired.value:
+                    found.append((signal.name, signal.score, None))
+        return found
 
     def _rule(
         self,
@@ -222,23 +227,22 @@ class _Branches(r.Node):
         self.parts = parts
 
 
-def _risk_branches(
-    score: int, names: list[str], per_row: list[tuple[str, int, r.Node]]
-) -> list[tuple[r.Node, Mapping[str, Any]]]:
-    """Each combination of row-dependent signals: its guard and the ``risk`` it makes
-    (empty when there are too many combinations)."""
+def _risk_branches(signals: list[_Signal]) -> list[tuple[r.Node, Mapping[str, Any]]]:
+    """Each combination of row-dependent signals: its guard and the ``risk`` it makes,
+    the names in policy order as ``decide`` lists them (empty when there are too many
+    combinations)."""
+    per_row = [node for _, _, node in signals if node is not None]
     if len(per_row) > MAX_ROW_SIGNALS:
         return []
     made: list[tuple[r.Node, Mapping[str, Any]]] = []
     for fired in itertools.product((True, False), repeat=len(per_row)):
         guard: r.Node = _TRUE
-        total, signal_names = score, list(names)
-        for (name, points, node), on in zip(per_row, fired, strict=True):
+        for node, on in zip(per_row, fired, strict=True):
             guard = r.and_(guard, node if on else r.not_(node))
-            if on:
-                total += points
-                signal_names.append(name)
-        made.append((guard, {"score": min(100, total), "signals": signal_names}))
+        on_row = iter(fired)
+        kept = [(n, p) for n, p, node in signals if node is None or next(on_row)]
+        total = sum(p for _, p in kept)
+        made.append((guard, {"score": min(100, total), "signals": [n for n, _ in kept]}))
     return made
 
 
