@@ -11,6 +11,7 @@ import json
 import math
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
@@ -252,4 +253,111 @@ def test_nan_equals_and_orders_nothing() -> None:
         assert allowed("resource.properties.ratio >= resource.properties.count", resources) == {
             "r1"
         }
+        transaction.set_rollback(True)
+
+
+# --- NUL in SQLite text: its length() and substr() of text stop at the first NUL --------
+
+NUL_TEXTS = ["x\x00yyyyy", "\x00", "\x00é", "é\x00", "yy\x00yy", "xy", "yy", "", "é"]
+NUL_ARGS = ["yy", "\x00", "\x00y", "y\x00", "x", "é", "x\x00y", ""]
+NUL_ONLY = pytest.mark.skipif(connection.vendor != "sqlite", reason="PostgreSQL text holds no NUL")
+
+
+@NUL_ONLY
+@pytest.mark.parametrize(
+    "when",
+    [
+        '!resource.properties.plain.endsWith("yy")',
+        '!resource.properties.plain.startsWith("x\\u0000")',
+        'resource.properties.plain.startsWith("xy")',
+        'resource.properties.plain.contains("\\u0000y")',
+        'resource.properties.plain.endsWith("y")',
+        'resource.properties.plain == "x"',
+        'resource.properties.plain > "x\\u0000"',
+        'resource.properties.plain in ["x\\u0000yyyyy"]',
+    ],
+)
+def test_a_nul_in_sqlite_text_cannot_shorten_a_text_test(when: str) -> None:
+    """startsWith, endsWith, contains and comparisons see the whole text, NUL and all."""
+    with transaction.atomic():
+        resources = store([{"plain": "x\x00yyyyy"}, {"plain": "xy"}, {"plain": "x"}])
+        assert resources[0]["properties"]["plain"] == "x\x00yyyyy"
+        allowed(when, resources)
+        transaction.set_rollback(True)
+
+
+@NUL_ONLY
+def test_a_nul_in_sqlite_text_makes_its_size_an_error() -> None:
+    """No SQLite function counts the characters of text holding a NUL: ``size`` is an
+    error on such a row, so an allow leaves it out and a deny removes it."""
+    with transaction.atomic():
+        resources = store([{"plain": "x\x00yyyyy"}, {"plain": "xy"}, {"plain": "xyzzy"}])
+        assert allowed("size(resource.properties.plain) < 3", resources) == {"r1"}
+        assert selected(r.Compare(">", r.Call("size", _field("plain")), r.Value(3))) == {"r2"}
+        assert selected(r.Compare("<=", r.Call("size", _field("plain")), r.Value(3))) == {"r1"}
+        transaction.set_rollback(True)
+
+
+def _nul_sizes_failed(node: r.Node, row: dict[str, Any]) -> r.Node:
+    """``node`` with the size of each text of ``row`` holding a NUL an error, as the
+    filter reads it on SQLite."""
+    if isinstance(node, r.Call) and node.name == "size" and isinstance(node.target, r.Field):
+        text = row["properties"].get(node.target.path[-1])
+        return r.Error("NUL") if isinstance(text, str) and "\x00" in text else node
+    changes = {
+        a.name: _nul_sizes_failed(getattr(node, a.name), row)
+        for a in attrs.fields(type(node))
+        if isinstance(getattr(node, a.name), r.Node)
+    }
+    return attrs.evolve(node, **changes) if changes else node
+
+
+_NUL_FIELDS = st.sampled_from(["plain", "nocase"]).map(_field)
+_NUL_ATOMS = st.one_of(
+    st.builds(
+        r.Call,
+        st.sampled_from(["startsWith", "endsWith", "contains"]),
+        _NUL_FIELDS,
+        st.sampled_from(NUL_ARGS).map(lambda text: (r.Value(text),)),
+    ),
+    st.builds(r.Compare, _OPS, _NUL_FIELDS, st.sampled_from(NUL_TEXTS).map(r.Value)),
+    st.builds(r.Compare, _OPS, _NUL_FIELDS, _NUL_FIELDS),
+    st.builds(r.In, _NUL_FIELDS, st.lists(st.sampled_from(NUL_TEXTS), max_size=3).map(r.Value)),
+    st.builds(
+        r.Compare,
+        _OPS,
+        _NUL_FIELDS.map(lambda f: r.Call("size", f)),
+        st.integers(0, 7).map(r.Value),
+    ),
+)
+_NUL_NODES = st.recursive(
+    _NUL_ATOMS,
+    lambda inner: st.builds(r.And, inner, inner) | st.builds(r.Or, inner, inner) | inner.map(r.Not),
+    max_leaves=3,
+)
+_NUL_ROWS = st.lists(
+    st.fixed_dictionaries(
+        {name: st.none() | st.sampled_from(NUL_TEXTS) for name in ("plain", "nocase")}
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@NUL_ONLY
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_NUL_NODES, _NUL_ROWS)
+def test_a_nul_in_sqlite_text_decides_nothing_but_its_size(node, rows) -> None:
+    """Every text test and comparison is CEL's on text holding NULs; a size of such a
+    text is an error, so the row is in neither the true nor the false rows of it."""
+    with transaction.atomic():
+        resources = store(rows)
+        note(resources)
+        for condition in (node, r.Not(node)):
+            expected = {
+                row["id"]
+                for row in resources
+                if r.holds(_nul_sizes_failed(condition, row), row) is True
+            }
+            assert selected(condition) == expected, r.to_cel(condition)
         transaction.set_rollback(True)
