@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from zerotrust.engine import PolicyDecisionPoint
+from zerotrust.plan import NotExpressibleError
 from zerotrust.plan import residual as r
 
 pytest.importorskip("django")
@@ -26,7 +27,7 @@ from web_helpers import django_setup
 django_setup()  # the model below needs Django configured when this module is collected
 
 from django.db import connection, transaction  # noqa: E402
-from django_site.customers.models import Label  # noqa: E402
+from django_site.customers.models import Department, Label  # noqa: E402
 
 from zerotrust.plan.django import to_q  # noqa: E402
 
@@ -278,9 +279,10 @@ NUL_ONLY = pytest.mark.skipif(connection.vendor != "sqlite", reason="PostgreSQL 
     ],
 )
 def test_a_nul_in_sqlite_text_cannot_shorten_a_text_test(when: str) -> None:
-    """startsWith, endsWith, contains and comparisons see the whole text, NUL and all."""
+    """startsWith, endsWith, contains and comparisons see the whole text, NUL and all
+    (and an empty text, whose blob SQLite's substr() makes NULL)."""
     with transaction.atomic():
-        resources = store([{"plain": "x\x00yyyyy"}, {"plain": "xy"}, {"plain": "x"}])
+        resources = store([{"plain": "x\x00yyyyy"}, {"plain": "xy"}, {"plain": "x"}, {"plain": ""}])
         assert resources[0]["properties"]["plain"] == "x\x00yyyyy"
         allowed(when, resources)
         transaction.set_rollback(True)
@@ -361,3 +363,130 @@ def test_a_nul_in_sqlite_text_decides_nothing_but_its_size(node, rows) -> None:
             }
             assert selected(condition) == expected, r.to_cel(condition)
         transaction.set_rollback(True)
+
+
+# --- an integer key as resource.id: a request's id is text, so row 1 is id "1" ----------
+
+ID = r.Field(("id",))
+ID_TEXTS = ["1", "2", "9", "10", "01", "1.0", "-1", " 1", "", "abc", str(2**63 - 1), "-9"]
+_ID_ATOMS = st.one_of(
+    st.builds(r.Compare, _OPS, st.just(ID), st.sampled_from([*ID_TEXTS, 1, 1.0]).map(r.Value)),
+    st.builds(
+        r.In, st.just(ID), st.lists(st.sampled_from([*ID_TEXTS, 1]), max_size=3).map(r.Value)
+    ),
+    st.builds(
+        r.Call,
+        st.sampled_from(["startsWith", "endsWith", "contains"]),
+        st.just(ID),
+        st.sampled_from(["1", "0", "-", "9", ""]).map(lambda text: (r.Value(text),)),
+    ),
+    st.builds(r.Compare, _OPS, st.just(r.Call("size", ID)), st.integers(0, 3).map(r.Value)),
+)
+ID_NODES = st.recursive(
+    _ID_ATOMS,
+    lambda inner: st.builds(r.And, inner, inner) | st.builds(r.Or, inner, inner),
+    max_leaves=3,
+)
+KEYS = st.lists(
+    st.sampled_from([1, 2, 9, 10, 11, 19, 100, -1, -9, 0, 2**63 - 1]) | st.integers(1, 10**6),
+    min_size=1,
+    max_size=6,
+    unique=True,
+)
+
+
+def _departments(keys: list[int]) -> list[dict[str, Any]]:
+    """Departments of these keys, as resources of the ids an app gives them."""
+    Department.objects.all().delete()
+    Department.objects.bulk_create(Department(pk=key, name=f"d{key}") for key in keys)
+    return [{"id": str(key), "properties": {}} for key in keys]
+
+
+def _by_key(condition: r.Node | Any) -> set[str]:
+    q = to_q(condition, Department, {"resource.id": "pk"})
+    return {str(key) for key in Department.objects.filter(q).values_list("pk", flat=True)}
+
+
+def test_an_integer_key_is_the_resource_id_as_text_so_an_id_deny_holds() -> None:
+    policy = (
+        HEAD + "  - {id: all, effect: allow}\n"
+        '  - {id: hold, effect: deny, when: \'resource.id in ["1", "9"]\'}\n'
+    )
+    pdp = PolicyDecisionPoint.from_texts({"p.yaml": policy})
+    with transaction.atomic():
+        resources = _departments([1, 2, 10])
+        allowed_ids = {
+            row["id"]
+            for row in resources
+            if pdp.evaluate({**REQUEST, "resource": {"type": "label", **row}}).allowed
+        }
+        assert allowed_ids == {"2", "10"}
+        assert _by_key(pdp.plan(REQUEST)) == allowed_ids
+        assert _by_key(r.Compare("<", ID, r.Value("9"))) == {"1", "2", "10"}  # as text
+        assert _by_key(r.Compare("==", ID, r.Value(1))) == set()  # an int is no id
+        transaction.set_rollback(True)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ID_NODES, KEYS)
+def test_an_integer_key_decides_as_its_text(node, keys) -> None:
+    """Membership, equality, text order, text tests and size of an integer key are those
+    of the id the app gives the row, str(key); the same as an allowing policy's."""
+    with transaction.atomic():
+        resources = _departments(keys)
+        for condition in (node, r.Not(node)):
+            expected = {row["id"] for row in resources if r.holds(condition, row) is True}
+            assert _by_key(condition) == expected, r.to_cel(condition)
+        pdp = PolicyDecisionPoint.from_texts(
+            {"p.yaml": HEAD + f"  - {{id: a, effect: allow, when: {json.dumps(r.to_cel(node))}}}\n"}
+        )
+        wanted = {
+            row["id"]
+            for row in resources
+            if pdp.evaluate({**REQUEST, "resource": {"type": "label", **row}}).allowed
+        }
+        assert _by_key(pdp.plan(REQUEST)) == wanted
+        transaction.set_rollback(True)
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's dynamic typing")
+def test_an_integer_id_field_holding_a_fraction_is_an_error() -> None:
+    """An integer field mapped as resource.id holding 2.5 has no one text (SQLite's and
+    Python's differ for large values): an error, so an allow leaves the row out and a
+    deny removes it; text it holds is read as that text."""
+    with transaction.atomic():
+        store([{"count": 7}, {"count": 2.5}, {"count": "abc"}, {}])
+        fields = {"resource.id": "count"}
+
+        def chosen(node: r.Node) -> set[str]:
+            return set(Label.objects.filter(to_q(node, Label, fields)).values_list("pk", flat=True))
+
+        assert chosen(r.Compare("!=", ID, r.Value("x"))) == {"r0", "r2"}
+        assert chosen(r.Compare("==", ID, r.Value("x"))) == set()
+        assert chosen(r.Not(r.Compare("==", ID, r.Value("x")))) == {"r0", "r2"}
+        assert chosen(r.In(ID, r.Value(["7", "abc", "2.5"]))) == {"r0", "r2"}
+        transaction.set_rollback(True)
+
+
+@pytest.mark.parametrize("column", ["ratio", "flag"])
+def test_a_float_or_boolean_field_is_no_resource_id(column: str) -> None:
+    """1.0 is "1.0" in Python and "1" in PostgreSQL: no one text, so refused."""
+    with pytest.raises(NotExpressibleError, match="resource id is text"):
+        to_q(r.Compare("==", ID, r.Value("1")), Label, {"resource.id": column})
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's column types")
+def test_float_and_char_fields_are_double_and_varchar_on_postgresql() -> None:
+    """A FloatField is double precision (not real, whose values a double reads
+    otherwise) and a CharField varchar (not char, which pads with blanks)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE (table_name, column_name) IN "
+            "(('customers_label', 'ratio'), ('customers_department', 'name'))"
+        )
+        found = {(table, column): kind for table, column, kind in cursor.fetchall()}
+    assert found == {
+        ("customers_label", "ratio"): "double precision",
+        ("customers_department", "name"): "character varying",
+    }

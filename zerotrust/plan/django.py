@@ -9,6 +9,9 @@ which ignores ASCII case on SQLite and makes ``%`` and ``_`` wildcards. Strings 
 by code point whatever the column's collation (``COLLATE BINARY`` on SQLite, ``"C"`` on
 PostgreSQL); an int beside a double is made a double, as CEL does; SQLite's rows are
 read by storage class (an integer field may hold text) and PostgreSQL's NaN apart.
+SQLite's text functions stop at a NUL, so its prefixes and suffixes are compared as
+bytes and the size of text holding one is an error. An integer key mapped to
+``resource.id`` is compared as its decimal text, the id a request carries.
 """
 
 from __future__ import annotations
@@ -322,8 +325,9 @@ class _Translator:
 
     def variants(self, column: _Column) -> list[_Operand]:
         """The column as Django reads the rows: on SQLite a value by its storage class
-        (an integer field keeps 'abc'), except a boolean field's, true where its text
-        is '1' and false elsewhere; on PostgreSQL a float field's NaN apart."""
+        (an integer field keeps 'abc'; an integer id is text, but a fraction errs),
+        except a boolean field's, true where its text is '1' and false elsewhere; on
+        PostgreSQL a float field's NaN apart."""
         declared = column.need_kind()
         col = column.expression
         if self.vendor == "sqlite" and declared == "bool":
@@ -486,11 +490,12 @@ class _Translator:
     def sqlite_affix(name: str, col: Any, text: str) -> Any:
         """startsWith/endsWith on SQLite, compared as the text's bytes: its ``substr()``
         and ``length()`` of text stop at a NUL, of a blob they do not. A byte prefix
-        or suffix of text equal to a whole encoded text is a character one."""
+        or suffix of text equal to a whole encoded text is a character one (the text
+        is never empty here)."""
         data, part = Cast(col, models.BinaryField()), Cast(Value(text), models.BinaryField())
-        if name == "startsWith":
-            return lookups.Exact(Substr(data, 1, Length(part)), part)
-        position = Length(data) - Length(part) + 1
-        return Q(lookups.GreaterThanOrEqual(position, 1)) & Q(
-            lookups.Exact(Substr(data, position), part)
+        # substr() of an empty blob is NULL: only a blob as long as the text is cut.
+        position = Length(data) - Length(part) + 1 if name == "endsWith" else 1
+        cut = Substr(data, position, Length(part))
+        return Q(lookups.GreaterThanOrEqual(Length(data), Length(part))) & Q(
+            lookups.Exact(cut, part)
         )
