@@ -49,6 +49,9 @@ def main(port: int) -> None:
             c.test_what_the_column_would_decide_otherwise(when)
         c.test_nan_equals_and_orders_nothing()
         c.test_collations_big_numbers_and_strange_values_decide_nothing()
+        c.test_an_integer_key_is_the_resource_id_as_text_so_an_id_deny_holds()
+        c.test_an_integer_key_decides_as_its_text()
+        c.test_float_and_char_fields_are_double_and_varchar_on_postgresql()
     finally:
         connections.close_all()
 

@@ -9,6 +9,9 @@ which ignores ASCII case on SQLite and makes ``%`` and ``_`` wildcards. Strings 
 by code point whatever the column's collation (``COLLATE BINARY`` on SQLite, ``"C"`` on
 PostgreSQL); an int beside a double is made a double, as CEL does; SQLite's rows are
 read by storage class (an integer field may hold text) and PostgreSQL's NaN apart.
+SQLite's text functions stop at a NUL, so its prefixes and suffixes are compared as
+bytes and the size of text holding one is an error. An integer key mapped to
+``resource.id`` is compared as its decimal text, the id a request carries.
 """
 
 from __future__ import annotations
@@ -129,6 +132,8 @@ class _Column:
     expression: Any
     kind: str | None
     label: str
+    #: The stored value ``expression`` is made of, when it is not that value itself.
+    stored: Any = None
 
     @property
     def present(self) -> Q:
@@ -186,7 +191,23 @@ def _resolve(model: type[models.Model], path: str, lookup: str) -> _Column:
     if not getattr(field, "concrete", False):
         raise NotExpressibleError(f"{path} is mapped to {lookup!r}, which is not a column")
     label = f"{current.__name__}.{field.name} ({type(field).__name__})"
-    return _Column(path, F(lookup), _field_kind(field), label)
+    kind = _field_kind(field)
+    if path == "resource.id" and kind not in ("string", None):
+        return _id_as_text(path, lookup, kind, label)
+    return _Column(path, F(lookup), kind, label)
+
+
+def _id_as_text(path: str, lookup: str, kind: str, label: str) -> _Column:
+    """A request's ``resource.id`` is a string, so an app decides the row of integer
+    key 1 as id "1": the key compared as its decimal text. A float or boolean key has
+    no one text (1.0 is "1" on PostgreSQL), so it is refused."""
+    if kind != "int":
+        raise NotExpressibleError(
+            f"{path} is mapped to {label}: a resource id is text, and only an integer "
+            "or text field reads as one"
+        )
+    key = F(lookup)
+    return _Column(path, Cast(key, models.TextField()), "string", label, key)
 
 
 # --- the translation --------------------------------------------------------------------
@@ -304,8 +325,9 @@ class _Translator:
 
     def variants(self, column: _Column) -> list[_Operand]:
         """The column as Django reads the rows: on SQLite a value by its storage class
-        (an integer field keeps 'abc'), except a boolean field's, true where its text
-        is '1' and false elsewhere; on PostgreSQL a float field's NaN apart."""
+        (an integer field keeps 'abc'; an integer id is text, but a fraction errs),
+        except a boolean field's, true where its text is '1' and false elsewhere; on
+        PostgreSQL a float field's NaN apart."""
         declared = column.need_kind()
         col = column.expression
         if self.vendor == "sqlite" and declared == "bool":
@@ -314,6 +336,13 @@ class _Translator:
                 _Operand(
                     ExpressionWrapper(Q(one), models.BooleanField()), "bool", self.present(column)
                 )
+            ]
+        if self.vendor == "sqlite" and column.stored is not None:  # an integer key as text
+            storage = _TypeOf(column.stored)
+            text = Q(lookups.In(storage, ["integer", "text"]))
+            return [
+                _Operand(col, "string", _and(column.present, text)),
+                _Operand(None, None, _and(column.present, ~text)),  # 2.5: no one text
             ]
         if self.vendor == "sqlite":
             return [
@@ -342,12 +371,25 @@ class _Translator:
             and isinstance(node.target, r.Field)
         ):
             return [
-                _Operand(Length(side.expression), "int", side.present)
-                if side.kind == "string"
-                else _Operand(None, None, side.present)
+                sized
                 for side in self.variants(self.column(node.target))
+                for sized in self.size(side)
             ]
         raise NotExpressibleError(f"{r.to_cel(node)} cannot be compared in a filter")
+
+    def size(self, side: _Operand) -> list[_Operand]:
+        """``size`` of a string side, in characters; on SQLite an error where the text
+        holds a NUL, as its ``length()`` stops there and no other function counts
+        characters (the row fails closed rather than being guessed)."""
+        if side.kind != "string":
+            return [_Operand(None, None, side.present)]
+        if self.vendor != "sqlite":
+            return [_Operand(Length(side.expression), "int", side.present)]
+        nul = Q(lookups.GreaterThan(StrIndex(side.expression, Value("\x00")), 0))
+        return [
+            _Operand(Length(side.expression), "int", _and(side.present, ~nul)),
+            _Operand(None, None, _and(side.present, nul)),
+        ]
 
     def code_point(self, expression: Any) -> Any:
         """Text compared by code point, as CEL compares strings, whatever the column's
@@ -430,6 +472,8 @@ class _Translator:
     def text_test(self, name: str, col: Any, text: str) -> tuple[_Pred, _Pred]:
         if not text:
             return True, False
+        if self.vendor == "sqlite" and name != "contains":
+            return _guarded(True, self.sqlite_affix(name, col, text))
         col = self.code_point(col)
         if name == "startsWith":
             condition = lookups.Exact(self.code_point(Left(col, len(text))), Value(text))
@@ -441,3 +485,17 @@ class _Translator:
         else:
             condition = lookups.GreaterThan(StrIndex(col, Value(text)), 0)
         return _guarded(True, condition)
+
+    @staticmethod
+    def sqlite_affix(name: str, col: Any, text: str) -> Any:
+        """startsWith/endsWith on SQLite, compared as the text's bytes: its ``substr()``
+        and ``length()`` of text stop at a NUL, of a blob they do not. A byte prefix
+        or suffix of text equal to a whole encoded text is a character one (the text
+        is never empty here)."""
+        data, part = Cast(col, models.BinaryField()), Cast(Value(text), models.BinaryField())
+        # substr() of an empty blob is NULL: only a blob as long as the text is cut.
+        position = Length(data) - Length(part) + 1 if name == "endsWith" else 1
+        cut = Substr(data, position, Length(part))
+        return Q(lookups.GreaterThanOrEqual(Length(data), Length(part))) & Q(
+            lookups.Exact(cut, part)
+        )
