@@ -13,7 +13,20 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from zerotrust.plan._plan import NotExpressibleError
 
-__all__ = ["code_points", "infinity", "is_nan", "on_sqlite", "position", "stored_as"]
+__all__ = [
+    "as_read",
+    "bpchar_read",
+    "code_points",
+    "enum_read",
+    "float4_read",
+    "infinity",
+    "is_nan",
+    "no_nul",
+    "on_sqlite",
+    "position",
+    "stored_as",
+    "zero_or_one",
+]
 
 
 class code_points(FunctionElement[str]):
@@ -125,6 +138,88 @@ def _position_default(element: position, compiler: SQLCompiler, **kw: Any) -> st
 @compiles(position, "sqlite")
 def _position_sqlite(element: position, compiler: SQLCompiler, **kw: Any) -> str:
     return f"instr({compiler.process(element.clauses, **kw)})"
+
+
+class no_nul(FunctionElement[bool]):
+    """Whether a text holds no NUL: SQLite's length() and substr() stop at the first
+    one, CEL counts every code point (PostgreSQL text cannot hold NUL)."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+
+
+@compiles(no_nul)
+def _no_nul_default(element: no_nul, compiler: SQLCompiler, **kw: Any) -> str:
+    return "true"
+
+
+@compiles(no_nul, "sqlite")
+def _no_nul_sqlite(element: no_nul, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"instr({compiler.process(element.clauses, **kw)}, char(0)) = 0"
+
+
+class zero_or_one(FunctionElement[bool]):
+    """Whether SQLite's BOOLEAN holds 0 or 1: SQLAlchemy reads any other value (2,
+    'true', 0.5) as ``bool(value)``, which the filter's ``= 1`` does not match."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+
+
+@compiles(zero_or_one)
+def _zero_or_one_default(element: zero_or_one, compiler: SQLCompiler, **kw: Any) -> str:
+    return "true"
+
+
+@compiles(zero_or_one, "sqlite")
+def _zero_or_one_sqlite(element: zero_or_one, compiler: SQLCompiler, **kw: Any) -> str:
+    value = compiler.process(element.clauses, **kw)
+    return f"(typeof({value}) = 'integer' AND {value} IN (0, 1))"
+
+
+class as_read(FunctionElement[Any]):
+    """A PostgreSQL column as the driver reads it, where its SQL value differs (the
+    subclasses); SQLite stores each as the value read."""
+
+    type: Any = sa.String()
+    inherit_cache = True
+    template = "{}"
+
+
+class float4_read(as_read):
+    """A REAL read from its text, as psycopg reads it (0.7, not the widened 0.6999...)."""
+
+    type = sa.Double()
+    inherit_cache = True
+    template = "CAST(CAST({} AS text) AS float8)"
+
+
+class bpchar_read(as_read):
+    """A CHAR(n) with its padding (``=``, length() and a cast to text drop it)."""
+
+    inherit_cache = True
+    template = "concat({})"
+
+
+class enum_read(as_read):
+    """A native ENUM as its label (it takes no collation and no substr())."""
+
+    inherit_cache = True
+    template = "CAST({} AS text)"
+
+
+@compiles(as_read)
+def _as_read_default(element: as_read, compiler: SQLCompiler, **kw: Any) -> str:
+    _supported(compiler)
+    if isinstance(element, float4_read) and compiler.dialect.driver == "asyncpg":
+        # (asyncpg reads a REAL in binary, not from its text)
+        raise NotExpressibleError("a REAL column is compared exactly with psycopg only")
+    return element.template.format(compiler.process(element.clauses, **kw))
+
+
+@compiles(as_read, "sqlite")
+def _as_read_sqlite(element: as_read, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
 
 
 def _supported(compiler: SQLCompiler) -> None:
