@@ -24,6 +24,7 @@ __all__ = [
     "no_nul",
     "on_sqlite",
     "position",
+    "sqlite_check",
     "stored_as",
     "zero_or_one",
 ]
@@ -140,41 +141,38 @@ def _position_sqlite(element: position, compiler: SQLCompiler, **kw: Any) -> str
     return f"instr({compiler.process(element.clauses, **kw)})"
 
 
-class no_nul(FunctionElement[bool]):
+class sqlite_check(FunctionElement[bool]):
+    """A check SQLite needs of a column's value (the subclasses); true elsewhere."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+    template = "1"
+
+
+class no_nul(sqlite_check):
     """Whether a text holds no NUL: SQLite's length() and substr() stop at the first
     one, CEL counts every code point (PostgreSQL text cannot hold NUL)."""
 
-    type = sa.Boolean()
     inherit_cache = True
+    template = "instr({0}, char(0)) = 0"
 
 
-@compiles(no_nul)
-def _no_nul_default(element: no_nul, compiler: SQLCompiler, **kw: Any) -> str:
-    return "true"
-
-
-@compiles(no_nul, "sqlite")
-def _no_nul_sqlite(element: no_nul, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"instr({compiler.process(element.clauses, **kw)}, char(0)) = 0"
-
-
-class zero_or_one(FunctionElement[bool]):
+class zero_or_one(sqlite_check):
     """Whether SQLite's BOOLEAN holds 0 or 1: SQLAlchemy reads any other value (2,
     'true', 0.5) as ``bool(value)``, which the filter's ``= 1`` does not match."""
 
-    type = sa.Boolean()
     inherit_cache = True
+    template = "(typeof({0}) = 'integer' AND {0} IN (0, 1))"
 
 
-@compiles(zero_or_one)
-def _zero_or_one_default(element: zero_or_one, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(sqlite_check)
+def _sqlite_check_default(element: sqlite_check, compiler: SQLCompiler, **kw: Any) -> str:
     return "true"
 
 
-@compiles(zero_or_one, "sqlite")
-def _zero_or_one_sqlite(element: zero_or_one, compiler: SQLCompiler, **kw: Any) -> str:
-    value = compiler.process(element.clauses, **kw)
-    return f"(typeof({value}) = 'integer' AND {value} IN (0, 1))"
+@compiles(sqlite_check, "sqlite")
+def _sqlite_check_sqlite(element: sqlite_check, compiler: SQLCompiler, **kw: Any) -> str:
+    return element.template.format(compiler.process(element.clauses, **kw))
 
 
 class as_read(FunctionElement[Any]):
