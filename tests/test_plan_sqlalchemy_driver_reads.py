@@ -331,3 +331,25 @@ def test_a_real_column_is_read_from_its_text_or_refused(driver: str, refused: bo
             where.compile(dialect=dialect)
     else:
         assert "CAST(CAST(t.x AS text) AS float8)" in str(where.compile(dialect=dialect))
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        'resource.properties.s == "a\\x00"',
+        'resource.properties.s in ["b", "a\\x00"]',
+        'resource.properties.s.contains("\\x00")',
+    ],
+)
+def test_a_literal_holding_nul_is_exact_on_sqlite_and_refused_on_postgresql(
+    engine: sa.Engine, condition: str
+) -> None:
+    """PostgreSQL text cannot hold a NUL (the driver refuses such a parameter)."""
+    rows = {"a": {"s": "a"}, "b": {"s": "b"}}
+    table = _table(engine, rows, s=sa.String())
+    for deny in (False, True):
+        if engine.dialect.name == "sqlite":
+            _assert_exact(engine, table, rows, condition, deny)
+        else:
+            with pytest.raises(NotExpressibleError, match="NUL"):
+                _selected(engine, table, _pdp(condition, deny))

@@ -22,6 +22,7 @@ __all__ = [
     "infinity",
     "is_nan",
     "no_nul",
+    "nul_text",
     "on_sqlite",
     "position",
     "sqlite_check",
@@ -217,6 +218,24 @@ def _as_read_default(element: as_read, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(as_read, "sqlite")
 def _as_read_sqlite(element: as_read, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+class nul_text(FunctionElement[str]):
+    """A string value holding a NUL: SQLite compares it whole, PostgreSQL text cannot
+    hold it (the driver refuses the parameter), so the filter is refused there."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(nul_text)
+def _nul_text_default(element: nul_text, compiler: SQLCompiler, **kw: Any) -> str:
+    raise NotExpressibleError(f"{compiler.dialect.name} text cannot hold a NUL character")
+
+
+@compiles(nul_text, "sqlite")
+def _nul_text_sqlite(element: nul_text, compiler: SQLCompiler, **kw: Any) -> str:
     return str(compiler.process(element.clauses, **kw))
 
 

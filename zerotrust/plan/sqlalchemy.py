@@ -119,6 +119,8 @@ class _Term:
             if math.isnan(self.value):
                 raise NotExpressibleError("NaN cannot be a value in a database filter")
             return _sql.infinity() if self.value > 0 else _sql.infinity(sa.literal(1))
+        if self.kind == "string" and "\0" in self.value:
+            return _sql.nul_text(sa.literal(self.value, sa.String()))
         return sa.literal(self.value, _LITERAL_TYPES[self.kind])
 
     def sql(self) -> ColumnElement[Any]:
