@@ -21,6 +21,16 @@ from zerotrust.plan.residual import Field
 from zerotrust.server import ServerConfig, create_app
 
 
+def _pdp(condition: str) -> PolicyDecisionPoint:
+    """Allow a record where ``condition`` holds."""
+    return PolicyDecisionPoint.from_texts(
+        {
+            "p.yaml": "policy: p\ntarget: {resources: [record], actions: [read]}\n"
+            f"rules:\n  - {{id: a, effect: allow, when: '{condition}'}}\n"
+        }
+    )
+
+
 def _search_table(
     tmp_path: Path,
     create: str,
@@ -37,11 +47,7 @@ def _search_table(
         c.execute(create)
         c.executemany(f"INSERT INTO records VALUES ({', '.join('?' * len(rows[0]))})", rows)
     c.close()
-    policy = (
-        "policy: p\ntarget: {resources: [record], actions: [read]}\n"
-        f"rules:\n  - {{id: a, effect: allow, when: '{condition}'}}\n"
-    )
-    pdp = PolicyDecisionPoint.from_texts({"p.yaml": policy})
+    pdp = _pdp(condition)
     section = {"url": f"sqlite:///{db}", "resources": {"record": {"table": "records"}}}
     section["resources"]["record"]["properties"] = properties
     config = ServerConfig(bearer_secrets=(SECRET,), search_database=section)
@@ -159,12 +165,7 @@ def test_property_names_with_dots_are_the_flat_properties(
         dict(zip(names, columns, strict=True)),
         condition,
     )
-    pdp = PolicyDecisionPoint.from_texts(
-        {
-            "p.yaml": "policy: p\ntarget: {resources: [record], actions: [read]}\n"
-            f"rules:\n  - {{id: a, effect: allow, when: '{condition}'}}\n"
-        }
-    )
+    pdp = _pdp(condition)
     allowed = []
     for n in range(3):
         props = {name: values[(n + k) % 3] for k, name in enumerate(names)}
@@ -177,3 +178,149 @@ def test_property_names_with_dots_are_the_flat_properties(
         if pdp.evaluate(request).allowed:
             allowed.append(str(n))
     assert found == allowed, (condition, names)
+
+
+# --- a NUL in SQLite text, a BOOLEAN holding 2: the filter's row is an error
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ("size(resource.properties.name) < 3", ["2"]),  # "x\0yyyyy" has 7 code points
+        ("resource.properties.flag != true", ["1"]),  # 2 in a BOOLEAN is read as True
+    ],
+)
+def test_a_nul_in_text_or_a_boolean_holding_2_escapes_no_condition(
+    tmp_path: Path, condition: str, expected: list[str]
+) -> None:
+    table = "CREATE TABLE records (id TEXT PRIMARY KEY, name TEXT, flag BOOLEAN)"
+    rows = [("1", "x\x00yyyyy", 0), ("2", "xy", 2)]
+    props = {"name": "name", "flag": "flag"}
+    assert _search_table(tmp_path, table, rows, props, condition) == expected
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    names=st.lists(st.text(alphabet="ab\x00", max_size=4), min_size=1, max_size=5),
+    condition=st.sampled_from(
+        [
+            "size(resource.properties.name) < 3",
+            'resource.properties.name.endsWith("b")',
+            'resource.properties.name.startsWith("a")',
+            'resource.properties.name.contains("b")',
+            'resource.properties.name == "ab"',
+        ]
+    ),
+    deny=st.booleans(),
+)
+def test_text_holding_nul_is_an_error_where_sqlite_counts_characters(
+    tmp_path_factory: pytest.TempPathFactory, names: list[str], condition: str, deny: bool
+) -> None:
+    if deny:
+        condition = f"!({condition})"
+    found = _search_table(
+        tmp_path_factory.mktemp("nul"),
+        "CREATE TABLE records (id TEXT PRIMARY KEY, name TEXT)",
+        [(str(n), name) for n, name in enumerate(names)],
+        {"name": "name"},
+        condition,
+    )
+    counted = "contains" not in condition and "==" not in condition
+    rows = {str(n): {} if counted and "\x00" in v else {"name": v} for n, v in enumerate(names)}
+    assert found == _allowed(condition, rows)
+
+
+def _allowed(condition: str, rows: dict[str, dict[str, Any]]) -> list[str]:
+    """The ids of ``rows`` (in order) ``evaluate`` allows under ``allow when condition``."""
+    pdp = _pdp(condition)
+    request = {"subject": {"type": "user", "id": "u"}, "action": {"name": "read"}}
+    return [
+        rid
+        for rid, props in rows.items()
+        if pdp.evaluate(
+            {**request, "resource": {"type": "record", "id": rid, "properties": props}}
+        ).allowed
+    ]
+
+
+# --- an INTEGER id column: a request's id is its text
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    ids=st.sets(st.integers(-20, 20), min_size=1, max_size=6),
+    condition=st.sampled_from(
+        [
+            'resource.id == "1"',
+            'resource.id != "1"',
+            'resource.id in ["1", "-3", "12"]',
+            'resource.id < "2"',
+            'resource.id.startsWith("1")',
+        ]
+    ),
+    limit=st.integers(1, 3),
+)
+def test_integer_ids_are_compared_as_their_text(
+    tmp_path_factory: pytest.TempPathFactory, ids: set[int], condition: str, limit: int
+) -> None:
+    found = _search_table(
+        tmp_path_factory.mktemp("ids"),
+        "CREATE TABLE records (id INTEGER PRIMARY KEY)",
+        [(i,) for i in sorted(ids)],
+        {},
+        condition,
+        limit=limit,
+    )
+    assert found == _allowed(condition, {str(i): {} for i in sorted(ids)})
+
+
+# --- a PostgreSQL native ENUM column: searched as its labels, never a 503
+
+
+def test_a_native_enum_column_is_searched_as_its_labels(postgres_url: str) -> None:
+    """Through the plan's filter, never a database error (a 503); a filter PostgreSQL
+    cannot run falls back to deciding rows one by one."""
+    import sqlalchemy as sa
+
+    from zerotrust.server.plan_search import PlanSearch
+    from zerotrust.server.search import PageTokens
+
+    engine = sa.create_engine(postgres_url)
+    statements = [
+        "DROP TABLE IF EXISTS records",
+        "DROP TYPE IF EXISTS records_tier",
+        "CREATE TYPE records_tier AS ENUM ('std', 'gold')",
+        "CREATE TABLE records (id TEXT PRIMARY KEY, tier records_tier)",
+        "INSERT INTO records VALUES ('1', 'gold'), ('2', 'std'), ('3', NULL)",
+    ]
+    with engine.begin() as c:
+        for statement in statements:
+            c.execute(sa.text(statement))
+    engine.dispose()
+    section = {"url": postgres_url, "resources": {"record": {"table": "records"}}}
+    section["resources"]["record"]["properties"] = {"tier": "tier"}
+    config = ServerConfig(bearer_secrets=(SECRET,), search_database=section).search_database
+    assert config is not None
+    search = PlanSearch(config)
+    try:
+        for condition, allowed in [
+            ('resource.properties.tier == "gold"', ("1",)),
+            ('resource.properties.tier.endsWith("d")', ("1", "2")),
+            ('resource.properties.tier < "h"', ("1",)),
+            ('resource.properties.tier == "gold\\x00"', None),  # PostgreSQL text: no NUL
+        ]:
+            pdp = _pdp(condition)
+            plan = pdp.plan(
+                {
+                    "subject": {"type": "user", "id": "u"},
+                    "action": {"name": "read"},
+                    "resource": {"type": "record"},
+                }
+            )
+            page = search.page(plan, PageTokens(b"k" * 32), "f", None, 10)
+            if allowed is None:  # not a filter on PostgreSQL: decided row by row
+                assert page is None, condition
+            else:
+                assert page is not None and page.ids == allowed, condition
+    finally:
+        search.close()

@@ -13,7 +13,22 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from zerotrust.plan._plan import NotExpressibleError
 
-__all__ = ["code_points", "infinity", "is_nan", "on_sqlite", "position", "stored_as"]
+__all__ = [
+    "as_read",
+    "bpchar_read",
+    "code_points",
+    "enum_read",
+    "float4_read",
+    "infinity",
+    "is_nan",
+    "no_nul",
+    "nul_text",
+    "on_sqlite",
+    "position",
+    "sqlite_check",
+    "stored_as",
+    "zero_or_one",
+]
 
 
 class code_points(FunctionElement[str]):
@@ -125,6 +140,103 @@ def _position_default(element: position, compiler: SQLCompiler, **kw: Any) -> st
 @compiles(position, "sqlite")
 def _position_sqlite(element: position, compiler: SQLCompiler, **kw: Any) -> str:
     return f"instr({compiler.process(element.clauses, **kw)})"
+
+
+class sqlite_check(FunctionElement[bool]):
+    """A check SQLite needs of a column's value (the subclasses); true elsewhere."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+    template = "1"
+
+
+class no_nul(sqlite_check):
+    """Whether a text holds no NUL: SQLite's length() and substr() stop at the first
+    one, CEL counts every code point (PostgreSQL text cannot hold NUL)."""
+
+    inherit_cache = True
+    template = "instr({0}, char(0)) = 0"
+
+
+class zero_or_one(sqlite_check):
+    """Whether SQLite's BOOLEAN holds 0 or 1: SQLAlchemy reads any other value (2,
+    'true', 0.5) as ``bool(value)``, which the filter's ``= 1`` does not match."""
+
+    inherit_cache = True
+    template = "(typeof({0}) = 'integer' AND {0} IN (0, 1))"
+
+
+@compiles(sqlite_check)
+def _sqlite_check_default(element: sqlite_check, compiler: SQLCompiler, **kw: Any) -> str:
+    return "true"
+
+
+@compiles(sqlite_check, "sqlite")
+def _sqlite_check_sqlite(element: sqlite_check, compiler: SQLCompiler, **kw: Any) -> str:
+    return element.template.format(compiler.process(element.clauses, **kw))
+
+
+class as_read(FunctionElement[Any]):
+    """A PostgreSQL column as the driver reads it, where its SQL value differs (the
+    subclasses); SQLite stores each as the value read."""
+
+    type: Any = sa.String()
+    inherit_cache = True
+    template = "{}"
+
+
+class float4_read(as_read):
+    """A REAL read from its text, as psycopg reads it (0.7, not the widened 0.6999...)."""
+
+    type = sa.Double()
+    inherit_cache = True
+    template = "CAST(CAST({} AS text) AS float8)"
+
+
+class bpchar_read(as_read):
+    """A CHAR(n) with its padding (``=``, length() and a cast to text drop it)."""
+
+    inherit_cache = True
+    template = "concat({})"
+
+
+class enum_read(as_read):
+    """A native ENUM as its label (it takes no collation and no substr())."""
+
+    inherit_cache = True
+    template = "CAST({} AS text)"
+
+
+@compiles(as_read)
+def _as_read_default(element: as_read, compiler: SQLCompiler, **kw: Any) -> str:
+    _supported(compiler)
+    if isinstance(element, float4_read) and compiler.dialect.driver == "asyncpg":
+        # (asyncpg reads a REAL in binary, not from its text)
+        raise NotExpressibleError("a REAL column is compared exactly with psycopg only")
+    return element.template.format(compiler.process(element.clauses, **kw))
+
+
+@compiles(as_read, "sqlite")
+def _as_read_sqlite(element: as_read, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+class nul_text(FunctionElement[str]):
+    """A string value holding a NUL: SQLite compares it whole, PostgreSQL text cannot
+    hold it (the driver refuses the parameter), so the filter is refused there."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(nul_text)
+def _nul_text_default(element: nul_text, compiler: SQLCompiler, **kw: Any) -> str:
+    raise NotExpressibleError(f"{compiler.dialect.name} text cannot hold a NUL character")
+
+
+@compiles(nul_text, "sqlite")
+def _nul_text_sqlite(element: nul_text, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
 
 
 def _supported(compiler: SQLCompiler) -> None:

@@ -119,6 +119,8 @@ class _Term:
             if math.isnan(self.value):
                 raise NotExpressibleError("NaN cannot be a value in a database filter")
             return _sql.infinity() if self.value > 0 else _sql.infinity(sa.literal(1))
+        if self.kind == "string" and "\0" in self.value:
+            return _sql.nul_text(sa.literal(self.value, sa.String()))
         return sa.literal(self.value, _LITERAL_TYPES[self.kind])
 
     def sql(self) -> ColumnElement[Any]:
@@ -207,6 +209,12 @@ class _Translator:
             column = self.column(node.name)
             kind = _column_kind(column)
             present = column.expr.is_not(None)
+            if node.path == ("id",) and kind != "string":
+                return _id_as_text(column, kind)
+            read = _as_read(column)
+            if kind == "bool":  # SQLAlchemy reads bool(value): exact on 0 and 1 alone
+                guards = (present, _sql.zero_or_one(column.expr))
+                return _Term(kind, read, None, guards, (column.relationships,))
             text = None
             if kind != "string":
                 stored = _sql.stored_as(column.expr, sa.literal_column("'text'"))
@@ -220,14 +228,14 @@ class _Translator:
             own = _sql.stored_as(
                 column.expr, *(sa.literal_column(f"'{c}'") for c in _STORAGE[kind])
             )
-            return _Term(kind, column.expr, None, (present, own), (column.relationships,), text)
+            return _Term(kind, read, None, (present, own), (column.relationships,), text)
         if isinstance(node, r.Call) and node.name == "size" and not node.args:
             target = self.term(node.target)
             if target is not None and target.kind != "string":
                 target = target.text
             if target is None or target.expr is None:
                 return None  # size of a number or bool: an error
-            return attrs.evolve(target, kind="int", expr=sa.func.length(target.expr))
+            return attrs.evolve(_counted(target), kind="int", expr=sa.func.length(target.expr))
         raise NotExpressibleError(f"{r.to_cel(node)} cannot be compared in a database filter")
 
     def compare(self, node: r.Compare) -> _Pair:
@@ -318,6 +326,10 @@ def _string_call(name: str, text: _Term, part: _Term) -> _Pair:
         return _NEVER  # no such overload: an error
     t, p = text.raw(), part.raw()
     length = sa.func.length
+    if name != "contains":  # (instr() reads past a NUL, length() and substr() do not)
+        text, part = _counted(text), _counted(part)
+        if part.expr is None and "\0" in part.value:
+            return _constant(False, [text])  # a text without NUL: neither starts nor ends so
     if name == "startsWith":
         expr = _sql.code_points(sa.func.substr(t, 1, length(p))) == p
     elif name == "endsWith":
@@ -338,6 +350,57 @@ _STORAGE: Mapping[str, tuple[str, ...]] = {
     "bool": ("integer",),
     "string": ("text",),
 }
+
+
+def _counted(term: _Term) -> _Term:
+    """A string term whose characters SQL counts as CEL does: an error where SQLite's
+    text holds a NUL (its length() and substr() stop there)."""
+    if term.expr is None:
+        return term
+    return attrs.evolve(term, guards=(*term.guards, _sql.no_nul(term.expr)))
+
+
+def _id_as_text(column: _Column, kind: str) -> _Term:
+    """``resource.id`` mapped to an integer column: a request's id is a string (the
+    application passes ``str(pk)``), so the column is compared as its text."""
+    if kind != "int":
+        raise NotExpressibleError(
+            f"{column.path} is a {column.expr.type} column: an id column is a string or an integer"
+        )
+    stored = _sql.stored_as(
+        column.expr, *(sa.literal_column(f"'{c}'") for c in ("integer", "text"))
+    )
+    return _Term(
+        "string",
+        sa.cast(column.expr, sa.String()),
+        guards=(column.expr.is_not(None), stored),
+        relationships=(column.relationships,),
+    )
+
+
+def _as_read(column: _Column) -> ColumnElement[Any]:
+    """The column as the driver reads it, where PostgreSQL's SQL value differs."""
+    type_ = _own_type(column.expr.type)
+    if isinstance(type_, sa.Enum):
+        if type_.enum_class is not None:
+            raise NotExpressibleError(
+                f"{column.path} is an Enum of {type_.enum_class.__name__}: map its text"
+            )
+        return _sql.enum_read(column.expr)
+    if isinstance(type_, sa.CHAR | sa.NCHAR):
+        return _sql.bpchar_read(column.expr)
+    if isinstance(type_, sa.REAL) or (
+        isinstance(type_, sa.Float)
+        and not isinstance(type_, sa.Double)
+        and type_.precision is not None
+        and type_.precision <= 24
+    ):
+        return _sql.float4_read(column.expr)
+    return column.expr
+
+
+def _own_type(type_: Any) -> Any:
+    return type_.impl_instance if isinstance(type_, sa.TypeDecorator) else type_
 
 
 def _const(value: bool) -> ColumnElement[bool]:
@@ -381,9 +444,7 @@ def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
 
 
 def _column_kind(column: _Column) -> str:
-    type_ = column.expr.type
-    if isinstance(type_, sa.TypeDecorator):
-        type_ = type_.impl_instance
+    type_ = _own_type(column.expr.type)
     for base, kind in (
         (sa.Boolean, "bool"),
         (sa.Integer, "int"),

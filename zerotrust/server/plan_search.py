@@ -124,11 +124,12 @@ class PlanSearch:
 
         mapped = self._types[plan.resource_type]
         try:
-            where = to_filter(plan, mapped.columns)
+            statement = sa.select(mapped.id).where(to_filter(plan, mapped.columns))
+            # (some filters are refused only for a database: compiled for it here)
+            statement.compile(dialect=self._engine.dialect)
         except NotExpressibleError as exc:
             _log.info("resource search decides rows one by one: %s", exc)
             return None
-        statement = sa.select(mapped.id).where(where)
         if token is not None:
             statement = statement.where(mapped.order > _after(tokens, token, fingerprint))
         statement = statement.order_by(mapped.order).limit(limit + 1)
