@@ -18,16 +18,14 @@ from typing import Any
 import lark
 
 from zerotrust.cel import VARIABLES, SetFunction
-from zerotrust.cel._compiler import FUNCTIONS, compile_expression
+from zerotrust.cel._compiler import FUNCTIONS, _error_message, compile_expression
 from zerotrust.cel._syntax import parse
 from zerotrust.plan import residual as r
+from zerotrust.policy.typecheck_nodes import exprs as _exprs
+from zerotrust.policy.typecheck_nodes import unwrap as _unwrap
 
 __all__ = ["Template", "template"]
 
-_WRAPPERS = frozenset(
-    {"expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication"}
-    | {"unary", "member", "primary", "paren_expr"}
-)
 _RELATIONS = {
     "relation_lt": "<",
     "relation_le": "<=",
@@ -48,17 +46,6 @@ Template = Callable[[Mapping[str, Any]], r.Node]
 def template(source: str, functions: Mapping[str, SetFunction] | None) -> Template:
     """The template of one condition's ``source`` (already accepted by the compiler)."""
     return _Builder(source, functions).build(parse(source, FUNCTIONS).tree)
-
-
-def _unwrap(node: Any) -> Any:
-    while (
-        isinstance(node, lark.Tree)
-        and len(node.children) == 1
-        and node.data in _WRAPPERS
-        and isinstance(node.children[0], lark.Tree)
-    ):
-        node = node.children[0]
-    return node
 
 
 def _reads_resource(node: Any) -> bool:
@@ -86,10 +73,6 @@ def _is_resource(node: Any) -> bool:
     )
 
 
-def _exprs(node: Any) -> list[Any]:
-    return list(node.children) if isinstance(node, lark.Tree) else []
-
-
 class _Builder:
     def __init__(self, source: str, functions: Mapping[str, SetFunction] | None) -> None:
         self.source = source
@@ -106,7 +89,7 @@ class _Builder:
             try:
                 return r.Value(fn(bindings))
             except Exception as exc:  # a CEL error at plan time: kept, as CEL keeps it
-                return r.Error(_message(exc))
+                return r.Error(_error_message(exc))
 
         return known
 
@@ -317,7 +300,7 @@ def fn_value(fn: Callable[[Any], Any], bindings: Mapping[str, Any]) -> r.Node:
     try:
         return r.Value(fn(bindings))
     except Exception as exc:  # a CEL error: kept, as CEL keeps it
-        return r.Error(_message(exc))
+        return r.Error(_error_message(exc))
 
 
 def _outcome(fn: Callable[[Any], Any], bindings: Mapping[str, Any]) -> str | None:
@@ -368,9 +351,3 @@ def _call(name: str, target: r.Node, args: tuple[r.Node, ...]) -> r.Node:
         if isinstance(node, r.Error):
             return node
     return r.Call(name, target, args)
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, KeyError):
-        return f"no such key: {exc.args[0]!r}" if exc.args else "no such key"
-    return str(exc) or type(exc).__name__

@@ -111,10 +111,24 @@ class Plan:
     decision_id: str
     evaluated_at: datetime.datetime
     _decide_row: _Decider = attrs.field(eq=False, repr=False, alias="decide_row")
+    #: The part of the condition a filter cannot hold, found once (rows read it often).
+    not_expressible: str | None = attrs.field(init=False, eq=False, repr=False)
+    # Whether the step-up's and every obligation branch's condition are filters too
+    # (else rows are decided for them).
+    _step_up_exact: bool = attrs.field(init=False, eq=False, repr=False)
+    _branches_exact: bool = attrs.field(init=False, eq=False, repr=False)
 
-    @property
-    def not_expressible(self) -> str | None:
+    @not_expressible.default
+    def _not_expressible(self) -> str | None:
         return r.expressible(self.condition)
+
+    @_step_up_exact.default
+    def _step_up_is_exact(self) -> bool:
+        return self.step_up is None or r.expressible(self.step_up.condition) is None
+
+    @_branches_exact.default
+    def _branches_are_exact(self) -> bool:
+        return all(r.expressible(b.condition) is None for b in self.obligations)
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -137,7 +151,7 @@ class Plan:
         """Whether a step-up would open this resource (see :class:`StepUpPlan`)."""
         if self.step_up is None:
             return False
-        if r.expressible(self.step_up.condition) is None:
+        if self._step_up_exact:
             return r.holds(self.step_up.condition, _row(resource)) is True
         decision = self._decide_row(_row(resource))
         return decision.effect is Effect.STEP_UP and any(
@@ -158,10 +172,11 @@ class Plan:
         """The obligations the decision for this resource carries: those of every
         branch it meets when it is allowed, else none."""
         row = _row(resource)
+        if not self._branches_exact or self.not_expressible is not None:
+            decision = self._decide_row(row)  # (once: its effect and its obligations)
+            return decision.obligations if decision.allowed else ()
         if not self.matches(row):
             return ()
-        if any(r.expressible(b.condition) is not None for b in self.obligations):
-            return self._decide_row(row).obligations
         found: list[Obligation] = []
         for branch in self.obligations:
             if r.holds(branch.condition, row) is True:

@@ -98,10 +98,12 @@ class Planner:
             "now": now,
         }
         fired_signals = self._signals(applicable, bindings, errors)
-        known_score = sum(points for _, points, node in fired_signals if node is None)
-        known_names = [name for name, _, node in fired_signals if node is None]
+        risk = Risk(
+            score=min(100, sum(points for _, points, node in fired_signals if node is None)),
+            signals=tuple(name for name, _, node in fired_signals if node is None),
+        )
         branches = _risk_branches(fired_signals)
-        known_risk = {"score": min(100, known_score), "signals": list(known_names)}
+        known_risk = risk.to_dict()
 
         allows: list[r.Node] = []
         blocks: list[r.Node] = []  # denies and step-ups, as fires(...)
@@ -118,7 +120,7 @@ class Planner:
                     if rule.obligations and not _is_false(made):
                         obligations.append(ObligationBranch(made, rule.obligations))
                 else:
-                    fired = _fires(made, branches)
+                    fired = _fires(made)
                     blocks.append(fired)
                     if rule.effect is Effect.STEP_UP and not _is_false(fired):
                         step_ups.append((fired, rule))
@@ -149,7 +151,7 @@ class Planner:
             condition=condition,
             step_up=step_up,
             obligations=tuple(obligations),
-            risk=Risk(score=min(100, known_score), signals=tuple(known_names)),
+            risk=risk,
             errors=tuple(errors),
             policy_revision=self.policies.revision,
             decision_id=_decision_id(),
@@ -246,7 +248,7 @@ def _risk_branches(signals: list[_Signal]) -> list[tuple[r.Node, Mapping[str, An
     return made
 
 
-def _fires(made: r.Node, branches: list[tuple[r.Node, Mapping[str, Any]]]) -> r.Node:
+def _fires(made: r.Node) -> r.Node:
     if isinstance(made, _Branches):
         return r.any_of([r.and_(guard, r.fires(part)) for guard, part in made.parts])
     return r.fires(made)
